@@ -1,0 +1,1 @@
+"""The data flow, stage by stage: ingest, validate, pricing, scrub, report."""

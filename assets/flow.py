@@ -1,0 +1,147 @@
+"""The claim assets, stage by stage. Each is a thin wrapper over plain functions; the data lives in DuckDB,
+one batch at a time, and every stage rewrites only its own batch."""
+
+
+import time
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from reference.assets import REFERENCE_ASSETS
+
+from . import outputs
+from .pricing import price_batch
+from .readers import InputFileError, file_sha256, load_mapping, detect_kind, stage_csv, stage_excel
+from .scrub import scrub_batch
+from .tables import clear_batch, ensure_schema
+from .validate import validate_batch
+
+ROWS_ACCOUNTED = "rows_accounted"
+
+
+class BatchConfig(dg.Config):
+    """One scrub run: the batch it writes, its input files and where its reports go."""
+
+    batch_id: str
+    files: list[str] = []
+    file_names: list[str] = []
+    mapping_file: str = ""
+    default_locality: str = ""
+    out_dir: str = ""
+    show_ids: bool = False
+
+
+@dg.asset(group_name="ingest", kinds={"duckdb"})
+def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
+                   duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """One row per data row of each input export (CSV or Excel), as text, with source file and row."""
+    started = time.monotonic()
+    mapping = load_mapping(config.mapping_file or None)
+    names = config.file_names or [Path(f).name for f in config.files]
+    per_file = {}
+    with duckdb.get_connection() as con:
+        ensure_schema(con)
+        con.execute("begin transaction")
+        clear_batch(con, "raw_claim_rows", config.batch_id)
+        clear_batch(con, "batch_files", config.batch_id)
+        clear_batch(con, "batches", config.batch_id)
+        for index, (file, name) in enumerate(zip(config.files, names)):
+            path = Path(file)
+            kind = detect_kind(path)
+            if kind == "xlsx":
+                count = stage_excel(con, path, "raw_claim_rows", config.batch_id, index, name, mapping)
+            elif kind == "csv":
+                count = stage_csv(con, path, "raw_claim_rows", config.batch_id, index, name, mapping)
+            else:
+                raise InputFileError(f"{path}: X12 files are not supported yet")
+            con.execute(
+                "insert into batch_files values (?, ?, ?, ?, ?, ?, ?)",
+                [config.batch_id, index, name, str(path), file_sha256(path), kind, count],
+            )
+            per_file[name] = count
+        con.execute("insert into batches values (?, current_timestamp, ?)",
+                    [config.batch_id, "; ".join(names)])
+        con.execute("commit")
+    context.log.info(f"read {sum(per_file.values())} rows from {len(per_file)} file(s)")
+    return dg.MaterializeResult(
+        metadata={"rows_read": sum(per_file.values()), "files": len(per_file),
+                  "seconds": round(time.monotonic() - started, 2)}
+    )
+
+
+@dg.multi_asset(
+    group_name="validate",
+    specs=[
+        dg.AssetSpec("claim_lines", deps=[raw_claim_rows], kinds={"duckdb", "pandera"},
+                     description="One row per validated claim line of a batch (the scrubbable rows)."),
+        dg.AssetSpec("claim_quarantine", deps=[raw_claim_rows], kinds={"duckdb", "pandera"},
+                     description="One row per input row that cannot be scrubbed, with every reason found."),
+    ],
+    check_specs=[dg.AssetCheckSpec(ROWS_ACCOUNTED, asset="claim_lines", blocking=True,
+                                   description="rows read = lines scrubbed + rows quarantined")],
+)
+def validated_claims(config: BatchConfig, duckdb: DuckDBResource):
+    """Validate a batch with Pandera: scrubbable rows become claim lines, the rest go to the quarantine."""
+    started = time.monotonic()
+    with duckdb.get_connection() as con:
+        con.execute("begin transaction")
+        counts = validate_batch(con, config.batch_id)
+        con.execute("commit")
+        read = con.execute("select count(*) from raw_claim_rows where batch_id = ?",
+                           [config.batch_id]).fetchall()[0][0]
+    seconds = round(time.monotonic() - started, 2)
+    yield dg.MaterializeResult(asset_key="claim_lines",
+                               metadata={"lines": counts["lines"], "seconds": seconds})
+    yield dg.MaterializeResult(asset_key="claim_quarantine", metadata={"rows_quarantined": counts["quarantined"]})
+    yield dg.AssetCheckResult(
+        asset_key="claim_lines",
+        check_name=ROWS_ACCOUNTED,
+        passed=read == counts["lines"] + counts["quarantined"],
+        metadata={"rows_read": read, "lines": counts["lines"], "quarantined": counts["quarantined"]},
+    )
+
+
+@dg.asset(group_name="scrub", kinds={"duckdb"},
+          deps=["claim_lines", "rvu_fee_schedule", "gpci_localities", "zip_localities", "mue_limits",
+                "ncci_ptp_edits"])
+def priced_lines(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """One row per claim line of a batch: the releases that judge it and its Medicare expected allowed."""
+    started = time.monotonic()
+    with duckdb.get_connection() as con:
+        con.execute("begin transaction")
+        counts = price_batch(con, config.batch_id, config.default_locality)
+        con.execute("commit")
+    return dg.MaterializeResult(metadata={**counts, "seconds": round(time.monotonic() - started, 2)})
+
+
+@dg.asset(group_name="scrub", kinds={"duckdb"}, deps=[priced_lines, "adjustment_codes"])
+def line_flags(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """One row per finding: a rule of RULES.md that a claim line of the batch breaks."""
+    started = time.monotonic()
+    with duckdb.get_connection() as con:
+        con.execute("begin transaction")
+        by_severity = scrub_batch(con, config.batch_id)
+        con.execute("commit")
+    return dg.MaterializeResult(
+        metadata={"findings": sum(by_severity.values()), **{f"findings_{k}": v for k, v in by_severity.items()},
+                  "seconds": round(time.monotonic() - started, 2)}
+    )
+
+
+@dg.asset(group_name="report", kinds={"excel", "csv"}, deps=[line_flags, "claim_quarantine"])
+def scrub_report(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """One set of output files per batch: flags, lines, quarantine, summary and the denial-risk workbook."""
+    started = time.monotonic()
+    if not config.out_dir:
+        return dg.MaterializeResult(metadata={"written": "no output folder configured"})
+    with duckdb.get_connection() as con:
+        summary = outputs.write_outputs(con, config.batch_id, Path(config.out_dir), config.show_ids)
+    return dg.MaterializeResult(
+        metadata={"out_dir": config.out_dir, "findings": summary["findings"]["total"],
+                  "seconds": round(time.monotonic() - started, 2)}
+    )
+
+
+CLAIM_ASSETS = [raw_claim_rows, validated_claims, priced_lines, line_flags, scrub_report]
+ALL_ASSETS = [*REFERENCE_ASSETS, *CLAIM_ASSETS]

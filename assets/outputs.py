@@ -1,0 +1,165 @@
+"""The files of one scrub run: flags.csv, lines.csv, quarantine.csv, summary.json and the workbook.
+
+Everything is written to a sibling temporary folder and moved into place at the end, so a failed run
+leaves no half-written report. Patient identifiers are replaced by a keyed hash unless asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipelines.settings import site_secret
+from reports.workbook import build_workbook
+
+from .rules import registry_frame
+
+OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "summary.json", "denial-risk-report.xlsx"]
+SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
+
+FLAG_COLUMNS = """
+    l.claim_id, l.line_number, l.hcpcs, f.rule_id, f.category, f.severity, f.carc, f.dollars_at_risk,
+    f.message, p.rvu_release, p.ptp_release, p.mue_release,
+    l.source_file, l.source_row, l.date_of_service, l.modifier_text as modifiers, {units} as units,
+    l.provider as provider_npi, l.payer, r.fix, pl.claim_id as partner_claim_id,
+    pl.line_number as partner_line_number, f.ptp_column_1, f.ptp_column_2, f.ptp_modifier_indicator,
+    f.ptp_rationale, p.reference_match
+"""
+UNITS = ("case when l.units = trunc(l.units) then cast(cast(l.units as bigint) as varchar) "
+         "else cast(cast(l.units as double) as varchar) end")
+
+FLAGS_SQL = f"""
+select {FLAG_COLUMNS.format(units=UNITS)} {{extra}}
+from line_flags f
+join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id
+join priced_lines p on p.batch_id = f.batch_id and p.line_id = f.line_id
+left join claim_lines pl on pl.batch_id = f.batch_id and pl.line_id = f.partner_line_id
+join rule_registry r on r.id = f.rule_id
+where f.batch_id = $batch
+order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id
+"""
+
+LINES_SQL = f"""
+select l.source_file, l.source_row, l.claim_id, l.line_number, l.date_of_service, l.hcpcs,
+       l.modifier_text as modifiers, {UNITS} as units, l.component, l.place_of_service,
+       l.facility, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
+       p.mue_release, coalesce(s.finding_count, 0) as finding_count, coalesce(s.worst, '') as worst_severity,
+       p.gpci_release, p.unit_fee, l.claim_type, l.payer, l.provider as provider_npi, {{patient}} as patient
+from claim_lines l
+join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
+left join (
+    select line_id, count(*) as finding_count,
+           case min({SEVERITY_RANK}) when 1 then 'deny' when 2 then 'review' else 'info' end as worst
+    from line_flags f where batch_id = $batch group by line_id
+) s on s.line_id = l.line_id
+where l.batch_id = $batch
+order by l.file_index, l.source_row
+"""
+
+QUARANTINE_SQL = """
+select source_file, source_row, claim_id, line_number, reasons
+from claim_quarantine where batch_id = $batch order by file_index, source_row
+"""
+
+
+def patient_expression(show_ids: bool, column: str = "l.patient_id") -> str:
+    return column if show_ids else f"'P-' || left(sha256($secret || '|' || {column}), 12)"
+
+
+def _copy_csv(con, sql: str, params: dict, path: Path) -> None:
+    con.execute(f"copy ({sql}) to '{path}' (header, delimiter ',')", params)
+
+
+def summarise(con, batch_id: str) -> dict:
+    one = lambda sql: con.execute(sql, {"batch": batch_id}).fetchall()  # noqa: E731
+    rows_read = one("select count(*) from raw_claim_rows where batch_id = $batch")[0][0]
+    lines = one("select count(*) from claim_lines where batch_id = $batch")[0][0]
+    quarantined = one("select count(*) from claim_quarantine where batch_id = $batch")[0][0]
+    by_category = dict(one("select category, count(*) from line_flags where batch_id = $batch group by 1 order by 1"))
+    by_severity = dict(one("select severity, count(*) from line_flags where batch_id = $batch group by 1 order by 1"))
+    by_rule = dict(one("select rule_id, count(*) from line_flags where batch_id = $batch group by 1 order by 1"))
+    # Money is counted once per line: a line with two deny findings is one denial.
+    dollars_by_severity = {
+        k: float(v) for k, v in one(
+            """select severity, sum(amount) from (
+                   select distinct line_id, severity, dollars_at_risk as amount from line_flags
+                   where batch_id = $batch) group by 1 order by 1""")
+    }
+    dollars_by_category = {
+        k: float(v) for k, v in one(
+            """select category, sum(amount) from (
+                   select distinct line_id, category, dollars_at_risk as amount from line_flags
+                   where batch_id = $batch and severity = 'deny') group by 1 order by 1""")
+    }
+    expected = one("select coalesce(sum(expected_allowed), 0) from priced_lines where batch_id = $batch")[0][0]
+    releases = [
+        {"table": t, "release": r, "effective_start": str(s), "effective_end": str(e), "source_files": f,
+         "sha256": h, "rows": n}
+        for t, r, s, e, f, h, n in one(
+            """select distinct rr.table_name, rr.release_id, rr.effective_start, rr.effective_end,
+                      rr.source_files, rr.sha256, rr.row_count
+               from ref_releases rr
+               join (select unnest([rvu_release, gpci_release, ptp_release, mue_release]) as release_id
+                     from priced_lines where batch_id = $batch) used on used.release_id = rr.release_id
+               where rr.table_name in ('rvu', 'gpci', 'ptp', 'mue_practitioner', 'mue_outpatient_hospital')
+               order by 1, 2""")
+    ]
+    files = [
+        {"file": name, "path": path, "sha256": sha, "kind": kind, "rows_read": read,
+         "lines_scrubbed": lines_n, "rows_quarantined": quarantined_n}
+        for name, path, sha, kind, read, lines_n, quarantined_n in one(
+            """select b.source_file, b.path, b.sha256, b.kind, b.rows_read,
+                      (select count(*) from claim_lines l where l.batch_id = b.batch_id
+                          and l.file_index = b.file_index),
+                      (select count(*) from claim_quarantine q where q.batch_id = b.batch_id
+                          and q.file_index = b.file_index)
+               from batch_files b where b.batch_id = $batch order by b.file_index""")
+    ]
+    started = one("select started_at from batches where batch_id = $batch")
+    return {
+        "batch_id": batch_id,
+        "rows_read": rows_read,
+        "lines_scrubbed": lines,
+        "rows_quarantined": quarantined,
+        "findings": {"total": sum(by_severity.values()), "by_severity": by_severity,
+                     "by_category": by_category, "by_rule": by_rule},
+        "dollars_at_risk": {"by_severity": dollars_by_severity, "deny_by_category": dollars_by_category},
+        "expected_allowed_total": float(expected),
+        "reference_releases": releases,
+        "files": files,
+        "started": started[0][0].replace(tzinfo=timezone.utc).isoformat() if started else None,
+        "finished": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool) -> dict:
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    os.chmod(staging, 0o700)
+    try:
+        con.register("registry_frame", registry_frame())
+        con.execute("create or replace temp table rule_registry as select * from registry_frame")
+        con.unregister("registry_frame")
+        params = {"batch": batch_id}
+        masked = params if show_ids else {**params, "secret": site_secret()}
+        patient = patient_expression(show_ids)
+        _copy_csv(con, FLAGS_SQL.replace("{extra}", ""), params, staging / "flags.csv")
+        _copy_csv(con, LINES_SQL.replace("{patient}", patient), masked, staging / "lines.csv")
+        _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
+        summary = summarise(con, batch_id)
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        findings = con.execute(FLAGS_SQL.replace("{extra}", f", {patient} as patient"), masked)
+        columns = [d[0] for d in findings.description]
+        build_workbook(staging / "denial-risk-report.xlsx", summary, columns, findings.fetchall())
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in OUTPUT_FILES:
+            os.chmod(staging / name, 0o600)
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary

@@ -1,0 +1,306 @@
+"""Readers for claim exports: CSV (any common encoding and delimiter) and Excel workbooks.
+
+Each reader lands one file's rows in DuckDB as text, under the canonical column names of INTERFACE.md,
+with the source file and its 1-based data row. Nothing is interpreted here beyond the header names:
+parsing values is the validate stage's job, so that every problem becomes a quarantine reason.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+REQUIRED = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "units"]
+OPTIONAL = [
+    "modifier_1", "modifier_2", "modifier_3", "modifier_4", "modifiers", "charge",
+    "rendering_npi", "billing_npi", "place_of_service", "claim_type",
+    "diagnosis_1", "diagnosis_2", "diagnosis_3", "diagnosis_4", "diagnoses",
+    "payer", "locality", "service_zip",
+]
+CANONICAL = REQUIRED + OPTIONAL
+
+# Header aliases seen in practice-management exports, keyed by the normalised header.
+ALIASES = {
+    "claim": "claim_id", "claimid": "claim_id", "claimno": "claim_id", "claimnumber": "claim_id",
+    "claimnum": "claim_id", "encounterid": "claim_id", "invoice": "claim_id", "invoicenumber": "claim_id",
+    "line": "line_number", "lineno": "line_number", "linenum": "line_number", "linenumber": "line_number",
+    "ln": "line_number", "lineitem": "line_number", "seq": "line_number", "sequence": "line_number",
+    "patient": "patient_id", "patientid": "patient_id", "memberid": "patient_id", "member": "patient_id",
+    "mrn": "patient_id", "accountnumber": "patient_id", "account": "patient_id", "patientaccount": "patient_id",
+    "subscriberid": "patient_id", "patientnumber": "patient_id",
+    "dos": "date_of_service", "servicedate": "date_of_service", "dateofservice": "date_of_service",
+    "dosfrom": "date_of_service", "fromdate": "date_of_service", "svcdate": "date_of_service",
+    "datefrom": "date_of_service",
+    "cpt": "hcpcs", "cptcode": "hcpcs", "procedure": "hcpcs", "procedurecode": "hcpcs", "proccode": "hcpcs",
+    "hcpcscode": "hcpcs", "cpthcpcs": "hcpcs", "code": "hcpcs", "hcpcs": "hcpcs", "cptcd": "hcpcs",
+    "unit": "units", "units": "units", "qty": "units", "quantity": "units", "unitsofservice": "units",
+    "days": "units", "daysunits": "units", "serviceunits": "units",
+    "mod1": "modifier_1", "mod2": "modifier_2", "mod3": "modifier_3", "mod4": "modifier_4",
+    "modifier1": "modifier_1", "modifier2": "modifier_2", "modifier3": "modifier_3", "modifier4": "modifier_4",
+    "modifier": "modifiers", "modifiers": "modifiers", "mods": "modifiers",
+    "charge": "charge", "charges": "charge", "amount": "charge", "billedamount": "charge",
+    "chargeamount": "charge", "billed": "charge", "linecharge": "charge", "totalcharge": "charge",
+    "renderingnpi": "rendering_npi", "renderingprovidernpi": "rendering_npi", "rendering": "rendering_npi",
+    "providernpi": "rendering_npi", "npi": "rendering_npi", "performingnpi": "rendering_npi",
+    "billingnpi": "billing_npi", "billingprovidernpi": "billing_npi", "groupnpi": "billing_npi",
+    "billing": "billing_npi",
+    "pos": "place_of_service", "placeofservice": "place_of_service", "poscode": "place_of_service",
+    "claimtype": "claim_type", "billtype": "claim_type", "type": "claim_type",
+    "dx1": "diagnosis_1", "dx2": "diagnosis_2", "dx3": "diagnosis_3", "dx4": "diagnosis_4",
+    "diag1": "diagnosis_1", "diag2": "diagnosis_2", "diag3": "diagnosis_3", "diag4": "diagnosis_4",
+    "diagnosis1": "diagnosis_1", "diagnosis2": "diagnosis_2", "diagnosis3": "diagnosis_3",
+    "diagnosis4": "diagnosis_4", "icd1": "diagnosis_1", "icd2": "diagnosis_2", "icd3": "diagnosis_3",
+    "icd4": "diagnosis_4", "diagnosiscode1": "diagnosis_1", "diagnosiscode2": "diagnosis_2",
+    "diagnosiscode3": "diagnosis_3", "diagnosiscode4": "diagnosis_4",
+    "dx": "diagnoses", "diagnoses": "diagnoses", "diagnosis": "diagnoses", "diagnosiscodes": "diagnoses",
+    "icd10": "diagnoses", "dxcodes": "diagnoses",
+    "payer": "payer", "payor": "payer", "payername": "payer", "payorname": "payer", "insurance": "payer",
+    "payerid": "payer", "plan": "payer", "carrier": "payer",
+    "locality": "locality", "pricinglocality": "locality", "maclocality": "locality",
+    "servicezip": "service_zip", "zip": "service_zip", "zipcode": "service_zip", "servicezipcode": "service_zip",
+    "facilityzip": "service_zip",
+}
+ALIASES.update({name.replace("_", ""): name for name in CANONICAL})
+
+
+class InputFileError(ValueError):
+    """An input that cannot be read as a claim export at all. The message is one plain sentence."""
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    name: str
+    sha256: str
+    rows_read: int
+
+
+def normalise_header(name: object) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name or "").lower())
+
+
+def load_mapping(path: str | None) -> dict[str, str]:
+    """A site's own header names: a TOML file with a [columns] table, "Their Header" = "hcpcs"."""
+    if not path:
+        return {}
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputFileError(f"{path}: cannot read the header mapping file ({exc})") from None
+    columns = data.get("columns", data)
+    mapping = {}
+    for source, target in columns.items():
+        if target not in CANONICAL:
+            raise InputFileError(f"{path}: '{target}' is not a claimscrub column (mapping of '{source}')")
+        mapping[normalise_header(source)] = target
+    return mapping
+
+
+def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict[int, str]:
+    """Column position -> canonical name. The first column that claims a name keeps it."""
+    taken: dict[int, str] = {}
+    used: set[str] = set()
+    for position, header in enumerate(headers):
+        key = normalise_header(header)
+        target = mapping.get(key) or ALIASES.get(key)
+        if target and target not in used:
+            taken[position] = target
+            used.add(target)
+    missing = [name for name in REQUIRED if name not in used]
+    if missing:
+        raise InputFileError(
+            f"{path}: required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}"
+        )
+    return taken
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def detect_kind(path: Path) -> str:
+    if not path.exists():
+        raise InputFileError(f"{path}: file not found")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder, not a claim export")
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if not head.strip():
+        raise InputFileError(f"{path}: file is empty")
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if stripped.startswith(b"ISA"):
+        return "x12"
+    return "csv"
+
+
+def detect_encoding(path: Path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16"
+    if b"\x00" in head:
+        raise InputFileError(f"{path}: binary content: not a CSV, Excel or X12 claim export")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8"
+
+
+def _sniff_delimiter(sample: str) -> str:
+    first = sample.splitlines()[0] if sample else ""
+    counts = {d: first.count(d) for d in [",", "\t", ";", "|"]}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else ","
+
+
+def read_csv_header(path: Path, encoding: str) -> tuple[list[str], str]:
+    with open(path, encoding=encoding, errors="replace", newline="") as fh:
+        sample = fh.read(1 << 16)
+    if not sample.strip():
+        raise InputFileError(f"{path}: file is empty")
+    delimiter = _sniff_delimiter(sample.lstrip("\r\n"))
+    reader = csv.reader(sample.lstrip("\r\n").splitlines(), delimiter=delimiter)
+    headers = next(reader, [])
+    if not any(h.strip() for h in headers):
+        raise InputFileError(f"{path}: no header row")
+    return headers, delimiter
+
+
+def _select_canonical(columns: dict[int, str], width: int) -> str:
+    parts = []
+    for name in CANONICAL:
+        position = next((p for p, n in columns.items() if n == name), None)
+        if position is None or position >= width:
+            parts.append(f"null::varchar as {name}")
+        else:
+            parts.append(f"nullif(trim(c{position}), '') as {name}")
+    return ", ".join(parts)
+
+
+def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, batch_id: str, file_index: int,
+              name: str, mapping: dict[str, str]) -> int:
+    encoding = detect_encoding(path)
+    headers, delimiter = read_csv_header(path, encoding)
+    columns = map_headers(headers, mapping, path)
+    width = len(headers)
+    names = {f"c{i}": "varchar" for i in range(width)}
+    duck_encoding = {"utf-8-sig": "utf-8", "utf-8": "utf-8", "latin-1": "latin-1", "utf-16": "utf-16"}[encoding]
+    source = path
+    if duck_encoding == "utf-16":
+        # DuckDB reads UTF-8 and latin-1 natively; Excel's "Unicode text" is transcoded once.
+        source = Path(str(path) + ".utf8.tmp")
+        with open(path, encoding="utf-16", newline="") as src, open(source, "w", encoding="utf-8", newline="") as dst:
+            for block in iter(lambda: src.read(1 << 20), ""):
+                dst.write(block)
+        duck_encoding = "utf-8"
+    try:
+        con.execute(
+            f"""
+            insert into {table}
+            select ?, ?, ?, ordinality::bigint, {_select_canonical(columns, width)}
+            from read_csv(?, delim = ?, header = false, skip = 1, columns = ?, quote = '"', escape = '"',
+                          null_padding = true, ignore_errors = false, strict_mode = false,
+                          encoding = ?, auto_detect = false, max_line_size = 10000000)
+                 with ordinality
+            where not ({' and '.join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))})
+            """,
+            [batch_id, file_index, name, str(source), delimiter, names, duck_encoding],
+        )
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputFileError(f"{path}: cannot be read as CSV ({first})") from None
+    finally:
+        if source != path:
+            source.unlink(missing_ok=True)
+    return con.execute(
+        f"select count(*) from {table} where batch_id = ? and source_file = ?", [batch_id, name]
+    ).fetchall()[0][0]
+
+
+def _cell_text(value: object) -> str | None:
+    """An Excel cell as the text a CSV export would have held."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time(0) else value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, table: str, batch_id: str, file_index: int,
+                name: str, mapping: dict[str, str]) -> int:
+    from openpyxl import load_workbook
+
+    try:
+        # data_only: a formula cell is read as its cached value, never evaluated; links are not followed.
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a damaged archive
+        raise InputFileError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__})") from None
+    try:
+        sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        headers = None
+        for row in rows:
+            if row and any(c is not None and str(c).strip() for c in row):
+                headers = [_cell_text(c) or "" for c in row]
+                break
+        if headers is None:
+            raise InputFileError(f"{path}: the first sheet is empty")
+        columns = map_headers(headers, mapping, path)
+        records = []
+        for number, row in enumerate(rows, start=1):
+            cells = [_cell_text(c) for c in row]
+            if not any(c is not None and c.strip() for c in cells):
+                continue
+            record = {"batch_id": batch_id, "file_index": file_index, "source_file": name, "source_row": number}
+            for position, canonical in columns.items():
+                value = cells[position] if position < len(cells) else None
+                record[canonical] = value.strip() if value and value.strip() else None
+            records.append(record)
+    finally:
+        workbook.close()
+    frame = pd.DataFrame.from_records(records, columns=["batch_id", "file_index", "source_file", "source_row", *CANONICAL])
+    frame = frame.astype({c: "object" for c in CANONICAL})
+    con.register("incoming_rows", frame)
+    try:
+        con.execute(f"insert into {table} by name select * from incoming_rows")
+    finally:
+        con.unregister("incoming_rows")
+    return len(records)
+
+
+def inspect_export(path: Path, mapping: dict[str, str]) -> str:
+    """Fail fast, before any run starts, on a file that is not a claim export at all."""
+    kind = detect_kind(path)
+    if kind == "csv":
+        headers, _ = read_csv_header(path, detect_encoding(path))
+        map_headers(headers, mapping, path)
+    elif kind == "x12":
+        raise InputFileError(f"{path}: X12 837P files are not supported yet; export the claims as CSV or Excel")
+    return kind

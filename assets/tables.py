@@ -1,0 +1,48 @@
+"""DuckDB tables of the claim data flow. Every table carries batch_id; a stage rewrites its batch
+(delete, then insert) so that running it twice gives the same rows."""
+
+from reference.loaders import ensure_schema as ensure_reference_schema
+
+from .readers import CANONICAL
+
+RAW_COLUMNS = ", ".join(f"{name} varchar" for name in CANONICAL)
+
+SCHEMA = f"""
+create table if not exists batches (
+    batch_id varchar primary key, started_at timestamp, files varchar);
+create table if not exists batch_files (
+    batch_id varchar, file_index integer, source_file varchar, path varchar, sha256 varchar,
+    kind varchar, rows_read bigint);
+create table if not exists raw_claim_rows (
+    batch_id varchar, file_index integer, source_file varchar, source_row bigint, {RAW_COLUMNS});
+create table if not exists claim_lines (
+    batch_id varchar, line_id bigint, file_index integer, source_file varchar, source_row bigint,
+    claim_id varchar, line_number integer, patient_id varchar, date_of_service date, hcpcs varchar,
+    modifiers varchar[], modifier_text varchar, units decimal(12,3), charge decimal(14,2),
+    rendering_npi varchar, billing_npi varchar, provider varchar, place_of_service varchar,
+    claim_type varchar, diagnoses varchar[], payer varchar, locality varchar, service_zip varchar,
+    component varchar, facility boolean);
+create table if not exists claim_quarantine (
+    batch_id varchar, file_index integer, source_file varchar, source_row bigint, claim_id varchar,
+    line_number varchar, reasons varchar);
+create table if not exists priced_lines (
+    batch_id varchar, line_id bigint, rvu_release varchar, gpci_release varchar, ptp_release varchar,
+    mue_release varchar, reference_match varchar, locality varchar, in_fee_schedule boolean,
+    status varchar, pctc varchar, mult_proc varchar, work_rvu decimal(9,2), pe_rvu decimal(9,2),
+    mp_rvu decimal(9,2), pe_na_note boolean, conversion_factor decimal(9,4), work_gpci decimal(6,3),
+    pe_gpci decimal(6,3), mp_gpci decimal(6,3), unit_fee decimal(14,2), expected_allowed decimal(14,2),
+    mue_value integer, mai integer, mue_rationale varchar);
+create table if not exists line_flags (
+    batch_id varchar, line_id bigint, rule_id varchar, category varchar, severity varchar, carc varchar,
+    dollars_at_risk decimal(14,2), message varchar, partner_line_id bigint, ptp_column_1 varchar,
+    ptp_column_2 varchar, ptp_modifier_indicator varchar, ptp_rationale varchar);
+"""
+
+
+def ensure_schema(con) -> None:
+    ensure_reference_schema(con)
+    con.execute(SCHEMA)
+
+
+def clear_batch(con, table: str, batch_id: str) -> None:
+    con.execute(f"delete from {table} where batch_id = ?", [batch_id])

@@ -1,0 +1,167 @@
+"""Validate the staged rows of a batch: parse leniently in DuckDB, judge with Pandera, and split the batch
+into `claim_lines` (scrubbable) and `claim_quarantine` (every reason found for each row that is not)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+
+from .schemas import REASONS, ClaimLine, ScrubbableRow
+from .tables import clear_batch
+
+CHUNK_ROWS = 250_000
+HOSPITAL_POS = ("19", "21", "22", "23")
+FACILITY_POS = ("19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51", "52", "53", "56", "61")
+
+PARSED = f"""
+create or replace temp table parsed_rows as
+select
+    row_number() over (order by file_index, source_row) as row_id,
+    *,
+    case when line_number_num is null or claim_id is null then 1
+         else row_number() over (partition by claim_id, line_number_num order by file_index, source_row)
+    end as key_rank,
+    first_value(source_file || ' row ' || source_row) over (
+        partition by claim_id, line_number_num order by file_index, source_row) as first_seen
+from (
+    select
+        file_index, source_file, source_row, claim_id, line_number as line_number_raw,
+        try_cast(line_number as double) as line_number_num,
+        patient_id, date_of_service as date_raw,
+        coalesce(try_strptime(date_of_service, '%Y-%m-%d'), try_strptime(date_of_service, '%m/%d/%Y'),
+                 try_strptime(date_of_service, '%Y%m%d'),
+                 try_strptime(date_of_service, '%Y-%m-%d %H:%M:%S'))::date as dos,
+        upper(hcpcs) as hcpcs,
+        units as units_raw, try_cast(replace(units, ',', '') as double) as units_num,
+        list_sort(list_distinct(list_filter(list_transform(
+            list_concat([modifier_1, modifier_2, modifier_3, modifier_4],
+                        coalesce(regexp_split_to_array(modifiers, '[,;:\\s]+'), [])),
+            lambda m: upper(trim(m))), lambda m: m is not null and m <> ''))) as modifier_list,
+        try_cast(replace(replace(charge, '$', ''), ',', '') as decimal(14,2)) as charge,
+        rendering_npi, billing_npi,
+        case when place_of_service is null then '11'
+             when regexp_full_match(place_of_service, '\\d{{1,2}}(\\.0+)?')
+                 then lpad(split_part(place_of_service, '.', 1), 2, '0')
+             else place_of_service end as place_of_service,
+        case when lower(claim_type) like 'inst%' or lower(claim_type) in ('i', '837i', 'ub04', 'ub-04')
+             then 'institutional' else 'professional' end as claim_type,
+        list_distinct(list_filter(list_transform(
+            list_concat([diagnosis_1, diagnosis_2, diagnosis_3, diagnosis_4],
+                        coalesce(regexp_split_to_array(diagnoses, '[,;|\\s]+'), [])),
+            lambda d: replace(upper(trim(d)), '.', '')), lambda d: d is not null and d <> '')) as diagnoses,
+        payer, upper(locality) as locality,
+        case when service_zip is null then null
+             else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0')
+        end as service_zip
+    from raw_claim_rows
+    where batch_id = ?
+)
+"""
+
+INSERT_LINES = f"""
+insert into claim_lines
+select ?, row_id, file_index, source_file, source_row, claim_id, line_number_num::integer, patient_id, dos,
+       hcpcs, modifier_list, array_to_string(modifier_list, ','), units_num::decimal(12,3), charge,
+       rendering_npi, billing_npi, coalesce(rendering_npi, billing_npi), place_of_service, claim_type,
+       diagnoses, payer, locality, service_zip,
+       case when list_contains(modifier_list, '26') then '26'
+            when list_contains(modifier_list, 'TC') then 'TC' else 'global' end,
+       place_of_service in {FACILITY_POS}
+from parsed_rows
+where row_id not in (select row_id from failed_rows)
+"""
+
+
+def _failures(frame: pd.DataFrame) -> pd.DataFrame:
+    """Run the loose model over one chunk; returns (row_id, column, check) of every failed check."""
+    try:
+        ScrubbableRow.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        cases = cases[cases["index"].notna()]
+        return pd.DataFrame(
+            {"row_id": cases["index"].astype("int64"), "column": cases["column"], "check": cases["check"]}
+        )
+    return pd.DataFrame({"row_id": pd.Series(dtype="int64"), "column": [], "check": []})
+
+
+def _reason_text(column: str, check: str, row: pd.Series) -> str:
+    template = REASONS.get((column, check), f"{column} fails {check}")
+    raw = {
+        "line_number": row["line_number_raw"],
+        "date_of_service": row["date_raw"],
+        "hcpcs": row["hcpcs"],
+        "units": row["units_raw"],
+    }.get(column)
+    return template.format(raw=raw if raw is not None else "", claim=row["claim_id"],
+                           line=row["line_number_raw"], first=row["first_seen"])
+
+
+def validate_batch(con, batch_id: str) -> dict[str, int]:
+    """Split one batch's raw rows into claim lines and quarantined rows. Returns the counts."""
+    con.execute(PARSED, [batch_id])
+    total = con.execute("select count(*) from parsed_rows").fetchall()[0][0]
+    failures = []
+    for start in range(0, total, CHUNK_ROWS):
+        chunk = con.execute(
+            """
+            select row_id, claim_id, line_number_num as line_number, patient_id,
+                   dos::timestamp as date_of_service, hcpcs, units_num as units, key_rank
+            from parsed_rows where row_id > ? and row_id <= ? order by row_id
+            """,
+            [start, start + CHUNK_ROWS],
+        ).df().set_index("row_id")
+        failures.append(_failures(chunk))
+    failed = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(columns=["row_id"])
+
+    clear_batch(con, "claim_lines", batch_id)
+    clear_batch(con, "claim_quarantine", batch_id)
+    con.register("failed_frame", failed[["row_id"]].drop_duplicates())
+    con.execute("create or replace temp table failed_rows as select row_id::bigint as row_id from failed_frame")
+    con.unregister("failed_frame")
+
+    if len(failed):
+        detail = con.execute(
+            """
+            select row_id, file_index, source_file, source_row, claim_id, line_number_raw, date_raw, hcpcs,
+                   units_raw, first_seen
+            from parsed_rows where row_id in (select row_id from failed_rows)
+            """
+        ).df().set_index("row_id")
+        # A missing value fails its not-null check and, with it, the value checks: keep the first only.
+        failed = failed.drop_duplicates(subset=["row_id", "column"], keep="first")
+        reasons = (
+            failed.assign(reason=[_reason_text(c, k, detail.loc[r]) for r, c, k in
+                                  zip(failed["row_id"], failed["column"], failed["check"])])
+            .groupby("row_id")["reason"].agg("; ".join)
+        )
+        quarantine = detail.join(reasons).reset_index()
+        quarantine = quarantine.assign(batch_id=batch_id)[
+            ["batch_id", "file_index", "source_file", "source_row", "claim_id", "line_number_raw", "reason"]
+        ]
+        con.register("quarantine_frame", quarantine)
+        con.execute("insert into claim_quarantine select * from quarantine_frame")
+        con.unregister("quarantine_frame")
+
+    con.execute(INSERT_LINES, [batch_id])
+    check_claim_lines(con, batch_id)
+    lines = con.execute("select count(*) from claim_lines where batch_id = ?", [batch_id]).fetchall()[0][0]
+    quarantined = con.execute(
+        "select count(*) from claim_quarantine where batch_id = ?", [batch_id]
+    ).fetchall()[0][0]
+    return {"rows_read": total, "lines": lines, "quarantined": quarantined}
+
+
+def check_claim_lines(con, batch_id: str) -> None:
+    """The strict model over the stored lines, chunk by chunk (a failure here is a defect, not bad input)."""
+    total = con.execute("select max(line_id) from claim_lines where batch_id = ?", [batch_id]).fetchall()[0][0]
+    for start in range(0, total or 0, CHUNK_ROWS):
+        frame = con.execute(
+            """
+            select line_id, claim_id, line_number, patient_id, date_of_service::timestamp as date_of_service,
+                   hcpcs, units::double as units, component, place_of_service, claim_type, facility
+            from claim_lines where batch_id = ? and line_id > ? and line_id <= ?
+            """,
+            [batch_id, start, start + CHUNK_ROWS],
+        ).df()
+        ClaimLine.validate(frame, lazy=True)

@@ -1,0 +1,146 @@
+"""The `claimscrub` command: a front door on the same Dagster asset graph the nightly job runs.
+
+Exit status: 0 when the run completed (whatever it flagged or quarantined), 2 for a usage error or an input
+that is not a claim export at all (one plain sentence on standard error, nothing left in the output
+folder), 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+class UsageProblem(click.ClickException):
+    exit_code = 2
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"claimscrub: {message}", err=True)
+    sys.exit(code)
+
+
+def batch_id_for(files: list[Path], hashes: list[str]) -> str:
+    """A batch is its set of input files: the same files give the same batch, so a rerun replaces it."""
+    digest = hashlib.sha256()
+    for path, sha in sorted(zip((p.name for p in files), hashes)):
+        digest.update(f"{path}\0{sha}\n".encode())
+    return "cli-" + digest.hexdigest()[:16]
+
+
+def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
+               show_ids: bool) -> dict:
+    config = {
+        "batch_id": batch_id,
+        "files": [str(p.resolve()) for p in files],
+        "file_names": [p.name for p in files],
+        "mapping_file": mapping,
+        "default_locality": locality,
+        "out_dir": str(out_dir.resolve()) if out_dir else "",
+        "show_ids": show_ids,
+    }
+    ops = {name: {"config": config} for name in
+           ["raw_claim_rows", "validated_claims", "priced_lines", "line_flags", "scrub_report"]}
+    return {"ops": ops, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _error_message(result) -> tuple[int, str]:
+    """The first failure of a run, as (exit code, one plain sentence)."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None:
+                if error.cls_name in ("InputFileError", "ReferenceFileError"):
+                    return 2, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
+                if error.cause is None:
+                    break
+                error = error.cause
+            return 1, f"{event.step_key} failed: {error.message.strip().splitlines()[0]}"
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data.asset_check_evaluation
+            if not data.passed:
+                return 1, f"check {data.check_name} failed on {data.asset_key.to_user_string()}"
+    return 1, "the run failed"
+
+
+def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping: str = "",
+                locality: str = "", show_ids: bool = False, batch_id: str | None = None):
+    import dagster as dg
+
+    from assets.flow import ALL_ASSETS
+    from assets.readers import file_sha256
+    from reference.assets import REFERENCE_CHECKS
+
+    from .resources import duckdb_resource
+
+    hashes = [file_sha256(p) for p in files]
+    batch_id = batch_id or batch_id_for(files, hashes)
+    return dg.materialize(
+        [*ALL_ASSETS, *REFERENCE_CHECKS],
+        resources={"duckdb": duckdb_resource(db)},
+        run_config=run_config(batch_id, files, out_dir, mapping, locality, show_ids),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """claimscrub: find the claim lines a payer will deny, before they go out."""
+    warnings.filterwarnings("ignore")
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for the reports.")
+@click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb).")
+@click.option("--locality", default="", help="Default pricing locality as MAC-LL, e.g. 01112-05.")
+@click.option("--mapping", default="", help="TOML file naming the site's own column headers.")
+@click.option("--show-ids", is_flag=True, help="Show patient identifiers in clear in the reports.")
+def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
+          show_ids: bool) -> None:
+    """Scrub claim exports (CSV or Excel) and write flags, lines, quarantine, summary and the workbook."""
+    from assets.readers import InputFileError, inspect_export, load_mapping
+
+    try:
+        site_mapping = load_mapping(mapping or None)
+        for path in files:
+            inspect_export(path, site_mapping)
+    except InputFileError as exc:
+        _fail(str(exc))
+    if locality and not _looks_like_locality(locality):
+        _fail(f"--locality {locality!r} is not a MAC-LL locality such as 01112-05")
+
+    result = materialize(list(files), out_dir, db, mapping, locality, show_ids)
+    if not result.success:
+        code, message = _error_message(result)
+        _fail(message, code)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    deny = summary["dollars_at_risk"]["by_severity"].get("deny", 0.0)
+    click.echo(
+        f"Scrubbed {summary['lines_scrubbed']:,} lines from {summary['rows_read']:,} rows "
+        f"({summary['rows_quarantined']:,} quarantined): {summary['findings']['total']:,} findings, "
+        f"${deny:,.2f} at risk of denial."
+    )
+    click.echo(f"Report: {(out_dir / 'denial-risk-report.xlsx').resolve()}")
+
+
+def _looks_like_locality(value: str) -> bool:
+    import re
+
+    return re.fullmatch(r"\d{5}-\d{2}", value) is not None
+
+
+if __name__ == "__main__":
+    main()

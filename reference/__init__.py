@@ -1,0 +1,1 @@
+"""CMS reference tables: loaders for the official layouts, the release manifest and the bundled extracts."""

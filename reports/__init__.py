@@ -1,0 +1,1 @@
+"""Excel workbook builders: pure functions from tables to a workbook."""
