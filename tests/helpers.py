@@ -1,0 +1,61 @@
+"""Helpers for tests: write hand-built exports and run the real command on them."""
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pipelines.cli import main
+
+BASE_COLUMNS = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers", "units",
+                "rendering_npi", "billing_npi", "place_of_service", "claim_type", "diagnosis_1", "payer"]
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    columns = columns or list(dict.fromkeys([*BASE_COLUMNS, *(k for r in rows for k in r)]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+    return path
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+    out_dir: Path
+    flags: list[dict] = field(default_factory=list)
+    lines: list[dict] = field(default_factory=list)
+    quarantine: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    def findings(self, claim_id: str, line_number: int | str) -> set[str]:
+        return {f["rule_id"] for f in self.flags
+                if f["claim_id"] == claim_id and f["line_number"] == str(line_number)}
+
+    def line(self, claim_id: str, line_number: int | str) -> dict:
+        return next(r for r in self.lines if r["claim_id"] == claim_id and r["line_number"] == str(line_number))
+
+
+def scrub(files: list[Path], out_dir: Path, db: Path, *extra: str) -> Run:
+    result = CliRunner().invoke(
+        main, ["scrub", *map(str, files), "--out", str(out_dir), "--db", str(db), *extra]
+    )
+    run = Run(result.exit_code, result.stdout, result.stderr, out_dir)
+    if result.exit_code == 0:
+        run.flags = read_csv(out_dir / "flags.csv")
+        run.lines = read_csv(out_dir / "lines.csv")
+        run.quarantine = read_csv(out_dir / "quarantine.csv")
+        run.summary = json.loads((out_dir / "summary.json").read_text())
+    return run

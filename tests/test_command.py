@@ -1,0 +1,155 @@
+"""The command end to end: the bundled sample, the outputs INTERFACE.md names, and exit status 2."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .helpers import read_csv, scrub, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "claims_sample.csv"
+
+FLAGS_COLUMNS = ["claim_id", "line_number", "hcpcs", "rule_id", "category", "severity", "carc",
+                 "dollars_at_risk", "message", "rvu_release", "ptp_release", "mue_release"]
+LINES_COLUMNS = ["source_file", "source_row", "claim_id", "line_number", "date_of_service", "hcpcs", "modifiers",
+                 "units", "component", "place_of_service", "facility", "locality", "expected_allowed",
+                 "reference_match", "rvu_release", "ptp_release", "mue_release", "finding_count",
+                 "worst_severity"]
+QUARANTINE_COLUMNS = ["source_file", "source_row", "claim_id", "line_number", "reasons"]
+
+
+@pytest.fixture
+def sample_run(tmp_path, db_path):
+    return scrub([SAMPLE], tmp_path / "out", db_path)
+
+
+def test_sample_outputs_have_the_interface_columns_in_order(sample_run):
+    assert sample_run.exit_code == 0, sample_run.stderr
+    out = sample_run.out_dir
+    assert list(read_csv(out / "flags.csv")[0])[: len(FLAGS_COLUMNS)] == FLAGS_COLUMNS
+    assert list(read_csv(out / "lines.csv")[0])[: len(LINES_COLUMNS)] == LINES_COLUMNS
+    assert list(read_csv(out / "quarantine.csv")[0])[: len(QUARANTINE_COLUMNS)] == QUARANTINE_COLUMNS
+    assert (out / "denial-risk-report.xlsx").stat().st_size > 0
+    assert "denial-risk-report.xlsx" in sample_run.stdout
+
+
+def test_sample_accounts_for_every_row(sample_run):
+    summary = sample_run.summary
+    assert summary["rows_read"] == 290
+    assert summary["rows_read"] == summary["lines_scrubbed"] + summary["rows_quarantined"]
+    assert summary["rows_quarantined"] == 4
+    assert summary["files"][0]["sha256"] and summary["started"] and summary["finished"]
+
+
+def test_sample_quarantine_names_every_reason(sample_run):
+    reasons = {(q["claim_id"], q["source_row"]): q["reasons"] for q in sample_run.quarantine}
+    assert "is not a date" in reasons[("CLM09001", "287")]
+    assert reasons[("", "288")] == "claim_id is missing"
+    assert "hcpcs '7612' is not five letters and digits" in reasons[("CLM09003", "289")]
+    assert "units '0' is not a positive number" in reasons[("CLM09003", "289")]
+    assert "appears more than once" in reasons[("CLM00001", "290")]
+
+
+# The sample's planted problems, line by line, as RULES.md defines them.
+SAMPLE_FINDINGS = {
+    ("CLM00141", 1): {"MUE_DOS"},
+    ("CLM00142", 1): {"MOD_26_AND_TC"},
+    ("CLM00143", 1): {"MOD_PCTC_INVALID"},
+    ("CLM00144", 1): {"MOD_GLOBAL_IN_HOSPITAL"},
+    ("CLM00145", 1): {"MOD_TC_IN_HOSPITAL"},
+    ("CLM00146", 1): set(),
+    ("CLM00146", 2): {"PTP_NO_BYPASS"},
+    ("CLM00147", 1): {"RECORDING_EVIDENCE"},
+    ("CLM00147", 2): {"PTP_NO_BYPASS"},
+    ("CLM00148", 1): {"RECORDING_EVIDENCE"},
+    ("CLM00148", 2): {"PTP_BYPASSED"},
+    ("CLM00149", 1): {"MOD_BYPASS_UNNEEDED"},
+    ("CLM00150", 1): {"DUP_COMPONENT"},
+    ("CLM00151", 1): {"DUP_COMPONENT"},
+    ("CLM00152", 1): {"DUP_EXACT"},
+    ("CLM00152", 2): {"DUP_EXACT"},
+    ("CLM00153", 1): {"MOD_SPLIT_SAME_BILLER", "MUE_DOS"},
+    ("CLM00153", 2): {"MOD_SPLIT_SAME_BILLER", "MUE_DOS"},
+    ("CLM00154", 1): {"DX_MISSING"},
+    ("CLM00155", 1): {"NPI_INVALID"},
+    ("CLM00156", 1): {"MUE_DOS"},
+    ("CLM00156", 2): {"MUE_DOS"},
+}
+
+
+def test_sample_findings_line_by_line(sample_run):
+    for (claim, line), expected in SAMPLE_FINDINGS.items():
+        assert sample_run.findings(claim, line) == expected, (claim, line)
+    flagged = {(f["claim_id"], int(f["line_number"])) for f in sample_run.flags}
+    assert flagged <= set(SAMPLE_FINDINGS), "the clean part of the sample must stay clean"
+
+
+def test_sample_prices_76120_at_the_cms_national_amounts(sample_run):
+    office_global = [l for l in sample_run.lines if l["hcpcs"] == "76120" and l["component"] == "global"
+                     and l["place_of_service"] == "11" and l["units"] == "1"]
+    hospital_26 = [l for l in sample_run.lines if l["hcpcs"] == "76120" and l["component"] == "26"
+                   and l["place_of_service"] == "22"]
+    assert office_global and {l["expected_allowed"] for l in office_global} == {"106.42"}
+    assert hospital_26 and {l["expected_allowed"] for l in hospital_26} == {"18.11"}
+    assert sample_run.line("CLM00145", 1)["expected_allowed"] == "88.31"
+
+
+def test_sample_reports_no_patient_id_in_clear(sample_run):
+    text = "".join(p.read_text() for p in sample_run.out_dir.glob("*.csv"))
+    text += (sample_run.out_dir / "summary.json").read_text()
+    assert "PT0001" not in text and "PT3001" not in text
+    assert sample_run.lines[0]["patient"].startswith("P-")
+
+
+def test_rerun_of_the_same_files_gives_the_same_outputs(tmp_path, db_path, sample_run):
+    again = scrub([SAMPLE], tmp_path / "again", db_path)
+    assert again.flags == sample_run.flags
+    assert again.lines == sample_run.lines
+    assert again.quarantine == sample_run.quarantine
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.csv", None, "file not found"),
+        ("empty.csv", "", "file is empty"),
+        ("no_codes.csv", "claim_id,line_number,patient_id,date_of_service,units\nC1,1,P1,2024-07-01,1\n",
+         "required column missing: hcpcs"),
+    ],
+)
+def test_a_file_that_is_not_a_claim_export_exits_2_with_one_line(tmp_path, db_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and message in lines[0]
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_summary_json_counts_findings_by_category_and_severity(sample_run):
+    summary = json.loads((sample_run.out_dir / "summary.json").read_text())
+    by_rule = summary["findings"]["by_rule"]
+    assert sum(summary["findings"]["by_category"].values()) == summary["findings"]["total"] == len(sample_run.flags)
+    assert by_rule["MUE_DOS"] == 5
+    assert summary["dollars_at_risk"]["by_severity"]["deny"] > 0
+    assert {r["release"] for r in summary["reference_releases"]} >= {"RVU25D", "PTP 2024Q3", "MUE 2024Q3"}
+
+
+def test_two_files_of_one_run_are_one_batch(tmp_path, db_path):
+    radiology = write_csv(tmp_path / "radiology.csv", [
+        dict(claim_id="R1", line_number=1, patient_id="PX", date_of_service="2024-07-08", hcpcs="76120",
+             modifiers="26", units=1, rendering_npi="1234567893", diagnosis_1="R13.10"),
+    ])
+    procedure = write_csv(tmp_path / "procedure.csv", [
+        dict(claim_id="P1", line_number=1, patient_id="PX", date_of_service="07/08/2024", hcpcs="76120",
+             units=1, rendering_npi="5550001114", diagnosis_1="R13.10"),
+    ])
+    run = scrub([radiology, procedure], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert run.findings("R1", 1) >= {"DUP_COMPONENT"}
+    assert run.findings("P1", 1) >= {"DUP_COMPONENT"}
+    assert {l["source_file"] for l in run.lines} == {"radiology.csv", "procedure.csv"}
