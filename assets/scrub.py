@@ -222,30 +222,31 @@ where s.status in ('B', 'I', 'N', 'X', 'P', 'E', 'R', 'C')
                               and o.status in ('A', 'R', 'T')))
 """
 
-DX = """
+# Diagnoses belong to the claim (the 837P carries them once per claim): a claim with none, or with one
+# that is not shaped like ICD-10-CM, puts every one of its lines at risk.
+ICD10_SHAPE = "[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}"
+DX = f"""
 insert into found
-select line_id, 'DX_MISSING', null, null,
-       case when len(dx) = 0 then 'No diagnosis code on the claim.'
-            else printf('Diagnosis %s is not shaped like an ICD-10-CM code.',
-                        array_to_string(list_filter(dx, lambda d: not regexp_full_match(d, '[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}')), ', '))
+select s.line_id, 'DX_MISSING', null, null,
+       case when len(c.dx) = 0 then 'No diagnosis code on the claim.'
+            else printf('Diagnosis %s on the claim is not shaped like an ICD-10-CM code.', array_to_string(c.bad, ', '))
        end,
        null, null, null, null, null
-from (
-    select s.line_id, case when len(s.diagnoses) > 0 then s.diagnoses else coalesce(c.dx, []) end as dx
-    from sl s
-    left join (select claim_id, list_distinct(flatten(list(diagnoses))) as dx from sl group by claim_id) c
-           on c.claim_id = s.claim_id
-)
-where len(dx) = 0 or len(list_filter(dx, lambda d: not regexp_full_match(d, '[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}'))) > 0
+from sl s
+join (
+    select claim_id, dx, list_filter(dx, lambda d: not regexp_full_match(d, '{ICD10_SHAPE}')) as bad
+    from (select claim_id, list_distinct(flatten(list(diagnoses))) as dx from sl group by claim_id)
+) c on c.claim_id = s.claim_id
+where len(c.dx) = 0 or len(c.bad) > 0
 """
 
 NPI = """
 create or replace temp table npi_checked as
 select npi, regexp_full_match(npi, '[0-9]{10}') and list_sum(list_transform(range(1, 16), lambda i:
            case when (16 - i) % 2 = 0
-                then (cast(substr('80840' || npi, i, 1) as integer) * 2) % 10
-                     + (cast(substr('80840' || npi, i, 1) as integer) * 2) // 10
-                else cast(substr('80840' || npi, i, 1) as integer) end)) % 10 = 0 as valid
+                then (coalesce(try_cast(substr('80840' || npi, i, 1) as integer), 0) * 2) % 10
+                     + (coalesce(try_cast(substr('80840' || npi, i, 1) as integer), 0) * 2) // 10
+                else coalesce(try_cast(substr('80840' || npi, i, 1) as integer), 0) end)) % 10 = 0 as valid
 from (select rendering_npi as npi from sl union select billing_npi from sl) where npi is not null;
 insert into found
 select s.line_id, 'NPI_INVALID', null, null,

@@ -1,0 +1,259 @@
+"""The labeled corpus: every rule of RULES.md with lines where it must fire and lines just outside it.
+
+All scenarios go through one real `claimscrub scrub` run; each scenario has its own patient, so scenarios
+cannot meet in one encounter unless they mean to. Expectations are the complete set of findings of each
+line: a missing finding fails recall, an extra one fails precision.
+
+Code facts used here come from the bundled releases (RVU25D, PTP 2024Q2/Q3, MUE 2024Q2/Q3): e.g. 76120 is
+PC/TC 1 with MUE 1 (indicator 3); PTP 92611/76120 has modifier indicator 0 and 76120/76000 indicator 1;
+81105/0353U is active in 2024Q2 and deleted 2024-06-30 in 2024Q3. The 2025Q1 edits come from a hand-made
+release in tests/fixtures (indicator 9, a mid-quarter deletion, a future effective date).
+"""
+
+import shutil
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from reference.loaders import Release, load_release
+
+from .helpers import scrub, write_csv
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NPI_A = "1234567893"   # valid check digits
+NPI_B = "9876543213"
+NPI_G = "5550001114"   # billing group
+NPI_H = "1112223338"
+Q3 = "2024-07-15"
+
+ROWS: list[dict] = []
+EXPECT: dict[tuple[str, int], set[str]] = {}
+
+
+def line(claim: str, n: int, patient: str, code: str, expect: set[str], *, mods: str = "", units="1",
+         dos: str = Q3, rendering: str = NPI_A, billing: str = NPI_G, pos: str = "11",
+         claim_type: str = "professional", dx: str = "R13.10", **extra) -> None:
+    ROWS.append(dict(claim_id=claim, line_number=n, patient_id=patient, date_of_service=dos, hcpcs=code,
+                     modifiers=mods, units=units, rendering_npi=rendering, billing_npi=billing,
+                     place_of_service=pos, claim_type=claim_type, diagnosis_1=dx, **extra))
+    EXPECT[(claim, n)] = expect
+
+
+# --- units ---------------------------------------------------------------------------------------------
+line("U1", 1, "PU1", "G0514", {"MUE_LINE"}, units="2")                      # MUE 1, indicator 1
+line("U2", 1, "PU2", "G0514", set(), units="1")                               # at the limit
+line("U3", 1, "PU3", "10005", {"MUE_DOS"}, mods="RT")                        # MUE 1, indicator 2: the day adds up
+line("U3", 2, "PU3", "10005", {"MUE_DOS"}, mods="LT")
+line("U4", 1, "PU4", "10005", set(), mods="RT")                               # another provider's line
+line("U4", 2, "PU4", "10005", set(), mods="LT", rendering=NPI_B)
+line("U5", 1, "PU5", "10005", set(), mods="RT")                               # another day
+line("U5", 2, "PU5", "10005", set(), mods="LT", dos="2024-07-16")
+line("U6", 1, "PU6", "76120", {"MUE_DOS"}, units="2")                        # indicator 3 on one line
+line("U7", 1, "PU7", "99213", set(), units="2")                               # MUE 2: at the limit
+
+# --- bundling ------------------------------------------------------------------------------------------
+line("B1", 1, "PB1", "92611", set())
+line("B1", 2, "PB1", "76120", {"PTP_NO_BYPASS"})                             # indicator 0
+line("B2", 1, "PB2", "92611", set())
+line("B2", 2, "PB2", "76120", {"PTP_NO_BYPASS"}, mods="59")                  # indicator 0: 59 cannot help
+line("B3", 1, "PB3", "76120", {"RECORDING_EVIDENCE"})
+line("B3", 2, "PB3", "76000", {"PTP_NO_BYPASS"})                             # indicator 1, no bypass
+line("B4", 1, "PB4", "76120", {"RECORDING_EVIDENCE"}, mods="XS")
+line("B4", 2, "PB4", "76000", {"PTP_BYPASSED"})                              # bypass on the other line
+line("B5", 1, "PB5", "76120", {"RECORDING_EVIDENCE"})
+line("B5", 2, "PB5", "76000", set(), rendering=NPI_B)                         # another provider
+line("B6", 1, "PB6", "76120", set())
+line("B6", 2, "PB6", "76000", set(), dos="2024-07-16")                        # another day
+line("B7", 1, "PB7", "93452", set())                                          # cardiac cath: no PTP pair with 76120
+line("B7", 2, "PB7", "76120", set())
+line("B8a", 1, "PB8", "92611", set())                                         # the pair split over two claims
+line("B8b", 1, "PB8", "76120", {"PTP_NO_BYPASS"})
+line("B9", 1, "PB9", "81105", {"STATUS_NOT_PAYABLE"}, dos="2024-06-14")      # 2024Q2: edit active
+line("B9", 2, "PB9", "0353U", {"PTP_NO_BYPASS", "CODE_NOT_IN_FEE_SCHEDULE"}, dos="2024-06-14")
+line("B10", 1, "PB10", "81105", {"STATUS_NOT_PAYABLE"})                       # 2024Q3: deleted 2024-06-30
+line("B10", 2, "PB10", "0353U", {"CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED"})  # dropped from 2024Q3 MUE
+# Hand-made 2025Q1 release: 76120/76000 indicator 9, 92611/76120 deleted 2025-01-31, 71046/99213 from 2025-03-01.
+line("B11", 1, "PB11", "76120", {"RECORDING_EVIDENCE"}, dos="2025-02-10")
+line("B11", 2, "PB11", "76000", set(), dos="2025-02-10")                      # indicator 9: not applied
+line("B12", 1, "PB12", "92611", set(), dos="2025-01-31")
+line("B12", 2, "PB12", "76120", {"PTP_NO_BYPASS"}, dos="2025-01-31")         # the deletion day still counts
+line("B13", 1, "PB13", "92611", set(), dos="2025-02-01")
+line("B13", 2, "PB13", "76120", set(), dos="2025-02-01")                      # deleted the day before
+line("B14", 1, "PB14", "71046", set(), dos="2025-02-28")
+line("B14", 2, "PB14", "99213", set(), dos="2025-02-28")                      # not yet effective
+line("B15", 1, "PB15", "71046", set(), dos="2025-03-03")
+line("B15", 2, "PB15", "99213", {"PTP_NO_BYPASS"}, dos="2025-03-03")         # effective
+line("B16", 1, "PB16", "71046", set(), dos="2025-03-03", mods="XU")
+line("B16", 2, "PB16", "99213", {"PTP_BYPASSED"}, dos="2025-03-03")
+
+# --- modifiers -----------------------------------------------------------------------------------------
+line("M1", 1, "PM1", "76120", {"MOD_26_AND_TC"}, mods="26,TC")
+line("M2", 1, "PM2", "99213", {"MOD_PCTC_INVALID"}, mods="26")              # PC/TC 0
+line("M3", 1, "PM3", "99213", {"MOD_PCTC_INVALID"}, mods="TC")
+line("M4", 1, "PM4", "93010", {"MOD_PCTC_INVALID"}, mods="26")              # PC/TC 2: professional only
+line("M5", 1, "PM5", "93010", {"MOD_PCTC_INVALID"}, mods="TC")
+line("M6", 1, "PM6", "76120", set(), mods="26")                               # PC/TC 1: fine
+line("M7", 1, "PM7", "76120", {"MOD_GLOBAL_IN_HOSPITAL"}, pos="21")
+line("M8", 1, "PM8", "76120", set(), mods="26", pos="21")
+line("M9", 1, "PM9", "76120", set(), pos="21", claim_type="institutional")   # the hospital's own claim
+line("M10", 1, "PM10", "76120", set(), pos="24")                              # ASC: facility, not hospital
+line("M11", 1, "PM11", "76120", {"MOD_TC_IN_HOSPITAL"}, mods="TC", pos="22")
+line("M12", 1, "PM12", "99213", set(), pos="22")                              # PC/TC 0 in a hospital
+line("M13", 1, "PM13", "76120", {"MOD_SPLIT_SAME_BILLER"}, mods="26")       # one biller, two renderers
+line("M13", 2, "PM13", "76120", {"MOD_SPLIT_SAME_BILLER"}, mods="TC", rendering=NPI_B)
+line("M14", 1, "PM14", "76120", set(), mods="26")                             # two billers split it: right
+line("M14", 2, "PM14", "76120", set(), mods="TC", rendering=NPI_B, billing=NPI_H)
+line("M15", 1, "PM15", "71046", {"MOD_BYPASS_UNNEEDED"}, mods="59")
+line("M16", 1, "PM16", "71046", {"MOD_BYPASS_UNNEEDED"}, mods="XE")         # no edit with 76120 either
+line("M16", 2, "PM16", "76120", set())
+line("M17", 1, "PM17", "99213", set(), mods="25")                             # 25 is not 59/X
+
+# --- duplicates ----------------------------------------------------------------------------------------
+line("D1a", 1, "PD1", "76120", {"DUP_COMPONENT"}, billing=NPI_H)              # global overlaps 26
+line("D1b", 1, "PD1", "76120", {"DUP_COMPONENT"}, mods="26", rendering=NPI_B)
+line("D2a", 1, "PD2", "76120", {"DUP_COMPONENT"}, mods="26")
+line("D2b", 1, "PD2", "76120", {"DUP_COMPONENT"}, mods="26", rendering=NPI_B, billing=NPI_H)
+line("D3a", 1, "PD3", "76120", set(), mods="TC", billing=NPI_H)              # 26 and TC do not overlap
+line("D3b", 1, "PD3", "76120", set(), mods="26", rendering=NPI_B)
+line("D4", 1, "PD4", "76120", {"MUE_DOS"})                                   # 76 repeat: no duplicate
+line("D4", 2, "PD4", "76120", {"MUE_DOS"}, mods="76")
+line("D5a", 1, "PD5", "76120", set())                                         # 77 repeat by another physician
+line("D5b", 1, "PD5", "76120", set(), mods="77", rendering=NPI_B)
+line("D6a", 1, "PD6", "76120", {"DUP_COMPONENT", "MUE_DOS"})                 # two identical lines
+line("D6b", 1, "PD6", "76120", {"DUP_COMPONENT", "MUE_DOS"})
+line("D7", 1, "PD7", "99213", {"DUP_EXACT"})
+line("D7", 2, "PD7", "99213", {"DUP_EXACT"})
+line("D8", 1, "PD8", "99213", set())                                          # another provider
+line("D8", 2, "PD8", "99213", set(), rendering=NPI_B)
+line("D9", 1, "PD9", "99213", set())                                          # another modifier set
+line("D9", 2, "PD9", "99213", set(), mods="25")
+line("D10", 1, "PD10", "99213", set())
+line("D10", 2, "PD10", "99213", set(), mods="76")
+line("D11", 1, "PD11", "99213", set())
+line("D11", 2, "PD11", "99213", set(), dos="2024-07-16")
+
+# --- coverage, data, documentation, pricing ------------------------------------------------------------
+line("S1", 1, "PS1", "20930", {"STATUS_NOT_PAYABLE", "MUE_DOS"})            # status B; its MUE is 0
+line("S2", 1, "PS2", "0001F", {"STATUS_NOT_PAYABLE", "MUE_NOT_PUBLISHED"})  # status I
+line("S3", 1, "PS3", "0275T", {"STATUS_NOT_PAYABLE"})                        # status R: review
+line("S4", 1, "PS4", "0042T", {"STATUS_NOT_PAYABLE"})                        # status C: info, not priced
+line("S5", 1, "PS5", "99213", set())                                          # status T with another service
+line("S5", 2, "PS5", "G0117", {"STATUS_NOT_PAYABLE", "PTP_NO_BYPASS"})  # and 99213/G0117 bundles it
+line("S6", 1, "PS6", "G0117", set())                                          # status T alone: payable
+line("S7", 1, "PS7", "99999", {"CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED"})
+line("X1", 1, "PX1", "99213", {"DX_MISSING"}, dx="")
+line("X2", 1, "PX2", "99213", {"DX_MISSING"}, dx="123.4")
+line("X3", 1, "PX3", "99213", set(), dx="r1310")                              # lower case, no dot: fine
+line("X7", 1, "PX7", "99213", set())                                          # the claim's diagnosis covers
+line("X7", 2, "PX7", "71046", set(), dx="")                                   # the line that repeats none
+line("X8", 1, "PX8", "99213", {"DX_MISSING"}, dx="R13.10")                   # one malformed diagnosis puts
+line("X8", 2, "PX8", "71046", {"DX_MISSING"}, dx="XYZ")                      # the whole claim at risk
+line("X4", 1, "PX4", "99213", {"NPI_INVALID"}, rendering="1234567890")
+line("X5", 1, "PX5", "99213", {"NPI_INVALID"}, billing="555000111")
+line("X6", 1, "PX6", "99213", set(), rendering="")                            # blank rendering: billing serves
+line("I1", 1, "PI1", "70450", {"MPPR_IMAGING"})                              # the lower-priced imaging code
+line("I2", 1, "PI1", "71250", set())
+
+RULE_SEVERITY = {"S3": "review", "S4": "info", "B4": "review", "M13": "review", "I1": "info"}
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory, reference_db):
+    work = tmp_path_factory.mktemp("corpus")
+    db = work / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    con = duckdb.connect(str(db))
+    load_release(con, Release(id="PTP TEST 2025Q1", table="ptp", layout="ptp_txt",
+                              effective_start=date(2025, 1, 1), effective_end=date(2025, 3, 31),
+                              files=[FIXTURES / "ptp_handmade_2025Q1.txt"], origin="test"))
+    con.close()
+    export = write_csv(work / "corpus.csv", ROWS)
+    run = scrub([export], work / "out", db)
+    assert run.exit_code == 0, run.stderr
+    return run
+
+
+@pytest.mark.parametrize("claim, n", sorted(EXPECT), ids=[f"{c}-{n}" for c, n in sorted(EXPECT)])
+def test_each_line_gets_exactly_its_findings(corpus_run, claim, n):
+    assert corpus_run.findings(claim, n) == EXPECT[(claim, n)]
+
+
+def test_every_graded_rule_fires_somewhere_in_the_corpus(corpus_run):
+    fired = {f["rule_id"] for f in corpus_run.flags}
+    assert fired >= {"MUE_LINE", "MUE_DOS", "PTP_NO_BYPASS", "PTP_BYPASSED", "MOD_26_AND_TC", "MOD_PCTC_INVALID",
+                     "MOD_GLOBAL_IN_HOSPITAL", "MOD_TC_IN_HOSPITAL", "MOD_SPLIT_SAME_BILLER",
+                     "MOD_BYPASS_UNNEEDED", "DUP_COMPONENT", "DUP_EXACT", "STATUS_NOT_PAYABLE",
+                     "CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED", "DX_MISSING", "NPI_INVALID",
+                     "RECORDING_EVIDENCE", "MPPR_IMAGING"}
+
+
+def test_severity_category_and_carc_follow_the_rule_book(corpus_run):
+    def flag(claim, rule):
+        return next(f for f in corpus_run.flags if f["claim_id"] == claim and f["rule_id"] == rule)
+
+    assert (flag("U1", "MUE_LINE")["severity"], flag("U1", "MUE_LINE")["carc"]) == ("deny", "151")
+    assert (flag("B1", "PTP_NO_BYPASS")["category"], flag("B1", "PTP_NO_BYPASS")["carc"]) == ("bundling", "97")
+    assert flag("B4", "PTP_BYPASSED")["severity"] == "review"
+    assert (flag("M1", "MOD_26_AND_TC")["category"], flag("M1", "MOD_26_AND_TC")["carc"]) == ("modifier", "4")
+    assert flag("M13", "MOD_SPLIT_SAME_BILLER")["severity"] == "review"
+    assert (flag("D7", "DUP_EXACT")["category"], flag("D7", "DUP_EXACT")["carc"]) == ("duplicate", "18")
+    assert flag("S1", "STATUS_NOT_PAYABLE")["severity"] == "deny"
+    assert flag("S3", "STATUS_NOT_PAYABLE")["severity"] == "review"
+    assert flag("S4", "STATUS_NOT_PAYABLE")["severity"] == "info"
+    assert flag("S5", "STATUS_NOT_PAYABLE")["severity"] == "deny"
+    assert flag("S7", "CODE_NOT_IN_FEE_SCHEDULE")["severity"] == "info"
+    assert flag("I1", "MPPR_IMAGING")["severity"] == "info"
+
+
+def test_bundling_findings_name_the_partner_line_and_the_edit(corpus_run):
+    f = next(f for f in corpus_run.flags if f["claim_id"] == "B8b" and f["rule_id"] == "PTP_NO_BYPASS")
+    assert (f["partner_claim_id"], f["partner_line_number"]) == ("B8a", "1")
+    assert (f["ptp_column_1"], f["ptp_column_2"], f["ptp_modifier_indicator"]) == ("92611", "76120", "0")
+    assert f["ptp_rationale"] and f["ptp_release"] == "PTP 2024Q3"
+    f = next(f for f in corpus_run.flags if f["claim_id"] == "B9" and f["rule_id"] == "PTP_NO_BYPASS")
+    assert f["ptp_release"] == "PTP 2024Q2"
+    f = next(f for f in corpus_run.flags if f["claim_id"] == "B12" and f["rule_id"] == "PTP_NO_BYPASS")
+    assert f["ptp_release"] == "PTP TEST 2025Q1"
+
+
+def test_dollars_at_risk_is_the_flagged_lines_expected_allowed(corpus_run):
+    for f in corpus_run.flags:
+        assert f["dollars_at_risk"] == (corpus_run.line(f["claim_id"], f["line_number"])["expected_allowed"]
+                                        or "0.00")
+    assert next(f for f in corpus_run.flags if f["claim_id"] == "B1")["dollars_at_risk"] == "106.42"
+    assert next(f for f in corpus_run.flags if f["claim_id"] == "M11")["dollars_at_risk"] == "88.31"
+
+
+def test_every_finding_names_its_releases(corpus_run):
+    for f in corpus_run.flags:
+        assert f["rvu_release"] and f["ptp_release"] and f["mue_release"], f
+
+
+def _fee(work, pe, mp, gpci=("1.000", "1.000", "1.000"), cf="32.3465") -> str:
+    w, p, m = (Decimal(g) for g in gpci)
+    total = (Decimal(work) * w + Decimal(pe) * p + Decimal(mp) * m) * Decimal(cf)
+    return str(total.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def test_prices_follow_the_cms_formula(corpus_run):
+    price = lambda c, n: corpus_run.line(c, n)["expected_allowed"]  # noqa: E731
+    assert price("M6", 1) == "18.11"                         # 76120-26 national
+    assert price("M11", 1) == "88.31"                        # 76120-TC, facility PE 2.72
+    assert price("M7", 1) == "106.42"                        # facility PE marked NA: non-facility PE
+    assert price("U6", 1) == "212.84"                        # two units
+    assert price("U1", 1) == str(Decimal(_fee("1.17", "0.64", "0.07")) * 2)  # G0514 x 2
+    assert price("M12", 1) == _fee("1.30", "0.57", "0.10")    # 99213 in a facility: facility PE
+    assert price("I1", 1) == _fee("0.85", "2.35", "0.05") and price("I2", 1) == _fee("1.08", "2.91", "0.06")
+    assert price("S4", 1) == "" and price("S7", 1) == ""     # carrier-priced, not in the schedule
+
+
+def test_lines_name_the_release_that_judged_them(corpus_run):
+    q2 = corpus_run.line("B9", 1)
+    assert (q2["ptp_release"], q2["mue_release"], q2["reference_match"]) == ("PTP 2024Q2", "MUE 2024Q2",
+                                                                                 "approximate")
+    q3 = corpus_run.line("B1", 1)
+    assert (q3["ptp_release"], q3["mue_release"], q3["rvu_release"]) == ("PTP 2024Q3", "MUE 2024Q3", "RVU25D")
+    assert corpus_run.line("B11", 1)["ptp_release"] == "PTP TEST 2025Q1"
