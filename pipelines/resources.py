@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from .settings import database_path
@@ -10,7 +11,12 @@ from .settings import database_path
 CONNECTION_CONFIG = {"memory_limit": "1GB", "preserve_insertion_order": False}
 
 
+class ClaimsDatabase(DuckDBResource):
+    """DuckDBResource that creates the database's folder when a run starts, not when code is imported."""
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+
+
 def duckdb_resource(path: str | None = None) -> DuckDBResource:
-    database = path or database_path()
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
-    return DuckDBResource(database=database, connection_config=CONNECTION_CONFIG)
+    return ClaimsDatabase(database=path or database_path(), connection_config=CONNECTION_CONFIG)
