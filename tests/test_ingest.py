@@ -1,0 +1,53 @@
+"""Reading exports as practice-management systems write them: aliases, a site mapping, Excel, encodings."""
+
+from datetime import date
+
+from openpyxl import Workbook
+
+from .helpers import scrub
+
+
+def test_exports_in_other_shapes_are_read_into_the_same_lines(tmp_path, db_path):
+    # Excel with the usual aliases and real dates.
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Claim #", "Line", "Member ID", "Service Date", "CPT Code", "Mod 1", "Units", "POS",
+                  "Rendering NPI", "Dx 1"])
+    sheet.append(["XL1", 1, "M1", date(2024, 7, 9), "76120", "26", 1, 22, 1234567893, "R13.10"])
+    book.create_sheet("Notes").append(["ignored"])
+    xlsx = tmp_path / "export.xlsx"
+    book.save(xlsx)
+    # latin-1, semicolons, CRLF, MM/DD/YYYY, a modifiers column.
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(
+        "Claim ID;Line No;Patient;DOS;Procedure Code;Modifiers;Qty;Payer;Dx\r\n"
+        "LT1;1;Jos\xe9;07/09/2024;76120;26 TC;1;Se\xf1or Health;R13.10\r\n".encode("latin-1"))
+    # UTF-8 with BOM, tabs, YYYYMMDD, the site's own header names through a mapping file.
+    site = tmp_path / "site.tsv"
+    site.write_text("\ufeffVisit\tSeq\tMRN\tWhen\tProc\tHowMany\tDiag\n"
+                    "ST1\t1\tM3\t20240709\t99213\t1\tI10\n", encoding="utf-8")
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[columns]\nVisit = "claim_id"\nSeq = "line_number"\nWhen = "date_of_service"\n'
+                       'Proc = "hcpcs"\nHowMany = "units"\nDiag = "diagnosis_1"\n')
+
+    run = scrub([xlsx, latin, site], tmp_path / "out", db_path, "--mapping", str(mapping))
+
+    assert run.exit_code == 0, run.stderr
+    assert run.summary["rows_read"] == 3 and run.summary["rows_quarantined"] == 0
+    xl = run.line("XL1", 1)
+    assert (xl["date_of_service"], xl["modifiers"], xl["place_of_service"], xl["component"]) == (
+        "2024-07-09", "26", "22", "26")
+    lt = run.line("LT1", 1)
+    assert (lt["date_of_service"], lt["modifiers"], lt["source_file"]) == ("2024-07-09", "26,TC", "latin.csv")
+    assert run.findings("LT1", 1) == {"MOD_26_AND_TC"}
+    assert run.line("ST1", 1)["date_of_service"] == "2024-07-09"
+
+
+def test_a_mapping_to_an_unknown_column_is_refused_in_one_line(tmp_path, db_path):
+    export = tmp_path / "e.csv"
+    export.write_text("claim_id,line_number,patient_id,date_of_service,hcpcs,units\nC,1,P,2024-07-01,99213,1\n")
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[columns]\nVisit = "claim_number"\n')
+    run = scrub([export], tmp_path / "out", db_path, "--mapping", str(mapping))
+    assert run.exit_code == 2
+    assert run.stderr.strip().count("\n") == 0 and "'claim_number' is not a claimscrub column" in run.stderr
