@@ -192,7 +192,7 @@ select s.line_id, 'MOD_BYPASS_UNNEEDED', null, null,
        null, null, null, null, null
 from sl s
 where s.has_59x
-  and not exists (select 1 from ptp_pairs p where p.col1_line = s.line_id or p.col2_line = s.line_id)
+  and s.line_id not in (select col1_line from ptp_pairs union all select col2_line from ptp_pairs)
 """
 
 STATUS = """
