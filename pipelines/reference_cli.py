@@ -22,11 +22,13 @@ def _fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def _connection(db: str | None):
-    from .resources import CONNECTION_CONFIG, duckdb_resource
+    from .settings import database_path
 
-    database = duckdb_resource(db).database
+    # The same file the scrub uses, opened without Dagster: these commands stay quick to start.
+    database = db or database_path()
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = duckdb.connect(database, config=CONNECTION_CONFIG)
+        con = duckdb.connect(database)
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise

@@ -40,6 +40,8 @@ TABLE_OF_LAYOUT = {
     "mue_all_services_csv": "mue",
     "adjustment_codes": "adjustment_codes",
 }
+# Layouts whose release is one file (NCCI PTP comes in parts, MUE per service type, CARC/RARC per list).
+SINGLE_FILE_LAYOUTS = {"pprrvu", "gpci", "locco", "zip5"}
 YEARLY_TABLES = {"gpci", "locality_counties"}
 OPEN_ENDED_TABLES = {"adjustment_codes"}
 OPEN_END = date(2099, 12, 31)
@@ -190,6 +192,9 @@ def _expand(paths: list[Path], stack: ExitStack) -> list[tuple[Path, str]]:
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist()
                        if m.lower().endswith((".csv", ".txt")) and not m.startswith("__MACOSX")]
+            # The RVU archives publish each table as .csv and as .txt: read the .csv.
+            stems = {m.lower()[:-4] for m in members if m.lower().endswith(".csv")}
+            members = [m for m in members if m.lower().endswith(".csv") or m.lower()[:-4] not in stems]
             for member in members:
                 target = folder / Path(member).name
                 target.write_bytes(archive.read(member))
@@ -242,6 +247,10 @@ def group_releases(planned: list[PlannedFile], release_id: str | None) -> list[R
             raise AmbiguousFileError(
                 f"{', '.join(i.shown_as for i in items)}: one {table} release in several layouts "
                 f"({', '.join(sorted(layouts))}); load them separately"
+            )
+        if layouts <= SINGLE_FILE_LAYOUTS and len(items) > 1:
+            raise AmbiguousFileError(
+                f"{', '.join(i.shown_as for i in items)}: {len(items)} {table} files for {start}; load one"
             )
         releases.append(Release(
             id=release_id or release_id_for(table, start),

@@ -264,3 +264,27 @@ def test_a_user_release_under_a_bundled_id_is_kept_by_the_reference_assets(db_pa
     assert result.success
     assert query(db_path, "select origin, row_count from ref_releases where release_id = 'PTP 2024Q3'") == [
         ("user", 112)]
+
+
+def test_download_saves_the_archives_of_the_asked_quarter_from_the_cms_page(tmp_path, monkeypatch):
+    from reference import download
+
+    page = """<a href="/files/zip/medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip">f1</a>
+              <a href="/files/zip/medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f2.zip">f2</a>
+              <a href="/files/zip/medicare-ncci-2026q3-hospital-outpatient-ptp-edits-ccihcfa-v322r0-f1.zip">h</a>
+              <a href="/files/zip/medicare-ncci-2026q2-practitioner-ptp-edits-ccipra-v321r0-f1.zip">q2</a>"""
+    fetched = []
+
+    def fake_get(url: str) -> bytes:  # the test never touches the network
+        fetched.append(url)
+        return page.encode() if url == download.PAGES["ptp"] else b"PK archive"
+
+    monkeypatch.setattr(download, "_get", fake_get)
+    saved = download.download_release("PTP 2026Q3", tmp_path)
+    assert [p.name for p in saved] == ["medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip",
+                                       "medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f2.zip"]
+    assert fetched[1] == "https://www.cms.gov/files/zip/medicare-ncci-2026q3-practitioner-ptp-edits-ccipra-v322r0-f1.zip"
+    with pytest.raises(download.DownloadError, match="no download for PTP 2027Q1"):
+        download.download_release("PTP 2027Q1", tmp_path)
+    with pytest.raises(download.DownloadError, match="give one of"):
+        download.parse_release("PTP last quarter")
