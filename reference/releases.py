@@ -80,14 +80,14 @@ def detect_layout(path: Path) -> str:
     if sum(bool(re.match(r"^[A-Z]{2}\d{5}[0-9A-Z]{5}\d{2}", line)) for line in lines) >= 3:
         return "zip5"
     for row in rows:
-        head = [cell.replace("\n", " ").strip().lower() for cell in row]
+        head = [" ".join(cell.split()).lower() for cell in row]  # CMS headers break lines inside a cell
         if not head:
             continue
         if head[:3] == ["hcpcs", "mod", "description"] and len(head) >= 25:
             return "pprrvu"
         if head[:2] == ["column_1", "column_2"]:
             return "ptp_csv"
-        if head[0] in ("hcpcs/ cpt code", "hcpcs/cpt code") and len(head) > 1 and "mue values" in head[1]:
+        if head[0].startswith("hcpcs/") and len(head) > 1 and "mue values" in head[1]:
             return "mue_official_csv"
         if head[0] == "hcpcs_cpt_code" and len(head) > 1 and "mue_values" in head[1]:
             return "mue_csv"

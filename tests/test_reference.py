@@ -144,11 +144,13 @@ def test_ptp_part_files_and_cms_archives_make_one_release(fresh_db, tmp_path):
     header, edits = lines[:6], lines[6:]
     part1 = tmp_path / "ccipra-v322r0-f1.txt"
     part2 = tmp_path / "ccipra-v322r0-f2.txt"
-    part1.write_text("".join(header + edits[:8]))
-    part2.write_text("".join(header + edits[8:]))
+    # CMS publishes with CRLF line endings, also inside the MUE header cell.
+    part1.write_bytes("".join(header + edits[:8]).replace("\n", "\r\n").encode())
+    part2.write_bytes("".join(header + edits[8:]).replace("\n", "\r\n").encode())
     archive = tmp_path / "medicare-ncci-2026-q3-practitioner-services-mue-table.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.write(MUE_2026, "MCR_MUE_PractitionerServices_Eff_07-01-2026.csv")
+        zf.writestr("MCR_MUE_PractitionerServices_Eff_07-01-2026.csv",
+                    MUE_2026.read_bytes().replace(b"\n", b"\r\n"))
         zf.writestr("readme.txt", "Medically Unlikely Edits, read me first.\n")
     result = reference("load", part1, part2, archive, "--db", fresh_db)
     assert result.exit_code == 0, result.output
@@ -156,6 +158,10 @@ def test_ptp_part_files_and_cms_archives_make_one_release(fresh_db, tmp_path):
             in result.stdout)
     assert ("MUE 2026Q3: loaded, 2026-07-01 to 2026-09-30, 44 mue_practitioner from "
             f"{archive.name}:MCR_MUE_PractitionerServices_Eff_07-01-2026.csv") in result.stdout
+    assert query(fresh_db, """select rationale, deletion_date::varchar from ref_ptp
+                              where column_1 = '0001U' and column_2 = '0029U'""") == [
+        ("Misuse of Column Two code with Column One code", "2026-06-30")]
+    assert query(fresh_db, "select mue_value, mai from ref_mue where hcpcs = '0020M'") == [(1, 2)]
     again = reference("load", part1, part2, "--db", fresh_db)
     assert "PTP 2026Q3: already loaded (same files)" in again.stdout
 
