@@ -179,14 +179,15 @@ class PlannedFile:
     effective: date
 
 
-def _expand(paths: list[Path], stack: ExitStack) -> list[tuple[Path, str]]:
-    """Each input as (readable path, name shown to the user); a CMS .zip gives its .csv and .txt members."""
+def _expand(paths: list[Path], stack: ExitStack) -> list[tuple[Path, str, str | None]]:
+    """Each input as (readable path, name shown to the user, archive name); a CMS .zip gives its .csv and
+    .txt members."""
     files = []
     for path in paths:
         if not path.is_file():
             raise ReferenceFileError(f"{path}: file not found")
         if not zipfile.is_zipfile(path):
-            files.append((path, path.name))
+            files.append((path, path.name, None))
             continue
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="claimscrub-ref-")))
         with zipfile.ZipFile(path) as archive:
@@ -198,22 +199,21 @@ def _expand(paths: list[Path], stack: ExitStack) -> list[tuple[Path, str]]:
             for member in members:
                 target = folder / Path(member).name
                 target.write_bytes(archive.read(member))
-                files.append((target, f"{path.name}:{Path(member).name}"))
+                files.append((target, f"{path.name}:{Path(member).name}", path.name))
     return files
 
 
 def plan(paths: list[Path], effective: date | None, stack: ExitStack) -> list[PlannedFile]:
     planned = []
-    for path, shown in _expand(paths, stack):
-        in_zip = ":" in shown
+    for path, shown, archive in _expand(paths, stack):
         try:
             layout = detect_layout(path)
         except AmbiguousFileError:
-            if in_zip:  # CMS archives also hold readmes and other layouts: take what is known
+            if archive:  # CMS archives also hold readmes and other layouts: take what is known
                 continue
             raise
         table = TABLE_OF_LAYOUT[layout]
-        named = date_from_name(path.name, table)
+        named = date_from_name(path.name, table) or (archive and date_from_name(archive, table)) or None
         if named and effective and named != effective:
             raise AmbiguousFileError(
                 f"{shown}: the file name says effective {named}, --effective says {effective}; "
