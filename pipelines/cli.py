@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from .reference_cli import reference
+
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 
@@ -79,14 +81,14 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
 
     from assets.flow import ALL_ASSETS
     from assets.readers import file_sha256
-    from reference.assets import REFERENCE_CHECKS
+    from reference.assets import PER_RUN_CHECKS
 
     from .resources import duckdb_resource
 
     hashes = [file_sha256(p) for p in files]
     batch_id = batch_id or batch_id_for(files, hashes)
     return dg.materialize(
-        [*ALL_ASSETS, *REFERENCE_CHECKS],
+        [*ALL_ASSETS, *PER_RUN_CHECKS],
         resources={"duckdb": duckdb_resource(db)},
         run_config=run_config(batch_id, files, out_dir, mapping, locality, show_ids),
         instance=dg.DagsterInstance.ephemeral(),
@@ -140,6 +142,9 @@ def _looks_like_locality(value: str) -> bool:
     import re
 
     return re.fullmatch(r"\d{5}-\d{2}", value) is not None
+
+
+main.add_command(reference)
 
 
 if __name__ == "__main__":

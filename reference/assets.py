@@ -8,7 +8,9 @@ from . import loaders
 
 RVU_76120_KNOWN = "rvu_76120_total_rvus"
 MUE_76120_KNOWN = "mue_76120_value"
+PTP_76120_KNOWN = "ptp_76120_pairs"
 KEYS_UNIQUE = "keys_unique"
+ROW_COUNTS = "row_counts_match_files"
 
 
 def _materialize(duckdb: DuckDBResource, table: str) -> dg.MaterializeResult:
@@ -61,15 +63,34 @@ def mue_limits(duckdb: DuckDBResource) -> dg.MaterializeResult:
 
 
 @dg.asset(group_name="reference", kinds={"duckdb"})
+def locality_counties(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """One row per Medicare locality (MAC + locality) per county-file release (25LOCCO): its counties."""
+    return _materialize(duckdb, "locality_counties")
+
+
+@dg.asset(group_name="reference", kinds={"duckdb"})
 def adjustment_codes(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per CARC, RARC and group code (X12 code lists)."""
     return _materialize(duckdb, "adjustment_codes")
+
+
+def _bundled_is_loaded(con, release_id: str) -> bool:
+    """A user may load their own files under a bundled release id; the known values are the bundled ones."""
+    rows = con.execute("select bool_and(origin = 'bundled') from ref_releases where release_id = ?",
+                       [release_id]).fetchall()
+    return bool(rows[0][0])
+
+
+def _replaced(release_id: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True, metadata={"skipped": f"{release_id} is not the bundled release"})
 
 
 @dg.asset_check(asset=rvu_fee_schedule, name=RVU_76120_KNOWN, blocking=True)
 def rvu_known_values(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """76120 in RVU25D: total non-facility RVUs 3.29 global, 0.56 with 26, 2.73 with TC."""
     with duckdb.get_connection() as con:
+        if not _bundled_is_loaded(con, "RVU25D"):
+            return _replaced("RVU25D")
         rows = con.execute(
             """select modifier, (work_rvu + pe_nonfacility + mp_rvu)::varchar from ref_rvu
                where release_id = 'RVU25D' and hcpcs = '76120' order by modifier"""
@@ -83,11 +104,27 @@ def rvu_known_values(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 def mue_known_values(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     """76120 in the 2024Q3 practitioner MUE table: 1 unit, adjudication indicator 3."""
     with duckdb.get_connection() as con:
+        if not _bundled_is_loaded(con, "MUE 2024Q3"):
+            return _replaced("MUE 2024Q3")
         rows = con.execute(
             """select mue_value, mai from ref_mue where release_id = 'MUE 2024Q3'
                and service_type = 'practitioner' and hcpcs = '76120'"""
         ).fetchall()
     return dg.AssetCheckResult(passed=rows == [(1, 3)], metadata={"found": str(rows)})
+
+
+@dg.asset_check(asset=ncci_ptp_edits, name=PTP_76120_KNOWN, blocking=True)
+def ptp_known_values(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    """76120 in the 2024Q3 practitioner PTP edits: 112 pairs, 34 of them not deleted."""
+    with duckdb.get_connection() as con:
+        if not _bundled_is_loaded(con, "PTP 2024Q3"):
+            return _replaced("PTP 2024Q3")
+        pairs, active = con.execute(
+            """select count(*), count(*) filter (where deletion_date is null) from ref_ptp
+               where release_id = 'PTP 2024Q3' and '76120' in (column_1, column_2)"""
+        ).fetchall()[0]
+    return dg.AssetCheckResult(passed=(pairs, active) == (112, 34),
+                               metadata={"pairs": pairs, "not_deleted": active})
 
 
 def _unique_check(table: str, key: str):
@@ -101,13 +138,66 @@ def _unique_check(table: str, key: str):
     return check
 
 
-rvu_keys_unique = dg.asset_check(asset=rvu_fee_schedule, name=KEYS_UNIQUE)(
-    _unique_check("ref_rvu", "release_id, hcpcs, modifier"))
-mue_keys_unique = dg.asset_check(asset=mue_limits, name=KEYS_UNIQUE)(
-    _unique_check("ref_mue", "release_id, service_type, hcpcs"))
-gpci_keys_unique = dg.asset_check(asset=gpci_localities, name=KEYS_UNIQUE)(
-    _unique_check("ref_gpci", "release_id, locality_key"))
+def _row_count_check(table: str, count_sql: str):
+    """Each release's rows in its table equal the rows its files hold: the count taken while reading the
+    file (recorded in ref_releases) and, for the bundled releases, the count the manifest states."""
+    expected = {(r.id, t): n for r in loaders.bundled_releases() if r.table == table for t, n in r.rows.items()}
 
-REFERENCE_ASSETS = [rvu_fee_schedule, gpci_localities, zip_localities, ncci_ptp_edits, mue_limits,
-                    adjustment_codes]
-REFERENCE_CHECKS = [rvu_known_values, mue_known_values, rvu_keys_unique, mue_keys_unique, gpci_keys_unique]
+    def check(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+        with duckdb.get_connection() as con:
+            recorded = con.execute(
+                """select release_id, table_name, row_count, origin from ref_releases
+                   where table_name = ? or table_name like ?""",
+                [table, table + "_%"],
+            ).fetchall()
+            actual = {(r[0], r[1]): r[2] for r in con.execute(count_sql).fetchall()}
+        wrong = [
+            f"{release} {table_name}: {actual.get((release, table_name), 0)} rows loaded, "
+            f"{expected.get((release, table_name), count) if origin == 'bundled' else count} in the files"
+            for release, table_name, count, origin in recorded
+            if actual.get((release, table_name), 0) != count
+            or (origin == "bundled" and expected.get((release, table_name), count) != count)
+        ]
+        return dg.AssetCheckResult(passed=not wrong, metadata={"releases": len(recorded),
+                                                               "mismatches": "; ".join(wrong) or "none"})
+
+    return check
+
+
+def _checks_for(asset, table: str, key: str, count_sql: str) -> list:
+    return [
+        dg.asset_check(asset=asset, name=KEYS_UNIQUE, description=f"one row per {key}")(
+            _unique_check(loaders.TABLE_OF[table], key)),
+        dg.asset_check(asset=asset, name=ROW_COUNTS, description="rows loaded = rows in the release's files")(
+            _row_count_check(table, count_sql)),
+    ]
+
+
+TABLE_CHECKS = [
+    *_checks_for(rvu_fee_schedule, "rvu", "release_id, hcpcs, modifier",
+                 "select release_id, 'rvu', count(*) from ref_rvu group by all"),
+    *_checks_for(gpci_localities, "gpci", "release_id, locality_key",
+                 "select release_id, 'gpci', count(*) from ref_gpci group by all"),
+    *_checks_for(locality_counties, "locality_counties", "release_id, locality_key",
+                 "select release_id, 'locality_counties', count(*) from ref_locality_counties group by all"),
+    *_checks_for(zip_localities, "zip", "release_id, zip",
+                 "select release_id, 'zip', count(*) from ref_zip group by all"),
+    *_checks_for(mue_limits, "mue", "release_id, service_type, hcpcs",
+                 "select release_id, 'mue_' || service_type, count(*) from ref_mue group by all"),
+    *_checks_for(adjustment_codes, "adjustment_codes", "release_id, code_type, code",
+                 "select release_id, 'adjustment_codes', count(*) from ref_adjustment_codes group by all"),
+]
+
+# A PTP pair can be listed more than once: deleted, then added again with a new effective date, and the CSV
+# forms dropped that date; CMS also lists 88108/88162 twice with two rationales. So no row repeats whole.
+PTP_ROWS_UNIQUE, PTP_ROW_COUNTS = _checks_for(
+    ncci_ptp_edits, "ptp",
+    "release_id, column_1, column_2, effective_date, deletion_date, modifier_indicator, rationale",
+    "select release_id, 'ptp', count(*) from ref_ptp group by all")
+
+REFERENCE_ASSETS = [rvu_fee_schedule, gpci_localities, locality_counties, zip_localities, ncci_ptp_edits,
+                    mue_limits, adjustment_codes]
+# The checks every scrub runs; the uniqueness of 5 million PTP rows (about 4 s on two cores) runs with the
+# Dagster job and in the UI only.
+PER_RUN_CHECKS = [rvu_known_values, mue_known_values, ptp_known_values, *TABLE_CHECKS, PTP_ROW_COUNTS]
+REFERENCE_CHECKS = [*PER_RUN_CHECKS, PTP_ROWS_UNIQUE]

@@ -50,6 +50,9 @@ create table if not exists ref_ptp (
 create table if not exists ref_mue (
     release_id varchar, service_type varchar, hcpcs varchar, mue_value integer, mai integer,
     rationale varchar);
+create table if not exists ref_locality_counties (
+    release_id varchar, mac varchar, locality varchar, locality_key varchar, state varchar,
+    fee_schedule_area varchar, counties varchar);
 create table if not exists ref_adjustment_codes (
     release_id varchar, code_type varchar, code varchar, description varchar);
 """
@@ -61,6 +64,7 @@ TABLE_OF = {
     "ptp": "ref_ptp",
     "mue": "ref_mue",
     "adjustment_codes": "ref_adjustment_codes",
+    "locality_counties": "ref_locality_counties",
 }
 
 
@@ -77,7 +81,10 @@ class Release:
     effective_end: date
     files: list[Path]
     origin: str = "bundled"
-    extra: dict = field(default_factory=dict)
+    # the names recorded as its sources (a file inside a CMS .zip is named "archive.zip:member")
+    names: list[str] = field(default_factory=list)
+    # rows per table the manifest expects (bundled releases only)
+    rows: dict[str, int] = field(default_factory=dict)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -94,6 +101,7 @@ def bundled_releases() -> list[Release]:
             effective_start=date.fromisoformat(r["effective_start"]),
             effective_end=date.fromisoformat(r["effective_end"]),
             files=[DATA_DIR / f for f in r["files"]],
+            rows=r["rows"],
         )
         for r in manifest["release"]
     ]
@@ -141,7 +149,8 @@ def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool =
             con.execute(
                 "insert into ref_releases values (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp)",
                 [release.id, table_name, release.layout, release.effective_start, release.effective_end,
-                 "; ".join(p.name for p in release.files), digest, count, release.origin],
+                 "; ".join(release.names or [p.name for p in release.files]), digest, count,
+                 release.origin],
             )
         con.execute("commit")
     except Exception:
@@ -246,6 +255,30 @@ def load_gpci(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int
     finally:
         con.unregister("incoming_frame")
     return {"gpci": len(records)}
+
+
+# --- Counties included in each locality (25LOCCO): state written once per group, MAC without zero ---
+
+def load_locco(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int]:
+    path = release.files[0]
+    with open_text(path, encoding="latin-1") as fh:
+        rows = list(csv.reader(fh))
+    records: dict[str, dict] = {}
+    state = ""
+    for r in rows:
+        if len(r) < 5 or not r[0].strip().isdigit() or not r[1].strip().isdigit():
+            continue
+        state = r[2].strip() or state
+        mac, locality = r[0].strip().zfill(5), r[1].strip().zfill(2)
+        # The CMS file lists some localities twice (Missouri's rest of state): one row per locality.
+        records.setdefault(f"{mac}-{locality}", {
+            "release_id": release.id, "mac": mac, "locality": locality, "locality_key": f"{mac}-{locality}",
+            "state": state, "fee_schedule_area": r[3].strip().rstrip("*").strip(), "counties": r[4].strip(),
+        })
+    if not records:
+        raise ReferenceFileError(f"{path.name}: no MAC/locality rows: not a county/locality file")
+    _insert_frame(con, "ref_locality_counties", pd.DataFrame.from_records(list(records.values())))
+    return {"locality_counties": len(records)}
 
 
 # --- ZIP5 to carrier/locality (fixed width, see ZIP5lyout.txt) -----------------------------------------
@@ -407,6 +440,7 @@ LOADERS = {
     "pprrvu": load_pprrvu,
     "gpci": load_gpci,
     "zip5": load_zip5,
+    "locco": load_locco,
     "ptp_csv": load_ptp_csv,
     "ptp_txt": load_ptp_txt,
     "mue_csv": load_mue,
@@ -417,9 +451,22 @@ LOADERS = {
 
 
 def ensure_bundled(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """Load every bundled release of one table that is not loaded yet; returns the ids loaded now."""
+    """Load every bundled release of one table that is not loaded yet; returns the ids loaded now.
+
+    A release the user loaded under a bundled id (say the official PTP 2024Q3 text files) replaces the
+    bundled one and is kept: user releases are never overwritten here."""
+    ensure_schema(con)
     loaded = []
     for release in bundled_releases():
-        if release.table == table and load_release(con, release):
+        if release.table != table or _loaded_by_user(con, release.id):
+            continue
+        if load_release(con, release):
             loaded.append(release.id)
     return loaded
+
+
+def _loaded_by_user(con: duckdb.DuckDBPyConnection, release_id: str) -> bool:
+    rows = con.execute(
+        "select count(*) from ref_releases where release_id = ? and origin <> 'bundled'", [release_id]
+    ).fetchall()
+    return rows[0][0] > 0

@@ -1,0 +1,168 @@
+"""`claimscrub reference ...`: list the loaded CMS releases, load newer ones, download them from CMS.
+
+Loading writes to the same DuckDB file the scrub reads; DuckDB allows one writer per file, so a load while a
+scrub runs on that file stops with a plain message and changes nothing.
+"""
+
+import sys
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+import duckdb
+
+DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb)."
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"claimscrub: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _connection(db: str | None):
+    from .settings import database_path
+
+    # The same file the scrub uses, opened without Dagster: these commands stay quick to start.
+    database = db or database_path()
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(database)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        _fail(f"{database}: the database is in use by another claimscrub run; try again when it finishes", 1)
+    try:
+        con.execute("set enable_progress_bar = false")
+        yield con
+    finally:
+        con.close()
+
+
+@click.group()
+def reference() -> None:
+    """The CMS reference releases that judge each line: list, load, download."""
+
+
+@reference.command("list")
+@click.option("--db", default=None, help=DB_HELP)
+def list_command(db: str | None) -> None:
+    """Show every release: table, effective period, rows, source files and where it came from."""
+    from reference.releases import list_releases
+
+    with _connection(db) as con:
+        rows = list_releases(con)
+    header = ("release", "table", "effective", "rows", "origin", "sources")
+    table = [
+        (r["release"], r["table"], f"{r['start']} to {r['end']}", f"{r['rows']:,}", r["origin"], r["sources"])
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *table]) for i in range(len(header) - 1)]
+    for row in [header, *table]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+
+
+@reference.command("load")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--effective", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Effective date YYYY-MM-DD, for files whose name holds none.")
+@click.option("--release-id", default=None, help="Name the release (default: e.g. 'PTP 2026Q3', 'RVU26A').")
+@click.option("--db", default=None, help=DB_HELP)
+def load_command(files: tuple[Path, ...], effective: datetime | None, release_id: str | None,
+                 db: str | None) -> None:
+    """Load CMS files (PPRRVU, GPCI, county, ZIP5, NCCI PTP, MUE, CARC/RARC; plain, .gz or CMS .zip).
+
+    The layout is told from each file's content, the effective date from its name (e.g.
+    MCR_MUE_PractitionerServices_Eff_07-01-2026.csv, ccipra-v322r0-f1.txt) or from --effective. Files of
+    one table and date make one release: give all PTP parts f1..f4 together."""
+    from reference.loaders import ReferenceFileError
+    from reference.releases import load_files
+
+    when: date | None = effective.date() if effective else None
+    try:
+        with _connection(db) as con:
+            results = load_files(con, list(files), when, release_id)
+            counts = {
+                release.id: con.execute(
+                    "select table_name, row_count from ref_releases where release_id = ? order by table_name",
+                    [release.id],
+                ).fetchall()
+                for release, _ in results
+            }
+    except ReferenceFileError as exc:
+        _fail(str(exc))
+    for release, loaded in results:
+        rows = ", ".join(f"{count:,} {table}" for table, count in counts[release.id])
+        state = "loaded" if loaded else "already loaded (same files)"
+        click.echo(f"{release.id}: {state}, {release.effective_start} to {release.effective_end}, {rows} "
+                   f"from {'; '.join(release.names)}")
+
+
+@reference.command("localities")
+@click.option("--state", default="", help="Only this state (name or two letters, e.g. CA).")
+@click.option("--db", default=None, help=DB_HELP)
+def localities_command(state: str, db: str | None) -> None:
+    """The Medicare pricing localities (MAC-LL, for --locality or a locality column) with their counties."""
+    from reference.loaders import ensure_bundled
+
+    with _connection(db) as con:
+        ensure_bundled(con, "locality_counties")
+        ensure_bundled(con, "gpci")
+        rows = con.execute(
+            """
+            with newest as (
+                select * from ref_locality_counties
+                where release_id = (select release_id from ref_releases where table_name = 'locality_counties'
+                                    order by effective_start desc, loaded_at desc limit 1)
+            ),
+            gpci as (
+                select * from ref_gpci
+                where release_id = (select release_id from ref_releases where table_name = 'gpci'
+                                    order by effective_start desc, loaded_at desc limit 1)
+            )
+            select n.locality_key, coalesce(g.state, ''), n.state, n.fee_schedule_area, n.counties,
+                   n.release_id
+            from newest n left join gpci g on g.locality_key = n.locality_key
+            where $state = '' or upper(n.state) = upper($state) or upper(g.state) = upper($state)
+            order by n.state, n.locality_key
+            """,
+            {"state": state.strip()},
+        ).fetchall()
+    if not rows:
+        _fail(f"--state {state!r}: no locality found")
+    for key, abbreviation, name, area, counties, release in rows:
+        click.echo(f"{key}  {abbreviation or name:<3} {area}: {counties}")
+    click.echo(f"({len(rows)} localities, {rows[0][5]})")
+
+
+@reference.command("download")
+@click.option("--release", "release", required=True, help="'PTP 2026Q3', 'MUE 2026Q3' or 'RVU26A'.")
+@click.option("--dir", "folder", type=click.Path(path_type=Path), default=None,
+              help="Where to save the CMS archives (default: .claimscrub/downloads).")
+@click.option("--no-load", is_flag=True, help="Only save the archives, do not load them.")
+@click.option("--db", default=None, help=DB_HELP)
+def download_command(release: str, folder: Path | None, no_load: bool, db: str | None) -> None:
+    """Fetch a release from the CMS download pages (needs internet), then load it."""
+    from reference.download import DownloadError, download_release
+    from reference.loaders import ReferenceFileError
+    from reference.releases import load_files
+
+    from .settings import home
+
+    target = folder or home() / "downloads"
+    try:
+        saved = download_release(release, target)
+    except DownloadError as exc:
+        _fail(str(exc), 1)
+    for path in saved:
+        click.echo(f"saved {path}")
+    if no_load:
+        return
+    try:
+        with _connection(db) as con:
+            results = load_files(con, saved)
+    except ReferenceFileError as exc:
+        _fail(str(exc))
+    for loaded, _ in results:
+        click.echo(f"{loaded.id}: loaded, {loaded.effective_start} to {loaded.effective_end}")

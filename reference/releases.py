@@ -1,0 +1,309 @@
+"""Releases a user loads: tell each file's CMS layout from its content, its effective date from its name
+(else from --effective), group the files into releases and load them beside the bundled ones.
+
+A release's period is the quarter (RVU, ZIP5, PTP, MUE) or the year (GPCI, county file) that starts at its
+effective date; CARC/RARC lists stay in force until a newer list is loaded.
+"""
+
+import calendar
+import csv
+import io
+import re
+import tempfile
+import zipfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+from .loaders import (
+    ReferenceFileError,
+    Release,
+    bundled_releases,
+    ensure_schema,
+    load_release,
+    open_text,
+)
+
+# layout -> the table its rows go to
+TABLE_OF_LAYOUT = {
+    "pprrvu": "rvu",
+    "gpci": "gpci",
+    "locco": "locality_counties",
+    "zip5": "zip",
+    "ptp_txt": "ptp",
+    "ptp_csv": "ptp",
+    "mue_official_csv": "mue",
+    "mue_csv": "mue",
+    "mue_all_services_csv": "mue",
+    "adjustment_codes": "adjustment_codes",
+}
+# Layouts whose release is one file (NCCI PTP comes in parts, MUE per service type, CARC/RARC per list).
+SINGLE_FILE_LAYOUTS = {"pprrvu", "gpci", "locco", "zip5"}
+YEARLY_TABLES = {"gpci", "locality_counties"}
+OPEN_ENDED_TABLES = {"adjustment_codes"}
+OPEN_END = date(2099, 12, 31)
+
+MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_abbr) if name}
+MONTH = "|".join(MONTHS)
+
+
+class AmbiguousFileError(ReferenceFileError):
+    """A file whose layout or effective date cannot be told: the user must say (message names the file)."""
+
+
+# --- Layout, from the first lines of the file ---------------------------------------------------------
+
+def _head_rows(path: Path, limit: int = 60) -> tuple[list[str], list[list[str]]]:
+    """The first lines of a file as text, and the same parsed as CSV (quoted line breaks kept inside)."""
+    with open_text(path, encoding="latin-1") as fh:
+        text = fh.read(64 * 1024)
+    lines = text.splitlines()[:limit]
+    rows = []
+    try:
+        for number, row in enumerate(csv.reader(io.StringIO(text, newline=""))):
+            rows.append(row)
+            if number >= limit:
+                break
+    except csv.Error:
+        pass
+    return lines, rows
+
+
+def detect_layout(path: Path) -> str:
+    """The CMS layout of one file, told from its content (never from its name)."""
+    lines, rows = _head_rows(path)
+    if any(re.match(r"^[A-Z0-9]{5}\t[A-Z0-9]{5}\t", line) for line in lines):
+        return "ptp_txt"
+    if sum(bool(re.match(r"^[A-Z]{2}\d{5}[0-9A-Z]{5}\d{2}", line)) for line in lines) >= 3:
+        return "zip5"
+    for row in rows:
+        head = [" ".join(cell.split()).lower() for cell in row]  # CMS headers break lines inside a cell
+        if not head:
+            continue
+        if head[:3] == ["hcpcs", "mod", "description"] and len(head) >= 25:
+            return "pprrvu"
+        if head[:2] == ["column_1", "column_2"]:
+            return "ptp_csv"
+        if head[0].startswith("hcpcs/") and len(head) > 1 and "mue values" in head[1]:
+            return "mue_official_csv"
+        if head[0] == "hcpcs_cpt_code" and len(head) > 1 and "mue_values" in head[1]:
+            return "mue_csv"
+        if head[0] == "hcpcs" and "mue_service_type" in head:
+            return "mue_all_services_csv"
+        if head[:2] == ["code", "description"]:
+            return "adjustment_codes"
+        if head[0].startswith("medicare adm") and len(head) > 4 and "counties" in head[4]:
+            return "locco"
+        if head[0].startswith("medicare administrative contractor") and any("gpci" in h for h in head):
+            return "gpci"
+    raise AmbiguousFileError(
+        f"{path.name}: not a CMS reference layout claimscrub knows (PPRRVU, GPCI, county/locality, ZIP5, "
+        "NCCI PTP text or CSV, MUE CSV, CARC/RARC list)"
+    )
+
+
+# --- Effective date, from the file name ---------------------------------------------------------------
+
+def _year(digits: str) -> int:
+    return int(digits) if len(digits) == 4 else 2000 + int(digits)
+
+
+def _quarter_start(year: int, quarter: int) -> date:
+    return date(year, 3 * quarter - 2, 1)
+
+
+def date_from_name(name: str, table: str) -> date | None:
+    """The effective date a CMS file name holds, if it holds one.
+
+    Understood: `Eff_07-01-2026` (MUE), `2024-07-01`, `2024Q3` / `2026-q3`, NCCI versions `ccipra-v322r0`
+    (version 32.2: 1994 + 32 = 2026, quarter 2 + 1), `RVU25D`, a month with its year (`PPRRVU2025_Oct`,
+    `ZIP5_OCT2025`, `PPRRVU25_JAN`) and, for the yearly tables only, a bare year (`GPCI2025`, `25LOCCO`).
+    """
+    lowered = name.lower()
+    if match := re.search(r"(?<!\d)(\d{2})-(\d{2})-(\d{4})(?!\d)", lowered):
+        return date(int(match[3]), int(match[1]), int(match[2]))
+    if match := re.search(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)", lowered):
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    if match := re.search(r"(?<!\d)(20\d{2})[-_ ]?q([1-4])(?![0-9])", lowered):
+        return _quarter_start(int(match[1]), int(match[2]))
+    if match := re.search(r"cci[a-z]*-v(\d{2})(\d)r\d", lowered):
+        return _quarter_start(1994 + int(match[1]), int(match[2]) + 1)
+    if match := re.search(r"rvu(\d{2})([a-d])(?![a-z])", lowered):
+        return _quarter_start(_year(match[1]), "abcd".index(match[2]) + 1)
+    if match := re.search(rf"(?<!\d)(\d{{4}}|\d{{2}})[-_ ]?({MONTH})(?![a-z])", lowered) or re.search(
+        rf"(?<![a-z])({MONTH})[a-z]*[-_ ]?(\d{{4}}|\d{{2}})(?!\d)", lowered
+    ):
+        year, month = (match[1], match[2]) if match[1].isdigit() else (match[2], match[1])
+        return date(_year(year), MONTHS[month], 1)
+    if table in YEARLY_TABLES and (
+        match := re.search(r"(?<!\d)(20\d{2})(?!\d)", lowered) or re.match(r"(\d{2})[a-z]", lowered)
+    ):
+        return date(_year(match[1]), 1, 1)
+    return None
+
+
+def period_end(table: str, start: date) -> date:
+    """The last day of the quarter (or year) that starts at `start`."""
+    if table in OPEN_ENDED_TABLES:
+        return OPEN_END
+    months = 12 if table in YEARLY_TABLES else 3
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1])) - timedelta(days=1)
+
+
+def release_id_for(table: str, start: date) -> str:
+    quarter = f"{start.year}Q{(start.month - 1) // 3 + 1}"
+    return {
+        "rvu": f"RVU{start.year % 100:02d}{'ABCD'[(start.month - 1) // 3]}",
+        "gpci": f"GPCI {start.year}",
+        "locality_counties": f"LOCCO {start.year}",
+        "zip": f"ZIP5 {quarter}",
+        "ptp": f"PTP {quarter}",
+        "mue": f"MUE {quarter}",
+        "adjustment_codes": f"CARC-RARC {start:%Y-%m}",
+    }[table]
+
+
+# --- Planning and loading ----------------------------------------------------------------------------
+
+@dataclass
+class PlannedFile:
+    path: Path
+    shown_as: str
+    layout: str
+    table: str
+    effective: date
+
+
+def _expand(paths: list[Path], stack: ExitStack) -> list[tuple[Path, str, str | None]]:
+    """Each input as (readable path, name shown to the user, archive name); a CMS .zip gives its .csv and
+    .txt members."""
+    files = []
+    for path in paths:
+        if not path.is_file():
+            raise ReferenceFileError(f"{path}: file not found")
+        if not zipfile.is_zipfile(path):
+            files.append((path, path.name, None))
+            continue
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="claimscrub-ref-")))
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist()
+                       if m.lower().endswith((".csv", ".txt")) and not m.startswith("__MACOSX")]
+            # The RVU archives publish each table as .csv and as .txt: read the .csv.
+            stems = {m.lower()[:-4] for m in members if m.lower().endswith(".csv")}
+            members = [m for m in members if m.lower().endswith(".csv") or m.lower()[:-4] not in stems]
+            for member in members:
+                target = folder / Path(member).name
+                target.write_bytes(archive.read(member))
+                files.append((target, f"{path.name}:{Path(member).name}", path.name))
+    return files
+
+
+def plan(paths: list[Path], effective: date | None, stack: ExitStack) -> list[PlannedFile]:
+    planned = []
+    for path, shown, archive in _expand(paths, stack):
+        try:
+            layout = detect_layout(path)
+        except AmbiguousFileError:
+            if archive:  # CMS archives also hold readmes and other layouts: take what is known
+                continue
+            raise
+        table = TABLE_OF_LAYOUT[layout]
+        named = date_from_name(path.name, table) or (archive and date_from_name(archive, table)) or None
+        if named and effective and named != effective:
+            raise AmbiguousFileError(
+                f"{shown}: the file name says effective {named}, --effective says {effective}; "
+                "rename the file or drop --effective"
+            )
+        when = named or effective
+        if when is None:
+            raise AmbiguousFileError(
+                f"{shown}: cannot tell the effective date from the file name; give --effective YYYY-MM-DD"
+            )
+        planned.append(PlannedFile(path, shown, layout, table, when))
+    if not planned:
+        raise AmbiguousFileError(f"{', '.join(p.name for p in paths)}: no CMS reference file inside")
+    return planned
+
+
+def group_releases(planned: list[PlannedFile], release_id: str | None) -> list[Release]:
+    """Files of one table and one effective date make one release (PTP parts f1..f4, MUE service types)."""
+    groups: dict[tuple[str, date], list[PlannedFile]] = {}
+    for item in planned:
+        groups.setdefault((item.table, item.effective), []).append(item)
+    if release_id and len(groups) > 1:
+        raise AmbiguousFileError(
+            f"--release-id names one release, but the files make {len(groups)}: "
+            + "; ".join(f"{t} from {d}" for t, d in groups)
+        )
+    releases = []
+    for (table, start), items in groups.items():
+        layouts = {i.layout for i in items}
+        if len(layouts) > 1:
+            raise AmbiguousFileError(
+                f"{', '.join(i.shown_as for i in items)}: one {table} release in several layouts "
+                f"({', '.join(sorted(layouts))}); load them separately"
+            )
+        if layouts <= SINGLE_FILE_LAYOUTS and len(items) > 1:
+            raise AmbiguousFileError(
+                f"{', '.join(i.shown_as for i in items)}: {len(items)} {table} files for {start}; load one"
+            )
+        releases.append(Release(
+            id=release_id or release_id_for(table, start),
+            table=table,
+            layout=layouts.pop(),
+            effective_start=start,
+            effective_end=period_end(table, start),
+            files=[i.path for i in items],
+            origin="user",
+            names=[i.shown_as for i in items],
+        ))
+    return releases
+
+
+def load_files(con: duckdb.DuckDBPyConnection, paths: list[Path], effective: date | None = None,
+               release_id: str | None = None) -> list[tuple[Release, bool]]:
+    """Load user files as releases; returns each release and whether it was (re)loaded now."""
+    with ExitStack() as stack:
+        releases = group_releases(plan(paths, effective, stack), release_id)
+        done = []
+        for release in releases:
+            try:
+                done.append((release, load_release(con, release)))
+            except ReferenceFileError:
+                raise
+            except (duckdb.Error, ValueError, KeyError, IndexError) as exc:
+                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ReferenceFileError(
+                    f"{', '.join(release.names)}: cannot be read as {release.layout}: {first_line}"
+                ) from exc
+        return done
+
+
+def list_releases(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Every loaded release, then the bundled ones not loaded yet (they load on the first scrub)."""
+    ensure_schema(con)
+    rows = con.execute(
+        """select release_id, table_name, effective_start, effective_end, row_count, source_files, origin,
+                  left(sha256, 12)
+           from ref_releases order by table_name, effective_start, release_id"""
+    ).fetchall()
+    listed = [
+        {"release": r[0], "table": r[1], "start": r[2], "end": r[3], "rows": r[4], "sources": r[5],
+         "origin": r[6], "sha256": r[7]}
+        for r in rows
+    ]
+    loaded = {r[0] for r in rows}
+    for release in bundled_releases():
+        if release.id in loaded:
+            continue
+        for table_name, count in release.rows.items():
+            listed.append({"release": release.id, "table": table_name, "start": release.effective_start,
+                           "end": release.effective_end, "rows": count,
+                           "sources": "; ".join(p.name for p in release.files),
+                           "origin": "bundled (loads on first scrub)", "sha256": ""})
+    return listed
