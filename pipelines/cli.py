@@ -110,7 +110,7 @@ def main() -> None:
 @click.option("--show-ids", is_flag=True, help="Show patient identifiers in clear in the reports.")
 def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
           show_ids: bool) -> None:
-    """Scrub claim exports (CSV or Excel) and write flags, lines, quarantine, summary and the workbook."""
+    """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
     from assets.readers import InputFileError, inspect_export, load_mapping
 
     try:
@@ -141,6 +141,11 @@ def _looks_like_locality(value: str) -> bool:
 
     return re.fullmatch(r"\d{5}-\d{2}", value) is not None
 
+
+from .feedback_commands import feedback, remit  # noqa: E402  (they use the helpers above)
+
+main.add_command(remit)
+main.add_command(feedback)
 
 if __name__ == "__main__":
     main()
