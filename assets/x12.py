@@ -9,36 +9,44 @@ through a full implementation-guide parser: see the README for why pyx12 was not
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from .readers import CANONICAL, InputFileError
 
 ISA_LENGTH = 106
+STAGE_ROWS = 100_000  # service lines per insert: memory stays flat whatever the file's size
 SEGMENT_ID = re.compile(r"[A-Z0-9]{2,3}")
 # Qualifiers of the HI composites that carry diagnoses (ICD-10-CM principal/other, ICD-9 the same).
 DIAGNOSIS_QUALIFIERS = {"ABK", "ABF", "BK", "BF"}
 PROFESSIONAL_GUIDE = "005010X222"
+PROFESSIONAL = "837P professional claim"
+REMITTANCE = "835 remittance"
 
 
-@dataclass
+@dataclass(slots=True)
+class Separators:
+    element: str
+    component: str
+
+    def parts(self, value: str) -> list[str]:
+        return [p.strip() for p in value.split(self.component)]
+
+
+@dataclass(slots=True)
 class Segment:
     number: int  # 1-based position in the file, ISA of the first interchange = 1
     id: str
     elements: list[str]
+    separators: Separators
 
     def get(self, position: int) -> str:
         """Element `position` (1-based, as the implementation guides number them), '' where absent."""
         return self.elements[position].strip() if position < len(self.elements) else ""
 
-
-@dataclass
-class Interchange:
-    element: str
-    component: str
-    segments: list[Segment] = field(default_factory=list)
-
-    def parts(self, value: str) -> list[str]:
-        return [p.strip() for p in value.split(self.component)]
+    def parts(self, position: int) -> list[str]:
+        """The components of composite element `position`."""
+        return self.separators.parts(self.get(position))
 
 
 def _text(path: Path) -> str:
@@ -50,106 +58,99 @@ def _text(path: Path) -> str:
     return text.lstrip("\ufeff \t\r\n")
 
 
-def read_interchanges(path: Path) -> list[Interchange]:
-    """Every interchange of a file, its separators taken from its own ISA. Raises InputFileError on a file
-    that is not X12: no ISA, a malformed ISA, segments outside an envelope, or unmatched trailers."""
+def read_segments(path: Path) -> Iterator[Segment]:
+    """Every segment of a file, one at a time, each interchange split with the separators of its own ISA.
+
+    Raises InputFileError on a file that is not X12: no ISA, a malformed ISA, a segment outside its
+    envelope, or a trailer (SE, GE, IEA) that does not close what its header opened. Segment counts are
+    not checked: published test files get them wrong and nothing here depends on them."""
     text = _text(path)
-    interchanges: list[Interchange] = []
-    number = 0
-    while text:
-        if not text.startswith("ISA") or len(text) < ISA_LENGTH:
+    number = start = 0
+    while start < len(text):
+        if not text.startswith("ISA", start) or len(text) - start < ISA_LENGTH:
             raise _invalid(path, f"segment {number + 1} should open an interchange (ISA)")
-        element, component, terminator = text[3], text[104], text[105]
-        if element.isalnum() or terminator.isalnum() or len(text[:ISA_LENGTH - 1].split(element)) != 17:
+        isa = text[start:start + ISA_LENGTH]
+        element, component, terminator = isa[3], isa[104], isa[105]
+        if element.isalnum() or terminator.isalnum() or len(isa[:-1].split(element)) != 17:
             raise _invalid(path, f"the ISA at segment {number + 1} is not 106 characters with 16 elements")
-        interchange = Interchange(element, component)
+        separators = Separators(element, component)
+        control = isa.split(element)[13].strip()
         open_group = open_set = None
         closed = False
-        position = 0
-        for raw in _split(text, terminator):
-            position += len(raw) + 1
-            segment_text = raw.strip()
+        first = number + 1
+        while start < len(text) and not closed:
+            end = text.find(terminator, start)
+            end = len(text) if end < 0 else end
+            segment_text = text[start:end].strip()
+            start = end + 1
             if not segment_text:
                 continue
             number += 1
             elements = segment_text.split(element)
-            segment = Segment(number, elements[0], elements)
-            if not SEGMENT_ID.fullmatch(segment.id):
+            sid = elements[0]
+            if not SEGMENT_ID.fullmatch(sid):
                 raise _invalid(path, f"segment {number} ({segment_text[:20]!r}) has no segment id")
-            interchange.segments.append(segment)
-            if segment.id == "GS":
+            segment = Segment(number, sid, elements, separators)
+            if sid == "GS":
                 open_group = segment.get(6)
-            elif segment.id == "ST":
+            elif sid == "ST":
                 if open_group is None:
                     raise _invalid(path, f"segment {number}: ST outside a functional group (GS)")
                 open_set = segment.get(2)
-            elif segment.id == "SE":
+            elif sid == "SE":
                 if open_set is None or segment.get(2) != open_set:
                     raise _invalid(path, f"segment {number}: SE does not close the open transaction set")
                 open_set = None
-            elif segment.id == "GE":
+            elif sid == "GE":
                 if open_group is None or open_set is not None or segment.get(2) != open_group:
                     raise _invalid(path, f"segment {number}: GE does not close the open functional group")
                 open_group = None
-            elif segment.id == "IEA":
-                isa13 = interchange.segments[0].get(13)
-                if open_group is not None or segment.get(2) != isa13:
-                    raise _invalid(path, f"segment {number}: IEA does not close interchange {isa13}")
+            elif sid == "IEA":
+                if open_group is not None or segment.get(2) != control:
+                    raise _invalid(path, f"segment {number}: IEA does not close interchange {control}")
                 closed = True
-                break
-            elif segment.id == "ISA" and len(interchange.segments) > 1:
-                raise _invalid(path, f"segment {number}: ISA before the previous interchange's IEA")
-            elif segment.id != "ISA" and open_set is None:
-                raise _invalid(path, f"segment {number} ({segment.id}) is outside a transaction set (ST/SE)")
+            elif sid == "ISA":
+                if number != first:
+                    raise _invalid(path, f"segment {number}: ISA before the previous interchange's IEA")
+            elif open_set is None:
+                raise _invalid(path, f"segment {number} ({sid}) is outside a transaction set (ST/SE)")
+            yield segment
         if not closed:
             raise _invalid(path, "the file ends before the interchange trailer (IEA)")
-        interchanges.append(interchange)
-        text = text[position:].lstrip(" \t\r\n")
-    return interchanges
-
-
-def _split(text: str, terminator: str) -> Iterator[str]:
-    start = 0
-    while start < len(text):
-        end = text.find(terminator, start)
-        if end < 0:
-            yield text[start:]
-            return
-        yield text[start:end]
-        start = end + 1
+        while start < len(text) and text[start] in " \t\r\n":
+            start += 1
 
 
 def _invalid(path: Path, reason: str) -> InputFileError:
     return InputFileError(f"{path}: not a valid X12 file: {reason}")
 
 
-def transactions(interchanges: list[Interchange]) -> Iterator[tuple[Interchange, str, str, list[Segment]]]:
-    """(interchange, transaction set id, implementation guide, segments from ST to SE) of every set."""
-    for interchange in interchanges:
-        guide = ""
-        current: list[Segment] | None = None
-        for segment in interchange.segments:
-            if segment.id == "GS":
-                guide = segment.get(8)
-            elif segment.id == "ST":
-                current = [segment]
-            elif current is not None:
-                current.append(segment)
-                if segment.id == "SE":
-                    yield interchange, current[0].get(1), current[0].get(3) or guide, current
-                    current = None
-
-
-def _require(path: Path, interchanges: list[Interchange], wanted: str, what: str) -> None:
-    found = {(ts, guide) for _, ts, guide, _ in transactions(interchanges)}
-    if not any(ts == wanted and (wanted != "837" or guide.startswith(PROFESSIONAL_GUIDE)) for ts, guide in found):
-        kinds = ", ".join(sorted(f"{ts} ({guide})" if guide else ts for ts, guide in found)) or "none"
+def transaction_segments(path: Path, wanted: str, what: str) -> Iterator[Segment]:
+    """The segments, ST to SE, of every transaction set `wanted` of the file (an 837 only when it is
+    professional, 005010X222). Raises InputFileError, once the file is read, if there was none."""
+    guide = ""
+    found: set[str] = set()
+    inside = matched = False
+    for segment in read_segments(path):
+        if segment.id == "GS":
+            guide = segment.get(8)
+        elif segment.id == "ST":
+            set_id, set_guide = segment.get(1), segment.get(3) or guide
+            found.add(f"{set_id} ({set_guide})" if set_guide else set_id)
+            inside = set_id == wanted and (wanted != "837" or set_guide.startswith(PROFESSIONAL_GUIDE))
+            matched = matched or inside
+        if inside:
+            yield segment
+            inside = segment.id != "SE"
+    if not matched:
+        kinds = ", ".join(sorted(found)) or "none"
         raise InputFileError(f"{path}: X12 file holds no {what} (transaction sets found: {kinds})")
 
 
 def inspect_837p(path: Path) -> None:
     """Fail fast on a file that is not X12 or holds no 837P."""
-    _require(path, read_interchanges(path), "837", "837P professional claim")
+    for _ in transaction_segments(path, "837", PROFESSIONAL):
+        pass
 
 
 # ---------------------------------------------------------------------------------------------------- 837P
@@ -160,21 +161,15 @@ def _date(segment: Segment) -> str:
     return segment.get(3).split("-")[0]
 
 
-def claim_rows_837p(path: Path) -> list[dict]:
+def claim_rows_837p(path: Path) -> Iterator[dict]:
     """One dict per 837P service line (SV1), with the canonical columns and source_row = SV1's segment number.
 
     Values stay text: the validate stage judges them, so a line that cannot be scrubbed is quarantined with
     its reasons like a row of a CSV export."""
-    interchanges = read_interchanges(path)
-    _require(path, interchanges, "837", "837P professional claim")
-    rows: list[dict] = []
-    for interchange, set_id, guide, segments in transactions(interchanges):
-        if set_id == "837" and guide.startswith(PROFESSIONAL_GUIDE):
-            rows.extend(_professional_lines(path, interchange, segments))
-    return rows
+    return _professional_lines(path, transaction_segments(path, "837", PROFESSIONAL))
 
 
-def _professional_lines(path: Path, interchange: Interchange, segments: list[Segment]) -> Iterator[dict]:
+def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dict]:
     hl_levels: dict[str, dict] = {}  # HL01 -> what its loops said, merged over its parents
     hl: dict = {}
     claim: dict | None = None
@@ -184,7 +179,7 @@ def _professional_lines(path: Path, interchange: Interchange, segments: list[Seg
 
     def row() -> dict:
         sv1 = line["sv1"]
-        procedure = interchange.parts(sv1.get(1)) if sv1 is not None else []
+        procedure = sv1.parts(1) if sv1 is not None else []
         modifiers = (procedure[2:6] + [""] * 4)[:4]
         values = {
             "claim_id": claim["claim_id"],
@@ -214,12 +209,14 @@ def _professional_lines(path: Path, interchange: Interchange, segments: list[Seg
             if claim is not None:
                 yield row()
             line = None
-        if sid == "HL":
+        if sid == "ST":
+            hl_levels, hl, claim = {}, {}, None
+        elif sid == "HL":
             hl = {**hl_levels.get(segment.get(2), {}), "level": segment.get(3)}
             hl_levels[segment.get(1)] = hl
             claim, entity = None, ""
         elif sid == "CLM":
-            facility = interchange.parts(segment.get(5))
+            facility = segment.parts(5)
             claim = {"claim_id": segment.get(1), "pos": facility[0], "diagnoses": [], "dos": "",
                      "rendering": "", "zip": ""}
             in_cob, entity = False, ""
@@ -254,7 +251,7 @@ def _professional_lines(path: Path, interchange: Interchange, segments: list[Seg
             continue
         elif sid == "HI":
             for composite in segment.elements[1:]:
-                parts = interchange.parts(composite)
+                parts = segment.separators.parts(composite)
                 if len(parts) > 1 and parts[0] in DIAGNOSIS_QUALIFIERS and parts[1]:
                     claim["diagnoses"].append(parts[1])
         elif sid == "DTP" and segment.get(1) == "472":
@@ -271,17 +268,19 @@ def stage_837p(con, path: Path, table: str, batch_id: str, file_index: int, name
     """Land one 837P file's service lines in `table` (raw_claim_rows) as text; returns the count."""
     import pandas as pd
 
-    records = [{"batch_id": batch_id, "file_index": file_index, "source_file": name, **row}
-               for row in claim_rows_837p(path)]
-    frame = pd.DataFrame.from_records(
-        records, columns=["batch_id", "file_index", "source_file", "source_row", *CANONICAL]
-    ).astype({c: "object" for c in CANONICAL})
-    con.register("incoming_x12_rows", frame)
-    try:
-        con.execute(f"insert into {table} by name select * from incoming_x12_rows")
-    finally:
-        con.unregister("incoming_x12_rows")
-    return len(records)
+    count = 0
+    rows = claim_rows_837p(path)
+    while chunk := list(islice(rows, STAGE_ROWS)):
+        frame = pd.DataFrame.from_records(chunk, columns=["source_row", *CANONICAL]).astype(
+            {c: "object" for c in CANONICAL})
+        con.register("incoming_x12_rows", frame)
+        try:
+            con.execute(f"insert into {table} by name select ? as batch_id, ? as file_index, "
+                        "? as source_file, * from incoming_x12_rows", [batch_id, file_index, name])
+        finally:
+            con.unregister("incoming_x12_rows")
+        count += len(chunk)
+    return count
 
 
 # ----------------------------------------------------------------------------------------------------- 835
@@ -301,22 +300,16 @@ def _amount(value: str) -> str | None:
 
 
 def read_835(path: Path) -> Remittance:
-    interchanges = read_interchanges(path)
-    _require(path, interchanges, "835", "835 remittance")
+    """Every claim payment, service line and adjustment of the 835 transaction sets of a file."""
     remit = Remittance()
-    for interchange, set_id, _, segments in transactions(interchanges):
-        if set_id == "835":
-            _remittance(interchange, segments, remit)
-    return remit
-
-
-def _remittance(interchange: Interchange, segments: list[Segment], remit: Remittance) -> None:
     payer = ""
     claim: dict | None = None
     line: dict | None = None
-    for segment in segments:
+    for segment in transaction_segments(path, "835", REMITTANCE):
         sid = segment.id
-        if sid == "N1" and segment.get(1) == "PR":
+        if sid == "ST":
+            payer = ""
+        elif sid == "N1" and segment.get(1) == "PR":
             payer = segment.get(2)
         elif sid == "CLP":
             claim = {"claim_seq": len(remit.claims) + 1, "claim_id": segment.get(1), "status": segment.get(2),
@@ -329,8 +322,8 @@ def _remittance(interchange: Interchange, segments: list[Segment], remit: Remitt
         elif claim is None:
             continue
         elif sid == "SVC":
-            billed = interchange.parts(segment.get(1))
-            submitted = interchange.parts(segment.get(6)) if segment.get(6) else billed
+            billed = segment.parts(1)
+            submitted = segment.parts(6) if segment.get(6) else billed
             claim["lines"] += 1
             line = {"line_seq": len(remit.lines) + 1, "claim_seq": claim["claim_seq"],
                     "claim_id": claim["claim_id"], "position": claim["lines"],
@@ -354,3 +347,4 @@ def _remittance(interchange: Interchange, segments: list[Segment], remit: Remitt
             line["ref_6r"] = segment.get(2)
         elif line is not None and sid == "DTM" and segment.get(1) in ("472", "150"):
             line["service_date"] = line["service_date"] or segment.get(2)
+    return remit
