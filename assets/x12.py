@@ -153,6 +153,12 @@ def inspect_837p(path: Path) -> None:
         pass
 
 
+def inspect_835(path: Path) -> None:
+    """Fail fast on a file that is not X12 or holds no 835."""
+    for _ in transaction_segments(path, "835", REMITTANCE):
+        pass
+
+
 # ---------------------------------------------------------------------------------------------------- 837P
 
 

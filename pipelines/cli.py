@@ -142,7 +142,8 @@ def _looks_like_locality(value: str) -> bool:
     return re.fullmatch(r"\d{5}-\d{2}", value) is not None
 
 
-from .feedback_commands import feedback, remit  # noqa: E402  (they use the helpers above)
+# Imported last: the feedback commands use the helpers above.
+from .feedback_commands import feedback, remit
 
 main.add_command(remit)
 main.add_command(feedback)

@@ -36,13 +36,16 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
     """Load 835 remittances (each file once, by content) and match them to scrubbed claim lines."""
     from assets.feedback import remittances
     from assets.readers import InputFileError, detect_kind
+    from assets.x12 import inspect_835
 
     from .cli import _fail
 
+    # Every file is checked before any is loaded: a usage error leaves the database as it was.
     try:
         for path in files:
             if detect_kind(path) != "x12":
                 raise InputFileError(f"{path}: not an X12 file (an 835 starts with an ISA segment)")
+            inspect_835(path)
     except InputFileError as exc:
         _fail(str(exc))
     result = _materialize(remittances, {"files": [str(p.resolve()) for p in files],

@@ -21,9 +21,10 @@ DOC, GROUP = npi("123456789"), npi("555000111")
 
 def _line(claim_id, number, patient, code, modifiers="", units=1, pos="11", dx="R13.10", payer="ACME HEALTH",
           rendering=DOC):
-    return dict(claim_id=claim_id, line_number=number, patient_id=patient, date_of_service="2024-08-12",
-                hcpcs=code, modifiers=modifiers, units=units, charge="120.00", rendering_npi=rendering,
-                billing_npi=GROUP, place_of_service=pos, claim_type="professional", diagnosis_1=dx, payer=payer)
+    return {"claim_id": claim_id, "line_number": number, "patient_id": patient, "date_of_service": "2024-08-12",
+            "hcpcs": code, "modifiers": modifiers, "units": units, "charge": "120.00", "rendering_npi": rendering,
+            "billing_npi": GROUP, "place_of_service": pos, "claim_type": "professional", "diagnosis_1": dx,
+            "payer": payer}
 
 
 # Six 92611 + 76120 claims (76120 bundled: PTP_NO_BYPASS), 76120 over its MUE twice, a global 76120 in the

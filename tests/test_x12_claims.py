@@ -78,15 +78,16 @@ IEA*1*000000007~
 
 # The same claims written three ways; each file's claim ids carry its own prefix.
 VARIANTS = {
-    "pipes-newline-terminator.837": dict(sep=Separators("|", ">", "\n", "^"), line_breaks=False),
-    "bom-no-line-breaks.837": dict(bom=True, line_breaks=False),
-    "three-interchanges-crlf.837": dict(interchanges=3),
+    "pipes-newline-terminator.837": {"sep": Separators("|", ">", "\n", "^"), "line_breaks": False},
+    "bom-no-line-breaks.837": {"bom": True, "line_breaks": False},
+    "three-interchanges-crlf.837": {"interchanges": 3},
 }
 
 
 def _variant_rows(prefix: str) -> list[dict]:
-    base = dict(patient_id="PAT01", date_of_service="2024-08-12", rendering_npi=CLAIM_DOC, billing_npi=GROUP,
-                place_of_service="11", diagnosis_1="R13.10", payer="ACME HEALTH", charge="100.00")
+    base = {"patient_id": "PAT01", "date_of_service": "2024-08-12", "rendering_npi": CLAIM_DOC,
+            "billing_npi": GROUP, "place_of_service": "11", "diagnosis_1": "R13.10", "payer": "ACME HEALTH",
+            "charge": "100.00"}
     return [
         {**base, "claim_id": f"{prefix}-1", "line_number": 1, "hcpcs": "76120", "modifiers": "26", "units": 1,
          "place_of_service": "22"},
