@@ -12,10 +12,11 @@ from reference.assets import REFERENCE_ASSETS
 
 from . import outputs
 from .pricing import price_batch
-from .readers import InputFileError, file_sha256, load_mapping, detect_kind, stage_csv, stage_excel
+from .readers import file_sha256, load_mapping, detect_kind, stage_csv, stage_excel
 from .scrub import scrub_batch
 from .tables import clear_batch, ensure_schema
 from .validate import validate_batch
+from .x12 import stage_837p
 
 ROWS_ACCOUNTED = "rows_accounted"
 
@@ -35,7 +36,7 @@ class BatchConfig(dg.Config):
 @dg.asset(group_name="ingest", kinds={"duckdb"})
 def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
                    duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """One row per data row of each input export (CSV or Excel), as text, with source file and row."""
+    """One row per data row of each input export (CSV, Excel) or 837P service line, as text, with its source."""
     started = time.monotonic()
     mapping = load_mapping(config.mapping_file or None)
     names = config.file_names or [Path(f).name for f in config.files]
@@ -54,7 +55,7 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
             elif kind == "csv":
                 count = stage_csv(con, path, "raw_claim_rows", config.batch_id, index, name, mapping)
             else:
-                raise InputFileError(f"{path}: X12 files are not supported yet")
+                count = stage_837p(con, path, "raw_claim_rows", config.batch_id, index, name)
             con.execute(
                 "insert into batch_files values (?, ?, ?, ?, ?, ?, ?)",
                 [config.batch_id, index, name, str(path), file_sha256(path), kind, count],

@@ -16,6 +16,7 @@ from pathlib import Path
 from pipelines.settings import site_secret
 from reports.workbook import build_workbook
 
+from .feedback import feedback_views, has_remittances
 from .rules import registry_frame
 
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "summary.json", "denial-risk-report.xlsx"]
@@ -155,7 +156,9 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool) -> dict:
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         findings = con.execute(FLAGS_SQL.replace("{extra}", f", {patient} as patient"), masked)
         columns = [d[0] for d in findings.description]
-        build_workbook(staging / "denial-risk-report.xlsx", summary, columns, findings.fetchall())
+        rows = findings.fetchall()
+        feedback = feedback_views(con) if has_remittances(con) else None
+        build_workbook(staging / "denial-risk-report.xlsx", summary, columns, rows, feedback)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in OUTPUT_FILES:
             os.chmod(staging / name, 0o600)

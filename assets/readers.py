@@ -302,5 +302,7 @@ def inspect_export(path: Path, mapping: dict[str, str]) -> str:
         headers, _ = read_csv_header(path, detect_encoding(path))
         map_headers(headers, mapping, path)
     elif kind == "x12":
-        raise InputFileError(f"{path}: X12 837P files are not supported yet; export the claims as CSV or Excel")
+        from .x12 import inspect_837p  # x12 builds on this module's names
+
+        inspect_837p(path)
     return kind

@@ -112,7 +112,7 @@ def main() -> None:
 @click.option("--show-ids", is_flag=True, help="Show patient identifiers in clear in the reports.")
 def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
           show_ids: bool) -> None:
-    """Scrub claim exports (CSV or Excel) and write flags, lines, quarantine, summary and the workbook."""
+    """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
     from assets.readers import InputFileError, inspect_export, load_mapping
 
     try:
@@ -146,6 +146,11 @@ def _looks_like_locality(value: str) -> bool:
 
 main.add_command(reference)
 
+# Imported last: the feedback commands use the helpers above.
+from .feedback_commands import feedback, remit  # noqa: E402
+
+main.add_command(remit)
+main.add_command(feedback)
 
 if __name__ == "__main__":
     main()

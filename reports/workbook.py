@@ -14,6 +14,8 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font, PatternFill
 
+from .feedback import add_feedback_sheet
+
 EXCEL_MAX_ROWS = 1_048_576
 MONEY = '"$"#,##0.00'
 SEVERITY_FILL = {
@@ -109,8 +111,10 @@ def _column_letter(n: int) -> str:
     return get_column_letter(n)
 
 
-def build_workbook(path: Path, summary: dict, columns: list[str], findings: list) -> None:
+def build_workbook(path: Path, summary: dict, columns: list[str], findings: list, feedback=None) -> None:
     book = Workbook(write_only=True)
     _summary_sheet(book, summary)
     _findings_sheet(book, columns, findings)
+    if feedback:
+        add_feedback_sheet(book, feedback)
     book.save(path)

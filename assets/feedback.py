@@ -1,0 +1,175 @@
+"""Payer feedback: what the 835s say about the scrubber's findings.
+
+Three views over every remittance loaded and the scrubbed lines they answer: how often each rule's `deny`
+findings were denied by the payer, the denials no finding foresaw, and the denial patterns that recur.
+A pattern of fewer than `min_count` denied lines is never shown on its own: such groups are summed into one
+row marked suppressed.
+"""
+
+import csv
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from reports.feedback import FEEDBACK_WORKBOOK, write_feedback_workbook
+
+from .remit import ensure_schema, file_matches, load_remittance, match_remittances
+
+DEFAULT_MIN_COUNT = 5
+SUPPRESSED = "(suppressed)"
+FEEDBACK_FILES = ["rule_outcomes.csv", "missed_denials.csv", "denial_patterns.csv", FEEDBACK_WORKBOOK]
+
+CARC_TEXT = """
+create or replace temp table carc_text as
+select code, arg_max(description, release_id) as description
+from ref_adjustment_codes where code_type = 'CARC' group by code
+"""
+
+RULE_OUTCOMES = """
+select f.rule_id, count(*) as flagged_lines, count(*) filter (where o.denied) as denied_lines,
+       round(count(*) filter (where o.denied) / count(*), 3) as observed_precision
+from (select distinct batch_id, line_id, rule_id from line_flags where severity = 'deny') f
+join line_outcomes o on o.batch_id = f.batch_id and o.line_id = f.line_id
+group by f.rule_id
+order by f.rule_id
+"""
+
+MISSED_DENIALS = """
+select o.claim_id, o.line_number, l.hcpcs, o.group_code, o.carc, t.description as carc_text,
+       o.denied_amount as amount
+from line_outcomes o
+join claim_lines l on l.batch_id = o.batch_id and l.line_id = o.line_id
+left join carc_text t on t.code = o.carc
+where o.denied and not exists (
+    select 1 from line_flags f
+    where f.batch_id = o.batch_id and f.line_id = o.line_id and f.severity = 'deny')
+order by o.claim_id, o.line_number
+"""
+
+DENIAL_PATTERNS = """
+with groups as (
+    select coalesce(o.payer, '') as payer, o.hcpcs, o.group_code || '-' || o.carc as adjustment,
+           t.description as carc_text, count(*) as denied_lines, sum(o.denied_amount) as denied_amount
+    from remit_outcomes o left join carc_text t on t.code = o.carc
+    where o.denied
+    group by all
+)
+select payer, hcpcs, adjustment, carc_text, denied_lines, denied_amount
+from (
+    select 0 as suppressed, * from groups where denied_lines >= $min_count
+    union all
+    select 1, $suppressed, null, null,
+           printf('%d group(s) of fewer than %d denied lines', count(*), $min_count),
+           sum(denied_lines), sum(denied_amount)
+    from groups where denied_lines < $min_count
+    having count(*) > 0
+)
+order by suppressed, denied_lines desc, denied_amount desc, payer, hcpcs, adjustment
+"""
+
+
+def feedback_views(con, min_count: int = DEFAULT_MIN_COUNT) -> dict[str, tuple[list[str], list[tuple]]]:
+    """The three views as {file name: (columns, rows)}."""
+    ensure_schema(con)
+    match_remittances(con)
+    con.execute(CARC_TEXT)
+    views = {}
+    for name, sql, params in [
+        ("rule_outcomes.csv", RULE_OUTCOMES, {}),
+        ("missed_denials.csv", MISSED_DENIALS, {}),
+        ("denial_patterns.csv", DENIAL_PATTERNS, {"min_count": min_count, "suppressed": SUPPRESSED}),
+    ]:
+        result = con.execute(sql, params)
+        views[name] = ([d[0] for d in result.description], result.fetchall())
+    return views
+
+
+def has_remittances(con) -> bool:
+    ensure_schema(con)
+    return con.execute("select count(*) from remit_files").fetchall()[0][0] > 0
+
+
+def write_feedback(con, out_dir: Path, min_count: int = DEFAULT_MIN_COUNT) -> dict[str, int]:
+    """Write the three CSV files and the feedback workbook into out_dir, all or nothing."""
+    views = feedback_views(con, min_count)
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        for name, (columns, rows) in views.items():
+            with open(staging / name, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(columns)
+                writer.writerows(rows)
+        write_feedback_workbook(staging / FEEDBACK_WORKBOOK, views)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in FEEDBACK_FILES:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {name.removesuffix(".csv"): len(rows) for name, (_, rows) in views.items()}
+
+
+class RemitConfig(dg.Config):
+    """The 835 files to load (a file already loaded, by content, is skipped)."""
+
+    files: list[str] = []
+    file_names: list[str] = []
+
+
+class FeedbackConfig(dg.Config):
+    """Where the feedback files go (none written when empty) and the smallest pattern shown on its own."""
+
+    out_dir: str = ""
+    min_count: int = DEFAULT_MIN_COUNT
+
+
+@dg.asset(group_name="feedback", kinds={"duckdb"})
+def remittances(context: dg.AssetExecutionContext, config: RemitConfig,
+                duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """One row per claim payment (CLP), service line (SVC) and adjustment (CAS) of each 835 file, loaded
+    once per file content."""
+    started = time.monotonic()
+    names = config.file_names or [Path(f).name for f in config.files]
+    results = []
+    with duckdb.get_connection() as con:
+        ensure_schema(con)
+        for file, name in zip(config.files, names):
+            con.execute("begin transaction")
+            results.append(load_remittance(con, Path(file), name))
+            con.execute("commit")
+        match_remittances(con)
+        for result in results:
+            result.update(file_matches(con, result["sha256"]))
+    loaded = [r for r in results if r["loaded"]]
+    context.log.info(f"loaded {len(loaded)} of {len(results)} remittance file(s)")
+    return dg.MaterializeResult(metadata={
+        "files": dg.MetadataValue.json(results),
+        "files_loaded": len(loaded),
+        "claim_payments_loaded": sum(r["claim_payments"] for r in loaded),
+        "service_lines_loaded": sum(r["service_lines"] for r in loaded),
+        "seconds": round(time.monotonic() - started, 2),
+    })
+
+
+@dg.asset(group_name="feedback", kinds={"duckdb", "csv", "excel"}, deps=[remittances, "line_flags"])
+def payer_feedback(config: FeedbackConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """One set of payer feedback views over every remittance loaded: rule outcomes, missed denials and
+    denial patterns (CSV files and a workbook in out_dir, when one is configured)."""
+    started = time.monotonic()
+    with duckdb.get_connection() as con:
+        if config.out_dir:
+            counts = write_feedback(con, Path(config.out_dir), config.min_count)
+        else:
+            counts = {name.removesuffix(".csv"): len(rows)
+                      for name, (_, rows) in feedback_views(con, config.min_count).items()}
+    return dg.MaterializeResult(metadata={**counts, "out_dir": config.out_dir or "none",
+                                          "seconds": round(time.monotonic() - started, 2)})
+
+
+FEEDBACK_ASSETS = [remittances, payer_feedback]

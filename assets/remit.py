@@ -1,0 +1,154 @@
+"""835 remittances in DuckDB: loaded once per file (by content hash), then matched to scrubbed claim lines.
+
+A service line of an 835 matches a scrubbed line of the same claim (CLP01 = the claim_id that went out in
+CLM01) by its line item control number (REF*6R, which carries the line number), else by its position
+among the claim's lines of the same code. A line is denied when the payer paid nothing (SVC03 = 0) and
+adjusted it in group CO or OA for a reason other than CARC 45 (the contractual write-down of a paid line).
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+from .readers import file_sha256
+from .tables import ensure_schema as ensure_claim_schema
+from .x12 import read_835
+
+SCHEMA = """
+create table if not exists remit_files (
+    sha256 varchar primary key, source_file varchar, path varchar, loaded_at timestamp,
+    claim_payments integer, service_lines integer);
+create table if not exists remit_claims (
+    sha256 varchar, claim_seq integer, claim_id varchar, status varchar, charge decimal(14,2),
+    paid decimal(14,2), payer varchar, segment bigint);
+create table if not exists remit_lines (
+    sha256 varchar, line_seq integer, claim_seq integer, claim_id varchar, position integer, hcpcs varchar,
+    paid_hcpcs varchar, modifiers varchar, charge decimal(14,2), paid decimal(14,2), units decimal(12,3),
+    ref_6r varchar, service_date varchar, payer varchar, segment bigint);
+create table if not exists remit_adjustments (
+    sha256 varchar, claim_seq integer, line_seq integer, group_code varchar, carc varchar,
+    amount decimal(14,2), quantity decimal(12,3), segment bigint);
+"""
+
+# Typed columns of each table; the reader hands over text, cast here (an unreadable amount stays null).
+COLUMNS = {
+    "remit_claims": {"claim_seq": "integer", "claim_id": None, "status": None, "charge": "decimal(14,2)",
+                     "paid": "decimal(14,2)", "payer": None, "segment": "bigint"},
+    "remit_lines": {"line_seq": "integer", "claim_seq": "integer", "claim_id": None, "position": "integer",
+                    "hcpcs": None, "paid_hcpcs": None, "modifiers": None, "charge": "decimal(14,2)",
+                    "paid": "decimal(14,2)", "units": "decimal(12,3)", "ref_6r": None, "service_date": None,
+                    "payer": None, "segment": "bigint"},
+    "remit_adjustments": {"claim_seq": "integer", "line_seq": "integer", "group_code": None, "carc": None,
+                          "amount": "decimal(14,2)", "quantity": "decimal(12,3)", "segment": "bigint"},
+}
+
+# Every remittance line with its denial and the scrubbed line it answers (batch_id/line_id, null if none).
+REMIT_LINE_STATUS = """
+create or replace temp table remit_line_status as
+with denials as (
+    select sha256, line_seq, group_code, carc, sum(amount) over (partition by sha256, line_seq) as amount,
+           row_number() over (partition by sha256, line_seq order by amount desc, segment, carc) as rank
+    from remit_adjustments
+    where line_seq is not null and group_code in ('CO', 'OA') and carc <> '45'
+),
+lines as (
+    select r.*, c.status, f.loaded_at,
+           row_number() over (partition by r.sha256, r.claim_seq, r.hcpcs order by r.line_seq) as code_position
+    from remit_lines r
+    join remit_claims c on c.sha256 = r.sha256 and c.claim_seq = r.claim_seq
+    join remit_files f on f.sha256 = r.sha256
+),
+latest_batch as (
+    select l.claim_id, arg_max(l.batch_id, b.started_at) as batch_id
+    from (select distinct claim_id, batch_id from claim_lines) l
+    join batches b on b.batch_id = l.batch_id
+    group by l.claim_id
+),
+scrubbed as (
+    select l.batch_id, l.line_id, l.claim_id, l.line_number, l.hcpcs,
+           row_number() over (partition by l.claim_id, l.hcpcs order by l.line_number) as code_position
+    from claim_lines l join latest_batch using (claim_id, batch_id)
+)
+select r.sha256, r.line_seq, r.claim_id, r.hcpcs, r.payer, r.status, r.loaded_at,
+       coalesce('ref ' || r.ref_6r, 'code ' || r.hcpcs || ' #' || r.code_position) as line_key,
+       coalesce(by_ref.batch_id, by_code.batch_id) as batch_id,
+       coalesce(by_ref.line_id, by_code.line_id) as line_id,
+       coalesce(by_ref.line_number, by_code.line_number) as line_number,
+       r.paid = 0 and d.carc is not null as denied,
+       d.group_code, d.carc, d.amount as denied_amount
+from lines r
+left join scrubbed by_ref
+       on by_ref.claim_id = r.claim_id and by_ref.line_number = try_cast(r.ref_6r as integer)
+left join scrubbed by_code
+       on by_ref.line_id is null and by_code.claim_id = r.claim_id and by_code.hcpcs = r.hcpcs
+      and by_code.code_position = r.code_position
+left join denials d on d.sha256 = r.sha256 and d.line_seq = r.line_seq and d.rank = 1
+"""
+
+# What the payer last said about each service line (a reversal, CLP02 22, never counts), and about each
+# scrubbed line that a remittance answers.
+OUTCOMES = """
+create or replace temp table remit_outcomes as
+select * exclude (recency) from (
+    select *, row_number() over (partition by claim_id, line_key
+                                 order by loaded_at desc, sha256 desc, line_seq desc) as recency
+    from remit_line_status where status <> '22'
+) where recency = 1;
+create or replace temp table line_outcomes as
+select * exclude (recency) from (
+    select *, row_number() over (partition by batch_id, line_id
+                                 order by loaded_at desc, sha256 desc, line_seq desc) as recency
+    from remit_outcomes where line_id is not null
+) where recency = 1;
+"""
+
+
+def ensure_schema(con) -> None:
+    ensure_claim_schema(con)
+    con.execute(SCHEMA)
+
+
+def _insert(con, table: str, sha256: str, records: list[dict]) -> None:
+    if not records:
+        return
+    columns = COLUMNS[table]
+    frame = pd.DataFrame.from_records(records, columns=list(columns)).astype("object")
+    select = ", ".join(f"try_cast({name} as {kind})" if kind else name for name, kind in columns.items())
+    con.register("incoming_remit", frame)
+    try:
+        con.execute(f"insert into {table} select ?, {select} from incoming_remit", [sha256])
+    finally:
+        con.unregister("incoming_remit")
+
+
+def load_remittance(con, path: Path, name: str) -> dict:
+    """Load one 835 file unless a file with the same content was loaded before. Returns what was done."""
+    sha256 = file_sha256(path)
+    known = con.execute("select claim_payments, service_lines from remit_files where sha256 = ?",
+                        [sha256]).fetchall()
+    if known:
+        return {"file": name, "sha256": sha256, "loaded": False, "claim_payments": known[0][0],
+                "service_lines": known[0][1]}
+    remittance = read_835(path)
+    con.execute("insert into remit_files values (?, ?, ?, current_timestamp, ?, ?)",
+                [sha256, name, str(path), len(remittance.claims), len(remittance.lines)])
+    _insert(con, "remit_claims", sha256, remittance.claims)
+    _insert(con, "remit_lines", sha256, remittance.lines)
+    _insert(con, "remit_adjustments", sha256, remittance.adjustments)
+    return {"file": name, "sha256": sha256, "loaded": True, "claim_payments": len(remittance.claims),
+            "service_lines": len(remittance.lines)}
+
+
+def match_remittances(con) -> None:
+    """(Re)build the temp tables remit_line_status, remit_outcomes and line_outcomes."""
+    con.execute(REMIT_LINE_STATUS)
+    con.execute(OUTCOMES)
+
+
+def file_matches(con, sha256: str) -> dict:
+    """How many of one file's service lines answer a scrubbed line, and how many of them were denied."""
+    matched, denied = con.execute(
+        """select count(line_id), count(*) filter (where denied) from remit_line_status where sha256 = ?""",
+        [sha256],
+    ).fetchall()[0]
+    return {"matched_lines": matched, "denied_lines": denied}

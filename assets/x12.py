@@ -1,0 +1,356 @@
+"""X12 5010 readers: 837P professional claims in (one row per service line, under the canonical column
+names of INTERFACE.md) and 835 remittances back (claim payments, service lines and their adjustments).
+
+The grammar needed here is the envelope (ISA/GS/ST and their trailers, with the separators the ISA
+declares) and the loop context of a handful of segments, so the files are tokenised here rather than
+through a full implementation-guide parser: see the README for why pyx12 was not used.
+"""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from .readers import CANONICAL, InputFileError
+
+ISA_LENGTH = 106
+STAGE_ROWS = 100_000  # service lines per insert: memory stays flat whatever the file's size
+SEGMENT_ID = re.compile(r"[A-Z0-9]{2,3}")
+# Qualifiers of the HI composites that carry diagnoses (ICD-10-CM principal/other, ICD-9 the same).
+DIAGNOSIS_QUALIFIERS = {"ABK", "ABF", "BK", "BF"}
+PROFESSIONAL_GUIDE = "005010X222"
+PROFESSIONAL = "837P professional claim"
+REMITTANCE = "835 remittance"
+
+
+@dataclass(slots=True)
+class Separators:
+    element: str
+    component: str
+
+    def parts(self, value: str) -> list[str]:
+        return [p.strip() for p in value.split(self.component)]
+
+
+@dataclass(slots=True)
+class Segment:
+    number: int  # 1-based position in the file, ISA of the first interchange = 1
+    id: str
+    elements: list[str]
+    separators: Separators
+
+    def get(self, position: int) -> str:
+        """Element `position` (1-based, as the implementation guides number them), '' where absent."""
+        return self.elements[position].strip() if position < len(self.elements) else ""
+
+    def parts(self, position: int) -> list[str]:
+        """The components of composite element `position`."""
+        return self.separators.parts(self.get(position))
+
+
+def _text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.lstrip("\ufeff \t\r\n")
+
+
+def read_segments(path: Path) -> Iterator[Segment]:
+    """Every segment of a file, one at a time, each interchange split with the separators of its own ISA.
+
+    Raises InputFileError on a file that is not X12: no ISA, a malformed ISA, a segment outside its
+    envelope, or a trailer (SE, GE, IEA) that does not close what its header opened. Segment counts are
+    not checked: published test files get them wrong and nothing here depends on them."""
+    text = _text(path)
+    number = start = 0
+    while start < len(text):
+        if not text.startswith("ISA", start) or len(text) - start < ISA_LENGTH:
+            raise _invalid(path, f"segment {number + 1} should open an interchange (ISA)")
+        isa = text[start:start + ISA_LENGTH]
+        element, component, terminator = isa[3], isa[104], isa[105]
+        if element.isalnum() or terminator.isalnum() or len(isa[:-1].split(element)) != 17:
+            raise _invalid(path, f"the ISA at segment {number + 1} is not 106 characters with 16 elements")
+        separators = Separators(element, component)
+        control = isa.split(element)[13].strip()
+        open_group = open_set = None
+        closed = False
+        first = number + 1
+        while start < len(text) and not closed:
+            end = text.find(terminator, start)
+            end = len(text) if end < 0 else end
+            segment_text = text[start:end].strip()
+            start = end + 1
+            if not segment_text:
+                continue
+            number += 1
+            elements = segment_text.split(element)
+            sid = elements[0]
+            if not SEGMENT_ID.fullmatch(sid):
+                raise _invalid(path, f"segment {number} ({segment_text[:20]!r}) has no segment id")
+            segment = Segment(number, sid, elements, separators)
+            if sid == "GS":
+                open_group = segment.get(6)
+            elif sid == "ST":
+                if open_group is None:
+                    raise _invalid(path, f"segment {number}: ST outside a functional group (GS)")
+                open_set = segment.get(2)
+            elif sid == "SE":
+                if open_set is None or segment.get(2) != open_set:
+                    raise _invalid(path, f"segment {number}: SE does not close the open transaction set")
+                open_set = None
+            elif sid == "GE":
+                if open_group is None or open_set is not None or segment.get(2) != open_group:
+                    raise _invalid(path, f"segment {number}: GE does not close the open functional group")
+                open_group = None
+            elif sid == "IEA":
+                if open_group is not None or segment.get(2) != control:
+                    raise _invalid(path, f"segment {number}: IEA does not close interchange {control}")
+                closed = True
+            elif sid == "ISA":
+                if number != first:
+                    raise _invalid(path, f"segment {number}: ISA before the previous interchange's IEA")
+            elif open_set is None:
+                raise _invalid(path, f"segment {number} ({sid}) is outside a transaction set (ST/SE)")
+            yield segment
+        if not closed:
+            raise _invalid(path, "the file ends before the interchange trailer (IEA)")
+        while start < len(text) and text[start] in " \t\r\n":
+            start += 1
+
+
+def _invalid(path: Path, reason: str) -> InputFileError:
+    return InputFileError(f"{path}: not a valid X12 file: {reason}")
+
+
+def transaction_segments(path: Path, wanted: str, what: str) -> Iterator[Segment]:
+    """The segments, ST to SE, of every transaction set `wanted` of the file (an 837 only when it is
+    professional, 005010X222). Raises InputFileError, once the file is read, if there was none."""
+    guide = ""
+    found: set[str] = set()
+    inside = matched = False
+    for segment in read_segments(path):
+        if segment.id == "GS":
+            guide = segment.get(8)
+        elif segment.id == "ST":
+            set_id, set_guide = segment.get(1), segment.get(3) or guide
+            found.add(f"{set_id} ({set_guide})" if set_guide else set_id)
+            inside = set_id == wanted and (wanted != "837" or set_guide.startswith(PROFESSIONAL_GUIDE))
+            matched = matched or inside
+        if inside:
+            yield segment
+            inside = segment.id != "SE"
+    if not matched:
+        kinds = ", ".join(sorted(found)) or "none"
+        raise InputFileError(f"{path}: X12 file holds no {what} (transaction sets found: {kinds})")
+
+
+def inspect_837p(path: Path) -> None:
+    """Fail fast on a file that is not X12 or holds no 837P."""
+    for _ in transaction_segments(path, "837", PROFESSIONAL):
+        pass
+
+
+def inspect_835(path: Path) -> None:
+    """Fail fast on a file that is not X12 or holds no 835."""
+    for _ in transaction_segments(path, "835", REMITTANCE):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------- 837P
+
+
+def _date(segment: Segment) -> str:
+    """A DTP date as CCYYMMDD; the first day of a range (RD8)."""
+    return segment.get(3).split("-")[0]
+
+
+def claim_rows_837p(path: Path) -> Iterator[dict]:
+    """One dict per 837P service line (SV1), with the canonical columns and source_row = SV1's segment number.
+
+    Values stay text: the validate stage judges them, so a line that cannot be scrubbed is quarantined with
+    its reasons like a row of a CSV export."""
+    return _professional_lines(path, transaction_segments(path, "837", PROFESSIONAL))
+
+
+def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dict]:
+    hl_levels: dict[str, dict] = {}  # HL01 -> what its loops said, merged over its parents
+    hl: dict = {}
+    claim: dict | None = None
+    line: dict | None = None
+    entity = ""  # NM101 of the latest NM1, which the N3/N4 after it belong to
+    in_cob = False  # past the claim's first 2320 (other subscriber) loop, whose NM1s are not ours
+
+    def row() -> dict:
+        sv1 = line["sv1"]
+        procedure = sv1.parts(1) if sv1 is not None else []
+        modifiers = (procedure[2:6] + [""] * 4)[:4]
+        values = {
+            "claim_id": claim["claim_id"],
+            "line_number": line["line_number"],
+            "patient_id": hl.get("patient_id", ""),
+            "date_of_service": line["dos"] or claim["dos"],
+            "hcpcs": procedure[1] if len(procedure) > 1 else "",
+            "units": sv1.get(4) if sv1 is not None else "",
+            "modifier_1": modifiers[0], "modifier_2": modifiers[1],
+            "modifier_3": modifiers[2], "modifier_4": modifiers[3],
+            "charge": sv1.get(2) if sv1 is not None else "",
+            "rendering_npi": line["rendering"] or claim["rendering"] or hl.get("billing_npi", ""),
+            "billing_npi": hl.get("billing_npi", ""),
+            "place_of_service": (sv1.get(5) if sv1 is not None else "") or claim["pos"],
+            "claim_type": "professional",
+            "diagnoses": ",".join(claim["diagnoses"]),
+            "payer": hl.get("payer", ""),
+            "service_zip": claim["zip"],
+        }
+        record = {name: (values.get(name) or None) for name in CANONICAL}
+        record["source_row"] = sv1.number if sv1 is not None else line["segment"]
+        return record
+
+    for segment in segments:
+        sid = segment.id
+        if sid in ("HL", "CLM", "LX", "SE") and line is not None:
+            if claim is not None:
+                yield row()
+            line = None
+        if sid == "ST":
+            hl_levels, hl, claim = {}, {}, None
+        elif sid == "HL":
+            hl = {**hl_levels.get(segment.get(2), {}), "level": segment.get(3)}
+            hl_levels[segment.get(1)] = hl
+            claim, entity = None, ""
+        elif sid == "CLM":
+            facility = segment.parts(5)
+            claim = {"claim_id": segment.get(1), "pos": facility[0], "diagnoses": [], "dos": "",
+                     "rendering": "", "zip": ""}
+            in_cob, entity = False, ""
+        elif sid == "SV1" and line is None:
+            if claim is None:
+                raise InputFileError(f"{path}: not a valid 837P file: SV1 at segment {segment.number} is "
+                                     "outside a claim (CLM)")
+            # A service line without its LX still counts: it is quarantined for its missing line number.
+            line = {"line_number": "", "segment": segment.number, "sv1": segment, "dos": "", "rendering": ""}
+        elif claim is None:
+            if sid == "NM1":
+                entity = segment.get(1)
+                if entity == "85":
+                    hl["billing_npi"] = segment.get(9)
+                elif entity == "IL":
+                    hl["patient_id"] = segment.get(9)
+                elif entity == "PR":
+                    hl["payer"] = segment.get(3)
+        elif sid == "LX":
+            line = {"line_number": segment.get(1), "segment": segment.number, "sv1": None, "dos": "",
+                    "rendering": ""}
+        elif line is not None:
+            if sid == "SV1":
+                line["sv1"] = segment
+            elif sid == "DTP" and segment.get(1) == "472":
+                line["dos"] = _date(segment)
+            elif sid == "NM1" and segment.get(1) == "82":
+                line["rendering"] = segment.get(9)
+        elif sid == "SBR":
+            in_cob = True
+        elif in_cob:
+            continue
+        elif sid == "HI":
+            for composite in segment.elements[1:]:
+                parts = segment.separators.parts(composite)
+                if len(parts) > 1 and parts[0] in DIAGNOSIS_QUALIFIERS and parts[1]:
+                    claim["diagnoses"].append(parts[1])
+        elif sid == "DTP" and segment.get(1) == "472":
+            claim["dos"] = _date(segment)
+        elif sid == "NM1":
+            entity = segment.get(1)
+            if entity == "82":
+                claim["rendering"] = segment.get(9)
+        elif sid == "N4" and entity == "77":
+            claim["zip"] = segment.get(3)[:5]
+
+
+def stage_837p(con, path: Path, table: str, batch_id: str, file_index: int, name: str) -> int:
+    """Land one 837P file's service lines in `table` (raw_claim_rows) as text; returns the count."""
+    import pandas as pd
+
+    count = 0
+    rows = claim_rows_837p(path)
+    while chunk := list(islice(rows, STAGE_ROWS)):
+        frame = pd.DataFrame.from_records(chunk, columns=["source_row", *CANONICAL]).astype(
+            {c: "object" for c in CANONICAL})
+        con.register("incoming_x12_rows", frame)
+        try:
+            con.execute(f"insert into {table} by name select ? as batch_id, ? as file_index, "
+                        "? as source_file, * from incoming_x12_rows", [batch_id, file_index, name])
+        finally:
+            con.unregister("incoming_x12_rows")
+        count += len(chunk)
+    return count
+
+
+# ----------------------------------------------------------------------------------------------------- 835
+
+
+@dataclass
+class Remittance:
+    """What one 835 file says: claim payments (CLP), their service lines (SVC) and adjustments (CAS)."""
+
+    claims: list[dict] = field(default_factory=list)
+    lines: list[dict] = field(default_factory=list)
+    adjustments: list[dict] = field(default_factory=list)
+
+
+def _amount(value: str) -> str | None:
+    return value or None
+
+
+def read_835(path: Path) -> Remittance:
+    """Every claim payment, service line and adjustment of the 835 transaction sets of a file."""
+    remit = Remittance()
+    payer = ""
+    claim: dict | None = None
+    line: dict | None = None
+    for segment in transaction_segments(path, "835", REMITTANCE):
+        sid = segment.id
+        if sid == "ST":
+            payer = ""
+        elif sid == "N1" and segment.get(1) == "PR":
+            payer = segment.get(2)
+        elif sid == "CLP":
+            claim = {"claim_seq": len(remit.claims) + 1, "claim_id": segment.get(1), "status": segment.get(2),
+                     "charge": _amount(segment.get(3)), "paid": _amount(segment.get(4)), "payer": payer,
+                     "segment": segment.number, "lines": 0}
+            remit.claims.append(claim)
+            line = None
+        elif sid in ("PLB", "SE"):
+            claim = line = None
+        elif claim is None:
+            continue
+        elif sid == "SVC":
+            billed = segment.parts(1)
+            submitted = segment.parts(6) if segment.get(6) else billed
+            claim["lines"] += 1
+            line = {"line_seq": len(remit.lines) + 1, "claim_seq": claim["claim_seq"],
+                    "claim_id": claim["claim_id"], "position": claim["lines"],
+                    "hcpcs": submitted[1] if len(submitted) > 1 else "",
+                    "paid_hcpcs": billed[1] if len(billed) > 1 else "",
+                    "modifiers": ",".join(m for m in submitted[2:6] if m),
+                    "charge": _amount(segment.get(2)), "paid": _amount(segment.get(3)),
+                    "units": _amount(segment.get(5)), "ref_6r": None, "service_date": None,
+                    "payer": payer, "segment": segment.number}
+            remit.lines.append(line)
+        elif sid == "CAS":
+            group = segment.get(1)
+            for start in range(2, 20, 3):
+                carc = segment.get(start)
+                if carc:
+                    remit.adjustments.append(
+                        {"claim_seq": claim["claim_seq"], "line_seq": line["line_seq"] if line else None,
+                         "group_code": group, "carc": carc, "amount": _amount(segment.get(start + 1)),
+                         "quantity": _amount(segment.get(start + 2)), "segment": segment.number})
+        elif line is not None and sid == "REF" and segment.get(1) == "6R":
+            line["ref_6r"] = segment.get(2)
+        elif line is not None and sid == "DTM" and segment.get(1) in ("472", "150"):
+            line["service_date"] = line["service_date"] or segment.get(2)
+    return remit

@@ -1,0 +1,95 @@
+"""`claimscrub remit` and `claimscrub feedback`: front doors on the feedback assets, as `scrub` is on the
+claim assets. Exit status as for scrub: 0 done, 2 for a usage error or a file that is not an 835, 1 else."""
+
+import os
+from pathlib import Path
+
+import click
+
+
+def _materialize(asset, config: dict, db: str | None):
+    import dagster as dg
+
+    from .resources import duckdb_resource
+
+    return dg.materialize(
+        [asset],
+        resources={"duckdb": duckdb_resource(db)},
+        run_config={"ops": {asset.op.name: {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def _stop(result) -> None:
+    from .cli import _error_message, _fail
+
+    code, message = _error_message(result)
+    _fail(message, code)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb).")
+def remit(files: tuple[Path, ...], db: str | None) -> None:
+    """Load 835 remittances (each file once, by content) and match them to scrubbed claim lines."""
+    from assets.feedback import remittances
+    from assets.readers import InputFileError, detect_kind
+    from assets.x12 import inspect_835
+
+    from .cli import _fail
+
+    # Every file is checked before any is loaded: a usage error leaves the database as it was.
+    try:
+        for path in files:
+            if detect_kind(path) != "x12":
+                raise InputFileError(f"{path}: not an X12 file (an 835 starts with an ISA segment)")
+            inspect_835(path)
+    except InputFileError as exc:
+        _fail(str(exc))
+    result = _materialize(remittances, {"files": [str(p.resolve()) for p in files],
+                                        "file_names": [p.name for p in files]}, db)
+    if not result.success:
+        _stop(result)
+    (materialization,) = result.asset_materializations_for_node("remittances")
+    for outcome in materialization.metadata["files"].value:
+        state = "loaded" if outcome["loaded"] else "already loaded, skipped"
+        click.echo(
+            f"{outcome['file']}: {state}: {outcome['claim_payments']:,} claim payments, "
+            f"{outcome['service_lines']:,} service lines; {outcome['matched_lines']:,} match scrubbed lines, "
+            f"{outcome['denied_lines']:,} denied."
+        )
+
+
+@click.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for the feedback.")
+@click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb).")
+@click.option("--min-count", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Smallest number of denied lines a denial pattern is shown with on its own.")
+def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
+    """Write rule_outcomes.csv, missed_denials.csv, denial_patterns.csv and a workbook from the loaded 835s."""
+    import duckdb
+
+    from assets.feedback import has_remittances, payer_feedback
+
+    from .cli import _fail
+    from .settings import database_path
+
+    database = db or database_path()
+    if not os.path.exists(database):
+        _fail(f"{database}: no such database; scrub claims and load 835s with claimscrub remit first")
+    with duckdb.connect(database) as con:
+        loaded = has_remittances(con)
+    if not loaded:
+        _fail(f"{database}: no 835 remittance loaded yet; load them with claimscrub remit FILE...")
+    result = _materialize(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count}, db)
+    if not result.success:
+        _stop(result)
+    (materialization,) = result.asset_materializations_for_node("payer_feedback")
+    meta = {key: value.value for key, value in materialization.metadata.items()}
+    click.echo(
+        f"{meta['rule_outcomes']:,} rules with remitted deny findings, {meta['missed_denials']:,} missed "
+        f"denials, {meta['denial_patterns']:,} denial pattern rows (min count {min_count})."
+    )
+    click.echo(f"Feedback: {out_dir.resolve()}")

@@ -1,0 +1,207 @@
+"""The loop closed: the same claims scrubbed as CSV and as 837P give the same findings, and an 835 for
+them yields rule outcomes, missed denials and denial patterns, small patterns suppressed."""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+
+import pipelines.definitions
+from pipelines.cli import main
+
+from .helpers import Run, read_csv, scrub, write_csv
+from .x12_files import npi, write_835, write_837p
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "x12"
+DOC, GROUP = npi("123456789"), npi("555000111")
+
+
+def _line(claim_id, number, patient, code, modifiers="", units=1, pos="11", dx="R13.10", payer="ACME HEALTH",
+          rendering=DOC):
+    return {"claim_id": claim_id, "line_number": number, "patient_id": patient, "date_of_service": "2024-08-12",
+            "hcpcs": code, "modifiers": modifiers, "units": units, "charge": "120.00", "rendering_npi": rendering,
+            "billing_npi": GROUP, "place_of_service": pos, "claim_type": "professional", "diagnosis_1": dx,
+            "payer": payer}
+
+
+# Six 92611 + 76120 claims (76120 bundled: PTP_NO_BYPASS), 76120 over its MUE twice, a global 76120 in the
+# hospital, a clean visit, a visit paid nothing for contractual and deductible reasons only, an exact
+# duplicate, 26 and TC on one line, a claim without a diagnosis and one with a bad NPI.
+CLAIMS = [
+    *[r for i in range(1, 7) for r in (_line(f"PTP-{i}", 1, f"PAT{i:02d}", "92611"),
+                                       _line(f"PTP-{i}", 2, f"PAT{i:02d}", "76120"))],
+    _line("MUE-1", 1, "PAT11", "76120", units=2),
+    _line("MUE-2", 1, "PAT12", "76120", units=2),
+    _line("GLOBAL-1", 1, "PAT13", "76120", pos="22"),
+    _line("CLEAN-1", 1, "PAT14", "99213"),
+    _line("CONTRACT-1", 1, "PAT15", "99213"),
+    _line("DUP-1", 1, "PAT16", "99213"),
+    _line("DUP-1", 2, "PAT16", "99213"),
+    _line("SPLIT-1", 1, "PAT17", "76120", modifiers="26,TC"),
+    _line("NODX-1", 1, "PAT18", "99214", dx=""),
+    _line("BADNPI-1", 1, "PAT19", "99214", rendering="1234567890", payer="BLUE PLAN"),
+]
+
+# What the payer did: every other line is paid. PTP-4..6 carry no REF*6R (matched by position and code).
+DENIALS = {
+    **{(f"PTP-{i}", 2): [("CO", "97")] for i in range(1, 7)},
+    ("MUE-1", 1): [("CO", "151")],
+    ("MUE-2", 1): [("CO", "151")],
+    ("CLEAN-1", 1): [("CO", "16")],
+    ("CONTRACT-1", 1): [("CO", "45"), ("PR", "1")],
+    ("DUP-1", 2): [("OA", "18")],
+    ("SPLIT-1", 1): [("CO", "4")],
+}
+
+
+@dataclass
+class Loop:
+    as_837p: Run
+    as_csv: Run
+    remit_stdout: str
+    feedback_out: Path
+    feedback_stdout: str
+    db: Path
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, reference_db) -> Loop:
+    """Scrub the claims as 837P, load the 835, scrub them again as CSV (its report now has the payer's
+    answers), then write the feedback."""
+    folder = tmp_path_factory.mktemp("feedback")
+    db = folder / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    claims_837 = write_837p(folder / "claims.837", CLAIMS, bom=True, interchanges=2)
+    claims_csv = write_csv(folder / "claims.csv", CLAIMS)
+    remittance = write_835(folder / "remit.835", CLAIMS, DENIALS, without_line_ref={"PTP-4", "PTP-5", "PTP-6"})
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+        as_837p = scrub([claims_837], folder / "out-837p", db)
+        remitted = _cli("remit", str(remittance), "--db", str(db))
+        assert remitted.exit_code == 0, remitted.stderr
+        as_csv = scrub([claims_csv], folder / "out-csv", db)
+        feedback = _cli("feedback", "--out", str(folder / "feedback"), "--db", str(db))
+        assert feedback.exit_code == 0, feedback.stderr
+    return Loop(as_837p, as_csv, remitted.stdout, folder / "feedback", feedback.stdout, db)
+
+
+def _findings(run: Run) -> list[tuple]:
+    skip = {"source_file", "source_row"}
+    return sorted(tuple(v for k, v in row.items() if k not in skip) for row in run.flags)
+
+
+def test_same_claims_as_csv_and_as_837p_give_the_same_findings(loop):
+    assert loop.as_837p.exit_code == 0, loop.as_837p.stderr
+    assert loop.as_csv.exit_code == 0, loop.as_csv.stderr
+    assert _findings(loop.as_837p) == _findings(loop.as_csv)
+    by_line = {(f["claim_id"], f["line_number"], f["rule_id"]) for f in loop.as_837p.flags}
+    assert {("PTP-4", "2", "PTP_NO_BYPASS"), ("MUE-1", "1", "MUE_DOS"), ("DUP-1", "2", "DUP_EXACT"),
+            ("SPLIT-1", "1", "MOD_26_AND_TC"), ("NODX-1", "1", "DX_MISSING")} <= by_line
+
+
+def test_same_claims_as_csv_and_as_837p_give_the_same_lines(loop):
+    def lines(run: Run) -> list[tuple]:
+        return sorted(tuple(v for k, v in r.items() if k not in {"source_file", "source_row"}) for r in run.lines)
+
+    assert lines(loop.as_837p) == lines(loop.as_csv)
+    assert loop.as_837p.summary["rows_read"] == len(CLAIMS) == loop.as_837p.summary["lines_scrubbed"]
+
+
+def test_remit_reports_what_it_loaded_and_matched(loop):
+    assert loop.remit_stdout.strip() == (
+        "remit.835: loaded: 15 claim payments, 22 service lines; 22 match scrubbed lines, 11 denied."
+    )
+
+
+def test_rule_outcomes_count_deny_findings_the_payer_denied(loop):
+    rows = read_csv(loop.feedback_out / "rule_outcomes.csv")
+    assert list(rows[0]) == ["rule_id", "flagged_lines", "denied_lines", "observed_precision"]
+    assert {r["rule_id"]: (r["flagged_lines"], r["denied_lines"], r["observed_precision"]) for r in rows} == {
+        "PTP_NO_BYPASS": ("6", "6", "1.0"),
+        "MUE_DOS": ("2", "2", "1.0"),
+        "MOD_26_AND_TC": ("1", "1", "1.0"),
+        "DUP_EXACT": ("2", "1", "0.5"),
+        "MOD_GLOBAL_IN_HOSPITAL": ("1", "0", "0.0"),
+        "NPI_INVALID": ("1", "0", "0.0"),
+    }
+
+
+def test_missed_denials_are_denied_lines_without_a_deny_finding(loop):
+    rows = read_csv(loop.feedback_out / "missed_denials.csv")
+    assert rows == [{
+        "claim_id": "CLEAN-1", "line_number": "1", "hcpcs": "99213", "group_code": "CO", "carc": "16",
+        "carc_text": "Claim/service lacks information or has submission/billing error(s).", "amount": "120.00",
+    }]
+
+
+def test_denial_patterns_below_the_threshold_are_summed_into_one_suppressed_row(loop):
+    rows = read_csv(loop.feedback_out / "denial_patterns.csv")
+    assert list(rows[0]) == ["payer", "hcpcs", "adjustment", "carc_text", "denied_lines", "denied_amount"]
+    shown, suppressed = rows
+    assert (shown["payer"], shown["hcpcs"], shown["adjustment"], shown["denied_lines"], shown["denied_amount"]) \
+        == ("ACME HEALTH", "76120", "CO-97", "6", "720.00")
+    assert shown["carc_text"].startswith("The benefit for this service is included in the payment/allowance")
+    # CO-151 (2 lines), CO-16, OA-18 and CO-4 (1 each): never shown on their own.
+    assert (suppressed["payer"], suppressed["hcpcs"], suppressed["adjustment"], suppressed["denied_lines"],
+            suppressed["denied_amount"]) == ("(suppressed)", "", "", "5", "600.00")
+    assert suppressed["carc_text"] == "4 group(s) of fewer than 5 denied lines"
+
+
+def test_a_lower_min_count_shows_smaller_patterns(loop, tmp_path):
+    result = _cli("feedback", "--out", str(tmp_path / "fb"), "--db", str(loop.db), "--min-count", "2")
+    assert result.exit_code == 0, result.stderr
+    rows = read_csv(tmp_path / "fb" / "denial_patterns.csv")
+    assert [(r["hcpcs"], r["adjustment"], r["denied_lines"]) for r in rows] == [
+        ("76120", "CO-97", "6"), ("76120", "CO-151", "2"), ("", "", "3")]
+
+
+def test_feedback_workbooks_carry_the_payer_feedback_sheet(loop):
+    for path in (loop.feedback_out / "payer-feedback.xlsx", loop.as_csv.out_dir / "denial-risk-report.xlsx"):
+        sheet = load_workbook(path, read_only=True)["Payer feedback"]
+        values = [cell for row in sheet.iter_rows(values_only=True) for cell in row if cell is not None]
+        assert "CLEAN-1" in values and "CO-97" in values and "(suppressed)" in values, path
+
+
+def test_loading_the_same_835_again_is_skipped(loop):
+    result = _cli("remit", str(loop.feedback_out.parent / "remit.835"), "--db", str(loop.db))
+    assert result.exit_code == 0, result.stderr
+    assert "remit.835: already loaded, skipped: 15 claim payments" in result.stdout
+
+
+def test_shared_835_samples_count_claim_payments_and_service_lines_exactly(tmp_path, db_path):
+    names = ["835_5010_Example1.txt", "835_5010_ExampleFromNth.txt", "835_5010_835_WithMultipleInterchanges.txt"]
+    result = _cli("remit", *(str(FIXTURES / n) for n in names), "--db", str(db_path))
+    assert result.exit_code == 0, result.stderr
+    counts = [line.split(": ")[0] + ": " + line.split(": ")[2].split(";")[0] for line in result.stdout.splitlines()]
+    assert counts == [
+        "835_5010_Example1.txt: 10 claim payments, 9 service lines",
+        "835_5010_ExampleFromNth.txt: 56 claim payments, 91 service lines",
+        "835_5010_835_WithMultipleInterchanges.txt: 56 claim payments, 91 service lines",
+    ]
+
+
+@pytest.mark.parametrize("name", ["837P_5010_Example1_HealthInsurance.txt", "x12_999_accepted.txt"])
+def test_remit_of_a_file_that_is_not_an_835_exits_2(tmp_path, db_path, name):
+    result = _cli("remit", str(FIXTURES / name), "--db", str(db_path))
+    assert result.exit_code == 2
+    assert name in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_feedback_before_any_835_exits_2(tmp_path, db_path):
+    result = _cli("feedback", "--out", str(tmp_path / "fb"), "--db", str(db_path))
+    assert result.exit_code == 2
+    assert "no 835 remittance loaded yet" in result.stderr
+    assert not (tmp_path / "fb").exists()
+
+
+def test_payer_feedback_is_an_asset_of_the_feedback_group():
+    graph = pipelines.definitions.defs.resolve_asset_graph()
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups["payer_feedback"] == groups["remittances"] == "feedback"

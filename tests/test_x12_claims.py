@@ -1,0 +1,207 @@
+"""837P claim files as scrub input: other projects' samples counted exactly, the mapping of each column,
+any separators, line breaks or byte-order mark, quarantine of an unscrubbable line, and exit 2."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .helpers import scrub
+from .x12_files import Separators, npi, write_837p
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "x12"
+
+# Service lines (SV1 segments) of each shared 837P sample.
+SAMPLE_LINES = {
+    "x12_valid.txt": 2,
+    "x12_complex.txt": 10,
+    "x12_many_claims.txt": 820,
+    "837P_5010_Example1_HealthInsurance.txt": 4,
+    "837P_5010_Example2_Encounter.txt": 4,
+    "837P_5010_Example3_COB.txt": 3,
+    "837P_5010_MedicaidExample.txt": 10,
+}
+
+GROUP, OTHER_GROUP = npi("555000111"), npi("555000222")
+CLAIM_DOC, LINE_DOC = npi("123456789"), npi("987654321")
+
+# One segment a line, so that a segment's number is its line number here.
+MAPPING_837P = f"""\
+ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240901*1200*^*00501*000000007*0*T*:~
+GS*HC*SENDER*RECEIVER*20240901*1200*7*X*005010X222A1~
+ST*837*0001*005010X222A1~
+BHT*0019*00*0001*20240901*1200*CH~
+HL*1**20*1~
+NM1*85*2*GROUP*****XX*{GROUP}~
+HL*2*1*22*1~
+SBR*P*18*******CI~
+NM1*IL*1*DOE*JANE****MI*MEMBER-1~
+NM1*PR*2*ACME HEALTH*****PI*P1~
+HL*3*2*23*0~
+PAT*19~
+NM1*QC*1*DOE*TED~
+CLM*MAP-1*200***22:B:1*Y*A*Y*Y~
+DTP*472*D8*20240812~
+HI*ABK:R1310*ABF:K219~
+NM1*82*1*DOC*CLAIM****XX*{CLAIM_DOC}~
+NM1*77*2*CLINIC*****XX*1234567893~
+N3*2 CLINIC RD~
+N4*BALTIMORE*MD*212011234~
+SBR*S*18*******CI~
+NM1*IL*1*DOE*JANE****MI*OTHER-MEMBER~
+NM1*PR*2*OTHER PAYER*****PI*P2~
+NM1*82*1*OTHER*DOC****XX*9999999999~
+LX*1~
+SV1*HC:76120:26*100*UN*1***1~
+LX*2~
+SV1*HC:99213*100*UN*1*11**1~
+DTP*472*D8*20240813~
+NM1*82*1*DOC*LINE****XX*{LINE_DOC}~
+HL*4**20*1~
+NM1*85*2*OTHER GROUP*****XX*{OTHER_GROUP}~
+HL*5*4*22*0~
+SBR*P*18*******CI~
+NM1*IL*1*ROE*RICHARD****MI*MEMBER-2~
+NM1*PR*2*BLUE PLAN*****PI*P3~
+CLM*MAP-2*100***11:B:1*Y*A*Y*Y~
+HI*ABK:I10~
+LX*1~
+SV1*HC:7612*50*UN*0***1~
+DTP*472*D8*20240814~
+LX*2~
+SV1*HC:99213*50*UN*1***1~
+DTP*472*D8*20240814~
+SE*43*0001~
+GE*1*7~
+IEA*1*000000007~
+"""
+
+# The same claims written three ways; each file's claim ids carry its own prefix.
+VARIANTS = {
+    "pipes-newline-terminator.837": {"sep": Separators("|", ">", "\n", "^"), "line_breaks": False},
+    "bom-no-line-breaks.837": {"bom": True, "line_breaks": False},
+    "three-interchanges-crlf.837": {"interchanges": 3},
+}
+
+
+def _variant_rows(prefix: str) -> list[dict]:
+    base = {"patient_id": "PAT01", "date_of_service": "2024-08-12", "rendering_npi": CLAIM_DOC,
+            "billing_npi": GROUP, "place_of_service": "11", "diagnosis_1": "R13.10", "payer": "ACME HEALTH",
+            "charge": "100.00"}
+    return [
+        {**base, "claim_id": f"{prefix}-1", "line_number": 1, "hcpcs": "76120", "modifiers": "26", "units": 1,
+         "place_of_service": "22"},
+        {**base, "claim_id": f"{prefix}-2", "line_number": 1, "hcpcs": "99213", "modifiers": "", "units": 1},
+        {**base, "claim_id": f"{prefix}-2", "line_number": 2, "hcpcs": "71046", "modifiers": "26,59",
+         "units": 2},
+        {**base, "claim_id": f"{prefix}-3", "line_number": 1, "hcpcs": "93000", "modifiers": "", "units": 1,
+         "patient_id": "PAT02"},
+    ]
+
+
+@pytest.fixture(scope="module")
+def handmade_run(tmp_path_factory, reference_db):
+    """One scrub of the hand-written mapping file and the three encodings of the same claims."""
+    folder = tmp_path_factory.mktemp("x12-handmade")
+    db = folder / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    mapping = folder / "mapping.837"
+    mapping.write_text(MAPPING_837P, encoding="ascii")
+    files = [mapping]
+    for n, (name, options) in enumerate(VARIANTS.items()):
+        files.append(write_837p(folder / name, _variant_rows(f"V{n}"), **options))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+        return scrub(files, folder / "out", db, "--show-ids")
+
+
+@pytest.fixture(scope="module")
+def samples_run(tmp_path_factory, reference_db):
+    folder = tmp_path_factory.mktemp("x12-samples")
+    db = folder / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+        return scrub([FIXTURES / name for name in SAMPLE_LINES], folder / "out", db)
+
+
+def test_shared_837p_samples_read_every_service_line_exactly(samples_run):
+    assert samples_run.exit_code == 0, samples_run.stderr
+    files = {f["file"]: f for f in samples_run.summary["files"]}
+    assert {name: f["rows_read"] for name, f in files.items()} == SAMPLE_LINES
+    for f in files.values():
+        assert f["kind"] == "x12"
+        assert f["rows_read"] == f["lines_scrubbed"] + f["rows_quarantined"]
+
+
+def test_shared_837p_sample_lines_keep_their_sv1_segment_number(samples_run):
+    lines = [r for r in samples_run.lines if r["source_file"] == "837P_5010_Example1_HealthInsurance.txt"]
+    assert [(r["claim_id"], r["line_number"], r["hcpcs"], r["source_row"]) for r in lines] == [
+        ("26463774", "1", "99213", "33"), ("26463774", "2", "87070", "36"),
+        ("26463774", "3", "99214", "39"), ("26463774", "4", "86663", "42"),
+    ]
+
+
+def test_837p_columns_come_from_the_loops_the_guide_names(handmade_run):
+    assert handmade_run.exit_code == 0, handmade_run.stderr
+    first, second = handmade_run.line("MAP-1", 1), handmade_run.line("MAP-1", 2)
+    # Line 1: no DTP or SV105 of its own, so the claim's date and CLM05 place; 2310B renders it.
+    assert (first["source_row"], first["date_of_service"], first["hcpcs"], first["modifiers"]) == (
+        "26", "2024-08-12", "76120", "26")
+    assert (first["place_of_service"], first["provider_npi"], first["payer"], first["patient"]) == (
+        "22", CLAIM_DOC, "ACME HEALTH", "MEMBER-1")
+    assert first["locality"] != "national"  # from the 2310C ZIP
+    # Line 2: its own date, place of service and 2420A rendering provider; the 2330D provider is ignored.
+    assert (second["source_row"], second["date_of_service"], second["place_of_service"],
+            second["provider_npi"]) == ("28", "2024-08-13", "11", LINE_DOC)
+    other = handmade_run.line("MAP-2", 2)
+    assert (other["provider_npi"], other["payer"], other["patient"]) == (OTHER_GROUP, "BLUE PLAN", "MEMBER-2")
+    assert "DX_MISSING" not in handmade_run.findings("MAP-1", 1) | handmade_run.findings("MAP-2", 2)
+
+
+def test_837p_service_line_that_cannot_be_scrubbed_is_quarantined(handmade_run):
+    (row,) = [q for q in handmade_run.quarantine if q["claim_id"] == "MAP-2"]
+    assert (row["source_file"], row["source_row"], row["line_number"]) == ("mapping.837", "40", "1")
+    assert "hcpcs '7612' is not five letters and digits" in row["reasons"]
+    assert "units '0' is not a positive number" in row["reasons"]
+    summary = handmade_run.summary
+    assert summary["rows_read"] == summary["lines_scrubbed"] + summary["rows_quarantined"]
+
+
+def test_837p_reads_alike_whatever_its_separators_line_breaks_or_bom(handmade_run):
+    def seen(file_name: str) -> list[tuple]:
+        return sorted(
+            (r["claim_id"].split("-", 1)[1], r["line_number"], r["date_of_service"], r["hcpcs"], r["modifiers"],
+             r["units"], r["place_of_service"], r["provider_npi"], r["patient"], r["worst_severity"])
+            for r in handmade_run.lines if r["source_file"] == file_name
+        )
+
+    expected = seen("three-interchanges-crlf.837")
+    assert len(expected) == 4
+    assert seen("pipes-newline-terminator.837") == expected
+    assert seen("bom-no-line-breaks.837") == expected
+    assert ("2", "2", "2024-08-12", "71046", "26,59", "2", "11", CLAIM_DOC, "PAT01") == expected[2][:9]
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("remittance.835", FIXTURES / "835_5010_Example1.txt", "holds no 837P professional claim"),
+        ("acknowledgment.277", FIXTURES / "x12_277CA_rejected.txt", "holds no 837P professional claim"),
+        ("mismatched-trailer.999", FIXTURES / "x12_999_accepted.txt",
+         "not a valid X12 file: segment 10: IEA does not close interchange 000000286"),
+        ("truncated.837", MAPPING_837P.split("LX*2~")[0], "not a valid X12 file: the file ends before the interchange trailer"),
+        ("short-isa.837", "ISA*00*    *00~GS*HC~", "not a valid X12 file"),
+    ],
+)
+def test_file_that_is_not_a_valid_837p_exits_2_with_one_line(tmp_path, db_path, name, content, message):
+    path = tmp_path / name
+    if isinstance(content, Path):
+        shutil.copyfile(content, path)
+    else:
+        path.write_text(content)
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 2
+    assert run.stderr.strip().splitlines() == [run.stderr.strip()]
+    assert str(path) in run.stderr and message in run.stderr
+    assert not (tmp_path / "out").exists()
