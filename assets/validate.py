@@ -10,6 +10,7 @@ from .schemas import REASONS, ClaimLine, ScrubbableRow
 from .tables import clear_batch
 
 CHUNK_ROWS = 250_000
+REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "units", "key_rank"]
 HOSPITAL_POS = ("19", "21", "22", "23")
 FACILITY_POS = ("19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51", "52", "53", "56", "61")
 
@@ -129,7 +130,13 @@ def validate_batch(con, batch_id: str) -> dict[str, int]:
             """
         ).df().set_index("row_id")
         # A missing value fails its not-null check and, with it, the value checks: keep the first only.
-        failed = failed.drop_duplicates(subset=["row_id", "column"], keep="first")
+        # Reasons in the order of the export's columns, so the same row always reads the same.
+        failed = (
+            failed.assign(column_order=failed["column"].map(REASON_ORDER.index),
+                          null_first=failed["check"] != "not_nullable")
+            .sort_values(["row_id", "column_order", "null_first"], kind="stable")
+            .drop_duplicates(subset=["row_id", "column"], keep="first")
+        )
         reasons = (
             failed.assign(reason=[_reason_text(c, k, detail.loc[r]) for r, c, k in
                                   zip(failed["row_id"], failed["column"], failed["check"])])
