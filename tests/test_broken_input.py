@@ -101,6 +101,10 @@ BAD_ROWS = [
     (row("B8", Units="-2"), "units '-2' is not a positive number"),
     (row("B9", Units="lots"), "units 'lots' is not a positive number"),
     (row("B10")[:3], "date_of_service"),
+    (row("B11", Line="99999999999"), "line_number '99999999999' is too large"),
+    (row("B12", Units="1e15"), "units '1e15' is too large"),
+    (row("B13", Units="nan"), "units 'nan' is not a positive number"),
+    (row("B14", Units="inf"), "units 'inf' is"),
     (row("GOOD1"), "claim GOOD1, line 1 appears more than once"),
 ]
 
