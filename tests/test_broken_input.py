@@ -51,7 +51,7 @@ BROKEN = {
                       "required columns missing: date_of_service, hcpcs, units"),
     "big_endian.txt": (_bytes(codecs.BOM_UTF16_BE + "\t".join(HEADER).encode("utf-16-be")),
                        "UTF-16 big-endian"),
-    "remittance.x12": (_bytes("ISA*00*          *00*~".encode()), "X12 837P files are not supported"),
+    "truncated.x12": (_bytes("ISA*00*          *00*~".encode()), "not a valid X12 file"),
     "a_folder": (lambda p: p.mkdir() or p, "is a folder"),
 }
 
