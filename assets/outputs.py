@@ -1,7 +1,8 @@
 """The files of one scrub run: flags.csv, lines.csv, quarantine.csv, summary.json and the workbook.
 
 Everything is written to a sibling temporary folder and moved into place at the end, so a failed run
-leaves no half-written report. Patient identifiers are replaced by a keyed hash unless asked for.
+leaves no half-written report. summary.json is removed first and moved in last: a folder holding it holds
+one complete run. Patient identifiers are replaced by a keyed hash unless asked for.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from reports.workbook import build_workbook
 from .feedback import feedback_views, has_remittances
 from .rules import registry_frame
 
-OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "summary.json", "denial-risk-report.xlsx"]
+OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
 SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
 
 FLAG_COLUMNS = """
@@ -137,10 +138,23 @@ def summarise(con, batch_id: str) -> dict:
     }
 
 
+def _remove_abandoned_staging(out_dir: Path) -> None:
+    """Staging folders of runs that were killed: their process is gone, and they hold patient data."""
+    for folder in out_dir.parent.glob(f".{out_dir.name}.partial-*"):
+        pid = folder.name.removeprefix(f".{out_dir.name}.partial-").split("-", 1)[0]
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            pass  # a live process of another user
+
+
 def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool) -> dict:
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    _remove_abandoned_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(staging, 0o700)
     try:
         con.register("registry_frame", registry_frame())
@@ -160,6 +174,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool) -> dict:
         feedback = feedback_views(con) if has_remittances(con) else None
         build_workbook(staging / "denial-risk-report.xlsx", summary, columns, rows, feedback)
         out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "summary.json").unlink(missing_ok=True)
         for name in OUTPUT_FILES:
             os.chmod(staging / name, 0o600)
             os.replace(staging / name, out_dir / name)

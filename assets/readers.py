@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 import tomllib
 from dataclasses import dataclass
@@ -69,6 +70,10 @@ ALIASES = {
     "facilityzip": "service_zip",
 }
 ALIASES.update({name.replace("_", ""): name for name in CANONICAL})
+
+
+# Legacy binary Office files (.xls) start with the OLE2 compound-document signature.
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 class InputFileError(ValueError):
@@ -143,6 +148,8 @@ def detect_kind(path: Path) -> str:
         raise InputFileError(f"{path}: file is empty")
     if head.startswith(b"PK\x03\x04"):
         return "xlsx"
+    if head.startswith(OLE2_MAGIC):
+        raise InputFileError(f"{path}: an old-style .xls workbook: save it as .xlsx or CSV")
     stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if stripped.startswith(b"ISA"):
         return "x12"
@@ -154,8 +161,11 @@ def detect_encoding(path: Path) -> str:
         head = fh.read(1 << 16)
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
-    if head.startswith(codecs.BOM_UTF16_LE) or head.startswith(codecs.BOM_UTF16_BE):
+    if head.startswith(codecs.BOM_UTF16_LE):
         return "utf-16"
+    if head.startswith(codecs.BOM_UTF16_BE):
+        # DuckDB reads UTF-16 as little-endian only; a big-endian file would come back empty, not wrong-looking.
+        raise InputFileError(f"{path}: UTF-16 big-endian text is not supported: save it as UTF-8 CSV")
     if b"\x00" in head:
         raise InputFileError(f"{path}: binary content: not a CSV, Excel or X12 claim export")
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -169,24 +179,26 @@ def detect_encoding(path: Path) -> str:
     return "utf-8"
 
 
-def _sniff_delimiter(sample: str) -> str:
-    first = sample.splitlines()[0] if sample else ""
+def _sniff_delimiter(first: str) -> str:
     counts = {d: first.count(d) for d in [",", "\t", ";", "|"]}
     best = max(counts, key=counts.get)
     return best if counts[best] > 0 else ","
 
 
-def read_csv_header(path: Path, encoding: str) -> tuple[list[str], str]:
+def read_csv_header(path: Path, encoding: str) -> tuple[list[str], str, int]:
+    """The header cells, the delimiter, and how many physical lines come before the first data row."""
     with open(path, encoding=encoding, errors="replace", newline="") as fh:
         sample = fh.read(1 << 16)
     if not sample.strip():
         raise InputFileError(f"{path}: file is empty")
-    delimiter = _sniff_delimiter(sample.lstrip("\r\n"))
-    reader = csv.reader(sample.lstrip("\r\n").splitlines(), delimiter=delimiter)
-    headers = next(reader, [])
+    lines = sample.splitlines(keepends=True)
+    # Blank lines above the header are skipped here and counted, so that DuckDB skips them too.
+    leading = next(i for i, line in enumerate(lines) if line.strip())
+    delimiter = _sniff_delimiter(lines[leading])
+    headers = next(csv.reader(io.StringIO("".join(lines[leading:])), delimiter=delimiter), [])
     if not any(h.strip() for h in headers):
         raise InputFileError(f"{path}: no header row")
-    return headers, delimiter
+    return headers, delimiter, leading + 1
 
 
 def _select_canonical(columns: dict[int, str], width: int) -> str:
@@ -200,43 +212,41 @@ def _select_canonical(columns: dict[int, str], width: int) -> str:
     return ", ".join(parts)
 
 
+def _csv_error(path: Path, exc: duckdb.Error) -> InputFileError:
+    """DuckDB's message quotes the offending line, which holds patient data: keep only where it is."""
+    where = re.search(r"on line:? (\d+)", str(exc), re.IGNORECASE)
+    at = f" at line {where.group(1)}" if where else ""
+    return InputFileError(f"{path}: cannot be read as CSV{at} ({type(exc).__name__})")
+
+
 def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, batch_id: str, file_index: int,
               name: str, mapping: dict[str, str]) -> int:
     encoding = detect_encoding(path)
-    headers, delimiter = read_csv_header(path, encoding)
+    headers, delimiter, skip = read_csv_header(path, encoding)
     columns = map_headers(headers, mapping, path)
     width = len(headers)
     names = {f"c{i}": "varchar" for i in range(width)}
-    duck_encoding = {"utf-8-sig": "utf-8", "utf-8": "utf-8", "latin-1": "latin-1", "utf-16": "utf-16"}[encoding]
-    source = path
-    if duck_encoding == "utf-16":
-        # DuckDB reads UTF-8 and latin-1 natively; Excel's "Unicode text" is transcoded once.
-        source = Path(str(path) + ".utf8.tmp")
-        with open(path, encoding="utf-16", newline="") as src, open(source, "w", encoding="utf-8", newline="") as dst:
-            for block in iter(lambda: src.read(1 << 20), ""):
-                dst.write(block)
-        duck_encoding = "utf-8"
+    duck_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
     try:
+        # null_padding reads short rows (the missing cells become quarantine reasons) and strict_mode=false
+        # drops extra cells; parallel=false is what lets null padding live with quoted newlines.
         con.execute(
             f"""
             insert into {table}
             select ?, ?, ?, ordinality::bigint, {_select_canonical(columns, width)}
-            from read_csv(?, delim = ?, header = false, skip = 1, columns = ?, quote = '"', escape = '"',
-                          null_padding = true, ignore_errors = false, strict_mode = false,
+            from read_csv(?, delim = ?, header = false, skip = ?, columns = ?, quote = '"', escape = '"',
+                          null_padding = true, ignore_errors = false, strict_mode = false, parallel = false,
                           encoding = ?, auto_detect = false, max_line_size = 10000000)
                  with ordinality
             where not ({' and '.join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))})
             """,
-            [batch_id, file_index, name, str(source), delimiter, names, duck_encoding],
+            [batch_id, file_index, name, str(path), delimiter, skip, names, duck_encoding],
         )
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise InputFileError(f"{path}: cannot be read as CSV ({first})") from None
-    finally:
-        if source != path:
-            source.unlink(missing_ok=True)
+        raise _csv_error(path, exc) from None
+    # By position, not name: two inputs from different folders may share a file name.
     return con.execute(
-        f"select count(*) from {table} where batch_id = ? and source_file = ?", [batch_id, name]
+        f"select count(*) from {table} where batch_id = ? and file_index = ?", [batch_id, file_index]
     ).fetchall()[0][0]
 
 
@@ -253,25 +263,29 @@ def _cell_text(value: object) -> str | None:
     return str(value)
 
 
-def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, table: str, batch_id: str, file_index: int,
-                name: str, mapping: dict[str, str]) -> int:
+def _open_first_sheet(path: Path):
+    """The workbook, its first sheet's header cells, and an iterator over the rows below the header."""
     from openpyxl import load_workbook
 
     try:
-        # data_only: a formula cell is read as its cached value, never evaluated; links are not followed.
-        workbook = load_workbook(path, read_only=True, data_only=True)
+        # data_only: a formula cell is read as the value Excel cached for it, never evaluated; external
+        # links are not followed (keep_links=False), so nothing outside the file is ever opened.
+        workbook = load_workbook(path, read_only=True, data_only=True, keep_links=False)
+        sheet = workbook.worksheets[0]
     except Exception as exc:  # openpyxl raises many kinds for a damaged archive
         raise InputFileError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__})") from None
+    rows = sheet.iter_rows(values_only=True)
+    for row in rows:
+        if row and any(c is not None and str(c).strip() for c in row):
+            return workbook, [_cell_text(c) or "" for c in row], rows
+    workbook.close()
+    raise InputFileError(f"{path}: the first sheet is empty")
+
+
+def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, table: str, batch_id: str, file_index: int,
+                name: str, mapping: dict[str, str]) -> int:
+    workbook, headers, rows = _open_first_sheet(path)
     try:
-        sheet = workbook.worksheets[0]
-        rows = sheet.iter_rows(values_only=True)
-        headers = None
-        for row in rows:
-            if row and any(c is not None and str(c).strip() for c in row):
-                headers = [_cell_text(c) or "" for c in row]
-                break
-        if headers is None:
-            raise InputFileError(f"{path}: the first sheet is empty")
         columns = map_headers(headers, mapping, path)
         records = []
         for number, row in enumerate(rows, start=1):
@@ -299,7 +313,11 @@ def inspect_export(path: Path, mapping: dict[str, str]) -> str:
     """Fail fast, before any run starts, on a file that is not a claim export at all."""
     kind = detect_kind(path)
     if kind == "csv":
-        headers, _ = read_csv_header(path, detect_encoding(path))
+        headers, _, _ = read_csv_header(path, detect_encoding(path))
+        map_headers(headers, mapping, path)
+    elif kind == "xlsx":
+        workbook, headers, _ = _open_first_sheet(path)
+        workbook.close()
         map_headers(headers, mapping, path)
     elif kind == "x12":
         from .x12 import inspect_837p  # x12 builds on this module's names

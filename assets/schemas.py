@@ -19,6 +19,8 @@ REASONS = {
     ("hcpcs", "five letters and digits"): "hcpcs {raw!r} is not five letters and digits",
     ("units", "not_nullable"): "units {raw!r} is not a positive number",
     ("units", "positive"): "units {raw!r} is not a positive number",
+    ("line_number", "fits the line number column"): "line_number {raw!r} is too large",
+    ("units", "fits the units column"): "units {raw!r} is too large",
     ("key_rank", "first of its claim line"): "claim {claim}, line {line} appears more than once (first at {first})",
 }
 REQUIRED_MESSAGES = {
@@ -50,6 +52,16 @@ class ScrubbableRow(pa.DataFrameModel):
     @pa.check("units", name="positive")
     def _units(cls, s):
         return s > 0
+
+    # claim_lines stores line_number as integer and units as decimal(12,3): a larger value would stop the
+    # whole batch at the insert instead of quarantining its row.
+    @pa.check("line_number", name="fits the line number column")
+    def _line_fits(cls, s):
+        return s.isna() | (s <= 2**31 - 1)
+
+    @pa.check("units", name="fits the units column")
+    def _units_fit(cls, s):
+        return s.isna() | (s < 1e9)
 
     @pa.check("key_rank", name="first of its claim line")
     def _unique(cls, s):

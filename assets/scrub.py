@@ -261,6 +261,8 @@ left join npi_checked b on b.npi = s.billing_npi
 where r.valid = false or b.valid = false
 """
 
+# Equal prices are ranked by claim and line, not by position in the batch: which line is reduced must not
+# depend on the order of the rows or files.
 MPPR = """
 insert into found
 select line_id, 'MPPR_IMAGING', null, null,
@@ -270,8 +272,8 @@ select line_id, 'MPPR_IMAGING', null, null,
        top_line, null, null, null, null
 from (
     select line_id, hcpcs, count(*) over w as session_count,
-           row_number() over (w order by expected_allowed desc, line_id) as rank_in_session,
-           first_value(line_id) over (w order by expected_allowed desc, line_id) as top_line
+           row_number() over (w order by expected_allowed desc, claim_id, line_number) as rank_in_session,
+           first_value(line_id) over (w order by expected_allowed desc, claim_id, line_number) as top_line
     from sl where mult_proc = '4' and expected_allowed is not null
     window w as (partition by patient_id, date_of_service, provider_key)
 )

@@ -63,6 +63,8 @@ def _error_message(result) -> tuple[int, str]:
             while error is not None:
                 if error.cls_name in ("InputFileError", "ReferenceFileError"):
                     return 2, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
+                if error.cls_name == "DatabaseBusyError":
+                    return 1, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
                 if error.cause is None:
                     break
                 error = error.cause
@@ -115,6 +117,12 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
     from assets.readers import InputFileError, inspect_export, load_mapping
 
+    from .resources import DatabaseBusyError, database_for, hold_database
+    from .settings import lock_timeout
+
+    # Everything a scrub creates (database, reports, the site secret) holds patient data: owner-only.
+    os.umask(0o077)
+
     try:
         site_mapping = load_mapping(mapping or None)
         for path in files:
@@ -124,7 +132,18 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     if locality and not _looks_like_locality(locality):
         _fail(f"--locality {locality!r} is not a MAC-LL locality such as 01112-05")
 
-    result = materialize(list(files), out_dir, db, mapping, locality, show_ids)
+    try:
+        timeout = lock_timeout()
+    except ValueError as exc:
+        _fail(str(exc))
+    database = database_for(db)
+    waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
+    try:
+        # Held for the whole run: a second scrub waits here instead of interleaving with this one.
+        with hold_database(database, timeout, on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)):
+            result = materialize(list(files), out_dir, database, mapping, locality, show_ids)
+    except DatabaseBusyError as exc:
+        _fail(str(exc), 1)
     if not result.success:
         code, message = _error_message(result)
         _fail(message, code)

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 
@@ -14,6 +15,15 @@ def database_path() -> str:
     return os.environ.get("CLAIMSCRUB_DB", str(home() / "claimscrub.duckdb"))
 
 
+def lock_timeout() -> float:
+    """Seconds to wait for another process's hold on the database (CLAIMSCRUB_LOCK_TIMEOUT, default 60)."""
+    value = os.environ.get("CLAIMSCRUB_LOCK_TIMEOUT", "60")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        raise ValueError(f"CLAIMSCRUB_LOCK_TIMEOUT={value!r} is not a number of seconds") from None
+
+
 def site_secret() -> str:
     """The key of the patient-id hash: CLAIMSCRUB_SECRET, else a generated secret kept owner-only."""
     from_env = os.environ.get("CLAIMSCRUB_SECRET")
@@ -22,7 +32,17 @@ def site_secret() -> str:
     path = home() / "site-secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
+        # Written in full under a private name, then linked into place: a run killed half-way never leaves
+        # an empty key behind, and of two first runs at once, one secret wins and both use it.
+        fd, staged = tempfile.mkstemp(prefix=".site-secret-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.link(staged, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(staged)
     return path.read_text().strip()

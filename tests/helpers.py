@@ -2,6 +2,7 @@
 
 import csv
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,3 +60,17 @@ def scrub(files: list[Path], out_dir: Path, db: Path, *extra: str) -> Run:
         run.quarantine = read_csv(out_dir / "quarantine.csv")
         run.summary = json.loads((out_dir / "summary.json").read_text())
     return run
+
+
+def command(files: list[Path], out_dir: Path, db: Path, *extra: str) -> list[str]:
+    """The argv of the real command in a process of its own (for tests that kill it or race it)."""
+    return [sys.executable, "-m", "pipelines.cli", "scrub", *map(str, files), "--out", str(out_dir),
+            "--db", str(db), *extra]
+
+
+def outputs_of(out_dir: Path) -> dict:
+    """What a user compares between two runs: every output but the run's own clock."""
+    summary = json.loads((out_dir / "summary.json").read_text())
+    summary.pop("started"), summary.pop("finished")
+    return {"flags": read_csv(out_dir / "flags.csv"), "lines": read_csv(out_dir / "lines.csv"),
+            "quarantine": read_csv(out_dir / "quarantine.csv"), "summary": summary}

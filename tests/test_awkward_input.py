@@ -1,0 +1,174 @@
+"""Awkward but valid exports are read right: encodings, delimiters, quoting, ragged rows, workbooks.
+
+The readers are tested straight against a DuckDB connection (fast); one run of the real command puts the
+whole corpus through as one batch and checks what a user sees in lines.csv and summary.json.
+"""
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from openpyxl import load_workbook
+
+from assets.readers import detect_kind, stage_csv, stage_excel
+from assets.tables import ensure_schema
+
+from .corpus import (HEADER, row, text_export, unicode_text_export, with_cached_values, workbook_export)
+from .helpers import scrub
+
+
+@pytest.fixture
+def con():
+    connection = duckdb.connect()
+    ensure_schema(connection)
+    yield connection
+    connection.close()
+
+
+def staged(con, path: Path) -> list[dict]:
+    """The rows one file lands in raw_claim_rows, in source order."""
+    stage = stage_excel if detect_kind(path) == "xlsx" else stage_csv
+    stage(con, path, "raw_claim_rows", "b", 0, path.name, {})
+    result = con.execute("select * from raw_claim_rows order by source_row")
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, r)) for r in result.fetchall()]
+
+
+def test_utf8_with_a_byte_order_mark_keeps_the_first_header(con, tmp_path):
+    path = text_export(tmp_path / "bom.csv", [row("C1", patient="Zoë")], encoding="utf-8-sig")
+    [r] = staged(con, path)
+    assert (r["claim_id"], r["patient_id"]) == ("C1", "Zoë")
+
+
+def test_latin1_export_reads_accented_names(con, tmp_path):
+    path = text_export(tmp_path / "latin1.csv", [row("C1", patient="Zoë Müller")], encoding="latin-1")
+    assert staged(con, path)[0]["patient_id"] == "Zoë Müller"
+
+
+def test_excel_unicode_text_utf16_tab_separated_is_read(con, tmp_path):
+    path = unicode_text_export(tmp_path / "unicode.txt", [row("C1", patient="Zoë"), row("C2")])
+    rows = staged(con, path)
+    assert [(r["claim_id"], r["patient_id"], r["hcpcs"]) for r in rows] == [
+        ("C1", "Zoë", "76120"), ("C2", "PT-AWK", "76120")]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_semicolon_tab_and_pipe_delimiters(con, tmp_path, delimiter):
+    path = text_export(tmp_path / "delimited.csv", [row("C1", Payer="Blue; Cross | Tab\tName")],
+                       delimiter=delimiter)
+    [r] = staged(con, path)
+    assert (r["claim_id"], r["units"], r["payer"]) == ("C1", "1", "Blue; Cross | Tab\tName")
+
+
+def test_crlf_line_endings_leave_no_carriage_return_in_the_last_column(con, tmp_path):
+    path = text_export(tmp_path / "crlf.csv", [row("C1", **{"Service ZIP": "02134"}), row("C2")],
+                       newline="\r\n")
+    rows = staged(con, path)
+    assert [r["service_zip"] for r in rows] == ["02134", None]
+
+
+def test_quoted_fields_with_newlines_quotes_and_delimiters(con, tmp_path):
+    payer = 'Acme "Gold", plan\r\nsecond line\nthird'
+    path = text_export(tmp_path / "quoted.csv", [row("C1", Payer=payer), row("C2")], newline="\r\n")
+    rows = staged(con, path)
+    assert [(r["source_row"], r["claim_id"], r["payer"]) for r in rows] == [
+        (1, "C1", payer), (2, "C2", "Medicare Part B")]
+
+
+def test_a_very_long_field_is_read_whole(con, tmp_path):
+    payer = "P" * 2_000_000
+    path = text_export(tmp_path / "long.csv", [row("C1", Payer=payer), row("C2")])
+    rows = staged(con, path)
+    assert len(rows[0]["payer"]) == 2_000_000 and rows[1]["claim_id"] == "C2"
+
+
+def test_extra_cells_are_ignored_and_short_rows_padded(con, tmp_path):
+    path = tmp_path / "ragged.csv"
+    text_export(path, [row("C1") + ["extra", "cells"], row("C2")[:5]])
+    rows = staged(con, path)
+    assert [(r["claim_id"], r["payer"]) for r in rows] == [("C1", "Medicare Part B"), ("C2", None)]
+    assert rows[1]["units"] is None
+
+
+def test_blank_lines_and_empty_rows_are_not_rows(con, tmp_path):
+    path = text_export(tmp_path / "blank.csv", [row("C1"), row("C2")], before="\n\n",
+                       after="\n" + "," * (len(HEADER) - 1) + "\n\n\n")
+    rows = staged(con, path)
+    assert [(r["source_row"], r["claim_id"]) for r in rows] == [(1, "C1"), (2, "C2")]
+
+
+def test_a_header_without_rows_reads_nothing(con, tmp_path):
+    assert staged(con, text_export(tmp_path / "header_only.csv", [])) == []
+
+
+def test_workbook_dates_numbers_and_leading_blank_rows_read_as_an_export_would(con, tmp_path):
+    path = workbook_export(tmp_path / "numbers.xlsx", blank_rows_above=2, rows=[
+        [1001, 1.0, 42, datetime(2024, 7, 8), 76120, None, 2.0, 1234567893, 2, "R13.10", "Medicare", 2134],
+        ["C2", 2, "PT-2", datetime(2024, 7, 8, 10, 30), "76120", "26", 1.5, "1234567893", "22", "R13.10",
+         "Medicare", "02134"],
+    ])
+    rows = staged(con, path)
+    first, second = rows
+    assert (first["claim_id"], first["line_number"], first["patient_id"]) == ("1001", "1", "42")
+    assert (first["date_of_service"], first["hcpcs"], first["units"]) == ("2024-07-08", "76120", "2")
+    assert (first["rendering_npi"], first["place_of_service"], first["service_zip"]) == ("1234567893", "2", "2134")
+    assert (second["date_of_service"], second["units"]) == ("2024-07-08 10:30:00", "1.5")
+    assert [r["source_row"] for r in rows] == [1, 2]
+
+
+def test_workbook_formulas_are_read_as_their_cached_values_never_evaluated(con, tmp_path):
+    path = workbook_export(tmp_path / "formulas.xlsx", rows=[
+        row("C1", Units="=1+1", Payer='=HYPERLINK("http://payer.invalid/x","Linked payer")',
+            **{"Dx 1": "=[1]Sheet1!A1"}),
+        row("C2", Units="=2+2"),
+    ])
+    # Units in G, Dx 1 in J, Payer in K; C2's formula has no cached value, as when a tool wrote it.
+    with_cached_values(path, {"G2": 2, "K2": "Linked payer", "J2": "R13.10"})
+    rows = staged(con, path)
+    assert (rows[0]["units"], rows[0]["payer"], rows[0]["diagnosis_1"]) == ("2", "Linked payer", "R13.10")
+    assert rows[1]["units"] is None
+
+
+def test_workbook_text_that_looks_like_a_formula_stays_text(con, tmp_path):
+    path = workbook_export(tmp_path / "text.xlsx", rows=[row("C1")])
+    book = load_workbook(path)
+    book.active["K2"].value = "=cmd|' /C calc'!A0"
+    book.active["K2"].data_type = "s"  # a text cell, as Excel stores text typed after an apostrophe
+    book.save(path)
+    assert staged(con, path)[0]["payer"] == "=cmd|' /C calc'!A0"
+
+
+def test_only_the_first_sheet_of_a_workbook_is_read(con, tmp_path):
+    path = workbook_export(tmp_path / "two_sheets.xlsx", rows=[row("C1")], second_sheet=[row("NOTE1")])
+    assert [r["claim_id"] for r in staged(con, path)] == ["C1"]
+
+
+def test_the_whole_awkward_corpus_scrubs_as_one_batch(tmp_path, db_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    files = [
+        text_export(corpus / "bom.csv", [row("BOM1")], encoding="utf-8-sig"),
+        text_export(corpus / "latin1.csv", [row("LAT1", patient="Zoë")], encoding="latin-1"),
+        unicode_text_export(corpus / "unicode.txt", [row("U16-1"), row("U16-2")]),
+        text_export(corpus / "semicolon.csv", [row("SEMI1", POS="2")], delimiter=";", newline="\r\n"),
+        text_export(corpus / "tab.tsv", [row("TAB1", **{"Service ZIP": "2134"})], delimiter="\t"),
+        text_export(corpus / "quoted.csv", [row("Q1", Payer='A "B"\nC'), row("Q2")[:4]],
+                    after="\n\n"),
+        workbook_export(corpus / "book.xlsx", second_sheet=[row("NOTE1")], rows=[
+            [7001, 1, "PT-X", datetime(2024, 7, 8), 76120, "26", 1, 1234567893, 22, "R13.10", "Medicare", None]]),
+    ]
+    run = scrub(files, tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    summary = run.summary
+    assert summary["rows_read"] == 9 == summary["lines_scrubbed"] + summary["rows_quarantined"]
+    assert {f["file"]: f["rows_read"] for f in summary["files"]} == {
+        "bom.csv": 1, "latin1.csv": 1, "unicode.txt": 2, "semicolon.csv": 1, "tab.tsv": 1, "quoted.csv": 2,
+        "book.xlsx": 1}
+    assert [(q["claim_id"], q["source_file"]) for q in run.quarantine] == [("Q2", "quoted.csv")]
+    assert run.line("SEMI1", 1)["place_of_service"] == "02"
+    assert run.line("TAB1", 1)["locality"] != run.line("BOM1", 1)["locality"], "ZIP 02134 priced by locality"
+    book = run.line("7001", 1)
+    assert (book["date_of_service"], book["component"], book["place_of_service"]) == ("2024-07-08", "26", "22")
+    assert not any("NOTE1" in line["claim_id"] for line in run.lines)
+

@@ -1,0 +1,130 @@
+"""Broken input gets a clear answer: exit 2, one plain line naming the file and the problem, nothing
+written; a file of mixed good and bad rows scrubs the good ones and quarantines every bad one."""
+
+import codecs
+import zipfile
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from .corpus import HEADER, random_bytes, row, text_export, workbook_export
+from .helpers import scrub
+
+
+def _bytes(data: bytes):
+    def build(path: Path) -> Path:
+        path.write_bytes(data)
+        return path
+
+    return build
+
+
+def _empty_sheet(path: Path) -> Path:
+    Workbook().save(path)
+    return path
+
+
+def _not_a_workbook(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "a zip archive, not a workbook")
+    return path
+
+
+BROKEN = {
+    "missing.csv": (lambda p: p, "file not found"),
+    "empty.csv": (_bytes(b""), "file is empty"),
+    "bom_only.csv": (_bytes(codecs.BOM_UTF8), "file is empty"),
+    "blank_lines.csv": (_bytes(b"\r\n\n  \n"), "file is empty"),
+    "random.bin": (lambda p: random_bytes(p, 4096, seed=8), "binary content"),
+    "random_text.dat": (lambda p: random_bytes(p, 4096, seed=8, allow_nul=False),
+                        "required columns missing: claim_id, line_number, patient_id"),
+    "no_codes.csv": (lambda p: text_export(p, [["C1", "1", "P1", "2024-07-08"]], header=HEADER[:4]),
+                     "required columns missing: hcpcs, units"),
+    "headers_only_wrong.csv": (_bytes("name,address,phone\nA,B,C\n".encode()),
+                               "required columns missing"),
+    "not_a_workbook.xlsx": (_not_a_workbook, "cannot be read as an Excel workbook"),
+    "legacy.xls": (_bytes(bytes.fromhex("d0cf11e0a1b11ae1") + bytes(512)),
+                   "old-style .xls workbook"),
+    "empty_sheet.xlsx": (_empty_sheet, "the first sheet is empty"),
+    "no_codes.xlsx": (lambda p: workbook_export(p, [["C1", 1, "P1"]], header=HEADER[:3]),
+                      "required columns missing: date_of_service, hcpcs, units"),
+    "big_endian.txt": (_bytes(codecs.BOM_UTF16_BE + "\t".join(HEADER).encode("utf-16-be")),
+                       "UTF-16 big-endian"),
+    "truncated.x12": (_bytes("ISA*00*          *00*~".encode()), "not a valid X12 file"),
+    "a_folder": (lambda p: p.mkdir() or p, "is a folder"),
+}
+
+
+def assert_refused(run, name: str, message: str, out: Path) -> None:
+    assert run.exit_code == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert name in lines[0] and message in lines[0], lines[0]
+    assert "Traceback" not in run.stderr and not run.stdout
+    assert not out.exists(), "nothing may be written for a refused input"
+    assert not list(out.parent.glob(f".{out.name}.partial-*"))
+
+
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_a_file_that_is_not_a_claim_export_exits_2_naming_the_file(tmp_path, db_path, name):
+    build, message = BROKEN[name]
+    path = build(tmp_path / name)
+    run = scrub([path], tmp_path / "out", db_path)
+    assert_refused(run, name, message, tmp_path / "out")
+
+
+def test_one_broken_file_among_good_ones_stops_the_whole_run(tmp_path, db_path):
+    good = text_export(tmp_path / "good.csv", [row("G1")])
+    broken = random_bytes(tmp_path / "broken.csv", 2048, seed=3)
+    run = scrub([good, broken], tmp_path / "out", db_path)
+    assert_refused(run, "broken.csv", "binary content", tmp_path / "out")
+
+
+def test_a_file_that_fails_inside_the_run_leaves_no_output_and_no_patient_data(tmp_path, db_path):
+    # Passes the header check, then a field over DuckDB's 10 MB line limit stops the read.
+    path = text_export(tmp_path / "huge_field.csv", [row("H1", patient="PT-SECRET", Payer="x" * 11_000_000)])
+    run = scrub([path], tmp_path / "out", db_path)
+    assert_refused(run, "huge_field.csv", "cannot be read as CSV at line 2", tmp_path / "out")
+    assert "PT-SECRET" not in run.stderr
+
+
+# Each bad row with the reason a user reads in quarantine.csv.
+BAD_ROWS = [
+    (row("", Line="1"), "claim_id is missing"),
+    (row("B2", Line="x"), "line_number 'x' is not a whole number"),
+    (row("B3", Line="1.5"), "line_number '1.5' is not a whole number"),
+    (row("B4", patient=""), "patient_id is missing"),
+    (row("B5", DOS="2024-13-45"), "date_of_service '2024-13-45' is not a date"),
+    (row("B6", **{"CPT Code": "7612"}), "hcpcs '7612' is not five letters and digits"),
+    (row("B7", Units="0"), "units '0' is not a positive number"),
+    (row("B8", Units="-2"), "units '-2' is not a positive number"),
+    (row("B9", Units="lots"), "units 'lots' is not a positive number"),
+    (row("B10")[:3], "date_of_service"),
+    (row("B11", Line="99999999999"), "line_number '99999999999' is too large"),
+    (row("B12", Units="1e15"), "units '1e15' is too large"),
+    (row("B13", Units="nan"), "units 'nan' is not a positive number"),
+    (row("B14", Units="inf"), "units 'inf' is"),
+    (row("GOOD1"), "claim GOOD1, line 1 appears more than once"),
+]
+
+
+def test_mixed_good_and_bad_rows_exit_0_with_every_bad_row_quarantined(tmp_path, db_path):
+    good = [row("GOOD1"), row("GOOD2", Line="2"), row("GOOD3", Units="2.0")]
+    path = text_export(tmp_path / "mixed.csv", good + [bad for bad, _ in BAD_ROWS])
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert (run.summary["rows_read"], run.summary["lines_scrubbed"], run.summary["rows_quarantined"]) == (
+        len(good) + len(BAD_ROWS), len(good), len(BAD_ROWS))
+    by_row = {int(q["source_row"]): q["reasons"] for q in run.quarantine}
+    for number, (_, reason) in enumerate(BAD_ROWS, start=len(good) + 1):
+        assert reason in by_row[number], (number, by_row.get(number))
+    assert "hcpcs is missing" in by_row[len(good) + 10] and "units" in by_row[len(good) + 10]
+    assert {line["claim_id"] for line in run.lines} == {"GOOD1", "GOOD2", "GOOD3"}
+
+
+def test_a_header_without_rows_is_a_complete_run_of_nothing(tmp_path, db_path):
+    run = scrub([text_export(tmp_path / "none_today.csv", [])], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert (run.summary["rows_read"], run.summary["lines_scrubbed"], run.summary["rows_quarantined"]) == (0, 0, 0)
+    assert run.flags == [] and run.lines == [] and run.quarantine == []

@@ -1,0 +1,100 @@
+"""A run killed at any point (SIGKILL) and started again gives the same outputs as a run never killed:
+each database stage commits whole or not at all, reports appear whole, and a killed run's leftovers are
+harmless. The killed run is the real command in a process of its own."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from assets.readers import file_sha256
+from pipelines.cli import batch_id_for
+
+from .corpus import row, text_export
+from .helpers import command, outputs_of, read_csv, scrub
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "claims_sample.csv"
+KILL_AT = Path(__file__).resolve().parent / "kill_at.py"
+SECRET = "crash-test-site-secret"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(reference_db, tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    shutil.copyfile(reference_db, folder / "claimscrub.duckdb")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_SECRET", SECRET)
+        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+        run = scrub([SAMPLE], folder / "out", folder / "claimscrub.duckdb")
+    assert run.exit_code == 0, run.stderr
+    return outputs_of(folder / "out")
+
+
+# The sample batch's rows per stage: raw rows, lines, quarantined rows, priced lines, findings.
+STAGES_COMMITTED = [(0, 0, 0, 0, 0), (290, 0, 0, 0, 0), (290, 286, 4, 0, 0), (290, 286, 4, 286, 0),
+                    (290, 286, 4, 286, 23)]
+
+
+def _committed_whole(db: Path, point: str) -> bool:
+    """The database after the kill holds each stage of the batch whole or not at all."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        if point == "reference_loading":
+            loaded, recorded = con.execute(
+                """select (select count(*) from ref_rvu),
+                          (select coalesce(sum(row_count), 0) from ref_releases where table_name = 'rvu')"""
+            ).fetchall()[0]
+            return loaded == recorded == 0
+        counts = con.execute(
+            """select (select count(*) from raw_claim_rows r where r.batch_id = b.batch_id),
+                      (select count(*) from claim_lines l where l.batch_id = b.batch_id),
+                      (select count(*) from claim_quarantine q where q.batch_id = b.batch_id),
+                      (select count(*) from priced_lines p where p.batch_id = b.batch_id),
+                      (select count(*) from line_flags f where f.batch_id = b.batch_id)
+               from (select ? as batch_id) b""", [batch_id_for([SAMPLE], [file_sha256(SAMPLE)])]).fetchall()[0]
+    return counts in STAGES_COMMITTED
+
+
+def _consistent(out: Path) -> bool:
+    """What a reader of the folder may rely on: a summary.json describes the files beside it."""
+    if not (out / "summary.json").exists():
+        return True
+    summary = outputs_of(out)["summary"]
+    return (summary["rows_read"] == len(read_csv(out / "lines.csv")) + len(read_csv(out / "quarantine.csv"))
+            and summary["findings"]["total"] == len(read_csv(out / "flags.csv")))
+
+
+@pytest.mark.parametrize("point", ["reference_loading", "rows_staged", "rows_validated", "lines_priced",
+                                   "lines_flagged", "reports_staged", "reports_half_moved"])
+def test_a_run_killed_and_started_again_gives_the_uninterrupted_outputs(tmp_path, db_path, monkeypatch,
+                                                                         uninterrupted, point):
+    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
+    out = tmp_path / "out"
+    if point == "reference_loading":
+        db_path = tmp_path / "fresh" / "claimscrub.duckdb"
+    elif point.startswith("reports"):
+        # Yesterday's reports of another export are in the folder when tonight's run is killed.
+        yesterday = scrub([text_export(tmp_path / "yesterday.csv", [row("Y1"), row("Y2")])], out, db_path)
+        assert yesterday.exit_code == 0, yesterday.stderr
+
+    killed = subprocess.run([sys.executable, str(KILL_AT), point, *command([SAMPLE], out, db_path)[3:]],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _committed_whole(db_path, point)
+    assert _consistent(out)
+    if point == "reports_half_moved":
+        assert not (out / "summary.json").exists(), "a half-replaced folder must not look complete"
+    if point.startswith("reports"):
+        assert list(tmp_path.glob(".out.partial-*")), "the killed run's staging folder is left behind"
+
+    again = scrub([SAMPLE], out, db_path)
+    assert again.exit_code == 0, again.stderr
+    assert outputs_of(out) == uninterrupted
+    assert not list(tmp_path.glob(".out.partial-*")), "the next run clears a killed run's staging folder"
+    assert {p.name for p in out.iterdir()} == {"flags.csv", "lines.csv", "quarantine.csv", "summary.json",
+                                              "denial-risk-report.xlsx"}
+    assert all(os.stat(p).st_mode & 0o777 == 0o600 for p in out.iterdir())
