@@ -1,120 +1,476 @@
-"""The denial-risk workbook, built in openpyxl's streaming (write-only) mode.
+"""The denial-risk workbook: pure functions from one run's tables to an .xlsx file.
 
-No value from an input ever becomes a formula: every text cell is written as a string cell, whatever it
-starts with.
+Six sheets for three readers: Summary (the manager: how much is at risk, where, and the trend), Findings
+(the auditor: every finding with its evidence), Worklist (the biller: claims to fix, biggest dollars first),
+then Quarantine, Rules and Reference. Every sheet is written in openpyxl's streaming (write-only) mode, so
+memory stays flat however many findings a run has.
+
+No value from an input ever becomes a formula, a link or an error value: every text cell is written as a
+string cell, whatever it starts with.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font, PatternFill
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.chart.label import DataLabelList
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.pagebreak import Break
+from openpyxl.worksheet.worksheet import Worksheet
 
 from .feedback import add_feedback_sheet
 
 EXCEL_MAX_ROWS = 1_048_576
+EXCEL_MAX_TEXT = 32_767
+SHEETS = ["Summary", "Findings", "Worklist", "Quarantine", "Rules", "Reference"]
+
 MONEY = '"$"#,##0.00'
+MONEY_CHANGE = '+"$"#,##0.00;-"$"#,##0.00;"$"0.00'
+PERCENT = "0.0%"
+DATE = "yyyy-mm-dd"
+SEVERITIES = ("deny", "review", "info")
 SEVERITY_FILL = {
     "deny": PatternFill("solid", fgColor="F8CBAD"),
     "review": PatternFill("solid", fgColor="FFE699"),
     "info": PatternFill("solid", fgColor="DDEBF7"),
 }
-MONEY_COLUMNS = {"dollars_at_risk", "expected_allowed", "unit_fee", "amount"}
+HEADER_FILL = PatternFill("solid", fgColor="D9D9D9")
+SECTION_FILL = PatternFill("solid", fgColor="1F4E78")
+FONT = "Calibri"
+BOLD = Font(name=FONT, bold=True)
+WARNING = Font(name=FONT, bold=True, color="C00000")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table sheet: the name of its value in a row, its header, width and kind."""
+
+    key: str
+    header: str
+    width: float
+    kind: str = "text"  # text, number, money, date or severity
+
+
+@dataclass
+class Table:
+    """Rows of one sheet or section: value names, the rows (any iterable, read once) and how many."""
+
+    columns: Sequence[str]
+    rows: Iterable[Sequence]
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.count is None:
+            self.rows = list(self.rows)
+            self.count = len(self.rows)
+
+
+@dataclass
+class Report:
+    """Everything the workbook shows. `summary` is the run's summary.json; the rest are its tables."""
+
+    summary: dict
+    findings: Table
+    worklist: Table
+    quarantine: Table
+    rules: Table
+    reference: Table
+    categories: Table  # category, findings, deny_findings, dollars_at_risk
+    top_rules: Table  # rule_id, category, severity, findings, dollars_at_risk
+    top_providers: Table  # name, claims, findings, dollars_at_risk
+    top_payers: Table  # name, claims, findings, dollars_at_risk
+    history: Table  # started, files, lines_scrubbed, findings, deny_findings, dollars_at_risk; oldest first
+    feedback: dict | None = None  # the payer feedback views, once remittances are loaded
+
+
+FINDINGS = [
+    Column("claim_id", "Claim", 14),
+    Column("line_number", "Line", 6, "number"),
+    Column("patient", "Patient", 16),
+    Column("date_of_service", "Date of service", 15, "date"),
+    Column("hcpcs", "Code", 8),
+    Column("modifiers", "Modifiers", 10),
+    Column("units", "Units", 7, "number"),
+    Column("provider", "Provider NPI", 13),
+    Column("payer", "Payer", 20),
+    Column("rule_id", "Rule", 26),
+    Column("category", "Category", 14),
+    Column("severity", "Severity", 9, "severity"),
+    Column("carc", "CARC", 6),
+    Column("dollars_at_risk", "Dollars at risk", 15, "money"),
+    Column("message", "Explanation", 90),
+    Column("fix", "Fix", 90),
+    Column("partner_line", "Partner line", 16),
+    Column("ptp_edit", "PTP edit", 70),
+    Column("releases", "Releases", 32),
+    Column("reference_match", "Reference match", 16),
+    Column("source_file", "Source file", 24),
+    Column("source_row", "Source row", 11, "number"),
+]
+WORKLIST = [
+    Column("claim_id", "Claim", 14),
+    Column("patient", "Patient", 16),
+    Column("payer", "Payer", 20),
+    Column("providers", "Provider NPI", 13),
+    Column("date_of_service", "Date of service", 15, "date"),
+    Column("dollars_at_risk", "Dollars at risk", 15, "money"),
+    Column("deny_findings", "Deny findings", 13, "number"),
+    Column("lines_to_fix", "Lines to fix", 12, "number"),
+    Column("rules", "Rules", 34),
+    Column("to_fix", "What to fix", 120),
+    Column("review_findings", "Also to review", 14, "number"),
+]
+QUARANTINE = [
+    Column("source_file", "Source file", 24),
+    Column("source_row", "Source row", 11, "number"),
+    Column("claim_id", "Claim", 14),
+    Column("line_number", "Line", 8),
+    Column("reasons", "Reasons", 120),
+]
+RULES = [
+    Column("id", "Rule", 26),
+    Column("category", "Category", 14),
+    Column("severity", "Severity", 9, "severity"),
+    Column("carc", "CARC", 6),
+    Column("carc_text", "CARC text", 60),
+    Column("explanation", "Explanation", 90),
+    Column("fix", "Fix", 90),
+    Column("source", "Source", 70),
+    Column("findings", "Findings this run", 17, "number"),
+]
+REFERENCE = [
+    Column("release", "Release", 18),
+    Column("table", "Table", 24),
+    Column("effective_start", "Effective from", 14, "date"),
+    Column("effective_end", "Effective to", 14, "date"),
+    Column("source_files", "Source files", 60),
+    Column("sha256", "sha256", 68),
+    Column("rows", "Rows", 11, "number"),
+]
+
+
+def clean_text(value: str) -> str:
+    """The text as a cell can hold it: control characters Excel refuses become U+FFFD, and text past
+    Excel's 32,767-character limit is cut with an ellipsis."""
+    value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    return value if len(value) <= EXCEL_MAX_TEXT else value[: EXCEL_MAX_TEXT - 1] + "\u2026"
 
 
 def text_cell(sheet, value):
-    """A cell that shows exactly the value; a string is never parsed as a formula."""
+    """A cell that shows exactly the value; a string is never parsed as a formula or an error value."""
+    if isinstance(value, str):
+        value = clean_text(value)
     cell = WriteOnlyCell(sheet, value=value)
     if isinstance(value, str) and cell.data_type != "s":
         cell.data_type = "s"
     return cell
 
 
-def typed_cell(sheet, column: str, value):
-    if isinstance(value, Decimal):
-        value = float(value)
-    cell = text_cell(sheet, value)
-    if column in MONEY_COLUMNS and isinstance(value, (int, float)):
+def _number(value):
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def value_cell(sheet, kind: str, value):
+    """A cell for one value of a column of the given kind (see Column)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and kind != "date":
+        cell = text_cell(sheet, value)
+    else:
+        if isinstance(value, str):
+            value = date.fromisoformat(value)
+        cell = WriteOnlyCell(sheet, value=_number(value))
+    if kind == "money":
         cell.number_format = MONEY
-    elif isinstance(value, date):
-        cell.number_format = "yyyy-mm-dd"
+    elif kind == "date":
+        cell.number_format = DATE
+    elif kind == "severity" and value in SEVERITY_FILL:
+        cell.fill = SEVERITY_FILL[value]
     return cell
 
 
-def header_row(sheet, names):
-    row = []
-    for name in names:
-        cell = text_cell(sheet, name)
-        cell.font = Font(bold=True)
-        row.append(cell)
-    return row
+def _styled(sheet, value, font=None, fill=None, number_format=None, align=None):
+    cell = text_cell(sheet, _number(value))
+    if font is not None:
+        cell.font = font
+    if fill is not None:
+        cell.fill = fill
+    if number_format is not None:
+        cell.number_format = number_format
+    if align is not None:
+        cell.alignment = Alignment(horizontal=align)
+    return cell
 
 
-def _summary_sheet(book: Workbook, summary: dict) -> None:
-    sheet = book.create_sheet("Summary")
-    sheet.column_dimensions["A"].width = 34
-    sheet.column_dimensions["B"].width = 22
-    title = text_cell(sheet, "claimscrub denial-risk report")
-    title.font = Font(bold=True, size=14)
-    sheet.append([title])
-    rows = [
-        ("Rows read", summary["rows_read"]),
-        ("Lines scrubbed", summary["lines_scrubbed"]),
-        ("Rows quarantined", summary["rows_quarantined"]),
-        ("Findings", summary["findings"]["total"]),
-    ]
-    for severity in ("deny", "review", "info"):
-        rows.append((f"Findings: {severity}", summary["findings"]["by_severity"].get(severity, 0)))
-    for severity in ("deny", "review", "info"):
-        rows.append((f"Dollars at risk: {severity}", summary["dollars_at_risk"]["by_severity"].get(severity, 0.0)))
-    for label, value in rows:
-        cell = typed_cell(sheet, "amount" if label.startswith("Dollars") else "", value)
-        sheet.append([text_cell(sheet, label), cell])
-    sheet.append([])
-    sheet.append(header_row(sheet, ["Input file", "Rows read", "sha256"]))
-    for f in summary["files"]:
-        sheet.append([text_cell(sheet, f["file"]), f["rows_read"], text_cell(sheet, f["sha256"])])
-    sheet.append([])
-    sheet.append(header_row(sheet, ["Reference release", "Table", "Effective"]))
-    for r in summary["reference_releases"]:
-        sheet.append([text_cell(sheet, r["release"]), text_cell(sheet, r["table"]),
-                      text_cell(sheet, f'{r["effective_start"]} to {r["effective_end"]}')])
+def header_row(sheet, names: Iterable[str]) -> list:
+    return [_styled(sheet, name, font=BOLD, fill=HEADER_FILL) for name in names]
 
 
-def _findings_sheet(book: Workbook, columns: list[str], rows) -> None:
-    sheet = book.create_sheet("Findings")
-    sheet.freeze_panes = "A2"
-    severity_at = columns.index("severity")
-    limit = EXCEL_MAX_ROWS - 2
-    sheet.append(header_row(sheet, columns))
+def _landscape(sheet, fit_width: bool = True) -> None:
+    """Print across the page: landscape, one page wide, as many pages down as it takes."""
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = Worksheet.PAPERSIZE_LETTER
+    if fit_width:
+        sheet.sheet_properties.pageSetUpPr.fitToPage = True
+        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToHeight = 0
+    sheet.print_options.gridLines = False
+    sheet.page_margins.left = sheet.page_margins.right = 0.4
+    sheet.page_margins.top = sheet.page_margins.bottom = 0.5
+
+
+def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table, caption: str,
+                overflow: str, max_rows: int = EXCEL_MAX_ROWS, fit_width: bool = True) -> int:
+    """A sheet of one table: a caption line, a frozen, filtered header, then one row per table row.
+
+    When the table has more rows than the sheet holds, the caption says so (`overflow`, with {shown} and
+    {total}) and the rows stop at the sheet's limit. Returns the rows written.
+    """
+    sheet = book.create_sheet(title)
+    _landscape(sheet, fit_width)
+    for index, column in enumerate(columns, 1):
+        sheet.column_dimensions[get_column_letter(index)].width = column.width
+    sheet.freeze_panes = "A3"
+    sheet.print_title_rows = "1:2"
+    room = max_rows - 2
+    truncated = table.count > room
+    note = overflow.format(shown=room, total=table.count) if truncated else caption.format(total=table.count)
+    sheet.append([_styled(sheet, note, font=WARNING if truncated else BOLD)])
+    sheet.append(header_row(sheet, (c.header for c in columns)))
+    plan = [(list(table.columns).index(c.key), c.kind) for c in columns]
     written = 0
-    for row in rows:
-        if written >= limit:
-            sheet.append([text_cell(sheet, f"More findings than a sheet holds: see flags.csv for all {len(rows):,}.")])
-            break
-        cells = [typed_cell(sheet, name, value) for name, value in zip(columns, row)]
-        fill = SEVERITY_FILL.get(row[severity_at])
-        if fill is not None:
-            cells[severity_at].fill = fill
-        sheet.append(cells)
-        written += 1
-    sheet.auto_filter.ref = f"A1:{_column_letter(len(columns))}{written + 1}"
+    rows = iter(table.rows)
+    try:
+        for values in rows:
+            if written == room:
+                break
+            sheet.append([value_cell(sheet, kind, values[at]) for at, kind in plan])
+            written += 1
+    finally:
+        # A row source that is a live query must be told when the sheet stops reading early.
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    sheet.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{written + 2}"
+    return written
 
 
-def _column_letter(n: int) -> str:
-    from openpyxl.utils import get_column_letter
+class _Lines:
+    """A write-only sheet that counts its rows, so that charts can point at rows already written."""
 
-    return get_column_letter(n)
+    def __init__(self, sheet):
+        self.sheet = sheet
+        self.row = 0
+
+    def add(self, *cells) -> int:
+        self.sheet.append(list(cells))
+        self.row += 1
+        return self.row
+
+    def blank(self) -> None:
+        self.add()
+
+    def section(self, title: str, width: int = 6) -> None:
+        font = Font(name=FONT, bold=True, color="FFFFFF")
+        self.add(*[_styled(self.sheet, title if i == 0 else None, font=font, fill=SECTION_FILL)
+                   for i in range(width)])
+
+    def header(self, *names: str, text_columns: int = 1) -> int:
+        """A bold header; the columns after the text ones hold numbers, so their headers sit right."""
+        return self.add(*(_styled(self.sheet, name, font=BOLD, fill=HEADER_FILL,
+                                  align="right" if i >= text_columns else None)
+                          for i, name in enumerate(names)))
+
+    def fact(self, label: str, value, number_format=None, font=None) -> int:
+        return self.add(_styled(self.sheet, label), _styled(self.sheet, value, font=font,
+                                                            number_format=number_format, align="right"))
 
 
-def build_workbook(path: Path, summary: dict, columns: list[str], findings: list, feedback=None) -> None:
+def _timestamp(iso: str | None) -> str:
+    return "" if not iso else datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_claims: int) -> None:
+    """The manager's page first (what is at risk, where, and the trend, with the charts beside), then a
+    second printed page with the top providers and payers and the facts of the run."""
+    summary = report.summary
+    sheet = book.create_sheet("Summary")
+    _landscape(sheet)
+    # Six columns of tables, a narrow gutter, then the charts from column H.
+    for letter, width in zip("ABCDEFG", (36, 15, 15, 15, 18, 15, 3)):
+        sheet.column_dimensions[letter].width = width
+    out = _Lines(sheet)
+
+    def s(value, **style):
+        return _styled(sheet, value, **style)
+
+    deny_dollars = summary["dollars_at_risk"]["by_severity"].get("deny", 0.0)
+    expected = summary["expected_allowed_total"]
+    files = summary["files"]
+    out.add(s("claimscrub denial-risk report", font=Font(name=FONT, bold=True, size=16)))
+    out.add(s(f"Batch {summary['batch_id']}: {len(files)} file{'s' if len(files) != 1 else ''}, "
+              f"{summary['rows_read']:,} rows read, {summary['lines_scrubbed']:,} lines scrubbed, "
+              f"{summary['rows_quarantined']:,} quarantined; scrubbed {_timestamp(summary['started'])}",
+              font=Font(name=FONT, italic=True, color="595959")))
+    out.blank()
+
+    headline = out.row + 1
+    out.section("At risk of denial tonight")
+    out.fact("Dollars at risk of denial", deny_dollars, MONEY, Font(name=FONT, bold=True, size=14, color="C00000"))
+    out.fact("Claims with a deny finding", report.worklist.count)
+    out.fact("Expected allowed, all lines", expected, MONEY)
+    out.fact("Share of expected allowed at risk", deny_dollars / expected if expected else 0.0, PERCENT)
+    history = list(report.history.rows)
+    if len(history) > 1:
+        change = float(history[-1][5]) - float(history[-2][5])
+        out.fact("Change since the run before", change, MONEY_CHANGE,
+                 Font(name=FONT, bold=True, color="C00000" if change > 0 else "548235"))
+    if shown_findings < report.findings.count:
+        out.add(s(f"The Findings sheet shows {shown_findings:,} of {report.findings.count:,} findings "
+                  "(Excel's row limit): flags.csv has every finding.", font=WARNING))
+    if shown_claims < report.worklist.count:
+        out.add(s(f"The Worklist sheet shows {shown_claims:,} of {report.worklist.count:,} claims "
+                  "(Excel's row limit): flags.csv has every finding.", font=WARNING))
+    out.blank()
+
+    out.section("Findings and dollars at risk of denial by category")
+    first = out.header("Category", "Findings", "Deny findings", "Dollars at risk") + 1
+    for category, findings, deny, dollars in report.categories.rows:
+        out.add(s(category), findings, deny, s(dollars, number_format=MONEY))
+    if report.categories.count:
+        _category_chart(sheet, first, out.row, f"H{headline}")
+    else:
+        out.add(s("No findings in this run."))
+    out.blank()
+
+    out.section("Findings and dollars at risk by severity")
+    out.header("Severity", "Findings", "Dollars at risk")
+    for severity in SEVERITIES:
+        out.add(s(severity, fill=SEVERITY_FILL[severity]), summary["findings"]["by_severity"].get(severity, 0),
+                s(summary["dollars_at_risk"]["by_severity"].get(severity, 0.0), number_format=MONEY))
+    out.add(s("All findings", font=BOLD), s(summary["findings"]["total"], font=BOLD))
+    out.blank()
+
+    trend = out.row + 1
+    out.section("Trend: this run against the runs before it")
+    if len(history) > 1:
+        first = out.header("Run", "Lines scrubbed", "Findings", "Deny findings", "Dollars at risk", "Change") + 1
+        previous = None
+        for started, run_files, lines, findings, deny, dollars in history:
+            change = None if previous is None else float(dollars) - previous
+            out.add(s(f"{started:%Y-%m-%d %H:%M} {run_files}"), lines, findings, deny,
+                    s(dollars, number_format=MONEY), s(change, number_format=MONEY_CHANGE))
+            previous = float(dollars)
+        _trend_chart(sheet, first, out.row, f"H{trend}")
+    else:
+        out.add(s("The trend appears here once this database holds an earlier run."))
+    out.blank()
+
+    out.section("Top rules by dollars at risk")
+    out.header("Rule", "Category", "Severity", "Findings", "Dollars at risk", text_columns=3)
+    for rule, category, severity, findings, dollars in report.top_rules.rows:
+        out.add(s(rule), s(category), s(severity, fill=SEVERITY_FILL.get(severity)), findings,
+                s(dollars, number_format=MONEY))
+    if not report.top_rules.count:
+        out.add(s("No findings in this run."))
+    sheet.row_breaks.append(Break(id=out.row))
+
+    for title, label, table in (("Top providers by dollars at risk of denial", "Provider NPI", report.top_providers),
+                                ("Top payers by dollars at risk of denial", "Payer", report.top_payers)):
+        out.section(title)
+        out.header(label, "Claims", "Deny findings", "Dollars at risk")
+        for name, claims, findings, dollars in table.rows:
+            out.add(s(name), claims, findings, s(dollars, number_format=MONEY))
+        if not table.count:
+            out.add(s("No deny findings in this run."))
+        out.blank()
+
+    out.section("The run")
+    out.header("Input file", "Rows read", "Lines scrubbed", "Quarantined")
+    for f in files:
+        out.add(s(f["file"]), f["rows_read"], f["lines_scrubbed"], f["rows_quarantined"])
+    out.add(s("All files", font=BOLD), s(summary["rows_read"], font=BOLD), s(summary["lines_scrubbed"], font=BOLD),
+            s(summary["rows_quarantined"], font=BOLD))
+    releases = ", ".join(dict.fromkeys(r["release"] for r in summary["reference_releases"]))
+    out.add(s("Reference releases (see the Reference sheet)"), s(releases))
+    out.add(s("Started"), s(_timestamp(summary["started"])))
+    out.add(s("Finished"), s(_timestamp(summary["finished"])))
+    seconds = (datetime.fromisoformat(summary["finished"]) - datetime.fromisoformat(summary["started"])
+               ).total_seconds() if summary["started"] and summary["finished"] else None
+    out.fact("Run time (seconds)", None if seconds is None else round(seconds, 1), "0.0")
+
+
+def _category_chart(sheet, first: int, last: int, anchor: str) -> None:
+    chart = BarChart()
+    chart.type = "bar"
+    chart.title = "Dollars at risk of denial by category"
+    chart.legend = None
+    chart.add_data(Reference(sheet, min_col=4, min_row=first - 1, max_row=last), titles_from_data=True)
+    chart.set_categories(Reference(sheet, min_col=1, min_row=first, max_row=last))
+    chart.x_axis.scaling.orientation = "maxMin"  # biggest category (first row) on top
+    chart.x_axis.delete = False
+    chart.y_axis.delete = True  # the bars carry their amounts
+    chart.y_axis.majorGridlines = None
+    chart.dataLabels = DataLabelList(showVal=True, showCatName=False, showSerName=False, showLegendKey=False,
+                                     showPercent=False, numFmt=MONEY)
+    chart.width, chart.height = 16, 9
+    sheet.add_chart(chart, anchor)
+
+
+def _trend_chart(sheet, first: int, last: int, anchor: str) -> None:
+    chart = LineChart()
+    chart.title = "Dollars at risk of denial, oldest run to this one"
+    chart.legend = None
+    chart.add_data(Reference(sheet, min_col=5, min_row=first - 1, max_row=last), titles_from_data=True)
+    chart.set_categories(Reference(sheet, min_col=1, min_row=first, max_row=last))
+    chart.y_axis.numFmt = MONEY
+    chart.y_axis.delete = False
+    chart.x_axis.delete = True  # the runs are named in the table beside; long labels would crush the line
+    chart.width, chart.height = 16, 7
+    sheet.add_chart(chart, anchor)
+
+
+def build_workbook(path: Path, report: Report, max_rows: int = EXCEL_MAX_ROWS) -> None:
+    """Write the six sheets of the denial-risk workbook to `path`.
+
+    `max_rows` is the most rows one sheet may hold (Excel's limit unless a test sets a smaller one).
+    """
     book = Workbook(write_only=True)
-    _summary_sheet(book, summary)
-    _findings_sheet(book, columns, findings)
-    if feedback:
-        add_feedback_sheet(book, feedback)
+    room = max_rows - 2  # the caption and the header
+    _summary_sheet(book, report, min(report.findings.count, room), min(report.worklist.count, room))
+    table_sheet(
+        book, "Findings", FINDINGS, report.findings,
+        caption="{total:,} findings, one row each, in input order. flags.csv holds the same findings.",
+        overflow="This sheet holds the first {shown:,} of {total:,} findings (Excel's row limit): "
+                 "flags.csv has every finding.",
+        max_rows=max_rows, fit_width=False)
+    table_sheet(
+        book, "Worklist", WORKLIST, report.worklist,
+        caption="{total:,} claims with at least one deny finding, biggest dollars at risk first.",
+        overflow="This sheet holds the first {shown:,} of {total:,} claims with a deny finding (Excel's row "
+                 "limit): flags.csv has every finding (severity deny).",
+        max_rows=max_rows)
+    table_sheet(
+        book, "Quarantine", QUARANTINE, report.quarantine,
+        caption="{total:,} rows could not be scrubbed, with every reason. quarantine.csv holds the same rows.",
+        overflow="This sheet holds the first {shown:,} of {total:,} quarantined rows (Excel's row limit): "
+                 "quarantine.csv has every row.",
+        max_rows=max_rows)
+    table_sheet(book, "Rules", RULES, report.rules,
+                caption="The {total} rules of the scrub: what each catches, the payer's likely CARC and the fix.",
+                overflow="{shown} of {total} rules", max_rows=max_rows)
+    table_sheet(book, "Reference", REFERENCE, report.reference,
+                caption="The reference releases this run was judged against, with their source files' sha256.",
+                overflow="{shown} of {total} releases", max_rows=max_rows)
+    if report.feedback:
+        add_feedback_sheet(book, report.feedback)
     book.save(path)
