@@ -38,7 +38,7 @@ create table if not exists line_flags (
     ptp_column_2 varchar, ptp_modifier_indicator varchar, ptp_rationale varchar);
 create table if not exists run_history (
     batch_id varchar primary key, started_at timestamp, finished_at timestamp, files varchar,
-    rows_read bigint, lines_scrubbed bigint, rows_quarantined bigint, findings bigint, deny_findings bigint,
+    file_count integer, rows_read bigint, lines_scrubbed bigint, rows_quarantined bigint, findings bigint, deny_findings bigint,
     dollars_at_risk decimal(14,2));
 """
 

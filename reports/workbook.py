@@ -229,7 +229,7 @@ def _landscape(sheet, fit_width: bool = True) -> None:
 
 
 def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table, caption: str,
-                overflow: str, max_rows: int = EXCEL_MAX_ROWS, fit_width: bool = True) -> int:
+                overflow: str, max_rows: int, fit_width: bool = True) -> int:
     """A sheet of one table: a caption line, a frozen, filtered header, then one row per table row.
 
     When the table has more rows than the sheet holds, the caption says so (`overflow`, with {shown} and
@@ -325,7 +325,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
 
     headline = out.row + 1
     out.section("At risk of denial tonight")
-    out.fact("Dollars at risk of denial", deny_dollars, MONEY, Font(name=FONT, bold=True, size=14, color="C00000"))
+    out.fact("Dollars at risk of denial", deny_dollars, MONEY,
+             Font(name=FONT, bold=True, size=14, color="C00000"))
     out.fact("Claims with a deny finding", report.worklist.count)
     out.fact("Expected allowed, all lines", expected, MONEY)
     out.fact("Share of expected allowed at risk", deny_dollars / expected if expected else 0.0, PERCENT)
@@ -355,7 +356,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
     out.section("Findings and dollars at risk by severity")
     out.header("Severity", "Findings", "Dollars at risk")
     for severity in SEVERITIES:
-        out.add(s(severity, fill=SEVERITY_FILL[severity]), summary["findings"]["by_severity"].get(severity, 0),
+        out.add(s(severity, fill=SEVERITY_FILL[severity]),
+                summary["findings"]["by_severity"].get(severity, 0),
                 s(summary["dollars_at_risk"]["by_severity"].get(severity, 0.0), number_format=MONEY))
     out.add(s("All findings", font=BOLD), s(summary["findings"]["total"], font=BOLD))
     out.blank()
@@ -363,7 +365,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
     trend = out.row + 1
     out.section("Trend: this run against the runs before it")
     if len(history) > 1:
-        first = out.header("Run", "Lines scrubbed", "Findings", "Deny findings", "Dollars at risk", "Change") + 1
+        first = out.header("Run", "Lines scrubbed", "Findings", "Deny findings", "Dollars at risk",
+                           "Change") + 1
         previous = None
         for started, run_files, lines, findings, deny, dollars in history:
             change = None if previous is None else float(dollars) - previous
@@ -382,10 +385,12 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
                 s(dollars, number_format=MONEY))
     if not report.top_rules.count:
         out.add(s("No findings in this run."))
+    out.blank()
     sheet.row_breaks.append(Break(id=out.row))
 
-    for title, label, table in (("Top providers by dollars at risk of denial", "Provider NPI", report.top_providers),
-                                ("Top payers by dollars at risk of denial", "Payer", report.top_payers)):
+    for title, label, table in (
+            ("Top providers by dollars at risk of denial", "Provider NPI", report.top_providers),
+            ("Top payers by dollars at risk of denial", "Payer", report.top_payers)):
         out.section(title)
         out.header(label, "Claims", "Deny findings", "Dollars at risk")
         for name, claims, findings, dollars in table.rows:
@@ -398,8 +403,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
     out.header("Input file", "Rows read", "Lines scrubbed", "Quarantined")
     for f in files:
         out.add(s(f["file"]), f["rows_read"], f["lines_scrubbed"], f["rows_quarantined"])
-    out.add(s("All files", font=BOLD), s(summary["rows_read"], font=BOLD), s(summary["lines_scrubbed"], font=BOLD),
-            s(summary["rows_quarantined"], font=BOLD))
+    out.add(*(s(value, font=BOLD) for value in ("All files", summary["rows_read"], summary["lines_scrubbed"],
+                                                  summary["rows_quarantined"])))
     releases = ", ".join(dict.fromkeys(r["release"] for r in summary["reference_releases"]))
     out.add(s("Reference releases (see the Reference sheet)"), s(releases))
     out.add(s("Started"), s(_timestamp(summary["started"])))
@@ -439,11 +444,9 @@ def _trend_chart(sheet, first: int, last: int, anchor: str) -> None:
     sheet.add_chart(chart, anchor)
 
 
-def build_workbook(path: Path, report: Report, max_rows: int = EXCEL_MAX_ROWS) -> None:
-    """Write the six sheets of the denial-risk workbook to `path`.
-
-    `max_rows` is the most rows one sheet may hold (Excel's limit unless a test sets a smaller one).
-    """
+def build_workbook(path: Path, report: Report) -> None:
+    """Write the six sheets of the denial-risk workbook to `path`."""
+    max_rows = EXCEL_MAX_ROWS  # read at call time: tests lower it to prove the overflow note
     book = Workbook(write_only=True)
     room = max_rows - 2  # the caption and the header
     _summary_sheet(book, report, min(report.findings.count, room), min(report.worklist.count, room))
@@ -461,15 +464,18 @@ def build_workbook(path: Path, report: Report, max_rows: int = EXCEL_MAX_ROWS) -
         max_rows=max_rows)
     table_sheet(
         book, "Quarantine", QUARANTINE, report.quarantine,
-        caption="{total:,} rows could not be scrubbed, with every reason. quarantine.csv holds the same rows.",
+        caption="{total:,} rows could not be scrubbed, with every reason. "
+                "quarantine.csv holds the same rows.",
         overflow="This sheet holds the first {shown:,} of {total:,} quarantined rows (Excel's row limit): "
                  "quarantine.csv has every row.",
         max_rows=max_rows)
     table_sheet(book, "Rules", RULES, report.rules,
-                caption="The {total} rules of the scrub: what each catches, the payer's likely CARC and the fix.",
+                caption="The {total} rules of the scrub: what each catches, the payer's likely CARC "
+                        "and the fix.",
                 overflow="{shown} of {total} rules", max_rows=max_rows)
     table_sheet(book, "Reference", REFERENCE, report.reference,
-                caption="The reference releases this run was judged against, with their source files' sha256.",
+                caption="The reference releases this run was judged against, with their source "
+                        "files' sha256.",
                 overflow="{shown} of {total} releases", max_rows=max_rows)
     if report.feedback:
         add_feedback_sheet(book, report.feedback)

@@ -38,15 +38,17 @@ def main() -> None:
             sys.exit(f"{tool} is not installed (apt-get install libreoffice-calc poppler-utils)")
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        env = {**os.environ, "CLAIMSCRUB_HOME": str(work / "home"), "CLAIMSCRUB_SECRET": "report-summary-example"}
-        nights = [earlier_night(work / "claims_2024-08-14.csv", 12), earlier_night(work / "claims_2024-08-15.csv", 6),
-                  SAMPLE]
+        env = {**os.environ, "CLAIMSCRUB_HOME": str(work / "home"),
+               "CLAIMSCRUB_SECRET": "report-summary-example"}
+        nights = [earlier_night(work / "claims_2024-08-14.csv", 12),
+                  earlier_night(work / "claims_2024-08-15.csv", 6), SAMPLE]
         for night in nights:
-            subprocess.run([sys.executable, "-m", "pipelines.cli", "scrub", str(night), "--out", str(work / "out"),
-                            "--db", str(work / "claimscrub.duckdb")], cwd=ROOT, env=env, check=True)
+            subprocess.run([sys.executable, "-m", "pipelines.cli", "scrub", str(night),
+                            "--out", str(work / "out"), "--db", str(work / "claimscrub.duckdb")],
+                           cwd=ROOT, env=env, check=True)
         subprocess.run(["libreoffice", f"-env:UserInstallation=file://{work / 'office'}", "--headless",
-                        "--convert-to", "pdf", "--outdir", str(work), str(work / "out" / "denial-risk-report.xlsx")],
-                       check=True, stdout=subprocess.DEVNULL)
+                        "--convert-to", "pdf", "--outdir", str(work),
+                        str(work / "out" / "denial-risk-report.xlsx")], check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["pdftoppm", "-f", "1", "-l", "1", "-singlefile", "-png", "-r", "110",
                         str(work / "denial-risk-report.pdf"), str(PNG.with_suffix(""))], check=True)
     print(f"wrote {PNG.relative_to(ROOT)}")

@@ -1,0 +1,287 @@
+"""The denial-risk workbook as its readers open it: sheets, findings, formats, charts, masking and safety.
+
+One export with hostile values (payers and claim ids that look like formulas, a control character) is
+scrubbed twice into one database; most tests read the first workbook, the determinism test compares both.
+"""
+
+import re
+import shutil
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+import reports.workbook
+
+from .helpers import read_csv, scrub, write_csv
+
+SHEETS = ["Summary", "Findings", "Worklist", "Quarantine", "Rules", "Reference"]
+HYPERLINK = '=HYPERLINK("http://x","y")'
+RADIOLOGY, CARDIO, GROUP = "1234567893", "9876543213", "5550001114"
+
+
+def line(claim, number, patient, dos, modifiers="", units="1", pos="11", payer="Acme Health", hcpcs="76120",
+         diagnosis="R13.10", npi=RADIOLOGY):
+    return {"claim_id": claim, "line_number": number, "patient_id": patient, "date_of_service": dos,
+            "hcpcs": hcpcs, "modifiers": modifiers, "units": units, "rendering_npi": npi,
+            "billing_npi": GROUP, "place_of_service": pos, "claim_type": "professional",
+            "diagnosis_1": diagnosis, "payer": payer}
+
+
+HOSTILE_ROWS = [
+    line("CLM-26TC", 1, "PAT-SECRET-001", "2024-07-11", modifiers="26,TC", payer=HYPERLINK),
+    line("CLM-DUP", 1, "PAT-SECRET-002", "2024-07-12", payer="+1+1"),
+    line("CLM-DUP", 2, "PAT-SECRET-002", "2024-07-12", payer="+1+1"),
+    line("=1+2", 1, "PAT-SECRET-003", "2024-07-15", pos="22", payer="@SUM(1,1)", npi=CARDIO),
+    line("CLM-NODX", 1, "PAT-SECRET-004", "2024-07-16", modifiers="26", pos="22", diagnosis="",
+         payer="Acme\x01Health"),
+    line("CLM-ERR", 1, "PAT-SECRET-005", "2024-07-17", modifiers="26", pos="22", diagnosis="", payer="#N/A"),
+    line("CLM-OK", 1, "PAT-SECRET-006", "2024-07-18", modifiers="26", pos="22"),
+    line("=BAD()", 1, "PAT-SECRET-007", "not a date"),
+]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, reference_db):
+    """Two scrubs of the hostile export into one database (the second a plain rerun)."""
+    work = tmp_path_factory.mktemp("workbook")
+    db = work / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    export = write_csv(work / "hostile.csv", HOSTILE_ROWS)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(work / "home"))
+        env.delenv("CLAIMSCRUB_SECRET", raising=False)
+        first = scrub([export], work / "first", db)
+        second = scrub([export], work / "second", db)
+    assert first.exit_code == 0, first.stderr
+    assert second.exit_code == 0, second.stderr
+    return {"first": first, "second": second, "db": db, "work": work}
+
+
+@pytest.fixture(scope="module")
+def book(runs):
+    return load_workbook(runs["first"].out_dir / "denial-risk-report.xlsx")
+
+
+def rows(sheet, first_row=1):
+    return [list(r) for r in sheet.iter_rows(min_row=first_row, values_only=True)]
+
+
+def table(sheet) -> list[dict]:
+    """A table sheet's rows below its caption and header, keyed by header."""
+    header, *body = rows(sheet, 2)
+    return [dict(zip(header, r)) for r in body]
+
+
+def section(sheet, title: str) -> list[list]:
+    """The rows of one Summary section, header first, up to the blank row that ends it."""
+    found = rows(sheet)
+    start = next(i for i, r in enumerate(found) if r[0] == title) + 1
+    end = next((i for i in range(start, len(found)) if all(v is None for v in found[i])), len(found))
+    return [r for r in found[start:end]]
+
+
+def xml_parts(path: Path) -> dict[str, str]:
+    with zipfile.ZipFile(path) as z:
+        return {name: z.read(name).decode("utf-8") for name in z.namelist()
+                if name.endswith((".xml", ".rels"))}
+
+
+def test_workbook_has_the_six_sheets_in_order(book):
+    assert book.sheetnames == SHEETS
+
+
+def test_findings_sheet_lists_every_finding_of_flags_csv_with_its_evidence(runs, book):
+    findings = table(book["Findings"])
+    flags = runs["first"].flags
+    assert Counter((f["Claim"], f["Line"], f["Rule"]) for f in findings) == \
+        Counter((f["claim_id"], int(f["line_number"]), f["rule_id"]) for f in flags)
+    assert set(findings[0]) >= {
+        "Claim", "Line", "Date of service", "Code", "Modifiers", "Units", "Provider NPI", "Rule", "Category",
+        "Severity", "CARC", "Dollars at risk", "Explanation", "Fix", "Partner line", "PTP edit", "Releases",
+        "Source file", "Source row"}
+    both = next(f for f in findings if f["Rule"] == "MOD_26_AND_TC")
+    assert both["Claim"] == "CLM-26TC" and both["Modifiers"] == "26,TC" and both["CARC"] == "4"
+    assert both["Dollars at risk"] == 18.11 and both["Severity"] == "deny"
+    assert both["Releases"] == "RVU25D; PTP 2024Q3; MUE 2024Q3"
+    assert both["Source file"] == "hostile.csv" and both["Source row"] == 1
+    assert book["Findings"]["A1"].value.startswith(f"{len(flags)} findings")
+
+
+def test_findings_header_is_frozen_and_filtered(book):
+    sheet = book["Findings"]
+    count = len(table(sheet))
+    assert sheet.freeze_panes == "A3"
+    assert sheet.auto_filter.ref == f"A2:V{count + 2}"
+    assert book["Worklist"].freeze_panes == "A3" and book["Worklist"].auto_filter.ref.startswith("A2:")
+
+
+def test_money_is_formatted_as_money_and_dates_as_dates(book):
+    sheet = book["Findings"]
+    header = [c.value for c in sheet[2]]
+    money, dos = header.index("Dollars at risk") + 1, header.index("Date of service") + 1
+    third = sheet.cell(row=3, column=money)
+    assert isinstance(third.value, float) and third.number_format == '"$"#,##0.00'
+    assert sheet.cell(row=3, column=dos).is_date
+    assert sheet.cell(row=3, column=dos).number_format == "yyyy-mm-dd"
+    worklist = book["Worklist"]
+    assert worklist.cell(row=3, column=6).number_format == '"$"#,##0.00'
+    headline = next(r for r in book["Summary"].iter_rows(max_col=2)
+                    if r[0].value == "Dollars at risk of denial")
+    assert headline[1].number_format == '"$"#,##0.00' and headline[1].value > 0
+
+
+def test_severity_cells_are_coloured(book):
+    sheet = book["Findings"]
+    header = [c.value for c in sheet[2]]
+    at = header.index("Severity") + 1
+    colours = {sheet.cell(row=r, column=at).value: sheet.cell(row=r, column=at).fill.fgColor.rgb
+               for r in range(3, sheet.max_row + 1)}
+    assert colours["deny"].endswith("F8CBAD") and colours["review"].endswith("FFE699")
+
+
+def test_no_input_value_becomes_a_formula_a_link_or_an_error(runs, book):
+    parts = xml_parts(runs["first"].out_dir / "denial-risk-report.xlsx")
+    sheets = {name: text for name, text in parts.items() if name.startswith("xl/worksheets/sheet")}
+    assert sheets and not any(re.search(r"<(f|hyperlinks?)[ >]", text) for text in sheets.values())
+    assert not any('t="e"' in text for text in sheets.values())
+    payers = {f["Payer"] for f in table(book["Findings"])}
+    assert {HYPERLINK, "+1+1", "@SUM(1,1)", "#N/A"} <= payers
+    assert "=1+2" in {f["Claim"] for f in table(book["Findings"])}
+    assert "=1+2" in {w["Claim"] for w in table(book["Worklist"])}
+    assert "=BAD()" in {q["Claim"] for q in table(book["Quarantine"])}
+    assert HYPERLINK in [r[0] for r in section(book["Summary"], "Top payers by dollars at risk of denial")]
+
+
+def test_a_control_character_in_an_input_is_shown_not_fatal(book):
+    assert "Acme\ufffdHealth" in {f["Payer"] for f in table(book["Findings"])}
+
+
+def test_patient_ids_are_masked_everywhere_in_the_workbook(runs, book):
+    text = "".join(xml_parts(runs["first"].out_dir / "denial-risk-report.xlsx").values())
+    assert "PAT-SECRET" not in text
+    patients = {f["Patient"] for f in table(book["Findings"])}
+    assert all(re.fullmatch(r"P-[0-9a-f]{12}", p) for p in patients)
+
+
+def test_show_ids_shows_patient_ids_in_the_workbook(tmp_path, db_path):
+    run = scrub([write_csv(tmp_path / "hostile.csv", HOSTILE_ROWS)], tmp_path / "out", db_path, "--show-ids")
+    findings = table(load_workbook(run.out_dir / "denial-risk-report.xlsx")["Findings"])
+    assert "PAT-SECRET-001" in {f["Patient"] for f in findings}
+
+
+def test_summary_shows_the_money_at_risk_and_a_bar_chart_by_category(runs, book):
+    summary = book["Summary"]
+    facts = {r[0]: r[1] for r in rows(summary) if r[0]}
+    deny = runs["first"].summary["dollars_at_risk"]["by_severity"]["deny"]
+    assert facts["Dollars at risk of denial"] == pytest.approx(deny)
+    assert facts["Claims with a deny finding"] == len(table(book["Worklist"]))
+    categories = section(summary, "Findings and dollars at risk of denial by category")
+    assert categories[0][:4] == ["Category", "Findings", "Deny findings", "Dollars at risk"]
+    assert {r[0] for r in categories[1:]} == set(runs["first"].summary["findings"]["by_category"])
+    rules = section(summary, "Top rules by dollars at risk")
+    assert [r[4] for r in rules[1:]] == sorted((r[4] for r in rules[1:]), reverse=True)
+    assert "hostile.csv" in [r[0] for r in section(summary, "The run")]
+
+    charts = {n: t for n, t in xml_parts(runs["first"].out_dir / "denial-risk-report.xlsx").items()
+              if n.startswith("xl/charts/chart")}
+    assert len(charts) == 1
+    chart = next(iter(charts.values()))
+    assert "<barChart>" in chart and "Dollars at risk of denial by category" in chart
+    first = next(i for i, r in enumerate(rows(summary), 1) if r[0] == "Category") + 1
+    assert f"'Summary'!$D${first}:$D${first + len(categories) - 2}" in chart
+
+
+def test_worklist_has_one_row_per_claim_with_a_deny_finding_biggest_dollars_first(runs, book):
+    worklist = table(book["Worklist"])
+    deny_claims = {f["claim_id"] for f in runs["first"].flags if f["severity"] == "deny"}
+    assert [w["Claim"] for w in worklist] == sorted(deny_claims, key=lambda c: (
+        -next(w["Dollars at risk"] for w in worklist if w["Claim"] == c), c))
+    dup = next(w for w in worklist if w["Claim"] == "CLM-DUP")
+    assert dup["Lines to fix"] == 2 and dup["Deny findings"] == 4
+    assert dup["Dollars at risk"] == 212.84  # two lines at $106.42, each counted once for its two findings
+    assert dup["Rules"] == "DUP_COMPONENT, MUE_DOS"
+    assert dup["What to fix"].startswith("DUP_COMPONENT (lines 1, 2): Remove the duplicate line")
+    assert "CLM-NODX" not in {w["Claim"] for w in worklist}  # review only
+
+
+def test_quarantine_sheet_lists_each_row_with_its_source_and_reasons(book):
+    quarantine = table(book["Quarantine"])
+    assert len(quarantine) == 1
+    assert quarantine[0]["Source file"] == "hostile.csv" and quarantine[0]["Source row"] == 8
+    assert "is not a date" in quarantine[0]["Reasons"]
+
+
+def test_rules_sheet_prints_the_registry_with_carc_texts(book):
+    rules = {r["Rule"]: r for r in table(book["Rules"])}
+    assert len(rules) == 19
+    both = rules["MOD_26_AND_TC"]
+    assert both["CARC"] == "4"
+    assert both["CARC text"] == "The procedure code is inconsistent with the modifier used."
+    assert both["Fix"] and both["Source"] and both["Findings this run"] == 1
+
+
+def test_reference_sheet_names_each_release_with_its_period_files_and_sha256(book):
+    releases = {r["Release"]: r for r in table(book["Reference"])}
+    assert {"RVU25D", "GPCI 2025", "PTP 2024Q3", "MUE 2024Q3", "CARC-RARC 2024-06"} <= set(releases)
+    rvu = releases["RVU25D"]
+    assert rvu["Effective from"].date().isoformat() == "2025-10-01"
+    assert rvu["Source files"] == "PPRRVU2025_Oct.csv.gz" and re.fullmatch(r"[0-9a-f]{64}", rvu["sha256"])
+
+
+def _without_run_times(path: Path) -> dict:
+    stamp = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?( UTC)?")
+    sheets = {}
+    for sheet in load_workbook(path):
+        sheets[sheet.title] = [[stamp.sub("<time>", v) if isinstance(v, str) else v for v in r]
+                               for r in rows(sheet) if r[0] != "Run time (seconds)"]
+    return sheets
+
+
+def test_same_input_gives_the_same_workbook_apart_from_run_times(runs):
+    first = runs["first"].out_dir / "denial-risk-report.xlsx"
+    second = runs["second"].out_dir / "denial-risk-report.xlsx"
+    assert _without_run_times(first) == _without_run_times(second)
+    a, b = xml_parts(first), xml_parts(second)
+    unchanged = [n for n in a if n != "docProps/core.xml" and n != "xl/worksheets/sheet1.xml"]
+    assert {n: a[n] for n in unchanged} == {n: b[n] for n in unchanged}
+
+
+def test_trend_appears_once_the_database_holds_an_earlier_run(runs, tmp_path):
+    tonight = write_csv(tmp_path / "tonight.csv",
+                        [line("CLM-LATER", 1, "PAT-SECRET-009", "2024-07-20", "26,TC")])
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(runs["work"] / "home"))
+        run = scrub([tonight], tmp_path / "out", runs["db"])
+    path = run.out_dir / "denial-risk-report.xlsx"
+    summary = load_workbook(path)["Summary"]
+    trend = section(summary, "Trend: this run against the runs before it")
+    assert trend[0] == ["Run", "Lines scrubbed", "Findings", "Deny findings", "Dollars at risk", "Change"]
+    assert [r[0].split(" ", 2)[2] for r in trend[1:]] == ["(hostile.csv)", "(tonight.csv)"]
+    earlier, now = trend[1][4], trend[2][4]
+    assert trend[2][5] == pytest.approx(now - earlier) and now == 18.11
+    facts = {r[0]: r[1] for r in rows(summary) if r[0]}
+    assert facts["Change since the run before"] == pytest.approx(now - earlier)
+    charts = [t for n, t in xml_parts(path).items() if n.startswith("xl/charts/chart")]
+    assert any("<lineChart>" in t for t in charts)
+
+
+def test_a_run_with_more_findings_than_a_sheet_holds_says_so_and_points_to_flags_csv(
+        tmp_path, db_path, monkeypatch):
+    monkeypatch.setattr(reports.workbook, "EXCEL_MAX_ROWS", 5)  # a caption, a header and three rows
+    run = scrub([write_csv(tmp_path / "hostile.csv", HOSTILE_ROWS)], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    book = load_workbook(run.out_dir / "denial-risk-report.xlsx")
+    findings = book["Findings"]
+    total = len(run.flags)
+    assert total > 3
+    assert findings["A1"].value == (f"This sheet holds the first 3 of {total} findings (Excel's row limit): "
+                                    "flags.csv has every finding.")
+    assert len(rows(findings)) == 5 and findings.auto_filter.ref == "A2:V5"
+    notes = [r[0] for r in rows(book["Summary"]) if r[0] and "flags.csv" in r[0]]
+    assert (f"The Findings sheet shows 3 of {total} findings (Excel's row limit): "
+            "flags.csv has every finding.") in notes
+    # The sheets after a cut-short one are still complete.
+    assert len(table(book["Quarantine"])) == 1 and len(read_csv(run.out_dir / "flags.csv")) == total
