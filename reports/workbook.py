@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from math import ceil
 from pathlib import Path
 
 from openpyxl import Workbook
@@ -58,6 +59,7 @@ class Column:
     header: str
     width: float
     kind: str = "text"  # text, number, money, date or severity
+    wrap: bool = False  # long text that wraps within the width (the row grows) rather than spilling
 
 
 @dataclass
@@ -125,8 +127,8 @@ WORKLIST = [
     Column("dollars_at_risk", "Dollars at risk", 15, "money"),
     Column("deny_findings", "Deny findings", 13, "number"),
     Column("lines_to_fix", "Lines to fix", 12, "number"),
-    Column("rules", "Rules", 34),
-    Column("to_fix", "What to fix", 120),
+    Column("rules", "Rules", 26, wrap=True),
+    Column("to_fix", "What to fix", 70, wrap=True),
     Column("review_findings", "Also to review", 14, "number"),
 ]
 QUARANTINE = [
@@ -134,17 +136,17 @@ QUARANTINE = [
     Column("source_row", "Source row", 11, "number"),
     Column("claim_id", "Claim", 14),
     Column("line_number", "Line", 8),
-    Column("reasons", "Reasons", 120),
+    Column("reasons", "Reasons", 80, wrap=True),
 ]
 RULES = [
     Column("id", "Rule", 26),
     Column("category", "Category", 14),
     Column("severity", "Severity", 9, "severity"),
     Column("carc", "CARC", 6),
-    Column("carc_text", "CARC text", 60),
-    Column("explanation", "Explanation", 90),
-    Column("fix", "Fix", 90),
-    Column("source", "Source", 70),
+    Column("carc_text", "CARC text", 40, wrap=True),
+    Column("explanation", "Explanation", 50, wrap=True),
+    Column("fix", "Fix", 50, wrap=True),
+    Column("source", "Source", 36, wrap=True),
     Column("findings", "Findings this run", 17, "number"),
 ]
 REFERENCE = [
@@ -152,7 +154,7 @@ REFERENCE = [
     Column("table", "Table", 24),
     Column("effective_start", "Effective from", 14, "date"),
     Column("effective_end", "Effective to", 14, "date"),
-    Column("source_files", "Source files", 60),
+    Column("source_files", "Source files", 40, wrap=True),
     Column("sha256", "sha256", 68),
     Column("rows", "Rows", 11, "number"),
 ]
@@ -179,7 +181,13 @@ def _number(value):
     return float(value) if isinstance(value, Decimal) else value
 
 
-def value_cell(sheet, kind: str, value):
+LINE_HEIGHT = 15  # points per line of 11-point text
+CHARS_PER_WIDTH = 1.2
+WRAP = Alignment(wrap_text=True, vertical="top")
+TOP = Alignment(vertical="top")
+
+
+def value_cell(sheet, kind: str, value, alignment: Alignment | None = None):
     """A cell for one value of a column of the given kind (see Column)."""
     if value is None:
         return None
@@ -195,6 +203,8 @@ def value_cell(sheet, kind: str, value):
         cell.number_format = DATE
     elif kind == "severity" and value in SEVERITY_FILL:
         cell.fill = SEVERITY_FILL[value]
+    if alignment is not None:
+        cell.alignment = alignment
     return cell
 
 
@@ -241,19 +251,28 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
         sheet.column_dimensions[get_column_letter(index)].width = column.width
     sheet.freeze_panes = "A3"
     sheet.print_title_rows = "1:2"
+    if not fit_width:
+        sheet.print_title_cols = "A:B"  # pages printed across still say which claim and line
     room = max_rows - 2
     truncated = table.count > room
     note = overflow.format(shown=room, total=table.count) if truncated else caption.format(total=table.count)
     sheet.append([_styled(sheet, note, font=WARNING if truncated else BOLD)])
     sheet.append(header_row(sheet, (c.header for c in columns)))
-    plan = [(list(table.columns).index(c.key), c.kind) for c in columns]
+    # Where some text wraps, every cell of the row sits at the top, level with the wrapped text's first line.
+    wrapping = any(c.wrap for c in columns)
+    plan = [(list(table.columns).index(c.key), c.kind, WRAP if c.wrap else TOP if wrapping else None)
+            for c in columns]
+    wrapped = [(list(table.columns).index(c.key), c.width) for c in columns if c.wrap]
     written = 0
     rows = iter(table.rows)
     try:
         for values in rows:
             if written == room:
                 break
-            sheet.append([value_cell(sheet, kind, values[at]) for at, kind in plan])
+            if wrapped:
+                _fit_height(sheet, written + 3, values, wrapped)
+            sheet.append([value_cell(sheet, kind, values[at], align) for at, kind, align in plan])
+            sheet.row_dimensions.pop(written + 3, None)  # the row is written: keep memory flat
             written += 1
     finally:
         # A row source that is a live query must be told when the sheet stops reading early.
@@ -262,6 +281,19 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
             close()
     sheet.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{written + 2}"
     return written
+
+
+def _fit_height(sheet, row: int, values, wrapped) -> None:
+    """Give a row the height its wrapped text needs: neither Excel nor LibreOffice sizes the rows of a
+    generated file when opening it. A line of prose holds about 1.2 characters per unit of column width
+    (the unit is one digit's width); the estimate errs towards a taller row."""
+    lines = 1
+    for at, width in wrapped:
+        if values[at] is not None:
+            per_line = width * CHARS_PER_WIDTH
+            lines = max(lines, sum(max(1, ceil(len(part) / per_line)) for part in str(values[at]).split("\n")))
+    if lines > 1:
+        sheet.row_dimensions[row].height = LINE_HEIGHT * lines
 
 
 class _Lines:
@@ -406,7 +438,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
     out.add(*(s(value, font=BOLD) for value in ("All files", summary["rows_read"], summary["lines_scrubbed"],
                                                   summary["rows_quarantined"])))
     releases = ", ".join(dict.fromkeys(r["release"] for r in summary["reference_releases"]))
-    out.add(s("Reference releases (see the Reference sheet)"), s(releases))
+    out.add(s("Reference releases"), s(releases))
     out.add(s("Started"), s(_timestamp(summary["started"])))
     out.add(s("Finished"), s(_timestamp(summary["finished"])))
     seconds = (datetime.fromisoformat(summary["finished"]) - datetime.fromisoformat(summary["started"])
@@ -417,7 +449,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
 def _category_chart(sheet, first: int, last: int, anchor: str) -> None:
     chart = BarChart()
     chart.type = "bar"
-    chart.title = "Dollars at risk of denial by category"
+    chart.title = "At risk of denial, by category"
     chart.legend = None
     chart.add_data(Reference(sheet, min_col=4, min_row=first - 1, max_row=last), titles_from_data=True)
     chart.set_categories(Reference(sheet, min_col=1, min_row=first, max_row=last))
@@ -433,7 +465,7 @@ def _category_chart(sheet, first: int, last: int, anchor: str) -> None:
 
 def _trend_chart(sheet, first: int, last: int, anchor: str) -> None:
     chart = LineChart()
-    chart.title = "Dollars at risk of denial, oldest run to this one"
+    chart.title = "At risk of denial, oldest run to this one"
     chart.legend = None
     chart.add_data(Reference(sheet, min_col=5, min_row=first - 1, max_row=last), titles_from_data=True)
     chart.set_categories(Reference(sheet, min_col=1, min_row=first, max_row=last))

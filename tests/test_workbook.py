@@ -189,7 +189,7 @@ def test_summary_shows_the_money_at_risk_and_a_bar_chart_by_category(runs, book)
               if n.startswith("xl/charts/chart")}
     assert len(charts) == 1
     chart = next(iter(charts.values()))
-    assert "<barChart>" in chart and "Dollars at risk of denial by category" in chart
+    assert "<barChart>" in chart and "At risk of denial, by category" in chart
     first = next(i for i, r in enumerate(rows(summary), 1) if r[0] == "Category") + 1
     assert f"'Summary'!$D${first}:$D${first + len(categories) - 2}" in chart
 
