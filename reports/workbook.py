@@ -20,7 +20,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.chart.label import DataLabelList
 from openpyxl.styles import Alignment, Font, PatternFill
@@ -188,9 +188,20 @@ TOP = Alignment(vertical="top")
 
 
 def value_cell(sheet, kind: str, value, alignment: Alignment | None = None):
-    """A cell for one value of a column of the given kind (see Column)."""
+    """A cell for one value of a column of the given kind (see Column).
+
+    A plain value that needs no style and that openpyxl would not read as a formula or an error goes to the
+    sheet as it is: building a cell for each costs most of the writing time of a big sheet.
+    """
     if value is None:
         return None
+    if alignment is None and kind in ("text", "number"):
+        if isinstance(value, str):
+            value = clean_text(value)
+            if value[:1] != "=" and value not in ERROR_CODES:
+                return value
+        elif not isinstance(value, Decimal):
+            return value
     if isinstance(value, str) and kind != "date":
         cell = text_cell(sheet, value)
     else:
