@@ -32,7 +32,6 @@ from .feedback import add_feedback_sheet
 
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_TEXT = 32_767
-SHEETS = ["Summary", "Findings", "Worklist", "Quarantine", "Rules", "Reference"]
 
 MONEY = '"$"#,##0.00'
 MONEY_CHANGE = '+"$"#,##0.00;-"$"#,##0.00;"$"0.00'
@@ -250,11 +249,11 @@ def _landscape(sheet, fit_width: bool = True) -> None:
 
 
 def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table, caption: str,
-                overflow: str, max_rows: int, fit_width: bool = True) -> int:
+                overflow: str, max_rows: int, fit_width: bool = True) -> None:
     """A sheet of one table: a caption line, a frozen, filtered header, then one row per table row.
 
     When the table has more rows than the sheet holds, the caption says so (`overflow`, with {shown} and
-    {total}) and the rows stop at the sheet's limit. Returns the rows written.
+    {total}) and the rows stop at the sheet's limit.
     """
     sheet = book.create_sheet(title)
     _landscape(sheet, fit_width)
@@ -291,7 +290,6 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
         if close is not None:
             close()
     sheet.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{written + 2}"
-    return written
 
 
 def _fit_height(sheet, row: int, values, wrapped) -> None:
