@@ -171,6 +171,9 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool) -> dict:
         summary = summarise(con, batch_id)
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         feedback = feedback_views(con) if has_remittances(con) else None
+        # The run joins the history (and the trend the workbook draws) only once its files are in place; a
+        # failure leaves the transaction open and closing the connection rolls it back.
+        con.execute("begin transaction")
         record_run(con, summary)
         build_workbook(staging / "denial-risk-report.xlsx",
                        gather_report(con, summary, masked, patient, carc, feedback))
@@ -179,6 +182,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool) -> dict:
         for name in OUTPUT_FILES:
             os.chmod(staging / name, 0o600)
             os.replace(staging / name, out_dir / name)
+        con.execute("commit")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return summary
