@@ -474,7 +474,7 @@ def _category_chart(sheet, first: int, last: int, anchor: str) -> None:
 
 def _trend_chart(sheet, first: int, last: int, anchor: str) -> None:
     chart = LineChart()
-    chart.title = "At risk of denial, oldest run to this one"
+    chart.title = "At risk of denial, run by run"
     chart.legend = None
     chart.add_data(Reference(sheet, min_col=5, min_row=first - 1, max_row=last), titles_from_data=True)
     chart.set_categories(Reference(sheet, min_col=1, min_row=first, max_row=last))
