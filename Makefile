@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest
 
 ui: $(STAMP)
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.claimscrub/dagster} ./scripts/ui.sh
+	./scripts/ui.sh
 
 clean:
 	rm -rf out .claimscrub

@@ -31,9 +31,11 @@ class BatchConfig(dg.Config):
     default_locality: str = ""
     out_dir: str = ""
     show_ids: bool = False
+    # Also judge the batch's lines against lines of earlier batches (the nightly run and `--history`).
+    with_history: bool = False
 
 
-@dg.asset(group_name="ingest", kinds={"duckdb"})
+@dg.asset(group_name="ingest", kinds={"duckdb"}, deps=["inbox_files"])
 def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
                    duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per data row of each input export (CSV, Excel) or 837P service line, as text, with its source."""
@@ -122,7 +124,7 @@ def line_flags(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeRes
     started = time.monotonic()
     with duckdb.get_connection() as con:
         con.execute("begin transaction")
-        by_severity = scrub_batch(con, config.batch_id)
+        by_severity = scrub_batch(con, config.batch_id, with_history=config.with_history)
         con.execute("commit")
     return dg.MaterializeResult(
         metadata={"findings": sum(by_severity.values()), **{f"findings_{k}": v for k, v in by_severity.items()},

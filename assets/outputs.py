@@ -30,7 +30,7 @@ FLAG_COLUMNS = """
     l.source_file, l.source_row, l.date_of_service, l.modifier_text as modifiers, {units} as units,
     l.provider as provider_npi, l.payer, r.fix, pl.claim_id as partner_claim_id,
     pl.line_number as partner_line_number, f.ptp_column_1, f.ptp_column_2, f.ptp_modifier_indicator,
-    f.ptp_rationale, p.reference_match
+    f.ptp_rationale, p.reference_match, f.partner_batch
 """
 UNITS = ("case when l.units = trunc(l.units) then cast(cast(l.units as bigint) as varchar) "
          "else cast(cast(l.units as double) as varchar) end")
@@ -40,7 +40,7 @@ select {FLAG_COLUMNS.format(units=UNITS)}
 from line_flags f
 join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id
 join priced_lines p on p.batch_id = f.batch_id and p.line_id = f.line_id
-left join claim_lines pl on pl.batch_id = f.batch_id and pl.line_id = f.partner_line_id
+left join claim_lines pl on pl.batch_id = coalesce(f.partner_batch, f.batch_id) and pl.line_id = f.partner_line_id
 join rule_registry r on r.id = f.rule_id
 where f.batch_id = $batch
 order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id

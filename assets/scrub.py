@@ -22,9 +22,33 @@ def _sql_list(values: list[str]) -> str:
     return "[" + ", ".join(f"'{v}'" for v in values) + "]"
 
 
+# Every scrubbed batch gets a place in line once, kept across rescrubs: history is only the batches before it,
+# so rescrubbing an earlier batch never starts judging it against later ones.
+BATCH_ORDER = """
+insert or ignore into batch_order select $batch, coalesce(max(seq), 0) + 1 from batch_order
+"""
+
+# Lines of earlier batches that share a patient and date of service with the batch. A file of this batch
+# scrubbed before (same content) is not history: a line is never judged against itself.
+HISTORY_LINES = """
+create or replace temp table history_lines as
+select h.batch_id, h.line_id
+from claim_lines h
+join batch_order o on o.batch_id = h.batch_id
+join batch_files f on f.batch_id = h.batch_id and f.file_index = h.file_index
+where $with_history
+  and o.seq < (select seq from batch_order where batch_id = $batch)
+  and f.sha256 not in (select sha256 from batch_files where batch_id = $batch)
+  and exists (select 1 from claim_lines c where c.batch_id = $batch and c.patient_id = h.patient_id
+                                             and c.date_of_service = h.date_of_service)
+"""
+
+# `sl` holds the batch's lines and their history; history lines get negative ids so ids stay unique.
 SCRUB_LINES = f"""
 create or replace temp table sl as
-select l.line_id, l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.hcpcs, l.modifiers,
+select case when l.batch_id = $batch then l.line_id
+            else -row_number() over (order by l.batch_id, l.line_id) end as line_id,
+       l.line_id as batch_line_id, l.batch_id, l.batch_id <> $batch as is_history, l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.hcpcs, l.modifiers,
        l.modifier_text, l.units, l.rendering_npi, l.billing_npi, l.place_of_service, l.claim_type,
        l.diagnoses, l.component, l.facility,
        p.rvu_release, p.ptp_release, p.mue_release, p.in_fee_schedule, p.status, p.pctc, p.mult_proc,
@@ -39,7 +63,8 @@ select l.line_id, l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.
        case when l.units = trunc(l.units) then cast(cast(l.units as bigint) as varchar)
             else cast(cast(l.units as double) as varchar) end as units_text
 from claim_lines l join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
-where l.batch_id = ?
+where l.batch_id = $batch
+   or exists (select 1 from history_lines h where h.batch_id = l.batch_id and h.line_id = l.line_id)
 """
 
 FOUND = """
@@ -280,21 +305,39 @@ from (
 where session_count >= 2 and rank_in_session > 1
 """
 
+# Findings are kept for the batch's own lines only; one that rests on a line of an earlier batch names it.
 FLAGS = """
-insert into line_flags
-select ?, f.line_id, f.rule_id, r.category, coalesce(f.severity, r.severity), coalesce(f.carc, r.carc),
-       coalesce(s.expected_allowed, 0), f.message, f.partner_line_id, f.ptp_column_1, f.ptp_column_2,
-       f.ptp_modifier_indicator, f.ptp_rationale
-from found f join sl s on s.line_id = f.line_id join rule_registry r on r.id = f.rule_id
+insert into line_flags by name
+select $batch as batch_id, f.line_id, f.rule_id, r.category, coalesce(f.severity, r.severity) as severity,
+       coalesce(f.carc, r.carc) as carc, coalesce(f.expected_allowed, 0) as dollars_at_risk,
+       f.message || case when f.partner_batch is null then ''
+                         else printf(' Earlier batch: %s.', f.partner_batch) end as message,
+       f.partner_line_id, f.ptp_column_1, f.ptp_column_2, f.ptp_modifier_indicator, f.ptp_rationale,
+       f.partner_batch
+from (
+    select f.* replace (p.batch_line_id as partner_line_id), s.expected_allowed,
+           coalesce(case when p.is_history then p.batch_id end,
+                    case when f.rule_id = 'MUE_DOS' then (
+                        select min(o.batch_id) from sl o
+                        where o.is_history and o.patient_id = s.patient_id and o.date_of_service = s.date_of_service
+                          and o.provider_key = s.provider_key and o.hcpcs = s.hcpcs) end) as partner_batch
+    from found f
+    join sl s on s.line_id = f.line_id and not s.is_history
+    left join sl p on p.line_id = f.partner_line_id
+) f
+join rule_registry r on r.id = f.rule_id
 """
 
 
-def scrub_batch(con, batch_id: str) -> dict[str, int]:
-    """Judge one priced batch against every rule; rewrites the batch's rows of `line_flags`."""
+def scrub_batch(con, batch_id: str, with_history: bool = False) -> dict[str, int]:
+    """Judge one priced batch against every rule; rewrites the batch's rows of `line_flags`. With history,
+    lines of earlier batches count as part of the batch's encounters, but only the batch's lines are flagged."""
     con.register("registry_frame", registry_frame())
     con.execute("create or replace temp table rule_registry as select * from registry_frame")
     con.unregister("registry_frame")
-    con.execute(SCRUB_LINES, [batch_id])
+    con.execute(BATCH_ORDER, {"batch": batch_id})
+    con.execute(HISTORY_LINES, {"batch": batch_id, "with_history": with_history})
+    con.execute(SCRUB_LINES, {"batch": batch_id})
     con.execute(FOUND)
     con.execute(PTP_PAIRS)
     con.execute(PTP_FINDING.format(rule="PTP_NO_BYPASS",
@@ -314,7 +357,7 @@ def scrub_batch(con, batch_id: str) -> dict[str, int]:
     con.execute(NPI)
     con.execute(MPPR)
     clear_batch(con, "line_flags", batch_id)
-    con.execute(FLAGS, [batch_id])
+    con.execute(FLAGS, {"batch": batch_id})
     rows = con.execute(
         "select severity, count(*) from line_flags where batch_id = ? group by severity", [batch_id]
     ).fetchall()

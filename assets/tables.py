@@ -35,11 +35,13 @@ create table if not exists priced_lines (
 create table if not exists line_flags (
     batch_id varchar, line_id bigint, rule_id varchar, category varchar, severity varchar, carc varchar,
     dollars_at_risk decimal(14,2), message varchar, partner_line_id bigint, ptp_column_1 varchar,
-    ptp_column_2 varchar, ptp_modifier_indicator varchar, ptp_rationale varchar);
+    ptp_column_2 varchar, ptp_modifier_indicator varchar, ptp_rationale varchar, partner_batch varchar);
 create table if not exists run_history (
     batch_id varchar primary key, started_at timestamp, finished_at timestamp, files varchar,
     file_count integer, rows_read bigint, lines_scrubbed bigint, rows_quarantined bigint, findings bigint, deny_findings bigint,
     dollars_at_risk decimal(14,2));
+alter table line_flags add column if not exists partner_batch varchar;
+create table if not exists batch_order (batch_id varchar primary key, seq bigint);
 """
 
 

@@ -40,7 +40,7 @@ def batch_id_for(files: list[Path], hashes: list[str]) -> str:
 
 
 def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
-               show_ids: bool) -> dict:
+               show_ids: bool, with_history: bool = False) -> dict:
     config = {
         "batch_id": batch_id,
         "files": [str(p.resolve()) for p in files],
@@ -49,10 +49,11 @@ def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: 
         "default_locality": locality,
         "out_dir": str(out_dir.resolve()) if out_dir else "",
         "show_ids": show_ids,
+        "with_history": with_history,
     }
     ops = {name: {"config": config} for name in
            ["raw_claim_rows", "validated_claims", "priced_lines", "line_flags", "scrub_report"]}
-    return {"ops": ops, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    return {"ops": ops}
 
 
 def _error_message(result) -> tuple[int, str]:
@@ -78,7 +79,8 @@ def _error_message(result) -> tuple[int, str]:
 
 
 def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping: str = "",
-                locality: str = "", show_ids: bool = False, batch_id: str | None = None):
+                locality: str = "", show_ids: bool = False, batch_id: str | None = None,
+                with_history: bool = False):
     import dagster as dg
 
     from assets.flow import ALL_ASSETS
@@ -92,7 +94,8 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
     return dg.materialize(
         [*ALL_ASSETS, *PER_RUN_CHECKS],
         resources={"duckdb": duckdb_resource(db)},
-        run_config=run_config(batch_id, files, out_dir, mapping, locality, show_ids),
+        run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history),
+                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -112,8 +115,10 @@ def main() -> None:
 @click.option("--locality", default="", help="Default pricing locality as MAC-LL, e.g. 01112-05.")
 @click.option("--mapping", default="", help="TOML file naming the site's own column headers.")
 @click.option("--show-ids", is_flag=True, help="Show patient identifiers in clear in the reports.")
+@click.option("--history", is_flag=True,
+              help="Also judge the lines against lines of earlier batches kept in the database.")
 def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
-          show_ids: bool) -> None:
+          show_ids: bool, history: bool) -> None:
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
     from assets.readers import InputFileError, inspect_export, load_mapping
 
@@ -141,7 +146,8 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     try:
         # Held for the whole run: a second scrub waits here instead of interleaving with this one.
         with hold_database(database, timeout, on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)):
-            result = materialize(list(files), out_dir, database, mapping, locality, show_ids)
+            result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
+                                     with_history=history)
     except DatabaseBusyError as exc:
         _fail(str(exc), 1)
     if not result.success:

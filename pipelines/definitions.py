@@ -1,19 +1,23 @@
-"""The one Definitions of claimscrub: reference and claim assets by stage, their checks, one job."""
+"""The one Definitions of claimscrub: reference and claim assets by stage, their checks, the jobs, the inbox
+sensor and the nightly schedule."""
 
 import dagster as dg
 
 from assets.feedback import FEEDBACK_ASSETS
 from assets.flow import ALL_ASSETS
+from assets.inbox import inbox_files
 from reference.assets import REFERENCE_CHECKS
 
+from .nightly import inbox_sensor, nightly_scrub, register_inbox_job, scrub_job
 from .resources import duckdb_resource
 
-scrub_job = dg.define_asset_job("scrub_job", selection=dg.AssetSelection.all(),
-                                description="Load reference data, then ingest, validate, price, scrub and report.")
-
 defs = dg.Definitions(
-    assets=[*ALL_ASSETS, *FEEDBACK_ASSETS],
+    assets=[*ALL_ASSETS, *FEEDBACK_ASSETS, inbox_files],
     asset_checks=REFERENCE_CHECKS,
-    jobs=[scrub_job],
+    jobs=[scrub_job, register_inbox_job],
+    schedules=[nightly_scrub],
+    sensors=[inbox_sensor],
     resources={"duckdb": duckdb_resource()},
+    # DuckDB has one writer per file: the steps of a run take turns in one process, never in parallel.
+    executor=dg.in_process_executor,
 )

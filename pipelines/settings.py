@@ -46,3 +46,23 @@ def site_secret() -> str:
         finally:
             os.unlink(staged)
     return path.read_text().strip()
+
+
+def inbox_path() -> Path:
+    """Where exports are dropped for the nightly run: CLAIMSCRUB_INBOX, default the working folder's inbox."""
+    return Path(os.environ.get("CLAIMSCRUB_INBOX", str(home() / "inbox"))).resolve()
+
+
+def archive_path() -> Path:
+    """Registered exports, one folder per inbox partition: the nightly run reads these copies, not the inbox."""
+    return home() / "archive"
+
+
+def reports_path() -> Path:
+    """Nightly reports, one folder per batch: CLAIMSCRUB_REPORTS, default the working folder's reports."""
+    return Path(os.environ.get("CLAIMSCRUB_REPORTS", str(home() / "reports"))).resolve()
+
+
+def mapping_file() -> str:
+    """The site's header mapping for unattended runs (CLAIMSCRUB_MAPPING), empty for none."""
+    return os.environ.get("CLAIMSCRUB_MAPPING", "")
