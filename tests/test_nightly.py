@@ -1,0 +1,225 @@
+"""Nightly operation: the definitions load, the inbox sensor registers each complete export once, the nightly
+schedule scrubs what arrived as one batch, and running anything again changes nothing."""
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.flow import ALL_ASSETS, ROWS_ACCOUNTED
+from assets.inbox import inbox_files
+from assets.readers import file_sha256
+from pipelines.definitions import defs
+from pipelines.nightly import inbox_sensor, nightly_scrub
+from pipelines.partitions import INBOX_PARTITIONS
+from pipelines.resources import duckdb_resource
+from reference.assets import REFERENCE_CHECKS
+
+from .helpers import read_csv, scrub, write_csv
+
+NIGHT = datetime(2024, 7, 9, 2, 0, tzinfo=timezone.utc)
+# Every claim table, with the columns that are the same on every rerun (not when a run started).
+TABLES = {
+    "batch_files": "*", "raw_claim_rows": "*", "claim_lines": "*", "claim_quarantine": "*",
+    "priced_lines": "*", "line_flags": "*", "batch_order": "*", "batches": "batch_id, files",
+}
+
+
+@pytest.fixture
+def inbox(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "inbox"
+    path.mkdir()
+    monkeypatch.setenv("CLAIMSCRUB_INBOX", str(path))
+    return path
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+class Sensor:
+    """Drives the inbox sensor tick by tick, as the daemon does: it keeps the cursor and applies the
+    partitions the sensor asks for."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance = instance
+        self.cursor = None
+
+    def tick(self) -> list[dg.RunRequest]:
+        result = inbox_sensor(dg.build_sensor_context(instance=self.instance, cursor=self.cursor))
+        for request in result.dynamic_partitions_requests:
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        self.cursor = result.cursor
+        return list(result.run_requests)
+
+
+def drop(inbox: Path, name: str, rows: list[dict], done: bool = True) -> Path:
+    path = write_csv(inbox / name, rows)
+    if done:
+        (inbox / f"{name}.done").touch()
+    return path
+
+
+def line(claim_id, hcpcs, npi="1234567893", modifiers="", patient="PX", dos="2024-07-08", number=1):
+    return dict(claim_id=claim_id, line_number=number, patient_id=patient, date_of_service=dos, hcpcs=hcpcs,
+                modifiers=modifiers, units=1, rendering_npi=npi, diagnosis_1="R13.10")
+
+
+def snapshot(db: Path) -> dict[str, list]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {t: sorted(map(repr, con.execute(f"select {c} from {t}").fetchall())) for t, c in TABLES.items()}
+    finally:
+        con.close()
+
+
+def test_definitions_load_with_the_sensor_the_schedule_and_the_checks():
+    repository = defs.get_repository_def()
+    assert {s.name for s in repository.sensor_defs} == {"inbox_sensor"}
+    assert {s.name for s in repository.schedule_defs} == {"nightly_scrub"}
+    assert {"scrub_job", "register_inbox_file"} <= {j.name for j in repository.get_all_jobs()}
+    checks = {key.name for key in repository.asset_graph.asset_check_keys}
+    assert ROWS_ACCOUNTED in checks
+    assert repository.get_job("scrub_job").executor_def.name == "in_process"
+
+
+def test_sensor_requests_one_run_per_complete_file_and_none_for_a_partial_one(inbox, instance):
+    sensor = Sensor(instance)
+    drop(inbox, "monday.csv", [line("A1", "76120")])
+    growing = drop(inbox, "tuesday.csv", [line("B1", "76000")], done=False)
+
+    assert [r.partition_key for r in sensor.tick()] == [f"monday.csv@{_sha12(inbox / 'monday.csv')}"]
+    with open(growing, "a") as fh:  # still being copied: its size changes between looks
+        fh.write("B2,1,PX,2024-07-08,76000,,1,1234567893,,,,R13.10,\n")
+    assert sensor.tick() == []
+    assert [r.partition_key for r in sensor.tick()] == [f"tuesday.csv@{_sha12(growing)}"]
+    assert sensor.tick() == []
+    assert sorted(instance.get_dynamic_partitions(INBOX_PARTITIONS.name)) == sorted(
+        [f"monday.csv@{_sha12(inbox / 'monday.csv')}", f"tuesday.csv@{_sha12(growing)}"])
+
+
+def test_the_same_export_dropped_twice_is_registered_once(inbox, instance):
+    sensor = Sensor(instance)
+    first = drop(inbox, "monday.csv", [line("A1", "76120")])
+    assert len(sensor.tick()) == 1
+    os.utime(first, ns=(0, 0))  # copied over again, same content
+    drop(inbox, "monday-again.csv", [line("A1", "76120")])
+    assert sensor.tick() == [] and sensor.tick() == []
+    drop(inbox, "monday.csv", [line("A1", "76120"), line("A1", "76000", number=2)])  # a new version
+    assert len(sensor.tick()) == 1
+
+
+def _sha12(path: Path) -> str:
+    return file_sha256(path)[:12]
+
+
+def _register(instance, requests: list[dg.RunRequest]) -> None:
+    for request in requests:
+        result = dg.materialize([inbox_files], partition_key=request.partition_key, instance=instance)
+        assert result.success
+
+
+def _run_nightly(instance, request: dg.RunRequest, db: Path) -> None:
+    result = dg.materialize([*ALL_ASSETS, *REFERENCE_CHECKS], instance=instance, run_config=request.run_config,
+                            tags=request.tags, resources={"duckdb": duckdb_resource(str(db))})
+    assert result.success
+
+
+def test_inbox_and_nightly_run_give_the_findings_of_one_scrub_of_both_files(tmp_path, inbox, instance, db_path,
+                                                                              reference_db):
+    rows_radiology = [line("R1", "76120", modifiers="26"), line("R2", "76120", npi="5550001114")]
+    rows_procedure = [line("P1", "76120", npi="5550001114"), line("P2", "76000", npi="5550001114"),
+                      line("P3", "76120", patient="PY", npi="1234567893")]
+    sensor = Sensor(instance)
+    drop(inbox, "radiology.csv", rows_radiology)
+    drop(inbox, "procedure.csv", rows_procedure, done=False)
+    _register(instance, sensor.tick())
+    _register(instance, sensor.tick())  # the second look finds procedure.csv complete
+
+    request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    assert isinstance(request, dg.RunRequest)
+    assert len(request.run_config["ops"]["raw_claim_rows"]["config"]["files"]) == 2
+    _run_nightly(instance, request, db_path)
+    batch = request.tags["claimscrub/batch"]
+    nightly_flags = read_csv(Path(os.environ["CLAIMSCRUB_HOME"]) / "reports" / batch / "flags.csv")
+
+    separate_db = tmp_path / "separate.duckdb"
+    separate_db.write_bytes(reference_db.read_bytes())
+    by_hand = scrub([inbox / "procedure.csv", inbox / "radiology.csv"], tmp_path / "by-hand", separate_db)
+    assert by_hand.exit_code == 0, by_hand.stderr
+    assert nightly_flags == by_hand.flags
+    assert {f["rule_id"] for f in nightly_flags if f["claim_id"] == "P1"} >= {"DUP_COMPONENT"}
+
+    before = snapshot(db_path)
+    assert sensor.tick() == []
+    assert isinstance(nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT)),
+                      dg.SkipReason)
+    _run_nightly(instance, request, db_path)  # a retry of the same night
+    assert snapshot(db_path) == before
+
+
+def test_a_nightly_run_that_failed_leaves_no_report_and_its_files_for_the_next_night(inbox, instance, tmp_path,
+                                                                                       db_path, monkeypatch):
+    sensor = Sensor(instance)
+    drop(inbox, "monday.csv", [line("A1", "76120")])
+    _register(instance, sensor.tick())
+    not_a_folder = tmp_path / "reports"
+    not_a_folder.write_text("")  # the report step cannot create its folder here
+    monkeypatch.setenv("CLAIMSCRUB_REPORTS", str(not_a_folder))
+    request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    result = dg.materialize([*ALL_ASSETS, *REFERENCE_CHECKS], instance=instance, run_config=request.run_config,
+                            tags=request.tags, resources={"duckdb": duckdb_resource(str(db_path))},
+                            raise_on_error=False)
+    assert not result.success
+    assert not_a_folder.read_text() == "" and list(tmp_path.glob("*partial*")) == []
+    retry = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    assert isinstance(retry, dg.RunRequest)
+    assert retry.run_config == request.run_config
+
+
+CROSS_BATCH = {
+    # case: (earlier batch's line, new line, rule that flags the new line)
+    "duplicate": (line("A1", "76120"), line("B1", "76120"), "DUP_COMPONENT"),
+    "global plus 26": (line("A1", "76120"), line("B1", "76120", modifiers="26", npi="5550001114"),
+                       "DUP_COMPONENT"),
+    "PTP pair": (line("A1", "76120"), line("B1", "76000"), "PTP_NO_BYPASS"),
+    "units over the MUE for the day": (line("A1", "76120", modifiers="26"), line("B1", "76120", modifiers="26"),
+                                       "MUE_DOS"),
+}
+
+
+@pytest.mark.parametrize("case", list(CROSS_BATCH))
+def test_a_new_line_conflicting_with_an_earlier_batch_is_flagged_naming_that_batch(tmp_path, db_path, case):
+    earlier_line, new_line, rule = CROSS_BATCH[case]
+    earlier = scrub([write_csv(tmp_path / "monday.csv", [earlier_line])], tmp_path / "monday", db_path, "--history")
+    alone = scrub([write_csv(tmp_path / "tuesday.csv", [new_line])], tmp_path / "alone", db_path)
+    assert rule not in {f["rule_id"] for f in alone.flags}, "without history a batch is judged on its own"
+
+    new = scrub([tmp_path / "tuesday.csv"], tmp_path / "tuesday", db_path, "--history")
+    found = [f for f in new.flags if f["rule_id"] == rule]
+    assert found and found[0]["claim_id"] == "B1"
+    assert found[0]["partner_batch"] == earlier.summary["batch_id"]
+    assert earlier.summary["batch_id"] in found[0]["message"]
+    if rule != "MUE_DOS":
+        assert found[0]["partner_claim_id"] == "A1"
+
+    again = scrub([tmp_path / "monday.csv"], tmp_path / "monday-again", db_path, "--history")
+    assert again.flags == earlier.flags, "an earlier batch is not judged against later ones"
+
+
+def test_running_every_batch_twice_gives_the_same_tables(tmp_path, db_path):
+    monday = write_csv(tmp_path / "monday.csv", [line("A1", "76120"), line("A2", "99213", patient="PZ")])
+    tuesday = write_csv(tmp_path / "tuesday.csv", [line("B1", "76120", modifiers="26", npi="5550001114"),
+                                                   line("B2", "76000")])
+    for name in ("first", "second"):
+        for path in (monday, tuesday):
+            assert scrub([path], tmp_path / name / path.stem, db_path, "--history").exit_code == 0
+        if name == "first":
+            before = snapshot(db_path)
+    assert snapshot(db_path) == before
+    assert any("Earlier batch" in row for row in before["line_flags"])
