@@ -48,7 +48,8 @@ SCRUB_LINES = f"""
 create or replace temp table sl as
 select case when l.batch_id = $batch then l.line_id
             else -row_number() over (order by l.batch_id, l.line_id) end as line_id,
-       l.line_id as batch_line_id, l.batch_id, l.batch_id <> $batch as is_history, l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.hcpcs, l.modifiers,
+       l.line_id as batch_line_id, l.batch_id, l.batch_id <> $batch as is_history,
+       l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.hcpcs, l.modifiers,
        l.modifier_text, l.units, l.rendering_npi, l.billing_npi, l.place_of_service, l.claim_type,
        l.diagnoses, l.component, l.facility,
        p.rvu_release, p.ptp_release, p.mue_release, p.in_fee_schedule, p.status, p.pctc, p.mult_proc,

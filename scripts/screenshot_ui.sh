@@ -30,7 +30,7 @@ shot() {
     --window-size=1800,1400 --virtual-time-budget=20000 --screenshot="$PWD/docs/$1" "$url/$2" 2>>"$work/chromium.log"
 }
 # The lineage view with every stage's group opened (the UI's own `expanded` parameter).
-groups="global@global:ingest,global@global:reference,global@global:validate,global@global:scrub,global@global:report"
+groups="global@global:ingest,global@global:reference,global@global:validate,global@global:scrub,global@global:report,global@global:feedback"
 shot ui-asset-graph.png "asset-groups?expanded=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$groups")"
 shot ui-automation.png automation
 echo "saved docs/ui-asset-graph.png and docs/ui-automation.png"

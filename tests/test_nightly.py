@@ -16,7 +16,7 @@ from pipelines.definitions import defs
 from pipelines.nightly import inbox_sensor, nightly_scrub
 from pipelines.partitions import INBOX_PARTITIONS
 from pipelines.resources import duckdb_resource
-from reference.assets import REFERENCE_CHECKS
+from reference.assets import PER_RUN_CHECKS
 
 from .helpers import read_csv, scrub, write_csv
 
@@ -125,7 +125,7 @@ def _register(instance, requests: list[dg.RunRequest]) -> None:
 
 
 def _run_nightly(instance, request: dg.RunRequest, db: Path) -> None:
-    result = dg.materialize([*ALL_ASSETS, *REFERENCE_CHECKS], instance=instance, run_config=request.run_config,
+    result = dg.materialize([*ALL_ASSETS, *PER_RUN_CHECKS], instance=instance, run_config=request.run_config,
                             tags=request.tags, resources={"duckdb": duckdb_resource(str(db))})
     assert result.success
 
@@ -144,6 +144,7 @@ def test_inbox_and_nightly_run_give_the_findings_of_one_scrub_of_both_files(tmp_
     request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
     assert isinstance(request, dg.RunRequest)
     assert len(request.run_config["ops"]["raw_claim_rows"]["config"]["files"]) == 2
+    dg.validate_run_config(defs.resolve_job_def("scrub_job"), request.run_config)
     _run_nightly(instance, request, db_path)
     batch = request.tags["claimscrub/batch"]
     nightly_flags = read_csv(Path(os.environ["CLAIMSCRUB_HOME"]) / "reports" / batch / "flags.csv")
@@ -172,7 +173,7 @@ def test_a_nightly_run_that_failed_leaves_no_report_and_its_files_for_the_next_n
     not_a_folder.write_text("")  # the report step cannot create its folder here
     monkeypatch.setenv("CLAIMSCRUB_REPORTS", str(not_a_folder))
     request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
-    result = dg.materialize([*ALL_ASSETS, *REFERENCE_CHECKS], instance=instance, run_config=request.run_config,
+    result = dg.materialize([*ALL_ASSETS, *PER_RUN_CHECKS], instance=instance, run_config=request.run_config,
                             tags=request.tags, resources={"duckdb": duckdb_resource(str(db_path))},
                             raise_on_error=False)
     assert not result.success
