@@ -15,7 +15,10 @@ import dagster as dg
 from pipelines.partitions import INBOX_PARTITIONS, inbox_key, key_file_name, key_hash
 from pipelines.settings import archive_path, inbox_path, mapping_file
 
-from .readers import InputFileError, file_sha256, inspect_export, load_mapping
+from .readers import InputFileError, detect_kind, file_sha256, inspect_export, load_mapping
+from .x12 import inspect_835, transaction_set
+
+REMITTANCE_KIND = "835"
 
 
 def archived_file(key: str) -> Path:
@@ -39,6 +42,19 @@ def _inbox_file(key: str) -> Path:
     raise InputFileError(f"{key_file_name(key)}: no longer in the inbox and never archived; drop it again")
 
 
+def _inspect(path: Path) -> str:
+    """"csv", "xlsx" or "x12" for a claim export, "835" for a remittance; raises for anything else."""
+    if detect_kind(path) == "x12" and transaction_set(path) == "835":
+        inspect_835(path)
+        return REMITTANCE_KIND
+    return inspect_export(path, load_mapping(mapping_file() or None))
+
+
+def is_remittance(key: str) -> bool:
+    path = archived_file(key)
+    return path.exists() and detect_kind(path) == "x12" and transaction_set(path) == "835"
+
+
 @dg.asset(group_name="ingest", kinds={"file"}, partitions_def=INBOX_PARTITIONS)
 def inbox_files(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """One archived copy per export registered from the inbox (partition key: file name @ content hash)."""
@@ -57,7 +73,7 @@ def inbox_files(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                                  "registered on its own")
         os.chmod(staging, 0o600)
         os.replace(staging, target)
-    kind = inspect_export(target, load_mapping(mapping_file() or None))
+    kind = _inspect(target)
     return dg.MaterializeResult(
         metadata={"file": key_file_name(key), "kind": kind, "bytes": target.stat().st_size,
                   "sha256": file_sha256(target)}

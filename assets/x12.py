@@ -153,6 +153,14 @@ def inspect_837p(path: Path) -> None:
         pass
 
 
+def transaction_set(path: Path) -> str:
+    """The id of the file's first transaction set (837, 835, 999 ...), read from its first ST segment."""
+    for segment in read_segments(path):
+        if segment.id == "ST":
+            return segment.get(1)
+    raise _invalid(path, "no ST segment")
+
+
 def inspect_835(path: Path) -> None:
     """Fail fast on a file that is not X12 or holds no 835."""
     for _ in transaction_segments(path, "835", REMITTANCE):

@@ -8,15 +8,16 @@ from assets.flow import ALL_ASSETS
 from assets.inbox import inbox_files
 from reference.assets import REFERENCE_CHECKS
 
-from .nightly import inbox_sensor, nightly_scrub, register_inbox_job, scrub_job
+from .nightly import (feedback_job, inbox_sensor, nightly_scrub, register_inbox_job, remittance_sensor,
+                      scrub_job)
 from .resources import duckdb_resource
 
 defs = dg.Definitions(
     assets=[*ALL_ASSETS, *FEEDBACK_ASSETS, inbox_files],
     asset_checks=REFERENCE_CHECKS,
-    jobs=[scrub_job, register_inbox_job],
+    jobs=[scrub_job, register_inbox_job, feedback_job],
     schedules=[nightly_scrub],
-    sensors=[inbox_sensor],
+    sensors=[inbox_sensor, remittance_sensor],
     resources={"duckdb": duckdb_resource()},
     # DuckDB has one writer per file: the steps of a run take turns in one process, never in parallel.
     executor=dg.in_process_executor,

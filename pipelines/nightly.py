@@ -13,7 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.inbox import archived_file, archived_key
+from assets.feedback import FEEDBACK_ASSETS
+from assets.inbox import archived_file, archived_key, is_remittance
 from assets.readers import file_sha256
 
 from .cli import run_config
@@ -39,6 +40,11 @@ scrub_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("reference", "ingest", "validate", "scrub", "report")
     - dg.AssetSelection.assets("inbox_files"),
     description="Load reference data, then ingest, validate, price, scrub and report one batch.")
+
+
+feedback_job = dg.define_asset_job(
+    "payer_feedback_job", selection=dg.AssetSelection.assets(*FEEDBACK_ASSETS),
+    description="Load 835 remittances and refresh the payer feedback views.")
 
 
 def _candidates(inbox: Path) -> dict[str, Path]:
@@ -110,7 +116,7 @@ def nightly_scrub(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.S
     """Scrub every export registered since the last nightly run as one batch, with history, and write its
     reports to the reports folder under the batch id."""
     registered = context.instance.get_materialized_partitions(dg.AssetKey("inbox_files"))
-    pending = sorted(registered - _taken_keys(context.instance))
+    pending = sorted(k for k in registered - _taken_keys(context.instance) if not is_remittance(k))
     if not pending:
         return dg.SkipReason("no new exports registered since the last nightly run")
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
@@ -119,3 +125,22 @@ def nightly_scrub(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.S
     config = run_config(batch_id, files, reports_path() / batch_id, mapping_file(), "", False, with_history=True)
     return dg.RunRequest(run_key=batch_id, run_config=config,
                          tags={BATCH_TAG: batch_id, NIGHTLY_TAG: "true"})
+
+
+@dg.sensor(job=feedback_job, minimum_interval_seconds=INBOX_INTERVAL_SECONDS,
+           default_status=dg.DefaultSensorStatus.RUNNING)
+def remittance_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Load each 835 registered from the inbox once, and refresh the payer feedback (files in the reports
+    folder under payer-feedback) with what the payers said."""
+    examined = set(json.loads(context.cursor)) if context.cursor else set()
+    registered = context.instance.get_materialized_partitions(dg.AssetKey("inbox_files"))
+    new = sorted(registered - examined)
+    requests = [
+        dg.RunRequest(run_key=key, run_config={"ops": {
+            "remittances": {"config": {"files": [str(archived_file(key))],
+                                       "file_names": [archived_file(key).name]}},
+            "payer_feedback": {"config": {"out_dir": str(reports_path() / "payer-feedback")}},
+        }})
+        for key in new if is_remittance(key)
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(examined | set(new))))

@@ -13,12 +13,14 @@ from assets.flow import ALL_ASSETS, ROWS_ACCOUNTED
 from assets.inbox import inbox_files
 from assets.readers import file_sha256
 from pipelines.definitions import defs
-from pipelines.nightly import inbox_sensor, nightly_scrub
+from assets.feedback import FEEDBACK_ASSETS
+from pipelines.nightly import inbox_sensor, nightly_scrub, remittance_sensor
 from pipelines.partitions import INBOX_PARTITIONS
 from pipelines.resources import duckdb_resource
 from reference.assets import PER_RUN_CHECKS
 
 from .helpers import read_csv, scrub, write_csv
+from .x12_files import write_835
 
 NIGHT = datetime(2024, 7, 9, 2, 0, tzinfo=timezone.utc)
 # Every claim table, with the columns that are the same on every rerun (not when a run started).
@@ -80,7 +82,7 @@ def snapshot(db: Path) -> dict[str, list]:
 
 def test_definitions_load_with_the_sensor_the_schedule_and_the_checks():
     repository = defs.get_repository_def()
-    assert {s.name for s in repository.sensor_defs} == {"inbox_sensor"}
+    assert {s.name for s in repository.sensor_defs} == {"inbox_sensor", "remittance_sensor"}
     assert {s.name for s in repository.schedule_defs} == {"nightly_scrub"}
     assert {"scrub_job", "register_inbox_file"} <= {j.name for j in repository.get_all_jobs()}
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
@@ -224,3 +226,28 @@ def test_running_every_batch_twice_gives_the_same_tables(tmp_path, db_path):
             before = snapshot(db_path)
     assert snapshot(db_path) == before
     assert any("Earlier batch" in row for row in before["line_flags"])
+
+
+def test_an_835_in_the_inbox_is_loaded_once_and_refreshes_the_payer_feedback(tmp_path, inbox, instance, db_path):
+    claims = [line("F1", "92611"), line("F1", "76120", number=2)]
+    for row in claims:
+        row.update(charge="120.00", payer="ACME HEALTH")
+    sensor = Sensor(instance)
+    drop(inbox, "claims.csv", claims)
+    _register(instance, sensor.tick())
+    _run_nightly(instance, nightly_scrub(dg.build_schedule_context(instance=instance,
+                                                                   scheduled_execution_time=NIGHT)), db_path)
+    write_835(inbox / "remit.835", claims, {("F1", 2): [("CO", "97")]})
+    (inbox / "remit.835.done").touch()
+    _register(instance, sensor.tick())
+
+    requests = list(remittance_sensor(dg.build_sensor_context(instance=instance)).run_requests)
+    assert len(requests) == 1 and requests[0].run_key.startswith("remit.835@")
+    later = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    assert isinstance(later, dg.SkipReason)  # an 835 is not a claim export to scrub
+    result = dg.materialize(FEEDBACK_ASSETS, instance=instance, run_config=requests[0].run_config,
+                            resources={"duckdb": duckdb_resource(str(db_path))})
+    assert result.success
+    feedback = Path(os.environ["CLAIMSCRUB_HOME"]) / "reports" / "payer-feedback"
+    outcomes = {r["rule_id"]: r for r in read_csv(feedback / "rule_outcomes.csv")}
+    assert (outcomes["PTP_NO_BYPASS"]["flagged_lines"], outcomes["PTP_NO_BYPASS"]["denied_lines"]) == ("1", "1")
