@@ -1,8 +1,6 @@
 """The claim assets, stage by stage. Each is a thin wrapper over plain functions; the data lives in DuckDB,
 one batch at a time, and every stage rewrites only its own batch."""
 
-
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +10,7 @@ from reference.assets import REFERENCE_ASSETS
 
 from . import outputs
 from .pricing import price_batch
+from .progress import stage
 from .readers import file_sha256, load_mapping, detect_kind, stage_csv, stage_excel
 from .scrub import scrub_batch
 from .tables import clear_batch, ensure_schema
@@ -39,11 +38,10 @@ class BatchConfig(dg.Config):
 def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
                    duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per data row of each input export (CSV, Excel) or 837P service line, as text, with its source."""
-    started = time.monotonic()
     mapping = load_mapping(config.mapping_file or None)
     names = config.file_names or [Path(f).name for f in config.files]
     per_file = {}
-    with duckdb.get_connection() as con:
+    with stage("read", total=len(config.files), unit="files") as progress, duckdb.get_connection() as con:
         ensure_schema(con)
         con.execute("begin transaction")
         clear_batch(con, "raw_claim_rows", config.batch_id)
@@ -63,13 +61,14 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
                 [config.batch_id, index, name, str(path), file_sha256(path), kind, count],
             )
             per_file[name] = count
+            progress.advance()
         con.execute("insert into batches values (?, current_timestamp, ?)",
                     [config.batch_id, "; ".join(names)])
         con.execute("commit")
-    context.log.info(f"read {sum(per_file.values())} rows from {len(per_file)} file(s)")
+        progress.rows = sum(per_file.values())
+    context.log.info(f"read {progress.rows} rows from {len(per_file)} file(s)")
     return dg.MaterializeResult(
-        metadata={"rows_read": sum(per_file.values()), "files": len(per_file),
-                  "seconds": round(time.monotonic() - started, 2)}
+        metadata={"rows_read": progress.rows, "files": len(per_file), "seconds": progress.seconds}
     )
 
 
@@ -86,16 +85,16 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
 )
 def validated_claims(config: BatchConfig, duckdb: DuckDBResource):
     """Validate a batch with Pandera: scrubbable rows become claim lines, the rest go to the quarantine."""
-    started = time.monotonic()
     with duckdb.get_connection() as con:
-        con.execute("begin transaction")
-        counts = validate_batch(con, config.batch_id)
-        con.execute("commit")
         read = con.execute("select count(*) from raw_claim_rows where batch_id = ?",
                            [config.batch_id]).fetchall()[0][0]
-    seconds = round(time.monotonic() - started, 2)
+        with stage("validate", total=read) as progress:
+            con.execute("begin transaction")
+            counts = validate_batch(con, config.batch_id, progress.advance)
+            con.execute("commit")
+            progress.rows = counts["lines"]
     yield dg.MaterializeResult(asset_key="claim_lines",
-                               metadata={"lines": counts["lines"], "seconds": seconds})
+                               metadata={"lines": counts["lines"], "rows": read, "seconds": progress.seconds})
     yield dg.MaterializeResult(asset_key="claim_quarantine", metadata={"rows_quarantined": counts["quarantined"]})
     yield dg.AssetCheckResult(
         asset_key="claim_lines",
@@ -110,39 +109,43 @@ def validated_claims(config: BatchConfig, duckdb: DuckDBResource):
                 "ncci_ptp_edits"])
 def priced_lines(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per claim line of a batch: the releases that judge it and its Medicare expected allowed."""
-    started = time.monotonic()
-    with duckdb.get_connection() as con:
+    with stage("price", total=1, unit="queries") as progress, duckdb.get_connection() as con:
         con.execute("begin transaction")
         counts = price_batch(con, config.batch_id, config.default_locality)
         con.execute("commit")
-    return dg.MaterializeResult(metadata={**counts, "seconds": round(time.monotonic() - started, 2)})
+        progress.advance()
+        progress.rows = counts["priced"] + counts["unpriced"]
+    return dg.MaterializeResult(metadata={**counts, "rows": progress.rows, "seconds": progress.seconds})
 
 
 @dg.asset(group_name="scrub", kinds={"duckdb"}, deps=[priced_lines, "adjustment_codes"])
 def line_flags(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per finding: a rule of RULES.md that a claim line of the batch breaks."""
-    started = time.monotonic()
-    with duckdb.get_connection() as con:
+    with stage("judge", total=1, unit="batches") as progress, duckdb.get_connection() as con:
         con.execute("begin transaction")
         by_severity = scrub_batch(con, config.batch_id, with_history=config.with_history)
         con.execute("commit")
+        progress.advance()
+        progress.rows = sum(by_severity.values())
     return dg.MaterializeResult(
-        metadata={"findings": sum(by_severity.values()), **{f"findings_{k}": v for k, v in by_severity.items()},
-                  "seconds": round(time.monotonic() - started, 2)}
+        metadata={"findings": progress.rows, **{f"findings_{k}": v for k, v in by_severity.items()},
+                  "rows": progress.rows, "seconds": progress.seconds}
     )
 
 
 @dg.asset(group_name="report", kinds={"excel", "csv"}, deps=[line_flags, "claim_quarantine"])
 def scrub_report(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One set of output files per batch: flags, lines, quarantine, summary and the denial-risk workbook."""
-    started = time.monotonic()
     if not config.out_dir:
         return dg.MaterializeResult(metadata={"written": "no output folder configured"})
-    with duckdb.get_connection() as con:
-        summary = outputs.write_outputs(con, config.batch_id, Path(config.out_dir), config.show_ids)
+    with stage("write", total=len(outputs.OUTPUT_FILES), unit="files") as progress, \
+            duckdb.get_connection() as con:
+        summary = outputs.write_outputs(con, config.batch_id, Path(config.out_dir), config.show_ids,
+                                        progress.advance)
+        progress.rows = summary["lines_scrubbed"] + summary["findings"]["total"] + summary["rows_quarantined"]
     return dg.MaterializeResult(
-        metadata={"out_dir": config.out_dir, "findings": summary["findings"]["total"],
-                  "seconds": round(time.monotonic() - started, 2)}
+        metadata={"out_dir": config.out_dir, "findings": summary["findings"]["total"], "rows": progress.rows,
+                  "seconds": progress.seconds}
     )
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -151,7 +152,8 @@ def _remove_abandoned_staging(out_dir: Path) -> None:
             pass  # a live process of another user
 
 
-def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool) -> dict:
+def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
+                  advance: Callable[[], None] = lambda: None) -> dict:
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(out_dir)
@@ -166,10 +168,14 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool) -> dict:
         masked = params if show_ids else {**params, "secret": site_secret()}
         patient = patient_expression(show_ids)
         _copy_csv(con, FLAGS_SQL, params, staging / "flags.csv")
+        advance()
         _copy_csv(con, LINES_SQL.replace("{patient}", patient), masked, staging / "lines.csv")
+        advance()
         _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
+        advance()
         summary = summarise(con, batch_id)
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        advance()
         feedback = feedback_views(con) if has_remittances(con) else None
         # The run joins the history (and the trend the workbook draws) only once its files are in place; a
         # failure leaves the transaction open and closing the connection rolls it back.
@@ -177,6 +183,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool) -> dict:
         record_run(con, summary)
         build_workbook(staging / "denial-risk-report.xlsx",
                        gather_report(con, summary, masked, patient, carc, feedback))
+        advance()
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").unlink(missing_ok=True)
         for name in OUTPUT_FILES:

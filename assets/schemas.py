@@ -30,6 +30,22 @@ REQUIRED_MESSAGES = {
 }
 
 
+# The loose model's checks, column by column, as SQL conditions over the parsed rows. DuckDB picks out in one
+# set-based pass the rows that may fail (a superset: Pandera words the reasons), so that Pandera does not
+# have to turn millions of clean rows into pandas frames. Validation checks this mirror against the model
+# on a sample of the rows it passes; keep the two in step.
+SUSPECT_SQL = {
+    "claim_id": "claim_id is null",
+    "line_number": "line_number is null or not isfinite(line_number) or line_number <= 0 "
+                   "or line_number <> round(line_number) or line_number > 2147483647",
+    "patient_id": "patient_id is null",
+    "date_of_service": "date_of_service is null",
+    "hcpcs": "hcpcs is null or not regexp_full_match(hcpcs, '[A-Z0-9]{5}')",
+    "units": "units is null or not isfinite(units) or units <= 0 or units >= 1e9",
+    "key_rank": "key_rank is null or key_rank <> 1",
+}
+
+
 class ScrubbableRow(pa.DataFrameModel):
     """One row of a claim export, after lenient parsing: what it must hold to be scrubbed at all."""
 

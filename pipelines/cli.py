@@ -137,6 +137,9 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     if locality and not _looks_like_locality(locality):
         _fail(f"--locality {locality!r} is not a MAC-LL locality such as 01112-05")
 
+    from .progress import show_progress
+
+    show_progress()
     try:
         timeout = lock_timeout()
     except ValueError as exc:

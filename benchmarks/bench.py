@@ -1,0 +1,120 @@
+"""Time the whole scrub on synthetic exports of several sizes, next to the floor of the same run.
+
+For each size: generate the export once (kept in the data folder), read it with DuckDB alone into a table
+(the floor), then run `claimscrub scrub` on it as a child process with a database that already holds the
+reference releases, as a nightly run finds it. Stage times come from the command's plain progress lines;
+peak memory is the child's maximum resident set (its own children included).
+
+    python -m benchmarks.bench --lines 100000 1000000 2000000 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .generate import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "claims_sample.csv"
+STAGES = ["read", "validate", "price", "judge", "write"]
+DONE = re.compile(r"claimscrub (\w+): done, [\d,]+ rows in ([\d.]+) s")
+COLUMNS = ["lines", "file MB", "floor s", *(f"{s} s" for s in STAGES), "total s", "x floor", "peak RSS MiB"]
+
+
+def run_measured(command: list[str], log: Path) -> tuple[float, int, int]:
+    """Run a child process; return its wall seconds, exit status and peak resident set in bytes."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as out:
+        started = time.monotonic()
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.monotonic() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return seconds, child.returncode, usage.ru_maxrss * 1024
+
+
+def stage_seconds(log_text: str) -> dict[str, float]:
+    """The seconds of each stage, from the command's plain progress lines."""
+    return {name: float(seconds) for name, seconds in DONE.findall(log_text)}
+
+
+def reference_database(data: Path) -> Path:
+    """A database holding the bundled reference releases, made once by scrubbing the bundled sample."""
+    template = data / "reference.duckdb"
+    if not template.exists():
+        seconds, code, _ = run_measured(
+            [sys.executable, "-m", "pipelines.cli", "scrub", str(SAMPLE), "--out", str(data / "warm-up"),
+             "--db", str(template)], data / "warm-up.log")
+        if code != 0:
+            raise SystemExit(f"loading the reference releases failed: see {data / 'warm-up.log'}")
+    return template
+
+
+def measure(lines: int, data: Path, template: Path) -> dict:
+    export = data / f"claims-{lines}.csv"
+    if not export.exists():
+        generate(export, lines)
+    work = data / f"run-{lines}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    floor_log = work / "floor.log"
+    _, code, _ = run_measured([sys.executable, "-m", "benchmarks.floor", str(export), str(work / "floor.duckdb")],
+                              floor_log)
+    if code != 0:
+        raise SystemExit(f"the floor run failed: see {floor_log}")
+    floor = float(floor_log.read_text().split()[-1])
+    (work / "floor.duckdb").unlink()
+    database = work / "claimscrub.duckdb"
+    shutil.copyfile(template, database)
+    scrub_log = work / "scrub.log"
+    total, code, peak = run_measured(
+        [sys.executable, "-m", "pipelines.cli", "scrub", str(export), "--out", str(work / "out"),
+         "--db", str(database)], scrub_log)
+    if code != 0:
+        raise SystemExit(f"the scrub of {lines:,} lines failed (exit {code}): see {scrub_log}")
+    summary = json.loads((work / "out" / "summary.json").read_text())
+    database.unlink()
+    return {"lines": lines, "bytes": export.stat().st_size, "floor": floor,
+            "stages": stage_seconds(scrub_log.read_text()), "total": total, "peak_rss": peak,
+            "rows_quarantined": summary["rows_quarantined"], "findings": summary["findings"]["total"]}
+
+
+def table_row(result: dict) -> list[str]:
+    return [f"{result['lines']:,}", f"{result['bytes'] / 1e6:,.0f}", f"{result['floor']:.2f}",
+            *(f"{result['stages'].get(s, float('nan')):.2f}" for s in STAGES), f"{result['total']:.2f}",
+            f"{result['total'] / result['floor']:.1f}", f"{result['peak_rss'] / 2**20:,.0f}"]
+
+
+def markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, nargs="+", default=[100_000, 1_000_000, 2_000_000, 10_000_000])
+    parser.add_argument("--data", type=Path, default=ROOT / ".bench",
+                        help="folder for the generated exports and the runs (default .bench, git-ignored)")
+    parser.add_argument("--repeat", type=int, default=1, help="measure each size this many times")
+    args = parser.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    template = reference_database(args.data)
+    print(markdown_row(COLUMNS))
+    print("|" + "---:|" * len(COLUMNS), flush=True)
+    with open(args.data / "results.jsonl", "a") as results:
+        for lines in args.lines:
+            for _ in range(args.repeat):
+                result = measure(lines, args.data, template)
+                results.write(json.dumps({**result, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+                print(markdown_row(table_row(result)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

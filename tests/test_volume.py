@@ -1,0 +1,104 @@
+"""What the volume work promises a user: progress they can follow, a benchmark export with a realistic mix,
+and a validation that stays exact when DuckDB picks the rows for Pandera to judge."""
+
+import io
+import logging
+
+import duckdb
+import pytest
+
+from assets.progress import LOGGER, stage
+from assets.schemas import SUSPECT_SQL, ScrubbableRow
+from benchmarks.generate import generate
+from pipelines.progress import ProgressHandler
+
+from .helpers import scrub
+
+
+@pytest.fixture
+def plain_log():
+    stream = io.StringIO()
+    handler = ProgressHandler(stream, bars=False)
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    yield stream
+    LOGGER.removeHandler(handler)
+
+
+def test_a_stage_writes_plain_lines_into_a_log(plain_log):
+    with stage("validate", total=500_000) as progress:
+        progress.advance(250_000)
+        progress.rows = 499_000
+    lines = plain_log.getvalue().splitlines()
+    assert lines[0].endswith("claimscrub validate: started")
+    assert "claimscrub validate: 250,000 of 500,000 rows after" in lines[1]
+    assert "claimscrub validate: done, 499,000 rows in" in lines[2]
+    assert all("\r" not in line for line in lines)
+
+
+def test_a_stage_draws_a_bar_on_a_terminal():
+    stream = io.StringIO()
+    handler = ProgressHandler(stream, bars=True)
+    LOGGER.addHandler(handler)
+    LOGGER.setLevel(logging.INFO)
+    try:
+        with stage("judge", total=4, unit="rules") as progress:
+            progress.advance(4)
+            progress.rows = 12
+    finally:
+        LOGGER.removeHandler(handler)
+    drawn = stream.getvalue()
+    assert "judge" in drawn and "4/4" in drawn and "12 rows" in drawn
+
+
+def test_the_scrub_reports_every_stage_when_stderr_is_a_log(tmp_path, db_path):
+    export = generate(tmp_path / "claims.csv", 300)
+    run = scrub([export], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    done = [line.split("claimscrub ")[1].split(":")[0] for line in run.stderr.splitlines() if ": done," in line]
+    assert done == ["read", "validate", "price", "judge", "write"]
+
+
+def test_the_generated_export_has_the_mix_of_a_night(tmp_path):
+    path = generate(tmp_path / "claims.csv", 20_000)
+    con = duckdb.connect()
+    rows = con.execute(f"select * from read_csv('{path}', all_varchar = true)").df()
+    assert len(rows) == 20_000
+    per_claim = len(rows) / rows["Claim ID"].nunique()
+    assert 2.3 < per_claim < 2.8
+    codes = rows["CPT Code"].value_counts(normalize=True)
+    assert codes["76120"] > 0.02 and {"76000", "77002", "92611"} <= set(codes.index)
+    assert 0.1 < rows[["Mod 1", "Mod 2"]].notna().any(axis=1).mean() < 0.5
+    assert (rows["Units"] == "0").mean() < 0.01 and (rows["DOS"].str.startswith("2024-13")).any()
+
+
+def test_the_generated_export_is_the_same_every_time(tmp_path):
+    first = generate(tmp_path / "a.csv", 3_000).read_bytes()
+    assert generate(tmp_path / "b.csv", 3_000).read_bytes() == first
+
+
+def test_a_generated_night_has_a_few_percent_of_problems(tmp_path, db_path):
+    export = generate(tmp_path / "claims.csv", 5_000)
+    run = scrub([export], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    summary = run.summary
+    assert 0.003 < summary["rows_quarantined"] / summary["rows_read"] < 0.03
+    assert 0.02 < summary["findings"]["total"] / summary["lines_scrubbed"] < 0.15
+    assert {"PTP_NO_BYPASS", "MUE_DOS", "MOD_GLOBAL_IN_HOSPITAL", "DUP_COMPONENT"} <= set(
+        summary["findings"]["by_rule"])
+
+
+def test_every_column_of_the_loose_model_has_its_sql_mirror():
+    assert set(SUSPECT_SQL) == set(ScrubbableRow.to_schema().columns)
+
+
+def test_a_row_the_sql_mirror_would_let_through_stops_the_run(tmp_path, db_path, monkeypatch):
+    from assets import validate
+
+    monkeypatch.setitem(validate.SUSPECT_SQL, "hcpcs", "hcpcs is null")
+    export = tmp_path / "claims.csv"
+    export.write_text("claim_id,line_number,patient_id,date_of_service,hcpcs,units\n"
+                      "CLM-SHORT-CODE,1,P1,2024-07-01,7612,1\n")
+    run = scrub([export], tmp_path / "out", db_path)
+    assert run.exit_code == 1
+    assert "validated_claims failed" in run.stderr
