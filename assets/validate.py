@@ -20,16 +20,10 @@ FACILITY_POS = ("19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51"
 
 PARSED = f"""
 create or replace temp table parsed_rows as
-select
-    row_number() over (order by file_index, source_row) as row_id,
-    *,
-    case when line_number_num is null or claim_id is null then 1
-         else row_number() over (partition by claim_id, line_number_num order by file_index, source_row)
-    end as key_rank,
-    first_value(source_file || ' row ' || source_row) over (
-        partition by claim_id, line_number_num order by file_index, source_row) as first_seen
-from (
+with parsed as materialized (
     select
+        -- In file order, like a row number, without sorting the batch: a file has fewer than 2^40 rows.
+        (file_index::bigint << 40) + source_row as row_id,
         file_index, source_file, source_row, claim_id, line_number as line_number_raw,
         try_cast(line_number as double) as line_number_num,
         patient_id, date_of_service as date_raw,
@@ -60,7 +54,21 @@ from (
         end as service_zip
     from raw_claim_rows
     where batch_id = ?
+),
+-- Claim lines that appear more than once are few: find them by grouping rather than ranking every row.
+repeated as (
+    select claim_id, line_number_num, min(row_id) as first_row_id,
+           arg_min(source_file || ' row ' || source_row, row_id) as first_seen
+    from parsed
+    where claim_id is not null and line_number_num is not null
+    group by claim_id, line_number_num
+    having count(*) > 1
 )
+select p.*,
+       case when r.first_row_id is null or p.row_id = r.first_row_id then 1 else 2 end as key_rank,
+       r.first_seen
+from parsed p
+left join repeated r on r.claim_id = p.claim_id and r.line_number_num = p.line_number_num
 """
 
 # The parsed rows under the loose model's column names.

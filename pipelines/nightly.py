@@ -19,7 +19,8 @@ from assets.readers import file_sha256
 
 from .cli import run_config
 from .partitions import INBOX_PARTITIONS, inbox_key, key_hash
-from .settings import inbox_path, mapping_file, reports_path
+from .resources import DATABASE_TAG
+from .settings import database_path, inbox_path, mapping_file, reports_path
 
 NIGHTLY_CRON = "0 2 * * *"
 NIGHTLY_TIMEZONE = "UTC"
@@ -39,7 +40,8 @@ scrub_job = dg.define_asset_job(
     "scrub_job",
     selection=dg.AssetSelection.groups("reference", "ingest", "validate", "scrub", "report")
     - dg.AssetSelection.assets("inbox_files"),
-    description="Load reference data, then ingest, validate, price, scrub and report one batch.")
+    description="Load reference data, then ingest, validate, price, scrub and report one batch.",
+    tags={DATABASE_TAG: database_path()})
 
 
 feedback_job = dg.define_asset_job(

@@ -25,6 +25,9 @@ CONNECTION_CONFIG = {
 }
 RETRY_SECONDS = 0.25
 
+# Runs that share a database file queue behind each other (dagster.yaml limits this tag to one run per value).
+DATABASE_TAG = "claimscrub/database"
+
 
 class DatabaseBusyError(RuntimeError):
     """Another process held the database for longer than the lock timeout. The message is one sentence."""
