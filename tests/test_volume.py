@@ -102,3 +102,23 @@ def test_a_row_the_sql_mirror_would_let_through_stops_the_run(tmp_path, db_path,
     run = scrub([export], tmp_path / "out", db_path)
     assert run.exit_code == 1
     assert "validated_claims failed" in run.stderr
+
+
+def test_the_steps_and_runs_of_one_database_take_turns():
+    from pipelines.definitions import defs
+    from pipelines.resources import DATABASE_TAG
+
+    job = defs.resolve_job_def("scrub_job")
+    assert job.executor_def.name == "one_writer_executor"
+    assert job.tags[DATABASE_TAG].endswith(".duckdb")
+
+
+def test_the_benchmark_reads_stage_times_from_the_plain_progress_lines(plain_log):
+    from benchmarks.bench import stage_seconds
+
+    for name in ["read", "write"]:
+        with stage(name, total=5, unit="files") as progress:
+            for _ in range(5):
+                progress.advance()
+    times = stage_seconds(plain_log.getvalue())
+    assert set(times) == {"read", "write", "workbook"}
