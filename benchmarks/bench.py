@@ -2,7 +2,7 @@
 
 For each size: generate the export once (kept in the data folder), read it with DuckDB alone into a table
 (the floor), then run `claimscrub scrub` on it as a child process with a database that already holds the
-reference releases, as a nightly run finds it. Stage times come from the command's plain progress lines;
+reference releases, as a nightly run finds it. Stage times come from the command's progress log (`--log`);
 peak memory is the child's maximum resident set (its own children included).
 
     python -m benchmarks.bench --lines 100000 1000000 2000000 10000000
@@ -84,9 +84,9 @@ def measure(lines: int, data: Path, template: Path) -> dict:
     scrub_log = work / "scrub.log"
     total, code, peak = run_measured(
         [sys.executable, "-m", "pipelines.cli", "scrub", str(export), "--out", str(work / "out"),
-         "--db", str(database)], scrub_log)
+         "--db", str(database), "--log", str(scrub_log)], work / "scrub.out")
     if code != 0:
-        raise SystemExit(f"the scrub of {lines:,} lines failed (exit {code}): see {scrub_log}")
+        raise SystemExit(f"the scrub of {lines:,} lines failed (exit {code}): see {work / 'scrub.out'}")
     summary = json.loads((work / "out" / "summary.json").read_text())
     database.unlink()
     return {"lines": lines, "bytes": export.stat().st_size, "floor": floor,

@@ -117,8 +117,10 @@ def main() -> None:
 @click.option("--show-ids", is_flag=True, help="Show patient identifiers in clear in the reports.")
 @click.option("--history", is_flag=True,
               help="Also judge the lines against lines of earlier batches kept in the database.")
+@click.option("--log", "log", type=click.File("a"), default=None,
+              help="Append plain progress lines (stage, rows, seconds) to this file.")
 def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
-          show_ids: bool, history: bool) -> None:
+          show_ids: bool, history: bool, log) -> None:
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
     from assets.readers import InputFileError, inspect_export, load_mapping
 
@@ -139,7 +141,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
 
     from .progress import show_progress
 
-    show_progress()
+    show_progress(log)
     try:
         timeout = lock_timeout()
     except ValueError as exc:

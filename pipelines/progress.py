@@ -1,6 +1,7 @@
 """How the command line shows the progress of a scrub: a tqdm bar per stage when standard error is a
-terminal, plain timestamped lines when it is a log file or a pipe (a bar's carriage returns would
-garble a log)."""
+terminal, and plain timestamped lines in the log file named by `--log` (a bar's carriage returns would
+garble a log). Standard error that is not a terminal gets neither: scripts read one plain sentence there
+when a run fails."""
 
 from __future__ import annotations
 
@@ -43,13 +44,15 @@ class ProgressHandler(logging.Handler):
             del self.open[tracker.name]
 
 
-def show_progress(stream: TextIO | None = None) -> ProgressHandler:
-    """Send the stages' progress to `stream` (standard error by default) instead of any earlier one."""
+def show_progress(log: TextIO | None = None, stream: TextIO | None = None) -> None:
+    """Bars on `stream` (standard error) if it is a terminal, plain lines on `log` if given; these replace
+    any earlier ones."""
     stream = stream or sys.stderr
-    handler = ProgressHandler(stream, bars=stream.isatty())
     for earlier in [h for h in LOGGER.handlers if isinstance(h, ProgressHandler)]:
         LOGGER.removeHandler(earlier)
-    LOGGER.addHandler(handler)
+    if stream.isatty():
+        LOGGER.addHandler(ProgressHandler(stream, bars=True))
+    if log is not None:
+        LOGGER.addHandler(ProgressHandler(log, bars=False))
     LOGGER.setLevel(logging.INFO)
     LOGGER.propagate = False
-    return handler

@@ -51,12 +51,14 @@ def test_a_stage_draws_a_bar_on_a_terminal():
     assert "judge" in drawn and "4/4" in drawn and "12 rows" in drawn
 
 
-def test_the_scrub_reports_every_stage_when_stderr_is_a_log(tmp_path, db_path):
+def test_the_scrub_logs_every_stage_and_keeps_stderr_for_errors(tmp_path, db_path):
     export = generate(tmp_path / "claims.csv", 300)
-    run = scrub([export], tmp_path / "out", db_path)
+    log = tmp_path / "scrub.log"
+    run = scrub([export], tmp_path / "out", db_path, "--log", str(log))
     assert run.exit_code == 0, run.stderr
-    done = [line.split("claimscrub ")[1].split(":")[0] for line in run.stderr.splitlines() if ": done," in line]
+    done = [line.split("claimscrub ")[1].split(":")[0] for line in log.read_text().splitlines() if ": done," in line]
     assert done == ["read", "validate", "price", "judge", "write"]
+    assert run.stderr == ""
 
 
 def test_the_generated_export_has_the_mix_of_a_night(tmp_path):
