@@ -111,7 +111,7 @@ def test_the_steps_and_runs_of_one_database_take_turns():
     from pipelines.resources import DATABASE_TAG
 
     job = defs.resolve_job_def("scrub_job")
-    assert job.executor_def.name == "one_writer_executor"
+    assert job.executor_def.name == "in_process"
     assert job.tags[DATABASE_TAG].endswith(".duckdb")
 
 
