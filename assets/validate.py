@@ -18,7 +18,7 @@ SAMPLE_ROWS = 100_000
 HOSPITAL_POS = ("19", "21", "22", "23")
 FACILITY_POS = ("19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51", "52", "53", "56", "61")
 
-PARSED = f"""
+PARSED = """
 create or replace temp table parsed_rows as
 with parsed as materialized (
     select
@@ -39,7 +39,7 @@ with parsed as materialized (
         try_cast(replace(replace(charge, '$', ''), ',', '') as decimal(14,2)) as charge,
         rendering_npi, billing_npi,
         case when place_of_service is null then '11'
-             when regexp_full_match(place_of_service, '\\d{{1,2}}(\\.0+)?')
+             when regexp_full_match(place_of_service, '\\d{1,2}(\\.0+)?')
                  then lpad(split_part(place_of_service, '.', 1), 2, '0')
              else place_of_service end as place_of_service,
         case when lower(claim_type) like 'inst%' or lower(claim_type) in ('i', '837i', 'ub04', 'ub-04')

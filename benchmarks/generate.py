@@ -71,7 +71,7 @@ def npi_with_check_digit(base9: int) -> str:
 RENDERING = [npi_with_check_digit(123400000 + 37 * i) for i in range(PROVIDERS)]
 BILLING = [npi_with_check_digit(555000000 + 101 * i) for i in range(PROVIDERS // 20)]
 
-FORMAT = f"""
+FORMAT = """
 select
     case when defect = 'no_claim_id' then null else 'C' || lpad(claim_no::varchar, 10, '0') end,
     case when defect = 'repeated_line' and line_number > 1 then line_number - 1 else line_number end,
