@@ -20,7 +20,7 @@ from assets.readers import file_sha256
 from .cli import run_config
 from .partitions import INBOX_PARTITIONS, inbox_key, key_hash
 from .resources import DATABASE_TAG
-from .settings import database_path, inbox_path, mapping_file, reports_path
+from .settings import database_path, default_locality, inbox_path, mapping_file, reports_path
 
 NIGHTLY_CRON = "0 2 * * *"
 NIGHTLY_TIMEZONE = "UTC"
@@ -124,7 +124,8 @@ def nightly_scrub(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.S
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
     batch_id = nightly_batch_id(night, pending)
     files = [archived_file(key) for key in pending]
-    config = run_config(batch_id, files, reports_path() / batch_id, mapping_file(), "", False, with_history=True)
+    config = run_config(batch_id, files, reports_path() / batch_id, mapping_file(), default_locality(), False,
+                        with_history=True)
     return dg.RunRequest(run_key=batch_id, run_config=config,
                          tags={BATCH_TAG: batch_id, NIGHTLY_TAG: "true"})
 

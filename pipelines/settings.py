@@ -63,6 +63,11 @@ def reports_path() -> Path:
     return Path(os.environ.get("CLAIMSCRUB_REPORTS", str(home() / "reports"))).resolve()
 
 
+def default_locality() -> str:
+    """The pricing locality (MAC-LL) of lines that name none, for unattended runs (CLAIMSCRUB_LOCALITY)."""
+    return os.environ.get("CLAIMSCRUB_LOCALITY", "")
+
+
 def mapping_file() -> str:
     """The site's header mapping for unattended runs (CLAIMSCRUB_MAPPING), empty for none."""
     return os.environ.get("CLAIMSCRUB_MAPPING", "")

@@ -251,3 +251,12 @@ def test_an_835_in_the_inbox_is_loaded_once_and_refreshes_the_payer_feedback(tmp
     feedback = Path(os.environ["CLAIMSCRUB_HOME"]) / "reports" / "payer-feedback"
     outcomes = {r["rule_id"]: r for r in read_csv(feedback / "rule_outcomes.csv")}
     assert (outcomes["PTP_NO_BYPASS"]["flagged_lines"], outcomes["PTP_NO_BYPASS"]["denied_lines"]) == ("1", "1")
+
+
+def test_the_nightly_run_prices_at_the_sites_locality(inbox, instance, monkeypatch):
+    monkeypatch.setenv("CLAIMSCRUB_LOCALITY", "01112-05")
+    sensor = Sensor(instance)
+    drop(inbox, "monday.csv", [line("A1", "76120")])
+    _register(instance, sensor.tick())
+    request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    assert request.run_config["ops"]["priced_lines"]["config"]["default_locality"] == "01112-05"
