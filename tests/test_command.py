@@ -153,3 +153,21 @@ def test_two_files_of_one_run_are_one_batch(tmp_path, db_path):
     assert run.findings("R1", 1) >= {"DUP_COMPONENT"}
     assert run.findings("P1", 1) >= {"DUP_COMPONENT"}
     assert {l["source_file"] for l in run.lines} == {"radiology.csv", "procedure.csv"}
+
+
+def test_the_runs_locality_prices_lines_that_name_none(tmp_path, db_path):
+    export = write_csv(tmp_path / "e.csv", [
+        dict(claim_id="C1", line_number=1, patient_id="P1", date_of_service="2024-07-08", hcpcs="76120", units=1,
+             rendering_npi="1234567893", diagnosis_1="R13.10"),
+        dict(claim_id="C2", line_number=1, patient_id="P2", date_of_service="2024-07-08", hcpcs="76120", units=1,
+             rendering_npi="1234567893", diagnosis_1="R13.10", service_zip="35203"),
+    ])
+    run = scrub([export], tmp_path / "out", db_path, "--locality", "01112-05")
+    assert run.exit_code == 0, run.stderr
+    assert (run.line("C1", 1)["locality"], run.line("C1", 1)["expected_allowed"]) == ("01112-05", "146.00")
+    assert run.line("C2", 1)["locality"] == "10112-00"  # a line's own ZIP comes before the run's default
+
+
+def test_a_malformed_locality_is_a_usage_error(tmp_path, db_path):
+    run = scrub([SAMPLE], tmp_path / "out", db_path, "--locality", "San Francisco")
+    assert run.exit_code == 2 and "is not a MAC-LL locality" in run.stderr

@@ -154,6 +154,10 @@ line("X8", 2, "PX8", "71046", {"DX_MISSING"}, dx="XYZ")                      # t
 line("X4", 1, "PX4", "99213", {"NPI_INVALID"}, rendering="1234567890")
 line("X5", 1, "PX5", "99213", {"NPI_INVALID"}, billing="555000111")
 line("X6", 1, "PX6", "99213", set(), rendering="")                            # blank rendering: billing serves
+line("L1", 1, "PL1", "76120", set(), locality="01112-05")                   # San Francisco GPCIs
+line("L2", 1, "PL2", "76120", set(), service_zip="94103")                     # the same locality by ZIP
+line("L3", 1, "PL3", "76120", set(), service_zip="35203")                     # Alabama by ZIP
+line("L4", 1, "PL4", "76120", set(), locality="01112-05", service_zip="35203")  # the locality wins
 line("I1", 1, "PI1", "70450", {"MPPR_IMAGING"})                              # the lower-priced imaging code
 line("I2", 1, "PI1", "71250", set())
 
@@ -248,6 +252,19 @@ def test_prices_follow_the_cms_formula(corpus_run):
     assert price("M12", 1) == _fee("1.30", "0.57", "0.10")    # 99213 in a facility: facility PE
     assert price("I1", 1) == _fee("0.85", "2.35", "0.05") and price("I2", 1) == _fee("1.08", "2.91", "0.06")
     assert price("S4", 1) == "" and price("S7", 1) == ""     # carrier-priced, not in the schedule
+
+
+def test_lines_are_priced_at_their_localitys_gpcis(corpus_run):
+    # GPCI 2025 (Addendum E): 01112-05 work 1.088, PE 1.419, MP 0.445; 10112-00 work 1.000, PE 0.869, MP 0.575.
+    san_francisco = _fee("0.38", "2.88", "0.03", ("1.088", "1.419", "0.445"))
+    alabama = _fee("0.38", "2.88", "0.03", ("1.000", "0.869", "0.575"))
+    assert (corpus_run.line("L1", 1)["locality"], corpus_run.line("L1", 1)["expected_allowed"]) == (
+        "01112-05", san_francisco)
+    assert corpus_run.line("L2", 1)["expected_allowed"] == san_francisco
+    assert (corpus_run.line("L3", 1)["locality"], corpus_run.line("L3", 1)["expected_allowed"]) == (
+        "10112-00", alabama)
+    assert corpus_run.line("L4", 1)["expected_allowed"] == san_francisco
+    assert corpus_run.line("B1", 1)["locality"] == "national"
 
 
 def test_lines_name_the_release_that_judged_them(corpus_run):
