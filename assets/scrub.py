@@ -46,8 +46,13 @@ where $with_history
 # `sl` holds the batch's lines and their history; history lines get negative ids so ids stay unique.
 SCRUB_LINES = f"""
 create or replace temp table sl as
-select case when l.batch_id = $batch then l.line_id
-            else -row_number() over (order by l.batch_id, l.line_id) end as line_id,
+with chosen as (
+    select batch_id, line_id, line_id as sl_id from claim_lines where batch_id = $batch
+    union all
+    -- Only the (few) history lines are numbered: no sort of the whole batch.
+    select batch_id, line_id, -row_number() over (order by batch_id, line_id) from history_lines
+)
+select c.sl_id as line_id,
        l.line_id as batch_line_id, l.batch_id, l.batch_id <> $batch as is_history,
        l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.hcpcs, l.modifiers,
        l.modifier_text, l.units, l.rendering_npi, l.billing_npi, l.place_of_service, l.claim_type,
@@ -63,9 +68,9 @@ select case when l.batch_id = $batch then l.line_id
        list_has_any(l.modifiers, {_sql_list(X_MODIFIERS)}) as has_59x,
        case when l.units = trunc(l.units) then cast(cast(l.units as bigint) as varchar)
             else cast(cast(l.units as double) as varchar) end as units_text
-from claim_lines l join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
-where l.batch_id = $batch
-   or exists (select 1 from history_lines h where h.batch_id = l.batch_id and h.line_id = l.line_id)
+from chosen c
+join claim_lines l on l.batch_id = c.batch_id and l.line_id = c.line_id
+join priced_lines p on p.batch_id = c.batch_id and p.line_id = c.line_id
 """
 
 FOUND = """
