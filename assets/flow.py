@@ -26,6 +26,8 @@ class BatchConfig(dg.Config):
     batch_id: str
     files: list[str] = []
     file_names: list[str] = []
+    # The files' sha256 when the caller already computed them (the command names its batch by them).
+    file_hashes: list[str] = []
     mapping_file: str = ""
     default_locality: str = ""
     out_dir: str = ""
@@ -40,6 +42,7 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
     """One row per data row of each input export (CSV, Excel) or 837P service line, as text, with its source."""
     mapping = load_mapping(config.mapping_file or None)
     names = config.file_names or [Path(f).name for f in config.files]
+    hashes = config.file_hashes or [None] * len(config.files)
     per_file = {}
     with stage("read", total=len(config.files), unit="files") as progress, duckdb.get_connection() as con:
         ensure_schema(con)
@@ -47,7 +50,7 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
         clear_batch(con, "raw_claim_rows", config.batch_id)
         clear_batch(con, "batch_files", config.batch_id)
         clear_batch(con, "batches", config.batch_id)
-        for index, (file, name) in enumerate(zip(config.files, names)):
+        for index, (file, name, sha256) in enumerate(zip(config.files, names, hashes)):
             path = Path(file)
             kind = detect_kind(path)
             if kind == "xlsx":
@@ -58,7 +61,7 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
                 count = stage_837p(con, path, "raw_claim_rows", config.batch_id, index, name)
             con.execute(
                 "insert into batch_files values (?, ?, ?, ?, ?, ?, ?)",
-                [config.batch_id, index, name, str(path), file_sha256(path), kind, count],
+                [config.batch_id, index, name, str(path), sha256 or file_sha256(path), kind, count],
             )
             per_file[name] = count
             progress.advance()

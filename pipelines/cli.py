@@ -40,11 +40,12 @@ def batch_id_for(files: list[Path], hashes: list[str]) -> str:
 
 
 def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
-               show_ids: bool, with_history: bool = False) -> dict:
+               show_ids: bool, with_history: bool = False, hashes: list[str] | None = None) -> dict:
     config = {
         "batch_id": batch_id,
         "files": [str(p.resolve()) for p in files],
         "file_names": [p.name for p in files],
+        "file_hashes": hashes or [],
         "mapping_file": mapping,
         "default_locality": locality,
         "out_dir": str(out_dir.resolve()) if out_dir else "",
@@ -94,7 +95,7 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
     return dg.materialize(
         [*ALL_ASSETS, *PER_RUN_CHECKS],
         resources={"duckdb": duckdb_resource(db)},
-        run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history),
+        run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history, hashes),
                     "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
