@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from reports.sheet_xml import QueryRows
 from reports.workbook import Report, Table
 
 from .rules import registry_frame
 
 SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
 
+# The big tables number their rows (`_row`) in the sheet's order; DuckDB writes them (reports/sheet_xml.py).
 # The Findings sheet: every finding with the evidence an auditor reads, in flags.csv's order (ties broken
 # on the partner line and the message so that every run lists them alike).
 FINDINGS_SQL = f"""
@@ -21,14 +23,15 @@ select l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.h
        'column 1 ' || f.ptp_column_1 || ', column 2 ' || f.ptp_column_2 || ', modifier indicator '
            || f.ptp_modifier_indicator || coalesce(': ' || f.ptp_rationale, '') as ptp_edit,
        concat_ws('; ', p.rvu_release, p.ptp_release, p.mue_release) as releases,
-       p.reference_match, l.source_file, l.source_row
+       p.reference_match, l.source_file, l.source_row,
+       row_number() over (order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id, pl.file_index,
+                          pl.source_row, f.message) as _row
 from line_flags f
 join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id
 join priced_lines p on p.batch_id = f.batch_id and p.line_id = f.line_id
 left join claim_lines pl on pl.batch_id = f.batch_id and pl.line_id = f.partner_line_id
 join rule_registry r on r.id = f.rule_id
 where f.batch_id = $batch
-order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id, pl.file_index, pl.source_row, f.message
 """
 
 # One row per claim with a deny finding. A line's dollars count once however many deny findings it has;
@@ -64,12 +67,12 @@ select c.claim_id, min(c.patient) as patient, min(c.payer) as payer,
        string_agg(distinct c.provider, ', ' order by c.provider) as providers,
        min(c.date_of_service) as date_of_service, m.dollars_at_risk,
        count(*) filter (where c.severity = 'deny') as deny_findings, m.lines_to_fix, x.rules, x.to_fix,
-       count(*) filter (where c.severity = 'review') as review_findings
+       count(*) filter (where c.severity = 'review') as review_findings,
+       row_number() over (order by m.dollars_at_risk desc, c.claim_id) as _row
 from found c
 join money m on m.claim_id = c.claim_id
 join fixes x on x.claim_id = c.claim_id
 group by c.claim_id, m.dollars_at_risk, m.lines_to_fix, x.rules, x.to_fix
-order by m.dollars_at_risk desc, c.claim_id
 """
 
 CATEGORIES_SQL = """
@@ -106,8 +109,9 @@ limit 10
 """
 
 QUARANTINE_SQL = """
-select source_file, source_row, claim_id, line_number, reasons
-from claim_quarantine where batch_id = $batch order by file_index, source_row
+select source_file, source_row, claim_id, line_number, reasons,
+       row_number() over (order by file_index, source_row) as _row
+from claim_quarantine where batch_id = $batch
 """
 
 # The last twelve runs, oldest first, each named by its file (or how many files it had).
@@ -120,24 +124,12 @@ order by started_at, batch_id
 """
 
 
-def _query_rows(con, sql: str, params: dict):
-    """The rows of a query, fetched a chunk at a time so that a big sheet never sits in memory whole."""
-    result = con.execute(sql, params)
-    finished = False
-    try:
-        while chunk := result.fetchmany(10_000):
-            yield from chunk
-        finished = True
-    finally:
-        # A reader that stops early leaves the result open, and DuckDB then refuses the next query.
-        if not finished:
-            con.abort()
-
-
 def _query_table(con, sql: str, params: dict, count: int | None = None) -> Table:
+    """A small table fetched whole, or (given its row count) a big one left as a query for DuckDB to write."""
     if count is None:
         return Table([d[0] for d in con.execute(sql, params).description], con.fetchall())
-    return Table(con.sql(sql, params=params).columns, _query_rows(con, sql, params), count)
+    rows = QueryRows(con, sql, params)
+    return Table([name for name in rows.columns()[0] if name != "_row"], rows, count)
 
 
 def carc_texts(con) -> tuple[str, dict[str, str]]:

@@ -29,6 +29,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from .feedback import add_feedback_sheet
+from .sheet_xml import PendingRows, QueryRows, column_plan, rows_sql, splice_rows
 
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_TEXT = 32_767
@@ -249,11 +250,12 @@ def _landscape(sheet, fit_width: bool = True) -> None:
 
 
 def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table, caption: str,
-                overflow: str, max_rows: int, fit_width: bool = True) -> None:
+                overflow: str, max_rows: int, fit_width: bool = True) -> PendingRows | None:
     """A sheet of one table: a caption line, a frozen, filtered header, then one row per table row.
 
     When the table has more rows than the sheet holds, the caption says so (`overflow`, with {shown} and
-    {total}) and the rows stop at the sheet's limit.
+    {total}) and the rows stop at the sheet's limit. The rows of a table that is a query are written after
+    the workbook is saved: the returned PendingRows says where and how.
     """
     sheet = book.create_sheet(title)
     _landscape(sheet, fit_width)
@@ -270,6 +272,17 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
     sheet.append(header_row(sheet, (c.header for c in columns)))
     # Where some text wraps, every cell of the row sits at the top, level with the wrapped text's first line.
     wrapping = any(c.wrap for c in columns)
+    if isinstance(table.rows, QueryRows):
+        written = min(table.count, room)
+        pending = _query_sheet_rows(book, sheet, columns, table.rows, wrapping, room, written)
+    else:
+        written = _append_rows(sheet, columns, table, wrapping, room)
+        pending = None
+    sheet.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{written + 2}"
+    return pending
+
+
+def _append_rows(sheet, columns: list[Column], table: Table, wrapping: bool, room: int) -> int:
     plan = [(list(table.columns).index(c.key), c.kind, WRAP if c.wrap else TOP if wrapping else None)
             for c in columns]
     wrapped = [(list(table.columns).index(c.key), c.width) for c in columns if c.wrap]
@@ -289,7 +302,36 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
         close = getattr(rows, "close", None)
         if close is not None:
             close()
-    sheet.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{written + 2}"
+    return written
+
+
+def _style_id(sheet, number_format=None, fill=None, alignment=None) -> int:
+    """The workbook's id of a cell style (0 for the default), registering it for the saved styles."""
+    cell = WriteOnlyCell(sheet)
+    if number_format is not None:
+        cell.number_format = number_format
+    if fill is not None:
+        cell.fill = fill
+    if alignment is not None:
+        cell.alignment = alignment
+    return cell.style_id if cell.has_style else 0
+
+
+def _query_sheet_rows(book: Workbook, sheet, columns: list[Column], rows: QueryRows, wrapping: bool,
+                      room: int, count: int) -> PendingRows:
+    """The query that writes a sheet's rows from row 3, each cell styled as value_cell would style it."""
+    names, types = rows.columns()
+    duck_types = dict(zip(names, types))
+    plans = []
+    for index, c in enumerate(columns, 1):
+        align = WRAP if c.wrap else TOP if wrapping else None
+        number_format = MONEY if c.kind == "money" else DATE if c.kind == "date" else None
+        by_value = ({severity: _style_id(sheet, fill=fill, alignment=align)
+                     for severity, fill in SEVERITY_FILL.items()} if c.kind == "severity" else None)
+        plans.append(column_plan(index, c.key, duck_types[c.key], c.kind,
+                                 _style_id(sheet, number_format=number_format, alignment=align), by_value,
+                                 c.width if c.wrap else None))
+    return PendingRows(book.worksheets.index(sheet) + 1, rows, rows_sql(rows.sql, plans, 3, room), count)
 
 
 def _fit_height(sheet, row: int, values, wrapped) -> None:
@@ -491,25 +533,26 @@ def build_workbook(path: Path, report: Report) -> None:
     book = Workbook(write_only=True)
     room = max_rows - 2  # the caption and the header
     _summary_sheet(book, report, min(report.findings.count, room), min(report.worklist.count, room))
-    table_sheet(
+    pending = []
+    pending.append(table_sheet(
         book, "Findings", FINDINGS, report.findings,
         caption="{total:,} findings, one row each, in input order. flags.csv holds the same findings.",
         overflow="This sheet holds the first {shown:,} of {total:,} findings (Excel's row limit): "
                  "flags.csv has every finding.",
-        max_rows=max_rows, fit_width=False)
-    table_sheet(
+        max_rows=max_rows, fit_width=False))
+    pending.append(table_sheet(
         book, "Worklist", WORKLIST, report.worklist,
         caption="{total:,} claims with at least one deny finding, biggest dollars at risk first.",
         overflow="This sheet holds the first {shown:,} of {total:,} claims with a deny finding (Excel's row "
                  "limit): flags.csv has every finding (severity deny).",
-        max_rows=max_rows)
-    table_sheet(
+        max_rows=max_rows))
+    pending.append(table_sheet(
         book, "Quarantine", QUARANTINE, report.quarantine,
         caption="{total:,} rows could not be scrubbed, with every reason. "
                 "quarantine.csv holds the same rows.",
         overflow="This sheet holds the first {shown:,} of {total:,} quarantined rows (Excel's row limit): "
                  "quarantine.csv has every row.",
-        max_rows=max_rows)
+        max_rows=max_rows))
     table_sheet(book, "Rules", RULES, report.rules,
                 caption="The {total} rules of the scrub: what each catches, the payer's likely CARC "
                         "and the fix.",
@@ -521,3 +564,4 @@ def build_workbook(path: Path, report: Report) -> None:
     if report.feedback:
         add_feedback_sheet(book, report.feedback)
     book.save(path)
+    splice_rows(path, [p for p in pending if p is not None])
