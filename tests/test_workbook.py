@@ -285,3 +285,25 @@ def test_a_run_with_more_findings_than_a_sheet_holds_says_so_and_points_to_flags
             "flags.csv has every finding.") in notes
     # The sheets after a cut-short one are still complete.
     assert len(table(book["Quarantine"])) == 1 and len(read_csv(run.out_dir / "flags.csv")) == total
+
+
+def test_markup_characters_and_text_past_excels_limit_read_back_as_written(tmp_path, db_path):
+    """Cells of the big sheets are built as worksheet XML: markup characters in an input stay text, and
+    a value longer than a cell holds is cut with an ellipsis rather than breaking the file."""
+    payer = 'Acme & <Sons> "Health" </t></is></c>'
+    long_claim = "L" * 40_000
+    export = write_csv(tmp_path / "markup.csv", [
+        line("CLM-MARKUP", 1, "PAT-1", "2024-07-16", modifiers="26,TC", payer=payer),
+        line(long_claim, 1, "PAT-2", "2024-07-16", modifiers="26,TC"),
+        line("CLM-BADDATE", 1, "PAT-3", "2024-13-45", payer=payer),
+    ])
+    run = scrub([export], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    book = load_workbook(run.out_dir / "denial-risk-report.xlsx")
+    findings = table(book["Findings"])
+    assert payer in {f["Payer"] for f in findings}
+    cut = {f["Claim"] for f in findings if f["Claim"].startswith("LLL")}
+    assert cut == {"L" * 32_766 + "\u2026"}
+    assert {w["Payer"] for w in table(book["Worklist"])} == {payer, "Acme Health"}
+    assert [q["Claim"] for q in table(book["Quarantine"])] == ["CLM-BADDATE"]
+    assert {f["claim_id"] for f in run.flags} == {"CLM-MARKUP", long_claim}
