@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from openpyxl.utils import get_column_letter
@@ -29,6 +32,8 @@ FETCH_ROWS = 20_000
 ZIP64_ROWS = 500_000
 # Deflate level of the spliced sheets: the fastest level costs a little size and saves most of the time.
 COMPRESS_LEVEL = 1
+DEFLATE_BLOCK = 4 << 20
+DEFLATE_THREADS = 2
 
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
            "UBIGINT", "FLOAT", "DOUBLE", "REAL")
@@ -161,10 +166,11 @@ def row_height_sql(plans: list[ColumnPlan]) -> str:
 
 
 def rows_sql(source: str, plans: list[ColumnPlan], first_row: int, limit: int) -> str:
-    """One string per row of the sheet, in order: the `<row>` elements from `first_row` on, at most `limit`."""
+    """One string per row of the sheet, in order: the `<row>` elements from `first_row` on, at most `limit`,
+    each with its `_row`."""
     cells = ", ".join(cell_sql(p) for p in plans)
     return f"""
-select concat('<row r="', _r, '"', {row_height_sql(plans)}, '>', {cells}, '</row>') as xml
+select concat('<row r="', _r, '"', {row_height_sql(plans)}, '>', {cells}, '</row>') as xml, q._row
 from (select *, cast(_row + {first_row - 1} as varchar) as _r{text_columns_sql(plans)}
       from ({source}) where _row <= {limit}) q
 order by q._row
@@ -184,9 +190,48 @@ class PendingRows:
         result = self.rows.con.execute(self.sql, self.rows.params)
         written = 0
         while chunk := result.fetchmany(FETCH_ROWS):
+            # Excel refuses a sheet whose rows are out of order or numbered twice: check, never assume.
+            if chunk[0][1] != written + 1 or chunk[-1][1] != written + len(chunk):
+                raise RuntimeError(f"sheet {self.sheet_index}: rows are not numbered 1, 2, ... in order")
             out("".join(row[0] for row in chunk).encode("utf-8"))
             written += len(chunk)
         return written
+
+
+def _deflate(data: bytes, final: bool) -> bytes:
+    compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+
+
+class ParallelDeflate:
+    """A zip entry's compressor that deflates blocks of a few MB on threads (zlib lets go of the GIL while it
+    works). Each block but the last ends on a byte boundary without closing the stream, so the blocks, in
+    order, make one deflate stream (as pigz does); the main thread meanwhile fetches the next rows."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(DEFLATE_THREADS, thread_name_prefix="deflate")
+        self._pending: deque = deque()
+        self._buffer = bytearray()
+
+    def compress(self, data) -> bytes:
+        self._buffer += data
+        while len(self._buffer) >= DEFLATE_BLOCK:
+            block = bytes(self._buffer[:DEFLATE_BLOCK])
+            del self._buffer[:DEFLATE_BLOCK]
+            self._pending.append(self._pool.submit(_deflate, block, False))
+        done = []
+        while self._pending and (self._pending[0].done() or len(self._pending) > 2 * DEFLATE_THREADS):
+            done.append(self._pending.popleft().result())
+        return b"".join(done)
+
+    def flush(self) -> bytes:
+        try:
+            self._pending.append(self._pool.submit(_deflate, bytes(self._buffer), True))
+            self._buffer.clear()
+            return b"".join(future.result() for future in self._pending)
+        finally:
+            self._pending.clear()
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def splice_rows(path, pending: list[PendingRows]) -> None:
@@ -210,8 +255,11 @@ def splice_rows(path, pending: list[PendingRows]) -> None:
                 head, end, tail = data.rpartition(b"</sheetData>")
                 if not end:
                     raise RuntimeError(f"{info.filename} has no sheetData")
-                # Opened by name, the entry takes the archive's deflate level.
-                with dst.open(info.filename, "w", force_zip64=rows.count > ZIP64_ROWS) as out:
+                entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                with dst.open(entry, "w", force_zip64=rows.count > ZIP64_ROWS) as out:
+                    if hasattr(out, "_compressor"):  # the standard library's writer: deflate on threads
+                        out._compressor = ParallelDeflate()
                     out.write(head)
                     rows.write(out.write)
                     out.write(end + tail)
