@@ -176,13 +176,12 @@ LINE_RULES = {
     ),
 }
 
-# Findings that need the line's own columns and a look across lines: the column of `sl` that holds the
-# finding where the line could break the rule, (rule, that condition, message). STATUS_NOT_PAYABLE for
-# status T: when another fee-schedule service by the same provider shares the day; MOD_BYPASS_UNNEEDED: when
-# no active PTP edit pairs the line with another.
+# Findings that need the line's own columns and a look across lines: what the finding awaits, (rule, the
+# line's own condition, message). STATUS_NOT_PAYABLE for status T: another fee-schedule service by the same
+# provider on the day; MOD_BYPASS_UNNEEDED: no active PTP edit pairing the line with another.
 PENDING_RULES = {
-    "status_t_finding": ("STATUS_NOT_PAYABLE", "p.status = 'T'", LINE_RULES["STATUS_NOT_PAYABLE"][1]),
-    "bypass_finding": (
+    "shared_day": ("STATUS_NOT_PAYABLE", "p.status = 'T'", LINE_RULES["STATUS_NOT_PAYABLE"][1]),
+    "no_ptp_pair": (
         "MOD_BYPASS_UNNEEDED",
         f"len(list_filter(l.modifiers, lambda m: m in {tuple(X_MODIFIERS)})) > 0",
         "printf('%s carries %s, but no active NCCI edit pairs it with another line of this patient, day and '"
@@ -221,37 +220,38 @@ SL_COLUMNS = f"""
        l.component, p.ptp_release, p.mue_release, p.status, p.pctc, p.mult_proc, p.expected_allowed,
        p.mue_value, p.mai,
        list_contains(l.modifiers, '76') or list_contains(l.modifiers, '77') as has_repeat,
-       len(list_filter(l.modifiers, lambda m: m in {tuple(BYPASS_MODIFIERS)})) > 0 as has_bypass,
-       len(list_filter(l.modifiers, lambda m: m in {tuple(X_MODIFIERS)})) > 0 as has_59x"""
+       len(list_filter(l.modifiers, lambda m: m in {tuple(BYPASS_MODIFIERS)})) > 0 as has_bypass"""
 
 
-def _finding(rule: str, message: str) -> str:
+def _finding(rule: str, message: str, awaits: str | None = None) -> str:
     severity, carc = LINE_RULE_OVERRIDES.get(rule, ("null", "null"))
-    return f"{{'rule_id': '{rule}', 'severity': {severity}, 'carc': {carc}, 'message': {message}}}"
+    awaited = f"'{awaits}'" if awaits else "null::varchar"
+    return (f"{{'rule_id': '{rule}', 'severity': {severity}, 'carc': {carc}, 'message': {message}, "
+            f"'awaits': {awaited}}}")
 
 
 def _scrub_lines_sql() -> str:
     """`sl`, built in one pass over the batch's claim and priced lines, which also judges each line by itself:
-    `findings` lists what LINE_RULES found (null for the many lines they pass), and each rule of
-    PENDING_RULES gets its finding ready where the line could break it, for the rules across lines to keep."""
-    any_rule = " or ".join(f"({condition})" for condition, _ in LINE_RULES.values())
-    findings = ", ".join(f"case when {condition} then {_finding(rule, message)} end"
-                         for rule, (condition, message) in LINE_RULES.items())
-    pending = ", ".join(f"case when {condition} then {_finding(rule, message)} end as {column}"
-                        for column, (rule, condition, message) in PENDING_RULES.items())
-    no_pending = ", ".join(f"null as {column}" for column in PENDING_RULES)
+    `findings` lists what LINE_RULES found and what PENDING_RULES await (null for the many lines that break
+    neither), for LINE_FINDINGS and PENDING_FINDINGS to keep."""
+    conditions = [condition for condition, _ in LINE_RULES.values()]
+    conditions += [condition for _, condition, _ in PENDING_RULES.values()]
+    findings = [f"case when {condition} then {_finding(rule, message)} end"
+                for rule, (condition, message) in LINE_RULES.items()]
+    findings += [f"case when {condition} then {_finding(rule, message, awaits)} end"
+                 for awaits, (rule, condition, message) in PENDING_RULES.items()]
+    any_rule = " or ".join(f"({condition})" for condition in conditions)
     return f"""
 create or replace temp table sl as
 select l.line_id, {SL_COLUMNS},
-       case when {any_rule} then list_filter([{findings}], lambda f: f is not null) end as findings,
-       {pending}
+       case when {any_rule} then list_filter([{', '.join(findings)}], lambda f: f is not null) end as findings
 from (select *, list_contains(modifiers, '26') as has_26, list_contains(modifiers, 'TC') as has_tc
       from claim_lines where batch_id = $batch) l
 join (select * from priced_lines where batch_id = $batch) p on p.line_id = l.line_id
 left join npi_checked r on r.npi = l.rendering_npi
 left join npi_checked b on b.npi = l.billing_npi
 union all
-select h.sl_id, {SL_COLUMNS}, null, {no_pending}
+select h.sl_id, {SL_COLUMNS}, null
 from history_lines h
 join claim_lines l on l.batch_id = h.batch_id and l.line_id = h.line_id
 join priced_lines p on p.batch_id = h.batch_id and p.line_id = h.line_id
@@ -262,22 +262,19 @@ LINE_FINDINGS = """
 insert into found by name
 select line_id, f.rule_id, f.severity, f.carc, f.message, expected_allowed
 from (select line_id, expected_allowed, unnest(findings) as f from sl where findings is not null)
+where f.awaits is null
 """
 
 PENDING_FINDINGS = """
 insert into found by name
 select s.line_id, f.rule_id, f.severity, f.carc, f.message, s.expected_allowed
-from (
-    select line_id, expected_allowed, status_t_finding as f from sl s
-    where status_t_finding is not null and exists (
-        select 1 from sl o where o.patient_id = s.patient_id and o.date_of_service = s.date_of_service
-                              and o.provider_key = s.provider_key and o.line_id <> s.line_id
-                              and o.status in ('A', 'R', 'T'))
-    union all
-    select line_id, expected_allowed, bypass_finding from sl
-    where bypass_finding is not null
-      and line_id not in (select col1_line from ptp_pairs union all select col2_line from ptp_pairs)
-) s
+from (select s.*, unnest(findings) as f from sl s where findings is not null) s
+where (f.awaits = 'shared_day' and exists (
+          select 1 from sl o where o.patient_id = s.patient_id and o.date_of_service = s.date_of_service
+                                and o.provider_key = s.provider_key and o.line_id <> s.line_id
+                                and o.status in ('A', 'R', 'T')))
+   or (f.awaits = 'no_ptp_pair'
+       and s.line_id not in (select col1_line from ptp_pairs union all select col2_line from ptp_pairs))
 """
 
 
@@ -288,10 +285,10 @@ from (
 MUE_DOS = """
 insert into found by name
 with candidates as (
-    select * from sl
-    where (mai in (2, 3) and units > mue_value)
-       or line_id in (select a_line from same_code where same_provider
-                      union all select b_line from same_code where same_provider)
+    select s.* from sl s
+    semi join (select line_id from sl where mai in (2, 3) and units > mue_value
+               union select a_line from same_code where same_provider
+               union select b_line from same_code where same_provider) c on c.line_id = s.line_id
 ),
 groups as (
     select patient_id, date_of_service, provider_key, hcpcs, day_units, day_lines, partner_batch,
