@@ -4,10 +4,10 @@ Every query inserts into a temporary `found` table: (line, rule id, optional sev
 message, partner line, PTP edit, the line's expected allowed). The registry in rules.py supplies the rest
 of each finding.
 
-Rules that judge a line by itself read the batch's claim and priced lines in one pass. Rules that compare
-lines of an encounter read `sl`, a narrow copy of the lines (and, with history, of earlier batches' lines
-of the same encounters) holding only what those rules compare: a wide copy of two million lines cost more
-than all the rules together.
+Rules that compare lines of an encounter read `sl`, a narrow copy of the lines (and, with history, of
+earlier batches' lines of the same encounters) holding only what those rules compare: writing a temporary
+table costs about as much per column as the rules that read it, and a wide copy of two million lines cost
+more than all the rules together. Rules that judge a line by itself are worked out in the same pass.
 """
 
 from .rules import registry_frame
@@ -54,8 +54,8 @@ create or replace temp table found (
     expected_allowed decimal(14,2), partner_batch varchar)
 """
 
-# The PTP edits that can apply at all: active or not yet deleted in a release the lines use, between two
-# codes the lines bill. A handful out of millions, so the pairs are joined against a small table.
+# The PTP edits that can apply at all: in a release the lines use, between two codes the lines bill, with a
+# modifier indicator that applies. About a hundred out of millions, so lines are paired against a small table.
 PTP_EDITS = """
 create or replace temp table ptp_edits as
 with codes as (select distinct hcpcs from sl)
@@ -107,7 +107,7 @@ from (
            arg_min(column_1, col1_line) as column_1, arg_min(column_2, col1_line) as column_2,
            arg_min(modifier_indicator, col1_line) as modifier_indicator,
            arg_min(rationale, col1_line) as rationale, arg_min(bypassed, col1_line) as bypassed
-    from ptp_pairs where col2_line >= 0
+    from ptp_pairs where col2_line >= 0 and (modifier_indicator = '1' and bypassed) is not null
     group by col2_line, modifier_indicator = '1' and bypassed
 ) e
 join sl c2 on c2.line_id = e.col2_line
