@@ -84,45 +84,65 @@ def _style_attr(plan: ColumnPlan, value: str) -> str:
     return f"' s=\"{plan.style}\"'" if plan.style else "''"
 
 
+CONTROL = "\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F"  # the characters Excel refuses in a cell, as a regex class
+# Joins a row's texts for one check: DEL is no control character Excel refuses, nor whitespace.
+SEPARATOR = "\x7f"
+# A row takes the careful path when one of its texts holds a refused character or markup, starts or ends
+# with whitespace, or (all texts together) could pass Excel's length limit; other rows, nearly all, are
+# written as they are.
+CAREFUL = f"[{CONTROL}&<>]|\\s{SEPARATOR}|{SEPARATOR}\\s|^\\s|\\s$"
+
+
 def clean_text_sql(value: str) -> str:
     """SQL for a text as a cell can hold it (as workbook.clean_text): control characters Excel refuses become
     U+FFFD and text past Excel's 32,767-character limit is cut with an ellipsis."""
-    cleaned = f"regexp_replace({value}, '[\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F]', '\ufffd', 'g')"
+    cleaned = f"regexp_replace({value}, '[{CONTROL}]', '\ufffd', 'g')"
     return (f"(case when length({value}) <= {EXCEL_MAX_TEXT} then {cleaned} "
             f"else left({cleaned}, {EXCEL_MAX_TEXT - 1}) || '\u2026' end)")
 
 
+def _careful_text(value: str) -> str:
+    """The cell content of a text that may need it: cleaned, cut, escaped, edge whitespace kept."""
+    cleaned = clean_text_sql(value)
+    escaped = f"replace(replace(replace({cleaned}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+    space = (f"(case when regexp_matches({value}, '^\\s|\\s$') then ' xml:space=\"preserve\"' else '' end)")
+    return f"concat({space}, '>', {escaped})"
+
+
 def _text_cell(plan: ColumnPlan, value: str) -> str:
-    """An inline-string cell of a cleaned text (see clean_text_sql), escaped, keeping edge whitespace."""
-    escaped = f"replace(replace(replace({value}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
-    space = (f"(case when ascii({value}) <= 32 or ascii(right({value}, 1)) <= 32 "
-             "then ' xml:space=\"preserve\"' else '' end)")
-    return (f"case when {value} <> '' then '<c r=\"{plan.letter}' || _r || '\"' || {_style_attr(plan, value)} "
-            f"|| ' t=\"inlineStr\"><is><t' || {space} || '>' || {escaped} || '</t></is></c>' end")
+    """An inline-string cell: the text as it is on a plain row, else cleaned and escaped (see CAREFUL)."""
+    content = f"(case when q._careful then {_careful_text(value)} else concat('>', {value}) end)"
+    return (f"case when {value} <> '' then concat('<c r=\"{plan.letter}', _r, '\"', {_style_attr(plan, value)}, "
+            f"' t=\"inlineStr\"><is><t', {content}, '</t></is></c>') end")
 
 
 def _value_cell(plan: ColumnPlan, number: str, type_attr: str = "") -> str:
-    return (f"'<c r=\"{plan.letter}' || _r || '\"' || {_style_attr(plan, 'null')}{type_attr} || '><v>' "
-            f"|| {number} || '</v></c>'")
+    """A number, date or boolean cell; null (no cell) where the value is null."""
+    return (f"case when {number} is not null then concat('<c r=\"{plan.letter}', _r, '\"', "
+            f"{_style_attr(plan, 'null')}{type_attr}, '><v>', {number}, '</v></c>') end")
 
 
 def cell_sql(plan: ColumnPlan) -> str:
     """SQL for one column's cell of a row, null where the value is null (no cell is written)."""
-    value = f'q."{plan.key.replace(chr(34), chr(34) * 2)}"'
+    value = _column(plan)
     duck_type = plan.duck_type.upper()
     if duck_type == "DATE" or (plan.kind == "date" and duck_type in ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE")):
         days = f"cast(datediff('day', DATE '1899-12-30', cast({value} as date)) as varchar)"
         return _value_cell(plan, days)
     if duck_type == "BOOLEAN":
-        return _value_cell(plan, f"(case when {value} then '1' when not {value} then '0' end)", " || ' t=\"b\"'")
+        return _value_cell(plan, f"(case when {value} then '1' when not {value} then '0' end)", ", ' t=\"b\"'")
     if duck_type in NUMERIC or duck_type.startswith("DECIMAL"):
         return _value_cell(plan, f"cast({value} as varchar)")
-    text = f"q.{_text_name(plan)}"
+    text = value if duck_type == "VARCHAR" else f"cast({value} as varchar)"
     if plan.kind == "date" and duck_type == "VARCHAR":
         parsed = f"try_cast({value} as date)"
         days = f"cast(datediff('day', DATE '1899-12-30', {parsed}) as varchar)"
         return f"coalesce({_value_cell(plan, days)}, {_text_cell(plan, text)})"
     return _text_cell(plan, text)
+
+
+def _column(plan: ColumnPlan, alias: str = "q.") -> str:
+    return alias + '"' + plan.key.replace('"', '""') + '"'
 
 
 def _is_text(plan: ColumnPlan) -> bool:
@@ -131,18 +151,14 @@ def _is_text(plan: ColumnPlan) -> bool:
                 or (plan.kind == "date" and duck_type.startswith("TIMESTAMP")))
 
 
-def _text_name(plan: ColumnPlan) -> str:
-    return f"_text_{plan.letter}"
-
-
-def text_columns_sql(plans: list[ColumnPlan]) -> str:
-    """The cleaned text of each text column, computed once per value (the cell uses it three times)."""
-    parts = []
-    for plan in plans:
-        if _is_text(plan):
-            value = f'"{plan.key}"' if plan.duck_type.upper() == "VARCHAR" else f'cast("{plan.key}" as varchar)'
-            parts.append(f"{clean_text_sql(value)} as {_text_name(plan)}")
-    return "".join(f", {part}" for part in parts)
+def careful_sql(plans: list[ColumnPlan]) -> str:
+    """Whether a row takes the careful path: one check over all its texts at once."""
+    texts = [_column(p, "") if p.duck_type.upper() == "VARCHAR" else f"cast({_column(p, '')} as varchar)"
+             for p in plans if _is_text(p)]
+    if not texts:
+        return "false"
+    joined = f"concat_ws('{SEPARATOR}', {', '.join(texts)})"
+    return f"(strlen({joined}) > {EXCEL_MAX_TEXT} or regexp_matches({joined}, '{CAREFUL}'))"
 
 
 LINE_HEIGHT = 15
@@ -171,7 +187,7 @@ def rows_sql(source: str, plans: list[ColumnPlan], first_row: int, limit: int) -
     cells = ", ".join(cell_sql(p) for p in plans)
     return f"""
 select concat('<row r="', _r, '"', {row_height_sql(plans)}, '>', {cells}, '</row>') as xml, q._row
-from (select *, cast(_row + {first_row - 1} as varchar) as _r{text_columns_sql(plans)}
+from (select *, cast(_row + {first_row - 1} as varchar) as _r, {careful_sql(plans)} as _careful
       from ({source}) where _row <= {limit}) q
 order by q._row
 """
