@@ -425,7 +425,8 @@ where s.line_id >= 0 and (len(c.dx) = 0 or len(c.bad) > 0)
 """
 
 # Equal prices are ranked by claim and line, not by position in the batch: which line is reduced must not
-# depend on the order of the rows or files.
+# depend on the order of the rows or files. A line of an earlier batch with the same claim and line number
+# (ids below zero, numbered by batch and line) ranks first: the last key makes every run choose alike.
 MPPR = """
 insert into found by name
 select line_id, 'MPPR_IMAGING' as rule_id,
@@ -435,8 +436,8 @@ select line_id, 'MPPR_IMAGING' as rule_id,
        top_line as partner_line_id, expected_allowed
 from (
     select line_id, hcpcs, expected_allowed, count(*) over w as session_count,
-           row_number() over (w order by expected_allowed desc, claim_id, line_number) as rank_in_session,
-           first_value(line_id) over (w order by expected_allowed desc, claim_id, line_number) as top_line
+           row_number() over (w order by expected_allowed desc, claim_id, line_number, line_id) as rank_in_session,
+           first_value(line_id) over (w order by expected_allowed desc, claim_id, line_number, line_id) as top_line
     from sl where mult_proc = '4' and expected_allowed is not null
     window w as (partition by patient_id, date_of_service, provider_key)
 )
