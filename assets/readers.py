@@ -262,7 +262,11 @@ def _select_canonical(columns: dict[int, str], width: int) -> str:
         if position is None or position >= width:
             parts.append(f"null::varchar as {name}")
         else:
-            parts.append(f"nullif(trim(c{position}), '') as {name}")
+            cell = f"c{position}"
+            # nullif(trim(cell), ''), without trim's copy of the usual cell: ASCII only (trim also strips
+            # Unicode spaces) with no space at either end.
+            parts.append(f"case when {cell} like ' %' or {cell} like '% ' or strlen({cell}) <> length({cell}) "
+                         f"then nullif(trim({cell}), '') else nullif({cell}, '') end as {name}")
     return ", ".join(parts)
 
 
