@@ -203,3 +203,11 @@ def test_a_long_file_keeps_every_row_in_file_order(tmp_path, db_path):
     assert [(q["claim_id"], q["source_row"]) for q in run.quarantine] == [("L03000", "3000")]
     assert all(line["claim_id"] == f"L{int(line['source_row']):05d}" for line in run.lines)
     assert len(run.lines) == 5998
+
+
+def test_a_row_with_only_an_unmapped_cell_filled_is_still_a_row(con, tmp_path):
+    header = [*HEADER, "Notes"]
+    path = text_export(tmp_path / "notes_column.csv", [
+        [*row("C1"), ""], [""] * len(HEADER) + ["call the payer"], [*row("C3"), "ok"]], header=header)
+    rows = staged(con, path)
+    assert [(r["source_row"], r["claim_id"]) for r in rows] == [(1, "C1"), (2, None), (3, "C3")]
