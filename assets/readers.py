@@ -287,10 +287,6 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     names = {f"c{i}": "varchar" for i in range(width)}
     duck_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
     table = f"staged_cells_{file_index}"
-    # The table keeps only the cells of mapped columns; a row of empty cells is no row, but it keeps its
-    # place in the numbering.
-    kept = ", ".join(f"c{position}" for position in sorted(columns))
-    empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))
     preserve = con.execute("select current_setting('preserve_insertion_order')").fetchall()[0][0]
     # Row ids follow the file only when the table keeps the order the scanner read the rows in.
     con.execute("set preserve_insertion_order = true")
@@ -303,8 +299,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
                 con.execute(
                     f"""
                     create or replace temp table {table} as
-                    select {kept}, not ({empty}) as has_cells
-                    from read_csv(?, delim = ?, header = false, skip = ?, columns = ?, quote = '"',
+                    select * from read_csv(?, delim = ?, header = false, skip = ?, columns = ?, quote = '"',
                                            escape = '"', null_padding = true, ignore_errors = false,
                                            strict_mode = false, parallel = ?, encoding = ?,
                                            auto_detect = false, max_line_size = 10000000)
@@ -317,7 +312,9 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
                     raise _csv_error(path, exc) from None
     finally:
         con.execute(f"set preserve_insertion_order = {'true' if preserve else 'false'}")
-    rows = f"select rowid + 1 as source_row, {_select_canonical(columns, width)} from {table} where has_cells"
+    # Rows of empty cells are not rows, but they keep their place in the numbering.
+    empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))
+    rows = f"select rowid + 1 as source_row, {_select_canonical(columns, width)} from {table} where not ({empty})"
     return StagedFile(table, rows)
 
 
