@@ -11,7 +11,8 @@ from reference.assets import REFERENCE_ASSETS
 from . import outputs
 from .pricing import price_batch
 from .progress import stage
-from .readers import file_sha256, load_mapping, detect_kind, stage_csv, stage_excel
+from .readers import (detect_kind, file_sha256, land_rows, load_mapping, stage_csv, stage_excel,
+                      staging_table)
 from .scrub import scrub_batch
 from .tables import clear_batch, ensure_schema
 from .validate import validate_batch
@@ -39,29 +40,38 @@ class BatchConfig(dg.Config):
 @dg.asset(group_name="ingest", kinds={"duckdb"}, deps=["inbox_files"])
 def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
                    duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """One row per data row of each input export (CSV, Excel) or 837P service line, as text, with its source."""
+    """One row per data row of each input export (CSV, Excel) or 837P service line, with its source: the
+    values parsed leniently, beside the text of those the quarantine quotes."""
     mapping = load_mapping(config.mapping_file or None)
     names = config.file_names or [Path(f).name for f in config.files]
     hashes = config.file_hashes or [None] * len(config.files)
     per_file = {}
     with stage("read", total=len(config.files), unit="files") as progress, duckdb.get_connection() as con:
         ensure_schema(con)
+        # Each file's cells go to a temporary table first, outside the transaction: a CSV read that has to
+        # fall back to the single-threaded scanner fails its first attempt, and a failed statement would
+        # end the transaction.
+        staged = []
+        for index, file in enumerate(config.files):
+            path = Path(file)
+            kind = detect_kind(path)
+            if kind == "xlsx":
+                staged.append((kind, stage_excel(con, path, index, mapping)))
+            elif kind == "csv":
+                staged.append((kind, stage_csv(con, path, index, mapping)))
+            else:
+                rows = staging_table(con, index)
+                stage_837p(con, path, rows.table, config.batch_id, index, names[index])
+                staged.append((kind, rows))
         con.execute("begin transaction")
         clear_batch(con, "raw_claim_rows", config.batch_id)
         clear_batch(con, "batch_files", config.batch_id)
         clear_batch(con, "batches", config.batch_id)
-        for index, (file, name, sha256) in enumerate(zip(config.files, names, hashes)):
-            path = Path(file)
-            kind = detect_kind(path)
-            if kind == "xlsx":
-                count = stage_excel(con, path, "raw_claim_rows", config.batch_id, index, name, mapping)
-            elif kind == "csv":
-                count = stage_csv(con, path, "raw_claim_rows", config.batch_id, index, name, mapping)
-            else:
-                count = stage_837p(con, path, "raw_claim_rows", config.batch_id, index, name)
+        for index, (file, name, sha256, (kind, rows)) in enumerate(zip(config.files, names, hashes, staged)):
+            count = land_rows(con, rows, "raw_claim_rows", config.batch_id, index, name)
             con.execute(
                 "insert into batch_files values (?, ?, ?, ?, ?, ?, ?)",
-                [config.batch_id, index, name, str(path), sha256 or file_sha256(path), kind, count],
+                [config.batch_id, index, name, str(Path(file)), sha256 or file_sha256(Path(file)), kind, count],
             )
             per_file[name] = count
             progress.advance()

@@ -1,8 +1,10 @@
 """Readers for claim exports: CSV (any common encoding and delimiter) and Excel workbooks.
 
-Each reader lands one file's rows in DuckDB as text, under the canonical column names of INTERFACE.md,
-with the source file and its 1-based data row. Nothing is interpreted here beyond the header names:
-parsing values is the validate stage's job, so that every problem becomes a quarantine reason.
+Each reader stages one file's cells in a temporary table, outside the run's transaction; `land_rows` then
+turns the staged rows, as text under the canonical column names of INTERFACE.md, into `raw_claim_rows`
+with the source file and its 1-based data row. Values are parsed there leniently and once: a value that
+does not parse becomes null beside its text, and judging it is the validate stage's job, so that every
+problem becomes a quarantine reason.
 """
 
 from __future__ import annotations
@@ -201,6 +203,58 @@ def read_csv_header(path: Path, encoding: str) -> tuple[list[str], str, int]:
     return headers, delimiter, leading + 1
 
 
+# Lenient parsing, once per row, from the staged text to the columns of `raw_claim_rows` after its source
+# columns. The text of line_number, date_of_service and units stays beside its parsed value: the quarantine
+# quotes it. They read a query of source_row and the canonical columns, as trimmed text or null.
+PARSED_COLUMNS = """
+    claim_id, line_number, try_cast(line_number as double), patient_id, date_of_service,
+    coalesce(try_strptime(date_of_service, '%Y-%m-%d'), try_strptime(date_of_service, '%m/%d/%Y'),
+             try_strptime(date_of_service, '%Y%m%d'),
+             try_strptime(date_of_service, '%Y-%m-%d %H:%M:%S'))::date,
+    upper(hcpcs), units, try_cast(replace(units, ',', '') as double),
+    -- Most lines carry one modifier or none: the same list without the list functions.
+    case when modifiers is null and modifier_2 is null and modifier_3 is null and modifier_4 is null
+         then case when upper(trim(modifier_1)) <> '' then [upper(trim(modifier_1))] else [] end
+         else list_sort(list_distinct(list_filter(list_transform(
+                  list_concat([modifier_1, modifier_2, modifier_3, modifier_4],
+                              coalesce(regexp_split_to_array(modifiers, '[,;:\\s]+'), [])),
+                  lambda m: upper(trim(m))), lambda m: m is not null and m <> ''))) end,
+    try_cast(replace(replace(charge, '$', ''), ',', '') as decimal(14,2)),
+    rendering_npi, billing_npi,
+    case when place_of_service is null then '11'
+         when regexp_full_match(place_of_service, '\\d{1,2}(\\.0+)?')
+             then lpad(split_part(place_of_service, '.', 1), 2, '0')
+         else place_of_service end,
+    case when lower(claim_type) like 'inst%' or lower(claim_type) in ('i', '837i', 'ub04', 'ub-04')
+         then 'institutional' else 'professional' end,
+    list_distinct(list_filter(list_transform(
+        list_concat([diagnosis_1, diagnosis_2, diagnosis_3, diagnosis_4],
+                    coalesce(regexp_split_to_array(diagnoses, '[,;|\\s]+'), [])),
+        lambda d: replace(upper(trim(d)), '.', '')), lambda d: d is not null and d <> '')),
+    payer, upper(locality),
+    case when service_zip is null then null
+         else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
+"""
+# A text staging table (Excel and 837P rows) has the columns the readers name, all text.
+TEXT_COLUMNS = ", ".join(f"{name} varchar" for name in CANONICAL)
+# The parallel CSV scanner cannot pad short rows once a quoted field holds a line break, and says so.
+SERIAL_ONLY = "does not support null_padding in conjunction with quoted new lines"
+
+
+@dataclass
+class StagedFile:
+    """One input's cells in a temporary table; `rows` selects its rows as text (source_row, CANONICAL)."""
+
+    table: str
+    rows: str
+
+
+def parsed_rows_sql(text: str, source: str = "?, ?, ?") -> str:
+    """The select that parses the text rows of `text` into the columns of `raw_claim_rows`; `source` gives
+    batch_id, file_index and source_file (bound, by default)."""
+    return f"select {source}, source_row, {PARSED_COLUMNS} from ({text})"
+
+
 def _select_canonical(columns: dict[int, str], width: int) -> str:
     parts = []
     for name in CANONICAL:
@@ -208,7 +262,11 @@ def _select_canonical(columns: dict[int, str], width: int) -> str:
         if position is None or position >= width:
             parts.append(f"null::varchar as {name}")
         else:
-            parts.append(f"nullif(trim(c{position}), '') as {name}")
+            cell = f"c{position}"
+            # nullif(trim(cell), ''), without trim's copy of the usual cell: ASCII only (trim also strips
+            # Unicode spaces) with no space at either end.
+            parts.append(f"case when {cell} like ' %' or {cell} like '% ' or strlen({cell}) <> length({cell}) "
+                         f"then nullif(trim({cell}), '') else nullif({cell}, '') end as {name}")
     return ", ".join(parts)
 
 
@@ -219,35 +277,63 @@ def _csv_error(path: Path, exc: duckdb.Error) -> InputFileError:
     return InputFileError(f"{path}: cannot be read as CSV{at} ({type(exc).__name__})")
 
 
-def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, batch_id: str, file_index: int,
-              name: str, mapping: dict[str, str]) -> int:
+def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mapping: dict[str, str]) -> StagedFile:
+    """Read a CSV file's cells, as DuckDB returns its rows, into a temporary table: its row id + 1 is the
+    source row. Not inside a transaction: a failed first read would end it."""
     encoding = detect_encoding(path)
     headers, delimiter, skip = read_csv_header(path, encoding)
     columns = map_headers(headers, mapping, path)
     width = len(headers)
     names = {f"c{i}": "varchar" for i in range(width)}
     duck_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
+    table = f"staged_cells_{file_index}"
+    preserve = con.execute("select current_setting('preserve_insertion_order')").fetchall()[0][0]
+    # Row ids follow the file only when the table keeps the order the scanner read the rows in.
+    con.execute("set preserve_insertion_order = true")
     try:
-        # null_padding reads short rows (the missing cells become quarantine reasons) and strict_mode=false
-        # drops extra cells; parallel=false is what lets null padding live with quoted newlines.
-        con.execute(
-            f"""
-            insert into {table}
-            select ?, ?, ?, ordinality::bigint, {_select_canonical(columns, width)}
-            from read_csv(?, delim = ?, header = false, skip = ?, columns = ?, quote = '"', escape = '"',
-                          null_padding = true, ignore_errors = false, strict_mode = false, parallel = false,
-                          encoding = ?, auto_detect = false, max_line_size = 10000000)
-                 with ordinality
-            where not ({' and '.join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))})
-            """,
-            [batch_id, file_index, name, str(path), delimiter, skip, names, duck_encoding],
-        )
-    except duckdb.Error as exc:
-        raise _csv_error(path, exc) from None
-    # By position, not name: two inputs from different folders may share a file name.
-    return con.execute(
-        f"select count(*) from {table} where batch_id = ? and file_index = ?", [batch_id, file_index]
-    ).fetchall()[0][0]
+        for parallel in (True, False):
+            try:
+                # null_padding reads short rows (the missing cells become quarantine reasons) and
+                # strict_mode=false drops extra cells. In parallel where the file allows it; a file with a
+                # quoted line break is read again by the single-threaded scanner, which pads it right.
+                con.execute(
+                    f"""
+                    create or replace temp table {table} as
+                    select * from read_csv(?, delim = ?, header = false, skip = ?, columns = ?, quote = '"',
+                                           escape = '"', null_padding = true, ignore_errors = false,
+                                           strict_mode = false, parallel = ?, encoding = ?,
+                                           auto_detect = false, max_line_size = 10000000)
+                    """,
+                    [str(path), delimiter, skip, names, parallel, duck_encoding],
+                )
+                break
+            except duckdb.Error as exc:
+                if not (parallel and SERIAL_ONLY in str(exc)):
+                    raise _csv_error(path, exc) from None
+    finally:
+        con.execute(f"set preserve_insertion_order = {'true' if preserve else 'false'}")
+    # Rows of empty cells are not rows, but they keep their place in the numbering.
+    empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))
+    rows = f"select rowid + 1 as source_row, {_select_canonical(columns, width)} from {table} where not ({empty})"
+    return StagedFile(table, rows)
+
+
+def staging_table(con: duckdb.DuckDBPyConnection, file_index: int) -> StagedFile:
+    """An empty temporary table for readers that land rows as text themselves (Excel, 837P)."""
+    table = f"staged_text_{file_index}"
+    con.execute(f"""create or replace temp table {table} (
+                        batch_id varchar, file_index integer, source_file varchar, source_row bigint,
+                        {TEXT_COLUMNS})""")
+    return StagedFile(table, f"select source_row, {', '.join(CANONICAL)} from {table}")
+
+
+def land_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile, table: str, batch_id: str, file_index: int,
+              name: str) -> int:
+    """Parse one staged file's rows into `table` (raw_claim_rows); returns how many rows it holds."""
+    count = con.execute(f"insert into {table} {parsed_rows_sql(staged.rows)}",
+                        [batch_id, file_index, name]).fetchall()[0][0]
+    con.execute(f"drop table {staged.table}")
+    return count
 
 
 def _cell_text(value: object) -> str | None:
@@ -282,8 +368,8 @@ def _open_first_sheet(path: Path):
     raise InputFileError(f"{path}: the first sheet is empty")
 
 
-def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, table: str, batch_id: str, file_index: int,
-                name: str, mapping: dict[str, str]) -> int:
+def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
+                mapping: dict[str, str]) -> StagedFile:
     workbook, headers, rows = _open_first_sheet(path)
     try:
         columns = map_headers(headers, mapping, path)
@@ -292,21 +378,22 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, table: str, batch_id
             cells = [_cell_text(c) for c in row]
             if not any(c is not None and c.strip() for c in cells):
                 continue
-            record = {"batch_id": batch_id, "file_index": file_index, "source_file": name, "source_row": number}
+            record = {"source_row": number}
             for position, canonical in columns.items():
                 value = cells[position] if position < len(cells) else None
                 record[canonical] = value.strip() if value and value.strip() else None
             records.append(record)
     finally:
         workbook.close()
-    frame = pd.DataFrame.from_records(records, columns=["batch_id", "file_index", "source_file", "source_row", *CANONICAL])
+    frame = pd.DataFrame.from_records(records, columns=["source_row", *CANONICAL])
     frame = frame.astype({c: "object" for c in CANONICAL})
+    staged = staging_table(con, file_index)
     con.register("incoming_rows", frame)
     try:
-        con.execute(f"insert into {table} by name select * from incoming_rows")
+        con.execute(f"insert into {staged.table} by name select * from incoming_rows")
     finally:
         con.unregister("incoming_rows")
-    return len(records)
+    return staged
 
 
 def inspect_export(path: Path, mapping: dict[str, str]) -> str:

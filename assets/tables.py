@@ -3,9 +3,16 @@
 
 from reference.loaders import ensure_schema as ensure_reference_schema
 
-from .readers import CANONICAL
+from .readers import parsed_rows_sql
 
-RAW_COLUMNS = ", ".join(f"{name} varchar" for name in CANONICAL)
+# The export's text of the columns the quarantine quotes, beside each value parsed leniently (null when it
+# does not parse): the readers parse every row once, and validation judges the parsed values.
+RAW_COLUMNS = """
+    batch_id varchar, file_index integer, source_file varchar, source_row bigint,
+    claim_id varchar, line_number varchar, line_number_num double, patient_id varchar,
+    date_of_service varchar, dos date, hcpcs varchar, units varchar, units_num double, modifiers varchar[],
+    charge decimal(14,2), rendering_npi varchar, billing_npi varchar, place_of_service varchar,
+    claim_type varchar, diagnoses varchar[], payer varchar, locality varchar, service_zip varchar"""
 
 SCHEMA = f"""
 create table if not exists batches (
@@ -13,8 +20,7 @@ create table if not exists batches (
 create table if not exists batch_files (
     batch_id varchar, file_index integer, source_file varchar, path varchar, sha256 varchar,
     kind varchar, rows_read bigint);
-create table if not exists raw_claim_rows (
-    batch_id varchar, file_index integer, source_file varchar, source_row bigint, {RAW_COLUMNS});
+create table if not exists raw_claim_rows ({RAW_COLUMNS});
 create table if not exists claim_lines (
     batch_id varchar, line_id bigint, file_index integer, source_file varchar, source_row bigint,
     claim_id varchar, line_number integer, patient_id varchar, date_of_service date, hcpcs varchar,
@@ -47,7 +53,26 @@ create table if not exists batch_order (batch_id varchar primary key, seq bigint
 
 def ensure_schema(con) -> None:
     ensure_reference_schema(con)
+    _parse_text_raw_rows(con)
     con.execute(SCHEMA)
+
+
+def _parse_text_raw_rows(con) -> None:
+    """A database whose raw_claim_rows still holds every cell as text gets its rows parsed, once."""
+    text_layout = con.execute(
+        """select count(*) from duckdb_columns()
+           where database_name = current_database() and schema_name = 'main'
+             and table_name = 'raw_claim_rows' and column_name = 'modifier_1'"""
+    ).fetchall()[0][0]
+    if not text_layout:
+        return
+    con.execute("begin transaction")
+    con.execute("alter table raw_claim_rows rename to raw_claim_rows_text")
+    con.execute(f"create table raw_claim_rows ({RAW_COLUMNS})")
+    con.execute(f"""insert into raw_claim_rows
+                    {parsed_rows_sql('select * from raw_claim_rows_text', 'batch_id, file_index, source_file')}""")
+    con.execute("drop table raw_claim_rows_text")
+    con.execute("commit")
 
 
 def clear_batch(con, table: str, batch_id: str) -> None:

@@ -45,7 +45,7 @@ def _after_moves(count: int) -> None:
 POINTS = {
     "reference_loading": lambda: reference.loaders.LOADERS.update(
         pprrvu=lambda con, release: (reference.loaders.load_pprrvu(con, release), _die())),
-    "rows_staged": lambda: _after(assets.flow, "stage_csv"),
+    "rows_staged": lambda: _after(assets.flow, "land_rows"),
     "rows_validated": lambda: _after(assets.flow, "validate_batch"),
     "lines_priced": lambda: _after(assets.flow, "price_batch"),
     "lines_flagged": lambda: _after(assets.flow, "scrub_batch"),

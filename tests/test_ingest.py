@@ -2,8 +2,12 @@
 
 from datetime import date
 
+import duckdb
 from openpyxl import Workbook
 
+from assets.readers import CANONICAL
+
+from .corpus import row, text_export
 from .helpers import scrub
 
 
@@ -51,3 +55,23 @@ def test_a_mapping_to_an_unknown_column_is_refused_in_one_line(tmp_path, db_path
     run = scrub([export], tmp_path / "out", db_path, "--mapping", str(mapping))
     assert run.exit_code == 2
     assert run.stderr.strip().count("\n") == 0 and "'claim_number' is not a claimscrub column" in run.stderr
+
+
+def test_a_database_whose_raw_rows_are_all_text_still_scrubs(tmp_path, db_path):
+    # Databases written before the readers parsed values hold every raw cell as text: their rows are parsed
+    # once, and the next scrub runs as in a new database.
+    canonical = ", ".join(f"{name} varchar" for name in CANONICAL)
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("create table raw_claim_rows (batch_id varchar, file_index integer, source_file varchar, "
+                    f"source_row bigint, {canonical})")
+        con.execute("insert into raw_claim_rows (batch_id, file_index, source_file, source_row, claim_id, "
+                    "line_number, date_of_service, units, modifier_1) "
+                    "values ('earlier', 0, 'old.csv', 1, 'OLD1', '1', '07/09/2024', '2', 'tc')")
+    path = text_export(tmp_path / "new.csv", [row("NEW1")])
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert [(line["claim_id"], line["source_row"]) for line in run.lines] == [("NEW1", "1")]
+    with duckdb.connect(str(db_path)) as con:
+        kept = con.execute("select claim_id, dos, units_num, modifiers from raw_claim_rows "
+                           "where batch_id = 'earlier'").fetchall()
+    assert kept == [("OLD1", date(2024, 7, 9), 2.0, ["TC"])]
