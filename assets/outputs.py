@@ -38,30 +38,36 @@ UNITS = ("case when l.units = trunc(l.units) then cast(cast(l.units as bigint) a
 
 FLAGS_SQL = f"""
 select {FLAG_COLUMNS.format(units=UNITS)}
-from line_flags f
-join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id
-join priced_lines p on p.batch_id = f.batch_id and p.line_id = f.line_id
+from (select * from line_flags where batch_id = $batch) f
+join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line_id
+join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
 left join claim_lines pl on pl.batch_id = coalesce(f.partner_batch, f.batch_id) and pl.line_id = f.partner_line_id
 join rule_registry r on r.id = f.rule_id
-where f.batch_id = $batch
 order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id
 """
 
+# The masked patient comes from patient_keys: one hash per distinct patient of the batch, not one per line.
 LINES_SQL = f"""
 select l.source_file, l.source_row, l.claim_id, l.line_number, l.date_of_service, l.hcpcs,
        l.modifier_text as modifiers, {UNITS} as units, l.component, l.place_of_service,
        l.facility, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
        p.mue_release, coalesce(s.finding_count, 0) as finding_count, coalesce(s.worst, '') as worst_severity,
-       p.gpci_release, p.unit_fee, l.claim_type, l.payer, l.provider as provider_npi, {{patient}} as patient
-from claim_lines l
-join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
+       p.gpci_release, p.unit_fee, l.claim_type, l.payer, l.provider as provider_npi, k.patient
+from (select * from claim_lines where batch_id = $batch) l
+join (select * from priced_lines where batch_id = $batch) p on p.line_id = l.line_id
+left join patient_keys k on k.patient_id = l.patient_id
 left join (
     select line_id, count(*) as finding_count,
            case min({SEVERITY_RANK}) when 1 then 'deny' when 2 then 'review' else 'info' end as worst
     from line_flags f where batch_id = $batch group by line_id
 ) s on s.line_id = l.line_id
-where l.batch_id = $batch
 order by l.file_index, l.source_row
+"""
+
+PATIENT_KEYS = """
+create or replace temp table patient_keys as
+select patient_id, {patient} as patient
+from (select distinct patient_id from claim_lines where batch_id = $batch and patient_id is not null)
 """
 
 QUARANTINE_SQL = """
@@ -169,7 +175,8 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
         patient = patient_expression(show_ids)
         _copy_csv(con, FLAGS_SQL, params, staging / "flags.csv")
         advance()
-        _copy_csv(con, LINES_SQL.replace("{patient}", patient), masked, staging / "lines.csv")
+        con.execute(PATIENT_KEYS.replace("{patient}", patient_expression(show_ids, "patient_id")), masked)
+        _copy_csv(con, LINES_SQL, params, staging / "lines.csv")
         advance()
         _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
         advance()

@@ -30,8 +30,13 @@ select d.dos, {', '.join(_pick(t) for t in TABLES)}
 from (select distinct date_of_service as dos from claim_lines where batch_id = ?) d
 """
 
+# priced_lines keeps what the rules and the outputs read; the RVUs, GPCIs and conversion factor behind a fee
+# stay in the reference tables, named by the line's releases. Storing a column of two million lines costs
+# about as much CPU as a lookup join over them, so the table holds nothing no one reads.
 PRICE = """
-insert into priced_lines
+insert into priced_lines (batch_id, line_id, rvu_release, gpci_release, ptp_release, mue_release,
+                          reference_match, locality, in_fee_schedule, status, pctc, mult_proc, unit_fee,
+                          expected_allowed, mue_value, mai)
 with lr as (
     select l.batch_id, l.line_id, l.hcpcs, l.units, l.component, l.facility, l.locality as given_locality,
            l.service_zip, l.claim_type, d.*,
@@ -64,13 +69,12 @@ rated as (
            case when not located.facility then coalesce(rc.pe_nonfacility, rb.pe_nonfacility)
                 when coalesce(rc.pe_facility_na, rb.pe_facility_na) then coalesce(rc.pe_nonfacility, rb.pe_nonfacility)
                 else coalesce(rc.pe_facility, rb.pe_facility) end as pe_rvu,
-           located.facility and coalesce(rc.pe_facility_na, rb.pe_facility_na, false) as pe_na_note,
            coalesce(rc.mp_rvu, rb.mp_rvu) as mp_rvu,
            coalesce(rc.conversion_factor, rb.conversion_factor) as conversion_factor,
            coalesce(g.work_gpci, 1.000)::decimal(6,3) as work_gpci,
            coalesce(g.pe_gpci, 1.000)::decimal(6,3) as pe_gpci,
            coalesce(g.mp_gpci, 1.000)::decimal(6,3) as mp_gpci,
-           m.mue_value, m.mai, m.rationale as mue_rationale
+           m.mue_value, m.mai
     from located
     left join ref_rvu rc on rc.release_id = located.rvu_release and rc.hcpcs = located.hcpcs
                          and rc.modifier = case located.component when 'global' then '' else located.component end
@@ -88,9 +92,8 @@ fees as (
 )
 select batch_id, line_id, rvu_release, gpci_release, ptp_release, mue_release,
        case when rvu_exact and gpci_exact and ptp_exact and mue_exact then 'exact' else 'approximate' end,
-       coalesce(locality_key, 'national'), in_fee_schedule, status, pctc, mult_proc, work_rvu, pe_rvu, mp_rvu,
-       pe_na_note, conversion_factor, work_gpci, pe_gpci, mp_gpci, unit_fee,
-       round(unit_fee * units, 2)::decimal(14,2), mue_value, mai, mue_rationale
+       coalesce(locality_key, 'national'), in_fee_schedule, status, pctc, mult_proc, unit_fee,
+       round(unit_fee * units, 2)::decimal(14,2), mue_value, mai
 from fees
 """
 

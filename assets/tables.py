@@ -34,10 +34,8 @@ create table if not exists claim_quarantine (
 create table if not exists priced_lines (
     batch_id varchar, line_id bigint, rvu_release varchar, gpci_release varchar, ptp_release varchar,
     mue_release varchar, reference_match varchar, locality varchar, in_fee_schedule boolean,
-    status varchar, pctc varchar, mult_proc varchar, work_rvu decimal(9,2), pe_rvu decimal(9,2),
-    mp_rvu decimal(9,2), pe_na_note boolean, conversion_factor decimal(9,4), work_gpci decimal(6,3),
-    pe_gpci decimal(6,3), mp_gpci decimal(6,3), unit_fee decimal(14,2), expected_allowed decimal(14,2),
-    mue_value integer, mai integer, mue_rationale varchar);
+    status varchar, pctc varchar, mult_proc varchar, unit_fee decimal(14,2), expected_allowed decimal(14,2),
+    mue_value integer, mai integer);
 create table if not exists line_flags (
     batch_id varchar, line_id bigint, rule_id varchar, category varchar, severity varchar, carc varchar,
     dollars_at_risk decimal(14,2), message varchar, partner_line_id bigint, ptp_column_1 varchar,
@@ -47,6 +45,15 @@ create table if not exists run_history (
     file_count integer, rows_read bigint, lines_scrubbed bigint, rows_quarantined bigint, findings bigint, deny_findings bigint,
     dollars_at_risk decimal(14,2));
 alter table line_flags add column if not exists partner_batch varchar;
+alter table priced_lines drop column if exists work_rvu;
+alter table priced_lines drop column if exists pe_rvu;
+alter table priced_lines drop column if exists mp_rvu;
+alter table priced_lines drop column if exists pe_na_note;
+alter table priced_lines drop column if exists conversion_factor;
+alter table priced_lines drop column if exists work_gpci;
+alter table priced_lines drop column if exists pe_gpci;
+alter table priced_lines drop column if exists mp_gpci;
+alter table priced_lines drop column if exists mue_rationale;
 create table if not exists batch_order (batch_id varchar primary key, seq bigint);
 """
 
