@@ -36,6 +36,8 @@ FLAG_COLUMNS = """
 UNITS = ("case when l.units = trunc(l.units) then cast(cast(l.units as bigint) as varchar) "
          "else cast(cast(l.units as double) as varchar) end")
 
+# In file order; one rule's findings on one line (a code bundled into two others) by partner line and
+# message, as the workbook's Findings sheet lists them, so that every run writes them alike.
 FLAGS_SQL = f"""
 select {FLAG_COLUMNS.format(units=UNITS)}
 from (select * from line_flags where batch_id = $batch) f
@@ -43,7 +45,7 @@ join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line
 join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
 left join claim_lines pl on pl.batch_id = coalesce(f.partner_batch, f.batch_id) and pl.line_id = f.partner_line_id
 join rule_registry r on r.id = f.rule_id
-order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id
+order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id, pl.file_index, pl.source_row, f.message
 """
 
 # The masked patient comes from patient_keys: one hash per distinct patient of the batch, not one per line.
