@@ -161,7 +161,7 @@ def _remove_abandoned_staging(out_dir: Path) -> None:
 
 
 def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
-                  advance: Callable[[], None] = lambda: None) -> dict:
+                  advance: Callable[..., None] = lambda *_, **__: None) -> dict:
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(out_dir)
@@ -176,15 +176,15 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
         masked = params if show_ids else {**params, "secret": site_secret()}
         patient = patient_expression(show_ids)
         _copy_csv(con, FLAGS_SQL, params, staging / "flags.csv")
-        advance()
+        advance(what="flags.csv")
         con.execute(PATIENT_KEYS.replace("{patient}", patient_expression(show_ids, "patient_id")), masked)
         _copy_csv(con, LINES_SQL, params, staging / "lines.csv")
-        advance()
+        advance(what="lines.csv")
         _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
-        advance()
+        advance(what="quarantine.csv")
         summary = summarise(con, batch_id)
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        advance()
+        advance(what="summary.json")
         feedback = feedback_views(con) if has_remittances(con) else None
         # The run joins the history (and the trend the workbook draws) only once its files are in place; a
         # failure leaves the transaction open and closing the connection rolls it back.
@@ -192,7 +192,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
         record_run(con, summary)
         build_workbook(staging / "denial-risk-report.xlsx",
                        gather_report(con, summary, masked, patient, carc, feedback))
-        advance()
+        advance(what="workbook")
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").unlink(missing_ok=True)
         for name in OUTPUT_FILES:

@@ -28,10 +28,11 @@ class Stage:
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
 
-    def advance(self, count: int = 1) -> None:
+    def advance(self, count: int = 1, what: str = "") -> None:
+        """Count `count` more units done; `what` names them (a file, say) in the plain progress line."""
         self.done += count
-        LOGGER.info("%s: %s after %.1f s", self.name, self.position(), time.monotonic() - self.started,
-                    extra={"stage": self, "event": "advance"})
+        LOGGER.info("%s: %s after %.1f s%s", self.name, self.position(), time.monotonic() - self.started,
+                    f" ({what})" if what else "", extra={"stage": self, "event": "advance"})
 
     def position(self) -> str:
         of = f" of {self.total:,}" if self.total is not None else ""

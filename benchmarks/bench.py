@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "claims_sample.csv"
 STAGES = ["read", "validate", "price", "judge", "write"]
 DONE = re.compile(r"claimscrub (\w+): done, [\d,]+ rows in ([\d.]+) s")
-# The workbook is the write stage's last file: its time is the stage's end less the fourth file's.
-BEFORE_WORKBOOK = re.compile(r"claimscrub write: 4 of 5 files after ([\d.]+) s")
+# The workbook is written after summary.json (lines.csv is written beside it): its time is the time from
+# one to the other.
+FILE_DONE = re.compile(r"claimscrub write: \d+ of \d+ files after ([\d.]+) s \((summary\.json|workbook)\)")
 COLUMNS = ["lines", "file MB", "floor s", *(f"{s} s" for s in STAGES), "of which workbook s", "total s",
            "x floor", "peak RSS MiB", "findings"]
 
@@ -47,9 +48,9 @@ def run_measured(command: list[str], log: Path) -> tuple[float, int, int]:
 def stage_seconds(log_text: str) -> dict[str, float]:
     """The seconds of each stage, and of the workbook, from the command's plain progress lines."""
     stages = {name: float(seconds) for name, seconds in DONE.findall(log_text)}
-    before = BEFORE_WORKBOOK.findall(log_text)
-    if before and "write" in stages:
-        stages["workbook"] = round(stages["write"] - float(before[-1]), 2)
+    files = {name: float(seconds) for seconds, name in FILE_DONE.findall(log_text)}
+    if len(files) == 2:
+        stages["workbook"] = round(files["workbook"] - files["summary.json"], 2)
     return stages
 
 

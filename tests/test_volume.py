@@ -120,7 +120,9 @@ def test_the_benchmark_reads_stage_times_from_the_plain_progress_lines(plain_log
 
     for name in ["read", "write"]:
         with stage(name, total=5, unit="files") as progress:
-            for _ in range(5):
-                progress.advance()
+            for what in ["flags.csv", "lines.csv", "quarantine.csv", "summary.json", "workbook"]:
+                progress.advance(what=what)
+    assert "claimscrub write: 4 of 5 files after" in plain_log.getvalue()
+    assert "(summary.json)" in plain_log.getvalue()
     times = stage_seconds(plain_log.getvalue())
     assert set(times) == {"read", "write", "workbook"}
