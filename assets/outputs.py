@@ -25,33 +25,44 @@ from .rules import registry_frame
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
 SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
 
-FLAG_COLUMNS = """
-    l.claim_id, l.line_number, l.hcpcs, f.rule_id, f.category, f.severity, f.carc, f.dollars_at_risk,
-    f.message, p.rvu_release, p.ptp_release, p.mue_release,
-    l.source_file, l.source_row, l.date_of_service, l.modifier_text as modifiers, {units} as units,
-    l.provider as provider_npi, l.payer, r.fix, pl.claim_id as partner_claim_id,
-    pl.line_number as partner_line_number, f.ptp_column_1, f.ptp_column_2, f.ptp_modifier_indicator,
-    f.ptp_rationale, p.reference_match, f.partner_batch
-"""
-UNITS = ("case when l.units = trunc(l.units) then cast(cast(l.units as bigint) as varchar) "
-         "else cast(cast(l.units as double) as varchar) end")
+def units_text(column: str) -> str:
+    """Units as the CSVs print them: 2, not 2.000; 1.5 as 1.5."""
+    return (f"case when {column} = trunc({column}) then cast(cast({column} as bigint) as varchar) "
+            f"else cast(cast({column} as double) as varchar) end")
 
-# In file order; one rule's findings on one line (a code bundled into two others) by partner line and
-# message, as the workbook's Findings sheet lists them, so that every run writes them alike.
-FLAGS_SQL = f"""
-select {FLAG_COLUMNS.format(units=UNITS)}
+# Every finding of the batch with what flags.csv and the workbook's Findings sheet show of it, numbered
+# (`_row`) in file order; one rule's findings on one line by partner line and message, so that every run
+# lists them alike. Built once, read by both.
+FINDING_ROWS = f"""
+create or replace temp table finding_rows as
+select row_number() over (order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id, pl.file_index,
+                          pl.source_row, f.message) as _row,
+       l.claim_id, l.line_number, k.patient, l.date_of_service, l.hcpcs, l.modifier_text as modifiers, l.units,
+       l.provider, l.payer, f.rule_id, f.category, f.severity, f.carc, f.dollars_at_risk, f.message, r.fix,
+       pl.claim_id as partner_claim_id, pl.line_number as partner_line_number, f.ptp_column_1,
+       f.ptp_column_2, f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release,
+       p.mue_release, p.reference_match, l.source_file, l.source_row, f.partner_batch
 from (select * from line_flags where batch_id = $batch) f
 join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line_id
 join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
 left join claim_lines pl on pl.batch_id = coalesce(f.partner_batch, f.batch_id) and pl.line_id = f.partner_line_id
+left join patient_keys k on k.patient_id = l.patient_id
 join rule_registry r on r.id = f.rule_id
-order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id, pl.file_index, pl.source_row, f.message
+"""
+
+FLAGS_SQL = f"""
+select claim_id, line_number, hcpcs, rule_id, category, severity, carc, dollars_at_risk, message, rvu_release,
+       ptp_release, mue_release, source_file, source_row, date_of_service, modifiers, {units_text("units")} as units,
+       provider as provider_npi, payer, fix, partner_claim_id, partner_line_number, ptp_column_1,
+       ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, partner_batch
+from finding_rows
+order by _row
 """
 
 # The masked patient comes from patient_keys: one hash per distinct patient of the batch, not one per line.
 LINES_SQL = f"""
 select l.source_file, l.source_row, l.claim_id, l.line_number, l.date_of_service, l.hcpcs,
-       l.modifier_text as modifiers, {UNITS} as units, l.component, l.place_of_service,
+       l.modifier_text as modifiers, {units_text("l.units")} as units, l.component, l.place_of_service,
        l.facility, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
        p.mue_release, coalesce(s.finding_count, 0) as finding_count, coalesce(s.worst, '') as worst_severity,
        p.gpci_release, p.unit_fee, l.claim_type, l.payer, l.provider as provider_npi, k.patient
@@ -175,9 +186,10 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
         params = {"batch": batch_id}
         masked = params if show_ids else {**params, "secret": site_secret()}
         patient = patient_expression(show_ids)
-        _copy_csv(con, FLAGS_SQL, params, staging / "flags.csv")
-        advance(what="flags.csv")
         con.execute(PATIENT_KEYS.replace("{patient}", patient_expression(show_ids, "patient_id")), masked)
+        con.execute(FINDING_ROWS, params)
+        _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
+        advance(what="flags.csv")
         _copy_csv(con, LINES_SQL, params, staging / "lines.csv")
         advance(what="lines.csv")
         _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")

@@ -13,25 +13,17 @@ from .rules import registry_frame
 SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
 
 # The big tables number their rows (`_row`) in the sheet's order; DuckDB writes them (reports/sheet_xml.py).
-# The Findings sheet: every finding with the evidence an auditor reads, in flags.csv's order (ties broken
-# on the partner line and the message so that every run lists them alike).
-FINDINGS_SQL = f"""
-select l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.hcpcs,
-       l.modifier_text as modifiers, cast(l.units as double) as units, l.provider, l.payer, f.rule_id,
-       f.category, f.severity, f.carc, f.dollars_at_risk, f.message, r.fix,
-       pl.claim_id || ' line ' || pl.line_number as partner_line,
-       'column 1 ' || f.ptp_column_1 || ', column 2 ' || f.ptp_column_2 || ', modifier indicator '
-           || f.ptp_modifier_indicator || coalesce(': ' || f.ptp_rationale, '') as ptp_edit,
-       concat_ws('; ', p.rvu_release, p.ptp_release, p.mue_release) as releases,
-       p.reference_match, l.source_file, l.source_row,
-       row_number() over (order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id, pl.file_index,
-                          pl.source_row, f.message) as _row
-from line_flags f
-join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id
-join priced_lines p on p.batch_id = f.batch_id and p.line_id = f.line_id
-left join claim_lines pl on pl.batch_id = f.batch_id and pl.line_id = f.partner_line_id
-join rule_registry r on r.id = f.rule_id
-where f.batch_id = $batch
+# The Findings sheet: every finding with the evidence an auditor reads, from the findings table that
+# flags.csv is written from (assets/outputs.py), in the same order.
+FINDINGS_SQL = """
+select claim_id, line_number, patient, date_of_service, hcpcs, modifiers, cast(units as double) as units,
+       provider, payer, rule_id, category, severity, carc, dollars_at_risk, message, fix,
+       partner_claim_id || ' line ' || partner_line_number as partner_line,
+       'column 1 ' || ptp_column_1 || ', column 2 ' || ptp_column_2 || ', modifier indicator '
+           || ptp_modifier_indicator || coalesce(': ' || ptp_rationale, '') as ptp_edit,
+       concat_ws('; ', rvu_release, ptp_release, mue_release) as releases,
+       reference_match, source_file, source_row, _row
+from finding_rows
 """
 
 # One row per claim with a deny finding. A line's dollars count once however many deny findings it has;
@@ -185,7 +177,7 @@ def gather_report(con, summary: dict, masked: dict, patient: str, carc: tuple[st
     ]
     return Report(
         summary=summary,
-        findings=_query_table(con, FINDINGS_SQL.replace("{patient}", patient), masked,
+        findings=_query_table(con, FINDINGS_SQL, {},
                               summary["findings"]["total"]),
         worklist=_query_table(con, WORKLIST_SQL.replace("{patient}", patient), masked, worklist_count),
         quarantine=_query_table(con, QUARANTINE_SQL, params, summary["rows_quarantined"]),

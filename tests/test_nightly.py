@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from openpyxl import load_workbook
 
 from assets.flow import ALL_ASSETS, ROWS_ACCOUNTED
 from assets.inbox import inbox_files
@@ -210,6 +211,10 @@ def test_a_new_line_conflicting_with_an_earlier_batch_is_flagged_naming_that_bat
     assert earlier.summary["batch_id"] in found[0]["message"]
     if rule != "MUE_DOS":
         assert found[0]["partner_claim_id"] == "A1"
+        sheet = load_workbook(new.out_dir / "denial-risk-report.xlsx")["Findings"]
+        header = [c.value for c in sheet[2]]
+        shown = [dict(zip(header, (c.value for c in r))) for r in sheet.iter_rows(min_row=3)]
+        assert [f["Partner line"] for f in shown if f["Rule"] == rule] == ["A1 line 1"]
 
     again = scrub([tmp_path / "monday.csv"], tmp_path / "monday-again", db_path, "--history")
     assert again.flags == earlier.flags, "an earlier batch is not judged against later ones"
