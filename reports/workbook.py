@@ -219,17 +219,17 @@ def value_cell(sheet, kind: str, value, alignment: Alignment | None = None):
     return cell
 
 
-def _styled(sheet, value, font=None, fill=None, number_format=None, align=None):
-    cell = text_cell(sheet, _number(value))
-    if font is not None:
-        cell.font = font
-    if fill is not None:
-        cell.fill = fill
-    if number_format is not None:
-        cell.number_format = number_format
-    if align is not None:
-        cell.alignment = Alignment(horizontal=align)
+def _with_style(cell, font=None, fill=None, number_format=None, alignment=None):
+    for name, value in (("font", font), ("fill", fill), ("number_format", number_format),
+                        ("alignment", alignment)):
+        if value is not None:
+            setattr(cell, name, value)
     return cell
+
+
+def _styled(sheet, value, font=None, fill=None, number_format=None, align=None):
+    return _with_style(text_cell(sheet, _number(value)), font, fill, number_format,
+                       Alignment(horizontal=align) if align is not None else None)
 
 
 def header_row(sheet, names: Iterable[str]) -> list:
@@ -307,13 +307,7 @@ def _append_rows(sheet, columns: list[Column], table: Table, wrapping: bool, roo
 
 def _style_id(sheet, number_format=None, fill=None, alignment=None) -> int:
     """The workbook's id of a cell style (0 for the default), registering it for the saved styles."""
-    cell = WriteOnlyCell(sheet)
-    if number_format is not None:
-        cell.number_format = number_format
-    if fill is not None:
-        cell.fill = fill
-    if alignment is not None:
-        cell.alignment = alignment
+    cell = _with_style(WriteOnlyCell(sheet), fill=fill, number_format=number_format, alignment=alignment)
     return cell.style_id if cell.has_style else 0
 
 
