@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import re
 import tomllib
@@ -159,6 +160,7 @@ def detect_kind(path: Path) -> str:
 
 
 def detect_encoding(path: Path) -> str:
+    """The file's text encoding: a BOM's, else UTF-8 if every byte decodes, else latin-1."""
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     if head.startswith(codecs.BOM_UTF8):
@@ -170,15 +172,23 @@ def detect_encoding(path: Path) -> str:
         raise InputFileError(f"{path}: UTF-16 big-endian text is not supported: save it as UTF-8 CSV")
     if b"\x00" in head:
         raise InputFileError(f"{path}: binary content: not a CSV, Excel or X12 claim export")
+    stat = path.stat()
+    return "utf-8" if _decodes_as_utf8(str(path.resolve()), stat.st_size, stat.st_mtime_ns) else "latin-1"
+
+
+@functools.lru_cache(maxsize=64)
+def _decodes_as_utf8(name: str, size: int, mtime_ns: int) -> bool:
+    """Whether the whole file decodes as UTF-8; decoded once per version of the file (the command inspects
+    a file before the run, then the run reads it)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        with open(path, "rb") as fh:
+        with open(name, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 decoder.decode(block)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8"
+        return False
+    return True
 
 
 def _sniff_delimiter(first: str) -> str:
