@@ -131,6 +131,9 @@ def cell_sql(plan: ColumnPlan) -> str:
         return _value_cell(plan, days)
     if duck_type == "BOOLEAN":
         return _value_cell(plan, f"(case when {value} then '1' when not {value} then '0' end)", ", ' t=\"b\"'")
+    if duck_type in ("FLOAT", "DOUBLE", "REAL"):
+        # Excel has no infinity or NaN: such a value is left out rather than breaking the file.
+        return _value_cell(plan, f"(case when isfinite({value}) then cast({value} as varchar) end)")
     if duck_type in NUMERIC or duck_type.startswith("DECIMAL"):
         return _value_cell(plan, f"cast({value} as varchar)")
     text = value if duck_type == "VARCHAR" else f"cast({value} as varchar)"
