@@ -1,0 +1,60 @@
+"""The big sheets' rows as DuckDB writes them: what a reader sees in each cell is the value, exactly."""
+
+from datetime import datetime
+
+import duckdb
+from openpyxl import Workbook, load_workbook
+
+from reports.sheet_xml import QueryRows, splice_rows
+from reports.workbook import Column, Table, table_sheet
+
+COLUMNS = [
+    Column("text", "Text", 30, wrap=True),
+    Column("number", "Number", 10, "number"),
+    Column("money", "Money", 12, "money"),
+    Column("day", "Day", 12, "date"),
+    Column("severity", "Severity", 9, "severity"),
+    Column("flag", "Flag", 6),
+]
+ROWS = [
+    ("  leading and trailing  ", 1.5, "12.30", "2024-07-16", "deny", True),
+    ("two\nlines & <markup> \"quoted\"", float("nan"), None, "not a date", "review", False),
+    ("=SUM(A1:A2)", float("inf"), "0.00", None, "other", None),
+    ("tab\there\x01bell", None, "-5.25", "2024-02-29", None, True),
+]
+
+
+def build(tmp_path, rows=ROWS):
+    con = duckdb.connect()
+    con.execute("create table t (text varchar, number double, money decimal(14,2), day varchar, "
+                "severity varchar, flag boolean, _row bigint)")
+    con.executemany("insert into t values (?, ?, ?, ?, ?, ?, ?)", [(*r, i) for i, r in enumerate(rows, 1)])
+    book = Workbook(write_only=True)
+    query = QueryRows(con, "select * from t")
+    pending = table_sheet(book, "Rows", COLUMNS, Table([c.key for c in COLUMNS], query, len(rows)),
+                          caption="{total} rows", overflow="{shown} of {total}", max_rows=1_048_576)
+    path = tmp_path / "rows.xlsx"
+    book.save(path)
+    splice_rows(path, [pending])
+    return load_workbook(path)["Rows"]
+
+
+def test_every_value_reads_back_as_it_was(tmp_path):
+    sheet = build(tmp_path)
+    values = [[c.value for c in row] for row in sheet.iter_rows(min_row=3)]
+    assert values == [
+        ["  leading and trailing  ", 1.5, 12.3, datetime(2024, 7, 16), "deny", True],
+        ["two\nlines & <markup> \"quoted\"", None, None, "not a date", "review", False],
+        ["=SUM(A1:A2)", None, 0, None, "other", None],
+        ["tab\there\ufffdbell", None, -5.25, datetime(2024, 2, 29), None, True],
+    ]
+    assert sheet["A5"].data_type == "s", "text that looks like a formula stays text"
+
+
+def test_cells_carry_the_workbook_styles(tmp_path):
+    sheet = build(tmp_path)
+    assert sheet["C3"].number_format == '"$"#,##0.00' and sheet["D3"].number_format == "yyyy-mm-dd"
+    assert sheet["E3"].fill.fgColor.rgb.endswith("F8CBAD") and sheet["E4"].fill.fgColor.rgb.endswith("FFE699")
+    assert sheet["A3"].alignment.wrap_text and sheet["B3"].alignment.vertical == "top"
+    assert sheet.row_dimensions[4].height == 30, "two lines of wrapped text make a row twice as tall"
+    assert sheet.auto_filter.ref == "A2:F6"
