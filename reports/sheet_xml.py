@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import os
 import zipfile
-import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from openpyxl.utils import get_column_letter
+
+try:  # Intel's ISA-L deflate: the same stream as zlib's, about four times faster at the fastest levels
+    from isal import isal_zlib as deflate_library
+except ImportError:  # a platform without its wheels: the standard library's zlib
+    import zlib as deflate_library
 
 EXCEL_MAX_TEXT = 32_767
 FETCH_ROWS = 20_000
@@ -218,14 +222,16 @@ class PendingRows:
 
 
 def _deflate(data: bytes, final: bool) -> bytes:
-    compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
-    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+    compressor = deflate_library.compressobj(COMPRESS_LEVEL, deflate_library.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush(
+        deflate_library.Z_FINISH if final else deflate_library.Z_SYNC_FLUSH)
 
 
 class ParallelDeflate:
-    """A zip entry's compressor that deflates blocks of a few MB on threads (zlib lets go of the GIL while it
-    works). Each block but the last ends on a byte boundary without closing the stream, so the blocks, in
-    order, make one deflate stream (as pigz does); the main thread meanwhile fetches the next rows."""
+    """A zip entry's compressor that deflates blocks of a few MB on threads (the deflate lets go of the GIL
+    while it works). Each block but the last ends on a byte boundary without closing the stream, so the
+    blocks, in order, make one deflate stream (as pigz does); the main thread meanwhile fetches the next
+    rows."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(DEFLATE_THREADS, thread_name_prefix="deflate")
