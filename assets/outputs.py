@@ -185,7 +185,6 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
         con.unregister("registry_frame")
         params = {"batch": batch_id}
         masked = params if show_ids else {**params, "secret": site_secret()}
-        patient = patient_expression(show_ids)
         con.execute(PATIENT_KEYS.replace("{patient}", patient_expression(show_ids, "patient_id")), masked)
         con.execute(FINDING_ROWS, params)
         _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
@@ -203,7 +202,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
         con.execute("begin transaction")
         record_run(con, summary)
         build_workbook(staging / "denial-risk-report.xlsx",
-                       gather_report(con, summary, masked, patient, carc, feedback))
+                       gather_report(con, summary, carc, feedback))
         advance(what="workbook")
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").unlink(missing_ok=True)

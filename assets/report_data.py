@@ -26,29 +26,28 @@ select claim_id, line_number, patient, date_of_service, hcpcs, modifiers, cast(u
 from finding_rows
 """
 
-# One row per claim with a deny finding. A line's dollars count once however many deny findings it has;
+# One row per claim with a deny finding, from the batch's findings table (a line is its claim and line
+# number: a repeated one is quarantined). A line's dollars count once however many deny findings it has;
 # the fixes name each rule once, with the lines it applies to.
 WORKLIST_SQL = """
 with found as (
-    select l.claim_id, l.line_id, l.line_number, f.rule_id, f.severity, f.dollars_at_risk,
-           {patient} as patient, l.payer, l.provider, l.date_of_service
-    from line_flags f
-    join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id
-    where f.batch_id = $batch
+    select claim_id, line_number, rule_id, severity, dollars_at_risk, fix, patient, payer, provider,
+           date_of_service
+    from finding_rows
 ),
 money as (
     select claim_id, sum(amount) as dollars_at_risk, count(*) as lines_to_fix
-    from (select claim_id, line_id, max(dollars_at_risk) as amount
-          from found where severity = 'deny' group by claim_id, line_id)
+    from (select claim_id, line_number, max(dollars_at_risk) as amount
+          from found where severity = 'deny' group by claim_id, line_number)
     group by claim_id
 ),
 per_rule as (
-    select d.claim_id, d.rule_id, r.fix, min(d.line_number) as first_line,
-           case when count(distinct d.line_number) = 1 then 'line ' else 'lines ' end
-               || array_to_string(list_sort(list(distinct d.line_number)), ', ') as lines
-    from found d join rule_registry r on r.id = d.rule_id
-    where d.severity = 'deny'
-    group by d.claim_id, d.rule_id, r.fix
+    select claim_id, rule_id, fix, min(line_number) as first_line,
+           case when count(distinct line_number) = 1 then 'line ' else 'lines ' end
+               || array_to_string(list_sort(list(distinct line_number)), ', ') as lines
+    from found
+    where severity = 'deny'
+    group by claim_id, rule_id, fix
 ),
 fixes as (
     select claim_id, string_agg(rule_id, ', ' order by rule_id) as rules,
@@ -153,15 +152,13 @@ def record_run(con, summary: dict) -> None:
     )
 
 
-def gather_report(con, summary: dict, masked: dict, patient: str, carc: tuple[str, dict[str, str]],
-                  feedback: dict | None) -> Report:
+def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback: dict | None) -> Report:
     """The workbook's tables for one batch. The big ones (findings, worklist, quarantine) stay queries, read
-    as the sheet is written. `masked` holds the query parameters and `patient` the patient-id expression."""
+    as the sheet is written; the findings and the worklist read the batch's findings table (`finding_rows`,
+    assets/outputs.py), whose patients are already masked unless asked for."""
     params = {"batch": summary["batch_id"]}
     worklist_count = con.execute(
-        """select count(distinct l.claim_id) from line_flags f
-           join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id
-           where f.batch_id = $batch and f.severity = 'deny'""", params).fetchall()[0][0]
+        "select count(distinct claim_id) from finding_rows where severity = 'deny'").fetchall()[0][0]
     carc_release, carc_text = carc
     by_rule = summary["findings"]["by_rule"]
     rules = registry_frame(carc_text)
@@ -179,7 +176,7 @@ def gather_report(con, summary: dict, masked: dict, patient: str, carc: tuple[st
         summary=summary,
         findings=_query_table(con, FINDINGS_SQL, {},
                               summary["findings"]["total"]),
-        worklist=_query_table(con, WORKLIST_SQL.replace("{patient}", patient), masked, worklist_count),
+        worklist=_query_table(con, WORKLIST_SQL, {}, worklist_count),
         quarantine=_query_table(con, QUARANTINE_SQL, params, summary["rows_quarantined"]),
         rules=Table([*rules.columns, "findings"],
                     [(*row, by_rule.get(row[0], 0)) for row in rules.itertuples(index=False)]),
