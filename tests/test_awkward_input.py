@@ -211,3 +211,21 @@ def test_a_row_with_only_an_unmapped_cell_filled_is_still_a_row(con, tmp_path):
         [*row("C1"), ""], [""] * len(HEADER) + ["call the payer"], [*row("C3"), "ok"]], header=header)
     rows = staged(con, path)
     assert [(r["source_row"], r["claim_id"]) for r in rows] == [(1, "C1"), (2, None), (3, "C3")]
+
+
+def test_diagnosis_cells_in_any_mix_read_as_one_list_of_distinct_codes(con, tmp_path):
+    header = ["Claim ID", "Line", "Member ID", "DOS", "CPT Code", "Units", "Dx 1", "Dx 2", "Dx 3", "Diagnoses"]
+    cases = [
+        ("R13.10", "", "", "", {"R1310"}),
+        ("", " i25.10 ", "", "", {"I2510"}),
+        ("R13.10", "r1310", "", "", {"R1310"}),
+        ("R13.10", "I25.10", "", "", {"R1310", "I2510"}),
+        ("", "", "", "", set()),
+        (" . ", "", "", "", set()),
+        ("R13.10", "", "Z00.00", "", {"R1310", "Z0000"}),
+        ("R13.10", "I25.10", "", "I25.10; E11.9", {"R1310", "I2510", "E119"}),
+    ]
+    rows = [[f"C{i}", "1", "P1", "2024-07-08", "76120", "1", *dx] for i, (*dx, _) in enumerate(cases)]
+    lines = staged(con, text_export(tmp_path / "dx.csv", rows, header=header))
+    assert [set(r["diagnoses"]) for r in lines] == [expected for *_, expected in cases]
+    assert all(len(r["diagnoses"]) == len(set(r["diagnoses"])) for r in lines)
