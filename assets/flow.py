@@ -11,8 +11,7 @@ from reference.assets import REFERENCE_ASSETS
 from . import outputs
 from .pricing import price_batch
 from .progress import stage
-from .readers import (detect_kind, file_sha256, land_rows, load_mapping, stage_csv, stage_excel,
-                      staging_table)
+from .readers import detect_kind, file_sha256, land_rows, load_mapping, stage_csv, stage_excel, staging_table
 from .scrub import scrub_batch
 from .tables import clear_batch, ensure_schema
 from .validate import validate_batch

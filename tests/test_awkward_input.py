@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from assets.readers import detect_kind, land_rows, stage_csv, stage_excel
 from assets.tables import ensure_schema
 
-from .corpus import (HEADER, row, text_export, unicode_text_export, with_cached_values, workbook_export)
+from .corpus import HEADER, row, text_export, unicode_text_export, with_cached_values, workbook_export
 from .helpers import scrub
 
 

@@ -10,11 +10,11 @@ import duckdb
 import pytest
 from openpyxl import load_workbook
 
+from assets.feedback import FEEDBACK_ASSETS
 from assets.flow import ALL_ASSETS, ROWS_ACCOUNTED
 from assets.inbox import inbox_files
 from assets.readers import file_sha256
 from pipelines.definitions import defs
-from assets.feedback import FEEDBACK_ASSETS
 from pipelines.nightly import inbox_sensor, nightly_scrub, remittance_sensor
 from pipelines.partitions import INBOX_PARTITIONS
 from pipelines.resources import duckdb_resource
