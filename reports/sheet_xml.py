@@ -30,6 +30,9 @@ except ImportError:  # a platform without its wheels: the standard library's zli
     import zlib as deflate_library
 
 EXCEL_MAX_TEXT = 32_767
+# A wrapped row's height: points per line of 11-point text, and characters of prose per unit of column width.
+LINE_HEIGHT = 15
+CHARS_PER_WIDTH = 1.2
 FETCH_ROWS = 20_000
 # Entries past this many rows are written with zip64 headers: a sheet of a million long rows can pass the
 # 2 GiB that plain zip headers can describe.
@@ -126,25 +129,47 @@ def _value_cell(plan: ColumnPlan, number: str, type_attr: str = "") -> str:
             f"{_style_attr(plan, 'null')}{type_attr}, '><v>', {number}, '</v></c>') end")
 
 
+def _cell_type(plan: ColumnPlan) -> str:
+    """How a column's values become cells: date, boolean, float, number or text."""
+    duck_type = plan.duck_type.upper()
+    if duck_type == "DATE" or (plan.kind == "date" and duck_type.startswith("TIMESTAMP")):
+        return "date"
+    if duck_type == "BOOLEAN":
+        return "boolean"
+    if duck_type in ("FLOAT", "DOUBLE", "REAL"):
+        return "float"
+    if duck_type in NUMERIC or duck_type.startswith("DECIMAL"):
+        return "number"
+    return "text"
+
+
+def _text_of(plan: ColumnPlan, alias: str = "q.") -> str:
+    """A text column's value as text."""
+    value = _column(plan, alias)
+    return value if plan.duck_type.upper() == "VARCHAR" else f"cast({value} as varchar)"
+
+
+def _excel_days(value: str) -> str:
+    return f"cast(datediff('day', DATE '1899-12-30', {value}) as varchar)"
+
+
 def cell_sql(plan: ColumnPlan) -> str:
     """SQL for one column's cell of a row, null where the value is null (no cell is written)."""
     value = _column(plan)
-    duck_type = plan.duck_type.upper()
-    if duck_type == "DATE" or (plan.kind == "date" and duck_type in ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE")):
-        days = f"cast(datediff('day', DATE '1899-12-30', cast({value} as date)) as varchar)"
-        return _value_cell(plan, days)
-    if duck_type == "BOOLEAN":
+    cell_type = _cell_type(plan)
+    if cell_type == "date":
+        return _value_cell(plan, _excel_days(f"cast({value} as date)"))
+    if cell_type == "boolean":
         return _value_cell(plan, f"(case when {value} then '1' when not {value} then '0' end)", ", ' t=\"b\"'")
-    if duck_type in ("FLOAT", "DOUBLE", "REAL"):
+    if cell_type == "float":
         # Excel has no infinity or NaN: such a value is left out rather than breaking the file.
         return _value_cell(plan, f"(case when isfinite({value}) then cast({value} as varchar) end)")
-    if duck_type in NUMERIC or duck_type.startswith("DECIMAL"):
+    if cell_type == "number":
         return _value_cell(plan, f"cast({value} as varchar)")
-    text = value if duck_type == "VARCHAR" else f"cast({value} as varchar)"
-    if plan.kind == "date" and duck_type == "VARCHAR":
-        parsed = f"try_cast({value} as date)"
-        days = f"cast(datediff('day', DATE '1899-12-30', {parsed}) as varchar)"
-        return f"coalesce({_value_cell(plan, days)}, {_text_cell(plan, text)})"
+    text = _text_of(plan)
+    if plan.kind == "date" and plan.duck_type.upper() == "VARCHAR":
+        # A date column that arrives as text: a date where it parses, else the text as it is.
+        return f"coalesce({_value_cell(plan, _excel_days(f'try_cast({value} as date)'))}, {_text_cell(plan, text)})"
     return _text_cell(plan, text)
 
 
@@ -152,24 +177,13 @@ def _column(plan: ColumnPlan, alias: str = "q.") -> str:
     return alias + '"' + plan.key.replace('"', '""') + '"'
 
 
-def _is_text(plan: ColumnPlan) -> bool:
-    duck_type = plan.duck_type.upper()
-    return not (duck_type in ("DATE", "BOOLEAN") or duck_type in NUMERIC or duck_type.startswith("DECIMAL")
-                or (plan.kind == "date" and duck_type.startswith("TIMESTAMP")))
-
-
 def careful_sql(plans: list[ColumnPlan]) -> str:
     """Whether a row takes the careful path: one check over all its texts at once."""
-    texts = [_column(p, "") if p.duck_type.upper() == "VARCHAR" else f"cast({_column(p, '')} as varchar)"
-             for p in plans if _is_text(p)]
+    texts = [_text_of(p, "") for p in plans if _cell_type(p) == "text"]
     if not texts:
         return "false"
     joined = f"concat_ws('{SEPARATOR}', {', '.join(texts)})"
     return f"(strlen({joined}) > {EXCEL_MAX_TEXT} or regexp_matches({joined}, '{CAREFUL}'))"
-
-
-LINE_HEIGHT = 15
-CHARS_PER_WIDTH = 1.2
 
 
 def row_height_sql(plans: list[ColumnPlan]) -> str:
@@ -181,7 +195,7 @@ def row_height_sql(plans: list[ColumnPlan]) -> str:
     for plan in wrapped:
         per_line = plan.wrap_width * CHARS_PER_WIDTH
         counts.append(
-            f"coalesce(list_sum(list_transform(string_split(cast(q.\"{plan.key}\" as varchar), chr(10)), "
+            f"coalesce(list_sum(list_transform(string_split({_text_of(plan)}, chr(10)), "
             f"lambda part: greatest(1, ceil(length(part) / {per_line})))), 1)")
     lines = f"greatest(1, {', '.join(counts)})"
     return (f"(case when {lines} > 1 then ' ht=\"' || cast({LINE_HEIGHT} * {lines} as bigint) "

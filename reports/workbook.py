@@ -29,10 +29,18 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
 from .feedback import add_feedback_sheet
-from .sheet_xml import PendingRows, QueryRows, column_plan, rows_sql, splice_rows
+from .sheet_xml import (
+    CHARS_PER_WIDTH,
+    EXCEL_MAX_TEXT,
+    LINE_HEIGHT,
+    PendingRows,
+    QueryRows,
+    column_plan,
+    rows_sql,
+    splice_rows,
+)
 
 EXCEL_MAX_ROWS = 1_048_576
-EXCEL_MAX_TEXT = 32_767
 
 MONEY = '"$"#,##0.00'
 MONEY_CHANGE = '+"$"#,##0.00;-"$"#,##0.00;"$"0.00'
@@ -181,8 +189,6 @@ def _number(value):
     return float(value) if isinstance(value, Decimal) else value
 
 
-LINE_HEIGHT = 15  # points per line of 11-point text
-CHARS_PER_WIDTH = 1.2
 WRAP = Alignment(wrap_text=True, vertical="top")
 TOP = Alignment(vertical="top")
 
