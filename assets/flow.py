@@ -64,6 +64,8 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
                 staged.append((kind, rows))
         con.execute("begin transaction")
         clear_batch(con, "raw_claim_rows", config.batch_id)
+        # New rows are not judged yet: the batch's quarantine waits for validation.
+        clear_batch(con, "claim_quarantine", config.batch_id)
         clear_batch(con, "batch_files", config.batch_id)
         clear_batch(con, "batches", config.batch_id)
         for index, (file, name, sha256, (kind, rows)) in enumerate(zip(config.files, names, hashes, staged)):

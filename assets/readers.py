@@ -260,9 +260,9 @@ class StagedFile:
 
 
 def parsed_rows_sql(text: str, source: str = "?, ?, ?") -> str:
-    """The select that parses the text rows of `text` into the columns of `raw_claim_rows`; `source` gives
-    batch_id, file_index and source_file (bound, by default)."""
-    return f"select {source}, source_row, {PARSED_COLUMNS} from ({text})"
+    """The select that parses the text rows of `text` into the columns of `raw_claim_rows`, not yet judged
+    scrubbable; `source` gives batch_id, file_index and source_file (bound, by default)."""
+    return f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean from ({text})"
 
 
 def _select_canonical(columns: dict[int, str], width: int) -> str:

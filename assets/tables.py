@@ -1,5 +1,9 @@
 """DuckDB tables of the claim data flow. Every table carries batch_id; a stage rewrites its batch
-(delete, then insert) so that running it twice gives the same rows."""
+(delete, then insert) so that running it twice gives the same rows.
+
+`claim_lines` is a view: the parsed rows that validation found scrubbable, with the columns a claim line
+derives from them. The rows are stored once, in `raw_claim_rows`; validation marks each row of its batch
+scrubbable or not (until then the mark is null)."""
 
 from reference.loaders import ensure_schema as ensure_reference_schema
 
@@ -12,7 +16,29 @@ RAW_COLUMNS = """
     claim_id varchar, line_number varchar, line_number_num double, patient_id varchar,
     date_of_service varchar, dos date, hcpcs varchar, units varchar, units_num double, modifiers varchar[],
     charge decimal(14,2), rendering_npi varchar, billing_npi varchar, place_of_service varchar,
-    claim_type varchar, diagnoses varchar[], payer varchar, locality varchar, service_zip varchar"""
+    claim_type varchar, diagnoses varchar[], payer varchar, locality varchar, service_zip varchar,
+    scrubbable boolean"""
+
+# Places of service billed at the facility rate.
+FACILITY_POS = ("19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51", "52", "53", "56", "61")
+# In file order, like a row number, without sorting the batch: a file has fewer than 2^40 rows.
+ROW_ID = "(file_index::bigint << 40) + source_row"
+
+# The casts cannot fail on a validated line; `try_cast` keeps a filter that DuckDB pushes below the view from
+# failing on a quarantined row's out-of-range value.
+CLAIM_LINES_VIEW = f"""
+create or replace view claim_lines as
+select batch_id, {ROW_ID} as line_id, file_index, source_file, source_row, claim_id,
+       try_cast(line_number_num as integer) as line_number, patient_id, dos as date_of_service, hcpcs,
+       modifiers, array_to_string(modifiers, ',') as modifier_text, try_cast(units_num as decimal(12,3)) as units,
+       charge, rendering_npi, billing_npi, coalesce(rendering_npi, billing_npi) as provider, place_of_service,
+       claim_type, diagnoses, payer, locality, service_zip,
+       case when list_contains(modifiers, '26') then '26'
+            when list_contains(modifiers, 'TC') then 'TC' else 'global' end as component,
+       place_of_service in {FACILITY_POS} as facility
+from raw_claim_rows
+where scrubbable
+"""
 
 SCHEMA = f"""
 create table if not exists batches (
@@ -21,13 +47,6 @@ create table if not exists batch_files (
     batch_id varchar, file_index integer, source_file varchar, path varchar, sha256 varchar,
     kind varchar, rows_read bigint);
 create table if not exists raw_claim_rows ({RAW_COLUMNS});
-create table if not exists claim_lines (
-    batch_id varchar, line_id bigint, file_index integer, source_file varchar, source_row bigint,
-    claim_id varchar, line_number integer, patient_id varchar, date_of_service date, hcpcs varchar,
-    modifiers varchar[], modifier_text varchar, units decimal(12,3), charge decimal(14,2),
-    rendering_npi varchar, billing_npi varchar, provider varchar, place_of_service varchar,
-    claim_type varchar, diagnoses varchar[], payer varchar, locality varchar, service_zip varchar,
-    component varchar, facility boolean);
 create table if not exists claim_quarantine (
     batch_id varchar, file_index integer, source_file varchar, source_row bigint, claim_id varchar,
     line_number varchar, reasons varchar);
@@ -62,6 +81,40 @@ def ensure_schema(con) -> None:
     ensure_reference_schema(con)
     _parse_text_raw_rows(con)
     con.execute(SCHEMA)
+    _stored_lines_to_view(con)
+    con.execute(CLAIM_LINES_VIEW)
+
+
+def _table_kind(con, name: str) -> str | None:
+    found = con.execute(
+        """select table_type from information_schema.tables
+           where table_catalog = current_database() and table_schema = 'main' and table_name = ?""",
+        [name],
+    ).fetchall()
+    return found[0][0] if found else None
+
+
+def _stored_lines_to_view(con) -> None:
+    """A database that stored claim_lines as a table gets the rows of its validated batches marked, once:
+    scrubbable unless quarantined. The view then derives the same lines from the raw rows."""
+    has_mark = con.execute(
+        """select count(*) from duckdb_columns()
+           where database_name = current_database() and schema_name = 'main'
+             and table_name = 'raw_claim_rows' and column_name = 'scrubbable'"""
+    ).fetchall()[0][0]
+    if has_mark and _table_kind(con, "claim_lines") != "BASE TABLE":
+        return
+    con.execute("begin transaction")
+    if not has_mark:
+        con.execute("alter table raw_claim_rows add column scrubbable boolean")
+    if _table_kind(con, "claim_lines") == "BASE TABLE":
+        con.execute(
+            """update raw_claim_rows r
+               set scrubbable = not exists (select 1 from claim_quarantine q where q.batch_id = r.batch_id
+                                            and q.file_index = r.file_index and q.source_row = r.source_row)
+               where batch_id in (select batch_id from claim_lines union select batch_id from claim_quarantine)""")
+        con.execute("drop table claim_lines")
+    con.execute("commit")
 
 
 def _parse_text_raw_rows(con) -> None:

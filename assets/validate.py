@@ -9,7 +9,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from .schemas import REASONS, SUSPECT_SQL, ClaimLine, ScrubbableRow
-from .tables import clear_batch
+from .tables import ROW_ID, clear_batch
 
 CHUNK_ROWS = 250_000
 REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "units", "key_rank"]
@@ -18,11 +18,6 @@ REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcp
 # wrong for a whole kind of value. 20,000 rows drawn at random find a kind that is 1 clean row in 5,000
 # with 98% odds in one run, and a night's exports bring the same kinds back night after night.
 SAMPLE_ROWS = 20_000
-HOSPITAL_POS = ("19", "21", "22", "23")
-FACILITY_POS = ("19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51", "52", "53", "56", "61")
-
-# In file order, like a row number, without sorting the batch: a file has fewer than 2^40 rows.
-ROW_ID = "(file_index::bigint << 40) + source_row"
 
 # Claim lines that appear more than once are few: find them by grouping rather than ranking every row. Where
 # a repeated line was first seen is spelled out per group, not per row.
@@ -58,17 +53,10 @@ select row_id, claim_id, line_number_num as line_number, patient_id, dos::timest
 from parsed_rows($batch)
 """
 
-INSERT_LINES = f"""
-insert into claim_lines
-select batch_id, {ROW_ID}, file_index, source_file, source_row, claim_id, line_number_num::integer, patient_id,
-       dos, hcpcs, modifiers, array_to_string(modifiers, ','), units_num::decimal(12,3), charge,
-       rendering_npi, billing_npi, coalesce(rendering_npi, billing_npi), place_of_service, claim_type,
-       diagnoses, payer, locality, service_zip,
-       case when list_contains(modifiers, '26') then '26'
-            when list_contains(modifiers, 'TC') then 'TC' else 'global' end,
-       place_of_service in {FACILITY_POS}
-from raw_claim_rows
-where batch_id = ? and {ROW_ID} not in (select row_id from failed_rows)
+# Every row of the batch is marked: scrubbable unless it failed a check. The claim_lines view holds the
+# scrubbable rows.
+MARK_SCRUBBABLE = f"""
+update raw_claim_rows set scrubbable = {ROW_ID} not in (select row_id from failed_rows) where batch_id = ?
 """
 
 
@@ -107,7 +95,8 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
 
     DuckDB ranks the rows of repeated claim lines and picks out, with the SQL mirror of the loose model, the
     rows that may fail; Pandera judges those rows chunk by chunk, and a sample of the others to prove the
-    mirror right. The batch is read where needed and copied once, into `claim_lines`.
+    mirror right. The batch is never copied: each row of it is marked in `raw_claim_rows`, scrubbable or
+    not, and the `claim_lines` view holds the scrubbable ones.
     """
     con.execute(REPEATED, [batch_id])
     con.execute(PARSED)
@@ -135,7 +124,6 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         raise SchemaMirrorError(f"SUSPECT_SQL passes rows ScrubbableRow fails: {missed.head(5).to_dict('records')}")
     failed = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(columns=["row_id"])
 
-    clear_batch(con, "claim_lines", batch_id)
     clear_batch(con, "claim_quarantine", batch_id)
     con.register("failed_frame", failed[["row_id"]].drop_duplicates())
     con.execute("create or replace temp table failed_rows as select row_id::bigint as row_id from failed_frame")
@@ -173,7 +161,7 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         con.execute("insert into claim_quarantine select * from quarantine_frame")
         con.unregister("quarantine_frame")
 
-    con.execute(INSERT_LINES, [batch_id])
+    con.execute(MARK_SCRUBBABLE, [batch_id])
     check_claim_lines(con, batch_id)
     lines = con.execute("select count(*) from claim_lines where batch_id = ?", [batch_id]).fetchall()[0][0]
     quarantined = con.execute(

@@ -220,6 +220,35 @@ def test_a_new_line_conflicting_with_an_earlier_batch_is_flagged_naming_that_bat
     assert again.flags == earlier.flags, "an earlier batch is not judged against later ones"
 
 
+# How earlier releases stored claim lines: a table of their own, and raw rows without the scrubbable mark.
+OLD_LINE_STORE = """
+create table old_lines as select * from claim_lines;
+drop view claim_lines;
+alter table old_lines rename to claim_lines;
+alter table raw_claim_rows drop column scrubbable;
+"""
+
+
+def test_a_database_that_stored_claim_lines_as_a_table_still_judges_against_them(tmp_path, db_path):
+    monday = [line("A1", "76120", patient="P1"), {**line("A9", "76120", patient="P2"), "units": "x"}]
+    earlier = scrub([write_csv(tmp_path / "monday.csv", monday)], tmp_path / "monday", db_path, "--history")
+    assert [q["claim_id"] for q in earlier.quarantine] == ["A9"]
+    with duckdb.connect(str(db_path)) as con:
+        con.execute(OLD_LINE_STORE)
+
+    tuesday = [line("B1", "76120", patient="P1"), line("B2", "76120", patient="P2")]
+    new = scrub([write_csv(tmp_path / "tuesday.csv", tuesday)], tmp_path / "tuesday", db_path, "--history")
+    assert new.exit_code == 0, new.stderr
+    duplicates = [(f["claim_id"], f["partner_claim_id"]) for f in new.flags if f["rule_id"] == "DUP_COMPONENT"]
+    # B2's twin on Monday was quarantined: it is not a claim line, then or now.
+    assert duplicates == [("B1", "A1")]
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        kept = con.execute("select claim_id from claim_lines where batch_id = ?",
+                           [earlier.summary["batch_id"]]).fetchall()
+    assert kept == [("A1",)]
+    assert scrub([tmp_path / "monday.csv"], tmp_path / "monday-again", db_path, "--history").flags == earlier.flags
+
+
 def test_running_every_batch_twice_gives_the_same_tables(tmp_path, db_path):
     monday = write_csv(tmp_path / "monday.csv", [line("A1", "76120"), line("A2", "99213", patient="PZ")])
     tuesday = write_csv(tmp_path / "tuesday.csv", [line("B1", "76120", modifiers="26", npi="5550001114"),
