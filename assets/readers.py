@@ -237,10 +237,15 @@ PARSED_COLUMNS = """
          else place_of_service end,
     case when lower(claim_type) like 'inst%' or lower(claim_type) in ('i', '837i', 'ub04', 'ub-04')
          then 'institutional' else 'professional' end,
-    list_distinct(list_filter(list_transform(
-        list_concat([diagnosis_1, diagnosis_2, diagnosis_3, diagnosis_4],
-                    coalesce(regexp_split_to_array(diagnoses, '[,;|\\s]+'), [])),
-        lambda d: replace(upper(trim(d)), '.', '')), lambda d: d is not null and d <> '')),
+    -- Most lines carry one or two diagnoses in cells of their own: the same list without the list functions.
+    case when diagnoses is null and diagnosis_3 is null and diagnosis_4 is null
+         then case when dx_1 = '' then case when dx_2 = '' then [] else [dx_2] end
+                   when dx_2 = '' or dx_2 = dx_1 then [dx_1]
+                   else [dx_1, dx_2] end
+         else list_distinct(list_filter(list_transform(
+                  list_concat([diagnosis_1, diagnosis_2, diagnosis_3, diagnosis_4],
+                              coalesce(regexp_split_to_array(diagnoses, '[,;|\\s]+'), [])),
+                  lambda d: replace(upper(trim(d)), '.', '')), lambda d: d is not null and d <> '')) end,
     payer, upper(locality),
     case when service_zip is null then null
          else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
@@ -262,7 +267,9 @@ class StagedFile:
 def parsed_rows_sql(text: str, source: str = "?, ?, ?") -> str:
     """The select that parses the text rows of `text` into the columns of `raw_claim_rows`, not yet judged
     scrubbable; `source` gives batch_id, file_index and source_file (bound, by default)."""
-    return f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean from ({text})"
+    # The first two diagnosis cells as codes ('' for none), worked out once for the list's usual case.
+    codes = ", ".join(f"coalesce(replace(upper(trim(diagnosis_{n})), '.', ''), '') as dx_{n}" for n in (1, 2))
+    return f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean from (select *, {codes} from ({text}))"
 
 
 def _select_canonical(columns: dict[int, str], width: int) -> str:
