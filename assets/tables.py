@@ -94,14 +94,19 @@ def _table_kind(con, name: str) -> str | None:
     return found[0][0] if found else None
 
 
+def _has_column(con, table: str, column: str) -> bool:
+    return con.execute(
+        """select count(*) from duckdb_columns()
+           where database_name = current_database() and schema_name = 'main'
+             and table_name = ? and column_name = ?""",
+        [table, column],
+    ).fetchall()[0][0] > 0
+
+
 def _stored_lines_to_view(con) -> None:
     """A database that stored claim_lines as a table gets the rows of its validated batches marked, once:
     scrubbable unless quarantined. The view then derives the same lines from the raw rows."""
-    has_mark = con.execute(
-        """select count(*) from duckdb_columns()
-           where database_name = current_database() and schema_name = 'main'
-             and table_name = 'raw_claim_rows' and column_name = 'scrubbable'"""
-    ).fetchall()[0][0]
+    has_mark = _has_column(con, "raw_claim_rows", "scrubbable")
     if has_mark and _table_kind(con, "claim_lines") != "BASE TABLE":
         return
     con.execute("begin transaction")
@@ -119,12 +124,7 @@ def _stored_lines_to_view(con) -> None:
 
 def _parse_text_raw_rows(con) -> None:
     """A database whose raw_claim_rows still holds every cell as text gets its rows parsed, once."""
-    text_layout = con.execute(
-        """select count(*) from duckdb_columns()
-           where database_name = current_database() and schema_name = 'main'
-             and table_name = 'raw_claim_rows' and column_name = 'modifier_1'"""
-    ).fetchall()[0][0]
-    if not text_layout:
+    if not _has_column(con, "raw_claim_rows", "modifier_1"):
         return
     con.execute("begin transaction")
     con.execute("alter table raw_claim_rows rename to raw_claim_rows_text")

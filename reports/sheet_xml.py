@@ -203,11 +203,11 @@ def row_height_sql(plans: list[ColumnPlan]) -> str:
 
 
 def rows_sql(source: str, plans: list[ColumnPlan], first_row: int, limit: int) -> str:
-    """One string per row of the sheet, in order: the `<row>` elements from `first_row` on, at most `limit`,
-    each with its `_row`."""
+    """One row of the sheet per result row, in order: its `<row>` element from `first_row` on (UTF-8 bytes, as
+    the file holds them), at most `limit`, each with its `_row`."""
     cells = ", ".join(cell_sql(p) for p in plans)
     return f"""
-select concat('<row r="', _r, '"', {row_height_sql(plans)}, '>', {cells}, '</row>') as xml, q._row
+select encode(concat('<row r="', _r, '"', {row_height_sql(plans)}, '>', {cells}, '</row>')) as xml, q._row
 from (select *, cast(_row + {first_row - 1} as varchar) as _r, {careful_sql(plans)} as _careful
       from ({source}) where _row <= {limit}) q
 order by q._row
@@ -230,7 +230,7 @@ class PendingRows:
             # Excel refuses a sheet whose rows are out of order or numbered twice: check, never assume.
             if chunk[0][1] != written + 1 or chunk[-1][1] != written + len(chunk):
                 raise RuntimeError(f"sheet {self.sheet_index}: rows are not numbered 1, 2, ... in order")
-            out("".join(row[0] for row in chunk).encode("utf-8"))
+            out(b"".join(row[0] for row in chunk))
             written += len(chunk)
         return written
 
@@ -250,14 +250,17 @@ class ParallelDeflate:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(DEFLATE_THREADS, thread_name_prefix="deflate")
         self._pending: deque = deque()
-        self._buffer = bytearray()
+        # What is not deflated yet, as the pieces written; a block is at least DEFLATE_BLOCK bytes of them.
+        self._pieces: list[bytes] = []
+        self._size = 0
 
     def compress(self, data) -> bytes:
-        self._buffer += data
-        while len(self._buffer) >= DEFLATE_BLOCK:
-            block = bytes(self._buffer[:DEFLATE_BLOCK])
-            del self._buffer[:DEFLATE_BLOCK]
-            self._pending.append(self._pool.submit(_deflate, block, False))
+        self._pieces.append(bytes(data))
+        self._size += len(data)
+        if self._size >= DEFLATE_BLOCK:
+            self._pending.append(self._pool.submit(_deflate, b"".join(self._pieces), False))
+            self._pieces.clear()
+            self._size = 0
         done = []
         while self._pending and (self._pending[0].done() or len(self._pending) > 2 * DEFLATE_THREADS):
             done.append(self._pending.popleft().result())
@@ -265,8 +268,8 @@ class ParallelDeflate:
 
     def flush(self) -> bytes:
         try:
-            self._pending.append(self._pool.submit(_deflate, bytes(self._buffer), True))
-            self._buffer.clear()
+            self._pending.append(self._pool.submit(_deflate, b"".join(self._pieces), True))
+            self._pieces.clear()
             return b"".join(future.result() for future in self._pending)
         finally:
             self._pending.clear()
