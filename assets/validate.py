@@ -19,18 +19,23 @@ REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcp
 # with 98% odds in one run, and a night's exports bring the same kinds back night after night.
 SAMPLE_ROWS = 20_000
 
-# Claim lines that appear more than once are few: find them by grouping rather than ranking every row. Where
-# a repeated line was first seen is spelled out per group, not per row.
+# Claim lines that appear more than once are few: find them by counting rather than ranking every row, then
+# spell out where each was first seen from its own rows only.
 REPEATED = f"""
 create or replace temp table repeated_lines as
+with repeated as (
+    select claim_id, line_number_num from raw_claim_rows
+    where batch_id = $batch and claim_id is not null and line_number_num is not null
+    group by all having count(*) > 1
+)
 select claim_id, line_number_num, first_row_id, first_file || ' row ' || first_source_row as first_seen
 from (
-    select claim_id, line_number_num, min({ROW_ID}) as first_row_id, arg_min(source_file, {ROW_ID}) as first_file,
-           arg_min(source_row, {ROW_ID}) as first_source_row
-    from raw_claim_rows
-    where batch_id = ? and claim_id is not null and line_number_num is not null
-    group by claim_id, line_number_num
-    having count(*) > 1
+    select r.claim_id, r.line_number_num, min({ROW_ID}) as first_row_id,
+           arg_min(source_file, {ROW_ID}) as first_file, arg_min(source_row, {ROW_ID}) as first_source_row
+    from raw_claim_rows r
+    semi join repeated k on k.claim_id = r.claim_id and k.line_number_num = r.line_number_num
+    where r.batch_id = $batch
+    group by r.claim_id, r.line_number_num
 )
 """
 
@@ -98,7 +103,7 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
     mirror right. The batch is never copied: each row of it is marked in `raw_claim_rows`, scrubbable or
     not, and the `claim_lines` view holds the scrubbable ones.
     """
-    con.execute(REPEATED, [batch_id])
+    con.execute(REPEATED, {"batch": batch_id})
     con.execute(PARSED)
     total = con.execute("select count(*) from raw_claim_rows where batch_id = ?", [batch_id]).fetchall()[0][0]
     suspect = " or ".join(f"({condition})" for condition in SUSPECT_SQL.values())
