@@ -184,7 +184,9 @@ def _decodes_as_utf8(name: str, size: int, mtime_ns: int) -> bool:
     try:
         with open(name, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
-                decoder.decode(block)
+                # ASCII is UTF-8: a block of it needs no decoding unless a character began in the last one.
+                if not (block.isascii() and not decoder.getstate()[0]):
+                    decoder.decode(block)
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -90,14 +91,18 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
 
     from .resources import duckdb_resource
 
-    hashes = [file_sha256(p) for p in files]
+    # The files are hashed (hashlib lets go of the GIL) while Dagster sets up its instance.
+    with ThreadPoolExecutor(1) as pool:
+        hashing = pool.map(file_sha256, files)
+        instance = dg.DagsterInstance.ephemeral()
+        hashes = list(hashing)
     batch_id = batch_id or batch_id_for(files, hashes)
     return dg.materialize(
         [*ALL_ASSETS, *PER_RUN_CHECKS],
         resources={"duckdb": duckdb_resource(db)},
         run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history, hashes),
                     "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
         raise_on_error=False,
     )
 

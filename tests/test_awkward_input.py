@@ -46,6 +46,21 @@ def test_latin1_export_reads_accented_names(con, tmp_path):
     assert staged(con, path)[0]["patient_id"] == "Zoë Müller"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_an_accent_past_the_first_megabyte_decides_the_encoding(con, tmp_path, encoding):
+    # A megabyte of plain ASCII rows, then one accented name: in UTF-8 its two bytes straddle the end of the
+    # first megabyte; in latin-1 its one byte is the first that is not ASCII.
+    filler = [row(f"F{n:06d}") for n in range(13_000)]
+    path = text_export(tmp_path / "long.csv", [*filler, row("ZOE", patient="Zoë")], encoding=encoding)
+    short_by = (1 << 20) - 1 - path.read_bytes().index("ë".encode(encoding))
+    assert short_by >= 0, "the filler must stay inside the first megabyte"
+    filler[-1] = row("F999999", Payer="P" * (len("Medicare Part B") + short_by))
+    path = text_export(tmp_path / "long.csv", [*filler, row("ZOE", patient="Zoë")], encoding=encoding)
+    rows = staged(con, path)
+    assert path.read_bytes().index("ë".encode(encoding)) == (1 << 20) - 1
+    assert (rows[-1]["claim_id"], rows[-1]["patient_id"]) == ("ZOE", "Zoë")
+
+
 def test_excel_unicode_text_utf16_tab_separated_is_read(con, tmp_path):
     path = unicode_text_export(tmp_path / "unicode.txt", [row("C1", patient="Zoë"), row("C2")])
     rows = staged(con, path)
