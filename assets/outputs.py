@@ -127,7 +127,8 @@ def summarise(con, batch_id: str) -> dict:
                       rr.source_files, rr.sha256, rr.row_count
                from ref_releases rr
                join (select unnest([rvu_release, gpci_release, ptp_release, mue_release]) as release_id
-                     from priced_lines where batch_id = $batch) used on used.release_id = rr.release_id
+                     from (select distinct rvu_release, gpci_release, ptp_release, mue_release
+                           from priced_lines where batch_id = $batch)) used on used.release_id = rr.release_id
                where rr.table_name in ('rvu', 'gpci', 'ptp', 'mue_practitioner', 'mue_outpatient_hospital')
                order by 1, 2""")
     ]
