@@ -63,6 +63,8 @@ def _error_message(result) -> tuple[int, str]:
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
+            if error.cls_name == "DagsterAssetCheckFailedError":
+                break  # a blocking check failed: name it, below
             while error is not None:
                 if error.cls_name in ("InputFileError", "ReferenceFileError"):
                     return 2, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
@@ -74,9 +76,10 @@ def _error_message(result) -> tuple[int, str]:
             return 1, f"{event.step_key} failed: {error.message.strip().splitlines()[0]}"
     for event in result.all_events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            data = event.event_specific_data.asset_check_evaluation
+            data = event.event_specific_data
             if not data.passed:
-                return 1, f"check {data.check_name} failed on {data.asset_key.to_user_string()}"
+                return 1, (f"check {data.check_name} failed on {data.asset_key.to_user_string()}: "
+                           "nothing was scrubbed")
     return 1, "the run failed"
 
 

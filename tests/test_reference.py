@@ -200,12 +200,24 @@ def test_reference_checks_pass_on_the_bundled_releases_and_catch_a_short_table(d
                               instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
 
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in run().get_asset_check_evaluations()}
-    assert len(checks) == len(PER_RUN_CHECKS) and all(checks.values()), checks
+    assert len(checks) == sum(len(c.check_keys) for c in PER_RUN_CHECKS) == 16 and all(checks.values()), checks
     with duckdb.connect(str(db_path)) as con:
         con.execute("delete from ref_mue where release_id = 'MUE 2024Q3' and hcpcs = '76120'")
     failed = {(e.asset_key.to_user_string(), e.check_name) for e in run().get_asset_check_evaluations()
               if not e.passed}
     assert failed == {("mue_limits", "row_counts_match_files"), ("mue_limits", "mue_76120_value")}
+
+
+def test_a_scrub_against_a_broken_reference_table_stops_and_names_the_check(db_path, tmp_path):
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("delete from ref_mue where release_id = 'MUE 2024Q3' and hcpcs = '76120'")
+    export = write_csv(tmp_path / "claims.csv", [dict(claim_id="C1", line_number=1, patient_id="P1",
+                                                       date_of_service="2024-07-08", hcpcs="76120", units=1)])
+    run = scrub([export], tmp_path / "out", db_path)
+    assert run.exit_code == 1
+    assert run.stderr.strip() == ("claimscrub: check mue_76120_value failed on mue_limits: "
+                                  "nothing was scrubbed")
+    assert not (tmp_path / "out").exists()
 
 
 def test_newer_official_releases_judge_exactly_the_dates_they_cover(db_path, tmp_path):
