@@ -21,6 +21,7 @@ from reports.workbook import build_workbook
 from .feedback import feedback_views, has_remittances
 from .report_data import carc_texts, gather_report, record_run
 from .rules import registry_frame
+from .tables import row_id
 
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
 SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
@@ -60,22 +61,30 @@ order by _row
 """
 
 # The masked patient comes from patient_keys: one hash per distinct patient of the batch, not one per line.
+# One part of lines.csv: the lines from $first_id to $last_id (file and row, as line ids). {rows} narrows a
+# part within one file to its rows, which lets DuckDB skip the rest of the file.
 LINES_SQL = f"""
 select l.source_file, l.source_row, l.claim_id, l.line_number, l.date_of_service, l.hcpcs,
        l.modifier_text as modifiers, {units_text("l.units")} as units, l.component, l.place_of_service,
        l.facility, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
        p.mue_release, coalesce(s.finding_count, 0) as finding_count, coalesce(s.worst, '') as worst_severity,
        p.gpci_release, p.unit_fee, l.claim_type, l.payer, l.provider as provider_npi, k.patient
-from (select * from claim_lines where batch_id = $batch) l
-join (select * from priced_lines where batch_id = $batch) p on p.line_id = l.line_id
+from (select * from claim_lines
+      where batch_id = $batch and file_index between $first_file and $last_file
+        and line_id between $first_id and $last_id {{rows}}) l
+join (select * from priced_lines where batch_id = $batch and line_id between $first_id and $last_id) p
+  on p.line_id = l.line_id
 left join patient_keys k on k.patient_id = l.patient_id
 left join (
     select line_id, count(*) as finding_count,
            case min({SEVERITY_RANK}) when 1 then 'deny' when 2 then 'review' else 'info' end as worst
-    from line_flags f where batch_id = $batch group by line_id
+    from line_flags f where batch_id = $batch and line_id between $first_id and $last_id group by line_id
 ) s on s.line_id = l.line_id
 order by l.file_index, l.source_row
 """
+# lines.csv is written in parts of this many rows of a file, each sorted on its own and appended in order:
+# one sort of ten million lines spills to disk, five sorts of two million do not.
+LINES_PER_PART = 2_000_000
 
 PATIENT_KEYS = """
 create or replace temp table patient_keys as
@@ -93,8 +102,53 @@ def patient_expression(show_ids: bool, column: str = "l.patient_id") -> str:
     return column if show_ids else f"'P-' || left(sha256($secret || '|' || {column}), 12)"
 
 
-def _copy_csv(con, sql: str, params: dict, path: Path) -> None:
-    con.execute(f"copy ({sql}) to '{path}' (header, delimiter ',')", params)
+def _copy_csv(con, sql: str, params: dict, path: Path, header: bool = True) -> None:
+    con.execute(f"copy ({sql}) to '{path}' (header {str(header).lower()}, delimiter ',')", params)
+
+
+def _line_parts(con, batch_id: str) -> list[tuple[int, int, int, int]]:
+    """(first file, first row, last file, last row) of each part of lines.csv, in file order: a big file is
+    cut into parts, small files share one."""
+    files = con.execute(
+        "select file_index, max(source_row) from raw_claim_rows where batch_id = ? group by 1 order by 1",
+        [batch_id]).fetchall()
+    parts, current, size = [], None, 0
+    for file, last in files:
+        for first in range(1, last + 1, LINES_PER_PART):
+            end = min(first + LINES_PER_PART - 1, last)
+            if current and size + end - first + 1 > LINES_PER_PART:
+                parts.append(current)
+                current, size = None, 0
+            current = (current[0], current[1], file, end) if current else (file, first, file, end)
+            size += end - first + 1
+    return [*parts, current] if current else [(0, 1, 0, 0)]
+
+
+def _copy_lines(con, params: dict, path: Path) -> None:
+    """lines.csv, part by part: the first part with the header, the others appended to it.
+
+    The patients and the finding counts are looked up in hash tables of their own: DuckDB guesses the
+    part's lines too few after its filters and, left free to, would hash the lines and probe with the
+    patients (half again as long at two million lines)."""
+    con.execute("set disabled_optimizers = 'build_side_probe_side'")
+    try:
+        _copy_line_parts(con, params, path)
+    finally:
+        con.execute("reset disabled_optimizers")
+
+
+def _copy_line_parts(con, params: dict, path: Path) -> None:
+    for number, (first_file, first, last_file, last) in enumerate(_line_parts(con, params["batch"])):
+        target = path if number == 0 else path.with_name(f"{path.name}.part")
+        one_file = first_file == last_file
+        sql = LINES_SQL.replace("{rows}", "and source_row between $first and $last" if one_file else "")
+        bounds = {"first_file": first_file, "last_file": last_file, "first_id": row_id(first_file, first),
+                  "last_id": row_id(last_file, last), **({"first": first, "last": last} if one_file else {})}
+        _copy_csv(con, sql, {**params, **bounds}, target, header=number == 0)
+        if number:
+            with open(target, "rb") as part, open(path, "ab") as whole:
+                shutil.copyfileobj(part, whole, 16 << 20)
+            target.unlink()
 
 
 def summarise(con, batch_id: str) -> dict:
@@ -190,7 +244,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
         con.execute(FINDING_ROWS, params)
         _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
         advance(what="flags.csv")
-        _copy_csv(con, LINES_SQL, params, staging / "lines.csv")
+        _copy_lines(con, params, staging / "lines.csv")
         advance(what="lines.csv")
         _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
         advance(what="quarantine.csv")

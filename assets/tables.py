@@ -24,6 +24,12 @@ FACILITY_POS = ("19", "21", "22", "23", "24", "26", "31", "34", "41", "42", "51"
 # In file order, like a row number, without sorting the batch: a file has fewer than 2^40 rows.
 ROW_ID = "(file_index::bigint << 40) + source_row"
 
+
+def row_id(file_index: int, source_row: int) -> int:
+    """ROW_ID of one row, in Python."""
+    return (file_index << 40) + source_row
+
+
 # The casts cannot fail on a validated line; `try_cast` keeps a filter that DuckDB pushes below the view from
 # failing on a quarantined row's out-of-range value.
 CLAIM_LINES_VIEW = f"""

@@ -5,6 +5,8 @@ import hashlib
 
 import duckdb
 
+from assets import outputs
+
 from .corpus import row, text_export
 from .helpers import outputs_of, scrub
 
@@ -70,3 +72,22 @@ def test_a_database_with_the_old_priced_lines_gives_the_same_outputs(tmp_path, d
     with duckdb.connect(str(old_db)) as con:
         columns = [c[0] for c in con.execute("describe priced_lines").fetchall()]
     assert "work_rvu" not in columns and "expected_allowed" in columns
+
+
+def test_lines_csv_written_in_parts_is_the_same_file(tmp_path, db_path, monkeypatch):
+    # A big batch's lines.csv is sorted and written part by part; parts cut a file and join small ones.
+    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
+    first = text_export(tmp_path / "first.csv", [row(f"CLM-{n}", patient=f"PT-{n % 3}") for n in range(7)])
+    second = text_export(tmp_path / "second.csv", [row("CLM-LAST", patient="PT-9")])
+    whole = scrub([first, second], tmp_path / "whole", db_path)
+    assert whole.exit_code == 0, whole.stderr
+
+    monkeypatch.setattr(outputs, "LINES_PER_PART", 3)
+    parts = scrub([first, second], tmp_path / "parts", db_path)
+    assert parts.exit_code == 0, parts.stderr
+    written = (tmp_path / "parts" / "lines.csv").read_bytes()
+    assert written == (tmp_path / "whole" / "lines.csv").read_bytes()
+    assert written.count(b"source_file") == 1
+    assert [(line["source_file"], line["claim_id"]) for line in parts.lines] == [
+        *(("first.csv", f"CLM-{n}") for n in range(7)), ("second.csv", "CLM-LAST")]
+    assert not list((tmp_path / "parts").glob("*.part"))
