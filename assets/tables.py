@@ -113,12 +113,13 @@ def _stored_lines_to_view(con) -> None:
     """A database that stored claim_lines as a table gets the rows of its validated batches marked, once:
     scrubbable unless quarantined. The view then derives the same lines from the raw rows."""
     has_mark = _has_column(con, "raw_claim_rows", "scrubbable")
-    if has_mark and _table_kind(con, "claim_lines") != "BASE TABLE":
+    stored = _table_kind(con, "claim_lines") == "BASE TABLE"
+    if has_mark and not stored:
         return
     con.execute("begin transaction")
     if not has_mark:
         con.execute("alter table raw_claim_rows add column scrubbable boolean")
-    if _table_kind(con, "claim_lines") == "BASE TABLE":
+    if stored:
         con.execute(
             """update raw_claim_rows r
                set scrubbable = not exists (select 1 from claim_quarantine q where q.batch_id = r.batch_id

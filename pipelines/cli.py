@@ -192,7 +192,6 @@ main.add_command(remit)
 main.add_command(feedback)
 
 
-
 def run() -> None:
     """The console command: `main`, then an immediate exit. Everything the command writes is closed by the
     time `main` returns; what is left is the interpreter freeing Dagster's and pandas' modules object by
