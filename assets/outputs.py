@@ -12,12 +12,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+
+import duckdb
 
 from pipelines.settings import site_secret
 from reports.workbook import build_workbook
 
+from .readers import insertion_order
 from .feedback import feedback_views, has_remittances
 from .report_data import carc_texts, gather_report, record_run
 from .rules import registry_frame
@@ -33,21 +37,28 @@ def units_text(column: str) -> str:
 
 # Every finding of the batch with what flags.csv and the workbook's Findings sheet show of it, numbered
 # (`_row`) in file order; one rule's findings on one line by partner line and message, so that every run
-# lists them alike. Built once, read by both.
+# lists them alike. Built once, read by both. A line id sorts as its file and row, so the findings are
+# numbered from line_flags alone, on their keys (a window that sorted every column it carries took half
+# the time of the whole table). `{patient}` masks the patient of each finding.
 FINDING_ROWS = f"""
 create or replace temp table finding_rows as
-select row_number() over (order by l.file_index, l.source_row, {SEVERITY_RANK}, f.rule_id, pl.file_index,
-                          pl.source_row, f.message) as _row,
-       l.claim_id, l.line_number, k.patient, l.date_of_service, l.hcpcs, l.modifier_text as modifiers, l.units,
-       l.provider, l.payer, f.rule_id, f.category, f.severity, f.carc, f.dollars_at_risk, f.message, r.fix,
+select f._row,
+       l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.hcpcs, l.modifier_text as modifiers,
+       l.units, l.provider, l.payer, f.rule_id, f.category, f.severity, f.carc, f.dollars_at_risk, f.message, r.fix,
        pl.claim_id as partner_claim_id, pl.line_number as partner_line_number, f.ptp_column_1,
        f.ptp_column_2, f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release,
        p.mue_release, p.reference_match, l.source_file, l.source_row, f.partner_batch
-from (select * from line_flags where batch_id = $batch) f
+from (select f.*, n._row
+      from line_flags f
+      join (select rowid as flag, row_number() over (order by line_id, {SEVERITY_RANK}, rule_id, partner_line_id,
+                                                                 message) as _row
+            from line_flags f where batch_id = $batch) n on n.flag = f.rowid
+      where f.batch_id = $batch) f
 join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line_id
 join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
-left join claim_lines pl on pl.batch_id = coalesce(f.partner_batch, f.batch_id) and pl.line_id = f.partner_line_id
-left join patient_keys k on k.patient_id = l.patient_id
+left join (select batch_id, line_id, claim_id, line_number from claim_lines
+           where line_id in (select partner_line_id from line_flags where batch_id = $batch)) pl
+  on pl.batch_id = coalesce(f.partner_batch, f.batch_id) and pl.line_id = f.partner_line_id
 join rule_registry r on r.id = f.rule_id
 """
 
@@ -60,28 +71,58 @@ from finding_rows
 order by _row
 """
 
-# The masked patient comes from patient_keys: one hash per distinct patient of the batch, not one per line.
-# One part of lines.csv: the lines from $first_id to $last_id (file and row, as line ids). {rows} narrows a
-# part within one file to its rows, which lets DuckDB skip the rest of the file.
-LINES_SQL = f"""
-select l.source_file, l.source_row, l.claim_id, l.line_number, l.date_of_service, l.hcpcs,
+# The columns of lines.csv: `l`, the claim line; `e`, what other tables hold of it (prices, its findings);
+# {patient}, its patient, masked unless asked for.
+LINE_COLUMNS = f"""
+       l.source_file, l.source_row, l.claim_id, l.line_number, l.date_of_service, l.hcpcs,
        l.modifier_text as modifiers, {units_text("l.units")} as units, l.component, l.place_of_service,
-       l.facility, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
+       l.facility, e.locality, e.expected_allowed, e.reference_match, e.rvu_release, e.ptp_release,
+       e.mue_release, e.finding_count, e.worst_severity, e.gpci_release, e.unit_fee, l.claim_type, l.payer,
+       l.provider as provider_npi, {{patient}} as patient"""
+# Per line of the batch: its prices, and how many findings it has and the worst. {ids} narrows it to a part.
+LINE_EXTRAS = f"""
+select p.line_id, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
        p.mue_release, coalesce(s.finding_count, 0) as finding_count, coalesce(s.worst, '') as worst_severity,
-       p.gpci_release, p.unit_fee, l.claim_type, l.payer, l.provider as provider_npi, k.patient
-from (select * from claim_lines
-      where batch_id = $batch and file_index between $first_file and $last_file
-        and line_id between $first_id and $last_id {{rows}}) l
-join (select * from priced_lines where batch_id = $batch and line_id between $first_id and $last_id) p
-  on p.line_id = l.line_id
-left join patient_keys k on k.patient_id = l.patient_id
+       p.gpci_release, p.unit_fee
+from (select * from priced_lines where batch_id = $batch {{ids}}) p
 left join (
     select line_id, count(*) as finding_count,
            case min({SEVERITY_RANK}) when 1 then 'deny' when 2 then 'review' else 'info' end as worst
-    from line_flags f where batch_id = $batch and line_id between $first_id and $last_id group by line_id
-) s on s.line_id = l.line_id
+    from line_flags f where batch_id = $batch {{ids}} group by line_id
+) s on s.line_id = p.line_id
+"""
+
+# lines.csv in file order without sorting the lines. A batch's raw rows are stored in file order (the
+# readers insert them so), so its claim lines are read in that order; what else a line shows is a narrow
+# table in line id order (which is file order), joined to them by position. Should a line meet another's
+# prices (rows stored otherwise, by an older version), the copy stops and the lines are sorted instead.
+# Each line hashes its patient (`{patient}`): cheaper than looking the hash up, which would need a join.
+LINE_EXTRAS_IN_ORDER = f"""
+create or replace temp table line_extras as
+{LINE_EXTRAS.replace("{ids}", "")}
+order by p.line_id
+"""
+OUT_OF_ORDER = "lines and their prices are not in the same order"
+LINES_IN_ORDER = f"""
+select {LINE_COLUMNS}
+from (select * from claim_lines where batch_id = $batch) l positional join line_extras e
+where case when l.line_id is distinct from e.line_id then error('{OUT_OF_ORDER}') else true end
+"""
+
+# The same, sorted: {lines} narrows the batch's lines to one part of lines.csv, and {ids} the rest. The
+# masked patient comes from patient_keys: one hash per distinct patient of the batch, not one per line.
+LINES_SQL = f"""
+select {LINE_COLUMNS.replace("{patient}", "k.patient")}
+from (select * from claim_lines where batch_id = $batch {{lines}}) l
+join ({LINE_EXTRAS}) e on e.line_id = l.line_id
+left join patient_keys k on k.patient_id = l.patient_id
 order by l.file_index, l.source_row
 """
+# A part's lines, from $first_id to $last_id (file and row, as line ids); the file and row bounds let DuckDB
+# skip the rest of the batch.
+PART_IDS = "and line_id between $first_id and $last_id"
+PART_FILES = "and file_index between $first_file and $last_file"
+PART_ROWS = "and source_row between $first and $last"
 # lines.csv is written in parts of this many rows of a file, each sorted on its own and appended in order:
 # one sort of ten million lines spills to disk, five sorts of two million do not.
 LINES_PER_PART = 2_000_000
@@ -124,24 +165,44 @@ def _line_parts(con, batch_id: str) -> list[tuple[int, int, int, int]]:
     return [*parts, current] if current else [(0, 1, 0, 0)]
 
 
-def _copy_lines(con, params: dict, path: Path) -> None:
-    """lines.csv, part by part: the first part with the header, the others appended to it.
+def _copy_lines(con, params: dict, masked: dict, show_ids: bool, path: Path) -> None:
+    """lines.csv in file order: the lines as stored, else sorted."""
+    con.execute(LINE_EXTRAS_IN_ORDER, params)
+    try:
+        _copy_csv(con, LINES_IN_ORDER.replace("{patient}", patient_expression(show_ids)), masked, path)
+        return
+    except duckdb.InvalidInputException as exc:
+        if OUT_OF_ORDER not in str(exc):
+            raise
+    finally:
+        con.execute("drop table line_extras")
+    con.execute(PATIENT_KEYS.replace("{patient}", patient_expression(show_ids, "patient_id")), masked)
+    _copy_sorted_lines(con, params, path)
 
-    The patients and the finding counts are looked up in hash tables of their own: DuckDB guesses the
-    part's lines too few after its filters and, left free to, would hash the lines and probe with the
-    patients (half again as long at two million lines)."""
+
+def _copy_sorted_lines(con, params: dict, path: Path) -> None:
+    """lines.csv, sorted part by part: the first part with the header, the others appended to it. A batch of
+    one part is sorted whole."""
+    parts = _line_parts(con, params["batch"])
+    if len(parts) == 1:
+        _copy_csv(con, LINES_SQL.replace("{lines}", "").replace("{ids}", ""), params, path)
+        return
+    # The patients and the finding counts are looked up in hash tables of their own: DuckDB guesses a part's
+    # lines too few after its filters and, left free to, would hash the lines and probe with the patients
+    # (half again as long at two million lines).
     con.execute("set disabled_optimizers = 'build_side_probe_side'")
     try:
-        _copy_line_parts(con, params, path)
+        _copy_line_parts(con, params, path, parts)
     finally:
         con.execute("reset disabled_optimizers")
 
 
-def _copy_line_parts(con, params: dict, path: Path) -> None:
-    for number, (first_file, first, last_file, last) in enumerate(_line_parts(con, params["batch"])):
+def _copy_line_parts(con, params: dict, path: Path, parts: list[tuple[int, int, int, int]]) -> None:
+    for number, (first_file, first, last_file, last) in enumerate(parts):
         target = path if number == 0 else path.with_name(f"{path.name}.part")
         one_file = first_file == last_file
-        sql = LINES_SQL.replace("{rows}", "and source_row between $first and $last" if one_file else "")
+        narrow = f"{PART_FILES} {PART_IDS} {PART_ROWS if one_file else ''}"
+        sql = LINES_SQL.replace("{lines}", narrow).replace("{ids}", PART_IDS)
         bounds = {"first_file": first_file, "last_file": last_file, "first_id": row_id(first_file, first),
                   "last_id": row_id(last_file, last), **({"first": first, "last": last} if one_file else {})}
         _copy_csv(con, sql, {**params, **bounds}, target, header=number == 0)
@@ -149,6 +210,19 @@ def _copy_line_parts(con, params: dict, path: Path) -> None:
             with open(target, "rb") as part, open(path, "ab") as whole:
                 shutil.copyfileobj(part, whole, 16 << 20)
             target.unlink()
+
+
+def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
+                 advance: Callable[..., None]) -> None:
+    """lines.csv, on a connection of its own beside the rest of the write stage (which the workbook keeps
+    busy in Python for much of its time)."""
+    try:
+        # A query without ORDER BY writes its rows in the order it reads them only in insertion order.
+        with insertion_order(con):
+            _copy_lines(con, params, masked, show_ids, path)
+    finally:
+        con.close()
+    advance(what="lines.csv")
 
 
 def summarise(con, batch_id: str) -> dict:
@@ -233,6 +307,8 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
     _remove_abandoned_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(staging, 0o700)
+    # lines.csv is written on a thread while the rest is: leaving this block waits for it.
+    pool = ThreadPoolExecutor(max_workers=1)
     try:
         carc = carc_texts(con)
         con.register("registry_frame", registry_frame(carc[1]))
@@ -240,12 +316,10 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
         con.unregister("registry_frame")
         params = {"batch": batch_id}
         masked = params if show_ids else {**params, "secret": site_secret()}
-        con.execute(PATIENT_KEYS.replace("{patient}", patient_expression(show_ids, "patient_id")), masked)
-        con.execute(FINDING_ROWS, params)
+        lines = pool.submit(_write_lines, con.cursor(), params, masked, show_ids, staging / "lines.csv", advance)
+        con.execute(FINDING_ROWS.replace("{patient}", patient_expression(show_ids)), masked)
         _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
         advance(what="flags.csv")
-        _copy_lines(con, params, staging / "lines.csv")
-        advance(what="lines.csv")
         _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
         advance(what="quarantine.csv")
         summary = summarise(con, batch_id)
@@ -259,6 +333,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
         build_workbook(staging / "denial-risk-report.xlsx",
                        gather_report(con, summary, carc, feedback))
         advance(what="workbook")
+        lines.result()
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").unlink(missing_ok=True)
         for name in OUTPUT_FILES:
@@ -266,5 +341,6 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
             os.replace(staging / name, out_dir / name)
         con.execute("commit")
     finally:
+        pool.shutdown()
         shutil.rmtree(staging, ignore_errors=True)
     return summary

@@ -15,6 +15,8 @@ import functools
 import io
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -306,10 +308,8 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     names = {f"c{i}": "varchar" for i in range(width)}
     duck_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
     table = f"staged_cells_{file_index}"
-    preserve = con.execute("select current_setting('preserve_insertion_order')").fetchall()[0][0]
     # Row ids follow the file only when the table keeps the order the scanner read the rows in.
-    con.execute("set preserve_insertion_order = true")
-    try:
+    with insertion_order(con):
         for parallel in (True, False):
             try:
                 # null_padding reads short rows (the missing cells become quarantine reasons) and
@@ -329,8 +329,6 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
             except duckdb.Error as exc:
                 if not (parallel and SERIAL_ONLY in str(exc)):
                     raise _csv_error(path, exc) from None
-    finally:
-        con.execute(f"set preserve_insertion_order = {'true' if preserve else 'false'}")
     # Rows of empty cells are not rows, but they keep their place in the numbering.
     empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))
     rows = f"select rowid + 1 as source_row, {_select_canonical(columns, width)} from {table} where not ({empty})"
@@ -346,11 +344,25 @@ def staging_table(con: duckdb.DuckDBPyConnection, file_index: int) -> StagedFile
     return StagedFile(table, f"select source_row, {', '.join(CANONICAL)} from {table}")
 
 
+@contextmanager
+def insertion_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Queries keep the order of the rows they read (a table keeps the order of the rows inserted), for the
+    time of the block. The setting holds for the whole database, not one connection."""
+    before = con.execute("select current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("set preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute(f"set preserve_insertion_order = {'true' if before else 'false'}")
+
+
 def land_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile, table: str, batch_id: str, file_index: int,
               name: str) -> int:
     """Parse one staged file's rows into `table` (raw_claim_rows); returns how many rows it holds."""
-    count = con.execute(f"insert into {table} {parsed_rows_sql(staged.rows)}",
-                        [batch_id, file_index, name]).fetchall()[0][0]
+    # In file order: lines.csv is written from the rows as stored (assets/outputs.py).
+    with insertion_order(con):
+        count = con.execute(f"insert into {table} {parsed_rows_sql(staged.rows)}",
+                            [batch_id, file_index, name]).fetchall()[0][0]
     con.execute(f"drop table {staged.table}")
     return count
 

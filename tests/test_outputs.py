@@ -5,7 +5,8 @@ import hashlib
 
 import duckdb
 
-from assets import outputs
+from assets import flow, outputs
+from assets.readers import insertion_order
 
 from .corpus import row, text_export
 from .helpers import outputs_of, scrub
@@ -74,20 +75,48 @@ def test_a_database_with_the_old_priced_lines_gives_the_same_outputs(tmp_path, d
     assert "work_rvu" not in columns and "expected_allowed" in columns
 
 
-def test_lines_csv_written_in_parts_is_the_same_file(tmp_path, db_path, monkeypatch):
-    # A big batch's lines.csv is sorted and written part by part; parts cut a file and join small ones.
+def _rows_stored_last_first(monkeypatch):
+    """Each file's raw rows stored last row first, as a database that did not keep file order holds them."""
+    land_rows = flow.land_rows
+
+    def land_reversed(con, staged, table, batch_id, file_index, name):
+        count = land_rows(con, staged, table, batch_id, file_index, name)
+        where = "where batch_id = ? and file_index = ?"
+        with insertion_order(con):
+            con.execute(f"create temp table reversed as select * from raw_claim_rows {where} order by source_row desc",
+                        [batch_id, file_index])
+            con.execute(f"delete from raw_claim_rows {where}", [batch_id, file_index])
+            con.execute("insert into raw_claim_rows select * from reversed")
+            con.execute("drop table reversed")
+        return count
+
+    monkeypatch.setattr(flow, "land_rows", land_reversed)
+
+
+def test_lines_csv_is_in_file_order_however_the_rows_are_stored(tmp_path, db_path, monkeypatch):
+    # lines.csv follows the stored rows when they are in file order, and is sorted when they are not; a big
+    # batch's is sorted part by part, and parts cut a file and join small ones.
     monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
     first = text_export(tmp_path / "first.csv", [row(f"CLM-{n}", patient=f"PT-{n % 3}") for n in range(7)])
     second = text_export(tmp_path / "second.csv", [row("CLM-LAST", patient="PT-9")])
-    whole = scrub([first, second], tmp_path / "whole", db_path)
-    assert whole.exit_code == 0, whole.stderr
+    stored_in_order = scrub([first, second], tmp_path / "in-order", db_path)
+    assert stored_in_order.exit_code == 0, stored_in_order.stderr
+    assert [(line["source_file"], line["claim_id"]) for line in stored_in_order.lines] == [
+        *(("first.csv", f"CLM-{n}") for n in range(7)), ("second.csv", "CLM-LAST")]
+    expected = (tmp_path / "in-order" / "lines.csv").read_bytes()
+
+    _rows_stored_last_first(monkeypatch)
+    sorted_whole = scrub([first, second], tmp_path / "sorted", db_path)
+    assert sorted_whole.exit_code == 0, sorted_whole.stderr
+    with duckdb.connect(str(db_path)) as con:
+        stored = con.execute("select source_row from raw_claim_rows where file_index = 0").fetchall()
+    assert [r[0] for r in stored] == list(range(7, 0, -1))
+    assert (tmp_path / "sorted" / "lines.csv").read_bytes() == expected
 
     monkeypatch.setattr(outputs, "LINES_PER_PART", 3)
     parts = scrub([first, second], tmp_path / "parts", db_path)
     assert parts.exit_code == 0, parts.stderr
     written = (tmp_path / "parts" / "lines.csv").read_bytes()
-    assert written == (tmp_path / "whole" / "lines.csv").read_bytes()
+    assert written == expected
     assert written.count(b"source_file") == 1
-    assert [(line["source_file"], line["claim_id"]) for line in parts.lines] == [
-        *(("first.csv", f"CLM-{n}") for n in range(7)), ("second.csv", "CLM-LAST")]
     assert not list((tmp_path / "parts").glob("*.part"))
