@@ -11,7 +11,16 @@ from reference.assets import REFERENCE_ASSETS
 from . import outputs
 from .pricing import price_batch
 from .progress import stage
-from .readers import detect_kind, file_sha256, land_rows, load_mapping, stage_csv, stage_excel, staging_table
+from .readers import (
+    detect_kind,
+    file_sha256,
+    land_rows,
+    load_mapping,
+    prefetched,
+    stage_csv,
+    stage_excel,
+    staging_table,
+)
 from .scrub import scrub_batch
 from .tables import clear_batch, ensure_schema
 from .validate import validate_batch
@@ -57,7 +66,7 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
             if kind == "xlsx":
                 staged.append((kind, stage_excel(con, path, index, mapping)))
             elif kind == "csv":
-                staged.append((kind, stage_csv(con, path, index, mapping)))
+                staged.append((kind, prefetched(path, index, mapping) or stage_csv(con, path, index, mapping)))
             else:
                 rows = staging_table(con, index)
                 stage_837p(con, path, rows.table, config.batch_id, index, names[index])
@@ -79,6 +88,8 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
         con.execute("insert into batches values (?, current_timestamp, ?)",
                     [config.batch_id, "; ".join(names)])
         con.execute("commit")
+        for _, rows in staged:
+            con.execute(f"drop table if exists {rows.table}")
         progress.rows = sum(per_file.values())
     context.log.info(f"read {progress.rows} rows from {len(per_file)} file(s)")
     return dg.MaterializeResult(

@@ -21,8 +21,8 @@ import duckdb
 from pipelines.settings import site_secret
 from reports.workbook import build_workbook
 
-from .readers import insertion_order
 from .feedback import feedback_views, has_remittances
+from .readers import insertion_order
 from .report_data import carc_texts, gather_report, record_run
 from .rules import registry_frame
 from .tables import row_id

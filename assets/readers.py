@@ -16,13 +16,13 @@ import io
 import re
 import tomllib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 REQUIRED = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "units"]
 OPTIONAL = [
@@ -298,16 +298,17 @@ def _csv_error(path: Path, exc: duckdb.Error) -> InputFileError:
     return InputFileError(f"{path}: cannot be read as CSV{at} ({type(exc).__name__})")
 
 
-def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mapping: dict[str, str]) -> StagedFile:
-    """Read a CSV file's cells, as DuckDB returns its rows, into a temporary table: its row id + 1 is the
-    source row. Not inside a transaction: a failed first read would end it."""
+def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mapping: dict[str, str],
+              database: str = "") -> StagedFile:
+    """Read a CSV file's cells, as DuckDB returns its rows, into a temporary table (or a table of `database`):
+    its row id + 1 is the source row. Not inside a transaction: a failed first read would end it."""
     encoding = detect_encoding(path)
     headers, delimiter, skip = read_csv_header(path, encoding)
     columns = map_headers(headers, mapping, path)
     width = len(headers)
     names = {f"c{i}": "varchar" for i in range(width)}
     duck_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
-    table = f"staged_cells_{file_index}"
+    table = f"{database}.staged_cells_{file_index}" if database else f"staged_cells_{file_index}"
     # Row ids follow the file only when the table keeps the order the scanner read the rows in.
     with insertion_order(con):
         for parallel in (True, False):
@@ -317,7 +318,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
                 # quoted line break is read again by the single-threaded scanner, which pads it right.
                 con.execute(
                     f"""
-                    create or replace temp table {table} as
+                    create or replace {"" if database else "temp"} table {table} as
                     select * from read_csv(?, delim = ?, header = false, skip = ?, columns = ?, quote = '"',
                                            escape = '"', null_padding = true, ignore_errors = false,
                                            strict_mode = false, parallel = ?, encoding = ?,
@@ -333,6 +334,80 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))
     rows = f"select rowid + 1 as source_row, {_select_canonical(columns, width)} from {table} where not ({empty})"
     return StagedFile(table, rows)
+
+
+class CsvPrefetch:
+    """CSV exports staged ahead of their run, on a thread, while Dagster starts up (most of a second of
+    Python that leaves a core idle). The cells go to an in-memory database that every connection of the
+    process sees; the read stage takes a file's from there when path, size, modification time, position
+    and header mapping match, and stages the file itself otherwise (a file that failed here fails there,
+    with its own message)."""
+
+    DATABASE = "claimscrub_prefetch"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, files: list[Path], mapping: dict[str, str]) -> None:
+        self.con = con.cursor()
+        self.con.execute(f"attach ':memory:' as {self.DATABASE}")
+        self.mapping = mapping
+        self.staged: dict[tuple, StagedFile] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.done = self.pool.submit(self._stage, [Path(f) for f in files])
+
+    @staticmethod
+    def _key(path: Path, file_index: int) -> tuple:
+        stat = path.stat()
+        return str(path.resolve()), file_index, stat.st_size, stat.st_mtime_ns
+
+    def _stage(self, files: list[Path]) -> None:
+        # On one of DuckDB's threads: Python has the other core, and the read stage starts about as the
+        # staging ends. The setting holds for the database; it is back to its value when the stage starts.
+        threads = self.con.execute("select current_setting('threads')").fetchall()[0][0]
+        self.con.execute("set threads = 1")
+        try:
+            for index, path in enumerate(files):
+                try:
+                    if detect_kind(path) == "csv":
+                        key = self._key(path, index)
+                        self.staged[key] = stage_csv(self.con, path, index, self.mapping, self.DATABASE)
+                except (InputFileError, OSError, duckdb.Error):
+                    continue
+        finally:
+            self.con.execute(f"set threads = {threads}")
+
+    def take(self, path: Path, file_index: int, mapping: dict[str, str]) -> StagedFile | None:
+        """The file's staged cells, once (they are dropped when landed), or None."""
+        self.done.result()
+        if mapping != self.mapping:
+            return None
+        try:
+            return self.staged.pop(self._key(path, file_index), None)
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        self.con.execute(f"detach {self.DATABASE}")
+        self.con.close()
+
+
+_prefetch: CsvPrefetch | None = None
+
+
+@contextmanager
+def prefetching(con: duckdb.DuckDBPyConnection, files: list[Path], mapping: dict[str, str]) -> Iterator[None]:
+    """Stage the CSV exports of a run about to start in this process (see CsvPrefetch)."""
+    global _prefetch
+    _prefetch = CsvPrefetch(con, files, mapping)
+    try:
+        yield
+    finally:
+        prefetch, _prefetch = _prefetch, None
+        prefetch.close()
+
+
+def prefetched(path: Path, file_index: int, mapping: dict[str, str]) -> StagedFile | None:
+    """A CSV file's cells staged ahead of the run (see CsvPrefetch), or None."""
+    return _prefetch.take(path, file_index, mapping) if _prefetch else None
 
 
 def staging_table(con: duckdb.DuckDBPyConnection, file_index: int) -> StagedFile:
@@ -358,12 +433,15 @@ def insertion_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def land_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile, table: str, batch_id: str, file_index: int,
               name: str) -> int:
-    """Parse one staged file's rows into `table` (raw_claim_rows); returns how many rows it holds."""
+    """Parse one staged file's rows into `table` (raw_claim_rows); returns how many rows it holds. A temporary
+    staging table is dropped; one staged ahead (CsvPrefetch) belongs to another database, which a transaction
+    that writes `table` cannot write: the caller drops it after committing."""
     # In file order: lines.csv is written from the rows as stored (assets/outputs.py).
     with insertion_order(con):
         count = con.execute(f"insert into {table} {parsed_rows_sql(staged.rows)}",
                             [batch_id, file_index, name]).fetchall()[0][0]
-    con.execute(f"drop table {staged.table}")
+    if "." not in staged.table:
+        con.execute(f"drop table {staged.table}")
     return count
 
 
@@ -416,6 +494,8 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
             records.append(record)
     finally:
         workbook.close()
+    import pandas as pd  # here: the command imports this module before it starts, and only Excel needs it
+
     frame = pd.DataFrame.from_records(records, columns=["source_row", *CANONICAL])
     frame = frame.astype({c: "object" for c in CANONICAL})
     staged = staging_table(con, file_index)

@@ -131,9 +131,9 @@ def main() -> None:
 def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
           show_ids: bool, history: bool, log) -> None:
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
-    from assets.readers import InputFileError, inspect_export, load_mapping
+    from assets.readers import InputFileError, inspect_export, load_mapping, prefetching
 
-    from .resources import DatabaseBusyError, database_for, hold_database
+    from .database import DatabaseBusyError, database_for, hold_database
     from .settings import lock_timeout
 
     # Everything a scrub creates (database, reports, the site secret) holds patient data: owner-only.
@@ -159,9 +159,10 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
     try:
         # Held for the whole run: a second scrub waits here instead of interleaving with this one.
-        with hold_database(database, timeout, on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)):
+        with hold_database(database, timeout, on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)) as con, \
+                prefetching(con, list(files), site_mapping):
             result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
-                                     with_history=history)
+                                 with_history=history)
     except DatabaseBusyError as exc:
         _fail(str(exc), 1)
     if not result.success:
