@@ -87,13 +87,15 @@ order by dollars_at_risk desc, findings desc, rule_id
 limit 10
 """
 
-# Providers or payers by the dollars of their lines with a deny finding; `{key}` is a column constant.
+# Providers or payers by the dollars of their lines with a deny finding; `{key}` is a column constant. From
+# the batch's findings table, which holds each finding's line (its claim and line number) with its provider
+# and payer.
 TOP_DENIED_SQL = """
 select {key} as name, count(distinct claim_id) as claims, sum(n) as findings, sum(amount) as dollars_at_risk
-from (select coalesce(l.{key}, '(none)') as {key}, l.claim_id, f.line_id, count(*) as n,
-             max(f.dollars_at_risk) as amount
-      from line_flags f join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id
-      where f.batch_id = $batch and f.severity = 'deny' group by all)
+from (select coalesce({key}, '(none)') as {key}, claim_id, line_number, count(*) as n,
+             max(dollars_at_risk) as amount
+      from finding_rows
+      where severity = 'deny' group by all)
 group by {key}
 order by dollars_at_risk desc, name
 limit 10
@@ -184,8 +186,8 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
                          "rows"], reference),
         categories=_query_table(con, CATEGORIES_SQL, params),
         top_rules=_query_table(con, TOP_RULES_SQL, params),
-        top_providers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "provider"), params),
-        top_payers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "payer"), params),
+        top_providers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "provider"), {}),
+        top_payers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "payer"), {}),
         history=_query_table(con, HISTORY_SQL, {}),
         feedback=feedback,
     )
