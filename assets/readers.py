@@ -344,6 +344,7 @@ class CsvPrefetch:
     with its own message)."""
 
     DATABASE = "claimscrub_prefetch"
+    ONE_THREAD_BYTES = 256 << 20
 
     def __init__(self, con: duckdb.DuckDBPyConnection, files: list[Path], mapping: dict[str, str]) -> None:
         self.con = con.cursor()
@@ -359,10 +360,13 @@ class CsvPrefetch:
         return str(path.resolve()), file_index, stat.st_size, stat.st_mtime_ns
 
     def _stage(self, files: list[Path]) -> None:
-        # On one of DuckDB's threads: Python has the other core, and the read stage starts about as the
-        # staging ends. The setting holds for the database; it is back to its value when the stage starts.
+        # On one of DuckDB's threads, which stages about ONE_THREAD_BYTES while Python starts up on the other
+        # core: the read stage then starts about as the staging ends. Bigger exports are staged on all of
+        # DuckDB's threads, not to keep the read stage waiting on one. The setting holds for the database; it
+        # is back to its value when the staging ends.
         threads = self.con.execute("select current_setting('threads')").fetchall()[0][0]
-        self.con.execute("set threads = 1")
+        if sum(path.stat().st_size for path in files if path.is_file()) <= self.ONE_THREAD_BYTES:
+            self.con.execute("set threads = 1")
         try:
             for index, path in enumerate(files):
                 try:
@@ -376,8 +380,7 @@ class CsvPrefetch:
 
     def take(self, path: Path, file_index: int, mapping: dict[str, str]) -> StagedFile | None:
         """The file's staged cells, once (they are dropped when landed), or None."""
-        self.done.result()
-        if mapping != self.mapping:
+        if self.done.exception() is not None or mapping != self.mapping:
             return None
         try:
             return self.staged.pop(self._key(path, file_index), None)
