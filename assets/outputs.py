@@ -189,7 +189,8 @@ def _copy_sorted_lines(con, params: dict, path: Path) -> None:
         return
     # The patients and the finding counts are looked up in hash tables of their own: DuckDB guesses a part's
     # lines too few after its filters and, left free to, would hash the lines and probe with the patients
-    # (half again as long at two million lines).
+    # (half again as long at two million lines). The setting holds for the database, so the queries of the
+    # write stage's other connection also go without that optimizer meanwhile (only in this fallback).
     con.execute("set disabled_optimizers = 'build_side_probe_side'")
     try:
         _copy_line_parts(con, params, path, parts)

@@ -337,8 +337,8 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
 
 
 class CsvPrefetch:
-    """CSV exports staged ahead of their run, on a thread, while Dagster starts up (most of a second of
-    Python that leaves a core idle). The cells go to an in-memory database that every connection of the
+    """CSV exports staged ahead of their run, on a thread, while Dagster starts up (about two seconds of
+    Python, which leave a core idle). The cells go to an in-memory database that every connection of the
     process sees; the read stage takes a file's from there when path, size, modification time, position
     and header mapping match, and stages the file itself otherwise (a file that failed here fails there,
     with its own message)."""
