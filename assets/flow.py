@@ -89,7 +89,7 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
                     [config.batch_id, "; ".join(names)])
         con.execute("commit")
         for _, rows in staged:
-            con.execute(f"drop table if exists {rows.table}")
+            con.execute(f"drop table {rows.table}")
         progress.rows = sum(per_file.values())
     context.log.info(f"read {progress.rows} rows from {len(per_file)} file(s)")
     return dg.MaterializeResult(

@@ -436,16 +436,13 @@ def insertion_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def land_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile, table: str, batch_id: str, file_index: int,
               name: str) -> int:
-    """Parse one staged file's rows into `table` (raw_claim_rows); returns how many rows it holds. A temporary
-    staging table is dropped; one staged ahead (CsvPrefetch) belongs to another database, which a transaction
-    that writes `table` cannot write: the caller drops it after committing."""
+    """Parse one staged file's rows into `table` (raw_claim_rows); returns how many rows it holds. The caller
+    drops the staging table once it has committed: a file staged ahead (CsvPrefetch) is in another database,
+    which a transaction that writes `table` cannot also write."""
     # In file order: lines.csv is written from the rows as stored (assets/outputs.py).
     with insertion_order(con):
-        count = con.execute(f"insert into {table} {parsed_rows_sql(staged.rows)}",
-                            [batch_id, file_index, name]).fetchall()[0][0]
-    if "." not in staged.table:
-        con.execute(f"drop table {staged.table}")
-    return count
+        return con.execute(f"insert into {table} {parsed_rows_sql(staged.rows)}",
+                           [batch_id, file_index, name]).fetchall()[0][0]
 
 
 def _cell_text(value: object) -> str | None:

@@ -10,8 +10,6 @@ from reports.workbook import Report, Table
 
 from .rules import registry_frame
 
-SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
-
 # The big tables number their rows (`_row`) in the sheet's order; DuckDB writes them (reports/sheet_xml.py).
 # The Findings sheet: every finding with the evidence an auditor reads, from the findings table that
 # flags.csv is written from (assets/outputs.py), in the same order.

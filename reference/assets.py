@@ -171,8 +171,6 @@ class Check(NamedTuple):
     run: Callable
 
 
-
-
 def _table_checks(asset, table: str, key: str, count_sql: str) -> list[Check]:
     return [
         Check(asset, KEYS_UNIQUE, f"one row per {key}", False, _unique_check(loaders.TABLE_OF[table], key)),
