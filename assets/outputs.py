@@ -94,18 +94,15 @@ left join (
 
 # lines.csv in file order without sorting the lines. A batch's raw rows are stored in file order (the
 # readers insert them so), so its claim lines are read in that order; what else a line shows is a narrow
-# table in line id order (which is file order), joined to them by position. Should a line meet another's
-# prices (rows stored otherwise, by an older version), the copy stops and the lines are sorted instead.
-# Each line hashes its patient (`{patient}`): cheaper than looking the hash up, which would need a join.
-LINE_EXTRAS_IN_ORDER = f"""
-create or replace temp table line_extras as
-{LINE_EXTRAS.replace("{ids}", "")}
-order by p.line_id
-"""
+# query in line id order (which is file order), joined to them by position (DuckDB buffers that side of a
+# positional join itself, so it is not stored first). Should a line meet another's prices (rows stored
+# otherwise, by an older version), the copy stops and the lines are sorted instead. Each line hashes its
+# patient (`{patient}`): cheaper than looking the hash up, which would need a join.
 OUT_OF_ORDER = "lines and their prices are not in the same order"
 LINES_IN_ORDER = f"""
 select {LINE_COLUMNS}
-from (select * from claim_lines where batch_id = $batch) l positional join line_extras e
+from (select * from claim_lines where batch_id = $batch) l
+positional join ({LINE_EXTRAS.replace("{ids}", "")} order by p.line_id) e
 where case when l.line_id is distinct from e.line_id then error('{OUT_OF_ORDER}') else true end
 """
 
@@ -167,15 +164,12 @@ def _line_parts(con, batch_id: str) -> list[tuple[int, int, int, int]]:
 
 def _copy_lines(con, params: dict, masked: dict, show_ids: bool, path: Path) -> None:
     """lines.csv in file order: the lines as stored, else sorted."""
-    con.execute(LINE_EXTRAS_IN_ORDER, params)
     try:
         _copy_csv(con, LINES_IN_ORDER.replace("{patient}", patient_expression(show_ids)), masked, path)
         return
     except duckdb.InvalidInputException as exc:
         if OUT_OF_ORDER not in str(exc):
             raise
-    finally:
-        con.execute("drop table line_extras")
     con.execute(PATIENT_KEYS.replace("{patient}", patient_expression(show_ids, "patient_id")), masked)
     _copy_sorted_lines(con, params, path)
 

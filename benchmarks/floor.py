@@ -1,5 +1,5 @@
 """The floor of a benchmark: DuckDB alone reading a claim export into a table, every column as text, with
-the same connection settings as a scrub. Prints the seconds the read took.
+the same connection and allocator settings as a scrub. Prints the seconds the read took.
 
     python -m benchmarks.floor FILE DATABASE
 """
@@ -7,9 +7,13 @@ the same connection settings as a scrub. Prints the seconds the read took.
 import sys
 import time
 
+# isort: off
+# Before DuckDB loads: the pipelines package sets the allocator up as for a scrub (pipelines/__init__.py).
+from pipelines.resources import CONNECTION_CONFIG
+
 import duckdb
 
-from pipelines.resources import CONNECTION_CONFIG
+# isort: on
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ folder), 1 for anything else.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -94,20 +95,27 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
 
     from .resources import duckdb_resource
 
-    # The files are hashed (hashlib lets go of the GIL) while Dagster sets up its instance.
-    with ThreadPoolExecutor(1) as pool:
-        hashing = pool.map(file_sha256, files)
-        instance = dg.DagsterInstance.ephemeral()
-        hashes = list(hashing)
-    batch_id = batch_id or batch_id_for(files, hashes)
-    return dg.materialize(
-        [*ALL_ASSETS, *PER_RUN_CHECKS],
-        resources={"duckdb": duckdb_resource(db)},
-        run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history, hashes),
-                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        instance=instance,
-        raise_on_error=False,
-    )
+    # Python's collector would otherwise walk the objects of every module just imported (Dagster's, pandas')
+    # on each full collection of the run: they outlive it, so they leave its care until the run ends.
+    gc.freeze()
+    try:
+        # The files are hashed (hashlib lets go of the GIL) while Dagster sets up its instance.
+        with ThreadPoolExecutor(1) as pool:
+            hashing = pool.map(file_sha256, files)
+            instance = dg.DagsterInstance.ephemeral()
+            hashes = list(hashing)
+        batch_id = batch_id or batch_id_for(files, hashes)
+        return dg.materialize(
+            [*ALL_ASSETS, *PER_RUN_CHECKS],
+            resources={"duckdb": duckdb_resource(db)},
+            run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history,
+                                     hashes),
+                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            instance=instance,
+            raise_on_error=False,
+        )
+    finally:
+        gc.unfreeze()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
