@@ -16,7 +16,7 @@ from .settings import database_path
 # DuckDB spills to disk past the memory limit: a scrub of millions of lines fits a laptop's memory. It
 # never fetches extensions: a scrub makes no network access.
 CONNECTION_CONFIG = {
-    "memory_limit": "1.25GB",
+    "memory_limit": "1GB",
     "preserve_insertion_order": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
