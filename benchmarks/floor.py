@@ -7,18 +7,13 @@ the same connection and allocator settings as a scrub. Prints the seconds the re
 import sys
 import time
 
-# isort: off
-# Before DuckDB loads: the pipelines package sets the allocator up as for a scrub (pipelines/__init__.py).
-from pipelines.resources import CONNECTION_CONFIG
-
-import duckdb
-
-# isort: on
+# DuckDB is loaded by this module, after the pipelines package has set its allocator up as for a scrub.
+from pipelines.database import connect
 
 
 def main() -> None:
     path, database = sys.argv[1], sys.argv[2]
-    con = duckdb.connect(database, config=CONNECTION_CONFIG)
+    con = connect(database, timeout=0)
     started = time.monotonic()
     con.execute("create or replace table claim_export as select * from read_csv(?, all_varchar = true)", [path])
     print(f"{time.monotonic() - started:.3f}")
