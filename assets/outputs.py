@@ -214,6 +214,13 @@ def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
     """lines.csv, on a connection of its own beside the rest of the write stage (which the workbook keeps
     busy in Python for much of its time)."""
     try:
+        # The judge stage's findings wait in the write-ahead log for a checkpoint, which closing the database
+        # at the end of the run would make on one core while nothing else runs: here it overlaps the
+        # findings' query. Should another connection be writing, it is left for later.
+        try:
+            con.execute("checkpoint")
+        except duckdb.Error:
+            pass
         # A query without ORDER BY writes its rows in the order it reads them only in insertion order.
         with insertion_order(con):
             _copy_lines(con, params, masked, show_ids, path)
