@@ -243,3 +243,16 @@ def test_every_rule_is_exercised_by_the_generated_lines(generated_run):
                      "MOD_BYPASS_UNNEEDED", "DUP_COMPONENT", "DUP_EXACT", "STATUS_NOT_PAYABLE",
                      "CODE_NOT_IN_FEE_SCHEDULE", "DX_MISSING", "NPI_INVALID", "RECORDING_EVIDENCE",
                      "MPPR_IMAGING"}
+
+
+def test_a_batch_judged_in_parts_by_patient_gets_the_same_findings_as_judged_whole(generated_run, tmp_path,
+                                                                                   reference_db, monkeypatch):
+    """Big batches are judged in parts of about two million lines; here 3,000 lines in parts of 400."""
+    run, _ = generated_run
+    monkeypatch.setattr("assets.scrub.LINES_PER_PART", 400)
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    parted = scrub([write_csv(tmp_path / "generated.csv", generate(3000, seed=20240715))], tmp_path / "out", db)
+    assert parted.exit_code == 0, parted.stderr
+    assert len(parted.flags) > 1000
+    assert parted.flags == run.flags
