@@ -496,13 +496,12 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
     con.execute(DX_CLAIMS, batch)
     lines = con.execute("select count(*) from claim_lines where batch_id = ?", [batch_id]).fetchall()[0][0]
     parts = max(1, -(-lines // (lines_per_part or LINES_PER_PART)))
+    lines_sql = _scrub_lines_sql().replace("{part}", PART if parts > 1 else "")
+    rules = [LINE_FINDINGS, PTP_EDITS, PTP_PAIRS, PTP_FINDING, PENDING_FINDINGS, SAME_CODE_PAIRS, _same_code_sql(),
+             MUE_DOS, RECORDING, DX, MPPR]
     for part in range(parts):
-        if parts == 1:
-            con.execute(_scrub_lines_sql().replace("{part}", ""), batch)
-        else:
-            con.execute(_scrub_lines_sql().replace("{part}", PART), {**batch, "parts": parts, "part": part})
-        for rule_sql in [LINE_FINDINGS, PTP_EDITS, PTP_PAIRS, PTP_FINDING, PENDING_FINDINGS, SAME_CODE_PAIRS,
-                         _same_code_sql(), MUE_DOS, RECORDING, DX, MPPR]:
+        con.execute(lines_sql, {**batch, "parts": parts, "part": part} if parts > 1 else batch)
+        for rule_sql in rules:
             con.execute(rule_sql)
     clear_batch(con, "line_flags", batch_id)
     con.execute(FLAGS, batch)

@@ -13,11 +13,11 @@ RVU_76120_KNOWN = "rvu_76120_total_rvus"
 MUE_76120_KNOWN = "mue_76120_value"
 PTP_76120_KNOWN = "ptp_76120_pairs"
 KEYS_UNIQUE = "keys_unique"
-# The reference steps go first in a run: they are short, and a scrub's own steps then follow one another
-# without waiting on them (with a CSV staged ahead, they run while it is read; see assets/readers.py), and
-# a blocking check that fails stops the run before a batch is read.
-FIRST = {"dagster/priority": "1"}
 ROW_COUNTS = "row_counts_match_files"
+# The reference steps and the checks every scrub runs go first in a run: they are short, and a scrub's own
+# steps then follow one another without waiting on them (with a CSV staged ahead, they run while it is
+# read; see assets/readers.py), and a blocking check that fails stops the run before a batch is read.
+FIRST = {"dagster/priority": "1"}
 
 
 def _materialize(duckdb: DuckDBResource, table: str) -> dg.MaterializeResult:
@@ -39,43 +39,48 @@ def _materialize(duckdb: DuckDBResource, table: str) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(group_name="reference", kinds={"duckdb"}, op_tags=FIRST)
+def reference_asset(load):
+    """A reference table as an asset of the reference group, loaded first in a run."""
+    return dg.asset(group_name="reference", kinds={"duckdb"}, op_tags=FIRST)(load)
+
+
+@reference_asset
 def rvu_fee_schedule(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per HCPCS code and modifier per PFS release (PPRRVU official layout): RVUs, status, PC/TC."""
     return _materialize(duckdb, "rvu")
 
 
-@dg.asset(group_name="reference", kinds={"duckdb"}, op_tags=FIRST)
+@reference_asset
 def gpci_localities(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per Medicare locality (MAC + locality) per GPCI release (Addendum E)."""
     return _materialize(duckdb, "gpci")
 
 
-@dg.asset(group_name="reference", kinds={"duckdb"}, op_tags=FIRST)
+@reference_asset
 def zip_localities(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per ZIP code per ZIP5 release: its carrier and pricing locality."""
     return _materialize(duckdb, "zip")
 
 
-@dg.asset(group_name="reference", kinds={"duckdb"}, op_tags=FIRST)
+@reference_asset
 def ncci_ptp_edits(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per NCCI practitioner PTP edit (column 1, column 2) per quarterly release."""
     return _materialize(duckdb, "ptp")
 
 
-@dg.asset(group_name="reference", kinds={"duckdb"}, op_tags=FIRST)
+@reference_asset
 def mue_limits(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per HCPCS code per MUE service type per quarterly release: units limit and indicator."""
     return _materialize(duckdb, "mue")
 
 
-@dg.asset(group_name="reference", kinds={"duckdb"}, op_tags=FIRST)
+@reference_asset
 def locality_counties(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per Medicare locality (MAC + locality) per county-file release (25LOCCO): its counties."""
     return _materialize(duckdb, "locality_counties")
 
 
-@dg.asset(group_name="reference", kinds={"duckdb"}, op_tags=FIRST)
+@reference_asset
 def adjustment_codes(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per CARC, RARC and group code (X12 code lists)."""
     return _materialize(duckdb, "adjustment_codes")
@@ -227,7 +232,7 @@ def reference_checks(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResou
                                           passed=result.passed, metadata=result.metadata)
 
 
-@dg.asset_check(asset=ncci_ptp_edits, name=KEYS_UNIQUE, description=_PTP_UNIQUE.description, op_tags=FIRST)
+@dg.asset_check(asset=ncci_ptp_edits, name=KEYS_UNIQUE, description=_PTP_UNIQUE.description)
 def ptp_rows_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         return _PTP_UNIQUE.run(con)
