@@ -244,3 +244,10 @@ def test_diagnosis_cells_in_any_mix_read_as_one_list_of_distinct_codes(con, tmp_
     lines = staged(con, text_export(tmp_path / "dx.csv", rows, header=header))
     assert [set(r["diagnoses"]) for r in lines] == [expected for *_, expected in cases]
     assert all(len(r["diagnoses"]) == len(set(r["diagnoses"])) for r in lines)
+
+
+def test_place_of_service_reads_as_two_digits_where_it_is_a_number(con, tmp_path):
+    given = ["11", "2", "02", "11.0", "9.00", "99", "00", "AB", "1A", "A1", " 22 ", "", "123", "1.5"]
+    path = text_export(tmp_path / "pos.csv", [row(f"P{n}", POS=pos) for n, pos in enumerate(given)])
+    assert [r["place_of_service"] for r in staged(con, path)] == [
+        "11", "02", "02", "11", "09", "99", "00", "AB", "1A", "A1", "22", "11", "123", "1.5"]
