@@ -60,17 +60,15 @@ left join (select batch_id, line_id, claim_id, line_number from claim_lines
            where line_id in (select partner_line_id from line_flags where batch_id = $batch)) pl
   on pl.batch_id = coalesce(f.partner_batch, f.batch_id) and pl.line_id = f.partner_line_id
 join rule_registry r on r.id = f.rule_id
-order by f._row
 """
 
-# flags.csv, and the workbook's Findings sheet, read finding_rows in the order it is stored (`_row`): the
-# write stage preserves insertion order, so neither sorts the findings again.
 FLAGS_SQL = f"""
 select claim_id, line_number, hcpcs, rule_id, category, severity, carc, dollars_at_risk, message, rvu_release,
        ptp_release, mue_release, source_file, source_row, date_of_service, modifiers, {units_text("units")} as units,
        provider as provider_npi, payer, fix, partner_claim_id, partner_line_number, ptp_column_1,
        ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, partner_batch
 from finding_rows
+order by _row
 """
 
 # The columns of lines.csv: `l`, the claim line; `e`, what other tables hold of it (prices, its findings);
@@ -223,9 +221,9 @@ def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
             con.execute("checkpoint")
         except duckdb.Error:
             pass
-        # A query without ORDER BY writes its rows in the order it reads them only in insertion order, which
-        # write_outputs holds for the database while this runs.
-        _copy_lines(con, params, masked, show_ids, path)
+        # A query without ORDER BY writes its rows in the order it reads them only in insertion order.
+        with insertion_order(con):
+            _copy_lines(con, params, masked, show_ids, path)
     finally:
         con.close()
     advance(what="lines.csv")
@@ -313,20 +311,8 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
     _remove_abandoned_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(staging, 0o700)
-    # lines.csv is written on a thread while the rest is: leaving _write_all waits for it. Meanwhile queries
-    # without ORDER BY return rows in the order they read them: the setting holds for the database, and is
-    # set on a connection of its own, outside the transaction that a failed query would leave aborted.
+    # lines.csv is written on a thread while the rest is: leaving this block waits for it.
     pool = ThreadPoolExecutor(max_workers=1)
-    setting = con.cursor()
-    try:
-        with insertion_order(setting):
-            return _write_all(con, batch_id, out_dir, staging, show_ids, advance, pool)
-    finally:
-        setting.close()
-
-
-def _write_all(con, batch_id: str, out_dir: Path, staging: Path, show_ids: bool, advance: Callable[..., None],
-               pool: ThreadPoolExecutor) -> dict:
     try:
         carc = carc_texts(con)
         con.register("registry_frame", registry_frame(carc[1]))

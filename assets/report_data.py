@@ -115,12 +115,11 @@ order by started_at, batch_id
 """
 
 
-def _query_table(con, sql: str, params: dict, count: int | None = None, in_order: bool = False) -> Table:
-    """A small table fetched whole, or (given its row count) a big one left as a query for DuckDB to write
-    (`in_order`: see QueryRows)."""
+def _query_table(con, sql: str, params: dict, count: int | None = None) -> Table:
+    """A small table fetched whole, or (given its row count) a big one left as a query for DuckDB to write."""
     if count is None:
         return Table([d[0] for d in con.execute(sql, params).description], con.fetchall())
-    rows = QueryRows(con, sql, params, in_order)
+    rows = QueryRows(con, sql, params)
     return Table([name for name in rows.columns()[0] if name != "_row"], rows, count)
 
 
@@ -175,8 +174,8 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
     ]
     return Report(
         summary=summary,
-        # finding_rows is stored in _row order, and the write stage preserves insertion order.
-        findings=_query_table(con, FINDINGS_SQL, {}, summary["findings"]["total"], in_order=True),
+        findings=_query_table(con, FINDINGS_SQL, {},
+                              summary["findings"]["total"]),
         worklist=_query_table(con, WORKLIST_SQL, {}, worklist_count),
         quarantine=_query_table(con, QUARANTINE_SQL, params, summary["rows_quarantined"]),
         rules=Table([*rules.columns, "findings"],

@@ -20,7 +20,7 @@ import zipfile
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from openpyxl.utils import get_column_letter
 
@@ -51,15 +51,11 @@ class QueryRows:
     """A big table's rows as a DuckDB query, for the sheet to have DuckDB write them.
 
     `sql` returns the table's columns and `_row`, the rows' order (1, 2, ...); `params` are its parameters.
-    `in_order`: the query reads one table stored in `_row` order, and returns its rows so while DuckDB
-    preserves insertion order; the sheet then takes them as they come instead of sorting them (and sorts
-    them after all, should they ever come otherwise).
     """
 
     con: object
     sql: str
     params: dict = field(default_factory=dict)
-    in_order: bool = False
 
     def columns(self) -> tuple[list[str], list[str]]:
         relation = self.con.sql(self.sql, params=self.params)
@@ -206,20 +202,16 @@ def row_height_sql(plans: list[ColumnPlan]) -> str:
             "|| '\" customHeight=\"1\"' else '' end)")
 
 
-def rows_sql(source: str, plans: list[ColumnPlan], first_row: int, limit: int, sort: bool = True) -> str:
+def rows_sql(source: str, plans: list[ColumnPlan], first_row: int, limit: int) -> str:
     """One row of the sheet per result row, in order: its `<row>` element from `first_row` on (UTF-8 bytes, as
-    the file holds them), at most `limit`, each with its `_row`. Without `sort`, in the order they come."""
+    the file holds them), at most `limit`, each with its `_row`."""
     cells = ", ".join(cell_sql(p) for p in plans)
     return f"""
 select encode(concat('<row r="', _r, '"', {row_height_sql(plans)}, '>', {cells}, '</row>')) as xml, q._row
 from (select *, cast(_row + {first_row - 1} as varchar) as _r, {careful_sql(plans)} as _careful
       from ({source}) where _row <= {limit}) q
-{"order by q._row" if sort else ""}
+order by q._row
 """
-
-
-class RowsOutOfOrder(RuntimeError):
-    """A sheet's rows came out of order: the workbook is written again with them sorted."""
 
 
 @dataclass
@@ -230,17 +222,13 @@ class PendingRows:
     rows: QueryRows
     sql: str
     count: int
-    # The same rows sorted, for a query of rows taken as they come (QueryRows.in_order); else None.
-    sorted_sql: str | None = None
 
     def write(self, out: Callable[[bytes], object]) -> int:
         result = self.rows.con.execute(self.sql, self.rows.params)
         written = 0
         while chunk := result.fetchmany(FETCH_ROWS):
             # Excel refuses a sheet whose rows are out of order or numbered twice: check, never assume.
-            if [row[1] for row in chunk] != list(range(written + 1, written + len(chunk) + 1)):
-                if self.sorted_sql:
-                    raise RowsOutOfOrder(f"sheet {self.sheet_index}")
+            if chunk[0][1] != written + 1 or chunk[-1][1] != written + len(chunk):
                 raise RuntimeError(f"sheet {self.sheet_index}: rows are not numbered 1, 2, ... in order")
             out(b"".join(row[0] for row in chunk))
             written += len(chunk)
@@ -289,16 +277,7 @@ class ParallelDeflate:
 
 
 def splice_rows(path, pending: list[PendingRows]) -> None:
-    """Put each pending sheet's rows into the saved workbook at `path`, before the sheet's `</sheetData>`.
-    Should the rows of a sheet taken as they come be out of order, the rows are written again, sorted."""
-    try:
-        _splice_rows(path, pending)
-    except RowsOutOfOrder:
-        _splice_rows(path, [replace(p, sql=p.sorted_sql, sorted_sql=None) if p.sorted_sql else p
-                            for p in pending])
-
-
-def _splice_rows(path, pending: list[PendingRows]) -> None:
+    """Put each pending sheet's rows into the saved workbook at `path`, before the sheet's `</sheetData>`."""
     if not pending:
         return
     by_name = {f"xl/worksheets/sheet{p.sheet_index}.xml": p for p in pending}

@@ -331,11 +331,7 @@ def _query_sheet_rows(book: Workbook, sheet, columns: list[Column], rows: QueryR
         plans.append(column_plan(index, c.key, duck_types[c.key], c.kind,
                                  _style_id(sheet, number_format=number_format, alignment=align), by_value,
                                  c.width if c.wrap else None))
-    sorted_sql = rows_sql(rows.sql, plans, 3, room)
-    if rows.in_order:
-        return PendingRows(book.worksheets.index(sheet) + 1, rows, rows_sql(rows.sql, plans, 3, room, sort=False),
-                           count, sorted_sql)
-    return PendingRows(book.worksheets.index(sheet) + 1, rows, sorted_sql, count)
+    return PendingRows(book.worksheets.index(sheet) + 1, rows, rows_sql(rows.sql, plans, 3, room), count)
 
 
 def _fit_height(sheet, row: int, values, wrapped) -> None:

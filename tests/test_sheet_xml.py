@@ -24,16 +24,13 @@ ROWS = [
 ]
 
 
-def build(tmp_path, rows=ROWS, stored=None, in_order=False):
-    """The sheet of `rows` (numbered 1, 2, ...), stored in the table in the order of their numbers in
-    `stored` (1, 2, ... unless given)."""
+def build(tmp_path, rows=ROWS):
     con = duckdb.connect()
     con.execute("create table t (text varchar, number double, money decimal(14,2), day varchar, "
                 "severity varchar, flag boolean, _row bigint)")
-    con.executemany("insert into t values (?, ?, ?, ?, ?, ?, ?)",
-                    [(*rows[i - 1], i) for i in (stored or range(1, len(rows) + 1))])
+    con.executemany("insert into t values (?, ?, ?, ?, ?, ?, ?)", [(*r, i) for i, r in enumerate(rows, 1)])
     book = Workbook(write_only=True)
-    query = QueryRows(con, "select * from t", in_order=in_order)
+    query = QueryRows(con, "select * from t")
     pending = table_sheet(book, "Rows", COLUMNS, Table([c.key for c in COLUMNS], query, len(rows)),
                           caption="{total} rows", overflow="{shown} of {total}", max_rows=1_048_576)
     path = tmp_path / "rows.xlsx"
@@ -61,12 +58,3 @@ def test_cells_carry_the_workbook_styles(tmp_path):
     assert sheet["A3"].alignment.wrap_text and sheet["B3"].alignment.vertical == "top"
     assert sheet.row_dimensions[4].height == 30, "two lines of wrapped text make a row twice as tall"
     assert sheet.auto_filter.ref == "A2:F6"
-
-
-def test_rows_said_to_be_in_order_but_stored_otherwise_are_still_written_in_order(tmp_path):
-    in_order = build(tmp_path, in_order=True)
-    shuffled = build(tmp_path, stored=[3, 1, 4, 2], in_order=True)
-    expected = [[c.value for c in row] for row in build(tmp_path).iter_rows(min_row=3)]
-    assert [[c.value for c in row] for row in in_order.iter_rows(min_row=3)] == expected
-    assert [[c.value for c in row] for row in shuffled.iter_rows(min_row=3)] == expected
-    assert shuffled["A3"].value == "  leading and trailing  " and shuffled["A6"].value == "tab\there\ufffdbell"
