@@ -26,7 +26,9 @@ from finding_rows
 
 # One row per claim with a deny finding, from the batch's findings table (a line is its claim and line
 # number: a repeated one is quarantined). A line's dollars count once however many deny findings it has;
-# the fixes name each rule once, with the lines it applies to.
+# the fixes name each rule once, with the lines it applies to. Lists are gathered and sorted rather than
+# aggregated in order, and a claim's own columns are grouped by claim alone before the joins (about a third
+# of the query's CPU at 194,269 findings).
 WORKLIST_SQL = """
 with found as (
     select claim_id, line_number, rule_id, severity, dollars_at_risk, fix, patient, payer, provider,
@@ -48,20 +50,27 @@ per_rule as (
     group by claim_id, rule_id, fix
 ),
 fixes as (
-    select claim_id, string_agg(rule_id, ', ' order by rule_id) as rules,
-           string_agg(rule_id || ' (' || lines || '): ' || fix, ' | ' order by first_line, rule_id) as to_fix
+    select claim_id, array_to_string(list_sort(list(rule_id)), ', ') as rules,
+           array_to_string(list_transform(list_sort(list({'line': first_line, 'rule': rule_id,
+                                                            'text': rule_id || ' (' || lines || '): ' || fix})),
+                                          lambda f: f.text), ' | ') as to_fix
     from per_rule group by claim_id
+),
+claims as (
+    select claim_id, min(patient) as patient, min(payer) as payer,
+           array_to_string(list_sort(list(distinct provider) filter (where provider is not null)), ', ')
+               as providers,
+           min(date_of_service) as date_of_service,
+           count(*) filter (where severity = 'deny') as deny_findings,
+           count(*) filter (where severity = 'review') as review_findings
+    from found group by claim_id
 )
-select c.claim_id, min(c.patient) as patient, min(c.payer) as payer,
-       string_agg(distinct c.provider, ', ' order by c.provider) as providers,
-       min(c.date_of_service) as date_of_service, m.dollars_at_risk,
-       count(*) filter (where c.severity = 'deny') as deny_findings, m.lines_to_fix, x.rules, x.to_fix,
-       count(*) filter (where c.severity = 'review') as review_findings,
+select c.claim_id, c.patient, c.payer, c.providers, c.date_of_service, m.dollars_at_risk, c.deny_findings,
+       m.lines_to_fix, x.rules, x.to_fix, c.review_findings,
        row_number() over (order by m.dollars_at_risk desc, c.claim_id) as _row
-from found c
+from claims c
 join money m on m.claim_id = c.claim_id
 join fixes x on x.claim_id = c.claim_id
-group by c.claim_id, m.dollars_at_risk, m.lines_to_fix, x.rules, x.to_fix
 """
 
 CATEGORIES_SQL = """

@@ -307,3 +307,20 @@ def test_markup_characters_and_text_past_excels_limit_read_back_as_written(tmp_p
     assert {w["Payer"] for w in table(book["Worklist"])} == {payer, "Acme Health"}
     assert [q["Claim"] for q in table(book["Quarantine"])] == ["CLM-BADDATE"]
     assert {f["claim_id"] for f in run.flags} == {"CLM-MARKUP", long_claim}
+
+
+def test_a_worklist_row_names_its_providers_in_order_and_its_fixes_by_first_line(tmp_path, reference_db):
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    export = write_csv(tmp_path / "mixed.csv", [
+        line("CLM-MIX", 1, "PAT-MIX", "2024-07-19", modifiers="26,TC", npi=RADIOLOGY),
+        line("CLM-MIX", 2, "PAT-MIX", "2024-07-19", hcpcs="93000", npi=CARDIO),
+        line("CLM-MIX", 3, "PAT-MIX", "2024-07-19", hcpcs="93000", npi=CARDIO),
+    ])
+    run = scrub([export], tmp_path / "out", db)
+    assert run.exit_code == 0, run.stderr
+    [row] = table(load_workbook(run.out_dir / "denial-risk-report.xlsx")["Worklist"])
+    assert row["Rules"] == "DUP_EXACT, MOD_26_AND_TC"
+    # The fixes follow the claim's lines (line 1 first), not the rules' names.
+    assert re.fullmatch(r"MOD_26_AND_TC \(line 1\): .+ \| DUP_EXACT \(lines 2, 3\): .+", row["What to fix"])
+    assert row["Provider NPI"] == ", ".join(sorted([CARDIO, RADIOLOGY]))
