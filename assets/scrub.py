@@ -55,7 +55,7 @@ FOUND = """
 create or replace temp table found (
     line_id bigint, rule_id varchar, severity varchar, carc varchar, message varchar, partner_line_id bigint,
     ptp_column_1 varchar, ptp_column_2 varchar, ptp_modifier_indicator varchar, ptp_rationale varchar,
-    expected_allowed decimal(14,2), partner_batch varchar)
+    expected_allowed decimal(14,2), partner_batch varchar, partner_claim_id varchar, partner_line_number integer)
 """
 
 # The PTP edits that can apply at all: in a release the lines use, between two codes the lines bill, with a
@@ -101,7 +101,8 @@ select e.col2_line as line_id,
                    else '; no bypass modifier on either line' end
               || case when e.others > 0 then printf(' (and %d more edit(s) against this line)', e.others)
                       else '' end) as message,
-       e.col1_line as partner_line_id, e.column_1 as ptp_column_1, e.column_2 as ptp_column_2,
+       e.col1_line as partner_line_id, c1.claim_id as partner_claim_id, c1.line_number as partner_line_number,
+       e.column_1 as ptp_column_1, e.column_2 as ptp_column_2,
        e.modifier_indicator as ptp_modifier_indicator, e.rationale as ptp_rationale,
        c2.expected_allowed
 from (
@@ -371,6 +372,7 @@ def _same_code_sql() -> str:
         rules.append(
             f"""select a_line as line_id, '{rule}' as rule_id,
                        arg_min(message_{rule}, b_line) as message, min(b_line) as partner_line_id,
+                       arg_min(b_claim, b_line) as partner_claim_id, arg_min(b_number, b_line) as partner_line_number,
                        any_value(expected_allowed) as expected_allowed
                 from pairs where hit_{rule} group by a_line"""
         )
@@ -381,7 +383,8 @@ def _same_code_sql() -> str:
     return f"""
 insert into found by name
 with pairs as materialized (
-    select a.line_id as a_line, b.line_id as b_line, a.expected_allowed, {columns}
+    select a.line_id as a_line, b.line_id as b_line, b.claim_id as b_claim, b.line_number as b_number,
+           a.expected_allowed, {columns}
     from same_code p join sl a on a.line_id = p.a_line join sl b on b.line_id = p.b_line
 )
 {' union all '.join(rules)}
@@ -394,7 +397,8 @@ select a.line_id, 'RECORDING_EVIDENCE' as rule_id,
        arg_min(printf('76120 billed with fluoroscopy %s (claim %s line %d) on the same day: the note must show a '
                       || 'permanent cine/video recording.', b.hcpcs, b.claim_id, b.line_number), b.line_id)
            as message,
-       min(b.line_id) as partner_line_id, any_value(a.expected_allowed) as expected_allowed
+       min(b.line_id) as partner_line_id, arg_min(b.claim_id, b.line_id) as partner_claim_id,
+       arg_min(b.line_number, b.line_id) as partner_line_number, any_value(a.expected_allowed) as expected_allowed
 from sl a join sl b on a.patient_id = b.patient_id and a.date_of_service = b.date_of_service
                     and a.line_id <> b.line_id
 where a.line_id >= 0 and a.hcpcs = '76120' and b.hcpcs in {tuple(PLAIN_FLUOROSCOPY)}
@@ -449,11 +453,14 @@ select line_id, 'MPPR_IMAGING' as rule_id,
        printf('%s is one of %d imaging services under the multiple-procedure reduction in this session; '
               || 'as a lower-priced one it is paid 50%% less on the technical and 5%% less on the professional '
               || 'component.', hcpcs, session_count) as message,
-       top_line as partner_line_id, expected_allowed
+       top_line as partner_line_id, top_claim as partner_claim_id, top_number as partner_line_number, expected_allowed
 from (
     select line_id, hcpcs, expected_allowed, count(*) over w as session_count,
            row_number() over (w order by expected_allowed desc, claim_id, line_number, line_id) as rank_in_session,
-           first_value(line_id) over (w order by expected_allowed desc, claim_id, line_number, line_id) as top_line
+           first_value(line_id) over (w order by expected_allowed desc, claim_id, line_number, line_id) as top_line,
+           first_value(claim_id) over (w order by expected_allowed desc, claim_id, line_number, line_id) as top_claim,
+           first_value(line_number) over (w order by expected_allowed desc, claim_id, line_number, line_id)
+               as top_number
     from sl where mult_proc = '4' and expected_allowed is not null
     window w as (partition by patient_id, date_of_service, provider_key)
 )
@@ -469,7 +476,7 @@ select $batch as batch_id, f.line_id, f.rule_id, r.category, coalesce(f.severity
        f.message || case when f.partner_batch is null then ''
                          else printf(' Earlier batch: %s.', f.partner_batch) end as message,
        f.partner_line_id, f.ptp_column_1, f.ptp_column_2, f.ptp_modifier_indicator, f.ptp_rationale,
-       f.partner_batch
+       f.partner_batch, f.partner_claim_id, f.partner_line_number
 from (
     select f.* replace (coalesce(h.line_id, f.partner_line_id) as partner_line_id,
                         coalesce(h.batch_id, f.partner_batch) as partner_batch)

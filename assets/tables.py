@@ -74,6 +74,9 @@ create table if not exists run_history (
     file_count integer, rows_read bigint, lines_scrubbed bigint, rows_quarantined bigint, findings bigint, deny_findings bigint,
     dollars_at_risk decimal(14,2));
 alter table line_flags add column if not exists partner_batch varchar;
+-- The partner line's claim and line number, as the judge saw them (null in findings of an older version).
+alter table line_flags add column if not exists partner_claim_id varchar;
+alter table line_flags add column if not exists partner_line_number integer;
 alter table priced_lines drop column if exists work_rvu;
 alter table priced_lines drop column if exists pe_rvu;
 alter table priced_lines drop column if exists mp_rvu;

@@ -120,3 +120,23 @@ def test_lines_csv_is_in_file_order_however_the_rows_are_stored(tmp_path, db_pat
     assert written == expected
     assert written.count(b"source_file") == 1
     assert not list((tmp_path / "parts").glob("*.part"))
+
+
+def test_findings_judged_before_partners_were_stored_still_name_their_partner_line(tmp_path, db_path,
+                                                                                 monkeypatch):
+    # A batch judged by an earlier version has no partner claim and line stored with its findings: the
+    # report looks them up from the partner lines.
+    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
+    export = text_export(tmp_path / "pairs.csv", [row("CLM-DUP", patient="PT-ONE"),
+                                                  row("CLM-DUP", patient="PT-ONE", Line="2")])
+    judged = scrub([export], tmp_path / "judged", db_path)
+    assert judged.exit_code == 0, judged.stderr
+    assert {(f["claim_id"], f["line_number"], f["partner_claim_id"], f["partner_line_number"])
+            for f in judged.flags if f["rule_id"] == "DUP_COMPONENT"} == {
+        ("CLM-DUP", "1", "CLM-DUP", "2"), ("CLM-DUP", "2", "CLM-DUP", "1")}
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("update line_flags set partner_claim_id = null, partner_line_number = null")
+        [(batch,)] = con.execute("select distinct batch_id from line_flags").fetchall()
+        outputs.write_outputs(con, batch, tmp_path / "rewritten", show_ids=False)
+    assert ((tmp_path / "rewritten" / "flags.csv").read_bytes()
+            == (tmp_path / "judged" / "flags.csv").read_bytes())
