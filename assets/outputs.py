@@ -38,8 +38,10 @@ def units_text(column: str) -> str:
 # Every finding of the batch with what flags.csv and the workbook's Findings sheet show of it, numbered
 # (`_row`) in file order; one rule's findings on one line by partner line and message, so that every run
 # lists them alike. Built once, read by both. A line id sorts as its file and row, so the findings are
-# numbered from line_flags alone, on their keys (a window that sorted every column it carries took half
-# the time of the whole table). `{patient}` masks the patient of each finding.
+# numbered from line_flags alone, on their keys. line_flags is read once: numbering its rows by row id in
+# one read and joining them back in another gave an empty flags.csv after a rerun, when the checkpoint that
+# the lines.csv connection makes meanwhile renumbered the rows between the two reads. `{patient}` masks the
+# patient of each finding.
 FINDING_ROWS = f"""
 create or replace temp table finding_rows as
 select f._row,
@@ -48,12 +50,8 @@ select f._row,
        {{partner}} f.ptp_column_1,
        f.ptp_column_2, f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release,
        p.mue_release, p.reference_match, l.source_file, l.source_row, f.partner_batch
-from (select f.*, n._row
-      from line_flags f
-      join (select rowid as flag, row_number() over (order by line_id, {SEVERITY_RANK}, rule_id, partner_line_id,
-                                                                 message) as _row
-            from line_flags f where batch_id = $batch) n on n.flag = f.rowid
-      where f.batch_id = $batch) f
+from (select f.*, row_number() over (order by line_id, {SEVERITY_RANK}, rule_id, partner_line_id, message) as _row
+      from line_flags f where batch_id = $batch) f
 join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line_id
 join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
 {{partner_lines}}
@@ -80,6 +78,7 @@ def finding_rows_sql(con, batch_id: str, show_ids: bool) -> str:
     return (FINDING_ROWS.replace("{patient}", patient_expression(show_ids))
             .replace("{partner}", PARTNER_STORED if stored else PARTNER_LOOKED_UP)
             .replace("{partner_lines}", "" if stored else PARTNER_LINES))
+
 
 FLAGS_SQL = f"""
 select claim_id, line_number, hcpcs, rule_id, category, severity, carc, dollars_at_risk, message, rvu_release,
