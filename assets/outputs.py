@@ -234,7 +234,8 @@ def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
     try:
         # The judge stage's findings wait in the write-ahead log for a checkpoint, which closing the database
         # at the end of the run would make on one core while nothing else runs: here it overlaps the
-        # findings' query. Should another connection be writing, it is left for later.
+        # findings' query (which reads line_flags once, as the checkpoint may renumber its rows). Should
+        # another connection be writing, it is left for later.
         try:
             con.execute("checkpoint")
         except duckdb.Error:

@@ -456,13 +456,11 @@ select line_id, 'MPPR_IMAGING' as rule_id,
        top_line as partner_line_id, top_claim as partner_claim_id, top_number as partner_line_number, expected_allowed
 from (
     select line_id, hcpcs, expected_allowed, count(*) over w as session_count,
-           row_number() over (w order by expected_allowed desc, claim_id, line_number, line_id) as rank_in_session,
-           first_value(line_id) over (w order by expected_allowed desc, claim_id, line_number, line_id) as top_line,
-           first_value(claim_id) over (w order by expected_allowed desc, claim_id, line_number, line_id) as top_claim,
-           first_value(line_number) over (w order by expected_allowed desc, claim_id, line_number, line_id)
-               as top_number
+           row_number() over ranked as rank_in_session, first_value(line_id) over ranked as top_line,
+           first_value(claim_id) over ranked as top_claim, first_value(line_number) over ranked as top_number
     from sl where mult_proc = '4' and expected_allowed is not null
-    window w as (partition by patient_id, date_of_service, provider_key)
+    window w as (partition by patient_id, date_of_service, provider_key),
+           ranked as (w order by expected_allowed desc, claim_id, line_number, line_id)
 )
 where session_count >= 2 and rank_in_session > 1 and line_id >= 0
 """
