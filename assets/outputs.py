@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,8 +41,10 @@ def units_text(column: str) -> str:
 # lists them alike. Built once, read by both. A line id sorts as its file and row, so the findings are
 # numbered from line_flags alone, on their keys. line_flags is read once: numbering its rows by row id in
 # one read and joining them back in another gave an empty flags.csv after a rerun, when the checkpoint that
-# the lines.csv connection makes meanwhile renumbered the rows between the two reads. `{patient}` masks the
-# patient of each finding.
+# the lines.csv connection makes meanwhile renumbered the rows between the two reads. The table is stored in
+# `_row` order, and the write stage keeps insertion order: flags.csv and the Findings sheet read it as
+# stored, without sorting it again (0.25 CPU-seconds at 194,269 findings). `{patient}` masks the patient of
+# each finding.
 FINDING_ROWS = f"""
 create or replace temp table finding_rows as
 select f._row,
@@ -56,6 +59,7 @@ join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line
 join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
 {{partner_lines}}
 join rule_registry r on r.id = f.rule_id
+order by f._row
 """
 # The claim and line number of a finding's partner line, as the judge stored them; findings judged by an
 # older version lack them, and their partner lines are looked up (a scan of the batch's lines, 0.3 CPU-seconds
@@ -86,7 +90,6 @@ select claim_id, line_number, hcpcs, rule_id, category, severity, carc, dollars_
        provider as provider_npi, payer, fix, partner_claim_id, partner_line_number, ptp_column_1,
        ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, partner_batch
 from finding_rows
-order by _row
 """
 
 # The columns of lines.csv: `l`, the claim line; `e`, what other tables hold of it (prices, its findings);
@@ -240,9 +243,7 @@ def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
             con.execute("checkpoint")
         except duckdb.Error:
             pass
-        # A query without ORDER BY writes its rows in the order it reads them only in insertion order.
-        with insertion_order(con):
-            _copy_lines(con, params, masked, show_ids, path)
+        _copy_lines(con, params, masked, show_ids, path)
     finally:
         con.close()
     advance(what="lines.csv")
@@ -330,40 +331,46 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
     _remove_abandoned_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(staging, 0o700)
-    # lines.csv is written on a thread while the rest is: leaving this block waits for it.
+    # lines.csv is written on a thread while the rest is: leaving this block waits for it. Queries without
+    # ORDER BY write their rows in the order they read them (lines.csv, flags.csv, the Findings sheet) only
+    # while DuckDB keeps insertion order, a setting of the database rather than of one connection: it holds
+    # for the whole stage, both threads (set on a connection of its own, which no failed transaction holds).
     pool = ThreadPoolExecutor(max_workers=1)
-    try:
-        carc = carc_texts(con)
-        con.register("registry_frame", registry_frame(carc[1]))
-        con.execute("create or replace temp table rule_registry as select * from registry_frame")
-        con.unregister("registry_frame")
-        params = {"batch": batch_id}
-        masked = params if show_ids else {**params, "secret": site_secret()}
-        lines = pool.submit(_write_lines, con.cursor(), params, masked, show_ids, staging / "lines.csv", advance)
-        con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
-        _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
-        advance(what="flags.csv")
-        _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
-        advance(what="quarantine.csv")
-        summary = summarise(con, batch_id)
-        (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        advance(what="summary.json")
-        feedback = feedback_views(con) if has_remittances(con) else None
-        # The run joins the history (and the trend the workbook draws) only once its files are in place; a
-        # failure leaves the transaction open and closing the connection rolls it back.
-        con.execute("begin transaction")
-        record_run(con, summary)
-        build_workbook(staging / "denial-risk-report.xlsx",
-                       gather_report(con, summary, carc, feedback))
-        advance(what="workbook")
-        lines.result()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "summary.json").unlink(missing_ok=True)
-        for name in OUTPUT_FILES:
-            os.chmod(staging / name, 0o600)
-            os.replace(staging / name, out_dir / name)
-        con.execute("commit")
-    finally:
-        pool.shutdown()
-        shutil.rmtree(staging, ignore_errors=True)
+    setting = con.cursor()
+    with closing(setting), insertion_order(setting):
+        try:
+            carc = carc_texts(con)
+            con.register("registry_frame", registry_frame(carc[1]))
+            con.execute("create or replace temp table rule_registry as select * from registry_frame")
+            con.unregister("registry_frame")
+            params = {"batch": batch_id}
+            masked = params if show_ids else {**params, "secret": site_secret()}
+            lines = pool.submit(_write_lines, con.cursor(), params, masked, show_ids, staging / "lines.csv",
+                                advance)
+            con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
+            _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
+            advance(what="flags.csv")
+            _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
+            advance(what="quarantine.csv")
+            summary = summarise(con, batch_id)
+            (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+            advance(what="summary.json")
+            feedback = feedback_views(con) if has_remittances(con) else None
+            # The run joins the history (and the trend the workbook draws) only once its files are in place; a
+            # failure leaves the transaction open and closing the connection rolls it back.
+            con.execute("begin transaction")
+            record_run(con, summary)
+            build_workbook(staging / "denial-risk-report.xlsx",
+                           gather_report(con, summary, carc, feedback))
+            advance(what="workbook")
+            lines.result()
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "summary.json").unlink(missing_ok=True)
+            for name in OUTPUT_FILES:
+                os.chmod(staging / name, 0o600)
+                os.replace(staging / name, out_dir / name)
+            con.execute("commit")
+        finally:
+            pool.shutdown()
+            shutil.rmtree(staging, ignore_errors=True)
     return summary

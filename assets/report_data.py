@@ -12,7 +12,7 @@ from .rules import registry_frame
 
 # The big tables number their rows (`_row`) in the sheet's order; DuckDB writes them (reports/sheet_xml.py).
 # The Findings sheet: every finding with the evidence an auditor reads, from the findings table that
-# flags.csv is written from (assets/outputs.py), in the same order.
+# flags.csv is written from (assets/outputs.py), in the same order: the order the table is stored in.
 FINDINGS_SQL = """
 select claim_id, line_number, patient, date_of_service, hcpcs, modifiers, cast(units as double) as units,
        provider, payer, rule_id, category, severity, carc, dollars_at_risk, message, fix,
@@ -124,11 +124,12 @@ order by started_at, batch_id
 """
 
 
-def _query_table(con, sql: str, params: dict, count: int | None = None) -> Table:
-    """A small table fetched whole, or (given its row count) a big one left as a query for DuckDB to write."""
+def _query_table(con, sql: str, params: dict, count: int | None = None, in_order: bool = False) -> Table:
+    """A small table fetched whole, or (given its row count) a big one left as a query for DuckDB to write
+    (`in_order`: see QueryRows)."""
     if count is None:
         return Table([d[0] for d in con.execute(sql, params).description], con.fetchall())
-    rows = QueryRows(con, sql, params)
+    rows = QueryRows(con, sql, params, in_order)
     return Table([name for name in rows.columns()[0] if name != "_row"], rows, count)
 
 
@@ -183,8 +184,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
     ]
     return Report(
         summary=summary,
-        findings=_query_table(con, FINDINGS_SQL, {},
-                              summary["findings"]["total"]),
+        findings=_query_table(con, FINDINGS_SQL, {}, summary["findings"]["total"], in_order=True),
         worklist=_query_table(con, WORKLIST_SQL, {}, worklist_count),
         quarantine=_query_table(con, QUARANTINE_SQL, params, summary["rows_quarantined"]),
         rules=Table([*rules.columns, "findings"],

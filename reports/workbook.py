@@ -331,7 +331,8 @@ def _query_sheet_rows(book: Workbook, sheet, columns: list[Column], rows: QueryR
         plans.append(column_plan(index, c.key, duck_types[c.key], c.kind,
                                  _style_id(sheet, number_format=number_format, alignment=align), by_value,
                                  c.width if c.wrap else None))
-    return PendingRows(book.worksheets.index(sheet) + 1, rows, rows_sql(rows.sql, plans, 3, room), count)
+    sql = rows_sql(rows.sql, plans, 3, room, rows.in_order)
+    return PendingRows(book.worksheets.index(sheet) + 1, rows, sql, count)
 
 
 def _fit_height(sheet, row: int, values, wrapped) -> None:

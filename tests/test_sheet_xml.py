@@ -1,6 +1,9 @@
 """The big sheets' rows as DuckDB writes them: what a reader sees in each cell is the value, exactly."""
 
+import zipfile
 from datetime import datetime
+
+import pytest
 
 import duckdb
 from openpyxl import Workbook, load_workbook
@@ -58,3 +61,16 @@ def test_cells_carry_the_workbook_styles(tmp_path):
     assert sheet["A3"].alignment.wrap_text and sheet["B3"].alignment.vertical == "top"
     assert sheet.row_dimensions[4].height == 30, "two lines of wrapped text make a row twice as tall"
     assert sheet.auto_filter.ref == "A2:F6"
+
+
+@pytest.mark.parametrize("text", ["de&ny", "de<ny", "de>ny", "de\x00ny", "de\x1fny", "de\tny", " deny",
+                                  "deny "])
+def test_a_mark_in_any_text_of_a_row_is_written_safely(tmp_path, text):
+    """Markup, a control character or an edge space in the row's middle text column, the rest plain."""
+    sheet = build(tmp_path, [("plain", 1.0, "1.00", "2024-07-16", text, True)])
+    refused = {"\x00", "\x1f"}
+    assert sheet["E3"].value == "".join("\ufffd" if c in refused else c for c in text)
+    if text != text.strip():
+        with zipfile.ZipFile(tmp_path / "rows.xlsx") as book:
+            xml = book.read("xl/worksheets/sheet1.xml").decode()
+        assert f'xml:space="preserve">{text}</t>' in xml, "Excel would trim an edge space not marked preserved"
