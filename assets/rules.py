@@ -116,10 +116,6 @@ RULES = [
          "Nothing to fix; expect the reduced payment.", PFS_LAYOUT),
 ]
 
-BY_ID = {rule.id: rule for rule in RULES}
-SEVERITY_ORDER = {"deny": 3, "review": 2, "info": 1}
-
-
 def registry_frame(carc_text: dict[str, str] | None = None) -> pd.DataFrame:
     frame = pd.DataFrame([asdict(rule) for rule in RULES])
     carc_text = carc_text or {}

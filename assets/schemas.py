@@ -23,11 +23,6 @@ REASONS = {
     ("units", "fits the units column"): "units {raw!r} is too large",
     ("key_rank", "first of its claim line"): "claim {claim}, line {line} appears more than once (first at {first})",
 }
-REQUIRED_MESSAGES = {
-    "claim_id": "claim_id is missing",
-    "patient_id": "patient_id is missing",
-    "hcpcs": "hcpcs is missing",
-}
 
 
 # The loose model's checks, column by column, as SQL conditions over the parsed rows. DuckDB picks out in one

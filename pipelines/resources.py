@@ -6,13 +6,10 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from .database import (  # noqa: F401  (the names runs and tools import from here)
+from .database import (
     CONNECTION_CONFIG,
-    DATABASE_TAG,
-    DatabaseBusyError,
+    DATABASE_TAG,  # noqa: F401  (the nightly job and its tests import it from here)
     connect,
-    database_for,
-    hold_database,
 )
 from .settings import database_path, lock_timeout
 

@@ -3,9 +3,8 @@
 import zipfile
 from datetime import datetime
 
-import pytest
-
 import duckdb
+import pytest
 from openpyxl import Workbook, load_workbook
 
 from reports.sheet_xml import QueryRows, splice_rows
