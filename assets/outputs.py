@@ -13,7 +13,6 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,11 +22,15 @@ from pipelines.settings import site_secret
 from reports.workbook import build_workbook
 
 from .feedback import feedback_views, has_remittances
-from .readers import insertion_order
+from .readers import database_settings
 from .report_data import carc_texts, gather_report, record_run
 from .rules import registry_frame
 from .tables import row_id
 
+# The write stage's findings table lives in an in-memory database of its own, which both of the stage's
+# connections see (a temporary table is its connection's alone): flags.csv is written from it on the
+# lines.csv connection, after lines.csv, while the other builds the workbook.
+FINDINGS_DATABASE = "claimscrub_findings"
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
 SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
 
@@ -46,7 +49,7 @@ def units_text(column: str) -> str:
 # stored, without sorting it again (0.25 CPU-seconds at 194,269 findings). `{patient}` masks the patient of
 # each finding.
 FINDING_ROWS = f"""
-create or replace temp table finding_rows as
+create or replace table {FINDINGS_DATABASE}.finding_rows as
 select f._row,
        l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.hcpcs, l.modifier_text as modifiers,
        l.units, l.provider, l.payer, f.rule_id, f.category, f.severity, f.carc, f.dollars_at_risk, f.message, r.fix,
@@ -89,7 +92,7 @@ select claim_id, line_number, hcpcs, rule_id, category, severity, carc, dollars_
        ptp_release, mue_release, source_file, source_row, date_of_service, modifiers, {units_text("units")} as units,
        provider as provider_npi, payer, fix, partner_claim_id, partner_line_number, ptp_column_1,
        ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, partner_batch
-from finding_rows
+from {FINDINGS_DATABASE}.finding_rows
 """
 
 # The columns of lines.csv: `l`, the claim line; `e`, what other tables hold of it (prices, its findings);
@@ -230,6 +233,15 @@ def _copy_line_parts(con, params: dict, path: Path, parts: list[tuple[int, int, 
             target.unlink()
 
 
+def _write_flags(con, path: Path, advance: Callable[..., None]) -> None:
+    """flags.csv from the findings table, on a connection of its own."""
+    try:
+        _copy_csv(con, FLAGS_SQL, {}, path)
+    finally:
+        con.close()
+    advance(what="flags.csv")
+
+
 def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
                  advance: Callable[..., None]) -> None:
     """lines.csv, on a connection of its own beside the rest of the write stage (which the workbook keeps
@@ -331,46 +343,65 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
     _remove_abandoned_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(staging, 0o700)
-    # lines.csv is written on a thread while the rest is: leaving this block waits for it. Queries without
-    # ORDER BY write their rows in the order they read them (lines.csv, flags.csv, the Findings sheet) only
-    # while DuckDB keeps insertion order, a setting of the database rather than of one connection: it holds
-    # for the whole stage, both threads (set on a connection of its own, which no failed transaction holds).
+    # lines.csv, then flags.csv, are written on a thread while the rest is: leaving this block waits for them.
+    # The stage's settings are the database's rather than one connection's, so they are set on a connection
+    # of its own (which no failed transaction holds) for both threads:
+    # - queries without ORDER BY write their rows in the order they read them (lines.csv, flags.csv, the
+    #   Findings sheet) only while DuckDB keeps insertion order;
+    # - each thread's queries get half of DuckDB's threads: two queries at once on all of them took 0.6
+    #   CPU-seconds more at two million lines (page faults, switching) and finished later.
     pool = ThreadPoolExecutor(max_workers=1)
     setting = con.cursor()
-    with closing(setting), insertion_order(setting):
+    threads = setting.execute("select current_setting('threads')").fetchall()[0][0]
+    try:
+        setting.execute(f"attach if not exists ':memory:' as {FINDINGS_DATABASE}")
+        with database_settings(setting, preserve_insertion_order=True, threads=max(1, threads // 2)):
+            summary = _write_files(con, batch_id, out_dir, show_ids, advance, pool, staging)
+    finally:
+        pool.shutdown()
+        shutil.rmtree(staging, ignore_errors=True)
         try:
-            carc = carc_texts(con)
-            con.register("registry_frame", registry_frame(carc[1]))
-            con.execute("create or replace temp table rule_registry as select * from registry_frame")
-            con.unregister("registry_frame")
-            params = {"batch": batch_id}
-            masked = params if show_ids else {**params, "secret": site_secret()}
-            lines = pool.submit(_write_lines, con.cursor(), params, masked, show_ids, staging / "lines.csv",
-                                advance)
-            con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
-            _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
-            advance(what="flags.csv")
-            _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
-            advance(what="quarantine.csv")
-            summary = summarise(con, batch_id)
-            (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-            advance(what="summary.json")
-            feedback = feedback_views(con) if has_remittances(con) else None
-            # The run joins the history (and the trend the workbook draws) only once its files are in place; a
-            # failure leaves the transaction open and closing the connection rolls it back.
-            con.execute("begin transaction")
-            record_run(con, summary)
-            build_workbook(staging / "denial-risk-report.xlsx",
-                           gather_report(con, summary, carc, feedback))
-            advance(what="workbook")
-            lines.result()
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "summary.json").unlink(missing_ok=True)
-            for name in OUTPUT_FILES:
-                os.chmod(staging / name, 0o600)
-                os.replace(staging / name, out_dir / name)
-            con.execute("commit")
-        finally:
-            pool.shutdown()
-            shutil.rmtree(staging, ignore_errors=True)
+            setting.execute(f"detach database if exists {FINDINGS_DATABASE}")
+        except duckdb.Error:
+            pass  # still in use by a failed run's open transaction: the next run replaces its table
+        setting.close()
+    return summary
+
+
+def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Callable[..., None],
+                 pool: ThreadPoolExecutor, staging: Path) -> dict:
+    """The stage's files, written to `staging` and moved into `out_dir` once all are there."""
+    carc = carc_texts(con)
+    con.register("registry_frame", registry_frame(carc[1]))
+    con.execute("create or replace temp table rule_registry as select * from registry_frame")
+    con.unregister("registry_frame")
+    params = {"batch": batch_id}
+    masked = params if show_ids else {**params, "secret": site_secret()}
+    lines = pool.submit(_write_lines, con.cursor(), params, masked, show_ids, staging / "lines.csv",
+                        advance)
+    con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
+    # The workbook's queries read the findings table by its plain name.
+    con.execute(f"create or replace temp view finding_rows as select * from {FINDINGS_DATABASE}.finding_rows")
+    flags = pool.submit(_write_flags, con.cursor(), staging / "flags.csv", advance)
+    _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
+    advance(what="quarantine.csv")
+    summary = summarise(con, batch_id)
+    (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    advance(what="summary.json")
+    feedback = feedback_views(con) if has_remittances(con) else None
+    # The run joins the history (and the trend the workbook draws) only once its files are in place; a
+    # failure leaves the transaction open and closing the connection rolls it back.
+    con.execute("begin transaction")
+    record_run(con, summary)
+    build_workbook(staging / "denial-risk-report.xlsx",
+                   gather_report(con, summary, carc, feedback))
+    advance(what="workbook")
+    lines.result()
+    flags.result()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").unlink(missing_ok=True)
+    for name in OUTPUT_FILES:
+        os.chmod(staging / name, 0o600)
+        os.replace(staging / name, out_dir / name)
+    con.execute("commit")
     return summary

@@ -427,15 +427,27 @@ def staging_table(con: duckdb.DuckDBPyConnection, file_index: int) -> StagedFile
 
 
 @contextmanager
-def insertion_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Queries keep the order of the rows they read (a table keeps the order of the rows inserted), for the
-    time of the block. The setting holds for the whole database, not one connection."""
-    before = con.execute("select current_setting('preserve_insertion_order')").fetchall()[0][0]
-    con.execute("set preserve_insertion_order = true")
+def database_settings(con: duckdb.DuckDBPyConnection, **values: bool | int) -> Iterator[None]:
+    """DuckDB settings for the time of the block, back to what they were after it. They hold for the whole
+    database, not one connection."""
+    before = {name: con.execute(f"select current_setting('{name}')").fetchall()[0][0] for name in values}
+    for name, value in values.items():
+        con.execute(f"set {name} = {_setting_literal(value)}")
     try:
         yield
     finally:
-        con.execute(f"set preserve_insertion_order = {'true' if before else 'false'}")
+        for name, value in before.items():
+            con.execute(f"set {name} = {_setting_literal(value)}")
+
+
+def _setting_literal(value: bool | int) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(int(value))
+
+
+def insertion_order(con: duckdb.DuckDBPyConnection):
+    """Queries keep the order of the rows they read (a table keeps the order of the rows inserted), for the
+    time of the block."""
+    return database_settings(con, preserve_insertion_order=True)
 
 
 def land_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile, table: str, batch_id: str, file_index: int,

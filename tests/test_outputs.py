@@ -140,3 +140,22 @@ def test_findings_judged_before_partners_were_stored_still_name_their_partner_li
         outputs.write_outputs(con, batch, tmp_path / "rewritten", show_ids=False)
     assert ((tmp_path / "rewritten" / "flags.csv").read_bytes()
             == (tmp_path / "judged" / "flags.csv").read_bytes())
+
+
+def test_the_write_stage_leaves_the_database_settings_as_it_found_them(tmp_path, db_path, monkeypatch):
+    # The stage keeps insertion order and halves DuckDB's threads for its two connections, and keeps its
+    # findings in an in-memory database: a process that goes on using the database gets it back as it was.
+    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
+    first = scrub([_export(tmp_path)], tmp_path / "first", db_path)
+    assert first.exit_code == 0, first.stderr
+    settings = "select current_setting('threads'), current_setting('preserve_insertion_order')"
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("set threads = 3")
+        before = con.execute(settings).fetchall()
+        [(batch,)] = con.execute("select distinct batch_id from line_flags").fetchall()
+        outputs.write_outputs(con, batch, tmp_path / "again", show_ids=False)
+        assert con.execute(settings).fetchall() == before == [(3, True)]
+        attached = {name for (name,) in con.execute("select database_name from duckdb_databases()").fetchall()}
+        assert outputs.FINDINGS_DATABASE not in attached
+    for name in ("flags.csv", "lines.csv"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "first" / name).read_bytes()
