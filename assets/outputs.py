@@ -233,10 +233,12 @@ def _copy_line_parts(con, params: dict, path: Path, parts: list[tuple[int, int, 
             target.unlink()
 
 
-def _write_flags(con, path: Path, advance: Callable[..., None]) -> None:
-    """flags.csv from the findings table, on a connection of its own."""
+def _write_flags(con, path: Path, advance: Callable[..., None], threads: int) -> None:
+    """flags.csv from the findings table, on a connection of its own; then the rest of the stage, on the other
+    connection alone, has all of DuckDB's `threads` again."""
     try:
         _copy_csv(con, FLAGS_SQL, {}, path)
+        con.execute(f"set threads = {threads}")
     finally:
         con.close()
     advance(what="flags.csv")
@@ -356,7 +358,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
     try:
         setting.execute(f"attach if not exists ':memory:' as {FINDINGS_DATABASE}")
         with database_settings(setting, preserve_insertion_order=True, threads=max(1, threads // 2)):
-            summary = _write_files(con, batch_id, out_dir, show_ids, advance, pool, staging)
+            summary = _write_files(con, batch_id, out_dir, show_ids, advance, pool, staging, threads)
     finally:
         pool.shutdown()
         shutil.rmtree(staging, ignore_errors=True)
@@ -369,7 +371,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
 
 
 def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Callable[..., None],
-                 pool: ThreadPoolExecutor, staging: Path) -> dict:
+                 pool: ThreadPoolExecutor, staging: Path, threads: int) -> dict:
     """The stage's files, written to `staging` and moved into `out_dir` once all are there."""
     carc = carc_texts(con)
     con.register("registry_frame", registry_frame(carc[1]))
@@ -382,7 +384,7 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
     # The workbook's queries read the findings table by its plain name.
     con.execute(f"create or replace temp view finding_rows as select * from {FINDINGS_DATABASE}.finding_rows")
-    flags = pool.submit(_write_flags, con.cursor(), staging / "flags.csv", advance)
+    flags = pool.submit(_write_flags, con.cursor(), staging / "flags.csv", advance, threads)
     _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
     advance(what="quarantine.csv")
     summary = summarise(con, batch_id)
