@@ -368,10 +368,8 @@ class CsvPrefetch:
         # core: the read stage then starts about as the staging ends. Bigger exports are staged on all of
         # DuckDB's threads, not to keep the read stage waiting on one. The setting holds for the database; it
         # is back to its value when the staging ends.
-        threads = self.con.execute("select current_setting('threads')").fetchall()[0][0]
-        if sum(path.stat().st_size for path in files if path.is_file()) <= self.ONE_THREAD_BYTES:
-            self.con.execute("set threads = 1")
-        try:
+        small = sum(path.stat().st_size for path in files if path.is_file()) <= self.ONE_THREAD_BYTES
+        with database_settings(self.con, **({"threads": 1} if small else {})):
             for index, path in enumerate(files):
                 try:
                     if detect_kind(path) == "csv":
@@ -379,8 +377,6 @@ class CsvPrefetch:
                         self.staged[key] = stage_csv(self.con, path, index, self.mapping, self.DATABASE)
                 except (InputFileError, OSError, duckdb.Error):
                     continue
-        finally:
-            self.con.execute(f"set threads = {threads}")
 
     def take(self, path: Path, file_index: int, mapping: dict[str, str]) -> StagedFile | None:
         """The file's staged cells, once (they are dropped when landed), or None."""
