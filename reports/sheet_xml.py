@@ -37,6 +37,11 @@ FETCH_ROWS = 20_000
 # Entries past this many rows are written with zip64 headers: a sheet of a million long rows can pass the
 # 2 GiB that plain zip headers can describe.
 ZIP64_ROWS = 500_000
+# A row's cells carry no reference (`r="B12"`): the format places a cell without one in the column after the
+# cell before it, so each row lists every column, an empty cell where the value is null. References made up a
+# fifth of the rows' XML and, since each one differs, nearly half of the deflated sheet (43 MB against 23 MB
+# at 194,269 findings).
+EMPTY_CELL = "<c/>"
 # Deflate level of the spliced sheets: the fastest level costs a little size and saves most of the time.
 COMPRESS_LEVEL = 1
 DEFLATE_BLOCK = 4 << 20
@@ -124,13 +129,13 @@ def _careful_text(value: str) -> str:
 def _text_cell(plan: ColumnPlan, value: str) -> str:
     """An inline-string cell: the text as it is on a plain row, else cleaned and escaped (see CAREFUL_MARKS)."""
     content = f"(case when q._careful then {_careful_text(value)} else concat('>', {value}) end)"
-    return (f"case when {value} <> '' then concat('<c r=\"{plan.letter}', _r, '\"', {_style_attr(plan, value)}, "
+    return (f"case when {value} <> '' then concat('<c', {_style_attr(plan, value)}, "
             f"' t=\"inlineStr\"><is><t', {content}, '</t></is></c>') end")
 
 
 def _value_cell(plan: ColumnPlan, number: str, type_attr: str = "") -> str:
     """A number, date or boolean cell; null (no cell) where the value is null."""
-    return (f"case when {number} is not null then concat('<c r=\"{plan.letter}', _r, '\"', "
+    return (f"case when {number} is not null then concat('<c', "
             f"{_style_attr(plan, 'null')}{type_attr}, '><v>', {number}, '</v></c>') end")
 
 
@@ -159,7 +164,7 @@ def _excel_days(value: str) -> str:
 
 
 def cell_sql(plan: ColumnPlan) -> str:
-    """SQL for one column's cell of a row, null where the value is null (no cell is written)."""
+    """SQL for one column's cell of a row, null where the value is null (rows_sql writes an empty cell)."""
     value = _column(plan)
     cell_type = _cell_type(plan)
     if cell_type == "date":
@@ -219,7 +224,7 @@ def row_height_sql(plans: list[ColumnPlan]) -> str:
 def rows_sql(source: str, plans: list[ColumnPlan], first_row: int, limit: int, in_order: bool = False) -> str:
     """One row of the sheet per result row, in order: its `<row>` element from `first_row` on (UTF-8 bytes, as
     the file holds them), at most `limit`, each with its `_row`; sorted unless the source is `in_order`."""
-    cells = ", ".join(cell_sql(p) for p in plans)
+    cells = ", ".join(f"coalesce({cell_sql(p)}, '{EMPTY_CELL}')" for p in plans)
     return f"""
 select encode(concat('<row r="', _r, '"', {row_height_sql(plans)}, '>', {cells}, '</row>')) as xml, q._row
 from (select *, cast(_row + {first_row - 1} as varchar) as _r, {careful_sql("_texts")} as _careful
