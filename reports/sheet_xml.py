@@ -99,6 +99,22 @@ def _style_attr(plan: ColumnPlan, value: str) -> str:
     return f"' s=\"{plan.style}\"'" if plan.style else "''"
 
 
+def _concat(*parts: str) -> str:
+    """SQL concatenating `parts` (SQL expressions), adjacent quoted literals joined into one: a cell's markup
+    around its value is one literal on each side, and DuckDB copies fewer pieces per cell."""
+    merged: list[str] = []
+    for part in parts:
+        if merged and _is_literal(part) and _is_literal(merged[-1]):
+            merged[-1] = merged[-1][:-1] + part[1:]
+        elif part != "''":
+            merged.append(part)
+    return f"concat({', '.join(merged)})"
+
+
+def _is_literal(sql: str) -> bool:
+    return len(sql) >= 2 and sql[0] == sql[-1] == "'" and "'" not in sql[1:-1].replace("''", "")
+
+
 CONTROL = "\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F"  # the characters Excel refuses in a cell, as a regex class
 # Joins a row's texts for one check: DEL is no control character Excel refuses, nor whitespace.
 SEPARATOR = "\x7f"
@@ -118,25 +134,28 @@ def clean_text_sql(value: str) -> str:
             f"else left({cleaned}, {EXCEL_MAX_TEXT - 1}) || '\u2026' end)")
 
 
-def _careful_text(value: str) -> str:
-    """The cell content of a text that may need it: cleaned, cut, escaped, edge whitespace kept."""
+def _careful_text(value: str) -> tuple[str, str]:
+    """A text that may need it as SQL for its `<t>` attribute (edge whitespace kept) and its content (cleaned,
+    cut, escaped)."""
     cleaned = clean_text_sql(value)
     escaped = f"replace(replace(replace({cleaned}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
     space = (f"(case when regexp_matches({value}, '^\\s|\\s$') then ' xml:space=\"preserve\"' else '' end)")
-    return f"concat({space}, '>', {escaped})"
+    return space, escaped
 
 
 def _text_cell(plan: ColumnPlan, value: str) -> str:
     """An inline-string cell: the text as it is on a plain row, else cleaned and escaped (see CAREFUL_MARKS)."""
-    content = f"(case when q._careful then {_careful_text(value)} else concat('>', {value}) end)"
-    return (f"case when {value} <> '' then concat('<c', {_style_attr(plan, value)}, "
-            f"' t=\"inlineStr\"><is><t', {content}, '</t></is></c>') end")
+    style = _style_attr(plan, value)
+    space, escaped = _careful_text(value)
+    careful = _concat("'<c'", style, "' t=\"inlineStr\"><is><t'", space, "'>'", escaped, "'</t></is></c>'")
+    plain = _concat("'<c'", style, "' t=\"inlineStr\"><is><t>'", value, "'</t></is></c>'")
+    return f"case when {value} <> '' then (case when q._careful then {careful} else {plain} end) end"
 
 
 def _value_cell(plan: ColumnPlan, number: str, type_attr: str = "") -> str:
-    """A number, date or boolean cell; null (no cell) where the value is null."""
-    return (f"case when {number} is not null then concat('<c', "
-            f"{_style_attr(plan, 'null')}{type_attr}, '><v>', {number}, '</v></c>') end")
+    """A number, date or boolean cell (`type_attr` its ` t="..."` attribute); null where the value is null."""
+    cell = _concat("'<c'", _style_attr(plan, "null"), _literal(type_attr), "'><v>'", number, "'</v></c>'")
+    return f"case when {number} is not null then {cell} end"
 
 
 def _cell_type(plan: ColumnPlan) -> str:
@@ -170,7 +189,7 @@ def cell_sql(plan: ColumnPlan) -> str:
     if cell_type == "date":
         return _value_cell(plan, _excel_days(f"cast({value} as date)"))
     if cell_type == "boolean":
-        return _value_cell(plan, f"(case when {value} then '1' when not {value} then '0' end)", ", ' t=\"b\"'")
+        return _value_cell(plan, f"(case when {value} then '1' when not {value} then '0' end)", ' t="b"')
     if cell_type == "float":
         # Excel has no infinity or NaN: such a value is left out rather than breaking the file.
         return _value_cell(plan, f"(case when isfinite({value}) then cast({value} as varchar) end)")
