@@ -27,10 +27,6 @@ from .report_data import carc_texts, gather_report, record_run
 from .rules import registry_frame
 from .tables import row_id
 
-# The write stage's findings table lives in an in-memory database of its own, which both of the stage's
-# connections see (a temporary table is its connection's alone): flags.csv is written from it on the
-# lines.csv connection, after lines.csv, while the other builds the workbook.
-FINDINGS_DATABASE = "claimscrub_findings"
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
 SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
 
@@ -49,7 +45,7 @@ def units_text(column: str) -> str:
 # stored, without sorting it again (0.25 CPU-seconds at 194,269 findings). `{patient}` masks the patient of
 # each finding.
 FINDING_ROWS = f"""
-create or replace table {FINDINGS_DATABASE}.finding_rows as
+create or replace temp table finding_rows as
 select f._row,
        l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.hcpcs, l.modifier_text as modifiers,
        l.units, l.provider, l.payer, f.rule_id, f.category, f.severity, f.carc, f.dollars_at_risk, f.message, r.fix,
@@ -92,7 +88,7 @@ select claim_id, line_number, hcpcs, rule_id, category, severity, carc, dollars_
        ptp_release, mue_release, source_file, source_row, date_of_service, modifiers, {units_text("units")} as units,
        provider as provider_npi, payer, fix, partner_claim_id, partner_line_number, ptp_column_1,
        ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, partner_batch
-from {FINDINGS_DATABASE}.finding_rows
+from finding_rows
 """
 
 # The columns of lines.csv: `l`, the claim line; `e`, what other tables hold of it (prices, its findings);
@@ -233,21 +229,11 @@ def _copy_line_parts(con, params: dict, path: Path, parts: list[tuple[int, int, 
             target.unlink()
 
 
-def _write_flags(con, path: Path, advance: Callable[..., None], threads: int) -> None:
-    """flags.csv from the findings table, on a connection of its own; then the rest of the stage, on the other
-    connection alone, has all of DuckDB's `threads` again."""
-    try:
-        _copy_csv(con, FLAGS_SQL, {}, path)
-        con.execute(f"set threads = {threads}")
-    finally:
-        con.close()
-    advance(what="flags.csv")
-
-
 def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
-                 advance: Callable[..., None]) -> None:
+                 advance: Callable[..., None], threads: int) -> None:
     """lines.csv, on a connection of its own beside the rest of the write stage (which the workbook keeps
-    busy in Python for much of its time)."""
+    busy in Python for much of its time); then the rest, on the other connection alone, has all of DuckDB's
+    `threads` again."""
     try:
         # The judge stage's findings wait in the write-ahead log for a checkpoint, which closing the database
         # at the end of the run would make on one core while nothing else runs: here it overlaps the
@@ -258,6 +244,7 @@ def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
         except duckdb.Error:
             pass
         _copy_lines(con, params, masked, show_ids, path)
+        con.execute(f"set threads = {threads}")
     finally:
         con.close()
     advance(what="lines.csv")
@@ -345,27 +332,25 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
     _remove_abandoned_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(staging, 0o700)
-    # lines.csv, then flags.csv, are written on a thread while the rest is: leaving this block waits for them.
-    # The stage's settings are the database's rather than one connection's, so they are set on a connection
-    # of its own (which no failed transaction holds) for both threads:
+    # lines.csv is written on a thread while the rest is: leaving this block waits for it. The stage's
+    # settings are the database's rather than one connection's, so they are set on a connection of its own
+    # (which no failed transaction holds) for both threads:
     # - queries without ORDER BY write their rows in the order they read them (lines.csv, flags.csv, the
     #   Findings sheet) only while DuckDB keeps insertion order;
     # - each thread's queries get half of DuckDB's threads: two queries at once on all of them took 0.6
     #   CPU-seconds more at two million lines (page faults, switching) and finished later.
+    # flags.csv is written beside lines.csv from the findings table that the workbook reads, on the same
+    # connection: on the lines.csv connection, after lines.csv, the stage took about 0.2 s longer at two
+    # million lines, as the workbook's side had become the shorter.
     pool = ThreadPoolExecutor(max_workers=1)
     setting = con.cursor()
     threads = setting.execute("select current_setting('threads')").fetchall()[0][0]
     try:
-        setting.execute(f"attach if not exists ':memory:' as {FINDINGS_DATABASE}")
         with database_settings(setting, preserve_insertion_order=True, threads=max(1, threads // 2)):
             summary = _write_files(con, batch_id, out_dir, show_ids, advance, pool, staging, threads)
     finally:
         pool.shutdown()
         shutil.rmtree(staging, ignore_errors=True)
-        try:
-            setting.execute(f"detach database if exists {FINDINGS_DATABASE}")
-        except duckdb.Error:
-            pass  # still in use by a failed run's open transaction: the next run replaces its table
         setting.close()
     return summary
 
@@ -380,11 +365,10 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     params = {"batch": batch_id}
     masked = params if show_ids else {**params, "secret": site_secret()}
     lines = pool.submit(_write_lines, con.cursor(), params, masked, show_ids, staging / "lines.csv",
-                        advance)
+                        advance, threads)
     con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
-    # The workbook's queries read the findings table by its plain name.
-    con.execute(f"create or replace temp view finding_rows as select * from {FINDINGS_DATABASE}.finding_rows")
-    flags = pool.submit(_write_flags, con.cursor(), staging / "flags.csv", advance, threads)
+    _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
+    advance(what="flags.csv")
     _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
     advance(what="quarantine.csv")
     summary = summarise(con, batch_id)
@@ -399,7 +383,6 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
                    gather_report(con, summary, carc, feedback))
     advance(what="workbook")
     lines.result()
-    flags.result()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)
     for name in OUTPUT_FILES:
