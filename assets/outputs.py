@@ -229,20 +229,23 @@ def _copy_line_parts(con, params: dict, path: Path, parts: list[tuple[int, int, 
             target.unlink()
 
 
+def _checkpoint(con) -> None:
+    """The judge stage's findings wait in the write-ahead log for a checkpoint, which closing the database at
+    the end of the run would make on one core while nothing else runs: at the start of the write stage it
+    overlaps the findings' query (which reads line_flags once, as the checkpoint may renumber its rows).
+    Should another connection be writing, it is left for later."""
+    try:
+        con.execute("checkpoint")
+    except duckdb.Error:
+        pass
+
+
 def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
                  advance: Callable[..., None], threads: int) -> None:
     """lines.csv, on a connection of its own beside the rest of the write stage (which the workbook keeps
     busy in Python for much of its time); then the rest, on the other connection alone, has all of DuckDB's
-    `threads` again."""
+    `threads` again. The connection is closed here, the last of its tasks."""
     try:
-        # The judge stage's findings wait in the write-ahead log for a checkpoint, which closing the database
-        # at the end of the run would make on one core while nothing else runs: here it overlaps the
-        # findings' query (which reads line_flags once, as the checkpoint may renumber its rows). Should
-        # another connection be writing, it is left for later.
-        try:
-            con.execute("checkpoint")
-        except duckdb.Error:
-            pass
         _copy_lines(con, params, masked, show_ids, path)
         con.execute(f"set threads = {threads}")
     finally:
@@ -364,14 +367,18 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     con.unregister("registry_frame")
     params = {"batch": batch_id}
     masked = params if show_ids else {**params, "secret": site_secret()}
-    lines = pool.submit(_write_lines, con.cursor(), params, masked, show_ids, staging / "lines.csv",
-                        advance, threads)
+    # The other connection checkpoints, sums up the batch and writes lines.csv, in that order, while this one
+    # builds the findings table, flags.csv and the workbook: the summary there keeps the two sides about even.
+    side = con.cursor()
+    pool.submit(_checkpoint, side)
+    summarised = pool.submit(summarise, side, batch_id)
+    lines = pool.submit(_write_lines, side, params, masked, show_ids, staging / "lines.csv", advance, threads)
     con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
     _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
     advance(what="flags.csv")
     _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
     advance(what="quarantine.csv")
-    summary = summarise(con, batch_id)
+    summary = summarised.result()
     (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     advance(what="summary.json")
     feedback = feedback_views(con) if has_remittances(con) else None
