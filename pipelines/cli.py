@@ -105,15 +105,17 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
             instance = dg.DagsterInstance.ephemeral()
             hashes = list(hashing)
         batch_id = batch_id or batch_id_for(files, hashes)
-        return dg.materialize(
-            [*ALL_ASSETS, *PER_RUN_CHECKS],
-            resources={"duckdb": duckdb_resource(db)},
-            run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history,
-                                     hashes),
-                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-            instance=instance,
-            raise_on_error=False,
-        )
+        # The instance keeps a temporary folder until it is disposed of: leaving the block removes it.
+        with instance:
+            return dg.materialize(
+                [*ALL_ASSETS, *PER_RUN_CHECKS],
+                resources={"duckdb": duckdb_resource(db)},
+                run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history,
+                                         hashes),
+                            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+                instance=instance,
+                raise_on_error=False,
+            )
     finally:
         gc.unfreeze()
 

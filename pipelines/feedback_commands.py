@@ -12,14 +12,16 @@ def _materialize(asset, config: dict, db: str | None):
 
     from .resources import duckdb_resource
 
-    return dg.materialize(
-        [asset],
-        resources={"duckdb": duckdb_resource(db)},
-        run_config={"ops": {asset.op.name: {"config": config}},
-                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+    # The instance keeps a temporary folder until it is disposed of: leaving the block removes it.
+    with dg.DagsterInstance.ephemeral() as instance:
+        return dg.materialize(
+            [asset],
+            resources={"duckdb": duckdb_resource(db)},
+            run_config={"ops": {asset.op.name: {"config": config}},
+                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            instance=instance,
+            raise_on_error=False,
+        )
 
 
 def _stop(result) -> None:

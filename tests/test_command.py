@@ -1,6 +1,7 @@
 """The command end to end: the bundled sample, the outputs INTERFACE.md names, and exit status 2."""
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,16 @@ def test_summary_json_counts_findings_by_category_and_severity(sample_run):
     assert by_rule["MUE_DOS"] == 5
     assert summary["dollars_at_risk"]["by_severity"]["deny"] > 0
     assert {r["release"] for r in summary["reference_releases"]} >= {"RVU25D", "PTP 2024Q3", "MUE 2024Q3"}
+
+
+def test_a_run_leaves_nothing_in_the_temporary_directory(tmp_path, db_path, monkeypatch):
+    # A nightly job runs the command every night: a folder left behind by each run would pile up.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    run = scrub([SAMPLE], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert list(temporary.iterdir()) == []
 
 
 def test_two_files_of_one_run_are_one_batch(tmp_path, db_path):

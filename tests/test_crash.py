@@ -73,6 +73,8 @@ def _consistent(out: Path) -> bool:
 def test_a_run_killed_and_started_again_gives_the_uninterrupted_outputs(tmp_path, db_path, monkeypatch,
                                                                          uninterrupted, point):
     monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
+    # A killed run cannot remove Dagster's temporary folder: it goes with the test's folder.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     out = tmp_path / "out"
     if point == "reference_loading":
         db_path = tmp_path / "fresh" / "claimscrub.duckdb"

@@ -31,12 +31,13 @@ def test_materialize_reports_counts_and_passes_the_row_accounting_check(tmp_path
         dict(claim_id="C1", line_number=2, patient_id="P1", date_of_service="not a date", hcpcs="76120",
              units=1, rendering_npi="1234567893", diagnosis_1="R13.10"),
     ])
-    result = dg.materialize(
-        [*ALL_ASSETS, *REFERENCE_CHECKS],
-        resources={"duckdb": duckdb_resource(str(db_path))},
-        run_config=run_config("test-batch", [export], tmp_path / "out", "", "", False),
-        instance=dg.DagsterInstance.ephemeral(),
-    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*ALL_ASSETS, *REFERENCE_CHECKS],
+            resources={"duckdb": duckdb_resource(str(db_path))},
+            run_config=run_config("test-batch", [export], tmp_path / "out", "", "", False),
+            instance=instance,
+        )
     assert result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks[ROWS_ACCOUNTED].passed

@@ -195,9 +195,10 @@ def test_localities_lists_the_locality_codes_with_their_counties(db_path):
 
 def test_reference_checks_pass_on_the_bundled_releases_and_catch_a_short_table(db_path):
     def run():
-        return dg.materialize([*REFERENCE_ASSETS, *PER_RUN_CHECKS],
-                              resources={"duckdb": duckdb_resource(str(db_path))},
-                              instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        with dg.DagsterInstance.ephemeral() as instance:
+            return dg.materialize([*REFERENCE_ASSETS, *PER_RUN_CHECKS],
+                                  resources={"duckdb": duckdb_resource(str(db_path))},
+                                  instance=instance, raise_on_error=False)
 
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in run().get_asset_check_evaluations()}
     assert len(checks) == sum(len(c.check_keys) for c in PER_RUN_CHECKS) == 16 and all(checks.values()), checks
@@ -276,9 +277,10 @@ def test_a_user_release_under_a_bundled_id_is_kept_by_the_reference_assets(db_pa
     own = tmp_path / "ncci_ptp_practitioner_2024Q3.csv"
     shutil.copyfile(FIXTURES / "ncci_ptp_practitioner_2024Q3_76120_pairs.csv", own)
     assert reference("load", own, "--db", db_path).exit_code == 0
-    result = dg.materialize([*REFERENCE_ASSETS, *PER_RUN_CHECKS],
-                            resources={"duckdb": duckdb_resource(str(db_path))},
-                            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([*REFERENCE_ASSETS, *PER_RUN_CHECKS],
+                                resources={"duckdb": duckdb_resource(str(db_path))},
+                                instance=instance, raise_on_error=False)
     assert result.success
     assert query(db_path, "select origin, row_count from ref_releases where release_id = 'PTP 2024Q3'") == [
         ("user", 112)]
