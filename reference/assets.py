@@ -22,15 +22,15 @@ FIRST = {"dagster/priority": "1"}
 
 # The reference tables: asset name, the table it loads, what one row is.
 TABLES = {
-    "rvu_fee_schedule": ("rvu", "One row per HCPCS code and modifier per PFS release (PPRRVU official layout): "
-                                "RVUs, status, PC/TC."),
+    "rvu_fee_schedule": ("rvu", ("One row per HCPCS code and modifier per PFS release (PPRRVU official layout): "
+                                 "RVUs, status, PC/TC.")),
     "gpci_localities": ("gpci", "One row per Medicare locality (MAC + locality) per GPCI release (Addendum E)."),
-    "locality_counties": ("locality_counties", "One row per Medicare locality (MAC + locality) per county-file "
-                                               "release (25LOCCO): its counties."),
+    "locality_counties": ("locality_counties", ("One row per Medicare locality (MAC + locality) per county-file "
+                                                "release (25LOCCO): its counties.")),
     "zip_localities": ("zip", "One row per ZIP code per ZIP5 release: its carrier and pricing locality."),
     "ncci_ptp_edits": ("ptp", "One row per NCCI practitioner PTP edit (column 1, column 2) per quarterly release."),
-    "mue_limits": ("mue", "One row per HCPCS code per MUE service type per quarterly release: units limit and "
-                          "indicator."),
+    "mue_limits": ("mue", ("One row per HCPCS code per MUE service type per quarterly release: units limit and "
+                           "indicator.")),
     "adjustment_codes": ("adjustment_codes", "One row per CARC, RARC and group code (X12 code lists)."),
 }
 
