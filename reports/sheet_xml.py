@@ -22,8 +22,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from openpyxl.utils import get_column_letter
-
 try:  # Intel's ISA-L deflate: the same stream as zlib's, about four times faster at the fastest levels
     from isal import isal_zlib as deflate_library
 except ImportError:  # a platform without its wheels: the standard library's zlib
@@ -72,12 +70,12 @@ class QueryRows:
 
 @dataclass
 class ColumnPlan:
-    """How one column of the sheet becomes cells: its letter, its value's name and type, its kind and styles.
+    """How one column of the sheet becomes cells: its value's name and type, its kind and styles. A cell carries
+    no reference (see EMPTY_CELL): its place in the row is its column.
 
     `style` is the style id of its cells; a severity column has one per severity in `by_value`.
     """
 
-    letter: str
     key: str
     duck_type: str
     kind: str
@@ -347,8 +345,3 @@ def splice_rows(path, pending: list[PendingRows]) -> None:
     finally:
         if os.path.exists(staged):
             os.unlink(staged)
-
-
-def column_plan(index: int, key: str, duck_type: str, kind: str, style: int = 0,
-                by_value: dict[str, int] | None = None, wrap_width: float | None = None) -> ColumnPlan:
-    return ColumnPlan(get_column_letter(index), key, duck_type, kind, style, by_value or {}, wrap_width)

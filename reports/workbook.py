@@ -33,9 +33,9 @@ from .sheet_xml import (
     CHARS_PER_WIDTH,
     EXCEL_MAX_TEXT,
     LINE_HEIGHT,
+    ColumnPlan,
     PendingRows,
     QueryRows,
-    column_plan,
     rows_sql,
     splice_rows,
 )
@@ -323,14 +323,14 @@ def _query_sheet_rows(book: Workbook, sheet, columns: list[Column], rows: QueryR
     names, types = rows.columns()
     duck_types = dict(zip(names, types))
     plans = []
-    for index, c in enumerate(columns, 1):
+    for c in columns:
         align = WRAP if c.wrap else TOP if wrapping else None
         number_format = MONEY if c.kind == "money" else DATE if c.kind == "date" else None
         by_value = ({severity: _style_id(sheet, fill=fill, alignment=align)
                      for severity, fill in SEVERITY_FILL.items()} if c.kind == "severity" else None)
-        plans.append(column_plan(index, c.key, duck_types[c.key], c.kind,
-                                 _style_id(sheet, number_format=number_format, alignment=align), by_value,
-                                 c.width if c.wrap else None))
+        plans.append(ColumnPlan(c.key, duck_types[c.key], c.kind,
+                                _style_id(sheet, number_format=number_format, alignment=align), by_value or {},
+                                c.width if c.wrap else None))
     sql = rows_sql(rows.sql, plans, 3, room, rows.in_order)
     return PendingRows(book.worksheets.index(sheet) + 1, rows, sql, count)
 
