@@ -30,15 +30,24 @@ select d.dos, {', '.join(_pick(t) for t in TABLES)}
 from (select distinct date_of_service as dos from claim_lines where batch_id = ?) d
 """
 
-# priced_lines keeps what the rules and the outputs read; the RVUs, GPCIs and conversion factor behind a fee
-# stay in the reference tables, named by the line's releases. Storing a column of two million lines costs
-# about as much CPU as a lookup join over them, so the table holds nothing no one reads.
+# What a line's price depends on of the line itself, besides its units: each distinct combination is a price
+# context of the batch (see assets/tables.py), priced once.
+CONTEXT_KEYS = ["date_of_service", "hcpcs", "component", "facility", "locality", "service_zip", "claim_type"]
+CONTEXTS = f"""
+create or replace temp table context_keys as
+select row_number() over ()::integer as context_id, *
+from (select distinct {", ".join(CONTEXT_KEYS)} from claim_lines where batch_id = ?)
+"""
+
+# price_contexts keeps what the rules and the outputs read; the RVUs, GPCIs and conversion factor behind a fee
+# stay in the reference tables, named by the context's releases. Storing a column costs about as much CPU as
+# a lookup join over it, so the table holds nothing no one reads.
 PRICE = """
-insert into priced_lines (batch_id, line_id, rvu_release, gpci_release, ptp_release, mue_release,
-                          reference_match, locality, in_fee_schedule, status, pctc, mult_proc, unit_fee,
-                          expected_allowed, mue_value, mai)
+insert into price_contexts (batch_id, context_id, rvu_release, gpci_release, ptp_release, mue_release,
+                            reference_match, locality, in_fee_schedule, status, pctc, mult_proc, unit_fee,
+                            mue_value, mai)
 with lr as (
-    select l.batch_id, l.line_id, l.hcpcs, l.units, l.component, l.facility, l.locality as given_locality,
+    select ? as batch_id, l.context_id, l.hcpcs, l.component, l.facility, l.locality as given_locality,
            l.service_zip, l.claim_type, d.*,
            case when l.claim_type = 'institutional' then d.mue_outpatient_hospital_release
                 else d.mue_practitioner_release end as mue_release,
@@ -46,8 +55,7 @@ with lr as (
                 else d.mue_practitioner_exact end as mue_exact,
            case when l.claim_type = 'institutional' then 'outpatient_hospital' else 'practitioner' end
                as mue_service_type
-    from claim_lines l join dos_releases d on d.dos = l.date_of_service
-    where l.batch_id = ?
+    from context_keys l join dos_releases d on d.dos = l.date_of_service
 ),
 located as (
     select lr.*,
@@ -90,18 +98,30 @@ fees as (
            end::decimal(14,2) as unit_fee
     from rated
 )
-select batch_id, line_id, rvu_release, gpci_release, ptp_release, mue_release,
+select batch_id, context_id, rvu_release, gpci_release, ptp_release, mue_release,
        case when rvu_exact and gpci_exact and ptp_exact and mue_exact then 'exact' else 'approximate' end,
-       coalesce(locality_key, 'national'), in_fee_schedule, status, pctc, mult_proc, unit_fee,
-       round(unit_fee * units, 2)::decimal(14,2), mue_value, mai
+       coalesce(locality_key, 'national'), in_fee_schedule, status, pctc, mult_proc, unit_fee, mue_value, mai
 from fees
+"""
+
+# Each line: its context, and its expected allowed at its context's fee.
+PRICED_KEYS = f"""
+insert into priced_keys
+select l.batch_id, l.line_id, k.context_id, round(c.unit_fee * l.units, 2)::decimal(14,2)
+from claim_lines l
+join context_keys k on {" and ".join(f"k.{key} is not distinct from l.{key}" for key in CONTEXT_KEYS)}
+join (select * from price_contexts where batch_id = $batch) c on c.context_id = k.context_id
+where l.batch_id = $batch
 """
 
 
 def price_batch(con, batch_id: str, default_locality: str = "") -> dict[str, int]:
-    clear_batch(con, "priced_lines", batch_id)
+    clear_batch(con, "priced_keys", batch_id)
+    clear_batch(con, "price_contexts", batch_id)
     con.execute(DOS_RELEASES, [batch_id])
+    con.execute(CONTEXTS, [batch_id])
     con.execute(PRICE, [batch_id, default_locality.upper() or None])
+    con.execute(PRICED_KEYS, {"batch": batch_id})
     priced, unpriced = con.execute(
         """select count(expected_allowed), count(*) - count(expected_allowed)
            from priced_lines where batch_id = ?""",

@@ -157,3 +157,36 @@ def test_the_write_stage_leaves_the_database_settings_as_it_found_them(tmp_path,
         assert con.execute(settings).fetchall() == before == [(3, True)]
     for name in ("flags.csv", "lines.csv"):
         assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "first" / name).read_bytes()
+
+
+def test_a_database_that_stored_each_lines_prices_keeps_them_and_judges_against_them(tmp_path, db_path,
+                                                                                     monkeypatch):
+    # Earlier versions stored every column of a line's prices on the line; a database made by one has its
+    # batches' prices split into price contexts on first use, and later batches judge against them.
+    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
+    earlier = text_export(tmp_path / "earlier.csv", [row("CLM-EARLIER", patient="PT-ONE"),
+                                                     row("CLM-EARLIER", patient="PT-ONE", Line="2",
+                                                         **{"CPT Code": "76000", "Units": "3"})])
+    assert scrub([earlier], tmp_path / "earlier", db_path).exit_code == 0
+    with duckdb.connect(str(db_path)) as con:
+        prices = con.execute("select * from priced_lines order by line_id").fetchall()
+        con.execute("create table stored_prices as select * from priced_lines")
+        con.execute("drop view priced_lines")
+        con.execute("drop table priced_keys")
+        con.execute("drop table price_contexts")
+        con.execute("alter table stored_prices rename to priced_lines")
+    assert len(prices) == 2 and prices[0][2:] != prices[1][2:]
+
+    later = text_export(tmp_path / "later.csv", [row("CLM-LATER", patient="PT-ONE")])
+    run = scrub([later], tmp_path / "later", db_path, "--history")
+    assert run.exit_code == 0, run.stderr
+    with duckdb.connect(str(db_path)) as con:
+        kind = con.execute("select table_type from information_schema.tables where table_name = 'priced_lines'")
+        assert kind.fetchall() == [("VIEW",)]
+        batches = dict(con.execute("select source_file, batch_id from batch_files").fetchall())
+        kept = con.execute("select * from priced_lines where batch_id = ? order by line_id",
+                           [batches["earlier.csv"]]).fetchall()
+    assert kept == prices
+    # The later line bills the earlier batch's first code again for the patient on the same day.
+    assert {f["rule_id"] for f in run.flags} >= {"DUP_COMPONENT"}
+    assert "Earlier batch" in " ".join(f["message"] for f in run.flags if f["rule_id"] == "DUP_COMPONENT")
