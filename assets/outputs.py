@@ -101,22 +101,17 @@ LINE_COLUMNS = f"""
        l.facility, e.locality, e.expected_allowed, e.reference_match, e.rvu_release, e.ptp_release,
        e.mue_release, e.finding_count, e.worst_severity, e.gpci_release, e.unit_fee, l.claim_type, l.payer,
        l.provider as provider_npi, {{patient}} as patient"""
-# Per line of the batch that has findings: how many, and the worst. {ids} narrows it to a part.
-FINDING_COUNTS = f"""
-select line_id, count(*) as finding_count,
-       case min({SEVERITY_RANK}) when 1 then 'deny' when 2 then 'review' else 'info' end as worst
-from line_flags f where batch_id = $batch {{ids}} group by line_id
-"""
-# What lines.csv shows of a line's prices `p` and of its findings `s`.
-EXTRA_COLUMNS = """
-       p.line_id, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
-       p.mue_release, coalesce(s.finding_count, 0) as finding_count, coalesce(s.worst, '') as worst_severity,
-       p.gpci_release, p.unit_fee"""
 # Per line of the batch: its prices, and how many findings it has and the worst. {ids} narrows it to a part.
 LINE_EXTRAS = f"""
-select {EXTRA_COLUMNS}
+select p.line_id, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
+       p.mue_release, coalesce(s.finding_count, 0) as finding_count, coalesce(s.worst, '') as worst_severity,
+       p.gpci_release, p.unit_fee
 from (select * from priced_lines where batch_id = $batch {{ids}}) p
-left join ({FINDING_COUNTS}) s on s.line_id = p.line_id
+left join (
+    select line_id, count(*) as finding_count,
+           case min({SEVERITY_RANK}) when 1 then 'deny' when 2 then 'review' else 'info' end as worst
+    from line_flags f where batch_id = $batch {{ids}} group by line_id
+) s on s.line_id = p.line_id
 """
 
 # lines.csv in file order without sorting the lines. A batch's raw rows are stored in file order (the
@@ -127,20 +122,11 @@ left join ({FINDING_COUNTS}) s on s.line_id = p.line_id
 # instead. The masked patient comes from patient_keys: a batch has several lines per patient, and hashing
 # each line's patient cost twice the lookup (0.6 s of CPU at two million lines).
 OUT_OF_ORDER = "lines and their prices are not in the same order"
-# Only each line's own prices are sorted (its id, its price context and its expected allowed); its context and
-# its findings are looked up after the sort, by joins that keep the order they read. Sorting the whole of
-# LINE_EXTRAS instead took 0.3 CPU-seconds more at two million lines.
-LINE_EXTRAS_SORTED = f"""
-select {EXTRA_COLUMNS.replace("p.line_id", "k.line_id").replace("p.expected_allowed", "k.expected_allowed")}
-from (select line_id, context_id, expected_allowed from priced_keys where batch_id = $batch order by line_id) k
-join (select * from price_contexts where batch_id = $batch) p on p.context_id = k.context_id
-left join ({FINDING_COUNTS.replace("{ids}", "")}) s on s.line_id = k.line_id
-"""
 LINES_IN_ORDER = f"""
 select {LINE_COLUMNS.replace("{patient}", "l.patient")}
 from (select l.*, k.patient from claim_lines l left join patient_keys k on k.patient_id = l.patient_id
       where l.batch_id = $batch) l
-positional join ({LINE_EXTRAS_SORTED.replace("{ids}", "")}) e
+positional join ({LINE_EXTRAS.replace("{ids}", "")} order by p.line_id) e
 where case when l.line_id is distinct from e.line_id then error('{OUT_OF_ORDER}') else true end
 """
 
