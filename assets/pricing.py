@@ -5,7 +5,7 @@ of the line's component, the facility PE for a facility place of service (the no
 facility PE is NA), and the GPCIs of the line's locality (all 1.000 when none is known).
 """
 
-from .tables import clear_batch
+from .tables import CONTEXT_COLUMNS, clear_batch
 
 TABLES = ["rvu", "gpci", "zip", "ptp", "mue_practitioner", "mue_outpatient_hospital"]
 
@@ -42,10 +42,8 @@ from (select distinct {", ".join(CONTEXT_KEYS)} from claim_lines where batch_id 
 # price_contexts keeps what the rules and the outputs read; the RVUs, GPCIs and conversion factor behind a fee
 # stay in the reference tables, named by the context's releases. Storing a column costs about as much CPU as
 # a lookup join over it, so the table holds nothing no one reads.
-PRICE = """
-insert into price_contexts (batch_id, context_id, rvu_release, gpci_release, ptp_release, mue_release,
-                            reference_match, locality, in_fee_schedule, status, pctc, mult_proc, unit_fee,
-                            mue_value, mai)
+PRICE = f"""
+insert into price_contexts (batch_id, context_id, {", ".join(CONTEXT_COLUMNS)})
 with lr as (
     select ? as batch_id, l.context_id, l.hcpcs, l.component, l.facility, l.locality as given_locality,
            l.service_zip, l.claim_type, d.*,

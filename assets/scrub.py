@@ -234,7 +234,9 @@ SL_COLUMNS = f"""
 def _scrub_lines_sql() -> str:
     """`sl`, built in one pass over the batch's claim and priced lines: `judged_alone` marks the few lines that
     break a rule of LINE_RULES or await one of PENDING_RULES (null for the others), for LINE_HITS."""
-    any_rule = " or ".join(f"({condition})" for condition in _line_conditions())
+    conditions = [condition for condition, _ in LINE_RULES.values()]
+    conditions += [condition for _, condition, _ in PENDING_RULES.values()]
+    any_rule = " or ".join(f"({condition})" for condition in conditions)
     return f"""
 create or replace temp table sl as
 select l.line_id, {SL_COLUMNS}, case when {any_rule} then true end as judged_alone
@@ -245,11 +247,6 @@ from history_lines h
 join (select * from claim_lines where true {{part}}) l on l.batch_id = h.batch_id and l.line_id = h.line_id
 join priced_lines p on p.batch_id = h.batch_id and p.line_id = h.line_id
 """
-
-
-def _line_conditions() -> list[str]:
-    return ([condition for condition, _ in LINE_RULES.values()]
-            + [condition for _, condition, _ in PENDING_RULES.values()])
 
 
 # A batch's claim lines `l` ({lines} selects them) with their prices `p`, what LINE_RULES read of them
@@ -302,13 +299,14 @@ def _line_findings_sql() -> str:
 
 
 # What a line of `line_hits` (`s`) that awaits a PENDING_RULES finding needs of the lines around it to have it.
-# The lines around are looked for among the patients of the lines that await them only.
+# The lines around are looked for only among the patients of the lines that await the same finding
+# ({awaiting}: the rule's own condition on a line).
 PENDING_CHECKS = {
     "shared_day": """exists (
         select 1 from sl o where o.patient_id = s.patient_id and o.date_of_service = s.date_of_service
                               and o.provider_key = s.provider_key and o.line_id <> s.line_id
                               and o.status in ('A', 'R', 'T')
-                              and o.patient_id in (select patient_id from line_hits where p.status = 'T'))""",
+                              and o.patient_id in (select patient_id from line_hits where {awaiting}))""",
     "no_ptp_pair": "s.line_id not in (select col1_line from ptp_pairs union all select col2_line from ptp_pairs)",
 }
 
@@ -317,7 +315,7 @@ def _pending_findings_sql() -> str:
     """The findings of PENDING_RULES among `line_hits`: those whose lines around them bear them out."""
     return "insert into found by name\n" + "\nunion all\n".join(
         f"select s.line_id, {_finding_columns(rule, message)}, s.expected_allowed from line_hits s "
-        f"where ({condition}) and {PENDING_CHECKS[awaits]}"
+        f"where ({condition}) and {PENDING_CHECKS[awaits].replace('{awaiting}', condition)}"
         for awaits, (rule, condition, message) in PENDING_RULES.items())
 
 

@@ -57,17 +57,18 @@ where scrubbable
 # context's number and its own expected allowed (`priced_keys`). `priced_lines` is the view of both: storing
 # the context's twelve columns on every line took the price stage 1.3 of its 2.3 CPU-seconds at two million
 # lines (DuckDB's insert costs about as much per column as per value).
-PRICE_CONTEXT_COLUMNS = """
-    batch_id varchar, context_id integer, rvu_release varchar, gpci_release varchar, ptp_release varchar,
-    mue_release varchar, reference_match varchar, locality varchar, in_fee_schedule boolean, status varchar,
-    pctc varchar, mult_proc varchar, unit_fee decimal(14,2), mue_value integer, mai integer"""
-CONTEXT_COLUMNS = ["rvu_release", "gpci_release", "ptp_release", "mue_release", "reference_match", "locality",
-                   "in_fee_schedule", "status", "pctc", "mult_proc", "unit_fee", "mue_value", "mai"]
+CONTEXT_COLUMNS = {
+    "rvu_release": "varchar", "gpci_release": "varchar", "ptp_release": "varchar", "mue_release": "varchar",
+    "reference_match": "varchar", "locality": "varchar", "in_fee_schedule": "boolean", "status": "varchar",
+    "pctc": "varchar", "mult_proc": "varchar", "unit_fee": "decimal(14,2)", "mue_value": "integer",
+    "mai": "integer"}
 
+# The columns of priced_lines as the table was before the contexts: the line's expected allowed after its fee.
 PRICED_LINES_VIEW = f"""
 create or replace view priced_lines as
-select k.batch_id, k.line_id, {", ".join(f"c.{column}" for column in CONTEXT_COLUMNS[:-2])},
-       k.expected_allowed, c.mue_value, c.mai
+select k.batch_id, k.line_id,
+       {", ".join(f"c.{column}" + (", k.expected_allowed" if column == "unit_fee" else "")
+                  for column in CONTEXT_COLUMNS)}
 from priced_keys k
 join price_contexts c on c.batch_id = k.batch_id and c.context_id = k.context_id
 """
@@ -82,7 +83,8 @@ create table if not exists raw_claim_rows ({RAW_COLUMNS});
 create table if not exists claim_quarantine (
     batch_id varchar, file_index integer, source_file varchar, source_row bigint, claim_id varchar,
     line_number varchar, reasons varchar);
-create table if not exists price_contexts ({PRICE_CONTEXT_COLUMNS});
+create table if not exists price_contexts (
+    batch_id varchar, context_id integer, {", ".join(f"{name} {kind}" for name, kind in CONTEXT_COLUMNS.items())});
 create table if not exists priced_keys (
     batch_id varchar, line_id bigint, context_id integer, expected_allowed decimal(14,2));
 create table if not exists line_flags (
