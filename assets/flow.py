@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 from reference.assets import REFERENCE_ASSETS
 
 from . import outputs
+from .coverage import batch_coverage, stale_warnings
 from .pricing import price_batch
 from .progress import stage
 from .readers import (
@@ -27,6 +28,7 @@ from .validate import validate_batch
 from .x12 import stage_837p
 
 ROWS_ACCOUNTED = "rows_accounted"
+REFERENCE_CURRENT = "reference_current"
 
 
 class BatchConfig(dg.Config):
@@ -39,6 +41,10 @@ class BatchConfig(dg.Config):
     file_hashes: list[str] = []
     mapping_file: str = ""
     default_locality: str = ""
+    # The RVU file variant that prices the lines ('' for non-QPP, 'QPP'), and a later last day of the 1.0 work
+    # GPCI floor than the GPCI file's own (YYYY-MM-DD), from the site's settings.
+    rvu_variant: str = ""
+    work_floor_through: str = ""
     out_dir: str = ""
     show_ids: bool = False
     # Also judge the batch's lines against lines of earlier batches (the nightly run and `--history`).
@@ -131,16 +137,27 @@ def validated_claims(config: BatchConfig, duckdb: DuckDBResource):
 
 @dg.asset(group_name="scrub", kinds={"duckdb"},
           deps=["claim_lines", "rvu_fee_schedule", "gpci_localities", "zip_localities", "mue_limits",
-                "ncci_ptp_edits"])
+                "ncci_ptp_edits"],
+          check_specs=[dg.AssetCheckSpec(REFERENCE_CURRENT, asset="priced_lines",
+                                         description="every line is dated within the newest release of each "
+                                                     "reference table (warns, never blocks)")])
 def priced_lines(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per claim line of a batch: the releases that judge it and its Medicare expected allowed."""
     with stage("price", total=1, unit="queries") as progress, duckdb.get_connection() as con:
         con.execute("begin transaction")
-        counts = price_batch(con, config.batch_id, config.default_locality)
+        counts = price_batch(con, config.batch_id, config.default_locality, config.rvu_variant,
+                             config.work_floor_through)
         con.execute("commit")
+        coverage = batch_coverage(con, config.batch_id)
         progress.advance()
         progress.rows = counts["priced"] + counts["unpriced"]
-    return dg.MaterializeResult(metadata={**counts, "rows": progress.rows, "seconds": progress.seconds})
+    stale = stale_warnings(coverage)
+    return dg.MaterializeResult(
+        metadata={**counts, "rows": progress.rows, "seconds": progress.seconds},
+        check_results=[dg.AssetCheckResult(
+            check_name=REFERENCE_CURRENT, passed=not stale, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"stale_tables": "\n".join(stale) or "none"})],
+    )
 
 
 @dg.asset(group_name="scrub", kinds={"duckdb"}, deps=[priced_lines, "adjustment_codes"])

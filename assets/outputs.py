@@ -21,6 +21,7 @@ import duckdb
 from pipelines.settings import site_secret
 from reports.workbook import build_workbook
 
+from .coverage import batch_coverage
 from .feedback import feedback_views, has_remittances
 from .readers import database_settings
 from .report_data import carc_texts, gather_report, record_run
@@ -312,6 +313,7 @@ def summarise(con, batch_id: str) -> dict:
         "dollars_at_risk": {"by_severity": dollars_by_severity, "deny_by_category": dollars_by_category},
         "expected_allowed_total": float(expected),
         "reference_releases": releases,
+        "reference_coverage": batch_coverage(con, batch_id),
         "files": files,
         "started": started[0][0].replace(tzinfo=timezone.utc).isoformat() if started else None,
         "finished": datetime.now(timezone.utc).isoformat(),

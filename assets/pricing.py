@@ -8,27 +8,47 @@ facility PE is NA), and the GPCIs of the line's locality (all 1.000 when none is
 from .tables import CONTEXT_COLUMNS, clear_batch
 
 TABLES = ["rvu", "gpci", "zip", "ptp", "mue_practitioner", "mue_outpatient_hospital"]
+# Rates are set per calendar year: a release of the date's own year judges it before any other year's.
+YEAR_FIRST = {"rvu", "gpci"}
 
-
-def _pick(table: str) -> str:
-    return f"""
-        coalesce(
-            (select release_id from ref_releases r where r.table_name = '{table}'
-               and d.dos between r.effective_start and r.effective_end
-             order by r.effective_start desc, r.loaded_at desc limit 1),
-            (select release_id from ref_releases r where r.table_name = '{table}' and r.effective_start <= d.dos
-             order by r.effective_start desc limit 1),
-            (select release_id from ref_releases r where r.table_name = '{table}'
-             order by r.effective_start limit 1)) as {table}_release,
-        exists(select 1 from ref_releases r where r.table_name = '{table}'
-               and d.dos between r.effective_start and r.effective_end) as {table}_exact"""
-
-
+# Per table and date of service, the release that judges it: the one whose period holds the date; for RVU and
+# GPCI, else the one of the same year nearest the date; else the newest that starts before it; else the
+# oldest. An RVU release of the site's variant (QPP or not) goes before the other variant's of the same year.
 DOS_RELEASES = f"""
 create or replace temp table dos_releases as
-select d.dos, {', '.join(_pick(t) for t in TABLES)}
-from (select distinct date_of_service as dos from claim_lines where batch_id = ?) d
+with dates as (select distinct date_of_service as dos from claim_lines where batch_id = $batch),
+releases as (
+    select distinct release_id, table_name, effective_start, effective_end, coalesce(variant, '') as variant,
+           loaded_at
+    from ref_releases where table_name in ({", ".join(f"'{t}'" for t in TABLES)})
+),
+ranked as (
+    select d.dos, r.table_name, r.release_id, d.dos between r.effective_start and r.effective_end as holds,
+           row_number() over (
+               partition by d.dos, r.table_name
+               order by case when r.table_name in ({", ".join(f"'{t}'" for t in YEAR_FIRST)})
+                             then year(r.effective_start) = year(d.dos) end desc nulls last,
+                        case when r.table_name = 'rvu' then r.variant = $variant end desc nulls last,
+                        d.dos between r.effective_start and r.effective_end desc,
+                        case when r.table_name in ({", ".join(f"'{t}'" for t in YEAR_FIRST)})
+                             then greatest(r.effective_start - d.dos, d.dos - r.effective_end, 0) end nulls last,
+                        r.effective_start <= d.dos desc,
+                        case when r.effective_start <= d.dos then r.effective_start end desc,
+                        r.effective_start, r.loaded_at desc, r.release_id) as pick
+    from dates d cross join releases r
+)
+select d.dos,
+       {", ".join(f"any_value(r.release_id) filter (where r.table_name = '{t}') as {t}_release, "
+                  f"coalesce(bool_or(r.holds) filter (where r.table_name = '{t}'), false) as {t}_exact"
+                  for t in TABLES)}
+from dates d left join ranked r on r.dos = d.dos and r.pick = 1
+group by d.dos
 """
+
+# Statuses paid outside the physician fee schedule, or priced by the contractor: never priced here.
+UNPRICED_STATUSES = ("C", "X", "E", "J", "M")
+# CPT Category II (quality reporting) codes: four digits and F.
+CATEGORY_II = "[0-9]{4}F"
 
 # What a line's price depends on of the line itself, besides its units: each distinct combination is a price
 # context of the batch (see assets/tables.py), priced once.
@@ -45,7 +65,7 @@ from (select distinct {", ".join(CONTEXT_KEYS)} from claim_lines where batch_id 
 PRICE = f"""
 insert into price_contexts (batch_id, context_id, {", ".join(CONTEXT_COLUMNS)})
 with lr as (
-    select ? as batch_id, l.context_id, l.hcpcs, l.component, l.facility, l.locality as given_locality,
+    select $batch as batch_id, l.context_id, l.hcpcs, l.component, l.facility, l.locality as given_locality,
            l.service_zip, l.claim_type, d.*,
            case when l.claim_type = 'institutional' then d.mue_outpatient_hospital_release
                 else d.mue_practitioner_release end as mue_release,
@@ -63,35 +83,42 @@ located as (
     left join ref_zip z on z.release_id = lr.zip_release and z.zip = lr.service_zip
     left join ref_gpci g_zip on g_zip.release_id = lr.gpci_release and g_zip.mac = z.mac
                              and g_zip.locality = z.locality
-    left join ref_gpci g_default on g_default.release_id = lr.gpci_release and g_default.locality_key = ?
+    left join ref_gpci g_default on g_default.release_id = lr.gpci_release and g_default.locality_key = $locality
 ),
 rated as (
     select located.*,
-           coalesce(rc.hcpcs, rb.hcpcs) is not null as in_fee_schedule,
-           coalesce(rb.status, rc.status) as status,
-           coalesce(rb.pctc, rc.pctc) as pctc,
-           coalesce(rb.mult_proc, rc.mult_proc) as mult_proc,
-           coalesce(rc.work_rvu, rb.work_rvu) as work_rvu,
-           case when not located.facility then coalesce(rc.pe_nonfacility, rb.pe_nonfacility)
-                when coalesce(rc.pe_facility_na, rb.pe_facility_na) then coalesce(rc.pe_nonfacility, rb.pe_nonfacility)
-                else coalesce(rc.pe_facility, rb.pe_facility) end as pe_rvu,
-           coalesce(rc.mp_rvu, rb.mp_rvu) as mp_rvu,
-           coalesce(rc.conversion_factor, rb.conversion_factor) as conversion_factor,
-           coalesce(g.work_gpci, 1.000)::decimal(6,3) as work_gpci,
+           coalesce(own.hcpcs, base.hcpcs) is not null as in_fee_schedule,
+           own.hcpcs is not null as has_own_row,
+           -- Indicators come from the row of the line's own component; a component without a row of its own
+           -- takes the code's row without modifier (and is not priced).
+           coalesce(own.status, base.status) as status,
+           coalesce(own.pctc, base.pctc) as pctc,
+           coalesce(own.mult_proc, base.mult_proc) as mult_proc,
+           own.work_rvu,
+           case when located.facility and not own.pe_facility_na then own.pe_facility
+                else own.pe_nonfacility end as pe_rvu,
+           own.mp_rvu, own.conversion_factor,
+           case when g.locality_key is null then 1.000
+                when located.dos <= greatest(g.work_floor_through, $floor_through::date) then g.work_gpci_floor
+                else g.work_gpci end::decimal(6,3) as work_gpci,
            coalesce(g.pe_gpci, 1.000)::decimal(6,3) as pe_gpci,
            coalesce(g.mp_gpci, 1.000)::decimal(6,3) as mp_gpci,
            m.mue_value, m.mai
     from located
-    left join ref_rvu rc on rc.release_id = located.rvu_release and rc.hcpcs = located.hcpcs
-                         and rc.modifier = case located.component when 'global' then '' else located.component end
-    left join ref_rvu rb on rb.release_id = located.rvu_release and rb.hcpcs = located.hcpcs and rb.modifier = ''
+    left join ref_rvu own on own.release_id = located.rvu_release and own.hcpcs = located.hcpcs
+                          and own.modifier = case located.component when 'global' then '' else located.component end
+    left join ref_rvu base on base.release_id = located.rvu_release and base.hcpcs = located.hcpcs
+                           and base.modifier = ''
     left join ref_gpci g on g.release_id = located.gpci_release and g.locality_key = located.locality_key
     left join ref_mue m on m.release_id = located.mue_release and m.service_type = located.mue_service_type
                         and m.hcpcs = located.hcpcs
 ),
 fees as (
+    -- Decimal throughout, rounded half up to the cent. Codes paid outside this fee schedule (and Category II
+    -- quality codes) are not priced here.
     select rated.*,
-           case when in_fee_schedule and status <> 'C' then
+           case when has_own_row and status not in ({", ".join(f"'{s}'" for s in UNPRICED_STATUSES)})
+                     and not regexp_full_match(hcpcs, '{CATEGORY_II}') then
                round((work_rvu * work_gpci + pe_rvu * pe_gpci + mp_rvu * mp_gpci) * conversion_factor, 2)
            end::decimal(14,2) as unit_fee
     from rated
@@ -113,12 +140,16 @@ where l.batch_id = $batch
 """
 
 
-def price_batch(con, batch_id: str, default_locality: str = "") -> dict[str, int]:
+def price_batch(con, batch_id: str, default_locality: str = "", rvu_variant: str = "",
+                floor_through: str = "") -> dict[str, int]:
+    """Price a validated batch. `rvu_variant` is the site's RVU file variant ('' or 'QPP'); `floor_through` a
+    later last day (YYYY-MM-DD) of the 1.0 work GPCI floor than the GPCI file's own, where the law extends it."""
     clear_batch(con, "priced_keys", batch_id)
     clear_batch(con, "price_contexts", batch_id)
-    con.execute(DOS_RELEASES, [batch_id])
+    con.execute(DOS_RELEASES, {"batch": batch_id, "variant": rvu_variant.upper()})
     con.execute(CONTEXTS, [batch_id])
-    con.execute(PRICE, [batch_id, default_locality.upper() or None])
+    con.execute(PRICE, {"batch": batch_id, "locality": default_locality.upper() or None,
+                        "floor_through": floor_through or None})
     con.execute(PRICED_KEYS, {"batch": batch_id})
     priced, unpriced = con.execute(
         """select count(expected_allowed), count(*) - count(expected_allowed)

@@ -162,6 +162,31 @@ def record_run(con, summary: dict) -> None:
     )
 
 
+def _with_coverage(con, reference: list[tuple], coverage: list[dict]) -> list[tuple]:
+    """The Reference sheet's rows, each with what it says of the batch's dates: the newest release of each table
+    says whether the batch lies within it (a stale one is listed even if no line used it); the older ones are
+    those the earlier dates of the batch were judged by."""
+    newest = {entry["newest_release"]: entry for entry in coverage if entry["newest_release"]}
+    rows = []
+    for row in reference:
+        entry = newest.pop(row[0], None)
+        rows.append((*row, _coverage_text(entry) if entry else ""))
+    for release, entry in newest.items():
+        for found in con.execute(
+                """select release_id, table_name, effective_start, effective_end, source_files, sha256, row_count
+                   from ref_releases where release_id = ? order by table_name""", [release]).fetchall():
+            rows.append((*found, _coverage_text(entry)))
+    rows += [(None, entry["table"], None, None, None, None, None, _coverage_text(entry))
+             for entry in coverage if not entry["newest_release"]]
+    return rows
+
+
+def _coverage_text(entry: dict) -> str:
+    if entry["stale"]:
+        return f"STALE: {entry['warning']}"
+    return f"Newest {entry['table']} release: no line of the batch is dated after its period."
+
+
 def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback: dict | None) -> Report:
     """The workbook's tables for one batch. The big ones (findings, worklist, quarantine) stay queries, read
     as the sheet is written; the findings and the worklist read the batch's findings table (`finding_rows`,
@@ -182,6 +207,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
                from ref_releases where table_name = 'adjustment_codes' and release_id = ?""",
             [carc_release]).fetchall()
     ]
+    reference = _with_coverage(con, reference, summary.get("reference_coverage", []))
     return Report(
         summary=summary,
         findings=_query_table(con, FINDINGS_SQL, {}, summary["findings"]["total"], in_order=True),
@@ -190,7 +216,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
         rules=Table([*rules.columns, "findings"],
                     [(*row, by_rule.get(row[0], 0)) for row in rules.itertuples(index=False)]),
         reference=Table(["release", "table", "effective_start", "effective_end", "source_files", "sha256",
-                         "rows"], reference),
+                         "rows", "coverage"], reference),
         categories=_query_table(con, CATEGORIES_SQL, params),
         top_rules=_query_table(con, TOP_RULES_SQL, params),
         top_providers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "provider"), {}),

@@ -85,10 +85,13 @@ RULES = [
          "repeat-procedure modifier: the payer denies the copies as exact duplicates.",
          "Remove the duplicate lines, or combine them into one line with the total units.", NCCI_CH1),
     Rule("STATUS_NOT_PAYABLE", "coverage", "deny", "96",
-         "The fee schedule status of the code says Medicare does not pay it as billed (bundled, invalid, "
-         "non-covered, excluded, or restricted).",
-         "Check the code for the date of service; bill the payable code, or obtain an ABN/waiver where the "
-         "service is non-covered.", PFS_LAYOUT),
+         "The fee schedule status of the code for this component and date decides: bundled, non-covered, "
+         "invalid or deleted codes are denied; restricted ones are paid only in limited circumstances; "
+         "carrier-priced codes, codes paid under another schedule (clinical lab, drugs at ASP, anesthesia, "
+         "vaccine administration) and CPT Category II quality codes are not denials, only not priced here.",
+         "Deny: check the code for the date of service and bill the payable code, or obtain an ABN where the "
+         "service is non-covered. Review: confirm the coverage conditions are documented. Info: nothing to "
+         "fix; the payer prices it under its own schedule.", PFS_LAYOUT),
     Rule("CODE_NOT_IN_FEE_SCHEDULE", "data", "info", "",
          "The code is not in the physician fee schedule release for this date: it cannot be priced and may "
          "be invalid or carrier-priced.",

@@ -17,6 +17,7 @@ spill to disk (a batch of ten million lines judged whole took twice as long per 
 
 import re
 
+from .pricing import CATEGORY_II, UNPRICED_STATUSES
 from .rules import registry_frame
 from .tables import clear_batch
 
@@ -29,6 +30,16 @@ BYPASS_MODIFIERS = [
 X_MODIFIERS = ["59", "XE", "XP", "XS", "XU"]
 HOSPITAL_POS = ["19", "21", "22", "23"]
 PLAIN_FLUOROSCOPY = ["76000", "77001", "77002", "77003"]
+# Fee schedule statuses (RVU readme) by what they mean for the line: denied as billed, payable but restricted,
+# and paid under another schedule or not at all (information, not priced here: see assets/pricing.py).
+DENIED_STATUSES = ("B", "N", "P", "I", "D", "F", "G", "H")
+REVIEW_STATUSES = ("R",)
+OTHER_SCHEDULE_STATUSES = UNPRICED_STATUSES
+
+
+def sql_list(values) -> str:
+    """A list of SQL string literals, for values that come from constants in code."""
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
 # Every scrubbed batch gets a place in line once, kept across rescrubs: history is only the batches before it,
@@ -162,19 +173,30 @@ LINE_RULES = {
         "printf('No MUE published for %s in %s.', l.hcpcs, coalesce(p.mue_release, 'any loaded MUE release'))",
     ),
     "STATUS_NOT_PAYABLE": (
-        "p.status in ('B', 'I', 'N', 'X', 'P', 'E', 'R', 'C')",
+        f"p.status in {sql_list(DENIED_STATUSES + REVIEW_STATUSES + OTHER_SCHEDULE_STATUSES)} "
+        f"or regexp_full_match(l.hcpcs, '{CATEGORY_II}')",
         "printf('%s has fee schedule status %s (%s): %s', l.hcpcs, p.status, p.rvu_release, "
-        "case p.status "
+        f"case when regexp_full_match(l.hcpcs, '{CATEGORY_II}') then 'a CPT Category II quality code: reported "
+        "for quality measures, no payment expected; not priced.' "
+        "else case p.status "
         "when 'B' then 'bundled, never paid separately.' "
         "when 'P' then 'bundled or excluded, not paid under the fee schedule.' "
         "when 'I' then 'not valid for Medicare; a HCPCS alternative is required.' "
         "when 'N' then 'non-covered by Medicare.' "
-        "when 'X' then 'excluded from the fee schedule by statute.' "
-        "when 'E' then 'excluded from the fee schedule by regulation.' "
+        "when 'D' then 'deleted: not payable for this date.' "
+        "when 'F' then 'deleted: not payable for this date.' "
+        "when 'G' then 'not valid for Medicare: a replacement code must be billed.' "
+        "when 'H' then 'deleted modifier combination: the code is billed without it.' "
         "when 'R' then 'restricted coverage: paid only in limited circumstances.' "
         "when 'C' then 'carrier-priced: the contractor sets the amount; not priced here.' "
+        "when 'X' then 'paid, when covered, under another fee schedule (clinical laboratory, ambulance, "
+        "vaccine administration ...), not this one; not priced here.' "
+        "when 'E' then 'excluded from the physician fee schedule by regulation (drugs paid at ASP and others): "
+        "paid under its own schedule; not priced here.' "
+        "when 'J' then 'paid under the anesthesia fee schedule; not priced here.' "
+        "when 'M' then 'a measurement code: reported, not paid; not priced here.' "
         "when 'T' then 'paid only when no other fee-schedule service is billed that day by the provider.' "
-        "end)",
+        "end end)",
     ),
     "NPI_INVALID": (
         "r.valid = false or b.valid = false",
@@ -201,9 +223,11 @@ PENDING_RULES = {
 # Severity and CARC that differ from the registry's, by rule.
 LINE_RULE_OVERRIDES = {
     "STATUS_NOT_PAYABLE": (
-        "case when p.status = 'R' then 'review' when p.status = 'C' then 'info' else 'deny' end",
-        "case p.status when 'B' then '97' when 'P' then '97' when 'T' then '97' when 'I' then '181' "
-        "when 'R' then '50' when 'C' then '' else '96' end",
+        f"case when regexp_full_match(l.hcpcs, '{CATEGORY_II}') or p.status in {sql_list(OTHER_SCHEDULE_STATUSES)} "
+        f"then 'info' when p.status in {sql_list(REVIEW_STATUSES)} then 'review' else 'deny' end",
+        f"case when regexp_full_match(l.hcpcs, '{CATEGORY_II}') or p.status in {sql_list(OTHER_SCHEDULE_STATUSES)} "
+        "then '' else case p.status when 'B' then '97' when 'P' then '97' when 'T' then '97' when 'N' then '96' "
+        "when 'R' then '50' else '181' end end",
     ),
 }
 

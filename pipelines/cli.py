@@ -43,6 +43,8 @@ def batch_id_for(files: list[Path], hashes: list[str]) -> str:
 
 def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
                show_ids: bool, with_history: bool = False, hashes: list[str] | None = None) -> dict:
+    from .settings import rvu_variant, work_floor_through
+
     config = {
         "batch_id": batch_id,
         "files": [str(p.resolve()) for p in files],
@@ -50,6 +52,8 @@ def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: 
         "file_hashes": hashes or [],
         "mapping_file": mapping,
         "default_locality": locality,
+        "rvu_variant": rvu_variant(),
+        "work_floor_through": work_floor_through(),
         "out_dir": str(out_dir.resolve()) if out_dir else "",
         "show_ids": show_ids,
         "with_history": with_history,
@@ -144,7 +148,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     from assets.readers import InputFileError, inspect_export, load_mapping, prefetching
 
     from .database import DatabaseBusyError, database_for, hold_database
-    from .settings import lock_timeout
+    from .settings import lock_timeout, rvu_variant, work_floor_through
 
     # Everything a scrub creates (database, reports, the site secret) holds patient data: owner-only.
     os.umask(0o077)
@@ -163,6 +167,8 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     show_progress(log)
     try:
         timeout = lock_timeout()
+        rvu_variant()
+        work_floor_through()
     except ValueError as exc:
         _fail(str(exc))
     database = database_for(db)
@@ -186,6 +192,10 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         f"${deny:,.2f} at risk of denial."
     )
     click.echo(f"Report: {(out_dir / 'denial-risk-report.xlsx').resolve()}")
+    from assets.coverage import stale_warnings
+
+    for warning in stale_warnings(summary.get("reference_coverage", [])):
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _looks_like_locality(value: str) -> bool:

@@ -63,6 +63,39 @@ def list_command(db: str | None) -> None:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
 
 
+@reference.command("status")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Judge staleness as of this date YYYY-MM-DD (default: today).")
+@click.option("--strict", is_flag=True, help="Exit 1 when any table is stale (for a site's monitoring).")
+@click.option("--db", default=None, help=DB_HELP)
+def status_command(as_of: datetime | None, strict: bool, db: str | None) -> None:
+    """Each reference table's newest release, its period, and how many days it has been stale."""
+    from assets.coverage import FAMILIES, status_as_of
+    from reference.loaders import ensure_bundled
+
+    day = as_of.date() if as_of else date.today()
+    with _connection(db) as con:
+        for table in sorted({t.split("_")[0] if t.startswith("mue") else t for f in FAMILIES for t in f.tables}):
+            ensure_bundled(con, table)
+        rows = status_as_of(con, day)
+    click.echo(f"Reference tables as of {day}:")
+    for row in rows:
+        if row["newest_release"] is None:
+            state = "STALE: no release loaded"
+        elif row["stale"]:
+            state = f"STALE: ended {row['days_stale']:,} days ago"
+        else:
+            state = "current"
+        period = f"{row['effective_start']} to {row['effective_end']}" if row["newest_release"] else "-"
+        click.echo(f"  {row['table']:<24} {row['newest_release'] or '-':<14} {period:<26} {state}")
+    stale = [row["table"] for row in rows if row["stale"]]
+    if stale:
+        click.echo(f"{len(stale)} stale: {', '.join(stale)}. Load newer CMS files with `claimscrub reference "
+                   "load`.", err=True)
+    if strict and stale:
+        sys.exit(1)
+
+
 @reference.command("load")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--effective", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,

@@ -71,3 +71,28 @@ def default_locality() -> str:
 def mapping_file() -> str:
     """The site's header mapping for unattended runs (CLAIMSCRUB_MAPPING), empty for none."""
     return os.environ.get("CLAIMSCRUB_MAPPING", "")
+
+
+def rvu_variant() -> str:
+    """Which RVU file prices the lines: '' (non-QPP, the default) or 'QPP' for qualifying APM participants
+    (CLAIMSCRUB_RVU_VARIANT = nonqpp or qpp)."""
+    value = os.environ.get("CLAIMSCRUB_RVU_VARIANT", "").strip().lower()
+    if value in ("", "nonqpp", "non-qpp"):
+        return ""
+    if value == "qpp":
+        return "QPP"
+    raise ValueError(f"CLAIMSCRUB_RVU_VARIANT={value!r}: say qpp or nonqpp")
+
+
+def work_floor_through() -> str:
+    """The last date of service of the 1.0 work GPCI floor when the law extends it past what the GPCI file says
+    (CLAIMSCRUB_WORK_GPCI_FLOOR_THROUGH, YYYY-MM-DD); empty to follow the file."""
+    value = os.environ.get("CLAIMSCRUB_WORK_GPCI_FLOOR_THROUGH", "").strip()
+    if value:
+        from datetime import date
+
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"CLAIMSCRUB_WORK_GPCI_FLOOR_THROUGH={value!r} is not a date YYYY-MM-DD") from None
+    return value

@@ -54,6 +54,7 @@ SEVERITY_FILL = {
 }
 HEADER_FILL = PatternFill("solid", fgColor="D9D9D9")
 SECTION_FILL = PatternFill("solid", fgColor="1F4E78")
+STALE_FILL = PatternFill("solid", fgColor="C00000")
 FONT = "Calibri"
 BOLD = Font(name=FONT, bold=True)
 WARNING = Font(name=FONT, bold=True, color="C00000")
@@ -165,6 +166,7 @@ REFERENCE = [
     Column("source_files", "Source files", 40, wrap=True),
     Column("sha256", "sha256", 68),
     Column("rows", "Rows", 11, "number"),
+    Column("coverage", "Coverage of this batch", 70, wrap=True),
 ]
 
 
@@ -363,9 +365,9 @@ class _Lines:
     def blank(self) -> None:
         self.add()
 
-    def section(self, title: str, width: int = 6) -> None:
-        font = Font(name=FONT, bold=True, color="FFFFFF")
-        self.add(*[_styled(self.sheet, title if i == 0 else None, font=font, fill=SECTION_FILL)
+    def section(self, title: str, width: int = 6, fill=SECTION_FILL, bold: bool = True) -> None:
+        font = Font(name=FONT, bold=bold, color="FFFFFF")
+        self.add(*[_styled(self.sheet, title if i == 0 else None, font=font, fill=fill)
                    for i in range(width)])
 
     def header(self, *names: str, text_columns: int = 1) -> int:
@@ -405,6 +407,13 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
               f"{summary['rows_read']:,} rows read, {summary['lines_scrubbed']:,} lines scrubbed, "
               f"{summary['rows_quarantined']:,} quarantined; scrubbed {_timestamp(summary['started'])}",
               font=Font(name=FONT, italic=True, color="595959")))
+    stale = [entry for entry in summary.get("reference_coverage", []) if entry["stale"]]
+    if stale:
+        out.blank()
+        out.section(f"Stale reference data: {len(stale)} table{'s' if len(stale) != 1 else ''} older than "
+                    "the claims they judged", fill=STALE_FILL)
+        for entry in stale:
+            out.section(f"{entry['table']}: {entry['warning']}", fill=STALE_FILL, bold=False)
     out.blank()
 
     headline = out.row + 1

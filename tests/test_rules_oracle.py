@@ -19,11 +19,13 @@ from .helpers import scrub, write_csv
 
 CODES = ["76120", "76120", "76120", "92611", "76000", "77001", "77002", "36591", "96523", "75571", "76125",
          "93452", "99213", "99214", "71046", "70450", "70460", "71250", "74176", "74177", "93000", "93010",
-         "10005", "G0514", "20930", "0275T", "0042T", "99999", "81105", "0353U", "G0117", "99446"]
+         "10005", "G0514", "20930", "0275T", "0042T", "99999", "81105", "0353U", "G0117", "99446", "80053",
+         "J1100", "0001F", "A4550", "00100", "36415"]
 MODIFIERS = ["", "", "", "", "26", "26", "TC", "59", "XU", "XS", "25", "76", "77", "RT", "26,TC", "TC,59"]
 NPIS = ["1234567893", "9876543213", "1112223338", "1234567890"]
 BILLERS = ["5550001114", "1112223338", ""]
-DATES = ["2024-05-20", "2024-06-28", "2024-07-01", "2024-07-02", "2024-09-30", "2025-10-15"]
+DATES = ["2024-05-20", "2024-06-28", "2024-07-01", "2024-07-02", "2024-09-30", "2025-10-15", "2026-02-10",
+         "2026-05-12"]
 POS = ["11", "11", "11", "22", "21", "24", "19"]
 DX = ["R13.10", "R13.10", "I10", "", "12345"]
 BYPASS = {"59", "XE", "XP", "XS", "XU", "24", "25", "27", "57", "58", "78", "79", "91", "E1", "E2", "E3", "E4",
@@ -77,6 +79,11 @@ class Reference:
 
     def release(self, table: str, dos: date) -> tuple[str, bool]:
         rels = self.releases[table]
+        if table in ("rvu", "gpci"):  # rates of the DOS's own year first, the nearest release of that year
+            same_year = [r for r in rels if r[1].year == dos.year]
+            if same_year:
+                nearest = min(same_year, key=lambda r: (max((r[1] - dos).days, (dos - r[2]).days, 0), r[1]))
+                return nearest[0], nearest[1] <= dos <= nearest[2]
         holding = [r for r in rels if r[1] <= dos <= r[2]]
         if holding:
             return max(holding, key=lambda r: r[1])[0], True
@@ -110,10 +117,12 @@ def judge(rows: list[dict], ref: Reference) -> tuple[dict, dict]:
         ptp_rel, _ = ref.release("ptp", dos)
         mue_table = "mue_outpatient_hospital" if r["claim_type"] == "institutional" else "mue_practitioner"
         mue_rel, _ = ref.release(mue_table, dos)
-        base = ref.rvu.get((rvu_rel, r["hcpcs"], ""))
-        row = ref.rvu.get((rvu_rel, r["hcpcs"], "" if comp == "global" else comp)) or base
+        # Indicators from the row of the line's component, else the code's row; only a row of its own prices it.
+        own = ref.rvu.get((rvu_rel, r["hcpcs"], "" if comp == "global" else comp))
+        base = own or ref.rvu.get((rvu_rel, r["hcpcs"], ""))
+        row = own
         price = None
-        if row is not None and (base or row)[0] != "C":
+        if row is not None and row[0] not in ("C", "X", "E", "J", "M") and not re.fullmatch(r"\d{4}F", r["hcpcs"]):
             _, _, _, work, pe_nf, pe_f, pe_f_na, mp, cf = row
             facility = r["place_of_service"] in FACILITY
             pe = pe_f if facility and not pe_f_na else pe_nf
@@ -173,7 +182,8 @@ def judge(rows: list[dict], ref: Reference) -> tuple[dict, dict]:
         if pctc != "1" and any(b["hcpcs"] == a["hcpcs"] and b["mods"] == a["mods"] and not repeat(a)
                                and not repeat(b) for b in same_provider):
             found[a["key"]].add("DUP_EXACT")
-        if status in ("B", "I", "N", "X", "P", "E", "R", "C") or (
+        if status in ("B", "N", "P", "I", "D", "F", "G", "H", "R", "C", "X", "E", "J", "M") or re.fullmatch(
+                r"\d{4}F", a["hcpcs"]) or (
                 status == "T" and any(b["base"] and b["base"][0] in ("A", "R", "T") for b in same_provider)):
             found[a["key"]].add("STATUS_NOT_PAYABLE")
         if a["base"] is None:

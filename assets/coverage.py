@@ -1,0 +1,116 @@
+"""How far each reference table reaches: its newest release, the end of that release's period, and the lines of
+a batch dated beyond it. A table is stale for a line dated after its newest release ends; the line is still
+judged (by that newest release, `approximate`), and the run says so on the command line, at the top of the
+workbook's Summary, on its Reference sheet and in summary.json (`reference_coverage`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+
+@dataclass(frozen=True)
+class Family:
+    """One reference table as people name it: the `ref_releases` table names it covers, which lines it judges
+    (a condition on `claim_lines`), and how a site brings it up to date."""
+
+    label: str
+    tables: tuple[str, ...]
+    lines: str
+    period: str  # quarter or year
+    load_hint: str
+
+
+FAMILIES = [
+    Family("RVU", ("rvu",), "true", "quarter",
+           "claimscrub reference load PPRRVU<YY>_<Mon>.csv (or the .txt), or reference download --release RVU<YY><A-D>"),
+    Family("GPCI", ("gpci",), "true", "year", "claimscrub reference load GPCI<YYYY>.csv"),
+    Family("localities", ("locality_counties",), "false", "year", "claimscrub reference load <YY>LOCCO.csv"),
+    Family("ZIP", ("zip",), "service_zip is not null and locality is null", "quarter", "claimscrub reference load ZIP5_<MON><YYYY>.txt"),
+    Family("PTP", ("ptp",), "true", "quarter",
+           "claimscrub reference load ccipra-v<NNN>r0-f1.txt ... f4.txt, or reference download --release 'PTP <YYYY>Q<N>'"),
+    Family("MUE", ("mue_practitioner", "mue_outpatient_hospital", "mue_dme"), "true", "quarter",
+           "claimscrub reference load MCR_MUE_PractitionerServices_Eff_<MM-DD-YYYY>.csv, or reference download "
+           "--release 'MUE <YYYY>Q<N>'"),
+    Family("AOC", ("aoc",), "true", "quarter", "claimscrub reference load AOC_V<YYYY>Q<N>-MCR.xlsx"),
+]
+
+
+def _newest(con, family: Family) -> tuple[str, date, date] | None:
+    rows = con.execute(
+        f"""select release_id, effective_start, effective_end from ref_releases
+            where table_name in ({", ".join("?" for _ in family.tables)})
+            order by effective_end desc, effective_start desc, loaded_at desc limit 1""",
+        list(family.tables),
+    ).fetchall()
+    return rows[0] if rows else None
+
+
+def batch_coverage(con, batch_id: str) -> list[dict]:
+    """Per table, for one batch: its newest release, that release's end, and the batch's lines dated beyond it
+    (how many, the latest date, how many days past the end)."""
+    coverage = []
+    for family in FAMILIES:
+        newest = _newest(con, family)
+        if newest is None:
+            # A table the batch never needed (no institutional lines, no ZIP) is not worth a line.
+            if family.lines != "true" and not _any_lines(con, batch_id, family):
+                continue
+            release, start, end = None, None, None
+            beyond, latest = con.execute(
+                f"""select count(*), max(date_of_service) from claim_lines
+                    where batch_id = ? and ({family.lines})""", [batch_id]).fetchall()[0]
+        else:
+            release, start, end = newest
+            beyond, latest = con.execute(
+                f"""select count(*), max(date_of_service) from claim_lines
+                    where batch_id = ? and ({family.lines}) and date_of_service > ?""",
+                [batch_id, end]).fetchall()[0]
+        coverage.append({
+            "table": family.label,
+            "newest_release": release,
+            "effective_start": str(start) if start else None,
+            "effective_end": str(end) if end else None,
+            "lines_beyond": beyond,
+            "latest_date_of_service": str(latest) if latest else None,
+            "days_beyond": (latest - end).days if latest and end else None,
+            "stale": beyond > 0,
+        })
+        if beyond:
+            coverage[-1]["warning"] = warning_text(coverage[-1])
+    return coverage
+
+
+def _any_lines(con, batch_id: str, family: Family) -> bool:
+    return con.execute(f"select count(*) from claim_lines where batch_id = ? and ({family.lines})",
+                       [batch_id]).fetchall()[0][0] > 0
+
+
+def status_as_of(con, as_of: date) -> list[dict]:
+    """Per table: its newest release and period, and how many days that period has ended before `as_of`."""
+    rows = []
+    for family in FAMILIES:
+        newest = _newest(con, family)
+        release, start, end = newest if newest else (None, None, None)
+        days = (as_of - end).days if end and as_of > end else 0
+        rows.append({"table": family.label, "newest_release": release,
+                     "effective_start": str(start) if start else None,
+                     "effective_end": str(end) if end else None,
+                     "days_stale": days if end else None, "stale": end is None or as_of > end})
+    return rows
+
+
+def warning_text(entry: dict) -> str:
+    """One sentence for a stale table of a run, as the command, the Summary and the asset check say it."""
+    family = next(f for f in FAMILIES if f.label == entry["table"])
+    if entry["newest_release"] is None:
+        return (f"no {family.label} release is loaded; {entry['lines_beyond']:,} lines were judged without it. "
+                f"Load one: {family.load_hint}")
+    return (f"{entry['newest_release']} ends {entry['effective_end']}; {entry['lines_beyond']:,} "
+            f"line{'s' if entry['lines_beyond'] != 1 else ''} dated up to {entry['latest_date_of_service']} "
+            f"({entry['days_beyond']:,} days past its end) were judged by it (approximate). "
+            f"Load the current {family.period}: {family.load_hint}")
+
+
+def stale_warnings(coverage: list[dict]) -> list[str]:
+    return [entry["warning"] for entry in coverage if entry["stale"]]

@@ -1,0 +1,137 @@
+"""2026 claims judged by 2026 tables: RVU26B prices 2026 lines (by year first), each component by its own RVU
+row, in exact decimal money; MUE 2026Q2 and 2024Q3 each judge their own dates; the work GPCI floor ends
+2026-01-31; codes paid outside the fee schedule are not denials; and a run on tables older than its claims says
+so on the command line, in the workbook and in summary.json."""
+
+import shutil
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from pipelines.cli import main
+
+from .helpers import scrub, write_csv
+
+NPI = "1234567893"
+ROWS: list[dict] = []
+
+
+def line(claim: str, code: str, dos: str, *, mods: str = "", patient: str = "P-2026", units: str = "1",
+         pos: str = "11", **extra) -> None:
+    ROWS.append(dict(claim_id=claim, line_number=1, patient_id=patient, date_of_service=dos, hcpcs=code,
+                     modifiers=mods, units=units, rendering_npi=NPI, billing_npi=NPI, place_of_service=pos,
+                     claim_type="professional", diagnosis_1="R13.10", **extra))
+
+
+# 76120 in RVU26B, national, non-facility: 3.40, 0.56 and 2.84 RVUs at CF 33.4009.
+line("G26", "76120", "2026-05-12", patient="P-G")
+line("PC26", "76120", "2026-05-12", mods="26", patient="P-PC")
+line("TC26", "76120", "2026-05-12", mods="TC", patient="P-TC")
+# 76125-26 has a row of its own (status A, 0.40 RVUs in RVU25D) while 76125 global is status C.
+line("ADD25", "76125", "2025-10-15", mods="26", patient="P-ADD")
+# No January 2026 release: a February line is priced by RVU26B (April), not by RVU25D (October 2025).
+line("FEB26", "76120", "2026-02-10", patient="P-FEB")
+# Alabama (10112-00): work GPCI 0.988, 1.000 with the floor, which ends 2026-01-31.
+line("FLOOR", "99213", "2026-01-31", patient="P-AL1", locality="10112-00")
+line("NOFLOOR", "99213", "2026-02-01", patient="P-AL2", locality="10112-00")
+# One patient's day of services paid outside the fee schedule (X, E, J, Category II) and two that are not
+# paid at all (A4550 status B, 0469T status N).
+for number, code in enumerate(["80053", "36415", "85025", "J1100", "G0008", "00100", "0001F", "A4550",
+                               "0469T"], start=1):
+    ROWS.append(dict(claim_id="LAB", line_number=number, patient_id="P-LAB", date_of_service="2026-05-12",
+                     hcpcs=code, modifiers="", units="1", rendering_npi=NPI, billing_npi=NPI,
+                     place_of_service="11", claim_type="professional", diagnosis_1="R13.10"))
+
+
+@pytest.fixture(scope="module")
+def run(reference_db, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("claims2026")
+    db = folder / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+        result = scrub([write_csv(folder / "claims_2026.csv", ROWS)], folder / "out", db)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def lab_line(run, number: int) -> dict:
+    return run.line("LAB", number)
+
+
+def test_76120_in_2026_is_priced_by_rvu26b_and_judged_by_mue_2026q2(run):
+    for claim, allowed in [("G26", "113.56"), ("PC26", "18.70"), ("TC26", "94.86")]:
+        priced = run.line(claim, 1)
+        assert (priced["expected_allowed"], priced["rvu_release"], priced["mue_release"]) == (
+            allowed, "RVU26B", "MUE 2026Q2")
+
+
+def test_a_component_is_priced_and_judged_by_its_own_rvu_row(run):
+    priced = run.line("ADD25", 1)
+    assert (priced["expected_allowed"], priced["rvu_release"]) == ("12.94", "RVU25D")
+    assert "STATUS_NOT_PAYABLE" not in run.findings("ADD25", 1)
+
+
+def test_a_line_of_2026_before_any_2026_release_is_priced_by_that_years_release(run):
+    priced = run.line("FEB26", 1)
+    assert (priced["rvu_release"], priced["reference_match"], priced["expected_allowed"]) == (
+        "RVU26B", "approximate", "113.56")
+
+
+def test_the_work_gpci_floor_applies_through_2026_01_31_only(run):
+    # (1.30 x 1.000 + 1.46 x 0.875 + 0.09 x 0.566) x 33.4009 = 87.79; with the work GPCI 0.988, 87.27.
+    assert run.line("FLOOR", 1)["expected_allowed"] == "87.79"
+    assert run.line("NOFLOOR", 1)["expected_allowed"] == "87.27"
+    assert run.line("NOFLOOR", 1)["locality"] == "10112-00"
+
+
+def test_codes_paid_outside_the_fee_schedule_are_not_denied_for_their_status(run):
+    status = {f["line_number"]: f for f in run.flags if f["claim_id"] == "LAB" and f["rule_id"] == "STATUS_NOT_PAYABLE"}
+    for number in range(1, 8):  # 80053 ... 0001F
+        assert status.get(str(number), {}).get("severity") != "deny", lab_line(run, number)
+        assert lab_line(run, number)["expected_allowed"] == ""
+    assert status["8"]["severity"] == "deny"  # A4550, status B
+    assert status["9"]["severity"] == "deny"  # 0469T, status N
+    assert status["1"]["severity"] == "info" and "another fee schedule" in status["1"]["message"]
+    assert status["7"]["severity"] == "info" and "Category II" in status["7"]["message"]
+
+
+def test_a_run_on_tables_older_than_its_claims_says_so(run):
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning: ")]
+    ptp = next(w for w in warnings if "PTP 2024Q3" in w)
+    lines_2026 = sum(1 for r in ROWS if r["date_of_service"] > "2024-09-30")
+    assert ptp.startswith(f"warning: PTP 2024Q3 ends 2024-09-30; {lines_2026:,} lines dated up to 2026-05-12")
+    assert "claimscrub reference load" in ptp
+    coverage = {entry["table"]: entry for entry in run.summary["reference_coverage"]}
+    assert coverage["PTP"]["stale"] and coverage["PTP"]["lines_beyond"] == lines_2026
+    assert coverage["PTP"]["days_beyond"] == 589  # 2024-09-30 to 2026-05-12
+    assert not coverage["RVU"]["stale"] and coverage["RVU"]["newest_release"] == "RVU26B"
+    assert not coverage["MUE"]["stale"]
+
+    book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
+    summary = [row[0] for row in book["Summary"].iter_rows(max_row=8, values_only=True)]
+    banner = next(text for text in summary if text and text.startswith("Stale reference data"))
+    assert summary.index(banner) < 4
+    assert any(text and text.startswith("PTP: PTP 2024Q3 ends 2024-09-30") for text in summary)
+    reference = list(book["Reference"].iter_rows(values_only=True))
+    header = reference[1]
+    ptp_row = next(r for r in reference[2:] if r[0] == "PTP 2024Q3")
+    assert ptp_row[header.index("Coverage of this batch")].startswith("STALE: PTP 2024Q3 ends 2024-09-30")
+
+
+def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(run, reference_db, tmp_path):
+    db = tmp_path / "status.duckdb"
+    shutil.copyfile(reference_db, db)
+    runner = CliRunner()
+    stale = runner.invoke(main, ["reference", "status", "--as-of", "2026-05-12", "--strict", "--db", str(db)])
+    assert stale.exit_code == 1
+    ptp = next(line for line in stale.stdout.splitlines() if line.strip().startswith("PTP "))
+    assert "PTP 2024Q3" in ptp and "STALE: ended 589 days ago" in ptp
+    rvu = next(line for line in stale.stdout.splitlines() if line.strip().startswith("RVU "))
+    assert "RVU26B" in rvu and rvu.endswith("current")
+    lenient = runner.invoke(main, ["reference", "status", "--as-of", "2026-05-12", "--db", str(db)])
+    assert lenient.exit_code == 0
+    current = runner.invoke(main, ["reference", "status", "--as-of", "2024-06-15", "--strict", "--db", str(db)])
+    assert current.exit_code == 0, current.output
