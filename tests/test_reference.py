@@ -201,7 +201,7 @@ def test_reference_checks_pass_on_the_bundled_releases_and_catch_a_short_table(d
                                   instance=instance, raise_on_error=False)
 
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in run().get_asset_check_evaluations()}
-    assert len(checks) == sum(len(c.check_keys) for c in PER_RUN_CHECKS) == 16 and all(checks.values()), checks
+    assert len(checks) == sum(len(c.check_keys) for c in PER_RUN_CHECKS) == 19 and all(checks.values()), checks
     with duckdb.connect(str(db_path)) as con:
         con.execute("delete from ref_mue where release_id = 'MUE 2024Q3' and hcpcs = '76120'")
     failed = {(e.asset_key.to_user_string(), e.check_name) for e in run().get_asset_check_evaluations()
@@ -242,8 +242,8 @@ def test_newer_official_releases_judge_exactly_the_dates_they_cover(db_path, tmp
         line = run.line(claim, 1)
         return line["ptp_release"], line["mue_release"], line["reference_match"]
 
-    assert judged("Q3-2026") == ("PTP 2026Q3", "MUE 2026Q3", "approximate")  # RVU25D does not cover 2026
-    assert judged("Q2-2026") == ("PTP 2024Q3", "MUE 2024Q3", "approximate")  # before the 2026 period
+    assert judged("Q3-2026") == ("PTP 2026Q3", "MUE 2026Q3", "approximate")  # no RVU release covers 2026Q3
+    assert judged("Q2-2026") == ("PTP 2024Q3", "MUE 2026Q2", "approximate")  # the bundled 2026Q2 MUE table
     assert judged("Q3-2024") == ("PTP 2024Q3", "MUE 2024Q3", "approximate")
 
     # 2026Q3: 0001U/0029U was deleted 2026-06-30, 0001U/0417U is new, 0001A/90473 has indicator 9.
@@ -252,11 +252,12 @@ def test_newer_official_releases_judge_exactly_the_dates_they_cover(db_path, tmp
     assert "PTP_NO_BYPASS" in run.findings("Q3-2026", 4)
     assert "PTP_NO_BYPASS" not in run.findings("Q3-2026", 6)
     assert "MUE_DOS" in run.findings("Q3-2026", 7)
-    # Older dates keep their own release: 0029U still bundled, 0417U unknown, 0020M without an MUE.
+    # Older dates keep their own release: 0029U still bundled, 0417U unknown; 0020M has an MUE from 2026Q2 on.
     for claim in ("Q2-2026", "Q3-2024"):
         assert "PTP_NO_BYPASS" in run.findings(claim, 2)
         assert "PTP_NO_BYPASS" not in run.findings(claim, 4)
-        assert run.findings(claim, 7) >= {"MUE_NOT_PUBLISHED"} and "MUE_DOS" not in run.findings(claim, 7)
+    assert run.findings("Q3-2024", 7) >= {"MUE_NOT_PUBLISHED"} and "MUE_DOS" not in run.findings("Q3-2024", 7)
+    assert "MUE_DOS" in run.findings("Q2-2026", 7)
 
     flags = {(f["claim_id"], f["line_number"], f["rule_id"]): f for f in run.flags}
     new_edit = flags[("Q3-2026", "4", "PTP_NO_BYPASS")]
@@ -264,8 +265,11 @@ def test_newer_official_releases_judge_exactly_the_dates_they_cover(db_path, tmp
         "0001U", "PTP 2026Q3", "MUE 2026Q3")
     assert "(PTP 2026Q3, modifier indicator 1)" in new_edit["message"]
     assert "(adjudication indicator 2, MUE 2026Q3)" in flags[("Q3-2026", "7", "MUE_DOS")]["message"]
+    assert "(adjudication indicator 2, MUE 2026Q2)" in flags[("Q2-2026", "7", "MUE_DOS")]["message"]
     assert flags[("Q3-2024", "2", "PTP_NO_BYPASS")]["ptp_release"] == "PTP 2024Q3"
-    assert all(f["rvu_release"] == "RVU25D" and f["ptp_release"] and f["mue_release"] for f in run.flags)
+    rvu_release = {"Q3-2026": "RVU26B", "Q2-2026": "RVU26B", "Q3-2024": "RVU25D"}
+    assert all(f["rvu_release"] == rvu_release[f["claim_id"]] and f["ptp_release"] and f["mue_release"]
+               for f in run.flags)
 
     # The scrub ensured the bundled releases and kept the user's.
     listed = reference("list", "--db", db_path).stdout
