@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pandas as pd
@@ -256,63 +257,85 @@ def load_pprrvu(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, i
 
 # --- Physician Fee Schedule RVU file, fixed-width text (record layout in the RVUyyX readme) ---------------
 
-def _number(width: int, decimals: int) -> str:
-    """A right-aligned decimal filling exactly `width` characters: '  0.37', ' 33.4009'."""
-    whole = width - decimals - 1
-    return "(?:" + "|".join(f" {{{whole - k}}}\\d{{{k}}}" for k in range(1, whole + 1)) + f")\\.\\d{{{decimals}}}"
+class Field(NamedTuple):
+    """One field of a fixed-width record: first and last position (from 1, as the layout gives them), the
+    pattern its text must match, and that pattern in words."""
+
+    name: str
+    first: int
+    last: int
+    pattern: str
+    shape: str
 
 
-# Every field of a data record, as the layout gives it: name, first and last position (from 1), and what its
-# text must be. Blanks between fields are fields too: a record shifted by a character breaks one of them.
+def _number(name: str, first: int, last: int, decimals: int = 2) -> Field:
+    """A right-aligned decimal filling its field: '  0.37', ' 33.4009'."""
+    whole = last - first + 1 - decimals - 1
+    pattern = "(?:" + "|".join(f" {{{whole - k}}}\\d{{{k}}}" for k in range(1, whole + 1)) + f")\\.\\d{{{decimals}}}"
+    return Field(name, first, last, pattern, f"a number {'9' * whole}.{'9' * decimals}")
+
+
+def _blank(first: int, last: int) -> Field:
+    return Field("filler", first, last, f" {{{last - first + 1}}}", "blank")
+
+
+def _digit(name: str, position: int) -> Field:
+    return Field(name, position, position, "[0-9]", "one digit")
+
+
+# Every field of a data record of the fixed-width RVU file (RVU26B.pdf, "Length of Record: 200"). The blanks
+# between fields are checked too: a character missing or added shifts every field after it, and breaks one.
 RVU_TXT_FIELDS = [
-    ("HCPCS code", 1, 5, "[A-Z0-9]{5}"),
-    ("modifier", 6, 7, "[A-Z0-9]{2}| {2}"),
-    ("description", 8, 57, ".{50}"),
-    ("status code", 58, 58, "[A-Z]"),
-    ("not-used-for-payment mark", 59, 59, "[ +]"),
-    ("work RVU", 60, 65, _number(6, 2)),
-    ("blank", 66, 66, " "),
-    ("non-facility PE RVU", 67, 72, _number(6, 2)),
-    ("non-facility NA indicator", 73, 74, "NA| {2}"),
-    ("blank", 75, 75, " "),
-    ("facility PE RVU", 76, 81, _number(6, 2)),
-    ("facility NA indicator", 82, 83, "NA| {2}"),
-    ("blank", 84, 84, " "),
-    ("malpractice RVU", 85, 89, _number(5, 2)),
-    ("blank", 90, 90, " "),
-    ("total non-facility RVUs", 91, 96, _number(6, 2)),
-    ("total facility RVUs", 97, 102, _number(6, 2)),
-    ("PC/TC indicator", 103, 103, "[0-9]"),
-    ("global surgery days", 104, 106, "[0-9A-Z]{3}"),
-    ("preoperative percentage", 107, 109, r"\.\d{2}"),
-    ("intraoperative percentage", 110, 112, r"\.\d{2}"),
-    ("postoperative percentage", 113, 115, r"\.\d{2}"),
-    ("multiple procedure indicator", 116, 116, "[0-9]"),
-    ("bilateral surgery indicator", 117, 117, "[0-9]"),
-    ("assistant at surgery indicator", 118, 118, "[0-9]"),
-    ("co-surgeons indicator", 119, 119, "[0-9]"),
-    ("team surgery indicator", 120, 120, "[0-9]"),
-    ("pricing indicator", 121, 121, "[0-9]"),
-    ("filler", 122, 127, " {6}"),
-    ("endoscopic base code", 128, 132, "[A-Z0-9]{5}| {5}"),
-    ("conversion factor", 133, 140, _number(8, 4)),
-    ("blank", 141, 141, " "),
-    ("physician supervision", 142, 143, "[0-9A-Z]{2}"),
-    ("calculation flag", 144, 144, "[0-9]"),
-    ("blank", 145, 145, " "),
-    ("diagnostic imaging family", 146, 147, "[0-9]{2}"),
-    ("blank", 148, 151, " {4}"),
-    ("non-facility PE used for OPPS", 152, 157, _number(6, 2)),
-    ("blank", 158, 158, " "),
-    ("facility PE used for OPPS", 159, 164, _number(6, 2)),
-    ("blank", 165, 165, " "),
-    ("malpractice used for OPPS", 166, 171, _number(6, 2)),
+    Field("HCPCS code", 1, 5, "[A-Z0-9]{5}", "five letters and digits"),
+    Field("modifier", 6, 7, "[A-Z0-9]{2}| {2}", "two letters or digits, or blank"),
+    Field("description", 8, 57, ".{50}", "50 characters"),
+    Field("status code", 58, 58, "[A-Z]", "one letter"),
+    # '+' where the CSV form's NOT USED FOR MEDICARE PAYMENT column is marked
+    Field("not-used-for-payment mark", 59, 59, "[ +]", "'+' or blank"),
+    _number("work RVU", 60, 65),
+    _blank(66, 66),
+    _number("non-facility PE RVU", 67, 72),
+    Field("non-facility NA indicator", 73, 74, "NA| {2}", "NA or blank"),
+    _blank(75, 75),
+    _number("facility PE RVU", 76, 81),
+    Field("facility NA indicator", 82, 83, "NA| {2}", "NA or blank"),
+    _blank(84, 84),
+    _number("malpractice RVU", 85, 89),
+    _blank(90, 90),
+    _number("total non-facility RVUs", 91, 96),
+    _number("total facility RVUs", 97, 102),
+    _digit("PC/TC indicator", 103),
+    Field("global surgery days", 104, 106, "[0-9A-Z]{3}", "three letters or digits"),
+    Field("preoperative percentage", 107, 109, r"\.\d{2}", "a fraction .99"),
+    Field("intraoperative percentage", 110, 112, r"\.\d{2}", "a fraction .99"),
+    Field("postoperative percentage", 113, 115, r"\.\d{2}", "a fraction .99"),
+    _digit("multiple procedure indicator", 116),
+    _digit("bilateral surgery indicator", 117),
+    _digit("assistant at surgery indicator", 118),
+    _digit("co-surgeons indicator", 119),
+    _digit("team surgery indicator", 120),
+    _digit("pricing indicator", 121),
+    _blank(122, 127),
+    Field("endoscopic base code", 128, 132, "[A-Z0-9]{5}| {5}", "five letters and digits, or blank"),
+    _number("conversion factor", 133, 140, decimals=4),
+    _blank(141, 141),
+    Field("physician supervision", 142, 143, "[0-9A-Z]{2}", "two letters or digits"),
+    _digit("calculation flag", 144),
+    _blank(145, 145),
+    Field("diagnostic imaging family", 146, 147, "[0-9]{2}", "two digits"),
+    _blank(148, 151),
+    _number("non-facility PE used for OPPS", 152, 157),
+    _blank(158, 158),
+    _number("facility PE used for OPPS", 159, 164),
+    _blank(165, 165),
+    _number("malpractice used for OPPS", 166, 171),
 ]
-# CMS trims the trailing blanks of the 200-character record: every record still reaches its last field.
+# CMS trims the trailing blanks of the 200-character record, but the last field is a number: every whole
+# record reaches it.
 RVU_TXT_LAST = RVU_TXT_FIELDS[-1]
 RVU_TXT_RECORD_LENGTH = 200
-RVU_TXT_RECORD = re.compile("".join(f"(?:{pattern})" for _, _, _, pattern in RVU_TXT_FIELDS)
-                            + f" {{0,{RVU_TXT_RECORD_LENGTH - RVU_TXT_LAST[2]}}}")
+RVU_TXT_RECORD = re.compile("".join(f"(?:{f.pattern})" for f in RVU_TXT_FIELDS)
+                            + f" {{0,{RVU_TXT_RECORD_LENGTH - RVU_TXT_LAST.last}}}")
 RVU_TXT_HEADER = "HDR"
 
 
@@ -323,17 +346,18 @@ def rvu_txt_record_shape(line: str) -> bool:
 
 def _rvu_txt_problem(line: str) -> str:
     """What is wrong with a record that does not match the layout: its first field out of shape."""
-    if len(line) < RVU_TXT_LAST[2]:
-        name, first, last, _ = RVU_TXT_LAST
-        return (f"{len(line)} characters, cut short: the record ends before its last field ({name}, "
-                f"positions {first}-{last})")
+    if len(line) < RVU_TXT_LAST.last:
+        return (f"{len(line)} characters, cut short before its last field ({RVU_TXT_LAST.name}, positions "
+                f"{RVU_TXT_LAST.first}-{RVU_TXT_LAST.last})")
     if len(line) > RVU_TXT_RECORD_LENGTH:
         return f"{len(line)} characters, longer than the layout's {RVU_TXT_RECORD_LENGTH}"
-    for name, first, last, pattern in RVU_TXT_FIELDS:
-        text = line[first - 1:last]
-        if not re.fullmatch(pattern, text):
-            return f"{name} {text!r} at positions {first}-{last} is not what the layout holds there (shifted?)"
-    return f"characters after position {RVU_TXT_LAST[2]} should be blank"
+    for field_ in RVU_TXT_FIELDS:
+        text = line[field_.first - 1:field_.last]
+        if not re.fullmatch(field_.pattern, text):
+            where = (f"position {field_.first}" if field_.first == field_.last
+                     else f"positions {field_.first}-{field_.last}")
+            return f"{field_.name} {text!r} at {where} is not {field_.shape}"
+    return f"the characters after position {RVU_TXT_LAST.last} are not blank"
 
 
 def _rvu_txt_records(path: Path) -> list[tuple[int, str]]:
