@@ -12,6 +12,7 @@ from . import loaders
 RVU_76120_KNOWN = "rvu_76120_total_rvus"
 MUE_76120_KNOWN = "mue_76120_value"
 PTP_76120_KNOWN = "ptp_76120_pairs"
+AOC_76125_KNOWN = "aoc_76125_add_on"
 KEYS_UNIQUE = "keys_unique"
 ROW_COUNTS = "row_counts_match_files"
 # The reference steps and the checks every scrub runs go first in a run: they are short, and a scrub's own
@@ -31,6 +32,8 @@ TABLES = {
     "ncci_ptp_edits": ("ptp", "One row per NCCI practitioner PTP edit (column 1, column 2) per quarterly release."),
     "mue_limits": ("mue", ("One row per HCPCS code per MUE service type per quarterly release: units limit and "
                            "indicator.")),
+    "aoc_edits": ("aoc", ("One row per add-on code, primary code and edit effective date per quarterly NCCI "
+                          "add-on code edit release (AOC workbook or CSV form): edit type and dates.")),
     "adjustment_codes": ("adjustment_codes", "One row per CARC, RARC and group code (X12 code lists)."),
 }
 
@@ -56,7 +59,7 @@ def _materialize(con, name: str) -> dg.MaterializeResult:
 
 
 # The tables are assets of one step: each load is a few queries when the releases are in place, and a step of
-# its own cost each about 0.04 s of Dagster's bookkeeping, seven of them at the start of every scrub.
+# its own cost each about 0.04 s of Dagster's bookkeeping, eight of them at the start of every scrub.
 @dg.multi_asset(
     name="reference_tables",
     specs=[dg.AssetSpec(name, description=description, group_name="reference", kinds={"duckdb"}, skippable=True)
@@ -85,29 +88,54 @@ def _replaced(release_id: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True, metadata={"skipped": f"{release_id} is not the bundled release"})
 
 
+def _known_values(con, expected: dict[str, object], sql: str, shape=lambda rows: rows) -> dg.AssetCheckResult:
+    """The values a query finds in each bundled release against those the release is known to hold; a release
+    a user replaced is skipped."""
+    found, skipped = {}, []
+    for release_id in expected:
+        if _bundled_is_loaded(con, release_id):
+            found[release_id] = shape(con.execute(sql, [release_id]).fetchall())
+        else:
+            skipped.append(release_id)
+    return dg.AssetCheckResult(
+        passed=all(found[r] == expected[r] for r in found),
+        metadata={"found": str(found), "expected": str({r: expected[r] for r in found}),
+                  "skipped": ", ".join(skipped) or "none"},
+    )
+
+
 # Each check is a function of a connection, so that one step can run many of them on one connection.
 def rvu_known_values(con) -> dg.AssetCheckResult:
-    """76120 in RVU25D: total non-facility RVUs 3.29 global, 0.56 with 26, 2.73 with TC."""
-    if not _bundled_is_loaded(con, "RVU25D"):
-        return _replaced("RVU25D")
-    rows = con.execute(
+    """76120's total non-facility RVUs: RVU25D 3.29 global, 0.56 with 26, 2.73 with TC; RVU26B 3.40, 0.56,
+    2.84."""
+    return _known_values(
+        con,
+        {"RVU25D": {"": "3.29", "26": "0.56", "TC": "2.73"}, "RVU26B": {"": "3.40", "26": "0.56", "TC": "2.84"}},
         """select modifier, (work_rvu + pe_nonfacility + mp_rvu)::varchar from ref_rvu
-           where release_id = 'RVU25D' and hcpcs = '76120' order by modifier"""
-    ).fetchall()
-    found = dict(rows)
-    expected = {"": "3.29", "26": "0.56", "TC": "2.73"}
-    return dg.AssetCheckResult(passed=found == expected, metadata={"found": str(found), "expected": str(expected)})
+           where release_id = ? and hcpcs = '76120' order by modifier""",
+        dict,
+    )
 
 
 def mue_known_values(con) -> dg.AssetCheckResult:
-    """76120 in the 2024Q3 practitioner MUE table: 1 unit, adjudication indicator 3."""
-    if not _bundled_is_loaded(con, "MUE 2024Q3"):
-        return _replaced("MUE 2024Q3")
-    rows = con.execute(
-        """select mue_value, mai from ref_mue where release_id = 'MUE 2024Q3'
-           and service_type = 'practitioner' and hcpcs = '76120'"""
-    ).fetchall()
-    return dg.AssetCheckResult(passed=rows == [(1, 3)], metadata={"found": str(rows)})
+    """76120 in the practitioner MUE tables of 2024Q3 and 2026Q2: 1 unit, adjudication indicator 3."""
+    return _known_values(
+        con,
+        {"MUE 2024Q3": [(1, 3)], "MUE 2026Q2": [(1, 3)]},
+        """select mue_value, mai from ref_mue where release_id = ?
+           and service_type = 'practitioner' and hcpcs = '76120'""",
+    )
+
+
+def aoc_known_values(con) -> dg.AssetCheckResult:
+    """76125 in the AOC edits of 2024Q3 and 2026Q2: an add-on code of edit type 2, primary CCCCC (the
+    contractor names its primaries), in force from 2013-04-01 in the workbook."""
+    return _known_values(
+        con,
+        {"AOC 2024Q3": [("CCCCC", 2, None)], "AOC 2026Q2": [("CCCCC", 2, "2013-04-01")]},
+        """select primary_code, edit_type, edit_effective_date::varchar from ref_aoc
+           where release_id = ? and add_on_code = '76125' order by all""",
+    )
 
 
 def ptp_known_values(con) -> dg.AssetCheckResult:
@@ -186,6 +214,7 @@ CHECKS: list[Check] = [
     Check(dg.AssetKey("rvu_fee_schedule"), RVU_76120_KNOWN, rvu_known_values.__doc__, True, rvu_known_values),
     Check(dg.AssetKey("mue_limits"), MUE_76120_KNOWN, mue_known_values.__doc__, True, mue_known_values),
     Check(dg.AssetKey("ncci_ptp_edits"), PTP_76120_KNOWN, ptp_known_values.__doc__, True, ptp_known_values),
+    Check(dg.AssetKey("aoc_edits"), AOC_76125_KNOWN, aoc_known_values.__doc__, True, aoc_known_values),
     *_table_checks(dg.AssetKey("rvu_fee_schedule"), "rvu", "release_id, hcpcs, modifier",
                    "select release_id, 'rvu', count(*) from ref_rvu group by all"),
     *_table_checks(dg.AssetKey("gpci_localities"), "gpci", "release_id, locality_key",
@@ -196,6 +225,9 @@ CHECKS: list[Check] = [
                    "select release_id, 'zip', count(*) from ref_zip group by all"),
     *_table_checks(dg.AssetKey("mue_limits"), "mue", "release_id, service_type, hcpcs",
                    "select release_id, 'mue_' || service_type, count(*) from ref_mue group by all"),
+    # An edit deleted and added again (20701 with 11010: type 1 until 2022, type 3 from 2023) is two rows.
+    *_table_checks(dg.AssetKey("aoc_edits"), "aoc", "release_id, add_on_code, primary_code, edit_effective_date",
+                   "select release_id, 'aoc', count(*) from ref_aoc group by all"),
     *_table_checks(dg.AssetKey("adjustment_codes"), "adjustment_codes", "release_id, code_type, code",
                    "select release_id, 'adjustment_codes', count(*) from ref_adjustment_codes group by all"),
     _PTP_COUNTS,

@@ -1,8 +1,10 @@
 """Releases a user loads: tell each file's CMS layout from its content, its effective date from its name
 (else from --effective), group the files into releases and load them beside the bundled ones.
 
-A release's period is the quarter (RVU, ZIP5, PTP, MUE) or the year (GPCI, county file) that starts at its
-effective date; CARC/RARC lists stay in force until a newer list is loaded.
+A release's period is the quarter (RVU, ZIP5, PTP, MUE, AOC) or the year (GPCI, county file) that starts at
+its effective date; CARC/RARC lists stay in force until a newer list is loaded. The CSV form of the AOC edits
+holds no effective date, in its content or its name (`ncci_aoc_2024-06.csv` is named for the month it was
+captured, and is the release of 2024Q3): it always needs --effective.
 """
 
 import calendar
@@ -19,17 +21,22 @@ from pathlib import Path
 import duckdb
 
 from .loaders import (
+    AOC_CSV_HEADER,
+    AOC_HEADER,
     ReferenceFileError,
     Release,
     bundled_releases,
     ensure_schema,
+    is_aoc_workbook,
     load_release,
     open_text,
+    rvu_txt_record_shape,
 )
 
 # layout -> the table its rows go to
 TABLE_OF_LAYOUT = {
     "pprrvu": "rvu",
+    "pprrvu_txt": "rvu",
     "gpci": "gpci",
     "locco": "locality_counties",
     "zip5": "zip",
@@ -38,10 +45,14 @@ TABLE_OF_LAYOUT = {
     "mue_official_csv": "mue",
     "mue_csv": "mue",
     "mue_all_services_csv": "mue",
+    "aoc_xlsx": "aoc",
+    "aoc_csv": "aoc",
     "adjustment_codes": "adjustment_codes",
 }
 # Layouts whose release is one file (NCCI PTP comes in parts, MUE per service type, CARC/RARC per list).
-SINGLE_FILE_LAYOUTS = {"pprrvu", "gpci", "locco", "zip5"}
+SINGLE_FILE_LAYOUTS = {"pprrvu", "pprrvu_txt", "gpci", "locco", "zip5", "aoc_xlsx", "aoc_csv"}
+# Layouts whose effective date is never in the file name: it must come from --effective.
+UNDATED_LAYOUTS = {"aoc_csv"}
 YEARLY_TABLES = {"gpci", "locality_counties"}
 OPEN_ENDED_TABLES = {"adjustment_codes"}
 OPEN_END = date(2099, 12, 31)
@@ -72,11 +83,29 @@ def _head_rows(path: Path, limit: int = 60) -> tuple[list[str], list[list[str]]]
     return lines, rows
 
 
+def is_workbook(path: Path) -> bool:
+    """An Excel workbook (.xlsx) is a zip archive holding xl/workbook.xml."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "xl/workbook.xml" in archive.namelist()
+
+
 def detect_layout(path: Path) -> str:
     """The CMS layout of one file, told from its content (never from its name)."""
+    if is_workbook(path):
+        if is_aoc_workbook(path):
+            return "aoc_xlsx"
+        raise AmbiguousFileError(
+            f"{path.name}: an Excel workbook without the AOC header row ({', '.join(AOC_HEADER)}) in its first "
+            "sheet: not a CMS reference layout claimscrub knows"
+        )
     lines, rows = _head_rows(path)
     if any(re.match(r"^[A-Z0-9]{5}\t[A-Z0-9]{5}\t", line) for line in lines):
         return "ptp_txt"
+    # The fixed-width RVU file: HDR (copyright) lines, then 200-character records, trailing blanks trimmed.
+    if sum(rvu_txt_record_shape(line) for line in lines) >= 3:
+        return "pprrvu_txt"
     if sum(bool(re.match(r"^[A-Z]{2}\d{5}[0-9A-Z]{5}\d{2}", line)) for line in lines) >= 3:
         return "zip5"
     for row in rows:
@@ -95,13 +124,15 @@ def detect_layout(path: Path) -> str:
             return "mue_all_services_csv"
         if head[:2] == ["code", "description"]:
             return "adjustment_codes"
+        if set(AOC_CSV_HEADER) <= set(head):
+            return "aoc_csv"
         if head[0].startswith("medicare adm") and len(head) > 4 and "counties" in head[4]:
             return "locco"
         if head[0].startswith("medicare administrative contractor") and any("gpci" in h for h in head):
             return "gpci"
     raise AmbiguousFileError(
-        f"{path.name}: not a CMS reference layout claimscrub knows (PPRRVU, GPCI, county/locality, ZIP5, "
-        "NCCI PTP text or CSV, MUE CSV, CARC/RARC list)"
+        f"{path.name}: not a CMS reference layout claimscrub knows (PPRRVU CSV or fixed-width text, GPCI, "
+        "county/locality, ZIP5, NCCI PTP text or CSV, MUE CSV, AOC workbook or CSV, CARC/RARC list)"
     )
 
 
@@ -145,6 +176,14 @@ def date_from_name(name: str, table: str) -> date | None:
     return None
 
 
+def variant_from_name(name: str, table: str) -> str:
+    """'QPP' for the RVU file of qualifying APM participants (`PPRRVU2026_Apr_QPP.txt`, paid at their own
+    conversion factor), '' for every other file (`PPRRVU2026_Apr_nonQPP.txt`)."""
+    if table == "rvu" and re.search(r"(?<![a-z])qpp(?![a-z])", name.lower()):
+        return "QPP"
+    return ""
+
+
 def period_end(table: str, start: date) -> date:
     """The last day of the quarter (or year) that starts at `start`."""
     if table in OPEN_ENDED_TABLES:
@@ -164,6 +203,7 @@ def release_id_for(table: str, start: date) -> str:
         "zip": f"ZIP5 {quarter}",
         "ptp": f"PTP {quarter}",
         "mue": f"MUE {quarter}",
+        "aoc": f"AOC {quarter}",
         "adjustment_codes": f"CARC-RARC {start:%Y-%m}",
     }[table]
 
@@ -177,25 +217,29 @@ class PlannedFile:
     layout: str
     table: str
     effective: date
+    variant: str = ""
+
+
+MEMBER_SUFFIXES = (".csv", ".txt", ".xlsx")
 
 
 def _expand(paths: list[Path], stack: ExitStack) -> list[tuple[Path, str, str | None]]:
-    """Each input as (readable path, name shown to the user, archive name); a CMS .zip gives its .csv and
-    .txt members."""
+    """Each input as (readable path, name shown to the user, archive name); a CMS .zip gives its .csv, .txt
+    and .xlsx members. An Excel workbook is a zip too, but a file of its own."""
     files = []
     for path in paths:
         if not path.is_file():
             raise ReferenceFileError(f"{path}: file not found")
-        if not zipfile.is_zipfile(path):
+        if not zipfile.is_zipfile(path) or is_workbook(path):
             files.append((path, path.name, None))
             continue
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="claimscrub-ref-")))
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist()
-                       if m.lower().endswith((".csv", ".txt")) and not m.startswith("__MACOSX")]
-            # The RVU archives publish each table as .csv and as .txt: read the .csv.
-            stems = {m.lower()[:-4] for m in members if m.lower().endswith(".csv")}
-            members = [m for m in members if m.lower().endswith(".csv") or m.lower()[:-4] not in stems]
+                       if m.lower().endswith(MEMBER_SUFFIXES) and not m.startswith("__MACOSX")]
+            # The RVU archives publish each table as .csv, .txt and Excel: read the .csv.
+            stems = {Path(m.lower()).stem for m in members if m.lower().endswith(".csv")}
+            members = [m for m in members if m.lower().endswith(".csv") or Path(m.lower()).stem not in stems]
             for member in members:
                 target = folder / Path(member).name
                 target.write_bytes(archive.read(member))
@@ -213,6 +257,15 @@ def plan(paths: list[Path], effective: date | None, stack: ExitStack) -> list[Pl
                 continue
             raise
         table = TABLE_OF_LAYOUT[layout]
+        if layout in UNDATED_LAYOUTS:
+            if effective is None:
+                raise AmbiguousFileError(
+                    f"{shown}: the CSV form of the AOC edits holds no effective date (a date in its name is when "
+                    "it was captured); give --effective YYYY-MM-DD, the first day of the quarter it judges "
+                    "(2024-07-01 for ncci_aoc_2024-06.csv)"
+                )
+            planned.append(PlannedFile(path, shown, layout, table, effective))
+            continue
         named = date_from_name(path.name, table) or (archive and date_from_name(archive, table)) or None
         if named and effective and named != effective:
             raise AmbiguousFileError(
@@ -224,24 +277,26 @@ def plan(paths: list[Path], effective: date | None, stack: ExitStack) -> list[Pl
             raise AmbiguousFileError(
                 f"{shown}: cannot tell the effective date from the file name; give --effective YYYY-MM-DD"
             )
-        planned.append(PlannedFile(path, shown, layout, table, when))
+        variant = variant_from_name(path.name, table) or (archive and variant_from_name(archive, table)) or ""
+        planned.append(PlannedFile(path, shown, layout, table, when, variant))
     if not planned:
         raise AmbiguousFileError(f"{', '.join(p.name for p in paths)}: no CMS reference file inside")
     return planned
 
 
 def group_releases(planned: list[PlannedFile], release_id: str | None) -> list[Release]:
-    """Files of one table and one effective date make one release (PTP parts f1..f4, MUE service types)."""
-    groups: dict[tuple[str, date], list[PlannedFile]] = {}
+    """Files of one table, effective date and variant make one release (PTP parts f1..f4, MUE service
+    types); the QPP RVU file is a release of its own beside the other one of its quarter."""
+    groups: dict[tuple[str, date, str], list[PlannedFile]] = {}
     for item in planned:
-        groups.setdefault((item.table, item.effective), []).append(item)
+        groups.setdefault((item.table, item.effective, item.variant), []).append(item)
     if release_id and len(groups) > 1:
         raise AmbiguousFileError(
             f"--release-id names one release, but the files make {len(groups)}: "
-            + "; ".join(f"{t} from {d}" for t, d in groups)
+            + "; ".join(f"{t}{' ' + v if v else ''} from {d}" for t, d, v in groups)
         )
     releases = []
-    for (table, start), items in groups.items():
+    for (table, start, variant), items in groups.items():
         layouts = {i.layout for i in items}
         if len(layouts) > 1:
             raise AmbiguousFileError(
@@ -253,7 +308,7 @@ def group_releases(planned: list[PlannedFile], release_id: str | None) -> list[R
                 f"{', '.join(i.shown_as for i in items)}: {len(items)} {table} files for {start}; load one"
             )
         releases.append(Release(
-            id=release_id or release_id_for(table, start),
+            id=release_id or " ".join(filter(None, [release_id_for(table, start), variant])),
             table=table,
             layout=layouts.pop(),
             effective_start=start,
@@ -261,6 +316,7 @@ def group_releases(planned: list[PlannedFile], release_id: str | None) -> list[R
             files=[i.path for i in items],
             origin="user",
             names=[i.shown_as for i in items],
+            variant=variant,
         ))
     return releases
 

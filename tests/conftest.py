@@ -9,7 +9,7 @@ import pytest
 
 from reference.loaders import ensure_bundled, ensure_schema
 
-REFERENCE_TABLES = ["rvu", "gpci", "locality_counties", "zip", "ptp", "mue", "adjustment_codes"]
+REFERENCE_TABLES = ["rvu", "gpci", "locality_counties", "zip", "ptp", "mue", "aoc", "adjustment_codes"]
 
 
 @pytest.fixture(scope="session")

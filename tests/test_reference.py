@@ -1,24 +1,35 @@
 """The reference layer: `claimscrub reference load` reads each official CMS layout from real excerpts, names
 its release and period, refuses what it cannot tell, and a newer release judges exactly its own dates."""
 
+import hashlib
 import shutil
 import zipfile
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import openpyxl
 import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
 from pipelines.resources import duckdb_resource
 from reference.assets import PER_RUN_CHECKS, REFERENCE_ASSETS
+from reference.loaders import DATA_DIR
 
 from .helpers import scrub, write_csv
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "reference"
 PTP_2026 = FIXTURES / "ccipra-v322r0-f1_layout_sample.txt"
 MUE_2026 = FIXTURES / "MCR_MUE_PractitionerServices_Eff_07-01-2026_excerpt.csv"
+# HDR lines and 11 records of the fixed-width RVU26B file (27447, 33945, 76000, 76120, 76125), descriptions blank
+RVU_TXT = FIXTURES / "PPRRVU2026_Apr_nonQPP_excerpt.txt"
+# The bundled 2026 files, as CMS publishes them (the RVU descriptions blanked)
+RVU_26B = DATA_DIR / "PPRRVU2026_Apr_nonQPP.txt.gz"
+MUE_26Q2 = DATA_DIR / "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv.gz"
+AOC_26Q2 = DATA_DIR / "AOC_V2026Q2-MCR.xlsx"
+AOC_CSV = DATA_DIR / "ncci_aoc_2024-06.csv.gz"
+GPCI_2026 = DATA_DIR / "GPCI2026.csv"
 DATED_FILES = [
     "PPRRVU2025_Oct_excerpt.csv", "GPCI2025.csv", "25LOCCO.csv", "ZIP5_OCT2025_excerpt.txt",
     "ncci_ptp_practitioner_2024Q3_76120_pairs.csv", PTP_2026.name,
@@ -34,6 +45,20 @@ def reference(*args: str):
 def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
+
+
+def snapshot(db: Path, table: str) -> tuple[list, list]:
+    """What a refused load must leave as it was: the releases and the rows of their table."""
+    return query(db, "select * from ref_releases order by all"), query(db, f"select * from {table} order by all")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def listed_line(db: Path, release: str, table: str) -> str:
+    listed = reference("list", "--db", db).stdout
+    return next((x for x in listed.splitlines() if x.split("  ")[0].strip() == release and f" {table} " in x), "")
 
 
 @pytest.fixture
@@ -176,8 +201,9 @@ def test_release_id_option_names_the_release(fresh_db):
 def test_list_on_a_fresh_database_shows_the_bundled_releases(fresh_db):
     listed = reference("list", "--db", fresh_db)
     assert listed.exit_code == 0
-    for release in ["RVU25D", "GPCI 2025", "LOCCO 2025", "ZIP5 2025Q4", "PTP 2024Q2", "PTP 2024Q3",
-                    "MUE 2024Q2", "MUE 2024Q3", "CARC-RARC 2024-06"]:
+    for release in ["RVU25D", "RVU26B", "GPCI 2025", "GPCI 2026", "LOCCO 2025", "ZIP5 2025Q4", "PTP 2024Q2",
+                    "PTP 2024Q3", "MUE 2024Q2", "MUE 2024Q3", "MUE 2026Q2", "AOC 2024Q3", "AOC 2026Q2",
+                    "CARC-RARC 2024-06"]:
         assert any(x.startswith(release + " ") and "bundled" in x for x in listed.stdout.splitlines()), release
     assert "2,546,017" in listed.stdout
 
@@ -201,7 +227,7 @@ def test_reference_checks_pass_on_the_bundled_releases_and_catch_a_short_table(d
                                   instance=instance, raise_on_error=False)
 
     checks = {(e.asset_key.to_user_string(), e.check_name): e.passed for e in run().get_asset_check_evaluations()}
-    assert len(checks) == sum(len(c.check_keys) for c in PER_RUN_CHECKS) == 16 and all(checks.values()), checks
+    assert len(checks) == sum(len(c.check_keys) for c in PER_RUN_CHECKS) == 19 and all(checks.values()), checks
     with duckdb.connect(str(db_path)) as con:
         con.execute("delete from ref_mue where release_id = 'MUE 2024Q3' and hcpcs = '76120'")
     failed = {(e.asset_key.to_user_string(), e.check_name) for e in run().get_asset_check_evaluations()
@@ -242,8 +268,8 @@ def test_newer_official_releases_judge_exactly_the_dates_they_cover(db_path, tmp
         line = run.line(claim, 1)
         return line["ptp_release"], line["mue_release"], line["reference_match"]
 
-    assert judged("Q3-2026") == ("PTP 2026Q3", "MUE 2026Q3", "approximate")  # RVU25D does not cover 2026
-    assert judged("Q2-2026") == ("PTP 2024Q3", "MUE 2024Q3", "approximate")  # before the 2026 period
+    assert judged("Q3-2026") == ("PTP 2026Q3", "MUE 2026Q3", "approximate")  # no RVU release covers 2026Q3
+    assert judged("Q2-2026") == ("PTP 2024Q3", "MUE 2026Q2", "approximate")  # the bundled 2026Q2 MUE table
     assert judged("Q3-2024") == ("PTP 2024Q3", "MUE 2024Q3", "approximate")
 
     # 2026Q3: 0001U/0029U was deleted 2026-06-30, 0001U/0417U is new, 0001A/90473 has indicator 9.
@@ -252,11 +278,12 @@ def test_newer_official_releases_judge_exactly_the_dates_they_cover(db_path, tmp
     assert "PTP_NO_BYPASS" in run.findings("Q3-2026", 4)
     assert "PTP_NO_BYPASS" not in run.findings("Q3-2026", 6)
     assert "MUE_DOS" in run.findings("Q3-2026", 7)
-    # Older dates keep their own release: 0029U still bundled, 0417U unknown, 0020M without an MUE.
+    # Older dates keep their own release: 0029U still bundled, 0417U unknown; 0020M has an MUE from 2026Q2 on.
     for claim in ("Q2-2026", "Q3-2024"):
         assert "PTP_NO_BYPASS" in run.findings(claim, 2)
         assert "PTP_NO_BYPASS" not in run.findings(claim, 4)
-        assert run.findings(claim, 7) >= {"MUE_NOT_PUBLISHED"} and "MUE_DOS" not in run.findings(claim, 7)
+    assert run.findings("Q3-2024", 7) >= {"MUE_NOT_PUBLISHED"} and "MUE_DOS" not in run.findings("Q3-2024", 7)
+    assert "MUE_DOS" in run.findings("Q2-2026", 7)
 
     flags = {(f["claim_id"], f["line_number"], f["rule_id"]): f for f in run.flags}
     new_edit = flags[("Q3-2026", "4", "PTP_NO_BYPASS")]
@@ -264,8 +291,11 @@ def test_newer_official_releases_judge_exactly_the_dates_they_cover(db_path, tmp
         "0001U", "PTP 2026Q3", "MUE 2026Q3")
     assert "(PTP 2026Q3, modifier indicator 1)" in new_edit["message"]
     assert "(adjudication indicator 2, MUE 2026Q3)" in flags[("Q3-2026", "7", "MUE_DOS")]["message"]
+    assert "(adjudication indicator 2, MUE 2026Q2)" in flags[("Q2-2026", "7", "MUE_DOS")]["message"]
     assert flags[("Q3-2024", "2", "PTP_NO_BYPASS")]["ptp_release"] == "PTP 2024Q3"
-    assert all(f["rvu_release"] == "RVU25D" and f["ptp_release"] and f["mue_release"] for f in run.flags)
+    rvu_release = {"Q3-2026": "RVU26B", "Q2-2026": "RVU26B", "Q3-2024": "RVU25D"}
+    assert all(f["rvu_release"] == rvu_release[f["claim_id"]] and f["ptp_release"] and f["mue_release"]
+               for f in run.flags)
 
     # The scrub ensured the bundled releases and kept the user's.
     listed = reference("list", "--db", db_path).stdout
@@ -308,3 +338,271 @@ def test_download_saves_the_archives_of_the_asked_quarter_from_the_cms_page(tmp_
         download.download_release("PTP 2027Q1", tmp_path)
     with pytest.raises(download.DownloadError, match="give one of"):
         download.parse_release("PTP last quarter")
+
+
+# --- 2026 releases in their official layouts -------------------------------------------------------------
+
+def test_fixed_width_rvu_file_loads_every_record_from_its_field_positions(fresh_db):
+    result = reference("load", RVU_26B, "--db", fresh_db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("RVU26B: loaded, 2026-04-01 to 2026-06-30, 19,277 rvu from "
+                             "PPRRVU2026_Apr_nonQPP.txt.gz\n")
+    assert query(fresh_db, "select layout, variant, sha256, origin from ref_releases") == [
+        ("pprrvu_txt", "", sha256(RVU_26B), "user")]
+    assert query(fresh_db, """select count(*), count(distinct conversion_factor), any_value(conversion_factor)::varchar
+                              from ref_rvu where release_id = 'RVU26B'""") == [(19277, 1, "33.4009")]
+    assert query(fresh_db, """select hcpcs, modifier, status, work_rvu::varchar, pe_nonfacility::varchar,
+                                     mp_rvu::varchar, (work_rvu + pe_nonfacility + mp_rvu)::varchar, pe_facility_na
+                              from ref_rvu where hcpcs in ('76120', '76125') order by 1, 2""") == [
+        ("76120", "", "A", "0.37", "3.01", "0.02", "3.40", True),
+        ("76120", "26", "A", "0.37", "0.18", "0.01", "0.56", False),
+        ("76120", "TC", "A", "0.00", "2.83", "0.01", "2.84", True),
+        ("76125", "", "C", "0.00", "0.00", "0.00", "0.00", True),
+        ("76125", "26", "A", "0.26", "0.13", "0.03", "0.42", False),
+        ("76125", "TC", "C", "0.00", "0.00", "0.00", "0.00", True)]
+    # The policy indicators the surgery rules read: global days, multiple procedure, bilateral, assistant,
+    # co-surgeons, team surgery.
+    assert query(fresh_db, """select hcpcs, global_days, mult_proc, bilat_surg, asst_surg, co_surg, team_surg
+                              from ref_rvu where hcpcs in ('27447', '33945', '76120') and modifier = ''
+                              order by 1""") == [
+        ("27447", "090", "2", "1", "2", "1", "0"), ("33945", "090", "2", "0", "2", "1", "2"),
+        ("76120", "XXX", "0", "0", "0", "0", "0")]
+    line = listed_line(fresh_db, "RVU26B", "rvu")
+    assert "2026-04-01 to 2026-06-30" in line and " 19,277 " in line and "PPRRVU2026_Apr_nonQPP.txt.gz" in line
+
+
+def test_the_qpp_rvu_file_is_a_release_of_its_own_beside_the_other_file_of_its_quarter(fresh_db, tmp_path):
+    qpp = tmp_path / "PPRRVU2026_Apr_QPP.txt"
+    lines = RVU_TXT.read_text(encoding="latin-1").splitlines(keepends=True)
+    qpp.write_text("".join(x if x.startswith("HDR") else x[:132] + " 33.5675" + x[140:] for x in lines),
+                   encoding="latin-1")
+    result = reference("load", RVU_TXT, qpp, "--db", fresh_db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "RVU26B: loaded, 2026-04-01 to 2026-06-30, 11 rvu from PPRRVU2026_Apr_nonQPP_excerpt.txt",
+        "RVU26B QPP: loaded, 2026-04-01 to 2026-06-30, 11 rvu from PPRRVU2026_Apr_QPP.txt"]
+    assert query(fresh_db, """select r.release_id, r.variant, v.conversion_factor::varchar
+                              from ref_releases r join ref_rvu v using (release_id)
+                              where v.hcpcs = '76120' and v.modifier = '' order by 1""") == [
+        ("RVU26B", "", "33.4009"), ("RVU26B QPP", "QPP", "33.5675")]
+    for release in ("RVU26B", "RVU26B QPP"):
+        assert "2026-04-01 to 2026-06-30" in listed_line(fresh_db, release, "rvu"), release
+
+
+def _cut(lines: list[str], number: int, length: int) -> list[str]:
+    return [x[:length] if n == number else x for n, x in enumerate(lines, start=1)]
+
+
+def _replace(lines: list[str], number: int, first: int, text: str) -> list[str]:
+    return [x[:first - 1] + text + x[first - 1 + len(text):] if n == number else x
+            for n, x in enumerate(lines, start=1)]
+
+
+# The excerpt's lines 8-18 are its records 1-11: line 13 is 76120, 14 is 76120-26, 18 is 76125-TC.
+BAD_RVU_FILES = {
+    "truncated": (lambda lines: _cut(lines, 18, 120),
+                  "record 11 (line 18, 76125-TC) does not fit the fixed-width RVU layout: 120 characters, "
+                  "cut short before its last field (malpractice used for OPPS, positions 166-171)"),
+    "short_record": (lambda lines: _cut(lines, 13, 150),
+                     "record 6 (line 13, 76120) does not fit the fixed-width RVU layout: 150 characters, cut "
+                     "short before its last field (malpractice used for OPPS, positions 166-171)"),
+    "shifted_record": (lambda lines: [x[:10] + " " + x[10:] if n == 14 else x for n, x in enumerate(lines, 1)],
+                       "record 7 (line 14, 76120-26) does not fit the fixed-width RVU layout: status code ' ' at "
+                       "position 58 is not one letter"),
+    "number_that_does_not_parse": (lambda lines: _replace(lines, 13, 60, "  0,37"),
+                                   "record 6 (line 13, 76120) does not fit the fixed-width RVU layout: work RVU "
+                                   "'  0,37' at positions 60-65 is not a number 999.99"),
+    "status_not_a_letter": (lambda lines: _replace(lines, 13, 58, "1"),
+                            "record 6 (line 13, 76120) does not fit the fixed-width RVU layout: status code '1' "
+                            "at position 58 is not one letter"),
+    "conversion_factor_not_a_number": (lambda lines: _replace(lines, 18, 133, " 33.40O9"),
+                                       "record 11 (line 18, 76125-TC) does not fit the fixed-width RVU layout: "
+                                       "conversion factor ' 33.40O9' at positions 133-140 is not a number "
+                                       "999.9999"),
+    "unknown_layout": (lambda lines: lines[:7],
+                       "not a CMS reference layout claimscrub knows (PPRRVU CSV or fixed-width text, GPCI, "
+                       "county/locality, ZIP5, NCCI PTP text or CSV, MUE CSV, AOC workbook or CSV, CARC/RARC list)"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(BAD_RVU_FILES))
+def test_a_damaged_fixed_width_rvu_file_is_refused_with_one_line_and_nothing_loaded(fresh_db, tmp_path, damage):
+    good = tmp_path / "good" / "PPRRVU2026_Apr_nonQPP.txt"
+    good.parent.mkdir()
+    shutil.copyfile(RVU_TXT, good)
+    assert reference("load", good, "--db", fresh_db).exit_code == 0
+    before = snapshot(fresh_db, "ref_rvu")
+    damaged, message = BAD_RVU_FILES[damage]
+    bad = tmp_path / "PPRRVU2026_Apr_nonQPP.txt"
+    bad.write_text("\n".join(damaged(RVU_TXT.read_text(encoding="latin-1").splitlines())), encoding="latin-1")
+    result = reference("load", bad, "--db", fresh_db)
+    assert result.exit_code == 2
+    assert result.stderr == f"claimscrub: PPRRVU2026_Apr_nonQPP.txt: {message}\n"
+    assert snapshot(fresh_db, "ref_rvu") == before
+
+
+def test_official_mue_table_of_2026q2_loads_alone(fresh_db):
+    result = reference("load", MUE_26Q2, "--db", fresh_db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("MUE 2026Q2: loaded, 2026-04-01 to 2026-06-30, 15,095 mue_practitioner from "
+                             "MCR_MUE_PractitionerServices_Eff_04-01-2026.csv.gz\n")
+    assert query(fresh_db, "select layout, sha256 from ref_releases") == [("mue_official_csv", sha256(MUE_26Q2))]
+    assert query(fresh_db, "select mai, count(*) from ref_mue group by 1 order by 1") == [(1, 41), (2, 5417), (3, 9637)]
+    assert query(fresh_db, "select mue_value, mai from ref_mue where hcpcs = '76120'") == [(1, 3)]
+    assert " 15,095 " in listed_line(fresh_db, "MUE 2026Q2", "mue_practitioner")
+
+
+def test_an_mue_table_with_an_unknown_adjudication_indicator_is_refused(fresh_db, tmp_path):
+    assert reference("load", MUE_2026, "--db", fresh_db).exit_code == 0
+    before = snapshot(fresh_db, "ref_mue")
+    bad = tmp_path / MUE_2026.name
+    text = MUE_2026.read_text()
+    bad.write_text(text.replace("0004M,1,2 Date of Service Edit: Policy", "0004M,1,2 Date of Service Edit: Payer"))
+    result = reference("load", bad, "--db", fresh_db)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"claimscrub: {MUE_2026.name}: record 6 (0004M): MUE adjudication indicator "
+        "'2 Date of Service Edit: Payer' is not one of '1 Line Edit', '2 Date of Service Edit: Policy', "
+        "'3 Date of Service Edit: Clinical'\n")
+    assert snapshot(fresh_db, "ref_mue") == before
+
+
+def test_aoc_workbook_loads_alone_with_its_julian_dates(fresh_db):
+    result = reference("load", AOC_26Q2, "--db", fresh_db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "AOC 2026Q2: loaded, 2026-04-01 to 2026-06-30, 9,000 aoc from AOC_V2026Q2-MCR.xlsx\n"
+    assert query(fresh_db, "select layout, sha256 from ref_releases") == [("aoc_xlsx", sha256(AOC_26Q2))]
+    assert query(fresh_db, """select primary_code, edit_type, edit_effective_date::varchar, edit_deletion_date,
+                                     special_instructions
+                              from ref_aoc where add_on_code = '76125'""") == [
+        ("CCCCC", 2, "2013-04-01", None, "Contractor Defined Primary Codes")]
+    # Julian YYYYDDD: 2023181 is 2023-06-30, 2023365 is 2023-12-31; a blank cell is no deletion.
+    assert query(fresh_db, """select aoc_deletion_date::varchar, primary_deletion_date::varchar,
+                                     edit_effective_date::varchar, edit_deletion_date::varchar
+                              from ref_aoc where add_on_code = 'U0005' and primary_code = 'U0004'""") == [
+        ("2023-06-30", "2023-12-31", "2021-10-01", "2023-06-30")]
+    assert query(fresh_db, "select edit_type, count(*) from ref_aoc group by 1 order by 1") == [
+        (1, 8293), (2, 47), (3, 660)]
+    assert " 9,000 " in listed_line(fresh_db, "AOC 2026Q2", "aoc")
+
+
+def _workbook(path: Path, rows: list[tuple]) -> Path:
+    workbook = openpyxl.Workbook(write_only=True)
+    sheet = workbook.create_sheet("AOC_V2026Q2-MCR_xlsx")
+    for row in rows:
+        sheet.append(row)
+    workbook.save(path)
+    return path
+
+
+def test_an_aoc_workbook_without_its_header_row_is_refused(fresh_db, tmp_path):
+    source = openpyxl.load_workbook(AOC_26Q2, read_only=True)
+    notice, header, *edits = [row for _, row in zip(range(40), source.worksheets[0].iter_rows(values_only=True))]
+    source.close()
+    # The CMS download is a .zip holding the workbook; a workbook is a zip too, and is read as one file.
+    good = _workbook(tmp_path / "AOC_V2026Q2-MCR.xlsx", [notice, header, *edits])
+    archive = tmp_path / "medicare-ncci-2026q2-add-on-code-edits.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(good, good.name)
+        zf.writestr("readme.txt", "Add-on code edits, read me first.\n")
+    loaded = reference("load", archive, "--db", fresh_db)
+    assert loaded.stdout == f"AOC 2026Q2: loaded, 2026-04-01 to 2026-06-30, 38 aoc from {archive.name}:{good.name}\n"
+    before = snapshot(fresh_db, "ref_aoc")
+    (tmp_path / "bad").mkdir()
+    bad = _workbook(tmp_path / "bad" / "AOC_V2026Q2-MCR.xlsx", [notice, *edits])
+    result = reference("load", bad, "--db", fresh_db)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "claimscrub: AOC_V2026Q2-MCR.xlsx: an Excel workbook without the AOC header row (AOC_Edit_Type, "
+        "Add-On_Code, AOC_DelDT, Primary_Code, Primary_Code_DelDT, AOC_Edit_EffDT, AOC_Edit_DelDT, "
+        "Special_Instruction_Notes) in its first sheet: not a CMS reference layout claimscrub knows\n")
+    assert snapshot(fresh_db, "ref_aoc") == before
+
+
+def test_the_undated_aoc_csv_needs_its_effective_date_and_holds_its_edits_all_the_quarter(fresh_db):
+    refused = reference("load", AOC_CSV, "--db", fresh_db)
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        "claimscrub: ncci_aoc_2024-06.csv.gz: the CSV form of the AOC edits holds no effective date (a date in "
+        "its name is when it was captured); give --effective YYYY-MM-DD, the first day of the quarter it judges "
+        "(2024-07-01 for ncci_aoc_2024-06.csv)\n")
+    loaded = reference("load", AOC_CSV, "--effective", "2024-07-01", "--db", fresh_db)
+    assert loaded.stdout == "AOC 2024Q3: loaded, 2024-07-01 to 2024-09-30, 7,465 aoc from ncci_aoc_2024-06.csv.gz\n"
+    assert query(fresh_db, """select primary_code, edit_type, edit_effective_date, edit_deletion_date,
+                                     aoc_deletion_date, primary_deletion_date
+                              from ref_aoc where add_on_code = '76125'""") == [("CCCCC", 2, None, None, None, None)]
+
+
+def test_gpci_2026_keeps_the_work_gpci_without_and_with_the_floor_and_the_floors_last_day(loaded_db, tmp_path):
+    result = reference("load", GPCI_2026, "--db", loaded_db)
+    assert result.exit_code == 0, result.output
+    assert "GPCI 2026: loaded, 2026-01-01 to 2026-12-31, 109 gpci from GPCI2026.csv" in result.stdout
+    gpci = """select work_gpci::varchar, work_gpci_floor::varchar, work_floor_through::varchar, pe_gpci::varchar,
+                     mp_gpci::varchar, locality_name
+              from ref_gpci where release_id = ? and locality_key = ?"""
+    # "extended through January 31, 2026", says the file's note
+    assert query(loaded_db, gpci, ["GPCI 2026", "10112-00"]) == [("0.988", "1.000", "2026-01-31", "0.875", "0.566",
+                                                                 "ALABAMA")]
+    assert query(loaded_db, gpci, ["GPCI 2026", "02102-01"]) == [("1.500", "1.500", "2026-01-31", "1.065", "0.551",
+                                                                 "ALASKA")]
+    # GPCI2025 has one work GPCI, "(with 1.0 Floor)": it is both, the floor applying all the year.
+    assert query(loaded_db, gpci, ["GPCI 2025", "10112-00"]) == [("1.000", "1.000", "2025-12-31", "0.869", "0.575",
+                                                                 "ALABAMA")]
+    assert query(loaded_db, "select count(*) from ref_gpci group by release_id") == [(109,), (109,)]
+    # Both columns and no note saying until when the floor holds: it never applies.
+    no_note = tmp_path / "GPCI2026.csv"
+    no_note.write_text("".join(x for x in GPCI_2026.read_text(encoding="latin-1").splitlines(keepends=True)
+                               if "extended through" not in x), encoding="latin-1")
+    assert reference("load", no_note, "--db", loaded_db).exit_code == 0
+    assert query(loaded_db, gpci, ["GPCI 2026", "10112-00"])[0][:3] == ("0.988", "1.000", "2025-12-31")
+
+
+OLD_SCHEMA = """
+create table ref_releases (
+    release_id varchar, table_name varchar, layout varchar, effective_start date, effective_end date,
+    source_files varchar, sha256 varchar, row_count bigint, origin varchar, loaded_at timestamp,
+    primary key (release_id, table_name));
+create table ref_rvu (
+    release_id varchar, hcpcs varchar, modifier varchar, status varchar,
+    work_rvu decimal(9,2), pe_nonfacility decimal(9,2), pe_nonfacility_na boolean,
+    pe_facility decimal(9,2), pe_facility_na boolean, mp_rvu decimal(9,2),
+    pctc varchar, global_days varchar, mult_proc varchar, conversion_factor decimal(9,4));
+create table ref_gpci (
+    release_id varchar, mac varchar, locality varchar, locality_key varchar, state varchar,
+    locality_name varchar, work_gpci decimal(6,3), pe_gpci decimal(6,3), mp_gpci decimal(6,3));
+"""
+
+
+def test_a_database_from_before_the_new_columns_gains_them_and_loads_rvu_and_gpci_again(fresh_db):
+    rvu, gpci, mue = (FIXTURES / f for f in ("PPRRVU2025_Oct_excerpt.csv", "GPCI2025.csv",
+                                             "ncci_mue_practitioner_2024-07-01_excerpt.csv"))
+    with duckdb.connect(str(fresh_db)) as con:
+        con.execute(OLD_SCHEMA)
+        for release, table, path in (("RVU25D", "rvu", rvu), ("GPCI 2025", "gpci", gpci)):
+            con.execute("insert into ref_releases values (?, ?, ?, '2025-10-01', '2025-12-31', ?, ?, 1, 'user', now())",
+                        [release, table, table, path.name, sha256(path)])
+        con.execute("""insert into ref_rvu values ('RVU25D', '76120', '', 'A', 0.38, 2.88, false, 2.88, true, 0.03,
+                                                   '1', 'XXX', '0', 32.3465)""")
+        con.execute("insert into ref_gpci values ('GPCI 2025', '10112', '00', '10112-00', 'AL', 'ALABAMA', 1, 0.869, 0.575)")
+    assert reference("load", mue, "--db", fresh_db).exit_code == 0
+    again = reference("load", rvu, gpci, mue, "--db", fresh_db)
+    assert again.exit_code == 0, again.output
+    assert [x.split(",")[0] for x in again.stdout.splitlines()] == [
+        "RVU25D: loaded", "GPCI 2025: loaded", "MUE 2024Q3: already loaded (same files)"]
+    assert query(fresh_db, """select count(*), count(bilat_surg), count(asst_surg), count(co_surg), count(team_surg)
+                              from ref_rvu""") == [(14, 14, 14, 14, 14)]
+    assert query(fresh_db, """select count(*), count(work_gpci_floor), min(work_floor_through)::varchar
+                              from ref_gpci""") == [(109, 109, "2025-12-31")]
+    assert query(fresh_db, "select distinct variant from ref_releases") == [("",)]
+
+
+def test_both_rvu_layouts_carry_the_surgery_indicators_of_the_bundled_releases(db_path):
+    # CSV columns BILAT SURG, ASST SURG, CO-SURG, TEAM SURG; fixed-width positions 117-120.
+    assert query(db_path, """select release_id, hcpcs, bilat_surg, asst_surg, co_surg, team_surg from ref_rvu
+                             where hcpcs in ('27447', '33945', 'G0008') and modifier = '' order by 1, 2""") == [
+        ("RVU25D", "27447", "1", "2", "1", "0"), ("RVU25D", "33945", "0", "2", "1", "2"),
+        ("RVU25D", "G0008", "9", "9", "9", "9"),
+        ("RVU26B", "27447", "1", "2", "1", "0"), ("RVU26B", "33945", "0", "2", "1", "2"),
+        ("RVU26B", "G0008", "9", "9", "9", "9")]
+    assert query(db_path, """select release_id, count(*) from ref_rvu where bilat_surg is null or team_surg is null
+                             group by 1""") == []
