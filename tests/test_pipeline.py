@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.flow import ALL_ASSETS, ROWS_ACCOUNTED
+from assets.flow import ALL_ASSETS, REFERENCE_CURRENT, ROWS_ACCOUNTED
 from pipelines.cli import run_config
 from pipelines.definitions import defs
 from pipelines.resources import duckdb_resource
@@ -49,3 +49,20 @@ def test_materialize_reports_counts_and_passes_the_row_accounting_check(tmp_path
     assert materialized["claim_quarantine"]["rows_quarantined"].value == 1
     assert materialized["line_flags"]["findings_deny"].value == 1
     assert (tmp_path / "out" / "flags.csv").exists()
+
+
+def test_a_batch_beyond_the_newest_ptp_release_warns_through_its_asset_check_and_still_runs(tmp_path, db_path):
+    export = write_csv(tmp_path / "export.csv", [
+        dict(claim_id="C1", line_number=1, patient_id="P1", date_of_service="2026-05-12", hcpcs="76120",
+             units=1, rendering_npi="1234567893", diagnosis_1="R13.10")])
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*ALL_ASSETS, *REFERENCE_CHECKS],
+            resources={"duckdb": duckdb_resource(str(db_path))},
+            run_config=run_config("test-batch", [export], tmp_path / "out", "", "", False),
+            instance=instance,
+        )
+    assert result.success
+    check = {e.check_name: e for e in result.get_asset_check_evaluations()}[REFERENCE_CURRENT]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "PTP 2024Q3 ends 2024-09-30; 1 line dated up to 2026-05-12" in check.metadata["stale_tables"].value

@@ -43,6 +43,16 @@ for number, code in enumerate(["80053", "36415", "85025", "J1100", "G0008", "001
     ROWS.append(dict(claim_id="LAB", line_number=number, patient_id="P-LAB", date_of_service="2026-05-12",
                      hcpcs=code, modifiers="", units="1", rendering_npi=NPI, billing_npi=NPI,
                      place_of_service="11", claim_type="professional", diagnosis_1="R13.10"))
+# The MUE of 21085 (indicator 3) is 1 in MUE 2024Q3 and 2 in MUE 2026Q2; that of 0211U is 2, then 1.
+line("MUE24", "21085", "2024-07-15", units="2", patient="P-M1")
+line("MUE26", "21085", "2026-05-12", units="2", patient="P-M2")
+line("MUE26X", "21085", "2026-05-12", units="3", patient="P-M3")
+line("LOW24", "0211U", "2024-07-15", units="2", patient="P-M4")
+line("LOW26", "0211U", "2026-05-12", units="2", patient="P-M5")
+# Fees whose exact amount ends in half a cent (RVU25D, national): 52282 is 10.00 RVUs x 32.3465 = 323.465,
+# and 33050 30.00 RVUs = 970.395. Binary floating point rounds both down.
+line("HALF1", "52282", "2025-10-15", patient="P-H1")
+line("HALF2", "33050", "2025-10-15", patient="P-H2")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +121,7 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
     assert not coverage["MUE"]["stale"]
 
     book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
-    summary = [row[0] for row in book["Summary"].iter_rows(max_row=8, values_only=True)]
+    summary = [row[0] if row else None for row in book["Summary"].iter_rows(max_row=8, values_only=True)]
     banner = next(text for text in summary if text and text.startswith("Stale reference data"))
     assert summary.index(banner) < 4
     assert any(text and text.startswith("PTP: PTP 2024Q3 ends 2024-09-30") for text in summary)
@@ -135,3 +145,18 @@ def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(r
     assert lenient.exit_code == 0
     current = runner.invoke(main, ["reference", "status", "--as-of", "2024-06-15", "--strict", "--db", str(db)])
     assert current.exit_code == 0, current.output
+
+
+def test_each_mue_release_judges_its_own_dates(run):
+    assert run.line("MUE24", 1)["mue_release"] == "MUE 2024Q3"
+    assert "MUE_DOS" in run.findings("MUE24", 1)
+    assert run.line("MUE26", 1)["mue_release"] == "MUE 2026Q2"
+    assert not run.findings("MUE26", 1) & {"MUE_DOS", "MUE_LINE"}
+    assert "MUE_DOS" in run.findings("MUE26X", 1)
+    assert not run.findings("LOW24", 1) & {"MUE_DOS", "MUE_LINE"}
+    assert "MUE_DOS" in run.findings("LOW26", 1)
+
+
+def test_money_is_rounded_half_up_in_exact_decimal(run):
+    assert run.line("HALF1", 1)["expected_allowed"] == "323.47"
+    assert run.line("HALF2", 1)["expected_allowed"] == "970.40"
