@@ -1,0 +1,34 @@
+"""The rules of RULES.md, one module per family, and the registry they make together.
+
+Each family module (see base.py) declares its registry entries beside the SQL that emits them: adding a rule
+is adding an entry and its SQL to a family (or a new family to FAMILIES), plus its test cases. The engine
+(assets/scrub.py) gathers every family's line rules, pair rules and steps; the registry supplies what a
+finding says beyond its line and message (category, default severity, likely CARC, explanation, fix,
+source), and the workbook's Rules sheet prints it.
+"""
+
+from dataclasses import asdict
+
+import pandas as pd
+
+from . import bundling, coverage, data, documentation, duplicates, modifiers, payment, units
+from .base import LineRule, PairRule, Rule, Step
+
+FAMILIES = [units, bundling, modifiers, duplicates, coverage, documentation, data, payment]
+
+RULES: list[Rule] = [rule for family in FAMILIES for rule in family.RULES]
+LINE_RULES: dict[str, LineRule] = {rule: line for family in FAMILIES for rule, line in family.LINE_RULES.items()}
+PAIR_RULES: dict[str, PairRule] = {rule: pair for family in FAMILIES for rule, pair in family.PAIR_RULES.items()}
+STEPS: list[Step] = [step for family in FAMILIES for step in family.STEPS]
+
+
+def registry_frame(carc_text: dict[str, str] | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame([asdict(rule) for rule in RULES])
+    carc_text = carc_text or {}
+    frame["carc_text"] = [carc_text.get(code, "") for code in frame["carc"]]
+    return frame
+
+
+def emitted_rule_ids() -> list[str]:
+    """Every rule id that some line rule, pair rule or step emits, once per emitter."""
+    return [*LINE_RULES, *PAIR_RULES, *(rule for step in STEPS for rule in step.emits)]
