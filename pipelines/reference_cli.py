@@ -99,16 +99,18 @@ def status_command(as_of: datetime | None, strict: bool, db: str | None) -> None
 @reference.command("load")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--effective", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Effective date YYYY-MM-DD, for files whose name holds none.")
+              help="Effective date YYYY-MM-DD, for files whose name holds none (always for the AOC CSV form).")
 @click.option("--release-id", default=None, help="Name the release (default: e.g. 'PTP 2026Q3', 'RVU26A').")
 @click.option("--db", default=None, help=DB_HELP)
 def load_command(files: tuple[Path, ...], effective: datetime | None, release_id: str | None,
                  db: str | None) -> None:
-    """Load CMS files (PPRRVU, GPCI, county, ZIP5, NCCI PTP, MUE, CARC/RARC; plain, .gz or CMS .zip).
+    """Load CMS files (PPRRVU CSV or fixed-width text, GPCI, county, ZIP5, NCCI PTP, MUE, AOC workbook or CSV,
+    CARC/RARC; plain, .gz or CMS .zip).
 
     The layout is told from each file's content, the effective date from its name (e.g.
-    MCR_MUE_PractitionerServices_Eff_07-01-2026.csv, ccipra-v322r0-f1.txt) or from --effective. Files of
-    one table and date make one release: give all PTP parts f1..f4 together."""
+    MCR_MUE_PractitionerServices_Eff_07-01-2026.csv, ccipra-v322r0-f1.txt, AOC_V2026Q2-MCR.xlsx) or from
+    --effective. Files of one table and date make one release: give all PTP parts f1..f4 together. The QPP
+    RVU file (PPRRVU2026_Apr_QPP.txt) is a release of its own, e.g. 'RVU26B QPP'."""
     from reference.loaders import ReferenceFileError
     from reference.releases import load_files
 

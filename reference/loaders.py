@@ -422,17 +422,18 @@ def _gpci_columns(path: Path, header: list[str]) -> GpciColumns:
             raise ReferenceFileError(f"{path.name}: no {what} column in the header row of the GPCI file")
         return found[0]
 
-    work = find(lambda h: "gpci" in h and ("pw" in h.split() or "work" in h), "PW (work) GPCI")
-    without = [i for i, h in enumerate(head) if "gpci" in h and "pw" in h.split() and "without" in h]
-    floored = [i for i, h in enumerate(head) if "gpci" in h and "pw" in h.split() and "floor" in h
-               and "without" not in h]
+    work = [i for i, h in enumerate(head) if "gpci" in h and ({"pw", "work"} & set(h.split()))]
+    if not work:
+        raise ReferenceFileError(f"{path.name}: no PW (work) GPCI column in the header row of the GPCI file")
+    without = [i for i in work if "without" in head[i]]
+    floored = [i for i in work if "floor" in head[i] and "without" not in head[i]]
     at = {
         "mac": find(lambda h: h.startswith("medicare administrative contractor"), "MAC"),
         "state": find(lambda h: h == "state", "state"),
         "locality": find(lambda h: h.startswith("locality number"), "locality number"),
         "name": find(lambda h: h.startswith("locality name"), "locality name"),
-        "work": (without or [work])[0],
-        "work_floor": (floored or [work])[0],
+        "work": (without or work)[0],
+        "work_floor": (floored or work)[0],
         "pe": find(lambda h: "gpci" in h and "pe" in h.split(), "PE GPCI"),
         "mp": find(lambda h: "gpci" in h and "mp" in h.split(), "MP GPCI"),
     }

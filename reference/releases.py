@@ -277,7 +277,7 @@ def plan(paths: list[Path], effective: date | None, stack: ExitStack) -> list[Pl
             raise AmbiguousFileError(
                 f"{shown}: cannot tell the effective date from the file name; give --effective YYYY-MM-DD"
             )
-        variant = variant_from_name(path.name, table) or (archive and variant_from_name(archive, table)) or ""
+        variant = variant_from_name(path.name, table)  # the file names it; an archive holds both files
         planned.append(PlannedFile(path, shown, layout, table, when, variant))
     if not planned:
         raise AmbiguousFileError(f"{', '.join(p.name for p in paths)}: no CMS reference file inside")

@@ -373,9 +373,10 @@ def test_fixed_width_rvu_file_loads_every_record_from_its_field_positions(fresh_
 
 def test_the_qpp_rvu_file_is_a_release_of_its_own_beside_the_other_file_of_its_quarter(fresh_db, tmp_path):
     qpp = tmp_path / "PPRRVU2026_Apr_QPP.txt"
-    lines = RVU_TXT.read_text(encoding="latin-1").splitlines(keepends=True)
-    qpp.write_text("".join(x if x.startswith("HDR") else x[:132] + " 33.5675" + x[140:] for x in lines),
-                   encoding="latin-1")
+    lines = RVU_TXT.read_text(encoding="latin-1").splitlines()
+    # The QPP file's conversion factor, and CRLF line endings as some CMS downloads have them.
+    qpp.write_bytes("".join((x if x.startswith("HDR") else x[:132] + " 33.5675" + x[140:]) + "\r\n"
+                            for x in lines).encode("latin-1"))
     result = reference("load", RVU_TXT, qpp, "--db", fresh_db)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
