@@ -166,7 +166,9 @@ def patient_expression(show_ids: bool, column: str = "l.patient_id") -> str:
 
 
 def _copy_csv(con, sql: str, params: dict, path: Path, header: bool = True) -> None:
-    con.execute(f"copy ({sql}) to '{path}' (header {str(header).lower()}, delimiter ',')", params)
+    # The path is bound, never pasted: a folder may be named o'brien.
+    con.execute(f"copy ({sql}) to $output_path (header {str(header).lower()}, delimiter ',')",
+                {**params, "output_path": str(path)})
 
 
 def _line_parts(con, batch_id: str) -> list[tuple[int, int, int, int]]:

@@ -150,20 +150,26 @@ def test_a_run_leaves_nothing_in_the_temporary_directory(tmp_path, db_path, monk
     assert list(temporary.iterdir()) == []
 
 
-def test_two_files_of_one_run_are_one_batch(tmp_path, db_path):
-    radiology = write_csv(tmp_path / "radiology.csv", [
+def test_two_files_of_one_run_are_one_batch_whatever_their_paths_hold(tmp_path, db_path):
+    # Quotes, spaces and letters outside ASCII in every path the command takes: inputs, --db and --out.
+    awkward = tmp_path / "o'brien é" / "d'été 2024"
+    database = awkward / "claims db's.duckdb"
+    database.parent.mkdir(parents=True)
+    database.write_bytes(db_path.read_bytes())
+    radiology = write_csv(awkward / "radiology l'été.csv", [
         dict(claim_id="R1", line_number=1, patient_id="PX", date_of_service="2024-07-08", hcpcs="76120",
              modifiers="26", units=1, rendering_npi="1234567893", diagnosis_1="R13.10"),
     ])
-    procedure = write_csv(tmp_path / "procedure.csv", [
+    procedure = write_csv(awkward / "procedure.csv", [
         dict(claim_id="P1", line_number=1, patient_id="PX", date_of_service="07/08/2024", hcpcs="76120",
              units=1, rendering_npi="5550001114", diagnosis_1="R13.10"),
     ])
-    run = scrub([radiology, procedure], tmp_path / "out", db_path)
+    run = scrub([radiology, procedure], awkward / "out l'été", database)
     assert run.exit_code == 0, run.stderr
     assert run.findings("R1", 1) >= {"DUP_COMPONENT"}
     assert run.findings("P1", 1) >= {"DUP_COMPONENT"}
-    assert {l["source_file"] for l in run.lines} == {"radiology.csv", "procedure.csv"}
+    assert {l["source_file"] for l in run.lines} == {"radiology l'été.csv", "procedure.csv"}
+    assert (awkward / "out l'été" / "denial-risk-report.xlsx").exists()
 
 
 def test_the_runs_locality_prices_lines_that_name_none(tmp_path, db_path):

@@ -33,7 +33,7 @@ TABLES = {
 
 @pytest.fixture
 def inbox(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "inbox"
+    path = tmp_path / "o'brien é inbox"  # a quote, a space and a letter outside ASCII in the path
     path.mkdir()
     monkeypatch.setenv("CLAIMSCRUB_INBOX", str(path))
     return path
@@ -134,7 +134,9 @@ def _run_nightly(instance, request: dg.RunRequest, db: Path) -> None:
 
 
 def test_inbox_and_nightly_run_give_the_findings_of_one_scrub_of_both_files(tmp_path, inbox, instance, db_path,
-                                                                              reference_db):
+                                                                              reference_db, monkeypatch):
+    reports = tmp_path / "rapports d'été"
+    monkeypatch.setenv("CLAIMSCRUB_REPORTS", str(reports))
     rows_radiology = [line("R1", "76120", modifiers="26"), line("R2", "76120", npi="5550001114")]
     rows_procedure = [line("P1", "76120", npi="5550001114"), line("P2", "76000", npi="5550001114"),
                       line("P3", "76120", patient="PY", npi="1234567893")]
@@ -150,7 +152,7 @@ def test_inbox_and_nightly_run_give_the_findings_of_one_scrub_of_both_files(tmp_
     dg.validate_run_config(defs.resolve_job_def("scrub_job"), request.run_config)
     _run_nightly(instance, request, db_path)
     batch = request.tags["claimscrub/batch"]
-    nightly_flags = read_csv(Path(os.environ["CLAIMSCRUB_HOME"]) / "reports" / batch / "flags.csv")
+    nightly_flags = read_csv(reports / batch / "flags.csv")
 
     separate_db = tmp_path / "separate.duckdb"
     separate_db.write_bytes(reference_db.read_bytes())
