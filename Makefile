@@ -17,8 +17,9 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/claimscrub scrub samples/claims_sample.csv --out out/sample
 
+# Two workers, a test module to each at a time: module-scoped runs are shared within a module.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 --dist loadscope
 
 ui: $(STAMP)
 	./scripts/ui.sh

@@ -6,8 +6,11 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from .helpers import command, outputs_of
+
+pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "claims_sample.csv"
 

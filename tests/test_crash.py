@@ -18,6 +18,8 @@ from pipelines.cli import batch_id_for
 from .corpus import row, text_export
 from .helpers import command, outputs_of, read_csv, scrub
 
+pytestmark = pytest.mark.slow
+
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "claims_sample.csv"
 KILL_AT = Path(__file__).resolve().parent / "kill_at.py"
 SECRET = "crash-test-site-secret"
