@@ -46,8 +46,10 @@ from line_outcomes o
 join claim_lines l on l.batch_id = o.batch_id and l.line_id = o.line_id
 left join carc_text t on t.code = o.carc
 where o.denied and not exists (
+    -- Foreseen: a deny finding, or any finding that names the payer's own reason (a review of an add-on
+    -- whose primary the contractor defines carries B15, and a B15 denial of it was foreseen).
     select 1 from line_flags f
-    where f.batch_id = o.batch_id and f.line_id = o.line_id and f.severity = 'deny')
+    where f.batch_id = o.batch_id and f.line_id = o.line_id and (f.severity = 'deny' or f.carc = o.carc))
 order by o.claim_id, o.line_number
 """
 

@@ -101,12 +101,14 @@ LINE_COLUMNS = f"""
        l.modifier_text as modifiers, {units_text("l.units")} as units, l.component, l.place_of_service,
        l.facility, e.locality, e.expected_allowed, e.reference_match, e.rvu_release, e.ptp_release,
        e.mue_release, e.finding_count, e.worst_severity, e.gpci_release, e.unit_fee, l.claim_type, l.payer,
-       l.provider as provider_npi, {{patient}} as patient"""
+       l.provider as provider_npi, {{patient}} as patient,
+       case when list_contains(l.modifiers, '66') then 'team surgery (66): priced by report, not here'
+            else e.price_note end as price_note"""
 # Per line of the batch: its prices, and how many findings it has and the worst. {ids} narrows it to a part.
 LINE_EXTRAS = f"""
 select p.line_id, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
        p.mue_release, coalesce(s.finding_count, 0) as finding_count, coalesce(s.worst, '') as worst_severity,
-       p.gpci_release, p.unit_fee
+       p.gpci_release, p.unit_fee, p.price_note
 from (select * from priced_lines where batch_id = $batch {{ids}}) p
 left join (
     select line_id, count(*) as finding_count,

@@ -7,7 +7,7 @@ facility PE is NA), and the GPCIs of the line's locality (all 1.000 when none is
 
 from .tables import CONTEXT_COLUMNS, clear_batch
 
-TABLES = ["rvu", "gpci", "zip", "ptp", "mue_practitioner", "mue_outpatient_hospital"]
+TABLES = ["rvu", "gpci", "zip", "ptp", "mue_practitioner", "mue_outpatient_hospital", "aoc"]
 # Rates are set per calendar year: a release of the date's own year judges it before any other year's.
 YEAR_FIRST = {"rvu", "gpci"}
 
@@ -94,6 +94,12 @@ rated as (
            coalesce(own.status, base.status) as status,
            coalesce(own.pctc, base.pctc) as pctc,
            coalesce(own.mult_proc, base.mult_proc) as mult_proc,
+           coalesce(own.global_days, base.global_days) as global_days,
+           coalesce(own.bilat_surg, base.bilat_surg) as bilat_surg,
+           coalesce(own.asst_surg, base.asst_surg) as asst_surg,
+           coalesce(own.co_surg, base.co_surg) as co_surg,
+           coalesce(own.team_surg, base.team_surg) as team_surg,
+           located.facility and own.pe_facility_na as facility_pe_na,
            own.work_rvu,
            case when located.facility and not own.pe_facility_na then own.pe_facility
                 else own.pe_nonfacility end as pe_rvu,
@@ -125,14 +131,39 @@ fees as (
 )
 select batch_id, context_id, rvu_release, gpci_release, ptp_release, mue_release,
        case when rvu_exact and gpci_exact and ptp_exact and mue_exact then 'exact' else 'approximate' end,
-       coalesce(locality_key, 'national'), in_fee_schedule, status, pctc, mult_proc, unit_fee, mue_value, mai
+       coalesce(locality_key, 'national'), in_fee_schedule, status, pctc, mult_proc, unit_fee, mue_value, mai,
+       global_days, bilat_surg, asst_surg, co_surg, team_surg, aoc_release,
+       case when not in_fee_schedule then 'not in the fee schedule: not priced'
+            when regexp_full_match(hcpcs, '{CATEGORY_II}') then 'CPT Category II code: not priced'
+            when status = 'C' then 'carrier-priced (status C): not priced'
+            when status in ({", ".join(f"'{s}'" for s in UNPRICED_STATUSES)})
+                then printf('status %s, paid under another schedule: not priced here', status)
+            when not has_own_row then printf('no RVU row of its own for the %s component: not priced', component)
+            when facility_pe_na then 'facility PE is NA: priced at the non-facility PE'
+       end as price_note
 from fees
 """
 
-# Each line: its context, and its expected allowed at its context's fee.
+# The modifiers that change what Medicare pays for a line (RULES.md, "Payment adjustments by modifier").
+PAYMENT_MODIFIERS = ("50", "62", "66", "80", "81", "82", "AS")
+# The per-unit fee after those modifiers, each factor applied and rounded to the cent in turn: bilateral (by
+# the code's indicator), co-surgery, assistant (80/81/82, else AS); team surgery (66) is priced by report.
+ADJUSTED_FEE = """
+case when list_contains(l.modifiers, '66') then null
+     else round(round(round(c.unit_fee
+          * case when not list_contains(l.modifiers, '50') then 1.00
+                 when c.bilat_surg = '1' then 1.50 when c.bilat_surg = '3' then 2.00 else 1.00 end, 2)
+          * case when list_contains(l.modifiers, '62') then 0.625 else 1.000 end, 2)
+          * case when list_contains(l.modifiers, '80') or list_contains(l.modifiers, '81')
+                      or list_contains(l.modifiers, '82') then 0.160
+                 when list_contains(l.modifiers, 'AS') then 0.136 else 1.000 end, 2) end"""
+
+# Each line: its context, and its expected allowed at its context's fee (adjusted by its payment modifiers).
 PRICED_KEYS = f"""
 insert into priced_keys
-select l.batch_id, l.line_id, k.context_id, round(c.unit_fee * l.units, 2)::decimal(14,2)
+select l.batch_id, l.line_id, k.context_id,
+       round(case when list_has_any(l.modifiers, [{", ".join(f"'{m}'" for m in PAYMENT_MODIFIERS)}]) then {ADJUSTED_FEE}
+                  else c.unit_fee end * l.units, 2)::decimal(14,2)
 from claim_lines l
 join context_keys k on {" and ".join(f"k.{key} is not distinct from l.{key}" for key in CONTEXT_KEYS)}
 join (select * from price_contexts where batch_id = $batch) c on c.context_id = k.context_id

@@ -28,23 +28,46 @@ BATCH_ORDER = """
 insert or ignore into batch_order select $batch, coalesce(max(seq), 0) + 1 from batch_order
 """
 
-# Lines of earlier batches that share a patient and date of service with the batch. A file of this batch
-# scrubbed before (same content) is not history: a line is never judged against itself. History lines get
-# negative ids (`sl_id`) so that ids stay unique next to the batch's own; only these few are numbered, so
-# the batch is never sorted.
+# Lines of earlier batches that share a patient and date of service with the batch (`shares_day`), and the
+# surgeries of the batch's patients whose global period can reach the batch's dates (from 91 days before its
+# first date to the day after its last). A file of this batch scrubbed before (same content) is not history: a
+# line is never judged against itself. History lines get negative ids (`sl_id`) so that ids stay unique next
+# to the batch's own; only these few are numbered, so the batch is never sorted.
 HISTORY_LINES = """
 create or replace temp table history_lines as
-select earlier.batch_id, earlier.line_id, -row_number() over (order by earlier.batch_id, earlier.line_id) as sl_id
-from claim_lines earlier
-join batch_order earlier_order on earlier_order.batch_id = earlier.batch_id
-join batch_files earlier_file on earlier_file.batch_id = earlier.batch_id
-                              and earlier_file.file_index = earlier.file_index
-where $with_history
-  and earlier_order.seq < (select seq from batch_order where batch_id = $batch)
-  and earlier_file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
-  and exists (select 1 from claim_lines tonight
-              where tonight.batch_id = $batch and tonight.patient_id = earlier.patient_id
-                and tonight.date_of_service = earlier.date_of_service)
+with tonight as (
+    select patient_id, date_of_service from claim_lines where batch_id = $batch
+),
+earlier as (
+    select earlier.batch_id, earlier.line_id, earlier.patient_id, earlier.date_of_service
+    from claim_lines earlier
+    join batch_order earlier_order on earlier_order.batch_id = earlier.batch_id
+    join batch_files earlier_file on earlier_file.batch_id = earlier.batch_id
+                                  and earlier_file.file_index = earlier.file_index
+    where $with_history
+      and earlier_order.seq < (select seq from batch_order where batch_id = $batch)
+      and earlier_file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
+      and earlier.patient_id in (select patient_id from tonight)
+),
+same_day as (
+    select batch_id, line_id from earlier
+    where exists (select 1 from tonight where tonight.patient_id = earlier.patient_id
+                                          and tonight.date_of_service = earlier.date_of_service)
+),
+surgeries as (
+    select earlier.batch_id, earlier.line_id
+    from earlier
+    join priced_lines priced on priced.batch_id = earlier.batch_id and priced.line_id = earlier.line_id
+    where earlier.date_of_service between (select min(date_of_service) - 91 from tonight)
+                                      and (select max(date_of_service) + 1 from tonight)
+      and priced.global_days in ('000', '010', '090')
+),
+history as (
+    select batch_id, line_id, bool_or(shares_day) as shares_day
+    from (select *, true as shares_day from same_day union all select *, false from surgeries)
+    group by batch_id, line_id
+)
+select batch_id, line_id, -row_number() over (order by batch_id, line_id) as sl_id, shares_day from history
 """
 
 FOUND = """
@@ -85,7 +108,8 @@ SL_COLUMNS = f"""
        coalesce(claim_line.provider, '') as provider_key,
        coalesce(claim_line.billing_npi, claim_line.rendering_npi, '') as biller_key,
        claim_line.component, priced.ptp_release, priced.mue_release, priced.status, priced.pctc,
-       priced.mult_proc, priced.expected_allowed, priced.mue_value, priced.mai,
+       priced.mult_proc, priced.expected_allowed, priced.mue_value, priced.mai, priced.global_days,
+       priced.aoc_release,
        list_contains(claim_line.modifiers, '76') or list_contains(claim_line.modifiers, '77') as has_repeat,
        len(list_filter(claim_line.modifiers, lambda m: m in {sql_list(BYPASS_MODIFIERS)})) > 0 as has_bypass"""
 

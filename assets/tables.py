@@ -61,7 +61,12 @@ CONTEXT_COLUMNS = {
     "rvu_release": "varchar", "gpci_release": "varchar", "ptp_release": "varchar", "mue_release": "varchar",
     "reference_match": "varchar", "locality": "varchar", "in_fee_schedule": "boolean", "status": "varchar",
     "pctc": "varchar", "mult_proc": "varchar", "unit_fee": "decimal(14,2)", "mue_value": "integer",
-    "mai": "integer"}
+    "mai": "integer", "global_days": "varchar", "bilat_surg": "varchar", "asst_surg": "varchar",
+    "co_surg": "varchar", "team_surg": "varchar", "aoc_release": "varchar", "price_note": "varchar"}
+# Columns price contexts gained after they were first stored: a database made before gains them (empty for its
+# earlier batches, which keep the judgement they had).
+ADDED_CONTEXT_COLUMNS = ["global_days", "bilat_surg", "asst_surg", "co_surg", "team_surg", "aoc_release",
+                         "price_note"]
 
 # The columns of priced_lines as the table was before the contexts: the line's expected allowed after its fee.
 PRICED_LINES_VIEW = f"""
@@ -100,7 +105,8 @@ alter table line_flags add column if not exists partner_batch varchar;
 alter table line_flags add column if not exists partner_claim_id varchar;
 alter table line_flags add column if not exists partner_line_number integer;
 create table if not exists batch_order (batch_id varchar primary key, seq bigint);
-"""
+""" + "".join(f"alter table price_contexts add column if not exists {name} {CONTEXT_COLUMNS[name]};\n"
+              for name in ADDED_CONTEXT_COLUMNS)
 
 
 def ensure_schema(con) -> None:
@@ -156,12 +162,13 @@ def _stored_prices_to_view(con) -> None:
     earlier release) gets them split, once, into its batches' price contexts and each line's context."""
     if _table_kind(con, "priced_lines") != "BASE TABLE":
         return
-    same = " and ".join(f"c.{column} is not distinct from s.{column}" for column in CONTEXT_COLUMNS)
+    stored = [column for column in CONTEXT_COLUMNS if _has_column(con, "priced_lines", column)]
+    same = " and ".join(f"c.{column} is not distinct from s.{column}" for column in stored)
     con.execute("begin transaction")
     con.execute("alter table priced_lines rename to priced_lines_stored")
-    con.execute(f"""insert into price_contexts
+    con.execute(f"""insert into price_contexts (batch_id, context_id, {", ".join(stored)})
                     select batch_id, row_number() over (partition by batch_id)::integer, * exclude (batch_id)
-                    from (select distinct batch_id, {", ".join(CONTEXT_COLUMNS)} from priced_lines_stored)""")
+                    from (select distinct batch_id, {", ".join(stored)} from priced_lines_stored)""")
     con.execute(f"""insert into priced_keys
                     select s.batch_id, s.line_id, c.context_id, s.expected_allowed
                     from priced_lines_stored s join price_contexts c on c.batch_id = s.batch_id and {same}""")

@@ -44,7 +44,7 @@ def _rule_table_rows(text: str) -> dict[str, list[str]]:
     rows = {}
     for line in text.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("|") and re.fullmatch(r"[A-Z][A-Z0-9_]+", cells[0]):
+        if line.startswith("|") and re.fullmatch(r"[A-Z][A-Z0-9]*_[A-Z0-9_]+", cells[0]):
             rows[cells[0]] = cells
     return rows
 

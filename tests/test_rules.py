@@ -43,8 +43,9 @@ def line(claim: str, n: int, patient: str, code: str, expect: set[str], *, mods:
 
 
 # --- units ---------------------------------------------------------------------------------------------
-line("U1", 1, "PU1", "G0514", {"MUE_LINE"}, units="2")                      # MUE 1, indicator 1
-line("U2", 1, "PU2", "G0514", set(), units="1")                               # at the limit
+# G0514 is also an add-on code (AOC type 1) billed here without its primary.
+line("U1", 1, "PU1", "G0514", {"MUE_LINE", "AOC_NO_PRIMARY"}, units="2")    # MUE 1, indicator 1
+line("U2", 1, "PU2", "G0514", {"AOC_NO_PRIMARY"}, units="1")                 # at the limit
 line("U3", 1, "PU3", "10005", {"MUE_DOS"}, mods="RT")                        # MUE 1, indicator 2: the day adds up
 line("U3", 2, "PU3", "10005", {"MUE_DOS"}, mods="LT")
 line("U4", 1, "PU4", "10005", set(), mods="RT")                               # another provider's line
@@ -136,7 +137,7 @@ line("D11", 1, "PD11", "99213", set())
 line("D11", 2, "PD11", "99213", set(), dos="2024-07-16")
 
 # --- coverage, data, documentation, pricing ------------------------------------------------------------
-line("S1", 1, "PS1", "20930", {"STATUS_NOT_PAYABLE", "MUE_DOS"})            # status B; its MUE is 0
+line("S1", 1, "PS1", "20930", {"STATUS_NOT_PAYABLE", "MUE_DOS", "AOC_NO_PRIMARY"})  # status B, MUE 0, add-on
 line("S2", 1, "PS2", "0001F", {"STATUS_NOT_PAYABLE", "MUE_NOT_PUBLISHED"})  # status I
 line("S3", 1, "PS3", "0275T", {"STATUS_NOT_PAYABLE"})                        # status R: review
 line("S4", 1, "PS4", "0042T", {"STATUS_NOT_PAYABLE"})                        # status C: info, not priced

@@ -11,10 +11,12 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from . import bundling, coverage, data, documentation, duplicates, modifiers, payment, units
+from . import (addons, bundling, coverage, data, documentation, duplicates, global_surgery, modifiers, payment,
+               surgery_modifiers, units)
 from .base import LineRule, PairRule, Rule, Step
 
-FAMILIES = [units, bundling, modifiers, duplicates, coverage, documentation, data, payment]
+FAMILIES = [units, bundling, addons, global_surgery, modifiers, surgery_modifiers, duplicates, coverage,
+            documentation, data, payment]
 
 RULES: list[Rule] = [rule for family in FAMILIES for rule in family.RULES]
 LINE_RULES: dict[str, LineRule] = {rule: line for family in FAMILIES for rule, line in family.LINE_RULES.items()}

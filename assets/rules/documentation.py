@@ -49,6 +49,7 @@ with dx_lines as (
     select history.sl_id, earlier.claim_id, earlier.diagnoses
     from history_lines history
     join claim_lines earlier on earlier.batch_id = history.batch_id and earlier.line_id = history.line_id
+    where history.shares_day
 ),
 suspect as (
     select distinct claim_id from dx_lines

@@ -1,0 +1,90 @@
+"""Add-on codes (NCCI AOC edits): an add-on code is paid only with a primary service by the same provider for
+the same patient and day (RULES.md, "Add-on code edits")."""
+
+from .base import Rule, Step
+
+AOC_PAGE = "CMS NCCI Add-on Code Edits (quarterly AOC files; edit types 1, 2 and 3)"
+
+RULES = [
+    Rule("AOC_NO_PRIMARY", "bundling", "deny", "B15",
+         "The line bills an add-on code, which is paid only together with one of its primary services by the "
+         "same provider for the same patient and day, and no such primary service is billed (edit type 1: "
+         "denied; types 2 and 3: the contractor may accept other primaries, so a review).",
+         "Bill the primary service on the same claim or day (or correct the code); if the primary was billed "
+         "by this provider on another claim, keep the two together when they go out.", AOC_PAGE),
+]
+LINE_RULES = {}
+PAIR_RULES = {}
+
+# The batch's lines that bill a code some loaded AOC release lists as an add-on: few.
+ADDON_LINES = """
+create or replace temp table addon_lines as
+select line_id, patient_id, date_of_service, provider_key, hcpcs, aoc_release, expected_allowed
+from sl
+where line_id >= 0 and aoc_release is not null
+  and hcpcs in (select add_on_code from ref_aoc where release_id in (select distinct aoc_release from sl))
+"""
+
+# For each add-on line: the edits active on its DOS (in the release that judges it), the lowest edit type
+# among them, that type's primary codes still in force, and whether the encounter holds the primary it needs.
+AOC_NO_PRIMARY = """
+insert into found by name
+with active as (
+    select addon.line_id, edit.edit_type, edit.primary_code, edit.primary_deletion_date, addon.date_of_service
+    from addon_lines addon
+    join ref_aoc edit on edit.release_id = addon.aoc_release and edit.add_on_code = addon.hcpcs
+    where (edit.edit_effective_date is null or edit.edit_effective_date <= addon.date_of_service)
+      and (edit.edit_deletion_date is null or addon.date_of_service <= edit.edit_deletion_date)
+      and (edit.aoc_deletion_date is null or addon.date_of_service <= edit.aoc_deletion_date)
+),
+deciding as (
+    select line_id, min(edit_type) as edit_type from active group by line_id
+),
+primaries as (
+    select active.line_id, active.primary_code
+    from active join deciding on deciding.line_id = active.line_id and deciding.edit_type = active.edit_type
+    where active.primary_code <> 'CCCCC'
+      and (active.primary_deletion_date is null or active.date_of_service <= active.primary_deletion_date)
+),
+primary_lists as (
+    select line_id, list_sort(list(distinct primary_code)) as codes from primaries group by line_id
+),
+judged as (
+    select addon.*, deciding.edit_type, coalesce(primary_lists.codes, []) as primary_codes,
+           case when deciding.edit_type = 2 then exists (
+                    select 1 from sl other
+                    where other.patient_id = addon.patient_id and other.date_of_service = addon.date_of_service
+                      and other.provider_key = addon.provider_key and other.line_id <> addon.line_id)
+                else exists (
+                    select 1 from sl other
+                    where other.patient_id = addon.patient_id and other.date_of_service = addon.date_of_service
+                      and other.provider_key = addon.provider_key and other.line_id <> addon.line_id
+                      and list_contains(primary_lists.codes, other.hcpcs))
+           end as has_primary
+    from addon_lines addon
+    join deciding on deciding.line_id = addon.line_id
+    left join primary_lists on primary_lists.line_id = addon.line_id
+)
+select line_id, 'AOC_NO_PRIMARY' as rule_id,
+       case when edit_type = 1 then 'deny' else 'review' end as severity,
+       case when edit_type = 2
+            then printf('%s is an add-on code (%s, edit type 2: the contractor defines its primaries), and no other '
+                        || 'service is billed for this patient on %s by this provider.', hcpcs, aoc_release,
+                        strftime(date_of_service, '%Y-%m-%d'))
+            else printf('%s is an add-on code (%s, edit type %d), and none of its primary codes (%s) is billed for '
+                        || 'this patient on %s by this provider.', hcpcs, aoc_release, edit_type,
+                        case when len(primary_codes) = 0 then 'none in force on this date'
+                             when len(primary_codes) <= 6 then array_to_string(primary_codes, ', ')
+                             else array_to_string(primary_codes[1:6], ', ')
+                                  || printf(' and %d more', len(primary_codes) - 6) end,
+                        strftime(date_of_service, '%Y-%m-%d'))
+       end as message,
+       expected_allowed
+from judged
+where not has_primary
+"""
+
+STEPS = [
+    Step("addon_lines", ADDON_LINES, reads=frozenset({"sl"}), makes=frozenset({"addon_lines"})),
+    Step("aoc_no_primary", AOC_NO_PRIMARY, reads=frozenset({"sl", "addon_lines"}), emits=("AOC_NO_PRIMARY",)),
+]
