@@ -24,7 +24,7 @@ test: $(STAMP)
 ui: $(STAMP)
 	./scripts/ui.sh
 
-# Not a test: times the whole scrub on synthetic exports next to DuckDB's own read (see README, Volume).
+# Not a test: times the whole scrub on synthetic exports next to DuckDB's own read (see docs/performance.md).
 BENCH_LINES ?= 100000 1000000 2000000 10000000
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.bench --lines $(BENCH_LINES)

@@ -42,10 +42,10 @@ def units_text(column: str) -> str:
 # numbering its rows by row id in one read and joining them back in another gave an empty flags.csv after a
 # rerun, when the checkpoint that the lines.csv connection makes meanwhile renumbered the rows between the
 # two reads. The findings are sorted once, with what they show, and numbered as they come out of the sort
-# (a streaming row_number() keeps the order it reads); numbering line_flags on its keys first and sorting
-# the joined rows by that number again took 0.12 s more at 194,269 findings. The table is stored in `_row`
-# order, and the write stage keeps insertion order: flags.csv and the Findings sheet read it as stored,
-# without sorting it again. `{patient}` masks the patient of each finding.
+# (a streaming row_number() keeps the order it reads), rather than numbered on line_flags' keys and sorted
+# again by that number after the joins. The table is stored in `_row` order, and the write stage keeps
+# insertion order: flags.csv and the Findings sheet read it as stored, without sorting it again.
+# `{patient}` masks the patient of each finding.
 FINDING_ROWS = f"""
 create or replace temp table finding_rows as
 select row_number() over () as _row, *
@@ -63,9 +63,8 @@ from (
     order by f.line_id, {SEVERITY_RANK}, f.rule_id, f.partner_line_id, f.message
 )
 """
-# The claim and line number of a finding's partner line, as the judge stored them; findings judged by an
-# older version lack them, and their partner lines are looked up (a scan of the batch's lines, 0.3 CPU-seconds
-# at two million lines).
+# The claim and line number of a finding's partner line, as the judge stored them, which spares a scan of
+# the batch's lines; findings judged by an older version lack them, and their partner lines are looked up.
 PARTNER_STORED = "f.partner_claim_id, f.partner_line_number,"
 PARTNER_LOOKED_UP = "pl.claim_id as partner_claim_id, pl.line_number as partner_line_number,"
 PARTNER_LINES = """
@@ -122,8 +121,8 @@ left join (
 # query in line id order (which is file order), joined to them by position (DuckDB buffers that side of a
 # positional join itself, so it is not stored first). Should a line meet another's prices (rows stored
 # otherwise, by an older version, or reordered on the way), the copy stops and the lines are sorted
-# instead. The masked patient comes from patient_keys: a batch has several lines per patient, and hashing
-# each line's patient cost twice the lookup (0.6 s of CPU at two million lines).
+# instead. The masked patient comes from patient_keys: a batch has several lines per patient, and a hash per
+# line costs more than looking up the hash of each patient.
 OUT_OF_ORDER = "lines and their prices are not in the same order"
 LINES_IN_ORDER = f"""
 select {LINE_COLUMNS.replace("{patient}", "l.patient")}
@@ -211,9 +210,9 @@ def _copy_sorted_lines(con, params: dict, path: Path) -> None:
         _copy_csv(con, LINES_SQL.replace("{lines}", "").replace("{ids}", ""), params, path)
         return
     # The patients and the finding counts are looked up in hash tables of their own: DuckDB guesses a part's
-    # lines too few after its filters and, left free to, would hash the lines and probe with the patients
-    # (half again as long at two million lines). The setting holds for the database, so the queries of the
-    # write stage's other connection also go without that optimizer meanwhile (only in this fallback).
+    # lines too few after its filters and, left free to, would hash the lines and probe with the patients,
+    # the slower way round. The setting holds for the database, so the queries of the write stage's other
+    # connection also go without that optimizer meanwhile (only in this fallback).
     con.execute("set disabled_optimizers = 'build_side_probe_side'")
     try:
         _copy_line_parts(con, params, path, parts)
@@ -348,11 +347,10 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
     # (which no failed transaction holds) for both threads:
     # - queries without ORDER BY write their rows in the order they read them (lines.csv, flags.csv, the
     #   Findings sheet) only while DuckDB keeps insertion order;
-    # - each thread's queries get half of DuckDB's threads: two queries at once on all of them took 0.6
-    #   CPU-seconds more at two million lines (page faults, switching) and finished later.
+    # - each thread's queries get half of DuckDB's threads: two queries at once on all of them cost more in
+    #   page faults and switching, and finished later.
     # flags.csv is written beside lines.csv from the findings table that the workbook reads, on the same
-    # connection: on the lines.csv connection, after lines.csv, the stage took about 0.2 s longer at two
-    # million lines, as the workbook's side had become the shorter.
+    # connection: the workbook's side is the shorter one, and after lines.csv it would lengthen the other.
     pool = ThreadPoolExecutor(max_workers=1)
     setting = con.cursor()
     threads = setting.execute("select current_setting('threads')").fetchall()[0][0]
@@ -402,7 +400,7 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     (out_dir / "summary.json").unlink(missing_ok=True)
     # A previous run's file is moved aside (into the staging folder, removed with it) before the new one takes
     # its name: renamed over an existing file, a new file is written out to disk before the rename returns
-    # (ext4's replace-via-rename safeguard), 0.27 s for a lines.csv of two million lines.
+    # (ext4's replace-via-rename safeguard), which a big lines.csv waits for.
     previous = staging / "previous"
     previous.mkdir()
     for name in OUTPUT_FILES:

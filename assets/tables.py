@@ -11,9 +11,8 @@ from .readers import parsed_rows_sql
 
 # The export's text of the columns the quarantine quotes, beside each value parsed leniently (null when it
 # does not parse): the readers parse every row once, and validation judges the parsed values. Claim and
-# patient ids are stored as they are: nearly every value differs, so DuckDB's dictionary and FSST
-# compression spent 0.4 s of CPU on each two million rows for a few MB (a database made before keeps the
-# compression it has).
+# patient ids are stored as they are: nearly every value differs, so compressing them costs CPU on every
+# insert and saves little space (a database made before keeps the compression it has).
 RAW_COLUMNS = """
     batch_id varchar, file_index integer, source_file varchar, source_row bigint,
     claim_id varchar using compression uncompressed, line_number varchar, line_number_num double,
@@ -53,10 +52,9 @@ where scrubbable
 # What prices a claim line and what judges it, the same for every line of a batch with the same date of
 # service, code, component, place (facility or not), locality, ZIP and claim type: its releases, how exactly
 # they match the date, its locality, its fee schedule row's status, PC/TC and multiple-procedure indicators,
-# its fee per unit, and its MUE. A batch of two million lines has about 9,000 of these; each line stores its
-# context's number and its own expected allowed (`priced_keys`). `priced_lines` is the view of both: storing
-# the context's twelve columns on every line took the price stage 1.3 of its 2.3 CPU-seconds at two million
-# lines (DuckDB's insert costs about as much per column as per value).
+# its fee per unit, and its MUE. A batch has far fewer of these than lines; each line stores its context's
+# number and its own expected allowed (`priced_keys`), and `priced_lines` is the view of both: DuckDB's
+# insert costs about as much per column as per value, so the context's columns are stored once per context.
 CONTEXT_COLUMNS = {
     "rvu_release": "varchar", "gpci_release": "varchar", "ptp_release": "varchar", "mue_release": "varchar",
     "reference_match": "varchar", "locality": "varchar", "in_fee_schedule": "boolean", "status": "varchar",

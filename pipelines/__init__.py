@@ -4,8 +4,8 @@ import os
 
 # Set before DuckDB and numpy load, for every process that runs claimscrub (a setting of the environment wins):
 # - DuckDB's allocator keeps the memory it frees for its next allocation instead of handing it back to the
-#   system after a second; DuckDB still releases it when it nears its memory limit. A scrub of two million
-#   lines otherwise hands back 6 GB and faults it in again, a second or more of the run (see README, Volume).
+#   system after a second; DuckDB still releases it when it nears its memory limit. Otherwise a big scrub
+#   hands back gigabytes and faults them in again, time spent in the kernel (docs/performance.md).
 # - numpy's BLAS threads, which claimscrub never uses, do not wait for work on the cores.
 os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", "dirty_decay_ms:-1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

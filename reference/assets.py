@@ -59,7 +59,7 @@ def _materialize(con, name: str) -> dg.MaterializeResult:
 
 
 # The tables are assets of one step: each load is a few queries when the releases are in place, and a step of
-# its own cost each about 0.04 s of Dagster's bookkeeping, eight of them at the start of every scrub.
+# its own would add Dagster's per-step bookkeeping to the start of every scrub, once per table.
 @dg.multi_asset(
     name="reference_tables",
     specs=[dg.AssetSpec(name, description=description, group_name="reference", kinds={"duckdb"}, skippable=True)
@@ -259,7 +259,7 @@ def ptp_rows_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
 
 
 REFERENCE_ASSETS = [reference_tables]
-# The checks every scrub runs; the uniqueness of 5 million PTP rows (about 4 s on two cores) runs with the
+# The checks every scrub runs; the uniqueness of the millions of PTP rows takes seconds, so it runs with the
 # Dagster job and in the UI only.
 PER_RUN_CHECKS = [reference_checks]
 REFERENCE_CHECKS = [*PER_RUN_CHECKS, ptp_rows_unique]

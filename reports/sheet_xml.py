@@ -1,10 +1,10 @@
 """The rows of a big sheet written by DuckDB: each row's worksheet XML built in SQL, then streamed into the
 workbook that openpyxl saved.
 
-openpyxl builds a cell object per value and writes about 3,000 findings rows a second; a night of two
-million lines has some 200,000 findings. Here DuckDB turns each row of the sheet's query into its `<row>`
-element (in parallel, column by column), and the file is written once: openpyxl saves the workbook with the
-sheet's caption and header, and the rows go in before its `</sheetData>`.
+openpyxl builds a cell object per value, too slow for the hundreds of thousands of findings of a big night.
+Here DuckDB turns each row of the sheet's query into its `<row>` element (in parallel, column by column),
+and the file is written once: openpyxl saves the workbook with the sheet's caption and header, and the rows
+go in before its `</sheetData>`.
 
 Every value keeps the meaning it has in the openpyxl path of reports/workbook.py: text is an inline string
 (never a formula, a link or an error value, whatever it starts with), with the control characters Excel
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-try:  # Intel's ISA-L deflate: the same stream as zlib's, about four times faster at the fastest levels
+try:  # Intel's ISA-L deflate: the same stream as zlib's, for a fraction of the CPU at the fastest levels
     from isal import isal_zlib as deflate_library
 except ImportError:  # a platform without its wheels: the standard library's zlib
     import zlib as deflate_library
@@ -36,9 +36,8 @@ FETCH_ROWS = 20_000
 # 2 GiB that plain zip headers can describe.
 ZIP64_ROWS = 500_000
 # A row's cells carry no reference (`r="B12"`): the format places a cell without one in the column after the
-# cell before it, so each row lists every column, an empty cell where the value is null. References made up a
-# fifth of the rows' XML and, since each one differs, nearly half of the deflated sheet (43 MB against 23 MB
-# at 194,269 findings).
+# cell before it, so each row lists every column, an empty cell where the value is null. References are a
+# large share of the rows' XML and, since each one differs, deflate badly.
 EMPTY_CELL = "<c/>"
 # Deflate level of the spliced sheets: the fastest level costs a little size and saves most of the time.
 COMPRESS_LEVEL = 1
@@ -119,8 +118,7 @@ SEPARATOR = "\x7f"
 # A row takes the careful path when one of its texts holds a control character (those Excel refuses, and tab,
 # line feed and carriage return, which it keeps but which are rare), markup, or a space at either end, or
 # (all texts together) could pass Excel's length limit; other rows, nearly all, are written as they are.
-# Each mark is looked for as a plain substring: one regular expression over the same text cost a third of
-# the Findings sheet's CPU.
+# Each mark is looked for as a plain substring, far cheaper than one regular expression over the same text.
 CAREFUL_MARKS = [*(chr(code) for code in range(32)), "&", "<", ">", f" {SEPARATOR}", f"{SEPARATOR} "]
 
 
