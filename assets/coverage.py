@@ -23,17 +23,25 @@ class Family:
 
 FAMILIES = [
     Family("RVU", ("rvu",), "true", "quarter",
-           "claimscrub reference load PPRRVU<YY>_<Mon>.csv (or the .txt), or reference download --release RVU<YY><A-D>"),
-    Family("GPCI", ("gpci",), "true", "year", "claimscrub reference load GPCI<YYYY>.csv"),
-    Family("localities", ("locality_counties",), "false", "year", "claimscrub reference load <YY>LOCCO.csv"),
-    Family("ZIP", ("zip",), "service_zip is not null and locality is null", "quarter", "claimscrub reference load ZIP5_<MON><YYYY>.txt"),
+           "claimscrub reference download --release RVU{yy}{letter} (or reference load its PPRRVU file)"),
+    Family("GPCI", ("gpci",), "true", "year", "claimscrub reference load GPCI{year}.csv"),
+    Family("localities", ("locality_counties",), "false", "year", "claimscrub reference load {yy}LOCCO.csv"),
+    Family("ZIP", ("zip",), "service_zip is not null and locality is null", "quarter",
+           "claimscrub reference load ZIP5_{mon}{year}.txt"),
     Family("PTP", ("ptp",), "true", "quarter",
-           "claimscrub reference load ccipra-v<NNN>r0-f1.txt ... f4.txt, or reference download --release 'PTP <YYYY>Q<N>'"),
+           "claimscrub reference download --release 'PTP {year}Q{q}' (or reference load its ccipra files)"),
     Family("MUE", ("mue_practitioner", "mue_outpatient_hospital", "mue_dme"), "true", "quarter",
-           "claimscrub reference load MCR_MUE_PractitionerServices_Eff_<MM-DD-YYYY>.csv, or reference download "
-           "--release 'MUE <YYYY>Q<N>'"),
-    Family("AOC", ("aoc",), "true", "quarter", "claimscrub reference load AOC_V<YYYY>Q<N>-MCR.xlsx"),
+           "claimscrub reference download --release 'MUE {year}Q{q}' (or reference load the MCR_MUE CSV)"),
+    Family("AOC", ("aoc",), "true", "quarter", "claimscrub reference load AOC_V{year}Q{q}-MCR.xlsx"),
 ]
+
+
+def load_hint(family: Family, day: date) -> str:
+    """The command that brings the table up to `day`: the release of its quarter (or year)."""
+    quarter = (day.month - 1) // 3 + 1
+    first_month = date(day.year, 3 * quarter - 2, 1) if family.period == "quarter" else date(day.year, 1, 1)
+    return family.load_hint.format(yy=f"{day.year % 100:02d}", letter="ABCD"[quarter - 1], year=day.year,
+                                   q=quarter, mon=first_month.strftime("%b").upper())
 
 
 def _newest(con, family: Family) -> tuple[str, date, date] | None:
@@ -77,7 +85,7 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
             "stale": beyond > 0,
         })
         if beyond:
-            coverage[-1]["warning"] = warning_text(coverage[-1])
+            _describe(coverage[-1])
     return coverage
 
 
@@ -102,14 +110,23 @@ def status_as_of(con, as_of: date) -> list[dict]:
 
 def warning_text(entry: dict) -> str:
     """One sentence for a stale table of a run, as the command, the Summary and the asset check say it."""
+    return f"{entry['finding']} {entry['advice']}"
+
+
+def _describe(entry: dict) -> None:
+    """The entry's finding (what is stale, for how many lines) and advice (what to load), each short enough for a
+    line of the workbook's banner."""
     family = next(f for f in FAMILIES if f.label == entry["table"])
+    latest = date.fromisoformat(entry["latest_date_of_service"]) if entry["latest_date_of_service"] else None
+    lines = f"{entry['lines_beyond']:,} line{'s' if entry['lines_beyond'] != 1 else ''}"
     if entry["newest_release"] is None:
-        return (f"no {family.label} release is loaded; {entry['lines_beyond']:,} lines were judged without it. "
-                f"Load one: {family.load_hint}")
-    return (f"{entry['newest_release']} ends {entry['effective_end']}; {entry['lines_beyond']:,} "
-            f"line{'s' if entry['lines_beyond'] != 1 else ''} dated up to {entry['latest_date_of_service']} "
-            f"({entry['days_beyond']:,} days past its end) were judged by it (approximate). "
-            f"Load the current {family.period}: {family.load_hint}")
+        entry["finding"] = f"no {family.label} release is loaded; {lines} were judged without it."
+    else:
+        entry["finding"] = (f"{entry['newest_release']} ends {entry['effective_end']}; {lines} dated up to "
+                            f"{entry['latest_date_of_service']} ({entry['days_beyond']:,} days past its end) were "
+                            "judged by it (approximate).")
+    entry["advice"] = f"Load the current {family.period}: {load_hint(family, latest or date.today())}"
+    entry["warning"] = warning_text(entry)
 
 
 def stale_warnings(coverage: list[dict]) -> list[str]:

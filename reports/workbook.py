@@ -413,7 +413,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
         out.section(f"Stale reference data: {len(stale)} table{'s' if len(stale) != 1 else ''} older than "
                     "the claims they judged", fill=STALE_FILL)
         for entry in stale:
-            out.section(f"{entry['table']}: {entry['warning']}", fill=STALE_FILL, bold=False)
+            out.section(f"{entry['table']}: {entry['finding']}", fill=STALE_FILL, bold=False)
+            out.section(f"    {entry['advice']}", fill=STALE_FILL, bold=False)
     out.blank()
 
     headline = out.row + 1

@@ -113,7 +113,8 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
     ptp = next(w for w in warnings if "PTP 2024Q3" in w)
     lines_2026 = sum(1 for r in ROWS if r["date_of_service"] > "2024-09-30")
     assert ptp.startswith(f"warning: PTP 2024Q3 ends 2024-09-30; {lines_2026:,} lines dated up to 2026-05-12")
-    assert "claimscrub reference load" in ptp
+    assert ptp.endswith("Load the current quarter: claimscrub reference download --release 'PTP 2026Q2' "
+                        "(or reference load its ccipra files)")
     coverage = {entry["table"]: entry for entry in run.summary["reference_coverage"]}
     assert coverage["PTP"]["stale"] and coverage["PTP"]["lines_beyond"] == lines_2026
     assert coverage["PTP"]["days_beyond"] == 589  # 2024-09-30 to 2026-05-12
