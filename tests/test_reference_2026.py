@@ -161,3 +161,34 @@ def test_each_mue_release_judges_its_own_dates(run):
 def test_money_is_rounded_half_up_in_exact_decimal(run):
     assert run.line("HALF1", 1)["expected_allowed"] == "323.47"
     assert run.line("HALF2", 1)["expected_allowed"] == "970.40"
+
+
+def test_the_sites_rvu_variant_picks_the_qpp_release_of_the_same_quarter(reference_db, tmp_path, monkeypatch):
+    excerpt = Path(__file__).parent / "fixtures" / "reference" / "PPRRVU2026_Apr_nonQPP_excerpt.txt"
+    qpp = tmp_path / "PPRRVU2026_Apr_QPP.txt"
+    qpp.write_text("".join((x if x.startswith("HDR") else x[:132] + " 33.5675" + x[140:]) + "\n"
+                           for x in excerpt.read_text(encoding="latin-1").splitlines()), encoding="latin-1")
+    db = tmp_path / "qpp.duckdb"
+    shutil.copyfile(reference_db, db)
+    loaded = CliRunner().invoke(main, ["reference", "load", str(qpp), "--db", str(db)])
+    assert loaded.exit_code == 0, loaded.output
+    export = write_csv(tmp_path / "claims.csv", [r for r in ROWS if r["claim_id"] == "G26"])
+    default = scrub([export], tmp_path / "default", db)
+    assert (default.line("G26", 1)["rvu_release"], default.line("G26", 1)["expected_allowed"]) == ("RVU26B", "113.56")
+    monkeypatch.setenv("CLAIMSCRUB_RVU_VARIANT", "qpp")
+    chosen = scrub([export], tmp_path / "qpp", db)
+    # 3.40 RVUs x 33.5675 = 114.1295
+    assert (chosen.line("G26", 1)["rvu_release"], chosen.line("G26", 1)["expected_allowed"]) == (
+        "RVU26B QPP", "114.13")
+    monkeypatch.setenv("CLAIMSCRUB_RVU_VARIANT", "qpq")
+    refused = scrub([export], tmp_path / "refused", db)
+    assert refused.exit_code == 2 and "CLAIMSCRUB_RVU_VARIANT" in refused.stderr
+
+
+def test_a_site_extends_the_work_gpci_floor_when_the_law_does(reference_db, tmp_path, monkeypatch):
+    db = tmp_path / "floor.duckdb"
+    shutil.copyfile(reference_db, db)
+    export = write_csv(tmp_path / "claims.csv", [r for r in ROWS if r["claim_id"] == "NOFLOOR"])
+    monkeypatch.setenv("CLAIMSCRUB_WORK_GPCI_FLOOR_THROUGH", "2026-03-31")
+    run = scrub([export], tmp_path / "out", db)
+    assert run.line("NOFLOOR", 1)["expected_allowed"] == "87.79"  # 2026-02-01, with the floor again
