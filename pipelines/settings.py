@@ -3,6 +3,7 @@
 import os
 import secrets
 import tempfile
+from datetime import date
 from pathlib import Path
 
 
@@ -71,3 +72,15 @@ def default_locality() -> str:
 def mapping_file() -> str:
     """The site's header mapping for unattended runs (CLAIMSCRUB_MAPPING), empty for none."""
     return os.environ.get("CLAIMSCRUB_MAPPING", "")
+
+
+def run_day() -> date:
+    """The day of the run, after which a date of service is in the future: today, unless CLAIMSCRUB_TODAY
+    (YYYY-MM-DD) pins it (tests do, so that what is in the future does not change with the calendar)."""
+    value = os.environ.get("CLAIMSCRUB_TODAY", "").strip()
+    if not value:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"CLAIMSCRUB_TODAY={value!r} is not a date YYYY-MM-DD") from None
