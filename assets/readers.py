@@ -270,7 +270,10 @@ def _markup_kind(head: bytes) -> str:
         return "an Excel 2003 XML spreadsheet"
     if re.match(rb"<(!doctype html|html|head|body|meta|table|style|title)[\s>/]", text) or b"<html" in text:
         return "an HTML page"
-    if re.match(rb"<(\?xml|!--|[a-z_:][-a-z0-9_:.]*[\s>/])", text):
+    # A bare tag only when the first line has no delimiter: a CSV header may open with "<Claim>,".
+    first_line = text.split(b"\n", 1)[0]
+    if re.match(rb"<(\?xml|!--)", text) or (re.match(rb"<[a-z_:][-a-z0-9_:.]*[\s>/]", text)
+                                           and not re.search(rb"[,\t;|]", first_line)):
         return "an XML document"
     return ""
 

@@ -19,6 +19,8 @@ from .tables import ROW_ID, clear_batch
 CHUNK_ROWS = 250_000
 REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "units", "units_written",
                 "key_rank"]
+# A reason quotes a value up to this many characters: enough to find it, not a whole pasted document.
+QUOTED_CHARACTERS = 40
 # A row gets one reason per value of the export: a column the model adds to judge a value speaks for it.
 SUBJECT = {"units_written": "units"}
 # Rows that Pandera checks in full on every batch, whatever its size: all of a small batch. The samples look
@@ -117,10 +119,18 @@ def _reason_text(row: dict, day: date) -> str:
     code_modifiers = ""
     if isinstance(code, str) and re.fullmatch(CODE_WITH_MODIFIERS, code):
         code_modifiers = ", ".join(sorted(set(re.split("[ -]+", code[5:].strip(" -")))))
-    return template.format(raw=raw if not pd.isna(raw) else "", claim=row["claim_id"],
-                           line=row["line_number_raw"], first=row["first_seen"], today=day.isoformat(),
+    raw = _quoted(raw)
+    return template.format(raw=raw, claim=_quoted(row["claim_id"]), line=_quoted(row["line_number_raw"]),
+                           first=row["first_seen"], today=day.isoformat(),
                            read="" if pd.isna(read) or read == raw else f" (read as {read})",
-                           code_modifiers=code_modifiers, column_modifiers=row["modifier_text"])
+                           code_modifiers=code_modifiers, column_modifiers=_quoted(row["modifier_text"]))
+
+
+def _quoted(value) -> str:
+    """A value of the export as a reason quotes it: "" for none, a long one cut."""
+    if value is None or pd.isna(value):
+        return ""
+    return value if len(value) <= QUOTED_CHARACTERS else value[: QUOTED_CHARACTERS - 1] + "…"
 
 
 def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda rows: None,
