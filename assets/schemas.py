@@ -15,8 +15,8 @@ from .readers import CODE_WITH_MODIFIERS
 
 # A date of service before this is a slip of the keyboard (1899, 0024), not a service anyone still bills.
 EARLIEST_SERVICE = "2000-01-01"
-# Units as a claim system writes a count: digits, thousands grouped by commas or not, a decimal point with
-# zeros after it at most (the whole-number check reads the value); not 1e3, not 1,5.
+# Units as a claim system writes a count: digits, thousands grouped by commas or not, a decimal part or not
+# (whether the value is whole is a check of its own); not 1e3, not 1,5.
 PLAIN_NUMBER = "[+-]?([0-9]+|[0-9]{1,3}(,[0-9]{3})+)([.][0-9]*)?"
 
 # (column, check name) -> reason template; {raw} is the value as it stood in the export, {read} the date it
@@ -97,6 +97,7 @@ class ScrubbableRow(pa.DataFrameModel):
     def _units(cls, s):
         return s > 0
 
+    # Units that are not positive have that reason already.
     @pa.check("units", name="whole number")
     def _units_whole(cls, s):
         return ~(s > 0) | (s == s.round())
