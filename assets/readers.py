@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import functools
 import io
 import re
@@ -42,6 +43,11 @@ ALIASES = {
     "patient": "patient_id", "patientid": "patient_id", "memberid": "patient_id", "member": "patient_id",
     "mrn": "patient_id", "accountnumber": "patient_id", "account": "patient_id", "patientaccount": "patient_id",
     "subscriberid": "patient_id", "patientnumber": "patient_id",
+    # Account numbers, as practice-management systems head them ("Patient Acct", "Acct #", "Account No").
+    "patientacct": "patient_id", "patientacctno": "patient_id", "patientacctnumber": "patient_id",
+    "patientaccountno": "patient_id", "patientaccountnumber": "patient_id", "acct": "patient_id",
+    "acctno": "patient_id", "acctnum": "patient_id", "acctnumber": "patient_id", "accountno": "patient_id",
+    "accountnum": "patient_id", "medicalrecordnumber": "patient_id", "medicalrecordno": "patient_id",
     "dos": "date_of_service", "servicedate": "date_of_service", "dateofservice": "date_of_service",
     "dosfrom": "date_of_service", "fromdate": "date_of_service", "svcdate": "date_of_service",
     "datefrom": "date_of_service",
@@ -79,10 +85,17 @@ ALIASES.update({name.replace("_", ""): name for name in CANONICAL})
 
 # Legacy binary Office files (.xls) start with the OLE2 compound-document signature.
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# The names openpyxl opens a workbook by.
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xltx", ".xltm")
 
 
 class InputFileError(ValueError):
-    """An input that cannot be read as a claim export at all. The message is one plain sentence."""
+    """An input that cannot be read as a claim export at all. The message is one plain sentence; `advice`,
+    when there is any, is what to do about it, printed below the sentence (a mapping ready to paste)."""
+
+    def __init__(self, message: str, advice: str = "") -> None:
+        super().__init__(message)
+        self.advice = advice
 
 
 @dataclass
@@ -103,13 +116,18 @@ def load_mapping(path: str | None) -> dict[str, str]:
         return {}
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputFileError(f"{path}: cannot read the header mapping file ({exc})") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputFileError(f"{path}: cannot read the header mapping file ({_one_line(str(exc))})") from None
     columns = data.get("columns", data)
+    if not isinstance(columns, dict):
+        raise InputFileError(f'{path}: [columns] is not a table of lines such as "Their header" = "hcpcs"')
     mapping = {}
     for source, target in columns.items():
-        if target not in CANONICAL:
-            raise InputFileError(f"{path}: '{target}' is not a claimscrub column (mapping of '{source}')")
+        if not isinstance(target, str) or target not in CANONICAL:
+            close = difflib.get_close_matches(str(target), CANONICAL, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise InputFileError(f"{path}: '{_one_line(str(target))}' is not a claimscrub column{hint} "
+                                 f"(mapping of '{_one_line(source)}')")
         mapping[normalise_header(source)] = target
     return mapping
 
@@ -118,18 +136,89 @@ def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict
     """Column position -> canonical name. The first column that claims a name keeps it."""
     taken: dict[int, str] = {}
     used: set[str] = set()
+    unknown: list[str] = []
     for position, header in enumerate(headers):
         key = normalise_header(header)
         target = mapping.get(key) or ALIASES.get(key)
         if target and target not in used:
             taken[position] = target
             used.add(target)
+        elif not target and key:
+            unknown.append(header)
     missing = [name for name in REQUIRED if name not in used]
     if missing:
-        raise InputFileError(
-            f"{path}: required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}"
-        )
+        message = f"{path}: required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}"
+        if unknown:
+            shown = ", ".join(_quoted_header(h) for h in unknown[:UNKNOWN_SHOWN])
+            more = f" and {len(unknown) - UNKNOWN_SHOWN} more" if len(unknown) > UNKNOWN_SHOWN else ""
+            message += f"; headers not recognised: {shown}{more}"
+        raise InputFileError(message, mapping_advice(missing, unknown))
     return taken
+
+
+# Headers named in a missing-columns message, at most; a wide export has dozens the scrub has no use for.
+UNKNOWN_SHOWN = 12
+# How alike a header must be to a column's name or aliases to be offered as that column.
+GUESS_THRESHOLD = 0.6
+
+
+def _one_line(text: str, limit: int = 60) -> str:
+    """Text for a one-line message: long text cut, control characters and line breaks escaped."""
+    cut = text if len(text) <= limit else text[: limit - 1] + "…"
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in cut)
+
+
+def _quoted_header(header: str) -> str:
+    return '"' + _one_line(header, 40) + '"'
+
+
+def _likeness(header: str, column: str) -> float:
+    """How alike a header is to a column: its best match among the column's name and aliases, 1 for the
+    same letters, nearly 1 when one holds the other ("Patient Acct No" holds "patient")."""
+    key = normalise_header(header)
+    best = 0.0
+    for alias in [normalise_header(column), *(a for a, target in ALIASES.items() if target == column)]:
+        if alias == key:
+            return 1.0
+        shorter, longer = sorted((alias, key), key=len)
+        if len(shorter) >= 3 and shorter in longer:
+            best = max(best, 0.75 + 0.25 * len(shorter) / len(longer))
+        else:
+            best = max(best, difflib.SequenceMatcher(None, alias, key).ratio())
+    return best
+
+
+def mapping_advice(missing: list[str], unknown: list[str]) -> str:
+    """A mapping ready to paste for the missing columns: each with the unrecognised header most like it, a
+    commented line where none is; "" when no header is like any of them."""
+    pairs = sorted(((_likeness(h, column), i, h, column) for column in missing for i, h in enumerate(unknown)),
+                   key=lambda p: (-p[0], p[1]))
+    guesses: dict[str, str] = {}
+    for score, _, header, column in pairs:
+        if score >= GUESS_THRESHOLD and column not in guesses and header not in guesses.values():
+            guesses[column] = header
+    if not guesses:
+        return ""
+    lines = ["# Paste into a mapping file and give it with --mapping FILE (or CLAIMSCRUB_MAPPING):", "[columns]"]
+    for column in missing:
+        if column in guesses:
+            lines.append(f'{_toml_string(guesses[column])} = "{column}"')
+        else:
+            lines.append(f'# "your header for {column}" = "{column}"')
+    return "\n".join(lines)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    escaped = []
+    for ch in text:
+        if ch in '"\\':
+            escaped.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            escaped.append(f"\\u{ord(ch):04x}")
+        else:
+            escaped.append(ch)
+    return '"' + "".join(escaped) + '"'
 
 
 def file_sha256(path: Path) -> str:
@@ -155,10 +244,49 @@ def detect_kind(path: Path) -> str:
         return "xlsx"
     if head.startswith(OLE2_MAGIC):
         raise InputFileError(f"{path}: an old-style .xls workbook: save it as .xlsx or CSV")
+    markup = _markup_kind(head)
+    if markup:
+        suffix = path.suffix.lower()
+        what = f" named {suffix}, not an Excel workbook" if suffix in (".xls", ".xlsx") else ", not a claim export"
+        raise InputFileError(f"{path}: {markup}{what}: open it in Excel and save it as .xlsx or CSV")
     stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if stripped.startswith(b"ISA"):
         return "x12"
     return "csv"
+
+
+def _markup_kind(head: bytes) -> str:
+    """What a file that starts with markup really is ("an HTML page"), or "" for one that does not. Web
+    portals save reports as HTML or XML under an .xls name; Excel opens those, claimscrub does not."""
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                          (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if head.startswith(bom):
+            head = head[len(bom):].decode(encoding, errors="ignore").encode("utf-8", errors="ignore")
+            break
+    text = head.lstrip().lower()
+    if not text.startswith(b"<"):
+        return ""
+    if b"urn:schemas-microsoft-com:office:spreadsheet" in text:
+        return "an Excel 2003 XML spreadsheet"
+    if re.match(rb"<(!doctype html|html|head|body|meta|table|style|title)[\s>/]", text) or b"<html" in text:
+        return "an HTML page"
+    # A bare tag only when the first line has no delimiter: a CSV header may open with "<Claim>,".
+    first_line = text.split(b"\n", 1)[0]
+    if re.match(rb"<(\?xml|!--)", text) or (re.match(rb"<[a-z_:][-a-z0-9_:.]*[\s>/]", text)
+                                           and not re.search(rb"[,\t;|]", first_line)):
+        return "an XML document"
+    return ""
+
+
+def misnamed(path: Path, kind: str) -> str:
+    """A note when a readable file's name says another kind than its content ("" when they agree): an
+    .xlsx workbook saved as .xls, a text export named .xls. The file is read as what it is."""
+    suffix = path.suffix.lower()
+    if suffix not in (".xls", ".xlsx") or (kind == "xlsx" and suffix == ".xlsx"):
+        return ""
+    really, read_as = {"xlsx": ("an .xlsx workbook", ".xlsx"), "csv": ("delimited text", "CSV"),
+                       "x12": ("an X12 file", "X12")}[kind]
+    return f"{path}: {really} named {suffix}; read as {read_as}"
 
 
 def detect_encoding(path: Path) -> str:
@@ -219,20 +347,35 @@ def read_csv_header(path: Path, encoding: str) -> tuple[list[str], str, int]:
 
 # Lenient parsing, once per row, from the staged text to the columns of `raw_claim_rows` after its source
 # columns. The text of line_number, date_of_service and units stays beside its parsed value: the quarantine
-# quotes it. They read a query of source_row and the canonical columns, as trimmed text or null.
+# quotes it. They read a query of source_row and the canonical columns, as trimmed text or null, with the
+# helper columns of `parsed_rows_sql`.
+#
+# Dates of service in the forms of INTERFACE.md, each recognised by its shape before it is parsed, so that
+# no form is read as another (DuckDB's %Y reads '25' as the year 25): YYYY-MM-DD (a time after it is
+# ignored), M/D/YYYY, M/D/YY as 20YY, YYYYMMDD, and an Excel serial day number of five digits (45481 is
+# 2024-07-08; 1899-12-30 is day 0 in Excel's 1900 date system).
 PARSED_COLUMNS = """
     claim_id, line_number, try_cast(line_number as double), patient_id, date_of_service,
-    coalesce(try_strptime(date_of_service, '%Y-%m-%d'), try_strptime(date_of_service, '%m/%d/%Y'),
-             try_strptime(date_of_service, '%Y%m%d'),
-             try_strptime(date_of_service, '%Y-%m-%d %H:%M:%S'))::date,
-    upper(hcpcs), units, try_cast(replace(units, ',', '') as double),
-    -- Most lines carry one modifier or none: the same list without the list functions.
-    case when modifiers is null and modifier_2 is null and modifier_3 is null and modifier_4 is null
-         then case when upper(trim(modifier_1)) <> '' then [upper(trim(modifier_1))] else [] end
-         else list_sort(list_distinct(list_filter(list_transform(
-                  list_concat([modifier_1, modifier_2, modifier_3, modifier_4],
-                              coalesce(regexp_split_to_array(modifiers, '[,;:\\s]+'), [])),
-                  lambda m: upper(trim(m))), lambda m: m is not null and m <> ''))) end,
+    case when strlen(date_of_service) = 10 and date_of_service[5] = '-' and date_of_service[8] = '-'
+              and date_of_service[1] between '0' and '9'
+             then try_strptime(date_of_service, '%Y-%m-%d')
+         when regexp_full_match(date_of_service,
+                                '[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?)?')
+             then try_strptime(regexp_extract(date_of_service, '^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}'), '%Y-%m-%d')
+         when regexp_full_match(date_of_service, '[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}')
+             then try_strptime(date_of_service, '%m/%d/%Y')
+         when regexp_full_match(date_of_service, '[0-9]{1,2}/[0-9]{1,2}/[0-9]{2}')
+             then try_strptime(regexp_replace(date_of_service, '/([0-9]{2})$', '/20\\1'), '%m/%d/%Y')
+         when regexp_full_match(date_of_service, '[0-9]{8}') then try_strptime(date_of_service, '%Y%m%d')
+         when regexp_full_match(date_of_service, '[0-9]{5}([.][0-9]*)?')
+             then date '1899-12-30' + split_part(date_of_service, '.', 1)::integer
+    end::date,
+    -- A code cell that carries modifiers ("76120-26") gives its code and modifiers, unless the modifier
+    -- columns hold other ones: then the cell stays whole, and validation quarantines the row naming both.
+    case when code_modifiers is null or (column_modifiers <> [] and column_modifiers <> code_modifiers)
+         then code_cell else left(code_cell, 5) end,
+    units, try_cast(replace(units, ',', '') as double),
+    case when code_modifiers is not null and column_modifiers = [] then code_modifiers else column_modifiers end,
     try_cast(replace(replace(charge, '$', ''), ',', '') as decimal(14,2)),
     rendering_npi, billing_npi,
     -- Two digits, as nearly every line has them, are kept without the regular expression (0.1 s of CPU per
@@ -258,6 +401,22 @@ PARSED_COLUMNS = """
     case when service_zip is null then null
          else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
 """
+# The helper columns of the code and its modifiers: the code cell upper-cased, the modifiers it carries
+# after the code (sorted, distinct; null for a cell that carries none) and those of the modifier columns.
+CODE_WITH_MODIFIERS = "[A-Z0-9]{5}([ -]+[A-Z0-9]{2})+"
+MODIFIER_COLUMNS = f"""
+    upper(hcpcs) as code_cell,
+    case when strlen(hcpcs) > 5 and regexp_full_match(upper(hcpcs), '{CODE_WITH_MODIFIERS}')
+         then list_sort(list_distinct(regexp_split_to_array(trim(substr(upper(hcpcs), 6), ' -'), '[ -]+')))
+    end as code_modifiers,
+    -- Most lines carry one modifier or none: the same list without the list functions.
+    case when modifiers is null and modifier_2 is null and modifier_3 is null and modifier_4 is null
+         then case when upper(trim(modifier_1)) <> '' then [upper(trim(modifier_1))] else [] end
+         else list_sort(list_distinct(list_filter(list_transform(
+                  list_concat([modifier_1, modifier_2, modifier_3, modifier_4],
+                              coalesce(regexp_split_to_array(modifiers, '[,;:\\s]+'), [])),
+                  lambda m: upper(trim(m))), lambda m: m is not null and m <> ''))) end as column_modifiers
+"""
 # A text staging table (Excel and 837P rows) has the columns the readers name, all text.
 TEXT_COLUMNS = ", ".join(f"{name} varchar" for name in CANONICAL)
 # The parallel CSV scanner cannot pad short rows once a quoted field holds a line break, and says so.
@@ -277,7 +436,8 @@ def parsed_rows_sql(text: str, source: str = "?, ?, ?") -> str:
     scrubbable; `source` gives batch_id, file_index and source_file (bound, by default)."""
     # The first two diagnosis cells as codes ('' for none), worked out once for the list's usual case.
     codes = ", ".join(f"coalesce(replace(upper(trim(diagnosis_{n})), '.', ''), '') as dx_{n}" for n in (1, 2))
-    return f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean from (select *, {codes} from ({text}))"
+    return (f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean "
+            f"from (select *, {codes}, {MODIFIER_COLUMNS} from ({text}))")
 
 
 def _select_canonical(columns: dict[int, str], width: int) -> str:
@@ -477,7 +637,9 @@ def _open_first_sheet(path: Path):
     try:
         # data_only: a formula cell is read as the value Excel cached for it, never evaluated; external
         # links are not followed (keep_links=False), so nothing outside the file is ever opened.
-        workbook = load_workbook(path, read_only=True, data_only=True, keep_links=False)
+        # openpyxl goes by the name and refuses a workbook named .xls; given the bytes, it reads what is there.
+        source = path if path.suffix.lower() in EXCEL_SUFFIXES else io.BytesIO(path.read_bytes())
+        workbook = load_workbook(source, read_only=True, data_only=True, keep_links=False)
         sheet = workbook.worksheets[0]
     except Exception as exc:  # openpyxl raises many kinds for a damaged archive
         raise InputFileError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__})") from None

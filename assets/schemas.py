@@ -6,19 +6,39 @@ quarantine reason. The strict model is a promise about what the rule engine rece
 pipeline is wrong, not the input.
 """
 
+from datetime import date
+
+import pandas as pd
 import pandera.pandas as pa
 
-# (column, check name) -> reason template; {raw} is the value as it stood in the export.
+from .readers import CODE_WITH_MODIFIERS
+
+# A date of service before this is a slip of the keyboard (1899, 0024), not a service anyone still bills.
+EARLIEST_SERVICE = "2000-01-01"
+# Units as a claim system writes a count: digits, thousands grouped by commas or not, a decimal part or not
+# (whether the value is whole is a check of its own); not 1e3, not 1,5.
+PLAIN_NUMBER = "[+-]?([0-9]+|[0-9]{1,3}(,[0-9]{3})+)([.][0-9]*)?"
+
+# (column, check name) -> reason template; {raw} is the value as it stood in the export, {read} the date it
+# was read as where that reads otherwise.
 REASONS = {
     ("claim_id", "not_nullable"): "claim_id is missing",
     ("line_number", "not_nullable"): "line_number {raw!r} is not a whole number",
     ("line_number", "whole positive number"): "line_number {raw!r} is not a whole number",
     ("patient_id", "not_nullable"): "patient_id is missing",
     ("date_of_service", "not_nullable"): "date_of_service {raw!r} is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)",
+    ("date_of_service", "plausible"):
+        "date_of_service {raw!r}{read} is an implausible date of service (before " + EARLIEST_SERVICE[:4] + ")",
+    ("date_of_service", "not in the future"):
+        "date_of_service {raw!r}{read} is a date of service in the future (after the run's day, {today})",
     ("hcpcs", "not_nullable"): "hcpcs is missing",
     ("hcpcs", "five letters and digits"): "hcpcs {raw!r} is not five letters and digits",
+    ("hcpcs", "one set of modifiers"):
+        "hcpcs {raw!r} carries modifiers {code_modifiers} but the modifier columns hold {column_modifiers}",
     ("units", "not_nullable"): "units {raw!r} is not a positive number",
     ("units", "positive"): "units {raw!r} is not a positive number",
+    ("units", "whole number"): "units {raw!r} is not a whole number",
+    ("units_written", "digits"): "units {raw!r} is not a whole number written in digits",
     ("line_number", "fits the line number column"): "line_number {raw!r} is too large",
     ("units", "fits the units column"): "units {raw!r} is too large",
     ("key_rank", "first of its claim line"): "claim {claim}, line {line} appears more than once (first at {first})",
@@ -28,15 +48,17 @@ REASONS = {
 # The loose model's checks, column by column, as SQL conditions over the parsed rows. DuckDB picks out in one
 # set-based pass the rows that may fail (a superset: Pandera words the reasons), so that Pandera does not
 # have to turn millions of clean rows into pandas frames. Validation checks this mirror against the model
-# on a sample of the rows it passes; keep the two in step.
+# on a sample of the rows it passes; keep the two in step. $today is the run's day.
 SUSPECT_SQL = {
     "claim_id": "claim_id is null",
     "line_number": "line_number is null or not isfinite(line_number) or line_number <= 0 "
                    "or line_number <> round(line_number) or line_number > 2147483647",
     "patient_id": "patient_id is null",
-    "date_of_service": "date_of_service is null",
+    "date_of_service": f"date_of_service is null or date_of_service < timestamp '{EARLIEST_SERVICE}' "
+                       "or date_of_service > $today::timestamp",
     "hcpcs": "hcpcs is null or not regexp_full_match(hcpcs, '[A-Z0-9]{5}')",
-    "units": "units is null or not isfinite(units) or units <= 0 or units >= 1e9",
+    "units": "units is null or not isfinite(units) or units <= 0 or units <> round(units) or units >= 1e9",
+    "units_written": "not units_written",
     "key_rank": "key_rank is null or key_rank <> 1",
 }
 
@@ -50,19 +72,39 @@ class ScrubbableRow(pa.DataFrameModel):
     date_of_service: pa.DateTime = pa.Field(nullable=False)
     hcpcs: str = pa.Field(nullable=False)
     units: float = pa.Field(nullable=False)
+    units_written: bool = pa.Field(nullable=False)
     key_rank: int = pa.Field(nullable=False)
 
     @pa.check("line_number", name="whole positive number")
     def _whole(cls, s):
         return (s > 0) & (s == s.round())
 
+    @pa.check("date_of_service", name="plausible")
+    def _plausible(cls, s):
+        return s >= pd.Timestamp(EARLIEST_SERVICE)
+
     @pa.check("hcpcs", name="five letters and digits")
     def _code(cls, s):
-        return s.str.fullmatch(r"[A-Z0-9]{5}")
+        return s.str.fullmatch(r"[A-Z0-9]{5}") | s.str.fullmatch(CODE_WITH_MODIFIERS)
+
+    # A code cell with modifiers is read as the code and its modifiers when the modifier columns hold no
+    # others (the readers split it); one still whole here disagrees with the modifier columns.
+    @pa.check("hcpcs", name="one set of modifiers")
+    def _one_set(cls, s):
+        return ~s.str.fullmatch(CODE_WITH_MODIFIERS)
 
     @pa.check("units", name="positive")
     def _units(cls, s):
         return s > 0
+
+    # Units that are not positive have that reason already.
+    @pa.check("units", name="whole number")
+    def _units_whole(cls, s):
+        return ~(s > 0) | (s == s.round())
+
+    @pa.check("units_written", name="digits")
+    def _digits(cls, s):
+        return s
 
     # claim_lines stores line_number as integer and units as decimal(12,3): a larger value would stop the
     # whole batch at the insert instead of quarantining its row.
@@ -90,7 +132,7 @@ class ClaimLine(pa.DataFrameModel):
     claim_id: str = pa.Field(str_length={"min_value": 1})
     line_number: int = pa.Field(ge=1)
     patient_id: str = pa.Field(str_length={"min_value": 1})
-    date_of_service: pa.DateTime
+    date_of_service: pa.DateTime = pa.Field(ge=pd.Timestamp(EARLIEST_SERVICE))
     hcpcs: str = pa.Field(str_matches=r"^[A-Z0-9]{5}$")
     units: float = pa.Field(gt=0)
     component: str = pa.Field(isin=["global", "26", "TC"])
@@ -98,6 +140,27 @@ class ClaimLine(pa.DataFrameModel):
     claim_type: str = pa.Field(isin=["professional", "institutional"])
     facility: bool
 
+    @pa.check("units", name="whole number")
+    def _units_whole(cls, s):
+        return s == s.round()
+
     class Config:
         coerce = True
         strict = False
+
+
+def _not_after(schema: pa.DataFrameSchema, day: date) -> pa.DataFrameSchema:
+    """`schema` with a date of service after `day` failing the check "not in the future"."""
+    column = schema.columns["date_of_service"]
+    check = pa.Check(lambda s: s <= pd.Timestamp(day), name="not in the future")
+    return schema.update_column("date_of_service", checks=[*column.checks, check])
+
+
+def scrubbable_rows(day: date) -> pa.DataFrameSchema:
+    """The loose model for a run on `day`."""
+    return _not_after(ScrubbableRow.to_schema(), day)
+
+
+def claim_lines(day: date) -> pa.DataFrameSchema:
+    """The strict model for a run on `day`."""
+    return _not_after(ClaimLine.to_schema(), day)

@@ -3,16 +3,26 @@ batch into `claim_lines` (scrubbable) and `claim_quarantine` (every reason found
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import date
 
 import pandas as pd
 import pandera.pandas as pa
 
-from .schemas import REASONS, SUSPECT_SQL, ClaimLine, ScrubbableRow
+from pipelines.settings import run_day
+
+from .readers import CODE_WITH_MODIFIERS
+from .schemas import PLAIN_NUMBER, REASONS, SUSPECT_SQL, claim_lines, scrubbable_rows
 from .tables import ROW_ID, clear_batch
 
 CHUNK_ROWS = 250_000
-REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "units", "key_rank"]
+REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "units", "units_written",
+                "key_rank"]
+# A reason quotes a value up to this many characters: enough to find it, not a whole pasted document.
+QUOTED_CHARACTERS = 40
+# A row gets one reason per value of the export: a column the model adds to judge a value speaks for it.
+SUBJECT = {"units_written": "units"}
 # Rows that Pandera checks in full on every batch, whatever its size: all of a small batch. The samples look
 # for defects of the pipeline, and those are systematic: a SUSPECT_SQL condition or a parsing expression
 # wrong for a whole kind of value. 20,000 rows picked by a hash of their id (as good as drawn at random: the
@@ -60,10 +70,14 @@ left join repeated_lines p on p.claim_id = r.claim_id and p.line_number_num = r.
 where r.batch_id = batch
 """
 
-# The parsed rows under the loose model's column names.
-JUDGED = """
-select row_id, claim_id, line_number_num as line_number, patient_id, dos::timestamp as date_of_service, hcpcs,
-       units_num as units, key_rank
+# The parsed rows under the loose model's column names. A date of service far outside what a timestamp of
+# pandas holds (the year 24, the year 9999) is judged as the nearest date it holds: it fails the same check.
+JUDGED = f"""
+select row_id, claim_id, line_number_num as line_number, patient_id,
+       case when dos < date '1900-01-01' then date '1900-01-01' when dos > date '2200-01-01' then date '2200-01-01'
+            else dos end::timestamp as date_of_service,
+       hcpcs, units_num as units,
+       units is null or units_num is null or regexp_full_match(units, '{PLAIN_NUMBER}') as units_written, key_rank
 from parsed_rows($batch)
 """
 
@@ -74,10 +88,10 @@ update raw_claim_rows set scrubbable = {ROW_ID} not in (select row_id from faile
 """
 
 
-def _failures(frame: pd.DataFrame) -> pd.DataFrame:
+def _failures(model: pa.DataFrameSchema, frame: pd.DataFrame) -> pd.DataFrame:
     """Run the loose model over one chunk; returns (row_id, column, check) of every failed check."""
     try:
-        ScrubbableRow.validate(frame, lazy=True)
+        model.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         cases = cases[cases["index"].notna()]
@@ -91,7 +105,7 @@ class SchemaMirrorError(AssertionError):
     """The SQL mirror of the loose model passed a row that Pandera fails: a defect, not bad input."""
 
 
-def _reason_text(row: dict) -> str:
+def _reason_text(row: dict, day: date) -> str:
     column, check = row["column"], row["check"]
     template = REASONS.get((column, check), f"{column} fails {check}")
     raw = {
@@ -99,26 +113,45 @@ def _reason_text(row: dict) -> str:
         "date_of_service": row["date_raw"],
         "hcpcs": row["hcpcs"],
         "units": row["units_raw"],
+        "units_written": row["units_raw"],
     }.get(column)
-    return template.format(raw=raw if not pd.isna(raw) else "", claim=row["claim_id"],
-                           line=row["line_number_raw"], first=row["first_seen"])
+    code, read = row["hcpcs"], row["date_read"]
+    code_modifiers = ""
+    if isinstance(code, str) and re.fullmatch(CODE_WITH_MODIFIERS, code):
+        code_modifiers = ", ".join(sorted(set(re.split("[ -]+", code[5:].strip(" -")))))
+    raw = _quoted(raw)
+    return template.format(raw=raw, claim=_quoted(row["claim_id"]), line=_quoted(row["line_number_raw"]),
+                           first=row["first_seen"], today=day.isoformat(),
+                           read="" if pd.isna(read) or read == raw else f" (read as {read})",
+                           code_modifiers=code_modifiers, column_modifiers=_quoted(row["modifier_text"]))
 
 
-def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda rows: None) -> dict[str, int]:
+def _quoted(value) -> str:
+    """A value of the export as a reason quotes it: "" for none, a long one cut."""
+    if value is None or pd.isna(value):
+        return ""
+    return value if len(value) <= QUOTED_CHARACTERS else value[: QUOTED_CHARACTERS - 1] + "…"
+
+
+def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda rows: None,
+                   day: date | None = None) -> dict[str, int]:
     """Split one batch's raw rows into claim lines and quarantined rows. Returns the counts.
 
     DuckDB ranks the rows of repeated claim lines and picks out, with the SQL mirror of the loose model, the
     rows that may fail; Pandera judges those rows chunk by chunk, and a sample of the others to prove the
     mirror right. The batch is never copied: each row of it is marked in `raw_claim_rows`, scrubbable or
-    not, and the `claim_lines` view holds the scrubbable ones.
+    not, and the `claim_lines` view holds the scrubbable ones. A date of service after `day` (the run's
+    day: today, or CLAIMSCRUB_TODAY) is in the future.
     """
+    day = day or run_day()
+    model = scrubbable_rows(day)
     con.execute(REPEATED, {"batch": batch_id})
     con.execute(PARSED)
     total = con.execute("select count(*) from raw_claim_rows where batch_id = ?", [batch_id]).fetchall()[0][0]
     suspect = " or ".join(f"({condition})" for condition in SUSPECT_SQL.values())
     con.execute(f"""create or replace temp table suspect_rows as
                     select row_number() over (order by row_id) as n, * from ({JUDGED}) where {suspect}""",
-                {"batch": batch_id})
+                {"batch": batch_id, "today": day})
     suspects = con.execute("select count(*) from suspect_rows").fetchall()[0][0]
     advance(total - suspects)
     failures = []
@@ -126,14 +159,14 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         chunk = con.execute(
             "select * exclude (n) from suspect_rows where n > ? and n <= ?", [start, start + CHUNK_ROWS]
         ).df().set_index("row_id")
-        failures.append(_failures(chunk))
+        failures.append(_failures(model, chunk))
         advance(len(chunk))
     sample = con.execute(
         f"""select * from ({JUDGED})
             where row_id not in (select row_id from suspect_rows) and {sample_filter("row_id", total)}""",
         {"batch": batch_id},
     ).df().set_index("row_id")
-    missed = _failures(sample)
+    missed = _failures(model, sample)
     if len(missed):
         raise SchemaMirrorError(f"SUSPECT_SQL passes rows ScrubbableRow fails: {missed.head(5).to_dict('records')}")
     failed = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(columns=["row_id"])
@@ -147,7 +180,8 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         detail = con.execute(
             """
             select row_id, file_index, source_file, source_row, claim_id, line_number as line_number_raw,
-                   date_of_service as date_raw, hcpcs, units as units_raw, first_seen
+                   date_of_service as date_raw, dos::varchar as date_read, hcpcs, units as units_raw,
+                   array_to_string(modifiers, ', ') as modifier_text, first_seen
             from parsed_rows(?) where row_id in (select row_id from failed_rows)
             """,
             [batch_id],
@@ -156,16 +190,18 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         # Reasons in the order of the export's columns, so the same row always reads the same.
         failed = (
             failed.assign(column_order=failed["column"].map(REASON_ORDER.index),
+                          subject=failed["column"].map(lambda column: SUBJECT.get(column, column)),
                           null_first=failed["check"] != "not_nullable")
             .sort_values(["row_id", "column_order", "null_first"], kind="stable")
-            .drop_duplicates(subset=["row_id", "column"], keep="first")
+            .drop_duplicates(subset=["row_id", "subject"], keep="first")
         )
         cases = failed.join(detail, on="row_id")
         # Plain lists rather than pandas rows and groups: a night's export can quarantine many thousands.
-        fields = ["column", "check", "line_number_raw", "date_raw", "hcpcs", "units_raw", "claim_id", "first_seen"]
+        fields = ["column", "check", "line_number_raw", "date_raw", "date_read", "hcpcs", "units_raw", "modifier_text",
+                  "claim_id", "first_seen"]
         by_row: dict[int, list[str]] = {}
         for row_id, *values in zip(*(cases[name].tolist() for name in ["row_id", *fields])):
-            by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values))))
+            by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values)), day))
         reasons = pd.Series({row_id: "; ".join(texts) for row_id, texts in by_row.items()}, name="reason")
         quarantine = detail.join(reasons).reset_index()
         quarantine = quarantine.assign(batch_id=batch_id)[
@@ -176,7 +212,7 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         con.unregister("quarantine_frame")
 
     con.execute(MARK_SCRUBBABLE, [batch_id])
-    check_claim_lines(con, batch_id, total)
+    check_claim_lines(con, batch_id, total, day)
     lines = con.execute("select count(*) from claim_lines where batch_id = ?", [batch_id]).fetchall()[0][0]
     quarantined = con.execute(
         "select count(*) from claim_quarantine where batch_id = ?", [batch_id]
@@ -184,9 +220,10 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
     return {"rows_read": total, "lines": lines, "quarantined": quarantined}
 
 
-def check_claim_lines(con, batch_id: str, total: int) -> None:
+def check_claim_lines(con, batch_id: str, total: int, day: date) -> None:
     """The strict model over a sample of the stored lines (all of a small batch): a failure here is a defect
-    of the pipeline, not bad input, and a sample finds a systematic one."""
+    of the pipeline, not bad input (the loose model guards each of its checks), and a sample finds a
+    systematic one."""
     frame = con.execute(
         f"""
         select line_id, claim_id, line_number, patient_id, date_of_service::timestamp as date_of_service,
@@ -196,7 +233,7 @@ def check_claim_lines(con, batch_id: str, total: int) -> None:
         [batch_id],
     ).df()
     try:
-        ClaimLine.validate(frame, lazy=True)
+        claim_lines(day).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         # Pandera's message lists the failing values, patient ids among them; Dagster would keep it.
         failed = exc.failure_cases

@@ -28,8 +28,11 @@ class UsageProblem(click.ClickException):
     exit_code = 2
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2, advice: str = "") -> None:
+    """One plain line on standard error, then what to do about it if there is more to say, then exit."""
     click.echo(f"claimscrub: {message}", err=True)
+    if advice:
+        click.echo(advice, err=True)
     sys.exit(code)
 
 
@@ -125,6 +128,7 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="claimscrub", prog_name="claimscrub", message="%(prog)s %(version)s")
 def main() -> None:
     """claimscrub: find the claim lines a payer will deny, before they go out."""
     warnings.filterwarnings("ignore")
@@ -136,7 +140,8 @@ def main() -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for the reports.")
 @click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb).")
 @click.option("--locality", default="", help="Default pricing locality as MAC-LL, e.g. 01112-05.")
-@click.option("--mapping", default="", help="TOML file naming the site's own column headers.")
+@click.option("--mapping", default="", help="TOML file naming the site's own column headers "
+                                            "(default: $CLAIMSCRUB_MAPPING).")
 @click.option("--show-ids", is_flag=True, help="Show patient identifiers in clear in the reports.")
 @click.option("--history", is_flag=True,
               help="Also judge the lines against lines of earlier batches kept in the database.")
@@ -145,40 +150,56 @@ def main() -> None:
 def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
           show_ids: bool, history: bool, log) -> None:
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
-    from assets.readers import InputFileError, inspect_export, load_mapping, prefetching
+    from assets.readers import InputFileError, inspect_export, load_mapping, misnamed, prefetching
 
     from .database import DatabaseBusyError, database_for, hold_database
-    from .settings import lock_timeout, rvu_variant, work_floor_through
+    from .settings import lock_timeout, mapping_file, run_day, rvu_variant, work_floor_through
 
     # Everything a scrub creates (database, reports, the site secret) holds patient data: owner-only.
     os.umask(0o077)
 
+    # Every mistake that can be seen before the run stops it here, before anything is written.
+    try:
+        run_day()
+        rvu_variant()
+        work_floor_through()
+    except ValueError as exc:
+        _fail(str(exc))
+    in_the_way = _file_in_the_way(out_dir)
+    if in_the_way:
+        where = "" if in_the_way == out_dir else f" {in_the_way}"
+        _fail(f"--out {out_dir}:{where} is a file, not a folder")
+    mapping = mapping or mapping_file()
+    notes = []
     try:
         site_mapping = load_mapping(mapping or None)
         for path in files:
-            inspect_export(path, site_mapping)
+            notes.append(misnamed(path, inspect_export(path, site_mapping)))
     except InputFileError as exc:
-        _fail(str(exc))
+        _fail(str(exc), advice=exc.advice)
     if locality and not _looks_like_locality(locality):
         _fail(f"--locality {locality!r} is not a MAC-LL locality such as 01112-05")
+    for note in filter(None, notes):
+        click.echo(f"claimscrub: {note}", err=True)
 
     from .progress import show_progress
 
     show_progress(log)
     try:
         timeout = lock_timeout()
-        rvu_variant()
-        work_floor_through()
     except ValueError as exc:
         _fail(str(exc))
     database = database_for(db)
     waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
     try:
         # Held for the whole run: a second scrub waits here instead of interleaving with this one.
-        with hold_database(database, timeout, on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)) as con, \
-                prefetching(con, list(files), site_mapping):
-            result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
-                                 with_history=history)
+        with hold_database(database, timeout, on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)) as con:
+            if locality and not _known_locality(con, locality):
+                _fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
+                      "(`claimscrub reference localities` lists them)")
+            with prefetching(con, list(files), site_mapping):
+                result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
+                                     with_history=history)
     except DatabaseBusyError as exc:
         _fail(str(exc), 1)
     if not result.success:
@@ -202,6 +223,24 @@ def _looks_like_locality(value: str) -> bool:
     import re
 
     return re.fullmatch(r"\d{5}-\d{2}", value) is not None
+
+
+def _known_locality(con, value: str) -> bool:
+    """Whether a loaded GPCI release prices `value`: the bundled releases are loaded first, as the run would
+    load them, so the answer is the run's."""
+    from reference.loaders import ensure_bundled
+
+    ensure_bundled(con, "gpci")
+    found = con.execute("select count(*) from ref_gpci where locality_key = ?", [value.upper()]).fetchall()
+    return found[0][0] > 0
+
+
+def _file_in_the_way(out_dir: Path) -> Path | None:
+    """The file standing where the output folder or one of the folders above it would be, if any."""
+    for path in [out_dir, *out_dir.parents]:
+        if path.exists():
+            return None if path.is_dir() else path
+    return None
 
 
 main.add_command(reference)

@@ -3,6 +3,7 @@
 import os
 import secrets
 import tempfile
+from datetime import date
 from pathlib import Path
 
 
@@ -89,10 +90,20 @@ def work_floor_through() -> str:
     (CLAIMSCRUB_WORK_GPCI_FLOOR_THROUGH, YYYY-MM-DD); empty to follow the file."""
     value = os.environ.get("CLAIMSCRUB_WORK_GPCI_FLOOR_THROUGH", "").strip()
     if value:
-        from datetime import date
-
         try:
             date.fromisoformat(value)
         except ValueError:
             raise ValueError(f"CLAIMSCRUB_WORK_GPCI_FLOOR_THROUGH={value!r} is not a date YYYY-MM-DD") from None
     return value
+
+
+def run_day() -> date:
+    """The day of the run, after which a date of service is in the future: today, unless CLAIMSCRUB_TODAY
+    (YYYY-MM-DD) pins it (tests do, so that what is in the future does not change with the calendar)."""
+    value = os.environ.get("CLAIMSCRUB_TODAY", "").strip()
+    if not value:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"CLAIMSCRUB_TODAY={value!r} is not a date YYYY-MM-DD") from None

@@ -25,6 +25,10 @@ def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) ->
     return path
 
 
+# The outputs hold an export's values whole, and an export's cell may be longer than csv's default limit.
+csv.field_size_limit(1 << 30)
+
+
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))

@@ -1,0 +1,240 @@
+"""The front door: every row is read right or quarantined with its reason, and a user's mistake that can be
+seen before the run stops it with exit 2, one plain line, and nothing written.
+
+The rows of each behaviour share one scrub of one file: the run is the slow part, the rows are not.
+"""
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from assets.readers import InputFileError, land_rows, map_headers, stage_csv
+from assets.tables import ensure_schema
+from pipelines.cli import main
+
+from .corpus import row, text_export, workbook_export
+from .helpers import scrub
+from .test_broken_input import assert_refused
+
+# Dates of service are judged against the run's day: pinned, so that no row drifts into the past.
+RUN_DAY = "2026-01-15"
+
+
+@pytest.fixture(autouse=True)
+def pinned_day(monkeypatch):
+    monkeypatch.setenv("CLAIMSCRUB_TODAY", RUN_DAY)
+
+
+@pytest.fixture
+def con():
+    connection = duckdb.connect()
+    ensure_schema(connection)
+    yield connection
+    connection.close()
+
+
+# Each written date with the day it is read as.
+DATE_FORMS = [
+    ("2024-07-08", "2024-07-08"),
+    ("2024-7-8", "2024-07-08"),
+    ("2024-07-08 10:30:00", "2024-07-08"),
+    ("2024-07-08T10:30:00.5", "2024-07-08"),
+    ("07/08/2024", "2024-07-08"),
+    ("7/8/2024", "2024-07-08"),
+    ("07/08/24", "2024-07-08"),
+    ("11/3/25", "2025-11-03"),
+    ("20240708", "2024-07-08"),
+    ("45481", "2024-07-08"),
+    ("45481.75", "2024-07-08"),
+    ("24-07-08", None),
+    ("2024-02-30", None),
+    ("13/01/2024", None),
+    ("8 July 2024", None),
+    ("2024", None),
+    ("202407081", None),
+]
+
+
+def test_dates_of_service_in_every_written_form_are_read_as_the_day_they_name(con, tmp_path):
+    path = text_export(tmp_path / "dates.csv", [row(f"D{n}", DOS=text) for n, (text, _) in enumerate(DATE_FORMS)])
+    land_rows(con, stage_csv(con, path, 0, {}), "raw_claim_rows", "b", 0, path.name)
+    read = con.execute("select date_of_service, strftime(dos, '%Y-%m-%d') from raw_claim_rows order by source_row")
+    assert read.fetchall() == [(text, day) for text, day in DATE_FORMS]
+
+
+# (changes to a clean row, what a user reads: the line's date, code, modifiers and units, or the reason)
+ROWS = [
+    ({"DOS": "11/3/25"}, ("2025-11-03", "76120", "", "1")),
+    ({"DOS": "45481"}, ("2024-07-08", "76120", "", "1")),
+    ({"DOS": RUN_DAY}, (RUN_DAY, "76120", "", "1")),
+    ({"DOS": "2026-01-16"},
+     "date_of_service '2026-01-16' is a date of service in the future (after the run's day, 2026-01-15)"),
+    ({"DOS": "1/2/99"}, "date_of_service '1/2/99' (read as 2099-01-02) is a date of service in the future"),
+    ({"DOS": "1899-07-08"}, "date_of_service '1899-07-08' is an implausible date of service (before 2000)"),
+    ({"DOS": "0024-07-08"}, "date_of_service '0024-07-08' is an implausible date of service (before 2000)"),
+    ({"DOS": "24-07-08"}, "date_of_service '24-07-08' is not a date"),
+    ({"Units": "1.0"}, ("2024-07-08", "76120", "", "1")),
+    ({"Units": " 2 "}, ("2024-07-08", "76120", "", "2")),
+    ({"Units": "1,000"}, ("2024-07-08", "76120", "", "1000")),
+    ({"Units": "1.5"}, "units '1.5' is not a whole number"),
+    ({"Units": "0"}, "units '0' is not a positive number"),
+    ({"Units": "-1"}, "units '-1' is not a positive number"),
+    ({"Units": "1e3"}, "units '1e3' is not a whole number written in digits"),
+    ({"Units": "1,5"}, "units '1,5' is not a whole number written in digits"),
+    ({"CPT Code": "76120-26"}, ("2024-07-08", "76120", "26", "1")),
+    ({"CPT Code": "76120 26"}, ("2024-07-08", "76120", "26", "1")),
+    ({"CPT Code": "76120-26-59"}, ("2024-07-08", "76120", "26,59", "1")),
+    ({"CPT Code": "76120-26", "Mod 1": "26"}, ("2024-07-08", "76120", "26", "1")),
+    ({"CPT Code": "76120-26", "Mod 1": "59"},
+     "hcpcs '76120-26' carries modifiers 26 but the modifier columns hold 59"),
+    ({"CPT Code": "76120-26-59", "Mod 1": "XU"},
+     "hcpcs '76120-26-59' carries modifiers 26, 59 but the modifier columns hold XU"),
+    ({"CPT Code": "76120-2"}, "hcpcs '76120-2' is not five letters and digits"),
+]
+
+
+def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path):
+    # A patient each: lines of one patient on one day would meet in the rules and the pricing.
+    export = text_export(tmp_path / "front.csv", [row(f"F{n}", patient=f"PT-F{n}", **changes)
+                                                   for n, (changes, _) in enumerate(ROWS)])
+    # A real workbook named .xls, with a date cell and a serial day number where a date belongs.
+    book = workbook_export(tmp_path / "renamed.xls", rows=[row("XLS1", DOS=datetime(2024, 7, 8)),
+                                                          row("XLS2", DOS=45481, **{"CPT Code": "76120-TC"})])
+    run = scrub([export, book], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr.strip() == f"claimscrub: {book}: an .xlsx workbook named .xls; read as .xlsx"
+    reasons = {q["claim_id"]: q["reasons"] for q in run.quarantine}
+    for n, (changes, expected) in enumerate(ROWS):
+        claim = f"F{n}"
+        if isinstance(expected, str):
+            assert expected in reasons.get(claim, ""), (changes, reasons.get(claim))
+        else:
+            line = run.line(claim, 1)
+            assert (line["date_of_service"], line["hcpcs"], line["modifiers"], line["units"]) == expected, changes
+    assert (run.line("XLS1", 1)["date_of_service"], run.line("XLS2", 1)["date_of_service"]) == (
+        "2024-07-08", "2024-07-08")
+    assert (run.line("XLS2", 1)["hcpcs"], run.line("XLS2", 1)["component"]) == ("76120", "TC")
+    whole_units = [run.line(f"F{n}", 1) for n, (changes, _) in enumerate(ROWS) if changes == {"Units": " 2 "}]
+    assert whole_units[0]["expected_allowed"] == "212.84", "two units priced at twice the fee"
+
+
+@pytest.mark.parametrize("header", ["Patient Acct", "Acct #", "Account", "MRN", "Account No", "Patient Account #"])
+def test_account_number_headers_are_read_as_patient_id(header):
+    headers = ["Claim", "Line", header, "DOS", "CPT", "Units"]
+    assert map_headers(headers, {}, Path("e.csv"))[2] == "patient_id"
+
+
+def test_missing_columns_name_the_unrecognised_headers_and_print_a_mapping_that_fixes_them(
+        tmp_path, db_path, monkeypatch):
+    header = ["Encounter #", "Line", "Pt Account Nbr", "Svc Dt", "CPT", "Qty Billed", "Notes"]
+    export = text_export(tmp_path / "pm_export.csv", [["E1", "1", "PT-9", "07/08/2024", "76120", "2", "ok"]],
+                         header=header)
+    refused = scrub([export], tmp_path / "out", db_path)
+    assert refused.exit_code == 2 and not (tmp_path / "out").exists()
+    first, *snippet = refused.stderr.strip().splitlines()
+    assert first == (f"claimscrub: {export}: required columns missing: claim_id, patient_id, date_of_service, "
+                     'units; headers not recognised: "Encounter #", "Pt Account Nbr", "Svc Dt", "Qty Billed", '
+                     '"Notes"')
+    assert snippet[1:] == ['[columns]', '"Encounter #" = "claim_id"', '"Pt Account Nbr" = "patient_id"',
+                           '"Svc Dt" = "date_of_service"', '"Qty Billed" = "units"']
+    # Pasted as printed, the mapping fixes the export; the command finds it through CLAIMSCRUB_MAPPING.
+    mapping = tmp_path / "site-mapping.toml"
+    mapping.write_text("\n".join(snippet) + "\n")
+    monkeypatch.setenv("CLAIMSCRUB_MAPPING", str(mapping))
+    fixed = scrub([export], tmp_path / "out", db_path)
+    assert fixed.exit_code == 0, fixed.stderr
+    assert [(line["claim_id"], line["date_of_service"], line["units"]) for line in fixed.lines] == [
+        ("E1", "2024-07-08", "2")]
+
+
+def test_a_header_like_no_missing_column_gets_no_mapping_to_paste():
+    with pytest.raises(InputFileError) as refused:
+        map_headers(["Claim", "Line", "Patient", "DOS", "CPT", "Favourite colour"], {}, Path("e.csv"))
+    assert str(refused.value) == 'e.csv: required column missing: units; headers not recognised: "Favourite colour"'
+    assert refused.value.advice == ""
+
+
+def _mapping(content: bytes):
+    def build(tmp_path: Path) -> list[str]:
+        path = tmp_path / "site-mapping.toml"
+        path.write_bytes(content)
+        return ["--mapping", str(path)]
+
+    return build
+
+
+def _out_is_a_file(tmp_path: Path) -> list[str]:
+    (tmp_path / "out").write_text("an earlier report")
+    return ["--out", str(tmp_path / "out")]
+
+
+def _out_under_a_file(tmp_path: Path) -> list[str]:
+    (tmp_path / "reports").write_text("an earlier report")
+    return ["--out", str(tmp_path / "reports" / "today")]
+
+
+def _page(name: str, content: str):
+    def build(tmp_path: Path) -> list[str]:
+        (tmp_path / name).write_text(content)
+        return [str(tmp_path / name)]
+
+    return build
+
+
+HTML = "<!DOCTYPE html>\n<html><body><table><tr><td>Claim ID</td></tr></table></body></html>\n"
+EXCEL_2003_XML = ('<?xml version="1.0"?>\n<?mso-application progid="Excel.Sheet"?>\n'
+                  '<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet"></Workbook>\n')
+
+# (what goes wrong, the arguments it adds to a scrub of a good export, the name and problem its line states)
+BEFORE_THE_RUN = [
+    ("unknown locality", lambda tmp_path: ["--locality", "99999-99"], "'99999-99'",
+     "is not a Medicare pricing locality of the loaded GPCI releases (`claimscrub reference localities` lists"),
+    ("out is a file", _out_is_a_file, "out", "is a file, not a folder"),
+    ("out under a file", _out_under_a_file, "reports", "is a file, not a folder"),
+    ("mapping does not parse", _mapping(b'[columns]\n"Acct" = patient_id\n'), "site-mapping.toml",
+     "cannot read the header mapping file"),
+    ("mapping to an unknown column", _mapping(b'[columns]\n"Acct" = "patientid"\n'), "site-mapping.toml",
+     "'patientid' is not a claimscrub column (did you mean 'patient_id'?)"),
+    ("mapping that is no table", _mapping(b'columns = "Acct"\n'), "site-mapping.toml", "[columns] is not a table"),
+    ("mapping that is not text", _mapping(b"\xff\xfe[\x00c\x00"), "site-mapping.toml",
+     "cannot read the header mapping file"),
+    ("html saved as xls", _page("portal.xls", HTML), "portal.xls",
+     "an HTML page named .xls, not an Excel workbook: open it in Excel and save it as .xlsx or CSV"),
+    ("excel 2003 xml saved as xls", _page("report.xls", EXCEL_2003_XML), "report.xls",
+     "an Excel 2003 XML spreadsheet named .xls, not an Excel workbook"),
+    ("xml saved as xlsx", _page("claims.xlsx", '<?xml version="1.0"?>\n<claims><claim/></claims>'),
+     "claims.xlsx", "an XML document named .xlsx, not an Excel workbook"),
+]
+
+
+@pytest.mark.parametrize("case", BEFORE_THE_RUN, ids=[case[0] for case in BEFORE_THE_RUN])
+def test_a_mistake_seen_before_the_run_exits_2_in_one_line_with_nothing_written(tmp_path, db_path, case):
+    _, build, name, problem = case
+    good = text_export(tmp_path / "good.csv", [row("G1")])
+    arguments = build(tmp_path)
+    if "--out" not in arguments:
+        arguments += ["--out", str(tmp_path / "out")]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(main, ["scrub", str(good), "--db", str(db_path), *arguments])
+    assert result.exit_code == 2, result.stdout + result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("claimscrub: ") and name in line and problem in line, line
+    assert "Traceback" not in result.stderr and not result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing may be written for a refused run"
+    assert not (tmp_path / "out").is_dir()
+
+
+def test_a_run_day_that_is_not_a_date_is_a_usage_error(tmp_path, db_path, monkeypatch):
+    monkeypatch.setenv("CLAIMSCRUB_TODAY", "15/01/2026")
+    run = scrub([text_export(tmp_path / "good.csv", [row("G1")])], tmp_path / "out", db_path)
+    assert_refused(run, "CLAIMSCRUB_TODAY", "is not a date YYYY-MM-DD", tmp_path / "out")
+
+
+def test_version_is_the_installed_package_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"claimscrub {version('claimscrub')}\n"
