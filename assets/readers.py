@@ -25,14 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-REQUIRED = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "units"]
-OPTIONAL = [
-    "modifier_1", "modifier_2", "modifier_3", "modifier_4", "modifiers", "charge",
-    "rendering_npi", "billing_npi", "place_of_service", "claim_type",
-    "diagnosis_1", "diagnosis_2", "diagnosis_3", "diagnosis_4", "diagnoses",
-    "payer", "locality", "service_zip",
-]
-CANONICAL = REQUIRED + OPTIONAL
+from .columns import CANONICAL, OPTIONAL, REQUIRED, InputFileError
+from .x12 import inspect_837p
 
 # Header aliases seen in practice-management exports, keyed by the normalised header.
 ALIASES = {
@@ -89,13 +83,6 @@ OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xltx", ".xltm")
 
 
-class InputFileError(ValueError):
-    """An input that cannot be read as a claim export at all. The message is one plain sentence; `advice`,
-    when there is any, is what to do about it, printed below the sentence (a mapping ready to paste)."""
-
-    def __init__(self, message: str, advice: str = "") -> None:
-        super().__init__(message)
-        self.advice = advice
 
 
 @dataclass
@@ -692,7 +679,6 @@ def inspect_export(path: Path, mapping: dict[str, str]) -> str:
         workbook.close()
         map_headers(headers, mapping, path)
     elif kind == "x12":
-        from .x12 import inspect_837p  # x12 builds on this module's names
 
         inspect_837p(path)
     return kind

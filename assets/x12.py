@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from .readers import CANONICAL, InputFileError
+from .columns import CANONICAL, InputFileError
 
 ISA_LENGTH = 106
 STAGE_ROWS = 100_000  # service lines per insert: memory stays flat whatever the file's size

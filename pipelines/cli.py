@@ -8,7 +8,6 @@ folder), 1 for anything else.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import logging
 import os
@@ -19,76 +18,11 @@ from pathlib import Path
 
 import click
 
+from .feedback_commands import feedback, remit
 from .reference_cli import reference
+from .runs import batch_id_for, error_message, fail, run_config
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-
-
-class UsageProblem(click.ClickException):
-    exit_code = 2
-
-
-def _fail(message: str, code: int = 2, advice: str = "") -> None:
-    """One plain line on standard error, then what to do about it if there is more to say, then exit."""
-    click.echo(f"claimscrub: {message}", err=True)
-    if advice:
-        click.echo(advice, err=True)
-    sys.exit(code)
-
-
-def batch_id_for(files: list[Path], hashes: list[str]) -> str:
-    """A batch is its set of input files: the same files give the same batch, so a rerun replaces it."""
-    digest = hashlib.sha256()
-    for path, sha in sorted(zip((p.name for p in files), hashes)):
-        digest.update(f"{path}\0{sha}\n".encode())
-    return "cli-" + digest.hexdigest()[:16]
-
-
-def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
-               show_ids: bool, with_history: bool = False, hashes: list[str] | None = None) -> dict:
-    from .settings import rvu_variant, work_floor_through
-
-    config = {
-        "batch_id": batch_id,
-        "files": [str(p.resolve()) for p in files],
-        "file_names": [p.name for p in files],
-        "file_hashes": hashes or [],
-        "mapping_file": mapping,
-        "default_locality": locality,
-        "rvu_variant": rvu_variant(),
-        "work_floor_through": work_floor_through(),
-        "out_dir": str(out_dir.resolve()) if out_dir else "",
-        "show_ids": show_ids,
-        "with_history": with_history,
-    }
-    ops = {name: {"config": config} for name in
-           ["raw_claim_rows", "validated_claims", "priced_lines", "line_flags", "scrub_report"]}
-    return {"ops": ops}
-
-
-def _error_message(result) -> tuple[int, str]:
-    """The first failure of a run, as (exit code, one plain sentence)."""
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            if error.cls_name == "DagsterAssetCheckFailedError":
-                break  # a blocking check failed: name it, below
-            while error is not None:
-                if error.cls_name in ("InputFileError", "ReferenceFileError"):
-                    return 2, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
-                if error.cls_name == "DatabaseBusyError":
-                    return 1, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
-                if error.cause is None:
-                    break
-                error = error.cause
-            return 1, f"{event.step_key} failed: {error.message.strip().splitlines()[0]}"
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            data = event.event_specific_data
-            if not data.passed:
-                return 1, (f"check {data.check_name} failed on {data.asset_key.to_user_string()}: "
-                           "nothing was scrubbed")
-    return 1, "the run failed"
 
 
 def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping: str = "",
@@ -164,11 +98,11 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         rvu_variant()
         work_floor_through()
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     in_the_way = _file_in_the_way(out_dir)
     if in_the_way:
         where = "" if in_the_way == out_dir else f" {in_the_way}"
-        _fail(f"--out {out_dir}:{where} is a file, not a folder")
+        fail(f"--out {out_dir}:{where} is a file, not a folder")
     mapping = mapping or mapping_file()
     notes = []
     try:
@@ -176,9 +110,9 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         for path in files:
             notes.append(misnamed(path, inspect_export(path, site_mapping)))
     except InputFileError as exc:
-        _fail(str(exc), advice=exc.advice)
+        fail(str(exc), advice=exc.advice)
     if locality and not _looks_like_locality(locality):
-        _fail(f"--locality {locality!r} is not a MAC-LL locality such as 01112-05")
+        fail(f"--locality {locality!r} is not a MAC-LL locality such as 01112-05")
     for note in filter(None, notes):
         click.echo(f"claimscrub: {note}", err=True)
 
@@ -188,23 +122,23 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     try:
         timeout = lock_timeout()
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     database = database_for(db)
     waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
     try:
         # Held for the whole run: a second scrub waits here instead of interleaving with this one.
         with hold_database(database, timeout, on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)) as con:
             if locality and not _known_locality(con, locality):
-                _fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
+                fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
                       "(`claimscrub reference localities` lists them)")
             with prefetching(con, list(files), site_mapping):
                 result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
                                      with_history=history)
     except DatabaseBusyError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     if not result.success:
-        code, message = _error_message(result)
-        _fail(message, code)
+        code, message = error_message(result)
+        fail(message, code)
     summary = json.loads((out_dir / "summary.json").read_text())
     deny = summary["dollars_at_risk"]["by_severity"].get("deny", 0.0)
     click.echo(
@@ -244,9 +178,6 @@ def _file_in_the_way(out_dir: Path) -> Path | None:
 
 
 main.add_command(reference)
-
-# Imported last: the feedback commands use the helpers above.
-from .feedback_commands import feedback, remit  # noqa: E402
 
 main.add_command(remit)
 main.add_command(feedback)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .runs import error_message, fail
+
 
 def _materialize(asset, config: dict, db: str | None):
     import dagster as dg
@@ -25,10 +27,9 @@ def _materialize(asset, config: dict, db: str | None):
 
 
 def _stop(result) -> None:
-    from .cli import _error_message, _fail
 
-    code, message = _error_message(result)
-    _fail(message, code)
+    code, message = error_message(result)
+    fail(message, code)
 
 
 @click.command()
@@ -40,7 +41,6 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
     from assets.readers import InputFileError, detect_kind
     from assets.x12 import inspect_835
 
-    from .cli import _fail
 
     # Every file is checked before any is loaded: a usage error leaves the database as it was.
     try:
@@ -49,7 +49,7 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
                 raise InputFileError(f"{path}: not an X12 file (an 835 starts with an ISA segment)")
             inspect_835(path)
     except InputFileError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result = _materialize(remittances, {"files": [str(p.resolve()) for p in files],
                                         "file_names": [p.name for p in files]}, db)
     if not result.success:
@@ -75,16 +75,15 @@ def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
 
     from assets.feedback import has_remittances, payer_feedback
 
-    from .cli import _fail
     from .settings import database_path
 
     database = db or database_path()
     if not os.path.exists(database):
-        _fail(f"{database}: no such database; scrub claims and load 835s with claimscrub remit first")
+        fail(f"{database}: no such database; scrub claims and load 835s with claimscrub remit first")
     with duckdb.connect(database) as con:
         loaded = has_remittances(con)
     if not loaded:
-        _fail(f"{database}: no 835 remittance loaded yet; load them with claimscrub remit FILE...")
+        fail(f"{database}: no 835 remittance loaded yet; load them with claimscrub remit FILE...")
     result = _materialize(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count}, db)
     if not result.success:
         _stop(result)

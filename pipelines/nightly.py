@@ -17,7 +17,7 @@ from assets.feedback import FEEDBACK_ASSETS
 from assets.inbox import archived_file, archived_key, is_remittance
 from assets.readers import file_sha256
 
-from .cli import run_config
+from .runs import run_config
 from .partitions import INBOX_PARTITIONS, inbox_key, key_hash
 from .resources import DATABASE_TAG
 from .settings import database_path, default_locality, inbox_path, mapping_file, reports_path

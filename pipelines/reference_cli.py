@@ -12,12 +12,9 @@ from pathlib import Path
 import click
 import duckdb
 
+from .runs import fail
+
 DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb)."
-
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"claimscrub: {message}", err=True)
-    sys.exit(code)
 
 
 @contextmanager
@@ -32,7 +29,7 @@ def _connection(db: str | None):
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise
-        _fail(f"{database}: the database is in use by another claimscrub run; try again when it finishes", 1)
+        fail(f"{database}: the database is in use by another claimscrub run; try again when it finishes", 1)
     try:
         con.execute("set enable_progress_bar = false")
         yield con
@@ -126,7 +123,7 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
                 for release, _ in results
             }
     except ReferenceFileError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for release, loaded in results:
         rows = ", ".join(f"{count:,} {table}" for table, count in counts[release.id])
         state = "loaded" if loaded else "already loaded (same files)"
@@ -165,7 +162,7 @@ def localities_command(state: str, db: str | None) -> None:
             {"state": state.strip()},
         ).fetchall()
     if not rows:
-        _fail(f"--state {state!r}: no locality found")
+        fail(f"--state {state!r}: no locality found")
     for key, abbreviation, name, area, counties, release in rows:
         click.echo(f"{key}  {abbreviation or name:<3} {area}: {counties}")
     click.echo(f"({len(rows)} localities, {rows[0][5]})")
@@ -189,7 +186,7 @@ def download_command(release: str, folder: Path | None, no_load: bool, db: str |
     try:
         saved = download_release(release, target)
     except DownloadError as exc:
-        _fail(str(exc), 1)
+        fail(str(exc), 1)
     for path in saved:
         click.echo(f"saved {path}")
     if no_load:
@@ -198,6 +195,6 @@ def download_command(release: str, folder: Path | None, no_load: bool, db: str |
         with _connection(db) as con:
             results = load_files(con, saved)
     except ReferenceFileError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for loaded, _ in results:
         click.echo(f"{loaded.id}: loaded, {loaded.effective_start} to {loaded.effective_end}")

@@ -1,0 +1,74 @@
+"""What every claimscrub command shares about a run: how a failure is said (one plain line on standard error and
+an exit status), how a batch is named, and the Dagster run configuration of a scrub (the command and the
+nightly schedule build it alike)."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import click
+
+
+def fail(message: str, code: int = 2, advice: str = "") -> None:
+    """One plain line on standard error, then what to do about it if there is more to say, then exit."""
+    click.echo(f"claimscrub: {message}", err=True)
+    if advice:
+        click.echo(advice, err=True)
+    sys.exit(code)
+
+
+def batch_id_for(files: list[Path], hashes: list[str]) -> str:
+    """A batch is its set of input files: the same files give the same batch, so a rerun replaces it."""
+    digest = hashlib.sha256()
+    for path, sha in sorted(zip((p.name for p in files), hashes)):
+        digest.update(f"{path}\0{sha}\n".encode())
+    return "cli-" + digest.hexdigest()[:16]
+
+
+def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
+               show_ids: bool, with_history: bool = False, hashes: list[str] | None = None) -> dict:
+    from .settings import rvu_variant, work_floor_through
+
+    config = {
+        "batch_id": batch_id,
+        "files": [str(p.resolve()) for p in files],
+        "file_names": [p.name for p in files],
+        "file_hashes": hashes or [],
+        "mapping_file": mapping,
+        "default_locality": locality,
+        "rvu_variant": rvu_variant(),
+        "work_floor_through": work_floor_through(),
+        "out_dir": str(out_dir.resolve()) if out_dir else "",
+        "show_ids": show_ids,
+        "with_history": with_history,
+    }
+    ops = {name: {"config": config} for name in
+           ["raw_claim_rows", "validated_claims", "priced_lines", "line_flags", "scrub_report"]}
+    return {"ops": ops}
+
+
+def error_message(result) -> tuple[int, str]:
+    """The first failure of a run, as (exit code, one plain sentence)."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            if error.cls_name == "DagsterAssetCheckFailedError":
+                break  # a blocking check failed: name it, below
+            while error is not None:
+                if error.cls_name in ("InputFileError", "ReferenceFileError"):
+                    return 2, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
+                if error.cls_name == "DatabaseBusyError":
+                    return 1, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
+                if error.cause is None:
+                    break
+                error = error.cause
+            return 1, f"{event.step_key} failed: {error.message.strip().splitlines()[0]}"
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed:
+                return 1, (f"check {data.check_name} failed on {data.asset_key.to_user_string()}: "
+                           "nothing was scrubbed")
+    return 1, "the run failed"
