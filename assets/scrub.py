@@ -135,9 +135,15 @@ join priced_lines priced on priced.batch_id = history.batch_id and priced.line_i
 # line rules read them as they do in SL. About 3 lines in 100.
 LINE_HITS = f"""
 create or replace temp table line_hits as
+with hits as (select * from sl where judged_alone)
 select hit.*, claim_line, priced, rendering_check, billing_check
-{BATCH_LINE_SOURCES}
-join (select * from sl where judged_alone) hit on hit.line_id = claim_line.line_id
+from hits hit
+join (select *, list_contains(modifiers, '26') as has_26, list_contains(modifiers, 'TC') as has_tc
+      from claim_lines line semi join hits on hits.line_id = line.line_id
+      where line.batch_id = $batch) claim_line on claim_line.line_id = hit.line_id
+join (select * from priced_lines where batch_id = $batch) priced on priced.line_id = hit.line_id
+left join npi_checked rendering_check on rendering_check.npi = claim_line.rendering_npi
+left join npi_checked billing_check on billing_check.npi = claim_line.billing_npi
 """
 
 
