@@ -2,6 +2,9 @@
 
 About 2.5 lines a claim; office visits, imaging and procedures, with CPT 76120 and its NCCI partners
 (76000, 77001-77003, 92611, 75571, 36591) among the common codes; 26/TC, 25, 59/XU and LT/RT modifiers;
+surgeries of 090, 010 and 000 global days, a few of them with the modifiers that change their payment (50,
+62, 66, 80, 81, 82, AS); visits by the surgeon in a surgery's global period (a claim of their own, days
+later, with 24, FT or 57 now and then); add-on codes mostly with their primary service, sometimes without;
 a few percent of problems the rules catch (units over the MUE, 26 and TC on one line, a global imaging
 line in a hospital, duplicate lines, a missing diagnosis, an NPI that fails its check digit) and about one
 row in a hundred that cannot be scrubbed at all (bad date, no claim id, a short code, zero units, a
@@ -33,10 +36,26 @@ CODES = [
     ("99213", 22, False), ("99214", 14, False), ("99212", 6, False), ("99215", 3, False),
     ("99203", 2, False), ("99204", 2, False), ("71046", 8, True), ("74018", 3, True), ("73030", 3, True),
     ("72100", 3, True), ("70450", 2, True), ("73721", 2, True), ("76700", 2, True), ("93306", 2, True),
-    ("77067", 2, True), ("76120", 4, True), ("76000", 2, True), ("77002", 1.5, True), ("77001", 0.5, True),
+    ("77067", 2, True), ("76120", 4, True), ("76000", 2, True), ("77002", 1.0, True), ("77001", 0.5, True),
     ("77003", 0.5, True), ("92611", 0.5, False), ("75571", 0.5, True), ("36591", 0.5, False),
     ("93000", 5, False), ("93010", 0.5, False), ("20610", 1, False), ("97110", 5, False),
+    # Add-on codes billed without their primary now and then; the surgeries and the primaries of the add-on
+    # codes below come on claims of their own (weight 0 here).
+    ("11045", 0.05, False), ("17003", 0.05, False), ("11105", 0.05, False), ("66984", 0, False),
+    ("27447", 0, False), ("29881", 0, False), ("47562", 0, False), ("49505", 0, False), ("64721", 0, False),
+    ("10060", 0, False), ("17000", 0, False), ("17110", 0, False), ("11042", 0, False), ("11102", 0, False),
+    ("20600", 0, False), ("69210", 0, False), ("11104", 0, False),
 ]
+# Surgeries billed on a claim of their own, by RVU global days (090, 010, 000): the surgeon's visits on the
+# next claim fall in the period of the first two kinds.
+SURGERIES = (["66984", "27447", "29881", "47562", "49505", "64721", "10060", "17000", "17110", "11042", "11102",
+              "20600", "69210", "20610"],
+             [0.15, 0.08, 0.08, 0.05, 0.05, 0.05, 0.1, 0.1, 0.06, 0.06, 0.08, 0.04, 0.05, 0.05])
+# Claims of a primary service and its add-on code.
+ADD_ON_PAIRS = ([("20610", "77002"), ("11042", "11045"), ("17000", "17003"), ("11104", "11105")],
+                [0.5, 0.2, 0.2, 0.1])
+PAYMENT_MODIFIERS = (["50", "62", "66", "80", "81", "82", "AS"], [0.3, 0.15, 0.05, 0.25, 0.05, 0.05, 0.15])
+FOLLOW_UP_MODIFIERS = (["", "24", "FT", "57"], [0.55, 0.35, 0.05, 0.05])
 CLAIM_SIZES = ([1, 2, 3, 4, 5], [0.25, 0.30, 0.20, 0.15, 0.10])  # 2.55 lines a claim
 POS = (["11", "22", "21", "19", "23"], [0.80, 0.10, 0.05, 0.03, 0.02])
 DIAGNOSES = ["R13.10", "K21.9", "I10", "E11.9", "R07.9", "J18.9", "Z00.00", "M54.5", "R10.9", "I25.10",
@@ -58,6 +77,11 @@ P_GLOBAL_IN_HOSPITAL = 0.05  # of imaging lines in a hospital
 P_EXTRA_UNITS = 0.01
 P_DUPLICATE = 0.005     # per claim: its first line billed again as its last
 P_US_DATE = 0.2         # per claim: MM/DD/YYYY instead of ISO
+P_SURGERY = 0.04        # per claim: a surgery billed alone
+P_FOLLOW_UP = 0.6       # of surgeries: the next claim is a visit of the patient to the surgeon, days later
+FOLLOW_UP_DAYS = 30     # at most this many days later, less one
+P_ADD_ON_PAIR = 0.02    # per claim of two lines or more: a primary service and its add-on code, alone
+P_PAYMENT_MODIFIER = 0.3  # of surgery lines
 
 
 def npi_with_check_digit(base9: int) -> str:
@@ -114,6 +138,16 @@ def _distinct_codes(rng: np.random.Generator, claim: np.ndarray) -> np.ndarray:
 def _claims(rng: np.random.Generator, first_claim: int, claims: int, patients: int) -> pd.DataFrame:
     """One chunk of claims, one row per line, as integer choices and flags."""
     sizes = rng.choice(CLAIM_SIZES[0], size=claims, p=CLAIM_SIZES[1])
+    # A surgery is billed alone; the claim after it, now and then, is one visit of the patient to the surgeon.
+    surgical = rng.random(claims) < P_SURGERY
+    surgical[1:] &= ~surgical[:-1]
+    surgical[-1] = False
+    follow_up = np.zeros(claims, dtype=bool)
+    follow_up[1:] = surgical[:-1] & (rng.random(claims - 1) < P_FOLLOW_UP)
+    sizes[surgical | follow_up] = 1
+    # Some claims bill a primary service and its add-on code, and nothing else.
+    paired = np.flatnonzero((rng.random(claims) < P_ADD_ON_PAIR) & (sizes >= 2))
+    sizes[paired] = 2
     duplicate = rng.random(claims) < P_DUPLICATE
     sizes = sizes + duplicate
     lines = int(sizes.sum())
@@ -132,8 +166,23 @@ def _claims(rng: np.random.Generator, first_claim: int, claims: int, patients: i
         "bad_npi": rng.random(claims) < P_BAD_NPI,
         "us_date": rng.random(claims) < P_US_DATE,
     }
+    # The visit after a surgery comes 0 to 29 days later, within the export's days.
+    after = np.flatnonzero(follow_up)
+    for name in ("patient_no", "provider"):
+        per_claim[name][after] = per_claim[name][after - 1]
+    per_claim["day"][surgical] %= DAYS - FOLLOW_UP_DAYS
+    per_claim["day"][after] = per_claim["day"][after - 1] + rng.integers(0, FOLLOW_UP_DAYS, len(after))
     frame = pd.DataFrame({name: values[claim] for name, values in per_claim.items()})
     code = _distinct_codes(rng, claim)
+    code_index = {c: i for i, (c, _, _) in enumerate(CODES)}
+    first_line = np.cumsum(sizes) - sizes
+    surgery_codes = np.array([code_index[c] for c in SURGERIES[0]])
+    code[first_line[surgical]] = rng.choice(surgery_codes, int(surgical.sum()), p=SURGERIES[1])
+    visits = np.array([code_index[c] for c in ("99213", "99214", "99212")])
+    code[first_line[after]] = rng.choice(visits, len(after), p=[0.6, 0.3, 0.1])
+    pairs = np.array([[code_index[c] for c in pair] for pair in ADD_ON_PAIRS[0]])[
+        rng.choice(len(ADD_ON_PAIRS[0]), len(paired), p=ADD_ON_PAIRS[1])]
+    code[first_line[paired]], code[first_line[paired] + 1] = pairs[:, 0], pairs[:, 1]
     # The duplicated line repeats the claim's first code.
     last_of_duplicated = np.flatnonzero(duplicate[claim] & (line_number == sizes[claim]))
     code[last_of_duplicated] = code[last_of_duplicated - line_number[last_of_duplicated] + 1]
@@ -156,6 +205,12 @@ def _claims(rng: np.random.Generator, first_claim: int, claims: int, patients: i
     mod_2[sided] = np.where(draw[2][sided] < 0.5, "LT", "RT")
     both = imaging & (draw[3] < P_26_AND_TC)
     mod_1[both], mod_2[both] = "26", "TC"
+    # Surgeries with a payment modifier (bilateral, co-surgeon, team, assistant), now and then.
+    adjusted = np.isin(code, surgery_codes) & (draw[3] >= 1 - P_PAYMENT_MODIFIER)
+    mod_1[adjusted] = rng.choice(PAYMENT_MODIFIERS[0], int(adjusted.sum()), p=PAYMENT_MODIFIERS[1])
+    # The follow-up visit says, now and then, that it is unrelated (24, FT) or the decision for surgery (57).
+    visit_after = first_line[after]
+    mod_1[visit_after] = rng.choice(FOLLOW_UP_MODIFIERS[0], len(after), p=FOLLOW_UP_MODIFIERS[1])
     defects = np.array(DEFECTS, dtype=object)
     defect = np.where(rng.random(lines) < P_UNREADABLE, defects[rng.integers(0, len(DEFECTS), lines)], "")
     return frame.assign(

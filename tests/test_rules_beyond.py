@@ -37,6 +37,7 @@ NPI_G = "5550001114"   # billing group
 DOS = "2026-05-12"
 
 ROWS: list[dict] = []
+ROWS_SECOND_FILE: list[dict] = []   # the batch's second file
 EXPECT: dict[tuple[str, int], set[str]] = {}
 # The severity of each finding of the six rules, and the surgery line each GLOBAL_EM_IN_PERIOD finding names.
 SEVERITY: dict[tuple[str, int, str], str] = {}
@@ -48,8 +49,8 @@ DEFAULT_SEVERITY = {"GLOBAL_EM_IN_PERIOD": "deny"}
 
 def line(claim: str, n: int, patient: str, code: str, expect: set[str], *, mods: str = "", units="1",
          dos: str = DOS, rendering: str = NPI_A, billing: str = NPI_G, pos: str = "11", dx: str = "R10.9",
-         severity: str | None = None, partner: tuple[str, int] | None = None) -> None:
-    ROWS.append(dict(claim_id=claim, line_number=n, patient_id=patient, date_of_service=dos, hcpcs=code,
+         severity: str | None = None, partner: tuple[str, int] | None = None, second_file: bool = False) -> None:
+    (ROWS_SECOND_FILE if second_file else ROWS).append(dict(claim_id=claim, line_number=n, patient_id=patient, date_of_service=dos, hcpcs=code,
                      modifiers=mods, units=units, rendering_npi=rendering, billing_npi=billing,
                      place_of_service=pos, claim_type="professional", diagnosis_1=dx))
     EXPECT[(claim, n)] = expect
@@ -182,6 +183,19 @@ line("G24", 1, "PG24", "55705", set(), dos="2025-12-30")                     # R
 line("G24x", 1, "PG24", "99213", {"GLOBAL_EM_IN_PERIOD"}, dos="2026-01-05", partner=("G24", 1))
 line("G25", 1, "PG25", "55705", set(), dos="2026-05-04")                     # RVU26B: 000
 line("G25x", 1, "PG25", "99213", set(), dos="2026-05-06")
+# Global days MMM (59409, vaginal delivery only) have no period here.
+line("G26", 1, "PG26", "59409", set(), dos="2026-05-04")
+line("G26x", 1, "PG26", "99213", set(), dos="2026-05-04")
+line("G26y", 1, "PG26", "99213", set(), dos="2026-05-06")
+# Modifiers as exports write them: lower case, with a space.
+line("G28", 1, "PG28", "33278", set(), dos="2026-05-04")
+line("G28x", 1, "PG28", "99213", set(), mods="ft", dos="2026-05-20")
+line("G28y", 1, "PG28", "99213", set(), mods="25 24", dos="2026-05-21")
+# The surgery and the visit need not share a file: the visit comes in the batch's second file.
+line("G27", 1, "PG27", "58580", set(), dos="2026-05-04")
+line("G27x", 1, "PG27", "99213", {"GLOBAL_EM_IN_PERIOD"}, dos="2026-05-06", partner=("G27", 1), second_file=True)
+line("G27y", 1, "PG27", "58580", set(), dos="2026-06-01", second_file=True)
+line("G27z", 1, "PG27", "99213", {"GLOBAL_EM_IN_PERIOD"}, dos="2026-06-03", partner=("G27y", 1))
 
 # --- a hand-made AOC release for 2025Q1 (built in corpus_run): what the real files do not show -------------
 # RVU25D prices these lines, MUE 2024Q3 and PTP 2024Q3 judge them.
@@ -285,13 +299,14 @@ def corpus_run(tmp_path_factory, reference_db):
         load_release(con, Release(id="AOC TEST 2025Q1", table="aoc", layout="aoc_xlsx",
                                   effective_start=date(2025, 1, 1), effective_end=date(2025, 3, 31),
                                   files=[handmade_aoc_workbook(work / "aoc_handmade.xlsx")], origin="test"))
-    run = scrub([write_csv(work / "beyond.csv", ROWS)], work / "out", db)
+    run = scrub([write_csv(work / "beyond.csv", ROWS), write_csv(work / "beyond-more.csv", ROWS_SECOND_FILE)],
+                work / "out", db)
     assert run.exit_code == 0, run.stderr
     return run
 
 
 def test_the_corpus_is_big_enough():
-    assert len(EXPECT) >= 80 and len(EXPECT) == len(ROWS)
+    assert len(EXPECT) >= 80 and len(EXPECT) == len(ROWS) + len(ROWS_SECOND_FILE)
 
 
 @pytest.mark.parametrize("claim, n", sorted(EXPECT), ids=[f"{c}-{n}" for c, n in sorted(EXPECT)])

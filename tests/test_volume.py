@@ -72,6 +72,9 @@ def test_the_generated_export_has_the_mix_of_a_night(tmp_path):
     assert codes["76120"] > 0.02 and {"76000", "77002", "92611"} <= set(codes.index)
     assert 0.1 < rows[["Mod 1", "Mod 2"]].notna().any(axis=1).mean() < 0.5
     assert (rows["Units"] == "0").mean() < 0.01 and (rows["DOS"].str.startswith("2024-13")).any()
+    # Surgeries with the modifiers that change their payment, visits that say how they relate to one, add-ons.
+    assert {"50", "62", "66", "80", "81", "82", "AS", "24", "57", "FT"} <= set(rows["Mod 1"].dropna())
+    assert {"66984", "27447", "10060", "17000", "11042", "11045", "17003", "11105"} <= set(codes.index)
 
 
 def test_the_generated_export_is_the_same_every_time(tmp_path):
@@ -86,8 +89,8 @@ def test_a_generated_night_has_a_few_percent_of_problems(tmp_path, db_path):
     summary = run.summary
     assert 0.003 < summary["rows_quarantined"] / summary["rows_read"] < 0.03
     assert 0.02 < summary["findings"]["total"] / summary["lines_scrubbed"] < 0.15
-    assert {"PTP_NO_BYPASS", "MUE_DOS", "MOD_GLOBAL_IN_HOSPITAL", "DUP_COMPONENT"} <= set(
-        summary["findings"]["by_rule"])
+    assert {"PTP_NO_BYPASS", "MUE_DOS", "MOD_GLOBAL_IN_HOSPITAL", "DUP_COMPONENT", "AOC_NO_PRIMARY",
+            "GLOBAL_EM_IN_PERIOD", "MOD_ASSISTANT_NOT_PAYABLE"} <= set(summary["findings"]["by_rule"])
 
 
 def test_every_column_of_the_loose_model_has_its_sql_mirror():
