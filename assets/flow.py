@@ -51,51 +51,57 @@ class BatchConfig(dg.Config):
     with_history: bool = False
 
 
+def read_batch(con, config: BatchConfig, advance=lambda: None) -> dict[str, int]:
+    """Land a batch's input files in raw_claim_rows (replacing the batch's earlier rows); returns the rows read
+    per file."""
+    mapping = load_mapping(config.mapping_file or None)
+    names = config.file_names or [Path(f).name for f in config.files]
+    hashes = config.file_hashes or [None] * len(config.files)
+    per_file = {}
+    ensure_schema(con)
+    # Each file's cells go to a temporary table first, outside the transaction: a CSV read that has to
+    # fall back to the single-threaded scanner fails its first attempt, and a failed statement would
+    # end the transaction.
+    staged = []
+    for index, file in enumerate(config.files):
+        path = Path(file)
+        kind = detect_kind(path)
+        if kind == "xlsx":
+            staged.append((kind, stage_excel(con, path, index, mapping)))
+        elif kind == "csv":
+            staged.append((kind, prefetched(path, index, mapping) or stage_csv(con, path, index, mapping)))
+        else:
+            rows = staging_table(con, index)
+            stage_837p(con, path, rows.table, config.batch_id, index, names[index])
+            staged.append((kind, rows))
+    con.execute("begin transaction")
+    clear_batch(con, "raw_claim_rows", config.batch_id)
+    # New rows are not judged yet: the batch's quarantine waits for validation.
+    clear_batch(con, "claim_quarantine", config.batch_id)
+    clear_batch(con, "batch_files", config.batch_id)
+    clear_batch(con, "batches", config.batch_id)
+    for index, (file, name, sha256, (kind, rows)) in enumerate(zip(config.files, names, hashes, staged)):
+        count = land_rows(con, rows, "raw_claim_rows", config.batch_id, index, name)
+        con.execute(
+            "insert into batch_files values (?, ?, ?, ?, ?, ?, ?)",
+            [config.batch_id, index, name, str(Path(file)), sha256 or file_sha256(Path(file)), kind, count],
+        )
+        per_file[name] = count
+        advance()
+    con.execute("insert into batches values (?, current_timestamp, ?)", [config.batch_id, "; ".join(names)])
+    con.execute("commit")
+    for _, rows in staged:
+        con.execute(f"drop table {rows.table}")
+    return per_file
+
+
 @dg.asset(group_name="ingest", kinds={"duckdb"}, deps=["inbox_files"])
 def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
                    duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per data row of each input export (CSV, Excel) or 837P service line, with its source: the
     values parsed leniently, beside the text of those the quarantine quotes."""
-    mapping = load_mapping(config.mapping_file or None)
-    names = config.file_names or [Path(f).name for f in config.files]
-    hashes = config.file_hashes or [None] * len(config.files)
-    per_file = {}
     with stage("read", total=len(config.files), unit="files") as progress, duckdb.get_connection() as con:
-        ensure_schema(con)
-        # Each file's cells go to a temporary table first, outside the transaction: a CSV read that has to
-        # fall back to the single-threaded scanner fails its first attempt, and a failed statement would
-        # end the transaction.
-        staged = []
-        for index, file in enumerate(config.files):
-            path = Path(file)
-            kind = detect_kind(path)
-            if kind == "xlsx":
-                staged.append((kind, stage_excel(con, path, index, mapping)))
-            elif kind == "csv":
-                staged.append((kind, prefetched(path, index, mapping) or stage_csv(con, path, index, mapping)))
-            else:
-                rows = staging_table(con, index)
-                stage_837p(con, path, rows.table, config.batch_id, index, names[index])
-                staged.append((kind, rows))
-        con.execute("begin transaction")
-        clear_batch(con, "raw_claim_rows", config.batch_id)
-        # New rows are not judged yet: the batch's quarantine waits for validation.
-        clear_batch(con, "claim_quarantine", config.batch_id)
-        clear_batch(con, "batch_files", config.batch_id)
-        clear_batch(con, "batches", config.batch_id)
-        for index, (file, name, sha256, (kind, rows)) in enumerate(zip(config.files, names, hashes, staged)):
-            count = land_rows(con, rows, "raw_claim_rows", config.batch_id, index, name)
-            con.execute(
-                "insert into batch_files values (?, ?, ?, ?, ?, ?, ?)",
-                [config.batch_id, index, name, str(Path(file)), sha256 or file_sha256(Path(file)), kind, count],
-            )
-            per_file[name] = count
-            progress.advance()
-        con.execute("insert into batches values (?, current_timestamp, ?)",
-                    [config.batch_id, "; ".join(names)])
-        con.execute("commit")
-        for _, rows in staged:
-            con.execute(f"drop table {rows.table}")
+        per_file = read_batch(con, config, progress.advance)
         progress.rows = sum(per_file.values())
     context.log.info(f"read {progress.rows} rows from {len(per_file)} file(s)")
     return dg.MaterializeResult(
