@@ -216,7 +216,7 @@ def hostile_rows(draw, index: int):
     if kind == "hostile":
         return cells, None
     day = draw(st.dates(date(2000, 1, 1), RUN_DAY))
-    form = draw(st.sampled_from(GOOD_FORMS if day.year < 2100 else GOOD_FORMS[:-2]))
+    form = draw(st.sampled_from(GOOD_FORMS))
     cell, code, carried = draw(code_cells())
     units, count = draw(whole_units)
     cells.update({"Claim ID": f"GOOD-{index}", "Line": draw(st.sampled_from(["1", "2", "1.0", " 3 ", "007"])),
