@@ -181,7 +181,7 @@ def code_cells(draw):
 whole_units = st.sampled_from([("1", 1), ("1.0", 1), ("2.00", 2), ("3", 3), ("+2", 2), ("10.", 10),
                                ("1,000", 1000), ("12", 12)])
 # (column, cell, a fragment of the reason) of one defect that quarantines a row that is otherwise good.
-DEFECTS = st.one_of(
+ONE_DEFECT = st.one_of(
     # Five-digit serial days end in 2173.
     dates_in(date(2026, 1, 16), date(2173, 10, 14), ["iso", "mm/dd/yyyy", "yyyymmdd", "serial"])
     .map(lambda d: ("DOS", written_date(*d), "is a date of service in the future")),
@@ -226,7 +226,7 @@ def hostile_rows(draw, index: int):
         cells.update(dict.fromkeys(MODIFIER_CELLS, ""))
     if kind == "good":
         return cells, ("line", day.isoformat(), code, carried, count)
-    column, value, reason = draw(DEFECTS)
+    column, value, reason = draw(ONE_DEFECT)
     cells[column] = value
     if value == "76120-26":
         cells.update({"Mod 1": "59", "Mod 2": "", "Modifiers": ""})
