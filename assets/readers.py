@@ -178,15 +178,16 @@ def _likeness(header: str, column: str) -> float:
 def mapping_advice(missing: list[str], unknown: list[str]) -> str:
     """A mapping ready to paste for the missing columns: each with the unrecognised header most like it, a
     commented line where none is; "" when no header is like any of them."""
-    pairs = sorted(((_likeness(h, column), i, h, column) for column in missing for i, h in enumerate(unknown)),
-                   key=lambda p: (-p[0], p[1]))
+    pairs = sorted(((_likeness(h, column), i, h, column)
+                    for column in missing for i, h in enumerate(unknown)), key=lambda p: (-p[0], p[1]))
     guesses: dict[str, str] = {}
     for score, _, header, column in pairs:
         if score >= GUESS_THRESHOLD and column not in guesses and header not in guesses.values():
             guesses[column] = header
     if not guesses:
         return ""
-    lines = ["# Paste into a mapping file and give it with --mapping FILE (or CLAIMSCRUB_MAPPING):", "[columns]"]
+    lines = ["# Paste into a mapping file and give it with --mapping FILE (or CLAIMSCRUB_MAPPING):",
+             "[columns]"]
     for column in missing:
         if column in guesses:
             lines.append(f'{_toml_string(guesses[column])} = "{column}"')
@@ -234,7 +235,8 @@ def detect_kind(path: Path) -> str:
     markup = _markup_kind(head)
     if markup:
         suffix = path.suffix.lower()
-        what = f" named {suffix}, not an Excel workbook" if suffix in (".xls", ".xlsx") else ", not a claim export"
+        what = (f" named {suffix}, not an Excel workbook" if suffix in (".xls", ".xlsx")
+                else ", not a claim export")
         raise InputFileError(f"{path}: {markup}{what}: open it in Excel and save it as .xlsx or CSV")
     stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if stripped.startswith(b"ISA"):
@@ -346,8 +348,8 @@ PARSED_COLUMNS = """
     case when strlen(date_of_service) = 10 and date_of_service[5] = '-' and date_of_service[8] = '-'
               and date_of_service[1] between '0' and '9'
              then try_strptime(date_of_service, '%Y-%m-%d')
-         when regexp_full_match(date_of_service,
-                                '[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?)?')
+         when regexp_full_match(date_of_service, '[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}'
+                                                 || '([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?)?')
              then try_strptime(regexp_extract(date_of_service, '^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}'), '%Y-%m-%d')
          when regexp_full_match(date_of_service, '[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}')
              then try_strptime(date_of_service, '%m/%d/%Y')
@@ -362,7 +364,8 @@ PARSED_COLUMNS = """
     case when code_modifiers is null or (column_modifiers <> [] and column_modifiers <> code_modifiers)
          then code_cell else left(code_cell, 5) end,
     units, try_cast(replace(units, ',', '') as double),
-    case when code_modifiers is not null and column_modifiers = [] then code_modifiers else column_modifiers end,
+    case when code_modifiers is not null and column_modifiers = [] then code_modifiers
+         else column_modifiers end,
     try_cast(replace(replace(charge, '$', ''), ',', '') as decimal(14,2)),
     rendering_npi, billing_npi,
     -- Two digits, as nearly every line has them, are kept without the regular expression (0.1 s of CPU per
@@ -624,7 +627,8 @@ def _open_first_sheet(path: Path):
     try:
         # data_only: a formula cell is read as the value Excel cached for it, never evaluated; external
         # links are not followed (keep_links=False), so nothing outside the file is ever opened.
-        # openpyxl goes by the name and refuses a workbook named .xls; given the bytes, it reads what is there.
+        # openpyxl goes by the name and refuses a workbook named .xls; given the bytes, it reads what is
+        # there.
         source = path if path.suffix.lower() in EXCEL_SUFFIXES else io.BytesIO(path.read_bytes())
         workbook = load_workbook(source, read_only=True, data_only=True, keep_links=False)
         sheet = workbook.worksheets[0]

@@ -28,7 +28,8 @@ REASONS = {
     ("patient_id", "not_nullable"): "patient_id is missing",
     ("date_of_service", "not_nullable"): "date_of_service {raw!r} is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)",
     ("date_of_service", "plausible"):
-        "date_of_service {raw!r}{read} is an implausible date of service (before " + EARLIEST_SERVICE[:4] + ")",
+        "date_of_service {raw!r}{read} is an implausible date of service (before "
+        + EARLIEST_SERVICE[:4] + ")",
     ("date_of_service", "not in the future"):
         "date_of_service {raw!r}{read} is a date of service in the future (after the run's day, {today})",
     ("hcpcs", "not_nullable"): "hcpcs is missing",

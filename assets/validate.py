@@ -74,10 +74,11 @@ where r.batch_id = batch
 # pandas holds (the year 24, the year 9999) is judged as the nearest date it holds: it fails the same check.
 JUDGED = f"""
 select row_id, claim_id, line_number_num as line_number, patient_id,
-       case when dos < date '1900-01-01' then date '1900-01-01' when dos > date '2200-01-01' then date '2200-01-01'
-            else dos end::timestamp as date_of_service,
+       case when dos < date '1900-01-01' then date '1900-01-01'
+            when dos > date '2200-01-01' then date '2200-01-01' else dos end::timestamp as date_of_service,
        hcpcs, units_num as units,
-       units is null or units_num is null or regexp_full_match(units, '{PLAIN_NUMBER}') as units_written, key_rank
+       units is null or units_num is null or regexp_full_match(units, '{PLAIN_NUMBER}') as units_written,
+       key_rank
 from parsed_rows($batch)
 """
 
@@ -197,8 +198,8 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         )
         cases = failed.join(detail, on="row_id")
         # Plain lists rather than pandas rows and groups: a night's export can quarantine many thousands.
-        fields = ["column", "check", "line_number_raw", "date_raw", "date_read", "hcpcs", "units_raw", "modifier_text",
-                  "claim_id", "first_seen"]
+        fields = ["column", "check", "line_number_raw", "date_raw", "date_read", "hcpcs", "units_raw",
+                  "modifier_text", "claim_id", "first_seen"]
         by_row: dict[int, list[str]] = {}
         for row_id, *values in zip(*(cases[name].tolist() for name in ["row_id", *fields])):
             by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values)), day))

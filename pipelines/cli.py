@@ -127,7 +127,8 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
     try:
         # Held for the whole run: a second scrub waits here instead of interleaving with this one.
-        with hold_database(database, timeout, on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)) as con:
+        with hold_database(database, timeout,
+                           on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)) as con:
             if locality and not _known_locality(con, locality):
                 fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
                       "(`claimscrub reference localities` lists them)")

@@ -59,9 +59,11 @@ DATE_FORMS = [
 
 
 def test_dates_of_service_in_every_written_form_are_read_as_the_day_they_name(con, tmp_path):
-    path = text_export(tmp_path / "dates.csv", [row(f"D{n}", DOS=text) for n, (text, _) in enumerate(DATE_FORMS)])
+    path = text_export(tmp_path / "dates.csv",
+                       [row(f"D{n}", DOS=text) for n, (text, _) in enumerate(DATE_FORMS)])
     land_rows(con, stage_csv(con, path, 0, {}), "raw_claim_rows", "b", 0, path.name)
-    read = con.execute("select date_of_service, strftime(dos, '%Y-%m-%d') from raw_claim_rows order by source_row")
+    read = con.execute("select date_of_service, strftime(dos, '%Y-%m-%d') from raw_claim_rows "
+                       "order by source_row")
     assert read.fetchall() == [(text, day) for text, day in DATE_FORMS]
 
 
@@ -114,7 +116,8 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
             assert expected in reasons.get(claim, ""), (changes, reasons.get(claim))
         else:
             line = run.line(claim, 1)
-            assert (line["date_of_service"], line["hcpcs"], line["modifiers"], line["units"]) == expected, changes
+            seen = (line["date_of_service"], line["hcpcs"], line["modifiers"], line["units"])
+            assert seen == expected, changes
     assert (run.line("XLS1", 1)["date_of_service"], run.line("XLS2", 1)["date_of_service"]) == (
         "2024-07-08", "2024-07-08")
     assert (run.line("XLS2", 1)["hcpcs"], run.line("XLS2", 1)["component"]) == ("76120", "TC")
@@ -122,7 +125,8 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
     assert whole_units[0]["expected_allowed"] == "212.84", "two units priced at twice the fee"
 
 
-@pytest.mark.parametrize("header", ["Patient Acct", "Acct #", "Account", "MRN", "Account No", "Patient Account #"])
+@pytest.mark.parametrize("header",
+                         ["Patient Acct", "Acct #", "Account", "MRN", "Account No", "Patient Account #"])
 def test_account_number_headers_are_read_as_patient_id(header):
     headers = ["Claim", "Line", header, "DOS", "CPT", "Units"]
     assert map_headers(headers, {}, Path("e.csv"))[2] == "patient_id"
@@ -136,9 +140,9 @@ def test_missing_columns_name_the_unrecognised_headers_and_print_a_mapping_that_
     refused = scrub([export], tmp_path / "out", db_path)
     assert refused.exit_code == 2 and not (tmp_path / "out").exists()
     first, *snippet = refused.stderr.strip().splitlines()
-    assert first == (f"claimscrub: {export}: required columns missing: claim_id, patient_id, date_of_service, "
-                     'units; headers not recognised: "Encounter #", "Pt Account Nbr", "Svc Dt", "Qty Billed", '
-                     '"Notes"')
+    assert first == (f"claimscrub: {export}: required columns missing: claim_id, patient_id, "
+                     'date_of_service, units; headers not recognised: "Encounter #", "Pt Account Nbr", '
+                     '"Svc Dt", "Qty Billed", "Notes"')
     assert snippet[1:] == ['[columns]', '"Encounter #" = "claim_id"', '"Pt Account Nbr" = "patient_id"',
                            '"Svc Dt" = "date_of_service"', '"Qty Billed" = "units"']
     # Pasted as printed, the mapping fixes the export; the command finds it through CLAIMSCRUB_MAPPING.
@@ -154,7 +158,8 @@ def test_missing_columns_name_the_unrecognised_headers_and_print_a_mapping_that_
 def test_a_header_like_no_missing_column_gets_no_mapping_to_paste():
     with pytest.raises(InputFileError) as refused:
         map_headers(["Claim", "Line", "Patient", "DOS", "CPT", "Favourite colour"], {}, Path("e.csv"))
-    assert str(refused.value) == 'e.csv: required column missing: units; headers not recognised: "Favourite colour"'
+    assert str(refused.value) == (
+        'e.csv: required column missing: units; headers not recognised: "Favourite colour"')
     assert refused.value.advice == ""
 
 
@@ -192,14 +197,16 @@ EXCEL_2003_XML = ('<?xml version="1.0"?>\n<?mso-application progid="Excel.Sheet"
 # (what goes wrong, the arguments it adds to a scrub of a good export, the name and problem its line states)
 BEFORE_THE_RUN = [
     ("unknown locality", lambda tmp_path: ["--locality", "99999-99"], "'99999-99'",
-     "is not a Medicare pricing locality of the loaded GPCI releases (`claimscrub reference localities` lists"),
+     "is not a Medicare pricing locality of the loaded GPCI releases "
+     "(`claimscrub reference localities` lists"),
     ("out is a file", _out_is_a_file, "out", "is a file, not a folder"),
     ("out under a file", _out_under_a_file, "reports", "is a file, not a folder"),
     ("mapping does not parse", _mapping(b'[columns]\n"Acct" = patient_id\n'), "site-mapping.toml",
      "cannot read the header mapping file"),
     ("mapping to an unknown column", _mapping(b'[columns]\n"Acct" = "patientid"\n'), "site-mapping.toml",
      "'patientid' is not a claimscrub column (did you mean 'patient_id'?)"),
-    ("mapping that is no table", _mapping(b'columns = "Acct"\n'), "site-mapping.toml", "[columns] is not a table"),
+    ("mapping that is no table", _mapping(b'columns = "Acct"\n'), "site-mapping.toml",
+     "[columns] is not a table"),
     ("mapping that is not text", _mapping(b"\xff\xfe[\x00c\x00"), "site-mapping.toml",
      "cannot read the header mapping file"),
     ("html saved as xls", _page("portal.xls", HTML), "portal.xls",
