@@ -20,7 +20,8 @@ import pytest
 
 from reference.loaders import Release, load_release
 
-from .helpers import scrub, write_csv
+from .engine import engine_scrub
+from .helpers import write_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NPI_A = "1234567893"   # valid check digits
@@ -176,7 +177,7 @@ def corpus_run(tmp_path_factory, reference_db):
                               files=[FIXTURES / "ptp_handmade_2025Q1.txt"], origin="test"))
     con.close()
     export = write_csv(work / "corpus.csv", ROWS)
-    run = scrub([export], work / "out", db)
+    run = engine_scrub([export], work / "out", db)
     assert run.exit_code == 0, run.stderr
     return run
 

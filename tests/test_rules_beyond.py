@@ -29,7 +29,8 @@ from openpyxl import Workbook
 
 from reference.loaders import AOC_HEADER, Release, load_release
 
-from .helpers import scrub, write_csv
+from .engine import engine_scrub
+from .helpers import write_csv
 
 NPI_A = "1234567893"   # valid check digits
 NPI_B = "9876543213"
@@ -299,7 +300,7 @@ def corpus_run(tmp_path_factory, reference_db):
         load_release(con, Release(id="AOC TEST 2025Q1", table="aoc", layout="aoc_xlsx",
                                   effective_start=date(2025, 1, 1), effective_end=date(2025, 3, 31),
                                   files=[handmade_aoc_workbook(work / "aoc_handmade.xlsx")], origin="test"))
-    run = scrub([write_csv(work / "beyond.csv", ROWS), write_csv(work / "beyond-more.csv", ROWS_SECOND_FILE)],
+    run = engine_scrub([write_csv(work / "beyond.csv", ROWS), write_csv(work / "beyond-more.csv", ROWS_SECOND_FILE)],
                 work / "out", db)
     assert run.exit_code == 0, run.stderr
     return run
@@ -464,14 +465,14 @@ def history_runs(tmp_path_factory, reference_db):
     work = tmp_path_factory.mktemp("beyond-history")
     db = work / "claimscrub.duckdb"
     shutil.copyfile(reference_db, db)
-    earlier = scrub([write_csv(work / "earlier.csv", [_history_line(*row) for row in EARLIER])],
-                    work / "earlier", db, "--history")
+    earlier = engine_scrub([write_csv(work / "earlier.csv", [_history_line(*row) for row in EARLIER])],
+                           work / "earlier", db, history=True)
     assert earlier.exit_code == 0, earlier.stderr
     tonight = write_csv(work / "tonight.csv", [_history_line(claim, patient, code, "2026-07-05")
                                                for claim, (patient, code, *_) in TONIGHT.items()])
-    alone = scrub([tonight], work / "alone", db)
+    alone = engine_scrub([tonight], work / "alone", db)
     assert alone.exit_code == 0, alone.stderr
-    together = scrub([tonight], work / "together", db, "--history")
+    together = engine_scrub([tonight], work / "together", db, history=True)
     assert together.exit_code == 0, together.stderr
     return earlier, alone, together
 

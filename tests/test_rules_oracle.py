@@ -19,7 +19,8 @@ from decimal import ROUND_HALF_UP, Decimal
 import duckdb
 import pytest
 
-from .helpers import scrub, write_csv
+from .engine import engine_scrub
+from .helpers import write_csv
 
 CODES = ["76120", "76120", "76120", "92611", "76000", "77001", "77002", "36591", "96523", "75571", "76125",
          "93452", "99213", "99214", "71046", "70450", "70460", "71250", "74176", "74177", "93000", "93010",
@@ -390,7 +391,7 @@ def generated_run(tmp_path_factory, reference_db):
     db = work / "claimscrub.duckdb"
     shutil.copyfile(reference_db, db)
     rows = generate(3000, seed=20240715)
-    run = scrub([write_csv(work / "generated.csv", rows)], work / "out", db)
+    run = engine_scrub([write_csv(work / "generated.csv", rows)], work / "out", db)
     assert run.exit_code == 0, run.stderr
     con = duckdb.connect(str(db), read_only=True)
     expected = judge(rows, Reference(con))
@@ -467,7 +468,7 @@ def test_a_batch_judged_in_parts_by_patient_gets_the_same_findings_as_judged_who
     monkeypatch.setattr("assets.scrub.LINES_PER_PART", 400)
     db = tmp_path / "claimscrub.duckdb"
     shutil.copyfile(reference_db, db)
-    parted = scrub([write_csv(tmp_path / "generated.csv", generate(3000, seed=20240715))], tmp_path / "out", db)
+    parted = engine_scrub([write_csv(tmp_path / "generated.csv", generate(3000, seed=20240715))], tmp_path / "out", db)
     assert parted.exit_code == 0, parted.stderr
     assert len(parted.flags) > 1000
     assert parted.flags == run.flags
