@@ -368,8 +368,7 @@ PARSED_COLUMNS = """
          else column_modifiers end,
     try_cast(replace(replace(charge, '$', ''), ',', '') as decimal(14,2)),
     rendering_npi, billing_npi,
-    -- Two digits, as nearly every line has them, are kept without the regular expression (0.1 s of CPU per
-    -- two million lines).
+    -- Two digits, as nearly every line has them, are kept without the regular expression, which costs more.
     case when place_of_service is null then '11'
          when strlen(place_of_service) = 2 and place_of_service between '00' and '99'
               and right(place_of_service, 1) between '0' and '9' then place_of_service
@@ -491,8 +490,8 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
 
 
 class CsvPrefetch:
-    """CSV exports staged ahead of their run, on a thread, while Dagster starts up (about two seconds of
-    Python, which leave a core idle). The cells go to an in-memory database that every connection of the
+    """CSV exports staged ahead of their run, on a thread, while Dagster starts up (Python work that leaves a
+    core idle). The cells go to an in-memory database that every connection of the
     process sees; the read stage takes a file's from there when path, size, modification time, position
     and header mapping match, and stages the file itself otherwise (a file that failed here fails there,
     with its own message)."""

@@ -34,7 +34,7 @@ SAMPLE_ROWS = 20_000
 def sample_filter(column: str, total: int) -> str:
     """A condition that keeps about SAMPLE_ROWS of `total` rows, the same ones on every run (all of a small
     batch): those whose `column` hashes to 0 modulo total // SAMPLE_ROWS. DuckDB filters on all its
-    threads; a reservoir sample draws on one (about 0.1 s of a batch of two million lines, twice)."""
+    threads; a reservoir sample draws on one."""
     return f"hash({column}) % {max(1, total // SAMPLE_ROWS)} = 0"
 
 

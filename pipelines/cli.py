@@ -187,7 +187,7 @@ main.add_command(feedback)
 def run() -> None:
     """The console command: `main`, then an immediate exit. Everything the command writes is closed by the
     time `main` returns; what is left is the interpreter freeing Dagster's and pandas' modules object by
-    object, which takes most of a second and changes nothing on disk."""
+    object, which takes time and changes nothing on disk."""
     try:
         main()
         code = 0
