@@ -46,6 +46,9 @@ class BatchConfig(dg.Config):
     rvu_variant: str = ""
     work_floor_through: str = ""
     out_dir: str = ""
+    # Where the files come from, for the trend (summary.json's `source`): the nightly run names its inbox; empty,
+    # the files' names without their dates.
+    source: str = ""
     show_ids: bool = False
     # Also judge the batch's lines against lines of earlier batches (the nightly run and `--history`).
     with_history: bool = False
@@ -189,7 +192,7 @@ def scrub_report(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeR
     with stage("write", total=len(outputs.OUTPUT_FILES), unit="files") as progress, \
             duckdb.get_connection() as con:
         summary = outputs.write_outputs(con, config.batch_id, Path(config.out_dir), config.show_ids,
-                                        progress.advance)
+                                        progress.advance, config.source)
         progress.rows = summary["lines_scrubbed"] + summary["findings"]["total"] + summary["rows_quarantined"]
     return dg.MaterializeResult(
         metadata={"out_dir": config.out_dir, "findings": summary["findings"]["total"], "rows": progress.rows,

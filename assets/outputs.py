@@ -24,7 +24,7 @@ from reports.workbook import build_workbook
 from .coverage import batch_coverage
 from .feedback import feedback_views, has_remittances
 from .readers import database_settings
-from .report_data import carc_texts, gather_report, record_run
+from .report_data import carc_texts, gather_report, record_run, source_key
 from .rules import registry_frame
 from .tables import row_id
 
@@ -46,6 +46,7 @@ def units_text(column: str) -> str:
 # again by that number after the joins. The table is stored in `_row` order, and the write stage keeps
 # insertion order: flags.csv and the Findings sheet read it as stored, without sorting it again.
 # `{patient}` masks the patient of each finding.
+# Beyond what flags.csv shows, a finding keeps the facts the Worklist's instructions name (assets/worklist.py).
 FINDING_ROWS = f"""
 create or replace temp table finding_rows as
 select row_number() over () as _row, *
@@ -54,7 +55,9 @@ from (
            l.modifier_text as modifiers, l.units, l.provider, l.payer, f.rule_id, f.category, f.severity, f.carc,
            f.dollars_at_risk, f.message, r.fix, {{partner}} f.ptp_column_1, f.ptp_column_2,
            f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release, p.mue_release,
-           p.reference_match, l.source_file, l.source_row, f.partner_batch
+           p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id, f.partner_line_id,
+           l.component, l.place_of_service, l.rendering_npi, l.billing_npi, p.status, p.pctc, p.mue_value,
+           p.bilat_surg, p.asst_surg, p.co_surg, p.team_surg
     from (select * from line_flags where batch_id = $batch) f
     join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line_id
     join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
@@ -336,7 +339,7 @@ def _remove_abandoned_staging(out_dir: Path) -> None:
 
 
 def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
-                  advance: Callable[..., None] = lambda *_, **__: None) -> dict:
+                  advance: Callable[..., None] = lambda *_, **__: None, source: str = "") -> dict:
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(out_dir)
@@ -356,7 +359,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
     threads = setting.execute("select current_setting('threads')").fetchall()[0][0]
     try:
         with database_settings(setting, preserve_insertion_order=True, threads=max(1, threads // 2)):
-            summary = _write_files(con, batch_id, out_dir, show_ids, advance, pool, staging, threads)
+            summary = _write_files(con, batch_id, out_dir, show_ids, advance, pool, staging, threads, source)
     finally:
         pool.shutdown()
         shutil.rmtree(staging, ignore_errors=True)
@@ -365,8 +368,9 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
 
 
 def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Callable[..., None],
-                 pool: ThreadPoolExecutor, staging: Path, threads: int) -> dict:
-    """The stage's files, written to `staging` and moved into `out_dir` once all are there."""
+                 pool: ThreadPoolExecutor, staging: Path, threads: int, source: str) -> dict:
+    """The stage's files, written to `staging` and moved into `out_dir` once all are there. `source` names where
+    the files came from (else their names without dates: report_data.source_key)."""
     carc = carc_texts(con)
     con.register("registry_frame", registry_frame(carc[1]))
     con.execute("create or replace temp table rule_registry as select * from registry_frame")
@@ -385,6 +389,7 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
     advance(what="quarantine.csv")
     summary = summarised.result()
+    summary["source"] = source or source_key([f["file"] for f in summary["files"]])
     (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     advance(what="summary.json")
     feedback = feedback_views(con) if has_remittances(con) else None

@@ -3,12 +3,14 @@ trend reads. reports/workbook.py turns them into the file; nothing here formats 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from reports.sheet_xml import QueryRows
-from reports.workbook import Report, Table
+from reports.workbook import OtherRuns, Report, Table
 
 from .rules import registry_frame
+from .worklist import build_worklist, closing_note
 
 # The big tables number their rows (`_row`) in the sheet's order; DuckDB writes them (reports/sheet_xml.py).
 # The Findings sheet: every finding with the evidence an auditor reads, from the findings table that
@@ -20,56 +22,30 @@ select claim_id, line_number, patient, date_of_service, hcpcs, modifiers, cast(u
        'column 1 ' || ptp_column_1 || ', column 2 ' || ptp_column_2 || ', modifier indicator '
            || ptp_modifier_indicator || coalesce(': ' || ptp_rationale, '') as ptp_edit,
        concat_ws('; ', rvu_release, ptp_release, mue_release) as releases,
-       reference_match, source_file, source_row, _row
+       reference_match, source_file, source_row,
+       case when m.first_at_severity then 'yes' end as counted_once,
+       case when m.first_in_category then 'yes' end as counted_once_in_category, f._row
+from finding_rows f
+positional join finding_marks m
+where case when f._row <> m._row then error('findings and their marks are not in the same order') else true end
+"""
+# The finding that counts its line's dollars once in the Summary's totals: the first of the line's findings of its
+# severity (and of its category too), so that a filter on the Findings sheet gives each total. Worked out on the
+# findings' keys alone and stored in their order, then read beside them by position: a window over the wide rows
+# of finding_rows cost as much as building it.
+FINDING_MARKS = """
+create or replace temp table finding_marks as
+select _row, row_number() over (partition by line_id, severity order by _row) = 1 as first_at_severity,
+       row_number() over (partition by line_id, severity, category order by _row) = 1 as first_in_category
 from finding_rows
+order by _row
 """
 
-# One row per claim with a deny finding, from the batch's findings table (a line is its claim and line
-# number: a repeated one is quarantined). A line's dollars count once however many deny findings it has;
-# the fixes name each rule once, with the lines it applies to. Lists are gathered and sorted rather than
-# aggregated in order, and a claim's own columns are grouped by claim alone before the joins: both cheaper.
+# One row per line to fix (assets/worklist.py builds them from the findings table, in the sheet's order).
 WORKLIST_SQL = """
-with found as (
-    select claim_id, line_number, rule_id, severity, dollars_at_risk, fix, patient, payer, provider,
-           date_of_service
-    from finding_rows
-),
-money as (
-    select claim_id, sum(amount) as dollars_at_risk, count(*) as lines_to_fix
-    from (select claim_id, line_number, max(dollars_at_risk) as amount
-          from found where severity = 'deny' group by claim_id, line_number)
-    group by claim_id
-),
-per_rule as (
-    select claim_id, rule_id, fix, min(line_number) as first_line,
-           case when count(distinct line_number) = 1 then 'line ' else 'lines ' end
-               || array_to_string(list_sort(list(distinct line_number)), ', ') as lines
-    from found
-    where severity = 'deny'
-    group by claim_id, rule_id, fix
-),
-fixes as (
-    select claim_id, array_to_string(list_sort(list(rule_id)), ', ') as rules,
-           array_to_string(list_transform(list_sort(list({'line': first_line, 'rule': rule_id,
-                                                            'text': rule_id || ' (' || lines || '): ' || fix})),
-                                          lambda f: f.text), ' | ') as to_fix
-    from per_rule group by claim_id
-),
-claims as (
-    select claim_id, min(patient) as patient, min(payer) as payer,
-           array_to_string(list_sort(list(distinct provider) filter (where provider is not null)), ', ')
-               as providers,
-           min(date_of_service) as date_of_service,
-           count(*) filter (where severity = 'deny') as deny_findings,
-           count(*) filter (where severity = 'review') as review_findings
-    from found group by claim_id
-)
-select c.claim_id, c.patient, c.payer, c.providers, c.date_of_service, m.dollars_at_risk, c.deny_findings,
-       m.lines_to_fix, x.rules, x.to_fix, c.review_findings,
-       row_number() over (order by m.dollars_at_risk desc, c.claim_id) as _row
-from claims c
-join money m on m.claim_id = c.claim_id
-join fixes x on x.claim_id = c.claim_id
+select claim_id, line_number, hcpcs, modifiers, units, provider, dollars_at_risk, severity, action, instruction,
+       resolves, partners, explanation, also_to_review, claim_dollars, biller, date_of_service, payer, patient, _row
+from worklist_rows
 """
 
 CATEGORIES_SQL = """
@@ -84,10 +60,12 @@ group by f.category
 order by dollars_at_risk desc, f.category
 """
 
+# The rules of the deny findings by the dollars of their lines (a line counts once per rule: on the Findings
+# sheet, the rule and severity deny), the ten biggest.
 TOP_RULES_SQL = """
 select rule_id, category, severity, sum(n) as findings, sum(amount) as dollars_at_risk
 from (select rule_id, category, severity, line_id, count(*) as n, max(dollars_at_risk) as amount
-      from line_flags where batch_id = $batch group by all)
+      from line_flags where batch_id = $batch and severity = 'deny' group by all)
 group by all
 order by dollars_at_risk desc, findings desc, rule_id
 limit 10
@@ -113,14 +91,43 @@ select source_file, source_row, claim_id, line_number, reasons,
 from claim_quarantine where batch_id = $batch
 """
 
-# The last twelve runs, oldest first, each named by its file (or how many files it had).
+# The last twelve runs of the batch's source (see source_key), oldest first, each named by its file (or how many
+# files it had): a trend compares like with like.
 HISTORY_SQL = """
 select started_at,
        case when file_count = 1 then '(' || files || ')' else '(' || file_count || ' files)' end as files,
        lines_scrubbed, findings, deny_findings, dollars_at_risk from (
-    select * from run_history order by started_at desc, batch_id desc limit 12)
+    select * from run_history where source = $source order by started_at desc, batch_id desc limit 12)
 order by started_at, batch_id
 """
+# The runs of other sources the trend leaves out: how many, and the latest of them.
+OTHER_SOURCES_SQL = """
+select count(*), arg_max(source, started_at), max(started_at)
+from run_history where source is distinct from $source
+"""
+
+# Dates as file names carry them: 2026-05-12, 2026_05_12, 20260512 (year first), 05-12-2026, 05122026 (month
+# first), not inside a longer run of digits.
+DATE_IN_NAME = re.compile(
+    r"(?<!\d)(?:(?:19|20)\d\d[-_.]?(?:0[1-9]|1[0-2])[-_.]?(?:0[1-9]|[12]\d|3[01])"
+    r"|(?:0[1-9]|1[0-2])[-_.]?(?:0[1-9]|[12]\d|3[01])[-_.]?(?:19|20)\d\d)(?!\d)")
+SEPARATORS = re.compile(r"[-_. ]{2,}")
+
+
+def name_without_dates(name: str) -> str:
+    """A file name with its dates removed, and the separators left around them: claims_2026-05-12.csv and
+    claims-20260513.csv are both claims.csv."""
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    stem = SEPARATORS.sub(lambda m: m.group(0)[0], DATE_IN_NAME.sub("", stem)).strip("-_. ") or "dated"
+    return f"{stem}.{suffix}".lower() if suffix else stem.lower()
+
+
+def source_key(file_names: list[str]) -> str:
+    """Where a run's files came from, for the trend: their names without dates (the nightly run names its inbox
+    instead, pipelines/nightly.py)."""
+    return "files " + "; ".join(sorted({name_without_dates(name) for name in file_names}))
 
 
 def _query_table(con, sql: str, params: dict, count: int | None = None, in_order: bool = False) -> Table:
@@ -147,17 +154,24 @@ def carc_texts(con) -> tuple[str, dict[str, str]]:
 
 
 def record_run(con, summary: dict) -> None:
-    """Keep the run's totals in run_history (one row per batch; a rerun replaces its row): the trend."""
+    """Keep the run's totals and source in run_history (one row per batch; a rerun replaces its row): the trend.
+    Runs recorded before sources were kept get theirs from their file names."""
+    for batch_id, files in con.execute(
+            "select batch_id, files from run_history where source is null").fetchall():
+        con.execute("update run_history set source = ? where batch_id = ?",
+                    [source_key((files or "").split("; ")), batch_id])
     con.execute("delete from run_history where batch_id = ?", [summary["batch_id"]])
     con.execute(
-        "insert into run_history values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        """insert into run_history (batch_id, started_at, finished_at, files, file_count, rows_read, lines_scrubbed,
+                                    rows_quarantined, findings, deny_findings, dollars_at_risk, source)
+           values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [summary["batch_id"], datetime.fromisoformat(summary["started"]).replace(tzinfo=None),
          datetime.fromisoformat(summary["finished"]).replace(tzinfo=None),
          "; ".join(f["file"] for f in summary["files"]), len(summary["files"]), summary["rows_read"],
          summary["lines_scrubbed"],
          summary["rows_quarantined"], summary["findings"]["total"],
          summary["findings"]["by_severity"].get("deny", 0),
-         summary["dollars_at_risk"]["by_severity"].get("deny", 0.0)],
+         summary["dollars_at_risk"]["by_severity"].get("deny", 0.0), summary["source"]],
     )
 
 
@@ -191,8 +205,12 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
     as the sheet is written; the findings and the worklist read the batch's findings table (`finding_rows`,
     assets/outputs.py), whose patients are already masked unless asked for."""
     params = {"batch": summary["batch_id"]}
-    worklist_count = con.execute(
-        "select count(distinct claim_id) from finding_rows where severity = 'deny'").fetchall()[0][0]
+    con.execute(FINDING_MARKS)
+    worklist_count = build_worklist(con, summary["batch_id"])
+    worklist_claims, deny_lines = con.execute(
+        """select count(distinct claim_id), count(*) filter (where dollars_at_risk is not null)
+           from worklist_rows""").fetchall()[0]
+    others = con.execute(OTHER_SOURCES_SQL, {"source": summary["source"]}).fetchall()[0]
     carc_release, carc_text = carc
     by_rule = summary["findings"]["by_rule"]
     rules = registry_frame(carc_text)
@@ -210,7 +228,10 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
     return Report(
         summary=summary,
         findings=_query_table(con, FINDINGS_SQL, {}, summary["findings"]["total"], in_order=True),
-        worklist=_query_table(con, WORKLIST_SQL, {}, worklist_count),
+        worklist=_query_table(con, WORKLIST_SQL, {}, worklist_count, in_order=True),
+        worklist_claims=worklist_claims,
+        deny_lines=deny_lines,
+        worklist_note=closing_note(),
         quarantine=_query_table(con, QUARANTINE_SQL, params, summary["rows_quarantined"]),
         rules=Table([*rules.columns, "findings"],
                     [(*row, by_rule.get(row[0], 0)) for row in rules.itertuples(index=False)]),
@@ -220,6 +241,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
         top_rules=_query_table(con, TOP_RULES_SQL, params),
         top_providers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "provider"), {}),
         top_payers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "payer"), {}),
-        history=_query_table(con, HISTORY_SQL, {}),
+        history=_query_table(con, HISTORY_SQL, {"source": summary["source"]}),
+        other_runs=OtherRuns(others[0], others[1], others[2]),
         feedback=feedback,
     )

@@ -124,8 +124,9 @@ def nightly_scrub(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.S
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
     batch_id = nightly_batch_id(night, pending)
     files = [archived_file(key) for key in pending]
+    # The trend compares tonight with earlier nights of this inbox, whatever the files are called.
     config = run_config(batch_id, files, reports_path() / batch_id, mapping_file(), default_locality(), False,
-                        with_history=True)
+                        with_history=True, source=f"inbox {inbox_path().resolve()}")
     return dg.RunRequest(run_key=batch_id, run_config=config,
                          tags={BATCH_TAG: batch_id, NIGHTLY_TAG: "true"})
 

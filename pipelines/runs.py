@@ -28,7 +28,10 @@ def batch_id_for(files: list[Path], hashes: list[str]) -> str:
 
 
 def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
-               show_ids: bool, with_history: bool = False, hashes: list[str] | None = None) -> dict:
+               show_ids: bool, with_history: bool = False, hashes: list[str] | None = None,
+               source: str = "") -> dict:
+    """The run's configuration; `source` names where its files come from (the trend's key), else their names
+    without dates stand for it."""
     from .settings import rvu_variant, work_floor_through
 
     config = {
@@ -43,6 +46,7 @@ def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: 
         "out_dir": str(out_dir.resolve()) if out_dir else "",
         "show_ids": show_ids,
         "with_history": with_history,
+        "source": source,
     }
     ops = {name: {"config": config} for name in
            ["raw_claim_rows", "validated_claims", "priced_lines", "line_flags", "scrub_report"]}

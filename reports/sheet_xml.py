@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
 
 try:  # Intel's ISA-L deflate: the same stream as zlib's, for a fraction of the CPU at the fastest levels
     from isal import isal_zlib as deflate_library
@@ -250,12 +251,15 @@ from (select *, cast(_row + {first_row - 1} as varchar) as _r, {careful_sql("_te
 
 @dataclass
 class PendingRows:
-    """Rows to write into a saved sheet: its position in the workbook, and the query that makes them."""
+    """Rows to write into a saved sheet: its position in the workbook, and the query that makes them. `closing`
+    lines follow the rows, one text cell each, after an empty row; the rows start at `first_row`."""
 
     sheet_index: int
     rows: QueryRows
     sql: str
     count: int
+    closing: list[str] = field(default_factory=list)
+    first_row: int = 3
 
     def write(self, out: Callable[[bytes], object]) -> int:
         result = self.rows.con.execute(self.sql, self.rows.params)
@@ -266,7 +270,16 @@ class PendingRows:
                 raise RuntimeError(f"sheet {self.sheet_index}: rows are not numbered 1, 2, ... in order")
             out(b"".join(row[0] for row in chunk))
             written += len(chunk)
+        if self.closing:
+            out(closing_xml(self.closing, self.first_row + written + 1))
         return written
+
+
+def closing_xml(lines: list[str], first_row: int) -> bytes:
+    """Rows of one text cell each from `first_row` on: a note below a sheet's rows (text from code, not input)."""
+    cells = (f'<row r="{first_row + n}"><c t="inlineStr"><is><t>{escape(line)}</t></is></c></row>'
+             for n, line in enumerate(lines))
+    return "".join(cells).encode()
 
 
 def _deflate(data: bytes, final: bool) -> bytes:

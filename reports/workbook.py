@@ -12,7 +12,7 @@ string cell, whatever it starts with.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from math import ceil
@@ -85,6 +85,15 @@ class Table:
             self.count = len(self.rows)
 
 
+@dataclass(frozen=True)
+class OtherRuns:
+    """The runs of other sources in the database, which the trend leaves out: how many, and the latest."""
+
+    count: int = 0
+    latest_source: str | None = None
+    latest_started: datetime | None = None
+
+
 @dataclass
 class Report:
     """Everything the workbook shows. `summary` is the run's summary.json; the rest are its tables."""
@@ -101,6 +110,10 @@ class Report:
     top_payers: Table  # name, claims, findings, dollars_at_risk
     history: Table  # started, files, lines_scrubbed, findings, deny_findings, dollars_at_risk; oldest first
     feedback: dict | None = None  # the payer feedback views, once remittances are loaded
+    worklist_claims: int = 0  # the claims the Worklist's lines belong to
+    deny_lines: int = 0  # the lines with a deny finding, each counted once
+    worklist_note: list[str] = field(default_factory=list)  # the Worklist's closing note
+    other_runs: OtherRuns = OtherRuns()  # runs of other sources, left out of the trend
 
 
 FINDINGS = [
@@ -126,19 +139,30 @@ FINDINGS = [
     Column("reference_match", "Reference match", 16),
     Column("source_file", "Source file", 24),
     Column("source_row", "Source row", 11, "number"),
+    # The finding that counts its line's dollars once in the Summary's totals (see its closing note).
+    Column("counted_once", "Line counted once", 11),
+    Column("counted_once_in_category", "Line counted once in category", 14),
 ]
 WORKLIST = [
-    Column("claim_id", "Claim", 14),
-    Column("patient", "Patient", 16),
-    Column("payer", "Payer", 20),
-    Column("providers", "Provider NPI", 13),
-    Column("date_of_service", "Date of service", 15, "date"),
-    Column("dollars_at_risk", "Dollars at risk", 15, "money"),
-    Column("deny_findings", "Deny findings", 13, "number"),
-    Column("lines_to_fix", "Lines to fix", 12, "number"),
-    Column("rules", "Rules", 26, wrap=True),
-    Column("to_fix", "What to fix", 70, wrap=True),
-    Column("review_findings", "Also to review", 14, "number"),
+    Column("claim_id", "Claim", 13),
+    Column("line_number", "Line", 5, "number"),
+    Column("hcpcs", "Code", 7),
+    Column("modifiers", "Modifiers", 9),
+    Column("units", "Units", 6, "number"),
+    Column("provider", "Provider NPI", 12),
+    Column("dollars_at_risk", "Dollars at risk", 11, "money"),
+    Column("severity", "Severity", 8, "severity"),
+    Column("action", "Action", 14, wrap=True),
+    Column("instruction", "Instruction", 60, wrap=True),
+    Column("resolves", "Resolves", 26, wrap=True),
+    Column("partners", "Partner lines", 26, wrap=True),
+    Column("explanation", "Explanation (each finding's own)", 60, wrap=True),
+    Column("also_to_review", "Also to review", 40, wrap=True),
+    Column("claim_dollars", "Claim at risk", 11, "money"),
+    Column("biller", "Billing NPI", 12),
+    Column("date_of_service", "Date of service", 11, "date"),
+    Column("payer", "Payer", 16),
+    Column("patient", "Patient", 15),
 ]
 QUARANTINE = [
     Column("source_file", "Source file", 24),
@@ -258,12 +282,14 @@ def _landscape(sheet, fit_width: bool = True) -> None:
 
 
 def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table, caption: str,
-                overflow: str, max_rows: int, fit_width: bool = True) -> PendingRows | None:
-    """A sheet of one table: a caption line, a frozen, filtered header, then one row per table row.
+                overflow: str, max_rows: int, fit_width: bool = True,
+                closing: Sequence[str] = ()) -> PendingRows | None:
+    """A sheet of one table: a caption line, a frozen, filtered header, then one row per table row, and the
+    `closing` note below them, a line a row, after an empty row.
 
     When the table has more rows than the sheet holds, the caption says so (`overflow`, with {shown} and
-    {total}) and the rows stop at the sheet's limit. The rows of a table that is a query are written after
-    the workbook is saved: the returned PendingRows says where and how.
+    {total}) and the rows stop at the sheet's limit (a closing note then makes room for itself). The rows of a
+    table that is a query are written after the workbook is saved: the returned PendingRows says where and how.
     """
     sheet = book.create_sheet(title)
     _landscape(sheet, fit_width)
@@ -273,7 +299,9 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
     sheet.print_title_rows = "1:2"
     if not fit_width:
         sheet.print_title_cols = "A:B"  # pages printed across still say which claim and line
-    room = max_rows - 2
+    if closing and max_rows - 2 <= len(closing) + 1:
+        closing = ()  # no room for rows and the note: the rows go first
+    room = max_rows - 2 - (len(closing) + 1 if closing else 0)
     truncated = table.count > room
     note = overflow.format(shown=room, total=table.count) if truncated else caption.format(total=table.count)
     sheet.append([_styled(sheet, note, font=WARNING if truncated else BOLD)])
@@ -283,9 +311,14 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
     if isinstance(table.rows, QueryRows):
         written = min(table.count, room)
         pending = _query_sheet_rows(book, sheet, columns, table.rows, wrapping, room, written)
+        pending.closing = list(closing)
     else:
         written = _append_rows(sheet, columns, table, wrapping, room)
         pending = None
+        if closing:
+            sheet.append([])
+            for line in closing:
+                sheet.append([text_cell(sheet, line)])
     sheet.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{written + 2}"
     return pending
 
@@ -370,10 +403,11 @@ class _Lines:
         self.add(*[_styled(self.sheet, title if i == 0 else None, font=font, fill=fill)
                    for i in range(width)])
 
-    def header(self, *names: str, text_columns: int = 1) -> int:
-        """A bold header; the columns after the text ones hold numbers, so their headers sit right."""
+    def header(self, *names: str, text_columns: int = 1, text_after: int | None = None) -> int:
+        """A bold header; the columns after the text ones (up to `text_after`) hold numbers, so their headers
+        sit right."""
         return self.add(*(_styled(self.sheet, name, font=BOLD, fill=HEADER_FILL,
-                                  align="right" if i >= text_columns else None)
+                                  align="right" if text_columns <= i < (text_after or len(names)) else None)
                           for i, name in enumerate(names)))
 
     def fact(self, label: str, value, number_format=None, font=None) -> int:
@@ -385,9 +419,17 @@ def _timestamp(iso: str | None) -> str:
     return "" if not iso else datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_claims: int) -> None:
+# Categories and rules overlap: a line with findings in two categories counts under each (RULES.md).
+OVERLAP = "a line can fall under several categories"
+COUNTED_ONCE = "Each line counted once"
+# How each figure of the Summary is found on the Findings sheet: filters, then the sum of Dollars at risk.
+DENY_ONCE = "Severity = deny, Line counted once = yes"
+
+
+def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_lines: int) -> None:
     """The manager's page first (what is at risk, where, and the trend, with the charts beside), then a
-    second printed page with the top providers and payers and the facts of the run."""
+    second printed page with the top providers and payers, the facts of the run, and how each dollar figure
+    is found on the Findings sheet."""
     summary = report.summary
     sheet = book.create_sheet("Summary")
     _landscape(sheet)
@@ -417,37 +459,42 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
             out.section(f"    {entry['advice']}", fill=STALE_FILL, bold=False)
     out.blank()
 
+    deny_findings = summary["findings"]["by_severity"].get("deny", 0)
     headline = out.row + 1
-    out.section("At risk of denial tonight")
+    out.section("At risk of denial tonight (each line counted once)")
     out.fact("Dollars at risk of denial", deny_dollars, MONEY,
              Font(name=FONT, bold=True, size=14, color="C00000"))
-    out.fact("Claims with a deny finding", report.worklist.count)
+    out.fact("Lines with a deny finding", report.deny_lines)
+    out.fact("Claims with a deny finding", report.worklist_claims)
     out.fact("Expected allowed, all lines", expected, MONEY)
     out.fact("Share of expected allowed at risk", deny_dollars / expected if expected else 0.0, PERCENT)
     history = list(report.history.rows)
     if len(history) > 1:
         change = float(history[-1][5]) - float(history[-2][5])
-        out.fact("Change since the run before", change, MONEY_CHANGE,
+        out.fact("Change since the last run of this source", change, MONEY_CHANGE,
                  Font(name=FONT, bold=True, color="C00000" if change > 0 else "548235"))
     if shown_findings < report.findings.count:
         out.add(s(f"The Findings sheet shows {shown_findings:,} of {report.findings.count:,} findings "
                   "(Excel's row limit): flags.csv has every finding.", font=WARNING))
-    if shown_claims < report.worklist.count:
-        out.add(s(f"The Worklist sheet shows {shown_claims:,} of {report.worklist.count:,} claims "
+    if shown_lines < report.worklist.count:
+        out.add(s(f"The Worklist sheet shows {shown_lines:,} of {report.worklist.count:,} lines "
                   "(Excel's row limit): flags.csv has every finding.", font=WARNING))
     out.blank()
 
-    out.section("Findings and dollars at risk of denial by category")
+    out.section(f"Findings and dollars at risk of denial by category ({OVERLAP})")
     first = out.header("Category", "Findings", "Deny findings", "Dollars at risk") + 1
-    for category, findings, deny, dollars in report.categories.rows:
+    categories = list(report.categories.rows)
+    for category, findings, deny, dollars in categories:
         out.add(s(category), findings, deny, s(dollars, number_format=MONEY))
-    if report.categories.count:
+    if categories:
         _category_chart(sheet, first, out.row, f"H{headline}")
+        out.add(*(s(v, font=BOLD, number_format=MONEY if i == 3 else None) for i, v in enumerate(
+            (COUNTED_ONCE, summary["findings"]["total"], deny_findings, deny_dollars))))
     else:
         out.add(s("No findings in this run."))
     out.blank()
 
-    out.section("Findings and dollars at risk by severity")
+    out.section("Findings and dollars at risk by severity (a line with findings of two severities counts under each)")
     out.header("Severity", "Findings", "Dollars at risk")
     for severity in SEVERITIES:
         out.add(s(severity, fill=SEVERITY_FILL[severity]),
@@ -457,7 +504,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
     out.blank()
 
     trend = out.row + 1
-    out.section("Trend: this run against the runs before it")
+    source = summary.get("source", "")
+    out.section(f"Trend: this run against earlier runs of the same source ({source})")
     if len(history) > 1:
         first = out.header("Run", "Lines scrubbed", "Findings", "Deny findings", "Dollars at risk",
                            "Change") + 1
@@ -469,16 +517,26 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
             previous = float(dollars)
         _trend_chart(sheet, first, out.row, f"H{trend}")
     else:
-        out.add(s("The trend appears here once this database holds an earlier run."))
+        out.add(s("No earlier run of this source in this database: this run is not compared with runs of "
+                  "other files (the trend appears once the same source runs again)."))
+    others = report.other_runs
+    if others.count:
+        out.add(s(f"Left out: {others.count:,} run{'s' if others.count != 1 else ''} of other sources, the "
+                  f"latest {others.latest_started:%Y-%m-%d %H:%M} ({others.latest_source}): one-off scrubs of "
+                  "other files are not compared with this one.", font=Font(name=FONT, italic=True, color="595959")))
     out.blank()
 
-    out.section("Top rules by dollars at risk")
+    out.section(f"Top rules by dollars at risk of denial ({OVERLAP.replace('categories', 'rules')})")
     out.header("Rule", "Category", "Severity", "Findings", "Dollars at risk", text_columns=3)
-    for rule, category, severity, findings, dollars in report.top_rules.rows:
+    rules = list(report.top_rules.rows)
+    for rule, category, severity, findings, dollars in rules:
         out.add(s(rule), s(category), s(severity, fill=SEVERITY_FILL.get(severity)), findings,
                 s(dollars, number_format=MONEY))
-    if not report.top_rules.count:
-        out.add(s("No findings in this run."))
+    if rules:
+        out.add(s(f"{COUNTED_ONCE}, all rules", font=BOLD), None, None, s(deny_findings, font=BOLD),
+                s(deny_dollars, font=BOLD, number_format=MONEY))
+    else:
+        out.add(s("No deny findings in this run."))
     out.blank()
     sheet.row_breaks.append(Break(id=out.row))
 
@@ -489,7 +547,10 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
         out.header(label, "Claims", "Deny findings", "Dollars at risk")
         for name, claims, findings, dollars in table.rows:
             out.add(s(name), claims, findings, s(dollars, number_format=MONEY))
-        if not table.count:
+        if table.count:
+            out.add(s(f"All {label.split()[0].lower()}s", font=BOLD), s(report.worklist_claims, font=BOLD),
+                    s(deny_findings, font=BOLD), s(deny_dollars, font=BOLD, number_format=MONEY))
+        else:
             out.add(s("No deny findings in this run."))
         out.blank()
 
@@ -506,6 +567,42 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_cl
     seconds = (datetime.fromisoformat(summary["finished"]) - datetime.fromisoformat(summary["started"])
                ).total_seconds() if summary["started"] and summary["finished"] else None
     out.fact("Run time (seconds)", None if seconds is None else round(seconds, 1), "0.0")
+    out.blank()
+    _reconciliation(out, report, categories, rules)
+
+
+def _reconciliation(out: _Lines, report: Report, categories: list, rules: list) -> None:
+    """The closing note: each dollar figure above, and the filter of the Findings sheet whose Dollars at risk
+    add up to it."""
+    summary = report.summary
+    sheet = out.sheet
+
+    def s(value, **style):
+        return _styled(sheet, value, **style)
+
+    deny = summary["dollars_at_risk"]["by_severity"].get("deny", 0.0)
+    out.section("How the numbers add up: each figure is the sum of Dollars at risk on the Findings sheet under "
+                "this filter")
+    out.header("Figure", "Dollars", "Findings sheet filter", text_after=2)
+    out.add(s("Dollars at risk of denial"), s(deny, number_format=MONEY),
+            s(f"{DENY_ONCE}; the Worklist's Dollars at risk add up to it too"))
+    for category, _, _, dollars in categories:
+        out.add(s(f"Category {category}"), s(dollars, number_format=MONEY),
+                s(f"Category = {category}, Severity = deny, Line counted once in category = yes"))
+    for severity in SEVERITIES:
+        out.add(s(f"Severity {severity}"),
+                s(summary["dollars_at_risk"]["by_severity"].get(severity, 0.0), number_format=MONEY),
+                s(f"Severity = {severity}, Line counted once = yes"))
+    for rule, _, _, _, dollars in rules:
+        out.add(s(f"Rule {rule}"), s(dollars, number_format=MONEY), s(f"Rule = {rule}, Severity = deny"))
+    out.add(s("A provider's or payer's dollars"), None,
+            s(f"Provider NPI (or Payer) = it, {DENY_ONCE}"))
+    out.add(s("Each line counted once (all categories, rules, providers or payers)"), s(deny, number_format=MONEY),
+            s(DENY_ONCE))
+    out.add(s("Expected allowed, all lines"), s(summary["expected_allowed_total"], number_format=MONEY),
+            s("not a finding: the sum of expected_allowed in lines.csv"))
+    out.add(s("Change since the last run of this source, trend"), None,
+            s("the run_history table of this database, runs of the same source only"))
 
 
 def _category_chart(sheet, first: int, last: int, anchor: str) -> None:
@@ -543,7 +640,9 @@ def build_workbook(path: Path, report: Report) -> None:
     max_rows = EXCEL_MAX_ROWS  # read at call time: tests lower it to prove the overflow note
     book = Workbook(write_only=True)
     room = max_rows - 2  # the caption and the header
-    _summary_sheet(book, report, min(report.findings.count, room), min(report.worklist.count, room))
+    note = len(report.worklist_note) + 1 if report.worklist_note else 0
+    worklist_room = room - note if room > note else room
+    _summary_sheet(book, report, min(report.findings.count, room), min(report.worklist.count, worklist_room))
     pending = []
     pending.append(table_sheet(
         book, "Findings", FINDINGS, report.findings,
@@ -553,10 +652,12 @@ def build_workbook(path: Path, report: Report) -> None:
         max_rows=max_rows, fit_width=False))
     pending.append(table_sheet(
         book, "Worklist", WORKLIST, report.worklist,
-        caption="{total:,} claims with at least one deny finding, biggest dollars at risk first.",
-        overflow="This sheet holds the first {shown:,} of {total:,} claims with a deny finding (Excel's row "
-                 "limit): flags.csv has every finding (severity deny).",
-        max_rows=max_rows))
+        caption=f"{{total:,}} lines to fix on the {report.worklist_claims:,} claims with a deny finding, one "
+                "instruction per cause; by billing provider, claims linked by a conflict together, biggest "
+                "dollars at risk first. How one fix settles several findings: the note below the rows.",
+        overflow="This sheet holds the first {shown:,} of {total:,} lines to fix (Excel's row limit): flags.csv "
+                 "has every finding (severity deny).",
+        max_rows=max_rows, fit_width=False, closing=report.worklist_note))
     pending.append(table_sheet(
         book, "Quarantine", QUARANTINE, report.quarantine,
         caption="{total:,} rows could not be scrubbed, with every reason. "

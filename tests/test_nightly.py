@@ -1,6 +1,7 @@
 """Nightly operation: the definitions load, the inbox sensor registers each complete export once, the nightly
 schedule scrubs what arrived as one batch, and running anything again changes nothing."""
 
+import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -160,6 +161,12 @@ def test_inbox_and_nightly_run_give_the_findings_of_one_scrub_of_both_files(tmp_
     assert by_hand.exit_code == 0, by_hand.stderr
     assert nightly_flags == by_hand.flags
     assert {f["rule_id"] for f in nightly_flags if f["claim_id"] == "P1"} >= {"DUP_COMPONENT"}
+    # The trend compares nights of this inbox, whatever tonight's files are called; by hand, the file names.
+    source = f"inbox {inbox.resolve()}"
+    assert json.loads((reports / batch / "summary.json").read_text())["source"] == source
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert con.execute("select source from run_history where batch_id = ?", [batch]).fetchall() == [(source,)]
+    assert by_hand.summary["source"] == "files procedure.csv; radiology.csv"
 
     before = snapshot(db_path)
     assert sensor.tick() == []

@@ -10,6 +10,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pytest
 from openpyxl import load_workbook
 
@@ -76,6 +77,12 @@ def table(sheet) -> list[dict]:
     return [dict(zip(header, r)) for r in body]
 
 
+def worklist_rows(book) -> list[dict]:
+    """The Worklist's rows, without the closing note below them (after an empty row)."""
+    found = table(book["Worklist"])
+    return found[:next((i for i, r in enumerate(found) if all(v is None for v in r.values())), len(found))]
+
+
 def section(sheet, title: str) -> list[list]:
     """The rows of one Summary section, header first, up to the blank row that ends it."""
     found = rows(sheet)
@@ -115,7 +122,7 @@ def test_findings_header_is_frozen_and_filtered(book):
     sheet = book["Findings"]
     count = len(table(sheet))
     assert sheet.freeze_panes == "A3"
-    assert sheet.auto_filter.ref == f"A2:V{count + 2}"
+    assert sheet.auto_filter.ref == f"A2:X{count + 2}"
     assert book["Worklist"].freeze_panes == "A3" and book["Worklist"].auto_filter.ref.startswith("A2:")
 
 
@@ -128,7 +135,7 @@ def test_money_is_formatted_as_money_and_dates_as_dates(book):
     assert sheet.cell(row=3, column=dos).is_date
     assert sheet.cell(row=3, column=dos).number_format == "yyyy-mm-dd"
     worklist = book["Worklist"]
-    assert worklist.cell(row=3, column=6).number_format == '"$"#,##0.00'
+    assert worklist.cell(row=3, column=7).number_format == '"$"#,##0.00'
     headline = next(r for r in book["Summary"].iter_rows(max_col=2)
                     if r[0].value == "Dollars at risk of denial")
     assert headline[1].number_format == '"$"#,##0.00' and headline[1].value > 0
@@ -151,7 +158,7 @@ def test_no_input_value_becomes_a_formula_a_link_or_an_error(runs, book):
     payers = {f["Payer"] for f in table(book["Findings"])}
     assert {HYPERLINK, "+1+1", "@SUM(1,1)", "#N/A"} <= payers
     assert "=1+2" in {f["Claim"] for f in table(book["Findings"])}
-    assert "=1+2" in {w["Claim"] for w in table(book["Worklist"])}
+    assert "=1+2" in {w["Claim"] for w in worklist_rows(book)}
     assert "=BAD()" in {q["Claim"] for q in table(book["Quarantine"])}
     assert HYPERLINK in [r[0] for r in section(book["Summary"], "Top payers by dollars at risk of denial")]
 
@@ -178,12 +185,15 @@ def test_summary_shows_the_money_at_risk_and_a_bar_chart_by_category(runs, book)
     facts = {r[0]: r[1] for r in rows(summary) if r[0]}
     deny = runs["first"].summary["dollars_at_risk"]["by_severity"]["deny"]
     assert facts["Dollars at risk of denial"] == pytest.approx(deny)
-    assert facts["Claims with a deny finding"] == len(table(book["Worklist"]))
-    categories = section(summary, "Findings and dollars at risk of denial by category")
+    assert facts["Claims with a deny finding"] == len({w["Claim"] for w in worklist_rows(book)})
+    categories = section(summary, "Findings and dollars at risk of denial by category (a line can fall under "
+                                  "several categories)")
     assert categories[0][:4] == ["Category", "Findings", "Deny findings", "Dollars at risk"]
+    assert categories[-1][0] == "Each line counted once" and categories[-1][3] == pytest.approx(deny)
+    categories = categories[:-1]
     assert {r[0] for r in categories[1:]} == set(runs["first"].summary["findings"]["by_category"])
-    rules = section(summary, "Top rules by dollars at risk")
-    assert [r[4] for r in rules[1:]] == sorted((r[4] for r in rules[1:]), reverse=True)
+    rules = section(summary, "Top rules by dollars at risk of denial (a line can fall under several rules)")[1:-1]
+    assert [r[4] for r in rules] == sorted((r[4] for r in rules), reverse=True)
     assert "hostile.csv" in [r[0] for r in section(summary, "The run")]
 
     charts = {n: t for n, t in xml_parts(runs["first"].out_dir / "denial-risk-report.xlsx").items()
@@ -195,17 +205,22 @@ def test_summary_shows_the_money_at_risk_and_a_bar_chart_by_category(runs, book)
     assert f"'Summary'!$D${first}:$D${first + len(categories) - 2}" in chart
 
 
-def test_worklist_has_one_row_per_claim_with_a_deny_finding_biggest_dollars_first(runs, book):
-    worklist = table(book["Worklist"])
+def test_worklist_has_a_row_per_line_to_fix_grouped_under_claims_biggest_dollars_first(runs, book):
+    worklist = worklist_rows(book)
     deny_claims = {f["claim_id"] for f in runs["first"].flags if f["severity"] == "deny"}
-    assert [w["Claim"] for w in worklist] == sorted(deny_claims, key=lambda c: (
-        -next(w["Dollars at risk"] for w in worklist if w["Claim"] == c), c))
-    dup = next(w for w in worklist if w["Claim"] == "CLM-DUP")
-    assert dup["Lines to fix"] == 2 and dup["Deny findings"] == 4
-    assert dup["Dollars at risk"] == 212.84  # two lines at $106.42, each counted once for its two findings
-    assert dup["Rules"] == "DUP_COMPONENT, MUE_DOS"
-    assert dup["What to fix"].startswith("DUP_COMPONENT (lines 1, 2): Remove the duplicate line")
-    assert "CLM-NODX" not in {w["Claim"] for w in worklist}  # review only
+    claims = list(dict.fromkeys(w["Claim"] for w in worklist))
+    assert set(claims) == deny_claims
+    assert [w["Claim"] for w in worklist] == sorted((w["Claim"] for w in worklist), key=claims.index)  # grouped
+    at_risk = {w["Claim"]: w["Claim at risk"] for w in worklist}
+    assert claims == sorted(claims, key=lambda c: (-at_risk[c], c))
+    dup = [w for w in worklist if w["Claim"] == "CLM-DUP"]
+    assert [w["Line"] for w in dup] == [1, 2] and [w["Dollars at risk"] for w in dup] == [106.42, 106.42]
+    assert at_risk["CLM-DUP"] == 212.84  # two lines at $106.42, each counted once for its two findings
+    # One copy stays, the other goes; removing it clears the day's units (no "correct the units").
+    assert [w["Action"] for w in dup] == ["keep, remove copies", "remove line"]
+    assert dup[0]["Instruction"].startswith("CLM-DUP line 1: 76120 is billed again on CLM-DUP line 2: keep this line")
+    assert all(w["Resolves"] == "DUP_COMPONENT; also MUE_DOS (Removing the copy clears the units)" for w in dup)
+    assert "CLM-NODX" not in claims  # review only
 
 
 def test_quarantine_sheet_lists_each_row_with_its_source_and_reasons(book):
@@ -250,23 +265,43 @@ def test_same_input_gives_the_same_workbook_apart_from_run_times(runs):
     assert {n: a[n] for n in unchanged} == {n: b[n] for n in unchanged}
 
 
-def test_trend_appears_once_the_database_holds_an_earlier_run(runs, tmp_path):
-    tonight = write_csv(tmp_path / "tonight.csv",
+def test_the_trend_compares_runs_of_the_same_source_and_leaves_a_one_off_out(runs, tmp_path):
+    """hostile.csv ran before; an unrelated file is scrubbed once, then hostile.csv's next export, whose name
+    differs by its date only."""
+    unrelated = write_csv(tmp_path / "unrelated.csv",
+                          [line("CLM-ONEOFF", 1, "PAT-SECRET-008", "2024-07-20", "26,TC")])
+    tonight = write_csv(tmp_path / "hostile_2024-07-20.csv",
                         [line("CLM-LATER", 1, "PAT-SECRET-009", "2024-07-20", "26,TC")])
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CLAIMSCRUB_HOME", str(runs["work"] / "home"))
+        one_off = scrub([unrelated], tmp_path / "one-off", runs["db"])
         run = scrub([tonight], tmp_path / "out", runs["db"])
+    assert one_off.summary["source"] == "files unrelated.csv"
+    assert run.summary["source"] == runs["first"].summary["source"] == "files hostile.csv"
+
+    alone = load_workbook(one_off.out_dir / "denial-risk-report.xlsx")["Summary"]
+    trend = section(alone, "Trend: this run against earlier runs of the same source (files unrelated.csv)")
+    assert trend[0][0].startswith("No earlier run of this source in this database")
+    assert trend[1][0].startswith("Left out: 1 run of other sources, the latest ")
+    assert trend[1][0].endswith("(files hostile.csv): one-off scrubs of other files are not compared with this one.")
+    assert "Change since the last run of this source" not in {r[0] for r in rows(alone)}
+
     path = run.out_dir / "denial-risk-report.xlsx"
     summary = load_workbook(path)["Summary"]
-    trend = section(summary, "Trend: this run against the runs before it")
+    trend = section(summary, "Trend: this run against earlier runs of the same source (files hostile.csv)")
     assert trend[0] == ["Run", "Lines scrubbed", "Findings", "Deny findings", "Dollars at risk", "Change"]
-    assert [r[0].split(" ", 2)[2] for r in trend[1:]] == ["(hostile.csv)", "(tonight.csv)"]
+    assert [r[0].split(" ", 2)[2] for r in trend[1:3]] == ["(hostile.csv)", "(hostile_2024-07-20.csv)"]
     earlier, now = trend[1][4], trend[2][4]
     assert trend[2][5] == pytest.approx(now - earlier) and now == 18.11
+    assert trend[3][0].startswith("Left out: 1 run of other sources") and "(files unrelated.csv)" in trend[3][0]
     facts = {r[0]: r[1] for r in rows(summary) if r[0]}
-    assert facts["Change since the run before"] == pytest.approx(now - earlier)
+    assert facts["Change since the last run of this source"] == pytest.approx(now - earlier)
     charts = [t for n, t in xml_parts(path).items() if n.startswith("xl/charts/chart")]
     assert any("<lineChart>" in t for t in charts)
+    with duckdb.connect(str(runs["db"]), read_only=True) as con:
+        sources = dict(con.execute("select files, source from run_history").fetchall())
+    assert sources == {"hostile.csv": "files hostile.csv", "unrelated.csv": "files unrelated.csv",
+                       "hostile_2024-07-20.csv": "files hostile.csv"}
 
 
 def test_a_run_with_more_findings_than_a_sheet_holds_says_so_and_points_to_flags_csv(
@@ -280,7 +315,7 @@ def test_a_run_with_more_findings_than_a_sheet_holds_says_so_and_points_to_flags
     assert total > 3
     assert findings["A1"].value == (f"This sheet holds the first 3 of {total} findings (Excel's row limit): "
                                     "flags.csv has every finding.")
-    assert len(rows(findings)) == 5 and findings.auto_filter.ref == "A2:V5"
+    assert len(rows(findings)) == 5 and findings.auto_filter.ref == "A2:X5"
     notes = [r[0] for r in rows(book["Summary"]) if r[0] and "flags.csv" in r[0]]
     assert (f"The Findings sheet shows 3 of {total} findings (Excel's row limit): "
             "flags.csv has every finding.") in notes
@@ -305,23 +340,27 @@ def test_markup_characters_and_text_past_excels_limit_read_back_as_written(tmp_p
     assert payer in {f["Payer"] for f in findings}
     cut = {f["Claim"] for f in findings if f["Claim"].startswith("LLL")}
     assert cut == {"L" * 32_766 + "\u2026"}
-    assert {w["Payer"] for w in table(book["Worklist"])} == {payer, "Acme Health"}
+    assert {w["Payer"] for w in worklist_rows(book)} == {payer, "Acme Health"}
     assert [q["Claim"] for q in table(book["Quarantine"])] == ["CLM-BADDATE"]
     assert {f["claim_id"] for f in run.flags} == {"CLM-MARKUP", long_claim}
 
 
-def test_a_worklist_row_names_its_providers_in_order_and_its_fixes_by_first_line(tmp_path, reference_db):
+def test_a_worklist_line_with_two_causes_gets_an_instruction_for_each(tmp_path, reference_db):
     db = tmp_path / "claimscrub.duckdb"
     shutil.copyfile(reference_db, db)
     export = write_csv(tmp_path / "mixed.csv", [
-        line("CLM-MIX", 1, "PAT-MIX", "2024-07-19", modifiers="26,TC", npi=RADIOLOGY),
+        line("CLM-MIX", 1, "PAT-MIX", "2024-07-19", modifiers="26,TC", npi="1234567890"),
         line("CLM-MIX", 2, "PAT-MIX", "2024-07-19", hcpcs="93000", npi=CARDIO),
         line("CLM-MIX", 3, "PAT-MIX", "2024-07-19", hcpcs="93000", npi=CARDIO),
     ])
     run = scrub([export], tmp_path / "out", db)
     assert run.exit_code == 0, run.stderr
-    [row] = table(load_workbook(run.out_dir / "denial-risk-report.xlsx")["Worklist"])
-    assert row["Rules"] == "DUP_EXACT, MOD_26_AND_TC"
-    # The fixes follow the claim's lines (line 1 first), not the rules' names.
-    assert re.fullmatch(r"MOD_26_AND_TC \(line 1\): .+ \| DUP_EXACT \(lines 2, 3\): .+", row["What to fix"])
-    assert row["Provider NPI"] == ", ".join(sorted([CARDIO, RADIOLOGY]))
+    first, *copies = worklist_rows(load_workbook(run.out_dir / "denial-risk-report.xlsx"))
+    # Two causes on line 1, each with its own instruction, in the order of the rules' priority.
+    assert first["Action"] == "correct modifiers + correct NPI"
+    assert first["Instruction"].split("\n") == [
+        "CLM-MIX line 1: 76120 carries both 26 and TC: bill 76120 global without either, or keep only the "
+        "modifier of the part you performed",
+        "CLM-MIX line 1: NPI 1234567890 fails the check digit: correct it from NPPES"]
+    assert [c["Action"] for c in copies] == ["keep, remove copies", "remove line"]
+    assert copies[0]["Partner lines"] == f"CLM-MIX line 3 (93000, NPI {CARDIO}, same day)"

@@ -1,0 +1,335 @@
+"""What the Worklist tells a biller to do about each finding, and which finding's fix wins where several share
+a cause: the instruction templates and the precedence rules, kept beside the registry so that a rule brings
+its instruction with it (tests/test_worklist.py fails for a registered rule without one).
+
+An instruction is a template over the facts of one finding (FIELDS): `{line}`, `{code}`, `{partner}`, `{mue}`
+... A rule may have several, each with a condition (`when`, SQL over the same facts): the first whose
+condition holds is the finding's instruction, and each rule ends with one without a condition. `action` is
+the few words the Worklist's Action column shows; `removes` says the instruction takes the line off the
+claim, which settles every other finding on it (see PRECEDENCE).
+
+assets/worklist.py turns these into the SQL that writes the Worklist: templates become string expressions,
+evaluated for every finding at once, never per row in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .base import X_MODIFIERS, sql_list
+
+UNITS = ("case when {0} = trunc({0}) then cast(cast({0} as bigint) as varchar) "
+         "else cast(cast({0} as double) as varchar) end")
+
+# The primary codes an AOC_NO_PRIMARY finding's message lists (empty where it lists none: the instruction then
+# points to the explanation).
+AOC_PRIMARIES = "coalesce(regexp_extract(w.message, 'primary codes \\(([A-Z0-9]{5}[^)]*)\\)', 1), '')"
+
+# The facts a template may name, as SQL over one finding of the Worklist (`w`, built in assets/worklist.py).
+FIELDS = {
+    "line": "w.line_ref",
+    "claim": "w.claim_id",
+    "code": "w.hcpcs",
+    "billed": "w.billed",
+    "modifiers": "w.modifiers",
+    "units": UNITS.format("w.units"),
+    "dos": "strftime(w.date_of_service, '%Y-%m-%d')",
+    "provider": "w.provider",
+    "biller": "coalesce(w.billing_npi, w.provider)",
+    "pos": "w.place_of_service",
+    "status": "w.status",
+    "pctc": "w.pctc",
+    "rvu_release": "w.rvu_release",
+    "mue": "cast(w.mue_value as varchar)",
+    "day_units": UNITS.format("w.day_units"),
+    "day_lines": "w.day_lines",
+    "earlier": "case when w.partner_batch is not null then ' (with earlier batch ' || w.partner_batch || ')' "
+               "else '' end",
+    "partner": "w.partner_ref",
+    "partner_line": "w.partner_line",
+    "partner_code": "w.partner_hcpcs",
+    "partner_dos": "strftime(w.partner_dos, '%Y-%m-%d')",
+    "column_1": "w.ptp_column_1",
+    "modifier_indicator": "w.ptp_modifier_indicator",
+    "x_modifiers": f"array_to_string(list_filter(string_split(w.modifiers, ','), lambda m: m in "
+                   f"{sql_list(X_MODIFIERS)}), ', ')",
+    "assistant_modifiers": "array_to_string(list_filter(string_split(w.modifiers, ','), "
+                           "lambda m: m in ('80', '81', '82', 'AS')), ', ')",
+    "pctc_modifier": "array_to_string(list_filter(string_split(w.modifiers, ','), lambda m: m in ('26', 'TC')), "
+                     "' and ')",
+    "bilateral_indicator": "w.bilat_surg",
+    "assistant_indicator": "w.asst_surg",
+    "cosurgeon_indicator": "w.co_surg",
+    "team_indicator": "w.team_surg",
+    "failing_npi": "w.failing_npi",
+    "aoc_primaries": AOC_PRIMARIES,
+    "visit_modifiers": "case when w.date_of_service > w.partner_dos then '24 or FT' "
+                       "when w.date_of_service = w.partner_dos then '25 (57 for the decision for a major surgery)' "
+                       "else '57' end",
+    # A duplicate's other lines (assets/worklist.py, DUPLICATES): the line it overlaps, the line kept, the
+    # copies, and what becomes of the line it overlaps.
+    "dup_partner": "w.dup_partner_ref",
+    "dup_partner_line": "w.dup_partner_line",
+    "dup_partner_action": "w.dup_partner_action",
+    "keeper": "w.dup_keeper",
+    "copies": "w.dup_copies",
+}
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One rule's instruction for a finding whose facts meet `when` (SQL over FIELDS' `w`; '' always)."""
+
+    rule_id: str
+    action: str
+    text: str
+    when: str = ""
+    removes: bool = False
+
+
+@dataclass(frozen=True)
+class Precedence:
+    """Where findings share a cause: the findings of `resolves` that meet `when` (SQL over `w` and the line's
+    facts `l`) need no fix of their own, because the fix of `governs` on the same lines settles them. `title`
+    and `why` are the Worklist's closing note; `governs` is shown as the line's instruction even when it is a
+    review finding."""
+
+    id: str
+    title: str
+    why: str
+    governs: tuple[str, ...]
+    resolves: tuple[str, ...]
+    when: str
+
+
+DUPLICATE_RULES = ("DUP_COMPONENT", "DUP_EXACT")
+REPEAT = "or append 76 (same physician) or 77 (another physician) to a repeat that was really done, with the record"
+
+# In priority order: a line's instructions are listed in this order, and of two that remove the line the first
+# is the one shown.
+INSTRUCTIONS = [
+    Instruction("PTP_NO_BYPASS", "remove line",
+                "{line}: {billed} is bundled into {column_1} on {partner} (NCCI edit, no modifier allowed): "
+                "remove this line", when="w.ptp_modifier_indicator = '0'", removes=True),
+    Instruction("PTP_NO_BYPASS", "remove line",
+                "{line}: {billed} is bundled into {column_1} on {partner}: remove this line, or, only if it was a "
+                "separate site or session, append XS, XE, XP, XU or 59 with the record", removes=True),
+    Instruction("PTP_BYPASSED", "confirm modifier",
+                "{line}: {billed} is unbundled from {column_1} on {partner} by a modifier: confirm the note shows a "
+                "separate site, session or encounter, else remove the modifier and the line"),
+    Instruction("MOD_SPLIT_SAME_BILLER", "bill as global",
+                "{line} ({billed}) and {partner_line} ({partner_code}-TC) are one service billed by NPI {biller}: "
+                "bill {line} as {code} global, without 26 or TC, and remove {partner_line}",
+                when="w.component = '26' and w.partner_batch is null"),
+    Instruction("MOD_SPLIT_SAME_BILLER", "remove line",
+                "{partner_line} ({partner_code}-26) and {line} ({billed}) are one service billed by NPI {biller}: "
+                "bill {partner_line} as {code} global, without 26 or TC, and remove {line}",
+                when="w.component = 'TC' and w.partner_batch is null", removes=True),
+    Instruction("MOD_SPLIT_SAME_BILLER", "correct as global",
+                "{line}: {billed} and {partner} are one service billed by NPI {biller}: bill it once as {code} "
+                "global (correct the claim that went out first)"),
+    Instruction("DUP_COMPONENT", "bill as TC",
+                "{line}: {code} global overlaps {dup_partner}: bill {claim} as {code}-TC, or drop it if the "
+                "technical part was not yours", when="w.dup_role = 'bill_tc'"),
+    Instruction("DUP_COMPONENT", "bill as 26",
+                "{line}: {code} global overlaps {dup_partner}: bill {claim} as {code}-26, or drop it if the "
+                "professional part was not yours", when="w.dup_role = 'bill_26'"),
+    Instruction("DUP_COMPONENT", "remove line",
+                "{line}: {code} global overlaps {dup_partner}, which bill both parts: remove this line",
+                when="w.dup_role = 'remove_global'", removes=True),
+    Instruction("DUP_COMPONENT", "keep as billed",
+                "{line}: {billed} overlaps {dup_partner}: keep this line as billed; {dup_partner_line} is to "
+                "{dup_partner_action}", when="w.dup_role = 'keep_part'"),
+    Instruction("DUP_COMPONENT", "remove line",
+                "{line}: {billed} overlaps {dup_partner}, a global line of the same provider that includes it: "
+                "remove this line", when="w.dup_role = 'remove_part'", removes=True),
+    Instruction("DUP_COMPONENT", "keep as billed",
+                "{line}: {code} global overlaps {dup_partner} of the same provider: keep this line and remove "
+                "{dup_partner_line}", when="w.dup_role = 'keep_global'"),
+    Instruction("DUP_COMPONENT", "keep as billed",
+                "{line}: {billed} overlaps {dup_partner}, which is removed (bundled): keep this line as billed",
+                when="w.dup_role = 'resolved'"),
+    Instruction("DUP_COMPONENT", "keep, remove copies",
+                f"{{line}}: {{billed}} is billed again on {{copies}}: keep this line and remove the copies, {REPEAT}",
+                when="w.dup_role = 'keep_copy'"),
+    Instruction("DUP_COMPONENT", "remove line",
+                f"{{line}}: {{billed}} repeats {{keeper}}: remove this line, {REPEAT}", removes=True),
+    Instruction("DUP_EXACT", "keep as billed",
+                "{line}: {billed} overlaps {dup_partner}, which is removed (bundled): keep this line as billed",
+                when="w.dup_role = 'resolved'"),
+    Instruction("DUP_EXACT", "keep, remove copies",
+                "{line}: {billed} is billed again on {copies} by NPI {provider}: keep this line and remove the "
+                "copies (put the day's units on this line), " + REPEAT, when="w.dup_role = 'keep_copy'"),
+    Instruction("DUP_EXACT", "remove line",
+                f"{{line}}: {{billed}} repeats {{keeper}} by NPI {{provider}}: remove this line (add its units to "
+                f"{{keeper}}), {REPEAT}", removes=True),
+    Instruction("MOD_TC_IN_HOSPITAL", "remove line",
+                "{line}: {billed} at hospital place of service {pos}: remove this line from the professional "
+                "claim; the facility bills the technical part", removes=True),
+    Instruction("MOD_ASSISTANT_NOT_PAYABLE", "remove line",
+                "{line}: Medicare pays no assistant at surgery for {code} (assistant indicator "
+                "{assistant_indicator}): remove this {assistant_modifiers} line", when="w.severity = 'deny'",
+                removes=True),
+    Instruction("MOD_ASSISTANT_NOT_PAYABLE", "send records",
+                "{line}: an assistant ({assistant_modifiers}) for {code} is paid only with the record of medical "
+                "necessity (assistant indicator 0): send it with the claim"),
+    Instruction("MUE_LINE", "correct units",
+                "{line}: {code} billed {units} units on one line, its MUE is {mue} per line: bill {mue} on this "
+                "line, and appeal any medically necessary excess with the record"),
+    Instruction("MUE_DOS", "correct units",
+                "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} ({day_lines}"
+                "{earlier}) add up to {day_units}, over its MUE of {mue} per day: correct them to {mue} in all, or "
+                "appeal with the record if the service was repeated"),
+    Instruction("MOD_26_AND_TC", "correct modifiers",
+                "{line}: {code} carries both 26 and TC: bill {code} global without either, or keep only the "
+                "modifier of the part you performed"),
+    Instruction("MOD_PCTC_INVALID", "remove modifier",
+                "{line}: {code} has PC/TC indicator {pctc} ({rvu_release}) and no separate component: remove "
+                "{pctc_modifier} and bill {code}"),
+    Instruction("MOD_GLOBAL_IN_HOSPITAL", "bill as 26",
+                "{line}: {code} global at hospital place of service {pos}: bill {code}-26; the hospital bills the "
+                "technical part"),
+    Instruction("GLOBAL_EM_IN_PERIOD", "add modifier or remove",
+                "{line}: visit {code} on {dos} falls in the global period of {partner_code} on {partner_dos} "
+                "({partner_line}, NPI {provider}): append {visit_modifiers} only if the visit was unrelated and the "
+                "record shows it; otherwise remove it"),
+    Instruction("AOC_NO_PRIMARY", "add primary",
+                "{line}: add-on {code} has no primary service by NPI {provider} on {dos}: bill one of its primaries "
+                "({aoc_primaries}) with it, or correct the code",
+                when=f"w.severity = 'deny' and {AOC_PRIMARIES} <> ''"),
+    Instruction("AOC_NO_PRIMARY", "add primary",
+                "{line}: add-on {code} has no primary service by NPI {provider} on {dos}: bill its primary (the "
+                "explanation lists the codes) with it, or correct the code", when="w.severity = 'deny'"),
+    Instruction("AOC_NO_PRIMARY", "confirm primary",
+                "{line}: add-on {code} has none of the listed primaries by NPI {provider} on {dos}: confirm the "
+                "payer accepts the primary billed, or bill one of those listed"),
+    Instruction("MOD_BILATERAL_INVALID", "remove modifier",
+                "{line}: {code} cannot be billed bilateral (bilateral indicator 9): remove 50 and bill {code} once",
+                when="w.severity = 'deny'"),
+    Instruction("MOD_BILATERAL_INVALID", "remove modifier",
+                "{line}: {code}-50 is paid once at 100% (bilateral indicator {bilateral_indicator}): remove 50; "
+                "bill each side on its own line with RT and LT only where the payer allows it"),
+    Instruction("MOD_COSURGEON_NOT_PAYABLE", "remove modifier",
+                "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): bill it "
+                "by one surgeon without 62", when="w.severity = 'deny'"),
+    Instruction("MOD_COSURGEON_NOT_PAYABLE", "send records",
+                "{line}: co-surgeons for {code} are paid only with the record that two were needed (co-surgeon "
+                "indicator 1): send it with the claim"),
+    Instruction("MOD_TEAM_NOT_PAYABLE", "remove modifier",
+                "{line}: {code} does not permit team surgery (team indicator {team_indicator}): bill it without 66",
+                when="w.severity = 'deny'"),
+    Instruction("MOD_TEAM_NOT_PAYABLE", "send records",
+                "{line}: team surgery for {code} is paid only with the record of the team's medical necessity "
+                "(team indicator 1): send it with the claim"),
+    Instruction("STATUS_NOT_PAYABLE", "correct code",
+                "{line}: {code} has fee schedule status {status} ({rvu_release}) and is not paid as billed: bill "
+                "the payable code for {dos}, or get an ABN where the service is not covered",
+                when="w.severity = 'deny'"),
+    Instruction("STATUS_NOT_PAYABLE", "confirm coverage",
+                "{line}: {code} has restricted coverage (status {status}): confirm the record meets the coverage "
+                "conditions", when="w.severity = 'review'"),
+    Instruction("STATUS_NOT_PAYABLE", "nothing to fix",
+                "{line}: {code} (status {status}) is paid under its own schedule: nothing to fix"),
+    Instruction("NPI_INVALID", "correct NPI",
+                "{line}: NPI {failing_npi} fails the check digit: correct it from NPPES"),
+    Instruction("DX_MISSING", "add diagnosis",
+                "{claim}: add the ICD-10-CM diagnosis that supports {code} on {dos}"),
+    Instruction("RECORDING_EVIDENCE", "confirm record",
+                "{line}: {code} billed with fluoroscopy {partner_code} ({partner_line}): confirm the report shows a "
+                "permanent cine or video recording, else bill the fluoroscopy only"),
+    Instruction("MOD_BYPASS_UNNEEDED", "remove modifier",
+                "{line}: no NCCI edit pairs {code} with another line of this patient, day and NPI {provider}: remove "
+                "{x_modifiers} unless a claim outside this batch explains it"),
+    Instruction("MPPR_IMAGING", "nothing to fix",
+                "{line}: {code} is paid at the multiple-procedure reduction behind {partner_line}: nothing to fix"),
+    Instruction("CODE_NOT_IN_FEE_SCHEDULE", "check code",
+                "{line}: {code} is not in {rvu_release}: check the code and the date of service"),
+    Instruction("MUE_NOT_PUBLISHED", "nothing to fix",
+                "{line}: no MUE is published for {code}: nothing to fix; check the {units} unit(s) against the "
+                "record"),
+]
+
+# What a line overlapped by a duplicate is to become, in the words of the other line's instruction.
+PARTNER_ACTIONS = {
+    "bill_tc": "be billed as {code}-TC",
+    "bill_26": "be billed as {code}-26",
+    "remove_global": "be removed",
+    "remove_part": "be removed",
+    "remove_copy": "be removed",
+    "keep_global": "stay as billed",
+    "keep_part": "stay as billed",
+    "keep_copy": "stay as billed",
+    "resolved": "stay as billed",
+}
+
+# MUE_DOS settled by the fix of other lines of its day: the day's units, once the lines to remove are gone, fit
+# the MUE (`w.day_fits`; assets/worklist.py, DAYS), and `w.day_fixed_by` is the rule whose fix removes them.
+
+PRECEDENCE = [
+    Precedence(
+        "bundled", "A bundled line goes, every copy of it",
+        "a column 2 line that is also a duplicate is removed for the bundle, and so are its copies: the service "
+        "is paid inside the column 1 code, so keeping one copy would still be denied",
+        governs=("PTP_NO_BYPASS",), resolves=DUPLICATE_RULES, when="l.bundled"),
+    Precedence(
+        "split", "One biller's 26 and TC are one global line",
+        "the MUE counts the 26 and the TC line of one service as two units; billed as one global line, the day "
+        "is back within the MUE, so the units are not cut as well",
+        governs=("MOD_SPLIT_SAME_BILLER",), resolves=("MUE_DOS",), when="w.day_fixed_by = 'MOD_SPLIT_SAME_BILLER' and w.day_fits"),
+    Precedence(
+        "copy", "Removing the copy clears the units",
+        "a duplicate's units count twice toward the day's MUE; once the copy is removed the day fits, so the "
+        "units of the line kept are not cut as well",
+        governs=DUPLICATE_RULES, resolves=("MUE_DOS",), when=f"w.day_fixed_by in {sql_list(DUPLICATE_RULES)} and w.day_fits"),
+    Precedence(
+        "bundled_units", "Removing a bundled line clears its units",
+        "the units of a line removed for a bundle no longer count toward the day's MUE",
+        governs=("PTP_NO_BYPASS",), resolves=("MUE_DOS",), when="w.day_fixed_by = 'PTP_NO_BYPASS' and w.day_fits"),
+    Precedence(
+        "removed", "A line to remove needs no other fix",
+        "nothing on a line that is not billed can be denied: its units, modifiers and other findings go with it",
+        governs=(), resolves=(), when="l.removed and w.rule_id <> l.removed_by"),
+]
+
+# How the Worklist picks which side of a conflict between two lines changes (the instructions above).
+SIDE_RULES = [
+    ("The global gives way to another provider's component",
+     "a 26 or TC line of another provider shows that part was theirs; the global line claims both, so it is "
+     "billed as the other part (or dropped), and the component line stays as billed"),
+    ("A global line of the same provider includes its components",
+     "a 26 or TC line beside the same provider's global line for the same service is removed"),
+    ("The first copy stays",
+     "of lines that repeat each other, the one billed in an earlier batch, else the first by claim and line, "
+     "stays; the others are removed or marked as repeats (76, 77)"),
+    ("Review items never change a deny fix",
+     "a review finding that no fix settles is shown beside the instruction, marked review: it is payable as "
+     "billed and needs a look, not a change"),
+]
+
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def template_sql(template: str, alias: str = "w") -> str:
+    """A template as a SQL string expression over FIELDS, read from the table `alias` (a fact that is null reads
+    as empty text)."""
+    parts, last = [], 0
+    for match in PLACEHOLDER.finditer(template):
+        if match.group(1) not in FIELDS:
+            raise KeyError(f"template field {{{match.group(1)}}} is not one of the Worklist's facts: {template!r}")
+        if match.start() > last:
+            parts.append(_literal(template[last:match.start()]))
+        field = FIELDS[match.group(1)].replace("w.", f"{alias}.")
+        parts.append(f"coalesce(cast({field} as varchar), '')")
+        last = match.end()
+    if last < len(template):
+        parts.append(_literal(template[last:]))
+    return f"concat({', '.join(parts)})" if parts else "''"
+
+
+def instructions_for(rule_id: str) -> list[Instruction]:
+    return [i for i in INSTRUCTIONS if i.rule_id == rule_id]

@@ -1,0 +1,464 @@
+"""The Worklist's rows: one per line to fix, under its claim, each with one instruction per cause.
+
+Built in DuckDB from the batch's findings table (`finding_rows`, assets/outputs.py), set-based throughout:
+the instruction templates and precedence rules of assets/rules/worklist.py become SQL expressions evaluated
+over every finding at once. The steps, each a temporary table:
+
+1. `worklist_findings`: the deny and review findings of the claims with a deny finding, with the facts their
+   instructions name (the partner line's code, modifiers, provider and day);
+2. `worklist_dups`: for each duplicate finding, the other lines of its duplicate group and what the line is to
+   become (its role: billed as the other component, kept, removed ...), and what becomes of the line it
+   overlaps;
+3. `worklist_facts`: each finding with the instruction that fits it (`variant`, first matching);
+4. `worklist_days`: for each MUE_DOS finding, its day's lines and units, and whether the day fits its MUE once
+   the lines to remove are gone;
+5. `worklist_judged`: which findings a precedence rule settles, and the line's instruction, action and the
+   rest of its row;
+6. `worklist_rows`: one row per line, numbered in the sheet's order: claims linked by a conflict together, in
+   the block of their billing provider, biggest dollars at risk first.
+"""
+
+from __future__ import annotations
+
+from .rules.worklist import (
+    DUPLICATE_RULES,
+    INSTRUCTIONS,
+    PARTNER_ACTIONS,
+    PRECEDENCE,
+    SIDE_RULES,
+    template_sql,
+)
+
+
+def _sql_list(values) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _npi_valid(npi: str) -> str:
+    """SQL: the NPI passes its check digit (Luhn over 80840 and the first nine digits), as the judge checks it."""
+    digit = f"coalesce(try_cast(substr('80840' || {npi}, i, 1) as integer), 0)"
+    return (f"(regexp_full_match({npi}, '[0-9]{{10}}') and list_sum(list_transform(range(1, 16), lambda i: "
+            f"case when (16 - i) % 2 = 0 then ({digit} * 2) % 10 + ({digit} * 2) // 10 else {digit} end)) "
+            "% 10 = 0)")
+
+
+def _billed(alias: str) -> str:
+    return (f"{alias}.hcpcs || case when coalesce({alias}.modifiers, '') <> '' "
+            f"then '-' || replace({alias}.modifiers, ',', '-') else '' end")
+
+
+# What the Worklist reads of a finding: each step copies its rows, so it carries only these.
+FINDING_COLUMNS = """_row, line_id, claim_id, line_number, patient, payer, date_of_service, hcpcs, modifiers, units,
+    provider, billing_npi, rendering_npi, component, place_of_service, rule_id, severity, dollars_at_risk, message,
+    partner_line_id, partner_batch, partner_claim_id, partner_line_number, ptp_column_1, ptp_modifier_indicator,
+    status, pctc, rvu_release, mue_value, bilat_surg, asst_surg, co_surg, team_surg"""
+
+# The findings of the claims a biller has to change (a deny finding on some line of the claim), deny and review,
+# with the facts of their partner line: the judge stored its claim and line number, its code, modifiers,
+# provider and day are looked up among the few partner lines (of this batch or, with history, an earlier one).
+FINDINGS = f"""
+create or replace temp table worklist_findings as
+with found as (
+    select {FINDING_COLUMNS} from finding_rows
+    where severity in ('deny', 'review')
+      and claim_id in (select claim_id from finding_rows where severity = 'deny')
+),
+partner_ids as (
+    select distinct coalesce(partner_batch, $batch) as batch_id, partner_line_id as line_id
+    from found where partner_line_id is not null
+),
+partners as (
+    select batch_id, line_id, hcpcs, modifier_text as modifiers, provider, component, date_of_service
+    from claim_lines
+    where batch_id in (select batch_id from partner_ids) and line_id in (select line_id from partner_ids)
+)
+select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} as billed,
+       p.hcpcs as partner_hcpcs, {_billed("p")} as partner_billed, p.provider as partner_provider,
+       p.component as partner_component, p.date_of_service as partner_dos,
+       f.partner_claim_id || ' line ' || f.partner_line_number as partner_line,
+       f.partner_claim_id || ' line ' || f.partner_line_number || ' ('
+           || concat_ws(', ', {_billed("p")}, 'NPI ' || p.provider,
+                        case when p.date_of_service = f.date_of_service then 'same day'
+                             else strftime(p.date_of_service, '%Y-%m-%d') end,
+                        'earlier batch ' || f.partner_batch) || ')' as partner_ref,
+       case when f.rule_id = 'NPI_INVALID' then concat_ws(' and ',
+                case when not {_npi_valid("f.rendering_npi")} then f.rendering_npi end,
+                case when not {_npi_valid("f.billing_npi")} then f.billing_npi end) end as failing_npi
+from found f
+left join partners p on p.batch_id = coalesce(f.partner_batch, $batch) and p.line_id = f.partner_line_id
+"""
+
+# Duplicate groups: the lines of one patient, day and code with DUP_COMPONENT (and, for DUP_EXACT, the same
+# modifiers and provider), and a partner from an earlier batch, already billed. A line removed for a PTP bundle
+# leaves its group: it goes whatever its duplicates do. Of lines of the same component, the one kept is the
+# earlier batch's, else the first by claim and line.
+DUPLICATE_ROLES = """
+case
+    when a.bundled then 'bundled'
+    when a.others = 0 then 'resolved'
+    when a.rule_id = 'DUP_EXACT' then case when a.is_keeper then 'keep_copy' else 'remove_copy' end
+    when a.component = 'global' and a.globals > 0 then case when a.is_keeper then 'keep_copy' else 'remove_copy' end
+    when a.component = 'global' and a.parts_26 > 0 and a.parts_tc > 0 then 'remove_global'
+    when a.component = 'global' and a.parts_26 > 0 then case when a.own_26 then 'keep_global' else 'bill_tc' end
+    when a.component = 'global' and a.parts_tc > 0 then case when a.own_tc then 'keep_global' else 'bill_26' end
+    when a.globals > 0 and a.own_global then 'remove_part'
+    when a.globals > 0 then 'keep_part'
+    when a.is_keeper then 'keep_copy'
+    else 'remove_copy'
+end"""
+
+DUPLICATES = f"""
+create or replace temp table worklist_dups as
+with members as (
+    select distinct f.rule_id, f.line_id, '' as batch, false as earlier, f.claim_id, f.line_number, f.line_ref,
+           f.component, f.provider,
+           f.line_ref || ' (' || f.billed || ', NPI ' || coalesce(f.provider, '') || ', same day)' as ref,
+           hash(f.patient, f.date_of_service, f.hcpcs,
+                case when f.rule_id = 'DUP_EXACT' then coalesce(f.modifiers, '') || '|' || f.provider end)
+               as group_key,
+           f.line_id in (select line_id from worklist_findings where rule_id = 'PTP_NO_BYPASS') as bundled
+    from worklist_findings f where f.rule_id in {_sql_list(DUPLICATE_RULES)}
+    union
+    select f.rule_id, f.partner_line_id, f.partner_batch, true, f.partner_claim_id, f.partner_line_number,
+           f.partner_line, f.partner_component, f.partner_provider, f.partner_ref,
+           hash(f.patient, f.date_of_service, f.hcpcs,
+                case when f.rule_id = 'DUP_EXACT' then coalesce(f.modifiers, '') || '|' || f.provider end),
+           false
+    from worklist_findings f
+    where f.rule_id in {_sql_list(DUPLICATE_RULES)} and f.partner_batch is not null
+),
+ranked as (select *, {{'first': not earlier, 'claim': claim_id, 'line': line_number}} as rank from members),
+others as (
+    select l.rule_id, l.line_id, l.component, l.provider, l.bundled, l.rank, l.group_key, o.line_id as other_id,
+           o.batch as other_batch, o.component as other_component,
+           coalesce(o.provider is not distinct from l.provider, false) as same_provider,
+           o.ref as other_ref, o.line_ref as other_line, o.rank as other_rank,
+           l.rule_id = 'DUP_EXACT' or o.component = l.component as same_part
+    from ranked l
+    left join ranked o on o.rule_id = l.rule_id and o.group_key = l.group_key and not o.bundled
+                      and (o.batch <> l.batch or o.line_id <> l.line_id)
+    where not l.earlier
+),
+grouped as (
+    select rule_id, line_id, any_value(component) as component, any_value(provider) as provider,
+           any_value(bundled) as bundled, any_value(group_key) as group_key,
+           count(other_id) as others,
+           count(other_id) filter (where other_component = 'global') as globals,
+           count(other_id) filter (where other_component = '26') as parts_26,
+           count(other_id) filter (where other_component = 'TC') as parts_tc,
+           coalesce(bool_or(same_provider) filter (where other_component = 'global'), false) as own_global,
+           coalesce(bool_or(same_provider) filter (where other_component = '26'), false) as own_26,
+           coalesce(bool_or(same_provider) filter (where other_component = 'TC'), false) as own_tc,
+           coalesce(any_value(rank) < min(other_rank) filter (where same_part), true) as is_keeper,
+           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch}}, other_rank)
+               filter (where other_component = 'global') as first_global,
+           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch}},
+                   {{'other': not same_provider, 'rank': other_rank}})
+               filter (where other_component = '26') as first_26,
+           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch}},
+                   {{'other': not same_provider, 'rank': other_rank}})
+               filter (where other_component = 'TC') as first_tc,
+           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch}}, other_rank)
+               filter (where same_part) as keeper,
+           string_agg(other_line, ', ' order by other_rank) filter (where same_part) as copies,
+           list(other_ref order by other_rank) filter (where same_part) as copy_refs
+    from others group by rule_id, line_id
+),
+roles as (
+    select a.*, {DUPLICATE_ROLES} as dup_role from grouped a
+)
+select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper, copies as dup_copies,
+       case dup_role when 'bill_tc' then first_26 when 'bill_26' then first_tc
+                     when 'keep_global' then case when own_26 then first_26 else first_tc end
+                     when 'remove_part' then first_global when 'keep_part' then first_global
+                     when 'remove_copy' then keeper end as partner,
+       case dup_role when 'remove_global' then first_26.ref || ' and ' || first_tc.ref
+                     when 'keep_copy' then copies end as partner_text,
+       case dup_role when 'remove_global' then [first_26.ref, first_tc.ref] when 'keep_copy' then copy_refs
+                     end as partner_refs
+from roles
+"""
+
+# What becomes of the line a duplicate overlaps, from that line's own role (a line of an earlier batch has
+# gone out already and stays as it is).
+PARTNER_ACTION_SQL = "case p.dup_role " + " ".join(
+    f"when '{role}' then {template_sql(text, 'f')}" for role, text in PARTNER_ACTIONS.items()
+) + " else 'stay as billed' end"
+
+# The instruction that fits each finding: the first of its rule's whose condition holds.
+VARIANT_SQL = "case " + " ".join(
+    f"when w.rule_id = '{i.rule_id}'{f' and ({i.when})' if i.when else ''} then {n}"
+    for n, i in enumerate(INSTRUCTIONS)) + " end"
+REMOVING = _sql_list(n for n, i in enumerate(INSTRUCTIONS) if i.removes) if any(
+    i.removes for i in INSTRUCTIONS) else "(null)"
+# Rules whose fix a precedence rule lets settle other findings: a review finding among them removes its line when
+# the precedence applies (a 26 and TC split by one biller, where the day's units fit once combined).
+GOVERNING = sorted({rule for p in PRECEDENCE for rule in p.governs})
+
+# Kept narrow (the finding's key, rule, severity, duplicate role and instruction); later steps join it to the
+# findings' other facts.
+FACTS = f"""
+create or replace temp table worklist_facts as
+select w._row, w.line_id, w.rule_id, w.severity, w.dup_role, w.dup_keeper, w.dup_copies, w.dup_group,
+       w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action, {VARIANT_SQL} as variant
+from (
+    select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group,
+           coalesce(d.partner_text, d.partner.ref) as dup_partner_ref, d.partner.line as dup_partner_line,
+           coalesce(d.partner_refs, [d.partner.ref]) as dup_partner_refs,
+           case when d.partner.batch <> '' then 'stay as billed (it went out in batch ' || d.partner.batch || ')'
+                else {PARTNER_ACTION_SQL} end as dup_partner_action
+    from worklist_findings f
+    left join worklist_dups d on d.rule_id = f.rule_id and d.line_id = f.line_id
+    left join worklist_dups p on p.rule_id = f.rule_id and p.line_id = d.partner.id and d.partner.batch = ''
+) w
+"""
+
+# Per line: whether a deny finding's instruction removes it, or a review finding's may (see GOVERNING), and by
+# which rule (the first in priority).
+LINE_REMOVALS = f"""
+create or replace temp table worklist_removals as
+select line_id, bool_or(rule_id = 'PTP_NO_BYPASS') as bundled,
+       arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'deny') as deny_removed_by,
+       arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'review'
+                                          and rule_id in {_sql_list(GOVERNING) if GOVERNING else "(null)"})
+           as review_removed_by
+from worklist_facts group by line_id
+"""
+
+# The days that break an MUE (MUE_DOS: one patient, day, provider and code): their lines and units, the units
+# left once the lines to remove are gone, and the rule whose fix removes them. A day holding lines of an
+# earlier batch never fits here: those units are not all in sight.
+DAYS = f"""
+create or replace temp table worklist_days as
+with members as (
+    select w.line_id, w.claim_id, w.line_number, w.line_ref, w.units, w.mue_value, w.partner_batch,
+           w.line_ref || ' (' || w.billed || ', NPI ' || coalesce(w.provider, '') || ', same day)' as ref,
+           hash(w.patient, w.date_of_service, w.provider, w.hcpcs) as day_key,
+           coalesce(r.deny_removed_by, r.review_removed_by) as removed_by
+    from worklist_findings w join worklist_removals r on r.line_id = w.line_id
+    where w.rule_id = 'MUE_DOS'
+),
+days as (
+    select day_key, sum(units) as day_units, min(mue_value) as day_mue,
+           coalesce(sum(units) filter (where removed_by is null), 0) as remaining_units,
+           bool_or(partner_batch is not null) as with_earlier,
+           string_agg(line_ref, ', ' order by claim_id, line_number) as day_lines,
+           list({{'id': line_id, 'ref': ref}} order by claim_id, line_number) as day_members,
+           string_agg(line_ref, ', ' order by claim_id, line_number) filter (where removed_by is not null)
+               as fixing_lines,
+           case {" ".join(f"when bool_or(removed_by = '{i.rule_id}') then '{i.rule_id}'"
+                          for i in dict((i.rule_id, i) for i in INSTRUCTIONS if i.removes).values())} end
+               as day_fixed_by
+    from members group by day_key
+)
+select m.line_id, m.day_key, d.day_units, d.day_mue, d.remaining_units, d.day_lines, d.fixing_lines,
+       d.day_fixed_by, d.remaining_units <= d.day_mue and not d.with_earlier as day_fits,
+       list_transform(list_filter(d.day_members, lambda x: x.id <> m.line_id), lambda x: x.ref) as day_partners
+from members m join days d on d.day_key = m.day_key
+"""
+
+RESOLVED_SQL = "case " + " ".join(
+    f"when {'w.rule_id in ' + _sql_list(p.resolves) + ' and ' if p.resolves else ''}({p.when}) then '{p.id}'"
+    for p in PRECEDENCE) + " end"
+PROMOTED_SQL = " or ".join(
+    f"(w.rule_id in {_sql_list(p.governs)} and list_contains(coalesce(r.line_resolved, []), '{p.id}'))"
+    for p in PRECEDENCE if p.governs) or "false"
+TITLES_SQL = "case w.resolved_by " + " ".join(
+    f"when '{p.id}' then '{p.title.replace(chr(39), chr(39) * 2)}'" for p in PRECEDENCE) + " end"
+INSTRUCTION_SQL = "case w.variant " + " ".join(
+    f"when {n} then {template_sql(i.text)}" for n, i in enumerate(INSTRUCTIONS)) + " end"
+ACTION_SQL = "case w.variant " + " ".join(
+    f"when {n} then {template_sql(i.action)}" for n, i in enumerate(INSTRUCTIONS)) + " end"
+
+# Each finding: the precedence rule that settles it (none: it needs its own fix), then whether it is the line's
+# instruction, a review beside it, or settled; with its instruction's text and action. A line removed by a review
+# finding's fix counts as removed only where that fix settles the day's units (`day_fits`). What settles what is
+# worked out on the findings' keys alone (`_row`, from finding_rows), then joined to their text: a window over
+# the wide rows would cost more than the rest.
+JUDGED = f"""
+create or replace temp table worklist_judged as
+with facts as (
+    select w.*, x.* exclude (_row, line_id, rule_id, severity), d.day_units, d.day_mue, d.remaining_units,
+           d.day_lines, d.fixing_lines, d.day_fixed_by, d.day_fits, d.day_key, d.day_partners
+    from worklist_findings w
+    join worklist_facts x on x._row = w._row
+    left join worklist_days d on d.line_id = w.line_id
+),
+lines as (
+    select r.line_id, r.bundled,
+           coalesce(r.deny_removed_by, case when f.day_fits then r.review_removed_by end) as removed_by
+    from worklist_removals r
+    left join (select line_id, bool_or(day_fits) as day_fits from worklist_days group by line_id) f
+           on f.line_id = r.line_id
+),
+resolved as (
+    select w._row, w.line_id, w.rule_id, w.severity, {RESOLVED_SQL} as resolved_by
+    from (select _row, line_id, rule_id, severity, partner_batch, day_fixed_by, day_fits from facts) w
+    join (select *, removed_by is not null as removed from lines) l on l.line_id = w.line_id
+),
+promoted as (
+    select w._row, w.resolved_by, {PROMOTED_SQL} as promoted
+    from resolved w
+    left join (select line_id, list(distinct resolved_by) as line_resolved from resolved
+               where resolved_by is not null group by line_id) r on r.line_id = w.line_id
+)
+select w.*, p.resolved_by, p.promoted, {TITLES_SQL.replace("w.resolved_by", "p.resolved_by")} as resolved_title,
+       p.resolved_by is null and (w.severity = 'deny' or p.promoted) as instructs,
+       p.resolved_by is null and w.severity = 'review' and not p.promoted as reviews,
+       {INSTRUCTION_SQL} as instruction, {ACTION_SQL} as action,
+       case when w.rule_id in {_sql_list(DUPLICATE_RULES)} and w.dup_role not in ('bundled', 'resolved')
+                 then w.dup_partner_refs
+            when w.rule_id = 'MUE_DOS' then w.day_partners
+            else [w.partner_ref] end as partner_refs
+from facts w
+join promoted p on p._row = w._row
+"""
+
+SEVERITY_RANK = "case severity when 'deny' then 1 else 2 end"
+# What each finding gives its line's row (null where it gives nothing).
+CONTRIBUTIONS = f"""
+select *, {SEVERITY_RANK} as rank,
+       case when instructs then action end as gives_action,
+       case when instructs then instruction end as gives_instruction,
+       case when instructs then rule_id end as gives_rule,
+       case when resolved_by is not null then rule_id end as settled_rule,
+       case when resolved_by is not null then rule_id || ' (' || resolved_title || ')' end as settled_text,
+       rule_id || case when severity = 'review' then ' (review)' else '' end || ': ' || message as gives_explanation,
+       case when reviews then '[review] ' || rule_id || ': ' || instruction end as gives_review,
+       list_filter(partner_refs, lambda x: x is not null) as partner_list
+from worklist_judged
+"""
+LINE_COLUMNS = ("claim_id", "line_number", "patient", "payer", "date_of_service", "hcpcs", "modifiers", "units",
+                "provider", "billing_npi", "line_ref", "fixing_lines")
+
+# One row per line, stored in the sheet's order (`worklist_order`). Four lines in five have one finding: they
+# take its contribution as it is, and only the others are gathered (in the order deny first, then the rules'
+# priority). A line whose own findings are all settled by the fix of other lines is kept as billed.
+ROWS = f"""
+create or replace temp table worklist_rows as
+with found as ({CONTRIBUTIONS}),
+several as (select line_id from worklist_judged group by line_id having count(*) > 1),
+per_line as (
+    select line_id, {", ".join(LINE_COLUMNS)}, case when severity = 'deny' then dollars_at_risk end as dollars_at_risk,
+           rank, gives_action as actions, gives_instruction as instructions, gives_rule as rules,
+           settled_rule as settled_rules, settled_text as settled, gives_explanation as explanation,
+           gives_review as reviews, array_to_string(list_sort(partner_list), chr(10)) as partners
+    from found where line_id not in (select line_id from several)
+    union all
+    select line_id, {", ".join(f"any_value({c})" for c in LINE_COLUMNS)},
+           max(dollars_at_risk) filter (where severity = 'deny'), min(rank),
+           string_agg(gives_action, ' + ' order by rank, variant),
+           string_agg(gives_instruction, chr(10) order by rank, variant),
+           string_agg(gives_rule, ', ' order by rank, variant),
+           string_agg(settled_rule, ', ' order by rank, variant),
+           string_agg(settled_text, ', ' order by rank, variant),
+           string_agg(gives_explanation, chr(10) order by rank, variant),
+           string_agg(gives_review, chr(10) order by rank, variant),
+           array_to_string(list_sort(list_distinct(flatten(list(partner_list)))), chr(10))
+    from found where line_id in (select line_id from several)
+    group by line_id
+)
+select p.line_id, claim_id, line_number, patient, payer, date_of_service, hcpcs, modifiers,
+       cast(units as double) as units, provider, coalesce(billing_npi, provider) as biller, dollars_at_risk,
+       case rank when 1 then 'deny' else 'review' end as severity,
+       coalesce(actions, case when settled is not null then 'keep as billed' else 'review' end) as action,
+       coalesce(instructions, line_ref || ': keep as billed; ' || settled_rules || ' clear once '
+                              || coalesce(fixing_lines, 'the other lines') || ' are fixed') as instruction,
+       concat_ws('; also ', rules, settled) as resolves, nullif(partners, '') as partners, explanation,
+       reviews as also_to_review, o.claim_dollars, o._row
+from per_line p
+join worklist_order o on o.line_id = p.line_id
+order by o._row
+"""
+
+# Claims that a conflict links (a partner line on another claim of the batch, or lines of one duplicate group or
+# MUE day) sort together; each such cluster is named by its first claim, found by spreading the least claim id
+# along the links until nothing changes.
+CLAIM_LINKS = """
+create or replace temp table worklist_links as
+with pairs as (
+    select claim_id as a, partner_claim_id as b from worklist_findings
+    where partner_batch is null and partner_claim_id is not null
+    union
+    select j.claim_id, first_value(j.claim_id) over (partition by j.rule_id, j.dup_group order by j.claim_id)
+    from worklist_judged j where j.dup_group is not null
+    union
+    select j.claim_id, first_value(j.claim_id) over (partition by j.day_key order by j.claim_id)
+    from worklist_judged j where j.day_key is not null and j.rule_id = 'MUE_DOS'
+),
+claims as (select distinct claim_id from worklist_judged)
+select a, b from pairs
+where a <> b and a in (select claim_id from claims) and b in (select claim_id from claims)
+union
+select b, a from pairs
+where a <> b and a in (select claim_id from claims) and b in (select claim_id from claims)
+"""
+CLUSTERS = """
+create or replace temp table worklist_clusters as
+select claim_id, claim_id as cluster from (select distinct a as claim_id from worklist_links)
+"""
+SPREAD = """
+update worklist_clusters c set cluster = m.cluster
+from (select l.b as claim_id, min(n.cluster) as cluster
+      from worklist_links l join worklist_clusters n on n.claim_id = l.a group by l.b) m
+where m.claim_id = c.claim_id and m.cluster < c.cluster
+"""
+
+# The sheet's order: blocks of billing providers, biggest dollars at risk first; within a block, the claims of a
+# conflict together, then the claims by dollars, then the lines. A cluster spanning billing providers sits in the
+# block of its biggest claim's. Worked out on the lines' keys alone.
+ORDER = """
+create or replace temp table worklist_order as
+with lines as (
+    select line_id, any_value(claim_id) as claim_id, any_value(line_number) as line_number,
+           max(dollars_at_risk) filter (where severity = 'deny') as dollars,
+           coalesce(any_value(billing_npi), any_value(provider)) as biller
+    from worklist_judged group by line_id
+),
+claims as (
+    select l.claim_id, coalesce(sum(l.dollars), 0) as claim_dollars, min(l.biller) as biller,
+           coalesce(any_value(c.cluster), l.claim_id) as cluster
+    from lines l left join worklist_clusters c on c.claim_id = l.claim_id
+    group by l.claim_id
+),
+clusters as (
+    select cluster, sum(claim_dollars) as cluster_dollars,
+           arg_min(biller, {'dollars': -claim_dollars, 'claim': claim_id}) as block
+    from claims group by cluster
+),
+blocks as (
+    select block, sum(cluster_dollars) as block_dollars from clusters group by block
+)
+select l.line_id, c.claim_dollars,
+       row_number() over (order by b.block_dollars desc, k.block, k.cluster_dollars desc, k.cluster,
+                                   c.claim_dollars desc, l.claim_id, l.line_number) as _row
+from lines l
+join claims c on c.claim_id = l.claim_id
+join clusters k on k.cluster = c.cluster
+join blocks b on b.block = k.block
+"""
+
+STATEMENTS = [FINDINGS, DUPLICATES, FACTS, LINE_REMOVALS, DAYS, JUDGED, CLAIM_LINKS, CLUSTERS]
+MAX_SPREADS = 100
+
+
+def build_worklist(con, batch_id: str) -> int:
+    """Make `worklist_rows` for the batch from `finding_rows`; returns its row count."""
+    for statement in STATEMENTS:
+        con.execute(statement, {"batch": batch_id} if "$batch" in statement else {})
+    for _ in range(MAX_SPREADS):
+        if not con.execute(SPREAD).fetchall()[0][0]:
+            break
+    con.execute(ORDER)
+    con.execute(ROWS)
+    return con.execute("select count(*) from worklist_rows").fetchall()[0][0]
+
+
+def closing_note() -> list[str]:
+    """The Worklist's closing note: how one instruction is chosen where findings share a cause, and why."""
+    return [
+        "How the Worklist chooses one instruction where findings share a cause (the Findings sheet and flags.csv "
+        "keep every finding):",
+        *(f"{p.title}: {p.why}." for p in PRECEDENCE),
+        *(f"{title}: {why}." for title, why in SIDE_RULES),
+    ]

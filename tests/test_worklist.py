@@ -1,0 +1,372 @@
+"""The Worklist as a biller reads it, and the Summary's numbers as a manager adds them up.
+
+One run scrubs the bundled sample together with a hand-built export holding each conflict the Worklist has to
+settle with one instruction: a global line overlapping another provider's 26, a 26 and TC split by one biller
+over the day's MUE, duplicates over the MUE (a PC/TC code and an exact copy), and a PTP column 2 line that is
+also a duplicate; and one line of each rule family beyond 76120. The tests read the workbook with openpyxl and
+compare it with flags.csv.
+"""
+
+import re
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from assets.report_data import name_without_dates, source_key
+from assets.rules import RULES
+from assets.rules.worklist import INSTRUCTIONS, PRECEDENCE, SIDE_RULES, template_sql
+
+from .helpers import scrub, write_csv
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "claims_sample.csv"
+RADIOLOGY, CARDIO, GROUP = "1234567893", "9876543213", "5550001114"
+
+
+def line(claim, number, patient, dos, hcpcs="76120", modifiers="", units="1", npi=RADIOLOGY, biller=GROUP):
+    return {"claim_id": claim, "line_number": number, "patient_id": patient, "date_of_service": dos,
+            "hcpcs": hcpcs, "modifiers": modifiers, "units": units, "rendering_npi": npi, "billing_npi": biller,
+            "place_of_service": "11", "claim_type": "professional", "diagnosis_1": "R13.10", "payer": "Acme Health"}
+
+
+CONFLICTS = [
+    # A global line on one claim, another provider's 26 on another (the issue's C-16 and C-17).
+    line("C-17", 1, "P-OVERLAP", "2024-07-22"),
+    line("C-16", 1, "P-OVERLAP", "2024-07-22", modifiers="26", npi=CARDIO),
+    # One biller splits 76120 into 26 and TC on two claims: two units on the day, MUE 1.
+    line("C-S1", 1, "P-SPLIT", "2024-07-23", modifiers="26"),
+    line("C-S2", 1, "P-SPLIT", "2024-07-23", modifiers="TC"),
+    # Duplicates over the MUE: a PC/TC code (DUP_COMPONENT), and a code without components (DUP_EXACT).
+    line("C-DUP", 1, "P-DUP", "2024-07-24"),
+    line("C-DUP", 2, "P-DUP", "2024-07-24"),
+    line("C-DX", 1, "P-DX", "2024-07-24", hcpcs="10060"),
+    line("C-DX", 2, "P-DX", "2024-07-24", hcpcs="10060"),
+    # 76120 twice with 92611, which bundles it (indicator 0): column 2 lines that are also duplicates.
+    line("C-PTP", 1, "P-PTP", "2024-07-25", hcpcs="92611"),
+    line("C-PTP", 2, "P-PTP", "2024-07-25"),
+    line("C-PTP", 3, "P-PTP", "2024-07-25"),
+    # Beyond 76120: an add-on without its primary, a visit in a surgery's global period, an assistant at surgery.
+    line("C-AOC", 1, "P-AOC", "2024-07-26", hcpcs="G0514"),
+    line("C-SURG", 1, "P-SURG", "2024-07-01", hcpcs="27447"),
+    line("C-EM", 1, "P-SURG", "2024-07-15", hcpcs="99213"),
+    line("C-ASST", 1, "P-ASST", "2024-07-26", hcpcs="10060", modifiers="80"),
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, reference_db):
+    work = tmp_path_factory.mktemp("worklist")
+    db = work / "claimscrub.duckdb"
+    db.write_bytes(reference_db.read_bytes())
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(work / "home"))
+        env.delenv("CLAIMSCRUB_SECRET", raising=False)
+        result = scrub([SAMPLE, write_csv(work / "conflicts.csv", CONFLICTS)], work / "out", db)
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def book(run):
+    return load_workbook(run.out_dir / "denial-risk-report.xlsx")
+
+
+def sheet_rows(sheet, first_row=1) -> list[list]:
+    return [list(r) for r in sheet.iter_rows(min_row=first_row, values_only=True)]
+
+
+@pytest.fixture(scope="module")
+def worklist(book) -> list[dict]:
+    header, *body = sheet_rows(book["Worklist"], 2)
+    end = next(i for i, r in enumerate(body) if all(v is None for v in r))
+    return [dict(zip(header, r)) for r in body[:end]]
+
+
+@pytest.fixture(scope="module")
+def rows_by_line(worklist) -> dict[tuple[str, int], dict]:
+    return {(w["Claim"], w["Line"]): w for w in worklist}
+
+
+def section(sheet, title: str) -> list[list]:
+    found = sheet_rows(sheet)
+    start = next(i for i, r in enumerate(found) if r[0] == title) + 1
+    end = next((i for i in range(start, len(found)) if all(v is None for v in found[i])), len(found))
+    return found[start:end]
+
+
+def money(value: str) -> Decimal:
+    return Decimal(value or "0")
+
+
+# The instructions and precedence rules live beside the registry; every rule brings its instruction.
+
+
+def test_every_registered_rule_has_an_instruction_for_any_finding_of_it():
+    registered = {rule.id for rule in RULES}
+    unconditional = {i.rule_id for i in INSTRUCTIONS if not i.when}
+    assert registered - unconditional == set(), "rules without an instruction for every finding"
+    assert {i.rule_id for i in INSTRUCTIONS} <= registered
+    for rule in registered:
+        last = [i for i in INSTRUCTIONS if i.rule_id == rule][-1]
+        assert not last.when, f"{rule}: its last instruction must hold whatever the finding"
+
+
+def test_instructions_name_only_facts_the_worklist_knows():
+    for instruction in INSTRUCTIONS:
+        template_sql(instruction.text), template_sql(instruction.action)
+    with pytest.raises(KeyError, match="no_such_fact"):
+        template_sql("{line}: {no_such_fact}")
+    assert all(p.title and p.why and p.when for p in PRECEDENCE)
+
+
+# The lines of the Worklist: what is wrong on which line, and what to do.
+
+
+def test_each_line_to_fix_has_one_row_with_its_code_modifiers_units_provider_and_explanations(run, worklist):
+    flags = run.flags
+    deny_claims = {f["claim_id"] for f in flags if f["severity"] == "deny"}
+    to_fix = {(f["claim_id"], int(f["line_number"])) for f in flags
+              if f["claim_id"] in deny_claims and f["severity"] in ("deny", "review")}
+    assert len(worklist) == len(to_fix) and {(w["Claim"], w["Line"]) for w in worklist} == to_fix
+    for row in worklist:
+        own = [f for f in flags if (f["claim_id"], int(f["line_number"])) == (row["Claim"], row["Line"])
+               and f["severity"] != "info"]
+        first = own[0]
+        assert (row["Code"], row["Modifiers"] or "", row["Units"], row["Provider NPI"]) == (
+            first["hcpcs"], first["modifiers"], float(first["units"]), first["provider_npi"])
+        # Each finding's own explanation, not only its rule's generic fix.
+        for finding in own:
+            assert finding["message"] in row["Explanation (each finding's own)"]
+    c16 = next(w for w in worklist if w["Claim"] == "C-16")
+    assert (c16["Code"], c16["Modifiers"], c16["Units"], c16["Provider NPI"]) == ("76120", "26", 1, CARDIO)
+
+
+def test_a_global_line_overlapping_another_providers_26_is_billed_as_tc_and_the_26_kept(rows_by_line):
+    c17, c16 = rows_by_line[("C-17", 1)], rows_by_line[("C-16", 1)]
+    assert c17["Instruction"] == ("C-17 line 1: 76120 global overlaps C-16 line 1 (76120-26, NPI 9876543213, same "
+                                  "day): bill C-17 as 76120-TC, or drop it if the technical part was not yours")
+    assert c17["Action"] == "bill as TC"
+    assert c16["Instruction"] == ("C-16 line 1: 76120-26 overlaps C-17 line 1 (76120, NPI 1234567893, same day): "
+                                  "keep this line as billed; C-17 line 1 is to be billed as 76120-TC")
+    assert c16["Action"] == "keep as billed"
+    # Both sides name each other.
+    assert c17["Partner lines"] == "C-16 line 1 (76120-26, NPI 9876543213, same day)"
+    assert c16["Partner lines"] == "C-17 line 1 (76120, NPI 1234567893, same day)"
+
+
+def test_the_two_sides_of_a_conflict_between_claims_sort_next_to_each_other(worklist):
+    claims = [w["Claim"] for w in worklist]
+    for pair in (["C-17", "C-16"], ["C-S1", "C-S2"], ["CLM00150", "CLM00151"]):
+        at = [claims.index(c) for c in pair]
+        assert sorted(at) == list(range(min(at), min(at) + 2)), pair
+    # Each claim's lines sit together, under it.
+    blocks = [c for i, c in enumerate(claims) if i == 0 or claims[i - 1] != c]
+    assert len(blocks) == len(set(blocks))
+    # Within the billing provider's block, the biggest dollars at risk come first (a cluster by its total).
+    clusters, seen = [], set()
+    for w in worklist:
+        if w["Claim"] not in seen:
+            seen.add(w["Claim"])
+            clusters.append((w["Claim"], w["Claim at risk"]))
+    assert clusters[0] == ("C-DX", 248.42)
+
+
+def test_one_billers_26_and_tc_over_the_mue_become_one_global_line_not_fewer_units(rows_by_line):
+    s1, s2 = rows_by_line[("C-S1", 1)], rows_by_line[("C-S2", 1)]
+    combine = ("C-S1 line 1 (76120-26) and C-S2 line 1 (76120-TC) are one service billed by NPI 5550001114: bill "
+               "C-S1 line 1 as 76120 global, without 26 or TC, and remove C-S2 line 1")
+    assert s1["Instruction"] == s2["Instruction"] == combine
+    assert (s1["Action"], s2["Action"]) == ("bill as global", "remove line")
+    assert s1["Resolves"] == s2["Resolves"] == (
+        "MOD_SPLIT_SAME_BILLER; also MUE_DOS (One biller's 26 and TC are one global line)")
+    assert s1["Also to review"] is None  # the review finding is the instruction here
+    # The sample's own split, on one claim, reads the same way.
+    sample = rows_by_line[("CLM00153", 1)]
+    assert sample["Instruction"].endswith("bill CLM00153 line 1 as 76120 global, without 26 or TC, and remove "
+                                          "CLM00153 line 2")
+    assert rows_by_line[("CLM00153", 2)]["Action"] == "remove line"
+
+
+def test_a_duplicate_over_the_mue_keeps_one_copy_and_the_units_follow(rows_by_line):
+    for claim, code, rule in (("C-DUP", "76120", "DUP_COMPONENT"), ("C-DX", "10060", "DUP_EXACT")):
+        kept, copy = rows_by_line[(claim, 1)], rows_by_line[(claim, 2)]
+        assert kept["Action"] == "keep, remove copies" and copy["Action"] == "remove line"
+        assert kept["Instruction"].startswith(f"{claim} line 1: {code} is billed again on {claim} line 2")
+        assert copy["Instruction"].startswith(f"{claim} line 2: {code} repeats {claim} line 1")
+        assert kept["Resolves"] == copy["Resolves"] == f"{rule}; also MUE_DOS (Removing the copy clears the units)"
+
+
+def test_a_bundled_line_that_is_also_a_duplicate_goes_every_copy_of_it(rows_by_line):
+    for number, other in ((2, 3), (3, 2)):
+        row = rows_by_line[("C-PTP", number)]
+        assert row["Action"] == "remove line"
+        assert row["Instruction"] == (f"C-PTP line {number}: 76120 is bundled into 92611 on C-PTP line 1 (92611, NPI "
+                                      "1234567893, same day) (NCCI edit, no modifier allowed): remove this line")
+        assert row["Resolves"] == ("PTP_NO_BYPASS; also DUP_COMPONENT (A bundled line goes, every copy of it), "
+                                   "MUE_DOS (Removing a bundled line clears its units)")
+        assert row["Partner lines"].split("\n") == [
+            "C-PTP line 1 (92611, NPI 1234567893, same day)", f"C-PTP line {other} (76120, NPI 1234567893, same day)"]
+
+
+def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
+    assert rows_by_line[("C-AOC", 1)]["Instruction"] == (
+        "C-AOC line 1: add-on G0514 has no primary service by NPI 1234567893 on 2024-07-26: bill one of its "
+        "primaries (G0513) with it, or correct the code")
+    assert rows_by_line[("C-EM", 1)]["Instruction"] == (
+        "C-EM line 1: visit 99213 on 2024-07-15 falls in the global period of 27447 on 2024-07-01 (C-SURG line 1, "
+        "NPI 1234567893): append 24 or FT only if the visit was unrelated and the record shows it; otherwise "
+        "remove it")
+    assert rows_by_line[("C-EM", 1)]["Partner lines"] == "C-SURG line 1 (27447, NPI 1234567893, 2024-07-01)"
+    assert rows_by_line[("C-ASST", 1)]["Instruction"] == (
+        "C-ASST line 1: Medicare pays no assistant at surgery for 10060 (assistant indicator 1): remove this 80 line")
+    assert rows_by_line[("CLM00141", 1)]["Instruction"] == (
+        "CLM00141 line 1: 76120 2 unit(s) here; the patient's units on 2024-07-10 by NPI 1234567893 (CLM00141 line 1) "
+        "add up to 2, over its MUE of 1 per day: correct them to 1 in all, or appeal with the record if the service "
+        "was repeated")
+    assert rows_by_line[("CLM00155", 1)]["Instruction"] == (
+        "CLM00155 line 1: NPI 1234567890 fails the check digit: correct it from NPPES")
+
+
+def test_no_claim_gets_two_instructions_that_contradict_each_other(worklist, rows_by_line):
+    by_claim = defaultdict(list)
+    for row in worklist:
+        by_claim[row["Claim"]].append(row)
+        actions = row["Action"].split(" + ")
+        # A line to remove is told nothing else; a line is never told both to stay and to go.
+        assert "remove line" not in actions or actions == ["remove line"], row
+        if row["Resolves"] and "MUE_DOS (" in row["Resolves"]:
+            assert "correct them to" not in (row["Instruction"] or ""), row
+    lines = {f"{claim} line {number}": row for (claim, number), row in rows_by_line.items()}
+    for row in worklist:
+        text = row["Instruction"] or ""
+        # What one row says of another line, that line's own row says too.
+        for other in re.findall(r"and remove (\S+ line \d+)", text):
+            assert lines[other]["Action"] == "remove line", (row, other)
+        for other, code in re.findall(r"; (\S+ line \d+) is to be billed as (\S+)", text):
+            assert lines[other]["Action"] == f"bill as {code.split('-')[1]}", (row, other)
+        for copies in re.findall(r"is billed again on (.+?)(?: by NPI \d+)?: keep this line", text):
+            for other in copies.split(", "):
+                assert lines[other]["Action"] == "remove line", (row, other)
+    for claim, rows in by_claim.items():
+        kept = [r for r in rows if r["Action"].startswith("keep")]
+        removed = [r for r in rows if r["Action"] == "remove line"]
+        assert not {(r["Line"]) for r in kept} & {(r["Line"]) for r in removed}, claim
+
+
+def test_review_items_appear_as_text_beside_the_deny_items_marked_review(run, rows_by_line, worklist):
+    review = rows_by_line[("CLM00147", 1)]
+    assert review["Severity"] == "review" and review["Dollars at risk"] is None and review["Action"] == "review"
+    assert review["Also to review"] == (
+        "[review] RECORDING_EVIDENCE: CLM00147 line 1: 76120 billed with fluoroscopy 76000 (CLM00147 line 2): "
+        "confirm the report shows a permanent cine or video recording, else bill the fluoroscopy only")
+    assert "RECORDING_EVIDENCE (review): 76120 billed with fluoroscopy" in review["Explanation (each finding's own)"]
+    assert rows_by_line[("CLM00147", 2)]["Action"] == "remove line"
+    assert "CLM00148" not in {w["Claim"] for w in worklist}  # review findings only: on the Findings sheet
+
+
+def test_the_closing_note_lists_each_precedence_rule_and_why(book, worklist):
+    found = sheet_rows(book["Worklist"], 3 + len(worklist))
+    assert all(v is None for v in found[0])
+    note = [r[0] for r in found[1:]]
+    assert note[0].startswith("How the Worklist chooses one instruction where findings share a cause")
+    assert note[1:] == [f"{p.title}: {p.why}." for p in PRECEDENCE] + [f"{t}: {w}." for t, w in SIDE_RULES]
+    assert book["Worklist"].auto_filter.ref == f"A2:S{len(worklist) + 2}"  # the note is outside the filter
+
+
+# The Summary's numbers, cell by cell against flags.csv.
+
+
+def _once(flags, key) -> dict:
+    """Dollars at risk per key, each (key, line) counted once."""
+    lines = {(key(f), f["claim_id"], f["line_number"]): money(f["dollars_at_risk"]) for f in flags}
+    totals = defaultdict(Decimal)
+    for (k, _, _), amount in lines.items():
+        totals[k] += amount
+    return dict(totals)
+
+
+def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist):
+    flags = run.flags
+    deny = [f for f in flags if f["severity"] == "deny"]
+    headline = _once(deny, lambda f: "all")["all"]
+    summary = book["Summary"]
+    facts = {r[0]: r[1] for r in sheet_rows(summary) if r[0]}
+    assert Decimal(str(facts["Dollars at risk of denial"])) == headline
+    assert facts["Lines with a deny finding"] == len({(f["claim_id"], f["line_number"]) for f in deny})
+    assert facts["Claims with a deny finding"] == len({f["claim_id"] for f in deny})
+    assert sum(Decimal(str(w["Dollars at risk"] or 0)) for w in worklist) == headline
+
+    categories = section(summary, "Findings and dollars at risk of denial by category (a line can fall under "
+                                  "several categories)")
+    by_category = _once(deny, lambda f: f["category"])
+    for category, findings, deny_findings, dollars in (r[:4] for r in categories[1:-1]):
+        assert findings == sum(f["category"] == category for f in flags)
+        assert deny_findings == sum(f["category"] == category for f in deny)
+        assert Decimal(str(dollars)) == by_category.get(category, 0)
+    assert sum(Decimal(str(r[3])) for r in categories[1:-1]) > headline  # one line, several categories
+    assert categories[-1][:4] == ["Each line counted once", len(flags), len(deny), float(headline)]
+
+    severities = section(summary, "Findings and dollars at risk by severity (a line with findings of two "
+                                  "severities counts under each)")
+    by_severity = _once(flags, lambda f: f["severity"])
+    for severity, findings, dollars in (r[:3] for r in severities[1:4]):
+        assert findings == sum(f["severity"] == severity for f in flags)
+        assert Decimal(str(dollars)) == by_severity.get(severity, 0)
+
+    rules = section(summary, "Top rules by dollars at risk of denial (a line can fall under several rules)")
+    by_rule = _once(deny, lambda f: f["rule_id"])
+    for rule, _, severity, findings, dollars in (r[:5] for r in rules[1:-1]):
+        assert severity == "deny" and findings == sum(f["rule_id"] == rule for f in deny)
+        assert Decimal(str(dollars)) == by_rule[rule]
+    assert [r[0] for r in rules[1:-1]] == sorted(by_rule, key=lambda r: (-by_rule[r], -sum(
+        f["rule_id"] == r for f in deny), r))[:10]
+    assert rules[-1][0] == "Each line counted once, all rules" and rules[-1][4] == float(headline)
+
+    for title, column in (("Top providers by dollars at risk of denial", "provider_npi"),
+                          ("Top payers by dollars at risk of denial", "payer")):
+        table = section(summary, title)
+        totals = _once(deny, lambda f: f[column])
+        for name, claims, findings, dollars in (r[:4] for r in table[1:-1]):
+            assert Decimal(str(dollars)) == totals[name]
+            assert claims == len({f["claim_id"] for f in deny if f[column] == name})
+        assert table[-1][3] == float(headline) == float(sum(totals.values()))
+
+
+def test_each_summary_figure_is_the_sum_of_the_findings_sheet_under_the_filter_its_note_names(run, book):
+    header, *findings = sheet_rows(book["Findings"], 2)
+    findings = [dict(zip(header, r)) for r in findings]
+    assert len(findings) == len(run.flags)  # every finding, as flags.csv
+    note = section(book["Summary"], "How the numbers add up: each figure is the sum of Dollars at risk on the "
+                                    "Findings sheet under this filter")
+    assert note[0][:3] == ["Figure", "Dollars", "Findings sheet filter"]
+    checked = 0
+    for figure, dollars, described in (r[:3] for r in note[1:]):
+        if dollars is None or described.startswith("not a finding"):
+            continue
+        filters = dict(part.split(" = ") for part in described.split(";")[0].split(", "))
+        total = sum(Decimal(str(f["Dollars at risk"])) for f in findings
+                    if all(str(f[column]) == value for column, value in filters.items()))
+        assert total == Decimal(str(dollars)), figure
+        checked += 1
+    assert checked >= 10
+
+
+# Where a run's files came from, for the trend.
+
+
+@pytest.mark.parametrize("name, key", [
+    ("claims_2026-05-12.csv", "claims.csv"), ("claims-20260512.csv", "claims.csv"),
+    ("Claims 05-12-2026.CSV", "claims.csv"), ("2026_05_12_claims.csv", "claims.csv"),
+    ("claims.05122026.xlsx", "claims.xlsx"), ("radiology_export_20260512_v2.csv", "radiology_export_v2.csv"),
+    ("claims_sample.csv", "claims_sample.csv"), ("batch_123456789.csv", "batch_123456789.csv"),
+    ("20260512.csv", "dated.csv"),
+])
+def test_a_files_source_is_its_name_without_dates(name, key):
+    assert name_without_dates(name) == key
+
+
+def test_a_runs_source_names_each_file_once_in_order():
+    assert source_key(["radiology_2026-05-12.csv", "procedure_2026-05-12.csv", "radiology_2026-05-13.csv"]) == \
+        "files procedure.csv; radiology.csv"
