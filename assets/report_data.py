@@ -8,14 +8,16 @@ from datetime import datetime
 from reports.sheet_xml import QueryRows
 from reports.workbook import Report, Table
 
+from .decisions import DEFAULT_STANDING_DAYS, TRAIL_SQL, report_properties, trail_count
 from .rules import registry_frame
 
 # The big tables number their rows (`_row`) in the sheet's order; DuckDB writes them (reports/sheet_xml.py).
 # The Findings sheet: every finding with the evidence an auditor reads, from the findings table that
 # flags.csv is written from (assets/outputs.py), in the same order: the order the table is stored in.
 FINDINGS_SQL = """
-select claim_id, line_number, patient, date_of_service, hcpcs, modifiers, cast(units as double) as units,
-       provider, payer, rule_id, category, severity, carc, dollars_at_risk, message, fix,
+select finding_id, claim_id, line_number, patient, date_of_service, hcpcs, modifiers,
+       cast(units as double) as units, provider, payer, rule_id, category, severity, carc, dollars_at_risk,
+       decision, decision_reason, reviewer, decision_scope, message, fix,
        partner_claim_id || ' line ' || partner_line_number as partner_line,
        'column 1 ' || ptp_column_1 || ', column 2 ' || ptp_column_2 || ', modifier indicator '
            || ptp_modifier_indicator || coalesce(': ' || ptp_rationale, '') as ptp_edit,
@@ -25,7 +27,7 @@ from finding_rows
 """
 
 # One row per claim with a deny finding, from the batch's findings table (a line is its claim and line
-# number: a repeated one is quarantined). A line's dollars count once however many deny findings it has;
+# number: a repeated one is quarantined), leaving out findings dismissed or fixed. A line's dollars count once however many deny findings it has;
 # the fixes name each rule once, with the lines it applies to. Lists are gathered and sorted rather than
 # aggregated in order, and a claim's own columns are grouped by claim alone before the joins: both cheaper.
 WORKLIST_SQL = """
@@ -33,6 +35,7 @@ with found as (
     select claim_id, line_number, rule_id, severity, dollars_at_risk, fix, patient, payer, provider,
            date_of_service
     from finding_rows
+    where decision_group in ('pending', 'accepted')
 ),
 money as (
     select claim_id, sum(amount) as dollars_at_risk, count(*) as lines_to_fix
@@ -186,13 +189,17 @@ def _coverage_text(entry: dict) -> str:
     return f"Newest {entry['table']} release: no line of the batch is dated after its period."
 
 
-def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback: dict | None) -> Report:
-    """The workbook's tables for one batch. The big ones (findings, worklist, quarantine) stay queries, read
-    as the sheet is written; the findings and the worklist read the batch's findings table (`finding_rows`,
-    assets/outputs.py), whose patients are already masked unless asked for."""
+def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback: dict | None,
+                  as_of=None, standing_days: int = DEFAULT_STANDING_DAYS) -> Report:
+    """The workbook's tables for one batch. The big ones (findings, worklist, decisions, quarantine) stay
+    queries, read as the sheet is written; the findings and the worklist read the batch's findings table
+    (`finding_rows`, assets/outputs.py), whose patients are already masked unless asked for. `as_of` and
+    `standing_days` say which standing dismissals are in force (assets/decisions.py)."""
     params = {"batch": summary["batch_id"]}
     worklist_count = con.execute(
-        "select count(distinct claim_id) from finding_rows where severity = 'deny'").fetchall()[0][0]
+        """select count(distinct claim_id) from finding_rows
+           where severity = 'deny' and decision_group in ('pending', 'accepted')""").fetchall()[0][0]
+    trail = {**params, "as_of": as_of, "standing_days": standing_days}
     carc_release, carc_text = carc
     by_rule = summary["findings"]["by_rule"]
     rules = registry_frame(carc_text)
@@ -222,4 +229,6 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
         top_payers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "payer"), {}),
         history=_query_table(con, HISTORY_SQL, {}),
         feedback=feedback,
+        decisions=_query_table(con, TRAIL_SQL, trail, trail_count(con, trail)),
+        properties=report_properties(con, summary["batch_id"]),
     )

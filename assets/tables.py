@@ -7,6 +7,7 @@ scrubbable or not (until then the mark is null)."""
 
 from reference.loaders import ensure_schema as ensure_reference_schema
 
+from .decisions import ensure_schema as ensure_decision_schema
 from .readers import parsed_rows_sql
 
 # The export's text of the columns the quarantine quotes, beside each value parsed leniently (null when it
@@ -111,6 +112,7 @@ def ensure_schema(con) -> None:
     ensure_reference_schema(con)
     _parse_text_raw_rows(con)
     con.execute(SCHEMA)
+    ensure_decision_schema(con)
     _stored_lines_to_view(con)
     con.execute(CLAIM_LINES_VIEW)
     _stored_prices_to_view(con)

@@ -18,7 +18,7 @@ from assets.rules import RULES
 
 from .helpers import read_csv, scrub, write_csv
 
-SHEETS = ["Summary", "Findings", "Worklist", "Quarantine", "Rules", "Reference"]
+SHEETS = ["Summary", "Findings", "Worklist", "Decisions", "Quarantine", "Rules", "Reference"]
 HYPERLINK = '=HYPERLINK("http://x","y")'
 RADIOLOGY, CARDIO, GROUP = "1234567893", "9876543213", "5550001114"
 
@@ -90,7 +90,7 @@ def xml_parts(path: Path) -> dict[str, str]:
                 if name.endswith((".xml", ".rels"))}
 
 
-def test_workbook_has_the_six_sheets_in_order(book):
+def test_workbook_has_its_seven_sheets_in_order(book):
     assert book.sheetnames == SHEETS
 
 
@@ -115,7 +115,7 @@ def test_findings_header_is_frozen_and_filtered(book):
     sheet = book["Findings"]
     count = len(table(sheet))
     assert sheet.freeze_panes == "A3"
-    assert sheet.auto_filter.ref == f"A2:V{count + 2}"
+    assert sheet.auto_filter.ref == f"A2:AA{count + 2}"
     assert book["Worklist"].freeze_panes == "A3" and book["Worklist"].auto_filter.ref.startswith("A2:")
 
 
@@ -280,7 +280,7 @@ def test_a_run_with_more_findings_than_a_sheet_holds_says_so_and_points_to_flags
     assert total > 3
     assert findings["A1"].value == (f"This sheet holds the first 3 of {total} findings (Excel's row limit): "
                                     "flags.csv has every finding.")
-    assert len(rows(findings)) == 5 and findings.auto_filter.ref == "A2:V5"
+    assert len(rows(findings)) == 5 and findings.auto_filter.ref == "A2:AA5"
     notes = [r[0] for r in rows(book["Summary"]) if r[0] and "flags.csv" in r[0]]
     assert (f"The Findings sheet shows 3 of {total} findings (Excel's row limit): "
             "flags.csv has every finding.") in notes
