@@ -65,7 +65,8 @@ select * exclude (recency) from (
 # that judged the dismissed finding is loaded after the dismissal.
 LAPSED = """
 case when $as_of > cast(d.decided_at as date) + cast($standing_days as integer)
-          then printf('lapsed: %d days after %s', cast($standing_days as integer), strftime(d.decided_at, '%Y-%m-%d'))
+          then printf('lapsed: %d days after %s', cast($standing_days as integer),
+                      strftime(d.decided_at, '%Y-%m-%d'))
      else (select printf('lapsed: %s loaded', arg_min(r.release_id, r.loaded_at)) from ref_releases r
            where d.rule_table <> '' and starts_with(r.table_name, d.rule_table)
              and r.effective_start > d.release_start and r.loaded_at > d.decided_at

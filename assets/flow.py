@@ -10,6 +10,7 @@ from reference.assets import REFERENCE_ASSETS
 
 from . import outputs
 from .coverage import batch_coverage, stale_warnings
+from .decisions import DEFAULT_STANDING_DAYS
 from .pricing import price_batch
 from .progress import stage
 from .readers import (
@@ -49,6 +50,8 @@ class BatchConfig(dg.Config):
     show_ids: bool = False
     # Also judge the batch's lines against lines of earlier batches (the nightly run and `--history`).
     with_history: bool = False
+    # How many days a standing dismissal applies after it was made (assets/decisions.py).
+    standing_days: int = DEFAULT_STANDING_DAYS
 
 
 @dg.asset(group_name="ingest", kinds={"duckdb"}, deps=["inbox_files"])
@@ -183,7 +186,7 @@ def scrub_report(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeR
     with stage("write", total=len(outputs.OUTPUT_FILES), unit="files") as progress, \
             duckdb.get_connection() as con:
         summary = outputs.write_outputs(con, config.batch_id, Path(config.out_dir), config.show_ids,
-                                        progress.advance)
+                                        progress.advance, config.standing_days)
         progress.rows = summary["lines_scrubbed"] + summary["findings"]["total"] + summary["rows_quarantined"]
     return dg.MaterializeResult(
         metadata={"out_dir": config.out_dir, "findings": summary["findings"]["total"], "rows": progress.rows,

@@ -407,7 +407,8 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     summary["dollars_at_risk"]["deny_by_decision"] = decision_split(con)
     (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     advance(what="summary.json")
-    feedback = feedback_views(con) if has_remittances(con) else None
+    feedback = (feedback_views(con, as_of=run_day(), standing_days=standing_days) if has_remittances(con)
+                else None)
     # The run joins the history (and the trend the workbook draws) only once its files are in place; a
     # failure leaves the transaction open and closing the connection rolls it back.
     con.execute("begin transaction")

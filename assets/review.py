@@ -175,8 +175,8 @@ select (select coalesce(max(decision_id), 0) from finding_decisions) + d.positio
 from incoming_decisions d
 order by d.position
 """
-INCOMING_COLUMNS = ["position", "batch_id", "finding_id", "claim_id", "line_number", "rule_id", "hcpcs", "provider", "decision",
-                    "reason", "reviewer", "scope", "decided_at", "source_file", "source_sha256", "source_row",
+INCOMING_COLUMNS = ["position", "batch_id", "finding_id", "claim_id", "line_number", "rule_id", "hcpcs", "provider",
+                    "decision", "reason", "reviewer", "scope", "decided_at", "source_file", "source_sha256", "source_row",
                     "rule_table", "table_release"]
 
 

@@ -28,8 +28,10 @@ def batch_id_for(files: list[Path], hashes: list[str]) -> str:
 
 
 def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
-               show_ids: bool, with_history: bool = False, hashes: list[str] | None = None) -> dict:
+               show_ids: bool, with_history: bool = False, hashes: list[str] | None = None,
+               standing_days: int | None = None) -> dict:
     from .settings import rvu_variant, work_floor_through
+    from .settings import standing_days as site_standing_days
 
     config = {
         "batch_id": batch_id,
@@ -43,6 +45,7 @@ def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: 
         "out_dir": str(out_dir.resolve()) if out_dir else "",
         "show_ids": show_ids,
         "with_history": with_history,
+        "standing_days": site_standing_days() if standing_days is None else standing_days,
     }
     ops = {name: {"config": config} for name in
            ["raw_claim_rows", "validated_claims", "priced_lines", "line_flags", "scrub_report"]}
