@@ -94,8 +94,12 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
             )
             per_file[name] = count
             progress.advance()
-        con.execute("insert into batches values (?, current_timestamp, ?)",
-                    [config.batch_id, "; ".join(names)])
+        con.execute(
+            """insert into batches (batch_id, started_at, files, with_history, default_locality, rvu_variant,
+                                    work_floor_through)
+               values (?, current_timestamp, ?, ?, ?, ?, ?)""",
+            [config.batch_id, "; ".join(names), config.with_history, config.default_locality, config.rvu_variant,
+             config.work_floor_through])
         con.execute("commit")
         for _, rows in staged:
             con.execute(f"drop table {rows.table}")

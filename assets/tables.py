@@ -104,6 +104,12 @@ alter table line_flags add column if not exists partner_batch varchar;
 alter table line_flags add column if not exists partner_claim_id varchar;
 alter table line_flags add column if not exists partner_line_number integer;
 create table if not exists batch_order (batch_id varchar primary key, seq bigint);
+-- What a batch was priced and judged with, besides the reference releases: `rejudge` judges it again alike
+-- (null in batches of an older version).
+alter table batches add column if not exists with_history boolean;
+alter table batches add column if not exists default_locality varchar;
+alter table batches add column if not exists rvu_variant varchar;
+alter table batches add column if not exists work_floor_through varchar;
 """ + "".join(f"alter table price_contexts add column if not exists {name} {CONTEXT_COLUMNS[name]};\n"
               for name in ADDED_CONTEXT_COLUMNS)
 

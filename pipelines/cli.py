@@ -20,7 +20,7 @@ import click
 
 from .feedback_commands import feedback, remit
 from .reference_cli import reference
-from .review_commands import review
+from .review_commands import rejudge, review
 from .runs import batch_id_for, error_message, fail, run_config
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -189,6 +189,7 @@ main.add_command(reference)
 main.add_command(remit)
 main.add_command(feedback)
 main.add_command(review)
+main.add_command(rejudge)
 
 
 def run() -> None:
