@@ -397,7 +397,9 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     pool.submit(_checkpoint, side)
     summarised = pool.submit(summarise, side, batch_id)
     lines = pool.submit(_write_lines, side, params, masked, show_ids, staging / "lines.csv", advance, threads)
-    prepare_batch_decisions(con, batch_id, run_day(), standing_days)
+    # The day standing dismissals are in force as of: the run's.
+    as_of = run_day()
+    prepare_batch_decisions(con, batch_id, as_of, standing_days)
     con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
     _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
     advance(what="flags.csv")
@@ -407,14 +409,13 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     summary["dollars_at_risk"]["deny_by_decision"] = decision_split(con)
     (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     advance(what="summary.json")
-    feedback = (feedback_views(con, as_of=run_day(), standing_days=standing_days) if has_remittances(con)
-                else None)
+    feedback = feedback_views(con, as_of=as_of, standing_days=standing_days) if has_remittances(con) else None
     # The run joins the history (and the trend the workbook draws) only once its files are in place; a
     # failure leaves the transaction open and closing the connection rolls it back.
     con.execute("begin transaction")
     record_run(con, summary)
     build_workbook(staging / "denial-risk-report.xlsx",
-                   gather_report(con, summary, carc, feedback, run_day(), standing_days))
+                   gather_report(con, summary, carc, feedback, as_of, standing_days))
     advance(what="workbook")
     lines.result()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -202,25 +202,21 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
     con.execute("create or replace temp table rule_tables as select * from rule_tables_frame")
     con.unregister("rule_tables_frame")
     incoming = []
-    # Per batch: its findings by id, and the decision that counts for each, as this import goes on.
-    findings_of: dict[str, dict] = {}
+    # Per batch, the decision that counts for each decided finding, as this import goes on.
     current_of: dict[str, dict] = {}
     for review in files:
         batch = review.batch_id
-        if batch not in findings_of:
-            found = con.execute(BATCH_FINDINGS, {"batch": batch})
-            names = [d[0] for d in found.description]
-            findings_of[batch] = {row[0]: dict(zip(names, row)) for row in found.fetchall()}
+        if batch not in current_of:
             current_of[batch] = _states(con, batch)
-        findings, current = findings_of[batch], current_of[batch]
+        current = current_of[batch]
         shown = _states(con, batch, review.through)
+        # The rows that differ from what the report showed (a standing dismissal shown where it applies is
+        # none of the row's own); only their findings are looked up.
+        changed = [(row, state) for row in review.rows if (state := _state(row)) is not None
+                   and not (row.finding_id and shown.get(row.finding_id, NO_DECISION) == state)]
+        findings = _findings(con, batch, {row.finding_id for row, _ in changed if row.finding_id})
         first_row: dict[str, int] = {}
-        for row in review.rows:
-            state = _state(row)
-            if state is None:
-                continue  # a standing dismissal shown where it applies
-            if row.finding_id and shown.get(row.finding_id, NO_DECISION) == state:
-                continue  # left as the report showed it
+        for row, state in changed:
             problem = _problem(row, state, findings.get(row.finding_id or ""), first_row)
             if problem:
                 result.refused.append(f"{review.name} row {row.row}: {problem}")
@@ -250,6 +246,18 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
             con.execute("rollback")
             raise
     return result
+
+
+def _findings(con, batch: str, ids: set[str]) -> dict[str, dict]:
+    """The findings of `batch` with these ids, by id, with what a decision on one records."""
+    con.register("wanted_ids", pd.DataFrame({"finding_id": sorted(ids)}, dtype=object))
+    try:
+        found = con.execute(f"select * from ({BATCH_FINDINGS}) where finding_id in (select finding_id from wanted_ids)",
+                            {"batch": batch})
+        names = [d[0] for d in found.description]
+        return {row[0]: dict(zip(names, row)) for row in found.fetchall()}
+    finally:
+        con.unregister("wanted_ids")
 
 
 def _kind(column: str) -> str:

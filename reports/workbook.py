@@ -640,7 +640,8 @@ def build_workbook(path: Path, report: Report) -> None:
         max_rows=max_rows, fit_width=False))
     pending.append(table_sheet(
         book, "Worklist", WORKLIST, report.worklist,
-        caption="{total:,} claims with at least one deny finding, biggest dollars at risk first.",
+        caption="{total:,} claims with at least one deny finding not dismissed or fixed, biggest dollars at risk "
+                "first.",
         overflow="This sheet holds the first {shown:,} of {total:,} claims with a deny finding (Excel's row "
                  "limit): flags.csv has every finding (severity deny).",
         max_rows=max_rows))
