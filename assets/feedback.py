@@ -3,7 +3,8 @@
 Three views over every remittance loaded and the scrubbed lines they answer: how often each rule's `deny`
 findings were denied by the payer, the denials no finding foresaw, and the denial patterns that recur.
 A pattern of fewer than `min_count` denied lines is never shown on its own: such groups are summed into one
-row marked suppressed.
+row marked suppressed. And, first of all for the auditors: the findings they dismissed (themselves, or by a
+standing dismissal) on lines the payer denied, the dismissals the payer did not agree with.
 """
 
 import csv
@@ -11,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -18,11 +20,13 @@ from dagster_duckdb import DuckDBResource
 
 from reports.feedback import FEEDBACK_WORKBOOK, write_feedback_workbook
 
+from .decisions import DEFAULT_STANDING_DAYS, LATEST, STANDING, STANDING_LABEL, finding_id_sql
 from .remit import ensure_schema, file_matches, load_remittance, match_remittances
 
 DEFAULT_MIN_COUNT = 5
 SUPPRESSED = "(suppressed)"
-FEEDBACK_FILES = ["rule_outcomes.csv", "missed_denials.csv", "denial_patterns.csv", FEEDBACK_WORKBOOK]
+FEEDBACK_FILES = ["overruled_dismissals.csv", "rule_outcomes.csv", "missed_denials.csv", "denial_patterns.csv",
+                  FEEDBACK_WORKBOOK]
 
 CARC_TEXT = """
 create or replace temp table carc_text as
@@ -30,11 +34,54 @@ select code, arg_max(description, release_id) as description
 from ref_adjustment_codes where code_type = 'CARC' group by code
 """
 
+# The decision that counts for each finding on a line a remittance answers: its own latest, else the standing
+# dismissal in force (standing_dismissals, as of today) of its rule, code and provider from its batch or an
+# earlier one, else pending.
+REMITTED_DECISIONS = f"""
+create or replace temp table remitted_decisions as
+with findings as (
+    select f.batch_id, f.line_id, f.rule_id, f.severity, l.claim_id, l.line_number, l.hcpcs, l.provider,
+           {finding_id_sql("f.batch_id", "l.claim_id", "l.line_number", "f.rule_id")} as finding_id, b.seq
+    from line_flags f
+    semi join line_outcomes o on o.batch_id = f.batch_id and o.line_id = f.line_id
+    join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id
+    join batch_order b on b.batch_id = f.batch_id
+)
+select x.*, coalesce(d.decision, case when s.decision_id is not null then 'dismiss' end, 'pending') as decision,
+       coalesce(d.decision, replace('{STANDING_LABEL}', '{{id}}', cast(s.decision_id as varchar)), 'pending')
+           as decision_shown,
+       case when d.decision_id is not null then d.reason else s.reason end as decision_reason,
+       case when d.decision_id is not null then d.reviewer else s.reviewer end as reviewer,
+       case when d.decision_id is not null then d.decided_at else s.decided_at end as decided_at
+from findings x
+left join ({LATEST.replace("{where}", "")}) d on d.batch_id = x.batch_id and d.finding_id = x.finding_id
+left join standing_dismissals s on s.rule_id = x.rule_id and s.hcpcs = x.hcpcs
+                               and s.provider is not distinct from x.provider and s.origin_seq <= x.seq
+qualify row_number() over (partition by x.batch_id, x.line_id, x.rule_id order by s.decision_id desc) = 1
+"""
+
+# Dismissed findings on lines the payer denied: the dismissals it did not agree with.
+OVERRULED_DISMISSALS = """
+select d.claim_id, d.line_number, d.hcpcs, d.rule_id, d.severity, d.finding_id, d.decision_shown as decision,
+       d.decision_reason, d.reviewer, strftime(d.decided_at, '%Y-%m-%d %H:%M:%S') as decided_at, o.group_code,
+       o.carc, t.description as carc_text, o.denied_amount as amount
+from remitted_decisions d
+join line_outcomes o on o.batch_id = d.batch_id and o.line_id = d.line_id
+left join carc_text t on t.code = o.carc
+where o.denied and d.decision = 'dismiss'
+order by d.claim_id, d.line_number, d.rule_id
+"""
+
+# Per rule with deny findings on remitted lines: how many the payer denied; and of the lines whose finding was
+# dismissed, how many the payer denied all the same.
 RULE_OUTCOMES = """
 select f.rule_id, count(*) as flagged_lines, count(*) filter (where o.denied) as denied_lines,
-       round(count(*) filter (where o.denied) / count(*), 3) as observed_precision
+       round(count(*) filter (where o.denied) / count(*), 3) as observed_precision,
+       count(*) filter (where d.decision = 'dismiss') as dismissed_lines,
+       count(*) filter (where d.decision = 'dismiss' and o.denied) as dismissed_denied
 from (select distinct batch_id, line_id, rule_id from line_flags where severity = 'deny') f
 join line_outcomes o on o.batch_id = f.batch_id and o.line_id = f.line_id
+left join remitted_decisions d on d.batch_id = f.batch_id and d.line_id = f.line_id and d.rule_id = f.rule_id
 group by f.rule_id
 order by f.rule_id
 """
@@ -75,13 +122,18 @@ order by suppressed, denied_lines desc, denied_amount desc, payer, hcpcs, adjust
 """
 
 
-def feedback_views(con, min_count: int = DEFAULT_MIN_COUNT) -> dict[str, tuple[list[str], list[tuple]]]:
-    """The three views as {file name: (columns, rows)}."""
+def feedback_views(con, min_count: int = DEFAULT_MIN_COUNT, as_of: date | None = None,
+                   standing_days: int = DEFAULT_STANDING_DAYS) -> dict[str, tuple[list[str], list[tuple]]]:
+    """The four views as {file name: (columns, rows)}, the dismissals the payer did not agree with first.
+    `as_of` (default today) and `standing_days` say which standing dismissals are in force."""
     ensure_schema(con)
     match_remittances(con)
     con.execute(CARC_TEXT)
+    con.execute(STANDING, {"as_of": as_of or date.today(), "standing_days": standing_days})
+    con.execute(REMITTED_DECISIONS)
     views = {}
     for name, sql, params in [
+        ("overruled_dismissals.csv", OVERRULED_DISMISSALS, {}),
         ("rule_outcomes.csv", RULE_OUTCOMES, {}),
         ("missed_denials.csv", MISSED_DENIALS, {}),
         ("denial_patterns.csv", DENIAL_PATTERNS, {"min_count": min_count, "suppressed": SUPPRESSED}),
@@ -96,9 +148,10 @@ def has_remittances(con) -> bool:
     return con.execute("select count(*) from remit_files").fetchall()[0][0] > 0
 
 
-def write_feedback(con, out_dir: Path, min_count: int = DEFAULT_MIN_COUNT) -> dict[str, int]:
-    """Write the three CSV files and the feedback workbook into out_dir, all or nothing."""
-    views = feedback_views(con, min_count)
+def write_feedback(con, out_dir: Path, min_count: int = DEFAULT_MIN_COUNT,
+                   standing_days: int = DEFAULT_STANDING_DAYS) -> dict[str, int]:
+    """Write the four CSV files and the feedback workbook into out_dir, all or nothing."""
+    views = feedback_views(con, min_count, standing_days=standing_days)
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
@@ -125,10 +178,12 @@ class RemitConfig(dg.Config):
 
 
 class FeedbackConfig(dg.Config):
-    """Where the feedback files go (none written when empty) and the smallest pattern shown on its own."""
+    """Where the feedback files go (none written when empty), the smallest pattern shown on its own, and how
+    many days a standing dismissal applies."""
 
     out_dir: str = ""
     min_count: int = DEFAULT_MIN_COUNT
+    standing_days: int = DEFAULT_STANDING_DAYS
 
 
 @dg.asset(group_name="feedback", kinds={"duckdb"})
@@ -166,10 +221,10 @@ def payer_feedback(config: FeedbackConfig, duckdb: DuckDBResource) -> dg.Materia
     started = time.monotonic()
     with duckdb.get_connection() as con:
         if config.out_dir:
-            counts = write_feedback(con, Path(config.out_dir), config.min_count)
+            counts = write_feedback(con, Path(config.out_dir), config.min_count, config.standing_days)
         else:
-            counts = {name.removesuffix(".csv"): len(rows)
-                      for name, (_, rows) in feedback_views(con, config.min_count).items()}
+            counts = {name.removesuffix(".csv"): len(rows) for name, (_, rows) in
+                      feedback_views(con, config.min_count, standing_days=config.standing_days).items()}
     return dg.MaterializeResult(metadata={**counts, "out_dir": config.out_dir or "none",
                                           "seconds": round(time.monotonic() - started, 2)})
 

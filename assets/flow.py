@@ -10,6 +10,7 @@ from reference.assets import REFERENCE_ASSETS
 
 from . import outputs
 from .coverage import batch_coverage, stale_warnings
+from .decisions import DEFAULT_STANDING_DAYS
 from .pricing import price_batch
 from .progress import stage
 from .readers import (
@@ -52,6 +53,8 @@ class BatchConfig(dg.Config):
     show_ids: bool = False
     # Also judge the batch's lines against lines of earlier batches (the nightly run and `--history`).
     with_history: bool = False
+    # How many days a standing dismissal applies after it was made (assets/decisions.py).
+    standing_days: int = DEFAULT_STANDING_DAYS
 
 
 def read_batch(con, config: BatchConfig, advance=lambda: None) -> dict[str, int]:
@@ -91,7 +94,12 @@ def read_batch(con, config: BatchConfig, advance=lambda: None) -> dict[str, int]
         )
         per_file[name] = count
         advance()
-    con.execute("insert into batches values (?, current_timestamp, ?)", [config.batch_id, "; ".join(names)])
+    con.execute(
+        """insert into batches (batch_id, started_at, files, with_history, default_locality, rvu_variant,
+                                work_floor_through)
+           values (?, current_timestamp, ?, ?, ?, ?, ?)""",
+        [config.batch_id, "; ".join(names), config.with_history, config.default_locality, config.rvu_variant,
+         config.work_floor_through])
     con.execute("commit")
     for _, rows in staged:
         con.execute(f"drop table {rows.table}")
@@ -192,7 +200,7 @@ def scrub_report(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeR
     with stage("write", total=len(outputs.OUTPUT_FILES), unit="files") as progress, \
             duckdb.get_connection() as con:
         summary = outputs.write_outputs(con, config.batch_id, Path(config.out_dir), config.show_ids,
-                                        progress.advance, config.source)
+                                        progress.advance, config.source, config.standing_days)
         progress.rows = summary["lines_scrubbed"] + summary["findings"]["total"] + summary["rows_quarantined"]
     return dg.MaterializeResult(
         metadata={"out_dir": config.out_dir, "findings": summary["findings"]["total"], "rows": progress.rows,

@@ -18,10 +18,18 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.settings import site_secret
+from pipelines.settings import run_day, site_secret
 from reports.workbook import build_workbook
 
 from .coverage import batch_coverage
+from .decisions import (
+    DECISION_COLUMNS,
+    DECISION_JOINS,
+    DEFAULT_STANDING_DAYS,
+    decision_split,
+    finding_id_sql,
+    prepare_batch_decisions,
+)
 from .feedback import feedback_views, has_remittances
 from .readers import database_settings
 from .report_data import carc_texts, gather_report, record_run, source_key
@@ -45,25 +53,32 @@ def units_text(column: str) -> str:
 # (a streaming row_number() keeps the order it reads), rather than numbered on line_flags' keys and sorted
 # again by that number after the joins. The table is stored in `_row` order, and the write stage keeps
 # insertion order: flags.csv and the Findings sheet read it as stored, without sorting it again.
-# `{patient}` masks the patient of each finding.
-# Beyond what flags.csv shows, a finding keeps the facts the Worklist's instructions name (assets/worklist.py).
+# `{patient}` masks the patient of each finding. Each finding carries its id and the decision that counts for
+# it (assets/decisions.py: own_decisions and standing_in_force, a few rows, joined before the sort). Beyond what
+# flags.csv shows, a finding keeps the facts the Worklist's instructions name (assets/worklist.py).
 FINDING_ROWS = f"""
 create or replace temp table finding_rows as
-select row_number() over () as _row, *
+select row_number() over () as _row, * exclude (_rank)
 from (
-    select l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.hcpcs,
-           l.modifier_text as modifiers, l.units, l.provider, l.payer, f.rule_id, f.category, f.severity, f.carc,
-           f.dollars_at_risk, f.message, r.fix, {{partner}} f.ptp_column_1, f.ptp_column_2,
-           f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release, p.mue_release,
-           p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id, f.partner_line_id,
-           l.component, l.place_of_service, l.rendering_npi, l.billing_npi, p.status, p.pctc, p.mue_value,
-           p.bilat_surg, p.asst_surg, p.co_surg, p.team_surg
-    from (select * from line_flags where batch_id = $batch) f
-    join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line_id
-    join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
-    {{partner_lines}}
-    join rule_registry r on r.id = f.rule_id
-    order by f.line_id, {SEVERITY_RANK}, f.rule_id, f.partner_line_id, f.message
+    select x.*, {DECISION_COLUMNS}
+    from (
+        select {finding_id_sql("$batch", "l.claim_id", "l.line_number", "f.rule_id")} as finding_id,
+               l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.hcpcs,
+               l.modifier_text as modifiers, l.units, l.provider, l.payer, f.rule_id, f.category, f.severity,
+               f.carc, f.dollars_at_risk, f.message, r.fix, {{partner}} f.ptp_column_1, f.ptp_column_2,
+               f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release, p.mue_release,
+               p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id, f.partner_line_id,
+               l.component, l.place_of_service, l.rendering_npi, l.billing_npi, p.status, p.pctc, p.mue_value,
+               p.bilat_surg, p.asst_surg, p.co_surg, p.team_surg,
+               {SEVERITY_RANK} as _rank
+        from (select * from line_flags where batch_id = $batch) f
+        join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line_id
+        join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
+        {{partner_lines}}
+        join rule_registry r on r.id = f.rule_id
+    ) x
+    {DECISION_JOINS}
+    order by x.line_id, x._rank, x.rule_id, x.partner_line_id, x.message
 )
 """
 # The claim and line number of a finding's partner line, as the judge stored them, which spares a scan of
@@ -92,7 +107,8 @@ FLAGS_SQL = f"""
 select claim_id, line_number, hcpcs, rule_id, category, severity, carc, dollars_at_risk, message, rvu_release,
        ptp_release, mue_release, source_file, source_row, date_of_service, modifiers, {units_text("units")} as units,
        provider as provider_npi, payer, fix, partner_claim_id, partner_line_number, ptp_column_1,
-       ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, partner_batch
+       ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, partner_batch, finding_id,
+       decision, decision_reason, reviewer, strftime(decided_at, '%Y-%m-%d %H:%M:%S') as decided_at
 from finding_rows
 """
 
@@ -339,7 +355,8 @@ def _remove_abandoned_staging(out_dir: Path) -> None:
 
 
 def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
-                  advance: Callable[..., None] = lambda *_, **__: None, source: str = "") -> dict:
+                  advance: Callable[..., None] = lambda *_, **__: None, source: str = "",
+                  standing_days: int = DEFAULT_STANDING_DAYS) -> dict:
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(out_dir)
@@ -359,7 +376,8 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
     threads = setting.execute("select current_setting('threads')").fetchall()[0][0]
     try:
         with database_settings(setting, preserve_insertion_order=True, threads=max(1, threads // 2)):
-            summary = _write_files(con, batch_id, out_dir, show_ids, advance, pool, staging, threads, source)
+            summary = _write_files(con, batch_id, out_dir, show_ids, advance, pool, staging, threads, source,
+                                   standing_days)
     finally:
         pool.shutdown()
         shutil.rmtree(staging, ignore_errors=True)
@@ -368,7 +386,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
 
 
 def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Callable[..., None],
-                 pool: ThreadPoolExecutor, staging: Path, threads: int, source: str) -> dict:
+                 pool: ThreadPoolExecutor, staging: Path, threads: int, source: str, standing_days: int) -> dict:
     """The stage's files, written to `staging` and moved into `out_dir` once all are there. `source` names where
     the files came from (else their names without dates: report_data.source_key)."""
     carc = carc_texts(con)
@@ -383,6 +401,9 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     pool.submit(_checkpoint, side)
     summarised = pool.submit(summarise, side, batch_id)
     lines = pool.submit(_write_lines, side, params, masked, show_ids, staging / "lines.csv", advance, threads)
+    # The day standing dismissals are in force as of: the run's.
+    as_of = run_day()
+    prepare_batch_decisions(con, batch_id, as_of, standing_days)
     con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
     _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
     advance(what="flags.csv")
@@ -390,15 +411,16 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     advance(what="quarantine.csv")
     summary = summarised.result()
     summary["source"] = source or source_key([f["file"] for f in summary["files"]])
+    summary["dollars_at_risk"]["deny_by_decision"] = decision_split(con)
     (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     advance(what="summary.json")
-    feedback = feedback_views(con) if has_remittances(con) else None
+    feedback = feedback_views(con, as_of=as_of, standing_days=standing_days) if has_remittances(con) else None
     # The run joins the history (and the trend the workbook draws) only once its files are in place; a
     # failure leaves the transaction open and closing the connection rolls it back.
     con.execute("begin transaction")
     record_run(con, summary)
     build_workbook(staging / "denial-risk-report.xlsx",
-                   gather_report(con, summary, carc, feedback))
+                   gather_report(con, summary, carc, feedback, as_of, standing_days))
     advance(what="workbook")
     lines.result()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from datetime import datetime
 from reports.sheet_xml import QueryRows
 from reports.workbook import OtherRuns, Report, Table
 
+from .decisions import DEFAULT_STANDING_DAYS, TRAIL_SQL, report_properties, trail_count
 from .rules import registry_frame
 from .worklist import build_worklist, closing_note
 
@@ -16,8 +17,9 @@ from .worklist import build_worklist, closing_note
 # The Findings sheet: every finding with the evidence an auditor reads, from the findings table that
 # flags.csv is written from (assets/outputs.py), in the same order: the order the table is stored in.
 FINDINGS_SQL = """
-select claim_id, line_number, patient, date_of_service, hcpcs, modifiers, cast(units as double) as units,
-       provider, payer, rule_id, category, severity, carc, dollars_at_risk, message, fix,
+select finding_id, claim_id, line_number, patient, date_of_service, hcpcs, modifiers,
+       cast(units as double) as units, provider, payer, rule_id, category, severity, carc, dollars_at_risk,
+       decision, decision_reason, reviewer, decision_scope, message, fix,
        partner_claim_id || ' line ' || partner_line_number as partner_line,
        'column 1 ' || ptp_column_1 || ', column 2 ' || ptp_column_2 || ', modifier indicator '
            || ptp_modifier_indicator || coalesce(': ' || ptp_rationale, '') as ptp_edit,
@@ -200,10 +202,12 @@ def _coverage_text(entry: dict) -> str:
     return f"Newest {entry['table']} release: no line of the batch is dated after its period."
 
 
-def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback: dict | None) -> Report:
-    """The workbook's tables for one batch. The big ones (findings, worklist, quarantine) stay queries, read
-    as the sheet is written; the findings and the worklist read the batch's findings table (`finding_rows`,
-    assets/outputs.py), whose patients are already masked unless asked for."""
+def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback: dict | None,
+                  as_of=None, standing_days: int = DEFAULT_STANDING_DAYS) -> Report:
+    """The workbook's tables for one batch. The big ones (findings, worklist, decisions, quarantine) stay
+    queries, read as the sheet is written; the findings and the worklist read the batch's findings table
+    (`finding_rows`, assets/outputs.py), whose patients are already masked unless asked for. `as_of` and
+    `standing_days` say which standing dismissals are in force (assets/decisions.py)."""
     params = {"batch": summary["batch_id"]}
     con.execute(FINDING_MARKS)
     worklist_count = build_worklist(con, summary["batch_id"])
@@ -211,6 +215,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
         """select count(distinct claim_id), count(*) filter (where dollars_at_risk is not null)
            from worklist_rows""").fetchall()[0]
     others = con.execute(OTHER_SOURCES_SQL, {"source": summary["source"]}).fetchall()[0]
+    trail = {**params, "as_of": as_of, "standing_days": standing_days}
     carc_release, carc_text = carc
     by_rule = summary["findings"]["by_rule"]
     rules = registry_frame(carc_text)
@@ -244,4 +249,6 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
         history=_query_table(con, HISTORY_SQL, {"source": summary["source"]}),
         other_runs=OtherRuns(others[0], others[1], others[2]),
         feedback=feedback,
+        decisions=_query_table(con, TRAIL_SQL, trail, trail_count(con, trail)),
+        properties=report_properties(con, summary["batch_id"]),
     )

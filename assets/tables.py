@@ -7,6 +7,7 @@ scrubbable or not (until then the mark is null)."""
 
 from reference.loaders import ensure_schema as ensure_reference_schema
 
+from .decisions import ensure_schema as ensure_decision_schema
 from .readers import parsed_rows_sql
 
 # The export's text of the columns the quarantine quotes, beside each value parsed leniently (null when it
@@ -105,6 +106,12 @@ alter table run_history add column if not exists source varchar;
 alter table line_flags add column if not exists partner_claim_id varchar;
 alter table line_flags add column if not exists partner_line_number integer;
 create table if not exists batch_order (batch_id varchar primary key, seq bigint);
+-- What a batch was priced and judged with, besides the reference releases: `rejudge` judges it again alike
+-- (null in batches of an older version).
+alter table batches add column if not exists with_history boolean;
+alter table batches add column if not exists default_locality varchar;
+alter table batches add column if not exists rvu_variant varchar;
+alter table batches add column if not exists work_floor_through varchar;
 """ + "".join(f"alter table price_contexts add column if not exists {name} {CONTEXT_COLUMNS[name]};\n"
               for name in ADDED_CONTEXT_COLUMNS)
 
@@ -113,6 +120,7 @@ def ensure_schema(con) -> None:
     ensure_reference_schema(con)
     _parse_text_raw_rows(con)
     con.execute(SCHEMA)
+    ensure_decision_schema(con)
     _stored_lines_to_view(con)
     con.execute(CLAIM_LINES_VIEW)
     _stored_prices_to_view(con)

@@ -60,8 +60,9 @@ FINDINGS = f"""
 create or replace temp table worklist_findings as
 with found as (
     select {FINDING_COLUMNS} from finding_rows
-    where severity in ('deny', 'review')
-      and claim_id in (select claim_id from finding_rows where severity = 'deny')
+    where severity in ('deny', 'review') and decision_group in ('pending', 'accepted')
+      and claim_id in (select claim_id from finding_rows
+                       where severity = 'deny' and decision_group in ('pending', 'accepted'))
 ),
 partner_ids as (
     select distinct coalesce(partner_batch, $batch) as batch_id, partner_line_id as line_id

@@ -20,6 +20,7 @@ import click
 
 from .feedback_commands import feedback, remit
 from .reference_cli import reference
+from .review_commands import rejudge, review
 from .runs import batch_id_for, error_message, fail, run_config
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -27,7 +28,7 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping: str = "",
                 locality: str = "", show_ids: bool = False, batch_id: str | None = None,
-                with_history: bool = False):
+                with_history: bool = False, standing_days: int | None = None):
     import dagster as dg
 
     from assets.flow import ALL_ASSETS
@@ -52,7 +53,7 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
                 [*ALL_ASSETS, *PER_RUN_CHECKS],
                 resources={"duckdb": duckdb_resource(db)},
                 run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history,
-                                         hashes),
+                                         hashes, standing_days),
                             "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
                 instance=instance,
                 raise_on_error=False,
@@ -81,13 +82,17 @@ def main() -> None:
               help="Also judge the lines against lines of earlier batches kept in the database.")
 @click.option("--log", "log", type=click.File("a"), default=None,
               help="Append plain progress lines (stage, rows, seconds) to this file.")
+@click.option("--standing-days", type=click.IntRange(min=0), default=None,
+              help="Days a standing dismissal applies after it was made (default: $CLAIMSCRUB_STANDING_DAYS "
+                   "or 180).")
 def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
-          show_ids: bool, history: bool, log) -> None:
+          show_ids: bool, history: bool, log, standing_days: int | None) -> None:
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
     from assets.readers import InputFileError, inspect_export, load_mapping, misnamed, prefetching
 
     from .database import DatabaseBusyError, database_for, hold_database
     from .settings import lock_timeout, mapping_file, run_day, rvu_variant, work_floor_through
+    from .settings import standing_days as site_standing_days
 
     # Everything a scrub creates (database, reports, the site secret) holds patient data: owner-only.
     os.umask(0o077)
@@ -97,6 +102,8 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         run_day()
         rvu_variant()
         work_floor_through()
+        if standing_days is None:
+            standing_days = site_standing_days()
     except ValueError as exc:
         fail(str(exc))
     in_the_way = _file_in_the_way(out_dir)
@@ -134,7 +141,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
                       "(`claimscrub reference localities` lists them)")
             with prefetching(con, list(files), site_mapping):
                 result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
-                                     with_history=history)
+                                     with_history=history, standing_days=standing_days)
     except DatabaseBusyError as exc:
         fail(str(exc), 1)
     if not result.success:
@@ -182,6 +189,8 @@ main.add_command(reference)
 
 main.add_command(remit)
 main.add_command(feedback)
+main.add_command(review)
+main.add_command(rejudge)
 
 
 def run() -> None:

@@ -70,12 +70,13 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
 @click.option("--min-count", default=5, show_default=True, type=click.IntRange(min=1),
               help="Smallest number of denied lines a denial pattern is shown with on its own.")
 def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
-    """Write rule_outcomes.csv, missed_denials.csv, denial_patterns.csv and a workbook from the loaded 835s."""
+    """Write overruled_dismissals.csv, rule_outcomes.csv, missed_denials.csv, denial_patterns.csv and a workbook
+    from the loaded 835s."""
     import duckdb
 
     from assets.feedback import has_remittances, payer_feedback
 
-    from .settings import database_path
+    from .settings import database_path, standing_days
 
     database = db or database_path()
     if not os.path.exists(database):
@@ -84,13 +85,19 @@ def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
         loaded = has_remittances(con)
     if not loaded:
         fail(f"{database}: no 835 remittance loaded yet; load them with claimscrub remit FILE...")
-    result = _materialize(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count}, db)
+    try:
+        days = standing_days()
+    except ValueError as exc:
+        fail(str(exc))
+    result = _materialize(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count,
+                                           "standing_days": days}, db)
     if not result.success:
         _stop(result)
     (materialization,) = result.asset_materializations_for_node("payer_feedback")
     meta = {key: value.value for key, value in materialization.metadata.items()}
     click.echo(
         f"{meta['rule_outcomes']:,} rules with remitted deny findings, {meta['missed_denials']:,} missed "
-        f"denials, {meta['denial_patterns']:,} denial pattern rows (min count {min_count})."
+        f"denials, {meta['denial_patterns']:,} denial pattern rows (min count {min_count}), "
+        f"{meta['overruled_dismissals']:,} dismissals the payer did not agree with."
     )
     click.echo(f"Feedback: {out_dir.resolve()}")

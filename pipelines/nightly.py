@@ -48,6 +48,14 @@ feedback_job = dg.define_asset_job(
     "payer_feedback_job", selection=dg.AssetSelection.assets(*FEEDBACK_ASSETS),
     description="Load 835 remittances and refresh the payer feedback views.")
 
+# Run after `claimscrub reference load` (by hand, or on a site's own schedule): without config it judges again
+# the stored lines from the start of the period of the release loaded last, and writes the impact to the
+# reports folder.
+rejudge_job = dg.define_asset_job(
+    "rejudge_job", selection=dg.AssetSelection.assets("rejudge_impact"),
+    description="Judge stored lines again under the releases now loaded; write what changes (impact.csv).",
+    tags={DATABASE_TAG: database_path()})
+
 
 def _candidates(inbox: Path) -> dict[str, Path]:
     if not inbox.is_dir():

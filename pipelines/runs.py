@@ -29,10 +29,11 @@ def batch_id_for(files: list[Path], hashes: list[str]) -> str:
 
 def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
                show_ids: bool, with_history: bool = False, hashes: list[str] | None = None,
-               source: str = "") -> dict:
+               source: str = "", standing_days: int | None = None) -> dict:
     """The run's configuration; `source` names where its files come from (the trend's key), else their names
     without dates stand for it."""
     from .settings import rvu_variant, work_floor_through
+    from .settings import standing_days as site_standing_days
 
     config = {
         "batch_id": batch_id,
@@ -47,6 +48,7 @@ def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: 
         "show_ids": show_ids,
         "with_history": with_history,
         "source": source,
+        "standing_days": site_standing_days() if standing_days is None else standing_days,
     }
     ops = {name: {"config": config} for name in
            ["raw_claim_rows", "validated_claims", "priced_lines", "line_flags", "scrub_report"]}

@@ -97,6 +97,15 @@ def work_floor_through() -> str:
     return value
 
 
+def standing_days() -> int:
+    """How many days a standing dismissal applies after it was made (CLAIMSCRUB_STANDING_DAYS, default 180):
+    the nightly run's, and the command's unless --standing-days says otherwise."""
+    value = os.environ.get("CLAIMSCRUB_STANDING_DAYS", "180").strip()
+    if not value.isdigit():
+        raise ValueError(f"CLAIMSCRUB_STANDING_DAYS={value!r} is not a whole number of days")
+    return int(value)
+
+
 def run_day() -> date:
     """The day of the run, after which a date of service is in the future: today, unless CLAIMSCRUB_TODAY
     (YYYY-MM-DD) pins it (tests do, so that what is in the future does not change with the calendar)."""

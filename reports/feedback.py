@@ -1,4 +1,5 @@
-"""The `Payer feedback` sheet: rule outcomes, missed denials and denial patterns, one view under another.
+"""The `Payer feedback` sheet: dismissals the payer overruled, rule outcomes, missed denials and denial patterns,
+one view under another.
 
 A pure function of the views, usable on any openpyxl workbook (streaming or not); input values are written
 as plain string cells, never as formulas.
@@ -16,6 +17,7 @@ FEEDBACK_WORKBOOK = "payer-feedback.xlsx"
 MONEY = '"$"#,##0.00'
 MONEY_COLUMNS = {"amount", "denied_amount"}
 TITLES = {
+    "overruled_dismissals.csv": "Dismissals the payer did not agree with: dismissed findings on lines it denied",
     "rule_outcomes.csv": "Rule outcomes: deny findings the payer answered, and how many it denied",
     "missed_denials.csv": "Missed denials: lines the payer denied that carry no deny finding",
     "denial_patterns.csv": "Denial patterns (smaller groups summed into one suppressed row)",

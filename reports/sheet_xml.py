@@ -73,7 +73,8 @@ class ColumnPlan:
     """How one column of the sheet becomes cells: its value's name and type, its kind and styles. A cell carries
     no reference (see EMPTY_CELL): its place in the row is its column.
 
-    `style` is the style id of its cells; a severity column has one per severity in `by_value`.
+    `style` is the style id of its cells; a severity column has one per severity in `by_value`; `empty_styled`
+    gives an empty cell the column's style too (else it has none).
     """
 
     key: str
@@ -82,6 +83,7 @@ class ColumnPlan:
     style: int = 0
     by_value: dict[str, int] = field(default_factory=dict)
     wrap_width: float | None = None
+    empty_styled: bool = False
 
 
 def _literal(text: str) -> str:
@@ -237,10 +239,15 @@ def row_height_sql(plans: list[ColumnPlan]) -> str:
             "|| '\" customHeight=\"1\"' else '' end)")
 
 
+def empty_cell(plan: ColumnPlan) -> str:
+    """The markup of the column's cell where its value is null."""
+    return f'<c s="{plan.style}"/>' if plan.empty_styled and plan.style else EMPTY_CELL
+
+
 def rows_sql(source: str, plans: list[ColumnPlan], first_row: int, limit: int, in_order: bool = False) -> str:
     """One row of the sheet per result row, in order: its `<row>` element from `first_row` on (UTF-8 bytes, as
     the file holds them), at most `limit`, each with its `_row`; sorted unless the source is `in_order`."""
-    cells = ", ".join(f"coalesce({cell_sql(p)}, '{EMPTY_CELL}')" for p in plans)
+    cells = ", ".join(f"coalesce({cell_sql(p)}, '{empty_cell(p)}')" for p in plans)
     return f"""
 select encode(concat('<row r="', _r, '"', {row_height_sql(plans)}, '>', {cells}, '</row>')) as xml, q._row
 from (select *, cast(_row + {first_row - 1} as varchar) as _r, {careful_sql("_texts")} as _careful

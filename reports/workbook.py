@@ -1,8 +1,9 @@
 """The denial-risk workbook: pure functions from one run's tables to an .xlsx file.
 
-Six sheets for three readers: Summary (the manager: how much is at risk, where, and the trend), Findings
-(the auditor: every finding with its evidence), Worklist (the biller: claims to fix, biggest dollars first),
-then Quarantine, Rules and Reference. Every sheet is written in openpyxl's streaming (write-only) mode, so
+Seven sheets for three readers: Summary (the manager: how much is at risk, where, and the trend), Findings
+(the auditor: every finding with its evidence, and the columns where the auditor's decision goes), Worklist
+(the biller: claims to fix, biggest dollars first), Decisions (the auditors' trail), then Quarantine, Rules
+and Reference. Every sheet is written in openpyxl's streaming (write-only) mode, so
 memory stays flat however many findings a run has.
 
 No value from an input ever becomes a formula, a link or an error value: every text cell is written as a
@@ -23,10 +24,14 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.chart.label import DataLabelList
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.packaging.custom import StringProperty
+from openpyxl.styles import Alignment, Font, PatternFill, Protection
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
+
+from assets.decisions import DECISIONS, SCOPES
 
 from .feedback import add_feedback_sheet
 from .sheet_xml import (
@@ -53,6 +58,8 @@ SEVERITY_FILL = {
     "info": PatternFill("solid", fgColor="DDEBF7"),
 }
 HEADER_FILL = PatternFill("solid", fgColor="D9D9D9")
+INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")  # the cells a reader fills in
+UNLOCKED = Protection(locked=False)
 SECTION_FILL = PatternFill("solid", fgColor="1F4E78")
 STALE_FILL = PatternFill("solid", fgColor="C00000")
 FONT = "Calibri"
@@ -69,6 +76,8 @@ class Column:
     width: float
     kind: str = "text"  # text, number, money, date or severity
     wrap: bool = False  # long text that wraps within the width (the row grows) rather than spilling
+    editable: bool = False  # a column the reader fills in (the sheet's other columns refuse typing)
+    choices: tuple[str, ...] = ()  # the values an editable column offers in a drop-down
 
 
 @dataclass
@@ -114,9 +123,13 @@ class Report:
     deny_lines: int = 0  # the lines with a deny finding, each counted once
     worklist_note: list[str] = field(default_factory=list)  # the Worklist's closing note
     other_runs: OtherRuns = OtherRuns()  # runs of other sources, left out of the trend
+    decisions: Table | None = None  # the trail of the auditors' decisions on the batch's findings
+    properties: dict[str, str] = field(default_factory=dict)  # custom document properties: what `review
+    # import` checks the workbook by (batch, database, the decisions its Findings sheet shows)
 
 
 FINDINGS = [
+    Column("finding_id", "Finding id", 18),
     Column("claim_id", "Claim", 14),
     Column("line_number", "Line", 6, "number"),
     Column("patient", "Patient", 16),
@@ -131,6 +144,10 @@ FINDINGS = [
     Column("severity", "Severity", 9, "severity"),
     Column("carc", "CARC", 6),
     Column("dollars_at_risk", "Dollars at risk", 15, "money"),
+    Column("decision", "Decision", 12, editable=True, choices=DECISIONS),
+    Column("decision_reason", "Reason", 30, editable=True),
+    Column("reviewer", "Reviewer", 14, editable=True),
+    Column("decision_scope", "Scope", 34, editable=True, choices=tuple(SCOPES)),
     Column("message", "Explanation", 90),
     Column("fix", "Fix", 90),
     Column("partner_line", "Partner line", 16),
@@ -163,6 +180,24 @@ WORKLIST = [
     Column("date_of_service", "Date of service", 11, "date"),
     Column("payer", "Payer", 16),
     Column("patient", "Patient", 15),
+]
+DECISION_TRAIL = [
+    Column("decision_id", "Decision #", 11, "number"),
+    Column("finding_id", "Finding id", 18),
+    Column("claim_id", "Claim", 14),
+    Column("line_number", "Line", 6, "number"),
+    Column("rule_id", "Rule", 26),
+    Column("hcpcs", "Code", 8),
+    Column("provider", "Provider NPI", 13),
+    Column("decision", "Decision", 10),
+    Column("scope", "Scope", 34),
+    Column("reason", "Reason", 40, wrap=True),
+    Column("reviewer", "Reviewer", 16),
+    Column("decided_at", "Decided at (UTC)", 19),
+    Column("source_file", "Source file", 28),
+    Column("source_row", "Source row", 11, "number"),
+    Column("status", "Status", 48, wrap=True),
+    Column("batch_id", "Batch", 24),
 ]
 QUARANTINE = [
     Column("source_file", "Source file", 24),
@@ -320,7 +355,37 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
             for line in closing:
                 sheet.append([text_cell(sheet, line)])
     sheet.auto_filter.ref = f"A2:{get_column_letter(len(columns))}{written + 2}"
+    if any(c.editable for c in columns):
+        _guard(sheet, columns, written)
     return pending
+
+
+def _guard(sheet, columns: list[Column], written: int) -> None:
+    """A sheet whose readers fill in some columns: those offer their choices, the rest refuse what is typed
+    into them, and the caption, the header and the columns themselves are protected, while sort and filter
+    work. Excel will not sort a protected range that holds a locked cell, so the rows' cells are unlocked
+    (_query_sheet_rows) and a data validation, not the protection, keeps typing out of the other columns."""
+    sheet.protection.sheet = True
+    for allowed in ("sort", "autoFilter", "formatColumns", "formatRows"):
+        setattr(sheet.protection, allowed, False)
+    if not written:
+        return
+    last = written + 2
+    inputs = ", ".join(c.header for c in columns if c.editable)
+    refuse = DataValidation(type="custom", formula1="FALSE", allow_blank=True, showErrorMessage=True,
+                            errorTitle="Filled in by claimscrub",
+                            error=f"This column comes from the scrub. Fill in {inputs}.")
+    for index, column in enumerate(columns, 1):
+        cells = f"{get_column_letter(index)}3:{get_column_letter(index)}{last}"
+        if not column.editable:
+            refuse.add(cells)
+        elif column.choices:
+            choose = DataValidation(type="list", formula1='"' + ",".join(column.choices) + '"',
+                                    allow_blank=True, showErrorMessage=True, errorTitle=column.header,
+                                    error="Choose one of: " + ", ".join(column.choices) + ".")
+            choose.add(cells)
+            sheet.data_validations.append(choose)
+    sheet.data_validations.append(refuse)
 
 
 def _append_rows(sheet, columns: list[Column], table: Table, wrapping: bool, room: int) -> int:
@@ -346,9 +411,11 @@ def _append_rows(sheet, columns: list[Column], table: Table, wrapping: bool, roo
     return written
 
 
-def _style_id(sheet, number_format=None, fill=None, alignment=None) -> int:
+def _style_id(sheet, number_format=None, fill=None, alignment=None, protection=None) -> int:
     """The workbook's id of a cell style (0 for the default), registering it for the saved styles."""
     cell = _with_style(WriteOnlyCell(sheet), fill=fill, number_format=number_format, alignment=alignment)
+    if protection is not None:
+        cell.protection = protection
     return cell.style_id if cell.has_style else 0
 
 
@@ -357,15 +424,18 @@ def _query_sheet_rows(book: Workbook, sheet, columns: list[Column], rows: QueryR
     """The query that writes a sheet's rows from row 3, each cell styled as value_cell would style it."""
     names, types = rows.columns()
     duck_types = dict(zip(names, types))
+    # On a sheet with columns to fill in, every cell of the rows is unlocked (see _guard), empty ones too.
+    unlock = UNLOCKED if any(c.editable for c in columns) else None
     plans = []
     for c in columns:
         align = WRAP if c.wrap else TOP if wrapping else None
         number_format = MONEY if c.kind == "money" else DATE if c.kind == "date" else None
-        by_value = ({severity: _style_id(sheet, fill=fill, alignment=align)
+        by_value = ({severity: _style_id(sheet, fill=fill, alignment=align, protection=unlock)
                      for severity, fill in SEVERITY_FILL.items()} if c.kind == "severity" else None)
-        plans.append(ColumnPlan(c.key, duck_types[c.key], c.kind,
-                                _style_id(sheet, number_format=number_format, alignment=align), by_value or {},
-                                c.width if c.wrap else None))
+        style = _style_id(sheet, number_format=number_format, alignment=align, protection=unlock,
+                          fill=INPUT_FILL if c.editable else None)
+        plans.append(ColumnPlan(c.key, duck_types[c.key], c.kind, style, by_value or {},
+                                c.width if c.wrap else None, empty_styled=unlock is not None))
     sql = rows_sql(rows.sql, plans, 3, room, rows.in_order)
     return PendingRows(book.worksheets.index(sheet) + 1, rows, sql, count)
 
@@ -480,6 +550,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
         out.add(s(f"The Worklist sheet shows {shown_lines:,} of {report.worklist.count:,} lines "
                   "(Excel's row limit): flags.csv has every finding.", font=WARNING))
     out.blank()
+
+    _decision_section(out, summary)
 
     out.section(f"Findings and dollars at risk of denial by category ({OVERLAP})")
     first = out.header("Category", "Findings", "Deny findings", "Dollars at risk") + 1
@@ -605,6 +677,20 @@ def _reconciliation(out: _Lines, report: Report, categories: list, rules: list) 
             s("the run_history table of this database, runs of the same source only"))
 
 
+def _decision_section(out: _Lines, summary: dict) -> None:
+    """The dollars at risk of denial split by the auditors' decisions (`claimscrub review import`): each line
+    counts once, under its most telling decision (see assets/decisions.py)."""
+    split = summary["dollars_at_risk"].get("deny_by_decision")
+    if split is None:
+        return
+    out.section("Dollars at risk of denial by review decision")
+    out.header("Decision", "Lines", "Deny findings", "Dollars at risk")
+    for group, counts in split.items():
+        out.add(_styled(out.sheet, group), counts["lines"], counts["deny_findings"],
+                _styled(out.sheet, counts["dollars"], number_format=MONEY))
+    out.blank()
+
+
 def _category_chart(sheet, first: int, last: int, anchor: str) -> None:
     chart = BarChart()
     chart.type = "bar"
@@ -636,7 +722,7 @@ def _trend_chart(sheet, first: int, last: int, anchor: str) -> None:
 
 
 def build_workbook(path: Path, report: Report) -> None:
-    """Write the six sheets of the denial-risk workbook to `path`."""
+    """Write the sheets of the denial-risk workbook to `path`."""
     max_rows = EXCEL_MAX_ROWS  # read at call time: tests lower it to prove the overflow note
     book = Workbook(write_only=True)
     room = max_rows - 2  # the caption and the header
@@ -646,18 +732,27 @@ def build_workbook(path: Path, report: Report) -> None:
     pending = []
     pending.append(table_sheet(
         book, "Findings", FINDINGS, report.findings,
-        caption="{total:,} findings, one row each, in input order. flags.csv holds the same findings.",
+        caption="{total:,} findings, one row each, in input order. flags.csv holds the same findings. Fill in "
+                "Decision, Reason, Reviewer and Scope, save, and give this file to claimscrub review import.",
         overflow="This sheet holds the first {shown:,} of {total:,} findings (Excel's row limit): "
                  "flags.csv has every finding.",
         max_rows=max_rows, fit_width=False))
     pending.append(table_sheet(
         book, "Worklist", WORKLIST, report.worklist,
-        caption=f"{{total:,}} lines to fix on the {report.worklist_claims:,} claims with a deny finding, one "
+        caption=f"{{total:,}} lines to fix on the {report.worklist_claims:,} claims with a deny finding not "
+                "dismissed or fixed, one "
                 "instruction per cause; by billing provider, claims linked by a conflict together, biggest "
                 "dollars at risk first. How one fix settles several findings: the note below the rows.",
         overflow="This sheet holds the first {shown:,} of {total:,} lines to fix (Excel's row limit): flags.csv "
                  "has every finding (severity deny).",
         max_rows=max_rows, fit_width=False, closing=report.worklist_note))
+    if report.decisions is not None:
+        pending.append(table_sheet(
+            book, "Decisions", DECISION_TRAIL, report.decisions,
+            caption="{total:,} decisions on this batch's findings, oldest first: every one stays; the latest "
+                    "of a finding counts. A standing dismissal of another batch is listed where it applies.",
+            overflow="This sheet holds the first {shown:,} of {total:,} decisions (Excel's row limit).",
+            max_rows=max_rows))
     pending.append(table_sheet(
         book, "Quarantine", QUARANTINE, report.quarantine,
         caption="{total:,} rows could not be scrubbed, with every reason. "
@@ -675,5 +770,7 @@ def build_workbook(path: Path, report: Report) -> None:
                 overflow="{shown} of {total} releases", max_rows=max_rows)
     if report.feedback:
         add_feedback_sheet(book, report.feedback)
+    for name, value in report.properties.items():
+        book.custom_doc_props.append(StringProperty(name=name, value=value))
     book.save(path)
     splice_rows(path, [p for p in pending if p is not None])

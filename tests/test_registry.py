@@ -81,3 +81,15 @@ def test_a_finding_of_an_unregistered_rule_stops_the_run_naming_it(tmp_path, db_
     assert len(run.stderr.strip().splitlines()) == 1
     assert "NOT_A_RULE" in run.stderr and "registry" in run.stderr
     assert not (tmp_path / "out" / "flags.csv").exists()
+
+
+def test_every_rule_names_the_reference_table_whose_release_decides_it():
+    """A newer release of that table ends a standing dismissal of the rule, and rejudge lays changes to it."""
+    tables = {rule.id: rule.judged_by for rule in RULES}
+    assert set(tables.values()) == {"", "rvu", "ptp", "mue", "aoc"}
+    assert {rule for rule, table in tables.items() if table in ("ptp", "mue", "aoc")} == {
+        "PTP_NO_BYPASS", "PTP_BYPASSED", "MOD_BYPASS_UNNEEDED", "MUE_LINE", "MUE_DOS", "MUE_NOT_PUBLISHED",
+        "AOC_NO_PRIMARY"}
+    assert {rule for rule, table in tables.items() if not table} == {
+        "MOD_26_AND_TC", "MOD_TC_IN_HOSPITAL", "MOD_SPLIT_SAME_BILLER", "DX_MISSING", "NPI_INVALID",
+        "RECORDING_EVIDENCE"}

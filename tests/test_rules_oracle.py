@@ -399,6 +399,12 @@ def generated_run(tmp_path_factory, reference_db):
     return run, expected
 
 
+def test_every_finding_of_a_batch_has_an_id_of_its_own(generated_run):
+    """A finding id is its batch, claim, line and rule: no rule flags one line twice."""
+    run, _ = generated_run
+    assert len({f["finding_id"] for f in run.flags}) == len(run.flags) > 1000
+
+
 def test_generated_lines_get_the_same_findings_as_a_plain_reading_of_the_rules(generated_run):
     run, (expected, *_) = generated_run
     actual = defaultdict(set)

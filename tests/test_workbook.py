@@ -19,7 +19,7 @@ from assets.rules import RULES
 
 from .helpers import read_csv, scrub, write_csv
 
-SHEETS = ["Summary", "Findings", "Worklist", "Quarantine", "Rules", "Reference"]
+SHEETS = ["Summary", "Findings", "Worklist", "Decisions", "Quarantine", "Rules", "Reference"]
 HYPERLINK = '=HYPERLINK("http://x","y")'
 RADIOLOGY, CARDIO, GROUP = "1234567893", "9876543213", "5550001114"
 
@@ -97,7 +97,7 @@ def xml_parts(path: Path) -> dict[str, str]:
                 if name.endswith((".xml", ".rels"))}
 
 
-def test_workbook_has_the_six_sheets_in_order(book):
+def test_workbook_has_its_seven_sheets_in_order(book):
     assert book.sheetnames == SHEETS
 
 
@@ -122,7 +122,7 @@ def test_findings_header_is_frozen_and_filtered(book):
     sheet = book["Findings"]
     count = len(table(sheet))
     assert sheet.freeze_panes == "A3"
-    assert sheet.auto_filter.ref == f"A2:X{count + 2}"
+    assert sheet.auto_filter.ref == f"A2:AC{count + 2}"
     assert book["Worklist"].freeze_panes == "A3" and book["Worklist"].auto_filter.ref.startswith("A2:")
 
 
@@ -315,7 +315,7 @@ def test_a_run_with_more_findings_than_a_sheet_holds_says_so_and_points_to_flags
     assert total > 3
     assert findings["A1"].value == (f"This sheet holds the first 3 of {total} findings (Excel's row limit): "
                                     "flags.csv has every finding.")
-    assert len(rows(findings)) == 5 and findings.auto_filter.ref == "A2:X5"
+    assert len(rows(findings)) == 5 and findings.auto_filter.ref == "A2:AC5"
     notes = [r[0] for r in rows(book["Summary"]) if r[0] and "flags.csv" in r[0]]
     assert (f"The Findings sheet shows 3 of {total} findings (Excel's row limit): "
             "flags.csv has every finding.") in notes

@@ -30,6 +30,9 @@ class Rule:
     explanation: str
     fix: str
     source: str
+    # The reference table whose release decides the finding (rvu, ptp, mue, aoc), or "" for a rule that reads
+    # none: a newer release of it ends a standing dismissal, and `rejudge` names it as the cause of a change.
+    judged_by: str = ""
 
 
 @dataclass(frozen=True)

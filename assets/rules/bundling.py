@@ -9,12 +9,12 @@ RULES = [
          "the same patient, day and provider, and no modifier may or does separate them.",
          "Remove the column 2 line, or, only if the services were distinct (separate site, session or "
          "encounter) and the edit allows a modifier, append the right one (XS, XE, XP, XU or 59) with "
-         "documentation.", NCCI_CH1),
+         "documentation.", NCCI_CH1, judged_by="ptp"),
     Rule("PTP_BYPASSED", "bundling", "review", "97",
          "An NCCI edit bundles this code into another billed the same day, and a bypass modifier unbundles "
          "it: payable, but auditors check that the services were truly distinct.",
          "Confirm the note documents a separate site, session or encounter; otherwise remove the modifier "
-         "and the line.", MLN_59),
+         "and the line.", MLN_59, judged_by="ptp"),
 ]
 LINE_RULES = {}
 PAIR_RULES = {}

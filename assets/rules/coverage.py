@@ -12,12 +12,12 @@ RULES = [
          "vaccine administration) and CPT Category II quality codes are not denials, only not priced here.",
          "Deny: check the code for the date of service and bill the payable code, or obtain an ABN where the "
          "service is non-covered. Review: confirm the coverage conditions are documented. Info: nothing to "
-         "fix; the payer prices it under its own schedule.", PFS_LAYOUT),
+         "fix; the payer prices it under its own schedule.", PFS_LAYOUT, judged_by="rvu"),
     Rule("CODE_NOT_IN_FEE_SCHEDULE", "data", "info", "",
          "The code is not in the physician fee schedule release for this date: it cannot be priced and may "
          "be invalid or carrier-priced.",
          "Check the code and the date of service; load a newer fee schedule release if the code is new.",
-         PFS_LAYOUT),
+         PFS_LAYOUT, judged_by="rvu"),
 ]
 
 # Fee schedule statuses (RVU readme) by what they mean for the line: denied as billed, payable but restricted,

@@ -8,11 +8,13 @@ RULES = [
          "The same component of this service (global overlaps 26 and TC) is billed more than once for the "
          "patient and day, by this or another provider, without a repeat-procedure modifier.",
          "Remove the duplicate line; if the service was repeated, append 76 (same physician) or 77 (another "
-         "physician) with documentation; if two parties split it, bill 26 and TC, not global.", NCCI_CH9),
+         "physician) with documentation; if two parties split it, bill 26 and TC, not global.", NCCI_CH9,
+         judged_by="rvu"),
     Rule("DUP_EXACT", "duplicate", "deny", "18",
          "The same code, modifiers and provider appear more than once for the patient and day with no "
          "repeat-procedure modifier: the payer denies the copies as exact duplicates.",
-         "Remove the duplicate lines, or combine them into one line with the total units.", NCCI_CH1),
+         "Remove the duplicate lines, or combine them into one line with the total units.", NCCI_CH1,
+         judged_by="rvu"),
 ]
 LINE_RULES = {}
 

@@ -12,7 +12,7 @@ RULES = [
          "the surgery's payment covers it, and no modifier on the visit says it is separate.",
          "If the visit was unrelated to the surgery, append 24 (after the day of surgery), 25 (a separately "
          "identifiable visit on the day of a minor procedure), 57 (the decision for a major surgery, the day "
-         "before or of it) or FT, with documentation; otherwise remove the visit.", MCPM_12_40),
+         "before or of it) or FT, with documentation; otherwise remove the visit.", MCPM_12_40, judged_by="rvu"),
 ]
 LINE_RULES = {}
 PAIR_RULES = {}

@@ -13,11 +13,11 @@ RULES = [
          "The modifier does not fit the code: 26 is valid only for PC/TC indicator 1 or 6 codes, TC only "
          "for indicator 1 codes.",
          "Remove the 26 or TC modifier; the code has no separate professional or technical component.",
-         PFS_LAYOUT),
+         PFS_LAYOUT, judged_by="rvu"),
     Rule("MOD_GLOBAL_IN_HOSPITAL", "modifier", "deny", "4",
          "A global (no 26/TC) imaging service on a professional claim in a hospital place of service: the "
          "hospital is paid the technical part, so the physician may bill only the professional component.",
-         "Append modifier 26 and bill the professional component only.", MCPM_13),
+         "Append modifier 26 and bill the professional component only.", MCPM_13, judged_by="rvu"),
     Rule("MOD_TC_IN_HOSPITAL", "modifier", "deny", "4",
          "A technical component billed on a professional claim in a hospital place of service: the "
          "hospital, not the physician, bills the technical part.",
@@ -30,7 +30,7 @@ RULES = [
     Rule("MOD_BYPASS_UNNEEDED", "modifier", "review", "",
          "The line carries 59 or an X modifier, but no NCCI edit pairs it with another line of the same "
          "day and provider: the modifier is unnecessary and draws audits.",
-         "Remove the 59/X modifier unless another claim not in this batch explains it.", MLN_59),
+         "Remove the 59/X modifier unless another claim not in this batch explains it.", MLN_59, judged_by="ptp"),
 ]
 
 LINE_RULES = {

@@ -7,7 +7,7 @@ RULES = [
          "Two or more imaging services subject to the multiple-procedure reduction (indicator 4) in one "
          "session: the lower-priced ones are paid 50% less on the technical and 5% less on the professional "
          "component.",
-         "Nothing to fix; expect the reduced payment.", PFS_LAYOUT),
+         "Nothing to fix; expect the reduced payment.", PFS_LAYOUT, judged_by="rvu"),
 ]
 LINE_RULES = {}
 PAIR_RULES = {}

@@ -7,16 +7,16 @@ RULES = [
     Rule("MUE_LINE", "units", "deny", "151",
          "The line bills more units than the code's Medically Unlikely Edit allows on one line.",
          "Check the units against the record; bill the MUE value, and report any medically necessary "
-         "excess on an appeal with documentation.", MUE_PAGE),
+         "excess on an appeal with documentation.", MUE_PAGE, judged_by="mue"),
     Rule("MUE_DOS", "units", "deny", "151",
          "The units of this code for this patient, day and provider add up to more than its MUE allows "
          "per day; the whole day's units are denied.",
          "Correct the units across the day's lines (duplicate entries are the usual cause); if the service "
-         "really was repeated, expect to appeal with records.", MUE_PAGE),
+         "really was repeated, expect to appeal with records.", MUE_PAGE, judged_by="mue"),
     Rule("MUE_NOT_PUBLISHED", "data", "info", "",
          "No Medically Unlikely Edit is published for this code in the release for this date: units are "
          "not limited by an MUE.",
-         "Nothing to fix; check the units against the record.", MUE_PAGE),
+         "Nothing to fix; check the units against the record.", MUE_PAGE, judged_by="mue"),
 ]
 
 LINE_RULES = {

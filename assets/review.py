@@ -1,0 +1,308 @@
+"""`claimscrub review import`: the decisions auditors filled in on a report's Findings sheet, back into the
+database's trail (assets/decisions.py).
+
+Only the four columns an auditor fills in (Decision, Reason, Reviewer, Scope) are taken; the row's Finding id
+says which finding they decide, and its Claim, Line and Rule must agree with that finding, so that an id typed
+over or pasted from another row is refused rather than deciding another finding. Rows may have been sorted or
+filtered: the id, not the row's place, matches them.
+
+A row counts as a decision only where it differs from what the report showed (the decisions up to the one the
+report records): a row left as it was is no one's decision, so two auditors' copies of one report never undo
+each other. A decision equal to the one that counts already is unchanged, and not stored again: the same file
+imported twice changes nothing. Files are read and checked in full before anything is stored, and everything
+is stored in one transaction.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .decisions import (
+    DECISIONS,
+    PROPERTY_BATCH,
+    PROPERTY_DATABASE,
+    PROPERTY_KIND,
+    PROPERTY_THROUGH,
+    REPORT_KIND,
+    SCOPES,
+    STANDING_PREFIX,
+    database_id,
+    finding_id_sql,
+)
+from .readers import file_sha256
+from .rules import RULES
+
+SHEET = "Findings"
+# The columns read, by their headers on the Findings sheet.
+HEADERS = {"finding_id": "Finding id", "claim_id": "Claim", "line_number": "Line", "rule_id": "Rule",
+           "decision": "Decision", "reason": "Reason", "reviewer": "Reviewer", "scope": "Scope"}
+# The header is the second row of a report; a few more rows are searched for one saved otherwise.
+HEADER_ROWS = 5
+# What a finding shows before any decision of its own: pending, for this finding alone.
+NO_DECISION = ("pending", None, None, "finding")
+RULE_TABLES = {rule.id: rule.judged_by for rule in RULES}
+
+
+class ReviewFileError(ValueError):
+    """A file that cannot be imported at all. The message is one plain sentence naming the file."""
+
+
+@dataclass
+class ReviewRow:
+    row: int  # the sheet's row number, as Excel shows it
+    finding_id: str | None
+    claim_id: str | None
+    line_number: str | None
+    rule_id: str | None
+    decision: str | None
+    reason: str | None
+    reviewer: str | None
+    scope: str | None
+
+
+@dataclass
+class ReviewFile:
+    path: Path
+    name: str
+    sha256: str
+    batch_id: str
+    database_id: str
+    through: int  # the newest decision the report's Findings sheet shows
+    rows: list[ReviewRow]
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    unchanged: int = 0
+    refused: list[str] = field(default_factory=list)  # one sentence each: file, row and why
+
+
+def _text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def read_review(path: Path) -> ReviewFile:
+    """The decision columns of a report's Findings sheet, with what the report says of itself."""
+    from openpyxl import load_workbook
+
+    if not path.is_file():
+        raise ReviewFileError(f"{path}: file not found")
+    if not zipfile.is_zipfile(path):
+        raise ReviewFileError(f"{path}: not a claimscrub report (not an Excel .xlsx workbook)")
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds on a file that is not a workbook
+        raise ReviewFileError(f"{path}: not a claimscrub report (Excel cannot open it as a workbook: "
+                              f"{type(exc).__name__})") from None
+    try:
+        properties = {p.name: p.value for p in book.custom_doc_props}
+        if properties.get(PROPERTY_KIND) != REPORT_KIND or SHEET not in book.sheetnames:
+            raise ReviewFileError(f"{path}: not a claimscrub report (no denial-risk report properties or no "
+                                  f"{SHEET} sheet)")
+        try:
+            through = int(properties.get(PROPERTY_THROUGH) or 0)
+        except ValueError:
+            raise ReviewFileError(f"{path}: its {PROPERTY_THROUGH} property is not a number") from None
+        rows = _read_rows(path, book[SHEET].iter_rows(values_only=True))
+    finally:
+        book.close()
+    return ReviewFile(path, path.name, file_sha256(path), str(properties.get(PROPERTY_BATCH) or ""),
+                      str(properties.get(PROPERTY_DATABASE) or ""), through, rows)
+
+
+def _read_rows(path: Path, sheet_rows: Iterable[tuple]) -> list[ReviewRow]:
+    columns = None
+    rows = []
+    for number, values in enumerate(sheet_rows, 1):
+        if columns is None:
+            names = [_text(v) for v in values]
+            if HEADERS["finding_id"] in names:
+                missing = [h for h in HEADERS.values() if h not in names]
+                if missing:
+                    raise ReviewFileError(f"{path}: its {SHEET} sheet has no {', '.join(missing)} column")
+                columns = {key: names.index(header) for key, header in HEADERS.items()}
+            elif number >= HEADER_ROWS:
+                raise ReviewFileError(f"{path}: its {SHEET} sheet has no Finding id column")
+            continue
+        cells = {key: _text(values[at]) if at < len(values) else None for key, at in columns.items()}
+        if any(cells.values()):
+            rows.append(ReviewRow(number, **cells))
+    if columns is None:
+        raise ReviewFileError(f"{path}: its {SHEET} sheet has no Finding id column")
+    return rows
+
+
+# Every finding of a batch with what a decision on it records: its id, claim line, rule, code, provider, the
+# table behind its rule and the release of that table that judged its line.
+BATCH_FINDINGS = f"""
+select {finding_id_sql("f.batch_id", "l.claim_id", "l.line_number", "f.rule_id")} as finding_id,
+       l.claim_id, l.line_number, f.rule_id, l.hcpcs, l.provider, t.rule_table,
+       case t.rule_table when 'rvu' then p.rvu_release when 'ptp' then p.ptp_release
+                         when 'mue' then p.mue_release when 'aoc' then p.aoc_release end as table_release
+from (select * from line_flags where batch_id = $batch) f
+join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line_id
+join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
+join rule_tables t on t.rule_id = f.rule_id
+"""
+
+# The decision of each finding of a batch after decision number $through: what a report written then showed.
+STATES = """
+select finding_id, decision, reason, reviewer, scope from (
+    select *, row_number() over (partition by finding_id order by decision_id desc) as recency
+    from finding_decisions where batch_id = $batch and decision_id <= $through
+) where recency = 1
+"""
+
+INSERT = """
+insert into finding_decisions (decision_id, batch_id, finding_id, claim_id, line_number, rule_id, hcpcs, provider,
+                               decision, reason, reviewer, scope, decided_at, source_file, source_sha256,
+                               source_row, rule_table, table_release, release_start)
+select (select coalesce(max(decision_id), 0) from finding_decisions) + d.position, d.* exclude (position),
+       (select min(r.effective_start) from ref_releases r
+        where r.release_id = d.table_release and starts_with(r.table_name, d.rule_table))
+from incoming_decisions d
+order by d.position
+"""
+INCOMING_COLUMNS = ["position", "batch_id", "finding_id", "claim_id", "line_number", "rule_id", "hcpcs", "provider",
+                    "decision", "reason", "reviewer", "scope", "decided_at", "source_file", "source_sha256", "source_row",
+                    "rule_table", "table_release"]
+
+
+def check_files(con, files: list[ReviewFile]) -> None:
+    """Every file a report of this database, of a batch it holds; else the first one that is not, refused."""
+    own = database_id(con)
+    for review in files:
+        if review.database_id != own:
+            raise ReviewFileError(f"{review.path}: a report written from another claimscrub database; import it "
+                                  "into the database that scrubbed it (--db)")
+        known = con.execute("select count(*) from batches where batch_id = ?", [review.batch_id]).fetchall()
+        if not known[0][0]:
+            raise ReviewFileError(f"{review.path}: its batch {review.batch_id} is no longer in this database")
+
+
+def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
+    """Store the decisions of checked files (check_files), in the order given: a later file's decision on a
+    finding comes after an earlier one's."""
+    result = ImportResult()
+    decided_at = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    con.register("rule_tables_frame", pd.DataFrame({"rule_id": list(RULE_TABLES),
+                                                    "rule_table": list(RULE_TABLES.values())}))
+    con.execute("create or replace temp table rule_tables as select * from rule_tables_frame")
+    con.unregister("rule_tables_frame")
+    incoming = []
+    # Per batch, the decision that counts for each decided finding, as this import goes on.
+    current_of: dict[str, dict] = {}
+    for review in files:
+        batch = review.batch_id
+        if batch not in current_of:
+            current_of[batch] = _states(con, batch)
+        current = current_of[batch]
+        shown = _states(con, batch, review.through)
+        # The rows that differ from what the report showed (a standing dismissal shown where it applies is
+        # none of the row's own); only their findings are looked up.
+        changed = [(row, state) for row in review.rows if (state := _state(row)) is not None
+                   and not (row.finding_id and shown.get(row.finding_id, NO_DECISION) == state)]
+        findings = _findings(con, batch, {row.finding_id for row, _ in changed if row.finding_id})
+        first_row: dict[str, int] = {}
+        for row, state in changed:
+            problem = _problem(row, state, findings.get(row.finding_id or ""), first_row)
+            if problem:
+                result.refused.append(f"{review.name} row {row.row}: {problem}")
+                continue
+            first_row[row.finding_id] = row.row
+            if current.get(row.finding_id, NO_DECISION) == state:
+                result.unchanged += 1
+                continue
+            current[row.finding_id] = state
+            finding = findings[row.finding_id]
+            incoming.append((len(incoming) + 1, batch, row.finding_id, finding["claim_id"], finding["line_number"],
+                             finding["rule_id"], finding["hcpcs"], finding["provider"], *state, decided_at,
+                             review.name, review.sha256, row.row, finding["rule_table"],
+                             finding["table_release"]))
+            result.imported += 1
+    if incoming:
+        con.register("incoming_frame", pd.DataFrame.from_records(incoming, columns=INCOMING_COLUMNS).astype(object))
+        con.execute(f"""create or replace temp table incoming_decisions as
+                        select {", ".join(f"cast({c} as {_kind(c)}) as {c}" for c in INCOMING_COLUMNS)}
+                        from incoming_frame""")
+        con.unregister("incoming_frame")
+        con.execute("begin transaction")
+        try:
+            con.execute(INSERT)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    return result
+
+
+def _findings(con, batch: str, ids: set[str]) -> dict[str, dict]:
+    """The findings of `batch` with these ids, by id, with what a decision on one records."""
+    con.register("wanted_ids", pd.DataFrame({"finding_id": sorted(ids)}, dtype=object))
+    try:
+        found = con.execute(f"select * from ({BATCH_FINDINGS}) where finding_id in (select finding_id from wanted_ids)",
+                            {"batch": batch})
+        names = [d[0] for d in found.description]
+        return {row[0]: dict(zip(names, row)) for row in found.fetchall()}
+    finally:
+        con.unregister("wanted_ids")
+
+
+def _kind(column: str) -> str:
+    return {"position": "bigint", "line_number": "integer", "source_row": "integer",
+            "decided_at": "timestamp"}.get(column, "varchar")
+
+
+def _states(con, batch: str, through: int | None = None) -> dict[str, tuple]:
+    """The decision of each decided finding of `batch` after decision number `through` (else the latest), as
+    (decision, reason, reviewer, scope)."""
+    rows = con.execute(STATES, {"batch": batch, "through": (1 << 62) if through is None else through})
+    return {finding: tuple(state) for finding, *state in rows.fetchall()}
+
+
+def _state(row: ReviewRow) -> tuple | None:
+    """The decision a row holds, as stored (scope in its stored word); None for a row that holds none of its
+    own: a standing dismissal shown where it applies."""
+    decision = (row.decision or "pending").lower()
+    if decision.startswith(STANDING_PREFIX):
+        return None
+    scope = SCOPES.get((row.scope or "this finding").lower(), row.scope)
+    return (decision, row.reason, row.reviewer, scope)
+
+
+def _problem(row: ReviewRow, state: tuple, finding: dict | None, first_row: dict[str, int]) -> str | None:
+    """Why a row's decision cannot be stored, or None."""
+    decision, reason, reviewer, scope = state
+    if not row.finding_id:
+        return "a decision without a finding id"
+    if finding is None:
+        return f"finding id {row.finding_id} is not a finding of this report's batch"
+    shown = (row.claim_id, row.line_number, row.rule_id)
+    if shown != (finding["claim_id"], str(finding["line_number"]), finding["rule_id"]):
+        return (f"finding id {row.finding_id} is claim {finding['claim_id']} line {finding['line_number']} "
+                f"{finding['rule_id']}, not the row's claim {row.claim_id} line {row.line_number} {row.rule_id}")
+    if row.finding_id in first_row:
+        return f"finding id {row.finding_id} is decided on row {first_row[row.finding_id]} already"
+    if decision not in DECISIONS:
+        return f"decision {row.decision!r} is not one of {', '.join(DECISIONS)}"
+    if scope not in SCOPES.values():
+        return f"scope {row.scope!r} is not one of: {'; '.join(SCOPES)}"
+    if not reviewer:
+        return "a decision needs a reviewer"
+    if decision == "dismiss" and not reason:
+        return "a dismissal needs a reason"
+    if scope == "standing" and decision != "dismiss":
+        return "only a dismissal can stand for the rule, code and provider"
+    return None

@@ -1,0 +1,131 @@
+"""`claimscrub review import` (auditors' decisions back from the workbook) and `claimscrub rejudge` (what a newer
+reference release changes for claims already judged).
+
+Exit status as for scrub: 0 done (rows refused one by one are named on standard error), 2 for a usage error or a
+file that cannot be imported at all (nothing is stored then, from any file), 1 else. Both hold the database for
+their whole run, as a scrub does."""
+
+from pathlib import Path
+
+import click
+
+from .runs import fail
+
+DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb)."
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}"
+
+
+@click.group()
+def review() -> None:
+    """Auditors' decisions on findings: import them from the denial-risk workbook."""
+
+
+@review.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--db", default=None, help=DB_HELP)
+def import_command(files: tuple[Path, ...], db: str | None) -> None:
+    """Read the Decision, Reason, Reviewer and Scope columns of reports' Findings sheets into the decisions
+    trail: the latest decision of a finding counts; every earlier one stays."""
+    import os
+
+    from assets.review import ReviewFileError, check_files, import_reviews, read_review
+    from assets.tables import ensure_schema
+
+    from .database import DatabaseBusyError, database_for, hold_database
+    from .settings import database_path, lock_timeout
+
+    database = db or database_path()
+    if not os.path.exists(database):
+        fail(f"{database}: no such database; scrub claims first")
+    try:
+        reviews = [read_review(path) for path in files]
+        timeout = lock_timeout()
+    except (ReviewFileError, ValueError) as exc:
+        fail(str(exc))
+    waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
+    try:
+        with hold_database(database_for(database), timeout,
+                           on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)) as con:
+            ensure_schema(con)
+            try:
+                check_files(con, reviews)
+            except ReviewFileError as exc:
+                fail(str(exc))
+            result = import_reviews(con, reviews)
+    except DatabaseBusyError as exc:
+        fail(str(exc), 1)
+    for refusal in result.refused:
+        click.echo(f"claimscrub: {refusal}", err=True)
+    click.echo(f"{_plural(result.imported, 'decision', 'decisions')} imported, {result.unchanged:,} unchanged, "
+               f"{_plural(len(result.refused), 'row', 'rows')} refused")
+
+
+@click.command()
+@click.option("--since", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Judge again the stored lines dated on or after this day, YYYY-MM-DD.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for impact.csv and its workbook.")
+@click.option("--db", default=None, help=DB_HELP)
+@click.option("--show-ids", is_flag=True, help="Show patient identifiers in clear in the outputs.")
+def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
+    """After loading a newer reference release: judge the stored lines dated on or after --since under the
+    releases that now cover their dates, and write what would change (the stored findings stay as they are)."""
+    import os
+
+    from .database import DatabaseBusyError, database_for, hold_database
+    from .runs import error_message
+    from .settings import database_path, lock_timeout
+
+    os.umask(0o077)  # the impact names claims and lines of patients: owner-only, as a scrub's outputs
+    database = db or database_path()
+    if not os.path.exists(database):
+        fail(f"{database}: no such database; scrub claims first")
+    for path in [out_dir, *out_dir.parents]:
+        if path.exists():
+            if not path.is_dir():
+                fail(f"--out {out_dir}: {path} is a file, not a folder")
+            break
+    try:
+        timeout = lock_timeout()
+    except ValueError as exc:
+        fail(str(exc))
+    config = {"since": since.date().isoformat(), "out_dir": str(out_dir.resolve()), "show_ids": show_ids}
+    waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
+    try:
+        # Held for the whole run, as a scrub holds it: the judgement is undone at its end, and nothing may
+        # write between.
+        with hold_database(database_for(database), timeout,
+                           on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)):
+            result = _materialize_rejudge(config, database)
+    except DatabaseBusyError as exc:
+        fail(str(exc), 1)
+    if not result.success:
+        code, message = error_message(result)
+        fail(message, code)
+    (materialization,) = result.asset_materializations_for_node("rejudge_impact")
+    meta = {key: value.value for key, value in materialization.metadata.items()}
+    click.echo(
+        f"Judged again {_plural(meta['lines'], 'stored line', 'stored lines')} dated on or after {config['since']} "
+        f"({_plural(meta['batches'], 'batch', 'batches')}) under {meta['releases_now'] or 'no release'}: "
+        f"findings: {meta['appears']:,} appear, {meta['disappears']:,} disappear, {meta['severity']:,} change "
+        f"severity, {meta['dollars']:,} change dollars; ${meta['dollars_newly_at_risk']:,.2f} newly at risk of "
+        "denial.")
+    click.echo(f"Impact: {(out_dir / 'impact.csv').resolve()}")
+
+
+def _materialize_rejudge(config: dict, database: str):
+    import dagster as dg
+
+    from assets.rejudge import rejudge_impact
+
+    from .resources import duckdb_resource
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        return dg.materialize(
+            [rejudge_impact], resources={"duckdb": duckdb_resource(database)},
+            run_config={"ops": {"rejudge_impact": {"config": config}},
+                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            instance=instance, raise_on_error=False)

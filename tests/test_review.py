@@ -1,0 +1,462 @@
+"""Auditors' decisions, tested as an auditor works: scrub, open the workbook, decide findings (dismiss some,
+accept some, one standing dismissal), save, `review import`, rerun the batch; then scrub a later batch where the
+standing dismissal applies and one where it does not. Workbooks edited, sorted, saved by LibreOffice, from
+another database or not reports at all; and what the payer said about a dismissal."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+from openpyxl import Workbook, load_workbook
+
+from pipelines.cli import main
+
+from .helpers import Run, read_csv, scrub, write_csv
+from .test_reference import PTP_2026
+from .x12_files import write_835
+
+A, B, GROUP = "1234567893", "9876543213", "5550001114"
+REPORT = "denial-risk-report.xlsx"
+FLAGS_COLUMNS = ["claim_id", "line_number", "hcpcs", "rule_id", "category", "severity", "carc", "dollars_at_risk",
+                 "message", "rvu_release", "ptp_release", "mue_release"]
+DECISION_COLUMNS = ["finding_id", "decision", "decision_reason", "reviewer", "decided_at"]
+STANDING = "this rule for this code and provider"
+
+
+def line(claim, number, patient, code, npi=A, dos="2024-08-12", modifiers="", units=1, pos="11"):
+    return {"claim_id": claim, "line_number": number, "patient_id": patient, "date_of_service": dos,
+            "hcpcs": code, "modifiers": modifiers, "units": units, "charge": "150.00", "rendering_npi": npi,
+            "billing_npi": GROUP, "place_of_service": pos, "claim_type": "professional", "diagnosis_1": "R13.10",
+            "payer": "ACME HEALTH"}
+
+
+BATCH_1 = [
+    line("PTP-A", 1, "PAT-A", "92611"), line("PTP-A", 2, "PAT-A", "76120"),  # PTP_NO_BYPASS, provider A
+    line("PTP-B", 1, "PAT-B", "92611", npi=B), line("PTP-B", 2, "PAT-B", "76120", npi=B),  # the same, B
+    line("MUE-1", 1, "PAT-M", "76120", units=2),  # MUE_DOS
+    line("BOTH-1", 1, "PAT-T", "76120", modifiers="26,TC"),  # MOD_26_AND_TC
+    line("DUP-1", 1, "PAT-D", "99213"), line("DUP-1", 2, "PAT-D", "99213"),  # DUP_EXACT on both lines
+    line("GLOBAL-1", 1, "PAT-G", "76120", npi=B, pos="22"),  # MOD_GLOBAL_IN_HOSPITAL
+]
+# What the auditors decide on the first report: (decision, reason, reviewer, scope) by claim, line and rule.
+DECISIONS = {
+    ("PTP-A", 2, "PTP_NO_BYPASS"): ("dismiss", "separate sessions, both documented", "ann", STANDING),
+    ("MUE-1", 1, "MUE_DOS"): ("dismiss", "two sessions documented", "ann", "this finding"),
+    ("BOTH-1", 1, "MOD_26_AND_TC"): ("accept", None, "bob", "this finding"),
+    ("DUP-1", 1, "DUP_EXACT"): ("fixed", "line 2 removed before sending", "bob", "this finding"),
+    ("DUP-1", 2, "DUP_EXACT"): ("dismiss", "the copy that was removed", "bob", "this finding"),
+}
+# A later batch: provider A bills the dismissed pair again (the standing dismissal applies), B too (it does not).
+BATCH_2 = [line("PTP-A2", 1, "PAT-A2", "92611", dos="2024-08-20"),
+           line("PTP-A2", 2, "PAT-A2", "76120", dos="2024-08-20"),
+           line("PTP-B2", 1, "PAT-B2", "92611", npi=B, dos="2024-08-20"),
+           line("PTP-B2", 2, "PAT-B2", "76120", npi=B, dos="2024-08-20")]
+# Another: provider A bundles another code into 76120 (the same rule, not the same code).
+BATCH_3 = [line("FLUORO-A3", 1, "PAT-A3", "76120", dos="2024-08-21"),
+           line("FLUORO-A3", 2, "PAT-A3", "76000", dos="2024-08-21")]
+
+
+@dataclass
+class Audit:
+    folder: Path
+    db: Path
+    first: Run
+    imported: str
+    rerun: Run
+    later: Run
+    other: Run
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, [*map(str, args)])
+
+
+def decide(source: Path, target: Path, decisions: dict, change=None) -> Path:
+    """Open a report as an auditor would, fill in decisions, save it as `target`. `change(sheet, columns)`
+    does anything else to the Findings sheet first."""
+    book = load_workbook(source)
+    sheet = book["Findings"]
+    columns = {cell.value: cell.column for cell in sheet[2]}
+    if change is not None:
+        change(sheet, columns)
+    for row in range(3, sheet.max_row + 1):
+        key = tuple(sheet.cell(row, columns[name]).value for name in ("Claim", "Line", "Rule"))
+        if key in decisions:
+            for name, value in zip(("Decision", "Reason", "Reviewer", "Scope"), decisions[key]):
+                sheet.cell(row, columns[name]).value = value
+    book.save(target)
+    return target
+
+
+def flag(run: Run, claim: str, number: int, rule: str) -> dict:
+    return next(f for f in run.flags
+                if (f["claim_id"], f["line_number"], f["rule_id"]) == (claim, str(number), rule))
+
+
+def sheet_table(path: Path, name: str) -> list[dict]:
+    rows = list(load_workbook(path, read_only=True)[name].iter_rows(values_only=True))
+    return [dict(zip(rows[1], r)) for r in rows[2:]]
+
+
+def worklist_claims(run: Run) -> set[str]:
+    return {row["Claim"] for row in sheet_table(run.out_dir / REPORT, "Worklist")}
+
+
+def trail(db: Path) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("select decision_id, claim_id, line_number, rule_id, decision from finding_decisions "
+                           "order by decision_id").fetchall()
+
+
+@pytest.fixture(scope="module")
+def audit(tmp_path_factory, reference_db) -> Audit:
+    folder = tmp_path_factory.mktemp("audit")
+    db = folder / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    export = write_csv(folder / "batch1.csv", BATCH_1)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+        first = scrub([export], folder / "first", db)
+        assert first.exit_code == 0, first.stderr
+        reviewed = decide(first.out_dir / REPORT, folder / "reviewed.xlsx", DECISIONS)
+        imported = cli("review", "import", reviewed, "--db", db)
+        assert imported.exit_code == 0, imported.output
+        rerun = scrub([export], folder / "rerun", db)
+        later = scrub([write_csv(folder / "batch2.csv", BATCH_2)], folder / "later", db)
+        other = scrub([write_csv(folder / "batch3.csv", BATCH_3)], folder / "other", db)
+    for run in (rerun, later, other):
+        assert run.exit_code == 0, run.stderr
+    return Audit(folder, db, first, imported.stdout, rerun, later, other)
+
+
+@pytest.fixture
+def copy_db(audit, tmp_path) -> Path:
+    """The audit's database, to change in one test only."""
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(audit.db, db)
+    return db
+
+
+def test_review_import_says_what_it_did(audit):
+    assert audit.imported.strip() == "5 decisions imported, 0 unchanged, 0 rows refused"
+
+
+def test_a_finding_id_is_short_and_the_same_on_every_rerun_of_the_batch(audit):
+    first = [(f["claim_id"], f["line_number"], f["rule_id"], f["finding_id"]) for f in audit.first.flags]
+    assert first == [(f["claim_id"], f["line_number"], f["rule_id"], f["finding_id"]) for f in audit.rerun.flags]
+    assert all(re.fullmatch("[0-9a-f]{16}", f[3]) for f in first)
+    assert len({f[3] for f in first}) == len(first)
+    shown = {row["Finding id"] for row in sheet_table(audit.first.out_dir / REPORT, "Findings")}
+    assert shown == {f[3] for f in first}
+
+
+def test_flags_csv_keeps_its_columns_and_ends_with_the_decision(audit):
+    columns = list(audit.rerun.flags[0])
+    assert columns[:len(FLAGS_COLUMNS)] == FLAGS_COLUMNS
+    assert columns[-6:] == ["partner_batch", *DECISION_COLUMNS]
+
+
+def test_a_rerun_of_the_batch_keeps_the_decisions(audit):
+    for (claim, number, rule), (decision, reason, reviewer, _) in DECISIONS.items():
+        found = flag(audit.rerun, claim, number, rule)
+        assert (found["decision"], found["decision_reason"], found["reviewer"]) == (decision, reason or "", reviewer)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", found["decided_at"])
+    assert flag(audit.rerun, "PTP-B", 2, "PTP_NO_BYPASS")["decision"] == "pending"
+    assert flag(audit.rerun, "GLOBAL-1", 1, "MOD_GLOBAL_IN_HOSPITAL")["decided_at"] == ""
+    findings = {(r["Claim"], r["Line"], r["Rule"]): r for r in sheet_table(audit.rerun.out_dir / REPORT, "Findings")}
+    assert findings[("PTP-A", 2, "PTP_NO_BYPASS")]["Decision"] == "dismiss"
+    assert findings[("PTP-A", 2, "PTP_NO_BYPASS")]["Scope"] == STANDING
+    assert findings[("BOTH-1", 1, "MOD_26_AND_TC")]["Reviewer"] == "bob"
+    assert findings[("PTP-B", 2, "PTP_NO_BYPASS")]["Decision"] == "pending"
+
+
+def test_the_worklist_leaves_out_claims_whose_deny_findings_are_all_dismissed_or_fixed(audit):
+    assert worklist_claims(audit.first) == {"PTP-A", "PTP-B", "MUE-1", "BOTH-1", "DUP-1", "GLOBAL-1"}
+    assert worklist_claims(audit.rerun) == {"PTP-B", "BOTH-1", "GLOBAL-1"}
+    caption = load_workbook(audit.rerun.out_dir / REPORT, read_only=True)["Worklist"]["A1"].value
+    assert caption.startswith("3 claims")
+
+
+def test_the_summary_splits_dollars_at_risk_by_decision(audit):
+    def dollars(*keys):
+        return round(sum(float(flag(audit.rerun, *key)["dollars_at_risk"]) for key in keys), 2)
+
+    split = audit.rerun.summary["dollars_at_risk"]["deny_by_decision"]
+    assert {group: round(split[group]["dollars"], 2) for group in split} == {
+        "pending": dollars(("PTP-B", 2, "PTP_NO_BYPASS"), ("GLOBAL-1", 1, "MOD_GLOBAL_IN_HOSPITAL")),
+        "accepted": dollars(("BOTH-1", 1, "MOD_26_AND_TC")),
+        "dismissed": dollars(("PTP-A", 2, "PTP_NO_BYPASS"), ("MUE-1", 1, "MUE_DOS"), ("DUP-1", 2, "DUP_EXACT")),
+        "fixed": dollars(("DUP-1", 1, "DUP_EXACT")),
+    }
+    assert sum(g["dollars"] for g in split.values()) == pytest.approx(
+        audit.rerun.summary["dollars_at_risk"]["by_severity"]["deny"])
+    before = audit.first.summary["dollars_at_risk"]["deny_by_decision"]
+    assert before["pending"]["dollars"] == pytest.approx(
+        audit.first.summary["dollars_at_risk"]["by_severity"]["deny"])
+    rows = list(load_workbook(audit.rerun.out_dir / REPORT, read_only=True)["Summary"].iter_rows(values_only=True))
+    start = next(i for i, r in enumerate(rows) if r and r[0] == "Dollars at risk of denial by review decision")
+    assert rows[start + 1][:4] == ("Decision", "Lines", "Deny findings", "Dollars at risk")
+    shown = {r[0]: (r[1], r[2], r[3]) for r in rows[start + 2:start + 6]}
+    assert shown["dismissed"] == (3, 3, pytest.approx(split["dismissed"]["dollars"]))
+    assert shown["fixed"][:2] == (1, 1) and shown["accepted"][:2] == (1, 1) and shown["pending"][:2] == (2, 2)
+
+
+def test_the_decisions_sheet_lists_the_trail(audit):
+    rows = sheet_table(audit.rerun.out_dir / REPORT, "Decisions")
+    assert [(r["Claim"], r["Line"], r["Rule"], r["Decision"]) for r in rows] == [
+        (claim, number, rule, decision) for (claim, number, rule), (decision, *_) in DECISIONS.items()]
+    assert [r["Decision #"] for r in rows] == [1, 2, 3, 4, 5]
+    standing = rows[0]
+    assert standing["Scope"] == STANDING and standing["Reviewer"] == "ann"
+    assert standing["Source file"] == "reviewed.xlsx" and isinstance(standing["Source row"], int)
+    until = (datetime.now(timezone.utc).date() + timedelta(days=180)).isoformat()
+    assert standing["Status"] == f"counts; stands for this rule, code and provider through {until}"
+    assert {r["Status"] for r in rows[1:]} == {"counts"}
+    assert "0 decisions" in load_workbook(audit.first.out_dir / REPORT, read_only=True)["Decisions"]["A1"].value
+
+
+def test_only_the_decision_columns_take_typing_and_sort_and_filter_stay_free(audit):
+    book = load_workbook(audit.first.out_dir / REPORT)
+    sheet = book["Findings"]
+    header = [c.value for c in sheet[2]]
+    assert header[0] == "Finding id"
+    assert header[header.index("Dollars at risk") + 1:header.index("Dollars at risk") + 5] == [
+        "Decision", "Reason", "Reviewer", "Scope"]
+    assert sheet.protection.sheet and not sheet.protection.sort and not sheet.protection.autoFilter
+    assert sheet["A2"].protection.locked and not sheet["A3"].protection.locked  # the header, a row
+    validations = {v.type: v for v in sheet.data_validations.dataValidation}
+    letter = {name: sheet.cell(2, header.index(name) + 1).column_letter for name in header}
+    assert validations["list"].formula1 in ('"pending,accept,dismiss,fixed"', f'"this finding,{STANDING}"')
+    lists = {str(v.sqref): v.formula1 for v in sheet.data_validations.dataValidation if v.type == "list"}
+    last = len(audit.first.flags) + 2
+    assert lists[f"{letter['Decision']}3:{letter['Decision']}{last}"] == '"pending,accept,dismiss,fixed"'
+    refused = str(validations["custom"].sqref).split()
+    assert f"{letter['Claim']}3:{letter['Claim']}{last}" in refused
+    assert not any(r.startswith(letter["Reason"]) for r in refused)
+    properties = {p.name: p.value for p in book.custom_doc_props}
+    assert properties["claimscrub.batch"] == audit.first.summary["batch_id"]
+    assert properties["claimscrub.decisions_through"] == "0"
+
+
+def test_a_standing_dismissal_applies_to_a_later_batch_for_the_same_rule_code_and_provider(audit):
+    found = flag(audit.later, "PTP-A2", 2, "PTP_NO_BYPASS")
+    assert found["decision"] == "dismissed (standing, #1)"
+    assert (found["decision_reason"], found["reviewer"]) == ("separate sessions, both documented", "ann")
+    assert flag(audit.later, "PTP-B2", 2, "PTP_NO_BYPASS")["decision"] == "pending"
+    findings = {r["Claim"]: r for r in sheet_table(audit.later.out_dir / REPORT, "Findings")}
+    assert findings["PTP-A2"]["Decision"] == "dismissed (standing, #1)"
+    assert worklist_claims(audit.later) == {"PTP-B2"}
+    decisions = sheet_table(audit.later.out_dir / REPORT, "Decisions")
+    assert [(r["Decision #"], r["Claim"], r["Batch"]) for r in decisions] == [
+        (1, "PTP-A", audit.first.summary["batch_id"])]
+    split = audit.later.summary["dollars_at_risk"]["deny_by_decision"]
+    assert split["dismissed"]["dollars"] == float(found["dollars_at_risk"])
+
+
+def test_a_standing_dismissal_does_not_apply_to_another_code(audit):
+    found = flag(audit.other, "FLUORO-A3", 2, "PTP_NO_BYPASS")
+    assert found["hcpcs"] == "76000" and found["decision"] == "pending"
+    assert worklist_claims(audit.other) == {"FLUORO-A3"}
+
+
+def test_a_standing_dismissal_lapses_after_its_days(audit, copy_db, tmp_path, monkeypatch):
+    today = datetime.now(timezone.utc).date()
+    monkeypatch.setenv("CLAIMSCRUB_TODAY", (today + timedelta(days=31)).isoformat())
+    export = write_csv(tmp_path / "batch2.csv", BATCH_2)
+    lapsed = scrub([export], tmp_path / "lapsed", copy_db, "--standing-days", "30")
+    assert lapsed.exit_code == 0, lapsed.stderr
+    assert flag(lapsed, "PTP-A2", 2, "PTP_NO_BYPASS")["decision"] == "pending"
+    assert worklist_claims(lapsed) == {"PTP-A2", "PTP-B2"}
+
+
+def test_a_standing_dismissal_lapses_when_a_newer_release_of_its_table_is_loaded(audit, copy_db, tmp_path):
+    loaded = cli("reference", "load", PTP_2026, "--db", copy_db)
+    assert loaded.exit_code == 0, loaded.output
+    rerun = scrub([write_csv(tmp_path / "batch1.csv", BATCH_1)], tmp_path / "rerun", copy_db)
+    later = scrub([write_csv(tmp_path / "batch2.csv", BATCH_2)], tmp_path / "later", copy_db)
+    assert flag(later, "PTP-A2", 2, "PTP_NO_BYPASS")["decision"] == "pending"
+    assert flag(rerun, "PTP-A", 2, "PTP_NO_BYPASS")["decision"] == "dismiss"  # its own decision still counts
+    standing = sheet_table(rerun.out_dir / REPORT, "Decisions")[0]
+    assert standing["Status"] == "lapsed: PTP 2026Q3 loaded"
+
+
+def test_a_later_decision_counts_and_the_earlier_stays_in_the_trail(audit, copy_db):
+    changed = decide(audit.rerun.out_dir / REPORT, audit.folder / "second-look.xlsx",
+                     {("MUE-1", 1, "MUE_DOS"): ("accept", "on second look", "cara", "this finding")})
+    result = cli("review", "import", changed, "--db", copy_db)
+    assert result.exit_code == 0, result.output
+    # Every other row shows the decision it had: nobody's new decision, not counted.
+    assert result.stdout.strip() == "1 decision imported, 0 unchanged, 0 rows refused"
+    assert [t[1:] for t in trail(copy_db) if t[1] == "MUE-1"] == [("MUE-1", 1, "MUE_DOS", "dismiss"),
+                                                                  ("MUE-1", 1, "MUE_DOS", "accept")]
+    again = cli("review", "import", changed, "--db", copy_db)
+    assert again.stdout.strip() == "0 decisions imported, 1 unchanged, 0 rows refused"
+    assert len(trail(copy_db)) == 6
+
+
+def test_the_same_file_imported_twice_changes_nothing(audit, copy_db):
+    before = trail(copy_db)
+    again = cli("review", "import", audit.folder / "reviewed.xlsx", "--db", copy_db)
+    assert again.exit_code == 0, again.output
+    assert again.stdout.strip() == "0 decisions imported, 5 unchanged, 0 rows refused"
+    assert trail(copy_db) == before
+
+
+def test_two_copies_of_one_report_do_not_undo_each_other(audit, copy_db, tmp_path):
+    ann = decide(audit.later.out_dir / REPORT, tmp_path / "ann.xlsx",
+                 {("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "ann", "this finding")})
+    bob = decide(audit.later.out_dir / REPORT, tmp_path / "bob.xlsx",
+                 {("PTP-A2", 2, "PTP_NO_BYPASS"): ("fixed", "modifier added", "bob", "this finding")})
+    result = cli("review", "import", ann, bob, "--db", copy_db)
+    assert result.stdout.strip() == "2 decisions imported, 0 unchanged, 0 rows refused"
+    assert [t[1:] for t in trail(copy_db)[5:]] == [("PTP-B2", 2, "PTP_NO_BYPASS", "accept"),
+                                                    ("PTP-A2", 2, "PTP_NO_BYPASS", "fixed")]
+
+
+def test_a_sorted_and_filtered_workbook_imports_fine(audit, copy_db, tmp_path):
+    def resort_and_filter(sheet, columns):
+        rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=3)]
+        for at, values in enumerate(sorted(rows, key=lambda r: r[columns["Claim"] - 1], reverse=True), 3):
+            for column, value in enumerate(values, 1):
+                sheet.cell(at, column).value = value
+        sheet.auto_filter.add_filter_column(columns["Rule"] - 1, ["PTP_NO_BYPASS"])
+        for at in range(3, sheet.max_row + 1):
+            sheet.row_dimensions[at].hidden = sheet.cell(at, columns["Rule"]).value != "PTP_NO_BYPASS"
+
+    sorted_book = decide(audit.later.out_dir / REPORT, tmp_path / "sorted.xlsx",
+                         {("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", "distinct session", "dee", "this finding")},
+                         change=resort_and_filter)
+    result = cli("review", "import", sorted_book, "--db", copy_db)
+    assert result.stdout.strip() == "1 decision imported, 0 unchanged, 0 rows refused"
+    assert trail(copy_db)[-1][1:] == ("PTP-B2", 2, "PTP_NO_BYPASS", "dismiss")
+
+
+def test_an_edited_finding_id_is_refused_row_by_row_with_its_row_number(audit, copy_db, tmp_path):
+    rows = {}
+
+    def edit_ids(sheet, columns):
+        ids = {sheet.cell(r, columns["Claim"]).value: (r, sheet.cell(r, columns["Finding id"]).value)
+               for r in range(3, sheet.max_row + 1)}
+        rows.update(ids)
+        sheet.cell(ids["PTP-B2"][0], columns["Finding id"]).value = "0123456789abcdef"
+        sheet.cell(ids["PTP-A2"][0], columns["Finding id"]).value = ids["PTP-B2"][1]  # another row's id
+
+    edited = decide(audit.later.out_dir / REPORT, tmp_path / "edited.xlsx",
+                    {("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "eve", "this finding"),
+                     ("PTP-A2", 2, "PTP_NO_BYPASS"): ("accept", None, "eve", "this finding")}, change=edit_ids)
+    before = trail(copy_db)
+    result = cli("review", "import", edited, "--db", copy_db)
+    assert result.exit_code == 0
+    assert result.stdout.strip() == "0 decisions imported, 0 unchanged, 2 rows refused"
+    refused = result.stderr.strip().splitlines()
+    b2_row, a2_row = rows["PTP-B2"][0], rows["PTP-A2"][0]
+    assert f"claimscrub: edited.xlsx row {b2_row}: finding id 0123456789abcdef is not a finding of this " \
+           "report's batch" in refused
+    assert any(r.startswith(f"claimscrub: edited.xlsx row {a2_row}: finding id {rows['PTP-B2'][1]} is claim "
+                            "PTP-B2 line 2 PTP_NO_BYPASS, not the row's claim PTP-A2") for r in refused)
+    assert trail(copy_db) == before
+
+
+def test_a_decision_short_of_what_it_needs_is_refused(audit, copy_db, tmp_path):
+    wanting = decide(audit.later.out_dir / REPORT, tmp_path / "wanting.xlsx", {
+        ("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", None, "fay", "this finding"),
+        ("PTP-A2", 2, "PTP_NO_BYPASS"): ("accept", None, "fay", STANDING)})
+    result = cli("review", "import", wanting, "--db", copy_db)
+    assert result.stdout.strip() == "0 decisions imported, 0 unchanged, 2 rows refused"
+    assert "a dismissal needs a reason" in result.stderr
+    assert "only a dismissal can stand for the rule, code and provider" in result.stderr
+
+
+def test_a_report_from_another_database_is_refused_and_nothing_is_stored(audit, copy_db, db_path, tmp_path):
+    elsewhere = scrub([write_csv(tmp_path / "batch1.csv", BATCH_1)], tmp_path / "elsewhere", db_path)
+    foreign = decide(elsewhere.out_dir / REPORT, tmp_path / "foreign.xlsx", DECISIONS)
+    good = decide(audit.later.out_dir / REPORT, tmp_path / "good.xlsx",
+                  {("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "gil", "this finding")})
+    before = trail(copy_db)
+    result = cli("review", "import", good, foreign, "--db", copy_db)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"claimscrub: {foreign}: a report written from another claimscrub database; "
+                                     "import it into the database that scrubbed it (--db)")
+    assert trail(copy_db) == before
+
+
+@pytest.mark.parametrize("kind", ["csv", "plain workbook", "text named xlsx", "missing"])
+def test_a_file_that_is_not_a_report_is_refused_with_one_line_and_exit_2(audit, copy_db, tmp_path, kind):
+    path = tmp_path / ("flags.csv" if kind == "csv" else "book.xlsx")
+    if kind == "csv":
+        shutil.copyfile(audit.rerun.out_dir / "flags.csv", path)
+    elif kind == "plain workbook":
+        book = Workbook()
+        book.active.title = "Findings"
+        book.active.append(["Finding id", "Decision"])
+        book.save(path)
+    elif kind == "text named xlsx":
+        path.write_text("Finding id,Decision\n")
+    good = decide(audit.later.out_dir / REPORT, tmp_path / "good.xlsx",
+                  {("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "hal", "this finding")})
+    before = trail(copy_db)
+    result = cli("review", "import", good, path, "--db", copy_db)
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and str(path) in result.stderr
+    assert ("file not found" if kind == "missing" else "not a claimscrub report") in result.stderr
+    assert trail(copy_db) == before and result.stdout == ""
+
+
+def test_a_workbook_saved_by_libreoffice_imports(audit, copy_db, tmp_path):
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        pytest.skip("LibreOffice (soffice) is not installed: apt-get install libreoffice-calc")
+    decided = decide(audit.later.out_dir / REPORT, tmp_path / "decided.xlsx",
+                     {("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", "distinct session", "ivy", STANDING)})
+    converted = tmp_path / "libreoffice"
+    # A profile of its own: LibreOffice refuses to start while another process uses the default one.
+    subprocess.run([soffice, f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
+                    "--convert-to", "xlsx", "--outdir", str(converted), str(decided)],
+                   check=True, capture_output=True, timeout=180)
+    result = cli("review", "import", converted / "decided.xlsx", "--db", copy_db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "1 decision imported, 0 unchanged, 0 rows refused"
+    assert trail(copy_db)[-1][1:] == ("PTP-B2", 2, "PTP_NO_BYPASS", "dismiss")
+
+
+def test_review_import_takes_the_database_lock_every_writer_takes(audit, copy_db):
+    holder = duckdb.connect(str(copy_db))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "review", "import", str(audit.folder / "reviewed.xlsx"),
+             "--db", str(copy_db)], capture_output=True, text=True, timeout=120,
+            env={**os.environ, "CLAIMSCRUB_LOCK_TIMEOUT": "0.5"})
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert "is in use by another process; gave up after 0.5 s" in result.stderr
+
+
+def test_a_dismissed_finding_the_payer_denied_is_a_dismissal_it_did_not_agree_with(audit, copy_db, tmp_path):
+    remittance = write_835(tmp_path / "remit.835", BATCH_1, {("MUE-1", 1): [("CO", "151")],
+                                                            ("DUP-1", 2): [("OA", "18")],
+                                                            ("PTP-B", 2): [("CO", "97")]})
+    assert cli("remit", remittance, "--db", copy_db).exit_code == 0
+    result = cli("feedback", "--out", tmp_path / "feedback", "--db", copy_db)
+    assert result.exit_code == 0, result.output
+    assert "2 dismissals the payer did not agree with" in result.stdout
+    overruled = read_csv(tmp_path / "feedback" / "overruled_dismissals.csv")
+    assert [(r["claim_id"], r["line_number"], r["rule_id"], r["decision"], r["reviewer"], r["carc"])
+            for r in overruled] == [("DUP-1", "2", "DUP_EXACT", "dismiss", "bob", "18"),
+                                    ("MUE-1", "1", "MUE_DOS", "dismiss", "ann", "151")]
+    outcomes = {r["rule_id"]: r for r in read_csv(tmp_path / "feedback" / "rule_outcomes.csv")}
+    assert (outcomes["MUE_DOS"]["dismissed_lines"], outcomes["MUE_DOS"]["dismissed_denied"]) == ("1", "1")
+    ptp = outcomes["PTP_NO_BYPASS"]
+    assert (ptp["dismissed_lines"], ptp["dismissed_denied"]) == ("1", "0")
+    rows = list(load_workbook(tmp_path / "feedback" / "payer-feedback.xlsx", read_only=True)["Payer feedback"]
+                .iter_rows(values_only=True))
+    assert rows[0][0].startswith("Dismissals the payer did not agree with")
+    assert {(r[0], r[3]) for r in rows[2:4]} == {("DUP-1", "DUP_EXACT"), ("MUE-1", "MUE_DOS")}
