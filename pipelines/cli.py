@@ -53,7 +53,7 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
                 [*ALL_ASSETS, *PER_RUN_CHECKS],
                 resources={"duckdb": duckdb_resource(db)},
                 run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history,
-                                         hashes, standing_days),
+                                         hashes, standing_days=standing_days),
                             "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
                 instance=instance,
                 raise_on_error=False,

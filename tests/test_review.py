@@ -102,8 +102,14 @@ def flag(run: Run, claim: str, number: int, rule: str) -> dict:
 
 
 def sheet_table(path: Path, name: str) -> list[dict]:
+    """The sheet's table: its rows below the header, up to the first blank row (a note may follow)."""
     rows = list(load_workbook(path, read_only=True)[name].iter_rows(values_only=True))
-    return [dict(zip(rows[1], r)) for r in rows[2:]]
+    table = []
+    for row in rows[2:]:
+        if not row or all(cell is None for cell in row):
+            break
+        table.append(dict(zip(rows[1], row)))
+    return table
 
 
 def worklist_claims(run: Run) -> set[str]:
@@ -182,7 +188,7 @@ def test_the_worklist_leaves_out_claims_whose_deny_findings_are_all_dismissed_or
     assert worklist_claims(audit.first) == {"PTP-A", "PTP-B", "MUE-1", "BOTH-1", "DUP-1", "GLOBAL-1"}
     assert worklist_claims(audit.rerun) == {"PTP-B", "BOTH-1", "GLOBAL-1"}
     caption = load_workbook(audit.rerun.out_dir / REPORT, read_only=True)["Worklist"]["A1"].value
-    assert caption.startswith("3 claims")
+    assert caption.startswith("3 lines to fix on the 3 claims with a deny finding not dismissed or fixed")
 
 
 def test_the_summary_splits_dollars_at_risk_by_decision(audit):
