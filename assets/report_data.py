@@ -27,8 +27,9 @@ from finding_rows
 """
 
 # One row per claim with a deny finding, from the batch's findings table (a line is its claim and line
-# number: a repeated one is quarantined), leaving out findings dismissed or fixed. A line's dollars count once however many deny findings it has;
-# the fixes name each rule once, with the lines it applies to. Lists are gathered and sorted rather than
+# number: a repeated one is quarantined), leaving out the findings auditors dismissed or marked fixed. A line's
+# dollars count once however many deny findings it has; the fixes name each rule once, with the lines it
+# applies to. Lists are gathered and sorted rather than
 # aggregated in order, and a claim's own columns are grouped by claim alone before the joins: both cheaper.
 WORKLIST_SQL = """
 with found as (

@@ -102,7 +102,7 @@ def read_review(path: Path) -> ReviewFile:
     if not zipfile.is_zipfile(path):
         raise ReviewFileError(f"{path}: not a claimscrub report (not an Excel .xlsx workbook)")
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
+        book = load_workbook(path, read_only=True, data_only=True, keep_links=False)
     except Exception as exc:  # openpyxl raises many kinds on a file that is not a workbook
         raise ReviewFileError(f"{path}: not a claimscrub report (Excel cannot open it as a workbook: "
                               f"{type(exc).__name__})") from None

@@ -111,8 +111,9 @@ class Report:
     history: Table  # started, files, lines_scrubbed, findings, deny_findings, dollars_at_risk; oldest first
     feedback: dict | None = None  # the payer feedback views, once remittances are loaded
     decisions: Table | None = None  # the trail of the auditors' decisions on the batch's findings
-    properties: dict[str, str] = field(default_factory=dict)  # custom document properties: what `review
-    # import` checks the workbook by (batch, database, the decisions its Findings sheet shows)
+    # Custom document properties: what `review import` knows a report by (its batch, its database, the newest
+    # decision its Findings sheet shows).
+    properties: dict[str, str] = field(default_factory=dict)
 
 
 FINDINGS = [
