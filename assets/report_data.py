@@ -43,7 +43,8 @@ from finding_rows
 order by _row
 """
 
-# One row per line to fix (assets/worklist.py builds them from the findings table, in the sheet's order).
+# One row per line to fix (assets/worklist.py builds them from the findings table, in the sheet's order,
+# leaving out the findings auditors dismissed or marked fixed).
 WORKLIST_SQL = """
 select claim_id, line_number, hcpcs, modifiers, units, provider, dollars_at_risk, severity, action, instruction,
        resolves, partners, explanation, also_to_review, claim_dollars, biller, date_of_service, payer, patient, _row

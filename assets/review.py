@@ -100,17 +100,17 @@ def read_review(path: Path) -> ReviewFile:
     if not path.is_file():
         raise ReviewFileError(f"{path}: file not found")
     if not zipfile.is_zipfile(path):
-        raise ReviewFileError(f"{path}: not a claimscrub report (not an Excel .xlsx workbook)")
+        raise ReviewFileError(f"{path}: not a claimscrub denial-risk report (not an Excel .xlsx workbook)")
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
+        book = load_workbook(path, read_only=True, data_only=True, keep_links=False)
     except Exception as exc:  # openpyxl raises many kinds on a file that is not a workbook
-        raise ReviewFileError(f"{path}: not a claimscrub report (Excel cannot open it as a workbook: "
+        raise ReviewFileError(f"{path}: not a claimscrub denial-risk report (no workbook can be read from it: "
                               f"{type(exc).__name__})") from None
     try:
         properties = {p.name: p.value for p in book.custom_doc_props}
         if properties.get(PROPERTY_KIND) != REPORT_KIND or SHEET not in book.sheetnames:
-            raise ReviewFileError(f"{path}: not a claimscrub report (no denial-risk report properties or no "
-                                  f"{SHEET} sheet)")
+            raise ReviewFileError(f"{path}: not a claimscrub denial-risk report (it lacks the report's document "
+                                  f"properties or its {SHEET} sheet)")
         try:
             through = int(properties.get(PROPERTY_THROUGH) or 0)
         except ValueError:

@@ -124,8 +124,9 @@ class Report:
     worklist_note: list[str] = field(default_factory=list)  # the Worklist's closing note
     other_runs: OtherRuns = OtherRuns()  # runs of other sources, left out of the trend
     decisions: Table | None = None  # the trail of the auditors' decisions on the batch's findings
-    properties: dict[str, str] = field(default_factory=dict)  # custom document properties: what `review
-    # import` checks the workbook by (batch, database, the decisions its Findings sheet shows)
+    # Custom document properties: what `review import` knows a report by (its batch, its database, the newest
+    # decision its Findings sheet shows).
+    properties: dict[str, str] = field(default_factory=dict)
 
 
 FINDINGS = [

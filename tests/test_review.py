@@ -412,7 +412,7 @@ def test_a_file_that_is_not_a_report_is_refused_with_one_line_and_exit_2(audit, 
     result = cli("review", "import", good, path, "--db", copy_db)
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and str(path) in result.stderr
-    assert ("file not found" if kind == "missing" else "not a claimscrub report") in result.stderr
+    assert ("file not found" if kind == "missing" else "not a claimscrub denial-risk report") in result.stderr
     assert trail(copy_db) == before and result.stdout == ""
 
 
