@@ -24,6 +24,17 @@ def test_definitions_load_with_every_stage_and_check():
     assert {ROWS_ACCOUNTED, "rvu_76120_total_rvus", "mue_76120_value"} <= check_names
 
 
+def _materialize(export, out_dir, db_path):
+    """The whole job through Dagster's own materialize, on one export."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        return dg.materialize(
+            [*ALL_ASSETS, *REFERENCE_CHECKS],
+            resources={"duckdb": duckdb_resource(str(db_path))},
+            run_config=run_config("test-batch", [export], out_dir, "", "", False),
+            instance=instance,
+        )
+
+
 def test_materialize_reports_counts_and_passes_the_row_accounting_check(tmp_path, db_path):
     export = write_csv(tmp_path / "export.csv", [
         dict(claim_id="C1", line_number=1, patient_id="P1", date_of_service="2024-07-01", hcpcs="76120",
@@ -31,13 +42,7 @@ def test_materialize_reports_counts_and_passes_the_row_accounting_check(tmp_path
         dict(claim_id="C1", line_number=2, patient_id="P1", date_of_service="not a date", hcpcs="76120",
              units=1, rendering_npi="1234567893", diagnosis_1="R13.10"),
     ])
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            [*ALL_ASSETS, *REFERENCE_CHECKS],
-            resources={"duckdb": duckdb_resource(str(db_path))},
-            run_config=run_config("test-batch", [export], tmp_path / "out", "", "", False),
-            instance=instance,
-        )
+    result = _materialize(export, tmp_path / "out", db_path)
     assert result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks[ROWS_ACCOUNTED].passed
@@ -55,13 +60,7 @@ def test_a_batch_beyond_the_newest_ptp_release_warns_through_its_asset_check_and
     export = write_csv(tmp_path / "export.csv", [
         dict(claim_id="C1", line_number=1, patient_id="P1", date_of_service="2026-05-12", hcpcs="76120",
              units=1, rendering_npi="1234567893", diagnosis_1="R13.10")])
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            [*ALL_ASSETS, *REFERENCE_CHECKS],
-            resources={"duckdb": duckdb_resource(str(db_path))},
-            run_config=run_config("test-batch", [export], tmp_path / "out", "", "", False),
-            instance=instance,
-        )
+    result = _materialize(export, tmp_path / "out", db_path)
     assert result.success
     check = {e.check_name: e for e in result.get_asset_check_evaluations()}[REFERENCE_CURRENT]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
