@@ -46,7 +46,8 @@ def units_text(column: str) -> str:
 # again by that number after the joins. The table is stored in `_row` order, and the write stage keeps
 # insertion order: flags.csv and the Findings sheet read it as stored, without sorting it again.
 # `{patient}` masks the patient of each finding.
-# Beyond what flags.csv shows, a finding keeps the facts the Worklist's instructions name (assets/worklist.py).
+# Beyond what flags.csv shows, a finding keeps the facts the Worklist's instructions name (assets/worklist.py,
+# assets/rules/worklist.py).
 FINDING_ROWS = f"""
 create or replace temp table finding_rows as
 select row_number() over () as _row, *
@@ -369,8 +370,8 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
 
 def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Callable[..., None],
                  pool: ThreadPoolExecutor, staging: Path, threads: int, source: str) -> dict:
-    """The stage's files, written to `staging` and moved into `out_dir` once all are there. `source` names where
-    the files came from (else their names without dates: report_data.source_key)."""
+    """The stage's files, written to `staging` and moved into `out_dir` once all are there. `source` names
+    where the files came from (else their names without dates: report_data.source_key)."""
     carc = carc_texts(con)
     con.register("registry_frame", registry_frame(carc[1]))
     con.execute("create or replace temp table rule_registry as select * from registry_frame")
