@@ -47,8 +47,8 @@ class BatchConfig(dg.Config):
     rvu_variant: str = ""
     work_floor_through: str = ""
     out_dir: str = ""
-    # Where the files come from, for the trend (summary.json's `source`): the nightly run names its inbox; empty,
-    # the files' names without their dates.
+    # Where the files come from, for the trend (summary.json's `source`): the nightly run names its inbox;
+    # empty, the files' names without their dates.
     source: str = ""
     show_ids: bool = False
     # Also judge the batch's lines against lines of earlier batches (the nightly run and `--history`).

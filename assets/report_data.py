@@ -29,12 +29,13 @@ select finding_id, claim_id, line_number, patient, date_of_service, hcpcs, modif
        case when m.first_in_category then 'yes' end as counted_once_in_category, f._row
 from finding_rows f
 positional join finding_marks m
-where case when f._row <> m._row then error('findings and their marks are not in the same order') else true end
+where case when f._row <> m._row then error('findings and their marks are not in the same order')
+           else true end
 """
-# The finding that counts its line's dollars once in the Summary's totals: the first of the line's findings of its
-# severity (and of its category too), so that a filter on the Findings sheet gives each total. Worked out on the
-# findings' keys alone and stored in their order, then read beside them by position: a window over the wide rows
-# of finding_rows cost as much as building it.
+# The finding that counts its line's dollars once in the Summary's totals: the first of the line's findings of
+# its severity (and of its category too), so that a filter on the Findings sheet gives each total. Worked out
+# on the findings' keys alone and stored in their order, then read beside them by position: a window over the
+# wide rows of finding_rows cost as much as building it.
 FINDING_MARKS = """
 create or replace temp table finding_marks as
 select _row, row_number() over (partition by line_id, severity order by _row) = 1 as first_at_severity,
@@ -46,8 +47,9 @@ order by _row
 # One row per line to fix (assets/worklist.py builds them from the findings table, in the sheet's order,
 # leaving out the findings auditors dismissed or marked fixed).
 WORKLIST_SQL = """
-select claim_id, line_number, hcpcs, modifiers, units, provider, dollars_at_risk, severity, action, instruction,
-       resolves, partners, explanation, also_to_review, claim_dollars, biller, date_of_service, payer, patient, _row
+select claim_id, line_number, hcpcs, modifiers, units, provider, dollars_at_risk, severity, action,
+       instruction, partners, resolves, explanation, also_to_review, claim_dollars, biller, date_of_service,
+       payer, patient, _row
 from worklist_rows
 """
 
@@ -94,8 +96,8 @@ select source_file, source_row, claim_id, line_number, reasons,
 from claim_quarantine where batch_id = $batch
 """
 
-# The last twelve runs of the batch's source (see source_key), oldest first, each named by its file (or how many
-# files it had): a trend compares like with like.
+# The last twelve runs of the batch's source (see source_key), oldest first, each named by its file (or how
+# many files it had): a trend compares like with like.
 HISTORY_SQL = """
 select started_at,
        case when file_count = 1 then '(' || files || ')' else '(' || file_count || ' files)' end as files,
@@ -128,8 +130,8 @@ def name_without_dates(name: str) -> str:
 
 
 def source_key(file_names: list[str]) -> str:
-    """Where a run's files came from, for the trend: their names without dates (the nightly run names its inbox
-    instead, pipelines/nightly.py)."""
+    """Where a run's files came from, for the trend: their names without dates (the nightly run names its
+    inbox instead, pipelines/nightly.py)."""
     return "files " + "; ".join(sorted({name_without_dates(name) for name in file_names}))
 
 
@@ -157,16 +159,17 @@ def carc_texts(con) -> tuple[str, dict[str, str]]:
 
 
 def record_run(con, summary: dict) -> None:
-    """Keep the run's totals and source in run_history (one row per batch; a rerun replaces its row): the trend.
-    Runs recorded before sources were kept get theirs from their file names."""
+    """Keep the run's totals and source in run_history (one row per batch; a rerun replaces its row): the
+    trend. Runs recorded before sources were kept get theirs from their file names."""
     for batch_id, files in con.execute(
             "select batch_id, files from run_history where source is null").fetchall():
         con.execute("update run_history set source = ? where batch_id = ?",
                     [source_key((files or "").split("; ")), batch_id])
     con.execute("delete from run_history where batch_id = ?", [summary["batch_id"]])
     con.execute(
-        """insert into run_history (batch_id, started_at, finished_at, files, file_count, rows_read, lines_scrubbed,
-                                    rows_quarantined, findings, deny_findings, dollars_at_risk, source)
+        """insert into run_history (batch_id, started_at, finished_at, files, file_count, rows_read,
+                                    lines_scrubbed, rows_quarantined, findings, deny_findings, dollars_at_risk,
+                                    source)
            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [summary["batch_id"], datetime.fromisoformat(summary["started"]).replace(tzinfo=None),
          datetime.fromisoformat(summary["finished"]).replace(tzinfo=None),

@@ -100,7 +100,8 @@ create table if not exists run_history (
     file_count integer, rows_read bigint, lines_scrubbed bigint, rows_quarantined bigint, findings bigint, deny_findings bigint,
     dollars_at_risk decimal(14,2));
 alter table line_flags add column if not exists partner_batch varchar;
--- Where a run's files came from (an inbox, or file names without their dates): the trend compares like with like.
+-- Where a run's files came from (an inbox, or file names without their dates): the trend compares like with
+-- like.
 alter table run_history add column if not exists source varchar;
 -- The partner line's claim and line number, as the judge saw them (null in findings of an older version).
 alter table line_flags add column if not exists partner_claim_id varchar;

@@ -9,19 +9,22 @@ over every finding at once. The steps, each a temporary table:
 2. `worklist_dups`: for each duplicate finding, the other lines of its duplicate group and what the line is to
    become (its role: billed as the other component, kept, removed ...), and what becomes of the line it
    overlaps;
-3. `worklist_facts`: each finding with the instruction that fits it (`variant`, first matching);
+3. `worklist_facts`: each finding with the instruction that fits it (`variant`, the first that matches), and
+   `worklist_removals`: the lines an instruction takes off their claim;
 4. `worklist_days`: for each MUE_DOS finding, its day's lines and units, and whether the day fits its MUE once
    the lines to remove are gone;
-5. `worklist_judged`: which findings a precedence rule settles, and the line's instruction, action and the
-   rest of its row;
-6. `worklist_rows`: one row per line, numbered in the sheet's order: claims linked by a conflict together, in
-   the block of their billing provider, biggest dollars at risk first.
+5. `worklist_judged`: which findings a precedence rule settles, and each finding's instruction and action;
+6. `worklist_links`, `worklist_clusters` and `worklist_order`: the claims a conflict links, and the sheet's
+   order: by billing provider, claims linked by a conflict together, biggest dollars at risk first;
+7. `worklist_rows`: one row per line, stored in that order.
 """
 
 from __future__ import annotations
 
 from .rules.worklist import (
     DUPLICATE_RULES,
+    EARLIER_ACTION,
+    EARLIER_GLOBAL_ACTIONS,
     INSTRUCTIONS,
     PARTNER_ACTIONS,
     PRECEDENCE,
@@ -35,7 +38,8 @@ def _sql_list(values) -> str:
 
 
 def _npi_valid(npi: str) -> str:
-    """SQL: the NPI passes its check digit (Luhn over 80840 and the first nine digits), as the judge checks it."""
+    """SQL: the NPI passes its check digit (Luhn over 80840 and the first nine digits), as the judge checks
+    it."""
     digit = f"coalesce(try_cast(substr('80840' || {npi}, i, 1) as integer), 0)"
     return (f"(regexp_full_match({npi}, '[0-9]{{10}}') and list_sum(list_transform(range(1, 16), lambda i: "
             f"case when (16 - i) % 2 = 0 then ({digit} * 2) % 10 + ({digit} * 2) // 10 else {digit} end)) "
@@ -48,14 +52,16 @@ def _billed(alias: str) -> str:
 
 
 # What the Worklist reads of a finding: each step copies its rows, so it carries only these.
-FINDING_COLUMNS = """_row, line_id, claim_id, line_number, patient, payer, date_of_service, hcpcs, modifiers, units,
-    provider, billing_npi, rendering_npi, component, place_of_service, rule_id, severity, dollars_at_risk, message,
-    partner_line_id, partner_batch, partner_claim_id, partner_line_number, ptp_column_1, ptp_modifier_indicator,
-    status, pctc, rvu_release, mue_value, bilat_surg, asst_surg, co_surg, team_surg"""
+FINDING_COLUMNS = """_row, line_id, claim_id, line_number, patient, payer, date_of_service, hcpcs, modifiers,
+    units, provider, billing_npi, rendering_npi, component, place_of_service, rule_id, severity,
+    dollars_at_risk, message, partner_line_id, partner_batch, partner_claim_id, partner_line_number,
+    ptp_column_1, ptp_modifier_indicator, status, pctc, rvu_release, mue_value, bilat_surg, asst_surg,
+    co_surg, team_surg"""
 
-# The findings of the claims a biller has to change (a deny finding on some line of the claim), deny and review,
-# with the facts of their partner line: the judge stored its claim and line number, its code, modifiers,
-# provider and day are looked up among the few partner lines (of this batch or, with history, an earlier one).
+# The findings of the claims a biller has to change (a deny finding on some line of the claim), deny and
+# review, with the facts of their partner line: the judge stored its claim and line number, its code,
+# modifiers, provider and day are looked up among the few partner lines (of this batch or, with history, an
+# earlier one).
 FINDINGS = f"""
 create or replace temp table worklist_findings as
 with found as (
@@ -90,18 +96,21 @@ left join partners p on p.batch_id = coalesce(f.partner_batch, $batch) and p.lin
 """
 
 # Duplicate groups: the lines of one patient, day and code with DUP_COMPONENT (and, for DUP_EXACT, the same
-# modifiers and provider), and a partner from an earlier batch, already billed. A line removed for a PTP bundle
-# leaves its group: it goes whatever its duplicates do. Of lines of the same component, the one kept is the
-# earlier batch's, else the first by claim and line.
+# modifiers and provider), and a partner from an earlier batch, already billed. A line removed for a PTP
+# bundle leaves its group: it goes whatever its duplicates do. Of lines of the same component, the one kept is
+# the earlier batch's, else the first by claim and line.
 DUPLICATE_ROLES = """
 case
     when a.bundled then 'bundled'
     when a.others = 0 then 'resolved'
     when a.rule_id = 'DUP_EXACT' then case when a.is_keeper then 'keep_copy' else 'remove_copy' end
-    when a.component = 'global' and a.globals > 0 then case when a.is_keeper then 'keep_copy' else 'remove_copy' end
+    when a.component = 'global' and a.globals > 0
+        then case when a.is_keeper then 'keep_copy' else 'remove_copy' end
     when a.component = 'global' and a.parts_26 > 0 and a.parts_tc > 0 then 'remove_global'
-    when a.component = 'global' and a.parts_26 > 0 then case when a.own_26 then 'keep_global' else 'bill_tc' end
-    when a.component = 'global' and a.parts_tc > 0 then case when a.own_tc then 'keep_global' else 'bill_26' end
+    when a.component = 'global' and a.parts_26 > 0
+        then case when a.own_26 then 'keep_global' else 'bill_tc' end
+    when a.component = 'global' and a.parts_tc > 0
+        then case when a.own_tc then 'keep_global' else 'bill_26' end
     when a.globals > 0 and a.own_global then 'remove_part'
     when a.globals > 0 then 'keep_part'
     when a.is_keeper then 'keep_copy'
@@ -111,8 +120,8 @@ end"""
 DUPLICATES = f"""
 create or replace temp table worklist_dups as
 with members as (
-    select distinct f.rule_id, f.line_id, '' as batch, false as earlier, f.claim_id, f.line_number, f.line_ref,
-           f.component, f.provider,
+    select distinct f.rule_id, f.line_id, '' as batch, false as earlier, f.claim_id, f.line_number,
+           f.line_ref, f.component, f.provider,
            f.line_ref || ' (' || f.billed || ', NPI ' || coalesce(f.provider, '') || ', same day)' as ref,
            hash(f.patient, f.date_of_service, f.hcpcs,
                 case when f.rule_id = 'DUP_EXACT' then coalesce(f.modifiers, '') || '|' || f.provider end)
@@ -130,8 +139,8 @@ with members as (
 ),
 ranked as (select *, {{'first': not earlier, 'claim': claim_id, 'line': line_number}} as rank from members),
 others as (
-    select l.rule_id, l.line_id, l.component, l.provider, l.bundled, l.rank, l.group_key, o.line_id as other_id,
-           o.batch as other_batch, o.component as other_component,
+    select l.rule_id, l.line_id, l.component, l.provider, l.bundled, l.rank, l.group_key,
+           o.line_id as other_id, o.batch as other_batch, o.component as other_component,
            coalesce(o.provider is not distinct from l.provider, false) as same_provider,
            o.ref as other_ref, o.line_ref as other_line, o.rank as other_rank,
            l.rule_id = 'DUP_EXACT' or o.component = l.component as same_part
@@ -151,15 +160,19 @@ grouped as (
            coalesce(bool_or(same_provider) filter (where other_component = '26'), false) as own_26,
            coalesce(bool_or(same_provider) filter (where other_component = 'TC'), false) as own_tc,
            coalesce(any_value(rank) < min(other_rank) filter (where same_part), true) as is_keeper,
-           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch}}, other_rank)
+           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch,
+                     'component': other_component}}, other_rank)
                filter (where other_component = 'global') as first_global,
-           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch}},
+           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch,
+                     'component': other_component}},
                    {{'other': not same_provider, 'rank': other_rank}})
                filter (where other_component = '26') as first_26,
-           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch}},
+           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch,
+                     'component': other_component}},
                    {{'other': not same_provider, 'rank': other_rank}})
                filter (where other_component = 'TC') as first_tc,
-           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch}}, other_rank)
+           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch,
+                     'component': other_component}}, other_rank)
                filter (where same_part) as keeper,
            string_agg(other_line, ', ' order by other_rank) filter (where same_part) as copies,
            list(other_ref order by other_rank) filter (where same_part) as copy_refs
@@ -180,20 +193,22 @@ select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper, copies 
 from roles
 """
 
-# What becomes of the line a duplicate overlaps, from that line's own role (a line of an earlier batch has
-# gone out already and stays as it is).
+# What becomes of the line a duplicate overlaps, from that line's own role; a line of an earlier batch has
+# gone out already: a global one is corrected to the part the other line does not bill.
 PARTNER_ACTION_SQL = "case p.dup_role " + " ".join(
     f"when '{role}' then {template_sql(text, 'f')}" for role, text in PARTNER_ACTIONS.items()
 ) + " else 'stay as billed' end"
+EARLIER_PARTNER_SQL = "case " + " ".join(
+    f"when d.partner.component = 'global' and f.component = '{part}' then {template_sql(text, 'f')}"
+    for part, text in EARLIER_GLOBAL_ACTIONS.items()) + f" else {template_sql(EARLIER_ACTION, 'f')} end"
 
 # The instruction that fits each finding: the first of its rule's whose condition holds.
 VARIANT_SQL = "case " + " ".join(
     f"when w.rule_id = '{i.rule_id}'{f' and ({i.when})' if i.when else ''} then {n}"
     for n, i in enumerate(INSTRUCTIONS)) + " end"
-REMOVING = _sql_list(n for n, i in enumerate(INSTRUCTIONS) if i.removes) if any(
-    i.removes for i in INSTRUCTIONS) else "(null)"
-# Rules whose fix a precedence rule lets settle other findings: a review finding among them removes its line when
-# the precedence applies (a 26 and TC split by one biller, where the day's units fit once combined).
+REMOVING = _sql_list(n for n, i in enumerate(INSTRUCTIONS) if i.removes)
+# Rules whose fix a precedence rule lets settle other findings: a review finding among them removes its line
+# when the precedence applies (a 26 and TC split by one biller, where the day's units fit once combined).
 GOVERNING = sorted({rule for p in PRECEDENCE for rule in p.governs})
 
 # Kept narrow (the finding's key, rule, severity, duplicate role and instruction); later steps join it to the
@@ -201,13 +216,15 @@ GOVERNING = sorted({rule for p in PRECEDENCE for rule in p.governs})
 FACTS = f"""
 create or replace temp table worklist_facts as
 select w._row, w.line_id, w.rule_id, w.severity, w.dup_role, w.dup_keeper, w.dup_copies, w.dup_group,
-       w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action, {VARIANT_SQL} as variant
+       w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action,
+       {VARIANT_SQL} as variant
 from (
     select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group,
            coalesce(d.partner_text, d.partner.ref) as dup_partner_ref, d.partner.line as dup_partner_line,
-           coalesce(d.partner_refs, [d.partner.ref]) as dup_partner_refs,
-           case when d.partner.batch <> '' then 'stay as billed (it went out in batch ' || d.partner.batch || ')'
-                else {PARTNER_ACTION_SQL} end as dup_partner_action
+           coalesce(d.partner_refs, case when d.partner.ref is not null then [d.partner.ref] else [] end)
+               as dup_partner_refs,
+           case when d.partner.batch <> '' then {EARLIER_PARTNER_SQL} else {PARTNER_ACTION_SQL} end
+               as dup_partner_action
     from worklist_findings f
     left join worklist_dups d on d.rule_id = f.rule_id and d.line_id = f.line_id
     left join worklist_dups p on p.rule_id = f.rule_id and p.line_id = d.partner.id and d.partner.batch = ''
@@ -219,7 +236,8 @@ from (
 LINE_REMOVALS = f"""
 create or replace temp table worklist_removals as
 select line_id, bool_or(rule_id = 'PTP_NO_BYPASS') as bundled,
-       arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'deny') as deny_removed_by,
+       arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'deny')
+           as deny_removed_by,
        arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'review'
                                           and rule_id in {_sql_list(GOVERNING) if GOVERNING else "(null)"})
            as review_removed_by
@@ -247,14 +265,15 @@ days as (
            list({{'id': line_id, 'ref': ref}} order by claim_id, line_number) as day_members,
            string_agg(line_ref, ', ' order by claim_id, line_number) filter (where removed_by is not null)
                as fixing_lines,
-           case {" ".join(f"when bool_or(removed_by = '{i.rule_id}') then '{i.rule_id}'"
-                          for i in dict((i.rule_id, i) for i in INSTRUCTIONS if i.removes).values())} end
+           case {" ".join(f"when bool_or(removed_by = '{rule}') then '{rule}'"
+                          for rule in dict.fromkeys(i.rule_id for i in INSTRUCTIONS if i.removes))} end
                as day_fixed_by
     from members group by day_key
 )
 select m.line_id, m.day_key, d.day_units, d.day_mue, d.remaining_units, d.day_lines, d.fixing_lines,
        d.day_fixed_by, d.remaining_units <= d.day_mue and not d.with_earlier as day_fits,
-       list_transform(list_filter(d.day_members, lambda x: x.id <> m.line_id), lambda x: x.ref) as day_partners
+       list_transform(list_filter(d.day_members, lambda x: x.id <> m.line_id), lambda x: x.ref)
+           as day_partners
 from members m join days d on d.day_key = m.day_key
 """
 
@@ -271,11 +290,11 @@ INSTRUCTION_SQL = "case w.variant " + " ".join(
 ACTION_SQL = "case w.variant " + " ".join(
     f"when {n} then {template_sql(i.action)}" for n, i in enumerate(INSTRUCTIONS)) + " end"
 
-# Each finding: the precedence rule that settles it (none: it needs its own fix), then whether it is the line's
-# instruction, a review beside it, or settled; with its instruction's text and action. A line removed by a review
-# finding's fix counts as removed only where that fix settles the day's units (`day_fits`). What settles what is
-# worked out on the findings' keys alone (`_row`, from finding_rows), then joined to their text: a window over
-# the wide rows would cost more than the rest.
+# Each finding: the precedence rule that settles it (none: it needs its own fix), then whether it is the
+# line's instruction, a review beside it, or settled; with its instruction's text and action. A line removed
+# by a review finding's fix counts as removed only where that fix settles the day's units (`day_fits`). What
+# settles what is worked out on the findings' keys alone (`_row`, from finding_rows), then joined to their
+# text: a window over the wide rows would cost more than the rest.
 JUDGED = f"""
 create or replace temp table worklist_judged as
 with facts as (
@@ -303,16 +322,22 @@ promoted as (
     left join (select line_id, list(distinct resolved_by) as line_resolved from resolved
                where resolved_by is not null group by line_id) r on r.line_id = w.line_id
 )
-select w.*, p.resolved_by, p.promoted, {TITLES_SQL.replace("w.resolved_by", "p.resolved_by")} as resolved_title,
-       p.resolved_by is null and (w.severity = 'deny' or p.promoted) as instructs,
-       p.resolved_by is null and w.severity = 'review' and not p.promoted as reviews,
-       {INSTRUCTION_SQL} as instruction, {ACTION_SQL} as action,
+select w.line_id, w.claim_id, w.line_number, w.patient, w.payer, w.date_of_service, w.hcpcs, w.modifiers,
+       w.units, w.provider, w.billing_npi, w.line_ref, w.fixing_lines, w.severity, w.dollars_at_risk,
+       w.rule_id, w.message, w.variant, w.dup_group, w.day_key, w.instructs, w.reviews, w.resolved_by,
+       {TITLES_SQL} as resolved_title,
+       case when w.instructs or w.reviews then {INSTRUCTION_SQL} end as instruction,
+       case when w.instructs then {ACTION_SQL} end as action,
        case when w.rule_id in {_sql_list(DUPLICATE_RULES)} and w.dup_role not in ('bundled', 'resolved')
                  then w.dup_partner_refs
             when w.rule_id = 'MUE_DOS' then w.day_partners
-            else [w.partner_ref] end as partner_refs
-from facts w
-join promoted p on p._row = w._row
+            when w.partner_ref is not null then [w.partner_ref] else [] end as partner_refs
+from (
+    select f.*, p.resolved_by, p.promoted,
+           p.resolved_by is null and (f.severity = 'deny' or p.promoted) as instructs,
+           p.resolved_by is null and f.severity = 'review' and not p.promoted as reviews
+    from facts f join promoted p on p._row = f._row
+) w
 """
 
 SEVERITY_RANK = "case severity when 'deny' then 1 else 2 end"
@@ -324,13 +349,14 @@ select *, {SEVERITY_RANK} as rank,
        case when instructs then rule_id end as gives_rule,
        case when resolved_by is not null then rule_id end as settled_rule,
        case when resolved_by is not null then rule_id || ' (' || resolved_title || ')' end as settled_text,
-       rule_id || case when severity = 'review' then ' (review)' else '' end || ': ' || message as gives_explanation,
+       rule_id || case when severity = 'review' then ' (review)' else '' end || ': ' || message
+           as gives_explanation,
        case when reviews then '[review] ' || rule_id || ': ' || instruction end as gives_review,
-       list_filter(partner_refs, lambda x: x is not null) as partner_list
+       coalesce(partner_refs, []) as partner_list
 from worklist_judged
 """
-LINE_COLUMNS = ("claim_id", "line_number", "patient", "payer", "date_of_service", "hcpcs", "modifiers", "units",
-                "provider", "billing_npi", "line_ref", "fixing_lines")
+LINE_COLUMNS = ("claim_id", "line_number", "patient", "payer", "date_of_service", "hcpcs", "modifiers",
+                "units", "provider", "billing_npi", "line_ref", "fixing_lines")
 
 # One row per line, stored in the sheet's order (`worklist_order`). Four lines in five have one finding: they
 # take its contribution as it is, and only the others are gathered (in the order deny first, then the rules'
@@ -340,8 +366,9 @@ create or replace temp table worklist_rows as
 with found as ({CONTRIBUTIONS}),
 several as (select line_id from worklist_judged group by line_id having count(*) > 1),
 per_line as (
-    select line_id, {", ".join(LINE_COLUMNS)}, case when severity = 'deny' then dollars_at_risk end as dollars_at_risk,
-           rank, gives_action as actions, gives_instruction as instructions, gives_rule as rules,
+    select line_id, {", ".join(LINE_COLUMNS)},
+           case when severity = 'deny' then dollars_at_risk end as dollars_at_risk, rank,
+           gives_action as actions, gives_instruction as instructions, gives_rule as rules,
            settled_rule as settled_rules, settled_text as settled, gives_explanation as explanation,
            gives_review as reviews, array_to_string(list_sort(partner_list), chr(10)) as partners
     from found where line_id not in (select line_id from several)
@@ -372,9 +399,9 @@ join worklist_order o on o.line_id = p.line_id
 order by o._row
 """
 
-# Claims that a conflict links (a partner line on another claim of the batch, or lines of one duplicate group or
-# MUE day) sort together; each such cluster is named by its first claim, found by spreading the least claim id
-# along the links until nothing changes.
+# Claims that a conflict links (a partner line on another claim of the batch, or lines of one duplicate group
+# or MUE day) sort together; each such cluster is named by its first claim, found by spreading the least claim
+# id along the links until nothing changes.
 CLAIM_LINKS = """
 create or replace temp table worklist_links as
 with pairs as (
@@ -405,9 +432,9 @@ from (select l.b as claim_id, min(n.cluster) as cluster
 where m.claim_id = c.claim_id and m.cluster < c.cluster
 """
 
-# The sheet's order: blocks of billing providers, biggest dollars at risk first; within a block, the claims of a
-# conflict together, then the claims by dollars, then the lines. A cluster spanning billing providers sits in the
-# block of its biggest claim's. Worked out on the lines' keys alone.
+# The sheet's order: blocks of billing providers, biggest dollars at risk first; within a block, the claims of
+# a conflict together, then the claims by dollars, then the lines. A cluster spanning billing providers sits
+# in the block of its biggest claim's. Worked out on the lines' keys alone.
 ORDER = """
 create or replace temp table worklist_order as
 with lines as (
@@ -458,7 +485,8 @@ def build_worklist(con, batch_id: str) -> int:
 def closing_note() -> list[str]:
     """The Worklist's closing note: how one instruction is chosen where findings share a cause, and why."""
     return [
-        "How the Worklist chooses one instruction where findings share a cause (the Findings sheet and flags.csv "
+        "How the Worklist chooses one instruction where findings share a cause (the Findings sheet and "
+        "flags.csv "
         "keep every finding):",
         *(f"{p.title}: {p.why}." for p in PRECEDENCE),
         *(f"{title}: {why}." for title, why in SIDE_RULES),

@@ -258,8 +258,8 @@ from (select *, cast(_row + {first_row - 1} as varchar) as _r, {careful_sql("_te
 
 @dataclass
 class PendingRows:
-    """Rows to write into a saved sheet: its position in the workbook, and the query that makes them. `closing`
-    lines follow the rows, one text cell each, after an empty row; the rows start at `first_row`."""
+    """Rows to write into a saved sheet: its position in the workbook, and the query that makes them.
+    `closing` lines follow the rows, one text cell each, after an empty row; the rows start at `first_row`."""
 
     sheet_index: int
     rows: QueryRows
@@ -283,7 +283,8 @@ class PendingRows:
 
 
 def closing_xml(lines: list[str], first_row: int) -> bytes:
-    """Rows of one text cell each from `first_row` on: a note below a sheet's rows (text from code, not input)."""
+    """Rows of one text cell each from `first_row` on: a note below a sheet's rows (text from code, not
+    input)."""
     cells = (f'<row r="{first_row + n}"><c t="inlineStr"><is><t>{escape(line)}</t></is></c></row>'
              for n, line in enumerate(lines))
     return "".join(cells).encode()

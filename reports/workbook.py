@@ -163,20 +163,20 @@ FINDINGS = [
 ]
 WORKLIST = [
     Column("claim_id", "Claim", 13),
-    Column("line_number", "Line", 5, "number"),
-    Column("hcpcs", "Code", 7),
+    Column("line_number", "Line", 6, "number"),
+    Column("hcpcs", "Code", 8),
     Column("modifiers", "Modifiers", 9),
     Column("units", "Units", 6, "number"),
     Column("provider", "Provider NPI", 12),
-    Column("dollars_at_risk", "Dollars at risk", 11, "money"),
+    Column("dollars_at_risk", "Dollars at risk", 14, "money"),
     Column("severity", "Severity", 8, "severity"),
     Column("action", "Action", 14, wrap=True),
     Column("instruction", "Instruction", 60, wrap=True),
-    Column("resolves", "Resolves", 26, wrap=True),
     Column("partners", "Partner lines", 26, wrap=True),
+    Column("resolves", "Resolves", 26, wrap=True),
     Column("explanation", "Explanation (each finding's own)", 60, wrap=True),
     Column("also_to_review", "Also to review", 40, wrap=True),
-    Column("claim_dollars", "Claim at risk", 11, "money"),
+    Column("claim_dollars", "Claim at risk", 13, "money"),
     Column("biller", "Billing NPI", 12),
     Column("date_of_service", "Date of service", 11, "date"),
     Column("payer", "Payer", 16),
@@ -304,13 +304,14 @@ def header_row(sheet, names: Iterable[str]) -> list:
     return [_styled(sheet, name, font=BOLD, fill=HEADER_FILL) for name in names]
 
 
-def _landscape(sheet, fit_width: bool = True) -> None:
-    """Print across the page: landscape, one page wide, as many pages down as it takes."""
+def _landscape(sheet, fit_width: bool = True, pages_wide: int = 1) -> None:
+    """Print across the page: landscape, `pages_wide` pages wide (one unless said), as many pages down as it
+    takes."""
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.paperSize = Worksheet.PAPERSIZE_LETTER
     if fit_width:
         sheet.sheet_properties.pageSetUpPr.fitToPage = True
-        sheet.page_setup.fitToWidth = 1
+        sheet.page_setup.fitToWidth = pages_wide
         sheet.page_setup.fitToHeight = 0
     sheet.print_options.gridLines = False
     sheet.page_margins.left = sheet.page_margins.right = 0.4
@@ -319,21 +320,22 @@ def _landscape(sheet, fit_width: bool = True) -> None:
 
 def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table, caption: str,
                 overflow: str, max_rows: int, fit_width: bool = True,
-                closing: Sequence[str] = ()) -> PendingRows | None:
+                closing: Sequence[str] = (), pages_wide: int = 1) -> PendingRows | None:
     """A sheet of one table: a caption line, a frozen, filtered header, then one row per table row, and the
     `closing` note below them, a line a row, after an empty row.
 
     When the table has more rows than the sheet holds, the caption says so (`overflow`, with {shown} and
     {total}) and the rows stop at the sheet's limit (a closing note then makes room for itself). The rows of a
     table that is a query are written after the workbook is saved: the returned PendingRows says where and how.
+    A sheet fit to the width prints `pages_wide` pages wide; one that is not prints across as many as it takes.
     """
     sheet = book.create_sheet(title)
-    _landscape(sheet, fit_width)
+    _landscape(sheet, fit_width, pages_wide)
     for index, column in enumerate(columns, 1):
         sheet.column_dimensions[get_column_letter(index)].width = column.width
     sheet.freeze_panes = "A3"
     sheet.print_title_rows = "1:2"
-    if not fit_width:
+    if not fit_width or pages_wide > 1:
         sheet.print_title_cols = "A:B"  # pages printed across still say which claim and line
     if closing and max_rows - 2 <= len(closing) + 1:
         closing = ()  # no room for rows and the note: the rows go first
@@ -505,7 +507,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     sheet = book.create_sheet("Summary")
     _landscape(sheet)
     # Six columns of tables, a narrow gutter, then the charts from column H.
-    for letter, width in zip("ABCDEFG", (36, 15, 15, 15, 18, 15, 3)):
+    for letter, width in zip("ABCDEFG", (44, 15, 15, 15, 18, 15, 3)):
         sheet.column_dimensions[letter].width = width
     out = _Lines(sheet)
 
@@ -567,7 +569,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
         out.add(s("No findings in this run."))
     out.blank()
 
-    out.section("Findings and dollars at risk by severity (a line with findings of two severities counts under each)")
+    out.section("Findings and dollars at risk by severity "
+                "(a line with findings of two severities counts under each)")
     out.header("Severity", "Findings", "Dollars at risk")
     for severity in SEVERITIES:
         out.add(s(severity, fill=SEVERITY_FILL[severity]),
@@ -595,8 +598,9 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     others = report.other_runs
     if others.count:
         out.add(s(f"Left out: {others.count:,} run{'s' if others.count != 1 else ''} of other sources, the "
-                  f"latest {others.latest_started:%Y-%m-%d %H:%M} ({others.latest_source}): one-off scrubs of "
-                  "other files are not compared with this one.", font=Font(name=FONT, italic=True, color="595959")))
+                  f"latest {others.latest_started:%Y-%m-%d %H:%M} ({others.latest_source}): one-off scrubs "
+                  "of other files are not compared with this one.",
+                  font=Font(name=FONT, italic=True, color="595959")))
     out.blank()
 
     out.section(f"Top rules by dollars at risk of denial ({OVERLAP.replace('categories', 'rules')})")
@@ -654,8 +658,8 @@ def _reconciliation(out: _Lines, report: Report, categories: list, rules: list) 
         return _styled(sheet, value, **style)
 
     deny = summary["dollars_at_risk"]["by_severity"].get("deny", 0.0)
-    out.section("How the numbers add up: each figure is the sum of Dollars at risk on the Findings sheet under "
-                "this filter")
+    out.section("How the numbers add up: each figure is the sum of Dollars at risk on the Findings sheet "
+                "under this filter")
     out.header("Figure", "Dollars", "Findings sheet filter", text_after=2)
     out.add(s("Dollars at risk of denial"), s(deny, number_format=MONEY),
             s(f"{DENY_ONCE}; the Worklist's Dollars at risk add up to it too"))
@@ -670,8 +674,8 @@ def _reconciliation(out: _Lines, report: Report, categories: list, rules: list) 
         out.add(s(f"Rule {rule}"), s(dollars, number_format=MONEY), s(f"Rule = {rule}, Severity = deny"))
     out.add(s("A provider's or payer's dollars"), None,
             s(f"Provider NPI (or Payer) = it, {DENY_ONCE}"))
-    out.add(s("Each line counted once (all categories, rules, providers or payers)"), s(deny, number_format=MONEY),
-            s(DENY_ONCE))
+    out.add(s("Each line counted once (all categories, rules, providers or payers)"),
+            s(deny, number_format=MONEY), s(DENY_ONCE))
     out.add(s("Expected allowed, all lines"), s(summary["expected_allowed_total"], number_format=MONEY),
             s("not a finding: the sum of expected_allowed in lines.csv"))
     out.add(s("Change since the last run of this source, trend"), None,
@@ -744,9 +748,10 @@ def build_workbook(path: Path, report: Report) -> None:
                 "dismissed or fixed, one "
                 "instruction per cause; by billing provider, claims linked by a conflict together, biggest "
                 "dollars at risk first. How one fix settles several findings: the note below the rows.",
-        overflow="This sheet holds the first {shown:,} of {total:,} lines to fix (Excel's row limit): flags.csv "
-                 "has every finding (severity deny).",
-        max_rows=max_rows, fit_width=False, closing=report.worklist_note))
+        overflow="This sheet holds the first {shown:,} of {total:,} lines to fix (Excel's row limit): "
+                 "flags.csv has every finding (severity deny).",
+        # Two pages wide: the first holds a line's facts, its instruction and its partner lines.
+        max_rows=max_rows, closing=report.worklist_note, pages_wide=2))
     if report.decisions is not None:
         pending.append(table_sheet(
             book, "Decisions", DECISION_TRAIL, report.decisions,

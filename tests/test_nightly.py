@@ -166,7 +166,8 @@ def test_inbox_and_nightly_run_give_the_findings_of_one_scrub_of_both_files(tmp_
     source = f"inbox {inbox.resolve()}"
     assert json.loads((reports / batch / "summary.json").read_text())["source"] == source
     with duckdb.connect(str(db_path), read_only=True) as con:
-        assert con.execute("select source from run_history where batch_id = ?", [batch]).fetchall() == [(source,)]
+        recorded = con.execute("select source from run_history where batch_id = ?", [batch]).fetchall()
+    assert recorded == [(source,)]
     assert by_hand.summary["source"] == "files procedure.csv; radiology.csv"
 
     before = snapshot(db_path)
@@ -205,6 +206,16 @@ CROSS_BATCH = {
     "units over the MUE for the day": (line("A1", "76120", modifiers="26"), line("B1", "76120", modifiers="26"),
                                        "MUE_DOS"),
 }
+# What the Worklist tells the biller about the new line: the line sent earlier stays; a global one is
+# corrected.
+CROSS_BATCH_ACTIONS = {
+    "duplicate": ("remove line", "B1 line 1: 76120 repeats A1 line 1: remove this line"),
+    "global plus 26": ("keep as billed", "keep this line as billed; A1 line 1 is to be corrected to 76120-TC on a "
+                                         "corrected claim (it went out in batch {earlier})"),
+    "PTP pair": ("remove line", "B1 line 1: 76000 is bundled into 76120 on A1 line 1 (76120, NPI 1234567893, same "
+                                "day, earlier batch {earlier})"),
+    "units over the MUE for the day": ("remove line", "B1 line 1: 76120-26 repeats A1 line 1: remove this line"),
+}
 
 
 @pytest.mark.parametrize("case", list(CROSS_BATCH))
@@ -219,12 +230,18 @@ def test_a_new_line_conflicting_with_an_earlier_batch_is_flagged_naming_that_bat
     assert found and found[0]["claim_id"] == "B1"
     assert found[0]["partner_batch"] == earlier.summary["batch_id"]
     assert earlier.summary["batch_id"] in found[0]["message"]
+    book = load_workbook(new.out_dir / "denial-risk-report.xlsx")
     if rule != "MUE_DOS":
         assert found[0]["partner_claim_id"] == "A1"
-        sheet = load_workbook(new.out_dir / "denial-risk-report.xlsx")["Findings"]
+        sheet = book["Findings"]
         header = [c.value for c in sheet[2]]
         shown = [dict(zip(header, (c.value for c in r))) for r in sheet.iter_rows(min_row=3)]
         assert [f["Partner line"] for f in shown if f["Rule"] == rule] == ["A1 line 1"]
+    header = [c.value for c in book["Worklist"][2]]
+    to_fix = dict(zip(header, (c.value for c in book["Worklist"][3])))
+    action, instruction = CROSS_BATCH_ACTIONS[case]
+    assert to_fix["Claim"] == "B1" and to_fix["Action"] == action
+    assert instruction.format(earlier=earlier.summary["batch_id"]) in to_fix["Instruction"]
 
     again = scrub([tmp_path / "monday.csv"], tmp_path / "monday-again", db_path, "--history")
     assert again.flags == earlier.flags, "an earlier batch is not judged against later ones"

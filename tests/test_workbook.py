@@ -192,7 +192,8 @@ def test_summary_shows_the_money_at_risk_and_a_bar_chart_by_category(runs, book)
     assert categories[-1][0] == "Each line counted once" and categories[-1][3] == pytest.approx(deny)
     categories = categories[:-1]
     assert {r[0] for r in categories[1:]} == set(runs["first"].summary["findings"]["by_category"])
-    rules = section(summary, "Top rules by dollars at risk of denial (a line can fall under several rules)")[1:-1]
+    rules = section(summary, "Top rules by dollars at risk of denial (a line can fall under several "
+                             "rules)")[1:-1]
     assert [r[4] for r in rules] == sorted((r[4] for r in rules), reverse=True)
     assert "hostile.csv" in [r[0] for r in section(summary, "The run")]
 
@@ -210,7 +211,8 @@ def test_worklist_has_a_row_per_line_to_fix_grouped_under_claims_biggest_dollars
     deny_claims = {f["claim_id"] for f in runs["first"].flags if f["severity"] == "deny"}
     claims = list(dict.fromkeys(w["Claim"] for w in worklist))
     assert set(claims) == deny_claims
-    assert [w["Claim"] for w in worklist] == sorted((w["Claim"] for w in worklist), key=claims.index)  # grouped
+    # Each claim's lines together, under it.
+    assert [w["Claim"] for w in worklist] == sorted((w["Claim"] for w in worklist), key=claims.index)
     at_risk = {w["Claim"]: w["Claim at risk"] for w in worklist}
     assert claims == sorted(claims, key=lambda c: (-at_risk[c], c))
     dup = [w for w in worklist if w["Claim"] == "CLM-DUP"]
@@ -218,8 +220,10 @@ def test_worklist_has_a_row_per_line_to_fix_grouped_under_claims_biggest_dollars
     assert at_risk["CLM-DUP"] == 212.84  # two lines at $106.42, each counted once for its two findings
     # One copy stays, the other goes; removing it clears the day's units (no "correct the units").
     assert [w["Action"] for w in dup] == ["keep, remove copies", "remove line"]
-    assert dup[0]["Instruction"].startswith("CLM-DUP line 1: 76120 is billed again on CLM-DUP line 2: keep this line")
-    assert all(w["Resolves"] == "DUP_COMPONENT; also MUE_DOS (Removing the copy clears the units)" for w in dup)
+    assert dup[0]["Instruction"].startswith(
+        "CLM-DUP line 1: 76120 is billed again on CLM-DUP line 2: keep this line")
+    assert all(w["Resolves"] == "DUP_COMPONENT; also MUE_DOS (Removing the copy clears the units)"
+               for w in dup)
     assert "CLM-NODX" not in claims  # review only
 
 
@@ -266,8 +270,10 @@ def test_same_input_gives_the_same_workbook_apart_from_run_times(runs):
 
 
 def test_the_trend_compares_runs_of_the_same_source_and_leaves_a_one_off_out(runs, tmp_path):
-    """hostile.csv ran before; an unrelated file is scrubbed once, then hostile.csv's next export, whose name
-    differs by its date only."""
+    """hostile.csv ran before, in a database from before sources were kept; an unrelated file is scrubbed once,
+    then hostile.csv's next export, whose name differs by its date only."""
+    with duckdb.connect(str(runs["db"])) as con:
+        con.execute("alter table run_history drop column source")
     unrelated = write_csv(tmp_path / "unrelated.csv",
                           [line("CLM-ONEOFF", 1, "PAT-SECRET-008", "2024-07-20", "26,TC")])
     tonight = write_csv(tmp_path / "hostile_2024-07-20.csv",
@@ -283,7 +289,8 @@ def test_the_trend_compares_runs_of_the_same_source_and_leaves_a_one_off_out(run
     trend = section(alone, "Trend: this run against earlier runs of the same source (files unrelated.csv)")
     assert trend[0][0].startswith("No earlier run of this source in this database")
     assert trend[1][0].startswith("Left out: 1 run of other sources, the latest ")
-    assert trend[1][0].endswith("(files hostile.csv): one-off scrubs of other files are not compared with this one.")
+    assert trend[1][0].endswith(
+        "(files hostile.csv): one-off scrubs of other files are not compared with this one.")
     assert "Change since the last run of this source" not in {r[0] for r in rows(alone)}
 
     path = run.out_dir / "denial-risk-report.xlsx"
@@ -293,7 +300,8 @@ def test_the_trend_compares_runs_of_the_same_source_and_leaves_a_one_off_out(run
     assert [r[0].split(" ", 2)[2] for r in trend[1:3]] == ["(hostile.csv)", "(hostile_2024-07-20.csv)"]
     earlier, now = trend[1][4], trend[2][4]
     assert trend[2][5] == pytest.approx(now - earlier) and now == 18.11
-    assert trend[3][0].startswith("Left out: 1 run of other sources") and "(files unrelated.csv)" in trend[3][0]
+    assert trend[3][0].startswith("Left out: 1 run of other sources")
+    assert "(files unrelated.csv)" in trend[3][0]
     facts = {r[0]: r[1] for r in rows(summary) if r[0]}
     assert facts["Change since the last run of this source"] == pytest.approx(now - earlier)
     charts = [t for n, t in xml_parts(path).items() if n.startswith("xl/charts/chart")]

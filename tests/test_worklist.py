@@ -27,8 +27,9 @@ RADIOLOGY, CARDIO, GROUP = "1234567893", "9876543213", "5550001114"
 
 def line(claim, number, patient, dos, hcpcs="76120", modifiers="", units="1", npi=RADIOLOGY, biller=GROUP):
     return {"claim_id": claim, "line_number": number, "patient_id": patient, "date_of_service": dos,
-            "hcpcs": hcpcs, "modifiers": modifiers, "units": units, "rendering_npi": npi, "billing_npi": biller,
-            "place_of_service": "11", "claim_type": "professional", "diagnosis_1": "R13.10", "payer": "Acme Health"}
+            "hcpcs": hcpcs, "modifiers": modifiers, "units": units, "rendering_npi": npi,
+            "billing_npi": biller, "place_of_service": "11", "claim_type": "professional",
+            "diagnosis_1": "R13.10", "payer": "Acme Health"}
 
 
 CONFLICTS = [
@@ -47,7 +48,8 @@ CONFLICTS = [
     line("C-PTP", 1, "P-PTP", "2024-07-25", hcpcs="92611"),
     line("C-PTP", 2, "P-PTP", "2024-07-25"),
     line("C-PTP", 3, "P-PTP", "2024-07-25"),
-    # Beyond 76120: an add-on without its primary, a visit in a surgery's global period, an assistant at surgery.
+    # Beyond 76120: an add-on without its primary, a visit in a surgery's global period, an assistant at
+    # surgery.
     line("C-AOC", 1, "P-AOC", "2024-07-26", hcpcs="G0514"),
     line("C-SURG", 1, "P-SURG", "2024-07-01", hcpcs="27447"),
     line("C-EM", 1, "P-SURG", "2024-07-15", hcpcs="99213"),
@@ -145,10 +147,13 @@ def test_each_line_to_fix_has_one_row_with_its_code_modifiers_units_provider_and
 
 def test_a_global_line_overlapping_another_providers_26_is_billed_as_tc_and_the_26_kept(rows_by_line):
     c17, c16 = rows_by_line[("C-17", 1)], rows_by_line[("C-16", 1)]
-    assert c17["Instruction"] == ("C-17 line 1: 76120 global overlaps C-16 line 1 (76120-26, NPI 9876543213, same "
-                                  "day): bill C-17 as 76120-TC, or drop it if the technical part was not yours")
+    assert c17["Instruction"] == (
+        "C-17 line 1: 76120 global overlaps C-16 line 1 (76120-26, NPI 9876543213, same "
+                                  "day): bill C-17 as 76120-TC, or drop it if the technical part was not "
+                                  "yours")
     assert c17["Action"] == "bill as TC"
-    assert c16["Instruction"] == ("C-16 line 1: 76120-26 overlaps C-17 line 1 (76120, NPI 1234567893, same day): "
+    assert c16["Instruction"] == (
+        "C-16 line 1: 76120-26 overlaps C-17 line 1 (76120, NPI 1234567893, same day): "
                                   "keep this line as billed; C-17 line 1 is to be billed as 76120-TC")
     assert c16["Action"] == "keep as billed"
     # Both sides name each other.
@@ -175,7 +180,8 @@ def test_the_two_sides_of_a_conflict_between_claims_sort_next_to_each_other(work
 
 def test_one_billers_26_and_tc_over_the_mue_become_one_global_line_not_fewer_units(rows_by_line):
     s1, s2 = rows_by_line[("C-S1", 1)], rows_by_line[("C-S2", 1)]
-    combine = ("C-S1 line 1 (76120-26) and C-S2 line 1 (76120-TC) are one service billed by NPI 5550001114: bill "
+    combine = ("C-S1 line 1 (76120-26) and C-S2 line 1 (76120-TC) are one service billed by NPI 5550001114: "
+               "bill "
                "C-S1 line 1 as 76120 global, without 26 or TC, and remove C-S2 line 1")
     assert s1["Instruction"] == s2["Instruction"] == combine
     assert (s1["Action"], s2["Action"]) == ("bill as global", "remove line")
@@ -184,7 +190,8 @@ def test_one_billers_26_and_tc_over_the_mue_become_one_global_line_not_fewer_uni
     assert s1["Also to review"] is None  # the review finding is the instruction here
     # The sample's own split, on one claim, reads the same way.
     sample = rows_by_line[("CLM00153", 1)]
-    assert sample["Instruction"].endswith("bill CLM00153 line 1 as 76120 global, without 26 or TC, and remove "
+    assert sample["Instruction"].endswith("bill CLM00153 line 1 as 76120 global, without 26 or TC, and "
+                                          "remove "
                                           "CLM00153 line 2")
     assert rows_by_line[("CLM00153", 2)]["Action"] == "remove line"
 
@@ -195,19 +202,24 @@ def test_a_duplicate_over_the_mue_keeps_one_copy_and_the_units_follow(rows_by_li
         assert kept["Action"] == "keep, remove copies" and copy["Action"] == "remove line"
         assert kept["Instruction"].startswith(f"{claim} line 1: {code} is billed again on {claim} line 2")
         assert copy["Instruction"].startswith(f"{claim} line 2: {code} repeats {claim} line 1")
-        assert kept["Resolves"] == copy["Resolves"] == f"{rule}; also MUE_DOS (Removing the copy clears the units)"
+        assert kept["Resolves"] == copy["Resolves"] == (
+            f"{rule}; also MUE_DOS (Removing the copy clears the units)")
 
 
 def test_a_bundled_line_that_is_also_a_duplicate_goes_every_copy_of_it(rows_by_line):
     for number, other in ((2, 3), (3, 2)):
         row = rows_by_line[("C-PTP", number)]
         assert row["Action"] == "remove line"
-        assert row["Instruction"] == (f"C-PTP line {number}: 76120 is bundled into 92611 on C-PTP line 1 (92611, NPI "
-                                      "1234567893, same day) (NCCI edit, no modifier allowed): remove this line")
-        assert row["Resolves"] == ("PTP_NO_BYPASS; also DUP_COMPONENT (A bundled line goes, every copy of it), "
+        assert row["Instruction"] == (
+            f"C-PTP line {number}: 76120 is bundled into 92611 on C-PTP line 1 (92611, NPI "
+                                      "1234567893, same day) (NCCI edit, no modifier allowed): remove this "
+                                      "line")
+        assert row["Resolves"] == (
+            "PTP_NO_BYPASS; also DUP_COMPONENT (A bundled line goes, every copy of it), "
                                    "MUE_DOS (Removing a bundled line clears its units)")
         assert row["Partner lines"].split("\n") == [
-            "C-PTP line 1 (92611, NPI 1234567893, same day)", f"C-PTP line {other} (76120, NPI 1234567893, same day)"]
+            "C-PTP line 1 (92611, NPI 1234567893, same day)",
+            f"C-PTP line {other} (76120, NPI 1234567893, same day)"]
 
 
 def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
@@ -215,15 +227,19 @@ def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
         "C-AOC line 1: add-on G0514 has no primary service by NPI 1234567893 on 2024-07-26: bill one of its "
         "primaries (G0513) with it, or correct the code")
     assert rows_by_line[("C-EM", 1)]["Instruction"] == (
-        "C-EM line 1: visit 99213 on 2024-07-15 falls in the global period of 27447 on 2024-07-01 (C-SURG line 1, "
+        "C-EM line 1: visit 99213 on 2024-07-15 falls in the global period of 27447 on 2024-07-01 (C-SURG "
+        "line 1, "
         "NPI 1234567893): append 24 or FT only if the visit was unrelated and the record shows it; otherwise "
         "remove it")
     assert rows_by_line[("C-EM", 1)]["Partner lines"] == "C-SURG line 1 (27447, NPI 1234567893, 2024-07-01)"
     assert rows_by_line[("C-ASST", 1)]["Instruction"] == (
-        "C-ASST line 1: Medicare pays no assistant at surgery for 10060 (assistant indicator 1): remove this 80 line")
+        "C-ASST line 1: Medicare pays no assistant at surgery for 10060 (assistant indicator 1): remove this "
+        "80 line")
     assert rows_by_line[("CLM00141", 1)]["Instruction"] == (
-        "CLM00141 line 1: 76120 2 unit(s) here; the patient's units on 2024-07-10 by NPI 1234567893 (CLM00141 line 1) "
-        "add up to 2, over its MUE of 1 per day: correct them to 1 in all, or appeal with the record if the service "
+        "CLM00141 line 1: 76120 2 unit(s) here; the patient's units on 2024-07-10 by NPI 1234567893 "
+        "(CLM00141 line 1) "
+        "add up to 2, over its MUE of 1 per day: correct them to 1 in all, or appeal with the record if the "
+        "service "
         "was repeated")
     assert rows_by_line[("CLM00155", 1)]["Instruction"] == (
         "CLM00155 line 1: NPI 1234567890 fails the check digit: correct it from NPPES")
@@ -257,11 +273,14 @@ def test_no_claim_gets_two_instructions_that_contradict_each_other(worklist, row
 
 def test_review_items_appear_as_text_beside_the_deny_items_marked_review(run, rows_by_line, worklist):
     review = rows_by_line[("CLM00147", 1)]
-    assert review["Severity"] == "review" and review["Dollars at risk"] is None and review["Action"] == "review"
+    assert review["Severity"] == "review" and review["Action"] == "review"
+    assert review["Dollars at risk"] is None
     assert review["Also to review"] == (
-        "[review] RECORDING_EVIDENCE: CLM00147 line 1: 76120 billed with fluoroscopy 76000 (CLM00147 line 2): "
+        "[review] RECORDING_EVIDENCE: CLM00147 line 1: 76120 billed with fluoroscopy 76000 (CLM00147 line "
+        "2): "
         "confirm the report shows a permanent cine or video recording, else bill the fluoroscopy only")
-    assert "RECORDING_EVIDENCE (review): 76120 billed with fluoroscopy" in review["Explanation (each finding's own)"]
+    explanation = review["Explanation (each finding's own)"]
+    assert "RECORDING_EVIDENCE (review): 76120 billed with fluoroscopy" in explanation
     assert rows_by_line[("CLM00147", 2)]["Action"] == "remove line"
     assert "CLM00148" not in {w["Claim"] for w in worklist}  # review findings only: on the Findings sheet
 
@@ -338,8 +357,8 @@ def test_each_summary_figure_is_the_sum_of_the_findings_sheet_under_the_filter_i
     header, *findings = sheet_rows(book["Findings"], 2)
     findings = [dict(zip(header, r)) for r in findings]
     assert len(findings) == len(run.flags)  # every finding, as flags.csv
-    note = section(book["Summary"], "How the numbers add up: each figure is the sum of Dollars at risk on the "
-                                    "Findings sheet under this filter")
+    note = section(book["Summary"], "How the numbers add up: each figure is the sum of Dollars at risk on "
+                                    "the Findings sheet under this filter")
     assert note[0][:3] == ["Figure", "Dollars", "Findings sheet filter"]
     checked = 0
     for figure, dollars, described in (r[:3] for r in note[1:]):
@@ -368,5 +387,5 @@ def test_a_files_source_is_its_name_without_dates(name, key):
 
 
 def test_a_runs_source_names_each_file_once_in_order():
-    assert source_key(["radiology_2026-05-12.csv", "procedure_2026-05-12.csv", "radiology_2026-05-13.csv"]) == \
-        "files procedure.csv; radiology.csv"
+    names = ["radiology_2026-05-12.csv", "procedure_2026-05-12.csv", "radiology_2026-05-13.csv"]
+    assert source_key(names) == "files procedure.csv; radiology.csv"

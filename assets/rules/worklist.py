@@ -46,6 +46,7 @@ FIELDS = {
     "day_lines": "w.day_lines",
     "earlier": "case when w.partner_batch is not null then ' (with earlier batch ' || w.partner_batch || ')' "
                "else '' end",
+    "earlier_batch": "w.partner_batch",
     "partner": "w.partner_ref",
     "partner_line": "w.partner_line",
     "partner_code": "w.partner_hcpcs",
@@ -56,8 +57,8 @@ FIELDS = {
                    f"{sql_list(X_MODIFIERS)}), ', ')",
     "assistant_modifiers": "array_to_string(list_filter(string_split(w.modifiers, ','), "
                            "lambda m: m in ('80', '81', '82', 'AS')), ', ')",
-    "pctc_modifier": "array_to_string(list_filter(string_split(w.modifiers, ','), lambda m: m in ('26', 'TC')), "
-                     "' and ')",
+    "pctc_modifier": "array_to_string(list_filter(string_split(w.modifiers, ','), "
+                     "lambda m: m in ('26', 'TC')), ' and ')",
     "bilateral_indicator": "w.bilat_surg",
     "assistant_indicator": "w.asst_surg",
     "cosurgeon_indicator": "w.co_surg",
@@ -65,7 +66,8 @@ FIELDS = {
     "failing_npi": "w.failing_npi",
     "aoc_primaries": AOC_PRIMARIES,
     "visit_modifiers": "case when w.date_of_service > w.partner_dos then '24 or FT' "
-                       "when w.date_of_service = w.partner_dos then '25 (57 for the decision for a major surgery)' "
+                       "when w.date_of_service = w.partner_dos then '25 (57 for the decision for a major "
+                       "surgery)' "
                        "else '57' end",
     # A duplicate's other lines (assets/worklist.py, DUPLICATES): the line it overlaps, the line kept, the
     # copies, and what becomes of the line it overlaps.
@@ -90,10 +92,12 @@ class Instruction:
 
 @dataclass(frozen=True)
 class Precedence:
-    """Where findings share a cause: the findings of `resolves` that meet `when` (SQL over `w` and the line's
-    facts `l`) need no fix of their own, because the fix of `governs` on the same lines settles them. `title`
-    and `why` are the Worklist's closing note; `governs` is shown as the line's instruction even when it is a
-    review finding."""
+    """Where findings share a cause: the findings of `resolves` (empty: of any rule) that meet `when` need no
+    fix of their own, because the fix of `governs` on the same lines settles them. `when` is SQL over the
+    finding `w` (with its MUE day's `day_fixed_by`, the rule whose fix removes lines of the day, and
+    `day_fits`, the day within its MUE once they are gone) and its line `l` (`bundled`, `removed`,
+    `removed_by`). `title` and `why` are the Worklist's closing note; `governs` is shown as the line's
+    instruction even when it is a review finding."""
 
     id: str
     title: str
@@ -104,7 +108,8 @@ class Precedence:
 
 
 DUPLICATE_RULES = ("DUP_COMPONENT", "DUP_EXACT")
-REPEAT = "or append 76 (same physician) or 77 (another physician) to a repeat that was really done, with the record"
+REPEAT = ("or append 76 (same physician) or 77 (another physician) to a repeat that was really done, with "
+          "the record")
 
 # In priority order: a line's instructions are listed in this order, and of two that remove the line the first
 # is the one shown.
@@ -113,21 +118,26 @@ INSTRUCTIONS = [
                 "{line}: {billed} is bundled into {column_1} on {partner} (NCCI edit, no modifier allowed): "
                 "remove this line", when="w.ptp_modifier_indicator = '0'", removes=True),
     Instruction("PTP_NO_BYPASS", "remove line",
-                "{line}: {billed} is bundled into {column_1} on {partner}: remove this line, or, only if it was a "
+                "{line}: {billed} is bundled into {column_1} on {partner}: remove this line, or, only if it "
+                "was a "
                 "separate site or session, append XS, XE, XP, XU or 59 with the record", removes=True),
     Instruction("PTP_BYPASSED", "confirm modifier",
-                "{line}: {billed} is unbundled from {column_1} on {partner} by a modifier: confirm the note shows a "
+                "{line}: {billed} is unbundled from {column_1} on {partner} by a modifier: confirm the note "
+                "shows a "
                 "separate site, session or encounter, else remove the modifier and the line"),
     Instruction("MOD_SPLIT_SAME_BILLER", "bill as global",
-                "{line} ({billed}) and {partner_line} ({partner_code}-TC) are one service billed by NPI {biller}: "
+                "{line} ({billed}) and {partner_line} ({partner_code}-TC) are one service billed by NPI "
+                "{biller}: "
                 "bill {line} as {code} global, without 26 or TC, and remove {partner_line}",
                 when="w.component = '26' and w.partner_batch is null"),
     Instruction("MOD_SPLIT_SAME_BILLER", "remove line",
-                "{partner_line} ({partner_code}-26) and {line} ({billed}) are one service billed by NPI {biller}: "
+                "{partner_line} ({partner_code}-26) and {line} ({billed}) are one service billed by NPI "
+                "{biller}: "
                 "bill {partner_line} as {code} global, without 26 or TC, and remove {line}",
                 when="w.component = 'TC' and w.partner_batch is null", removes=True),
     Instruction("MOD_SPLIT_SAME_BILLER", "correct as global",
-                "{line}: {billed} and {partner} are one service billed by NPI {biller}: bill it once as {code} "
+                "{line}: {billed} and {partner} are one service billed by NPI {biller}: bill it once as "
+                "{code} "
                 "global (correct the claim that went out first)"),
     Instruction("DUP_COMPONENT", "bill as TC",
                 "{line}: {code} global overlaps {dup_partner}: bill {claim} as {code}-TC, or drop it if the "
@@ -142,27 +152,34 @@ INSTRUCTIONS = [
                 "{line}: {billed} overlaps {dup_partner}: keep this line as billed; {dup_partner_line} is to "
                 "{dup_partner_action}", when="w.dup_role = 'keep_part'"),
     Instruction("DUP_COMPONENT", "remove line",
-                "{line}: {billed} overlaps {dup_partner}, a global line of the same provider that includes it: "
+                "{line}: {billed} overlaps {dup_partner}, a global line of the same provider that includes "
+                "it: "
                 "remove this line", when="w.dup_role = 'remove_part'", removes=True),
     Instruction("DUP_COMPONENT", "keep as billed",
-                "{line}: {code} global overlaps {dup_partner} of the same provider: keep this line and remove "
+                "{line}: {code} global overlaps {dup_partner} of the same provider: keep this line and "
+                "remove "
                 "{dup_partner_line}", when="w.dup_role = 'keep_global'"),
     Instruction("DUP_COMPONENT", "keep as billed",
-                "{line}: {billed} overlaps {dup_partner}, which is removed (bundled): keep this line as billed",
+                "{line}: {billed} overlaps {dup_partner}, which is removed (bundled): keep this line as "
+                "billed",
                 when="w.dup_role = 'resolved'"),
     Instruction("DUP_COMPONENT", "keep, remove copies",
-                f"{{line}}: {{billed}} is billed again on {{copies}}: keep this line and remove the copies, {REPEAT}",
+                f"{{line}}: {{billed}} is billed again on {{copies}}: keep this line and remove the copies, "
+                f"{REPEAT}",
                 when="w.dup_role = 'keep_copy'"),
     Instruction("DUP_COMPONENT", "remove line",
                 f"{{line}}: {{billed}} repeats {{keeper}}: remove this line, {REPEAT}", removes=True),
     Instruction("DUP_EXACT", "keep as billed",
-                "{line}: {billed} overlaps {dup_partner}, which is removed (bundled): keep this line as billed",
+                "{line}: {billed} overlaps {dup_partner}, which is removed (bundled): keep this line as "
+                "billed",
                 when="w.dup_role = 'resolved'"),
     Instruction("DUP_EXACT", "keep, remove copies",
-                "{line}: {billed} is billed again on {copies} by NPI {provider}: keep this line and remove the "
+                "{line}: {billed} is billed again on {copies} by NPI {provider}: keep this line and remove "
+                "the "
                 "copies (put the day's units on this line), " + REPEAT, when="w.dup_role = 'keep_copy'"),
     Instruction("DUP_EXACT", "remove line",
-                f"{{line}}: {{billed}} repeats {{keeper}} by NPI {{provider}}: remove this line (add its units to "
+                f"{{line}}: {{billed}} repeats {{keeper}} by NPI {{provider}}: remove this line (add its "
+                f"units to "
                 f"{{keeper}}), {REPEAT}", removes=True),
     Instruction("MOD_TC_IN_HOSPITAL", "remove line",
                 "{line}: {billed} at hospital place of service {pos}: remove this line from the professional "
@@ -172,14 +189,18 @@ INSTRUCTIONS = [
                 "{assistant_indicator}): remove this {assistant_modifiers} line", when="w.severity = 'deny'",
                 removes=True),
     Instruction("MOD_ASSISTANT_NOT_PAYABLE", "send records",
-                "{line}: an assistant ({assistant_modifiers}) for {code} is paid only with the record of medical "
+                "{line}: an assistant ({assistant_modifiers}) for {code} is paid only with the record of "
+                "medical "
                 "necessity (assistant indicator 0): send it with the claim"),
     Instruction("MUE_LINE", "correct units",
-                "{line}: {code} billed {units} units on one line, its MUE is {mue} per line: bill {mue} on this "
+                "{line}: {code} billed {units} units on one line, its MUE is {mue} per line: bill {mue} on "
+                "this "
                 "line, and appeal any medically necessary excess with the record"),
     Instruction("MUE_DOS", "correct units",
-                "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} ({day_lines}"
-                "{earlier}) add up to {day_units}, over its MUE of {mue} per day: correct them to {mue} in all, or "
+                "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
+                "({day_lines}"
+                "{earlier}) add up to {day_units}, over its MUE of {mue} per day: correct them to {mue} in "
+                "all, or "
                 "appeal with the record if the service was repeated"),
     Instruction("MOD_26_AND_TC", "correct modifiers",
                 "{line}: {code} carries both 26 and TC: bill {code} global without either, or keep only the "
@@ -188,46 +209,59 @@ INSTRUCTIONS = [
                 "{line}: {code} has PC/TC indicator {pctc} ({rvu_release}) and no separate component: remove "
                 "{pctc_modifier} and bill {code}"),
     Instruction("MOD_GLOBAL_IN_HOSPITAL", "bill as 26",
-                "{line}: {code} global at hospital place of service {pos}: bill {code}-26; the hospital bills the "
+                "{line}: {code} global at hospital place of service {pos}: bill {code}-26; the hospital "
+                "bills the "
                 "technical part"),
     Instruction("GLOBAL_EM_IN_PERIOD", "add modifier or remove",
                 "{line}: visit {code} on {dos} falls in the global period of {partner_code} on {partner_dos} "
-                "({partner_line}, NPI {provider}): append {visit_modifiers} only if the visit was unrelated and the "
+                "({partner_line}, NPI {provider}): append {visit_modifiers} only if the visit was unrelated "
+                "and the "
                 "record shows it; otherwise remove it"),
     Instruction("AOC_NO_PRIMARY", "add primary",
-                "{line}: add-on {code} has no primary service by NPI {provider} on {dos}: bill one of its primaries "
+                "{line}: add-on {code} has no primary service by NPI {provider} on {dos}: bill one of its "
+                "primaries "
                 "({aoc_primaries}) with it, or correct the code",
                 when=f"w.severity = 'deny' and {AOC_PRIMARIES} <> ''"),
     Instruction("AOC_NO_PRIMARY", "add primary",
-                "{line}: add-on {code} has no primary service by NPI {provider} on {dos}: bill its primary (the "
+                "{line}: add-on {code} has no primary service by NPI {provider} on {dos}: bill its primary "
+                "(the "
                 "explanation lists the codes) with it, or correct the code", when="w.severity = 'deny'"),
     Instruction("AOC_NO_PRIMARY", "confirm primary",
-                "{line}: add-on {code} has none of the listed primaries by NPI {provider} on {dos}: confirm the "
+                "{line}: add-on {code} has none of the listed primaries by NPI {provider} on {dos}: confirm "
+                "the "
                 "payer accepts the primary billed, or bill one of those listed"),
     Instruction("MOD_BILATERAL_INVALID", "remove modifier",
-                "{line}: {code} cannot be billed bilateral (bilateral indicator 9): remove 50 and bill {code} once",
+                "{line}: {code} cannot be billed bilateral (bilateral indicator 9): remove 50 and bill "
+                "{code} once",
                 when="w.severity = 'deny'"),
     Instruction("MOD_BILATERAL_INVALID", "remove modifier",
-                "{line}: {code}-50 is paid once at 100% (bilateral indicator {bilateral_indicator}): remove 50; "
+                "{line}: {code}-50 is paid once at 100% (bilateral indicator {bilateral_indicator}): remove "
+                "50; "
                 "bill each side on its own line with RT and LT only where the payer allows it"),
     Instruction("MOD_COSURGEON_NOT_PAYABLE", "remove modifier",
-                "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): bill it "
+                "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): "
+                "bill it "
                 "by one surgeon without 62", when="w.severity = 'deny'"),
     Instruction("MOD_COSURGEON_NOT_PAYABLE", "send records",
-                "{line}: co-surgeons for {code} are paid only with the record that two were needed (co-surgeon "
+                "{line}: co-surgeons for {code} are paid only with the record that two were needed "
+                "(co-surgeon "
                 "indicator 1): send it with the claim"),
     Instruction("MOD_TEAM_NOT_PAYABLE", "remove modifier",
-                "{line}: {code} does not permit team surgery (team indicator {team_indicator}): bill it without 66",
+                "{line}: {code} does not permit team surgery (team indicator {team_indicator}): bill it "
+                "without 66",
                 when="w.severity = 'deny'"),
     Instruction("MOD_TEAM_NOT_PAYABLE", "send records",
-                "{line}: team surgery for {code} is paid only with the record of the team's medical necessity "
+                "{line}: team surgery for {code} is paid only with the record of the team's medical "
+                "necessity "
                 "(team indicator 1): send it with the claim"),
     Instruction("STATUS_NOT_PAYABLE", "correct code",
-                "{line}: {code} has fee schedule status {status} ({rvu_release}) and is not paid as billed: bill "
+                "{line}: {code} has fee schedule status {status} ({rvu_release}) and is not paid as billed: "
+                "bill "
                 "the payable code for {dos}, or get an ABN where the service is not covered",
                 when="w.severity = 'deny'"),
     Instruction("STATUS_NOT_PAYABLE", "confirm coverage",
-                "{line}: {code} has restricted coverage (status {status}): confirm the record meets the coverage "
+                "{line}: {code} has restricted coverage (status {status}): confirm the record meets the "
+                "coverage "
                 "conditions", when="w.severity = 'review'"),
     Instruction("STATUS_NOT_PAYABLE", "nothing to fix",
                 "{line}: {code} (status {status}) is paid under its own schedule: nothing to fix"),
@@ -236,17 +270,21 @@ INSTRUCTIONS = [
     Instruction("DX_MISSING", "add diagnosis",
                 "{claim}: add the ICD-10-CM diagnosis that supports {code} on {dos}"),
     Instruction("RECORDING_EVIDENCE", "confirm record",
-                "{line}: {code} billed with fluoroscopy {partner_code} ({partner_line}): confirm the report shows a "
+                "{line}: {code} billed with fluoroscopy {partner_code} ({partner_line}): confirm the report "
+                "shows a "
                 "permanent cine or video recording, else bill the fluoroscopy only"),
     Instruction("MOD_BYPASS_UNNEEDED", "remove modifier",
-                "{line}: no NCCI edit pairs {code} with another line of this patient, day and NPI {provider}: remove "
+                "{line}: no NCCI edit pairs {code} with another line of this patient, day and NPI "
+                "{provider}: remove "
                 "{x_modifiers} unless a claim outside this batch explains it"),
     Instruction("MPPR_IMAGING", "nothing to fix",
-                "{line}: {code} is paid at the multiple-procedure reduction behind {partner_line}: nothing to fix"),
+                "{line}: {code} is paid at the multiple-procedure reduction behind {partner_line}: nothing "
+                "to fix"),
     Instruction("CODE_NOT_IN_FEE_SCHEDULE", "check code",
                 "{line}: {code} is not in {rvu_release}: check the code and the date of service"),
     Instruction("MUE_NOT_PUBLISHED", "nothing to fix",
-                "{line}: no MUE is published for {code}: nothing to fix; check the {units} unit(s) against the "
+                "{line}: no MUE is published for {code}: nothing to fix; check the {units} unit(s) against "
+                "the "
                 "record"),
 ]
 
@@ -262,33 +300,47 @@ PARTNER_ACTIONS = {
     "keep_copy": "stay as billed",
     "resolved": "stay as billed",
 }
+# The same for a line of an earlier batch, already sent: a global line overlapped by tonight's 26 (or TC) is
+# corrected to the other part; any other stays.
+EARLIER_GLOBAL_ACTIONS = {
+    "26": "be corrected to {code}-TC on a corrected claim (it went out in batch {earlier_batch})",
+    "TC": "be corrected to {code}-26 on a corrected claim (it went out in batch {earlier_batch})",
+}
+EARLIER_ACTION = "stay as billed (it went out in batch {earlier_batch})"
 
-# MUE_DOS settled by the fix of other lines of its day: the day's units, once the lines to remove are gone, fit
-# the MUE (`w.day_fits`; assets/worklist.py, DAYS), and `w.day_fixed_by` is the rule whose fix removes them.
+# MUE_DOS settled by the fix of other lines of its day: the day's units, once the lines to remove are gone,
+# fit the MUE (`w.day_fits`; assets/worklist.py, DAYS), and `w.day_fixed_by` is the rule whose fix removes
+# them.
 
 PRECEDENCE = [
     Precedence(
         "bundled", "A bundled line goes, every copy of it",
-        "a column 2 line that is also a duplicate is removed for the bundle, and so are its copies: the service "
+        "a column 2 line that is also a duplicate is removed for the bundle, and so are its copies: the "
+        "service "
         "is paid inside the column 1 code, so keeping one copy would still be denied",
         governs=("PTP_NO_BYPASS",), resolves=DUPLICATE_RULES, when="l.bundled"),
     Precedence(
         "split", "One biller's 26 and TC are one global line",
-        "the MUE counts the 26 and the TC line of one service as two units; billed as one global line, the day "
+        "the MUE counts the 26 and the TC line of one service as two units; billed as one global line, the "
+        "day "
         "is back within the MUE, so the units are not cut as well",
-        governs=("MOD_SPLIT_SAME_BILLER",), resolves=("MUE_DOS",), when="w.day_fixed_by = 'MOD_SPLIT_SAME_BILLER' and w.day_fits"),
+        governs=("MOD_SPLIT_SAME_BILLER",), resolves=("MUE_DOS",),
+        when="w.day_fixed_by = 'MOD_SPLIT_SAME_BILLER' and w.day_fits"),
     Precedence(
         "copy", "Removing the copy clears the units",
         "a duplicate's units count twice toward the day's MUE; once the copy is removed the day fits, so the "
         "units of the line kept are not cut as well",
-        governs=DUPLICATE_RULES, resolves=("MUE_DOS",), when=f"w.day_fixed_by in {sql_list(DUPLICATE_RULES)} and w.day_fits"),
+        governs=DUPLICATE_RULES, resolves=("MUE_DOS",),
+        when=f"w.day_fixed_by in {sql_list(DUPLICATE_RULES)} and w.day_fits"),
     Precedence(
         "bundled_units", "Removing a bundled line clears its units",
         "the units of a line removed for a bundle no longer count toward the day's MUE",
-        governs=("PTP_NO_BYPASS",), resolves=("MUE_DOS",), when="w.day_fixed_by = 'PTP_NO_BYPASS' and w.day_fits"),
+        governs=("PTP_NO_BYPASS",), resolves=("MUE_DOS",),
+        when="w.day_fixed_by = 'PTP_NO_BYPASS' and w.day_fits"),
     Precedence(
         "removed", "A line to remove needs no other fix",
-        "nothing on a line that is not billed can be denied: its units, modifiers and other findings go with it",
+        "nothing on a line that is not billed can be denied: its units, modifiers and other findings go with "
+        "it",
         governs=(), resolves=(), when="l.removed and w.rule_id <> l.removed_by"),
 ]
 
@@ -315,12 +367,13 @@ def _literal(text: str) -> str:
 
 
 def template_sql(template: str, alias: str = "w") -> str:
-    """A template as a SQL string expression over FIELDS, read from the table `alias` (a fact that is null reads
-    as empty text)."""
+    """A template as a SQL string expression over FIELDS, read from the table `alias` (a fact that is null
+    reads as empty text)."""
     parts, last = [], 0
     for match in PLACEHOLDER.finditer(template):
         if match.group(1) not in FIELDS:
-            raise KeyError(f"template field {{{match.group(1)}}} is not one of the Worklist's facts: {template!r}")
+            raise KeyError(f"template field {{{match.group(1)}}} is not one of the Worklist's facts: "
+                           f"{template!r}")
         if match.start() > last:
             parts.append(_literal(template[last:match.start()]))
         field = FIELDS[match.group(1)].replace("w.", f"{alias}.")
