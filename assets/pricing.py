@@ -1,8 +1,9 @@
 """Pricing: pick the reference releases that judge each line, and price it at the Medicare rate.
 
-Per-unit fee = round((work RVU x work GPCI + PE RVU x PE GPCI + MP RVU x MP GPCI) x CF, 2), with the RVU row
-of the line's component, the facility PE for a facility place of service (the non-facility PE where the
-facility PE is NA), and the GPCIs of the line's locality (all 1.000 when none is known).
+Per-unit fee = round((work RVU x work GPCI + PE RVU x PE GPCI + MP RVU x MP GPCI) x CF, 2) in decimal, with the
+RVU row of the line's component, the facility PE for a facility place of service (the non-facility PE where the
+facility PE is NA), and the GPCIs of the line's locality (all 1.000 when none is known; the work GPCI floored
+through the GPCI file's last day of the floor); then adjusted by the line's payment modifiers (PRICED_KEYS).
 """
 
 from .tables import CONTEXT_COLUMNS, clear_batch
