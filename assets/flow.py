@@ -14,11 +14,11 @@ from .decisions import DEFAULT_STANDING_DAYS
 from .pricing import price_batch
 from .progress import stage
 from .readers import (
+    StagedExports,
     detect_kind,
     file_sha256,
     land_rows,
     load_mapping,
-    prefetched,
     stage_csv,
     stage_excel,
     staging_table,
@@ -57,9 +57,9 @@ class BatchConfig(dg.Config):
     standing_days: int = DEFAULT_STANDING_DAYS
 
 
-def read_batch(con, config: BatchConfig, advance=lambda: None) -> dict[str, int]:
+def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None) -> dict[str, int]:
     """Land a batch's input files in raw_claim_rows (replacing the batch's earlier rows); returns the rows read
-    per file."""
+    per file. `staged_ahead`: the exports the command staged ahead of the run (readers.CsvPrefetch), if any."""
     mapping = load_mapping(config.mapping_file or None)
     names = config.file_names or [Path(f).name for f in config.files]
     hashes = config.file_hashes or [None] * len(config.files)
@@ -75,7 +75,8 @@ def read_batch(con, config: BatchConfig, advance=lambda: None) -> dict[str, int]
         if kind == "xlsx":
             staged.append((kind, stage_excel(con, path, index, mapping)))
         elif kind == "csv":
-            staged.append((kind, prefetched(path, index, mapping) or stage_csv(con, path, index, mapping)))
+            ahead = staged_ahead.take(path, index, mapping) if staged_ahead else None
+            staged.append((kind, ahead or stage_csv(con, path, index, mapping)))
         else:
             rows = staging_table(con, index)
             stage_837p(con, path, rows.table, config.batch_id, index, names[index])
@@ -107,12 +108,12 @@ def read_batch(con, config: BatchConfig, advance=lambda: None) -> dict[str, int]
 
 
 @dg.asset(group_name="ingest", kinds={"duckdb"}, deps=["inbox_files"])
-def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig,
-                   duckdb: DuckDBResource) -> dg.MaterializeResult:
+def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig, duckdb: DuckDBResource,
+                   staged_exports: dg.ResourceParam[StagedExports]) -> dg.MaterializeResult:
     """One row per data row of each input export (CSV, Excel) or 837P service line, with its source: the
     values parsed leniently, beside the text of those the quarantine quotes."""
     with stage("read", total=len(config.files), unit="files") as progress, duckdb.get_connection() as con:
-        per_file = read_batch(con, config, progress.advance)
+        per_file = read_batch(con, config, progress.advance, staged_exports)
         progress.rows = sum(per_file.values())
     context.log.info(f"read {progress.rows} rows from {len(per_file)} file(s)")
     return dg.MaterializeResult(

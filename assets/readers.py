@@ -489,7 +489,14 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     return StagedFile(table, rows)
 
 
-class CsvPrefetch:
+class StagedExports:
+    """What the read stage takes a file's staged cells from, when the command staged them ahead of the run."""
+
+    def take(self, path: Path, file_index: int, mapping: dict[str, str]) -> StagedFile | None:
+        raise NotImplementedError
+
+
+class CsvPrefetch(StagedExports):
     """CSV exports staged ahead of their run, on a thread, while Dagster starts up (Python work that leaves a
     core idle). The cells go to an in-memory database that every connection of the
     process sees; the read stage takes a file's from there when path, size, modification time, position
@@ -542,24 +549,24 @@ class CsvPrefetch:
         self.con.close()
 
 
-_prefetch: CsvPrefetch | None = None
+class NothingStaged(StagedExports):
+    """The staged exports of a run whose files were not staged ahead (the nightly job, the UI): the read stage
+    stages each file itself."""
+
+    def take(self, path: Path, file_index: int, mapping: dict[str, str]) -> StagedFile | None:
+        return None
 
 
 @contextmanager
-def prefetching(con: duckdb.DuckDBPyConnection, files: list[Path], mapping: dict[str, str]) -> Iterator[None]:
-    """Stage the CSV exports of a run about to start in this process (see CsvPrefetch)."""
-    global _prefetch
-    _prefetch = CsvPrefetch(con, files, mapping)
+def prefetching(con: duckdb.DuckDBPyConnection, files: list[Path],
+                mapping: dict[str, str]) -> Iterator[CsvPrefetch]:
+    """Stage the CSV exports of a run about to start in this process (see CsvPrefetch); the run's read stage
+    gets the staging as its `staged_exports` resource."""
+    prefetch = CsvPrefetch(con, files, mapping)
     try:
-        yield
+        yield prefetch
     finally:
-        prefetch, _prefetch = _prefetch, None
         prefetch.close()
-
-
-def prefetched(path: Path, file_index: int, mapping: dict[str, str]) -> StagedFile | None:
-    """A CSV file's cells staged ahead of the run (see CsvPrefetch), or None."""
-    return _prefetch.take(path, file_index, mapping) if _prefetch else None
 
 
 def staging_table(con: duckdb.DuckDBPyConnection, file_index: int) -> StagedFile:

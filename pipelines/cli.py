@@ -28,14 +28,14 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping: str = "",
                 locality: str = "", show_ids: bool = False, batch_id: str | None = None,
-                with_history: bool = False, standing_days: int | None = None):
+                with_history: bool = False, standing_days: int | None = None, staged_exports=None):
     import dagster as dg
 
     from assets.flow import ALL_ASSETS
     from assets.readers import file_sha256
     from reference.assets import PER_RUN_CHECKS
 
-    from .resources import duckdb_resource
+    from .resources import run_resources
 
     # Python's collector would otherwise walk the objects of every module just imported (Dagster's, pandas')
     # on each full collection of the run: they outlive it, so they leave its care until the run ends.
@@ -51,7 +51,7 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
         with instance:
             return dg.materialize(
                 [*ALL_ASSETS, *PER_RUN_CHECKS],
-                resources={"duckdb": duckdb_resource(db)},
+                resources=run_resources(db, staged_exports),
                 run_config={**run_config(batch_id, files, out_dir, mapping, locality, show_ids, with_history,
                                          hashes, standing_days=standing_days),
                             "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
@@ -139,9 +139,9 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
             if locality and not _known_locality(con, locality):
                 fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
                       "(`claimscrub reference localities` lists them)")
-            with prefetching(con, list(files), site_mapping):
+            with prefetching(con, list(files), site_mapping) as staged:
                 result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
-                                     with_history=history, standing_days=standing_days)
+                                     with_history=history, standing_days=standing_days, staged_exports=staged)
     except DatabaseBusyError as exc:
         fail(str(exc), 1)
     if not result.success:

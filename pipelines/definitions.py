@@ -11,7 +11,7 @@ from reference.assets import REFERENCE_CHECKS
 
 from .nightly import (feedback_job, inbox_sensor, nightly_scrub, register_inbox_job, rejudge_job,
                       remittance_sensor, scrub_job)
-from .resources import duckdb_resource
+from .resources import run_resources
 
 defs = dg.Definitions(
     assets=[*ALL_ASSETS, *FEEDBACK_ASSETS, *REJUDGE_ASSETS, inbox_files],
@@ -19,7 +19,7 @@ defs = dg.Definitions(
     jobs=[scrub_job, register_inbox_job, feedback_job, rejudge_job],
     schedules=[nightly_scrub],
     sensors=[inbox_sensor, remittance_sensor],
-    resources={"duckdb": duckdb_resource()},
+    resources=run_resources(),
     # DuckDB has one writer per file: the steps of a run take turns in one process, never in parallel.
     executor=dg.in_process_executor,
 )

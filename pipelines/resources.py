@@ -39,3 +39,11 @@ class ClaimsDatabase(DuckDBResource):
 def duckdb_resource(path: str | None = None) -> ClaimsDatabase:
     return ClaimsDatabase(database=path or database_path(), connection_config=CONNECTION_CONFIG,
                           lock_timeout=lock_timeout())
+
+
+def run_resources(path: str | None = None, staged_exports=None) -> dict:
+    """The resources of a run of the claim assets: the database, and the exports the command staged ahead of
+    the run (none for the nightly job and the UI, whose read stage stages each file itself)."""
+    from assets.readers import NothingStaged
+
+    return {"duckdb": duckdb_resource(path), "staged_exports": staged_exports or NothingStaged()}

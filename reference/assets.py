@@ -40,7 +40,7 @@ TABLES = {
 
 def _materialize(con, name: str) -> dg.MaterializeResult:
     table = TABLES[name][0]
-    loaded = loaders.ensure_bundled(con, table)
+    loaded = loaders.ensure_bundled(con, table, schema_ready=True)
     rows = con.execute(
         """select release_id, table_name, row_count, effective_start, effective_end, source_files
            from ref_releases where table_name = ? or table_name like ? order by effective_start""",
@@ -72,6 +72,7 @@ def reference_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     loaded."""
     selected = context.selected_asset_keys
     with duckdb.get_connection() as con:
+        loaders.ensure_schema(con)
         for name in TABLES:
             if dg.AssetKey(name) in selected:
                 yield _materialize(con, name)

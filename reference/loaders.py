@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import functools
 import gzip
 import hashlib
 import io
@@ -135,6 +136,17 @@ def bundled_releases() -> list[Release]:
     ]
 
 
+def _bundled_sha256(paths: tuple[Path, ...]) -> str:
+    """The files shipped with the package are hashed once per process and version of each file, not on every
+    run's check that they are loaded."""
+    return _sha256_of_versions(tuple((path, path.stat().st_size, path.stat().st_mtime_ns) for path in paths))
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of_versions(versions: tuple[tuple[Path, int, int], ...]) -> str:
+    return sha256_of([path for path, _, _ in versions])
+
+
 def sha256_of(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:
@@ -162,13 +174,18 @@ def is_loaded(con: duckdb.DuckDBPyConnection, release: Release, digest: str) -> 
     return rows[0][0] > 0
 
 
-def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool = False) -> bool:
-    """Load one release unless the same files are already loaded. Returns True when it (re)loaded."""
-    ensure_schema(con)
+def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool = False,
+                 schema_ready: bool = False) -> bool:
+    """Load one release unless the same files are already loaded. Returns True when it (re)loaded.
+
+    `schema_ready`: the caller has applied the schema on this connection already."""
+    if not schema_ready:
+        ensure_schema(con)
     for path in release.files:
         if not path.exists():
             raise ReferenceFileError(f"{path}: reference file not found")
-    digest = sha256_of(release.files)
+    digest = (_bundled_sha256(tuple(release.files)) if release.origin == "bundled"
+              else sha256_of(release.files))
     if not force and is_loaded(con, release, digest):
         return False
     loader = LOADERS[release.layout]
@@ -857,17 +874,18 @@ LOADERS = {
 }
 
 
-def ensure_bundled(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+def ensure_bundled(con: duckdb.DuckDBPyConnection, table: str, schema_ready: bool = False) -> list[str]:
     """Load every bundled release of one table that is not loaded yet; returns the ids loaded now.
 
     A release the user loaded under a bundled id (say the official PTP 2024Q3 text files) replaces the
     bundled one and is kept: user releases are never overwritten here."""
-    ensure_schema(con)
+    if not schema_ready:
+        ensure_schema(con)
     loaded = []
     for release in bundled_releases():
         if release.table != table or _loaded_by_user(con, release.id):
             continue
-        if load_release(con, release):
+        if load_release(con, release, schema_ready=True):
             loaded.append(release.id)
     return loaded
 

@@ -20,9 +20,19 @@ LINES_COLUMNS = ["source_file", "source_row", "claim_id", "line_number", "date_o
 QUARANTINE_COLUMNS = ["source_file", "source_row", "claim_id", "line_number", "reasons"]
 
 
-@pytest.fixture
-def sample_run(tmp_path, db_path):
-    return scrub([SAMPLE], tmp_path / "out", db_path)
+@pytest.fixture(scope="module")
+def sample_db(tmp_path_factory, reference_db) -> Path:
+    db = tmp_path_factory.mktemp("sample") / "claimscrub.duckdb"
+    db.write_bytes(reference_db.read_bytes())
+    return db
+
+
+@pytest.fixture(scope="module")
+def sample_run(sample_db):
+    """One scrub of the sample, shared by the tests that read its outputs."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(sample_db.parent / "home"))
+        return scrub([SAMPLE], sample_db.parent / "out", sample_db)
 
 
 def test_sample_outputs_have_the_interface_columns_in_order(sample_run):
@@ -103,11 +113,19 @@ def test_sample_reports_no_patient_id_in_clear(sample_run):
     assert sample_run.lines[0]["patient"].startswith("P-")
 
 
-def test_rerun_of_the_same_files_gives_the_same_outputs(tmp_path, db_path, sample_run):
-    again = scrub([SAMPLE], tmp_path / "again", db_path)
+def test_rerun_of_the_same_files_gives_the_same_outputs_and_leaves_no_temporary_folder(tmp_path, sample_db,
+                                                                                       sample_run, monkeypatch):
+    # A nightly job runs the command every night: a folder left behind by each run would pile up.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    monkeypatch.setenv("CLAIMSCRUB_HOME", str(sample_db.parent / "home"))  # the site secret of the first run
+    again = scrub([SAMPLE], tmp_path / "again", sample_db)
+    assert again.exit_code == 0, again.stderr
     assert again.flags == sample_run.flags
     assert again.lines == sample_run.lines
     assert again.quarantine == sample_run.quarantine
+    assert list(temporary.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -138,16 +156,6 @@ def test_summary_json_counts_findings_by_category_and_severity(sample_run):
     assert by_rule["MUE_DOS"] == 5
     assert summary["dollars_at_risk"]["by_severity"]["deny"] > 0
     assert {r["release"] for r in summary["reference_releases"]} >= {"RVU25D", "PTP 2024Q3", "MUE 2024Q3"}
-
-
-def test_a_run_leaves_nothing_in_the_temporary_directory(tmp_path, db_path, monkeypatch):
-    # A nightly job runs the command every night: a folder left behind by each run would pile up.
-    temporary = tmp_path / "tmp"
-    temporary.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
-    run = scrub([SAMPLE], tmp_path / "out", db_path)
-    assert run.exit_code == 0, run.stderr
-    assert list(temporary.iterdir()) == []
 
 
 def test_two_files_of_one_run_are_one_batch_whatever_their_paths_hold(tmp_path, db_path):

@@ -18,7 +18,7 @@ from assets.readers import file_sha256
 from pipelines.definitions import defs
 from pipelines.nightly import inbox_sensor, nightly_scrub, remittance_sensor
 from pipelines.partitions import INBOX_PARTITIONS
-from pipelines.resources import duckdb_resource
+from pipelines.resources import run_resources
 from reference.assets import PER_RUN_CHECKS
 
 from .helpers import read_csv, scrub, write_csv
@@ -130,7 +130,7 @@ def _register(instance, requests: list[dg.RunRequest]) -> None:
 
 def _run_nightly(instance, request: dg.RunRequest, db: Path) -> None:
     result = dg.materialize([*ALL_ASSETS, *PER_RUN_CHECKS], instance=instance, run_config=request.run_config,
-                            tags=request.tags, resources={"duckdb": duckdb_resource(str(db))})
+                            tags=request.tags, resources=run_resources(str(db)))
     assert result.success
 
 
@@ -188,7 +188,7 @@ def test_a_nightly_run_that_failed_leaves_no_report_and_its_files_for_the_next_n
     monkeypatch.setenv("CLAIMSCRUB_REPORTS", str(not_a_folder))
     request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
     result = dg.materialize([*ALL_ASSETS, *PER_RUN_CHECKS], instance=instance, run_config=request.run_config,
-                            tags=request.tags, resources={"duckdb": duckdb_resource(str(db_path))},
+                            tags=request.tags, resources=run_resources(str(db_path)),
                             raise_on_error=False)
     assert not result.success
     assert not_a_folder.read_text() == "" and list(tmp_path.glob("*partial*")) == []
@@ -198,53 +198,84 @@ def test_a_nightly_run_that_failed_leaves_no_report_and_its_files_for_the_next_n
 
 
 CROSS_BATCH = {
-    # case: (earlier batch's line, new line, rule that flags the new line)
-    "duplicate": (line("A1", "76120"), line("B1", "76120"), "DUP_COMPONENT"),
-    "global plus 26": (line("A1", "76120"), line("B1", "76120", modifiers="26", npi="5550001114"),
-                       "DUP_COMPONENT"),
-    "PTP pair": (line("A1", "76120"), line("B1", "76000"), "PTP_NO_BYPASS"),
-    "units over the MUE for the day": (line("A1", "76120", modifiers="26"), line("B1", "76120", modifiers="26"),
-                                       "MUE_DOS"),
+    # case: (earlier batch's line, new line, rule that flags the new line); each case has a patient of its own,
+    # so that one pair of batches holds them all.
+    "duplicate": (line("A1", "76120", patient="PX1"), line("B1", "76120", patient="PX1"), "DUP_COMPONENT"),
+    "global plus 26": (line("A2", "76120", patient="PX2"),
+                       line("B2", "76120", modifiers="26", npi="5550001114", patient="PX2"), "DUP_COMPONENT"),
+    "PTP pair": (line("A3", "76120", patient="PX3"), line("B3", "76000", patient="PX3"), "PTP_NO_BYPASS"),
+    "units over the MUE for the day": (line("A4", "76120", modifiers="26", patient="PX4"),
+                                       line("B4", "76120", modifiers="26", patient="PX4"), "MUE_DOS"),
 }
 # What the Worklist tells the biller about the new line: the line sent earlier stays; a global one is
 # corrected.
 CROSS_BATCH_ACTIONS = {
     "duplicate": ("remove line", "B1 line 1: 76120 repeats A1 line 1: remove this line"),
-    "global plus 26": ("keep as billed", "keep this line as billed; A1 line 1 is to be corrected to 76120-TC on a "
+    "global plus 26": ("keep as billed", "keep this line as billed; A2 line 1 is to be corrected to 76120-TC on a "
                                          "corrected claim (it went out in batch {earlier})"),
-    "PTP pair": ("remove line", "B1 line 1: 76000 is bundled into 76120 on A1 line 1 (76120, NPI 1234567893, same "
+    "PTP pair": ("remove line", "B3 line 1: 76000 is bundled into 76120 on A3 line 1 (76120, NPI 1234567893, same "
                                 "day, earlier batch {earlier})"),
-    "units over the MUE for the day": ("remove line", "B1 line 1: 76120-26 repeats A1 line 1: remove this line"),
+    "units over the MUE for the day": ("remove line", "B4 line 1: 76120-26 repeats A4 line 1: remove this line"),
 }
 
 
-@pytest.mark.parametrize("case", list(CROSS_BATCH))
-def test_a_new_line_conflicting_with_an_earlier_batch_is_flagged_naming_that_batch(tmp_path, db_path, case):
-    earlier_line, new_line, rule = CROSS_BATCH[case]
-    earlier = scrub([write_csv(tmp_path / "monday.csv", [earlier_line])], tmp_path / "monday", db_path, "--history")
-    alone = scrub([write_csv(tmp_path / "tuesday.csv", [new_line])], tmp_path / "alone", db_path)
-    assert rule not in {f["rule_id"] for f in alone.flags}, "without history a batch is judged on its own"
+@pytest.fixture(scope="module")
+def cross_batch(tmp_path_factory, reference_db) -> dict:
+    """Monday's batch with the earlier lines, Tuesday's with the new ones: judged alone, with history, and
+    Monday's again after Tuesday's."""
+    work = tmp_path_factory.mktemp("cross-batch")
+    db = work / "claimscrub.duckdb"
+    db.write_bytes(reference_db.read_bytes())
+    monday = write_csv(work / "monday.csv", [earlier for earlier, _, _ in CROSS_BATCH.values()])
+    tuesday = write_csv(work / "tuesday.csv", [new for _, new, _ in CROSS_BATCH.values()])
+    snapshots = []
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(work / "home"))
+        runs = {"earlier": scrub([monday], work / "monday", db, "--history"),
+                "alone": scrub([tuesday], work / "alone", db),
+                "new": scrub([tuesday], work / "tuesday", db, "--history")}
+        snapshots.append(snapshot(db))
+        runs["again"] = scrub([monday], work / "monday-again", db, "--history")
+        snapshots.append(snapshot(db))
+        runs["tuesday again"] = scrub([tuesday], work / "tuesday-again", db, "--history")
+        snapshots.append(snapshot(db))
+    for run in runs.values():
+        assert run.exit_code == 0, run.stderr
+    book = load_workbook(runs["new"].out_dir / "denial-risk-report.xlsx")
+    return {**runs, "book": book, "snapshots": snapshots}
 
-    new = scrub([tmp_path / "tuesday.csv"], tmp_path / "tuesday", db_path, "--history")
-    found = [f for f in new.flags if f["rule_id"] == rule]
-    assert found and found[0]["claim_id"] == "B1"
+
+def _rows(sheet) -> list[dict]:
+    header = [c.value for c in sheet[2]]
+    return [dict(zip(header, (c.value for c in r))) for r in sheet.iter_rows(min_row=3)]
+
+
+@pytest.mark.parametrize("case", list(CROSS_BATCH))
+def test_a_new_line_conflicting_with_an_earlier_batch_is_flagged_naming_that_batch(cross_batch, case):
+    earlier_line, new_line, rule = CROSS_BATCH[case]
+    earlier, new = cross_batch["earlier"], cross_batch["new"]
+    claim, partner = new_line["claim_id"], earlier_line["claim_id"]
+    assert rule not in cross_batch["alone"].findings(claim, 1), "without history a batch is judged on its own"
+
+    found = [f for f in new.flags if f["rule_id"] == rule and f["claim_id"] == claim]
+    assert found
     assert found[0]["partner_batch"] == earlier.summary["batch_id"]
     assert earlier.summary["batch_id"] in found[0]["message"]
-    book = load_workbook(new.out_dir / "denial-risk-report.xlsx")
+    book = cross_batch["book"]
     if rule != "MUE_DOS":
-        assert found[0]["partner_claim_id"] == "A1"
-        sheet = book["Findings"]
-        header = [c.value for c in sheet[2]]
-        shown = [dict(zip(header, (c.value for c in r))) for r in sheet.iter_rows(min_row=3)]
-        assert [f["Partner line"] for f in shown if f["Rule"] == rule] == ["A1 line 1"]
-    header = [c.value for c in book["Worklist"][2]]
-    to_fix = dict(zip(header, (c.value for c in book["Worklist"][3])))
+        assert found[0]["partner_claim_id"] == partner
+        shown = _rows(book["Findings"])
+        assert [f["Partner line"] for f in shown if f["Rule"] == rule and f["Claim"] == claim] == [
+            f"{partner} line 1"]
+    to_fix = next(w for w in _rows(book["Worklist"]) if w["Claim"] == claim)
     action, instruction = CROSS_BATCH_ACTIONS[case]
-    assert to_fix["Claim"] == "B1" and to_fix["Action"] == action
+    assert to_fix["Action"] == action
     assert instruction.format(earlier=earlier.summary["batch_id"]) in to_fix["Instruction"]
 
-    again = scrub([tmp_path / "monday.csv"], tmp_path / "monday-again", db_path, "--history")
-    assert again.flags == earlier.flags, "an earlier batch is not judged against later ones"
+
+def test_an_earlier_batch_is_not_judged_against_later_ones(cross_batch):
+    assert cross_batch["again"].flags == cross_batch["earlier"].flags
+    assert cross_batch["earlier"].flags == []
 
 
 # How earlier releases stored claim lines: a table of their own, and raw rows without the scrubbable mark.
@@ -276,17 +307,12 @@ def test_a_database_that_stored_claim_lines_as_a_table_still_judges_against_them
     assert scrub([tmp_path / "monday.csv"], tmp_path / "monday-again", db_path, "--history").flags == earlier.flags
 
 
-def test_running_every_batch_twice_gives_the_same_tables(tmp_path, db_path):
-    monday = write_csv(tmp_path / "monday.csv", [line("A1", "76120"), line("A2", "99213", patient="PZ")])
-    tuesday = write_csv(tmp_path / "tuesday.csv", [line("B1", "76120", modifiers="26", npi="5550001114"),
-                                                   line("B2", "76000")])
-    for name in ("first", "second"):
-        for path in (monday, tuesday):
-            assert scrub([path], tmp_path / name / path.stem, db_path, "--history").exit_code == 0
-        if name == "first":
-            before = snapshot(db_path)
-    assert snapshot(db_path) == before
-    assert any("Earlier batch" in row for row in before["line_flags"])
+def test_running_every_batch_twice_gives_the_same_tables(cross_batch):
+    after_both, after_monday_again, after_tuesday_again = cross_batch["snapshots"]
+    assert after_monday_again == after_both
+    assert after_tuesday_again == after_both
+    assert any("Earlier batch" in row for row in after_both["line_flags"])
+    assert cross_batch["tuesday again"].flags == cross_batch["new"].flags
 
 
 def test_an_835_in_the_inbox_is_loaded_once_and_refreshes_the_payer_feedback(tmp_path, inbox, instance, db_path):
@@ -307,7 +333,7 @@ def test_an_835_in_the_inbox_is_loaded_once_and_refreshes_the_payer_feedback(tmp
     later = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
     assert isinstance(later, dg.SkipReason)  # an 835 is not a claim export to scrub
     result = dg.materialize(FEEDBACK_ASSETS, instance=instance, run_config=requests[0].run_config,
-                            resources={"duckdb": duckdb_resource(str(db_path))})
+                            resources=run_resources(str(db_path)))
     assert result.success
     feedback = Path(os.environ["CLAIMSCRUB_HOME"]) / "reports" / "payer-feedback"
     outcomes = {r["rule_id"]: r for r in read_csv(feedback / "rule_outcomes.csv")}

@@ -4,6 +4,7 @@ priced_lines still has the columns of an earlier release."""
 import hashlib
 
 import duckdb
+import pytest
 
 from assets import flow, outputs
 from assets.readers import insertion_order
@@ -33,14 +34,27 @@ def _export(tmp_path):
     return text_export(tmp_path / "patients.csv", rows)
 
 
+@pytest.fixture(scope="module")
+def patients_run(tmp_path_factory, reference_db):
+    """One scrub of the patients' export, its database kept for the tests that write its outputs again."""
+    folder = tmp_path_factory.mktemp("patients")
+    db = folder / "claimscrub.duckdb"
+    db.write_bytes(reference_db.read_bytes())
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_SECRET", SECRET)
+        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+        export = _export(folder)
+        run = scrub([export], folder / "out", db)
+    assert run.exit_code == 0, run.stderr
+    return run, db, export
+
+
 def _masked(patient_id: str) -> str:
     return "P-" + hashlib.sha256(f"{SECRET}|{patient_id}".encode()).hexdigest()[:12]
 
 
-def test_every_line_carries_its_patients_keyed_hash(tmp_path, db_path, monkeypatch):
-    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
-    run = scrub([_export(tmp_path)], tmp_path / "out", db_path)
-    assert run.exit_code == 0, run.stderr
+def test_every_line_carries_its_patients_keyed_hash(patients_run):
+    run, _, _ = patients_run
     assert [(line["claim_id"], line["line_number"], line["patient"]) for line in run.lines] == [
         ("CLM-TWO-LINES", "1", _masked("PT-ONE")),
         ("CLM-TWO-LINES", "2", _masked("PT-ONE")),
@@ -56,12 +70,10 @@ def test_show_ids_prints_each_lines_own_patient_in_file_order(tmp_path, db_path)
     assert [line["patient"] for line in run.lines] == ["PT-ONE", "PT-ONE", "PT-TWO", 'PT "THREE", jr', "PT-ONE"]
 
 
-def test_a_database_with_the_old_priced_lines_gives_the_same_outputs(tmp_path, db_path, reference_db,
+def test_a_database_with_the_old_priced_lines_gives_the_same_outputs(tmp_path, reference_db, patients_run,
                                                                       monkeypatch):
     monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
-    export = _export(tmp_path)
-    fresh = scrub([export], tmp_path / "fresh", db_path)
-    assert fresh.exit_code == 0, fresh.stderr
+    fresh, _, export = patients_run
 
     old_db = tmp_path / "old.duckdb"
     old_db.write_bytes(reference_db.read_bytes())
@@ -69,7 +81,7 @@ def test_a_database_with_the_old_priced_lines_gives_the_same_outputs(tmp_path, d
         con.execute(OLD_PRICED_LINES)
     old = scrub([export], tmp_path / "old", old_db)
     assert old.exit_code == 0, old.stderr
-    assert outputs_of(tmp_path / "old") == outputs_of(tmp_path / "fresh")
+    assert outputs_of(tmp_path / "old") == outputs_of(fresh.out_dir)
     with duckdb.connect(str(old_db)) as con:
         columns = [c[0] for c in con.execute("describe priced_lines").fetchall()]
     assert "work_rvu" not in columns and "expected_allowed" in columns
@@ -142,21 +154,20 @@ def test_findings_judged_before_partners_were_stored_still_name_their_partner_li
             == (tmp_path / "judged" / "flags.csv").read_bytes())
 
 
-def test_the_write_stage_leaves_the_database_settings_as_it_found_them(tmp_path, db_path, monkeypatch):
+def test_the_write_stage_leaves_the_database_settings_as_it_found_them(tmp_path, patients_run, monkeypatch):
     # The stage keeps insertion order and halves DuckDB's threads for its two connections: a process that
     # goes on using the database gets it back as it was.
     monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
-    first = scrub([_export(tmp_path)], tmp_path / "first", db_path)
-    assert first.exit_code == 0, first.stderr
+    first, db, _ = patients_run
     settings = "select current_setting('threads'), current_setting('preserve_insertion_order')"
-    with duckdb.connect(str(db_path)) as con:
+    with duckdb.connect(str(db)) as con:
         con.execute("set threads = 3")
         before = con.execute(settings).fetchall()
         [(batch,)] = con.execute("select distinct batch_id from line_flags").fetchall()
         outputs.write_outputs(con, batch, tmp_path / "again", show_ids=False)
         assert con.execute(settings).fetchall() == before == [(3, True)]
     for name in ("flags.csv", "lines.csv"):
-        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "first" / name).read_bytes()
+        assert (tmp_path / "again" / name).read_bytes() == (first.out_dir / name).read_bytes()
 
 
 def test_a_database_that_stored_each_lines_prices_keeps_them_and_judges_against_them(tmp_path, db_path,

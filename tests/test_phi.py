@@ -9,6 +9,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from pipelines.cli import materialize
@@ -68,19 +69,39 @@ def test_show_ids_is_the_only_way_to_see_patient_ids(tmp_path, db_path):
     assert {line["patient"] for line in run.lines} == {PATIENTS[0], PATIENTS[1]}
 
 
-def test_reports_database_and_secret_are_readable_by_the_owner_only(tmp_path, isolated_home):
-    out = tmp_path / "reports" / "tonight"
-    run = scrub([_export(tmp_path)], out, isolated_home / "claimscrub.duckdb")
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """A site's first scrub, with every network call refused: it makes its database (loading the bundled
+    releases), its secret and its reports."""
+    folder = tmp_path_factory.mktemp("first-run")
+    home, out = folder / "home", folder / "reports" / "tonight"
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access during a scrub")
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CLAIMSCRUB_HOME", str(home))
+        for name in ("connect", "connect_ex", "sendto"):
+            env.setattr(socket.socket, name, refuse)
+        env.setattr(socket, "getaddrinfo", refuse)
+        env.setattr(socket, "create_connection", refuse)
+        run = scrub([_export(folder)], out, home / "claimscrub.duckdb")
     assert run.exit_code == 0, run.stderr
-    private = [*out.iterdir(), isolated_home / "claimscrub.duckdb", isolated_home / "site-secret"]
+    return run, home, attempts
+
+
+def test_reports_database_and_secret_are_readable_by_the_owner_only(first_run):
+    run, home, _ = first_run
+    out = run.out_dir
+    private = [*out.iterdir(), home / "claimscrub.duckdb", home / "site-secret"]
     assert {p.name: stat.S_IMODE(os.stat(p).st_mode) & 0o077 for p in private} == {p.name: 0 for p in private}
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
 
 
-def test_no_workbook_cell_becomes_a_formula_link_or_macro(tmp_path, db_path):
-    run = scrub([_export(tmp_path)], tmp_path / "out", db_path)
-    assert run.exit_code == 0, run.stderr
-    path = tmp_path / "out" / "denial-risk-report.xlsx"
+def test_no_workbook_cell_becomes_a_formula_link_or_macro(first_run):
+    path = first_run[0].out_dir / "denial-risk-report.xlsx"
     book = load_workbook(path)
     cells = [cell for sheet in book.worksheets for line in sheet.iter_rows() for cell in line]
     assert not [c.coordinate for c in cells if c.data_type == "f"]
@@ -99,23 +120,11 @@ def test_no_workbook_cell_becomes_a_formula_link_or_macro(tmp_path, db_path):
     assert "<hyperlink" not in xml and "relationships/hyperlink" not in xml
 
 
-def test_a_scrub_makes_no_network_access(tmp_path, db_path, monkeypatch):
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network access during a scrub")
-
-    for name in ("connect", "connect_ex", "sendto"):
-        monkeypatch.setattr(socket.socket, name, refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-
-    run = scrub([_export(tmp_path)], tmp_path / "out", db_path)
-    assert run.exit_code == 0, run.stderr
+def test_a_scrub_makes_no_network_access(first_run):
+    run, home, attempts = first_run
     assert attempts == []
     # DuckDB's own network path: fetching an extension it lacks. A scrub's connections never do.
-    with duckdb_resource(str(db_path)).get_connection() as con:
+    with duckdb_resource(str(home / "claimscrub.duckdb")).get_connection() as con:
         settings = con.execute("""select current_setting('autoinstall_known_extensions'),
                                          current_setting('autoload_known_extensions')""").fetchall()
     assert settings == [(False, False)]

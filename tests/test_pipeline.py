@@ -5,7 +5,7 @@ import dagster as dg
 from assets.flow import ALL_ASSETS, REFERENCE_CURRENT, ROWS_ACCOUNTED
 from pipelines.cli import run_config
 from pipelines.definitions import defs
-from pipelines.resources import duckdb_resource
+from pipelines.resources import run_resources
 from reference.assets import REFERENCE_CHECKS
 
 from .helpers import write_csv
@@ -29,7 +29,7 @@ def _materialize(export, out_dir, db_path):
     with dg.DagsterInstance.ephemeral() as instance:
         return dg.materialize(
             [*ALL_ASSETS, *REFERENCE_CHECKS],
-            resources={"duckdb": duckdb_resource(str(db_path))},
+            resources=run_resources(str(db_path)),
             run_config=run_config("test-batch", [export], out_dir, "", "", False),
             instance=instance,
         )
