@@ -144,8 +144,12 @@ def feedback_views(con, min_count: int = DEFAULT_MIN_COUNT, as_of: date | None =
 
 
 def has_remittances(con) -> bool:
-    ensure_schema(con)
-    return con.execute("select count(*) from remit_files").fetchall()[0][0] > 0
+    # Asked by every report: a database that never loaded an 835 has no remittance tables to create here.
+    made = con.execute(
+        """select count(*) from duckdb_tables()
+           where database_name = current_database() and schema_name = 'main' and table_name = 'remit_files'"""
+    ).fetchall()[0][0]
+    return made > 0 and con.execute("select count(*) from remit_files").fetchall()[0][0] > 0
 
 
 def write_feedback(con, out_dir: Path, min_count: int = DEFAULT_MIN_COUNT,
