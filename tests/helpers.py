@@ -2,10 +2,14 @@
 
 import csv
 import json
+import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
+import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
@@ -78,3 +82,18 @@ def outputs_of(out_dir: Path) -> dict:
     summary.pop("started"), summary.pop("finished")
     return {"flags": read_csv(out_dir / "flags.csv"), "lines": read_csv(out_dir / "lines.csv"),
             "quarantine": read_csv(out_dir / "quarantine.csv"), "summary": summary}
+
+
+@contextmanager
+def module_site(tmp_path_factory, reference_db: Path, name: str, **env: str) -> Iterator[tuple[Path, Path]]:
+    """A site of a test module's own, for runs its tests share: a folder, a database holding the reference
+    releases, and the site's working folder (and any other settings) in the environment while it is open."""
+    folder = tmp_path_factory.mktemp(name)
+    db = folder / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+        patch.delenv("CLAIMSCRUB_SECRET", raising=False)
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield folder, db

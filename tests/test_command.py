@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import read_csv, scrub, write_csv
+from .helpers import module_site, read_csv, scrub, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "claims_sample.csv"
@@ -21,18 +21,20 @@ QUARANTINE_COLUMNS = ["source_file", "source_row", "claim_id", "line_number", "r
 
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory, reference_db) -> Path:
-    db = tmp_path_factory.mktemp("sample") / "claimscrub.duckdb"
-    db.write_bytes(reference_db.read_bytes())
-    return db
+def sample_site(tmp_path_factory, reference_db):
+    """One scrub of the sample, shared by the tests that read its outputs, and its database."""
+    with module_site(tmp_path_factory, reference_db, "sample") as (folder, db):
+        return scrub([SAMPLE], folder / "out", db), db
 
 
 @pytest.fixture(scope="module")
-def sample_run(sample_db):
-    """One scrub of the sample, shared by the tests that read its outputs."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_HOME", str(sample_db.parent / "home"))
-        return scrub([SAMPLE], sample_db.parent / "out", sample_db)
+def sample_run(sample_site):
+    return sample_site[0]
+
+
+@pytest.fixture(scope="module")
+def sample_db(sample_site) -> Path:
+    return sample_site[1]
 
 
 def test_sample_outputs_have_the_interface_columns_in_order(sample_run):

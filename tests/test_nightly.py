@@ -21,7 +21,7 @@ from pipelines.partitions import INBOX_PARTITIONS
 from pipelines.resources import run_resources
 from reference.assets import PER_RUN_CHECKS
 
-from .helpers import read_csv, scrub, write_csv
+from .helpers import module_site, read_csv, scrub, write_csv
 from .x12_files import write_835
 
 NIGHT = datetime(2024, 7, 9, 2, 0, tzinfo=timezone.utc)
@@ -223,14 +223,10 @@ CROSS_BATCH_ACTIONS = {
 def cross_batch(tmp_path_factory, reference_db) -> dict:
     """Monday's batch with the earlier lines, Tuesday's with the new ones: judged alone, with history, and
     Monday's again after Tuesday's."""
-    work = tmp_path_factory.mktemp("cross-batch")
-    db = work / "claimscrub.duckdb"
-    db.write_bytes(reference_db.read_bytes())
-    monday = write_csv(work / "monday.csv", [earlier for earlier, _, _ in CROSS_BATCH.values()])
-    tuesday = write_csv(work / "tuesday.csv", [new for _, new, _ in CROSS_BATCH.values()])
     snapshots = []
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_HOME", str(work / "home"))
+    with module_site(tmp_path_factory, reference_db, "cross-batch") as (work, db):
+        monday = write_csv(work / "monday.csv", [earlier for earlier, _, _ in CROSS_BATCH.values()])
+        tuesday = write_csv(work / "tuesday.csv", [new for _, new, _ in CROSS_BATCH.values()])
         runs = {"earlier": scrub([monday], work / "monday", db, "--history"),
                 "alone": scrub([tuesday], work / "alone", db),
                 "new": scrub([tuesday], work / "tuesday", db, "--history")}

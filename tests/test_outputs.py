@@ -10,7 +10,7 @@ from assets import flow, outputs
 from assets.readers import insertion_order
 
 from .corpus import row, text_export
-from .helpers import outputs_of, scrub
+from .helpers import module_site, outputs_of, scrub
 
 SECRET = "test-site-secret"
 # priced_lines as earlier releases created it: the fee's RVUs, GPCIs and the MUE rationale stored per line.
@@ -37,12 +37,7 @@ def _export(tmp_path):
 @pytest.fixture(scope="module")
 def patients_run(tmp_path_factory, reference_db):
     """One scrub of the patients' export, its database kept for the tests that write its outputs again."""
-    folder = tmp_path_factory.mktemp("patients")
-    db = folder / "claimscrub.duckdb"
-    db.write_bytes(reference_db.read_bytes())
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_SECRET", SECRET)
-        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+    with module_site(tmp_path_factory, reference_db, "patients", CLAIMSCRUB_SECRET=SECRET) as (folder, db):
         export = _export(folder)
         run = scrub([export], folder / "out", db)
     assert run.exit_code == 0, run.stderr

@@ -19,7 +19,7 @@ from assets.report_data import name_without_dates, source_key
 from assets.rules import RULES
 from assets.rules.worklist import INSTRUCTIONS, PRECEDENCE, SIDE_RULES, template_sql
 
-from .helpers import scrub, write_csv
+from .helpers import module_site, scrub, write_csv
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "claims_sample.csv"
 RADIOLOGY, CARDIO, GROUP = "1234567893", "9876543213", "5550001114"
@@ -59,12 +59,7 @@ CONFLICTS = [
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, reference_db):
-    work = tmp_path_factory.mktemp("worklist")
-    db = work / "claimscrub.duckdb"
-    db.write_bytes(reference_db.read_bytes())
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_HOME", str(work / "home"))
-        env.delenv("CLAIMSCRUB_SECRET", raising=False)
+    with module_site(tmp_path_factory, reference_db, "worklist") as (work, db):
         result = scrub([SAMPLE, write_csv(work / "conflicts.csv", CONFLICTS)], work / "out", db)
     assert result.exit_code == 0, result.stderr
     return result
