@@ -135,7 +135,8 @@ def _distinct_codes(rng: np.random.Generator, claim: np.ndarray) -> np.ndarray:
     return code
 
 
-def _claims(rng: np.random.Generator, first_claim: int, claims: int, patients: int) -> pd.DataFrame:
+def _claims(rng: np.random.Generator, first_claim: int, claims: int, patients: int,
+            first_day: np.datetime64 = FIRST_DAY) -> pd.DataFrame:
     """One chunk of claims, one row per line, as integer choices and flags."""
     sizes = rng.choice(CLAIM_SIZES[0], size=claims, p=CLAIM_SIZES[1])
     # A surgery is billed alone; the claim after it, now and then, is one visit of the patient to the surgeon.
@@ -215,28 +216,33 @@ def _claims(rng: np.random.Generator, first_claim: int, claims: int, patients: i
     defect = np.where(rng.random(lines) < P_UNREADABLE, defects[rng.integers(0, len(DEFECTS), lines)], "")
     return frame.assign(
         ordinal=np.arange(lines), claim_no=first_claim + claim, line_number=line_number,
-        dos=FIRST_DAY + frame["day"].to_numpy().astype("timedelta64[D]"),
+        dos=first_day + frame["day"].to_numpy().astype("timedelta64[D]"),
         code=code, mod_1=mod_1, mod_2=mod_2,
         units=np.where(rng.random(lines) < P_EXTRA_UNITS, 2, 1),
         charge_cents=rng.integers(4000, 40000, lines), defect=defect,
     )
 
 
-def generate(path: Path, lines: int, seed: int = SEED, chunk_lines: int = 1_000_000) -> Path:
-    """Write a claim export of exactly `lines` data rows (plus the header) to `path`."""
+def generate(path: Path, lines: int, seed: int = SEED, chunk_lines: int = 1_000_000, first_day: str = "",
+             patients: int = 0, first_claim: int = 0) -> Path:
+    """Write a claim export of exactly `lines` data rows (plus the header) to `path`: dates of service in the
+    DAYS from `first_day` (default FIRST_DAY), patients numbered below `patients` (default one per 8 lines).
+    Earlier quarters of the same patients, with claim numbers from `first_claim` on, make a history for
+    `--history` runs."""
     rng = np.random.default_rng(seed)
-    patients = max(1, lines // 8)
+    patients = patients or max(1, lines // 8)
+    start = np.datetime64(first_day) if first_day else FIRST_DAY
     params = {"codes": [c for c, _, _ in CODES], "rendering": RENDERING, "billing": BILLING,
               "pos": POS[0], "dx": DIAGNOSES, "payers": PAYERS}
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
-    written, first_claim = 0, 0
+    written = 0
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp, open(path, "w", newline="") as out:
         out.write(",".join(HEADER) + "\n")
         while written < lines:
             want = min(chunk_lines, lines - written)
             claims = max(1, int(want / 2.55) + 8)
-            frame = _claims(rng, first_claim, claims, patients).head(want)
+            frame = _claims(rng, first_claim, claims, patients, start).head(want)
             first_claim += claims
             part = Path(tmp) / "part.csv"
             con.register("chunk_frame", frame)
@@ -255,8 +261,12 @@ def main() -> None:
     parser.add_argument("lines", type=int)
     parser.add_argument("path", type=Path)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--first-day", default="", help="first date of service (YYYY-MM-DD; default 2024-07-01)")
+    parser.add_argument("--patients", type=int, default=0, help="how many patients (default one per 8 lines)")
+    parser.add_argument("--first-claim", type=int, default=0, help="number of the first claim (default 0)")
     args = parser.parse_args()
-    generate(args.path, args.lines, args.seed)
+    generate(args.path, args.lines, args.seed, first_day=args.first_day, patients=args.patients,
+             first_claim=args.first_claim)
 
 
 if __name__ == "__main__":
