@@ -246,7 +246,7 @@ def generate(path: Path, lines: int, seed: int = SEED, chunk_lines: int = 1_000_
             first_claim += claims
             part = Path(tmp) / "part.csv"
             con.register("chunk_frame", frame)
-            con.execute(f"copy ({FORMAT}) to '{part}' (header false, delimiter ',')", params)
+            con.execute(f"copy ({FORMAT}) to $part (header false, delimiter ',')", {**params, "part": str(part)})
             con.unregister("chunk_frame")
             with open(part) as src:
                 out.flush()
