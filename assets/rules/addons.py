@@ -27,43 +27,65 @@ where line_id >= 0 and aoc_release is not null
 
 # For each add-on line: the edits active on its DOS (in the release that judges it), the lowest edit type
 # among them, that type's primary codes still in force, and whether the encounter holds the primary it needs.
+# The edits depend on the release, code and day alone, which many add-on lines share: they are worked out once
+# per those (`keys`), not once per line.
 AOC_NO_PRIMARY = """
 insert into found by name
-with active as (
-    select addon.line_id, edit.edit_type, edit.primary_code, edit.primary_deletion_date, addon.date_of_service
-    from addon_lines addon
-    join ref_aoc edit on edit.release_id = addon.aoc_release and edit.add_on_code = addon.hcpcs
-    where (edit.edit_effective_date is null or edit.edit_effective_date <= addon.date_of_service)
-      and (edit.edit_deletion_date is null or addon.date_of_service <= edit.edit_deletion_date)
-      and (edit.aoc_deletion_date is null or addon.date_of_service <= edit.aoc_deletion_date)
+with keys as (
+    select distinct aoc_release, hcpcs, date_of_service from addon_lines
+),
+active as (
+    select key.aoc_release, key.hcpcs, key.date_of_service, edit.edit_type, edit.primary_code,
+           edit.primary_deletion_date
+    from keys key
+    join ref_aoc edit on edit.release_id = key.aoc_release and edit.add_on_code = key.hcpcs
+    where (edit.edit_effective_date is null or edit.edit_effective_date <= key.date_of_service)
+      and (edit.edit_deletion_date is null or key.date_of_service <= edit.edit_deletion_date)
+      and (edit.aoc_deletion_date is null or key.date_of_service <= edit.aoc_deletion_date)
 ),
 deciding as (
-    select line_id, min(edit_type) as edit_type from active group by line_id
+    select aoc_release, hcpcs, date_of_service, min(edit_type) as edit_type from active group by all
 ),
 primaries as (
-    select active.line_id, active.primary_code
-    from active join deciding on deciding.line_id = active.line_id and deciding.edit_type = active.edit_type
+    select active.aoc_release, active.hcpcs, active.date_of_service, active.primary_code
+    from active
+    join deciding on deciding.aoc_release = active.aoc_release and deciding.hcpcs = active.hcpcs
+                 and deciding.date_of_service is not distinct from active.date_of_service
+                 and deciding.edit_type = active.edit_type
     where active.primary_code <> 'CCCCC'
       and (active.primary_deletion_date is null or active.date_of_service <= active.primary_deletion_date)
 ),
 primary_lists as (
-    select line_id, list_sort(list(distinct primary_code)) as codes from primaries group by line_id
+    select aoc_release, hcpcs, date_of_service, list_sort(list(distinct primary_code)) as codes
+    from primaries group by all
+),
+edits as (
+    select deciding.*, coalesce(primary_lists.codes, []) as primary_codes
+    from deciding
+    left join primary_lists on primary_lists.aoc_release = deciding.aoc_release
+                           and primary_lists.hcpcs = deciding.hcpcs
+                           and primary_lists.date_of_service is not distinct from deciding.date_of_service
 ),
 judged as (
-    select addon.*, deciding.edit_type, coalesce(primary_lists.codes, []) as primary_codes,
-           case when deciding.edit_type = 2 then exists (
-                    select 1 from sl other
-                    where other.patient_id = addon.patient_id and other.date_of_service = addon.date_of_service
-                      and other.provider_key = addon.provider_key and other.line_id <> addon.line_id)
-                else exists (
-                    select 1 from sl other
-                    where other.patient_id = addon.patient_id and other.date_of_service = addon.date_of_service
-                      and other.provider_key = addon.provider_key and other.line_id <> addon.line_id
-                      and list_contains(primary_lists.codes, other.hcpcs))
-           end as has_primary
+    select addon.*, edits.edit_type, edits.primary_codes
     from addon_lines addon
-    join deciding on deciding.line_id = addon.line_id
-    left join primary_lists on primary_lists.line_id = addon.line_id
+    join edits on edits.aoc_release = addon.aoc_release and edits.hcpcs = addon.hcpcs
+              and edits.date_of_service is not distinct from addon.date_of_service
+),
+-- What else the add-on line's patient, day and provider hold: any other line (edit type 2), or one of its
+-- primaries (the other types).
+encounters as (
+    select addon.line_id, true as any_other, bool_or(list_contains(addon.primary_codes, other.hcpcs)) as any_primary
+    from judged addon
+    join sl other on other.patient_id = addon.patient_id and other.date_of_service = addon.date_of_service
+                 and other.provider_key = addon.provider_key and other.line_id <> addon.line_id
+    group by addon.line_id
+),
+judged_lines as (
+    select judged.*,
+           coalesce(case when judged.edit_type = 2 then encounters.any_other else encounters.any_primary end,
+                    false) as has_primary
+    from judged left join encounters on encounters.line_id = judged.line_id
 )
 select line_id, 'AOC_NO_PRIMARY' as rule_id,
        case when edit_type = 1 then 'deny' else 'review' end as severity,
@@ -80,7 +102,7 @@ select line_id, 'AOC_NO_PRIMARY' as rule_id,
                         strftime(date_of_service, '%Y-%m-%d'))
        end as message,
        expected_allowed
-from judged
+from judged_lines
 where not has_primary
 """
 
