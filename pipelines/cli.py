@@ -21,7 +21,7 @@ import click
 from .feedback_commands import feedback, remit
 from .reference_cli import reference
 from .review_commands import rejudge, review
-from .runs import batch_id_for, error_message, fail, run_config
+from .runs import batch_id_for, error_message, fail, holding_database, run_config
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
@@ -90,8 +90,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
     from assets.readers import InputFileError, inspect_export, load_mapping, misnamed, prefetching
 
-    from .database import DatabaseBusyError, database_for, hold_database
-    from .settings import lock_timeout, mapping_file, run_day, rvu_variant, work_floor_through
+    from .settings import database_path, mapping_file, run_day, rvu_variant, work_floor_through
     from .settings import standing_days as site_standing_days
 
     # Everything a scrub creates (database, reports, the site secret) holds patient data: owner-only.
@@ -126,24 +125,16 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     from .progress import show_progress
 
     show_progress(log)
-    try:
-        timeout = lock_timeout()
-    except ValueError as exc:
-        fail(str(exc))
-    database = database_for(db)
-    waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
-    try:
-        # Held for the whole run: a second scrub waits here instead of interleaving with this one.
-        with hold_database(database, timeout,
-                           on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)) as con:
-            if locality and not _known_locality(con, locality):
-                fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
-                      "(`claimscrub reference localities` lists them)")
-            with prefetching(con, list(files), site_mapping) as staged:
-                result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
-                                     with_history=history, standing_days=standing_days, staged_exports=staged)
-    except DatabaseBusyError as exc:
-        fail(str(exc), 1)
+    database = db or database_path()
+    # Held for the whole run: another writer (a second scrub, the nightly run) waits here instead of
+    # interleaving with this one, and this one waits for it.
+    with holding_database(database) as con:
+        if locality and not _known_locality(con, locality):
+            fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
+                  "(`claimscrub reference localities` lists them)")
+        with prefetching(con, list(files), site_mapping) as staged:
+            result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
+                                 with_history=history, standing_days=standing_days, staged_exports=staged)
     if not result.success:
         code, message = error_message(result)
         fail(message, code)

@@ -1,12 +1,12 @@
 """The claims database: its path from CLAIMSCRUB_DB, else the working folder's database, and connections to it.
 
-DuckDB lets one process at a time write a database file. Rather than fail at once when another scrub (or
-the nightly job, or someone's DuckDB shell) holds it, a connection waits for the lock up to
-CLAIMSCRUB_LOCK_TIMEOUT seconds and then fails with a plain message.
+DuckDB lets one process at a time write a database file. Every writer (each command that writes, and every
+run Dagster launches, through the resource) holds the file for its whole run, so that two of them never
+interleave. Rather than fail at once when another process holds it, a writer waits for the lock up to
+CLAIMSCRUB_LOCK_TIMEOUT seconds, says once that it waits, and then fails with a plain message.
 """
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -31,6 +31,13 @@ class DatabaseBusyError(RuntimeError):
     """Another process held the database for longer than the lock timeout. The message is one sentence."""
 
 
+def waiting_notice(database: str, timeout: float, waiter: str = "") -> str:
+    """What a writer says, once, when another process holds the database: the file, how long it waits, and
+    (for a run launched by Dagster, whose log has no command line to go by) what is waiting."""
+    notice = f"database {database} is in use by another process; waiting up to {timeout:g} s"
+    return f"{notice} before {waiter} starts" if waiter else notice
+
+
 def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTION_CONFIG) -> duckdb.DuckDBPyConnection:
     """Open the database for writing, waiting up to `timeout` seconds for another process's lock.
 
@@ -53,16 +60,6 @@ def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTI
                 on_wait()
                 on_wait = None
             time.sleep(RETRY_SECONDS)
-
-
-@contextmanager
-def hold_database(database: str, timeout: float, on_wait=None):
-    """Hold the database for a whole run, so that two runs never interleave their stages."""
-    con = connect(database, timeout, on_wait)
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 def database_for(path: str | None = None) -> str:

@@ -1,12 +1,14 @@
 """`claimscrub remit` and `claimscrub feedback`: front doors on the feedback assets, as `scrub` is on the
-claim assets. Exit status as for scrub: 0 done, 2 for a usage error or a file that is not an 835, 1 else."""
+claim assets. Exit status as for scrub: 0 done, 2 for a usage error or a file that is not an 835, 1 else
+(the database held by another process past CLAIMSCRUB_LOCK_TIMEOUT among them). Both hold the database for
+their whole run, as a scrub does: a payer's 835 is never loaded between two stages of another run."""
 
 import os
 from pathlib import Path
 
 import click
 
-from .runs import error_message, fail
+from .runs import error_message, fail, holding_database
 
 
 def _materialize(asset, config: dict, db: str | None):
@@ -50,8 +52,9 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
             inspect_835(path)
     except InputFileError as exc:
         fail(str(exc))
-    result = _materialize(remittances, {"files": [str(p.resolve()) for p in files],
-                                        "file_names": [p.name for p in files]}, db)
+    with holding_database(db):
+        result = _materialize(remittances, {"files": [str(p.resolve()) for p in files],
+                                            "file_names": [p.name for p in files]}, db)
     if not result.success:
         _stop(result)
     (materialization,) = result.asset_materializations_for_node("remittances")
@@ -72,8 +75,6 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
 def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
     """Write overruled_dismissals.csv, rule_outcomes.csv, missed_denials.csv, denial_patterns.csv and a workbook
     from the loaded 835s."""
-    import duckdb
-
     from assets.feedback import has_remittances, payer_feedback
 
     from .settings import database_path, standing_days
@@ -81,16 +82,16 @@ def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
     database = db or database_path()
     if not os.path.exists(database):
         fail(f"{database}: no such database; scrub claims and load 835s with claimscrub remit first")
-    with duckdb.connect(database) as con:
-        loaded = has_remittances(con)
-    if not loaded:
-        fail(f"{database}: no 835 remittance loaded yet; load them with claimscrub remit FILE...")
     try:
         days = standing_days()
     except ValueError as exc:
         fail(str(exc))
-    result = _materialize(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count,
-                                           "standing_days": days}, db)
+    # Held from the first look to the last write: the feedback views are rebuilt from one state of the database.
+    with holding_database(database) as con:
+        if not has_remittances(con):
+            fail(f"{database}: no 835 remittance loaded yet; load them with claimscrub remit FILE...")
+        result = _materialize(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count,
+                                               "standing_days": days}, database)
     if not result.success:
         _stop(result)
     (materialization,) = result.asset_materializations_for_node("payer_feedback")

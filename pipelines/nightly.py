@@ -46,7 +46,8 @@ scrub_job = dg.define_asset_job(
 
 feedback_job = dg.define_asset_job(
     "payer_feedback_job", selection=dg.AssetSelection.assets(*FEEDBACK_ASSETS),
-    description="Load 835 remittances and refresh the payer feedback views.")
+    description="Load 835 remittances and refresh the payer feedback views.",
+    tags={DATABASE_TAG: database_path()})
 
 # Run after `claimscrub reference load` (by hand, or on a site's own schedule): without config it judges again
 # the stored lines from the start of the period of the release loaded last, and writes the impact to the

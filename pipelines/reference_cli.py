@@ -1,7 +1,8 @@
 """`claimscrub reference ...`: list the loaded CMS releases, load newer ones, download them from CMS.
 
 Loading writes to the same DuckDB file the scrub reads; DuckDB allows one writer per file, so a load while a
-scrub runs on that file stops with a plain message and changes nothing.
+scrub runs on that file waits for the scrub (CLAIMSCRUB_LOCK_TIMEOUT seconds, saying so on standard error),
+then loads, or exits 1 with one plain line having changed nothing.
 """
 
 import sys
@@ -10,31 +11,25 @@ from datetime import date, datetime
 from pathlib import Path
 
 import click
-import duckdb
 
-from .runs import fail
+from .runs import fail, holding_database
 
 DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb)."
 
 
 @contextmanager
 def _connection(db: str | None):
-    from .settings import database_path
+    """The database held for the whole command, as every writer holds it (opened without Dagster: these commands
+    stay quick to start).
 
-    # The same file the scrub uses, opened without Dagster: these commands stay quick to start.
-    database = db or database_path()
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(database)
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
-            raise
-        fail(f"{database}: the database is in use by another claimscrub run; try again when it finishes", 1)
-    try:
+    Every subcommand holds it for writing, even those that only show something: `list` makes the reference
+    tables of a new database, `status` and `localities` load the bundled releases a database lacks. A read-only
+    open would not spare the user the wait either: DuckDB refuses it while another process holds the file for
+    writing. So each one waits its turn like any writer and says so (a scrub of millions of lines takes minutes;
+    `reference status` then answers once it is done)."""
+    with holding_database(db) as con:
         con.execute("set enable_progress_bar = false")
         yield con
-    finally:
-        con.close()
 
 
 @click.group()

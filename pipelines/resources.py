@@ -1,31 +1,63 @@
 """The one DuckDB resource (pipelines/database.py has the database's path and how a connection waits)."""
 
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
 
 from .database import (
     CONNECTION_CONFIG,
     DATABASE_TAG,  # noqa: F401  (the nightly job and its tests import it from here)
     connect,
+    waiting_notice,
 )
 from .settings import database_path, lock_timeout
 
 
 class ClaimsDatabase(DuckDBResource):
-    """DuckDBResource that creates the database's folder when a run starts, not when code is imported, and
-    whose connections wait for another process's write lock instead of failing."""
+    """DuckDBResource that holds the database for a whole run, as `claimscrub scrub` does, and whose
+    connections wait for another process's write lock instead of failing.
+
+    The hold is taken when the run sets its resources up, before its first step, and let go when it tears
+    them down after its last, whether the run succeeded or not. Between two steps of a run launched by the
+    daemon or the UI, a command-line writer therefore finds the file still held and waits, instead of slipping
+    in and interleaving with the run. The steps open their own connections in the same process (the
+    definitions' in-process executor), which share the held instance and its lock, so they open at once. When
+    a command runs a job in process it already holds the file itself, and the hold here opens at once too.
+    """
 
     lock_timeout: float = 60.0
+    _hold: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
         return False
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # The folder is made when a run starts, not when the code is imported.
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        run = context.dagster_run
+        waiter = f"run {run.run_id[:8]} of {run.job_name}" if run is not None else "this run"
+        notice = waiting_notice(self.database, self.lock_timeout, waiter)
+
+        def say_it_waits() -> None:
+            # Standard error for whoever watches the run's process (its compute log), the run log for the UI.
+            print(f"claimscrub: {notice}", file=sys.stderr, flush=True)
+            if context.log is not None:
+                context.log.warning(notice)
+
+        # Past the timeout, DatabaseBusyError fails the run before any step started: nothing is written.
+        self._hold = connect(self.database, self.lock_timeout, on_wait=say_it_waits,
+                             config=self.connection_config)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
 
     @contextmanager
     def get_connection(self):

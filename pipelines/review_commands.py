@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .runs import fail
+from .runs import fail, holding_database
 
 DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb)."
 
@@ -34,29 +34,22 @@ def import_command(files: tuple[Path, ...], db: str | None) -> None:
     from assets.review import ReviewFileError, check_files, import_reviews, read_review
     from assets.tables import ensure_schema
 
-    from .database import DatabaseBusyError, database_for, hold_database
-    from .settings import database_path, lock_timeout
+    from .settings import database_path
 
     database = db or database_path()
     if not os.path.exists(database):
         fail(f"{database}: no such database; scrub claims first")
     try:
         reviews = [read_review(path) for path in files]
-        timeout = lock_timeout()
-    except (ReviewFileError, ValueError) as exc:
+    except ReviewFileError as exc:
         fail(str(exc))
-    waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
-    try:
-        with hold_database(database_for(database), timeout,
-                           on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)) as con:
-            ensure_schema(con)
-            try:
-                check_files(con, reviews)
-            except ReviewFileError as exc:
-                fail(str(exc))
-            result = import_reviews(con, reviews)
-    except DatabaseBusyError as exc:
-        fail(str(exc), 1)
+    with holding_database(database) as con:
+        ensure_schema(con)
+        try:
+            check_files(con, reviews)
+        except ReviewFileError as exc:
+            fail(str(exc))
+        result = import_reviews(con, reviews)
     for refusal in result.refused:
         click.echo(f"claimscrub: {refusal}", err=True)
     click.echo(f"{_plural(result.imported, 'decision', 'decisions')} imported, {result.unchanged:,} unchanged, "
@@ -75,9 +68,8 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
     releases that now cover their dates, and write what would change (the stored findings stay as they are)."""
     import os
 
-    from .database import DatabaseBusyError, database_for, hold_database
     from .runs import error_message
-    from .settings import database_path, lock_timeout
+    from .settings import database_path
 
     os.umask(0o077)  # the impact names claims and lines of patients: owner-only, as a scrub's outputs
     database = db or database_path()
@@ -88,20 +80,11 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
             if not path.is_dir():
                 fail(f"--out {out_dir}: {path} is a file, not a folder")
             break
-    try:
-        timeout = lock_timeout()
-    except ValueError as exc:
-        fail(str(exc))
     config = {"since": since.date().isoformat(), "out_dir": str(out_dir.resolve()), "show_ids": show_ids}
-    waiting = f"database {database} is in use by another process; waiting up to {timeout:g} s"
-    try:
-        # Held for the whole run, as a scrub holds it: the judgement is undone at its end, and nothing may
-        # write between.
-        with hold_database(database_for(database), timeout,
-                           on_wait=lambda: click.echo(f"claimscrub: {waiting}", err=True)):
-            result = _materialize_rejudge(config, database)
-    except DatabaseBusyError as exc:
-        fail(str(exc), 1)
+    # Held for the whole run, as a scrub holds it: the judgement is undone at its end, and nothing may
+    # write between.
+    with holding_database(database):
+        result = _materialize_rejudge(config, database)
     if not result.success:
         code, message = error_message(result)
         fail(message, code)

@@ -1,11 +1,12 @@
 """What every claimscrub command shares about a run: how a failure is said (one plain line on standard error and
-an exit status), how a batch is named, and the Dagster run configuration of a scrub (the command and the
-nightly schedule build it alike)."""
+an exit status), how a command holds the database, how a batch is named, and the Dagster run configuration of a
+scrub (the command and the nightly schedule build it alike)."""
 
 from __future__ import annotations
 
 import hashlib
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -17,6 +18,32 @@ def fail(message: str, code: int = 2, advice: str = "") -> None:
     if advice:
         click.echo(advice, err=True)
     sys.exit(code)
+
+
+@contextmanager
+def holding_database(db: str | None):
+    """Hold the database (--db, else CLAIMSCRUB_DB, else the working folder's) for the whole of a command that
+    writes it, and yield the holding connection. Another process's hold is waited for up to
+    CLAIMSCRUB_LOCK_TIMEOUT seconds, saying so once on standard error; past it, one plain line and exit 1, with
+    nothing written. The Dagster runs the command makes in process open their connections at once: connections
+    of one process share one DuckDB instance and its lock."""
+    from .database import DatabaseBusyError, connect, database_for, waiting_notice
+    from .settings import lock_timeout
+
+    try:
+        timeout = lock_timeout()
+    except ValueError as exc:
+        fail(str(exc))
+    database = database_for(db)
+    try:
+        con = connect(database, timeout,
+                      on_wait=lambda: click.echo(f"claimscrub: {waiting_notice(database, timeout)}", err=True))
+    except DatabaseBusyError as exc:
+        fail(str(exc), 1)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def batch_id_for(files: list[Path], hashes: list[str]) -> str:

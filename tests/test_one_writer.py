@@ -1,0 +1,314 @@
+"""One writer at a time on a site's database, whoever writes: a run the Dagster daemon launches holds the file
+from its first step to its last, as `claimscrub scrub` does, and every command that writes (reference, remit,
+feedback, review import) takes the same hold: it waits for another's, says so once on standard error, and past
+CLAIMSCRUB_LOCK_TIMEOUT exits 1 with one line, having changed nothing. Runs the real command and the nightly job
+as processes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.flow import ALL_ASSETS
+from pipelines.nightly import nightly_scrub
+from pipelines.resources import run_resources
+from reference.assets import PER_RUN_CHECKS
+
+from .helpers import command, scrub, write_csv
+from .test_nightly import NIGHT, Sensor, _register, drop, snapshot
+from .test_nightly import line as nightly_line
+from .test_review import REPORT, decide
+from .test_review import line as review_line
+from .x12_files import write_835
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+NIGHTLY_RUN = ROOT / "tests" / "nightly_run.py"
+MUE_2026 = ROOT / "tests" / "fixtures" / "reference" / "MCR_MUE_PractitionerServices_Eff_07-01-2026_excerpt.csv"
+WAIT_AT_MOST = 120  # seconds a test waits for a process to reach the point it looks for
+
+
+def _env(site: dict[str, str], timeout: str) -> dict[str, str]:
+    """The environment of a process of the site: this checkout's code first (the interpreter's own
+    installation may point at another), the site's folders, and how long a writer waits."""
+    env = {key: value for key, value in os.environ.items() if key not in ("CLAIMSCRUB_DB", "CLAIMSCRUB_SECRET")}
+    return {**env, **site, "PYTHONPATH": str(ROOT), "CLAIMSCRUB_LOCK_TIMEOUT": timeout}
+
+
+def _waiting(db: Path, seconds: int) -> str:
+    return f"claimscrub: database {db} is in use by another process; waiting up to {seconds} s"
+
+
+def _gave_up(db: Path, seconds: int) -> str:
+    return (f"claimscrub: database {db} is in use by another process; gave up after {seconds} s "
+            "(CLAIMSCRUB_LOCK_TIMEOUT sets how long to wait)")
+
+
+def fingerprint(db: Path) -> dict[str, tuple]:
+    """Every table of the database: its rows counted and hashed, whatever it holds."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = [name for (name,) in con.execute(
+            "select table_name from duckdb_tables() where database_name = current_database() order by 1"
+        ).fetchall()]
+        return {name: con.execute(f'select count(*), sum(hash(t)) from "{name}" t').fetchone() for name in tables}
+
+
+def _copy(db: Path, folder: Path) -> Path:
+    copy = folder / "db" / "claimscrub.duckdb"
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(db, copy)
+    return copy
+
+
+def _until(found, what: str) -> None:
+    deadline = time.monotonic() + WAIT_AT_MOST
+    while not found():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+# --- The nightly run, launched as the daemon launches it, and a scrub from the command line at the same time.
+
+# Tonight's export in the inbox, and the walk-in export a biller scrubs by hand during the nightly run: the
+# same patient, so that the scrub (with history) judges its line against the nightly batch's.
+NIGHTLY_ROWS = [nightly_line("N1", "76120", patient="PX"), nightly_line("N2", "76000", patient="PY")]
+WALK_IN_ROWS = [nightly_line("W1", "76120", modifiers="26", npi="5550001114", patient="PX")]
+
+
+@dataclass
+class Night:
+    site: dict[str, str]
+    reference_db: Path
+    request: Path  # the nightly schedule's run request, as the daemon's run worker gets it
+    walk_in: Path
+    expected: dict  # the claim tables after the nightly run and then the scrub, one after the other
+    db: Path
+    nightly: subprocess.CompletedProcess
+    by_hand: subprocess.CompletedProcess
+    waited: str  # the scrub's first line on standard error, read while the nightly run was paused
+
+
+def _request_file(request: dg.RunRequest, path: Path) -> Path:
+    path.write_text(json.dumps({"run_config": request.run_config, "tags": dict(request.tags)}))
+    return path
+
+
+def _start_nightly(request: Path, env: dict, folder: Path) -> subprocess.Popen:
+    # Its log goes to files: Dagster's debug lines would fill a pipe nobody reads while the run goes on.
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "stdout", "w") as out, open(folder / "stderr", "w") as err:
+        return subprocess.Popen([sys.executable, str(NIGHTLY_RUN), str(request)], cwd=folder, env=env,
+                                stdout=out, stderr=err)
+
+
+def _finished(process: subprocess.Popen, folder: Path) -> subprocess.CompletedProcess:
+    process.wait(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, (folder / "stdout").read_text(),
+                                       (folder / "stderr").read_text())
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory, reference_db) -> Night:
+    """Register tonight's export and let the schedule ask for the nightly run; give the claim tables of that
+    run followed by the walk-in scrub on a copy of the database; then start both at once on the site's database:
+    the nightly run in a process of its own, paused between two steps, and the scrub while it is paused."""
+    work = tmp_path_factory.mktemp("night")
+    site = {"CLAIMSCRUB_HOME": str(work / "home"), "CLAIMSCRUB_INBOX": str(work / "inbox"),
+            "CLAIMSCRUB_REPORTS": str(work / "reports")}
+    (work / "inbox").mkdir()
+    walk_in = write_csv(work / "walk-in.csv", WALK_IN_ROWS)
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in site.items():
+            env.setenv(key, value)
+        env.delenv("CLAIMSCRUB_SECRET", raising=False)
+        with dg.instance_for_test() as instance:
+            sensor = Sensor(instance)
+            drop(work / "inbox", "tonight.csv", NIGHTLY_ROWS)
+            _register(instance, sensor.tick())
+            request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+        assert isinstance(request, dg.RunRequest)
+
+        one_after_the_other = _copy(reference_db, work / "one-after-the-other")
+        nightly = dg.materialize([*ALL_ASSETS, *PER_RUN_CHECKS], run_config=request.run_config, tags=request.tags,
+                                 resources=run_resources(str(one_after_the_other)))
+        assert nightly.success
+        by_hand = scrub([walk_in], work / "by-hand-one-after", one_after_the_other, "--history")
+        assert by_hand.exit_code == 0, by_hand.stderr
+        expected = snapshot(one_after_the_other)
+
+    db = _copy(reference_db, work / "site")
+    request_file = _request_file(request, work / "request.json")
+    paused = work / "nightly" / "paused"
+    running = _start_nightly(request_file, {**_env({**site, "CLAIMSCRUB_DB": str(db)}, "120"),
+                                            "PAUSE_BETWEEN_STEPS": str(paused)}, work / "nightly")
+    try:
+        _until(lambda: paused.exists() or running.poll() is not None, "the nightly run to pause between steps")
+        assert running.poll() is None, (work / "nightly" / "stderr").read_text()
+        scrubbing = subprocess.Popen(command([walk_in], work / "by-hand", db, "--history"), cwd=work,
+                                     env=_env(site, "120"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        waited = scrubbing.stderr.readline()
+        still_waiting = scrubbing.poll() is None
+    finally:
+        paused.with_name("paused.go").touch()
+    stdout, stderr = scrubbing.communicate(timeout=300)
+    nightly_done = _finished(running, work / "nightly")
+    assert still_waiting, "the scrub waits for the nightly run; it does not fail"
+    return Night(site, reference_db, request_file, walk_in, expected, db, nightly_done,
+                 subprocess.CompletedProcess(scrubbing.args, scrubbing.returncode, stdout, waited + stderr), waited)
+
+
+def test_a_scrub_started_during_the_nightly_run_waits_for_it_and_says_so_once(night):
+    assert night.waited == _waiting(night.db, 120) + "\n"
+    assert night.by_hand.stderr.count("waiting up to") == 1, night.by_hand.stderr
+
+
+def test_the_nightly_run_and_the_scrub_both_complete_with_the_tables_of_one_after_the_other(night):
+    assert night.nightly.returncode == 0, night.nightly.stderr
+    assert json.loads(night.nightly.stdout.splitlines()[-1]) == {"success": True, "warnings": []}
+    assert night.by_hand.returncode == 0, night.by_hand.stderr
+    assert "Scrubbed 1 lines from 1 rows" in night.by_hand.stdout
+    assert snapshot(night.db) == night.expected
+    # The walk-in line was judged against the nightly batch: the scrub ran after the whole nightly run.
+    assert any("DUP_COMPONENT" in row for row in night.expected["line_flags"])
+
+
+def _request_writing_to(night: Night, out_dir: Path, path: Path) -> Path:
+    request = json.loads(night.request.read_text())
+    for op in request["run_config"]["ops"].values():
+        op["config"]["out_dir"] = str(out_dir)
+    path.write_text(json.dumps(request))
+    return path
+
+
+def test_a_nightly_run_waits_for_a_held_database_saying_so_on_standard_error_and_in_its_run_log(night, tmp_path):
+    db = _copy(night.reference_db, tmp_path)
+    request = _request_writing_to(night, tmp_path / "reports", tmp_path / "request.json")
+    holder = duckdb.connect(str(db))
+    try:
+        running = _start_nightly(request, _env({**night.site, "CLAIMSCRUB_DB": str(db)}, "120"), tmp_path / "run")
+        _until(lambda: "waiting up to" in (tmp_path / "run" / "stderr").read_text() or running.poll() is not None,
+               "the nightly run to say it waits")
+        assert running.poll() is None, "the run waits; it does not fail"
+    finally:
+        holder.close()
+    done = _finished(running, tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if line.startswith("claimscrub: ")]
+    assert len(said) == 1 and said[0].startswith(_waiting(db, 120) + " before run ")
+    assert said[0].endswith(" of scrub_job starts")
+    (logged,) = json.loads(done.stdout.splitlines()[-1])["warnings"]
+    assert logged == said[0].removeprefix("claimscrub: ")
+    assert (tmp_path / "reports" / "summary.json").exists()
+
+
+def test_a_nightly_run_that_cannot_get_the_database_fails_before_its_first_step_and_writes_nothing(night,
+                                                                                                   tmp_path):
+    db = _copy(night.reference_db, tmp_path)
+    before = fingerprint(db)
+    request = _request_writing_to(night, tmp_path / "reports", tmp_path / "request.json")
+    with duckdb.connect(str(db)):
+        done = _finished(_start_nightly(request, _env({**night.site, "CLAIMSCRUB_DB": str(db)}, "1"),
+                                        tmp_path / "run"), tmp_path / "run")
+    assert done.returncode == 1
+    assert json.loads(done.stdout.splitlines()[-1])["success"] is False
+    assert f"DatabaseBusyError: {_gave_up(db, 1).removeprefix('claimscrub: ')}" in done.stderr
+    assert "STEP_START" not in done.stderr
+    assert fingerprint(db) == before
+    assert not (tmp_path / "reports").exists()
+
+
+# --- Every other writer: the reference commands, remit, feedback and review import.
+
+SCRUBBED = [review_line("PTP-A", 1, "PAT-A", "92611"), review_line("PTP-A", 2, "PAT-A", "76120"),
+            review_line("MUE-1", 1, "PAT-M", "76120", units=2)]
+
+
+@dataclass
+class Site:
+    env: dict[str, str]
+    db: Path  # claims scrubbed, their first 835 loaded
+    decided: Path  # the run's workbook with one decision typed in
+    second_835: Path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, reference_db) -> Site:
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    work = tmp_path_factory.mktemp("writers")
+    env = {"CLAIMSCRUB_HOME": str(work / "home")}
+    db = _copy(reference_db, work)
+    first_835 = write_835(work / "first.835", SCRUBBED, {("MUE-1", 1): [("CO", "151")]})
+    second_835 = write_835(work / "second.835", SCRUBBED, {("PTP-A", 2): [("CO", "97")]})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLAIMSCRUB_HOME", env["CLAIMSCRUB_HOME"])
+        patch.delenv("CLAIMSCRUB_SECRET", raising=False)
+        run = scrub([write_csv(work / "claims.csv", SCRUBBED)], work / "out", db)
+        assert run.exit_code == 0, run.stderr
+        remitted = CliRunner().invoke(main, ["remit", str(first_835), "--db", str(db)])
+        assert remitted.exit_code == 0, remitted.stderr
+    decided = decide(run.out_dir / REPORT, work / "decided.xlsx",
+                     {("PTP-A", 2, "PTP_NO_BYPASS"): ("dismiss", "separate sessions", "ann", "this finding")})
+    return Site(env, db, decided, second_835)
+
+
+# Each writer's arguments (but --db), and what it says on standard output when it has done its work.
+WRITERS = {
+    "reference load": (lambda site, out: ["reference", "load", str(MUE_2026)], "MUE 2026Q3: loaded"),
+    "remit": (lambda site, out: ["remit", str(site.second_835)], "second.835: loaded"),
+    "review import": (lambda site, out: ["review", "import", str(site.decided)], "1 decision imported"),
+    "feedback": (lambda site, out: ["feedback", "--out", str(out)], "Feedback: "),
+    # Shows the tables, and may load bundled releases a database lacks: it holds the file as a writer does.
+    "reference status": (lambda site, out: ["reference", "status"], "Reference tables as of"),
+}
+
+
+def _writer(site: Site, writer: str, db: Path, out: Path) -> list[str]:
+    arguments, _ = WRITERS[writer]
+    return [sys.executable, "-m", "pipelines.cli", *arguments(site, out), "--db", str(db)]
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_a_writer_waits_for_a_held_database_says_so_once_and_then_does_its_work(site, writer, tmp_path):
+    db = _copy(site.db, tmp_path)
+    holder = duckdb.connect(str(db))
+    try:
+        process = subprocess.Popen(_writer(site, writer, db, tmp_path / "out"), cwd=tmp_path,
+                                   env=_env(site.env, "120"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
+        notice = process.stderr.readline()
+        assert process.poll() is None, "the writer waits; it does not fail"
+    finally:
+        holder.close()
+    stdout, stderr = process.communicate(timeout=WAIT_AT_MOST)
+    assert notice == _waiting(db, 120) + "\n"
+    assert process.returncode == 0, stderr
+    assert "waiting up to" not in stderr
+    assert WRITERS[writer][1] in stdout
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_a_writer_that_cannot_get_the_database_exits_1_with_one_line_and_changes_nothing(site, writer,
+                                                                                         tmp_path):
+    db = _copy(site.db, tmp_path)
+    before = fingerprint(db)
+    with duckdb.connect(str(db)):
+        done = subprocess.run(_writer(site, writer, db, tmp_path / "out"), cwd=tmp_path, env=_env(site.env, "1"),
+                              capture_output=True, text=True, timeout=WAIT_AT_MOST)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [_waiting(db, 1), _gave_up(db, 1)]
+    assert done.stdout == ""
+    assert fingerprint(db) == before
+    assert not (tmp_path / "out").exists()
