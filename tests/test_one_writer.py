@@ -280,35 +280,72 @@ def _writer(site: Site, writer: str, db: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "pipelines.cli", *arguments(site, out), "--db", str(db)]
 
 
-@pytest.mark.parametrize("writer", list(WRITERS))
-def test_a_writer_waits_for_a_held_database_says_so_once_and_then_does_its_work(site, writer, tmp_path):
-    db = _copy(site.db, tmp_path)
-    holder = duckdb.connect(str(db))
+@dataclass
+class Attempt:
+    """What a writer did against a database another process held: its first line on standard error, read
+    while the database was still held, whether it was still waiting then, and how it ended."""
+
+    db: Path
+    notice: str
+    waited: bool
+    done: subprocess.CompletedProcess
+    before: dict | None = None
+
+
+def _attempts(site: Site, folder: Path, timeout: str) -> dict[str, Attempt]:
+    """Every writer at once, each against a copy of the site's database that this process holds; with a
+    timeout of 120 s the copies are let go once every writer has said it waits."""
+    holders, running, attempts = [], {}, {}
     try:
-        process = subprocess.Popen(_writer(site, writer, db, tmp_path / "out"), cwd=tmp_path,
-                                   env=_env(site.env, "120"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
-        notice = process.stderr.readline()
-        assert process.poll() is None, "the writer waits; it does not fail"
+        for writer in WRITERS:
+            db = _copy(site.db, folder / writer.replace(" ", "-"))
+            before = fingerprint(db) if timeout == "1" else None
+            holders.append(duckdb.connect(str(db)))
+            process = subprocess.Popen(_writer(site, writer, db, db.parent / "out"), cwd=db.parent,
+                                       env=_env(site.env, timeout), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True)
+            running[writer] = (db, before, process)
+        notices = {writer: process.stderr.readline() for writer, (_, _, process) in running.items()}
+        waiting = {writer: process.poll() is None for writer, (_, _, process) in running.items()}
+        if timeout == "1":
+            for _, _, process in running.values():
+                process.wait(timeout=WAIT_AT_MOST)
     finally:
-        holder.close()
-    stdout, stderr = process.communicate(timeout=WAIT_AT_MOST)
-    assert notice == _waiting(db, 120) + "\n"
-    assert process.returncode == 0, stderr
-    assert "waiting up to" not in stderr
-    assert WRITERS[writer][1] in stdout
+        for holder in holders:
+            holder.close()
+    for writer, (db, before, process) in running.items():
+        stdout, stderr = process.communicate(timeout=WAIT_AT_MOST)
+        attempts[writer] = Attempt(db, notices[writer], waiting[writer],
+                                   subprocess.CompletedProcess(process.args, process.returncode, stdout,
+                                                               notices[writer] + stderr), before)
+    return attempts
+
+
+@pytest.fixture(scope="module")
+def waited(site, tmp_path_factory) -> dict[str, Attempt]:
+    return _attempts(site, tmp_path_factory.mktemp("waited"), "120")
+
+
+@pytest.fixture(scope="module")
+def gave_up(site, tmp_path_factory) -> dict[str, Attempt]:
+    return _attempts(site, tmp_path_factory.mktemp("gave-up"), "1")
 
 
 @pytest.mark.parametrize("writer", list(WRITERS))
-def test_a_writer_that_cannot_get_the_database_exits_1_with_one_line_and_changes_nothing(site, writer,
-                                                                                         tmp_path):
-    db = _copy(site.db, tmp_path)
-    before = fingerprint(db)
-    with duckdb.connect(str(db)):
-        done = subprocess.run(_writer(site, writer, db, tmp_path / "out"), cwd=tmp_path, env=_env(site.env, "1"),
-                              capture_output=True, text=True, timeout=WAIT_AT_MOST)
-    assert done.returncode == 1
-    assert done.stderr.splitlines() == [_waiting(db, 1), _gave_up(db, 1)]
-    assert done.stdout == ""
-    assert fingerprint(db) == before
-    assert not (tmp_path / "out").exists()
+def test_a_writer_waits_for_a_held_database_says_so_once_and_then_does_its_work(waited, writer):
+    attempt = waited[writer]
+    assert attempt.waited, "the writer waits; it does not fail"
+    assert attempt.notice == _waiting(attempt.db, 120) + "\n"
+    assert attempt.done.returncode == 0, attempt.done.stderr
+    assert attempt.done.stderr.count("waiting up to") == 1, attempt.done.stderr
+    assert WRITERS[writer][1] in attempt.done.stdout
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_a_writer_that_cannot_get_the_database_exits_1_with_one_line_and_changes_nothing(gave_up, writer):
+    attempt = gave_up[writer]
+    assert attempt.done.returncode == 1
+    assert attempt.done.stderr.splitlines() == [_waiting(attempt.db, 1), _gave_up(attempt.db, 1)]
+    assert attempt.done.stdout == ""
+    assert fingerprint(attempt.db) == attempt.before
+    assert not (attempt.db.parent / "out").exists()
