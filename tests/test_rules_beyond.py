@@ -242,6 +242,30 @@ line("G34x", 1, "PG34", "99242", {"STATUS_NOT_PAYABLE", "MUE_DOS"}, dos="2026-05
 line("G35", 1, "PG35", "33278", set(), dos="2026-05-04", rendering="", billing=NPI_A)
 line("G35x", 1, "PG35", "99213", {"GLOBAL_EM_IN_PERIOD"}, dos="2026-05-20", partner=("G35", 1))
 
+
+# --- the rules for 76120 and the other graded rules on 2026 dates (RVU26B, MUE 2026Q2, PTP 2024Q3) --------
+line("O1", 1, "PO1", "76000", {"PTP_NO_BYPASS"})                              # 76120/76000, indicator 1
+line("O1", 2, "PO1", "76120", {"RECORDING_EVIDENCE"})
+line("O2", 1, "PO2", "76000", {"PTP_BYPASSED"})                               # XU on the other line
+line("O2", 2, "PO2", "76120", {"RECORDING_EVIDENCE"}, mods="XU")
+line("O3", 1, "PO3", "92611", set())
+line("O3", 2, "PO3", "76120", {"PTP_NO_BYPASS"}, mods="59")                   # 92611/76120, indicator 0
+line("O4", 1, "PO4", "99213", {"MOD_BYPASS_UNNEEDED"}, mods="59")
+line("O5", 1, "PO5", "76120", {"DUP_COMPONENT"}, mods="26")                   # any providers
+line("O5", 2, "PO5", "76120", {"DUP_COMPONENT"}, mods="26", rendering=NPI_B)
+line("O6", 1, "PO6", "76120", {"MOD_SPLIT_SAME_BILLER"}, mods="26")          # one billing NPI, two renderings
+line("O6", 2, "PO6", "76120", {"MOD_SPLIT_SAME_BILLER"}, mods="TC", rendering=NPI_B)
+line("O7", 1, "PO7", "76120", {"MUE_DOS"}, mods="26")                         # 76 spares the duplicate, not the
+line("O7", 2, "PO7", "76120", {"MUE_DOS"}, mods="26,76")                      # MUE of 1 a day (indicator 3)
+line("O8", 1, "PO8", "G0514", {"MUE_LINE", "AOC_NO_PRIMARY"}, units="2", severity="deny")  # MUE 1, indicator 1
+line("O9", 1, "PO9", "99213", set())
+line("O9", 2, "PO9", "36591", {"STATUS_NOT_PAYABLE", "PTP_NO_BYPASS"})        # status T beside another service
+line("O10", 1, "PO10", "70450", {"MPPR_IMAGING"})
+line("O10", 2, "PO10", "71250", set())
+line("O11", 1, "PO11", "76120", {"MOD_GLOBAL_IN_HOSPITAL"}, pos="22")
+line("O12", 1, "PO12", "76120", {"MOD_TC_IN_HOSPITAL"}, mods="TC", pos="22")
+line("O13", 1, "PO13", "99213", {"MOD_PCTC_INVALID"}, mods="26")              # PC/TC indicator 0
+
 # --- a hand-made AOC release for 2025Q1 (built in corpus_run): what the real files do not show -------------
 # RVU25D prices these lines, MUE 2024Q3 and PTP 2024Q3 judge them.
 Q1 = "2025-02-10"
