@@ -13,8 +13,8 @@ TABLES = ["rvu", "gpci", "zip", "ptp", "mue_practitioner", "mue_outpatient_hospi
 YEAR_FIRST = {"rvu", "gpci"}
 
 # Per table and date of service, the release that judges it: the one whose period holds the date; for RVU and
-# GPCI, else the one of the same year nearest the date; else the newest that starts before it; else the
-# oldest. An RVU release of the site's variant (QPP or not) goes before the other variant's of the same year.
+# GPCI, else the one of the same year nearest the date; else (any table, a year without a release of its own
+# included) the newest that starts before it; else the oldest. An RVU release of the site's variant (QPP or not) goes before the other variant's of the same year.
 DOS_RELEASES = f"""
 create or replace temp table dos_releases as
 with dates as (select distinct date_of_service as dos from claim_lines where batch_id = $batch),
@@ -32,6 +32,7 @@ ranked as (
                         case when r.table_name = 'rvu' then r.variant = $variant end desc nulls last,
                         d.dos between r.effective_start and r.effective_end desc,
                         case when r.table_name in ({", ".join(f"'{t}'" for t in YEAR_FIRST)})
+                                  and year(r.effective_start) = year(d.dos)
                              then greatest(r.effective_start - d.dos, d.dos - r.effective_end, 0) end nulls last,
                         r.effective_start <= d.dos desc,
                         case when r.effective_start <= d.dos then r.effective_start end desc,
@@ -131,7 +132,8 @@ fees as (
     from rated
 )
 select batch_id, context_id, rvu_release, gpci_release, ptp_release, mue_release,
-       case when rvu_exact and gpci_exact and ptp_exact and mue_exact then 'exact' else 'approximate' end,
+       case when rvu_exact and gpci_exact and ptp_exact and mue_exact and aoc_exact then 'exact'
+            else 'approximate' end,
        coalesce(locality_key, 'national'), in_fee_schedule, status, pctc, mult_proc, unit_fee, mue_value, mai,
        global_days, bilat_surg, asst_surg, co_surg, team_surg, aoc_release,
        case when not in_fee_schedule then 'not in the fee schedule: not priced'

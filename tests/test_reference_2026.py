@@ -4,15 +4,23 @@ row, in exact decimal money; MUE 2026Q2 and 2024Q3 each judge their own dates; t
 so on the command line, in the workbook and in summary.json."""
 
 import shutil
+from datetime import date
 from pathlib import Path
 
+import duckdb
 import openpyxl
 import pytest
 from click.testing import CliRunner
 
 from pipelines.cli import main
+from reference.loaders import DATA_DIR, Release, load_release
 
+from .engine import engine_scrub
 from .helpers import scrub, write_csv
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reference"
+PTP_SAMPLE = FIXTURES / "ccipra-v322r0-f1_layout_sample.txt"
+MUE_SAMPLE = FIXTURES / "MCR_MUE_PractitionerServices_Eff_07-01-2026_excerpt.csv"
 
 NPI = "1234567893"
 ROWS: list[dict] = []
@@ -192,3 +200,57 @@ def test_a_site_extends_the_work_gpci_floor_when_the_law_does(reference_db, tmp_
     monkeypatch.setenv("CLAIMSCRUB_WORK_GPCI_FLOOR_THROUGH", "2026-03-31")
     run = scrub([export], tmp_path / "out", db)
     assert run.line("NOFLOOR", 1)["expected_allowed"] == "87.79"  # 2026-02-01, with the floor again
+
+
+def _load_as(db: Path, release_id: str, table: str, layout: str, start: str, end: str, path: Path) -> None:
+    """Load a fixture (or a bundled file) as a release of another period, as a site loading an older or newer
+    quarter would."""
+    with duckdb.connect(str(db)) as con:
+        load_release(con, Release(id=release_id, table=table, layout=layout, effective_start=date.fromisoformat(start),
+                                  effective_end=date.fromisoformat(end), files=[path], origin="test"))
+
+
+def test_a_date_of_a_year_without_an_rvu_release_takes_the_newest_release_before_it(reference_db, tmp_path):
+    """RULES.md, "Which reference release judges a line": a release of the DOS's own year comes first; where the
+    year has none, the newest release that starts before the DOS, not the one nearest to it."""
+    excerpt = FIXTURES / "PPRRVU2025_Oct_excerpt.csv"
+    older = tmp_path / "PPRRVU2023_Oct_excerpt.csv"
+    older.write_text(excerpt.read_text(encoding="latin-1").replace("32.3465", "30.0000"), encoding="latin-1")
+    db = tmp_path / "older.duckdb"
+    shutil.copyfile(reference_db, db)
+    _load_as(db, "RVU23D TEST", "rvu", "pprrvu", "2023-10-01", "2023-12-31", older)
+    rows = [dict(claim_id=claim, line_number=1, patient_id=f"P-{claim}", date_of_service=dos, hcpcs="76120",
+                 modifiers="", units="1", rendering_npi=NPI, billing_npi=NPI, place_of_service="11",
+                 claim_type="professional", diagnosis_1="R13.10")
+               for claim, dos in [("DEC24", "2024-12-15"), ("MAR24", "2024-03-15"), ("NOV23", "2023-11-15")]]
+    run = engine_scrub([write_csv(tmp_path / "claims.csv", rows)], tmp_path / "out", db)
+
+    def priced(claim):
+        line = run.line(claim, 1)
+        return line["rvu_release"], line["expected_allowed"]
+
+    # 2024 has no RVU release: RVU23D (ended 2023-12-31) starts before the DOS, RVU25D (from 2025-10-01) is
+    # nearer to 2024-12-15 but starts after it. 3.29 RVUs x 30.0000 = 98.70.
+    assert priced("DEC24") == ("RVU23D TEST", "98.70")
+    assert priced("MAR24") == ("RVU23D TEST", "98.70")
+    assert priced("NOV23") == ("RVU23D TEST", "98.70")
+
+
+def test_a_line_is_approximate_when_the_aoc_release_that_judges_it_does_not_hold_its_date(reference_db, tmp_path):
+    """Every table that judges a line (RVU, GPCI, PTP, MUE, AOC) must hold its DOS for the line to be `exact`."""
+    db = tmp_path / "q4.duckdb"
+    shutil.copyfile(reference_db, db)
+    _load_as(db, "PTP TEST 2025Q4", "ptp", "ptp_txt", "2025-10-01", "2025-12-31", PTP_SAMPLE)
+    _load_as(db, "MUE TEST 2025Q4", "mue", "mue_official_csv", "2025-10-01", "2025-12-31", MUE_SAMPLE)
+    rows = [dict(claim_id="NOV25", line_number=1, patient_id="P-NOV25", date_of_service="2025-11-14",
+                 hcpcs="76120", modifiers="", units="1", rendering_npi=NPI, billing_npi=NPI, place_of_service="11",
+                 claim_type="professional", diagnosis_1="R13.10")]
+    export = write_csv(tmp_path / "claims.csv", rows)
+    # RVU25D, GPCI 2025, PTP and MUE 2025Q4 hold 2025-11-14; the AOC release that judges it (2024Q3) does not.
+    before = engine_scrub([export], tmp_path / "before", db).line("NOV25", 1)
+    assert (before["rvu_release"], before["gpci_release"], before["ptp_release"], before["mue_release"]) == (
+        "RVU25D", "GPCI 2025", "PTP TEST 2025Q4", "MUE TEST 2025Q4")
+    assert before["reference_match"] == "approximate"
+    _load_as(db, "AOC TEST 2025Q4", "aoc", "aoc_xlsx", "2025-10-01", "2025-12-31", DATA_DIR / "AOC_V2026Q2-MCR.xlsx")
+    after = engine_scrub([export], tmp_path / "after", db).line("NOV25", 1)
+    assert after["reference_match"] == "exact"

@@ -109,6 +109,28 @@ line("A19", 1, "PA19", "0836T", {"STATUS_NOT_PAYABLE", "MUE_NOT_PUBLISHED"})
 line("A20", 1, "PA20", "0836T", {"AOC_NO_PRIMARY", "STATUS_NOT_PAYABLE", "MUE_NOT_PUBLISHED"}, dos="2024-07-15",
      severity="deny")
 
+# A date between the AOC releases (2026Q1) is judged by the newest release that starts before it: in this corpus
+# the hand-made AOC TEST 2025Q1 below (AOC 2024Q3 with the bundled releases alone), where 11045 is type 1.
+line("A21", 1, "PA21", "11045", {"AOC_NO_PRIMARY"}, dos="2026-02-10", severity="deny")
+line("A22", 1, "PA22", "11042", set(), dos="2026-02-10")
+line("A22", 2, "PA22", "11045", set(), dos="2026-02-10")
+# 37252's edit with 33882 took effect 2026-01-01 (it counts); its edit with 33884 was deleted 2025-12-31, the
+# day before 33884 left the fee schedule (it does not).
+line("A23", 1, "PA23", "33882", set())
+line("A23", 2, "PA23", "37252", set())
+line("A24", 1, "PA24", "33884", {"CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED"})
+line("A24", 2, "PA24", "37252", {"AOC_NO_PRIMARY"}, severity="deny")
+# C9726 is type 3 with CCCCC, 19301 and 19302: CCCCC lets no other service stand in (a review), 19301 does.
+line("A25", 1, "PA25", "99213", set())
+line("A25", 2, "PA25", "C9726", {"AOC_NO_PRIMARY", "CODE_NOT_IN_FEE_SCHEDULE"}, severity="review")
+line("A26", 1, "PA26", "19301", set())
+line("A26", 2, "PA26", "C9726", {"CODE_NOT_IN_FEE_SCHEDULE"})
+# The primary's provider is its billing NPI where it has no rendering NPI: the add-on's rendering NPI here.
+line("A27", 1, "PA27", "11042", set(), rendering="", billing=NPI_A)
+line("A27", 2, "PA27", "11045", set())
+# 0131U's own AOC_DelDT is 2025-12-31: in 2026 it is no add-on (and not in the fee schedule).
+line("A28", 1, "PA28", "0131U", {"CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED"})
+
 # --- global surgery (GLOBAL_EM_IN_PERIOD) -------------------------------------------------------------------
 # 090: 33278 on 2026-04-02, period 04-01 to 07-01. The visits after June are judged by RVU26B all the same
 # (its year); the one of 03-31 by RVU26B too.
@@ -197,6 +219,52 @@ line("G27", 1, "PG27", "58580", set(), dos="2026-05-04")
 line("G27x", 1, "PG27", "99213", {"GLOBAL_EM_IN_PERIOD"}, dos="2026-05-06", partner=("G27", 1), second_file=True)
 line("G27y", 1, "PG27", "58580", set(), dos="2026-06-01", second_file=True)
 line("G27z", 1, "PG27", "99213", {"GLOBAL_EM_IN_PERIOD"}, dos="2026-06-03", partner=("G27y", 1))
+
+# The surgery's status and global days come from the release of its own DOS: 0583T is status C (YYY) in
+# RVU25D and status A (000) in RVU26B. PTP 0583T/99213 (indicator 1) bundles the visit besides.
+line("G29", 1, "PG29", "0583T", {"STATUS_NOT_PAYABLE"}, dos="2025-12-31")
+line("G29", 2, "PG29", "99213", {"PTP_NO_BYPASS"}, dos="2025-12-31")
+line("G30", 1, "PG30", "0583T", set())
+line("G30", 2, "PG30", "99213", {"GLOBAL_EM_IN_PERIOD", "PTP_NO_BYPASS"}, partner=("G30", 1))
+# A surgery of December 2025 (RVU25D) holds a January 2026 visit (RVU26B) in its period.
+line("G31", 1, "PG31", "33278", set(), dos="2025-12-20")
+line("G31x", 1, "PG31", "99213", {"GLOBAL_EM_IN_PERIOD"}, dos="2026-01-10", partner=("G31", 1))
+# A component's own row decides: 51725-26 is status A with global days 000.
+line("G32", 1, "PG32", "51725", set(), mods="26")
+line("G32", 2, "PG32", "99213", {"GLOBAL_EM_IN_PERIOD", "PTP_NO_BYPASS"}, partner=("G32", 1))
+# 24 excuses a visit after the day of surgery only, not the day before a 090.
+line("G33", 1, "PG33", "33278", set(), dos="2026-05-04")
+line("G33x", 1, "PG33", "99213", {"GLOBAL_EM_IN_PERIOD"}, mods="24", dos="2026-05-03", partner=("G33", 1))
+# 99242 lies in 99202-99499 but is status I: no E/M here (its MUE is 0 and the status denies it).
+line("G34", 1, "PG34", "33278", set(), dos="2026-05-04")
+line("G34x", 1, "PG34", "99242", {"STATUS_NOT_PAYABLE", "MUE_DOS"}, dos="2026-05-20")
+# The surgery's provider is its billing NPI where it has no rendering NPI; the visit's rendering NPI is the same.
+line("G35", 1, "PG35", "33278", set(), dos="2026-05-04", rendering="", billing=NPI_A)
+line("G35x", 1, "PG35", "99213", {"GLOBAL_EM_IN_PERIOD"}, dos="2026-05-20", partner=("G35", 1))
+
+
+# --- the rules for 76120 and the other graded rules on 2026 dates (RVU26B, MUE 2026Q2, PTP 2024Q3) --------
+line("O1", 1, "PO1", "76000", {"PTP_NO_BYPASS"})                              # 76120/76000, indicator 1
+line("O1", 2, "PO1", "76120", {"RECORDING_EVIDENCE"})
+line("O2", 1, "PO2", "76000", {"PTP_BYPASSED"})                               # XU on the other line
+line("O2", 2, "PO2", "76120", {"RECORDING_EVIDENCE"}, mods="XU")
+line("O3", 1, "PO3", "92611", set())
+line("O3", 2, "PO3", "76120", {"PTP_NO_BYPASS"}, mods="59")                   # 92611/76120, indicator 0
+line("O4", 1, "PO4", "99213", {"MOD_BYPASS_UNNEEDED"}, mods="59")
+line("O5", 1, "PO5", "76120", {"DUP_COMPONENT"}, mods="26")                   # any providers
+line("O5", 2, "PO5", "76120", {"DUP_COMPONENT"}, mods="26", rendering=NPI_B)
+line("O6", 1, "PO6", "76120", {"MOD_SPLIT_SAME_BILLER"}, mods="26")          # one billing NPI, two renderings
+line("O6", 2, "PO6", "76120", {"MOD_SPLIT_SAME_BILLER"}, mods="TC", rendering=NPI_B)
+line("O7", 1, "PO7", "76120", {"MUE_DOS"}, mods="26")                         # 76 spares the duplicate, not the
+line("O7", 2, "PO7", "76120", {"MUE_DOS"}, mods="26,76")                      # MUE of 1 a day (indicator 3)
+line("O8", 1, "PO8", "G0514", {"MUE_LINE", "AOC_NO_PRIMARY"}, units="2", severity="deny")  # MUE 1, indicator 1
+line("O9", 1, "PO9", "99213", set())
+line("O9", 2, "PO9", "36591", {"STATUS_NOT_PAYABLE", "PTP_NO_BYPASS"})        # status T beside another service
+line("O10", 1, "PO10", "70450", {"MPPR_IMAGING"})
+line("O10", 2, "PO10", "71250", set())
+line("O11", 1, "PO11", "76120", {"MOD_GLOBAL_IN_HOSPITAL"}, pos="22")
+line("O12", 1, "PO12", "76120", {"MOD_TC_IN_HOSPITAL"}, mods="TC", pos="22")
+line("O13", 1, "PO13", "99213", {"MOD_PCTC_INVALID"}, mods="26")              # PC/TC indicator 0
 
 # --- a hand-made AOC release for 2025Q1 (built in corpus_run): what the real files do not show -------------
 # RVU25D prices these lines, MUE 2024Q3 and PTP 2024Q3 judge them.
@@ -289,6 +357,13 @@ line("M29", 1, "PM29", "20650", {"MOD_COSURGEON_NOT_PAYABLE"}, mods="62", pos="2
 line("M30", 1, "PM30", "20600", set(), mods="RT")                                     # RT is no bilateral
 line("M31", 1, "PM31", "20600", set(), mods="50", units="2")                          # the adjusted fee x units
 line("M32", 1, "PM32", "99999", {"CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED"}, mods="50,62,66,80")  # no row
+# Indicators of a component come from its own row: 76519 global is bilateral 2, 76519-26 bilateral 3; 72159
+# global is assistant 0, 72159-TC assistant 9 (both status R); 77022-26 is assistant 9 (77022 is status C).
+line("M33", 1, "PM33", "76519", {"MOD_BILATERAL_INVALID"}, mods="50", severity="review")
+line("M34", 1, "PM34", "76519", set(), mods="26,50")
+line("M35", 1, "PM35", "72159", {"MOD_ASSISTANT_NOT_PAYABLE", "STATUS_NOT_PAYABLE"}, mods="TC,80", severity="deny")
+line("M36", 1, "PM36", "72159", {"MOD_ASSISTANT_NOT_PAYABLE", "STATUS_NOT_PAYABLE"}, mods="80", severity="review")
+line("M37", 1, "PM37", "77022", {"MOD_ASSISTANT_NOT_PAYABLE"}, mods="26,AS", severity="deny")
 
 
 @pytest.fixture(scope="module")
@@ -353,6 +428,8 @@ def test_an_add_on_finding_names_its_release_type_and_primaries(corpus_run):
     assert "AOC 2024Q3" in message("A20") and "88177" in message("A20")
     assert "AOC TEST 2025Q1" in message("T1") and "(11042)" in message("T1")     # the type 1 row's primaries
     assert "(11042)" in message("T9")                                            # CCCCC is not listed
+    assert "AOC TEST 2025Q1" in message("A21")     # 2026Q1: the newest release that starts before it
+    assert "edit type 3" in message("A25") and "(19301, 19302)" in message("A25")
 
 
 # Per-unit fees, national (GPCIs 1.000), non-facility, RVU26B, CF 33.4009, rounded half up to the cent, then
@@ -404,6 +481,16 @@ PRICES = {
     "M30": "56.11",
     "M31": "168.34",   # 20600-50, 2 units: 84.17 x 2
     "M32": "",         # not in the fee schedule
+    # 76519: (0.53 + 1.53 + 0.02) = 2.08 x 33.4009 = 69.473872 -> 69.47; bilateral 2: x1.00
+    "M33": "69.47",
+    # 76519-26: (0.53 + 0.36 + 0.01) = 0.90 x 33.4009 = 30.06081 -> 30.06; its row's bilateral 3: x2.00
+    "M34": "60.12",
+    # 72159-TC: (0.00 + 7.59 + 0.04) = 7.63 x 33.4009 = 254.848867 -> 254.85; 80: x0.16 = 40.776 -> 40.78
+    "M35": "40.78",
+    # 72159: (1.76 + 8.21 + 0.13) = 10.10 x 33.4009 = 337.34909 -> 337.35; 80: x0.16 = 53.976 -> 53.98
+    "M36": "53.98",
+    # 77022-26: (4.13 + 1.37 + 0.22) = 5.72 x 33.4009 = 191.053148 -> 191.05; AS: x0.136 = 25.9828 -> 25.98
+    "M37": "25.98",
 }
 UNIT_FEES = {"M1": "34.40", "M2": "56.11", "M9": "308.29", "M18": "249.50", "M23": "1218.46", "M27": "673.03"}
 
