@@ -17,6 +17,7 @@ patients' hash: each part's `sl` and the pairs found in it fit in memory where t
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from .rules import LINE_RULES, PAIR_RULES, STEPS, registry_frame
 from .rules.base import BYPASS_MODIFIERS, Step, sql_list
@@ -45,6 +46,7 @@ earlier as (
     join batch_files earlier_file on earlier_file.batch_id = earlier.batch_id
                                   and earlier_file.file_index = earlier.file_index
     where $with_history
+      and earlier.date_of_service between $history_from and $history_through
       and earlier_order.seq < (select seq from batch_order where batch_id = $batch)
       and earlier_file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
       and earlier.patient_id in (select patient_id from tonight)
@@ -58,9 +60,7 @@ surgeries as (
     select earlier.batch_id, earlier.line_id
     from earlier
     join priced_lines priced on priced.batch_id = earlier.batch_id and priced.line_id = earlier.line_id
-    where earlier.date_of_service between (select min(date_of_service) - 91 from tonight)
-                                      and (select max(date_of_service) + 1 from tonight)
-      and priced.global_days in ('000', '010', '090')
+    where priced.global_days in ('000', '010', '090')
 ),
 history as (
     select batch_id, line_id, bool_or(shares_day) as shares_day
@@ -268,6 +268,18 @@ def _parameters(sql: str, values: dict) -> dict:
     return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
 
 
+def _history_span(con, batch_id: str) -> dict:
+    """The days of earlier lines that can take part: a surgery's period reaches a visit up to 90 days after it
+    (and 57 the day before), and an encounter is one day. Bound as constants, they let DuckDB skip the stored
+    row groups of earlier quarters instead of reading every earlier line of the batch's patients."""
+    first, last = con.execute(
+        "select min(date_of_service), max(date_of_service) from claim_lines where batch_id = ?", [batch_id]
+    ).fetchall()[0]
+    if first is None:
+        return {"history_from": None, "history_through": None}
+    return {"history_from": first - timedelta(days=91), "history_through": last + timedelta(days=1)}
+
+
 def scrub_batch(con, batch_id: str, with_history: bool = False,
                 lines_per_part: int | None = None) -> dict[str, int]:
     """Judge one priced batch against every rule; rewrites the batch's rows of `line_flags`. With history,
@@ -276,7 +288,7 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
     con.register("registry_frame", registry_frame())
     con.execute("create or replace temp table rule_registry as select * from registry_frame")
     con.unregister("registry_frame")
-    values = {"batch": batch_id, "with_history": with_history}
+    values = {"batch": batch_id, "with_history": with_history, **_history_span(con, batch_id)}
     con.execute(BATCH_ORDER, _parameters(BATCH_ORDER, values))
     con.execute(HISTORY_LINES, _parameters(HISTORY_LINES, values))
     con.execute(NPI_CHECKED, _parameters(NPI_CHECKED, values))
