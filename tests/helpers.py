@@ -3,7 +3,9 @@
 import csv
 import json
 import shutil
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,3 +99,13 @@ def module_site(tmp_path_factory, reference_db: Path, name: str, **env: str) -> 
         for key, value in env.items():
             patch.setenv(key, value)
         yield folder, db
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[str, str]:
+    """A process's remaining standard output and error, once it ends. Read through the pipes' own buffers, on
+    two threads: after a test read a line of one, `communicate` would lose what its buffer still holds, and
+    reading one pipe to its end first could leave the process stuck on the other, full."""
+    with ThreadPoolExecutor(2) as pool:
+        out, err = pool.submit(process.stdout.read), pool.submit(process.stderr.read)
+        process.wait(timeout=timeout)
+        return out.result(), err.result()

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from .helpers import command, outputs_of
+from .helpers import command, finish, outputs_of
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_a_scrub_waits_for_a_database_in_use_and_then_completes(tmp_path, db_pat
         assert scrub.poll() is None, "the scrub waits; it does not fail"
     finally:
         holder.close()
-    stdout, stderr = scrub.communicate(timeout=300)
+    stdout, stderr = finish(scrub)
     assert scrub.returncode == 0, stderr
     assert "Scrubbed 286 lines from 290 rows" in stdout
     assert _batch_counts(db_path) == [(290, 286, 4, 1)]

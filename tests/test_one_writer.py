@@ -22,7 +22,7 @@ from pipelines.nightly import nightly_scrub
 from pipelines.resources import run_resources
 from reference.assets import PER_RUN_CHECKS
 
-from .helpers import command, scrub, write_csv
+from .helpers import command, finish, scrub, write_csv
 from .test_nightly import NIGHT, Sensor, _register, drop, snapshot
 from .test_nightly import line as nightly_line
 from .test_review import REPORT, decide
@@ -160,7 +160,7 @@ def night(tmp_path_factory, reference_db) -> Night:
         still_waiting = scrubbing.poll() is None
     finally:
         paused.with_name("paused.go").touch()
-    stdout, stderr = scrubbing.communicate(timeout=300)
+    stdout, stderr = finish(scrubbing)
     nightly_done = _finished(running, work / "nightly")
     assert still_waiting, "the scrub waits for the nightly run; it does not fail"
     return Night(site, reference_db, request_file, walk_in, expected, db, nightly_done,
@@ -305,19 +305,26 @@ def _attempts(site: Site, folder: Path, timeout: str) -> dict[str, Attempt]:
                                        env=_env(site.env, timeout), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        text=True)
             running[writer] = (db, before, process)
-        notices = {writer: process.stderr.readline() for writer, (_, _, process) in running.items()}
-        waiting = {writer: process.poll() is None for writer, (_, _, process) in running.items()}
         if timeout == "1":
-            for _, _, process in running.values():
-                process.wait(timeout=WAIT_AT_MOST)
+            ended = {writer: process.communicate(timeout=WAIT_AT_MOST)
+                     for writer, (_, _, process) in running.items()}
+            notices = {writer: err.splitlines(keepends=True)[0] if err else "" for writer, (_, err) in ended.items()}
+            waiting = dict.fromkeys(running, False)
+        else:
+            notices = {writer: process.stderr.readline() for writer, (_, _, process) in running.items()}
+            waiting = {writer: process.poll() is None for writer, (_, _, process) in running.items()}
     finally:
         for holder in holders:
             holder.close()
     for writer, (db, before, process) in running.items():
-        stdout, stderr = process.communicate(timeout=WAIT_AT_MOST)
+        if timeout == "1":
+            stdout, stderr = ended[writer]
+        else:
+            stdout, stderr = finish(process, WAIT_AT_MOST)
+            stderr = notices[writer] + stderr
         attempts[writer] = Attempt(db, notices[writer], waiting[writer],
-                                   subprocess.CompletedProcess(process.args, process.returncode, stdout,
-                                                               notices[writer] + stderr), before)
+                                   subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr),
+                                   before)
     return attempts
 
 
