@@ -1,6 +1,10 @@
-"""Shared fixtures: one database with the bundled reference releases, built once per session and copied
-per test, and an isolated working folder for every test (nothing is written into the repository)."""
+"""Shared fixtures: one database with the bundled reference releases, built once per version of the reference
+package and copied per test, and an isolated working folder for every test (nothing is written into the
+repository but the reference database's cache, under the ignored .claimscrub/)."""
 
+import fcntl
+import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -12,14 +16,48 @@ from reference.loaders import ensure_bundled, ensure_schema
 REFERENCE_TABLES = ["rvu", "gpci", "locality_counties", "zip", "ptp", "mue", "aoc", "adjustment_codes"]
 
 
-@pytest.fixture(scope="session")
-def reference_db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("reference") / "reference.duckdb"
+ROOT = Path(__file__).resolve().parent.parent
+# A database holding the bundled releases is made once per version of the reference package (its code, manifest
+# and files) and of DuckDB, and kept here for the next runs of the suite; each worker copies it.
+CACHE = ROOT / ".claimscrub" / "test-cache"
+
+
+def _reference_version() -> str:
+    digest = hashlib.sha256(duckdb.__version__.encode())
+    for path in sorted((ROOT / "reference").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _build_reference(path: Path) -> None:
     con = duckdb.connect(str(path))
     ensure_schema(con)
     for table in REFERENCE_TABLES:
         ensure_bundled(con, table)
     con.close()
+
+
+@pytest.fixture(scope="session")
+def reference_db(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("reference") / "reference.duckdb"
+    cached = CACHE / f"reference-{_reference_version()}.duckdb"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # Two workers start at once: one builds, the other waits for it and copies.
+    with open(CACHE / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cached.exists():
+            staged = cached.with_suffix(f".{os.getpid()}.partial")
+            try:
+                _build_reference(staged)
+                os.replace(staged, cached)
+            finally:
+                staged.unlink(missing_ok=True)
+            for old in CACHE.glob("reference-*.duckdb"):
+                if old != cached:
+                    old.unlink()
+    shutil.copyfile(cached, path)
     return path
 
 

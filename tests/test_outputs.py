@@ -1,5 +1,6 @@
 """lines.csv and flags.csv as a user reads them: the masked patient of every line, and a database whose
-priced_lines still has the columns of an earlier release."""
+priced_lines still has the columns of an earlier release. The batches are judged and written through the
+engine (tests/engine.py): what is tested is the write stage and the tables it reads."""
 
 import hashlib
 
@@ -10,7 +11,8 @@ from assets import flow, outputs
 from assets.readers import insertion_order
 
 from .corpus import row, text_export
-from .helpers import module_site, outputs_of, scrub
+from .engine import engine_scrub
+from .helpers import module_site, outputs_of
 
 SECRET = "test-site-secret"
 # priced_lines as earlier releases created it: the fee's RVUs, GPCIs and the MUE rationale stored per line.
@@ -39,7 +41,7 @@ def patients_run(tmp_path_factory, reference_db):
     """One scrub of the patients' export, its database kept for the tests that write its outputs again."""
     with module_site(tmp_path_factory, reference_db, "patients", CLAIMSCRUB_SECRET=SECRET) as (folder, db):
         export = _export(folder)
-        run = scrub([export], folder / "out", db)
+        run = engine_scrub([export], folder / "out", db)
     assert run.exit_code == 0, run.stderr
     return run, db, export
 
@@ -60,7 +62,7 @@ def test_every_line_carries_its_patients_keyed_hash(patients_run):
 
 
 def test_show_ids_prints_each_lines_own_patient_in_file_order(tmp_path, db_path):
-    run = scrub([_export(tmp_path)], tmp_path / "out", db_path, "--show-ids")
+    run = engine_scrub([_export(tmp_path)], tmp_path / "out", db_path, show_ids=True)
     assert run.exit_code == 0, run.stderr
     assert [line["patient"] for line in run.lines] == ["PT-ONE", "PT-ONE", "PT-TWO", 'PT "THREE", jr', "PT-ONE"]
 
@@ -74,7 +76,7 @@ def test_a_database_with_the_old_priced_lines_gives_the_same_outputs(tmp_path, r
     old_db.write_bytes(reference_db.read_bytes())
     with duckdb.connect(str(old_db)) as con:
         con.execute(OLD_PRICED_LINES)
-    old = scrub([export], tmp_path / "old", old_db)
+    old = engine_scrub([export], tmp_path / "old", old_db)
     assert old.exit_code == 0, old.stderr
     assert outputs_of(tmp_path / "old") == outputs_of(fresh.out_dir)
     with duckdb.connect(str(old_db)) as con:
@@ -106,14 +108,14 @@ def test_lines_csv_is_in_file_order_however_the_rows_are_stored(tmp_path, db_pat
     monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
     first = text_export(tmp_path / "first.csv", [row(f"CLM-{n}", patient=f"PT-{n % 3}") for n in range(7)])
     second = text_export(tmp_path / "second.csv", [row("CLM-LAST", patient="PT-9")])
-    stored_in_order = scrub([first, second], tmp_path / "in-order", db_path)
+    stored_in_order = engine_scrub([first, second], tmp_path / "in-order", db_path)
     assert stored_in_order.exit_code == 0, stored_in_order.stderr
     assert [(line["source_file"], line["claim_id"]) for line in stored_in_order.lines] == [
         *(("first.csv", f"CLM-{n}") for n in range(7)), ("second.csv", "CLM-LAST")]
     expected = (tmp_path / "in-order" / "lines.csv").read_bytes()
 
     _rows_stored_last_first(monkeypatch)
-    sorted_whole = scrub([first, second], tmp_path / "sorted", db_path)
+    sorted_whole = engine_scrub([first, second], tmp_path / "sorted", db_path)
     assert sorted_whole.exit_code == 0, sorted_whole.stderr
     with duckdb.connect(str(db_path)) as con:
         stored = con.execute("select source_row from raw_claim_rows where file_index = 0").fetchall()
@@ -121,7 +123,7 @@ def test_lines_csv_is_in_file_order_however_the_rows_are_stored(tmp_path, db_pat
     assert (tmp_path / "sorted" / "lines.csv").read_bytes() == expected
 
     monkeypatch.setattr(outputs, "LINES_PER_PART", 3)
-    parts = scrub([first, second], tmp_path / "parts", db_path)
+    parts = engine_scrub([first, second], tmp_path / "parts", db_path)
     assert parts.exit_code == 0, parts.stderr
     written = (tmp_path / "parts" / "lines.csv").read_bytes()
     assert written == expected
@@ -136,7 +138,7 @@ def test_findings_judged_before_partners_were_stored_still_name_their_partner_li
     monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
     export = text_export(tmp_path / "pairs.csv", [row("CLM-DUP", patient="PT-ONE"),
                                                   row("CLM-DUP", patient="PT-ONE", Line="2")])
-    judged = scrub([export], tmp_path / "judged", db_path)
+    judged = engine_scrub([export], tmp_path / "judged", db_path)
     assert judged.exit_code == 0, judged.stderr
     assert {(f["claim_id"], f["line_number"], f["partner_claim_id"], f["partner_line_number"])
             for f in judged.flags if f["rule_id"] == "DUP_COMPONENT"} == {
@@ -173,7 +175,7 @@ def test_a_database_that_stored_each_lines_prices_keeps_them_and_judges_against_
     earlier = text_export(tmp_path / "earlier.csv", [row("CLM-EARLIER", patient="PT-ONE"),
                                                      row("CLM-EARLIER", patient="PT-ONE", Line="2",
                                                          **{"CPT Code": "76000", "Units": "3"})])
-    assert scrub([earlier], tmp_path / "earlier", db_path).exit_code == 0
+    assert engine_scrub([earlier], tmp_path / "earlier", db_path).exit_code == 0
     with duckdb.connect(str(db_path)) as con:
         prices = con.execute("select * from priced_lines order by line_id").fetchall()
         con.execute("create table stored_prices as select * from priced_lines")
@@ -184,7 +186,7 @@ def test_a_database_that_stored_each_lines_prices_keeps_them_and_judges_against_
     assert len(prices) == 2 and prices[0][2:] != prices[1][2:]
 
     later = text_export(tmp_path / "later.csv", [row("CLM-LATER", patient="PT-ONE")])
-    run = scrub([later], tmp_path / "later", db_path, "--history")
+    run = engine_scrub([later], tmp_path / "later", db_path, history=True)
     assert run.exit_code == 0, run.stderr
     with duckdb.connect(str(db_path)) as con:
         kind = con.execute("select table_type from information_schema.tables where table_name = 'priced_lines'")
