@@ -14,12 +14,13 @@ from assets.validate import validate_batch
 from pipelines.cli import batch_id_for
 from pipelines.database import connect
 from pipelines.settings import rvu_variant, work_floor_through
+from pipelines.settings import standing_days as site_standing_days
 
 from .helpers import Run, read_csv
 
 
 def engine_scrub(files: list[Path], out_dir: Path, db: Path, *, history: bool = False, locality: str = "",
-          show_ids: bool = False) -> Run:
+                 show_ids: bool = False, standing_days: int | None = None) -> Run:
     """Scrub `files` into `db` and write the outputs to `out_dir`, as `claimscrub scrub` does."""
     os.umask(0o077)
     from assets.readers import file_sha256
@@ -39,7 +40,8 @@ def engine_scrub(files: list[Path], out_dir: Path, db: Path, *, history: bool = 
             con.execute("begin transaction")
             stage()
             con.execute("commit")
-        outputs.write_outputs(con, config.batch_id, out_dir, show_ids, lambda *a, **k: None)
+        outputs.write_outputs(con, config.batch_id, out_dir, show_ids, lambda *a, **k: None,
+                              standing_days=site_standing_days() if standing_days is None else standing_days)
     finally:
         con.close()
     run = Run(0, "", "", out_dir)

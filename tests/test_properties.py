@@ -117,8 +117,8 @@ def test_every_row_is_scrubbed_or_quarantined_and_findings_ignore_order_and_file
 # Every input column gets values a claim system or a person might put there (dates in every written form,
 # numbers as text, Unicode, very long text, empty cells, whitespace) and some nobody should. Whatever they
 # are, the front door and the run complete and account for every row; a row whose required values are all
-# good is scrubbed and read right, and a row with one known defect is quarantined with its reason. `make test` tries a few
-# examples with a fixed seed; `make fuzz` the same test with CLAIMSCRUB_FUZZ_EXAMPLES of them.
+# good is scrubbed and read right, and a row with one known defect is quarantined with its reason. `make test`
+# tries a few examples with a fixed seed; `make fuzz` the same test with CLAIMSCRUB_FUZZ_EXAMPLES of them.
 
 FUZZ_EXAMPLES = int(os.environ.get("CLAIMSCRUB_FUZZ_EXAMPLES", "0"))
 FUZZ_SEED = os.environ.get("CLAIMSCRUB_FUZZ_SEED")

@@ -19,7 +19,8 @@ from openpyxl import Workbook, load_workbook
 
 from pipelines.cli import main
 
-from .helpers import Run, read_csv, scrub, write_csv
+from .engine import engine_scrub
+from .helpers import Run, read_csv, write_csv
 from .test_reference import PTP_2026
 from .x12_files import write_835
 
@@ -130,14 +131,14 @@ def audit(tmp_path_factory, reference_db) -> Audit:
     export = write_csv(folder / "batch1.csv", BATCH_1)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
-        first = scrub([export], folder / "first", db)
+        first = engine_scrub([export], folder / "first", db)
         assert first.exit_code == 0, first.stderr
         reviewed = decide(first.out_dir / REPORT, folder / "reviewed.xlsx", DECISIONS)
         imported = cli("review", "import", reviewed, "--db", db)
         assert imported.exit_code == 0, imported.output
-        rerun = scrub([export], folder / "rerun", db)
-        later = scrub([write_csv(folder / "batch2.csv", BATCH_2)], folder / "later", db)
-        other = scrub([write_csv(folder / "batch3.csv", BATCH_3)], folder / "other", db)
+        rerun = engine_scrub([export], folder / "rerun", db)
+        later = engine_scrub([write_csv(folder / "batch2.csv", BATCH_2)], folder / "later", db)
+        other = engine_scrub([write_csv(folder / "batch3.csv", BATCH_3)], folder / "other", db)
     for run in (rerun, later, other):
         assert run.exit_code == 0, run.stderr
     return Audit(folder, db, first, imported.stdout, rerun, later, other)
@@ -277,7 +278,7 @@ def test_a_standing_dismissal_lapses_after_its_days(audit, copy_db, tmp_path, mo
     today = datetime.now(timezone.utc).date()
     monkeypatch.setenv("CLAIMSCRUB_TODAY", (today + timedelta(days=31)).isoformat())
     export = write_csv(tmp_path / "batch2.csv", BATCH_2)
-    lapsed = scrub([export], tmp_path / "lapsed", copy_db, "--standing-days", "30")
+    lapsed = engine_scrub([export], tmp_path / "lapsed", copy_db, standing_days=30)
     assert lapsed.exit_code == 0, lapsed.stderr
     assert flag(lapsed, "PTP-A2", 2, "PTP_NO_BYPASS")["decision"] == "pending"
     assert worklist_claims(lapsed) == {"PTP-A2", "PTP-B2"}
@@ -286,8 +287,8 @@ def test_a_standing_dismissal_lapses_after_its_days(audit, copy_db, tmp_path, mo
 def test_a_standing_dismissal_lapses_when_a_newer_release_of_its_table_is_loaded(audit, copy_db, tmp_path):
     loaded = cli("reference", "load", PTP_2026, "--db", copy_db)
     assert loaded.exit_code == 0, loaded.output
-    rerun = scrub([write_csv(tmp_path / "batch1.csv", BATCH_1)], tmp_path / "rerun", copy_db)
-    later = scrub([write_csv(tmp_path / "batch2.csv", BATCH_2)], tmp_path / "later", copy_db)
+    rerun = engine_scrub([write_csv(tmp_path / "batch1.csv", BATCH_1)], tmp_path / "rerun", copy_db)
+    later = engine_scrub([write_csv(tmp_path / "batch2.csv", BATCH_2)], tmp_path / "later", copy_db)
     assert flag(later, "PTP-A2", 2, "PTP_NO_BYPASS")["decision"] == "pending"
     assert flag(rerun, "PTP-A", 2, "PTP_NO_BYPASS")["decision"] == "dismiss"  # its own decision still counts
     standing = sheet_table(rerun.out_dir / REPORT, "Decisions")[0]
@@ -382,7 +383,7 @@ def test_a_decision_short_of_what_it_needs_is_refused(audit, copy_db, tmp_path):
 
 
 def test_a_report_from_another_database_is_refused_and_nothing_is_stored(audit, copy_db, db_path, tmp_path):
-    elsewhere = scrub([write_csv(tmp_path / "batch1.csv", BATCH_1)], tmp_path / "elsewhere", db_path)
+    elsewhere = engine_scrub([write_csv(tmp_path / "batch1.csv", BATCH_1)], tmp_path / "elsewhere", db_path)
     foreign = decide(elsewhere.out_dir / REPORT, tmp_path / "foreign.xlsx", DECISIONS)
     good = decide(audit.later.out_dir / REPORT, tmp_path / "good.xlsx",
                   {("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "gil", "this finding")})

@@ -17,6 +17,7 @@ from openpyxl import load_workbook
 import reports.workbook
 from assets.rules import RULES
 
+from .engine import engine_scrub
 from .helpers import read_csv, scrub, write_csv
 
 SHEETS = ["Summary", "Findings", "Worklist", "Decisions", "Quarantine", "Rules", "Reference"]
@@ -175,7 +176,8 @@ def test_patient_ids_are_masked_everywhere_in_the_workbook(runs, book):
 
 
 def test_show_ids_shows_patient_ids_in_the_workbook(tmp_path, db_path):
-    run = scrub([write_csv(tmp_path / "hostile.csv", HOSTILE_ROWS)], tmp_path / "out", db_path, "--show-ids")
+    run = engine_scrub([write_csv(tmp_path / "hostile.csv", HOSTILE_ROWS)], tmp_path / "out", db_path,
+                       show_ids=True)
     findings = table(load_workbook(run.out_dir / "denial-risk-report.xlsx")["Findings"])
     assert "PAT-SECRET-001" in {f["Patient"] for f in findings}
 
@@ -315,7 +317,7 @@ def test_the_trend_compares_runs_of_the_same_source_and_leaves_a_one_off_out(run
 def test_a_run_with_more_findings_than_a_sheet_holds_says_so_and_points_to_flags_csv(
         tmp_path, db_path, monkeypatch):
     monkeypatch.setattr(reports.workbook, "EXCEL_MAX_ROWS", 5)  # a caption, a header and three rows
-    run = scrub([write_csv(tmp_path / "hostile.csv", HOSTILE_ROWS)], tmp_path / "out", db_path)
+    run = engine_scrub([write_csv(tmp_path / "hostile.csv", HOSTILE_ROWS)], tmp_path / "out", db_path)
     assert run.exit_code == 0, run.stderr
     book = load_workbook(run.out_dir / "denial-risk-report.xlsx")
     findings = book["Findings"]
@@ -341,7 +343,7 @@ def test_markup_characters_and_text_past_excels_limit_read_back_as_written(tmp_p
         line(long_claim, 1, "PAT-2", "2024-07-16", modifiers="26,TC"),
         line("CLM-BADDATE", 1, "PAT-3", "2024-13-45", payer=payer),
     ])
-    run = scrub([export], tmp_path / "out", db_path)
+    run = engine_scrub([export], tmp_path / "out", db_path)
     assert run.exit_code == 0, run.stderr
     book = load_workbook(run.out_dir / "denial-risk-report.xlsx")
     findings = table(book["Findings"])
@@ -361,7 +363,7 @@ def test_a_worklist_line_with_two_causes_gets_an_instruction_for_each(tmp_path, 
         line("CLM-MIX", 2, "PAT-MIX", "2024-07-19", hcpcs="93000", npi=CARDIO),
         line("CLM-MIX", 3, "PAT-MIX", "2024-07-19", hcpcs="93000", npi=CARDIO),
     ])
-    run = scrub([export], tmp_path / "out", db)
+    run = engine_scrub([export], tmp_path / "out", db)
     assert run.exit_code == 0, run.stderr
     first, *copies = worklist_rows(load_workbook(run.out_dir / "denial-risk-report.xlsx"))
     # Two causes on line 1, each with its own instruction, in the order of the rules' priority.
