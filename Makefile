@@ -17,9 +17,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/claimscrub scrub samples/claims_sample.csv --out out/sample
 
-# Two workers, a test module to each at a time: module-scoped runs are shared within a module.
+# Three workers, a test module to each at a time (module-scoped runs are shared within a module): on two cores a
+# third keeps them busy while a test waits for a process it started or for a lock.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -n 2 --dist loadscope
+	$(VENV)/bin/python -m pytest -n 3 --dist loadscope
 
 # The hostile-values property of `make test` with a bigger budget (a scrub per example, about a second
 # each), shrinking what it finds; FUZZ_SEED=N draws other examples than the fixed ones.
