@@ -44,7 +44,7 @@ def reference_db(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("reference") / "reference.duckdb"
     cached = CACHE / f"reference-{_reference_version()}.duckdb"
     CACHE.mkdir(parents=True, exist_ok=True)
-    # Two workers start at once: one builds, the other waits for it and copies.
+    # The workers start at once: one builds, the others wait for it and copy.
     with open(CACHE / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not cached.exists():
@@ -80,6 +80,6 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slowest modules first: the two workers then finish close together instead of one waiting for the
+    """The slowest modules first: the workers then finish close together instead of one waiting for the
     other's long module at the end (the order of the tests within a module stays as written)."""
     items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
