@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import duckdb
@@ -39,12 +40,11 @@ def _build_reference(path: Path) -> None:
     con.close()
 
 
-@pytest.fixture(scope="session")
-def reference_db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("reference") / "reference.duckdb"
+def _cached_reference() -> Path:
+    """The cached database of bundled releases, built first if this version has none. Processes take turns:
+    one builds, the others wait for it."""
     cached = CACHE / f"reference-{_reference_version()}.duckdb"
     CACHE.mkdir(parents=True, exist_ok=True)
-    # The workers start at once: one builds, the others wait for it and copy.
     with open(CACHE / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not cached.exists():
@@ -57,7 +57,27 @@ def reference_db(tmp_path_factory) -> Path:
             for old in CACHE.glob("reference-*.duckdb"):
                 if old != cached:
                     old.unlink()
-    shutil.copyfile(cached, path)
+    return cached
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # With workers (`-n`), the process that hands out the tests builds a missing cache while the workers start
+    # up (they import and collect for some seconds first), instead of one worker building while the others wait.
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        config._reference_build = threading.Thread(target=_cached_reference, daemon=True)
+        config._reference_build.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    build = getattr(config, "_reference_build", None)
+    if build is not None:
+        build.join()
+
+
+@pytest.fixture(scope="session")
+def reference_db(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("reference") / "reference.duckdb"
+    shutil.copyfile(_cached_reference(), path)
     return path
 
 
