@@ -8,6 +8,7 @@ from openpyxl import Workbook
 from assets.readers import CANONICAL
 
 from .corpus import row, text_export
+from .engine import engine_scrub
 from .helpers import scrub
 
 
@@ -68,7 +69,7 @@ def test_a_database_whose_raw_rows_are_all_text_still_scrubs(tmp_path, db_path):
                     "line_number, date_of_service, units, modifier_1) "
                     "values ('earlier', 0, 'old.csv', 1, 'OLD1', '1', '07/09/2024', '2', 'tc')")
     path = text_export(tmp_path / "new.csv", [row("NEW1")])
-    run = scrub([path], tmp_path / "out", db_path)
+    run = engine_scrub([path], tmp_path / "out", db_path)
     assert run.exit_code == 0, run.stderr
     assert [(line["claim_id"], line["source_row"]) for line in run.lines] == [("NEW1", "1")]
     with duckdb.connect(str(db_path)) as con:

@@ -181,10 +181,10 @@ def test_the_sites_rvu_variant_picks_the_qpp_release_of_the_same_quarter(referen
     loaded = CliRunner().invoke(main, ["reference", "load", str(qpp), "--db", str(db)])
     assert loaded.exit_code == 0, loaded.output
     export = write_csv(tmp_path / "claims.csv", [r for r in ROWS if r["claim_id"] == "G26"])
-    default = scrub([export], tmp_path / "default", db)
+    default = engine_scrub([export], tmp_path / "default", db)
     assert (default.line("G26", 1)["rvu_release"], default.line("G26", 1)["expected_allowed"]) == ("RVU26B", "113.56")
     monkeypatch.setenv("CLAIMSCRUB_RVU_VARIANT", "qpp")
-    chosen = scrub([export], tmp_path / "qpp", db)
+    chosen = engine_scrub([export], tmp_path / "qpp", db)
     # 3.40 RVUs x 33.5675 = 114.1295
     assert (chosen.line("G26", 1)["rvu_release"], chosen.line("G26", 1)["expected_allowed"]) == (
         "RVU26B QPP", "114.13")
@@ -198,7 +198,7 @@ def test_a_site_extends_the_work_gpci_floor_when_the_law_does(reference_db, tmp_
     shutil.copyfile(reference_db, db)
     export = write_csv(tmp_path / "claims.csv", [r for r in ROWS if r["claim_id"] == "NOFLOOR"])
     monkeypatch.setenv("CLAIMSCRUB_WORK_GPCI_FLOOR_THROUGH", "2026-03-31")
-    run = scrub([export], tmp_path / "out", db)
+    run = engine_scrub([export], tmp_path / "out", db)
     assert run.line("NOFLOOR", 1)["expected_allowed"] == "87.79"  # 2026-02-01, with the floor again
 
 

@@ -12,6 +12,7 @@ from assets.schemas import SUSPECT_SQL, ScrubbableRow
 from benchmarks.generate import generate
 from pipelines.progress import ProgressHandler
 
+from .engine import engine_scrub
 from .helpers import scrub
 
 
@@ -84,7 +85,7 @@ def test_the_generated_export_is_the_same_every_time(tmp_path):
 
 def test_a_generated_night_has_a_few_percent_of_problems(tmp_path, db_path):
     export = generate(tmp_path / "claims.csv", 5_000)
-    run = scrub([export], tmp_path / "out", db_path)
+    run = engine_scrub([export], tmp_path / "out", db_path)
     assert run.exit_code == 0, run.stderr
     summary = run.summary
     assert 0.003 < summary["rows_quarantined"] / summary["rows_read"] < 0.03
