@@ -22,6 +22,7 @@ from reports.feedback import FEEDBACK_WORKBOOK, write_feedback_workbook
 
 from .decisions import DEFAULT_STANDING_DAYS, LATEST, STANDING, STANDING_LABEL, finding_id_sql
 from .remit import ensure_schema, file_matches, load_remittance, match_remittances
+from .tables import table_kind
 
 DEFAULT_MIN_COUNT = 5
 SUPPRESSED = "(suppressed)"
@@ -145,11 +146,8 @@ def feedback_views(con, min_count: int = DEFAULT_MIN_COUNT, as_of: date | None =
 
 def has_remittances(con) -> bool:
     # Asked by every report: a database that never loaded an 835 has no remittance tables to create here.
-    made = con.execute(
-        """select count(*) from duckdb_tables()
-           where database_name = current_database() and schema_name = 'main' and table_name = 'remit_files'"""
-    ).fetchall()[0][0]
-    return made > 0 and con.execute("select count(*) from remit_files").fetchall()[0][0] > 0
+    return (table_kind(con, "remit_files") is not None
+            and con.execute("select count(*) from remit_files").fetchall()[0][0] > 0)
 
 
 def write_feedback(con, out_dir: Path, min_count: int = DEFAULT_MIN_COUNT,

@@ -268,13 +268,15 @@ def _parameters(sql: str, values: dict) -> dict:
     return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
 
 
-def _history_span(con, batch_id: str) -> dict:
+def _history_span(con, batch_id: str, with_history: bool) -> dict:
     """The days of earlier lines that can take part: a surgery's period reaches a visit up to 90 days after it
     (and 57 the day before), and an encounter is one day. Bound as constants, they let DuckDB skip the stored
     row groups of earlier quarters instead of reading every earlier line of the batch's patients."""
-    first, last = con.execute(
-        "select min(date_of_service), max(date_of_service) from claim_lines where batch_id = ?", [batch_id]
-    ).fetchall()[0]
+    first = last = None
+    if with_history:  # without history no earlier line takes part: the batch's dates are not looked up
+        first, last = con.execute(
+            "select min(date_of_service), max(date_of_service) from claim_lines where batch_id = ?", [batch_id]
+        ).fetchall()[0]
     if first is None:
         return {"history_from": None, "history_through": None}
     return {"history_from": first - timedelta(days=91), "history_through": last + timedelta(days=1)}
@@ -288,7 +290,7 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
     con.register("registry_frame", registry_frame())
     con.execute("create or replace temp table rule_registry as select * from registry_frame")
     con.unregister("registry_frame")
-    values = {"batch": batch_id, "with_history": with_history, **_history_span(con, batch_id)}
+    values = {"batch": batch_id, "with_history": with_history, **_history_span(con, batch_id, with_history)}
     con.execute(BATCH_ORDER, _parameters(BATCH_ORDER, values))
     con.execute(HISTORY_LINES, _parameters(HISTORY_LINES, values))
     con.execute(NPI_CHECKED, _parameters(NPI_CHECKED, values))

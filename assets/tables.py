@@ -128,7 +128,8 @@ def ensure_schema(con) -> None:
     con.execute(PRICED_LINES_VIEW)
 
 
-def _table_kind(con, name: str) -> str | None:
+def table_kind(con, name: str) -> str | None:
+    """'BASE TABLE' or 'VIEW' for a table of the database's main schema, None where there is none."""
     found = con.execute(
         """select table_type from information_schema.tables
            where table_catalog = current_database() and table_schema = 'main' and table_name = ?""",
@@ -150,7 +151,7 @@ def _stored_lines_to_view(con) -> None:
     """A database that stored claim_lines as a table gets the rows of its validated batches marked, once:
     scrubbable unless quarantined. The view then derives the same lines from the raw rows."""
     has_mark = _has_column(con, "raw_claim_rows", "scrubbable")
-    stored = _table_kind(con, "claim_lines") == "BASE TABLE"
+    stored = table_kind(con, "claim_lines") == "BASE TABLE"
     if has_mark and not stored:
         return
     con.execute("begin transaction")
@@ -169,7 +170,7 @@ def _stored_lines_to_view(con) -> None:
 def _stored_prices_to_view(con) -> None:
     """A database that stored each line's prices in full (`priced_lines` as a table, with the columns of any
     earlier release) gets them split, once, into its batches' price contexts and each line's context."""
-    if _table_kind(con, "priced_lines") != "BASE TABLE":
+    if table_kind(con, "priced_lines") != "BASE TABLE":
         return
     stored = [column for column in CONTEXT_COLUMNS if _has_column(con, "priced_lines", column)]
     same = " and ".join(f"c.{column} is not distinct from s.{column}" for column in stored)

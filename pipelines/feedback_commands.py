@@ -8,30 +8,7 @@ from pathlib import Path
 
 import click
 
-from .runs import error_message, fail, holding_database
-
-
-def _materialize(asset, config: dict, db: str | None):
-    import dagster as dg
-
-    from .resources import duckdb_resource
-
-    # The instance keeps a temporary folder until it is disposed of: leaving the block removes it.
-    with dg.DagsterInstance.ephemeral() as instance:
-        return dg.materialize(
-            [asset],
-            resources={"duckdb": duckdb_resource(db)},
-            run_config={"ops": {asset.op.name: {"config": config}},
-                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-            instance=instance,
-            raise_on_error=False,
-        )
-
-
-def _stop(result) -> None:
-
-    code, message = error_message(result)
-    fail(message, code)
+from .runs import fail, holding_database, materialize_one
 
 
 @click.command()
@@ -53,12 +30,9 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
     except InputFileError as exc:
         fail(str(exc))
     with holding_database(db):
-        result = _materialize(remittances, {"files": [str(p.resolve()) for p in files],
-                                            "file_names": [p.name for p in files]}, db)
-    if not result.success:
-        _stop(result)
-    (materialization,) = result.asset_materializations_for_node("remittances")
-    for outcome in materialization.metadata["files"].value:
+        meta = materialize_one(remittances, {"files": [str(p.resolve()) for p in files],
+                                             "file_names": [p.name for p in files]}, db)
+    for outcome in meta["files"]:
         state = "loaded" if outcome["loaded"] else "already loaded, skipped"
         click.echo(
             f"{outcome['file']}: {state}: {outcome['claim_payments']:,} claim payments, "
@@ -90,12 +64,8 @@ def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
     with holding_database(database) as con:
         if not has_remittances(con):
             fail(f"{database}: no 835 remittance loaded yet; load them with claimscrub remit FILE...")
-        result = _materialize(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count,
-                                               "standing_days": days}, database)
-    if not result.success:
-        _stop(result)
-    (materialization,) = result.asset_materializations_for_node("payer_feedback")
-    meta = {key: value.value for key, value in materialization.metadata.items()}
+        meta = materialize_one(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count,
+                                                "standing_days": days}, database)
     click.echo(
         f"{meta['rule_outcomes']:,} rules with remitted deny findings, {meta['missed_denials']:,} missed "
         f"denials, {meta['denial_patterns']:,} denial pattern rows (min count {min_count}), "

@@ -68,7 +68,9 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
     releases that now cover their dates, and write what would change (the stored findings stay as they are)."""
     import os
 
-    from .runs import error_message
+    from assets.rejudge import rejudge_impact
+
+    from .runs import materialize_one
     from .settings import database_path
 
     os.umask(0o077)  # the impact names claims and lines of patients: owner-only, as a scrub's outputs
@@ -84,12 +86,7 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
     # Held for the whole run, as a scrub holds it: the judgement is undone at its end, and nothing may
     # write between.
     with holding_database(database):
-        result = _materialize_rejudge(config, database)
-    if not result.success:
-        code, message = error_message(result)
-        fail(message, code)
-    (materialization,) = result.asset_materializations_for_node("rejudge_impact")
-    meta = {key: value.value for key, value in materialization.metadata.items()}
+        meta = materialize_one(rejudge_impact, config, database)
     click.echo(
         f"Judged again {_plural(meta['lines'], 'stored line', 'stored lines')} dated on or after {config['since']} "
         f"({_plural(meta['batches'], 'batch', 'batches')}) under {meta['releases_now'] or 'no release'}: "
@@ -97,18 +94,3 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
         f"severity, {meta['dollars']:,} change dollars; ${meta['dollars_newly_at_risk']:,.2f} newly at risk of "
         "denial.")
     click.echo(f"Impact: {(out_dir / 'impact.csv').resolve()}")
-
-
-def _materialize_rejudge(config: dict, database: str):
-    import dagster as dg
-
-    from assets.rejudge import rejudge_impact
-
-    from .resources import duckdb_resource
-
-    with dg.DagsterInstance.ephemeral() as instance:
-        return dg.materialize(
-            [rejudge_impact], resources={"duckdb": duckdb_resource(database)},
-            run_config={"ops": {"rejudge_impact": {"config": config}},
-                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-            instance=instance, raise_on_error=False)

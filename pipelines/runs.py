@@ -46,6 +46,31 @@ def holding_database(db: str | None):
         con.close()
 
 
+def materialize_one(asset, config: dict, db: str | None) -> dict:
+    """Materialize one asset of the feedback or rejudge jobs in process (the command holds the database), its
+    config given; a failure is said in one plain line with its exit status. Returns the asset's metadata as
+    plain values."""
+    import dagster as dg
+
+    from .resources import duckdb_resource
+
+    # The instance keeps a temporary folder until it is disposed of: leaving the block removes it.
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [asset],
+            resources={"duckdb": duckdb_resource(db)},
+            run_config={"ops": {asset.op.name: {"config": config}},
+                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+            instance=instance,
+            raise_on_error=False,
+        )
+    if not result.success:
+        code, message = error_message(result)
+        fail(message, code)
+    (materialization,) = result.asset_materializations_for_node(asset.op.name)
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
 def batch_id_for(files: list[Path], hashes: list[str]) -> str:
     """A batch is its set of input files: the same files give the same batch, so a rerun replaces it."""
     digest = hashlib.sha256()
