@@ -3,7 +3,6 @@ each database stage commits whole or not at all, reports appear whole, and a kil
 harmless. The killed run is the real command in a process of its own."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from assets.readers import file_sha256
 from pipelines.cli import batch_id_for
 
 from .corpus import row, text_export
-from .helpers import command, outputs_of, read_csv, scrub
+from .helpers import command, module_site, outputs_of, read_csv, scrub
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +26,8 @@ SECRET = "crash-test-site-secret"
 
 @pytest.fixture(scope="module")
 def uninterrupted(reference_db, tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp("uninterrupted")
-    shutil.copyfile(reference_db, folder / "claimscrub.duckdb")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_SECRET", SECRET)
-        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
-        run = scrub([SAMPLE], folder / "out", folder / "claimscrub.duckdb")
+    with module_site(tmp_path_factory, reference_db, "uninterrupted", CLAIMSCRUB_SECRET=SECRET) as (folder, db):
+        run = scrub([SAMPLE], folder / "out", db)
     assert run.exit_code == 0, run.stderr
     return outputs_of(folder / "out")
 

@@ -1,7 +1,6 @@
 """The loop closed: the same claims scrubbed as CSV and as 837P give the same findings, and an 835 for
 them yields rule outcomes, missed denials and denial patterns, small patterns suppressed."""
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from openpyxl import load_workbook
 import pipelines.definitions
 from pipelines.cli import main
 
-from .helpers import Run, read_csv, scrub, write_csv
+from .helpers import Run, module_site, read_csv, scrub, write_csv
 from .x12_files import npi, write_835, write_837p
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "x12"
@@ -75,14 +74,10 @@ def _cli(*args: str):
 def loop(tmp_path_factory, reference_db) -> Loop:
     """Scrub the claims as 837P, load the 835, scrub them again as CSV (its report now has the payer's
     answers), then write the feedback."""
-    folder = tmp_path_factory.mktemp("feedback")
-    db = folder / "claimscrub.duckdb"
-    shutil.copyfile(reference_db, db)
-    claims_837 = write_837p(folder / "claims.837", CLAIMS, bom=True, interchanges=2)
-    claims_csv = write_csv(folder / "claims.csv", CLAIMS)
-    remittance = write_835(folder / "remit.835", CLAIMS, DENIALS, without_line_ref={"PTP-4", "PTP-5", "PTP-6"})
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+    with module_site(tmp_path_factory, reference_db, "feedback") as (folder, db):
+        claims_837 = write_837p(folder / "claims.837", CLAIMS, bom=True, interchanges=2)
+        claims_csv = write_csv(folder / "claims.csv", CLAIMS)
+        remittance = write_835(folder / "remit.835", CLAIMS, DENIALS, without_line_ref={"PTP-4", "PTP-5", "PTP-6"})
         as_837p = scrub([claims_837], folder / "out-837p", db)
         remitted = _cli("remit", str(remittance), "--db", str(db))
         assert remitted.exit_code == 0, remitted.stderr

@@ -16,7 +16,7 @@ from pipelines.cli import main
 from reference.loaders import DATA_DIR, Release, load_release
 
 from .engine import engine_scrub
-from .helpers import scrub, write_csv
+from .helpers import module_site, scrub, write_csv
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reference"
 PTP_SAMPLE = FIXTURES / "ccipra-v322r0-f1_layout_sample.txt"
@@ -65,11 +65,7 @@ line("HALF2", "33050", "2025-10-15", patient="P-H2")
 
 @pytest.fixture(scope="module")
 def run(reference_db, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("claims2026")
-    db = folder / "claimscrub.duckdb"
-    shutil.copyfile(reference_db, db)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+    with module_site(tmp_path_factory, reference_db, "claims2026") as (folder, db):
         result = scrub([write_csv(folder / "claims_2026.csv", ROWS)], folder / "out", db)
     assert result.exit_code == 0, result.stderr
     return result

@@ -20,7 +20,7 @@ from pipelines.cli import main
 from pipelines.definitions import defs
 from pipelines.resources import duckdb_resource
 
-from .helpers import read_csv, scrub, write_csv
+from .helpers import module_site, read_csv, scrub, write_csv
 from .test_reference import MUE_2026, PTP_2026
 
 NPI, GROUP = "1234567893", "5550001114"
@@ -75,11 +75,7 @@ def changes(folder: Path) -> set[tuple]:
 
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory, reference_db):
-    folder = tmp_path_factory.mktemp("rejudge")
-    db = folder / "claimscrub.duckdb"
-    shutil.copyfile(reference_db, db)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+    with module_site(tmp_path_factory, reference_db, "rejudge") as (folder, db):
         run = scrub([write_csv(folder / "claims.csv", ROWS)], folder / "out", db)
         assert run.exit_code == 0, run.stderr
         loaded = cli("reference", "load", PTP_2026, "--db", db)

@@ -20,7 +20,7 @@ from openpyxl import Workbook, load_workbook
 from pipelines.cli import main
 
 from .engine import engine_scrub
-from .helpers import Run, read_csv, write_csv
+from .helpers import Run, module_site, read_csv, write_csv
 from .test_reference import PTP_2026
 from .x12_files import write_835
 
@@ -125,12 +125,8 @@ def trail(db: Path) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def audit(tmp_path_factory, reference_db) -> Audit:
-    folder = tmp_path_factory.mktemp("audit")
-    db = folder / "claimscrub.duckdb"
-    shutil.copyfile(reference_db, db)
-    export = write_csv(folder / "batch1.csv", BATCH_1)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+    with module_site(tmp_path_factory, reference_db, "audit") as (folder, db):
+        export = write_csv(folder / "batch1.csv", BATCH_1)
         first = engine_scrub([export], folder / "first", db)
         assert first.exit_code == 0, first.stderr
         reviewed = decide(first.out_dir / REPORT, folder / "reviewed.xlsx", DECISIONS)

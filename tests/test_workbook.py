@@ -18,7 +18,7 @@ import reports.workbook
 from assets.rules import RULES
 
 from .engine import engine_scrub
-from .helpers import read_csv, scrub, write_csv
+from .helpers import module_site, read_csv, scrub, write_csv
 
 SHEETS = ["Summary", "Findings", "Worklist", "Decisions", "Quarantine", "Rules", "Reference"]
 HYPERLINK = '=HYPERLINK("http://x","y")'
@@ -49,13 +49,8 @@ HOSTILE_ROWS = [
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, reference_db):
     """Two scrubs of the hostile export into one database (the second a plain rerun)."""
-    work = tmp_path_factory.mktemp("workbook")
-    db = work / "claimscrub.duckdb"
-    shutil.copyfile(reference_db, db)
-    export = write_csv(work / "hostile.csv", HOSTILE_ROWS)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_HOME", str(work / "home"))
-        env.delenv("CLAIMSCRUB_SECRET", raising=False)
+    with module_site(tmp_path_factory, reference_db, "workbook") as (work, db):
+        export = write_csv(work / "hostile.csv", HOSTILE_ROWS)
         first = scrub([export], work / "first", db)
         second = scrub([export], work / "second", db)
     assert first.exit_code == 0, first.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import scrub
+from .helpers import module_site, scrub
 from .x12_files import Separators, npi, write_837p
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "x12"
@@ -102,26 +102,18 @@ def _variant_rows(prefix: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def handmade_run(tmp_path_factory, reference_db):
     """One scrub of the hand-written mapping file and the three encodings of the same claims."""
-    folder = tmp_path_factory.mktemp("x12-handmade")
-    db = folder / "claimscrub.duckdb"
-    shutil.copyfile(reference_db, db)
-    mapping = folder / "mapping.837"
-    mapping.write_text(MAPPING_837P, encoding="ascii")
-    files = [mapping]
-    for n, (name, options) in enumerate(VARIANTS.items()):
-        files.append(write_837p(folder / name, _variant_rows(f"V{n}"), **options))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+    with module_site(tmp_path_factory, reference_db, "x12-handmade") as (folder, db):
+        mapping = folder / "mapping.837"
+        mapping.write_text(MAPPING_837P, encoding="ascii")
+        files = [mapping]
+        for n, (name, options) in enumerate(VARIANTS.items()):
+            files.append(write_837p(folder / name, _variant_rows(f"V{n}"), **options))
         return scrub(files, folder / "out", db, "--show-ids")
 
 
 @pytest.fixture(scope="module")
 def samples_run(tmp_path_factory, reference_db):
-    folder = tmp_path_factory.mktemp("x12-samples")
-    db = folder / "claimscrub.duckdb"
-    shutil.copyfile(reference_db, db)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("CLAIMSCRUB_HOME", str(folder / "home"))
+    with module_site(tmp_path_factory, reference_db, "x12-samples") as (folder, db):
         return scrub([FIXTURES / name for name in SAMPLE_LINES], folder / "out", db)
 
 
