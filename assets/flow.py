@@ -1,6 +1,7 @@
 """The claim assets, stage by stage. Each is a thin wrapper over plain functions; the data lives in DuckDB,
 one batch at a time, and every stage rewrites only its own batch."""
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import dagster as dg
@@ -23,7 +24,8 @@ from .readers import (
     stage_excel,
     staging_table,
 )
-from .scrub import scrub_batch
+from .scrub import BATCH_ORDER, scrub_batch
+from .shards import Layout, attach_all, distribute, on_shard, read_layout, shard_connection
 from .tables import clear_batch, ensure_schema
 from .validate import validate_batch
 from .x12 import stage_837p
@@ -55,6 +57,9 @@ class BatchConfig(dg.Config):
     with_history: bool = False
     # How many days a standing dismissal applies after it was made (assets/decisions.py).
     standing_days: int = DEFAULT_STANDING_DAYS
+    # The processes the shards' steps run in (`--workers`): above 1, the run's executor is Dagster's
+    # multiprocess one, and a shard's step opens its own file and the main file read-only.
+    workers: int = 1
 
 
 def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None) -> dict[str, int]:
@@ -81,6 +86,7 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
             rows = staging_table(con, index)
             stage_837p(con, path, rows.table, config.batch_id, index, names[index])
             staged.append((kind, rows))
+    shards = read_layout(con).shards
     con.execute("begin transaction")
     clear_batch(con, "raw_claim_rows", config.batch_id)
     # New rows are not judged yet: the batch's quarantine waits for validation.
@@ -88,7 +94,7 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
     clear_batch(con, "batch_files", config.batch_id)
     clear_batch(con, "batches", config.batch_id)
     for index, (file, name, sha256, (kind, rows)) in enumerate(zip(config.files, names, hashes, staged)):
-        count = land_rows(con, rows, "raw_claim_rows", config.batch_id, index, name)
+        count = land_rows(con, rows, "raw_claim_rows", config.batch_id, index, name, shards)
         con.execute(
             "insert into batch_files values (?, ?, ?, ?, ?, ?, ?)",
             [config.batch_id, index, name, str(Path(file)), sha256 or file_sha256(Path(file)), kind, count],
@@ -101,6 +107,7 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
            values (?, current_timestamp, ?, ?, ?, ?, ?)""",
         [config.batch_id, "; ".join(names), config.with_history, config.default_locality, config.rvu_variant,
          config.work_floor_through])
+    con.execute(BATCH_ORDER, {"batch": config.batch_id})
     con.execute("commit")
     for _, rows in staged:
         con.execute(f"drop table {rows.table}")
@@ -141,6 +148,8 @@ def validated_claims(config: BatchConfig, duckdb: DuckDBResource):
             con.execute("begin transaction")
             counts = validate_batch(con, config.batch_id, progress.advance)
             con.execute("commit")
+            # A per-shard site keeps each shard's lines in its own file from here on.
+            distribute(con, duckdb.database, read_layout(con), config.batch_id)
             progress.rows = counts["lines"]
     yield dg.MaterializeResult(asset_key="claim_lines",
                                metadata={"lines": counts["lines"], "rows": read, "seconds": progress.seconds})
@@ -162,10 +171,17 @@ def validated_claims(config: BatchConfig, duckdb: DuckDBResource):
 def priced_lines(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per claim line of a batch: the releases that judge it and its Medicare expected allowed."""
     with stage("price", total=1, unit="queries") as progress, duckdb.get_connection() as con:
-        con.execute("begin transaction")
-        counts = price_batch(con, config.batch_id, config.default_locality, config.rvu_variant,
-                             config.work_floor_through)
-        con.execute("commit")
+        layout = read_layout(con)
+        counts = {"priced": 0, "unpriced": 0}
+        # Shard by shard on a per-shard site (each in its own file, one transaction each), else the batch.
+        for shard in range(layout.shards) if layout.per_shard else [None]:
+            with (on_shard(con, duckdb.database, shard, layout) if shard is not None else nullcontext(con)) as on:
+                on.execute("begin transaction")
+                priced = price_batch(on, config.batch_id, config.default_locality, config.rvu_variant,
+                                     config.work_floor_through)
+                on.execute("commit")
+            counts = {key: counts[key] + priced[key] for key in counts}
+        attach_all(con, duckdb.database, layout)
         coverage = batch_coverage(con, config.batch_id)
         progress.advance()
         progress.rows = counts["priced"] + counts["unpriced"]
@@ -178,19 +194,64 @@ def priced_lines(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeR
     )
 
 
-@dg.asset(group_name="scrub", kinds={"duckdb"}, deps=[priced_lines, "adjustment_codes"])
-def line_flags(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
-    """One row per finding: a rule of RULES.md that a claim line of the batch breaks."""
-    with stage("judge", total=1, unit="batches") as progress, duckdb.get_connection() as con:
+@dg.op(ins={"priced": dg.In(dg.Nothing), "codes": dg.In(dg.Nothing)}, out=dg.DynamicOut(dict))
+def plan_shards(config: BatchConfig, duckdb: DuckDBResource):
+    """The judge's steps: one per shard file on a per-shard site, else one for the batch (which judges it shard
+    by shard in the one file)."""
+    with duckdb.get_connection() as con:
+        layout = read_layout(con)
+    work = {"config": config.model_dump(), "database": duckdb.database, "shards": layout.shards,
+            "layout": layout.layout, "lock_timeout": getattr(duckdb, "lock_timeout", 60.0),
+            "connection_config": dict(duckdb.connection_config)}
+    if not layout.per_shard:
+        yield dg.DynamicOutput({**work, "shard": None}, mapping_key="batch")
+        return
+    for shard in range(layout.shards):
+        yield dg.DynamicOutput({**work, "shard": shard}, mapping_key=f"shard_{shard}")
+
+
+@dg.op
+def judge_shard(work: dict) -> dict:
+    """Judge the batch's lines of one shard (or the whole batch, shard by shard, in a single-file site), writing
+    only that shard's findings."""
+    config = BatchConfig(**work["config"])
+    layout = Layout(work["shards"], work["layout"])
+    shard = work["shard"]
+    name = "judge" if shard is None or layout.shards == 1 else f"judge shard {shard + 1} of {layout.shards}"
+    with stage(name, total=1, unit="batches") as progress, shard_connection(work) as con:
         con.execute("begin transaction")
-        by_severity = scrub_batch(con, config.batch_id, with_history=config.with_history)
+        by_severity = scrub_batch(con, config.batch_id, with_history=config.with_history,
+                                  shards=layout.shards if shard is None else 1)
         con.execute("commit")
         progress.advance()
         progress.rows = sum(by_severity.values())
-    return dg.MaterializeResult(
-        metadata={"findings": progress.rows, **{f"findings_{k}": v for k, v in by_severity.items()},
-                  "rows": progress.rows, "seconds": progress.seconds}
-    )
+    return {"by_severity": by_severity, "seconds": progress.seconds}
+
+
+@dg.op
+def collect_findings(context: dg.OpExecutionContext, judged: list[dict]) -> None:
+    by_severity: dict[str, int] = {}
+    for part in judged:
+        for severity, count in part["by_severity"].items():
+            by_severity[severity] = by_severity.get(severity, 0) + count
+    findings = sum(by_severity.values())
+    context.add_output_metadata(
+        {"findings": findings, **{f"findings_{k}": v for k, v in sorted(by_severity.items())}, "rows": findings,
+         "steps": len(judged), "seconds": round(max(part["seconds"] for part in judged), 2)})
+
+
+def _judge_config(config: BatchConfig) -> dict:  # Dagster hands it over validated, as a dict
+    """The judge's graph takes the run's configuration like every other stage; its first step uses it."""
+    return {"plan_shards": {"config": dict(config)}}
+
+
+@dg.graph_asset(group_name="scrub", kinds={"duckdb"}, config=dg.ConfigMapping(config_fn=_judge_config),
+                ins={"priced": dg.AssetIn("priced_lines", dagster_type=dg.Nothing),
+                     "codes": dg.AssetIn("adjustment_codes", dagster_type=dg.Nothing)})
+def line_flags(priced, codes):
+    """One row per finding: a rule of RULES.md that a claim line of the batch breaks. The batch's patient shards
+    are judged in steps of their own (one per shard file), which the run's executor places."""
+    return collect_findings(plan_shards(priced=priced, codes=codes).map(judge_shard).collect())
 
 
 @dg.asset(group_name="report", kinds={"excel", "csv"}, deps=[line_flags, "claim_quarantine"])
@@ -200,6 +261,7 @@ def scrub_report(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeR
         return dg.MaterializeResult(metadata={"written": "no output folder configured"})
     with stage("write", total=len(outputs.OUTPUT_FILES), unit="files") as progress, \
             duckdb.get_connection() as con:
+        attach_all(con, duckdb.database, read_layout(con))
         summary = outputs.write_outputs(con, config.batch_id, Path(config.out_dir), config.show_ids,
                                         progress.advance, config.source, config.standing_days)
         progress.rows = summary["lines_scrubbed"] + summary["findings"]["total"] + summary["rows_quarantined"]

@@ -34,6 +34,7 @@ from .feedback import feedback_views, has_remittances
 from .readers import database_settings
 from .report_data import carc_texts, gather_report, record_run, source_key
 from .rules import registry_frame
+from .shards import follow
 from .tables import row_id
 
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
@@ -398,6 +399,7 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     # The other connection checkpoints, sums up the batch and writes lines.csv, in that order, while this one
     # builds the findings table, flags.csv and the workbook: the summary there keeps the two sides about even.
     side = con.cursor()
+    follow(con, side)
     pool.submit(_checkpoint, side)
     summarised = pool.submit(summarise, side, batch_id)
     lines = pool.submit(_write_lines, side, params, masked, show_ids, staging / "lines.csv", advance, threads)

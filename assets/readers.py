@@ -420,12 +420,15 @@ class StagedFile:
     rows: str
 
 
-def parsed_rows_sql(text: str, source: str = "?, ?, ?") -> str:
+def parsed_rows_sql(text: str, source: str = "?, ?, ?", shards: int = 1) -> str:
     """The select that parses the text rows of `text` into the columns of `raw_claim_rows`, not yet judged
-    scrubbable; `source` gives batch_id, file_index and source_file (bound, by default)."""
+    scrubbable, each with its patient shard of `shards` (assets/shards.py); `source` gives batch_id,
+    file_index and source_file (bound, by default)."""
+    from .shards import shard_sql
+
     # The first two diagnosis cells as codes ('' for none), worked out once for the list's usual case.
     codes = ", ".join(f"coalesce(replace(upper(trim(diagnosis_{n})), '.', ''), '') as dx_{n}" for n in (1, 2))
-    return (f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean "
+    return (f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean, {shard_sql(shards)} "
             f"from (select *, {codes}, {MODIFIER_COLUMNS} from ({text}))")
 
 
@@ -603,13 +606,13 @@ def insertion_order(con: duckdb.DuckDBPyConnection):
 
 
 def land_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile, table: str, batch_id: str, file_index: int,
-              name: str) -> int:
+              name: str, shards: int = 1) -> int:
     """Parse one staged file's rows into `table` (raw_claim_rows); returns how many rows it holds. The caller
     drops the staging table once it has committed: a file staged ahead (CsvPrefetch) is in another database,
     which a transaction that writes `table` cannot also write."""
     # In file order: lines.csv is written from the rows as stored (assets/outputs.py).
     with insertion_order(con):
-        return con.execute(f"insert into {table} {parsed_rows_sql(staged.rows)}",
+        return con.execute(f"insert into {table} {parsed_rows_sql(staged.rows, shards=shards)}",
                            [batch_id, file_index, name]).fetchall()[0][0]
 
 

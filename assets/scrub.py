@@ -89,8 +89,11 @@ from (select rendering_npi as npi from claim_lines where batch_id = $batch
 where npi is not null
 """
 
-# The lines of the part being judged: all of them when the batch is judged whole ($parts = 1).
-IN_PART = "($parts = 1 or hash(patient_id) % $parts = $part)"
+# The lines of the part being judged: all of them when the batch is judged whole ($parts = 1). A part is a
+# patient shard of the site's $shards (assets/shards.py), or a share of one by patient hash when a shard holds
+# more than LINES_PER_PART lines.
+IN_PART = ("($parts = 1 or (($shards = 1 or shard = $part % $shards)"
+           " and ($parts = $shards or hash(patient_id) % ($parts // $shards) = $part // $shards)))")
 
 # A batch's claim lines as line rules read them (`claim_line`), with their price context (`priced`) and the
 # check digit of each NPI (`rendering_check`, `billing_check`).
@@ -268,6 +271,11 @@ def _parameters(sql: str, values: dict) -> dict:
     return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
 
 
+def _on_shard(con) -> bool:
+    """Whether the connection works on one shard's file (assets/shards.py), which holds no batch_order."""
+    return con.execute("select current_database() like 'shard_%'").fetchall()[0][0]
+
+
 def _history_span(con, batch_id: str, with_history: bool) -> dict:
     """The days of earlier lines that can take part: a surgery's period reaches a visit up to 90 days after it
     (and 57 the day before), and an encounter is one day. Bound as constants, they let DuckDB skip the stored
@@ -283,24 +291,28 @@ def _history_span(con, batch_id: str, with_history: bool) -> dict:
 
 
 def scrub_batch(con, batch_id: str, with_history: bool = False,
-                lines_per_part: int | None = None) -> dict[str, int]:
+                lines_per_part: int | None = None, shards: int = 1) -> dict[str, int]:
     """Judge one priced batch against every rule; rewrites the batch's rows of `line_flags`. With history,
     lines of earlier batches count as part of the batch's encounters, but only the batch's lines are flagged.
-    A batch of more than `lines_per_part` lines (LINES_PER_PART unless given) is judged in parts, by patient."""
+    The batch is judged shard by shard (`shards`, the site's patient shards stored with the lines; 1 where the
+    connection sees one shard's file only), and a shard of more than `lines_per_part` lines (LINES_PER_PART
+    unless given) in parts of it, by patient."""
     con.register("registry_frame", registry_frame())
     con.execute("create or replace temp table rule_registry as select * from registry_frame")
     con.unregister("registry_frame")
     values = {"batch": batch_id, "with_history": with_history, **_history_span(con, batch_id, with_history)}
-    con.execute(BATCH_ORDER, _parameters(BATCH_ORDER, values))
+    if shards > 1 or not _on_shard(con):  # a shard's step: the read stage put the batch in line
+        con.execute(BATCH_ORDER, _parameters(BATCH_ORDER, values))
     con.execute(HISTORY_LINES, _parameters(HISTORY_LINES, values))
     con.execute(NPI_CHECKED, _parameters(NPI_CHECKED, values))
     con.execute(FOUND)
     for step in BATCH_STEPS:
         con.execute(step.sql, _parameters(step.sql, values))
     lines = con.execute("select count(*) from claim_lines where batch_id = ?", [batch_id]).fetchall()[0][0]
-    parts = max(1, -(-lines // (lines_per_part or LINES_PER_PART)))
+    per_shard = max(1, -(-lines // (shards * (lines_per_part or LINES_PER_PART))))
+    parts = 1 if shards == 1 and per_shard == 1 else shards * per_shard
     for part in range(parts):
-        values.update(parts=parts, part=part)
+        values.update(parts=parts, part=part, shards=shards)
         for step in PART_STEPS:
             con.execute(step.sql, _parameters(step.sql, values))
     unregistered = [row[0] for row in con.execute(UNREGISTERED).fetchall()]

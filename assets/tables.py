@@ -45,7 +45,7 @@ select batch_id, {ROW_ID} as line_id, file_index, source_file, source_row, claim
        claim_type, diagnoses, payer, locality, service_zip,
        case when list_contains(modifiers, '26') then '26'
             when list_contains(modifiers, 'TC') then 'TC' else 'global' end as component,
-       place_of_service in {FACILITY_POS} as facility
+       place_of_service in {FACILITY_POS} as facility, coalesce(shard, 0) as shard
 from raw_claim_rows
 where scrubbable
 """
@@ -107,6 +107,8 @@ alter table run_history add column if not exists source varchar;
 alter table line_flags add column if not exists partner_claim_id varchar;
 alter table line_flags add column if not exists partner_line_number integer;
 create table if not exists batch_order (batch_id varchar primary key, seq bigint);
+-- The line's patient shard (assets/shards.py), stored when it is read (null in rows of an older version: shard 0).
+alter table raw_claim_rows add column if not exists shard smallint;
 -- What a batch was priced and judged with, besides the reference releases: `rejudge` judges it again alike
 -- (null in batches of an older version).
 alter table batches add column if not exists with_history boolean;
@@ -115,6 +117,27 @@ alter table batches add column if not exists rvu_variant varchar;
 alter table batches add column if not exists work_floor_through varchar;
 """ + "".join(f"alter table price_contexts add column if not exists {name} {CONTEXT_COLUMNS[name]};\n"
               for name in ADDED_CONTEXT_COLUMNS)
+
+
+LINE_FLAGS_COLUMNS = """
+    batch_id varchar, line_id bigint, rule_id varchar, category varchar, severity varchar, carc varchar,
+    dollars_at_risk decimal(14,2), message varchar, partner_line_id bigint, ptp_column_1 varchar,
+    ptp_column_2 varchar, ptp_modifier_indicator varchar, ptp_rationale varchar, partner_batch varchar,
+    partner_claim_id varchar, partner_line_number integer"""
+
+
+def shard_schema_sql() -> str:
+    """The claim tables of a shard's own file (assets/shards.py), with the columns the main file's have."""
+    contexts = ", ".join(f"{name} {kind}" for name, kind in CONTEXT_COLUMNS.items())
+    return f"""
+create table if not exists raw_claim_rows ({RAW_COLUMNS}, shard smallint);
+create table if not exists price_contexts (batch_id varchar, context_id integer, {contexts});
+create table if not exists priced_keys (
+    batch_id varchar, line_id bigint, context_id integer, expected_allowed decimal(14,2));
+create table if not exists line_flags ({LINE_FLAGS_COLUMNS});
+{CLAIM_LINES_VIEW};
+{PRICED_LINES_VIEW};
+"""
 
 
 def ensure_schema(con) -> None:
@@ -192,7 +215,7 @@ def _parse_text_raw_rows(con) -> None:
         return
     con.execute("begin transaction")
     con.execute("alter table raw_claim_rows rename to raw_claim_rows_text")
-    con.execute(f"create table raw_claim_rows ({RAW_COLUMNS})")
+    con.execute(f"create table raw_claim_rows ({RAW_COLUMNS}, shard smallint)")
     con.execute(f"""insert into raw_claim_rows
                     {parsed_rows_sql('select * from raw_claim_rows_text', 'batch_id, file_index, source_file')}""")
     con.execute("drop table raw_claim_rows_text")

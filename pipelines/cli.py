@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from .db_commands import db
 from .feedback_commands import feedback, remit
 from .reference_cli import reference
 from .review_commands import rejudge, review
@@ -62,6 +63,18 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
         gc.unfreeze()
 
 
+def materialize_in_processes(files: list[Path], out_dir: Path, db: str, mapping: str, locality: str,
+                             show_ids: bool, with_history: bool, standing_days: int | None, workers: int):
+    from assets.readers import file_sha256
+
+    from .parallel import execute
+
+    hashes = [file_sha256(path) for path in files]
+    config = run_config(batch_id_for(files, hashes), files, out_dir, mapping, locality, show_ids, with_history,
+                        hashes, standing_days=standing_days, workers=workers)
+    return execute({**config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}, workers, db)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="claimscrub", prog_name="claimscrub", message="%(prog)s %(version)s")
 def main() -> None:
@@ -78,6 +91,9 @@ def main() -> None:
 @click.option("--mapping", default="", help="TOML file naming the site's own column headers "
                                             "(default: $CLAIMSCRUB_MAPPING).")
 @click.option("--show-ids", is_flag=True, help="Show patient identifiers in clear in the reports.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes for the run's steps (Dagster's multiprocess executor): the shards of a per-shard "
+                   "database (`claimscrub db init`) are judged side by side. 1 runs every step in this process.")
 @click.option("--history", is_flag=True,
               help="Also judge the lines against lines of earlier batches kept in the database.")
 @click.option("--log", "log", type=click.File("a"), default=None,
@@ -86,7 +102,7 @@ def main() -> None:
               help="Days a standing dismissal applies after it was made (default: $CLAIMSCRUB_STANDING_DAYS "
                    "or 180).")
 def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
-          show_ids: bool, history: bool, log, standing_days: int | None) -> None:
+          show_ids: bool, history: bool, log, standing_days: int | None, workers: int) -> None:
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
     from assets.readers import InputFileError, inspect_export, load_mapping, misnamed, prefetching
 
@@ -132,9 +148,14 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         if locality and not _known_locality(con, locality):
             fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
                   "(`claimscrub reference localities` lists them)")
-        with prefetching(con, list(files), site_mapping) as staged:
-            result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
-                                 with_history=history, standing_days=standing_days, staged_exports=staged)
+        if workers <= 1:
+            with prefetching(con, list(files), site_mapping) as staged:
+                result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
+                                     with_history=history, standing_days=standing_days, staged_exports=staged)
+    if workers > 1:
+        # The steps' processes open the file themselves, one writer at a time: this one lets go of it.
+        result = materialize_in_processes(list(files), out_dir, database, mapping, locality, show_ids, history,
+                                          standing_days, workers)
     if not result.success:
         code, message = error_message(result)
         fail(message, code)
@@ -177,6 +198,7 @@ def _file_in_the_way(out_dir: Path) -> Path | None:
 
 
 main.add_command(reference)
+main.add_command(db)
 
 main.add_command(remit)
 main.add_command(feedback)

@@ -81,7 +81,7 @@ def batch_id_for(files: list[Path], hashes: list[str]) -> str:
 
 def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
                show_ids: bool, with_history: bool = False, hashes: list[str] | None = None,
-               source: str = "", standing_days: int | None = None) -> dict:
+               source: str = "", standing_days: int | None = None, workers: int = 1) -> dict:
     """The run's configuration; `source` names where its files come from (the trend's key), else their names
     without dates stand for it."""
     from .settings import rvu_variant, work_floor_through
@@ -101,6 +101,7 @@ def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: 
         "with_history": with_history,
         "source": source,
         "standing_days": site_standing_days() if standing_days is None else standing_days,
+        "workers": workers,
     }
     ops = {name: {"config": config} for name in
            ["raw_claim_rows", "validated_claims", "priced_lines", "line_flags", "scrub_report"]}

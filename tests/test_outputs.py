@@ -88,8 +88,8 @@ def _rows_stored_last_first(monkeypatch):
     """Each file's raw rows stored last row first, as a database that did not keep file order holds them."""
     land_rows = flow.land_rows
 
-    def land_reversed(con, staged, table, batch_id, file_index, name):
-        count = land_rows(con, staged, table, batch_id, file_index, name)
+    def land_reversed(con, staged, table, batch_id, file_index, name, shards=1):
+        count = land_rows(con, staged, table, batch_id, file_index, name, shards)
         where = "where batch_id = ? and file_index = ?"
         with insertion_order(con):
             con.execute(f"create temp table reversed as select * from raw_claim_rows {where} order by source_row desc",

@@ -1,0 +1,344 @@
+"""Patient shards: the unit of a site's claim data, of a run's work and of its storage.
+
+Every rule compares lines of one patient, so each line gets a shard when it is read: a stable hash of its
+patient id modulo the site's shard count S (md5, which no DuckDB version changes; 0 for a row without a
+patient id, which validation quarantines). S and the layout are the site's, fixed when its database is made
+(`claimscrub db init`) and kept in its `site_layout` table; a database without one is S=1 in one file.
+
+- `single`: everything in one DuckDB file. The judge works shard by shard on it.
+- `per-shard`: the claim tables of shard k (raw rows, prices, findings) live in a file of their own beside
+  the site's main file, `<name>.shard-k-of-S.duckdb`; the main file keeps the reference releases, the
+  batches, the run history and the auditors' decisions. A shard's step opens its own file for writing and the
+  main file read-only, so the shards of a batch can be priced and judged in separate processes, each file
+  with one writer.
+
+The same SQL runs on either layout: a shard's step names its shard's catalog first in DuckDB's search path,
+and the write stage reads views that put the shards' tables end to end.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+LAYOUTS = ("single", "per-shard")
+MAX_SHARDS = 256
+
+SITE_LAYOUT = """
+create table if not exists site_layout (shards integer not null, layout varchar not null, created_at timestamp)
+"""
+
+# The tables of a shard's file; claim_quarantine stays in the main file (validation is batch-wide: a claim line
+# repeated across patients is judged on all of its rows).
+SHARD_TABLES = ["raw_claim_rows", "price_contexts", "priced_keys", "line_flags"]
+SHARD_VIEWS = ["claim_lines", "priced_lines"]
+# The catalog holding the views over every shard's tables, for the stages that read the whole batch.
+ALL_SHARDS = "all_shards"
+
+
+class LayoutError(ValueError):
+    """A layout or shard count a site cannot have; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    shards: int = 1
+    layout: str = "single"
+
+    @property
+    def per_shard(self) -> bool:
+        return self.layout == "per-shard"
+
+    def describe(self) -> str:
+        return f"{self.shards} shard{'s' if self.shards != 1 else ''}, {self.layout} layout"
+
+
+def checked(shards: int, layout: str) -> Layout:
+    if layout not in LAYOUTS:
+        raise LayoutError(f"--layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if not 1 <= shards <= MAX_SHARDS:
+        raise LayoutError(f"--shards {shards} is not between 1 and {MAX_SHARDS}")
+    return Layout(shards, layout)
+
+
+def read_layout(con) -> Layout:
+    """The site's layout from its main file (S=1 in one file for a database made before layouts existed)."""
+    found = con.execute(
+        """select count(*) from duckdb_tables()
+           where database_name = current_database() and schema_name = 'main' and table_name = 'site_layout'"""
+    ).fetchall()[0][0]
+    if not found:
+        return Layout()
+    rows = con.execute("select shards, layout from site_layout limit 1").fetchall()
+    return Layout(*rows[0]) if rows else Layout()
+
+
+def write_layout(con, layout: Layout) -> None:
+    con.execute(SITE_LAYOUT)
+    con.execute("delete from site_layout")
+    con.execute("insert into site_layout values (?, ?, current_timestamp)", [layout.shards, layout.layout])
+
+
+def shard_sql(shards: int, column: str = "patient_id") -> str:
+    """The shard of a row from its patient id, as SQL."""
+    if shards == 1:
+        return "0::smallint"
+    return f"coalesce(md5_number({column}) % {shards}, 0)::smallint"
+
+
+def shard_file(database: str | Path, shard: int, shards: int) -> Path:
+    """Shard k's file beside the site's main file: its name says which shard of how many it holds."""
+    path = Path(database)
+    return path.with_name(f"{path.stem}.shard-{shard}-of-{shards}{path.suffix or '.duckdb'}")
+
+
+def shard_files(database: str | Path, layout: Layout) -> list[Path]:
+    return [shard_file(database, k, layout.shards) for k in range(layout.shards)] if layout.per_shard else []
+
+
+def catalog(shard: int) -> str:
+    return f"shard_{shard}"
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _attached(con) -> set[str]:
+    return {row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()}
+
+
+def attach_shard(con, database: str | Path, shard: int, layout: Layout) -> str:
+    """Attach shard k's file (made, with its tables, if new) to the connection's database; returns its
+    catalog."""
+    name = catalog(shard)
+    if name not in _attached(con):
+        con.execute(f"attach $path as {name}", {"path": str(shard_file(database, shard, layout.shards))})
+    ensure_shard_schema(con, name)
+    return name
+
+
+def ensure_shard_schema(con, name: str) -> None:
+    """A shard file's tables: the claim tables of the main schema, as the main file has them."""
+    from .tables import shard_schema_sql
+
+    site = con.execute("select current_database()").fetchall()[0][0]
+    con.execute(f"use {name}")
+    try:
+        con.execute(shard_schema_sql())
+    finally:
+        con.execute(f"use {_quoted(site)}")
+
+
+def search_shard_first(con, name: str, site: str) -> None:
+    """Unqualified names of this connection find shard `name`'s tables first, then the main file's; what it
+    creates (other than temporary tables) goes to the shard."""
+    con.execute(f"use {name}")
+    con.execute(f"set search_path = '{_quoted(name)}.main,{_quoted(site)}.main'")
+
+
+def attach_all(con, database: str | Path, layout: Layout) -> None:
+    """For the stages that read a whole batch: every shard attached, and views over them all that this
+    connection (and its cursors, through `follow`) finds first."""
+    if not layout.per_shard:
+        return
+    site = con.execute("select current_database()").fetchall()[0][0]
+    names = [attach_shard(con, database, k, layout) for k in range(layout.shards)]
+    if ALL_SHARDS not in _attached(con):
+        con.execute(f"attach ':memory:' as {ALL_SHARDS}")
+    for table in [*SHARD_TABLES, *SHARD_VIEWS]:
+        union = " union all ".join(f"select * from {name}.main.{table}" for name in names)
+        con.execute(f"create or replace view {ALL_SHARDS}.main.{table} as {union}")
+    con.execute(f"set search_path = '{ALL_SHARDS}.main,{_quoted(site)}.main'")
+
+
+def follow(con, cursor) -> None:
+    """Give a cursor (a connection of its own) the search path of the connection it came from."""
+    path = con.execute("select current_setting('search_path')").fetchall()[0][0]
+    if path:
+        cursor.execute(f"set search_path = '{path.replace(chr(39), chr(39) * 2)}'")
+
+
+def distribute(con, database: str | Path, layout: Layout, batch_id: str) -> None:
+    """Move a validated batch's rows from the main file into their shards' files (a per-shard site only), one
+    shard at a time, each in a transaction of its own; the batch's earlier rows there (a rerun) go first."""
+    if not layout.per_shard:
+        return
+    site = _quoted(con.execute("select current_database()").fetchall()[0][0])
+    for shard in range(layout.shards):
+        name = attach_shard(con, database, shard, layout)
+        con.execute("begin transaction")
+        for table in SHARD_TABLES:
+            con.execute(f"delete from {name}.main.{table} where batch_id = ?", [batch_id])
+        con.execute(f"""insert into {name}.main.raw_claim_rows by name
+                        select * from {site}.main.raw_claim_rows where batch_id = ? and shard = ?""",
+                    [batch_id, shard])
+        con.execute("commit")
+    con.execute(f"delete from {site}.main.raw_claim_rows where batch_id = ?", [batch_id])
+
+
+@contextmanager
+def on_shard(con, database: str | Path, shard: int, layout: Layout):
+    """A cursor of `con` (the main file's connection) that finds shard `shard`'s tables first."""
+    site = con.execute("select current_database()").fetchall()[0][0]
+    name = attach_shard(con, database, shard, layout)
+    cursor = con.cursor()
+    try:
+        search_shard_first(cursor, name, site)
+        yield cursor
+    finally:
+        cursor.close()
+
+
+SITE = "site"
+
+
+@contextmanager
+def shard_connection(work: dict):
+    """The connection a judge step works on. The whole batch (`shard` None): the main file. One shard in the
+    process that holds the main file (the in-process executor): a cursor of it with the shard's file attached.
+    One shard in a process of its own (`workers` above 1): the shard's file, with the main file attached
+    read-only, which every shard's process may do at once."""
+    from pipelines.database import connect
+
+    database, shard = work["database"], work["shard"]
+    layout = Layout(work["shards"], work["layout"])
+    config = work["connection_config"]
+    if shard is None or work["config"].get("workers", 1) <= 1:
+        con = connect(database, work["lock_timeout"], config=config)
+        try:
+            if shard is None:
+                yield con
+            else:
+                with on_shard(con, database, shard, layout) as cursor:
+                    yield cursor
+        finally:
+            con.close()
+        return
+    import duckdb
+
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        name = attach_shard(con, database, shard, layout)
+        _attach_read_only(con, database, work["lock_timeout"])
+        search_shard_first(con, name, SITE)
+        yield con
+    finally:
+        con.close()
+
+
+def _attach_read_only(con, database: str | Path, timeout: float) -> None:
+    """The main file, read-only: a step that writes it (a check of the reference tables) may hold it a moment."""
+    import time
+
+    import duckdb
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            con.execute(f"attach $path as {SITE} (read_only)", {"path": str(database)})
+            return
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+# A price context is numbered within its batch and shard file: gathered from several files into one, its number
+# takes the file's shard in its low bits.
+CONTEXT_STRIDE = MAX_SHARDS
+
+
+def reshard(con, database: str | Path, before: Layout, after: Layout) -> int:
+    """Move every stored row of the claim tables from `before` to `after`; returns the raw rows moved. All or
+    nothing: new shard files are written first (removed again on failure), the main file changes in one
+    transaction, and the old shard files go only once it has committed."""
+    import os
+
+    database = Path(database)
+    old_files = shard_files(database, before)
+    new_files = [] if not after.per_shard else shard_files(database, after)
+    if set(old_files) & set(new_files):
+        raise LayoutError("the new shard files would overwrite the old ones")
+    site = _quoted(con.execute("select current_database()").fetchall()[0][0])
+    attach_all(con, database, before)
+    con.execute("reset search_path")
+    # Every stored row with its new shard; contexts and keys renumbered where several files become one.
+    sources = {}
+    if before.per_shard:
+        parts = {table: [] for table in SHARD_TABLES}
+        for shard in range(before.shards):
+            name = catalog(shard)
+            parts["raw_claim_rows"].append(f"select * from {name}.main.raw_claim_rows")
+            parts["price_contexts"].append(
+                f"select * replace (context_id * {CONTEXT_STRIDE} + {shard} as context_id) "
+                f"from {name}.main.price_contexts")
+            parts["priced_keys"].append(
+                f"select * replace (context_id * {CONTEXT_STRIDE} + {shard} as context_id) "
+                f"from {name}.main.priced_keys")
+            parts["line_flags"].append(f"select * from {name}.main.line_flags")
+        sources = {table: " union all ".join(selects) for table, selects in parts.items()}
+        # A batch not yet distributed (its run stopped after validation) is still in the main file.
+        sources["raw_claim_rows"] += f" union all select * from {site}.main.raw_claim_rows"
+    else:
+        sources = {table: f"select * from {site}.main.{table}" for table in SHARD_TABLES}
+    con.execute(f"""create or replace temp table reshard_rows as
+                    select * replace ({shard_sql(after.shards)} as shard) from ({sources['raw_claim_rows']})""")
+    con.execute("""create or replace temp table reshard_line_shards as
+                   select batch_id, (file_index::bigint << 40) + source_row as line_id, shard from reshard_rows""")
+    for table in ["price_contexts", "priced_keys", "line_flags"]:
+        con.execute(f"create or replace temp table reshard_{table} as {sources[table]}")
+    moved = con.execute("select count(*) from reshard_rows").fetchall()[0][0]
+    written: list[Path] = []
+    try:
+        for shard, file in enumerate(new_files):
+            for leftover in (file, Path(f"{file}.wal")):
+                leftover.unlink(missing_ok=True)
+            written.append(file)
+            name = attach_shard(con, database, shard, after)
+            con.execute("begin transaction")
+            _copy_shard(con, f"{name}.main", shard)
+            con.execute("commit")
+            con.execute(f"detach {name}")
+        con.execute("begin transaction")
+        for table in SHARD_TABLES:
+            con.execute(f"delete from {site}.main.{table}")
+        if not after.per_shard:
+            _copy_shard(con, f"{site}.main", None)
+        write_layout(con, after)
+        con.execute("commit")
+    except BaseException:
+        try:
+            con.execute("rollback")
+        except Exception:
+            pass
+        for file in written:
+            try:
+                con.execute(f"detach {catalog(new_files.index(file))}")
+            except Exception:
+                pass
+            for leftover in (file, Path(f"{file}.wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    for shard, file in enumerate(old_files):
+        try:
+            con.execute(f"detach {catalog(shard)}")
+        except Exception:
+            pass
+        for leftover in (file, Path(f"{file}.wal")):
+            if leftover.exists():
+                os.unlink(leftover)
+    return moved
+
+
+def _copy_shard(con, target: str, shard: int | None) -> None:
+    """The gathered rows of one new shard (all of them for a single file) into `target`'s tables."""
+    where = "" if shard is None else f"where shard = {shard}"
+    of_shard = "" if shard is None else f"semi join (select * from reshard_line_shards {where}) s using (batch_id, line_id)"
+    con.execute(f"insert into {target}.raw_claim_rows by name select * from reshard_rows {where}")
+    con.execute(f"insert into {target}.priced_keys by name select * from reshard_priced_keys k {of_shard}")
+    con.execute(f"""insert into {target}.price_contexts by name
+                    select * from reshard_price_contexts c
+                    where (batch_id, context_id) in (select (batch_id, context_id) from {target}.priced_keys)""")
+    con.execute(f"insert into {target}.line_flags by name select * from reshard_line_flags f {of_shard}")
