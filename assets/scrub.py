@@ -23,8 +23,8 @@ from .rules import LINE_RULES, PAIR_RULES, STEPS, registry_frame
 from .rules.base import BYPASS_MODIFIERS, Step, sql_list
 from .tables import clear_batch
 
-# Every scrubbed batch gets a place in line once, kept across rescrubs: history is only the batches before it,
-# so rescrubbing an earlier batch never starts judging it against later ones.
+# Every batch gets a place in line once, when it is first read (assets/flow.py), kept across rescrubs: history is
+# only the batches before it, so rescrubbing an earlier batch never starts judging it against later ones.
 BATCH_ORDER = """
 insert or ignore into batch_order select $batch, coalesce(max(seq), 0) + 1 from batch_order
 """
@@ -271,11 +271,6 @@ def _parameters(sql: str, values: dict) -> dict:
     return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
 
 
-def _on_shard(con) -> bool:
-    """Whether the connection works on one shard's file (assets/shards.py), which holds no batch_order."""
-    return con.execute("select current_database() like 'shard_%'").fetchall()[0][0]
-
-
 def _history_span(con, batch_id: str, with_history: bool) -> dict:
     """The days of earlier lines that can take part: a surgery's period reaches a visit up to 90 days after it
     (and 57 the day before), and an encounter is one day. Bound as constants, they let DuckDB skip the stored
@@ -301,8 +296,6 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
     con.execute("create or replace temp table rule_registry as select * from registry_frame")
     con.unregister("registry_frame")
     values = {"batch": batch_id, "with_history": with_history, **_history_span(con, batch_id, with_history)}
-    if shards > 1 or not _on_shard(con):  # a shard's step: the read stage put the batch in line
-        con.execute(BATCH_ORDER, _parameters(BATCH_ORDER, values))
     con.execute(HISTORY_LINES, _parameters(HISTORY_LINES, values))
     con.execute(NPI_CHECKED, _parameters(NPI_CHECKED, values))
     con.execute(FOUND)

@@ -64,11 +64,9 @@ def checked(shards: int, layout: str) -> Layout:
 
 def read_layout(con) -> Layout:
     """The site's layout from its main file (S=1 in one file for a database made before layouts existed)."""
-    found = con.execute(
-        """select count(*) from duckdb_tables()
-           where database_name = current_database() and schema_name = 'main' and table_name = 'site_layout'"""
-    ).fetchall()[0][0]
-    if not found:
+    from .tables import table_kind
+
+    if table_kind(con, "site_layout") is None:
         return Layout()
     rows = con.execute("select shards, layout from site_layout limit 1").fetchall()
     return Layout(*rows[0]) if rows else Layout()
@@ -230,19 +228,10 @@ def shard_connection(work: dict):
 
 def _attach_read_only(con, database: str | Path, timeout: float) -> None:
     """The main file, read-only: a step that writes it (a check of the reference tables) may hold it a moment."""
-    import time
+    from pipelines.database import waiting_for_lock
 
-    import duckdb
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            con.execute(f"attach $path as {SITE} (read_only)", {"path": str(database)})
-            return
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.1)
+    waiting_for_lock(lambda: con.execute(f"attach $path as {SITE} (read_only)", {"path": str(database)}),
+                     database, timeout)
 
 
 # A price context is numbered within its batch and shard file: gathered from several files into one, its number

@@ -44,10 +44,16 @@ def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTI
     Connections of one process share one database instance, so a process that already holds the file
     opens further connections at once; `on_wait` is called once if this one has to wait.
     """
+    return waiting_for_lock(lambda: duckdb.connect(database, config=config), database, timeout, on_wait)
+
+
+def waiting_for_lock(open_it, database, timeout: float, on_wait=None):
+    """`open_it()` (a connection, an attach), tried again while another process holds `database`'s lock, up to
+    `timeout` seconds; `on_wait` is called once if it has to wait."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return duckdb.connect(database, config=config)
+            return open_it()
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
