@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def units_text(column: str) -> str:
 # it (assets/decisions.py: own_decisions and standing_in_force, a few rows, joined before the sort). Beyond what
 # flags.csv shows, a finding keeps the facts the Worklist's instructions name (assets/worklist.py).
 FINDING_ROWS = f"""
-create or replace temp table finding_rows as
+create or replace table {{scratch}}.finding_rows as
 select row_number() over () as _row, * exclude (_rank)
 from (
     select x.*, {DECISION_COLUMNS}
@@ -96,10 +97,11 @@ where batch_id = $batch and partner_line_id is not null and partner_claim_id is 
 """
 
 
-def finding_rows_sql(con, batch_id: str, show_ids: bool) -> str:
-    """FINDING_ROWS for the batch, its patients masked unless asked for."""
+def finding_rows_sql(con, batch_id: str, show_ids: bool, scratch: str = "temp") -> str:
+    """FINDING_ROWS for the batch, its patients masked unless asked for, as a table of `scratch` (a database
+    every connection of the process sees, or the connection's own temp)."""
     stored = con.execute(PARTNERS_MISSING, {"batch": batch_id}).fetchall()[0][0] == 0
-    return (FINDING_ROWS.replace("{patient}", patient_expression(show_ids))
+    return (FINDING_ROWS.replace("{scratch}", scratch).replace("{patient}", patient_expression(show_ids))
             .replace("{partner}", PARTNER_STORED if stored else PARTNER_LOOKED_UP)
             .replace("{partner_lines}", "" if stored else PARTNER_LINES))
 
@@ -270,13 +272,22 @@ def _write_lines(con, params: dict, masked: dict, show_ids: bool, path: Path,
                  advance: Callable[..., None], threads: int) -> None:
     """lines.csv, on a connection of its own beside the rest of the write stage (which the workbook keeps
     busy in Python for much of its time); then the rest, on the other connection alone, has all of DuckDB's
-    `threads` again. The connection is closed here, the last of its tasks."""
-    try:
-        _copy_lines(con, params, masked, show_ids, path)
-        con.execute(f"set threads = {threads}")
-    finally:
-        con.close()
+    `threads` again."""
+    _copy_lines(con, params, masked, show_ids, path)
+    con.execute(f"set threads = {threads}")
     advance(what="lines.csv")
+
+
+def _write_findings_files(con, findings, scratch: str, params: dict, staging: Path,
+                          advance: Callable[..., None]) -> None:
+    """flags.csv from the findings table once the other connection has built it (`findings`, its future), and
+    quarantine.csv: after lines.csv, on the same connection, which would otherwise wait for the workbook."""
+    findings.result()
+    _copy_csv(con, FLAGS_SQL.replace("from finding_rows", f"from {scratch}.finding_rows"), {},
+              staging / "flags.csv")
+    advance(what="flags.csv")
+    _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
+    advance(what="quarantine.csv")
 
 
 def summarise(con, batch_id: str) -> dict:
@@ -396,35 +407,65 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     con.unregister("registry_frame")
     params = {"batch": batch_id}
     masked = params if show_ids else {**params, "secret": site_secret()}
-    # The other connection checkpoints, sums up the batch and writes lines.csv, in that order, while this one
-    # builds the findings table, flags.csv and the workbook: the summary there keeps the two sides about even.
+    # The findings table lives in an in-memory database of the process, which both connections see: the
+    # other one writes flags.csv from it after lines.csv, while this one goes on to the workbook.
+    scratch = f"claimscrub_findings_{uuid.uuid4().hex[:12]}"
+    con.execute(f"attach ':memory:' as {scratch}")
+    try:
+        return _write_with_findings(con, batch_id, out_dir, show_ids, advance, pool, staging, threads, source,
+                                    standing_days, carc, params, masked, scratch)
+    finally:
+        try:
+            con.execute("drop view if exists temp.finding_rows")
+            con.execute(f"detach database if exists {scratch}")
+        except duckdb.Error:
+            pass  # a failed transaction still holds them: closing the connection lets them go
+
+
+def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Callable[..., None],
+                         pool: ThreadPoolExecutor, staging: Path, threads: int, source: str,
+                         standing_days: int, carc, params: dict, masked: dict, scratch: str) -> dict:
+    # The other connection checkpoints, sums up the batch and writes lines.csv, then flags.csv and
+    # quarantine.csv, in that order, while this one builds the findings table and the workbook.
     side = con.cursor()
     follow(con, side)
+    findings = Future()
     pool.submit(_checkpoint, side)
     summarised = pool.submit(summarise, side, batch_id)
     lines = pool.submit(_write_lines, side, params, masked, show_ids, staging / "lines.csv", advance, threads)
-    # The day standing dismissals are in force as of: the run's.
-    as_of = run_day()
-    prepare_batch_decisions(con, batch_id, as_of, standing_days)
-    con.execute(finding_rows_sql(con, batch_id, show_ids), masked)
-    _copy_csv(con, FLAGS_SQL, {}, staging / "flags.csv")
-    advance(what="flags.csv")
-    _copy_csv(con, QUARANTINE_SQL, params, staging / "quarantine.csv")
-    advance(what="quarantine.csv")
-    summary = summarised.result()
-    summary["source"] = source or source_key([f["file"] for f in summary["files"]])
-    summary["dollars_at_risk"]["deny_by_decision"] = decision_split(con)
-    (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    advance(what="summary.json")
-    feedback = feedback_views(con, as_of=as_of, standing_days=standing_days) if has_remittances(con) else None
-    # The run joins the history (and the trend the workbook draws) only once its files are in place; a
-    # failure leaves the transaction open and closing the connection rolls it back.
-    con.execute("begin transaction")
-    record_run(con, summary)
-    build_workbook(staging / "denial-risk-report.xlsx",
-                   gather_report(con, summary, carc, feedback, as_of, standing_days))
-    advance(what="workbook")
-    lines.result()
+    side_files = pool.submit(_write_findings_files, side, findings, scratch, params, staging, advance)
+    try:
+        # The day standing dismissals are in force as of: the run's.
+        as_of = run_day()
+        prepare_batch_decisions(con, batch_id, as_of, standing_days)
+        try:
+            con.execute(finding_rows_sql(con, batch_id, show_ids, scratch), masked)
+            con.execute(f"create or replace temp view finding_rows as select * from {scratch}.finding_rows")
+        except BaseException as exc:
+            findings.set_exception(exc)
+            raise
+        findings.set_result(None)
+        summary = summarised.result()
+        summary["source"] = source or source_key([f["file"] for f in summary["files"]])
+        summary["dollars_at_risk"]["deny_by_decision"] = decision_split(con)
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        advance(what="summary.json")
+        feedback = feedback_views(con, as_of=as_of, standing_days=standing_days) if has_remittances(con) else None
+        # The run joins the history (and the trend the workbook draws) only once its files are in place; a
+        # failure leaves the transaction open and closing the connection rolls it back.
+        con.execute("begin transaction")
+        record_run(con, summary)
+        build_workbook(staging / "denial-risk-report.xlsx",
+                       gather_report(con, summary, carc, feedback, as_of, standing_days))
+        advance(what="workbook")
+        lines.result()
+        side_files.result()
+    finally:
+        # The side connection's tasks end (or fail) before it closes and the findings table goes.
+        if not findings.done():
+            findings.set_exception(RuntimeError("the findings table was not built"))
+        wait([side_files])
+        side.close()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)
     # A previous run's file is moved aside (into the staging folder, removed with it) before the new one takes

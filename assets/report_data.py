@@ -25,23 +25,22 @@ select finding_id, claim_id, line_number, patient, date_of_service, hcpcs, modif
            || ptp_modifier_indicator || coalesce(': ' || ptp_rationale, '') as ptp_edit,
        concat_ws('; ', rvu_release, ptp_release, mue_release) as releases,
        reference_match, source_file, source_row,
-       case when m.first_at_severity then 'yes' end as counted_once,
-       case when m.first_in_category then 'yes' end as counted_once_in_category, f._row
+       case when m.at_severity[f._row] then 'yes' end as counted_once,
+       case when m.in_category[f._row] then 'yes' end as counted_once_in_category, f._row
 from finding_rows f
-positional join finding_marks m
-where case when f._row <> m._row then error('findings and their marks are not in the same order')
-           else true end
+cross join finding_marks m
 """
 # The finding that counts its line's dollars once in the Summary's totals: the first of the line's findings of
 # its severity (and of its category too), so that a filter on the Findings sheet gives each total. Worked out
-# on the findings' keys alone and stored in their order, then read beside them by position: a window over the
-# wide rows of finding_rows cost as much as building it.
+# on the findings' keys alone, as two lists indexed by `_row` (1, 2, ...): a window over the wide rows of
+# finding_rows cost as much as building it, and reading the marks beside the rows by position would build
+# the sheet's rows on one thread.
 FINDING_MARKS = """
 create or replace temp table finding_marks as
-select _row, row_number() over (partition by line_id, severity order by _row) = 1 as first_at_severity,
-       row_number() over (partition by line_id, severity, category order by _row) = 1 as first_in_category
-from finding_rows
-order by _row
+select list(first_at_severity order by _row) as at_severity, list(first_in_category order by _row) as in_category
+from (select _row, row_number() over (partition by line_id, severity order by _row) = 1 as first_at_severity,
+             row_number() over (partition by line_id, severity, category order by _row) = 1 as first_in_category
+      from finding_rows)
 """
 
 # One row per line to fix (assets/worklist.py builds them from the findings table, in the sheet's order,

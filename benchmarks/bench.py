@@ -6,6 +6,10 @@ reference releases, as a nightly run finds it. Stage times come from the command
 peak memory is the child's maximum resident set (its own children included).
 
     python -m benchmarks.bench --lines 100000 1000000 2000000 10000000
+    python -m benchmarks.bench --lines 10000000 --shards 4 --layout per-shard --workers 2
+
+With --shards, the run's database is resharded (`claimscrub db reshard`) before the scrub, outside the
+measured time; the table's "site" column says what was measured.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ DONE = re.compile(r"claimscrub (\w+): done, [\d,]+ rows in ([\d.]+) s")
 # The workbook is written after summary.json (lines.csv is written beside it): its time is the time from
 # one to the other.
 FILE_DONE = re.compile(r"claimscrub write: \d+ of \d+ files after ([\d.]+) s \((summary\.json|workbook)\)")
-COLUMNS = ["lines", "file MB", "floor s", *(f"{s} s" for s in STAGES), "of which workbook s", "total s",
+COLUMNS = ["lines", "site", "file MB", "floor s", *(f"{s} s" for s in STAGES), "of which workbook s", "total s",
            "x floor", "peak RSS MiB", "findings"]
 
 
@@ -66,7 +70,8 @@ def reference_database(data: Path) -> Path:
     return template
 
 
-def measure(lines: int, data: Path, template: Path) -> dict:
+def measure(lines: int, data: Path, template: Path, site: dict | None = None) -> dict:
+    site = site or {"shards": 1, "layout": "single", "workers": 1}
     export = data / f"claims-{lines}.csv"
     if not export.exists():
         generate(export, lines)
@@ -82,21 +87,31 @@ def measure(lines: int, data: Path, template: Path) -> dict:
     (work / "floor.duckdb").unlink()
     database = work / "claimscrub.duckdb"
     shutil.copyfile(template, database)
+    if site["shards"] > 1 or site["layout"] != "single":
+        _, code, _ = run_measured(
+            [sys.executable, "-m", "pipelines.cli", "db", "reshard", "--db", str(database),
+             "--shards", str(site["shards"]), "--layout", site["layout"]], work / "reshard.out")
+        if code != 0:
+            raise SystemExit(f"resharding the run's database failed: see {work / 'reshard.out'}")
+    workers = ["--workers", str(site["workers"])] if site["workers"] > 1 else []
     scrub_log = work / "scrub.log"
     total, code, peak = run_measured(
         [sys.executable, "-m", "pipelines.cli", "scrub", str(export), "--out", str(work / "out"),
-         "--db", str(database), "--log", str(scrub_log)], work / "scrub.out")
+         "--db", str(database), "--log", str(scrub_log), *workers], work / "scrub.out")
     if code != 0:
         raise SystemExit(f"the scrub of {lines:,} lines failed (exit {code}): see {work / 'scrub.out'}")
     summary = json.loads((work / "out" / "summary.json").read_text())
-    database.unlink()
-    return {"lines": lines, "bytes": export.stat().st_size, "floor": floor,
+    for file in work.glob("claimscrub*.duckdb*"):
+        file.unlink()
+    return {"lines": lines, "site": site, "bytes": export.stat().st_size, "floor": floor,
             "stages": stage_seconds(scrub_log.read_text()), "total": total, "peak_rss": peak,
             "rows_quarantined": summary["rows_quarantined"], "findings": summary["findings"]["total"]}
 
 
 def table_row(result: dict) -> list[str]:
-    return [f"{result['lines']:,}", f"{result['bytes'] / 1e6:,.0f}", f"{result['floor']:.2f}",
+    site = result.get("site") or {"shards": 1, "layout": "single", "workers": 1}
+    described = f"S={site['shards']} {site['layout']}" + (f", {site['workers']} workers" if site["workers"] > 1 else "")
+    return [f"{result['lines']:,}", described, f"{result['bytes'] / 1e6:,.0f}", f"{result['floor']:.2f}",
             *(f"{result['stages'].get(s, float('nan')):.2f}" for s in [*STAGES, "workbook"]),
             f"{result['total']:.2f}", f"{result['total'] / result['floor']:.1f}",
             f"{result['peak_rss'] / 2**20:,.0f}", f"{result['findings']:,}"]
@@ -112,7 +127,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / ".bench",
                         help="folder for the generated exports and the runs (default .bench, git-ignored)")
     parser.add_argument("--repeat", type=int, default=1, help="measure each size this many times")
+    parser.add_argument("--shards", type=int, default=1, help="patient shards of the run's database")
+    parser.add_argument("--layout", choices=["single", "per-shard"], default="single")
+    parser.add_argument("--workers", type=int, default=1, help="processes for the shard steps (scrub --workers)")
     args = parser.parse_args()
+    site = {"shards": args.shards, "layout": args.layout, "workers": args.workers}
     args.data.mkdir(parents=True, exist_ok=True)
     template = reference_database(args.data)
     print(markdown_row(COLUMNS))
@@ -120,7 +139,7 @@ def main() -> None:
     with open(args.data / "results.jsonl", "a") as results:
         for lines in args.lines:
             for _ in range(args.repeat):
-                result = measure(lines, args.data, template)
+                result = measure(lines, args.data, template, site)
                 results.write(json.dumps({**result, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
                 print(markdown_row(table_row(result)), flush=True)
 
