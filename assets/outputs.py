@@ -59,7 +59,7 @@ def units_text(column: str) -> str:
 # it (assets/decisions.py: own_decisions and standing_in_force, a few rows, joined before the sort). Beyond what
 # flags.csv shows, a finding keeps the facts the Worklist's instructions name (assets/worklist.py).
 FINDING_ROWS = f"""
-create or replace table {{scratch}}.finding_rows as
+create or replace {{target}} as
 select row_number() over () as _row, * exclude (_rank)
 from (
     select x.*, {DECISION_COLUMNS}
@@ -97,11 +97,12 @@ where batch_id = $batch and partner_line_id is not null and partner_claim_id is 
 """
 
 
-def finding_rows_sql(con, batch_id: str, show_ids: bool, scratch: str = "temp") -> str:
+def finding_rows_sql(con, batch_id: str, show_ids: bool, scratch: str | None = None) -> str:
     """FINDING_ROWS for the batch, its patients masked unless asked for, as a table of `scratch` (a database
     every connection of the process sees, or the connection's own temp)."""
     stored = con.execute(PARTNERS_MISSING, {"batch": batch_id}).fetchall()[0][0] == 0
-    return (FINDING_ROWS.replace("{scratch}", scratch).replace("{patient}", patient_expression(show_ids))
+    target = f"table {scratch}.finding_rows" if scratch else "temp table finding_rows"
+    return (FINDING_ROWS.replace("{target}", target).replace("{patient}", patient_expression(show_ids))
             .replace("{partner}", PARTNER_STORED if stored else PARTNER_LOOKED_UP)
             .replace("{partner_lines}", "" if stored else PARTNER_LINES))
 
