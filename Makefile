@@ -34,8 +34,10 @@ ui: $(STAMP)
 
 # Not a test: times the whole scrub on synthetic exports next to DuckDB's own read (see docs/performance.md).
 BENCH_LINES ?= 100000 1000000 2000000 10000000
+# A sharded site instead of one file, e.g. BENCH_SITE="--shards 4 --layout per-shard --workers 2"
+BENCH_SITE ?=
 bench: $(STAMP)
-	$(VENV)/bin/python -m benchmarks.bench --lines $(BENCH_LINES)
+	$(VENV)/bin/python -m benchmarks.bench --lines $(BENCH_LINES) $(BENCH_SITE)
 
 clean:
 	rm -rf out .claimscrub .bench
