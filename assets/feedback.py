@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from pipelines.database import MAIN_FILE_POOL
 from reports.feedback import FEEDBACK_WORKBOOK, write_feedback_workbook
 
 from .decisions import DEFAULT_STANDING_DAYS, LATEST, STANDING, STANDING_LABEL, finding_id_sql
@@ -188,7 +189,7 @@ class FeedbackConfig(dg.Config):
     standing_days: int = DEFAULT_STANDING_DAYS
 
 
-@dg.asset(group_name="feedback", kinds={"duckdb"})
+@dg.asset(group_name="feedback", kinds={"duckdb"}, pool=MAIN_FILE_POOL)
 def remittances(context: dg.AssetExecutionContext, config: RemitConfig,
                 duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per claim payment (CLP), service line (SVC) and adjustment (CAS) of each 835 file, loaded
@@ -216,7 +217,8 @@ def remittances(context: dg.AssetExecutionContext, config: RemitConfig,
     })
 
 
-@dg.asset(group_name="feedback", kinds={"duckdb", "csv", "excel"}, deps=[remittances, "line_flags"])
+@dg.asset(group_name="feedback", kinds={"duckdb", "csv", "excel"}, deps=[remittances, "line_flags"],
+          pool=MAIN_FILE_POOL)
 def payer_feedback(config: FeedbackConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One set of payer feedback views over every remittance loaded: rule outcomes, missed denials and
     denial patterns (CSV files and a workbook in out_dir, when one is configured)."""

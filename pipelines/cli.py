@@ -142,8 +142,8 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
 
     show_progress(log)
     database = db or database_path()
-    # Held for the whole run: another writer (a second scrub, the nightly run) waits here instead of
-    # interleaving with this one, and this one waits for it.
+    # Held for the whole run: another writer (a second scrub, the nightly run, `reference load`) waits here
+    # instead of interleaving with this one, and this one waits for it.
     with holding_database(database) as con:
         if locality and not _known_locality(con, locality):
             fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
@@ -152,10 +152,12 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
             with prefetching(con, list(files), site_mapping) as staged:
                 result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
                                      with_history=history, standing_days=standing_days, staged_exports=staged)
-    if workers > 1:
-        # The steps' processes open the file themselves, one writer at a time: this one lets go of it.
-        result = materialize_in_processes(list(files), out_dir, database, mapping, locality, show_ids, history,
-                                          standing_days, workers)
+        else:
+            # The steps' processes open the files themselves, one writer per file at a time: this one lets go
+            # of the main file but keeps the site lock, which covers them, until the last step is done.
+            con.close()
+            result = materialize_in_processes(list(files), out_dir, database, mapping, locality, show_ids,
+                                              history, standing_days, workers)
     if not result.success:
         code, message = error_message(result)
         fail(message, code)

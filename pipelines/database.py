@@ -1,12 +1,20 @@
 """The claims database: its path from CLAIMSCRUB_DB, else the working folder's database, and connections to it.
 
-DuckDB lets one process at a time write a database file. Every writer (each command that writes, and every
-run Dagster launches, through the resource) holds the file for its whole run, so that two of them never
-interleave. Rather than fail at once when another process holds it, a writer waits for the lock up to
-CLAIMSCRUB_LOCK_TIMEOUT seconds, says once that it waits, and then fails with a plain message.
+One writer at a time on a site's files, whoever writes. Every writer (each command that writes, and every run
+Dagster launches, through the resource) first takes the site lock, an advisory lock on a file beside the main
+database (`NAME.lock`; one for a per-shard site's files too), and holds it for its whole run; then it opens
+the main file, which DuckDB lets one process write at a time. The site lock is what keeps another writer out
+when no process holds the database itself: between two steps of `claimscrub scrub --workers N`, whose steps'
+processes open the files one after another while the command holds the site lock for them. Rather than fail at
+once when another process holds either lock, a writer waits up to CLAIMSCRUB_LOCK_TIMEOUT seconds, says once
+that it waits, and then fails with a plain message.
 """
 
+import fcntl
+import os
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -26,6 +34,14 @@ RETRY_SECONDS = 0.25
 # Runs that share a database file queue behind each other (dagster.yaml limits this tag to one run per value).
 DATABASE_TAG = "claimscrub/database"
 
+# The Dagster concurrency pool of every step that writes the main file (docs/scaling.md): where steps run in
+# processes of their own, the pool's limit of 1 makes them take turns instead of each waiting on the file.
+MAIN_FILE_POOL = "claimscrub-main-file"
+
+# Set by a command for the step processes it starts: the site lock it holds for them. A step whose site lock
+# is this one neither takes it nor waits for it (it would wait for its own command until the timeout).
+SITE_LOCK_HELD = "CLAIMSCRUB_SITE_LOCK_HELD"
+
 
 class DatabaseBusyError(RuntimeError):
     """Another process held the database for longer than the lock timeout. The message is one sentence."""
@@ -38,24 +54,105 @@ def waiting_notice(database: str, timeout: float, waiter: str = "") -> str:
     return f"{notice} before {waiter} starts" if waiter else notice
 
 
-def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTION_CONFIG) -> duckdb.DuckDBPyConnection:
+def site_lock_path(database: str | Path) -> Path:
+    """The site lock's file, beside the main database: `claimscrub.duckdb.lock` for `claimscrub.duckdb`."""
+    path = Path(database).resolve()
+    return path.with_name(path.name + ".lock")
+
+
+# The site locks this process holds, by lock file: [descriptor, holds]. A run the command makes in process takes
+# the lock again through its resource and must not wait for the command's own hold.
+_held: dict[str, list] = {}
+_held_guard = threading.Lock()
+
+
+def holds_site(database: str | Path) -> bool:
+    """Whether this process holds the site lock of `database`."""
+    with _held_guard:
+        return str(site_lock_path(database)) in _held
+
+
+@contextmanager
+def holding_site(database: str | Path, timeout: float, on_wait=None, deadline: float | None = None):
+    """Hold the site lock of `database` for the block, waiting up to `timeout` seconds (or until `deadline`)
+    for another process's; `on_wait` is called once if it has to wait. Taken again in a process that holds
+    it, it is held at once; in a step process whose command holds it (SITE_LOCK_HELD), it is not taken."""
+    path = str(site_lock_path(database))
+    if os.environ.get(SITE_LOCK_HELD) == path:
+        yield
+        return
+    # The guard is held while waiting, so that two threads of one process never both wait on the file.
+    with _held_guard:
+        if path in _held:
+            _held[path][1] += 1
+        else:
+            _held[path] = [_take(path, database, timeout, on_wait, deadline), 1]
+    try:
+        yield
+    finally:
+        with _held_guard:
+            _held[path][1] -= 1
+            if _held[path][1] == 0:
+                os.close(_held.pop(path)[0])
+
+
+def _take(path: str, database, timeout: float, on_wait, deadline: float | None) -> int:
+    # The file is never removed: a writer waiting on a removed file's lock would hold a lock nobody else sees.
+    # The kernel lets go of the lock when its holder exits, however it ends.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        _retrying(lambda: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB),
+                  lambda exc: isinstance(exc, BlockingIOError), database, timeout, on_wait, deadline)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def holding(database: str, timeout: float, on_wait=None, config: dict = CONNECTION_CONFIG):
+    """The site lock, then the database open for writing, for the block; one wait of up to `timeout` seconds
+    for both, and `on_wait` called at most once. Yields the connection."""
+    deadline = time.monotonic() + timeout
+    said = []
+
+    def say_it_once() -> None:
+        if not said and on_wait is not None:
+            said.append(True)
+            on_wait()
+
+    with holding_site(database, timeout, say_it_once, deadline):
+        con = connect(database, timeout, say_it_once, config, deadline)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTION_CONFIG,
+            deadline: float | None = None) -> duckdb.DuckDBPyConnection:
     """Open the database for writing, waiting up to `timeout` seconds for another process's lock.
 
     Connections of one process share one database instance, so a process that already holds the file
     opens further connections at once; `on_wait` is called once if this one has to wait.
     """
-    return waiting_for_lock(lambda: duckdb.connect(database, config=config), database, timeout, on_wait)
+    return waiting_for_lock(lambda: duckdb.connect(database, config=config), database, timeout, on_wait, deadline)
 
 
-def waiting_for_lock(open_it, database, timeout: float, on_wait=None):
+def waiting_for_lock(open_it, database, timeout: float, on_wait=None, deadline: float | None = None):
     """`open_it()` (a connection, an attach), tried again while another process holds `database`'s lock, up to
-    `timeout` seconds; `on_wait` is called once if it has to wait."""
-    deadline = time.monotonic() + timeout
+    `timeout` seconds (or until `deadline`); `on_wait` is called once if it has to wait."""
+    return _retrying(open_it, lambda exc: isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower(),
+                     database, timeout, on_wait, deadline)
+
+
+def _retrying(try_it, busy, database, timeout: float, on_wait, deadline: float | None):
+    deadline = time.monotonic() + timeout if deadline is None else deadline
     while True:
         try:
-            return open_it()
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
+            return try_it()
+        except Exception as exc:
+            if not busy(exc):
                 raise
             if time.monotonic() >= deadline:
                 raise DatabaseBusyError(

@@ -1,11 +1,10 @@
 """The one DuckDB resource (pipelines/database.py has the database's path and how a connection waits)."""
 
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
@@ -13,25 +12,28 @@ from .database import (
     CONNECTION_CONFIG,
     DATABASE_TAG,  # noqa: F401  (the nightly job and its tests import it from here)
     connect,
+    holding,
     waiting_notice,
 )
 from .settings import database_path, lock_timeout
 
 
 class ClaimsDatabase(DuckDBResource):
-    """DuckDBResource that holds the database for a whole run, as `claimscrub scrub` does, and whose
-    connections wait for another process's write lock instead of failing.
+    """DuckDBResource that holds the site lock and the database for a whole run, as `claimscrub scrub` does,
+    and whose connections wait for another process's write lock instead of failing.
 
     The hold is taken when the run sets its resources up, before its first step, and let go when it tears
     them down after its last, whether the run succeeded or not. Between two steps of a run launched by the
-    daemon or the UI, a command-line writer therefore finds the file still held and waits, instead of slipping
+    daemon or the UI, a command-line writer therefore finds the site still held and waits, instead of slipping
     in and interleaving with the run. The steps open their own connections in the same process (the
     definitions' in-process executor), which share the held instance and its lock, so they open at once. When
-    a command runs a job in process it already holds the file itself, and the hold here opens at once too.
+    a command runs a job in process it already holds both itself, and the hold here is taken at once too; in
+    the step processes of `claimscrub scrub --workers N` the command holds the site lock for them
+    (pipelines/database.py `holding_site`), and each step holds the file for its own length.
     """
 
     lock_timeout: float = 60.0
-    _hold: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+    _holding: ExitStack | None = PrivateAttr(default=None)
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -51,13 +53,15 @@ class ClaimsDatabase(DuckDBResource):
                 context.log.warning(notice)
 
         # Past the timeout, DatabaseBusyError fails the run before any step started: nothing is written.
-        self._hold = connect(self.database, self.lock_timeout, on_wait=say_it_waits,
-                             config=self.connection_config)
+        with ExitStack() as stack:
+            stack.enter_context(holding(self.database, self.lock_timeout, on_wait=say_it_waits,
+                                        config=self.connection_config))
+            self._holding = stack.pop_all()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._hold is not None:
-            self._hold.close()
-            self._hold = None
+        if self._holding is not None:
+            self._holding.close()
+            self._holding = None
 
     @contextmanager
     def get_connection(self):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -22,12 +22,12 @@ def fail(message: str, code: int = 2, advice: str = "") -> None:
 
 @contextmanager
 def holding_database(db: str | None):
-    """Hold the database (--db, else CLAIMSCRUB_DB, else the working folder's) for the whole of a command that
-    writes it, and yield the holding connection. Another process's hold is waited for up to
+    """Hold the site lock and the database (--db, else CLAIMSCRUB_DB, else the working folder's) for the whole
+    of a command that writes it, and yield the holding connection. Another process's hold is waited for up to
     CLAIMSCRUB_LOCK_TIMEOUT seconds, saying so once on standard error; past it, one plain line and exit 1, with
-    nothing written. The Dagster runs the command makes in process open their connections at once: connections
-    of one process share one DuckDB instance and its lock."""
-    from .database import DatabaseBusyError, connect, database_for, waiting_notice
+    nothing written. The Dagster runs the command makes in process take both at once: the site lock is held by
+    this process already, and connections of one process share one DuckDB instance and its lock."""
+    from .database import DatabaseBusyError, database_for, holding, waiting_notice
     from .settings import lock_timeout
 
     try:
@@ -35,15 +35,14 @@ def holding_database(db: str | None):
     except ValueError as exc:
         fail(str(exc))
     database = database_for(db)
-    try:
-        con = connect(database, timeout,
-                      on_wait=lambda: click.echo(f"claimscrub: {waiting_notice(database, timeout)}", err=True))
-    except DatabaseBusyError as exc:
-        fail(str(exc), 1)
-    try:
+    with ExitStack() as held:
+        try:
+            con = held.enter_context(holding(
+                database, timeout,
+                on_wait=lambda: click.echo(f"claimscrub: {waiting_notice(database, timeout)}", err=True)))
+        except DatabaseBusyError as exc:
+            fail(str(exc), 1)
         yield con
-    finally:
-        con.close()
 
 
 def materialize_one(asset, config: dict, db: str | None) -> dict:

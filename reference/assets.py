@@ -7,6 +7,8 @@ from typing import NamedTuple
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from pipelines.database import MAIN_FILE_POOL
+
 from . import loaders
 
 RVU_76120_KNOWN = "rvu_76120_total_rvus"
@@ -66,6 +68,7 @@ def _materialize(con, name: str) -> dg.MaterializeResult:
            for name, (_, description) in TABLES.items()],
     can_subset=True,
     op_tags=FIRST,
+    pool=MAIN_FILE_POOL,
 )
 def reference_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     """The reference tables a run selects: each loads its bundled releases on first use and keeps those a user
@@ -240,6 +243,7 @@ CHECKS: list[Check] = [
            for c in CHECKS],
     can_subset=True,
     op_tags=FIRST,
+    pool=MAIN_FILE_POOL,
 )
 def reference_checks(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource):
     """The checks every scrub runs, in one step on one connection (a step of its own costs each about as much
@@ -253,7 +257,8 @@ def reference_checks(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResou
                                           passed=result.passed, metadata=result.metadata)
 
 
-@dg.asset_check(asset="ncci_ptp_edits", name=KEYS_UNIQUE, description=_PTP_UNIQUE.description)
+@dg.asset_check(asset="ncci_ptp_edits", name=KEYS_UNIQUE, description=_PTP_UNIQUE.description,
+                pool=MAIN_FILE_POOL)
 def ptp_rows_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         return _PTP_UNIQUE.run(con)

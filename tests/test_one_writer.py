@@ -1,8 +1,9 @@
 """One writer at a time on a site's database, whoever writes: a run the Dagster daemon launches holds the file
 from its first step to its last, as `claimscrub scrub` does, and every command that writes (reference, remit,
 feedback, review import) takes the same hold: it waits for another's, says so once on standard error, and past
-CLAIMSCRUB_LOCK_TIMEOUT exits 1 with one line, having changed nothing. Runs the real command and the nightly job
-as processes."""
+CLAIMSCRUB_LOCK_TIMEOUT exits 1 with one line, having changed nothing. `claimscrub scrub --workers N` keeps the
+site lock from its first step to its last, though no process holds the database between two steps. Runs the real
+command and the nightly job as processes."""
 
 import json
 import os
@@ -355,3 +356,121 @@ def test_a_writer_that_cannot_get_the_database_exits_1_with_one_line_and_changes
     assert attempt.done.stdout == ""
     assert fingerprint(attempt.db) == attempt.before
     assert not (attempt.db.parent / "out").exists()
+
+
+# --- `claimscrub scrub --workers N`: its steps' processes open the files one after another, each for its own
+# length; the command holds the site lock from the first step to the last, so that no writer comes in between.
+
+STEPS_PAUSED = ROOT / "tests" / "steps_paused.py"
+# One line in each of the two shards' files (patients PA and PB hash to shards 0 and 1 of 2).
+PARALLEL_ROWS = [nightly_line("P1", "76120", patient="PA"), nightly_line("P2", "76000", patient="PB")]
+
+
+@dataclass
+class BetweenSteps:
+    db: Path
+    out: Path
+    scrub: subprocess.CompletedProcess  # the `--workers 2` run
+    load: Attempt  # `reference load`, started while the run was paused between two steps
+    nightly: Attempt  # the nightly run as the daemon launches it, started then too
+    second: subprocess.CompletedProcess  # another scrub of the database, started then, with a 1 s timeout
+    before: dict  # the main file while the run was paused, before the second scrub
+    after: dict  # and after the second scrub gave up
+
+
+@pytest.fixture(scope="module")
+def between_steps(night, tmp_path_factory) -> BetweenSteps:
+    """A per-shard site scrubbed with `--workers 2`, its first shard's judge paused before it opens any file (no
+    process then holds the main file); while it is paused, three writers start: `reference load` and the nightly
+    run, which may wait, and a second scrub, which may not. Then the run goes on and every writer finishes."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    work = tmp_path_factory.mktemp("between-steps")
+    db = _copy(night.reference_db, work)
+    made = CliRunner().invoke(main, ["db", "init", "--db", str(db), "--shards", "2", "--layout", "per-shard"])
+    assert made.exit_code == 0, made.stderr
+    export = write_csv(work / "claims.csv", PARALLEL_ROWS)
+    paused = work / "paused"
+    (work / "run").mkdir()
+    with open(work / "run" / "stdout", "w") as out, open(work / "run" / "stderr", "w") as err:
+        # 30 s: were its steps to wait for the lock their command holds, the run would fail after it.
+        running = subprocess.Popen([sys.executable, str(STEPS_PAUSED), "scrub", str(export), "--out",
+                                    str(work / "out"), "--db", str(db), "--workers", "2"], cwd=work,
+                                   env={**_env(night.site, "30"), "PAUSE_JUDGE": str(paused)}, stdout=out, stderr=err)
+    request = _request_writing_to(night, work / "nightly-reports", work / "request.json")
+    try:
+        _until(lambda: paused.exists() or running.poll() is not None, "the run to pause between two steps")
+        assert running.poll() is None, (work / "run" / "stderr").read_text()
+        before = fingerprint(db)
+        loading = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "reference", "load", str(MUE_2026),
+                                    "--db", str(db)], cwd=work, env=_env(night.site, "120"),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        nightly = _start_nightly(request, _env({**night.site, "CLAIMSCRUB_DB": str(db)}, "120"), work / "nightly")
+        second = subprocess.run(command([export], work / "second", db), cwd=work, env=_env(night.site, "1"),
+                                capture_output=True, text=True, timeout=WAIT_AT_MOST)
+        after = fingerprint(db)
+        load_notice = loading.stderr.readline()
+        load_waited = loading.poll() is None
+        _until(lambda: "waiting up to" in (work / "nightly" / "stderr").read_text() or nightly.poll() is not None,
+               "the nightly run to say it waits")
+        nightly_waited = nightly.poll() is None
+    finally:
+        paused.with_name("paused.go").touch()
+    scrubbed = _finished(running, work / "run")
+    stdout, stderr = finish(loading, WAIT_AT_MOST)
+    load = Attempt(db, load_notice, load_waited,
+                   subprocess.CompletedProcess(loading.args, loading.returncode, stdout, load_notice + stderr))
+    night_done = _finished(nightly, work / "nightly")
+    nightly_notice = next((line for line in night_done.stderr.splitlines() if line.startswith("claimscrub: ")), "")
+    return BetweenSteps(db, work / "out", scrubbed, load, Attempt(db, nightly_notice, nightly_waited, night_done),
+                        second, before, after)
+
+
+def test_a_writer_started_between_two_steps_of_a_workers_run_waits_for_the_whole_run_and_says_so(between_steps):
+    load = between_steps.load
+    assert load.waited, "the writer waits for the run; it does not come in between two of its steps"
+    assert load.notice == _waiting(between_steps.db, 120) + "\n"
+    assert load.done.returncode == 0, load.done.stderr
+    assert load.done.stderr.count("waiting up to") == 1, load.done.stderr
+    assert "MUE 2026Q3: loaded" in load.done.stdout
+    # The run wrote its report before the release was loaded; the database has the release now.
+    summary = json.loads((between_steps.out / "summary.json").read_text())
+    newest = {row["table"]: row["newest_release"] for row in summary["reference_coverage"]}
+    assert newest["MUE"] == "MUE 2026Q2"
+    with duckdb.connect(str(between_steps.db), read_only=True) as con:
+        assert con.execute("select count(*) from ref_releases where release_id = 'MUE 2026Q3'").fetchone()[0] > 0
+
+
+def test_a_nightly_run_launched_during_a_workers_run_waits_for_it_and_both_complete(between_steps):
+    nightly = between_steps.nightly
+    assert nightly.waited, "the nightly run waits for the scrub's run; it does not fail"
+    said = [line for line in nightly.done.stderr.splitlines() if line.startswith("claimscrub: ")]
+    assert said == [nightly.notice], nightly.done.stderr
+    assert nightly.notice.startswith(_waiting(between_steps.db, 120) + " before run ")
+    assert nightly.done.returncode == 0, nightly.done.stderr
+    assert json.loads(nightly.done.stdout.splitlines()[-1])["success"] is True
+    with duckdb.connect(str(between_steps.db), read_only=True) as con:
+        batches = [row[0] for row in con.execute("select batch_id from run_history order by batch_id").fetchall()]
+    assert len(batches) == 2 and any(batch.startswith("nightly-") for batch in batches), batches
+
+
+def test_a_writer_that_cannot_get_the_lock_of_a_workers_run_exits_1_with_one_line_and_changes_nothing(
+        between_steps):
+    second = between_steps.second
+    assert second.returncode == 1
+    assert second.stderr.splitlines() == [_waiting(between_steps.db, 1), _gave_up(between_steps.db, 1)]
+    assert second.stdout == ""
+    assert between_steps.after == between_steps.before
+    assert not (between_steps.out.parent / "second").exists()
+
+
+def test_the_steps_of_a_workers_run_do_not_wait_for_the_lock_their_command_holds(between_steps):
+    scrubbed = between_steps.scrub
+    assert scrubbed.returncode == 0, scrubbed.stderr
+    assert "Scrubbed 2 lines from 2 rows" in scrubbed.stdout
+    assert "waiting up to" not in scrubbed.stderr
+    # Both shards were judged, each in its own step and file.
+    summary = json.loads((between_steps.out / "summary.json").read_text())
+    assert summary["lines_scrubbed"] == 2

@@ -141,3 +141,23 @@ def test_reshard_moves_every_row_and_the_next_run_judges_alike(four_in_one_file,
     assert not list(site.glob("*.shard-*"))
     with duckdb.connect(str(copy), read_only=True) as con:
         assert con.execute("select count(*) from raw_claim_rows").fetchall()[0][0] == stored
+
+
+def test_the_steps_that_write_the_main_file_share_one_pool_that_a_workers_run_limits_to_one(tmp_path):
+    """Dagster's concurrency pools: every step that opens the main file through the resource is in
+    MAIN_FILE_POOL; the shards' judge steps, each writing its own file, are in none; the instance of a
+    `--workers` run gives the pool a limit of one step at a time."""
+    from pipelines.database import MAIN_FILE_POOL
+    from pipelines.definitions import defs
+    from pipelines.parallel import parallel_scrub_job, run_instance
+
+    jobs = [parallel_scrub_job(), defs.resolve_job_def("payer_feedback_job"), defs.resolve_job_def("rejudge_job")]
+    ops = {op.name: op for job in jobs for op in job.graph.iterate_op_defs()}
+    writers = {name for name, op in ops.items() if "duckdb" in op.required_resource_keys}
+    assert {"reference_tables", "raw_claim_rows", "validated_claims", "priced_lines", "plan_shards", "scrub_report",
+            "remittances", "payer_feedback", "rejudge_impact"} <= writers
+    assert {name: ops[name].pool for name in writers} == dict.fromkeys(writers, MAIN_FILE_POOL)
+    assert ops["judge_shard"].pool is None and ops["collect_findings"].pool is None
+    with run_instance(str(tmp_path)) as instance:
+        assert instance.event_log_storage.supports_global_concurrency_limits
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
