@@ -22,7 +22,8 @@ from pipelines.database import MAIN_FILE_POOL
 from reports.feedback import FEEDBACK_WORKBOOK, write_feedback_workbook
 
 from .decisions import DEFAULT_STANDING_DAYS, LATEST, STANDING, STANDING_LABEL, finding_id_sql
-from .remit import ensure_schema, file_matches, load_remittance, match_remittances
+from .remit import ensure_remit_schema, ensure_schema, file_matches, load_remittance, match_remittances
+from .shards import attach_all, read_layout
 from .tables import table_kind
 
 DEFAULT_MIN_COUNT = 5
@@ -128,7 +129,7 @@ def feedback_views(con, min_count: int = DEFAULT_MIN_COUNT, as_of: date | None =
                    standing_days: int = DEFAULT_STANDING_DAYS) -> dict[str, tuple[list[str], list[tuple]]]:
     """The four views as {file name: (columns, rows)}, the dismissals the payer did not agree with first.
     `as_of` (default today) and `standing_days` say which standing dismissals are in force."""
-    ensure_schema(con)
+    ensure_remit_schema(con)
     match_remittances(con)
     con.execute(CARC_TEXT)
     con.execute(STANDING, {"as_of": as_of or date.today(), "standing_days": standing_days})
@@ -199,6 +200,7 @@ def remittances(context: dg.AssetExecutionContext, config: RemitConfig,
     results = []
     with duckdb.get_connection() as con:
         ensure_schema(con)
+        attach_all(con, duckdb.database, read_layout(con))  # remittances are matched to lines in every shard
         for file, name in zip(config.files, names):
             con.execute("begin transaction")
             results.append(load_remittance(con, Path(file), name))
@@ -224,6 +226,8 @@ def payer_feedback(config: FeedbackConfig, duckdb: DuckDBResource) -> dg.Materia
     denial patterns (CSV files and a workbook in out_dir, when one is configured)."""
     started = time.monotonic()
     with duckdb.get_connection() as con:
+        ensure_schema(con)
+        attach_all(con, duckdb.database, read_layout(con))
         if config.out_dir:
             counts = write_feedback(con, Path(config.out_dir), config.min_count, config.standing_days)
         else:

@@ -14,6 +14,7 @@ whose release changed.
 import os
 import shutil
 import tempfile
+from contextlib import nullcontext
 from datetime import date
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .pricing import price_batch
 from .progress import stage
 from .rules import RULES
 from .scrub import scrub_batch
+from .shards import attach_all, on_shard, read_layout
 from .tables import ensure_schema
 
 IMPACT_CSV = "impact.csv"
@@ -53,13 +55,13 @@ FINDINGS = """
 select f.batch_id, f.line_id, f.rule_id, f.severity, f.dollars_at_risk, f.message
 from line_flags f
 semi join claim_lines l on l.batch_id = f.batch_id and l.line_id = f.line_id and l.date_of_service >= $since
-where f.batch_id in (select batch_id from rejudged)
+where f.batch_id in (select unnest($batches::varchar[]))
 """
 RELEASES = f"""
 select p.batch_id, p.line_id, {", ".join(f"p.{t}_release" for t in RELEASE_TABLES)}
 from priced_lines p
 semi join claim_lines l on l.batch_id = p.batch_id and l.line_id = p.line_id and l.date_of_service >= $since
-where p.batch_id in (select batch_id from rejudged)
+where p.batch_id in (select unnest($batches::varchar[]))
 """
 
 
@@ -164,36 +166,35 @@ order by dollars_newly_at_risk desc, i.claim_id, i.batch_id
 """
 
 
-def rejudge(con, since: date, scratch: Path) -> dict:
+def rejudge(con, since: date, scratch: Path, database: str | None = None) -> dict:
     """Judge again the stored lines dated on or after `since`, leaving the stored findings as they are; leaves the
-    comparison in the temp table `impact` (with {patient} unmasked: see impact_sql) and returns its counts."""
+    comparison in the temp table `impact` (with {patient} unmasked: see impact_sql) and returns its counts.
+    `database` is the site's main file (the connection's, by default): a per-shard site is judged again shard
+    file by shard file, each in a transaction of its own, as the scrub judges it (a patient's lines, history
+    included, are all in one shard)."""
     ensure_schema(con)
+    layout = read_layout(con)
+    if layout.per_shard:
+        database = database or con.execute(
+            "select path from duckdb_databases() where database_name = current_database()").fetchall()[0][0]
+        attach_all(con, database, layout)
     params = {"since": since}
     con.register("rule_tables_frame", pd.DataFrame({"rule_id": [r.id for r in RULES],
                                                     "rule_table": [r.judged_by for r in RULES]}))
     con.execute("create or replace temp table rule_tables as select * from rule_tables_frame")
     con.unregister("rule_tables_frame")
     batches = con.execute(BATCHES, params).fetchall()
-    con.execute("create or replace temp table rejudged as select unnest($batches::varchar[]) as batch_id",
-                {"batches": [b[0] for b in batches]})
-    con.execute(f"create or replace temp table findings_then as {FINDINGS}", params)
-    con.execute(f"create or replace temp table releases_then as {RELEASES}", params)
-    with stage("rejudge", total=len(batches), unit="batches") as progress:
-        con.execute("begin transaction")
-        try:
-            for batch_id, with_history, locality, variant, floor_through in batches:
-                price_batch(con, batch_id, locality, variant, floor_through)
-                scrub_batch(con, batch_id, with_history=with_history)
-                progress.advance(what=batch_id)
-            # Copied out of the transaction before it is rolled back: the stored tables stay as they were.
-            for name, sql in (("findings_now", FINDINGS), ("releases_now", RELEASES)):
-                con.execute(f"copy ({sql}) to $path (format parquet)",
-                            {**params, "path": str(scratch / f"{name}.parquet")})
-        finally:
-            con.execute("rollback")
+    judged = {**params, "batches": [b[0] for b in batches]}
+    con.execute(f"create or replace temp table findings_then as {FINDINGS}", judged)
+    con.execute(f"create or replace temp table releases_then as {RELEASES}", judged)
+    shards = range(layout.shards) if layout.per_shard else [None]
+    with stage("rejudge", total=len(batches) * len(shards), unit="batches") as progress:
+        for shard in shards:
+            with (on_shard(con, database, shard, layout) if shard is not None else nullcontext(con)) as on:
+                _judge_again(on, batches, judged, scratch, "" if shard is None else f"_{shard}", progress)
         for name in ("findings_now", "releases_now"):
-            con.execute(f"create or replace temp table {name} as select * from read_parquet($path)",
-                        {"path": str(scratch / f"{name}.parquet")})
+            con.execute(f"create or replace temp table {name} as select * from read_parquet($paths)",
+                        {"paths": [str(path) for path in sorted(scratch.glob(f"{name}*.parquet"))]})
         progress.rows = con.execute("select count(*) from findings_now").fetchall()[0][0]
     lines, batch_count = con.execute(
         "select count(*), count(distinct batch_id) from claim_lines where date_of_service >= $since",
@@ -201,18 +202,35 @@ def rejudge(con, since: date, scratch: Path) -> dict:
     return {"since": since.isoformat(), "lines": lines, "batches": batch_count}
 
 
+def _judge_again(con, batches: list[tuple], judged: dict, scratch: Path, suffix: str, progress) -> None:
+    """Price and judge `batches` again on `con` (the site, or one shard of it) in a transaction that is rolled
+    back; what it found is copied out first, to `scratch`."""
+    con.execute("begin transaction")
+    try:
+        for batch_id, with_history, locality, variant, floor_through in batches:
+            price_batch(con, batch_id, locality, variant, floor_through)
+            scrub_batch(con, batch_id, with_history=with_history)
+            progress.advance(what=batch_id)
+        # Copied out of the transaction before it is rolled back: the stored tables stay as they were.
+        for name, sql in (("findings_now", FINDINGS), ("releases_now", RELEASES)):
+            con.execute(f"copy ({sql}) to $path (format parquet)",
+                        {**judged, "path": str(scratch / f"{name}{suffix}.parquet")})
+    finally:
+        con.execute("rollback")
+
+
 def impact_sql(show_ids: bool) -> str:
     return IMPACT.replace("{patient}", patient_expression(show_ids))
 
 
-def write_impact(con, since: date, out_dir: Path, show_ids: bool) -> dict:
+def write_impact(con, since: date, out_dir: Path, show_ids: bool, database: str | None = None) -> dict:
     """impact.csv and its workbook in `out_dir`, all or nothing (as the scrub's files: staged, then moved)."""
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(staging, 0o700)
     try:
-        counts = rejudge(con, since, staging)
+        counts = rejudge(con, since, staging, database)
         con.execute(f"create or replace temp table impact as {impact_sql(show_ids)}",
                     {} if show_ids else {"secret": site_secret()})
         con.execute("copy impact to $path (header true, delimiter ',')", {"path": str(staging / IMPACT_CSV)})
@@ -280,7 +298,7 @@ def rejudge_impact(context: dg.AssetExecutionContext, config: RejudgeConfig,
             context.log.info("no release loaded by a user: nothing to rejudge")
             return dg.MaterializeResult(metadata={"written": "nothing: no release loaded by a user"})
         out_dir = Path(config.out_dir) if config.out_dir else reports_path() / f"rejudge-{since.isoformat()}"
-        counts = write_impact(con, since, out_dir, config.show_ids)
+        counts = write_impact(con, since, out_dir, config.show_ids, duckdb.database)
     return dg.MaterializeResult(metadata={**{k: v for k, v in counts.items() if k != "releases"},
                                           "releases_now": ", ".join(counts["releases"]), "out_dir": str(out_dir)})
 

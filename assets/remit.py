@@ -105,6 +105,12 @@ select * exclude (recency) from (
 
 def ensure_schema(con) -> None:
     ensure_claim_schema(con)
+    ensure_remit_schema(con)
+
+
+def ensure_remit_schema(con) -> None:
+    """The remittance tables alone: what a stage that already reads every shard (attach_all) may still make,
+    where the claim schema's changes would meet the views over the shards."""
     con.execute(SCHEMA)
 
 

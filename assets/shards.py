@@ -18,6 +18,7 @@ and the write stage reads views that put the shards' tables end to end.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,6 @@ create table if not exists site_layout (shards integer not null, layout varchar 
 SHARD_TABLES = ["raw_claim_rows", "price_contexts", "priced_keys", "line_flags"]
 SHARD_VIEWS = ["claim_lines", "priced_lines"]
 # The catalog holding the views over every shard's tables, for the stages that read the whole batch.
-ALL_SHARDS = "all_shards"
 
 
 class LayoutError(ValueError):
@@ -137,25 +137,55 @@ def search_shard_first(con, name: str, site: str) -> None:
 
 
 def attach_all(con, database: str | Path, layout: Layout) -> None:
-    """For the stages that read a whole batch: every shard attached, and views over them all that this
-    connection (and its cursors, through `follow`) finds first."""
+    """For the stages that read a whole batch: every shard attached, and temporary views over them all, which
+    this connection (and its cursors, through `follow`) finds before the main file's empty tables of those
+    names. Temporary, not first in the search path: a table created with an unqualified name (`create table if
+    not exists`) must still go to the main file."""
     if not layout.per_shard:
         return
-    site = con.execute("select current_database()").fetchall()[0][0]
     names = [attach_shard(con, database, k, layout) for k in range(layout.shards)]
-    if ALL_SHARDS not in _attached(con):
-        con.execute(f"attach ':memory:' as {ALL_SHARDS}")
-    for table in [*SHARD_TABLES, *SHARD_VIEWS]:
+    for table in SHARD_TABLES:
         union = " union all ".join(f"select * from {name}.main.{table}" for name in names)
-        con.execute(f"create or replace view {ALL_SHARDS}.main.{table} as {union}")
-    con.execute(f"set search_path = '{ALL_SHARDS}.main,{_quoted(site)}.main'")
+        con.execute(f"create or replace temp view {table} as {union}")
+    # A shard file's own views would find these temporary views when DuckDB binds them, so the views over the
+    # shards are the main file's definitions with each shard's tables named: a shard's price contexts are
+    # numbered in its own file, and join its own lines only.
+    for view in SHARD_VIEWS:
+        union = " union all ".join(shard_view_sql(view, name) for name in names)
+        con.execute(f"create or replace temp view {view} as {union}")
+
+
+def shard_view_sql(view: str, name: str) -> str:
+    """The select of the main file's view `view` (claim_lines, priced_lines) over shard `name`'s tables."""
+    from .tables import CLAIM_LINES_VIEW, PRICED_LINES_VIEW
+
+    definition = {"claim_lines": CLAIM_LINES_VIEW, "priced_lines": PRICED_LINES_VIEW}[view]
+    select = definition.split(f"create or replace view {view} as", 1)[1]
+    for table in SHARD_TABLES:
+        select = re.sub(rf"\b(from|join) {table}\b", rf"\1 {name}.main.{table}", select)
+    return f"({select.strip()})"
+
+
+def main_catalog(con, database: str | Path) -> str:
+    """The catalog of the site's main file on `con`: current_database() names the first catalog of the search
+    path, which attach_all makes the views over every shard."""
+    target = Path(database).resolve()
+    for name, path in con.execute(
+            "select database_name, path from duckdb_databases() where path is not null").fetchall():
+        if Path(path).resolve() == target:
+            return name
+    return con.execute("select current_database()").fetchall()[0][0]
 
 
 def follow(con, cursor) -> None:
-    """Give a cursor (a connection of its own) the search path of the connection it came from."""
+    """Give a cursor (a connection of its own) the search path of the connection it came from, and its views
+    over every shard (attach_all)."""
     path = con.execute("select current_setting('search_path')").fetchall()[0][0]
     if path:
         cursor.execute(f"set search_path = '{path.replace(chr(39), chr(39) * 2)}'")
+    for (sql,) in con.execute("select sql from duckdb_views() where temporary and view_name in $names",
+                              {"names": [*SHARD_TABLES, *SHARD_VIEWS]}).fetchall():
+        cursor.execute(sql)
 
 
 def distribute(con, database: str | Path, layout: Layout, batch_id: str) -> None:
@@ -179,7 +209,7 @@ def distribute(con, database: str | Path, layout: Layout, batch_id: str) -> None
 @contextmanager
 def on_shard(con, database: str | Path, shard: int, layout: Layout):
     """A cursor of `con` (the main file's connection) that finds shard `shard`'s tables first."""
-    site = con.execute("select current_database()").fetchall()[0][0]
+    site = main_catalog(con, database)
     name = attach_shard(con, database, shard, layout)
     cursor = con.cursor()
     try:

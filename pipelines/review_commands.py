@@ -32,6 +32,7 @@ def import_command(files: tuple[Path, ...], db: str | None) -> None:
     import os
 
     from assets.review import ReviewFileError, check_files, import_reviews, read_review
+    from assets.shards import attach_all, read_layout
     from assets.tables import ensure_schema
 
     from .settings import database_path
@@ -45,6 +46,7 @@ def import_command(files: tuple[Path, ...], db: str | None) -> None:
         fail(str(exc))
     with holding_database(database) as con:
         ensure_schema(con)
+        attach_all(con, database, read_layout(con))  # the findings decided on are in the shards' files
         try:
             check_files(con, reviews)
         except ReviewFileError as exc:

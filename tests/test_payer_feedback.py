@@ -201,3 +201,21 @@ def test_payer_feedback_is_an_asset_of_the_feedback_group():
     graph = pipelines.definitions.defs.resolve_asset_graph()
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups["payer_feedback"] == groups["remittances"] == "feedback"
+
+
+def test_a_per_shard_site_matches_the_remittance_and_writes_the_same_feedback(loop, tmp_path_factory,
+                                                                               reference_db):
+    with module_site(tmp_path_factory, reference_db, "feedback-shards") as (folder, db):
+        assert _cli("db", "init", "--db", str(db), "--shards", "3", "--layout", "per-shard").exit_code == 0
+        claims_csv = write_csv(folder / "claims.csv", CLAIMS)
+        remittance = write_835(folder / "remit.835", CLAIMS, DENIALS, without_line_ref={"PTP-4", "PTP-5", "PTP-6"})
+        assert scrub([claims_csv], folder / "first", db).exit_code == 0
+        remitted = _cli("remit", str(remittance), "--db", str(db))
+        assert remitted.exit_code == 0, remitted.stderr
+        feedback = _cli("feedback", "--out", str(folder / "feedback"), "--db", str(db))
+        assert feedback.exit_code == 0, feedback.stderr
+    assert remitted.stdout == loop.remit_stdout
+    assert feedback.stdout.replace(str(folder / "feedback"), "OUT") == \
+        loop.feedback_stdout.replace(str(loop.feedback_out), "OUT")
+    for name in ("rule_outcomes.csv", "missed_denials.csv", "overruled_dismissals.csv"):
+        assert read_csv(folder / "feedback" / name) == read_csv(loop.feedback_out / name), name

@@ -202,3 +202,28 @@ def test_a_mistake_on_the_command_line_is_one_line_and_exit_2(judged, tmp_path):
     missing = cli("rejudge", "--since", "2026-07-01", "--out", tmp_path / "o", "--db", tmp_path / "none.duckdb")
     assert missing.exit_code == 2
     assert missing.stderr.strip() == f"claimscrub: {tmp_path / 'none.duckdb'}: no such database; scrub claims first"
+
+
+def test_a_per_shard_site_is_judged_again_shard_by_shard_with_the_same_changes(judged, tmp_path_factory,
+                                                                                 reference_db):
+    with module_site(tmp_path_factory, reference_db, "rejudge-shards") as (folder, db):
+        made = cli("db", "init", "--db", db, "--shards", 3, "--layout", "per-shard")
+        assert made.exit_code == 0, made.output
+        run = scrub([write_csv(folder / "claims.csv", ROWS)], folder / "out", db)
+        assert run.exit_code == 0, run.stderr
+        assert cli("reference", "load", PTP_2026, "--db", db).exit_code == 0
+        shard_files = sorted(folder.glob("*.shard-*-of-3.duckdb"))
+        assert len(shard_files) == 3
+        result = cli("rejudge", "--since", "2024-01-01", "--out", folder / "impact", "--db", db)
+        assert result.exit_code == 0, result.output
+        assert changes(folder / "impact") == EXPECTED
+        assert result.stdout.splitlines()[0] == judged["result"].stdout.splitlines()[0]
+        # Nothing stored changes in any shard file either.
+        after = sorted(row for path in shard_files for row in _shard_findings(path))
+        assert after == sorted(row[2:] for row in judged["before"])
+
+
+def _shard_findings(path: Path) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("""select f.* exclude (batch_id, line_id), p.ptp_release, p.rvu_release
+                              from line_flags f join priced_lines p using (batch_id, line_id)""").fetchall()

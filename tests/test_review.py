@@ -20,7 +20,7 @@ from openpyxl import Workbook, load_workbook
 from pipelines.cli import main
 
 from .engine import engine_scrub
-from .helpers import Run, module_site, read_csv, write_csv
+from .helpers import Run, module_site, read_csv, scrub, write_csv
 from .test_reference import PTP_2026
 from .x12_files import write_835
 
@@ -463,3 +463,22 @@ def test_a_dismissed_finding_the_payer_denied_is_a_dismissal_it_did_not_agree_wi
                 .iter_rows(values_only=True))
     assert rows[0][0].startswith("Dismissals the payer did not agree with")
     assert {(r[0], r[3]) for r in rows[2:4]} == {("DUP-1", "DUP_EXACT"), ("MUE-1", "MUE_DOS")}
+
+
+def test_a_per_shard_site_imports_the_same_decisions_and_shows_them_on_the_rerun(audit, tmp_path_factory,
+                                                                                  reference_db):
+    with module_site(tmp_path_factory, reference_db, "audit-shards") as (folder, db):
+        assert cli("db", "init", "--db", db, "--shards", 3, "--layout", "per-shard").exit_code == 0
+        export = write_csv(folder / "batch1.csv", BATCH_1)
+        first = scrub([export], folder / "first", db)
+        assert first.exit_code == 0, first.stderr
+        reviewed = decide(first.out_dir / REPORT, folder / "reviewed.xlsx", DECISIONS)
+        imported = cli("review", "import", reviewed, "--db", db)
+        assert imported.exit_code == 0, imported.output
+        assert imported.stdout == audit.imported, imported.stderr
+        rerun = scrub([export], folder / "rerun", db)
+        assert rerun.exit_code == 0, rerun.stderr
+    decided = lambda run: sorted((f["claim_id"], f["line_number"], f["rule_id"], f["decision"],  # noqa: E731
+                                  f["decision_reason"], f["reviewer"]) for f in run.flags)
+    assert decided(rerun) == decided(audit.rerun)
+    assert worklist_claims(rerun) == worklist_claims(audit.rerun)
