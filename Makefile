@@ -18,9 +18,11 @@ run: $(STAMP)
 	$(VENV)/bin/claimscrub scrub samples/claims_sample.csv --out out/sample
 
 # Three workers, a test module to each at a time (module-scoped runs are shared within a module): on two cores a
-# third keeps them busy while a test waits for a process it started or for a lock.
+# third keeps them busy while a test waits for a process it started or for a lock. The modules are handed out
+# in the order tests/conftest.py gives them, the longest first: xdist's own order (most tests first) left the
+# longest modules to the end.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -n 3 --dist loadscope
+	$(VENV)/bin/python -m pytest -n 3 --dist loadscope --no-loadscope-reorder
 
 # The hostile-values property of `make test` with a bigger budget (a scrub per example, about a second
 # each), shrinking what it finds; FUZZ_SEED=N draws other examples than the fixed ones.

@@ -4,6 +4,7 @@ history included; `claimscrub db init | info | reshard`."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -15,6 +16,9 @@ from benchmarks.generate import generate
 from pipelines.cli import main
 
 from .helpers import module_site, outputs_of, scrub
+
+# The run in processes starts a dozen step processes one after another: the module goes to a worker first.
+pytestmark = pytest.mark.long
 
 SECRET = {"CLAIMSCRUB_SECRET": "shards"}
 
@@ -33,26 +37,46 @@ def sheet_cells(path: Path, title: str) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> tuple[Path, Path]:
-    """An earlier quarter and tonight's batch of the same patients: surgeries, visits, add-ons, duplicates."""
+    """An earlier quarter and tonight's batch of the same patients: surgeries, visits, add-ons, duplicates.
+    Forty patients fill each of four shards and meet their earlier lines tonight (history findings)."""
     folder = tmp_path_factory.mktemp("exports")
-    earlier = generate(folder / "earlier.csv", 1500, seed=71, first_day="2026-01-05", patients=150,
+    earlier = generate(folder / "earlier.csv", 800, seed=71, first_day="2026-01-05", patients=40,
                        first_claim=900_000)
-    tonight = generate(folder / "tonight.csv", 1500, seed=72, first_day="2026-03-02", patients=150)
+    tonight = generate(folder / "tonight.csv", 800, seed=72, first_day="2026-03-02", patients=40)
     return earlier, tonight
 
 
-def _site_runs(tmp_path_factory, reference_db, exports, name: str, init: list[str], workers: int = 1):
+@dataclass(frozen=True)
+class Site:
+    folder: Path
+    db: Path
+    runs: tuple[str, ...]  # the output folders of the runs the site made itself
+
+
+def _scrubbed(folder: Path, db: Path, export: Path, run: str, *extra: str) -> None:
+    done = scrub([export], folder / run, db, *extra)
+    assert done.exit_code == 0, done.stderr
+
+
+def _copy_files(db: Path, to: Path) -> None:
+    """A site's main file and its shard files (and any write-ahead log beside them) into folder `to`."""
+    to.mkdir()
+    for path in db.parent.glob(f"{db.stem}*.duckdb*"):
+        shutil.copyfile(path, to / path.name)
+
+
+def _site_runs(tmp_path_factory, reference_db, exports, name: str, init: list[str],
+               keep_earlier: bool = False) -> Site:
     earlier, tonight = exports
     with module_site(tmp_path_factory, reference_db, name, **SECRET) as (folder, db):
         if init:
             made = db_command("init", "--db", str(db), *init)
             assert made.exit_code == 0, made.stderr
-        first = scrub([earlier], folder / "earlier", db)
-        assert first.exit_code == 0, first.stderr
-        extra = ["--workers", str(workers)] if workers > 1 else []
-        second = scrub([tonight], folder / "tonight", db, "--history", *extra)
-        assert second.exit_code == 0, second.stderr
-        return folder, db
+        _scrubbed(folder, db, earlier, "earlier")
+        if keep_earlier:
+            _copy_files(db, folder / "after-earlier")
+        _scrubbed(folder, db, tonight, "tonight", "--history")
+    return Site(folder, db, ("earlier", "tonight"))
 
 
 @pytest.fixture(scope="module")
@@ -67,34 +91,40 @@ def four_in_one_file(tmp_path_factory, reference_db, exports):
 
 @pytest.fixture(scope="module")
 def four_files(tmp_path_factory, reference_db, exports):
-    return _site_runs(tmp_path_factory, reference_db, exports, "files", ["--shards", "4", "--layout", "per-shard"])
+    return _site_runs(tmp_path_factory, reference_db, exports, "files",
+                      ["--shards", "4", "--layout", "per-shard"], keep_earlier=True)
 
 
 @pytest.fixture(scope="module")
-def four_files_two_processes(tmp_path_factory, reference_db, exports):
-    return _site_runs(tmp_path_factory, reference_db, exports, "processes",
-                      ["--shards", "4", "--layout", "per-shard"], workers=2)
+def four_files_two_processes(tmp_path_factory, reference_db, exports, four_files):
+    """Tonight's batch through the multiprocess executor, on a copy of the per-shard site's files as its
+    earlier batch left them (scrubbed in process, as on that site): this site's own run is tonight's."""
+    with module_site(tmp_path_factory, reference_db, "processes", **SECRET) as (folder, db):
+        for path in (four_files.folder / "after-earlier").iterdir():
+            shutil.copyfile(path, folder / path.name)
+        _scrubbed(folder, db, exports[1], "tonight", "--history", "--workers", "2")
+    return Site(folder, db, ("tonight",))
 
 
 @pytest.mark.parametrize("site", ["four_in_one_file", "four_files", "four_files_two_processes"])
 def test_every_layout_and_executor_gives_the_one_file_site_s_outputs(site, one_shard, request):
-    folder, _ = request.getfixturevalue(site)
-    baseline, _ = one_shard
-    for run in ["earlier", "tonight"]:
-        assert outputs_of(folder / run) == outputs_of(baseline / run)
+    compared = request.getfixturevalue(site)
+    assert "tonight" in compared.runs
+    for run in compared.runs:
+        assert outputs_of(compared.folder / run) == outputs_of(one_shard.folder / run)
         for title in ["Findings", "Worklist"]:
-            assert (sheet_cells(folder / run / "denial-risk-report.xlsx", title)
-                    == sheet_cells(baseline / run / "denial-risk-report.xlsx", title))
+            assert (sheet_cells(compared.folder / run / "denial-risk-report.xlsx", title)
+                    == sheet_cells(one_shard.folder / run / "denial-risk-report.xlsx", title))
 
 
 def test_history_reaches_the_earlier_batch_on_every_layout(one_shard, four_files):
-    for folder, _ in [one_shard, four_files]:
-        flags = outputs_of(folder / "tonight")["flags"]
+    for site in [one_shard, four_files]:
+        flags = outputs_of(site.folder / "tonight")["flags"]
         assert any(row["partner_batch"] for row in flags)
 
 
 def test_a_per_shard_site_keeps_each_patient_s_lines_in_one_shard_file(four_files):
-    folder, db = four_files
+    db = four_files.db
     info = db_command("info", "--db", str(db))
     assert info.exit_code == 0, info.stderr
     files = [line.split()[1] for line in info.stdout.splitlines() if line.startswith("file:")]
@@ -112,7 +142,7 @@ def test_a_per_shard_site_keeps_each_patient_s_lines_in_one_shard_file(four_file
 
 
 def test_init_refuses_a_database_that_holds_claims_and_a_layout_it_does_not_know(one_shard, tmp_path):
-    _, db = one_shard
+    db = one_shard.db
     refused = db_command("init", "--db", str(db), "--shards", "4")
     assert refused.exit_code == 2 and "db reshard" in refused.stderr
     unknown = db_command("init", "--db", str(tmp_path / "new.duckdb"), "--shards", "4", "--layout", "striped")
@@ -122,7 +152,7 @@ def test_init_refuses_a_database_that_holds_claims_and_a_layout_it_does_not_know
 def test_reshard_moves_every_row_and_the_next_run_judges_alike(four_in_one_file, one_shard, exports, tmp_path,
                                                               monkeypatch):
     monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET["CLAIMSCRUB_SECRET"])
-    folder, db = four_in_one_file
+    db = four_in_one_file.db
     site = tmp_path / "site"
     site.mkdir()
     copy = site / "claimscrub.duckdb"
@@ -135,7 +165,7 @@ def test_reshard_moves_every_row_and_the_next_run_judges_alike(four_in_one_file,
     assert sorted(p.name for p in site.glob("*.shard-*")) == [f"claimscrub.shard-{k}-of-3.duckdb" for k in range(3)]
     again = scrub([exports[1]], tmp_path / "again", copy, "--history")
     assert again.exit_code == 0, again.stderr
-    assert outputs_of(tmp_path / "again") == outputs_of(one_shard[0] / "tonight")
+    assert outputs_of(tmp_path / "again") == outputs_of(one_shard.folder / "tonight")
     back = db_command("reshard", "--db", str(copy), "--shards", "1", "--layout", "single")
     assert back.exit_code == 0, back.stderr
     assert not list(site.glob("*.shard-*"))
