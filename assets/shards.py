@@ -166,17 +166,6 @@ def shard_view_sql(view: str, name: str) -> str:
     return f"({select.strip()})"
 
 
-def main_catalog(con, database: str | Path) -> str:
-    """The catalog of the site's main file on `con`: current_database() names the first catalog of the search
-    path, which attach_all makes the views over every shard."""
-    target = Path(database).resolve()
-    for name, path in con.execute(
-            "select database_name, path from duckdb_databases() where path is not null").fetchall():
-        if Path(path).resolve() == target:
-            return name
-    return con.execute("select current_database()").fetchall()[0][0]
-
-
 def follow(con, cursor) -> None:
     """Give a cursor (a connection of its own) the search path of the connection it came from, and its views
     over every shard (attach_all)."""
@@ -209,7 +198,7 @@ def distribute(con, database: str | Path, layout: Layout, batch_id: str) -> None
 @contextmanager
 def on_shard(con, database: str | Path, shard: int, layout: Layout):
     """A cursor of `con` (the main file's connection) that finds shard `shard`'s tables first."""
-    site = main_catalog(con, database)
+    site = con.execute("select current_database()").fetchall()[0][0]
     name = attach_shard(con, database, shard, layout)
     cursor = con.cursor()
     try:

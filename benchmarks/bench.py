@@ -33,6 +33,8 @@ DONE = re.compile(r"claimscrub (\w+): done, [\d,]+ rows in ([\d.]+) s")
 # The workbook is written after summary.json (lines.csv is written beside it): its time is the time from
 # one to the other.
 FILE_DONE = re.compile(r"claimscrub write: \d+ of \d+ files after ([\d.]+) s \((summary\.json|workbook)\)")
+# The site a run measures unless told otherwise: one shard in one file, judged in process.
+ONE_FILE = {"shards": 1, "layout": "single", "workers": 1}
 COLUMNS = ["lines", "site", "file MB", "floor s", *(f"{s} s" for s in STAGES), "of which workbook s", "total s",
            "x floor", "peak RSS MiB", "findings"]
 
@@ -70,8 +72,7 @@ def reference_database(data: Path) -> Path:
     return template
 
 
-def measure(lines: int, data: Path, template: Path, site: dict | None = None) -> dict:
-    site = site or {"shards": 1, "layout": "single", "workers": 1}
+def measure(lines: int, data: Path, template: Path, site: dict = ONE_FILE) -> dict:
     export = data / f"claims-{lines}.csv"
     if not export.exists():
         generate(export, lines)
@@ -87,7 +88,7 @@ def measure(lines: int, data: Path, template: Path, site: dict | None = None) ->
     (work / "floor.duckdb").unlink()
     database = work / "claimscrub.duckdb"
     shutil.copyfile(template, database)
-    if site["shards"] > 1 or site["layout"] != "single":
+    if (site["shards"], site["layout"]) != (ONE_FILE["shards"], ONE_FILE["layout"]):
         _, code, _ = run_measured(
             [sys.executable, "-m", "pipelines.cli", "db", "reshard", "--db", str(database),
              "--shards", str(site["shards"]), "--layout", site["layout"]], work / "reshard.out")
@@ -109,7 +110,7 @@ def measure(lines: int, data: Path, template: Path, site: dict | None = None) ->
 
 
 def table_row(result: dict) -> list[str]:
-    site = result.get("site") or {"shards": 1, "layout": "single", "workers": 1}
+    site = result.get("site") or ONE_FILE
     described = f"S={site['shards']} {site['layout']}" + (f", {site['workers']} workers" if site["workers"] > 1 else "")
     return [f"{result['lines']:,}", described, f"{result['bytes'] / 1e6:,.0f}", f"{result['floor']:.2f}",
             *(f"{result['stages'].get(s, float('nan')):.2f}" for s in [*STAGES, "workbook"]),

@@ -6,6 +6,7 @@ database as every writer does."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -29,6 +30,22 @@ def _layout(shards: int, layout: str):
         return checked(shards, layout)
     except LayoutError as exc:
         fail(str(exc))
+
+
+@contextmanager
+def _existing_site(database: str | None):
+    """The site database named (or the default), which must exist, held as every writer holds it, with its
+    schema brought up to date; yields its path and the holding connection."""
+    from assets.tables import ensure_schema
+
+    from .settings import database_path
+
+    path = Path(database or database_path())
+    if not path.exists():
+        fail(f"--db {path}: no such database")
+    with holding_database(str(path)) as con:
+        ensure_schema(con)
+        yield path, con
 
 
 def _batches(con) -> int:
@@ -63,15 +80,8 @@ def init_command(database: str | None, shards: int, layout: str) -> None:
 def info_command(database: str | None) -> None:
     """Print the database's shard count, layout and files."""
     from assets.shards import read_layout, shard_files
-    from assets.tables import ensure_schema
 
-    from .settings import database_path
-
-    path = Path(database or database_path())
-    if not path.exists():
-        fail(f"--db {path}: no such database")
-    with holding_database(str(path)) as con:
-        ensure_schema(con)
+    with _existing_site(database) as (path, con):
         layout = read_layout(con)
         click.echo(f"database: {path}")
         click.echo(f"shards: {layout.shards}")
@@ -91,15 +101,8 @@ def info_command(database: str | None) -> None:
 def reshard_command(database: str | None, shards: int, layout: str | None) -> None:
     """Move every stored line, price and finding to a new shard count or layout, all or nothing."""
     from assets.shards import read_layout, reshard
-    from assets.tables import ensure_schema
 
-    from .settings import database_path
-
-    path = Path(database or database_path())
-    if not path.exists():
-        fail(f"--db {path}: no such database")
-    with holding_database(str(path)) as con:
-        ensure_schema(con)
+    with _existing_site(database) as (path, con):
         before = read_layout(con)
         wanted = _layout(shards, layout or before.layout)
         if wanted == before:
