@@ -35,7 +35,7 @@ from .feedback import feedback_views, has_remittances
 from .readers import database_settings
 from .report_data import carc_texts, gather_report, record_run, source_key
 from .rules import registry_frame
-from .shards import follow
+from .shards import follow, over_shards, spans_shards
 from .tables import row_id
 
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
@@ -63,33 +63,36 @@ create or replace {{target}} as
 select row_number() over () as _row, * exclude (_rank)
 from (
     select x.*, {DECISION_COLUMNS}
-    from (
-        select {finding_id_sql("$batch", "l.claim_id", "l.line_number", "f.rule_id")} as finding_id,
-               l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.hcpcs,
-               l.modifier_text as modifiers, l.units, l.provider, l.payer, f.rule_id, f.category, f.severity,
-               f.carc, f.dollars_at_risk, f.message, r.fix, {{partner}} f.ptp_column_1, f.ptp_column_2,
-               f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release, p.mue_release,
-               p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id, f.partner_line_id,
-               l.component, l.place_of_service, l.rendering_npi, l.billing_npi, p.status, p.pctc, p.mue_value,
-               p.bilat_surg, p.asst_surg, p.co_surg, p.team_surg,
-               {SEVERITY_RANK} as _rank
-        from (select * from line_flags where batch_id = $batch) f
-        join (select * from claim_lines where batch_id = $batch) l on l.line_id = f.line_id
-        join (select * from priced_lines where batch_id = $batch) p on p.line_id = f.line_id
-        {{partner_lines}}
-        join rule_registry r on r.id = f.rule_id
-    ) x
+    from ({{findings}}) x
     {DECISION_JOINS}
     order by x.line_id, x._rank, x.rule_id, x.partner_line_id, x.message
 )
+"""
+# The findings of one shard (assets/shards.py: over_shards) with their lines and prices: a finding's line and
+# its partner lines are its patient's, so in its shard.
+SHARD_FINDINGS = f"""
+select {finding_id_sql("$batch", "l.claim_id", "l.line_number", "f.rule_id")} as finding_id,
+       l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.hcpcs,
+       l.modifier_text as modifiers, l.units, l.provider, l.payer, f.rule_id, f.category, f.severity,
+       f.carc, f.dollars_at_risk, f.message, r.fix, {{partner}} f.ptp_column_1, f.ptp_column_2,
+       f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release, p.mue_release,
+       p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id, f.partner_line_id,
+       l.component, l.place_of_service, l.rendering_npi, l.billing_npi, p.status, p.pctc, p.mue_value,
+       p.bilat_surg, p.asst_surg, p.co_surg, p.team_surg,
+       {SEVERITY_RANK} as _rank
+from (select * from {{line_flags}} where batch_id = $batch) f
+join (select * from {{claim_lines}} where batch_id = $batch) l on l.line_id = f.line_id
+join (select * from {{priced_lines}} where batch_id = $batch) p on p.line_id = f.line_id
+{{partner_lines}}
+join rule_registry r on r.id = f.rule_id
 """
 # The claim and line number of a finding's partner line, as the judge stored them, which spares a scan of
 # the batch's lines; findings judged by an older version lack them, and their partner lines are looked up.
 PARTNER_STORED = "f.partner_claim_id, f.partner_line_number,"
 PARTNER_LOOKED_UP = "pl.claim_id as partner_claim_id, pl.line_number as partner_line_number,"
 PARTNER_LINES = """
-left join (select batch_id, line_id, claim_id, line_number from claim_lines
-           where line_id in (select partner_line_id from line_flags where batch_id = $batch)) pl
+left join (select batch_id, line_id, claim_id, line_number from {claim_lines}
+           where line_id in (select partner_line_id from {line_flags} where batch_id = $batch)) pl
   on pl.batch_id = coalesce(f.partner_batch, f.batch_id) and pl.line_id = f.partner_line_id"""
 PARTNERS_MISSING = """
 select count(*) from line_flags
@@ -102,9 +105,10 @@ def finding_rows_sql(con, batch_id: str, show_ids: bool, scratch: str | None = N
     every connection of the process sees, or the connection's own temp)."""
     stored = con.execute(PARTNERS_MISSING, {"batch": batch_id}).fetchall()[0][0] == 0
     target = f"table {scratch}.finding_rows" if scratch else "temp table finding_rows"
-    return (FINDING_ROWS.replace("{target}", target).replace("{patient}", patient_expression(show_ids))
-            .replace("{partner}", PARTNER_STORED if stored else PARTNER_LOOKED_UP)
-            .replace("{partner_lines}", "" if stored else PARTNER_LINES))
+    findings = (SHARD_FINDINGS.replace("{patient}", patient_expression(show_ids))
+                .replace("{partner}", PARTNER_STORED if stored else PARTNER_LOOKED_UP)
+                .replace("{partner_lines}", "" if stored else PARTNER_LINES))
+    return FINDING_ROWS.replace("{target}", target).replace("{findings}", over_shards(con, findings))
 
 
 FLAGS_SQL = f"""
@@ -170,8 +174,12 @@ PART_IDS = "and line_id between $first_id and $last_id"
 PART_FILES = "and file_index between $first_file and $last_file"
 PART_ROWS = "and source_row between $first and $last"
 # lines.csv is written in parts of this many rows of a file, each sorted on its own and appended in order:
-# one sort of ten million lines spills to disk, five sorts of two million do not.
+# one sort of ten million lines spills to disk, five sorts of two million do not. On a per-shard site the
+# lines come through the views over every shard file (assets/shards.py: attach_all), where a sort of two
+# million of them ran out of DuckDB's memory: parts are smaller there, and none is tried in file order first
+# (the shards' lines interleave, so that attempt would sort the whole batch's prices only to fail).
 LINES_PER_PART = 2_000_000
+LINES_PER_SHARDED_PART = 400_000
 
 PATIENT_KEYS = """
 create or replace temp table patient_keys as
@@ -195,17 +203,17 @@ def _copy_csv(con, sql: str, params: dict, path: Path, header: bool = True) -> N
                 {**params, "output_path": str(path)})
 
 
-def _line_parts(con, batch_id: str) -> list[tuple[int, int, int, int]]:
+def _line_parts(con, batch_id: str, per_part: int) -> list[tuple[int, int, int, int]]:
     """(first file, first row, last file, last row) of each part of lines.csv, in file order: a big file is
-    cut into parts, small files share one."""
+    cut into parts of `per_part` rows, small files share one."""
     files = con.execute(
         "select file_index, max(source_row) from raw_claim_rows where batch_id = ? group by 1 order by 1",
         [batch_id]).fetchall()
     parts, current, size = [], None, 0
     for file, last in files:
-        for first in range(1, last + 1, LINES_PER_PART):
-            end = min(first + LINES_PER_PART - 1, last)
-            if current and size + end - first + 1 > LINES_PER_PART:
+        for first in range(1, last + 1, per_part):
+            end = min(first + per_part - 1, last)
+            if current and size + end - first + 1 > per_part:
                 parts.append(current)
                 current, size = None, 0
             current = (current[0], current[1], file, end) if current else (file, first, file, end)
@@ -216,19 +224,22 @@ def _line_parts(con, batch_id: str) -> list[tuple[int, int, int, int]]:
 def _copy_lines(con, params: dict, masked: dict, show_ids: bool, path: Path) -> None:
     """lines.csv in file order: the lines as stored, else sorted."""
     con.execute(PATIENT_KEYS.replace("{patient}", patient_expression(show_ids, "patient_id")), masked)
+    if spans_shards(con):
+        _copy_sorted_lines(con, params, path, LINES_PER_SHARDED_PART)
+        return
     try:
         _copy_csv(con, LINES_IN_ORDER, params, path)
         return
     except duckdb.InvalidInputException as exc:
         if OUT_OF_ORDER not in str(exc):
             raise
-    _copy_sorted_lines(con, params, path)
+    _copy_sorted_lines(con, params, path, LINES_PER_PART)
 
 
-def _copy_sorted_lines(con, params: dict, path: Path) -> None:
+def _copy_sorted_lines(con, params: dict, path: Path, per_part: int) -> None:
     """lines.csv, sorted part by part: the first part with the header, the others appended to it. A batch of
     one part is sorted whole."""
-    parts = _line_parts(con, params["batch"])
+    parts = _line_parts(con, params["batch"], per_part)
     if len(parts) == 1:
         _copy_csv(con, LINES_SQL.replace("{lines}", "").replace("{ids}", ""), params, path)
         return

@@ -166,6 +166,34 @@ def shard_view_sql(view: str, name: str) -> str:
     return f"({select.strip()})"
 
 
+def spans_shards(con) -> bool:
+    """Whether this connection reads a batch through the views over every shard file (attach_all)."""
+    return con.execute("select count(*) from duckdb_views() where temporary and view_name = 'claim_lines'"
+                       ).fetchall()[0][0] > 0
+
+
+def shard_sources(con) -> list[dict[str, str]]:
+    """What to read for each shard's part of a whole-batch query: one entry per shard file, naming that file's
+    tables and (as subqueries) its views, for a connection that reads every shard (attach_all); else one
+    entry naming the tables and views as they are. A query that joins a batch's lines to their prices and
+    findings joins them shard by shard and puts the results end to end: over the views of every shard at
+    once, DuckDB estimates the joins' sizes so far off that it holds whole tables in memory."""
+    if not spans_shards(con):
+        return [{name: name for name in (*SHARD_TABLES, *SHARD_VIEWS)}]
+    names = sorted((row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()
+                    if re.fullmatch(r"shard_\d+", row[0])), key=lambda name: int(name.split("_")[1]))
+    return [{**{table: f"{name}.main.{table}" for table in SHARD_TABLES},
+             **{view: shard_view_sql(view, name) for view in SHARD_VIEWS}} for name in names]
+
+
+def over_shards(con, sql: str) -> str:
+    """`sql` once per shard (shard_sources), each `{table}` of it (raw_claim_rows, line_flags, claim_lines,
+    ...) that shard's, put end to end with `union all`."""
+    def one(sources: dict[str, str]) -> str:
+        return re.sub(r"\{(\w+)\}", lambda m: sources.get(m.group(1), m.group(0)), sql)
+    return "\nunion all\n".join(one(sources) for sources in shard_sources(con))
+
+
 def follow(con, cursor) -> None:
     """Give a cursor (a connection of its own) the search path of the connection it came from, and its views
     over every shard (attach_all)."""

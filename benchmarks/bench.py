@@ -32,6 +32,9 @@ STAGES = ["read", "validate", "price", "judge", "write"]
 DONE = re.compile(r"claimscrub (\w+): done, [\d,]+ rows in ([\d.]+) s")
 # The workbook is written after summary.json (lines.csv is written beside it): its time is the time from
 # one to the other.
+# A site of several shards judges them one by one (or in step processes side by side): the judge column is
+# the sum of the shards' times.
+SHARD_DONE = re.compile(r"claimscrub judge shard \d+ of \d+: done, [\d,]+ rows in ([\d.]+) s")
 FILE_DONE = re.compile(r"claimscrub write: \d+ of \d+ files after ([\d.]+) s \((summary\.json|workbook)\)")
 # The site a run measures unless told otherwise: one shard in one file, judged in process.
 ONE_FILE = {"shards": 1, "layout": "single", "workers": 1}
@@ -54,6 +57,9 @@ def run_measured(command: list[str], log: Path) -> tuple[float, int, int]:
 def stage_seconds(log_text: str) -> dict[str, float]:
     """The seconds of each stage, and of the workbook, from the command's plain progress lines."""
     stages = {name: float(seconds) for name, seconds in DONE.findall(log_text)}
+    shards = [float(seconds) for seconds in SHARD_DONE.findall(log_text)]
+    if shards and "judge" not in stages:
+        stages["judge"] = round(sum(shards), 2)
     files = {name: float(seconds) for seconds, name in FILE_DONE.findall(log_text)}
     if len(files) == 2:
         stages["workbook"] = round(files["workbook"] - files["summary.json"], 2)

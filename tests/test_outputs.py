@@ -6,13 +6,15 @@ import hashlib
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 
 from assets import flow, outputs
 from assets.readers import insertion_order
+from pipelines.cli import main
 
 from .corpus import row, text_export
 from .engine import engine_scrub
-from .helpers import module_site, outputs_of
+from .helpers import module_site, outputs_of, scrub
 
 SECRET = "test-site-secret"
 # priced_lines as earlier releases created it: the fee's RVUs, GPCIs and the MUE rationale stored per line.
@@ -129,6 +131,31 @@ def test_lines_csv_is_in_file_order_however_the_rows_are_stored(tmp_path, db_pat
     assert written == expected
     assert written.count(b"source_file") == 1
     assert not list((tmp_path / "parts").glob("*.part"))
+
+
+def test_a_per_shard_site_writes_the_one_file_site_s_lines_and_flags_part_by_part(tmp_path, db_path,
+                                                                                  tmp_path_factory,
+                                                                                  reference_db, monkeypatch):
+    # A per-shard site reads the batch through the views over its shard files: lines.csv is sorted in parts
+    # there, and the findings are joined to their lines shard by shard; the files are the one-file site's.
+    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
+    rows = [row(f"CLM-{n}", patient=f"PT-{n % 5}", HCPCS="76120" if n % 2 else "76000") for n in range(9)]
+    rows += [row("CLM-1", patient="PT-1", HCPCS="76120")]  # a duplicate line: findings on both
+    first = text_export(tmp_path / "first.csv", rows)
+    second = text_export(tmp_path / "second.csv", [row("CLM-LAST", patient="PT-9")])
+    one_file = scrub([first, second], tmp_path / "one", db_path)
+    assert one_file.exit_code == 0, one_file.stderr
+    assert one_file.flags
+    monkeypatch.setattr(outputs, "LINES_PER_SHARDED_PART", 3)
+    with module_site(tmp_path_factory, reference_db, "parts-shards", CLAIMSCRUB_SECRET=SECRET) as (folder, db):
+        made = CliRunner().invoke(main, ["db", "init", "--db", str(db), "--shards", "3", "--layout", "per-shard"])
+        assert made.exit_code == 0, made.output
+        sharded = scrub([first, second], folder / "out", db)
+    assert sharded.exit_code == 0, sharded.stderr
+    assert len({line["patient"] for line in sharded.lines}) == 6
+    for name in ["lines.csv", "flags.csv", "quarantine.csv"]:
+        assert (folder / "out" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    assert not list((folder / "out").glob("*.part"))
 
 
 def test_findings_judged_before_partners_were_stored_still_name_their_partner_line(tmp_path, db_path,
