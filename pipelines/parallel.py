@@ -1,7 +1,11 @@
 """The scrub job with its steps in processes of their own (`claimscrub scrub --workers N`).
 
-Dagster's multiprocess executor starts each step in a fresh process, which rebuilds the job from this module
-(a job run that way must be reconstructable). The judge's steps, one per shard file, then run side by side,
+Dagster's multiprocess executor starts each step in a process of its own, which rebuilds the job from this
+module (a job run that way must be reconstructable). The processes are forked from a server that has already
+imported the job's modules (the executor's `forkserver` start method), so a step does not import Dagster,
+DuckDB and the rules again. The server is the command's, started by its first run: a step takes the site's
+settings (the CLAIMSCRUB_* variables, the working folder) from its job's arguments, not from the environment
+that the server was started with. The judge's steps, one per shard file, then run side by side,
 each writing only its own shard's file and reading the main file read-only; the steps that write the main file
 are in one concurrency pool (MAIN_FILE_POOL), which the run's instance limits to one step at a time. The
 command holds the site lock for the whole run, and tells the steps so, so that no other writer comes in
@@ -15,19 +19,39 @@ import dagster as dg
 
 from .database import SITE_LOCK_HELD, holds_site, site_lock_path
 
+# What the step processes' server imports once, before it forks them: the job and what its steps use.
+PRELOAD = ["pipelines.parallel", "pipelines.definitions", "assets.flow", "assets.validate", "assets.scrub",
+           "assets.outputs", "reports.workbook"]
+SETTINGS_PREFIX = "CLAIMSCRUB_"
+
 # Each pool without a limit of its own gets this one on the run's instance: the steps in MAIN_FILE_POOL
 # (pipelines/database.py) take turns.
 POOL_LIMITS = {"pools": {"default_limit": 1}}
 
 
-def parallel_scrub_job() -> dg.JobDefinition:
+def parallel_scrub_job(settings: dict | None = None, cwd: str | None = None) -> dg.JobDefinition:
+    if settings is not None:
+        adopt(settings, cwd)
     from .definitions import defs
 
     return defs.resolve_job_def("scrub_job").with_executor_def(dg.multiprocess_executor)
 
 
-def reconstructable_job():
-    return dg.build_reconstructable_job("pipelines.parallel", "parallel_scrub_job")
+def adopt(settings: dict, cwd: str | None) -> None:
+    """The command's settings in a step's process: its CLAIMSCRUB_* variables exactly, and its working folder."""
+    for key in [key for key in os.environ if key.startswith(SETTINGS_PREFIX) and key not in settings]:
+        del os.environ[key]
+    os.environ.update(settings)
+    if cwd:
+        os.chdir(cwd)
+
+
+def settings_now() -> dict:
+    return {key: value for key, value in os.environ.items() if key.startswith(SETTINGS_PREFIX)}
+
+
+def reconstructable_job(**kwargs):
+    return dg.build_reconstructable_job("pipelines.parallel", "parallel_scrub_job", reconstructable_kwargs=kwargs)
 
 
 @contextmanager
@@ -55,13 +79,16 @@ def _environment(**values: str):
 
 def execute(run_config: dict, workers: int, database: str):
     """Run the scrub job's steps in up to `workers` processes, under the site lock this process holds; the
-    steps find the database through CLAIMSCRUB_DB and that lock through SITE_LOCK_HELD, which they inherit."""
+    steps find the database through CLAIMSCRUB_DB and that lock through SITE_LOCK_HELD, which their job's
+    arguments hand them with the command's other settings."""
     import tempfile
 
     if not holds_site(database):
         raise RuntimeError(f"the steps of a run in processes are covered by the site lock of {database}, "
                            "which this process does not hold")
-    config = {**run_config, "execution": {"config": {"max_concurrent": workers}}}
+    executor = {"max_concurrent": workers, "start_method": {"forkserver": {"preload_modules": PRELOAD}}}
+    config = {**run_config, "execution": {"config": executor}}
     with _environment(CLAIMSCRUB_DB=str(database), **{SITE_LOCK_HELD: str(site_lock_path(database))}), \
             tempfile.TemporaryDirectory(prefix="claimscrub-run-") as home, run_instance(home) as instance:
-        return dg.execute_job(reconstructable_job(), instance=instance, run_config=config, raise_on_error=False)
+        job = reconstructable_job(settings=settings_now(), cwd=os.getcwd())
+        return dg.execute_job(job, instance=instance, run_config=config, raise_on_error=False)

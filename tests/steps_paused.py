@@ -37,18 +37,19 @@ def _pause_the_first_shard(signal: Path) -> None:
     assets.flow.shard_connection = shard_connection
 
 
-def parallel_scrub_job() -> dg.JobDefinition:
+def parallel_scrub_job(**kwargs) -> dg.JobDefinition:
     from pipelines.parallel import parallel_scrub_job as the_job
 
+    job = the_job(**kwargs)
     if os.environ.get("PAUSE_JUDGE"):
         _pause_the_first_shard(Path(os.environ["PAUSE_JUDGE"]))
-    return the_job()
+    return job
 
 
 if __name__ == "__main__":
     import pipelines.parallel
     from pipelines.cli import main
 
-    pipelines.parallel.reconstructable_job = lambda: dg.build_reconstructable_job(
-        "tests.steps_paused", "parallel_scrub_job")
+    pipelines.parallel.reconstructable_job = lambda **kwargs: dg.build_reconstructable_job(
+        "tests.steps_paused", "parallel_scrub_job", reconstructable_kwargs=kwargs)
     sys.exit(main(sys.argv[1:]))
