@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipelines.database import MAIN_FILE_POOL
+from pipelines.database import MAIN_FILE_POOL, MAIN_FILE_TAG
 from reports.feedback import FEEDBACK_WORKBOOK, write_feedback_workbook
 
 from .decisions import DEFAULT_STANDING_DAYS, LATEST, STANDING, STANDING_LABEL, finding_id_sql
@@ -190,7 +190,7 @@ class FeedbackConfig(dg.Config):
     standing_days: int = DEFAULT_STANDING_DAYS
 
 
-@dg.asset(group_name="feedback", kinds={"duckdb"}, pool=MAIN_FILE_POOL)
+@dg.asset(group_name="feedback", kinds={"duckdb"}, pool=MAIN_FILE_POOL, op_tags=MAIN_FILE_TAG)
 def remittances(context: dg.AssetExecutionContext, config: RemitConfig,
                 duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per claim payment (CLP), service line (SVC) and adjustment (CAS) of each 835 file, loaded
@@ -220,7 +220,7 @@ def remittances(context: dg.AssetExecutionContext, config: RemitConfig,
 
 
 @dg.asset(group_name="feedback", kinds={"duckdb", "csv", "excel"}, deps=[remittances, "line_flags"],
-          pool=MAIN_FILE_POOL)
+          pool=MAIN_FILE_POOL, op_tags=MAIN_FILE_TAG)
 def payer_feedback(config: FeedbackConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One set of payer feedback views over every remittance loaded: rule outcomes, missed denials and
     denial patterns (CSV files and a workbook in out_dir, when one is configured)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipelines.database import MAIN_FILE_POOL
+from pipelines.database import MAIN_FILE_POOL, MAIN_FILE_TAG
 from reference.assets import REFERENCE_ASSETS
 
 from . import outputs
@@ -115,7 +115,8 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
     return per_file
 
 
-@dg.asset(group_name="ingest", kinds={"duckdb"}, deps=["inbox_files"], pool=MAIN_FILE_POOL)
+@dg.asset(group_name="ingest", kinds={"duckdb"}, deps=["inbox_files"], pool=MAIN_FILE_POOL,
+          op_tags=MAIN_FILE_TAG)
 def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig, duckdb: DuckDBResource,
                    staged_exports: dg.ResourceParam[StagedExports]) -> dg.MaterializeResult:
     """One row per data row of each input export (CSV, Excel) or 837P service line, with its source: the
@@ -140,6 +141,7 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig, duckd
     check_specs=[dg.AssetCheckSpec(ROWS_ACCOUNTED, asset="claim_lines", blocking=True,
                                    description="rows read = lines scrubbed + rows quarantined")],
     pool=MAIN_FILE_POOL,
+    op_tags=MAIN_FILE_TAG,
 )
 def validated_claims(config: BatchConfig, duckdb: DuckDBResource):
     """Validate a batch with Pandera: scrubbable rows become claim lines, the rest go to the quarantine."""
@@ -170,7 +172,7 @@ def validated_claims(config: BatchConfig, duckdb: DuckDBResource):
           check_specs=[dg.AssetCheckSpec(REFERENCE_CURRENT, asset="priced_lines",
                                          description="every line is dated within the newest release of each "
                                                      "reference table (warns, never blocks)")],
-          pool=MAIN_FILE_POOL)
+          pool=MAIN_FILE_POOL, op_tags=MAIN_FILE_TAG)
 def priced_lines(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per claim line of a batch: the releases that judge it and its Medicare expected allowed."""
     with stage("price", total=1, unit="queries") as progress, duckdb.get_connection() as con:
@@ -197,7 +199,8 @@ def priced_lines(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeR
     )
 
 
-@dg.op(ins={"priced": dg.In(dg.Nothing), "codes": dg.In(dg.Nothing)}, out=dg.DynamicOut(dict), pool=MAIN_FILE_POOL)
+@dg.op(ins={"priced": dg.In(dg.Nothing), "codes": dg.In(dg.Nothing)}, out=dg.DynamicOut(dict), pool=MAIN_FILE_POOL,
+       tags=MAIN_FILE_TAG)
 def plan_shards(config: BatchConfig, duckdb: DuckDBResource):
     """The judge's steps: one per shard file on a per-shard site, else one for the batch (which judges it shard
     by shard in the one file)."""
@@ -259,7 +262,8 @@ def line_flags(priced, codes):
     return collect_findings(plan_shards(priced=priced, codes=codes).map(judge_shard).collect())
 
 
-@dg.asset(group_name="report", kinds={"excel", "csv"}, deps=[line_flags, "claim_quarantine"], pool=MAIN_FILE_POOL)
+@dg.asset(group_name="report", kinds={"excel", "csv"}, deps=[line_flags, "claim_quarantine"], pool=MAIN_FILE_POOL,
+          op_tags=MAIN_FILE_TAG)
 def scrub_report(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One set of output files per batch: flags, lines, quarantine, summary and the denial-risk workbook."""
     if not config.out_dir:

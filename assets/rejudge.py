@@ -22,7 +22,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from pipelines.database import MAIN_FILE_POOL
+from pipelines.database import MAIN_FILE_POOL, MAIN_FILE_TAG
 from pipelines.settings import reports_path, site_secret
 from reports.impact import IMPACT_WORKBOOK, write_impact_workbook
 
@@ -286,7 +286,7 @@ class RejudgeConfig(dg.Config):
 @dg.asset(group_name="review", kinds={"duckdb", "csv", "excel"},
           deps=["line_flags", "rvu_fee_schedule", "gpci_localities", "zip_localities", "ncci_ptp_edits",
                 "mue_limits", "aoc_edits"],
-          pool=MAIN_FILE_POOL)
+          pool=MAIN_FILE_POOL, op_tags=MAIN_FILE_TAG)
 def rejudge_impact(context: dg.AssetExecutionContext, config: RejudgeConfig,
                    duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per stored finding that a judgement under the releases now loaded would add, drop, or change in

@@ -64,7 +64,8 @@ def materialize(files: list[Path], out_dir: Path | None, db: str | None, mapping
 
 
 def materialize_in_processes(files: list[Path], out_dir: Path, db: str, mapping: str, locality: str,
-                             show_ids: bool, with_history: bool, standing_days: int | None, workers: int):
+                             show_ids: bool, with_history: bool, standing_days: int | None, workers: int,
+                             log: str | None = None):
     from assets.readers import file_sha256
 
     from .parallel import execute
@@ -72,7 +73,7 @@ def materialize_in_processes(files: list[Path], out_dir: Path, db: str, mapping:
     hashes = [file_sha256(path) for path in files]
     config = run_config(batch_id_for(files, hashes), files, out_dir, mapping, locality, show_ids, with_history,
                         hashes, standing_days=standing_days, workers=workers)
-    return execute({**config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}, workers, db)
+    return execute({**config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}, workers, db, log)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,8 +157,9 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
             # The steps' processes open the files themselves, one writer per file at a time: this one lets go
             # of the main file but keeps the site lock, which covers them, until the last step is done.
             con.close()
+            log_path = log.name if log is not None and os.path.isfile(str(log.name)) else None
             result = materialize_in_processes(list(files), out_dir, database, mapping, locality, show_ids,
-                                              history, standing_days, workers)
+                                              history, standing_days, workers, log_path)
     if not result.success:
         code, message = error_message(result)
         fail(message, code)

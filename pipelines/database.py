@@ -37,6 +37,10 @@ DATABASE_TAG = "claimscrub/database"
 # The Dagster concurrency pool of every step that writes the main file (docs/scaling.md): where steps run in
 # processes of their own, the pool's limit of 1 makes them take turns instead of each waiting on the file.
 MAIN_FILE_POOL = "claimscrub-main-file"
+# The same steps carry this tag, which the multiprocess executor of `scrub --workers` limits to one step at a
+# time itself: a step blocked on a pool's slot is looked at again only after a second or more (Dagster backs
+# off up to 15 s), so the executor never launches two of them and the pool's slot is always free.
+MAIN_FILE_TAG = {"claimscrub/file": "main"}
 
 # Set by a command for the step processes it starts: the site lock it holds for them. A step whose site lock
 # is this one neither takes it nor waits for it (it would wait for its own command until the timeout).

@@ -12,17 +12,29 @@ command holds the site lock for the whole run, and tells the steps so, so that n
 between two of them.
 """
 
+import multiprocessing
 import os
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 
-from .database import SITE_LOCK_HELD, holds_site, site_lock_path
+from .database import MAIN_FILE_TAG, SITE_LOCK_HELD, holds_site, site_lock_path
 
-# What the step processes' server imports once, before it forks them: the job and what its steps use.
-PRELOAD = ["pipelines.parallel", "pipelines.definitions", "assets.flow", "assets.validate", "assets.scrub",
-           "assets.outputs", "reports.workbook"]
+# What the step processes' server imports once, before it forks them: the job and what its steps use, and
+# what Dagster imports when a step opens the run's instance (its SQLite storage, alembic, upath), which is
+# otherwise most of a step's start.
+PRELOAD = ["pipelines.cli", "pipelines.parallel", "pipelines.definitions", "assets.flow", "assets.validate",
+           "assets.scrub", "assets.outputs", "reports.workbook", "dagster._core.instance.factory",
+           "dagster._core.storage.sqlite_storage", "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+           "dagster._core.storage.runs.sqlite.sqlite_run_storage",
+           "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage", "dagster._core.storage.root",
+           "dagster._core.secrets.loader", "alembic.command", "alembic.config", "alembic.runtime.migration",
+           "upath", "fsspec.implementations.local"]
 SETTINGS_PREFIX = "CLAIMSCRUB_"
+# The command's --log, for the steps to append their progress lines to (a step's bars would garble the
+# command's terminal: it has none).
+PROGRESS_LOG = "CLAIMSCRUB_PROGRESS_LOG"
 
 # Each pool without a limit of its own gets this one on the run's instance: the steps in MAIN_FILE_POOL
 # (pipelines/database.py) take turns.
@@ -44,6 +56,10 @@ def adopt(settings: dict, cwd: str | None) -> None:
     os.environ.update(settings)
     if cwd:
         os.chdir(cwd)
+    if multiprocessing.parent_process() is not None and settings.get(PROGRESS_LOG):
+        from .progress import show_progress
+
+        show_progress(open(settings[PROGRESS_LOG], "a"), bars=False)  # noqa: SIM115 (the step's whole life)
 
 
 def settings_now() -> dict:
@@ -57,7 +73,10 @@ def reconstructable_job(**kwargs):
 @contextmanager
 def run_instance(home: str):
     """The run's own Dagster instance in `home`: SQLite storage, which keeps the pools' slots, with their limit."""
-    overrides = {"telemetry": {"enabled": False}, "concurrency": POOL_LIMITS}
+    # The step processes log through the instance's Python log level: Dagster's DEBUG lines stay off the
+    # command's standard error.
+    overrides = {"telemetry": {"enabled": False}, "concurrency": POOL_LIMITS,
+                 "python_logs": {"python_log_level": "ERROR"}}
     with dg.DagsterInstance.local_temp(home, overrides=overrides) as instance:
         yield instance
 
@@ -77,7 +96,7 @@ def _environment(**values: str):
                 os.environ[key] = value
 
 
-def execute(run_config: dict, workers: int, database: str):
+def execute(run_config: dict, workers: int, database: str, log: str | None = None):
     """Run the scrub job's steps in up to `workers` processes, under the site lock this process holds; the
     steps find the database through CLAIMSCRUB_DB and that lock through SITE_LOCK_HELD, which their job's
     arguments hand them with the command's other settings."""
@@ -86,9 +105,12 @@ def execute(run_config: dict, workers: int, database: str):
     if not holds_site(database):
         raise RuntimeError(f"the steps of a run in processes are covered by the site lock of {database}, "
                            "which this process does not hold")
-    executor = {"max_concurrent": workers, "start_method": {"forkserver": {"preload_modules": PRELOAD}}}
+    executor = {"max_concurrent": workers, "start_method": {"forkserver": {"preload_modules": PRELOAD}},
+                "tag_concurrency_limits": [{"key": key, "value": value, "limit": 1}
+                                           for key, value in MAIN_FILE_TAG.items()]}
     config = {**run_config, "execution": {"config": executor}}
-    with _environment(CLAIMSCRUB_DB=str(database), **{SITE_LOCK_HELD: str(site_lock_path(database))}), \
+    progress = {PROGRESS_LOG: str(Path(log).resolve())} if log else {}
+    with _environment(CLAIMSCRUB_DB=str(database), **{SITE_LOCK_HELD: str(site_lock_path(database))}, **progress), \
             tempfile.TemporaryDirectory(prefix="claimscrub-run-") as home, run_instance(home) as instance:
         job = reconstructable_job(settings=settings_now(), cwd=os.getcwd())
         return dg.execute_job(job, instance=instance, run_config=config, raise_on_error=False)

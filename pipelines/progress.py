@@ -44,13 +44,13 @@ class ProgressHandler(logging.Handler):
             del self.open[tracker.name]
 
 
-def show_progress(log: TextIO | None = None, stream: TextIO | None = None) -> None:
-    """Bars on `stream` (standard error) if it is a terminal, plain lines on `log` if given; these replace
-    any earlier ones."""
+def show_progress(log: TextIO | None = None, stream: TextIO | None = None, bars: bool = True) -> None:
+    """Bars on `stream` (standard error) if it is a terminal and `bars` allows them, plain lines on `log` if
+    given; these replace any earlier ones."""
     stream = stream or sys.stderr
     for earlier in [h for h in LOGGER.handlers if isinstance(h, ProgressHandler)]:
         LOGGER.removeHandler(earlier)
-    if stream.isatty():
+    if bars and stream.isatty():
         LOGGER.addHandler(ProgressHandler(stream, bars=True))
     if log is not None:
         LOGGER.addHandler(ProgressHandler(log, bars=False))

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipelines.database import MAIN_FILE_POOL
+from pipelines.database import MAIN_FILE_POOL, MAIN_FILE_TAG
 
 from . import loaders
 
@@ -67,7 +67,7 @@ def _materialize(con, name: str) -> dg.MaterializeResult:
     specs=[dg.AssetSpec(name, description=description, group_name="reference", kinds={"duckdb"}, skippable=True)
            for name, (_, description) in TABLES.items()],
     can_subset=True,
-    op_tags=FIRST,
+    op_tags={**FIRST, **MAIN_FILE_TAG},
     pool=MAIN_FILE_POOL,
 )
 def reference_tables(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
@@ -242,7 +242,7 @@ CHECKS: list[Check] = [
     specs=[dg.AssetCheckSpec(c.name, asset=c.asset, description=c.description, blocking=c.blocking)
            for c in CHECKS],
     can_subset=True,
-    op_tags=FIRST,
+    op_tags={**FIRST, **MAIN_FILE_TAG},
     pool=MAIN_FILE_POOL,
 )
 def reference_checks(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource):
@@ -258,7 +258,7 @@ def reference_checks(context: dg.AssetCheckExecutionContext, duckdb: DuckDBResou
 
 
 @dg.asset_check(asset="ncci_ptp_edits", name=KEYS_UNIQUE, description=_PTP_UNIQUE.description,
-                pool=MAIN_FILE_POOL)
+                pool=MAIN_FILE_POOL, op_tags=MAIN_FILE_TAG)
 def ptp_rows_unique(duckdb: DuckDBResource) -> dg.AssetCheckResult:
     with duckdb.get_connection() as con:
         return _PTP_UNIQUE.run(con)

@@ -194,8 +194,9 @@ def test_reshard_moves_every_row_and_the_next_run_judges_alike(four_in_one_file,
 def test_the_steps_that_write_the_main_file_share_one_pool_that_a_workers_run_limits_to_one(tmp_path):
     """Dagster's concurrency pools: every step that opens the main file through the resource is in
     MAIN_FILE_POOL; the shards' judge steps, each writing its own file, are in none; the instance of a
-    `--workers` run gives the pool a limit of one step at a time."""
-    from pipelines.database import MAIN_FILE_POOL
+    `--workers` run gives the pool a limit of one step at a time, and its executor launches one of them at a
+    time by their tag (so that none waits on the pool's backoff)."""
+    from pipelines.database import MAIN_FILE_POOL, MAIN_FILE_TAG
     from pipelines.definitions import defs
     from pipelines.parallel import parallel_scrub_job, run_instance
 
@@ -206,6 +207,8 @@ def test_the_steps_that_write_the_main_file_share_one_pool_that_a_workers_run_li
             "remittances", "payer_feedback", "rejudge_impact"} <= writers
     assert {name: ops[name].pool for name in writers} == dict.fromkeys(writers, MAIN_FILE_POOL)
     assert ops["judge_shard"].pool is None and ops["collect_findings"].pool is None
+    assert {name: ops[name].tags.items() >= MAIN_FILE_TAG.items() for name in writers} == dict.fromkeys(writers, True)
+    assert not MAIN_FILE_TAG.items() & ops["judge_shard"].tags.items()
     with run_instance(str(tmp_path)) as instance:
         assert instance.event_log_storage.supports_global_concurrency_limits
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
