@@ -397,7 +397,8 @@ def between_steps(night, tmp_path_factory) -> BetweenSteps:
     with open(work / "run" / "stdout", "w") as out, open(work / "run" / "stderr", "w") as err:
         # 30 s: were its steps to wait for the lock their command holds, the run would fail after it.
         running = subprocess.Popen([sys.executable, str(STEPS_PAUSED), "scrub", str(export), "--out",
-                                    str(work / "out"), "--db", str(db), "--workers", "2"], cwd=work,
+                                    str(work / "out"), "--db", str(db), "--workers", "2", "--log",
+                                    str(work / "run" / "progress.log")], cwd=work,
                                    env={**_env(night.site, "30"), "PAUSE_JUDGE": str(paused)}, stdout=out, stderr=err)
     request = _request_writing_to(night, work / "nightly-reports", work / "request.json")
     try:
@@ -474,3 +475,12 @@ def test_the_steps_of_a_workers_run_do_not_wait_for_the_lock_their_command_holds
     # Both shards were judged, each in its own step and file.
     summary = json.loads((between_steps.out / "summary.json").read_text())
     assert summary["lines_scrubbed"] == 2
+
+
+def test_a_workers_run_keeps_dagster_off_standard_error_and_logs_each_step_s_progress(between_steps):
+    scrubbed = between_steps.scrub
+    assert scrubbed.returncode == 0, scrubbed.stderr
+    assert "dagster" not in scrubbed.stderr and "DEBUG" not in scrubbed.stderr, scrubbed.stderr
+    log = (between_steps.out.parent / "run" / "progress.log").read_text()
+    for stage in ["read", "validate", "price", "judge shard 1 of 2", "judge shard 2 of 2", "write"]:
+        assert f"claimscrub {stage}: done" in log, log
