@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test fuzz setup ui bench clean
+.PHONY: run test test-slow fuzz setup ui bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 2; }
@@ -20,9 +20,15 @@ run: $(STAMP)
 # Three workers, a test module to each at a time (module-scoped runs are shared within a module): on two cores a
 # third keeps them busy while a test waits for a process it started or for a lock. The modules are handed out
 # in the order tests/conftest.py gives them, the longest first: xdist's own order (most tests first) left the
-# longest modules to the end.
+# longest modules to the end. `make test` leaves out the slow tier (tests marked slow: the command killed at
+# each point of a run, writers racing in processes, the property tests), which `make test-slow` runs; CI runs
+# both.
+PYTEST := $(VENV)/bin/python -m pytest -n 3 --dist loadscope --no-loadscope-reorder
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -n 3 --dist loadscope --no-loadscope-reorder
+	$(PYTEST) -m "not slow"
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
 
 # The hostile-values property of `make test` with a bigger budget (a scrub per example, about a second
 # each), shrinking what it finds; FUZZ_SEED=N draws other examples than the fixed ones.
