@@ -263,7 +263,9 @@ def shard_connection(work: dict):
         return
     import duckdb
 
-    con = duckdb.connect(":memory:", config=config)
+    from pipelines.database import quiet
+
+    con = quiet(duckdb.connect(":memory:", config=config))
     try:
         name = attach_shard(con, database, shard, layout)
         _attach_read_only(con, database, work["lock_timeout"])

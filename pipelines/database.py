@@ -140,7 +140,15 @@ def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTI
     Connections of one process share one database instance, so a process that already holds the file
     opens further connections at once; `on_wait` is called once if this one has to wait.
     """
-    return waiting_for_lock(lambda: duckdb.connect(database, config=config), database, timeout, on_wait, deadline)
+    return waiting_for_lock(lambda: quiet(duckdb.connect(database, config=config)), database, timeout, on_wait,
+                            deadline)
+
+
+def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """No progress bar: a query of more than two seconds would draw DuckDB's on standard output, which a script
+    reads (a connection's setting, not one DuckDB takes when the database opens)."""
+    con.execute("set enable_progress_bar = false")
+    return con
 
 
 def waiting_for_lock(open_it, database, timeout: float, on_wait=None, deadline: float | None = None):

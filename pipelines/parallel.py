@@ -24,7 +24,7 @@ from .database import MAIN_FILE_TAG, SITE_LOCK_HELD, holds_site, site_lock_path
 # What the step processes' server imports once, before it forks them: the job and what its steps use, and
 # what Dagster imports when a step opens the run's instance (its SQLite storage, alembic, upath), which is
 # otherwise most of a step's start.
-PRELOAD = ["pipelines.cli", "pipelines.parallel", "pipelines.definitions", "assets.flow", "assets.validate",
+PRELOAD = ["pipelines.parallel", "pipelines.definitions", "assets.flow", "assets.validate",
            "assets.scrub", "assets.outputs", "reports.workbook", "dagster._core.instance.factory",
            "dagster._core.storage.sqlite_storage", "dagster._core.storage.event_log.sqlite.sqlite_event_log",
            "dagster._core.storage.runs.sqlite.sqlite_run_storage",

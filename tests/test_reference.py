@@ -235,6 +235,28 @@ def test_reference_checks_pass_on_the_bundled_releases_and_catch_a_short_table(d
     assert failed == {("mue_limits", "row_counts_match_files"), ("mue_limits", "mue_76120_value")}
 
 
+def test_a_table_s_keys_are_counted_again_when_its_releases_change(db_path):
+    # The count of repeated keys is kept by the releases a table holds (counting the PTP table's takes
+    # seconds at every scrub); a release loaded again, here with a repeated row, is counted again.
+    def failed():
+        with dg.DagsterInstance.ephemeral() as instance:
+            run = dg.materialize([*REFERENCE_ASSETS, *PER_RUN_CHECKS],
+                                 resources={"duckdb": duckdb_resource(str(db_path))},
+                                 instance=instance, raise_on_error=False)
+        return {(e.asset_key.to_user_string(), e.check_name, e.metadata.get("duplicate_keys", None) and
+                 e.metadata["duplicate_keys"].value) for e in run.get_asset_check_evaluations() if not e.passed}
+
+    assert failed() == set()
+    with duckdb.connect(str(db_path)) as con:
+        con.execute("""insert into ref_mue select * from ref_mue
+                       where release_id = 'MUE 2024Q3' and hcpcs = '76120' and service_type = 'practitioner'""")
+        con.execute("""update ref_releases set row_count = row_count + 1, loaded_at = now()
+                       where release_id = 'MUE 2024Q3' and table_name = 'mue_practitioner'""")
+    # (the known values of 76120 and the bundled row count see the repeated row too)
+    assert failed() == {("mue_limits", "keys_unique", 1), ("mue_limits", "mue_76120_value", None),
+                        ("mue_limits", "row_counts_match_files", None)}
+
+
 def test_a_scrub_against_a_broken_reference_table_stops_and_names_the_check(db_path, tmp_path):
     with duckdb.connect(str(db_path)) as con:
         con.execute("delete from ref_mue where release_id = 'MUE 2024Q3' and hcpcs = '76120'")
