@@ -4,7 +4,8 @@ The sites: one shard in one file (the default), four shards in one file, four sh
 and four shard files judged by the multiprocess executor in two processes. Each starts from the bench's
 database of bundled reference releases (`benchmarks/bench.py`), resharded with `claimscrub db reshard`.
 flags.csv, lines.csv and quarantine.csv are compared by md5, the workbook's sheets cell by cell (a sheet
-whose XML is byte for byte the one-file site's is equal without reading its cells).
+whose XML is byte for byte the one-file site's is equal without reading its cells; the time each run was
+made and how long it took, which the Summary states, are left out of the comparison).
 
     python -m benchmarks.layouts --lines 2000000
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,9 +47,13 @@ def _run(command: list[str], log: Path, env: dict) -> None:
         raise SystemExit(f"{' '.join(command[2:4])} failed (exit {code}): see {log}")
 
 
+def _folder(work: Path, site: str) -> Path:
+    return work / site.replace(" ", "").replace(",", "-").replace("=", "")
+
+
 def scrub_on(site: str, export: Path, template: Path, work: Path, env: dict) -> Path:
     """The outputs folder of a scrub of `export` on a fresh site of kind `site`."""
-    folder = work / site.replace(" ", "").replace(",", "-").replace("=", "")
+    folder = _folder(work, site)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     database = folder / "claimscrub.duckdb"
@@ -84,13 +90,28 @@ def part_digest(report: Path, part: str) -> str:
     return digest.hexdigest()
 
 
+# The time a run was made and how long it took, which the Summary states: what two runs of one export differ in.
+RUN_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?( UTC)?")
+
+
+# Rows of the Summary that measure the run itself.
+OWN_MEASURES = {"Run time (seconds)"}
+
+
+def _cells(row: tuple) -> tuple:
+    if row and row[0] in OWN_MEASURES:
+        return row[:1]
+    return tuple(RUN_TIME.sub("<time>", value) if isinstance(value, str) else value for value in row)
+
+
 def first_difference(one: Path, other: Path, title: str) -> str | None:
-    """Where sheet `title` of two workbooks first differs in its cells, or None when every cell is equal."""
+    """Where sheet `title` of two workbooks first differs in its cells (a run's time aside), or None when every
+    cell is equal."""
     books = [load_workbook(path, read_only=True) for path in (one, other)]
     try:
         rows = [book[title].iter_rows(values_only=True) for book in books]
         for number, (left, right) in enumerate(zip(*rows, strict=False), 1):
-            if tuple(left) != tuple(right):
+            if _cells(left) != _cells(right):
                 return f"row {number}: {left!r} against {right!r}"
         leftover = [next(iter(rows[0]), None), next(iter(rows[1]), None)]
         return None if leftover == [None, None] else "a different number of rows"
@@ -118,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--data", type=Path, default=ROOT / ".bench")
+    parser.add_argument("--compare-only", action="store_true", help="compare the outputs of the last runs again")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     export = args.data / f"claims-{args.lines}.csv"
@@ -126,7 +148,8 @@ def main() -> None:
     template = reference_database(args.data)
     env = {**os.environ, "CLAIMSCRUB_SECRET": os.environ.get("CLAIMSCRUB_SECRET", "layouts")}
     work = args.data / f"layouts-{args.lines}"
-    outputs = {site: scrub_on(site, export, template, work, env) for site in SITES}
+    outputs = {site: (_folder(work, site) / "out" if args.compare_only else scrub_on(site, export, template, work, env))
+               for site in SITES}
     first, *others = SITES
     print(f"{first}: " + ", ".join(f"{name} {md5(outputs[first] / name)[:12]}" for name in CSVS))
     failed = False
