@@ -289,9 +289,9 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
                 lines_per_part: int | None = None, shards: int = 1) -> dict[str, int]:
     """Judge one priced batch against every rule; rewrites the batch's rows of `line_flags`. With history,
     lines of earlier batches count as part of the batch's encounters, but only the batch's lines are flagged.
-    The batch is judged shard by shard (`shards`, the site's patient shards stored with the lines; 1 where the
-    connection sees one shard's file only), and a shard of more than `lines_per_part` lines (LINES_PER_PART
-    unless given) in parts of it, by patient."""
+    A batch of more than `lines_per_part` lines (LINES_PER_PART unless given) is judged shard by shard
+    (`shards`, the site's patient shards stored with the lines; 1 where the connection sees one shard's file
+    only), and a shard of more than that in parts of it, by patient; a smaller batch is judged whole."""
     con.register("registry_frame", registry_frame())
     con.execute("create or replace temp table rule_registry as select * from registry_frame")
     con.unregister("registry_frame")
@@ -302,8 +302,11 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
     for step in BATCH_STEPS:
         con.execute(step.sql, _parameters(step.sql, values))
     lines = con.execute("select count(*) from claim_lines where batch_id = ?", [batch_id]).fetchall()[0][0]
-    per_shard = max(1, -(-lines // (shards * (lines_per_part or LINES_PER_PART))))
-    parts = 1 if shards == 1 and per_shard == 1 else shards * per_shard
+    per_part = lines_per_part or LINES_PER_PART
+    per_shard = max(1, -(-lines // (shards * per_part)))
+    # A batch that fits one part is judged whole whatever the shard count: the parts each read the whole
+    # batch's lines to pick theirs, which only pays where a part's tables would otherwise spill.
+    parts = 1 if lines <= per_part else shards * per_shard
     for part in range(parts):
         values.update(parts=parts, part=part, shards=shards)
         for step in PART_STEPS:

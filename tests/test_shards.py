@@ -88,7 +88,10 @@ def one_shard(tmp_path_factory, reference_db, exports):
 
 @pytest.fixture(scope="module")
 def four_in_one_file(tmp_path_factory, reference_db, exports):
-    return _site_runs(tmp_path_factory, reference_db, exports, "four", ["--shards", "4"])
+    # Judged in parts, one per shard (a batch that fits one part is judged whole, as on one shard).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("assets.scrub.LINES_PER_PART", 300)
+        return _site_runs(tmp_path_factory, reference_db, exports, "four", ["--shards", "4"])
 
 
 @pytest.fixture(scope="module")
