@@ -66,11 +66,8 @@ def scrub_on(site: str, export: Path, template: Path, work: Path, env: dict) -> 
 
 
 def md5(path: Path) -> str:
-    digest = hashlib.md5()
     with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "md5").hexdigest()
 
 
 def sheet_parts(report: Path) -> dict[str, str]:
@@ -83,11 +80,8 @@ def sheet_parts(report: Path) -> dict[str, str]:
 
 
 def part_digest(report: Path, part: str) -> str:
-    digest = hashlib.md5()
     with zipfile.ZipFile(report) as package, package.open(part) as sheet:
-        for block in iter(lambda: sheet.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(sheet, "md5").hexdigest()
 
 
 # The time a run was made and how long it took, which the Summary states: what two runs of one export differ in.
