@@ -3,7 +3,8 @@
 For each size: generate the export once (kept in the data folder), read it with DuckDB alone into a table
 (the floor), then run `claimscrub scrub` on it as a child process with a database that already holds the
 reference releases, as a nightly run finds it. Stage times come from the command's progress log (`--log`);
-peak memory is the child's maximum resident set (its own children included).
+peak memory is the larger of the child's maximum resident set and the sampled PSS of its whole process
+tree (the step processes of `--workers` are children of the executor's fork server).
 
     python -m benchmarks.bench --lines 100000 1000000 2000000 10000000
     python -m benchmarks.bench --lines 10000000 --shards 4 --layout per-shard --workers 2
