@@ -1,7 +1,6 @@
 """The claim assets, stage by stage. Each is a thin wrapper over plain functions; the data lives in DuckDB,
 one batch at a time, and every stage rewrites only its own batch."""
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +25,7 @@ from .readers import (
     staging_table,
 )
 from .scrub import BATCH_ORDER, scrub_batch
-from .shards import Layout, attach_all, distribute, on_shard, read_layout, shard_connection
+from .shards import Layout, attach_all, distribute, each_shard, read_layout, shard_connection
 from .tables import clear_batch, ensure_schema
 from .validate import validate_batch
 from .x12 import stage_837p
@@ -179,12 +178,11 @@ def priced_lines(config: BatchConfig, duckdb: DuckDBResource) -> dg.MaterializeR
         layout = read_layout(con)
         counts = {"priced": 0, "unpriced": 0}
         # Shard by shard on a per-shard site (each in its own file, one transaction each), else the batch.
-        for shard in range(layout.shards) if layout.per_shard else [None]:
-            with (on_shard(con, duckdb.database, shard, layout) if shard is not None else nullcontext(con)) as on:
-                on.execute("begin transaction")
-                priced = price_batch(on, config.batch_id, config.default_locality, config.rvu_variant,
-                                     config.work_floor_through)
-                on.execute("commit")
+        for _, on in each_shard(con, duckdb.database, layout):
+            on.execute("begin transaction")
+            priced = price_batch(on, config.batch_id, config.default_locality, config.rvu_variant,
+                                 config.work_floor_through)
+            on.execute("commit")
             counts = {key: counts[key] + priced[key] for key in counts}
         attach_all(con, duckdb.database, layout)
         coverage = batch_coverage(con, config.batch_id)

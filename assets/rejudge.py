@@ -14,7 +14,6 @@ whose release changed.
 import os
 import shutil
 import tempfile
-from contextlib import nullcontext
 from datetime import date
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from .pricing import price_batch
 from .progress import stage
 from .rules import RULES
 from .scrub import scrub_batch
-from .shards import attach_all, on_shard, read_layout
+from .shards import attach_all, each_shard, read_layout
 from .tables import ensure_schema
 
 IMPACT_CSV = "impact.csv"
@@ -187,11 +186,10 @@ def rejudge(con, since: date, scratch: Path, database: str | None = None) -> dic
     judged = {**params, "batches": [b[0] for b in batches]}
     con.execute(f"create or replace temp table findings_then as {FINDINGS}", judged)
     con.execute(f"create or replace temp table releases_then as {RELEASES}", judged)
-    shards = range(layout.shards) if layout.per_shard else [None]
-    with stage("rejudge", total=len(batches) * len(shards), unit="batches") as progress:
-        for shard in shards:
-            with (on_shard(con, database, shard, layout) if shard is not None else nullcontext(con)) as on:
-                _judge_again(on, batches, judged, scratch, "" if shard is None else f"_{shard}", progress)
+    with stage("rejudge", total=len(batches) * (layout.shards if layout.per_shard else 1),
+               unit="batches") as progress:
+        for shard, on in each_shard(con, database, layout):
+            _judge_again(on, batches, judged, scratch, "" if shard is None else f"_{shard}", progress)
         for name in ("findings_now", "releases_now"):
             con.execute(f"create or replace temp table {name} as select * from read_parquet($paths)",
                         {"paths": [str(path) for path in sorted(scratch.glob(f"{name}*.parquet"))]})

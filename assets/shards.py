@@ -148,16 +148,18 @@ def attach_all(con, database: str | Path, layout: Layout) -> None:
     not exists`) must still go to the main file."""
     if not layout.per_shard:
         return
-    names = [attach_shard(con, database, k, layout) for k in range(layout.shards)]
-    for table in SHARD_TABLES:
-        union = " union all ".join(f"select * from {name}.main.{table}" for name in names)
-        con.execute(f"create or replace temp view {table} as {union}")
-    # A shard file's own views would find these temporary views when DuckDB binds them, so the views over the
-    # shards are the main file's definitions with each shard's tables named: a shard's price contexts are
-    # numbered in its own file, and join its own lines only.
-    for view in SHARD_VIEWS:
-        union = " union all ".join(shard_view_sql(view, name) for name in names)
-        con.execute(f"create or replace temp view {view} as {union}")
+    sources = [_sources(attach_shard(con, database, k, layout)) for k in range(layout.shards)]
+    for name in (*SHARD_TABLES, *SHARD_VIEWS):
+        union = " union all ".join(f"select * from {shard[name]}" for shard in sources)
+        con.execute(f"create or replace temp view {name} as {union}")
+
+
+def _sources(name: str) -> dict[str, str]:
+    """Shard catalog `name`'s tables, and its views as subqueries. A shard file's own views would find the
+    temporary views of attach_all when DuckDB binds them, so they are the main file's definitions with each
+    shard's tables named: a shard's price contexts are numbered in its own file, and join its own lines only."""
+    return {**{table: f"{name}.main.{table}" for table in SHARD_TABLES},
+            **{view: shard_view_sql(view, name) for view in SHARD_VIEWS}}
 
 
 def shard_view_sql(view: str, name: str) -> str:
@@ -185,10 +187,8 @@ def shard_sources(con) -> list[dict[str, str]]:
     once, DuckDB estimates the joins' sizes so far off that it holds whole tables in memory."""
     if not spans_shards(con):
         return [{name: name for name in (*SHARD_TABLES, *SHARD_VIEWS)}]
-    names = sorted((row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()
-                    if re.fullmatch(r"shard_\d+", row[0])), key=lambda name: int(name.split("_")[1]))
-    return [{**{table: f"{name}.main.{table}" for table in SHARD_TABLES},
-             **{view: shard_view_sql(view, name) for view in SHARD_VIEWS}} for name in names]
+    attached = _attached(con)
+    return [_sources(catalog(shard)) for shard in range(MAX_SHARDS) if catalog(shard) in attached]
 
 
 def over_shards(con, sql: str) -> str:
@@ -239,6 +239,17 @@ def on_shard(con, database: str | Path, shard: int, layout: Layout):
         yield cursor
     finally:
         cursor.close()
+
+
+def each_shard(con, database: str | Path, layout: Layout):
+    """For a stage that works shard by shard: (shard, a cursor of `con` that finds its tables first) for each
+    shard file of a per-shard site, else (None, `con`) once."""
+    if not layout.per_shard:
+        yield None, con
+        return
+    for shard in range(layout.shards):
+        with on_shard(con, database, shard, layout) as cursor:
+            yield shard, cursor
 
 
 SITE = "site"
@@ -297,8 +308,6 @@ def reshard(con, database: str | Path, before: Layout, after: Layout) -> int:
     """Move every stored row of the claim tables from `before` to `after`; returns the raw rows moved. All or
     nothing: new shard files are written first (removed again on failure), the main file changes in one
     transaction, and the old shard files go only once it has committed."""
-    import os
-
     database = Path(database)
     old_files = shard_files(database, before)
     new_files = [] if not after.per_shard else shard_files(database, after)
@@ -336,8 +345,7 @@ def reshard(con, database: str | Path, before: Layout, after: Layout) -> int:
     written: list[Path] = []
     try:
         for shard, file in enumerate(new_files):
-            for leftover in (file, Path(f"{file}.wal")):
-                leftover.unlink(missing_ok=True)
+            _remove(file)
             written.append(file)
             name = attach_shard(con, database, shard, after)
             con.execute("begin transaction")
@@ -361,18 +369,21 @@ def reshard(con, database: str | Path, before: Layout, after: Layout) -> int:
                 con.execute(f"detach {catalog(new_files.index(file))}")
             except Exception:
                 pass
-            for leftover in (file, Path(f"{file}.wal")):
-                leftover.unlink(missing_ok=True)
+            _remove(file)
         raise
     for shard, file in enumerate(old_files):
         try:
             con.execute(f"detach {catalog(shard)}")
         except Exception:
             pass
-        for leftover in (file, Path(f"{file}.wal")):
-            if leftover.exists():
-                os.unlink(leftover)
+        _remove(file)
     return moved
+
+
+def _remove(file: Path) -> None:
+    """A database file and its write-ahead log, where they exist."""
+    for leftover in (file, Path(f"{file}.wal")):
+        leftover.unlink(missing_ok=True)
 
 
 def _copy_shard(con, target: str, shard: int | None) -> None:

@@ -123,16 +123,22 @@ def trail(db: Path) -> list[tuple]:
                            "order by decision_id").fetchall()
 
 
+def reviewed_and_rerun(folder: Path, db: Path, scrubbed) -> tuple:
+    """Batch 1 scrubbed (by `scrubbed`, a scrub function of tests/), DECISIONS filled in on its report and
+    imported, and the batch scrubbed again: the first run, the import's result and the rerun."""
+    export = write_csv(folder / "batch1.csv", BATCH_1)
+    first = scrubbed([export], folder / "first", db)
+    assert first.exit_code == 0, first.stderr
+    reviewed = decide(first.out_dir / REPORT, folder / "reviewed.xlsx", DECISIONS)
+    imported = cli("review", "import", reviewed, "--db", db)
+    assert imported.exit_code == 0, imported.output
+    return first, imported, scrubbed([export], folder / "rerun", db)
+
+
 @pytest.fixture(scope="module")
 def audit(tmp_path_factory, reference_db) -> Audit:
     with module_site(tmp_path_factory, reference_db, "audit") as (folder, db):
-        export = write_csv(folder / "batch1.csv", BATCH_1)
-        first = engine_scrub([export], folder / "first", db)
-        assert first.exit_code == 0, first.stderr
-        reviewed = decide(first.out_dir / REPORT, folder / "reviewed.xlsx", DECISIONS)
-        imported = cli("review", "import", reviewed, "--db", db)
-        assert imported.exit_code == 0, imported.output
-        rerun = engine_scrub([export], folder / "rerun", db)
+        first, imported, rerun = reviewed_and_rerun(folder, db, engine_scrub)
         later = engine_scrub([write_csv(folder / "batch2.csv", BATCH_2)], folder / "later", db)
         other = engine_scrub([write_csv(folder / "batch3.csv", BATCH_3)], folder / "other", db)
     for run in (rerun, later, other):
@@ -469,14 +475,8 @@ def test_a_per_shard_site_imports_the_same_decisions_and_shows_them_on_the_rerun
                                                                                   reference_db):
     with module_site(tmp_path_factory, reference_db, "audit-shards") as (folder, db):
         assert cli("db", "init", "--db", db, "--shards", 3, "--layout", "per-shard").exit_code == 0
-        export = write_csv(folder / "batch1.csv", BATCH_1)
-        first = scrub([export], folder / "first", db)
-        assert first.exit_code == 0, first.stderr
-        reviewed = decide(first.out_dir / REPORT, folder / "reviewed.xlsx", DECISIONS)
-        imported = cli("review", "import", reviewed, "--db", db)
-        assert imported.exit_code == 0, imported.output
+        _, imported, rerun = reviewed_and_rerun(folder, db, scrub)
         assert imported.stdout == audit.imported, imported.stderr
-        rerun = scrub([export], folder / "rerun", db)
         assert rerun.exit_code == 0, rerun.stderr
     decided = lambda run: sorted((f["claim_id"], f["line_number"], f["rule_id"], f["decision"],  # noqa: E731
                                   f["decision_reason"], f["reviewer"]) for f in run.flags)
