@@ -69,7 +69,8 @@ from (
 )
 """
 # The findings of one shard (assets/shards.py: over_shards) with their lines and prices: a finding's line and
-# its partner lines are its patient's, so in its shard.
+# its partner lines are its patient's, so in its shard. The lines are narrowed to those with a finding before
+# the join: probing the findings' wide hash table with every line of a big batch spilled both to disk.
 SHARD_FINDINGS = f"""
 select {finding_id_sql("$batch", "l.claim_id", "l.line_number", "f.rule_id")} as finding_id,
        l.claim_id, l.line_number, {{patient}} as patient, l.date_of_service, l.hcpcs,
@@ -81,7 +82,8 @@ select {finding_id_sql("$batch", "l.claim_id", "l.line_number", "f.rule_id")} as
        p.bilat_surg, p.asst_surg, p.co_surg, p.team_surg,
        {SEVERITY_RANK} as _rank
 from (select * from {{line_flags}} where batch_id = $batch) f
-join (select * from {{claim_lines}} where batch_id = $batch) l on l.line_id = f.line_id
+join (select * from {{claim_lines}} where batch_id = $batch
+      and line_id in (select line_id from {{line_flags}} where batch_id = $batch)) l on l.line_id = f.line_id
 join (select * from {{priced_lines}} where batch_id = $batch) p on p.line_id = f.line_id
 {{partner_lines}}
 join rule_registry r on r.id = f.rule_id

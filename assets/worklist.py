@@ -294,10 +294,12 @@ ACTION_SQL = "case w.variant " + " ".join(
 # line's instruction, a review beside it, or settled; with its instruction's text and action. A line removed
 # by a review finding's fix counts as removed only where that fix settles the day's units (`day_fits`). What
 # settles what is worked out on the findings' keys alone (`_row`, from finding_rows), then joined to their
-# text: a window over the wide rows would cost more than the rest.
+# text: a window over the wide rows would cost more than the rest. `facts` is not materialized: its narrow
+# reader (`resolved`) then reads only the keys, where a materialized copy of the wide rows spilled to disk at
+# ten million lines.
 JUDGED = f"""
 create or replace temp table worklist_judged as
-with facts as (
+with facts as not materialized (
     select w.*, x.* exclude (_row, line_id, rule_id, severity), d.day_units, d.day_mue, d.remaining_units,
            d.day_lines, d.fixing_lines, d.day_fixed_by, d.day_fits, d.day_key, d.day_partners
     from worklist_findings w
@@ -360,10 +362,11 @@ LINE_COLUMNS = ("claim_id", "line_number", "patient", "payer", "date_of_service"
 
 # One row per line, stored in the sheet's order (`worklist_order`). Four lines in five have one finding: they
 # take its contribution as it is, and only the others are gathered (in the order deny first, then the rules'
-# priority). A line whose own findings are all settled by the fix of other lines is kept as billed.
+# priority). A line whose own findings are all settled by the fix of other lines is kept as billed. `found` is
+# not materialized, for the same reason as `facts` above: each reader filters the findings first.
 ROWS = f"""
 create or replace temp table worklist_rows as
-with found as ({CONTRIBUTIONS}),
+with found as not materialized ({CONTRIBUTIONS}),
 several as (select line_id from worklist_judged group by line_id having count(*) > 1),
 per_line as (
     select line_id, {", ".join(LINE_COLUMNS)},
