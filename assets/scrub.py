@@ -91,9 +91,10 @@ where npi is not null
 
 # The lines of the part being judged: all of them when the batch is judged whole ($parts = 1). A part is a
 # patient shard of the site's $shards (assets/shards.py), or a share of one by patient hash when a shard holds
-# more than LINES_PER_PART lines.
+# more than LINES_PER_PART lines. The divisor is cast to hash()'s own type: `hash(...) % (5 // 1)` widens both to
+# a 128-bit integer, whose remainder cost more than the rest of the part's working table.
 IN_PART = ("($parts = 1 or (($shards = 1 or shard = $part % $shards)"
-           " and ($parts = $shards or hash(patient_id) % ($parts // $shards) = $part // $shards)))")
+           " and ($parts = $shards or hash(patient_id) % cast($parts // $shards as ubigint) = $part // $shards)))")
 
 # A batch's claim lines as line rules read them (`claim_line`), with their price context (`priced`) and the
 # check digit of each NPI (`rendering_check`, `billing_check`).
