@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -35,7 +36,7 @@ from .feedback import feedback_views, has_remittances
 from .readers import database_settings
 from .report_data import carc_texts, gather_report, record_run, source_key
 from .rules import registry_frame
-from .shards import follow, over_shards, spans_shards
+from .shards import follow, per_shard, spans_shards
 from .tables import row_id
 
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
@@ -68,7 +69,7 @@ from (
     order by x.line_id, x._rank, x.rule_id, x.partner_line_id, x.message
 )
 """
-# The findings of one shard (assets/shards.py: over_shards) with their lines and prices: a finding's line and
+# The findings of one shard (assets/shards.py: per_shard) with their lines and prices: a finding's line and
 # its partner lines are its patient's, so in its shard. The lines are narrowed to those with a finding before
 # the join: probing the findings' wide hash table with every line of a big batch spilled both to disk.
 SHARD_FINDINGS = f"""
@@ -102,15 +103,35 @@ where batch_id = $batch and partner_line_id is not null and partner_claim_id is 
 """
 
 
-def finding_rows_sql(con, batch_id: str, show_ids: bool, scratch: str | None = None) -> str:
-    """FINDING_ROWS for the batch, its patients masked unless asked for, as a table of `scratch` (a database
-    every connection of the process sees, or the connection's own temp)."""
+def build_finding_rows(con, batch_id: str, show_ids: bool, scratch: str | None, params: dict) -> None:
+    """FINDING_ROWS for the batch, its patients masked unless asked for (`params` holds the batch and, masked,
+    the site secret), as a table of `scratch` (a database every connection of the process sees, or the
+    connection's own temp). On a site of several shard files each shard's findings are gathered into one
+    table first, one shard after the other: joined side by side under one sort, the shards' hash tables were
+    all held at once, and ten million lines on eight shard files ran out of memory there."""
     stored = con.execute(PARTNERS_MISSING, {"batch": batch_id}).fetchall()[0][0] == 0
     target = f"table {scratch}.finding_rows" if scratch else "temp table finding_rows"
     findings = (SHARD_FINDINGS.replace("{patient}", patient_expression(show_ids))
                 .replace("{partner}", PARTNER_STORED if stored else PARTNER_LOOKED_UP)
                 .replace("{partner_lines}", "" if stored else PARTNER_LINES))
-    return FINDING_ROWS.replace("{target}", target).replace("{findings}", over_shards(con, findings))
+    pieces = per_shard(con, findings)
+    if len(pieces) == 1:
+        sql = FINDING_ROWS.replace("{target}", target).replace("{findings}", pieces[0])
+        con.execute(sql, _named(sql, params))
+        return
+    con.execute(f"create or replace temp table shard_finding_rows as {pieces[0]}", _named(pieces[0], params))
+    try:
+        for piece in pieces[1:]:
+            con.execute(f"insert into shard_finding_rows {piece}", _named(piece, params))
+        sql = FINDING_ROWS.replace("{target}", target).replace("{findings}", "select * from shard_finding_rows")
+        con.execute(sql, _named(sql, params))
+    finally:
+        con.execute("drop table if exists shard_finding_rows")
+
+
+def _named(sql: str, params: dict) -> dict:
+    """The named values a statement uses (DuckDB refuses values a statement does not name)."""
+    return {name: value for name, value in params.items() if re.search(rf"\${name}\b", sql)}
 
 
 FLAGS_SQL = f"""
@@ -453,7 +474,7 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
         as_of = run_day()
         prepare_batch_decisions(con, batch_id, as_of, standing_days)
         try:
-            con.execute(finding_rows_sql(con, batch_id, show_ids, scratch), masked)
+            build_finding_rows(con, batch_id, show_ids, scratch, masked)
             con.execute(f"create or replace temp view finding_rows as select * from {scratch}.finding_rows")
         except BaseException as exc:
             findings.set_exception(exc)

@@ -191,12 +191,12 @@ def shard_sources(con) -> list[dict[str, str]]:
     return [_sources(catalog(shard)) for shard in range(MAX_SHARDS) if catalog(shard) in attached]
 
 
-def over_shards(con, sql: str) -> str:
+def per_shard(con, sql: str) -> list[str]:
     """`sql` once per shard (shard_sources), each `{table}` of it (raw_claim_rows, line_flags, claim_lines,
-    ...) that shard's, put end to end with `union all`."""
+    ...) that shard's."""
     def one(sources: dict[str, str]) -> str:
         return re.sub(r"\{(\w+)\}", lambda m: sources.get(m.group(1), m.group(0)), sql)
-    return "\nunion all\n".join(one(sources) for sources in shard_sources(con))
+    return [one(sources) for sources in shard_sources(con)]
 
 
 def follow(con, cursor) -> None:
