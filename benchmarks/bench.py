@@ -131,7 +131,7 @@ def reference_database(data: Path) -> Path:
     return template
 
 
-def measure(lines: int, data: Path, template: Path, site: dict = ONE_FILE) -> dict:
+def measure(lines: int, data: Path, template: Path, site: dict = ONE_FILE, keep: bool = False) -> dict:
     export = data / f"claims-{lines}.csv"
     if not export.exists():
         generate(export, lines)
@@ -161,8 +161,9 @@ def measure(lines: int, data: Path, template: Path, site: dict = ONE_FILE) -> di
     if code != 0:
         raise SystemExit(f"the scrub of {lines:,} lines failed (exit {code}): see {work / 'scrub.out'}")
     summary = json.loads((work / "out" / "summary.json").read_text())
-    for file in work.glob("claimscrub*.duckdb*"):
-        file.unlink()
+    if not keep:
+        for file in work.glob("claimscrub*.duckdb*"):
+            file.unlink()
     return {"lines": lines, "site": site, "bytes": export.stat().st_size, "floor": floor,
             "stages": stage_seconds(scrub_log.read_text()), "total": total, "peak_rss": peak,
             "rows_quarantined": summary["rows_quarantined"], "findings": summary["findings"]["total"]}
@@ -190,6 +191,8 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=1, help="patient shards of the run's database")
     parser.add_argument("--layout", choices=["single", "per-shard"], default="single")
     parser.add_argument("--workers", type=int, default=1, help="processes for the shard steps (scrub --workers)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the run's database (RUN/claimscrub.duckdb) for benchmarks.statements")
     args = parser.parse_args()
     site = {"shards": args.shards, "layout": args.layout, "workers": args.workers}
     args.data.mkdir(parents=True, exist_ok=True)
@@ -199,7 +202,7 @@ def main() -> None:
     with open(args.data / "results.jsonl", "a") as results:
         for lines in args.lines:
             for _ in range(args.repeat):
-                result = measure(lines, args.data, template, site)
+                result = measure(lines, args.data, template, site, args.keep)
                 results.write(json.dumps({**result, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
                 print(markdown_row(table_row(result)), flush=True)
 

@@ -130,3 +130,20 @@ def test_the_benchmark_reads_stage_times_from_the_plain_progress_lines(plain_log
     assert "(summary.json)" in plain_log.getvalue()
     times = stage_seconds(plain_log.getvalue())
     assert set(times) == {"read", "write", "workbook"}
+
+
+def test_the_statement_timings_replay_a_scrubbed_database_and_leave_it_as_it_was(tmp_path, db_path, capsys):
+    from benchmarks import statements
+
+    export = generate(tmp_path / "claims.csv", 300)
+    assert scrub([export], tmp_path / "out", db_path).exit_code == 0
+    before = db_path.stat().st_mtime_ns, db_path.read_bytes()
+    for stage_name in ["judge", "write"]:
+        statements.main([str(db_path), "--stage", stage_name, "--profile", "create or replace temp table"])
+    shown = capsys.readouterr().out
+    assert "judge: " in shown and "write: " in shown
+    assert "create or replace temp table sl as" in shown
+    assert "create or replace temp table worklist_rows as" in shown
+    assert "CREATE_TABLE_AS" in shown  # the operator timings of the profiled statement
+    assert (db_path.stat().st_mtime_ns, db_path.read_bytes()) == before
+    assert not list(db_path.parent.glob(f"{db_path.name}.statements*"))
