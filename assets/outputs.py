@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -37,7 +36,7 @@ from .readers import database_settings
 from .report_data import carc_texts, gather_report, record_run, source_key
 from .rules import registry_frame
 from .shards import follow, per_shard, spans_shards
-from .tables import row_id
+from .tables import named_parameters, row_id
 
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
 SEVERITY_RANK = "case f.severity when 'deny' then 1 when 'review' then 2 else 3 end"
@@ -117,21 +116,17 @@ def build_finding_rows(con, batch_id: str, show_ids: bool, scratch: str | None, 
     pieces = per_shard(con, findings)
     if len(pieces) == 1:
         sql = FINDING_ROWS.replace("{target}", target).replace("{findings}", pieces[0])
-        con.execute(sql, _named(sql, params))
+        con.execute(sql, named_parameters(sql, params))
         return
-    con.execute(f"create or replace temp table shard_finding_rows as {pieces[0]}", _named(pieces[0], params))
+    first = f"create or replace temp table shard_finding_rows as {pieces[0]}"
+    con.execute(first, named_parameters(first, params))
     try:
         for piece in pieces[1:]:
-            con.execute(f"insert into shard_finding_rows {piece}", _named(piece, params))
+            con.execute(f"insert into shard_finding_rows {piece}", named_parameters(piece, params))
         sql = FINDING_ROWS.replace("{target}", target).replace("{findings}", "select * from shard_finding_rows")
-        con.execute(sql, _named(sql, params))
+        con.execute(sql, named_parameters(sql, params))
     finally:
         con.execute("drop table if exists shard_finding_rows")
-
-
-def _named(sql: str, params: dict) -> dict:
-    """The named values a statement uses (DuckDB refuses values a statement does not name)."""
-    return {name: value for name, value in params.items() if re.search(rf"\${name}\b", sql)}
 
 
 FLAGS_SQL = f"""

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from .rules import LINE_RULES, PAIR_RULES, STEPS, registry_frame
 from .rules.base import BYPASS_MODIFIERS, Step, sql_list
-from .tables import clear_batch
+from .tables import clear_batch, named_parameters
 
 # Every batch gets a place in line once, when it is first read (assets/flow.py), kept across rescrubs: history is
 # only the batches before it, so rescrubbing an earlier batch never starts judging it against later ones.
@@ -267,11 +267,6 @@ class UnregisteredRuleError(RuntimeError):
     """A statement emitted a finding of a rule the registry does not hold."""
 
 
-def _parameters(sql: str, values: dict) -> dict:
-    """The named values a statement uses (DuckDB refuses values a statement does not name)."""
-    return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
-
-
 def _part_sql(sql: str, parts: int, part: int, shards: int) -> str:
     """A statement with its part's numbers written in (IN_PART): bound as parameters they kept DuckDB from
     folding the part's condition into the scan, which then cost ten times as much, once per part."""
@@ -304,11 +299,11 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
     con.execute("create or replace temp table rule_registry as select * from registry_frame")
     con.unregister("registry_frame")
     values = {"batch": batch_id, "with_history": with_history, **_history_span(con, batch_id, with_history)}
-    con.execute(HISTORY_LINES, _parameters(HISTORY_LINES, values))
-    con.execute(NPI_CHECKED, _parameters(NPI_CHECKED, values))
+    con.execute(HISTORY_LINES, named_parameters(HISTORY_LINES, values))
+    con.execute(NPI_CHECKED, named_parameters(NPI_CHECKED, values))
     con.execute(FOUND)
     for step in BATCH_STEPS:
-        con.execute(step.sql, _parameters(step.sql, values))
+        con.execute(step.sql, named_parameters(step.sql, values))
     lines = con.execute("select count(*) from claim_lines where batch_id = ?", [batch_id]).fetchall()[0][0]
     per_part = lines_per_part or LINES_PER_PART
     per_shard = max(1, -(-lines // (shards * per_part)))
@@ -318,13 +313,13 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
     for part in range(parts):
         for step in PART_STEPS:
             sql = _part_sql(step.sql, parts, part, shards)
-            con.execute(sql, _parameters(sql, values))
+            con.execute(sql, named_parameters(sql, values))
     unregistered = [row[0] for row in con.execute(UNREGISTERED).fetchall()]
     if unregistered:
         raise UnregisteredRuleError(f"findings of rule {', '.join(unregistered)}, which the registry does not "
                                     "hold: a defect in claimscrub")
     clear_batch(con, "line_flags", batch_id)
-    con.execute(FLAGS, _parameters(FLAGS, values))
+    con.execute(FLAGS, named_parameters(FLAGS, values))
     rows = con.execute(
         "select severity, count(*) from line_flags where batch_id = ? group by severity", [batch_id]
     ).fetchall()

@@ -5,6 +5,8 @@
 derives from them. The rows are stored once, in `raw_claim_rows`; validation marks each row of its batch
 scrubbable or not (until then the mark is null)."""
 
+import re
+
 from reference.loaders import ensure_schema as ensure_reference_schema
 
 from .decisions import ensure_schema as ensure_decision_schema
@@ -224,3 +226,8 @@ def _parse_text_raw_rows(con) -> None:
 
 def clear_batch(con, table: str, batch_id: str) -> None:
     con.execute(f"delete from {table} where batch_id = ?", [batch_id])
+
+
+def named_parameters(sql: str, values: dict) -> dict:
+    """The named values a statement uses (DuckDB refuses values a statement does not name)."""
+    return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}

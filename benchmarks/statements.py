@@ -5,9 +5,9 @@ just scrubbed (one file; `python -m benchmarks.bench --lines N --keep` leaves on
     python -m benchmarks.statements .bench/run-10000000/claimscrub.duckdb --stage judge --threads 2
 
 Each line: the statement's wall and process CPU seconds, summed over its runs (the judge runs its part
-statements once per part), longest first. The write stage's main connection runs on one of the two threads while lines.csv takes the other: `--threads 1`
-times its statements as the run does. `--profile TEXT` prints DuckDB's operator timings of the first statement
-that starts with TEXT.
+statements once per part), longest first. The write stage's main connection runs on one of the two threads
+while lines.csv takes the other: `--threads 1` times its statements as the run does. `--profile TEXT` prints
+DuckDB's operator timings of the first statement that starts with TEXT.
 """
 
 from __future__ import annotations
