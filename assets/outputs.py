@@ -34,7 +34,7 @@ from .decisions import (
 from .feedback import feedback_views, has_remittances
 from .readers import database_settings
 from .report_data import carc_texts, gather_report, record_run, source_key
-from .rules import registry_frame
+from .rules import register_rules
 from .shards import follow, per_shard, spans_shards
 from .tables import named_parameters, row_id
 
@@ -435,9 +435,7 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     """The stage's files, written to `staging` and moved into `out_dir` once all are there. `source` names where
     the files came from (else their names without dates: report_data.source_key)."""
     carc = carc_texts(con)
-    con.register("registry_frame", registry_frame(carc[1]))
-    con.execute("create or replace temp table rule_registry as select * from registry_frame")
-    con.unregister("registry_frame")
+    register_rules(con, carc[1])
     params = {"batch": batch_id}
     masked = params if show_ids else {**params, "secret": site_secret()}
     # The findings table lives in an in-memory database of the process, which both connections see: the

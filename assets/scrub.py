@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from .rules import LINE_RULES, PAIR_RULES, STEPS, registry_frame
+from .rules import LINE_RULES, PAIR_RULES, STEPS, register_rules
 from .rules.base import BYPASS_MODIFIERS, Step, sql_list
 from .tables import clear_batch, named_parameters
 
@@ -295,9 +295,7 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
     A batch of more than `lines_per_part` lines (LINES_PER_PART unless given) is judged shard by shard
     (`shards`, the site's patient shards stored with the lines; 1 where the connection sees one shard's file
     only), and a shard of more than that in parts of it, by patient; a smaller batch is judged whole."""
-    con.register("registry_frame", registry_frame())
-    con.execute("create or replace temp table rule_registry as select * from registry_frame")
-    con.unregister("registry_frame")
+    register_rules(con)
     values = {"batch": batch_id, "with_history": with_history, **_history_span(con, batch_id, with_history)}
     con.execute(HISTORY_LINES, named_parameters(HISTORY_LINES, values))
     con.execute(NPI_CHECKED, named_parameters(NPI_CHECKED, values))

@@ -28,8 +28,8 @@ import duckdb
 from assets import outputs, scrub, worklist
 from assets.decisions import DEFAULT_STANDING_DAYS, prepare_batch_decisions
 from assets.report_data import FINDING_MARKS, carc_texts
-from assets.rules import registry_frame
-from pipelines.database import CONNECTION_CONFIG
+from assets.rules import register_rules
+from pipelines.database import CONNECTION_CONFIG, quiet
 from pipelines.settings import run_day
 
 
@@ -86,9 +86,7 @@ def _show(node: dict, depth: int = 0) -> None:
 def write_stage(con: Timed, batch: str) -> None:
     """The main connection's share of the write stage (assets/outputs.py, assets/worklist.py), the sheets
     aside."""
-    carc = carc_texts(con.con)
-    con.con.register("registry_frame", registry_frame(carc[1]))
-    con.con.execute("create or replace temp table rule_registry as select * from registry_frame")
+    register_rules(con.con, carc_texts(con.con)[1])
     con.con.execute("attach ':memory:' as statements_scratch")
     prepare_batch_decisions(con.con, batch, run_day(), DEFAULT_STANDING_DAYS)
     outputs.build_finding_rows(con, batch, False, "statements_scratch", {"batch": batch, "secret": "bench"})
@@ -108,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     copy = args.database.with_name(f"{args.database.name}.statements")
     shutil.copyfile(args.database, copy)
     try:
-        raw = duckdb.connect(str(copy), config=CONNECTION_CONFIG)
+        raw = quiet(duckdb.connect(str(copy), config=CONNECTION_CONFIG))
         raw.execute(f"set threads = {args.threads}")
         batch = raw.execute("select batch_id from batches order by started_at desc limit 1").fetchall()[0][0]
         con = Timed(raw, args.profile)

@@ -31,6 +31,14 @@ def registry_frame(carc_text: dict[str, str] | None = None) -> pd.DataFrame:
     return frame
 
 
+def register_rules(con, carc_text: dict[str, str] | None = None) -> None:
+    """The registry as the temporary table `rule_registry` of `con`, which the judge's and the write stage's
+    statements join their findings to."""
+    con.register("registry_frame", registry_frame(carc_text))
+    con.execute("create or replace temp table rule_registry as select * from registry_frame")
+    con.unregister("registry_frame")
+
+
 def emitted_rule_ids() -> list[str]:
     """Every rule id that some line rule, pair rule or step emits, once per emitter."""
     return [*LINE_RULES, *PAIR_RULES, *(rule for step in STEPS for rule in step.emits)]
