@@ -140,6 +140,7 @@ line("D11", 2, "PD11", "99213", set(), dos="2024-07-16")
 # --- coverage, data, documentation, pricing ------------------------------------------------------------
 line("S1", 1, "PS1", "20930", {"STATUS_NOT_PAYABLE", "MUE_DOS", "AOC_NO_PRIMARY"})  # status B, MUE 0, add-on
 line("S2", 1, "PS2", "0001F", {"STATUS_NOT_PAYABLE", "MUE_NOT_PUBLISHED"})  # status I
+line("S2b", 1, "PS2b", "9999F", {"STATUS_NOT_PAYABLE", "CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED"})
 line("S3", 1, "PS3", "0275T", {"STATUS_NOT_PAYABLE"})                        # status R: review
 line("S4", 1, "PS4", "0042T", {"STATUS_NOT_PAYABLE"})                        # status C: info, not priced
 line("S5", 1, "PS5", "99213", set())                                          # status T with another service
@@ -162,6 +163,17 @@ line("L3", 1, "PL3", "76120", set(), service_zip="35203")                     # 
 line("L4", 1, "PL4", "76120", set(), locality="01112-05", service_zip="35203")  # the locality wins
 line("I1", 1, "PI1", "70450", {"MPPR_IMAGING"})                              # the lower-priced imaging code
 line("I2", 1, "PI1", "71250", set())
+# One code's 26 and TC halves are one procedure, not two: no reduction (the split itself is a finding).
+line("I3", 1, "PI3", "70450", {"MOD_SPLIT_SAME_BILLER"}, mods="26")
+line("I3", 2, "PI3", "70450", {"MOD_SPLIT_SAME_BILLER"}, mods="TC")
+# Codes rank by their per-unit amount: two units of 70450 are the bigger line, 71250 the dearer code.
+line("I4", 1, "PI4", "70450", {"MPPR_IMAGING"}, units="2")
+line("I4", 2, "PI4", "71250", set())
+# Two units of one imaging code alone: one code, no reduction here.
+line("I5", 1, "PI5", "70450", set(), units="2")
+# Another rendering provider's imaging code the same day: another session.
+line("I6", 1, "PI6", "70450", set())
+line("I6", 2, "PI6", "71250", set(), rendering=NPI_B)
 
 RULE_SEVERITY = {"S3": "review", "S4": "info", "B4": "review", "M13": "review", "I1": "info"}
 
@@ -231,6 +243,14 @@ def test_dollars_at_risk_is_the_flagged_lines_expected_allowed(corpus_run):
                                         or "0.00")
     assert next(f for f in corpus_run.flags if f["claim_id"] == "B1")["dollars_at_risk"] == "106.42"
     assert next(f for f in corpus_run.flags if f["claim_id"] == "M11")["dollars_at_risk"] == "88.31"
+
+
+def test_every_finding_says_why(corpus_run):
+    for f in corpus_run.flags:
+        assert f["message"].strip(), f
+    message = next(f["message"] for f in corpus_run.flags
+                   if f["claim_id"] == "S2b" and f["rule_id"] == "STATUS_NOT_PAYABLE")
+    assert message.startswith("9999F is not in the fee schedule (RVU") and "Category II" in message
 
 
 def test_every_finding_names_its_releases(corpus_run):

@@ -370,17 +370,21 @@ def judge(rows: list[dict], ref: Reference) -> tuple[dict, dict, dict, dict, Cou
             flag("MOD_COSURGEON_NOT_PAYABLE", "review" if cosurgeon == "1" else "deny")
         if "66" in a["mods"] and team in ("0", "1", "9"):
             flag("MOD_TEAM_NOT_PAYABLE", "review" if team == "1" else "deny")
-    # MPPR: in each session, every indicator-4 line but the highest priced.
-    sessions = defaultdict(list)
+    # MPPR: in each session, every indicator-4 code but the one of the highest per-unit amount (ties: the code
+    # billed first), all of its lines.
+    sessions = defaultdict(lambda: defaultdict(list))
     for line in lines:
         base = line["base"]
-        if base and base[2] == "4" and line["price"] is not None:
-            sessions[(line["patient_id"], line["dos"], line["provider"])].append(line)
-    for members in sessions.values():
-        if len(members) >= 2:
-            ranked = sorted(members, key=lambda x: -x["price"])
-            for line in ranked[1:]:
-                found[line["key"]].add("MPPR_IMAGING")
+        if base and base[2] == "4" and line["price"] is not None and line["units"] > 0:
+            sessions[(line["patient_id"], line["dos"], line["provider"])][line["hcpcs"]].append(line)
+    for codes in sessions.values():
+        if len(codes) >= 2:
+            ranked = sorted(codes.values(), key=lambda members: (
+                -max(m["price"] / m["units"] for m in members),
+                min((m["claim_id"], int(m["line_number"])) for m in members)))
+            for members in ranked[1:]:
+                for line in members:
+                    found[line["key"]].add("MPPR_IMAGING")
     prices = {line["key"]: "" if line["price"] is None else str(line["price"]) for line in lines}
     return found, prices, severity, partner, seen
 

@@ -28,8 +28,11 @@ OTHER_SCHEDULE_STATUSES = UNPRICED_STATUSES
 CATEGORY_II_CODE = f"regexp_full_match(claim_line.hcpcs, '{CATEGORY_II}')"
 
 STATUS_MESSAGE = (
-    "printf('%s has fee schedule status %s (%s): %s', claim_line.hcpcs, priced.status, priced.rvu_release, "
-    f"case when {CATEGORY_II_CODE} then 'a CPT Category II quality code: reported "
+    # A Category II code missing from the RVU file has no status to name.
+    "case when priced.status is null then printf('%s is not in the fee schedule (%s): ', claim_line.hcpcs, "
+    "priced.rvu_release) else printf('%s has fee schedule status %s (%s): ', claim_line.hcpcs, priced.status, "
+    "priced.rvu_release) end || "
+    f"(case when {CATEGORY_II_CODE} then 'a CPT Category II quality code: reported "
     "for quality measures, no payment expected; not priced.' "
     "else case priced.status "
     "when 'B' then 'bundled, never paid separately.' "
