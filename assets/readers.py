@@ -385,7 +385,8 @@ PARSED_COLUMNS = """
          else list_distinct(list_filter(list_transform(
                   list_concat([diagnosis_1, diagnosis_2, diagnosis_3, diagnosis_4],
                               coalesce(regexp_split_to_array(diagnoses, '[,;|\\s]+'), [])),
-                  lambda d: replace(upper(trim(d)), '.', '')), lambda d: d is not null and d <> '')) end,
+                  lambda d: case when strpos(upper(trim(d)), '.') in (0, 4) or trim(d, ' .') = '' then replace(upper(trim(d)), '.', '')
+                                 else upper(trim(d)) end), lambda d: d is not null and d <> '')) end,
     payer, upper(locality),
     case when service_zip is null then null
          else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
@@ -426,10 +427,16 @@ def parsed_rows_sql(text: str, source: str = "?, ?, ?", shards: int = 1) -> str:
     file_index and source_file (bound, by default)."""
     from .shards import shard_sql
 
-    # The first two diagnosis cells as codes ('' for none), worked out once for the list's usual case.
-    codes = ", ".join(f"coalesce(replace(upper(trim(diagnosis_{n})), '.', ''), '') as dx_{n}" for n in (1, 2))
+    # The first two diagnosis cells as codes ('' for none), worked out once for the list's usual case. A dot
+    # is dropped where ICD-10-CM puts it, after the category's three characters; one anywhere else is kept, so
+    # that the code fails the shape check (see assets/rules/documentation.py) instead of passing without it.
+    codes = ", ".join(
+        f"coalesce(case when strpos(dx_cell_{n}, '.') in (0, 4) or trim(dx_cell_{n}, '.') = '' "
+        f"then replace(dx_cell_{n}, '.', '') "
+        f"else dx_cell_{n} end, '') as dx_{n}" for n in (1, 2))
+    cells = ", ".join(f"upper(trim(diagnosis_{n})) as dx_cell_{n}" for n in (1, 2))
     return (f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean, {shard_sql(shards)} "
-            f"from (select *, {codes}, {MODIFIER_COLUMNS} from ({text}))")
+            f"from (select *, {codes}, {MODIFIER_COLUMNS} from (select *, {cells} from ({text})))")
 
 
 def _select_canonical(columns: dict[int, str], width: int) -> str:

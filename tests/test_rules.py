@@ -154,6 +154,8 @@ line("X7", 1, "PX7", "99213", set())                                          # 
 line("X7", 2, "PX7", "71046", set(), dx="")                                   # the line that repeats none
 line("X8", 1, "PX8", "99213", {"DX_MISSING"}, dx="R13.10")                   # one malformed diagnosis puts
 line("X8", 2, "PX8", "71046", {"DX_MISSING"}, dx="XYZ")                      # the whole claim at risk
+line("X9", 1, "PX9", "99213", {"DX_MISSING"}, dx="I1.0")                     # a dot inside the category
+line("X10", 1, "PX10", "99213", set(), dx="i10.")                             # a dot after it: I10
 line("X4", 1, "PX4", "99213", {"NPI_INVALID"}, rendering="1234567890")
 line("X5", 1, "PX5", "99213", {"NPI_INVALID"}, billing="555000111")
 line("X6", 1, "PX6", "99213", set(), rendering="")                            # blank rendering: billing serves
