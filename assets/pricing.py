@@ -92,7 +92,8 @@ rated as (
            coalesce(own.hcpcs, base.hcpcs) is not null as in_fee_schedule,
            own.hcpcs is not null as has_own_row,
            -- Indicators come from the row of the line's own component; a component without a row of its own
-           -- takes the code's row without modifier (and is not priced).
+           -- takes the code's row without modifier (and is not priced); a code listed only with a component
+           -- row (86153: 26 alone) takes that row, so it is in the fee schedule and its indicators judge.
            coalesce(own.status, base.status) as status,
            coalesce(own.pctc, base.pctc) as pctc,
            coalesce(own.mult_proc, base.mult_proc) as mult_proc,
@@ -115,8 +116,9 @@ rated as (
     from located
     left join ref_rvu own on own.release_id = located.rvu_release and own.hcpcs = located.hcpcs
                           and own.modifier = case located.component when 'global' then '' else located.component end
-    left join ref_rvu base on base.release_id = located.rvu_release and base.hcpcs = located.hcpcs
-                           and base.modifier = ''
+    left join (select * from ref_rvu where modifier in ('', '26', 'TC')
+               qualify row_number() over (partition by release_id, hcpcs order by modifier) = 1) base
+           on base.release_id = located.rvu_release and base.hcpcs = located.hcpcs
     left join ref_gpci g on g.release_id = located.gpci_release and g.locality_key = located.locality_key
     left join ref_mue m on m.release_id = located.mue_release and m.service_type = located.mue_service_type
                         and m.hcpcs = located.hcpcs

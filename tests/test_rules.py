@@ -147,6 +147,13 @@ line("S5", 1, "PS5", "99213", set())                                          # 
 line("S5", 2, "PS5", "G0117", {"STATUS_NOT_PAYABLE", "PTP_NO_BYPASS"})  # and 99213/G0117 bundles it
 line("S6", 1, "PS6", "G0117", set())                                          # status T alone: payable
 line("S7", 1, "PS7", "99999", {"CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED"})
+# Status T beside a carrier-priced service (C) of the same provider: another fee-schedule service that day.
+line("S8", 1, "PS8", "76125", {"STATUS_NOT_PAYABLE"})                        # C: info, not priced
+line("S8", 2, "PS8", "96523", {"STATUS_NOT_PAYABLE", "PTP_NO_BYPASS"})     # T, and 76125/96523 bundles it
+# 86153 is listed only with a 26 row (PC/TC 6): in the fee schedule, and TC cannot be used with it.
+line("S9", 1, "PS9", "86153", {"MOD_PCTC_INVALID"}, mods="TC")
+line("S10", 1, "PS10", "86153", set())                                       # no row of its own: not priced
+line("S11", 1, "PS11", "86153", set(), mods="26")                            # its own row: priced
 line("X1", 1, "PX1", "99213", {"DX_MISSING"}, dx="")
 line("X2", 1, "PX2", "99213", {"DX_MISSING"}, dx="123.4")
 line("X3", 1, "PX3", "99213", set(), dx="r1310")                              # lower case, no dot: fine
@@ -276,6 +283,7 @@ def test_prices_follow_the_cms_formula(corpus_run):
     assert price("M12", 1) == _fee("1.30", "0.57", "0.10")    # 99213 in a facility: facility PE
     assert price("I1", 1) == _fee("0.85", "2.35", "0.05") and price("I2", 1) == _fee("1.08", "2.91", "0.06")
     assert price("S4", 1) == "" and price("S7", 1) == ""     # carrier-priced, not in the schedule
+    assert price("S10", 1) == "" and price("S11", 1) == _fee("0.69", "0.27", "0.02")  # 86153 global, 86153-26
 
 
 def test_lines_are_priced_at_their_localitys_gpcis(corpus_run):

@@ -238,7 +238,8 @@ def judge(rows: list[dict], ref: Reference) -> tuple[dict, dict, dict, dict, Cou
         mue_rel, _ = ref.release(mue_table, dos)
         # Indicators from the row of the line's component, else the code's row; only a row of its own prices it.
         own = ref.rvu.get((rvu_rel, r["hcpcs"], "" if comp == "global" else comp))
-        base = own or ref.rvu.get((rvu_rel, r["hcpcs"], ""))
+        base = own or next((ref.rvu[k] for k in ((rvu_rel, r["hcpcs"], m) for m in ("", "26", "TC"))
+                            if k in ref.rvu), None)
         row = own
         price = None
         if row is not None and row[0] not in ("C", "X", "E", "J", "M") and not re.fullmatch(r"\d{4}F", r["hcpcs"]):
@@ -317,7 +318,7 @@ def judge(rows: list[dict], ref: Reference) -> tuple[dict, dict, dict, dict, Cou
             found[a["key"]].add("DUP_EXACT")
         if status in ("B", "N", "P", "I", "D", "F", "G", "H", "R", "C", "X", "E", "J", "M") or re.fullmatch(
                 r"\d{4}F", a["hcpcs"]) or (
-                status == "T" and any(b["base"] and b["base"][0] in ("A", "R", "T") for b in same_provider)):
+                status == "T" and any(b["base"] and b["base"][0] in ("A", "R", "T", "C") for b in same_provider)):
             found[a["key"]].add("STATUS_NOT_PAYABLE")
         if a["base"] is None:
             found[a["key"]].add("CODE_NOT_IN_FEE_SCHEDULE")

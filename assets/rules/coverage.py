@@ -75,6 +75,7 @@ LINE_RULES = {
 PAIR_RULES = {}
 
 # Status T (injections) is paid only when no other fee-schedule service by the same provider shares the day.
+# A carrier-priced service (C) is such a service: paid under the fee schedule, only priced by the contractor.
 # The other lines are looked for only among the patients of the status-T lines.
 STATUS_T = "priced.status = 'T'"
 STATUS_T_SHARED_DAY = f"""
@@ -87,7 +88,7 @@ where {STATUS_T}
       select 1 from sl other
       where other.patient_id = hit.patient_id and other.date_of_service = hit.date_of_service
         and other.provider_key = hit.provider_key and other.line_id <> hit.line_id
-        and other.status in ('A', 'R', 'T')
+        and other.status in ('A', 'R', 'T', 'C')
         and other.patient_id in (select patient_id from line_hits where {STATUS_T}))
 """
 
