@@ -19,6 +19,9 @@ class Family:
     lines: str
     period: str  # quarter or year
     load_hint: str
+    # Said only for a batch that has lines it judges: a table of one kind of claim, which a site without
+    # such claims need not keep current.
+    only_when_used: bool = False
 
 
 FAMILIES = [
@@ -30,8 +33,13 @@ FAMILIES = [
            "claimscrub reference load ZIP5_{mon}{year}.txt"),
     Family("PTP", ("ptp",), "true", "quarter",
            "claimscrub reference download --release 'PTP {year}Q{q}' (or reference load its ccipra files)"),
-    Family("MUE", ("mue_practitioner", "mue_outpatient_hospital", "mue_dme"), "true", "quarter",
+    # Each MUE service type is a table of its own: professional lines are judged by the practitioner MUEs,
+    # institutional ones by the outpatient hospital MUEs, and either can be behind while the other is current.
+    Family("MUE", ("mue_practitioner",), "claim_type <> 'institutional'", "quarter",
            "claimscrub reference download --release 'MUE {year}Q{q}' (or reference load the MCR_MUE CSV)"),
+    Family("MUE outpatient hospital", ("mue_outpatient_hospital",), "claim_type = 'institutional'", "quarter",
+           "claimscrub reference load MCR_MUE_OutpatientHospitalServices_Eff_{mm}-01-{year}.csv",
+           only_when_used=True),
     Family("AOC", ("aoc",), "true", "quarter", "claimscrub reference load AOC_V{year}Q{q}-MCR.xlsx"),
 ]
 
@@ -41,7 +49,7 @@ def load_hint(family: Family, day: date) -> str:
     quarter = (day.month - 1) // 3 + 1
     first_month = date(day.year, 3 * quarter - 2, 1) if family.period == "quarter" else date(day.year, 1, 1)
     return family.load_hint.format(yy=f"{day.year % 100:02d}", letter="ABCD"[quarter - 1], year=day.year,
-                                   q=quarter, mon=first_month.strftime("%b").upper())
+                                   q=quarter, mon=first_month.strftime("%b").upper(), mm=f"{first_month.month:02d}")
 
 
 def _newest(con, family: Family) -> tuple[str, date, date] | None:
@@ -59,6 +67,8 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
     (how many, the latest date, how many days past the end)."""
     coverage = []
     for family in FAMILIES:
+        if family.only_when_used and not _any_lines(con, batch_id, family):
+            continue
         newest = _newest(con, family)
         if newest is None:
             # A table the batch never needed (no institutional lines, no ZIP) is not worth a line.
@@ -98,6 +108,8 @@ def status_as_of(con, as_of: date) -> list[dict]:
     """Per table: its newest release and period, and how many days that period has ended before `as_of`."""
     rows = []
     for family in FAMILIES:
+        if family.only_when_used:
+            continue
         newest = _newest(con, family)
         release, start, end = newest if newest else (None, None, None)
         days = (as_of - end).days if end and as_of > end else 0

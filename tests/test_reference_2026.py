@@ -51,6 +51,10 @@ for number, code in enumerate(["80053", "36415", "85025", "J1100", "G0008", "001
     ROWS.append(dict(claim_id="LAB", line_number=number, patient_id="P-LAB", date_of_service="2026-05-12",
                      hcpcs=code, modifiers="", units="1", rendering_npi=NPI, billing_npi=NPI,
                      place_of_service="11", claim_type="professional", diagnosis_1="R13.10"))
+# An institutional line is judged by the outpatient hospital MUEs, whose newest bundled release is 2024Q2.
+ROWS.append(dict(claim_id="INST26", line_number=1, patient_id="P-INST", date_of_service="2026-05-12",
+                 hcpcs="76120", modifiers="", units="1", rendering_npi=NPI, billing_npi=NPI, place_of_service="22",
+                 claim_type="institutional", diagnosis_1="R13.10"))
 # The MUE of 21085 (indicator 3) is 1 in MUE 2024Q3 and 2 in MUE 2026Q2; that of 0211U is 2, then 1.
 line("MUE24", "21085", "2024-07-15", units="2", patient="P-M1")
 line("MUE26", "21085", "2026-05-12", units="2", patient="P-M2")
@@ -124,6 +128,10 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
     assert coverage["PTP"]["days_beyond"] == 589  # 2024-09-30 to 2026-05-12
     assert not coverage["RVU"]["stale"] and coverage["RVU"]["newest_release"] == "RVU26B"
     assert not coverage["MUE"]["stale"]
+    outpatient = coverage["MUE outpatient hospital"]
+    assert (outpatient["newest_release"], outpatient["lines_beyond"], outpatient["stale"]) == ("MUE 2024Q2", 1, True)
+    assert run.line("INST26", 1)["mue_release"] == "MUE 2024Q2"
+    assert any(w.startswith("warning: MUE 2024Q2 ends 2024-06-30; 1 line dated up to 2026-05-12") for w in warnings)
 
     book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
     summary = [row[0] if row else None for row in book["Summary"].iter_rows(max_row=8, values_only=True)]
