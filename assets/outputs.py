@@ -77,7 +77,7 @@ select {finding_id_sql("$batch", "l.claim_id", "l.line_number", "f.rule_id")} as
        l.modifier_text as modifiers, l.units, l.provider, l.payer, f.rule_id, f.category, f.severity,
        f.carc, f.dollars_at_risk, f.message, r.fix, {{partner}} f.ptp_column_1, f.ptp_column_2,
        f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release, p.mue_release,
-       p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id, f.partner_line_id,
+       p.aoc_release, p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id, f.partner_line_id,
        l.component, l.place_of_service, l.rendering_npi, l.billing_npi, p.status, p.pctc, p.mue_value,
        p.bilat_surg, p.asst_surg, p.co_surg, p.team_surg,
        {SEVERITY_RANK} as _rank
@@ -136,8 +136,8 @@ FLAGS_SQL = f"""
 select claim_id, line_number, hcpcs, rule_id, category, severity, carc, dollars_at_risk, message, rvu_release,
        ptp_release, mue_release, source_file, source_row, date_of_service, modifiers, {units_text("units")} as units,
        provider as provider_npi, payer, fix, partner_claim_id, partner_line_number, ptp_column_1,
-       ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, partner_batch, finding_id,
-       decision, decision_reason, reviewer, strftime(decided_at, '%Y-%m-%d %H:%M:%S') as decided_at
+       ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, aoc_release, partner_batch,
+       finding_id, decision, decision_reason, reviewer, strftime(decided_at, '%Y-%m-%d %H:%M:%S') as decided_at
 from finding_rows
 """
 
@@ -150,12 +150,12 @@ LINE_COLUMNS = f"""
        e.mue_release, e.finding_count, e.worst_severity, e.gpci_release, e.unit_fee, l.claim_type, l.payer,
        l.provider as provider_npi, {{patient}} as patient,
        case when list_contains(l.modifiers, '66') then 'team surgery (66): priced by report, not here'
-            else e.price_note end as price_note"""
+            else e.price_note end as price_note, e.aoc_release"""
 # Per line of the batch: its prices, and how many findings it has and the worst. {ids} narrows it to a part.
 LINE_EXTRAS = f"""
 select p.line_id, p.locality, p.expected_allowed, p.reference_match, p.rvu_release, p.ptp_release,
        p.mue_release, coalesce(s.finding_count, 0) as finding_count, coalesce(s.worst, '') as worst_severity,
-       p.gpci_release, p.unit_fee, p.price_note
+       p.gpci_release, p.unit_fee, p.price_note, p.aoc_release
 from (select * from priced_lines where batch_id = $batch {{ids}}) p
 left join (
     select line_id, count(*) as finding_count,
@@ -352,10 +352,11 @@ def summarise(con, batch_id: str) -> dict:
             """select distinct rr.table_name, rr.release_id, rr.effective_start, rr.effective_end,
                       rr.source_files, rr.sha256, rr.row_count
                from ref_releases rr
-               join (select unnest([rvu_release, gpci_release, ptp_release, mue_release]) as release_id
-                     from (select distinct rvu_release, gpci_release, ptp_release, mue_release
+               join (select unnest([rvu_release, gpci_release, ptp_release, mue_release, aoc_release])
+                            as release_id
+                     from (select distinct rvu_release, gpci_release, ptp_release, mue_release, aoc_release
                            from price_contexts where batch_id = $batch)) used on used.release_id = rr.release_id
-               where rr.table_name in ('rvu', 'gpci', 'ptp', 'mue_practitioner', 'mue_outpatient_hospital')
+               where rr.table_name in ('rvu', 'gpci', 'ptp', 'mue_practitioner', 'mue_outpatient_hospital', 'aoc')
                order by 1, 2""")
     ]
     files = [

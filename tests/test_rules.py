@@ -264,7 +264,11 @@ def test_every_finding_says_why(corpus_run):
 
 def test_every_finding_names_its_releases(corpus_run):
     for f in corpus_run.flags:
-        assert f["rvu_release"] and f["ptp_release"] and f["mue_release"], f
+        assert f["rvu_release"] and f["ptp_release"] and f["mue_release"] and f["aoc_release"], f
+    # The add-on edits judge every line: their release is named with the others, line by line and in the run's.
+    assert {line["aoc_release"] for line in corpus_run.lines} == {"AOC 2024Q3"}
+    used = {(r["table"], r["release"]) for r in corpus_run.summary["reference_releases"]}
+    assert ("aoc", "AOC 2024Q3") in used and ("ptp", "PTP 2024Q3") in used
 
 
 def _fee(work, pe, mp, gpci=("1.000", "1.000", "1.000"), cf="32.3465") -> str:
