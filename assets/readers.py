@@ -14,7 +14,9 @@ import csv
 import difflib
 import functools
 import io
+import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -279,7 +281,9 @@ def misnamed(path: Path, kind: str) -> str:
 
 
 def detect_encoding(path: Path) -> str:
-    """The file's text encoding: a BOM's, else UTF-8 if every byte decodes, else latin-1."""
+    """The file's text encoding: a BOM's, else UTF-8 if every byte decodes, else Windows-1252 (the superset of
+    latin-1 that US Windows exports are written in: its curly quotes and dashes are bytes 0x80 to 0x9F, which
+    latin-1 holds only as control characters)."""
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     if head.startswith(codecs.BOM_UTF8):
@@ -292,24 +296,62 @@ def detect_encoding(path: Path) -> str:
     if b"\x00" in head:
         raise InputFileError(f"{path}: binary content: not a CSV, Excel or X12 claim export")
     stat = path.stat()
-    return "utf-8" if _decodes_as_utf8(str(path.resolve()), stat.st_size, stat.st_mtime_ns) else "latin-1"
+    return "utf-8" if _text_facts(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[0] else WINDOWS_1252
+
+
+WINDOWS_1252 = "cp1252"
+# The five bytes Windows-1252 leaves undefined are read as latin-1 reads them, rather than refusing the file.
+codecs.register_error("claimscrub-latin-1",
+                      lambda error: (error.object[error.start:error.end].decode("latin-1"), error.end))
 
 
 @functools.lru_cache(maxsize=64)
-def _decodes_as_utf8(name: str, size: int, mtime_ns: int) -> bool:
-    """Whether the whole file decodes as UTF-8; decoded once per version of the file (the command inspects
-    a file before the run, then the run reads it)."""
+def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, bool]:
+    """Whether the whole file decodes as UTF-8, and whether it holds an odd number of double quotes (a quote
+    opened and never closed); read once per version of the file (the command inspects a file before the run,
+    then the run reads it)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with open(name, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                # ASCII is UTF-8: a block of it needs no decoding unless a character began in the last one.
-                if not (block.isascii() and not decoder.getstate()[0]):
+    utf8, quotes = True, 0
+    with open(name, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            quotes += block.count(b'"')
+            # ASCII is UTF-8: a block of it needs no decoding unless a character began in the last one.
+            if utf8 and not (block.isascii() and not decoder.getstate()[0]):
+                try:
                     decoder.decode(block)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
             decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
+        except UnicodeDecodeError:
+            utf8 = False
+    return utf8, quotes % 2 == 1
+
+
+def _quotes_unbalanced(path: Path) -> bool:
+    stat = path.stat()
+    return _text_facts(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[1]
+
+
+@contextmanager
+def utf8_copy(con, path: Path, encoding: str) -> Iterator[Path]:
+    """The file itself when DuckDB reads its encoding (UTF-8, UTF-16), else a private UTF-8 copy of it, removed
+    when the reading is done: DuckDB reads no Windows-1252 of its own. The copy holds the export's patient data,
+    so it is made beside the database (where the site keeps that data already), owner-only."""
+    if encoding != WINDOWS_1252:
+        yield path
+        return
+    home = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchall()
+    folder = Path(home[0][0]).parent if home and home[0][0] else None
+    handle, name = tempfile.mkstemp(prefix=".claimscrub-utf8-", suffix=".csv", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out, open(path, "rb") as source:
+            for block in iter(lambda: source.read(1 << 20), b""):
+                out.write(block.decode(WINDOWS_1252, "claimscrub-latin-1").encode("utf-8"))
+        yield Path(name)
+    finally:
+        os.unlink(name)
 
 
 def _sniff_delimiter(first: str) -> str:
@@ -454,11 +496,35 @@ def _select_canonical(columns: dict[int, str], width: int) -> str:
     return ", ".join(parts)
 
 
+# What DuckDB's CSV errors mean, in plain words: its message quotes the offending line, which holds patient
+# data, so only where the problem is and these words are kept.
+CSV_PROBLEMS = [
+    ("unterminated quote", "a quote is opened and never closed"),
+    ("maximum line size", "a line longer than 10 MB"),
+    ("invalid unicode", "text that is not valid in the file's encoding"),
+    ("not utf-8 encoded", "text that is not valid in the file's encoding"),
+    ("expected number of columns", "a row with more cells than the header"),
+]
+
+
 def _csv_error(path: Path, exc: duckdb.Error) -> InputFileError:
-    """DuckDB's message quotes the offending line, which holds patient data: keep only where it is."""
-    where = re.search(r"on line:? (\d+)", str(exc), re.IGNORECASE)
+    """One line for a file DuckDB cannot read: where, and what, never the line itself (see CSV_PROBLEMS)."""
+    text = str(exc)
+    where = re.search(r"on line:? (\d+)", text, re.IGNORECASE)
     at = f" at line {where.group(1)}" if where else ""
-    return InputFileError(f"{path}: cannot be read as CSV{at} ({type(exc).__name__})")
+    what = next((words for mark, words in CSV_PROBLEMS if mark in text.lower()), type(exc).__name__)
+    return InputFileError(f"{path}: cannot be read as CSV{at} ({what})")
+
+
+def _refuse_swallowed_rows(con, table: str, path: Path, width: int) -> None:
+    """A quote opened and never closed makes the rest of the file one cell of its row, the last one read: the
+    rows after it would be lost without a word. Such a file is refused, naming the row (a quote inside an
+    unquoted cell, 5" tall, is read as it is and leaves no line break in the last row)."""
+    broken = " or ".join(f"contains(c{i}, chr(10)) or contains(c{i}, chr(13))" for i in range(width))
+    last = con.execute(f"select rowid + 1, {broken} from {table} order by rowid desc limit 1").fetchall()
+    if last and last[0][1]:
+        raise InputFileError(f"{path}: a quote opened in data row {last[0][0]:,} is never closed, so every line "
+                             "after it would be read into that row: close the quote (or remove it) and run again")
 
 
 def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mapping: dict[str, str],
@@ -470,10 +536,10 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     columns = map_headers(headers, mapping, path)
     width = len(headers)
     names = {f"c{i}": "varchar" for i in range(width)}
-    duck_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
+    duck_encoding = "utf-8" if encoding in ("utf-8-sig", WINDOWS_1252) else encoding
     table = f"{database}.staged_cells_{file_index}" if database else f"staged_cells_{file_index}"
     # Row ids follow the file only when the table keeps the order the scanner read the rows in.
-    with insertion_order(con):
+    with insertion_order(con), utf8_copy(con, path, encoding) as readable:
         for parallel in (True, False):
             try:
                 # null_padding reads short rows (the missing cells become quarantine reasons) and
@@ -487,12 +553,14 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
                                            strict_mode = false, parallel = ?, encoding = ?,
                                            auto_detect = false, max_line_size = 10000000)
                     """,
-                    [str(path), delimiter, skip, names, parallel, duck_encoding],
+                    [str(readable), delimiter, skip, names, parallel, duck_encoding],
                 )
                 break
             except duckdb.Error as exc:
                 if not (parallel and SERIAL_ONLY in str(exc)):
                     raise _csv_error(path, exc) from None
+    if _quotes_unbalanced(path):
+        _refuse_swallowed_rows(con, table, path, width)
     # Rows of empty cells are not rows, but they keep their place in the numbering.
     empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))
     rows = f"select rowid + 1 as source_row, {_select_canonical(columns, width)} from {table} where not ({empty})"

@@ -46,6 +46,18 @@ def test_latin1_export_reads_accented_names(con, tmp_path):
     assert staged(con, path)[0]["patient_id"] == "Zoë Müller"
 
 
+def test_windows_1252_export_reads_curly_quotes_and_dashes(con, tmp_path):
+    # US Windows writes ’ “ ” – € as bytes 0x80 to 0x9F, which latin-1 reads as control characters (and
+    # DuckDB's latin-1 reader refuses); 0x81 is undefined in Windows-1252 and is read as latin-1 reads it.
+    path = text_export(tmp_path / "cp1252.csv", [row("C1", patient="Zoë O’Brien", Payer="Acme – “North” €")],
+                       encoding="cp1252")
+    assert b"\x92" in path.read_bytes()
+    [r] = staged(con, path)
+    assert (r["patient_id"], r["payer"]) == ("Zoë O’Brien", "Acme – “North” €")
+    path.write_bytes(path.read_bytes().replace(b"\x92", b"\x81"))
+    assert staged(con, path)[-1]["patient_id"] == "Zoë O\x81Brien"
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
 def test_an_accent_past_the_first_megabyte_decides_the_encoding(con, tmp_path, encoding):
     # A megabyte of plain ASCII rows, then one accented name: in UTF-8 its two bytes straddle the end of the

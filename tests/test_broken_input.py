@@ -53,6 +53,10 @@ BROKEN = {
                        "UTF-16 big-endian"),
     "truncated.x12": (_bytes("ISA*00*          *00*~".encode()), "not a valid X12 file"),
     "a_folder": (lambda p: p.mkdir() or p, "is a folder"),
+    # The quote of row 2 is never closed: the rows after it would become one cell of that row.
+    "unclosed_quote.csv": (_bytes((",".join(HEADER) + "\n" + "\n".join(
+        ",".join(r) for r in [row("Q1"), [*row("Q2")[:-1], '"Acme'], row("Q3"), row("Q4")]) + "\n").encode()),
+                           "a quote opened in data row 2 is never closed"),
 }
 
 
