@@ -135,6 +135,11 @@ def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict
         elif not target and key:
             unknown.append(header)
     missing = [name for name in REQUIRED if name not in used]
+    if missing and not used and looks_like_values(headers):
+        # A file without its header row: its first row is a claim line, and quoting it would put a patient's
+        # id on the screen and in the night's log.
+        raise InputFileError(f"{path}: the first row holds values, not column names: the file needs a header "
+                             f"row naming its columns ({', '.join(REQUIRED)} ...; see docs/INTERFACE.md)")
     if missing:
         message = f"{path}: required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}"
         if unknown:
@@ -143,6 +148,16 @@ def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict
             message += f"; headers not recognised: {shown}{more}"
         raise InputFileError(message, mapping_advice(missing, unknown))
     return taken
+
+
+# A cell that is a value rather than a column's name: a number, a date, an amount, or a code or id that mixes
+# letters and digits without a space ("76120", "2024-07-08", "PT00123"); headers such as "Dx 1" have a space.
+VALUE_CELL = re.compile(r"[\d.,/$:-]+|(?=\S*\d)(?=\S*[A-Za-z])\S{5,}")
+
+
+def looks_like_values(cells: list[str]) -> bool:
+    """Whether a first row is a row of data: at least two of its cells are values (VALUE_CELL)."""
+    return sum(1 for cell in cells if VALUE_CELL.fullmatch(cell.strip())) >= 2
 
 
 # Headers named in a missing-columns message, at most; a wide export has dozens the scrub has no use for.

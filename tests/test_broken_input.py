@@ -78,6 +78,19 @@ def test_a_file_that_is_not_a_claim_export_exits_2_naming_the_file(tmp_path, db_
     assert_refused(run, name, message, tmp_path / "out")
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_file_without_its_header_row_is_refused_without_quoting_its_first_line(tmp_path, db_path, suffix):
+    rows = [row("C1", patient="PTSECRET1"), row("C2", patient="PTSECRET2")]
+    path = tmp_path / f"no_header{suffix}"
+    if suffix == ".csv":
+        path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+    else:
+        workbook_export(path, rows[1:], header=rows[0])
+    run = scrub([path], tmp_path / "out", db_path)
+    assert_refused(run, path.name, "the first row holds values, not column names", tmp_path / "out")
+    assert "PTSECRET" not in run.stderr + run.stdout
+
+
 def test_one_broken_file_among_good_ones_stops_the_whole_run(tmp_path, db_path):
     good = text_export(tmp_path / "good.csv", [row("G1")])
     broken = random_bytes(tmp_path / "broken.csv", 2048, seed=3)
