@@ -76,7 +76,20 @@ def materialize_in_processes(files: list[Path], out_dir: Path, db: str, mapping:
     return execute({**config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}, workers, db, log)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group: a database that cannot be opened at all is one plain line and exit 2 from whichever
+    command opened it, not a traceback."""
+
+    def invoke(self, ctx):
+        from .database import DatabaseOpenError
+
+        try:
+            return super().invoke(ctx)
+        except DatabaseOpenError as exc:
+            fail(str(exc))
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="claimscrub", prog_name="claimscrub", message="%(prog)s %(version)s")
 def main() -> None:
     """claimscrub: find the claim lines a payer will deny, before they go out."""

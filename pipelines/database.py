@@ -51,6 +51,26 @@ class DatabaseBusyError(RuntimeError):
     """Another process held the database for longer than the lock timeout. The message is one sentence."""
 
 
+class DatabaseOpenError(RuntimeError):
+    """The database file cannot be opened at all (a folder, another kind of file, a folder that does not
+    exist). The message is one sentence naming the file."""
+
+
+# What DuckDB's refusals to open a file mean, in plain words.
+OPEN_PROBLEMS = [
+    ("is a directory", "it is a folder, not a database file"),
+    ("not a valid duckdb database", "it is not a DuckDB database file"),
+    ("no such file or directory", "its folder does not exist"),
+    ("permission denied", "permission denied"),
+]
+
+
+def open_error(database: str, exc: Exception) -> DatabaseOpenError:
+    text = str(exc).lower()
+    what = next((words for mark, words in OPEN_PROBLEMS if mark in text), str(exc).splitlines()[0])
+    return DatabaseOpenError(f"database {database} cannot be opened: {what} (--db or CLAIMSCRUB_DB names it)")
+
+
 def waiting_notice(database: str, timeout: float, waiter: str = "") -> str:
     """What a writer says, once, when another process holds the database: the file, how long it waits, and
     (for a run launched by Dagster, whose log has no command line to go by) what is waiting."""
@@ -140,8 +160,11 @@ def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTI
     Connections of one process share one database instance, so a process that already holds the file
     opens further connections at once; `on_wait` is called once if this one has to wait.
     """
-    return waiting_for_lock(lambda: quiet(duckdb.connect(database, config=config)), database, timeout, on_wait,
-                            deadline)
+    try:
+        return waiting_for_lock(lambda: quiet(duckdb.connect(database, config=config)), database, timeout, on_wait,
+                                deadline)
+    except duckdb.IOException as exc:
+        raise open_error(database, exc) from None
 
 
 def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

@@ -91,6 +91,17 @@ def test_a_file_without_its_header_row_is_refused_without_quoting_its_first_line
     assert "PTSECRET" not in run.stderr + run.stdout
 
 
+@pytest.mark.parametrize("kind", ["a folder", "not a database"])
+def test_a_db_that_is_not_a_database_exits_2_naming_it(tmp_path, kind):
+    db = tmp_path / "site.duckdb"
+    db.mkdir() if kind == "a folder" else db.write_text("claim_id,line_number\n")
+    run = scrub([text_export(tmp_path / "good.csv", [row("G1")])], tmp_path / "out", db)
+    assert run.exit_code == 2, run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"claimscrub: database {db} cannot be opened: it is ") and "Traceback" not in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_one_broken_file_among_good_ones_stops_the_whole_run(tmp_path, db_path):
     good = text_export(tmp_path / "good.csv", [row("G1")])
     broken = random_bytes(tmp_path / "broken.csv", 2048, seed=3)
