@@ -456,12 +456,14 @@ MODIFIER_COLUMNS = f"""
     case when strlen(hcpcs) > 5 and regexp_full_match(upper(hcpcs), '{CODE_WITH_MODIFIERS}')
          then list_sort(list_distinct(regexp_split_to_array(trim(substr(upper(hcpcs), 6), ' -'), '[ -]+')))
     end as code_modifiers,
-    -- Most lines carry one modifier or none: the same list without the list functions.
+    -- Most lines carry one modifier or none: the same list without the list functions. A modifier cell that
+    -- holds several ("26,TC", "26 TC", "26-TC") is split as the modifiers column is.
     case when modifiers is null and modifier_2 is null and modifier_3 is null and modifier_4 is null
+              and coalesce(strlen(modifier_1), 0) <= 2
          then case when upper(trim(modifier_1)) <> '' then [upper(trim(modifier_1))] else [] end
          else list_sort(list_distinct(list_filter(list_transform(
-                  list_concat([modifier_1, modifier_2, modifier_3, modifier_4],
-                              coalesce(regexp_split_to_array(modifiers, '[,;:\\s]+'), [])),
+                  flatten(list_transform([modifier_1, modifier_2, modifier_3, modifier_4, modifiers],
+                                         lambda cell: coalesce(regexp_split_to_array(cell, '[,;:\\s-]+'), []))),
                   lambda m: upper(trim(m))), lambda m: m is not null and m <> ''))) end as column_modifiers
 """
 # A text staging table (Excel and 837P rows) has the columns the readers name, all text.

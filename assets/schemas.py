@@ -43,7 +43,11 @@ REASONS = {
     ("line_number", "fits the line number column"): "line_number {raw!r} is too large",
     ("units", "fits the units column"): "units {raw!r} is too large",
     ("key_rank", "first of its claim line"): "claim {claim}, line {line} appears more than once (first at {first})",
+    ("modifiers_shaped", "two letters or digits each"):
+        "modifier {raw} is not a modifier (two letters or digits, such as 26, TC or 59)",
 }
+# A modifier as the claim carries it: two letters or digits.
+MODIFIER = "[A-Z0-9]{2}"
 
 
 # The loose model's checks, column by column, as SQL conditions over the parsed rows. DuckDB picks out in one
@@ -61,6 +65,7 @@ SUSPECT_SQL = {
     "units": "units is null or not isfinite(units) or units <= 0 or units <> round(units) or units >= 1e9",
     "units_written": "not units_written",
     "key_rank": "key_rank is null or key_rank <> 1",
+    "modifiers_shaped": "not modifiers_shaped",
 }
 
 
@@ -75,6 +80,7 @@ class ScrubbableRow(pa.DataFrameModel):
     units: float = pa.Field(nullable=False)
     units_written: bool = pa.Field(nullable=False)
     key_rank: int = pa.Field(nullable=False)
+    modifiers_shaped: bool = pa.Field(nullable=False)
 
     @pa.check("line_number", name="whole positive number")
     def _whole(cls, s):
@@ -116,6 +122,10 @@ class ScrubbableRow(pa.DataFrameModel):
     @pa.check("units", name="fits the units column")
     def _units_fit(cls, s):
         return s.isna() | (s < 1e9)
+
+    @pa.check("modifiers_shaped", name="two letters or digits each")
+    def _modifiers(cls, s):
+        return s
 
     @pa.check("key_rank", name="first of its claim line")
     def _unique(cls, s):

@@ -13,12 +13,12 @@ import pandera.pandas as pa
 from pipelines.settings import run_day
 
 from .readers import CODE_WITH_MODIFIERS
-from .schemas import PLAIN_NUMBER, REASONS, SUSPECT_SQL, claim_lines, scrubbable_rows
+from .schemas import MODIFIER, PLAIN_NUMBER, REASONS, SUSPECT_SQL, claim_lines, scrubbable_rows
 from .tables import ROW_ID, clear_batch
 
 CHUNK_ROWS = 250_000
-REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "units", "units_written",
-                "key_rank"]
+REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers_shaped", "units",
+                "units_written", "key_rank"]
 # A reason quotes a value up to this many characters: enough to find it, not a whole pasted document.
 QUOTED_CHARACTERS = 40
 # A row gets one reason per value of the export: a column the model adds to judge a value speaks for it.
@@ -78,7 +78,10 @@ select row_id, claim_id, line_number_num as line_number, patient_id,
             when dos > date '2200-01-01' then date '2200-01-01' else dos end::timestamp as date_of_service,
        hcpcs, units_num as units,
        units is null or units_num is null or regexp_full_match(units, '{PLAIN_NUMBER}') as units_written,
-       key_rank
+       key_rank,
+       case when len(modifiers) = 0 then true
+            else regexp_full_match(array_to_string(modifiers, ','), '{MODIFIER}(,{MODIFIER})*') end
+           as modifiers_shaped
 from parsed_rows($batch)
 """
 
@@ -116,6 +119,9 @@ def _reason_text(row: dict, day: date) -> str:
         "units": row["units_raw"],
         "units_written": row["units_raw"],
     }.get(column)
+    if column == "modifiers_shaped":
+        raw = ", ".join(repr(m) for m in str(row["modifier_text"]).split(", ") if not re.fullmatch(MODIFIER, m))
+        return template.format(raw=raw)
     code, read = row["hcpcs"], row["date_read"]
     code_modifiers = ""
     if isinstance(code, str) and re.fullmatch(CODE_WITH_MODIFIERS, code):

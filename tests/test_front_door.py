@@ -95,6 +95,13 @@ ROWS = [
     ({"CPT Code": "76120-26-59", "Mod 1": "XU"},
      "hcpcs '76120-26-59' carries modifiers 26, 59 but the modifier columns hold XU"),
     ({"CPT Code": "76120-2"}, "hcpcs '76120-2' is not five letters and digits"),
+    # A modifier cell holding several is read as the modifiers column is; one that holds no modifier is not
+    # dropped or kept as it is: the row says why it was not scrubbed.
+    ({"Mod 1": "26,TC"}, ("2024-07-08", "76120", "26,TC", "1")),
+    ({"Mod 1": "26 tc"}, ("2024-07-08", "76120", "26,TC", "1")),
+    ({"Mod 1": "tc-26"}, ("2024-07-08", "76120", "26,TC", "1")),
+    ({"Mod 1": "ABC"}, "modifier 'ABC' is not a modifier (two letters or digits, such as 26, TC or 59)"),
+    ({"Mod 1": "2"}, "modifier '2' is not a modifier"),
 ]
 
 

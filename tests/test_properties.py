@@ -200,7 +200,9 @@ ONE_DEFECT = st.one_of(
                      ("Units", "1,5", "is not a whole number written in digits"),
                      ("CPT Code", "7612", "is not five letters and digits"),
                      ("CPT Code", "76120-26", "carries modifiers 26 but the modifier columns hold 59"),
-                     ("Member ID", "", "patient_id is missing")]))
+                     ("Member ID", "", "patient_id is missing"),
+                     ("Mod 1", "ABC", "modifier 'ABC' is not a modifier"),
+                     ("Modifiers", "26, 6/26", "modifier '6/26' is not a modifier")]))
 
 
 # A typical value of each column, for the cells of a row that are not drawn hostile.
@@ -230,8 +232,8 @@ def hostile_rows(draw, index: int):
     cells.update({"Claim ID": f"GOOD-{index}", "Line": draw(st.sampled_from(["1", "2", "1.0", " 3 ", "007"])),
                   "Member ID": "PT-" + draw(any_text), "DOS": written_date(day, form), "CPT Code": cell,
                   "Units": units})
-    if carried:
-        cells.update(dict.fromkeys(MODIFIER_CELLS, ""))
+    # A modifier cell of anything but modifiers quarantines the row (a defect below): a good row has none.
+    cells.update(dict.fromkeys(MODIFIER_CELLS, ""))
     if kind == "good":
         return cells, ("line", day.isoformat(), code, carried, count)
     column, value, reason = draw(ONE_DEFECT)
