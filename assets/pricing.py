@@ -79,7 +79,13 @@ with lr as (
 ),
 located as (
     select lr.*,
-           coalesce(g_given.locality_key, g_zip.locality_key, g_default.locality_key) as locality_key
+           coalesce(g_given.locality_key, g_zip.locality_key, g_default.locality_key) as locality_key,
+           -- A locality or ZIP the line gives that the files do not know is said, not passed over.
+           case when lr.given_locality is not null and g_given.locality_key is null
+                    then printf('locality %s is not a pricing locality of %s', lr.given_locality, lr.gpci_release)
+                when lr.given_locality is null and lr.service_zip is not null and g_zip.locality_key is null
+                    then printf('ZIP %s is not in %s', lr.service_zip, coalesce(lr.zip_release, 'any ZIP file'))
+           end as place_unknown
     from lr
     left join ref_gpci g_given on g_given.release_id = lr.gpci_release and g_given.locality_key = lr.given_locality
     left join ref_zip z on z.release_id = lr.zip_release and z.zip = lr.service_zip
@@ -144,7 +150,9 @@ select batch_id, context_id, rvu_release, gpci_release, ptp_release, mue_release
             when status in ({", ".join(f"'{s}'" for s in UNPRICED_STATUSES)})
                 then printf('status %s, paid under another schedule: not priced here', status)
             when not has_own_row then printf('no RVU row of its own for the %s component: not priced', component)
-            when facility_pe_na then 'facility PE is NA: priced at the non-facility PE'
+            else nullif(concat_ws('; ',
+                     case when facility_pe_na then 'facility PE is NA: priced at the non-facility PE' end,
+                     place_unknown || ': priced at ' || coalesce(locality_key, 'the national amount')), '')
        end as price_note
 from fees
 """

@@ -170,6 +170,8 @@ line("L1", 1, "PL1", "76120", set(), locality="01112-05")                   # Sa
 line("L2", 1, "PL2", "76120", set(), service_zip="94103")                     # the same locality by ZIP
 line("L3", 1, "PL3", "76120", set(), service_zip="35203")                     # Alabama by ZIP
 line("L4", 1, "PL4", "76120", set(), locality="01112-05", service_zip="35203")  # the locality wins
+line("L5", 1, "PL5", "76120", set(), locality="99999-99")                   # no such locality: said
+line("L6", 1, "PL6", "76120", set(), service_zip="00000")                     # no such ZIP: said
 line("I1", 1, "PI1", "70450", {"MPPR_IMAGING"})                              # the lower-priced imaging code
 line("I2", 1, "PI1", "71250", set())
 # One code's 26 and TC halves are one procedure, not two: no reduction (the split itself is a finding).
@@ -252,6 +254,15 @@ def test_dollars_at_risk_is_the_flagged_lines_expected_allowed(corpus_run):
                                         or "0.00")
     assert next(f for f in corpus_run.flags if f["claim_id"] == "B1")["dollars_at_risk"] == "106.42"
     assert next(f for f in corpus_run.flags if f["claim_id"] == "M11")["dollars_at_risk"] == "88.31"
+
+
+def test_a_locality_or_zip_the_files_do_not_know_is_said_in_the_price_note(corpus_run):
+    unknown, no_zip, known = corpus_run.line("L5", 1), corpus_run.line("L6", 1), corpus_run.line("L1", 1)
+    assert (unknown["locality"], unknown["expected_allowed"]) == ("national", "106.42")
+    assert unknown["price_note"] == ("locality 99999-99 is not a pricing locality of GPCI 2025: priced at the "
+                                     "national amount")
+    assert no_zip["price_note"].startswith("ZIP 00000 is not in ZIP") and no_zip["locality"] == "national"
+    assert known["price_note"] == ""
 
 
 def test_every_finding_says_why(corpus_run):
