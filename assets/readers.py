@@ -53,7 +53,10 @@ ALIASES = {
     "days": "units", "daysunits": "units", "serviceunits": "units",
     "mod1": "modifier_1", "mod2": "modifier_2", "mod3": "modifier_3", "mod4": "modifier_4",
     "modifier1": "modifier_1", "modifier2": "modifier_2", "modifier3": "modifier_3", "modifier4": "modifier_4",
-    "modifier": "modifiers", "modifiers": "modifiers", "mods": "modifiers",
+    "modifier": "modifiers", "modifiers": "modifiers", "mods": "modifiers", "mod": "modifiers",
+    "cptmod": "modifiers", "cptmodifier": "modifiers", "cptmodifiers": "modifiers", "hcpcsmod": "modifiers",
+    "hcpcsmodifier": "modifiers", "hcpcsmodifiers": "modifiers", "proceduremodifier": "modifiers",
+    "daysorunits": "units", "unitsordays": "units", "unitsdays": "units",
     "charge": "charge", "charges": "charge", "amount": "charge", "billedamount": "charge",
     "chargeamount": "charge", "billed": "charge", "linecharge": "charge", "totalcharge": "charge",
     "renderingnpi": "rendering_npi", "renderingprovidernpi": "rendering_npi", "rendering": "rendering_npi",
@@ -771,6 +774,42 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
     finally:
         con.unregister("incoming_rows")
     return staged
+
+
+# How alike an unread header must be to a column it could be, to be named in a note (see unread_headers).
+UNREAD_LIKENESS = 0.8
+
+
+def unread_headers(headers: list[str], mapping: dict[str, str], path: Path) -> str:
+    """A note naming the headers that are not read but look like a column claimscrub reads and has not found
+    ("CPT Modifier X" beside no modifier column): a modifier or a place of service left behind changes what a
+    line is judged by, without a word. "" when there are none; other columns of an export are not named."""
+    columns = map_headers(headers, mapping, path)
+    found = set(columns.values())
+    unread = []
+    for position, header in enumerate(headers):
+        if position in columns or not normalise_header(header):
+            continue
+        likeness, column = max(((_likeness(header, column), column) for column in OPTIONAL if column not in found),
+                               default=(0.0, ""))
+        if likeness >= UNREAD_LIKENESS:
+            unread.append(f"{_quoted_header(header)} (is it {column}?)")
+    if not unread:
+        return ""
+    return (f"{path}: column{'s' if len(unread) > 1 else ''} not read: {', '.join(unread)}; a mapping file "
+            f"(--mapping) can name {'them' if len(unread) > 1 else 'it'}")
+
+
+def export_headers(path: Path) -> list[str]:
+    """The header cells of a CSV or Excel export ([] for X12)."""
+    kind = detect_kind(path)
+    if kind == "csv":
+        return read_csv_header(path, detect_encoding(path))[0]
+    if kind == "xlsx":
+        workbook, headers, _ = _open_first_sheet(path)
+        workbook.close()
+        return headers
+    return []
 
 
 def inspect_export(path: Path, mapping: dict[str, str]) -> str:

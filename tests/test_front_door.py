@@ -132,6 +132,18 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
     assert whole_units[0]["expected_allowed"] == "212.84", "two units priced at twice the fee"
 
 
+def test_a_column_that_looks_like_one_claimscrub_reads_but_is_not_read_is_named(tmp_path, db_path):
+    # "CPT Modifier X" holds the 26 of the line: unread, the line would be judged as a global 76120.
+    header = ["Claim ID", "Line", "Member ID", "DOS", "CPT Code", "CPT Modifier X", "Units", "Patient Name"]
+    export = text_export(tmp_path / "unread.csv", [["C1", "1", "PT-1", "2024-07-08", "76120", "26", "1", "Bob"]],
+                         header=header)
+    run = scrub([export], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    notes = [line for line in run.stderr.splitlines() if not line.startswith("warning: ")]
+    assert notes == [f'claimscrub: {export}: column not read: "CPT Modifier X" (is it modifiers?); a mapping '
+                     "file (--mapping) can name it"]
+
+
 @pytest.mark.parametrize("header",
                          ["Patient Acct", "Acct #", "Account", "MRN", "Account No", "Patient Account #"])
 def test_account_number_headers_are_read_as_patient_id(header):
