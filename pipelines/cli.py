@@ -141,7 +141,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         where = "" if in_the_way == out_dir else f" {in_the_way}"
         fail(f"--out {out_dir}:{where} is a file, not a folder")
     mapping = mapping or mapping_file()
-    notes = []
+    files, notes = _distinct_files(files)
     try:
         site_mapping = load_mapping(mapping or None)
         for path in files:
@@ -206,6 +206,34 @@ def _known_locality(con, value: str) -> bool:
     ensure_bundled(con, "gpci")
     found = con.execute("select count(*) from ref_gpci where locality_key = ?", [value.upper()]).fetchall()
     return found[0][0] > 0
+
+
+def _distinct_files(files) -> tuple[list[Path], list[str]]:
+    """The files of a run, each once: a file named twice, or two files of the same content (a copy of tonight's
+    export beside it), would otherwise make every row of the second a repeat of itself in the quarantine.
+    Contents are compared only between files of the same size. Returns the files and a note per one left out."""
+    kept: list[Path] = []
+    notes = []
+    for path in files:
+        twin = next((k for k in kept if _same_file(k, path)), None)
+        if twin is None:
+            kept.append(path)
+        else:
+            notes.append(f"{path}: the same file as {twin} (same content); read once")
+    return kept, notes
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.resolve() == b.resolve():
+            return True
+        if not (a.is_file() and b.is_file()) or a.stat().st_size != b.stat().st_size:
+            return False
+        from assets.readers import file_sha256
+
+        return file_sha256(a) == file_sha256(b)
+    except OSError:
+        return False
 
 
 def _file_in_the_way(out_dir: Path) -> Path | None:

@@ -132,6 +132,18 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
     assert whole_units[0]["expected_allowed"] == "212.84", "two units priced at twice the fee"
 
 
+def test_a_file_given_twice_or_a_copy_of_it_is_read_once_and_said(tmp_path, db_path):
+    export = text_export(tmp_path / "tonight.csv", [row("C1"), row("C2")])
+    copy = tmp_path / "tonight (1).csv"
+    copy.write_bytes(export.read_bytes())
+    run = scrub([export, export, copy], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert (run.summary["rows_read"], len(run.lines), run.quarantine) == (2, 2, [])
+    notes = [line for line in run.stderr.splitlines() if not line.startswith("warning: ")]
+    assert notes == [f"claimscrub: {export}: the same file as {export} (same content); read once",
+                     f"claimscrub: {copy}: the same file as {export} (same content); read once"]
+
+
 def test_a_column_that_looks_like_one_claimscrub_reads_but_is_not_read_is_named(tmp_path, db_path):
     # "CPT Modifier X" holds the 26 of the line: unread, the line would be judged as a global 76120.
     header = ["Claim ID", "Line", "Member ID", "DOS", "CPT Code", "CPT Modifier X", "Units", "Patient Name"]
