@@ -784,6 +784,8 @@ def unread_headers(headers: list[str], mapping: dict[str, str], path: Path) -> s
     """A note naming the headers that are not read but look like a column claimscrub reads and has not found
     ("CPT Modifier X" beside no modifier column): a modifier or a place of service left behind changes what a
     line is judged by, without a word. "" when there are none; other columns of an export are not named."""
+    if not headers:
+        return ""
     columns = map_headers(headers, mapping, path)
     found = set(columns.values())
     unread = []

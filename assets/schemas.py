@@ -24,7 +24,7 @@ PLAIN_NUMBER = "[+-]?([0-9]+|[0-9]{1,3}(,[0-9]{3})+)([.][0-9]*)?"
 REASONS = {
     ("claim_id", "not_nullable"): "claim_id is missing",
     ("line_number", "not_nullable"): "line_number {raw!r} is not a whole number",
-    ("line_number", "whole positive number"): "line_number {raw!r} is not a whole number",
+    ("line_number", "whole positive number"): "line_number {raw!r} is not a whole number above zero",
     ("patient_id", "not_nullable"): "patient_id is missing",
     ("date_of_service", "not_nullable"): "date_of_service {raw!r} is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)",
     ("date_of_service", "plausible"):

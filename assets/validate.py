@@ -126,6 +126,8 @@ def _reason_text(row: dict, day: date) -> str:
     code_modifiers = ""
     if isinstance(code, str) and re.fullmatch(CODE_WITH_MODIFIERS, code):
         code_modifiers = ", ".join(sorted(set(re.split("[ -]+", code[5:].strip(" -")))))
+    if check == "not_nullable" and column in ("line_number", "date_of_service", "units") and not _quoted(raw):
+        return f"{column} is missing"
     raw = _quoted(raw)
     return template.format(raw=raw, claim=_quoted(row["claim_id"]), line=_quoted(row["line_number_raw"]),
                            first=row["first_seen"], today=day.isoformat(),

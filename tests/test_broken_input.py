@@ -133,6 +133,8 @@ BAD_ROWS = [
     (row("B12", Units="1e15"), "units '1e15' is too large"),
     (row("B13", Units="nan"), "units 'nan' is not a positive number"),
     (row("B14", Units="inf"), "units 'inf' is"),
+    (row("B15", Line="0"), "line_number '0' is not a whole number above zero"),
+    (row("B16", Units=""), "units is missing"),
     (row("GOOD1"), "claim GOOD1, line 1 appears more than once"),
 ]
 
