@@ -378,20 +378,66 @@ def _sniff_delimiter(first: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def read_csv_header(path: Path, encoding: str) -> tuple[list[str], str, int]:
-    """The header cells, the delimiter, and how many physical lines come before the first data row."""
+# Rows looked at for the header row: a practice-management report often prints a title, the date range or
+# Excel's "sep=;" line above it.
+HEADER_SEARCH_ROWS = 10
+EXCEL_SEPARATOR_LINE = re.compile(r"sep=(.)", re.IGNORECASE)
+
+
+def names_every_required_column(cells: list[str], mapping: dict[str, str]) -> bool:
+    """Whether a row is a header row: it names every required column (by the mapping or an alias)."""
+    named = {mapping.get(key) or ALIASES.get(key) for key in map(normalise_header, cells)}
+    return all(name in named for name in REQUIRED)
+
+
+def read_csv_header(path: Path, encoding: str, mapping: dict[str, str] | None = None
+                    ) -> tuple[list[str], str, int]:
+    """The header cells, the delimiter, and how many physical lines come before the first data row. The header
+    row is the first of the first HEADER_SEARCH_ROWS lines that names every required column (a title above it
+    is skipped), else the first line that is not blank, whose headers the missing-columns message then names."""
     with open(path, encoding=encoding, errors="replace", newline="") as fh:
         sample = fh.read(1 << 16)
     if not sample.strip():
         raise InputFileError(f"{path}: file is empty")
     lines = sample.splitlines(keepends=True)
     # Blank lines above the header are skipped here and counted, so that DuckDB skips them too.
-    leading = next(i for i, line in enumerate(lines) if line.strip())
-    delimiter = _sniff_delimiter(lines[leading])
-    headers = next(csv.reader(io.StringIO("".join(lines[leading:])), delimiter=delimiter), [])
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    delimiter = None
+    separator = EXCEL_SEPARATOR_LINE.fullmatch(lines[filled[0]].strip())
+    if separator:
+        delimiter, filled = separator.group(1), filled[1:]
+        if not filled:
+            raise InputFileError(f"{path}: no header row")
+    start = filled[0]
+    for i in filled[:HEADER_SEARCH_ROWS]:
+        cells = next(csv.reader([lines[i]], delimiter=delimiter or _sniff_delimiter(lines[i])), [])
+        if names_every_required_column(cells, mapping or {}):
+            start = i
+            break
+    delimiter = delimiter or _sniff_delimiter(lines[start])
+    headers = next(csv.reader(io.StringIO("".join(lines[start:])), delimiter=delimiter), [])
     if not any(h.strip() for h in headers):
         raise InputFileError(f"{path}: no header row")
-    return headers, delimiter, leading + 1
+    return headers, delimiter, start + 1
+
+
+def rows_above_header(path: Path, mapping: dict[str, str]) -> str:
+    """A note when the header row is not a file's first row (a title above it, skipped); "" when it is."""
+    kind = detect_kind(path)
+    if kind == "csv":
+        encoding = detect_encoding(path)
+        _, _, skip = read_csv_header(path, encoding, mapping)
+        with open(path, encoding=encoding, errors="replace", newline="") as fh:
+            above = [line for _, line in zip(range(skip - 1), fh) if line.strip()]
+        above = [line for line in above if not EXCEL_SEPARATOR_LINE.fullmatch(line.strip())]
+    elif kind == "xlsx":
+        workbook, _, _, above = _first_sheet_header(path, mapping)
+        workbook.close()
+    else:
+        return ""
+    if not above:
+        return ""
+    return f"{path}: the header row comes after {len(above)} row{'s' if len(above) > 1 else ''} of title; skipped"
 
 
 # Lenient parsing, once per row, from the staged text to the columns of `raw_claim_rows` after its source
@@ -552,7 +598,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     """Read a CSV file's cells, as DuckDB returns its rows, into a temporary table (or a table of `database`):
     its row id + 1 is the source row. Not inside a transaction: a failed first read would end it."""
     encoding = detect_encoding(path)
-    headers, delimiter, skip = read_csv_header(path, encoding)
+    headers, delimiter, skip = read_csv_header(path, encoding, mapping)
     columns = map_headers(headers, mapping, path)
     width = len(headers)
     names = {f"c{i}": "varchar" for i in range(width)}
@@ -724,8 +770,15 @@ def _cell_text(value: object) -> str | None:
     return str(value)
 
 
-def _open_first_sheet(path: Path):
+def _open_first_sheet(path: Path, mapping: dict[str, str] | None = None):
     """The workbook, its first sheet's header cells, and an iterator over the rows below the header."""
+    workbook, headers, rows, _ = _first_sheet_header(path, mapping or {})
+    return workbook, headers, rows
+
+
+def _first_sheet_header(path: Path, mapping: dict[str, str]):
+    """The workbook, the header cells of its first sheet (as read_csv_header finds them), an iterator over the
+    rows below the header, and the rows above it that were skipped."""
     from openpyxl import load_workbook
 
     try:
@@ -738,17 +791,27 @@ def _open_first_sheet(path: Path):
         sheet = workbook.worksheets[0]
     except Exception as exc:  # openpyxl raises many kinds for a damaged archive
         raise InputFileError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__})") from None
-    rows = sheet.iter_rows(values_only=True)
-    for row in rows:
+    seen = []
+    for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
         if row and any(c is not None and str(c).strip() for c in row):
-            return workbook, [_cell_text(c) or "" for c in row], rows
+            cells = [_cell_text(c) or "" for c in row]
+            if names_every_required_column(cells, mapping):
+                return workbook, cells, sheet.iter_rows(min_row=number + 1, values_only=True), seen
+            seen.append(cells)
+            if len(seen) == HEADER_SEARCH_ROWS:
+                break
+    if seen:
+        # No row names every required column: the first is the header, and the message names its cells.
+        first = next(n for n, row in enumerate(sheet.iter_rows(values_only=True), start=1)
+                     if row and any(c is not None and str(c).strip() for c in row))
+        return workbook, seen[0], sheet.iter_rows(min_row=first + 1, values_only=True), []
     workbook.close()
     raise InputFileError(f"{path}: the first sheet is empty")
 
 
 def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
                 mapping: dict[str, str]) -> StagedFile:
-    workbook, headers, rows = _open_first_sheet(path)
+    workbook, headers, rows = _open_first_sheet(path, mapping)
     try:
         columns = map_headers(headers, mapping, path)
         records = []
@@ -802,13 +865,13 @@ def unread_headers(headers: list[str], mapping: dict[str, str], path: Path) -> s
             f"(--mapping) can name {'them' if len(unread) > 1 else 'it'}")
 
 
-def export_headers(path: Path) -> list[str]:
+def export_headers(path: Path, mapping: dict[str, str]) -> list[str]:
     """The header cells of a CSV or Excel export ([] for X12)."""
     kind = detect_kind(path)
     if kind == "csv":
-        return read_csv_header(path, detect_encoding(path))[0]
+        return read_csv_header(path, detect_encoding(path), mapping)[0]
     if kind == "xlsx":
-        workbook, headers, _ = _open_first_sheet(path)
+        workbook, headers, _ = _open_first_sheet(path, mapping)
         workbook.close()
         return headers
     return []
@@ -818,10 +881,10 @@ def inspect_export(path: Path, mapping: dict[str, str]) -> str:
     """Fail fast, before any run starts, on a file that is not a claim export at all."""
     kind = detect_kind(path)
     if kind == "csv":
-        headers, _, _ = read_csv_header(path, detect_encoding(path))
+        headers, _, _ = read_csv_header(path, detect_encoding(path), mapping)
         map_headers(headers, mapping, path)
     elif kind == "xlsx":
-        workbook, headers, _ = _open_first_sheet(path)
+        workbook, headers, _ = _open_first_sheet(path, mapping)
         workbook.close()
         map_headers(headers, mapping, path)
     elif kind == "x12":

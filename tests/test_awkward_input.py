@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from openpyxl import load_workbook
 
-from assets.readers import detect_kind, land_rows, stage_csv, stage_excel
+from assets.readers import detect_kind, land_rows, rows_above_header, stage_csv, stage_excel
 from assets.tables import ensure_schema
 
 from .corpus import HEADER, row, text_export, unicode_text_export, with_cached_values, workbook_export
@@ -71,6 +71,25 @@ def test_an_accent_past_the_first_megabyte_decides_the_encoding(con, tmp_path, e
     rows = staged(con, path)
     assert path.read_bytes().index("ë".encode(encoding)) == (1 << 20) - 1
     assert (rows[-1]["claim_id"], rows[-1]["patient_id"]) == ("ZOE", "Zoë")
+
+
+def test_a_title_above_the_header_row_is_skipped(con, tmp_path):
+    # A practice-management report: its name and date range, a blank line, then the header row.
+    path = text_export(tmp_path / "titled.csv", [row("C1"), row("C2")],
+                       before="Charges by date of service,,\nJuly 2024 - 2024-07-31,,\n\n")
+    assert [(r["source_row"], r["claim_id"]) for r in staged(con, path)] == [(1, "C1"), (2, "C2")]
+    assert rows_above_header(path, {}) == f"{path}: the header row comes after 2 rows of title; skipped"
+    # Excel's "sep=;" line names the delimiter and is no title.
+    path = text_export(tmp_path / "sep.csv", [row("C3")], delimiter=";", before="sep=;\n")
+    assert sorted(r["claim_id"] for r in staged(con, path)) == ["C1", "C2", "C3"]
+    assert rows_above_header(path, {}) == ""
+
+
+def test_a_title_above_a_workbooks_header_row_is_skipped(con, tmp_path):
+    path = workbook_export(tmp_path / "titled.xlsx", [["Claims export July 2024"], [], HEADER, row("C1"), row("C2")],
+                           header=["Practice: Acme Radiology"])
+    assert [(r["source_row"], r["claim_id"]) for r in staged(con, path)] == [(1, "C1"), (2, "C2")]
+    assert rows_above_header(path, {}) == f"{path}: the header row comes after 2 rows of title; skipped"
 
 
 def test_excel_unicode_text_utf16_tab_separated_is_read(con, tmp_path):
