@@ -214,9 +214,11 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
     params = {"batch": summary["batch_id"]}
     con.execute(FINDING_MARKS)
     worklist_count = build_worklist(con, summary["batch_id"])
-    worklist_claims, deny_lines = con.execute(
-        """select count(distinct claim_id), count(*) filter (where dollars_at_risk is not null)
-           from worklist_rows""").fetchall()[0]
+    worklist_claims = con.execute("select count(distinct claim_id) from worklist_rows").fetchall()[0][0]
+    # On the headline's base, every deny finding whatever an auditor decided: the dollars beside them count so.
+    deny_claims, deny_lines = con.execute(
+        """select count(distinct claim_id), count(distinct line_id) from finding_rows
+           where severity = 'deny'""").fetchall()[0]
     others = con.execute(OTHER_SOURCES_SQL, {"source": summary["source"]}).fetchall()[0]
     trail = {**params, "as_of": as_of, "standing_days": standing_days}
     carc_release, carc_text = carc
@@ -238,6 +240,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
         findings=_query_table(con, FINDINGS_SQL, {}, summary["findings"]["total"], in_order=True),
         worklist=_query_table(con, WORKLIST_SQL, {}, worklist_count, in_order=True),
         worklist_claims=worklist_claims,
+        deny_claims=deny_claims,
         deny_lines=deny_lines,
         worklist_note=closing_note(),
         quarantine=_query_table(con, QUARANTINE_SQL, params, summary["rows_quarantined"]),

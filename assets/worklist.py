@@ -79,8 +79,19 @@ partners as (
     select batch_id, line_id, hcpcs, modifier_text as modifiers, provider, component, date_of_service
     from claim_lines
     where batch_id in (select batch_id from partner_ids) and line_id in (select line_id from partner_ids)
+),
+-- The batch's lines bundled into another line, with the line each is bundled into.
+bundles as (
+    select line_id, partner_line_id from found
+    where rule_id = 'PTP_NO_BYPASS' and severity = 'deny' and partner_batch is null
 )
 select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} as billed,
+       -- A bundle whose column 1 line is itself bundled into a third line (92611, 76120, 76000): that line
+       -- goes, and this one is no longer billed beside it.
+       coalesce(f.rule_id = 'PTP_NO_BYPASS' and f.partner_batch is null
+                and exists (select 1 from bundles b
+                            where b.line_id = f.partner_line_id and b.partner_line_id <> f.line_id), false)
+           as partner_bundled,
        p.hcpcs as partner_hcpcs, {_billed("p")} as partner_billed, p.provider as partner_provider,
        p.component as partner_component, p.date_of_service as partner_dos,
        f.partner_claim_id || ' line ' || f.partner_line_number as partner_line,
@@ -127,7 +138,8 @@ with members as (
            hash(f.patient, f.date_of_service, f.hcpcs,
                 case when f.rule_id = 'DUP_EXACT' then coalesce(f.modifiers, '') || '|' || f.provider end)
                as group_key,
-           f.line_id in (select line_id from worklist_findings where rule_id = 'PTP_NO_BYPASS') as bundled
+           f.line_id in (select line_id from worklist_findings
+                         where rule_id = 'PTP_NO_BYPASS' and not partner_bundled) as bundled
     from worklist_findings f where f.rule_id in {_sql_list(DUPLICATE_RULES)}
     union
     select f.rule_id, f.partner_line_id, f.partner_batch, true, f.partner_claim_id, f.partner_line_number,
@@ -217,7 +229,7 @@ GOVERNING = sorted({rule for p in PRECEDENCE for rule in p.governs})
 FACTS = f"""
 create or replace temp table worklist_facts as
 select w._row, w.line_id, w.rule_id, w.severity, w.dup_role, w.dup_keeper, w.dup_copies, w.dup_group,
-       w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action,
+       w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action, w.partner_bundled,
        {VARIANT_SQL} as variant
 from (
     select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group,
@@ -236,8 +248,8 @@ from (
 # which rule (the first in priority).
 LINE_REMOVALS = f"""
 create or replace temp table worklist_removals as
-select line_id, bool_or(rule_id = 'PTP_NO_BYPASS') as bundled,
-       arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'deny')
+select line_id, bool_or(rule_id = 'PTP_NO_BYPASS' and not partner_bundled) as bundled,
+       arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'deny' and not partner_bundled)
            as deny_removed_by,
        arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'review'
                                           and rule_id in {_sql_list(GOVERNING) if GOVERNING else "(null)"})
@@ -301,7 +313,7 @@ ACTION_SQL = "case w.variant " + " ".join(
 JUDGED = f"""
 create or replace temp table worklist_judged as
 with facts as not materialized (
-    select w.*, x.* exclude (_row, line_id, rule_id, severity), d.day_units, d.day_mue, d.remaining_units,
+    select w.*, x.* exclude (_row, line_id, rule_id, severity, partner_bundled), d.day_units, d.day_mue, d.remaining_units,
            d.day_lines, d.fixing_lines, d.day_fixed_by, d.day_fits, d.day_key, d.day_partners
     from worklist_findings w
     join worklist_facts x on x._row = w._row
@@ -316,7 +328,8 @@ lines as (
 ),
 resolved as (
     select w._row, w.line_id, w.rule_id, w.severity, {RESOLVED_SQL} as resolved_by
-    from (select _row, line_id, rule_id, severity, partner_batch, day_fixed_by, day_fits from facts) w
+    from (select _row, line_id, rule_id, severity, partner_batch, day_fixed_by, day_fits, partner_bundled
+          from facts) w
     join (select *, removed_by is not null as removed from lines) l on l.line_id = w.line_id
 ),
 promoted as (
@@ -395,7 +408,9 @@ select p.line_id, claim_id, line_number, patient, payer, date_of_service, hcpcs,
        case rank when 1 then 'deny' else 'review' end as severity,
        coalesce(actions, case when settled is not null then 'keep as billed' else 'review' end) as action,
        coalesce(instructions, line_ref || ': keep as billed; ' || settled_rules || ' clear once '
-                              || coalesce(fixing_lines, 'the other lines') || ' are fixed') as instruction,
+                              || coalesce(fixing_lines, 'the other lines')
+                              || case when contains(coalesce(fixing_lines, 's'), ',') or fixing_lines is null
+                                      then ' are fixed' else ' is fixed' end) as instruction,
        concat_ws('; also ', rules, settled) as resolves, nullif(partners, '') as partners, explanation,
        reviews as also_to_review, o.claim_dollars, o._row
 from per_line p

@@ -120,7 +120,8 @@ class Report:
     history: Table  # started, files, lines_scrubbed, findings, deny_findings, dollars_at_risk; oldest first
     feedback: dict | None = None  # the payer feedback views, once remittances are loaded
     worklist_claims: int = 0  # the claims the Worklist's lines belong to
-    deny_lines: int = 0  # the lines with a deny finding, each counted once
+    deny_lines: int = 0  # the lines with a deny finding, each counted once, whatever was decided of it
+    deny_claims: int = 0  # the claims of those lines
     worklist_note: list[str] = field(default_factory=list)  # the Worklist's closing note
     other_runs: OtherRuns = OtherRuns()  # runs of other sources, left out of the trend
     decisions: Table | None = None  # the trail of the auditors' decisions on the batch's findings
@@ -538,7 +539,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     out.fact("Dollars at risk of denial", deny_dollars, MONEY,
              Font(name=FONT, bold=True, size=14, color="C00000"))
     out.fact("Lines with a deny finding", report.deny_lines)
-    out.fact("Claims with a deny finding", report.worklist_claims)
+    out.fact("Claims with a deny finding", report.deny_claims)
     out.fact("Expected allowed, all lines", expected, MONEY)
     out.fact("Share of expected allowed at risk", deny_dollars / expected if expected else 0.0, PERCENT)
     history = list(report.history.rows)
@@ -625,7 +626,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
         for name, claims, findings, dollars in table.rows:
             out.add(s(name), claims, findings, s(dollars, number_format=MONEY))
         if table.count:
-            out.add(s(f"All {label.split()[0].lower()}s", font=BOLD), s(report.worklist_claims, font=BOLD),
+            out.add(s(f"All {label.split()[0].lower()}s", font=BOLD), s(report.deny_claims, font=BOLD),
                     s(deny_findings, font=BOLD), s(deny_dollars, font=BOLD, number_format=MONEY))
         else:
             out.add(s("No deny findings in this run."))
@@ -662,7 +663,9 @@ def _reconciliation(out: _Lines, report: Report, categories: list, rules: list) 
                 "under this filter")
     out.header("Figure", "Dollars", "Findings sheet filter", text_after=2)
     out.add(s("Dollars at risk of denial"), s(deny, number_format=MONEY),
-            s(f"{DENY_ONCE}; the Worklist's Dollars at risk add up to it too"))
+            s(f"{DENY_ONCE}; the Worklist's Dollars at risk add up to it too"
+              + (", less the lines an auditor dismissed or marked fixed"
+                 if summary["dollars_at_risk"].get("deny_by_decision") else "")))
     for category, _, _, dollars in categories:
         out.add(s(f"Category {category}"), s(dollars, number_format=MONEY),
                 s(f"Category = {category}, Severity = deny, Line counted once in category = yes"))

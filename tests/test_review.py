@@ -218,6 +218,17 @@ def test_the_summary_splits_dollars_at_risk_by_decision(audit):
     assert shown["fixed"][:2] == (1, 1) and shown["accepted"][:2] == (1, 1) and shown["pending"][:2] == (2, 2)
 
 
+def test_the_summary_counts_its_lines_and_claims_on_the_dollars_base_whatever_was_decided(audit):
+    deny = [f for f in audit.rerun.flags if f["severity"] == "deny"]
+    rows = list(load_workbook(audit.rerun.out_dir / REPORT, read_only=True)["Summary"].iter_rows(values_only=True))
+    facts = {r[0]: r[1] for r in rows if r and len(r) > 1 and isinstance(r[0], str)}
+    assert facts["Lines with a deny finding"] == len({(f["claim_id"], f["line_number"]) for f in deny})
+    assert facts["Claims with a deny finding"] == len({f["claim_id"] for f in deny})
+    note = next(r[2] for r in rows if r and r[0] == "Dollars at risk of denial" and len(r) > 2 and r[2])
+    assert note.endswith("the Worklist's Dollars at risk add up to it too, less the lines an auditor dismissed "
+                         "or marked fixed")
+
+
 def test_the_decisions_sheet_lists_the_trail(audit):
     rows = sheet_table(audit.rerun.out_dir / REPORT, "Decisions")
     assert [(r["Claim"], r["Line"], r["Rule"], r["Decision"]) for r in rows] == [

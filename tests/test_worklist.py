@@ -25,10 +25,11 @@ SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "claims_sample.csv
 RADIOLOGY, CARDIO, GROUP = "1234567893", "9876543213", "5550001114"
 
 
-def line(claim, number, patient, dos, hcpcs="76120", modifiers="", units="1", npi=RADIOLOGY, biller=GROUP):
+def line(claim, number, patient, dos, hcpcs="76120", modifiers="", units="1", npi=RADIOLOGY, biller=GROUP,
+         pos="11"):
     return {"claim_id": claim, "line_number": number, "patient_id": patient, "date_of_service": dos,
             "hcpcs": hcpcs, "modifiers": modifiers, "units": units, "rendering_npi": npi,
-            "billing_npi": biller, "place_of_service": "11", "claim_type": "professional",
+            "billing_npi": biller, "place_of_service": pos, "claim_type": "professional",
             "diagnosis_1": "R13.10", "payer": "Acme Health"}
 
 
@@ -54,6 +55,18 @@ CONFLICTS = [
     line("C-SURG", 1, "P-SURG", "2024-07-01", hcpcs="27447"),
     line("C-EM", 1, "P-SURG", "2024-07-15", hcpcs="99213"),
     line("C-ASST", 1, "P-ASST", "2024-07-26", hcpcs="10060", modifiers="80"),
+    # A visit bundled into a procedure (indicator 1): its modifier would be 25, never 59.
+    line("C-VIS", 1, "P-VIS", "2024-07-26", hcpcs="11042"),
+    line("C-VIS", 2, "P-VIS", "2024-07-26", hcpcs="99213"),
+    # 92611 bundles 76120 (indicator 0) and 76120 bundles 76000 (indicator 1): once 76120 goes, 76000 stays.
+    line("C-CHAIN", 1, "P-CHAIN", "2024-07-26", hcpcs="92611"),
+    line("C-CHAIN", 2, "P-CHAIN", "2024-07-26"),
+    line("C-CHAIN", 3, "P-CHAIN", "2024-07-26", hcpcs="76000"),
+    # One biller's 26 and TC in a hospital: the facility bills the technical part, the 26 stays as billed.
+    line("C-HOSP", 1, "P-HOSP", "2024-07-26", modifiers="26", pos="22"),
+    line("C-HOSP", 2, "P-HOSP", "2024-07-26", modifiers="TC", pos="22"),
+    # A bundled supply (status B, MUE 0): removed, which settles its units.
+    line("C-BUN", 1, "P-BUN", "2024-07-26", hcpcs="A4550"),
 ]
 
 
@@ -197,6 +210,8 @@ def test_a_duplicate_over_the_mue_keeps_one_copy_and_the_units_follow(rows_by_li
         assert kept["Action"] == "keep, remove copies" and copy["Action"] == "remove line"
         assert kept["Instruction"].startswith(f"{claim} line 1: {code} is billed again on {claim} line 2")
         assert copy["Instruction"].startswith(f"{claim} line 2: {code} repeats {claim} line 1")
+        # The copy goes; its units are not moved onto the line kept, which would break the MUE again.
+        assert "units" not in kept["Instruction"] + copy["Instruction"]
         assert kept["Resolves"] == copy["Resolves"] == (
             f"{rule}; also MUE_DOS (Removing the copy clears the units)")
 
@@ -217,6 +232,35 @@ def test_a_bundled_line_that_is_also_a_duplicate_goes_every_copy_of_it(rows_by_l
             f"C-PTP line {other} (76120, NPI 1234567893, same day)"]
 
 
+def test_a_visit_bundled_into_a_procedure_is_told_25_never_59(rows_by_line):
+    row = rows_by_line[("C-VIS", 2)]
+    assert row["Action"] == "remove line"
+    assert "append 25 (57 if it was the decision for a major surgery)" in row["Instruction"]
+    assert "append XS" not in row["Instruction"]
+    assert row["Resolves"] == "PTP_NO_BYPASS; also GLOBAL_EM_IN_PERIOD (A line to remove needs no other fix)"
+
+
+def test_a_line_bundled_into_a_line_that_goes_stays(rows_by_line):
+    # 92611 bundles 76120, which bundles 76000: 76120 goes, and 76000 is no longer billed beside it.
+    assert rows_by_line[("C-CHAIN", 2)]["Action"] == "remove line"
+    fluoroscopy = rows_by_line[("C-CHAIN", 3)]
+    assert fluoroscopy["Action"] == "keep as billed"
+    assert fluoroscopy["Resolves"] == "PTP_NO_BYPASS (A line bundled into a removed line stays)"
+
+
+def test_a_line_removed_for_any_reason_clears_the_days_units(rows_by_line):
+    # One biller's 76120-26 and -TC in a hospital: the TC goes (the facility bills it), the 26 stays as billed
+    # and its units are not cut.
+    part, technical = rows_by_line[("C-HOSP", 1)], rows_by_line[("C-HOSP", 2)]
+    assert technical["Action"] == "remove line" and "MUE_DOS (Removing a line clears its units)" in technical[
+        "Resolves"]
+    assert (part["Action"], part["Instruction"]) == (
+        "keep as billed", "C-HOSP line 1: keep as billed; MUE_DOS clear once C-HOSP line 2 is fixed")
+    supply = rows_by_line[("C-BUN", 1)]
+    assert supply["Action"] == "remove line" and "never paid on its own: remove this line" in supply["Instruction"]
+    assert supply["Resolves"] == "STATUS_NOT_PAYABLE; also MUE_DOS (Removing a line clears its units)"
+
+
 def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
     assert rows_by_line[("C-AOC", 1)]["Instruction"] == (
         "C-AOC line 1: add-on G0514 has no primary service by NPI 1234567893 on 2024-07-26: bill one of its "
@@ -224,8 +268,8 @@ def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
     assert rows_by_line[("C-EM", 1)]["Instruction"] == (
         "C-EM line 1: visit 99213 on 2024-07-15 falls in the global period of 27447 on 2024-07-01 (C-SURG "
         "line 1, "
-        "NPI 1234567893): append 24 or FT only if the visit was unrelated and the record shows it; otherwise "
-        "remove it")
+        "NPI 1234567893): append 24 (or FT) only if the visit was unrelated to the surgery and the record "
+        "shows it; otherwise remove it")
     assert rows_by_line[("C-EM", 1)]["Partner lines"] == "C-SURG line 1 (27447, NPI 1234567893, 2024-07-01)"
     assert rows_by_line[("C-ASST", 1)]["Instruction"] == (
         "C-ASST line 1: Medicare pays no assistant at surgery for 10060 (assistant indicator 1): remove this "
@@ -273,7 +317,7 @@ def test_review_items_appear_as_text_beside_the_deny_items_marked_review(run, ro
     assert review["Also to review"] == (
         "[review] RECORDING_EVIDENCE: CLM00147 line 1: 76120 billed with fluoroscopy 76000 (CLM00147 line "
         "2): "
-        "confirm the report shows a permanent cine or video recording, else bill the fluoroscopy only")
+        "confirm the report shows a permanent cine or video recording; without one, 76120 is not supported")
     explanation = review["Explanation (each finding's own)"]
     assert "RECORDING_EVIDENCE (review): 76120 billed with fluoroscopy" in explanation
     assert rows_by_line[("CLM00147", 2)]["Action"] == "remove line"

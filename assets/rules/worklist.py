@@ -65,10 +65,11 @@ FIELDS = {
     "team_indicator": "w.team_surg",
     "failing_npi": "w.failing_npi",
     "aoc_primaries": AOC_PRIMARIES,
-    "visit_modifiers": "case when w.date_of_service > w.partner_dos then '24 or FT' "
-                       "when w.date_of_service = w.partner_dos then '25 (57 for the decision for a major "
-                       "surgery)' "
-                       "else '57' end",
+    "visit_modifiers": "case when w.date_of_service > w.partner_dos then '24 (or FT) only if the visit was "
+                       "unrelated to the surgery' "
+                       "when w.date_of_service = w.partner_dos then '25 only if the visit was a significant, "
+                       "separately identifiable service (57 if it was the decision for a major surgery)' "
+                       "else '57 only if the visit was the decision for the surgery' end",
     # A duplicate's other lines (assets/worklist.py, DUPLICATES): the line it overlaps, the line kept, the
     # copies, and what becomes of the line it overlaps.
     "dup_partner": "w.dup_partner_ref",
@@ -108,6 +109,12 @@ class Precedence:
 
 
 DUPLICATE_RULES = ("DUP_COMPONENT", "DUP_EXACT")
+# An evaluation and management visit, as GLOBAL_EM_IN_PERIOD reads one.
+EM_LINE = "w.hcpcs between '99202' and '99499'"
+HOSPITAL_POS = "('19', '21', '22', '23')"
+# The finding's partner line is removed for a bundle of its own (a line bundled into a line that stays).
+PARTNER_BUNDLED = ("w.partner_line_id in (select line_id from worklist_findings where rule_id = 'PTP_NO_BYPASS' "
+                   "and severity = 'deny' and not partner_bundled)")
 REPEAT = ("or append 76 (same physician) or 77 (another physician) to a repeat that was really done, with "
           "the record")
 
@@ -117,6 +124,13 @@ INSTRUCTIONS = [
     Instruction("PTP_NO_BYPASS", "remove line",
                 "{line}: {billed} is bundled into {column_1} on {partner} (NCCI edit, no modifier allowed): "
                 "remove this line", when="w.ptp_modifier_indicator = '0'", removes=True),
+    # 59 and the X modifiers are not for visits (NCCI Policy Manual, chapter I; MLN1783722): a visit's
+    # modifier is 25, or 57 for the decision for surgery.
+    Instruction("PTP_NO_BYPASS", "remove line",
+                "{line}: visit {billed} is bundled into {column_1} on {partner}: remove this line, or, only if "
+                "the visit was a significant, separately identifiable service and the record shows it, append "
+                "25 (57 if it was the decision for a major surgery); 59 and the X modifiers do not apply to "
+                "visits", when=EM_LINE, removes=True),
     Instruction("PTP_NO_BYPASS", "remove line",
                 "{line}: {billed} is bundled into {column_1} on {partner}: remove this line, or, only if it "
                 "was a "
@@ -125,6 +139,17 @@ INSTRUCTIONS = [
                 "{line}: {billed} is unbundled from {column_1} on {partner} by a modifier: confirm the note "
                 "shows a "
                 "separate site, session or encounter, else remove the modifier and the line"),
+    Instruction("MOD_SPLIT_SAME_BILLER", "keep as billed",
+                "{line} ({billed}) and {partner_line} ({partner_code}-TC) are one service billed by NPI "
+                "{biller}, but at hospital place of service {pos} the facility bills the technical part: keep "
+                "{line} as billed and remove {partner_line}",
+                when=f"w.component = '26' and w.partner_batch is null and w.place_of_service in {HOSPITAL_POS}"),
+    Instruction("MOD_SPLIT_SAME_BILLER", "remove line",
+                "{partner_line} ({partner_code}-26) and {line} ({billed}) are one service billed by NPI "
+                "{biller}, but at hospital place of service {pos} the facility bills the technical part: keep "
+                "{partner_line} and remove {line}",
+                when=f"w.component = 'TC' and w.partner_batch is null and w.place_of_service in {HOSPITAL_POS}",
+                removes=True),
     Instruction("MOD_SPLIT_SAME_BILLER", "bill as global",
                 "{line} ({billed}) and {partner_line} ({partner_code}-TC) are one service billed by NPI "
                 "{biller}: "
@@ -160,8 +185,11 @@ INSTRUCTIONS = [
                 "remove "
                 "{dup_partner_line}", when="w.dup_role = 'keep_global'"),
     Instruction("DUP_COMPONENT", "keep as billed",
-                "{line}: {billed} overlaps {dup_partner}, which is removed (bundled): keep this line as "
-                "billed",
+                "{line}: {billed} overlaps {partner}, which is removed (bundled): keep this line as billed",
+                when=f"w.dup_role = 'resolved' and {PARTNER_BUNDLED}"),
+    Instruction("DUP_COMPONENT", "decide to match",
+                "{line}: {billed} overlaps {partner}, whose finding of the same overlap an auditor decided: "
+                "decide this one to match (keep both lines only if each part was really billed once)",
                 when="w.dup_role = 'resolved'"),
     Instruction("DUP_COMPONENT", "keep, remove copies",
                 f"{{line}}: {{billed}} is billed again on {{copies}}: keep this line and remove the copies, "
@@ -170,17 +198,17 @@ INSTRUCTIONS = [
     Instruction("DUP_COMPONENT", "remove line",
                 f"{{line}}: {{billed}} repeats {{keeper}}: remove this line, {REPEAT}", removes=True),
     Instruction("DUP_EXACT", "keep as billed",
-                "{line}: {billed} overlaps {dup_partner}, which is removed (bundled): keep this line as "
-                "billed",
-                when="w.dup_role = 'resolved'"),
+                "{line}: {billed} repeats {partner}, which is removed (bundled): keep this line as billed",
+                when=f"w.dup_role = 'resolved' and {PARTNER_BUNDLED}"),
+    Instruction("DUP_EXACT", "decide to match",
+                "{line}: {billed} repeats {partner}, whose finding of the same repeat an auditor decided: "
+                "decide this one to match", when="w.dup_role = 'resolved'"),
     Instruction("DUP_EXACT", "keep, remove copies",
                 "{line}: {billed} is billed again on {copies} by NPI {provider}: keep this line and remove "
-                "the "
-                "copies (put the day's units on this line), " + REPEAT, when="w.dup_role = 'keep_copy'"),
+                "the copies, " + REPEAT, when="w.dup_role = 'keep_copy'"),
     Instruction("DUP_EXACT", "remove line",
-                f"{{line}}: {{billed}} repeats {{keeper}} by NPI {{provider}}: remove this line (add its "
-                f"units to "
-                f"{{keeper}}), {REPEAT}", removes=True),
+                f"{{line}}: {{billed}} repeats {{keeper}} by NPI {{provider}}: remove this line, {REPEAT}",
+                removes=True),
     Instruction("MOD_TC_IN_HOSPITAL", "remove line",
                 "{line}: {billed} at hospital place of service {pos}: remove this line from the professional "
                 "claim; the facility bills the technical part", removes=True),
@@ -214,9 +242,8 @@ INSTRUCTIONS = [
                 "technical part"),
     Instruction("GLOBAL_EM_IN_PERIOD", "add modifier or remove",
                 "{line}: visit {code} on {dos} falls in the global period of {partner_code} on {partner_dos} "
-                "({partner_line}, NPI {provider}): append {visit_modifiers} only if the visit was unrelated "
-                "and the "
-                "record shows it; otherwise remove it"),
+                "({partner_line}, NPI {provider}): append {visit_modifiers} and the record shows it; "
+                "otherwise remove it"),
     Instruction("AOC_NO_PRIMARY", "add primary",
                 "{line}: add-on {code} has no primary service by NPI {provider} on {dos}: bill one of its "
                 "primaries "
@@ -254,10 +281,21 @@ INSTRUCTIONS = [
                 "{line}: team surgery for {code} is paid only with the record of the team's medical "
                 "necessity "
                 "(team indicator 1): send it with the claim"),
+    Instruction("STATUS_NOT_PAYABLE", "remove line",
+                "{line}: {code} has fee schedule status {status} ({rvu_release}): it is bundled into the day's "
+                "other services and never paid on its own: remove this line",
+                when="w.severity = 'deny' and w.status in ('B', 'P')", removes=True),
+    Instruction("STATUS_NOT_PAYABLE", "get ABN or remove",
+                "{line}: {code} is not covered by Medicare (status N, {rvu_release}): bill it to the patient "
+                "with GA only where a signed ABN is on file, else remove this line",
+                when="w.severity = 'deny' and w.status = 'N'"),
+    Instruction("STATUS_NOT_PAYABLE", "remove line",
+                "{line}: {code} (status T, {rvu_release}) is paid only when no other fee-schedule service of "
+                "NPI {provider} is billed that day: remove this line",
+                when="w.severity = 'deny' and w.status = 'T'", removes=True),
     Instruction("STATUS_NOT_PAYABLE", "correct code",
-                "{line}: {code} has fee schedule status {status} ({rvu_release}) and is not paid as billed: "
-                "bill "
-                "the payable code for {dos}, or get an ABN where the service is not covered",
+                "{line}: {code} has fee schedule status {status} ({rvu_release}) and is not valid for Medicare "
+                "on {dos}: bill the HCPCS code Medicare uses for the service instead",
                 when="w.severity = 'deny'"),
     Instruction("STATUS_NOT_PAYABLE", "confirm coverage",
                 "{line}: {code} has restricted coverage (status {status}): confirm the record meets the "
@@ -271,8 +309,7 @@ INSTRUCTIONS = [
                 "{claim}: add the ICD-10-CM diagnosis that supports {code} on {dos}"),
     Instruction("RECORDING_EVIDENCE", "confirm record",
                 "{line}: {code} billed with fluoroscopy {partner_code} ({partner_line}): confirm the report "
-                "shows a "
-                "permanent cine or video recording, else bill the fluoroscopy only"),
+                "shows a permanent cine or video recording; without one, {code} is not supported"),
     Instruction("MOD_BYPASS_UNNEEDED", "remove modifier",
                 "{line}: no NCCI edit pairs {code} with another line of this patient, day and NPI "
                 "{provider}: remove "
@@ -337,6 +374,16 @@ PRECEDENCE = [
         "the units of a line removed for a bundle no longer count toward the day's MUE",
         governs=("PTP_NO_BYPASS",), resolves=("MUE_DOS",),
         when="w.day_fixed_by = 'PTP_NO_BYPASS' and w.day_fits"),
+    Precedence(
+        "removed_units", "Removing a line clears its units",
+        "the units of a line removed for any other reason (a technical part in a hospital, an assistant "
+        "Medicare never pays, a bundled status) no longer count toward the day's MUE",
+        governs=(), resolves=("MUE_DOS",), when="w.day_fixed_by is not null and w.day_fits"),
+    Precedence(
+        "chain", "A line bundled into a removed line stays",
+        "a column 2 line whose column 1 line is itself removed for a bundle is no longer billed beside it: "
+        "the edit between them is moot, and the line stays unless another edit bundles it",
+        governs=(), resolves=("PTP_NO_BYPASS",), when="w.partner_bundled"),
     Precedence(
         "removed", "A line to remove needs no other fix",
         "nothing on a line that is not billed can be denied: its units, modifiers and other findings go with "
