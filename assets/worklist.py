@@ -264,6 +264,9 @@ DAYS = f"""
 create or replace temp table worklist_days as
 with members as (
     select w.line_id, w.claim_id, w.line_number, w.line_ref, w.units, w.mue_value, w.partner_batch,
+           -- The day's units as the judge added them, earlier batches' lines included (MUE_DOS's message).
+           try_cast(regexp_extract(w.message, '^[A-Z0-9]{{5}}: ([0-9.]+) units? for this patient', 1) as double)
+               as judged_units,
            w.line_ref || ' (' || w.billed || ', NPI ' || coalesce(w.provider, '') || ', same day)' as ref,
            hash(w.patient, w.date_of_service, w.provider, w.hcpcs) as day_key,
            coalesce(r.deny_removed_by, r.review_removed_by) as removed_by
@@ -271,7 +274,10 @@ with members as (
     where w.rule_id = 'MUE_DOS'
 ),
 days as (
-    select day_key, sum(units) as day_units, min(mue_value) as day_mue,
+    select day_key,
+           case when bool_or(partner_batch is not null) then coalesce(max(judged_units), sum(units))
+                else sum(units) end as day_units,
+           min(mue_value) as day_mue,
            coalesce(sum(units) filter (where removed_by is null), 0) as remaining_units,
            bool_or(partner_batch is not null) as with_earlier,
            string_agg(line_ref, ', ' order by claim_id, line_number) as day_lines,

@@ -207,6 +207,9 @@ CROSS_BATCH = {
     "PTP pair": (line("A3", "76120", patient="PX3"), line("B3", "76000", patient="PX3"), "PTP_NO_BYPASS"),
     "units over the MUE for the day": (line("A4", "76120", modifiers="26", patient="PX4"),
                                        line("B4", "76120", modifiers="26", patient="PX4"), "MUE_DOS"),
+    # 10005 (MUE 1 a day): the right side sent earlier, the left tonight; no copy to remove.
+    "units over the MUE, both sides": (line("A5", "10005", modifiers="RT", patient="PX5"),
+                                       line("B5", "10005", modifiers="LT", patient="PX5"), "MUE_DOS"),
 }
 # What the Worklist tells the biller about the new line: the line sent earlier stays; a global one is
 # corrected.
@@ -217,6 +220,9 @@ CROSS_BATCH_ACTIONS = {
     "PTP pair": ("remove line", "B3 line 1: 76000 is bundled into 76120 on A3 line 1 (76120, NPI 1234567893, same "
                                 "day, earlier batch {earlier})"),
     "units over the MUE for the day": ("remove line", "B4 line 1: 76120-26 repeats A4 line 1: remove this line"),
+    # The day's units count the line of the earlier batch too, as the finding does.
+    "units over the MUE, both sides": ("correct units", "(with earlier batch {earlier})) add up to 2, over its MUE "
+                                                        "of 1 per day"),
 }
 
 
