@@ -32,7 +32,8 @@ insert or ignore into batch_order select $batch, coalesce(max(seq), 0) + 1 from 
 # Lines of earlier batches that share a patient and date of service with the batch (`shares_day`), and the
 # surgeries of the batch's patients whose global period can reach the batch's dates (from 91 days before its
 # first date to the day after its last). A file of this batch scrubbed before (same content) is not history: a
-# line is never judged against itself. History lines get negative ids (`sl_id`) so that ids stay unique next
+# line is never judged against itself. Nor is a claim sent again tonight (corrected or resubmitted): tonight's
+# version replaces every line of its earlier ones, as the payer's latest claim does. History lines get negative ids (`sl_id`) so that ids stay unique next
 # to the batch's own; only these few are numbered, so the batch is never sorted.
 HISTORY_LINES = """
 create or replace temp table history_lines as
@@ -50,6 +51,7 @@ earlier as (
       and earlier_order.seq < (select seq from batch_order where batch_id = $batch)
       and earlier_file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
       and earlier.patient_id in (select patient_id from tonight)
+      and earlier.claim_id not in (select claim_id from claim_lines where batch_id = $batch)
 ),
 same_day as (
     select batch_id, line_id from earlier

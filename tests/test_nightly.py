@@ -282,6 +282,21 @@ def test_an_earlier_batch_is_not_judged_against_later_ones(cross_batch):
     assert cross_batch["earlier"].flags == []
 
 
+def test_a_claim_sent_again_replaces_its_earlier_version_in_history(tmp_path, db_path):
+    # R1 went out Monday and is sent again Tuesday (corrected: another diagnosis); R2 is a new claim repeating it.
+    monday = write_csv(tmp_path / "monday.csv", [line("R1", "99213", patient="PR")])
+    resent = {**line("R1", "99213", patient="PR"), "diagnosis_1": "R10.9"}
+    tuesday = write_csv(tmp_path / "tuesday.csv", [resent])
+    wednesday = write_csv(tmp_path / "wednesday.csv", [line("R2", "99213", patient="PR")])
+    for name, export in (("monday", monday), ("tuesday", tuesday), ("wednesday", wednesday)):
+        run = engine_scrub([export], tmp_path / name, db_path, history=True)
+        assert run.exit_code == 0, run.stderr
+        if name == "tuesday":
+            assert run.flags == [], "a claim is never a duplicate of its own earlier version"
+    repeats = [f for f in run.flags if f["rule_id"] == "DUP_EXACT"]
+    assert [(f["claim_id"], f["partner_claim_id"]) for f in repeats] == [("R2", "R1")]
+
+
 # How earlier releases stored claim lines: a table of their own, and raw rows without the scrubbable mark.
 OLD_LINE_STORE = """
 create table old_lines as select * from claim_lines;
