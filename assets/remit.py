@@ -58,10 +58,13 @@ lines as (
     join remit_claims c on c.sha256 = r.sha256 and c.claim_seq = r.claim_seq
     join remit_files f on f.sha256 = r.sha256
 ),
+-- A claim's latest batch in the order batches were first read (batch_order): rescrubbing an earlier batch
+-- rewrites its start time, and must not make its superseded claims the ones remittances match.
 latest_batch as (
-    select l.claim_id, arg_max(l.batch_id, b.started_at) as batch_id
+    select l.claim_id, arg_max(l.batch_id, {'seq': coalesce(o.seq, 0), 'started': b.started_at}) as batch_id
     from (select distinct claim_id, batch_id from claim_lines) l
     join batches b on b.batch_id = l.batch_id
+    left join batch_order o on o.batch_id = l.batch_id
     group by l.claim_id
 ),
 scrubbed as (

@@ -93,6 +93,8 @@ class Commands(click.Group):
 @click.version_option(package_name="claimscrub", prog_name="claimscrub", message="%(prog)s %(version)s")
 def main() -> None:
     """claimscrub: find the claim lines a payer will deny, before they go out."""
+    # Every command may create a file holding patient data (a database, its shard files, a report): owner-only.
+    os.umask(0o077)
     warnings.filterwarnings("ignore")
     logging.getLogger("dagster").setLevel(logging.ERROR)
 

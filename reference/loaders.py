@@ -15,7 +15,7 @@ import io
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import NamedTuple
 
@@ -190,6 +190,9 @@ def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool =
         return False
     loader = LOADERS[release.layout]
     table = TABLE_OF[release.table]
+    # In UTC, as the auditors' decisions are stamped: a standing dismissal lapses when a release is loaded after
+    # it, and DuckDB's current_timestamp would be the machine's local time.
+    loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
     con.execute("begin transaction")
     try:
         con.execute(f"delete from {table} where release_id = ?", [release.id])
@@ -201,10 +204,10 @@ def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool =
                 """insert into ref_releases (release_id, table_name, layout, effective_start, effective_end,
                                              source_files, sha256, row_count, origin, loaded_at, variant,
                                              table_version)
-                   values (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, ?, ?)""",
+                   values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [release.id, table_name, release.layout, release.effective_start, release.effective_end,
                  "; ".join(release.names or [p.name for p in release.files]), digest, count,
-                 release.origin, release.variant, table_version(release.table)],
+                 release.origin, loaded_at, release.variant, table_version(release.table)],
             )
         con.execute("commit")
     except Exception:

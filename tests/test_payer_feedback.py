@@ -129,6 +129,25 @@ def test_rule_outcomes_count_deny_findings_the_payer_denied(loop):
     }
 
 
+def test_a_rescrub_of_an_earlier_batch_leaves_the_remittance_on_the_claims_latest_batch(tmp_path, db_path):
+    # Monday's claim has a bad NPI; Tuesday's corrected version of it went out and was paid.
+    monday = write_csv(tmp_path / "monday.csv", [_line("FIX-1", 1, "PAT31", "99214", rendering="1234567890")])
+    tuesday = write_csv(tmp_path / "tuesday.csv", [_line("FIX-1", 1, "PAT31", "99214")])
+    remittance = write_835(tmp_path / "remit.835", [_line("FIX-1", 1, "PAT31", "99214")], {})
+
+    def npi_rows() -> list:
+        result = _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db_path))
+        assert result.exit_code == 0, result.stderr
+        return [r for r in read_csv(tmp_path / "feedback" / "rule_outcomes.csv") if r["rule_id"] == "NPI_INVALID"]
+
+    for export in (monday, tuesday):
+        assert scrub([export], tmp_path / export.stem, db_path).exit_code == 0
+    assert _cli("remit", str(remittance), "--db", str(db_path)).exit_code == 0
+    assert npi_rows() == []
+    assert scrub([monday], tmp_path / "monday-again", db_path).exit_code == 0  # the rerun does not make it latest
+    assert npi_rows() == []
+
+
 def test_missed_denials_are_denied_lines_without_a_deny_finding(loop):
     rows = read_csv(loop.feedback_out / "missed_denials.csv")
     assert rows == [{

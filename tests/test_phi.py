@@ -10,9 +10,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from openpyxl import load_workbook
 
-from pipelines.cli import materialize
+from pipelines.cli import main, materialize
 from pipelines.resources import duckdb_resource
 
 from .corpus import row, text_export
@@ -98,6 +99,16 @@ def test_reports_database_and_secret_are_readable_by_the_owner_only(first_run):
     private = [*out.iterdir(), home / "claimscrub.duckdb", home / "site-secret"]
     assert {p.name: stat.S_IMODE(os.stat(p).st_mode) & 0o077 for p in private} == {p.name: 0 for p in private}
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
+
+
+def test_every_command_makes_its_files_owner_only(tmp_path):
+    # A per-shard site starts with `db init`: its shard files will hold patient ids in clear.
+    os.umask(0o022)  # as a login shell leaves it
+    site = tmp_path / "site" / "claimscrub.duckdb"
+    result = CliRunner().invoke(main, ["db", "init", "--shards", "2", "--layout", "per-shard", "--db", str(site)])
+    assert result.exit_code == 0, result.stderr
+    made = [site.parent, *site.parent.iterdir()]
+    assert {p.name: stat.S_IMODE(os.stat(p).st_mode) & 0o077 for p in made} == {p.name: 0 for p in made}
 
 
 def test_no_workbook_cell_becomes_a_formula_link_or_macro(first_run):

@@ -308,6 +308,20 @@ def test_a_standing_dismissal_lapses_when_a_newer_release_of_its_table_is_loaded
     assert standing["Status"] == "lapsed: PTP 2026Q3 loaded"
 
 
+def test_a_release_is_stamped_loaded_in_utc_as_decisions_are_whatever_the_machines_time_zone(tmp_path):
+    # West of UTC a release loaded after a dismissal was stamped hours before it, and never lapsed it.
+    db = tmp_path / "west.duckdb"
+    before = datetime.now(timezone.utc).replace(tzinfo=None)
+    loaded = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "reference", "load", str(PTP_2026), "--db", str(db)],
+        env={**os.environ, "TZ": "America/Los_Angeles"}, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    stamped = con.execute("select max(loaded_at) from ref_releases where release_id = 'PTP 2026Q3'").fetchall()[0][0]
+    con.close()
+    assert before - timedelta(seconds=1) <= stamped <= datetime.now(timezone.utc).replace(tzinfo=None)
+
+
 def test_a_later_decision_counts_and_the_earlier_stays_in_the_trail(audit, copy_db):
     changed = decide(audit.rerun.out_dir / REPORT, audit.folder / "second-look.xlsx",
                      {("MUE-1", 1, "MUE_DOS"): ("accept", "on second look", "cara", "this finding")})
