@@ -49,7 +49,8 @@ def load_hint(family: Family, day: date) -> str:
     quarter = (day.month - 1) // 3 + 1
     first_month = date(day.year, 3 * quarter - 2, 1) if family.period == "quarter" else date(day.year, 1, 1)
     return family.load_hint.format(yy=f"{day.year % 100:02d}", letter="ABCD"[quarter - 1], year=day.year,
-                                   q=quarter, mon=first_month.strftime("%b").upper(), mm=f"{first_month.month:02d}")
+                                   q=quarter, mon=first_month.strftime("%b").upper(),
+                                   mm=f"{first_month.month:02d}")
 
 
 def _newest(con, family: Family) -> tuple[str, date, date] | None:

@@ -77,7 +77,8 @@ select {finding_id_sql("$batch", "l.claim_id", "l.line_number", "f.rule_id")} as
        l.modifier_text as modifiers, l.units, l.provider, l.payer, f.rule_id, f.category, f.severity,
        f.carc, f.dollars_at_risk, f.message, r.fix, {{partner}} f.ptp_column_1, f.ptp_column_2,
        f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release, p.mue_release,
-       p.aoc_release, p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id, f.partner_line_id,
+       p.aoc_release, p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id,
+       f.partner_line_id,
        l.component, l.place_of_service, l.rendering_npi, l.billing_npi, p.status, p.pctc, p.mue_value,
        p.bilat_surg, p.asst_surg, p.co_surg, p.team_surg,
        {SEVERITY_RANK} as _rank

@@ -491,7 +491,8 @@ PARSED_COLUMNS = """
          else list_distinct(list_filter(list_transform(
                   list_concat([diagnosis_1, diagnosis_2, diagnosis_3, diagnosis_4],
                               coalesce(regexp_split_to_array(diagnoses, '[,;|\\s]+'), [])),
-                  lambda d: case when strpos(upper(trim(d)), '.') in (0, 4) or trim(d, ' .') = '' then replace(upper(trim(d)), '.', '')
+                  lambda d: case when strpos(upper(trim(d)), '.') in (0, 4) or trim(d, ' .') = ''
+                                      then replace(upper(trim(d)), '.', '')
                                  else upper(trim(d)) end), lambda d: d is not null and d <> '')) end,
     payer, upper(locality),
     case when service_zip is null then null

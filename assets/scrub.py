@@ -33,8 +33,9 @@ insert or ignore into batch_order select $batch, coalesce(max(seq), 0) + 1 from 
 # surgeries of the batch's patients whose global period can reach the batch's dates (from 91 days before its
 # first date to the day after its last). A file of this batch scrubbed before (same content) is not history: a
 # line is never judged against itself. Nor is a claim sent again tonight (corrected or resubmitted): tonight's
-# version replaces every line of its earlier ones, as the payer's latest claim does. History lines get negative ids (`sl_id`) so that ids stay unique next
-# to the batch's own; only these few are numbered, so the batch is never sorted.
+# version replaces every line of its earlier ones, as the payer's latest claim does. History lines get negative
+# ids (`sl_id`) so that ids stay unique next to the batch's own; only these few are numbered, so the batch is
+# never sorted.
 HISTORY_LINES = """
 create or replace temp table history_lines as
 with tonight as (

@@ -249,8 +249,8 @@ from (
 LINE_REMOVALS = f"""
 create or replace temp table worklist_removals as
 select line_id, bool_or(rule_id = 'PTP_NO_BYPASS' and not partner_bundled) as bundled,
-       arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'deny' and not partner_bundled)
-           as deny_removed_by,
+       arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'deny'
+                                          and not partner_bundled) as deny_removed_by,
        arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'review'
                                           and rule_id in {_sql_list(GOVERNING) if GOVERNING else "(null)"})
            as review_removed_by
@@ -319,7 +319,8 @@ ACTION_SQL = "case w.variant " + " ".join(
 JUDGED = f"""
 create or replace temp table worklist_judged as
 with facts as not materialized (
-    select w.*, x.* exclude (_row, line_id, rule_id, severity, partner_bundled), d.day_units, d.day_mue, d.remaining_units,
+    select w.*, x.* exclude (_row, line_id, rule_id, severity, partner_bundled), d.day_units, d.day_mue,
+           d.remaining_units,
            d.day_lines, d.fixing_lines, d.day_fixed_by, d.day_fits, d.day_key, d.day_partners
     from worklist_findings w
     join worklist_facts x on x._row = w._row

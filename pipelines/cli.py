@@ -120,8 +120,8 @@ def main() -> None:
 def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str, mapping: str,
           show_ids: bool, history: bool, log, standing_days: int | None, workers: int) -> None:
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
-    from assets.readers import (InputFileError, export_headers, inspect_export, load_mapping, misnamed, prefetching,
-                                rows_above_header, unread_headers)
+    from assets.readers import (InputFileError, export_headers, inspect_export, load_mapping, misnamed,
+                                prefetching, rows_above_header, unread_headers)
 
     from .settings import database_path, mapping_file, run_day, rvu_variant, work_floor_through
     from .settings import standing_days as site_standing_days

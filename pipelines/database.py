@@ -161,8 +161,8 @@ def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTI
     opens further connections at once; `on_wait` is called once if this one has to wait.
     """
     try:
-        return waiting_for_lock(lambda: quiet(duckdb.connect(database, config=config)), database, timeout, on_wait,
-                                deadline)
+        return waiting_for_lock(lambda: quiet(duckdb.connect(database, config=config)), database, timeout,
+                                on_wait, deadline)
     except duckdb.IOException as exc:
         raise open_error(database, exc) from None
 
