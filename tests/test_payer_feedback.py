@@ -129,6 +129,7 @@ def test_rule_outcomes_count_deny_findings_the_payer_denied(loop):
     }
 
 
+@pytest.mark.slow  # four scrubs and two feedback runs
 def test_a_rescrub_of_an_earlier_batch_leaves_the_remittance_on_the_claims_latest_batch(tmp_path, db_path):
     # Monday's claim has a bad NPI; Tuesday's corrected version of it went out and was paid.
     monday = write_csv(tmp_path / "monday.csv", [_line("FIX-1", 1, "PAT31", "99214", rendering="1234567890")])
