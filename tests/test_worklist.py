@@ -67,6 +67,9 @@ CONFLICTS = [
     line("C-HOSP", 2, "P-HOSP", "2024-07-26", modifiers="TC", pos="22"),
     # A bundled supply (status B, MUE 0): removed, which settles its units.
     line("C-BUN", 1, "P-BUN", "2024-07-26", hcpcs="A4550"),
+    # Both knees on lines of their own (27447: bilateral indicator 1, MUE 1): one line with 50.
+    line("C-BIL", 1, "P-BIL", "2024-07-26", hcpcs="27447", modifiers="RT"),
+    line("C-BIL", 2, "P-BIL", "2024-07-26", hcpcs="27447", modifiers="LT"),
 ]
 
 
@@ -183,7 +186,7 @@ def test_the_two_sides_of_a_conflict_between_claims_sort_next_to_each_other(work
         if w["Claim"] not in seen:
             seen.add(w["Claim"])
             clusters.append((w["Claim"], w["Claim at risk"]))
-    assert clusters[0] == ("C-DX", 248.42)
+    assert clusters[0] == ("C-BIL", 2515.26)  # both knees, 1,257.63 each
 
 
 def test_one_billers_26_and_tc_over_the_mue_become_one_global_line_not_fewer_units(rows_by_line):
@@ -259,6 +262,13 @@ def test_a_line_removed_for_any_reason_clears_the_days_units(rows_by_line):
     supply = rows_by_line[("C-BUN", 1)]
     assert supply["Action"] == "remove line" and "never paid on its own: remove this line" in supply["Instruction"]
     assert supply["Resolves"] == "STATUS_NOT_PAYABLE; also MUE_DOS (Removing a line clears its units)"
+
+
+def test_each_side_of_a_bilateral_code_on_its_own_line_is_told_to_bill_50(rows_by_line):
+    for number in (1, 2):
+        row = rows_by_line[("C-BIL", number)]
+        assert row["Action"] == "bill as bilateral"
+        assert "bill it once as 27447-50 on one line (bilateral indicator 1, paid at 150%)" in row["Instruction"]
 
 
 def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):

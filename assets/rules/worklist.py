@@ -224,6 +224,14 @@ INSTRUCTIONS = [
                 "{line}: {code} billed {units} units on one line, its MUE is {mue} per line: bill {mue} on "
                 "this "
                 "line, and appeal any medically necessary excess with the record"),
+    # Each side on a line of its own, of a code paid bilateral at 150% (indicator 1) with an MUE of one: one
+    # line with 50 is the claim Medicare pays, not the units cut to one.
+    Instruction("MUE_DOS", "bill as bilateral",
+                "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
+                "of {mue} per day: bill it once as {code}-50 on one line (bilateral indicator 1, paid at 150%) "
+                "and remove the other side's line",
+                when="w.bilat_surg = '1' and w.mue_value = 1 and list_has_any(string_split(coalesce(w.modifiers, "
+                     "''), ','), ['RT', 'LT'])"),
     Instruction("MUE_DOS", "correct units",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}"
