@@ -65,14 +65,13 @@ order by dollars_at_risk desc, f.category
 """
 
 # The rules of the deny findings by the dollars of their lines (a line counts once per rule: on the Findings
-# sheet, the rule and severity deny), the ten biggest.
+# sheet, the rule and severity deny), biggest first; the Summary shows the first TOP_RULES and sums the rest.
 TOP_RULES_SQL = """
 select rule_id, category, severity, sum(n) as findings, sum(amount) as dollars_at_risk
 from (select rule_id, category, severity, line_id, count(*) as n, max(dollars_at_risk) as amount
       from line_flags where batch_id = $batch and severity = 'deny' group by all)
 group by all
 order by dollars_at_risk desc, findings desc, rule_id
-limit 10
 """
 
 # Providers or payers by the dollars of their lines with a deny finding; `{key}` is a column constant. From

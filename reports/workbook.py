@@ -103,6 +103,10 @@ class OtherRuns:
     latest_started: datetime | None = None
 
 
+# Rules the Summary lists one by one; the others are summed on one row.
+TOP_RULES = 10
+
+
 @dataclass
 class Report:
     """Everything the workbook shows. `summary` is the run's summary.json; the rest are its tables."""
@@ -606,10 +610,15 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
 
     out.section(f"Top rules by dollars at risk of denial ({OVERLAP.replace('categories', 'rules')})")
     out.header("Rule", "Category", "Severity", "Findings", "Dollars at risk", text_columns=3)
-    rules = list(report.top_rules.rows)
+    every_rule = list(report.top_rules.rows)
+    rules, rest = every_rule[:TOP_RULES], every_rule[TOP_RULES:]
     for rule, category, severity, findings, dollars in rules:
         out.add(s(rule), s(category), s(severity, fill=SEVERITY_FILL.get(severity)), findings,
                 s(dollars, number_format=MONEY))
+    if rest:
+        # The rows above then add up to the total below (the rest's dollars, like each rule's, per rule).
+        out.add(s(f"{len(rest)} other rule{'s' if len(rest) != 1 else ''}"), None, None,
+                sum(r[3] for r in rest), s(sum(r[4] for r in rest), number_format=MONEY))
     if rules:
         out.add(s(f"{COUNTED_ONCE}, all rules", font=BOLD), None, None, s(deny_findings, font=BOLD),
                 s(deny_dollars, font=BOLD, number_format=MONEY))

@@ -385,11 +385,17 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
 
     rules = section(summary, "Top rules by dollars at risk of denial (a line can fall under several rules)")
     by_rule = _once(deny, lambda f: f["rule_id"])
-    for rule, _, severity, findings, dollars in (r[:5] for r in rules[1:-1]):
+    ranked = sorted(by_rule, key=lambda r: (-by_rule[r], -sum(f["rule_id"] == r for f in deny), r))
+    *listed, rest = rules[1:-1]
+    for rule, _, severity, findings, dollars in (r[:5] for r in listed):
         assert severity == "deny" and findings == sum(f["rule_id"] == rule for f in deny)
         assert Decimal(str(dollars)) == by_rule[rule]
-    assert [r[0] for r in rules[1:-1]] == sorted(by_rule, key=lambda r: (-by_rule[r], -sum(
-        f["rule_id"] == r for f in deny), r))[:10]
+    assert [r[0] for r in listed] == ranked[:10]
+    # The rules past the first ten on one row: the rows then add up to every deny finding.
+    assert len(ranked) > 10 and rest[0] == f"{len(ranked) - 10} other rules"
+    assert rest[3] == sum(f["rule_id"] in ranked[10:] for f in deny)
+    assert Decimal(str(rest[4])) == sum(by_rule[r] for r in ranked[10:])
+    assert sum(r[3] for r in rules[1:-1]) == len(deny)
     assert rules[-1][0] == "Each line counted once, all rules" and rules[-1][4] == float(headline)
 
     for title, column in (("Top providers by dollars at risk of denial", "provider_npi"),
