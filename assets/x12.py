@@ -153,6 +153,23 @@ def inspect_837p(path: Path) -> None:
         pass
 
 
+def skipped_sets(path: Path) -> str:
+    """A note naming the transaction sets of an X12 file that are not 837P (an 837I beside the 837P claims),
+    which the scrub leaves out; "" when there are none."""
+    guide, others = "", []
+    for segment in read_segments(path):
+        if segment.id == "GS":
+            guide = segment.get(8)
+        elif segment.id == "ST":
+            set_id, set_guide = segment.get(1), segment.get(3) or guide
+            if not (set_id == "837" and set_guide.startswith(PROFESSIONAL_GUIDE)):
+                others.append(f"{set_id} ({set_guide})" if set_guide else set_id)
+    if not others:
+        return ""
+    return (f"{path}: {len(others)} transaction set{'s' if len(others) != 1 else ''} not 837P left out: "
+            f"{', '.join(others)}")
+
+
 def transaction_set(path: Path) -> str:
     """The id of the file's first transaction set (837, 835, 999 ...), read from its first ST segment."""
     for segment in read_segments(path):
@@ -201,7 +218,8 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
             "patient_id": hl.get("patient_id", ""),
             "date_of_service": line["dos"] or claim["dos"],
             "hcpcs": procedure[1] if len(procedure) > 1 else "",
-            "units": sv1.get(4) if sv1 is not None else "",
+            # MJ (minutes) is anesthesia time, not units of service: the line is one service.
+            "units": ("1" if sv1.get(3) == "MJ" and sv1.get(4) else sv1.get(4)) if sv1 is not None else "",
             "modifier_1": modifiers[0], "modifier_2": modifiers[1],
             "modifier_3": modifiers[2], "modifier_4": modifiers[3],
             "charge": sv1.get(2) if sv1 is not None else "",
@@ -247,13 +265,25 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
                     hl["billing_npi"] = segment.get(9)
                 elif entity == "IL":
                     hl["patient_id"] = segment.get(9)
+                elif entity == "QC":
+                    # A dependent (2000C/2010CA) has no member id of its own: the subscriber's is shared by
+                    # every dependent, so the patient is that id with the dependent's name and birth date.
+                    name = " ".join(filter(None, [segment.get(3), segment.get(4)]))
+                    hl["patient_id"] = " ".join(filter(None, [segment.get(9) or hl.get("patient_id", ""), name]))
                 elif entity == "PR":
                     hl["payer"] = segment.get(3)
+            elif sid == "DMG" and entity == "QC":
+                hl["patient_id"] = " ".join(filter(None, [hl.get("patient_id", ""), segment.get(2)]))
         elif sid == "LX":
             line = {"line_number": segment.get(1), "segment": segment.number, "sv1": None, "dos": "",
                     "rendering": ""}
         elif line is not None:
-            if sid == "SV1":
+            if sid == "SV1" and line["sv1"] is not None:
+                # A second service line under one LX is a line of its own, without a line number of its own:
+                # quarantined for it rather than overwriting the first.
+                yield row()
+                line = {"line_number": "", "segment": segment.number, "sv1": segment, "dos": "", "rendering": ""}
+            elif sid == "SV1":
                 line["sv1"] = segment
             elif sid == "DTP" and segment.get(1) == "472":
                 line["dos"] = _date(segment)

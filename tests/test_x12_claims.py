@@ -76,6 +76,63 @@ GE*1*7~
 IEA*1*000000007~
 """
 
+
+
+def _with_set_counts(text: str) -> str:
+    """The file with each SE01 set to its transaction set's segment count (ST to SE)."""
+    out, count = [], 0
+    for segment in text.splitlines():
+        count = 1 if segment.startswith("ST*") else count + 1
+        out.append(segment.replace("SE*n*", f"SE*{count}*") if segment.startswith("SE*n*") else segment)
+    return "\n".join(out) + "\n"
+
+
+# Two siblings under one subscriber (2000C, no member id of their own) seen the same day for the same visit;
+# anesthesia time in minutes (SV103 MJ); a second SV1 under one LX; and an 837I set beside the 837P one.
+DEPENDENTS_837P = _with_set_counts(f"""\
+ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240901*1200*^*00501*000000008*0*T*:~
+GS*HC*SENDER*RECEIVER*20240901*1200*8*X*005010X222A1~
+ST*837*0001*005010X222A1~
+BHT*0019*00*0001*20240901*1200*CH~
+HL*1**20*1~
+NM1*85*2*GROUP*****XX*{GROUP}~
+HL*2*1*22*1~
+SBR*P*18*******CI~
+NM1*IL*1*BETA*BOB****MI*SUB-9~
+NM1*PR*2*ACME HEALTH*****PI*P1~
+HL*3*2*23*0~
+PAT*19~
+NM1*QC*1*BETA*AMY~
+DMG*D8*20150101*F~
+CLM*SIB-1*100***11:B:1*Y*A*Y*Y~
+HI*ABK:J069~
+LX*1~
+SV1*HC:99213*100*UN*1***1~
+DTP*472*D8*20240810~
+HL*4*2*23*0~
+PAT*19~
+NM1*QC*1*BETA*BEN~
+DMG*D8*20180101*M~
+CLM*SIB-2*400***11:B:1*Y*A*Y*Y~
+HI*ABK:J069~
+LX*1~
+SV1*HC:99213*100*UN*1***1~
+DTP*472*D8*20240810~
+LX*2~
+SV1*HC:01996*300*MJ*30***1~
+DTP*472*D8*20240810~
+SV1*HC:20610*100*UN*1***1~
+DTP*472*D8*20240810~
+SE*n*0001~
+GE*1*8~
+GS*HC*SENDER*RECEIVER*20240901*1200*9*X*005010X223A2~
+ST*837*0002*005010X223A2~
+BHT*0019*00*0002*20240901*1200*CH~
+SE*n*0002~
+GE*1*9~
+IEA*2*000000008~
+""")
+
 # The same claims written three ways; each file's claim ids carry its own prefix.
 VARIANTS = {
     "pipes-newline-terminator.837": {"sep": Separators("|", ">", "\n", "^"), "line_breaks": False},
@@ -105,7 +162,9 @@ def handmade_run(tmp_path_factory, reference_db):
     with module_site(tmp_path_factory, reference_db, "x12-handmade") as (folder, db):
         mapping = folder / "mapping.837"
         mapping.write_text(MAPPING_837P, encoding="ascii")
-        files = [mapping]
+        dependents = folder / "dependents.837"
+        dependents.write_text(DEPENDENTS_837P, encoding="ascii")
+        files = [mapping, dependents]
         for n, (name, options) in enumerate(VARIANTS.items()):
             files.append(write_837p(folder / name, _variant_rows(f"V{n}"), **options))
         return scrub(files, folder / "out", db, "--show-ids")
@@ -141,7 +200,7 @@ def test_837p_columns_come_from_the_loops_the_guide_names(handmade_run):
     assert (first["source_row"], first["date_of_service"], first["hcpcs"], first["modifiers"]) == (
         "26", "2024-08-12", "76120", "26")
     assert (first["place_of_service"], first["provider_npi"], first["payer"], first["patient"]) == (
-        "22", CLAIM_DOC, "ACME HEALTH", "MEMBER-1")
+        "22", CLAIM_DOC, "ACME HEALTH", "MEMBER-1 DOE TED")  # a dependent (2000C): the subscriber's id, TED
     assert first["locality"] != "national"  # from the 2310C ZIP
     # Line 2: its own date, place of service and 2420A rendering provider; the 2330D provider is ignored.
     assert (second["source_row"], second["date_of_service"], second["place_of_service"],
@@ -149,6 +208,22 @@ def test_837p_columns_come_from_the_loops_the_guide_names(handmade_run):
     other = handmade_run.line("MAP-2", 2)
     assert (other["provider_npi"], other["payer"], other["patient"]) == (OTHER_GROUP, "BLUE PLAN", "MEMBER-2")
     assert "DX_MISSING" not in handmade_run.findings("MAP-1", 1) | handmade_run.findings("MAP-2", 2)
+
+
+def test_837p_dependents_of_one_subscriber_are_patients_of_their_own(handmade_run):
+    amy, ben = handmade_run.line("SIB-1", 1), handmade_run.line("SIB-2", 1)
+    assert (amy["patient"], ben["patient"]) == ("SUB-9 BETA AMY 20150101", "SUB-9 BETA BEN 20180101")
+    assert "DUP_EXACT" not in handmade_run.findings("SIB-1", 1) | handmade_run.findings("SIB-2", 1)
+
+
+def test_837p_anesthesia_minutes_are_one_service_and_a_second_sv1_under_one_lx_is_kept(handmade_run):
+    assert handmade_run.line("SIB-2", 2)["units"] == "1"  # SV1*HC:01996*300*MJ*30: 30 minutes, one service
+    (second,) = [q for q in handmade_run.quarantine if q["claim_id"] == "SIB-2"]
+    assert (second["source_file"], second["source_row"]) == ("dependents.837", "32")
+    assert "line_number is missing" in second["reasons"]
+    notes = [line for line in handmade_run.stderr.splitlines() if not line.startswith("warning: ")]
+    assert any(n.endswith("dependents.837: 1 transaction set not 837P left out: 837 (005010X223A2)")
+               for n in notes), notes
 
 
 def test_837p_service_line_that_cannot_be_scrubbed_is_quarantined(handmade_run):
