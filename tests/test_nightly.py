@@ -135,6 +135,8 @@ def _run_nightly(instance, request: dg.RunRequest, db: Path) -> None:
     assert result.success
 
 
+# Two scrubs and a nightly run through Dagster's instance: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_inbox_and_nightly_run_give_the_findings_of_one_scrub_of_both_files(tmp_path, inbox, instance, db_path,
                                                                               reference_db, monkeypatch):
     reports = tmp_path / "rapports d'été"
@@ -306,6 +308,8 @@ alter table raw_claim_rows drop column scrubbable;
 """
 
 
+# Two scrubs around a migration of the store: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_a_database_that_stored_claim_lines_as_a_table_still_judges_against_them(tmp_path, db_path):
     monday = [line("A1", "76120", patient="P1"), {**line("A9", "76120", patient="P2"), "units": "x"}]
     earlier = scrub([write_csv(tmp_path / "monday.csv", monday)], tmp_path / "monday", db_path, "--history")
