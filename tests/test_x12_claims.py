@@ -25,14 +25,23 @@ SAMPLE_LINES = {
 GROUP, OTHER_GROUP = npi("555000111"), npi("555000222")
 CLAIM_DOC, LINE_DOC = npi("123456789"), npi("987654321")
 
-# One segment a line, so that a segment's number is its line number here.
-MAPPING_837P = f"""\
-ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240901*1200*^*00501*000000007*0*T*:~
-GS*HC*SENDER*RECEIVER*20240901*1200*7*X*005010X222A1~
+
+
+def _head(control: int) -> str:
+    """An 837P file's first segments, one a line: the envelope of interchange `control` and the billing
+    provider's loop (2000A)."""
+    return f"""\
+ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240901*1200*^*00501*{control:09d}*0*T*:~
+GS*HC*SENDER*RECEIVER*20240901*1200*{control}*X*005010X222A1~
 ST*837*0001*005010X222A1~
 BHT*0019*00*0001*20240901*1200*CH~
 HL*1**20*1~
 NM1*85*2*GROUP*****XX*{GROUP}~
+"""
+
+
+# One segment a line, so that a segment's number is its line number here.
+MAPPING_837P = _head(7) + f"""\
 HL*2*1*22*1~
 SBR*P*18*******CI~
 NM1*IL*1*DOE*JANE****MI*MEMBER-1~
@@ -89,13 +98,7 @@ def _with_set_counts(text: str) -> str:
 
 # Two siblings under one subscriber (2000C, no member id of their own) seen the same day for the same visit;
 # anesthesia time in minutes (SV103 MJ); a second SV1 under one LX; and an 837I set beside the 837P one.
-DEPENDENTS_837P = _with_set_counts(f"""\
-ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240901*1200*^*00501*000000008*0*T*:~
-GS*HC*SENDER*RECEIVER*20240901*1200*8*X*005010X222A1~
-ST*837*0001*005010X222A1~
-BHT*0019*00*0001*20240901*1200*CH~
-HL*1**20*1~
-NM1*85*2*GROUP*****XX*{GROUP}~
+DEPENDENTS_837P = _with_set_counts(_head(8) + """\
 HL*2*1*22*1~
 SBR*P*18*******CI~
 NM1*IL*1*BETA*BOB****MI*SUB-9~
