@@ -133,6 +133,7 @@ def test_lines_csv_is_in_file_order_however_the_rows_are_stored(tmp_path, db_pat
     assert not list((tmp_path / "parts").glob("*.part"))
 
 
+@pytest.mark.slow  # a per-shard site of its own: the slow tier (CI runs it)
 def test_a_per_shard_site_writes_the_one_file_site_s_lines_and_flags_part_by_part(tmp_path, db_path,
                                                                                   tmp_path_factory,
                                                                                   reference_db, monkeypatch):

@@ -223,6 +223,7 @@ def test_payer_feedback_is_an_asset_of_the_feedback_group():
     assert groups["payer_feedback"] == groups["remittances"] == "feedback"
 
 
+@pytest.mark.slow  # a per-shard site of its own: the slow tier (CI runs it)
 def test_a_per_shard_site_matches_the_remittance_and_writes_the_same_feedback(loop, tmp_path_factory,
                                                                                reference_db):
     with module_site(tmp_path_factory, reference_db, "feedback-shards") as (folder, db):

@@ -204,6 +204,7 @@ def test_a_mistake_on_the_command_line_is_one_line_and_exit_2(judged, tmp_path):
     assert missing.stderr.strip() == f"claimscrub: {tmp_path / 'none.duckdb'}: no such database; scrub claims first"
 
 
+@pytest.mark.slow  # a per-shard site of its own: the slow tier (CI runs it)
 def test_a_per_shard_site_is_judged_again_shard_by_shard_with_the_same_changes(judged, tmp_path_factory,
                                                                                  reference_db):
     with module_site(tmp_path_factory, reference_db, "rejudge-shards") as (folder, db):

@@ -496,6 +496,7 @@ def test_a_dismissed_finding_the_payer_denied_is_a_dismissal_it_did_not_agree_wi
     assert {(r[0], r[3]) for r in rows[2:4]} == {("DUP-1", "DUP_EXACT"), ("MUE-1", "MUE_DOS")}
 
 
+@pytest.mark.slow  # a per-shard site of its own: the slow tier (CI runs it)
 def test_a_per_shard_site_imports_the_same_decisions_and_shows_them_on_the_rerun(audit, tmp_path_factory,
                                                                                   reference_db):
     with module_site(tmp_path_factory, reference_db, "audit-shards") as (folder, db):
