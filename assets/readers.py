@@ -380,7 +380,7 @@ def _sniff_delimiter(first: str) -> str:
 
 # Rows looked at for the header row: a practice-management report often prints a title, the date range or
 # Excel's "sep=;" line above it.
-HEADER_SEARCH_ROWS = 10
+HEADER_SEARCH_ROWS = 11  # the header and up to ten rows of title above it
 EXCEL_SEPARATOR_LINE = re.compile(r"sep=(.)", re.IGNORECASE)
 
 

@@ -79,6 +79,8 @@ def test_a_title_above_the_header_row_is_skipped(con, tmp_path):
                        before="Charges by date of service,,\nJuly 2024 - 2024-07-31,,\n\n")
     assert [(r["source_row"], r["claim_id"]) for r in staged(con, path)] == [(1, "C1"), (2, "C2")]
     assert rows_above_header(path, {}) == f"{path}: the header row comes after 2 rows of title; skipped"
+    ten = text_export(tmp_path / "ten.csv", [row("C9")], before="".join(f"Report line {n}\n" for n in range(10)))
+    assert rows_above_header(ten, {}) == f"{ten}: the header row comes after 10 rows of title; skipped"
     # Excel's "sep=;" line names the delimiter and is no title.
     path = text_export(tmp_path / "sep.csv", [row("C3")], delimiter=";", before="sep=;\n")
     assert sorted(r["claim_id"] for r in staged(con, path)) == ["C1", "C2", "C3"]
