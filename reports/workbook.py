@@ -216,7 +216,7 @@ RULES = [
     Column("id", "Rule", 26),
     Column("category", "Category", 14),
     Column("severity", "Severity", 9, "severity"),
-    Column("carc", "CARC", 6),
+    Column("carcs", "CARC", 6),
     Column("carc_text", "CARC text", 40, wrap=True),
     Column("explanation", "Explanation", 50, wrap=True),
     Column("fix", "Fix", 50, wrap=True),

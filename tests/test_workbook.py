@@ -238,6 +238,10 @@ def test_rules_sheet_prints_the_registry_with_carc_texts(book):
     assert both["CARC"] == "4"
     assert both["CARC text"] == "The procedure code is inconsistent with the modifier used."
     assert both["Fix"] and both["Source"] and both["Findings this run"] == 1
+    # A rule whose CARC follows the line (the code's status) shows every CARC its findings carry.
+    status = rules["STATUS_NOT_PAYABLE"]
+    assert status["CARC"] == "96, 97, 181, 50"
+    assert status["CARC text"].startswith("96: ") and "; 181: " in status["CARC text"]
 
 
 def test_reference_sheet_names_each_release_with_its_period_files_and_sha256(book):

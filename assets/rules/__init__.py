@@ -25,9 +25,13 @@ STEPS: list[Step] = [step for family in FAMILIES for step in family.STEPS]
 
 
 def registry_frame(carc_text: dict[str, str] | None = None) -> pd.DataFrame:
-    frame = pd.DataFrame([asdict(rule) for rule in RULES])
+    frame = pd.DataFrame([asdict(rule) for rule in RULES]).drop(columns="also_carc")
     carc_text = carc_text or {}
-    frame["carc_text"] = [carc_text.get(code, "") for code in frame["carc"]]
+    codes = [[rule.carc, *rule.also_carc] if rule.carc else [] for rule in RULES]
+    frame["carcs"] = [", ".join(each) for each in codes]
+    frame["carc_text"] = [carc_text.get(each[0], "") if len(each) == 1
+                          else "; ".join(f"{code}: {carc_text.get(code, '')}" for code in each)
+                          for each in codes]
     return frame
 
 

@@ -33,6 +33,9 @@ class Rule:
     # The reference table whose release decides the finding (rvu, ptp, mue, aoc), or "" for a rule that reads
     # none: a newer release of it ends a standing dismissal, and `rejudge` names it as the cause of a change.
     judged_by: str = ""
+    # Other CARCs its findings carry where the line decides (STATUS_NOT_PAYABLE: by the code's status), shown
+    # with `carc` on the Rules sheet; `carc` stays the one a finding without its own takes.
+    also_carc: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
