@@ -218,6 +218,13 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
     deny_claims, deny_lines = con.execute(
         """select count(distinct claim_id), count(distinct line_id) from finding_rows
            where severity = 'deny'""").fetchall()[0]
+    # Deny lines this tool does not price (carrier-priced, team surgery, no RVU row of their own): their
+    # dollars at risk count as 0.00, so the headline understates them.
+    unpriced_deny_lines = con.execute(
+        """select count(distinct f.line_id) from finding_rows f
+           join (select line_id from priced_lines where batch_id = $batch and expected_allowed is null) p
+             on p.line_id = f.line_id
+           where f.severity = 'deny'""", params).fetchall()[0][0]
     others = con.execute(OTHER_SOURCES_SQL, {"source": summary["source"]}).fetchall()[0]
     trail = {**params, "as_of": as_of, "standing_days": standing_days}
     carc_release, carc_text = carc
@@ -240,6 +247,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
         worklist=_query_table(con, WORKLIST_SQL, {}, worklist_count, in_order=True),
         worklist_claims=worklist_claims,
         deny_claims=deny_claims,
+        unpriced_deny_lines=unpriced_deny_lines,
         deny_lines=deny_lines,
         worklist_note=closing_note(),
         quarantine=_query_table(con, QUARANTINE_SQL, params, summary["rows_quarantined"]),

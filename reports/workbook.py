@@ -126,6 +126,7 @@ class Report:
     worklist_claims: int = 0  # the claims the Worklist's lines belong to
     deny_lines: int = 0  # the lines with a deny finding, each counted once, whatever was decided of it
     deny_claims: int = 0  # the claims of those lines
+    unpriced_deny_lines: int = 0  # of those lines, the ones not priced here (their dollars count as 0.00)
     worklist_note: list[str] = field(default_factory=list)  # the Worklist's closing note
     other_runs: OtherRuns = OtherRuns()  # runs of other sources, left out of the trend
     decisions: Table | None = None  # the trail of the auditors' decisions on the batch's findings
@@ -544,6 +545,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
              Font(name=FONT, bold=True, size=14, color="C00000"))
     out.fact("Lines with a deny finding", report.deny_lines)
     out.fact("Claims with a deny finding", report.deny_claims)
+    if report.unpriced_deny_lines:
+        out.fact("Of those lines, not priced here (counted at $0.00)", report.unpriced_deny_lines)
     out.fact("Expected allowed, all lines", expected, MONEY)
     out.fact("Share of expected allowed at risk", deny_dollars / expected if expected else 0.0, PERCENT)
     history = list(report.history.rows)

@@ -67,6 +67,8 @@ CONFLICTS = [
     line("C-HOSP", 2, "P-HOSP", "2024-07-26", modifiers="TC", pos="22"),
     # A bundled supply (status B, MUE 0): removed, which settles its units.
     line("C-BUN", 1, "P-BUN", "2024-07-26", hcpcs="A4550"),
+    # A professional component of a code that has none (99214-26): denied, and not priced here.
+    line("C-NP", 1, "P-NP", "2024-07-26", hcpcs="99214", modifiers="26"),
     # Both knees on lines of their own (27447: bilateral indicator 1, MUE 1): one line with 50.
     line("C-BIL", 1, "P-BIL", "2024-07-26", hcpcs="27447", modifiers="RT"),
     line("C-BIL", 2, "P-BIL", "2024-07-26", hcpcs="27447", modifiers="LT"),
@@ -364,6 +366,11 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
     assert Decimal(str(facts["Dollars at risk of denial"])) == headline
     assert facts["Lines with a deny finding"] == len({(f["claim_id"], f["line_number"]) for f in deny})
     assert facts["Claims with a deny finding"] == len({f["claim_id"] for f in deny})
+    # Deny lines without a price (99214-26 among them) are said: their dollars count as 0.00.
+    unpriced = {(f["claim_id"], f["line_number"]) for f in deny
+                if run.line(f["claim_id"], f["line_number"])["expected_allowed"] == ""}
+    assert ("C-NP", "1") in unpriced
+    assert facts["Of those lines, not priced here (counted at $0.00)"] == len(unpriced)
     assert sum(Decimal(str(w["Dollars at risk"] or 0)) for w in worklist) == headline
 
     categories = section(summary, "Findings and dollars at risk of denial by category (a line can fall under "
