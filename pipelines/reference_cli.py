@@ -117,6 +117,14 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
                 ).fetchall()
                 for release, _ in results
             }
+            # The most rows another release of each table holds: a release far below it is likely a part of
+            # the official file (one PTP part of four, an excerpt), which would judge lines as if whole.
+            largest_other = {
+                (release.id, table): con.execute(
+                    """select max(row_count), arg_max(release_id, row_count) from ref_releases
+                       where table_name = ? and release_id <> ?""", [table, release.id]).fetchall()[0]
+                for release, _ in results for table, _ in counts[release.id]
+            }
     except ReferenceFileError as exc:
         fail(str(exc))
     for release, loaded in results:
@@ -124,6 +132,15 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
         state = "loaded" if loaded else "already loaded (same files)"
         click.echo(f"{release.id}: {state}, {release.effective_start} to {release.effective_end}, {rows} "
                    f"from {'; '.join(release.names)}")
+        for table, count in counts[release.id]:
+            most, other = largest_other.get((release.id, table), (None, None))
+            if most and count < most // PARTIAL_SHARE:
+                click.echo(f"warning: {release.id} holds {count:,} {table} rows against {most:,} in {other}: "
+                           "if the official file comes in parts, load them all together", err=True)
+
+
+# A loaded release with fewer than 1/PARTIAL_SHARE of the rows of another release of its table is said.
+PARTIAL_SHARE = 2
 
 
 @reference.command("localities")

@@ -272,6 +272,10 @@ def test_a_scrub_against_a_broken_reference_table_stops_and_names_the_check(db_p
 def test_newer_official_releases_judge_exactly_the_dates_they_cover(db_path, tmp_path):
     loaded = reference("load", PTP_2026, MUE_2026, "--db", db_path)
     assert loaded.exit_code == 0, loaded.output
+    # Samples of the official files: far fewer rows than a whole quarter, which the load says.
+    warnings = [line for line in loaded.stderr.splitlines() if line.startswith("warning: ")]
+    assert any(w.startswith("warning: PTP 2026Q3 holds ") and " ptp rows against 2,546,017 in PTP 2024Q3: if "
+               "the official file comes in parts, load them all together" in w for w in warnings), warnings
 
     def encounter(claim: str, dos: str) -> list[dict]:
         base = {"patient_id": "PAT-REF", "date_of_service": dos, "units": "1", "rendering_npi": "1234567893",
