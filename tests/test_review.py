@@ -336,6 +336,19 @@ def test_a_later_decision_counts_and_the_earlier_stays_in_the_trail(audit, copy_
     assert len(trail(copy_db)) == 6
 
 
+def test_a_duplicate_whose_other_side_an_auditor_decided_is_told_to_decide_to_match(audit, copy_db, tmp_path):
+    # DUP-1 line 2 stays dismissed; line 1 goes back to pending: its copy is gone from the Worklist.
+    reopened = decide(audit.rerun.out_dir / REPORT, tmp_path / "reopened.xlsx",
+                      {("DUP-1", 1, "DUP_EXACT"): ("pending", None, "bob", "this finding")})
+    assert cli("review", "import", reopened, "--db", copy_db).exit_code == 0
+    rerun = engine_scrub([write_csv(tmp_path / "batch1.csv", BATCH_1)], tmp_path / "rerun", copy_db)
+    row = next(w for w in sheet_table(rerun.out_dir / REPORT, "Worklist") if w["Claim"] == "DUP-1")
+    assert row["Line"] == 1 and row["Action"] == "decide to match"
+    assert row["Instruction"].startswith("DUP-1 line 1: 99213 repeats DUP-1 line 2 (99213, NPI ")
+    assert row["Instruction"].endswith("whose finding of the same repeat an auditor decided: decide this one to "
+                                       "match")
+
+
 def test_the_same_file_imported_twice_changes_nothing(audit, copy_db):
     before = trail(copy_db)
     again = cli("review", "import", audit.folder / "reviewed.xlsx", "--db", copy_db)
