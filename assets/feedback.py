@@ -76,12 +76,16 @@ order by d.claim_id, d.line_number, d.rule_id
 """
 
 # Per rule with deny findings on remitted lines: how many the payer denied; and of the lines whose finding was
-# dismissed, how many the payer denied all the same.
+# dismissed, how many the payer denied all the same. A line whose finding was fixed went out corrected: the
+# payer judged the correction, not what the rule flagged, so the precision leaves it out (empty where every
+# line was fixed).
 RULE_OUTCOMES = """
 select f.rule_id, count(*) as flagged_lines, count(*) filter (where o.denied) as denied_lines,
-       round(count(*) filter (where o.denied) / count(*), 3) as observed_precision,
+       round(count(*) filter (where o.denied and d.decision is distinct from 'fixed')
+             / nullif(count(*) filter (where d.decision is distinct from 'fixed'), 0), 3) as observed_precision,
        count(*) filter (where d.decision = 'dismiss') as dismissed_lines,
-       count(*) filter (where d.decision = 'dismiss' and o.denied) as dismissed_denied
+       count(*) filter (where d.decision = 'dismiss' and o.denied) as dismissed_denied,
+       count(*) filter (where d.decision = 'fixed') as fixed_lines
 from (select distinct batch_id, line_id, rule_id from line_flags where severity = 'deny') f
 join line_outcomes o on o.batch_id = f.batch_id and o.line_id = f.line_id
 left join remitted_decisions d on d.batch_id = f.batch_id and d.line_id = f.line_id and d.rule_id = f.rule_id

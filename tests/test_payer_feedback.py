@@ -118,7 +118,7 @@ def test_remit_reports_what_it_loaded_and_matched(loop):
 def test_rule_outcomes_count_deny_findings_the_payer_denied(loop):
     rows = read_csv(loop.feedback_out / "rule_outcomes.csv")
     assert list(rows[0]) == ["rule_id", "flagged_lines", "denied_lines", "observed_precision", "dismissed_lines",
-                             "dismissed_denied"]
+                             "dismissed_denied", "fixed_lines"]
     assert {r["rule_id"]: (r["flagged_lines"], r["denied_lines"], r["observed_precision"]) for r in rows} == {
         "PTP_NO_BYPASS": ("6", "6", "1.0"),
         "MUE_DOS": ("2", "2", "1.0"),

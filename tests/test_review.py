@@ -503,6 +503,11 @@ def test_a_dismissed_finding_the_payer_denied_is_a_dismissal_it_did_not_agree_wi
     assert (outcomes["MUE_DOS"]["dismissed_lines"], outcomes["MUE_DOS"]["dismissed_denied"]) == ("1", "1")
     ptp = outcomes["PTP_NO_BYPASS"]
     assert (ptp["dismissed_lines"], ptp["dismissed_denied"]) == ("1", "0")
+    # DUP-1 line 1 was marked fixed and the payer paid the corrected line: it is counted apart, not as a false
+    # alarm of the rule (whose other line, DUP-1 line 2, the payer denied).
+    dup = outcomes["DUP_EXACT"]
+    assert (dup["flagged_lines"], dup["denied_lines"], dup["fixed_lines"], dup["observed_precision"]) == \
+        ("2", "1", "1", "1.0")
     rows = list(load_workbook(tmp_path / "feedback" / "payer-feedback.xlsx", read_only=True)["Payer feedback"]
                 .iter_rows(values_only=True))
     assert rows[0][0].startswith("Dismissals the payer did not agree with")
