@@ -446,24 +446,35 @@ def rows_above_header(path: Path, mapping: dict[str, str]) -> str:
 # helper columns of `parsed_rows_sql`.
 #
 # Dates of service in the forms of INTERFACE.md, each recognised by its shape before it is parsed, so that
-# no form is read as another (DuckDB's %Y reads '25' as the year 25): YYYY-MM-DD (a time after it is
-# ignored), M/D/YYYY, M/D/YY as 20YY, YYYYMMDD, and an Excel serial day number of five digits (45481 is
-# 2024-07-08; 1899-12-30 is day 0 in Excel's 1900 date system).
+# no form is read as another (DuckDB's %Y reads '25' as the year 25): YYYY-MM-DD, M/D/YYYY, M/D/YY as 20YY,
+# YYYY/M/D, M-D-YYYY (month first, as on US claims), D-Mon-YYYY, YYYYMMDD, and an Excel serial day number of
+# five digits (45481 is 2024-07-08; 1899-12-30 is day 0 in Excel's 1900 date system). A time after a date
+# (`03/02/2026 12:00:00 AM`, as spreadsheets and databases export a date column) is ignored. A dotted date
+# (03.02.2026) is left unread: it is day first where it is usual.
+DATE_TIME = "([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)? ?([AaPp][Mm])?)?"
+DATE_FORMS = [("[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}", "%m/%d/%Y"), ("[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}", "%Y/%m/%d"),
+              ("[0-9]{1,2}-[0-9]{1,2}-[0-9]{4}", "%m-%d-%Y"), ("[0-9]{1,2}-[A-Za-z]{3}-[0-9]{4}", "%d-%b-%Y")]
+# The usual shapes (a plain YYYY-MM-DD or M/D/YYYY) are tried first: the others cost a regular expression more.
+OTHER_DATES = "\n".join(
+    f"         when regexp_full_match(date_of_service, '{shape}{DATE_TIME}')\n"
+    f"             then try_strptime(regexp_extract(date_of_service, '^{shape}'), '{form}')"
+    for shape, form in DATE_FORMS)
 PARSED_COLUMNS = """
     claim_id, line_number, try_cast(line_number as double), patient_id, date_of_service,
     case when strlen(date_of_service) = 10 and date_of_service[5] = '-' and date_of_service[8] = '-'
               and date_of_service[1] between '0' and '9'
              then try_strptime(date_of_service, '%Y-%m-%d')
-         when regexp_full_match(date_of_service, '[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}'
-                                                 || '([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)?)?')
+         when regexp_full_match(date_of_service, '[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}__DATE_TIME__')
              then try_strptime(regexp_extract(date_of_service, '^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}'), '%Y-%m-%d')
          when regexp_full_match(date_of_service, '[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}')
              then try_strptime(date_of_service, '%m/%d/%Y')
-         when regexp_full_match(date_of_service, '[0-9]{1,2}/[0-9]{1,2}/[0-9]{2}')
-             then try_strptime(regexp_replace(date_of_service, '/([0-9]{2})$', '/20\\1'), '%m/%d/%Y')
+         when regexp_full_match(date_of_service, '[0-9]{1,2}/[0-9]{1,2}/[0-9]{2}__DATE_TIME__')
+             then try_strptime(regexp_replace(regexp_extract(date_of_service, '^[0-9]{1,2}/[0-9]{1,2}/[0-9]{2}'),
+                                              '/([0-9]{2})$', '/20\\1'), '%m/%d/%Y')
          when regexp_full_match(date_of_service, '[0-9]{8}') then try_strptime(date_of_service, '%Y%m%d')
          when regexp_full_match(date_of_service, '[0-9]{5}([.][0-9]*)?')
              then date '1899-12-30' + split_part(date_of_service, '.', 1)::integer
+__OTHER_DATES__
     end::date,
     -- A code cell that carries modifiers ("76120-26") gives its code and modifiers, unless the modifier
     -- columns hold other ones: then the cell stays whole, and validation quarantines the row naming both.
@@ -497,7 +508,7 @@ PARSED_COLUMNS = """
     payer, upper(locality),
     case when service_zip is null then null
          else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
-"""
+""".replace("__DATE_TIME__", DATE_TIME).replace("__OTHER_DATES__", OTHER_DATES)
 # The helper columns of the code and its modifiers: the code cell upper-cased, the modifiers it carries
 # after the code (sorted, distinct; null for a cell that carries none) and those of the modifier columns.
 CODE_WITH_MODIFIERS = "[A-Z0-9]{5}([ -]+[A-Z0-9]{2})+"
