@@ -491,6 +491,10 @@ __OTHER_DATES__
               and right(place_of_service, 1) between '0' and '9' then place_of_service
          when regexp_full_match(place_of_service, '\\d{1,2}(\\.0+)?')
              then lpad(split_part(place_of_service, '.', 1), 2, '0')
+         -- The code with its name after it, as some systems export the column ("22 - On Campus-Outpatient
+         -- Hospital", "11 Office"); anything else stays as written, and validation quarantines it.
+         when regexp_full_match(place_of_service, '\\d{1,2}(\\s*[-:)]\\s*|\\s+)[A-Za-z].*')
+             then lpad(regexp_extract(place_of_service, '^\\d{1,2}'), 2, '0')
          else place_of_service end,
     case when lower(claim_type) like 'inst%' or lower(claim_type) in ('i', '837i', 'ub04', 'ub-04')
          then 'institutional' else 'professional' end,

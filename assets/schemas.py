@@ -43,6 +43,8 @@ REASONS = {
     ("line_number", "fits the line number column"): "line_number {raw!r} is too large",
     ("units", "fits the units column"): "units {raw!r} is too large",
     ("key_rank", "first of its claim line"): "claim {claim}, line {line} appears more than once (first at {first})",
+    ("place_of_service", "two digits"):
+        "place_of_service {raw!r} is not a place-of-service code (two digits, such as 11 or 22)",
     ("modifiers_shaped", "two letters or digits each"):
         "modifier {raw} is not a modifier (two letters or digits, such as 26, TC or 59)",
 }
@@ -66,6 +68,9 @@ SUSPECT_SQL = {
     "units_written": "not units_written",
     "key_rank": "key_rank is null or key_rank <> 1",
     "modifiers_shaped": "not modifiers_shaped",
+    # The readers leave two digits, nearly always, or the cell as written: the cheap test of the first.
+    "place_of_service": "not (strlen(place_of_service) = 2 and place_of_service between '00' and '99' "
+                        "and right(place_of_service, 1) between '0' and '9')",
 }
 
 
@@ -81,6 +86,9 @@ class ScrubbableRow(pa.DataFrameModel):
     units_written: bool = pa.Field(nullable=False)
     key_rank: int = pa.Field(nullable=False)
     modifiers_shaped: bool = pa.Field(nullable=False)
+    # Which rules apply and which rate prices the line (hospital, facility) hang on it: a place of service
+    # that is no code cannot be guessed at.
+    place_of_service: str = pa.Field(nullable=False)
 
     @pa.check("line_number", name="whole positive number")
     def _whole(cls, s):
@@ -122,6 +130,10 @@ class ScrubbableRow(pa.DataFrameModel):
     @pa.check("units", name="fits the units column")
     def _units_fit(cls, s):
         return s.isna() | (s < 1e9)
+
+    @pa.check("place_of_service", name="two digits")
+    def _place(cls, s):
+        return s.str.fullmatch(r"[0-9]{2}")
 
     @pa.check("modifiers_shaped", name="two letters or digits each")
     def _modifiers(cls, s):

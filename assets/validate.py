@@ -18,7 +18,7 @@ from .tables import ROW_ID, clear_batch
 
 CHUNK_ROWS = 250_000
 REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers_shaped", "units",
-                "units_written", "key_rank"]
+                "units_written", "place_of_service", "key_rank"]
 # A reason quotes a value up to this many characters: enough to find it, not a whole pasted document.
 QUOTED_CHARACTERS = 40
 # A row gets one reason per value of the export: a column the model adds to judge a value speaks for it.
@@ -81,7 +81,8 @@ select row_id, claim_id, line_number_num as line_number, patient_id,
        key_rank,
        case when len(modifiers) = 0 then true
             else regexp_full_match(array_to_string(modifiers, ','), '{MODIFIER}(,{MODIFIER})*') end
-           as modifiers_shaped
+           as modifiers_shaped,
+       place_of_service
 from parsed_rows($batch)
 """
 
@@ -118,6 +119,7 @@ def _reason_text(row: dict, day: date) -> str:
         "hcpcs": row["hcpcs"],
         "units": row["units_raw"],
         "units_written": row["units_raw"],
+        "place_of_service": row["place_raw"],
     }.get(column)
     if column == "modifiers_shaped":
         raw = ", ".join(repr(m) for m in str(row["modifier_text"]).split(", ") if not re.fullmatch(MODIFIER, m))
@@ -190,7 +192,7 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
             """
             select row_id, file_index, source_file, source_row, claim_id, line_number as line_number_raw,
                    date_of_service as date_raw, dos::varchar as date_read, hcpcs, units as units_raw,
-                   array_to_string(modifiers, ', ') as modifier_text, first_seen
+                   array_to_string(modifiers, ', ') as modifier_text, place_of_service as place_raw, first_seen
             from parsed_rows(?) where row_id in (select row_id from failed_rows)
             """,
             [batch_id],
@@ -207,7 +209,7 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         cases = failed.join(detail, on="row_id")
         # Plain lists rather than pandas rows and groups: a night's export can quarantine many thousands.
         fields = ["column", "check", "line_number_raw", "date_raw", "date_read", "hcpcs", "units_raw",
-                  "modifier_text", "claim_id", "first_seen"]
+                  "modifier_text", "place_raw", "claim_id", "first_seen"]
         by_row: dict[int, list[str]] = {}
         for row_id, *values in zip(*(cases[name].tolist() for name in ["row_id", *fields])):
             by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values)), day))

@@ -114,6 +114,12 @@ ROWS = [
     ({"Mod 1": "tc-26"}, ("2024-07-08", "76120", "26,TC", "1")),
     ({"Mod 1": "ABC"}, "modifier 'ABC' is not a modifier (two letters or digits, such as 26, TC or 59)"),
     ({"Mod 1": "2"}, "modifier '2' is not a modifier"),
+    # A place of service decides the hospital rules and the rate: its code with its name after it is the code,
+    # and a cell that holds no code is not taken for the office.
+    ({"POS": "22 - On Campus-Outpatient Hospital"}, ("2024-07-08", "76120", "", "1")),
+    ({"POS": "21 Inpatient Hospital"}, ("2024-07-08", "76120", "", "1")),
+    ({"POS": "O2"}, "place_of_service 'O2' is not a place-of-service code (two digits, such as 11 or 22)"),
+    ({"POS": "Office"}, "place_of_service 'Office' is not a place-of-service code"),
 ]
 
 
@@ -142,6 +148,11 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
     assert (run.line("XLS2", 1)["hcpcs"], run.line("XLS2", 1)["component"]) == ("76120", "TC")
     whole_units = [run.line(f"F{n}", 1) for n, (changes, _) in enumerate(ROWS) if changes == {"Units": " 2 "}]
     assert whole_units[0]["expected_allowed"] == "212.84", "two units priced at twice the fee"
+    named = {changes["POS"]: f"F{n}" for n, (changes, _) in enumerate(ROWS) if " " in changes.get("POS", "")}
+    assert [(run.line(claim, 1)["place_of_service"], run.line(claim, 1)["facility"]) for claim in named.values()] \
+        == [("22", "true"), ("21", "true")]
+    assert {(f["claim_id"], f["rule_id"]) for f in run.flags if f["claim_id"] in named.values()} == {
+        (claim, "MOD_GLOBAL_IN_HOSPITAL") for claim in named.values()}
 
 
 def test_a_file_given_twice_or_a_copy_of_it_is_read_once_and_said(tmp_path, db_path):
