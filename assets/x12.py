@@ -153,10 +153,11 @@ def inspect_837p(path: Path) -> None:
         pass
 
 
-def skipped_sets(path: Path) -> str:
-    """A note naming the transaction sets of an X12 file that are not 837P (an 837I beside the 837P claims),
-    which the scrub leaves out; "" when there are none."""
-    guide, others = "", []
+def x12_notes(path: Path) -> list[str]:
+    """Notes on what the scrub of an X12 file does not judge as written, in one pass over it: the transaction
+    sets that are not 837P (an 837I beside the 837P claims), which it leaves out, and the dates of service
+    given as a range of days (DTP*472*RD8), which are judged on their first day."""
+    guide, others, spans = "", [], 0
     for segment in read_segments(path):
         if segment.id == "GS":
             guide = segment.get(8)
@@ -164,10 +165,18 @@ def skipped_sets(path: Path) -> str:
             set_id, set_guide = segment.get(1), segment.get(3) or guide
             if not (set_id == "837" and set_guide.startswith(PROFESSIONAL_GUIDE)):
                 others.append(f"{set_id} ({set_guide})" if set_guide else set_id)
-    if not others:
-        return ""
-    return (f"{path}: {len(others)} transaction set{'s' if len(others) != 1 else ''} not 837P left out: "
-            f"{', '.join(others)}")
+        elif segment.id == "DTP" and segment.get(1) == "472" and segment.get(2) == "RD8":
+            first, _, last = segment.get(3).partition("-")
+            spans += bool(last) and last != first
+    notes = []
+    if others:
+        notes.append(f"{path}: {len(others)} transaction set{'s' if len(others) != 1 else ''} not 837P left "
+                     f"out: {', '.join(others)}")
+    if spans:
+        notes.append(f"{path}: {spans:,} date{'s' if spans != 1 else ''} of service given as a range of days "
+                     "(DTP*472*RD8) judged on the first day: all the units of such a line count toward that "
+                     "day's MUE, so bill one line per day where a code's MUE is per day")
+    return notes
 
 
 def transaction_set(path: Path) -> str:

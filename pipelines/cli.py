@@ -122,7 +122,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     """Scrub claim exports (CSV, Excel or X12 837P) and write flags, lines, quarantine, summary and the workbook."""
     from assets.readers import (InputFileError, detect_kind, export_headers, inspect_export, load_mapping,
                                 misnamed, prefetching, rows_above_header, unread_headers)
-    from assets.x12 import skipped_sets
+    from assets.x12 import x12_notes
 
     from .settings import database_path, mapping_file, run_day, rvu_variant, work_floor_through
     from .settings import standing_days as site_standing_days
@@ -151,7 +151,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
             notes.append(misnamed(path, inspect_export(path, site_mapping)))
             notes.append(rows_above_header(path, site_mapping))
             if detect_kind(path) == "x12":
-                notes.append(skipped_sets(path))
+                notes.extend(x12_notes(path))
             notes.append(unread_headers(export_headers(path, site_mapping), site_mapping, path))
     except InputFileError as exc:
         fail(str(exc), advice=exc.advice)

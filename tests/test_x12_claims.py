@@ -64,7 +64,7 @@ LX*1~
 SV1*HC:76120:26*100*UN*1***1~
 LX*2~
 SV1*HC:99213*100*UN*1*11**1~
-DTP*472*D8*20240813~
+DTP*472*RD8*20240813-20240815~
 NM1*82*1*DOC*LINE****XX*{LINE_DOC}~
 HL*4**20*1~
 NM1*85*2*OTHER GROUP*****XX*{OTHER_GROUP}~
@@ -205,9 +205,13 @@ def test_837p_columns_come_from_the_loops_the_guide_names(handmade_run):
     assert (first["place_of_service"], first["provider_npi"], first["payer"], first["patient"]) == (
         "22", CLAIM_DOC, "ACME HEALTH", "MEMBER-1 DOE TED")  # a dependent (2000C): the subscriber's id, TED
     assert first["locality"] != "national"  # from the 2310C ZIP
-    # Line 2: its own date, place of service and 2420A rendering provider; the 2330D provider is ignored.
+    # Line 2: its own date (the first day of its range), place of service and 2420A rendering provider; the
+    # 2330D provider is ignored. The range is said: its units count toward its first day's MUE.
     assert (second["source_row"], second["date_of_service"], second["place_of_service"],
             second["provider_npi"]) == ("28", "2024-08-13", "11", LINE_DOC)
+    assert any(n.endswith("mapping.837: 1 date of service given as a range of days (DTP*472*RD8) judged on the "
+                          "first day: all the units of such a line count toward that day's MUE, so bill one "
+                          "line per day where a code's MUE is per day") for n in handmade_run.stderr.splitlines())
     other = handmade_run.line("MAP-2", 2)
     assert (other["provider_npi"], other["payer"], other["patient"]) == (OTHER_GROUP, "BLUE PLAN", "MEMBER-2")
     assert "DX_MISSING" not in handmade_run.findings("MAP-1", 1) | handmade_run.findings("MAP-2", 2)
