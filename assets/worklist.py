@@ -233,6 +233,13 @@ select w._row, w.line_id, w.rule_id, w.severity, w.dup_role, w.dup_keeper, w.dup
        {VARIANT_SQL} as variant
 from (
     select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group,
+           -- The sides (RT, LT) that the lines of an MUE_DOS finding's day carry: each side on a line of its
+           -- own is one bilateral service; one side twice, or a side beside an assistant's line, is not.
+           case when f.rule_id = 'MUE_DOS' and f.bilat_surg = '1' then
+               list_distinct(flatten(list(list_filter(string_split(coalesce(f.modifiers, ''), ','),
+                                                      lambda m: m in ('RT', 'LT')))
+                   over (partition by f.rule_id, f.patient, f.date_of_service, f.provider, f.hcpcs))) end
+               as day_sides,
            coalesce(d.partner_text, d.partner.ref) as dup_partner_ref, d.partner.line as dup_partner_line,
            coalesce(d.partner_refs, case when d.partner.ref is not null then [d.partner.ref] else [] end)
                as dup_partner_refs,

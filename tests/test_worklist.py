@@ -72,6 +72,9 @@ CONFLICTS = [
     # Both knees on lines of their own (27447: bilateral indicator 1, MUE 1): one line with 50.
     line("C-BIL", 1, "P-BIL", "2024-07-26", hcpcs="27447", modifiers="RT"),
     line("C-BIL", 2, "P-BIL", "2024-07-26", hcpcs="27447", modifiers="LT"),
+    # One knee and its assistant's line under the surgeon's NPI: two units of the day, but not two sides.
+    line("C-BIL2", 1, "P-BIL2", "2024-07-26", hcpcs="27447", modifiers="RT"),
+    line("C-BIL2", 2, "P-BIL2", "2024-07-26", hcpcs="27447", modifiers="80"),
 ]
 
 
@@ -271,6 +274,8 @@ def test_each_side_of_a_bilateral_code_on_its_own_line_is_told_to_bill_50(rows_b
         row = rows_by_line[("C-BIL", number)]
         assert row["Action"] == "bill as bilateral"
         assert "bill it once as 27447-50 on one line (bilateral indicator 1, paid at 150%)" in row["Instruction"]
+    # A side beside a line that is no side is no bilateral service: the day's units are corrected instead.
+    assert [rows_by_line[("C-BIL2", number)]["Action"] for number in (1, 2)] == ["correct units", "correct units"]
 
 
 def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):

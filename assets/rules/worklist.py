@@ -230,8 +230,8 @@ INSTRUCTIONS = [
                 "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
                 "of {mue} per day: bill it once as {code}-50 on one line (bilateral indicator 1, paid at 150%) "
                 "and remove the other side's line",
-                when="w.bilat_surg = '1' and w.mue_value = 1 and list_has_any(string_split(coalesce(w.modifiers, "
-                     "''), ','), ['RT', 'LT'])"),
+                when="w.bilat_surg = '1' and w.mue_value = 1 and len(w.day_sides) = 2 "
+                     "and list_has_any(string_split(coalesce(w.modifiers, ''), ','), ['RT', 'LT'])"),
     Instruction("MUE_DOS", "correct units",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}"
