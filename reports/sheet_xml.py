@@ -84,6 +84,10 @@ class ColumnPlan:
     by_value: dict[str, int] = field(default_factory=dict)
     wrap_width: float | None = None
     empty_styled: bool = False
+    # A column of the workbook's shared strings (SharedStrings): its values as an ENUM type, whose code plus
+    # `shared_base` is a value's number there.
+    shared_enum: str = ""
+    shared_base: int = 0
 
 
 def _literal(text: str) -> str:
@@ -195,6 +199,11 @@ def cell_sql(plan: ColumnPlan) -> str:
     if cell_type == "number":
         return _value_cell(plan, f"cast({value} as varchar)")
     text = _text_of(plan)
+    if plan.shared_enum:
+        code = f"cast(enum_code(cast({text} as {plan.shared_enum})) as bigint)"
+        number = f"cast({code} + {plan.shared_base} as varchar)"
+        cell = _concat("'<c'", _style_attr(plan, text), "' t=\"s\"><v>'", number, "'</v></c>'")
+        return f"case when {text} <> '' then {cell} end"
     if plan.kind == "date" and plan.duck_type.upper() == "VARCHAR":
         # A date column that arrives as text: a date where it parses, else the text as it is.
         return f"coalesce({_value_cell(plan, _excel_days(f'try_cast({value} as date)'))}, {_text_cell(plan, text)})"
@@ -207,7 +216,7 @@ def _column(plan: ColumnPlan, alias: str = "q.") -> str:
 
 def texts_sql(plans: list[ColumnPlan]) -> str:
     """A row's texts joined for the careful check (null for a sheet without text)."""
-    texts = [_text_of(p, "") for p in plans if _cell_type(p) == "text"]
+    texts = [_text_of(p, "") for p in plans if _cell_type(p) == "text" and not p.shared_enum]
     return f"concat_ws('{SEPARATOR}', {', '.join(texts)})" if texts else "null::varchar"
 
 
@@ -254,6 +263,66 @@ from (select *, cast(_row + {first_row - 1} as varchar) as _r, {careful_sql("_te
       from (select *, {texts_sql(plans)} as _texts from ({source}) where _row <= {limit})) q
 {"" if in_order else "order by q._row"}
 """
+
+
+# A text column whose values repeat from row to row (a rule's fix, the releases, a payer) is written once into
+# the workbook's shared strings, and each of its cells holds only its number there: a third of a Findings row's
+# markup, which DuckDB builds and Python then moves and deflates one chunk at a time. A column with more
+# values than this keeps them inline.
+SHARED_MAX = 5_000
+SHARED_CHARACTERS = 1 << 20
+SHARED_PART = "xl/sharedStrings.xml"
+SHARED_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+SHARED_RELATIONSHIP = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"
+MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+@dataclass
+class SharedStrings:
+    """The workbook's shared strings: the values of the shared columns of its big sheets, in order, and how many
+    cells refer to them."""
+
+    values: list[str] = field(default_factory=list)
+    uses: int = 0
+
+    def share(self, con, source: str, params: dict, limit: int, plans: list[ColumnPlan],
+              clean: Callable[[str], str]) -> None:
+        """Give each plan its column's values (from the first `limit` rows of `source`), unless they are too
+        many; `clean` makes a value what a cell holds."""
+        if not plans:
+            return
+        parts = [f"select {n} as k, v, count(*) as uses from (select {_text_of(p, '')} as v from ({source}) "
+                 f"where _row <= {limit}) where v <> '' group by v" for n, p in enumerate(plans)]
+        found: dict[int, list[tuple[str, int]]] = {n: [] for n in range(len(plans))}
+        for k, value, uses in con.execute(" union all ".join(parts), params).fetchall():
+            found[k].append((value, uses))
+        for n, plan in enumerate(plans):
+            values = sorted(found[n])
+            if not values or len(values) > SHARED_MAX or sum(len(v) for v, _ in values) > SHARED_CHARACTERS:
+                continue
+            plan.shared_enum = "ENUM(" + ", ".join(_literal(v) for v, _ in values) + ")"
+            plan.shared_base = len(self.values)
+            self.values.extend(clean(v) for v, _ in values)
+            self.uses += sum(uses for _, uses in values)
+
+    def xml(self) -> bytes:
+        preserve = ' xml:space="preserve"'  # a space at either end is kept, as on the careful path
+        items = "".join(f"<si><t{preserve if v != v.strip() else ''}>{escape(v)}</t></si>" for v in self.values)
+        return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="{MAIN_NS}" '
+                f'count="{self.uses}" uniqueCount="{len(self.values)}">{items}</sst>').encode()
+
+
+def _with_shared_strings(name: str, data: bytes) -> bytes:
+    """The package's content types, or the workbook's relationships, with the shared strings part added."""
+    if name == "[Content_Types].xml":
+        entry = f'<Override PartName="/{SHARED_PART}" ContentType="{SHARED_TYPE}"/>'
+        head, end, tail = data.rpartition(b"</Types>")
+    else:
+        entry = f'<Relationship Type="{SHARED_RELATIONSHIP}" Target="sharedStrings.xml" Id="rIdShared"/>'
+        head, end, tail = data.rpartition(b"</Relationships>")
+    if not end:
+        raise RuntimeError(f"the saved workbook's {name} has no closing tag")
+    return head + entry.encode() + end + tail
 
 
 @dataclass
@@ -331,10 +400,12 @@ class ParallelDeflate:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def splice_rows(path, pending: list[PendingRows]) -> None:
-    """Put each pending sheet's rows into the saved workbook at `path`, before the sheet's `</sheetData>`."""
+def splice_rows(path, pending: list[PendingRows], shared: SharedStrings | None = None) -> None:
+    """Put each pending sheet's rows into the saved workbook at `path`, before the sheet's `</sheetData>`, and
+    the shared strings they refer to into a part of their own."""
     if not pending:
         return
+    shared = shared if shared is not None and shared.values else None
     by_name = {f"xl/worksheets/sheet{p.sheet_index}.xml": p for p in pending}
     staged = f"{path}.rows"
     try:
@@ -343,10 +414,15 @@ def splice_rows(path, pending: list[PendingRows]) -> None:
             missing = set(by_name) - set(src.namelist())
             if missing:
                 raise RuntimeError(f"the saved workbook has no {', '.join(sorted(missing))}")
+            if shared is not None and SHARED_PART in src.namelist():
+                # openpyxl (3.1) writes every string inline: a part of its own would number its strings first.
+                raise RuntimeError(f"the saved workbook has a {SHARED_PART} already")
             for info in src.infolist():
                 data = src.read(info)
                 rows = by_name.get(info.filename)
                 if rows is None:
+                    if shared is not None and info.filename in ("[Content_Types].xml", "xl/_rels/workbook.xml.rels"):
+                        data = _with_shared_strings(info.filename, data)
                     dst.writestr(info, data)
                     continue
                 head, end, tail = data.rpartition(b"</sheetData>")
@@ -360,6 +436,8 @@ def splice_rows(path, pending: list[PendingRows]) -> None:
                     out.write(head)
                     rows.write(out.write)
                     out.write(end + tail)
+            if shared is not None:
+                dst.writestr(zipfile.ZipInfo(SHARED_PART, date_time=src.infolist()[0].date_time), shared.xml())
         os.replace(staged, path)
     finally:
         if os.path.exists(staged):

@@ -41,6 +41,7 @@ from .sheet_xml import (
     ColumnPlan,
     PendingRows,
     QueryRows,
+    SharedStrings,
     rows_sql,
     splice_rows,
 )
@@ -78,6 +79,7 @@ class Column:
     wrap: bool = False  # long text that wraps within the width (the row grows) rather than spilling
     editable: bool = False  # a column the reader fills in (the sheet's other columns refuse typing)
     choices: tuple[str, ...] = ()  # the values an editable column offers in a drop-down
+    shared: bool = False  # values that repeat from row to row: a big sheet writes them once (SharedStrings)
 
 
 @dataclass
@@ -141,51 +143,51 @@ FINDINGS = [
     Column("line_number", "Line", 6, "number"),
     Column("patient", "Patient", 16),
     Column("date_of_service", "Date of service", 15, "date"),
-    Column("hcpcs", "Code", 8),
-    Column("modifiers", "Modifiers", 10),
+    Column("hcpcs", "Code", 8, shared=True),
+    Column("modifiers", "Modifiers", 10, shared=True),
     Column("units", "Units", 7, "number"),
-    Column("provider", "Provider NPI", 13),
-    Column("payer", "Payer", 20),
-    Column("rule_id", "Rule", 26),
-    Column("category", "Category", 14),
-    Column("severity", "Severity", 9, "severity"),
-    Column("carc", "CARC", 6),
+    Column("provider", "Provider NPI", 13, shared=True),
+    Column("payer", "Payer", 20, shared=True),
+    Column("rule_id", "Rule", 26, shared=True),
+    Column("category", "Category", 14, shared=True),
+    Column("severity", "Severity", 9, "severity", shared=True),
+    Column("carc", "CARC", 6, shared=True),
     Column("dollars_at_risk", "Dollars at risk", 15, "money"),
-    Column("decision", "Decision", 12, editable=True, choices=DECISIONS),
+    Column("decision", "Decision", 12, editable=True, choices=DECISIONS, shared=True),
     Column("decision_reason", "Reason", 30, editable=True),
     Column("reviewer", "Reviewer", 14, editable=True),
-    Column("decision_scope", "Scope", 34, editable=True, choices=tuple(SCOPES)),
+    Column("decision_scope", "Scope", 34, editable=True, choices=tuple(SCOPES), shared=True),
     Column("message", "Explanation", 90),
-    Column("fix", "Fix", 90),
+    Column("fix", "Fix", 90, shared=True),
     Column("partner_line", "Partner line", 16),
-    Column("ptp_edit", "PTP edit", 70),
-    Column("releases", "Releases", 32),
-    Column("reference_match", "Reference match", 16),
-    Column("source_file", "Source file", 24),
+    Column("ptp_edit", "PTP edit", 70, shared=True),
+    Column("releases", "Releases", 32, shared=True),
+    Column("reference_match", "Reference match", 16, shared=True),
+    Column("source_file", "Source file", 24, shared=True),
     Column("source_row", "Source row", 11, "number"),
     # The finding that counts its line's dollars once in the Summary's totals (see its closing note).
-    Column("counted_once", "Line counted once", 11),
-    Column("counted_once_in_category", "Line counted once in category", 14),
+    Column("counted_once", "Line counted once", 11, shared=True),
+    Column("counted_once_in_category", "Line counted once in category", 14, shared=True),
 ]
 WORKLIST = [
     Column("claim_id", "Claim", 13),
     Column("line_number", "Line", 6, "number"),
-    Column("hcpcs", "Code", 8),
-    Column("modifiers", "Modifiers", 9),
+    Column("hcpcs", "Code", 8, shared=True),
+    Column("modifiers", "Modifiers", 9, shared=True),
     Column("units", "Units", 6, "number"),
-    Column("provider", "Provider NPI", 12),
+    Column("provider", "Provider NPI", 12, shared=True),
     Column("dollars_at_risk", "Dollars at risk", 14, "money"),
-    Column("severity", "Severity", 8, "severity"),
-    Column("action", "Action", 14, wrap=True),
+    Column("severity", "Severity", 8, "severity", shared=True),
+    Column("action", "Action", 14, wrap=True, shared=True),
     Column("instruction", "Instruction", 60, wrap=True),
     Column("partners", "Partner lines", 26, wrap=True),
-    Column("resolves", "Resolves", 26, wrap=True),
+    Column("resolves", "Resolves", 26, wrap=True, shared=True),
     Column("explanation", "Explanation (each finding's own)", 60, wrap=True),
-    Column("also_to_review", "Also to review", 40, wrap=True),
+    Column("also_to_review", "Also to review", 40, wrap=True, shared=True),
     Column("claim_dollars", "Claim at risk", 13, "money"),
-    Column("biller", "Billing NPI", 12),
+    Column("biller", "Billing NPI", 12, shared=True),
     Column("date_of_service", "Date of service", 11, "date"),
-    Column("payer", "Payer", 16),
+    Column("payer", "Payer", 16, shared=True),
     Column("patient", "Patient", 15),
 ]
 DECISION_TRAIL = [
@@ -326,7 +328,8 @@ def _landscape(sheet, fit_width: bool = True, pages_wide: int = 1) -> None:
 
 def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table, caption: str,
                 overflow: str, max_rows: int, fit_width: bool = True,
-                closing: Sequence[str] = (), pages_wide: int = 1) -> PendingRows | None:
+                closing: Sequence[str] = (), pages_wide: int = 1,
+                shared: SharedStrings | None = None) -> PendingRows | None:
     """A sheet of one table: a caption line, a frozen, filtered header, then one row per table row, and the
     `closing` note below them, a line a row, after an empty row.
 
@@ -354,7 +357,7 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
     wrapping = any(c.wrap for c in columns)
     if isinstance(table.rows, QueryRows):
         written = min(table.count, room)
-        pending = _query_sheet_rows(book, sheet, columns, table.rows, wrapping, room, written)
+        pending = _query_sheet_rows(book, sheet, columns, table.rows, wrapping, room, written, shared)
         pending.closing = list(closing)
     else:
         written = _append_rows(sheet, columns, table, wrapping, room)
@@ -429,7 +432,7 @@ def _style_id(sheet, number_format=None, fill=None, alignment=None, protection=N
 
 
 def _query_sheet_rows(book: Workbook, sheet, columns: list[Column], rows: QueryRows, wrapping: bool,
-                      room: int, count: int) -> PendingRows:
+                      room: int, count: int, shared: SharedStrings | None = None) -> PendingRows:
     """The query that writes a sheet's rows from row 3, each cell styled as value_cell would style it."""
     names, types = rows.columns()
     duck_types = dict(zip(names, types))
@@ -445,6 +448,9 @@ def _query_sheet_rows(book: Workbook, sheet, columns: list[Column], rows: QueryR
                           fill=INPUT_FILL if c.editable else None)
         plans.append(ColumnPlan(c.key, duck_types[c.key], c.kind, style, by_value or {},
                                 c.width if c.wrap else None, empty_styled=unlock is not None))
+    if shared is not None:
+        shared.share(rows.con, rows.sql, rows.params, room,
+                     [p for p, c in zip(plans, columns) if c.shared and c.kind in ("text", "severity")], clean_text)
     sql = rows_sql(rows.sql, plans, 3, room, rows.in_order)
     return PendingRows(book.worksheets.index(sheet) + 1, rows, sql, count)
 
@@ -750,13 +756,14 @@ def build_workbook(path: Path, report: Report) -> None:
     worklist_room = room - note if room > note else room
     _summary_sheet(book, report, min(report.findings.count, room), min(report.worklist.count, worklist_room))
     pending = []
+    shared = SharedStrings()
     pending.append(table_sheet(
         book, "Findings", FINDINGS, report.findings,
         caption="{total:,} findings, one row each, in input order. flags.csv holds the same findings. Fill in "
                 "Decision, Reason, Reviewer and Scope, save, and give this file to claimscrub review import.",
         overflow="This sheet holds the first {shown:,} of {total:,} findings (Excel's row limit): "
                  "flags.csv has every finding.",
-        max_rows=max_rows, fit_width=False))
+        max_rows=max_rows, fit_width=False, shared=shared))
     pending.append(table_sheet(
         book, "Worklist", WORKLIST, report.worklist,
         caption=f"{{total:,}} lines to fix on the {report.worklist_claims:,} claims with a deny finding not "
@@ -766,7 +773,7 @@ def build_workbook(path: Path, report: Report) -> None:
         overflow="This sheet holds the first {shown:,} of {total:,} lines to fix (Excel's row limit): "
                  "flags.csv has every finding (severity deny).",
         # Two pages wide: the first holds a line's facts, its instruction and its partner lines.
-        max_rows=max_rows, closing=report.worklist_note, pages_wide=2))
+        max_rows=max_rows, closing=report.worklist_note, pages_wide=2, shared=shared))
     if report.decisions is not None:
         pending.append(table_sheet(
             book, "Decisions", DECISION_TRAIL, report.decisions,
@@ -794,4 +801,4 @@ def build_workbook(path: Path, report: Report) -> None:
     for name, value in report.properties.items():
         book.custom_doc_props.append(StringProperty(name=name, value=value))
     book.save(path)
-    splice_rows(path, [p for p in pending if p is not None])
+    splice_rows(path, [p for p in pending if p is not None], shared)

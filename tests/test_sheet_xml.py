@@ -7,7 +7,9 @@ import duckdb
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from reports.sheet_xml import QueryRows, splice_rows
+from dataclasses import replace
+
+from reports.sheet_xml import QueryRows, SharedStrings, splice_rows
 from reports.workbook import Column, Table, table_sheet
 
 COLUMNS = [
@@ -26,23 +28,34 @@ ROWS = [
 ]
 
 
-def build(tmp_path, rows=ROWS):
+# Each test runs twice: the text columns inline in their cells, and in the workbook's shared strings.
+@pytest.fixture(params=["inline", "shared"])
+def shared(request) -> bool:
+    return request.param == "shared"
+
+
+def build(tmp_path, rows=ROWS, shared=False):
     con = duckdb.connect()
     con.execute("create table t (text varchar, number double, money decimal(14,2), day varchar, "
                 "severity varchar, flag boolean, _row bigint)")
     con.executemany("insert into t values (?, ?, ?, ?, ?, ?, ?)", [(*r, i) for i, r in enumerate(rows, 1)])
     book = Workbook(write_only=True)
     query = QueryRows(con, "select * from t")
-    pending = table_sheet(book, "Rows", COLUMNS, Table([c.key for c in COLUMNS], query, len(rows)),
-                          caption="{total} rows", overflow="{shown} of {total}", max_rows=1_048_576)
+    columns = [replace(c, shared=shared and c.kind in ("text", "severity")) for c in COLUMNS]
+    strings = SharedStrings() if shared else None
+    pending = table_sheet(book, "Rows", columns, Table([c.key for c in COLUMNS], query, len(rows)),
+                          caption="{total} rows", overflow="{shown} of {total}", max_rows=1_048_576,
+                          shared=strings)
     path = tmp_path / "rows.xlsx"
     book.save(path)
-    splice_rows(path, [pending])
+    splice_rows(path, [pending], strings)
+    with zipfile.ZipFile(path) as saved:
+        assert ("xl/sharedStrings.xml" in saved.namelist()) == shared
     return load_workbook(path)["Rows"]
 
 
-def test_every_value_reads_back_as_it_was(tmp_path):
-    sheet = build(tmp_path)
+def test_every_value_reads_back_as_it_was(tmp_path, shared):
+    sheet = build(tmp_path, shared=shared)
     values = [[c.value for c in row] for row in sheet.iter_rows(min_row=3)]
     assert values == [
         ["  leading and trailing  ", 1.5, 12.3, datetime(2024, 7, 16), "deny", True],
@@ -53,8 +66,8 @@ def test_every_value_reads_back_as_it_was(tmp_path):
     assert sheet["A5"].data_type == "s", "text that looks like a formula stays text"
 
 
-def test_cells_carry_the_workbook_styles(tmp_path):
-    sheet = build(tmp_path)
+def test_cells_carry_the_workbook_styles(tmp_path, shared):
+    sheet = build(tmp_path, shared=shared)
     assert sheet["C3"].number_format == '"$"#,##0.00' and sheet["D3"].number_format == "yyyy-mm-dd"
     assert sheet["E3"].fill.fgColor.rgb.endswith("F8CBAD") and sheet["E4"].fill.fgColor.rgb.endswith("FFE699")
     assert sheet["A3"].alignment.wrap_text and sheet["B3"].alignment.vertical == "top"
@@ -64,12 +77,22 @@ def test_cells_carry_the_workbook_styles(tmp_path):
 
 @pytest.mark.parametrize("text", ["de&ny", "de<ny", "de>ny", "de\x00ny", "de\x1fny", "de\tny", " deny",
                                   "deny "])
-def test_a_mark_in_any_text_of_a_row_is_written_safely(tmp_path, text):
+def test_a_mark_in_any_text_of_a_row_is_written_safely(tmp_path, text, shared):
     """Markup, a control character or an edge space in the row's middle text column, the rest plain."""
-    sheet = build(tmp_path, [("plain", 1.0, "1.00", "2024-07-16", text, True)])
+    sheet = build(tmp_path, [("plain", 1.0, "1.00", "2024-07-16", text, True)], shared=shared)
     refused = {"\x00", "\x1f"}
     assert sheet["E3"].value == "".join("\ufffd" if c in refused else c for c in text)
     if text != text.strip():
         with zipfile.ZipFile(tmp_path / "rows.xlsx") as book:
-            xml = book.read("xl/worksheets/sheet1.xml").decode()
+            xml = book.read("xl/sharedStrings.xml" if shared else "xl/worksheets/sheet1.xml").decode()
         assert f'xml:space="preserve">{text}</t>' in xml, "Excel would trim an edge space not marked preserved"
+
+
+def test_a_column_with_too_many_values_to_share_stays_in_its_cells(tmp_path, monkeypatch):
+    monkeypatch.setattr("reports.sheet_xml.SHARED_MAX", 3)  # the text column has 4 values, severity 3
+    sheet = build(tmp_path, shared=True)
+    assert [sheet.cell(row, 1).value for row in range(3, 7)] == [r[0].replace("\x01", "\ufffd") for r in ROWS]
+    assert [sheet.cell(row, 5).value for row in range(3, 7)] == [r[4] for r in ROWS]
+    with zipfile.ZipFile(tmp_path / "rows.xlsx") as book:
+        strings = book.read("xl/sharedStrings.xml").decode()
+    assert "<t>review</t>" in strings and "SUM" not in strings
