@@ -431,8 +431,13 @@ def rows_above_header(path: Path, mapping: dict[str, str]) -> str:
             above = [line for _, line in zip(range(skip - 1), fh) if line.strip()]
         above = [line for line in above if not EXCEL_SEPARATOR_LINE.fullmatch(line.strip())]
     elif kind == "xlsx":
-        workbook, _, _, above = _first_sheet_header(path, mapping)
+        workbook, _, _, above, sheet = _first_sheet_header(path, mapping)
         workbook.close()
+        if sheet:
+            where = f"{path}: the claims are read from sheet {sheet[1]!r} (sheet {sheet[0]}: no sheet before it has " \
+                    "a header row naming the required columns)"
+            return where + (f"; {len(above)} row{'s' if len(above) > 1 else ''} of title above its header skipped"
+                            if above else "")
     else:
         return ""
     if not above:
@@ -788,13 +793,18 @@ def _cell_text(value: object) -> str | None:
 
 def _open_first_sheet(path: Path, mapping: dict[str, str] | None = None):
     """The workbook, its first sheet's header cells, and an iterator over the rows below the header."""
-    workbook, headers, rows, _ = _first_sheet_header(path, mapping or {})
+    workbook, headers, rows, _, _ = _first_sheet_header(path, mapping or {})
     return workbook, headers, rows
 
 
 def _first_sheet_header(path: Path, mapping: dict[str, str]):
     """The workbook, the header cells of its first sheet (as read_csv_header finds them), an iterator over the
-    rows below the header, and the rows above it that were skipped."""
+    rows below the header, the rows above it that were skipped, and the sheet read when not the first.
+
+    Where the first sheet has no row naming every required column within its first rows and a later sheet has
+    one (a cover or notes sheet before the claims), that sheet is read, and its number and title are returned
+    last (else None). Where none has, the first sheet's first row is its header, and the
+    missing columns are named from it."""
     from openpyxl import load_workbook
 
     try:
@@ -804,23 +814,29 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
         # there.
         source = path if path.suffix.lower() in EXCEL_SUFFIXES else io.BytesIO(path.read_bytes())
         workbook = load_workbook(source, read_only=True, data_only=True, keep_links=False)
-        sheet = workbook.worksheets[0]
+        sheets = list(workbook.worksheets)
+        sheet = sheets[0]
     except Exception as exc:  # openpyxl raises many kinds for a damaged archive
         raise InputFileError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__})") from None
     seen = []
-    for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-        if row and any(c is not None and str(c).strip() for c in row):
-            cells = [_cell_text(c) or "" for c in row]
-            if names_every_required_column(cells, mapping):
-                return workbook, cells, sheet.iter_rows(min_row=number + 1, values_only=True), seen
-            seen.append(cells)
-            if len(seen) == HEADER_SEARCH_ROWS:
-                break
+    for index, candidate in enumerate(sheets):
+        above = []
+        for number, row in enumerate(candidate.iter_rows(values_only=True), start=1):
+            if row and any(c is not None and str(c).strip() for c in row):
+                cells = [_cell_text(c) or "" for c in row]
+                if names_every_required_column(cells, mapping):
+                    rest = candidate.iter_rows(min_row=number + 1, values_only=True)
+                    return workbook, cells, rest, above, (index + 1, candidate.title) if index else None
+                above.append(cells)
+                if len(above) == HEADER_SEARCH_ROWS:
+                    break
+        if index == 0:
+            seen = above
     if seen:
         # No row names every required column: the first is the header, and the message names its cells.
         first = next(n for n, row in enumerate(sheet.iter_rows(values_only=True), start=1)
                      if row and any(c is not None and str(c).strip() for c in row))
-        return workbook, seen[0], sheet.iter_rows(min_row=first + 1, values_only=True), []
+        return workbook, seen[0], sheet.iter_rows(min_row=first + 1, values_only=True), [], None
     workbook.close()
     raise InputFileError(f"{path}: the first sheet is empty")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 
 from assets.readers import detect_kind, land_rows, rows_above_header, stage_csv, stage_excel
 from assets.tables import ensure_schema
@@ -191,6 +191,24 @@ def test_workbook_text_that_looks_like_a_formula_stays_text(con, tmp_path):
 def test_only_the_first_sheet_of_a_workbook_is_read(con, tmp_path):
     path = workbook_export(tmp_path / "two_sheets.xlsx", rows=[row("C1")], second_sheet=[row("NOTE1")])
     assert [r["claim_id"] for r in staged(con, path)] == ["C1"]
+    assert rows_above_header(path, {}) == ""
+
+
+def test_claims_on_a_sheet_after_a_cover_sheet_are_read_and_said(con, tmp_path):
+    # The first sheet is a cover with no claim header: the first sheet that has one holds the claims.
+    book = Workbook()
+    book.active.title = "Cover"
+    book.active.append(["Claims export, December 2026"])
+    book.active.append(["Prepared by the billing office"])
+    claims = book.create_sheet("Claims")
+    for cells in (["Practice: Acme"], HEADER, row("C1"), row("C2")):
+        claims.append(cells)
+    path = tmp_path / "cover.xlsx"
+    book.save(path)
+    assert [(r["source_row"], r["claim_id"]) for r in staged(con, path)] == [(1, "C1"), (2, "C2")]
+    assert rows_above_header(path, {}) == (
+        f"{path}: the claims are read from sheet 'Claims' (sheet 2: no sheet before it has a header row naming "
+        "the required columns); 1 row of title above its header skipped")
 
 
 def test_the_whole_awkward_corpus_scrubs_as_one_batch(tmp_path, db_path):
