@@ -72,7 +72,15 @@ ALIASES = {
     "icd4": "diagnosis_4", "diagnosiscode1": "diagnosis_1", "diagnosiscode2": "diagnosis_2",
     "diagnosiscode3": "diagnosis_3", "diagnosiscode4": "diagnosis_4",
     "dx": "diagnoses", "diagnoses": "diagnoses", "diagnosis": "diagnoses", "diagnosiscodes": "diagnoses",
-    "icd10": "diagnoses", "dxcodes": "diagnoses",
+    "icd10": "diagnoses", "dxcodes": "diagnoses", "diagnosiscode": "diagnoses", "dxcode": "diagnoses",
+    "icd": "diagnoses", "icdcode": "diagnoses", "icdcodes": "diagnoses", "icd10code": "diagnoses",
+    "icd10codes": "diagnoses", "icd10cm": "diagnoses",
+    # Numbered diagnosis columns as exports head them ("ICD10 1", "ICD-10 Code 2", "Dx Code 3"), and the
+    # primary and secondary diagnosis; never a diagnosis pointer ("Dx Pointer": 1, 2 ... point at them).
+    **{f"{stem}{n}": f"diagnosis_{n}" for n in range(1, 5)
+       for stem in ("icd10", "icd10code", "icd10cm", "icdcode", "dxcode", "diagcode")},
+    "primarydx": "diagnosis_1", "primarydiagnosis": "diagnosis_1", "principaldiagnosis": "diagnosis_1",
+    "secondarydx": "diagnosis_2", "secondarydiagnosis": "diagnosis_2",
     "payer": "payer", "payor": "payer", "payername": "payer", "payorname": "payer", "insurance": "payer",
     "payerid": "payer", "plan": "payer", "carrier": "payer",
     "locality": "locality", "pricinglocality": "locality", "maclocality": "locality",

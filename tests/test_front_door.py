@@ -186,6 +186,16 @@ def test_account_number_headers_are_read_as_patient_id(header):
     assert map_headers(headers, {}, Path("e.csv"))[2] == "patient_id"
 
 
+# Diagnosis columns as exports head them: unread, every line of the file would be DX_MISSING.
+@pytest.mark.parametrize(("header", "column"), [
+    ("ICD10 1", "diagnosis_1"), ("ICD-10 Code 2", "diagnosis_2"), ("Dx Code 3", "diagnosis_3"),
+    ("ICD-10-CM 4", "diagnosis_4"), ("Primary Dx", "diagnosis_1"), ("Secondary Diagnosis", "diagnosis_2"),
+    ("Diagnosis Code", "diagnoses"), ("ICD-10 Codes", "diagnoses"), ("Dx Pointer", None)])
+def test_diagnosis_headers_are_read_and_a_pointer_is_not(header, column):
+    headers = ["Claim", "Line", "Patient", "DOS", "CPT", "Units", header]
+    assert map_headers(headers, {}, Path("e.csv")).get(6) == column
+
+
 def test_missing_columns_name_the_unrecognised_headers_and_print_a_mapping_that_fixes_them(
         tmp_path, db_path, monkeypatch):
     header = ["Encounter #", "Line", "Pt Account Nbr", "Svc Dt", "CPT", "Qty Billed", "Notes"]
