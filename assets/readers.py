@@ -86,6 +86,19 @@ ALIASES = {
     "locality": "locality", "pricinglocality": "locality", "maclocality": "locality",
     "servicezip": "service_zip", "zip": "service_zip", "zipcode": "service_zip", "servicezipcode": "service_zip",
     "facilityzip": "service_zip",
+    # More headers of practice-management and clearinghouse exports.
+    "encounter": "claim_id", "encounterno": "claim_id", "encounternumber": "claim_id", "visitid": "claim_id",
+    "visitnumber": "claim_id", "visitno": "claim_id", "ticketnumber": "claim_id", "ticketno": "claim_id",
+    "serviceline": "line_number", "svcline": "line_number", "linenbr": "line_number", "lineseq": "line_number",
+    "ptid": "patient_id", "insuredid": "patient_id", "mbi": "patient_id", "beneficiaryid": "patient_id",
+    "dateofsvc": "date_of_service", "fromdos": "date_of_service", "servicefromdate": "date_of_service",
+    "svcfromdate": "date_of_service", "dosstart": "date_of_service",
+    "hcpcscpt": "hcpcs", "servicecode": "hcpcs", "cpthcpcscode": "hcpcs", "hcpcscptcode": "hcpcs",
+    "unitsbilled": "units", "billedunits": "units", "svcunits": "units", "unitcount": "units",
+    "servicingnpi": "rendering_npi", "servicingprovidernpi": "rendering_npi",
+    "performingprovidernpi": "rendering_npi", "renderingprovider": "rendering_npi",
+    "billingprovider": "billing_npi", "paytonpi": "billing_npi", "organizationnpi": "billing_npi",
+    "placeofsvc": "place_of_service", "poscd": "place_of_service",
 }
 ALIASES.update({name.replace("_", ""): name for name in CANONICAL})
 

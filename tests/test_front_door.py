@@ -186,6 +186,20 @@ def test_account_number_headers_are_read_as_patient_id(header):
     assert map_headers(headers, {}, Path("e.csv"))[2] == "patient_id"
 
 
+@pytest.mark.parametrize(("header", "column"), [
+    ("Encounter #", "claim_id"), ("Visit ID", "claim_id"), ("Ticket Number", "claim_id"),
+    ("Service Line", "line_number"), ("Pt ID", "patient_id"), ("MBI", "patient_id"),
+    ("Date of Svc", "date_of_service"), ("Service From Date", "date_of_service"), ("HCPCS/CPT", "hcpcs"),
+    ("Service Code", "hcpcs"), ("Units Billed", "units"), ("Servicing Provider NPI", "rendering_npi"),
+    ("Pay-to NPI", "billing_npi"), ("Place of Svc", "place_of_service")])
+def test_headers_of_other_exports_are_read(header, column):
+    headers = {"claim_id": "Claim", "line_number": "Line", "patient_id": "Patient", "date_of_service": "DOS",
+               "hcpcs": "CPT", "units": "Units"}
+    headers[column] = header
+    names = list(headers.values())
+    assert map_headers(names, {}, Path("e.csv"))[names.index(header)] == column
+
+
 # Diagnosis columns as exports head them: unread, every line of the file would be DX_MISSING.
 @pytest.mark.parametrize(("header", "column"), [
     ("ICD10 1", "diagnosis_1"), ("ICD-10 Code 2", "diagnosis_2"), ("Dx Code 3", "diagnosis_3"),
@@ -198,16 +212,16 @@ def test_diagnosis_headers_are_read_and_a_pointer_is_not(header, column):
 
 def test_missing_columns_name_the_unrecognised_headers_and_print_a_mapping_that_fixes_them(
         tmp_path, db_path, monkeypatch):
-    header = ["Encounter #", "Line", "Pt Account Nbr", "Svc Dt", "CPT", "Qty Billed", "Notes"]
+    header = ["Claim Ref", "Line", "Pt Account Nbr", "Svc Dt", "CPT", "Qty Billed", "Notes"]
     export = text_export(tmp_path / "pm_export.csv", [["E1", "1", "PT-9", "07/08/2024", "76120", "2", "ok"]],
                          header=header)
     refused = scrub([export], tmp_path / "out", db_path)
     assert refused.exit_code == 2 and not (tmp_path / "out").exists()
     first, *snippet = refused.stderr.strip().splitlines()
     assert first == (f"claimscrub: {export}: required columns missing: claim_id, patient_id, "
-                     'date_of_service, units; headers not recognised: "Encounter #", "Pt Account Nbr", '
+                     'date_of_service, units; headers not recognised: "Claim Ref", "Pt Account Nbr", '
                      '"Svc Dt", "Qty Billed", "Notes"')
-    assert snippet[1:] == ['[columns]', '"Encounter #" = "claim_id"', '"Pt Account Nbr" = "patient_id"',
+    assert snippet[1:] == ['[columns]', '"Claim Ref" = "claim_id"', '"Pt Account Nbr" = "patient_id"',
                            '"Svc Dt" = "date_of_service"', '"Qty Billed" = "units"']
     # Pasted as printed, the mapping fixes the export; the command finds it through CLAIMSCRUB_MAPPING.
     mapping = tmp_path / "site-mapping.toml"
