@@ -20,7 +20,9 @@ create table if not exists remit_files (
     claim_payments integer, service_lines integer);
 create table if not exists remit_claims (
     sha256 varchar, claim_seq integer, claim_id varchar, status varchar, charge decimal(14,2),
-    paid decimal(14,2), payer varchar, segment bigint);
+    paid decimal(14,2), payer varchar, segment bigint, issued date);
+-- A database of an earlier version: its remittances' claim payments had no date (null: the oldest answer).
+alter table remit_claims add column if not exists issued date;
 create table if not exists remit_lines (
     sha256 varchar, line_seq integer, claim_seq integer, claim_id varchar, position integer, hcpcs varchar,
     paid_hcpcs varchar, modifiers varchar, charge decimal(14,2), paid decimal(14,2), units decimal(12,3),
@@ -33,7 +35,7 @@ create table if not exists remit_adjustments (
 # Typed columns of each table; the reader hands over text, cast here (an unreadable amount stays null).
 COLUMNS = {
     "remit_claims": {"claim_seq": "integer", "claim_id": None, "status": None, "charge": "decimal(14,2)",
-                     "paid": "decimal(14,2)", "payer": None, "segment": "bigint"},
+                     "paid": "decimal(14,2)", "payer": None, "segment": "bigint", "issued": "date"},
     "remit_lines": {"line_seq": "integer", "claim_seq": "integer", "claim_id": None, "position": "integer",
                     "hcpcs": None, "paid_hcpcs": None, "modifiers": None, "charge": "decimal(14,2)",
                     "paid": "decimal(14,2)", "units": "decimal(12,3)", "ref_6r": None, "service_date": None,
@@ -52,7 +54,7 @@ with denials as (
     where line_seq is not null and group_code in ('CO', 'OA') and carc <> '45'
 ),
 lines as (
-    select r.*, c.status, f.loaded_at,
+    select r.*, c.status, c.issued, f.loaded_at,
            row_number() over (partition by r.sha256, r.claim_seq, r.hcpcs order by r.line_seq) as code_position
     from remit_lines r
     join remit_claims c on c.sha256 = r.sha256 and c.claim_seq = r.claim_seq
@@ -72,7 +74,7 @@ scrubbed as (
            row_number() over (partition by l.claim_id, l.hcpcs order by l.line_number) as code_position
     from claim_lines l join latest_batch using (claim_id, batch_id)
 )
-select r.sha256, r.line_seq, r.claim_id, r.hcpcs, r.payer, r.status, r.loaded_at,
+select r.sha256, r.line_seq, r.claim_id, r.hcpcs, r.payer, r.status, r.issued, r.loaded_at,
        coalesce('ref ' || r.ref_6r, 'code ' || r.hcpcs || ' #' || r.code_position) as line_key,
        coalesce(by_ref.batch_id, by_code.batch_id) as batch_id,
        coalesce(by_ref.line_id, by_code.line_id) as line_id,
@@ -89,18 +91,18 @@ left join denials d on d.sha256 = r.sha256 and d.line_seq = r.line_seq and d.ran
 """
 
 # What the payer last said about each service line (a reversal, CLP02 22, never counts), and about each
-# scrubbed line that a remittance answers.
-OUTCOMES = """
+# scrubbed line that a remittance answers: the answer issued last (its 835's production date, else its payment
+# date), whatever order the files were loaded in; of one day, the one loaded last.
+LATEST_FIRST = "issued desc nulls last, loaded_at desc, sha256 desc, line_seq desc"
+OUTCOMES = f"""
 create or replace temp table remit_outcomes as
 select * exclude (recency) from (
-    select *, row_number() over (partition by claim_id, line_key
-                                 order by loaded_at desc, sha256 desc, line_seq desc) as recency
+    select *, row_number() over (partition by claim_id, line_key order by {LATEST_FIRST}) as recency
     from remit_line_status where status <> '22'
 ) where recency = 1;
 create or replace temp table line_outcomes as
 select * exclude (recency) from (
-    select *, row_number() over (partition by batch_id, line_id
-                                 order by loaded_at desc, sha256 desc, line_seq desc) as recency
+    select *, row_number() over (partition by batch_id, line_id order by {LATEST_FIRST}) as recency
     from remit_outcomes where line_id is not null
 ) where recency = 1;
 """

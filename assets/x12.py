@@ -352,22 +352,32 @@ def _amount(value: str) -> str | None:
     return value or None
 
 
+def _iso_date(value: str) -> str | None:
+    """A CCYYMMDD date of an 835 as YYYY-MM-DD; None for anything else."""
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if re.fullmatch(r"[0-9]{8}", value or "") else None
+
+
 def read_835(path: Path) -> Remittance:
     """Every claim payment, service line and adjustment of the 835 transaction sets of a file."""
     remit = Remittance()
-    payer = ""
+    payer, issued, produced = "", None, None
     claim: dict | None = None
     line: dict | None = None
     for segment in transaction_segments(path, "835", REMITTANCE):
         sid = segment.id
         if sid == "ST":
-            payer = ""
+            payer, issued, produced = "", None, None
+        elif sid == "BPR":
+            issued = _iso_date(segment.get(16))
+        elif sid == "DTM" and segment.get(1) == "405" and claim is None:
+            produced = _iso_date(segment.get(2))
         elif sid == "N1" and segment.get(1) == "PR":
             payer = segment.get(2)
         elif sid == "CLP":
+            # When the payer said it: the remittance's production date, else its payment date (BPR16).
             claim = {"claim_seq": len(remit.claims) + 1, "claim_id": segment.get(1), "status": segment.get(2),
                      "charge": _amount(segment.get(3)), "paid": _amount(segment.get(4)), "payer": payer,
-                     "segment": segment.number, "lines": 0}
+                     "issued": produced or issued, "segment": segment.number, "lines": 0}
             remit.claims.append(claim)
             line = None
         elif sid in ("PLB", "SE"):

@@ -149,6 +149,35 @@ def test_a_rescrub_of_an_earlier_batch_leaves_the_remittance_on_the_claims_lates
     assert npi_rows() == []
 
 
+def test_the_answer_the_payer_issued_last_counts_whatever_order_the_835s_were_loaded_in(loop, tmp_path):
+    # An 835 issued before the one already loaded (an old file found in an archive) pays every line: the
+    # denials of the later one stand.
+    db = tmp_path / "claimscrub.duckdb"
+    db.write_bytes(loop.db.read_bytes())
+    earlier = write_835(tmp_path / "earlier.835", CLAIMS, {}, issued="20240901")
+    assert _cli("remit", str(earlier), "--db", str(db)).exit_code == 0
+    result = _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db))
+    assert result.exit_code == 0, result.stderr
+    denied = {r["rule_id"]: r["denied_lines"] for r in read_csv(tmp_path / "feedback" / "rule_outcomes.csv")}
+    assert denied == {r["rule_id"]: r["denied_lines"] for r in read_csv(loop.feedback_out / "rule_outcomes.csv")}
+    assert denied["MUE_DOS"] == "2"
+    # Issued after it, the same payments are the payer's last word.
+    later = write_835(tmp_path / "later.835", CLAIMS, {}, issued="20241001")
+    assert _cli("remit", str(later), "--db", str(db)).exit_code == 0
+    assert _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db)).exit_code == 0
+    assert {r["rule_id"]: r["denied_lines"] for r in read_csv(tmp_path / "feedback" / "rule_outcomes.csv")}[
+        "MUE_DOS"] == "0"
+
+
+def test_an_835_is_dated_by_its_production_date_else_its_payment_date(tmp_path):
+    from assets.x12 import read_835
+
+    # The CMS example: produced 2004-03-08 (DTM*405), paid 2004-03-15 (BPR16).
+    assert {c["issued"] for c in read_835(FIXTURES / "835_5010_Example1.txt").claims} == {"2004-03-08"}
+    payment_only = write_835(tmp_path / "bpr-only.835", CLAIMS[:1], {}, issued="20240920")
+    assert {c["issued"] for c in read_835(payment_only).claims} == {"2024-09-20"}
+
+
 def test_missed_denials_are_denied_lines_without_a_deny_finding(loop):
     rows = read_csv(loop.feedback_out / "missed_denials.csv")
     assert rows == [{

@@ -131,7 +131,8 @@ def write_837p(path: Path, rows: list[dict], sep: Separators = Separators(), lin
 
 
 def write_835(path: Path, rows: list[dict], adjustments: dict[tuple[str, int], list[tuple[str, str]]],
-              without_line_ref: set[str] = frozenset(), sep: Separators = Separators()) -> Path:
+              without_line_ref: set[str] = frozenset(), sep: Separators = Separators(),
+              issued: str = "20240915") -> Path:
     """An 835 answering every claim line of rows, one transaction per payer.
 
     A line with no entry in `adjustments` is paid at 80% of its charge (the rest CO-45). A line with
@@ -143,7 +144,7 @@ def write_835(path: Path, rows: list[dict], adjustments: dict[tuple[str, int], l
         by_payer[lines[0].get("payer") or ""].append(claim_id)
     sets = []
     for payer, claim_ids in by_payer.items():
-        body = [["BPR", "I", "0", "C", "NON", "", "", "", "", "", "", "", "", "", "", "20240915"],
+        body = [["BPR", "I", "0", "C", "NON", "", "", "", "", "", "", "", "", "", "", "", issued],  # BPR16: the date
                 ["TRN", "1", "12345", "1512345678"], ["N1", "PR", payer], ["N1", "PE", "BILLING GROUP", "XX",
                                                                              npi("555000111")], ["LX", "1"]]
         for claim_id in claim_ids:
