@@ -202,7 +202,9 @@ ONE_DEFECT = st.one_of(
                      ("CPT Code", "76120-26", "carries modifiers 26 but the modifier columns hold 59"),
                      ("Member ID", "", "patient_id is missing"),
                      ("Mod 1", "ABC", "modifier 'ABC' is not a modifier"),
-                     ("Modifiers", "26, 6/26", "modifier '6/26' is not a modifier")]))
+                     ("Modifiers", "26, 6/26", "modifier '6/26' is not a modifier"),
+                     ("POS", "Office", "place_of_service 'Office' is not a place-of-service code"),
+                     ("POS", "O2", "place_of_service 'O2' is not a place-of-service code")]))
 
 
 # A typical value of each column, for the cells of a row that are not drawn hostile.
@@ -234,6 +236,9 @@ def hostile_rows(draw, index: int):
                   "Units": units})
     # A modifier cell of anything but modifiers quarantines the row (a defect below): a good row has none.
     cells.update(dict.fromkeys(MODIFIER_CELLS, ""))
+    # So does a place of service that is no code: a good row's is one, written one way or another, or none.
+    cells["POS"] = draw(st.sampled_from(["", "11", "22", "2", "11.0", " 21 ",
+                                         "22 - On Campus-Outpatient Hospital"]))
     if kind == "good":
         return cells, ("line", day.isoformat(), code, carried, count)
     column, value, reason = draw(ONE_DEFECT)
