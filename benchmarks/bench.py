@@ -3,8 +3,8 @@
 For each size: generate the export once (kept in the data folder), read it with DuckDB alone into a table
 (the floor), then run `claimscrub scrub` on it as a child process with a database that already holds the
 reference releases, as a nightly run finds it. Stage times come from the command's progress log (`--log`);
-peak memory is the larger of the child's maximum resident set and the sampled PSS of its whole process
-tree (the step processes of `--workers` are children of the executor's fork server).
+peak memory is the child's maximum resident set, and with `--workers` the larger of that and the sampled PSS
+of its whole process tree (the step processes are children of the executor's fork server).
 
     python -m benchmarks.bench --lines 100000 1000000 2000000 10000000
     python -m benchmarks.bench --lines 10000000 --shards 4 --layout per-shard --workers 2
@@ -44,19 +44,25 @@ COLUMNS = ["lines", "site", "file MB", "floor s", *(f"{s} s" for s in STAGES), "
            "x floor", "peak RSS MiB", "findings"]
 
 
-def run_measured(command: list[str], log: Path) -> tuple[float, int, int]:
-    """Run a child process; return its wall seconds, exit status and peak memory in bytes: the larger of the
-    child's own peak resident set and the peak of its whole process tree (the step processes of `--workers`
-    are children of the executor's fork server, which the child's own figure leaves out), sampled."""
+def run_measured(command: list[str], log: Path, processes: bool = False) -> tuple[float, int, int]:
+    """Run a child process; return its wall seconds, exit status and peak memory in bytes: the child's own peak
+    resident set (the kernel's high-water mark), and, for a command that runs step processes (`processes`:
+    `--workers`, whose steps are children of the executor's fork server, which the child's own figure leaves
+    out), the larger of that and the peak of its whole process tree, sampled. A sample reads the page tables of
+    every process of the tree (about 30 ms of CPU for a 1 GB process): taken five times a second beside a
+    command that keeps both cores busy, it slows the command it measures, so a single process is not sampled
+    (its proportional set is never above its resident set)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
         started = time.monotonic()
         child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         tree = TreeMemory(child.pid)
-        tree.start()
+        if processes:
+            tree.start()
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.monotonic() - started
-        tree.stop()
+        if processes:
+            tree.stop()
     child.returncode = os.waitstatus_to_exitcode(status)
     return seconds, child.returncode, max(usage.ru_maxrss * 1024, tree.peak)
 
@@ -157,7 +163,7 @@ def measure(lines: int, data: Path, template: Path, site: dict = ONE_FILE, keep:
     scrub_log = work / "scrub.log"
     total, code, peak = run_measured(
         [sys.executable, "-m", "pipelines.cli", "scrub", str(export), "--out", str(work / "out"),
-         "--db", str(database), "--log", str(scrub_log), *workers], work / "scrub.out")
+         "--db", str(database), "--log", str(scrub_log), *workers], work / "scrub.out", processes=bool(workers))
     if code != 0:
         raise SystemExit(f"the scrub of {lines:,} lines failed (exit {code}): see {work / 'scrub.out'}")
     summary = json.loads((work / "out" / "summary.json").read_text())
