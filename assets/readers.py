@@ -554,7 +554,7 @@ MODIFIER_COLUMNS = f"""
          then case when upper(trim(modifier_1)) <> '' then [upper(trim(modifier_1))] else [] end
          else list_sort(list_distinct(list_filter(list_transform(
                   flatten(list_transform([modifier_1, modifier_2, modifier_3, modifier_4, modifiers],
-                                         lambda cell: coalesce(regexp_split_to_array(cell, '[,;:\\s-]+'), []))),
+                                         lambda cell: coalesce(regexp_split_to_array(cell, '[,;:|\\s-]+'), []))),
                   lambda m: upper(trim(m))), lambda m: m is not null and m <> ''))) end as column_modifiers
 """
 # A text staging table (Excel and 837P rows) has the columns the readers name, all text.

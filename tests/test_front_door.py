@@ -112,6 +112,7 @@ ROWS = [
     ({"Mod 1": "26,TC"}, ("2024-07-08", "76120", "26,TC", "1")),
     ({"Mod 1": "26 tc"}, ("2024-07-08", "76120", "26,TC", "1")),
     ({"Mod 1": "tc-26"}, ("2024-07-08", "76120", "26,TC", "1")),
+    ({"Mod 1": "26|59"}, ("2024-07-08", "76120", "26,59", "1")),
     ({"Mod 1": "ABC"}, "modifier 'ABC' is not a modifier (two letters or digits, such as 26, TC or 59)"),
     ({"Mod 1": "2"}, "modifier '2' is not a modifier"),
     # A place of service decides the hospital rules and the rate: its code with its name after it is the code,
