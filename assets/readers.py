@@ -535,7 +535,15 @@ __OTHER_DATES__
                   lambda d: case when strpos(upper(trim(d)), '.') in (0, 4) or trim(d, ' .') = ''
                                       then replace(upper(trim(d)), '.', '')
                                  else upper(trim(d)) end), lambda d: d is not null and d <> '')) end,
-    payer, upper(locality),
+    payer,
+    -- A locality as MAC-LL; the same digits written otherwise (01112 05, 0111205, or 1112-5 from a number
+    -- cell that lost its leading zero) are put back in that shape.
+    case when locality is null or regexp_full_match(locality, '[0-9]{5}-[0-9]{2}') then locality
+         when regexp_full_match(locality, '[0-9]{1,5}\\s*[-\\s]\\s*[0-9]{1,2}')
+             then lpad(regexp_extract(locality, '^[0-9]+'), 5, '0') || '-'
+                  || lpad(regexp_extract(locality, '[0-9]+$'), 2, '0')
+         when regexp_full_match(locality, '[0-9]{6,7}') then left(lpad(locality, 7, '0'), 5) || '-' || right(locality, 2)
+         else upper(locality) end,
     case when service_zip is null then null
          else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
 """.replace("__DATE_TIME__", DATE_TIME).replace("__OTHER_DATES__", OTHER_DATES)

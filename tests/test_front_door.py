@@ -79,6 +79,18 @@ def test_dates_of_service_in_every_written_form_are_read_as_the_day_they_name(co
     assert read.fetchall() == [(text, day) for text, day in DATE_FORMS]
 
 
+def test_a_locality_written_otherwise_is_read_as_mac_dash_locality(con, tmp_path):
+    written = ["01112-05", "01112 05", "0111205", "1112-5", "111205", "ca-05", "12345-678"]
+    path = text_export(tmp_path / "localities.csv",
+                       [["L", str(n), "P", "2024-07-08", "76120", "1", text] for n, text in enumerate(written, 1)],
+                       header=["Claim ID", "Line", "Member ID", "DOS", "CPT Code", "Units", "Locality"])
+    land_rows(con, stage_csv(con, path, 0, {}), "raw_claim_rows", "b", 0, path.name)
+    read = [r[0] for r in con.execute("select locality from raw_claim_rows order by source_row").fetchall()]
+    # Not a locality at all: kept as written (upper case), and the line is priced at the national amount
+    # with a price note saying so.
+    assert read == ["01112-05"] * 5 + ["CA-05", "12345-678"]
+
+
 # (changes to a clean row, what a user reads: the line's date, code, modifiers and units, or the reason)
 ROWS = [
     ({"DOS": "11/3/25"}, ("2025-11-03", "76120", "", "1")),
