@@ -145,14 +145,27 @@ def load_mapping(path: str | None) -> dict[str, str]:
     return mapping
 
 
+# Columns an export may repeat under one header ("Modifier", "Modifier", ...; "Dx", "Dx", ...): a repeat takes
+# the next free column of its kind, where it would otherwise go unread (a 59 in the second "Modifier" lost).
+REPEATABLE = {
+    **dict.fromkeys(["modifiers", "modifier_1", "modifier_2", "modifier_3", "modifier_4"],
+                    ["modifier_1", "modifier_2", "modifier_3", "modifier_4"]),
+    **dict.fromkeys(["diagnoses", "diagnosis_1", "diagnosis_2", "diagnosis_3", "diagnosis_4"],
+                    ["diagnosis_1", "diagnosis_2", "diagnosis_3", "diagnosis_4"]),
+}
+
+
 def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict[int, str]:
-    """Column position -> canonical name. The first column that claims a name keeps it."""
+    """Column position -> canonical name. The first column that claims a name keeps it; a repeat of a
+    modifier or diagnosis column takes the next free one of its kind (REPEATABLE)."""
     taken: dict[int, str] = {}
     used: set[str] = set()
     unknown: list[str] = []
     for position, header in enumerate(headers):
         key = normalise_header(header)
         target = mapping.get(key) or ALIASES.get(key)
+        if target in used and target in REPEATABLE:
+            target = next((t for t in REPEATABLE[target] if t not in used), target)
         if target and target not in used:
             taken[position] = target
             used.add(target)

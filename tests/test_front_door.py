@@ -79,6 +79,17 @@ def test_dates_of_service_in_every_written_form_are_read_as_the_day_they_name(co
     assert read.fetchall() == [(text, day) for text, day in DATE_FORMS]
 
 
+def test_modifier_and_diagnosis_columns_under_one_repeated_header_are_all_read(con, tmp_path):
+    header = ["Claim ID", "Line", "Member ID", "DOS", "CPT Code", "Units", "Modifier", "Modifier", "Dx", "Dx"]
+    path = text_export(tmp_path / "repeated.csv", [["R1", "1", "P", "2024-07-08", "76120", "1", "26", "59",
+                                                    "R13.10", "I1.0"]], header=header)
+    land_rows(con, stage_csv(con, path, 0, {}), "raw_claim_rows", "b", 0, path.name)
+    # The second "Modifier" holds the bypass modifier that decides PTP_BYPASSED over PTP_NO_BYPASS; the
+    # second "Dx" a misshapen code that DX_MISSING must see.
+    assert con.execute("select modifiers, diagnoses from raw_claim_rows").fetchall() == [
+        (["26", "59"], ["R1310", "I1.0"])]
+
+
 def test_a_locality_written_otherwise_is_read_as_mac_dash_locality(con, tmp_path):
     written = ["01112-05", "01112 05", "0111205", "1112-5", "111205", "ca-05", "12345-678"]
     path = text_export(tmp_path / "localities.csv",
