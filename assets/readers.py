@@ -488,9 +488,10 @@ def rows_above_header(path: Path, mapping: dict[str, str]) -> str:
 # no form is read as another (DuckDB's %Y reads '25' as the year 25): YYYY-MM-DD, M/D/YYYY, M/D/YY as 20YY,
 # YYYY/M/D, M-D-YYYY (month first, as on US claims), D-Mon-YYYY, YYYYMMDD, and an Excel serial day number of
 # five digits (45481 is 2024-07-08; 1899-12-30 is day 0 in Excel's 1900 date system). A time after a date
-# (`03/02/2026 12:00:00 AM`, as spreadsheets and databases export a date column) is ignored. A dotted date
+# (`03/02/2026 12:00:00 AM`, as spreadsheets and databases export a date column; `2024-07-08T00:00:00Z`) is
+# ignored, with its zone: the date written is the day of service. A dotted date
 # (03.02.2026) is left unread: it is day first where it is usual.
-DATE_TIME = "([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)? ?([AaPp][Mm])?)?"
+DATE_TIME = "([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)? ?([AaPp][Mm]|Z|[+-][0-9]{2}:?[0-9]{2})?)?"
 DATE_FORMS = [("[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}", "%m/%d/%Y"), ("[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}", "%Y/%m/%d"),
               ("[0-9]{1,2}-[0-9]{1,2}-[0-9]{4}", "%m-%d-%Y"), ("[0-9]{1,2}-[A-Za-z]{3}-[0-9]{4}", "%d-%b-%Y")]
 # The usual shapes (a plain YYYY-MM-DD or M/D/YYYY) are tried first: the others cost a regular expression more.
