@@ -99,6 +99,14 @@ ALIASES = {
     "performingprovidernpi": "rendering_npi", "renderingprovider": "rendering_npi",
     "billingprovider": "billing_npi", "paytonpi": "billing_npi", "organizationnpi": "billing_npi",
     "placeofsvc": "place_of_service", "poscd": "place_of_service",
+    "visit": "claim_id", "servicelinenumber": "line_number", "servicelineno": "line_number",
+    "chargeline": "line_number", "chargelinenumber": "line_number", "chargelineno": "line_number",
+    "membernumber": "patient_id", "memberno": "patient_id", "membernum": "patient_id",
+    "subscribernumber": "patient_id", "svcfrom": "date_of_service", "servicefrom": "date_of_service",
+    "proc": "hcpcs", "procedurecd": "hcpcs",
+    "m1": "modifier_1", "m2": "modifier_2", "m3": "modifier_3", "m4": "modifier_4",
+    "insurancename": "payer", "planname": "payer", "insurancecompany": "payer", "primaryinsurance": "payer",
+    "primarypayer": "payer",
 }
 ALIASES.update({name.replace("_", ""): name for name in CANONICAL})
 

@@ -217,7 +217,9 @@ def test_account_number_headers_are_read_as_patient_id(header):
     ("Service Line", "line_number"), ("Pt ID", "patient_id"), ("MBI", "patient_id"),
     ("Date of Svc", "date_of_service"), ("Service From Date", "date_of_service"), ("HCPCS/CPT", "hcpcs"),
     ("Service Code", "hcpcs"), ("Units Billed", "units"), ("Servicing Provider NPI", "rendering_npi"),
-    ("Pay-to NPI", "billing_npi"), ("Place of Svc", "place_of_service")])
+    ("Pay-to NPI", "billing_npi"), ("Place of Svc", "place_of_service"), ("Service Line Number", "line_number"),
+    ("Member_Number", "patient_id"), ("Svc From", "date_of_service"), ("Proc", "hcpcs"), ("M1", "modifier_1"),
+    ("Insurance Name", "payer")])
 def test_headers_of_other_exports_are_read(header, column):
     headers = {"claim_id": "Claim", "line_number": "Line", "patient_id": "Patient", "date_of_service": "DOS",
                "hcpcs": "CPT", "units": "Units"}
