@@ -157,9 +157,9 @@ def load_mapping(path: str | None) -> dict[str, str]:
 # the next free column of its kind, where it would otherwise go unread (a 59 in the second "Modifier" lost).
 REPEATABLE = {
     **dict.fromkeys(["modifiers", "modifier_1", "modifier_2", "modifier_3", "modifier_4"],
-                    ["modifier_1", "modifier_2", "modifier_3", "modifier_4"]),
+                    ("modifier_1", "modifier_2", "modifier_3", "modifier_4")),
     **dict.fromkeys(["diagnoses", "diagnosis_1", "diagnosis_2", "diagnosis_3", "diagnosis_4"],
-                    ["diagnosis_1", "diagnosis_2", "diagnosis_3", "diagnosis_4"]),
+                    ("diagnosis_1", "diagnosis_2", "diagnosis_3", "diagnosis_4")),
 }
 
 

@@ -1,13 +1,12 @@
 """The big sheets' rows as DuckDB writes them: what a reader sees in each cell is the value, exactly."""
 
 import zipfile
+from dataclasses import replace
 from datetime import datetime
 
 import duckdb
 import pytest
 from openpyxl import Workbook, load_workbook
-
-from dataclasses import replace
 
 from reports.sheet_xml import QueryRows, SharedStrings, splice_rows
 from reports.workbook import Column, Table, table_sheet
