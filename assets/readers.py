@@ -926,6 +926,12 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
 UNREAD_LIKENESS = 0.8
 
 
+# The last day of a line's range of dates, as exports head it: claimscrub reads the first day only.
+THROUGH_DATES = {"todate", "dosto", "dosthru", "dosthrough", "servicedateto", "servicetodate", "svctodate",
+                 "svcto", "serviceto", "thrudate", "throughdate", "datethrough", "datethru", "dateto",
+                 "servicethroughdate", "servicethrudate"}
+
+
 def unread_headers(headers: list[str], mapping: dict[str, str], path: Path) -> str:
     """A note naming the headers that are not read but look like a column claimscrub reads and has not found
     ("CPT Modifier X" beside no modifier column): a modifier or a place of service left behind changes what a
@@ -934,18 +940,26 @@ def unread_headers(headers: list[str], mapping: dict[str, str], path: Path) -> s
         return ""
     columns = map_headers(headers, mapping, path)
     found = set(columns.values())
-    unread = []
+    unread, through = [], []
     for position, header in enumerate(headers):
         if position in columns or not normalise_header(header):
+            continue
+        if normalise_header(header) in THROUGH_DATES:
+            through.append(_quoted_header(header))
             continue
         likeness, column = max(((_likeness(header, column), column) for column in OPTIONAL if column not in found),
                                default=(0.0, ""))
         if likeness >= UNREAD_LIKENESS:
             unread.append(f"{_quoted_header(header)} (is it {column}?)")
-    if not unread:
-        return ""
-    return (f"{path}: column{'s' if len(unread) > 1 else ''} not read: {', '.join(unread)}; a mapping file "
-            f"(--mapping) can name {'them' if len(unread) > 1 else 'it'}")
+    notes = []
+    if unread:
+        notes.append(f"column{'s' if len(unread) > 1 else ''} not read: {', '.join(unread)}; a mapping file "
+                     f"(--mapping) can name {'them' if len(unread) > 1 else 'it'}")
+    if through:
+        notes.append(f"{', '.join(through)} not read: a line is judged on its date of service, the first day of a "
+                     "range, and all its units count toward that day (bill one line per day where a code's MUE "
+                     "is per day)")
+    return f"{path}: {'; '.join(notes)}" if notes else ""
 
 
 def export_headers(path: Path, mapping: dict[str, str]) -> list[str]:

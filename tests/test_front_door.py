@@ -205,6 +205,16 @@ def test_a_column_that_looks_like_one_claimscrub_reads_but_is_not_read_is_named(
                      "file (--mapping) can name it"]
 
 
+def test_a_range_of_dates_is_said_to_be_judged_on_its_first_day():
+    from assets.readers import unread_headers
+
+    header = ["Claim ID", "Line", "Member ID", "From Date", "To Date", "CPT Code", "CPT Modifier X", "Units"]
+    assert unread_headers(header, {}, Path("e.csv")) == (
+        'e.csv: column not read: "CPT Modifier X" (is it modifiers?); a mapping file (--mapping) can name it; '
+        '"To Date" not read: a line is judged on its date of service, the first day of a range, and all its '
+        "units count toward that day (bill one line per day where a code's MUE is per day)")
+
+
 @pytest.mark.parametrize("header",
                          ["Patient Acct", "Acct #", "Account", "MRN", "Account No", "Patient Account #"])
 def test_account_number_headers_are_read_as_patient_id(header):
