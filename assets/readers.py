@@ -829,6 +829,12 @@ def land_rows(con: duckdb.DuckDBPyConnection, staged: StagedFile, table: str, ba
                            [batch_id, file_index, name]).fetchall()[0][0]
 
 
+def _whole_number(value: object) -> bool:
+    """Whether an Excel cell holds a number of up to five digits with nothing after its point."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer()
+            and 0 < value < 100_000)
+
+
 def _cell_text(value: object) -> str | None:
     """An Excel cell as the text a CSV export would have held."""
     if value is None:
@@ -906,6 +912,9 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
             for position, canonical in columns.items():
                 value = cells[position] if position < len(cells) else None
                 record[canonical] = value.strip() if value and value.strip() else None
+                # A code typed as a number lost its leading zeros to Excel (anesthesia 00100 shows as 100).
+                if canonical == "hcpcs" and position < len(row) and _whole_number(row[position]):
+                    record[canonical] = f"{int(row[position]):05d}"
             records.append(record)
     finally:
         workbook.close()

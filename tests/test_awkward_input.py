@@ -155,15 +155,19 @@ def test_workbook_dates_numbers_and_leading_blank_rows_read_as_an_export_would(c
         [1001, 1.0, 42, datetime(2024, 7, 8), 76120, None, 2.0, 1234567893, 2, "R13.10", "Medicare", 2134],
         ["C2", 2, "PT-2", datetime(2024, 7, 8, 10, 30), "76120", "26", 1.5, "1234567893", "22", "R13.10",
          "Medicare", "02134"],
+        # An anesthesia code typed as a number: Excel shows 00100 as 100. Typed as text, "0100" stays as it is.
+        ["C3", 1, "PT-3", datetime(2024, 7, 8), 100, None, 1, "1234567893", "11", "R13.10", "Medicare", None],
+        ["C4", 1, "PT-4", datetime(2024, 7, 8), "0100", None, 1, "1234567893", "11", "R13.10", "Medicare", None],
     ])
     rows = staged(con, path)
-    first, second = rows
+    first, second, anesthesia, text = rows
+    assert (anesthesia["hcpcs"], text["hcpcs"]) == ("00100", "0100")
     assert (first["claim_id"], first["line_number"], first["patient_id"]) == ("1001", "1", "42")
     assert (first["date_of_service"], first["hcpcs"], first["units"]) == ("2024-07-08", "76120", "2")
     # A number cell reads as the text a CSV export would hold, then parses as that text would.
     assert (first["rendering_npi"], first["place_of_service"], first["service_zip"]) == ("1234567893", "02", "02134")
     assert (second["date_of_service"], second["units"]) == ("2024-07-08 10:30:00", "1.5")
-    assert [r["source_row"] for r in rows] == [1, 2]
+    assert [r["source_row"] for r in rows] == [1, 2, 3, 4]
 
 
 def test_workbook_formulas_are_read_as_their_cached_values_never_evaluated(con, tmp_path):
