@@ -437,7 +437,9 @@ def splice_rows(path, pending: list[PendingRows], shared: SharedStrings | None =
                     rows.write(out.write)
                     out.write(end + tail)
             if shared is not None:
-                dst.writestr(zipfile.ZipInfo(SHARED_PART, date_time=src.infolist()[0].date_time), shared.xml())
+                entry = zipfile.ZipInfo(SHARED_PART, date_time=src.infolist()[0].date_time)
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                dst.writestr(entry, shared.xml())
         os.replace(staged, path)
     finally:
         if os.path.exists(staged):
