@@ -476,8 +476,8 @@ def rows_above_header(path: Path, mapping: dict[str, str]) -> str:
         workbook, _, _, above, sheet = _first_sheet_header(path, mapping)
         workbook.close()
         if sheet:
-            where = f"{path}: the claims are read from sheet {sheet[1]!r} (sheet {sheet[0]}: no sheet before it has " \
-                    "a header row naming the required columns)"
+            where = (f"{path}: the claims are read from sheet {sheet[1]!r} (sheet {sheet[0]}: no sheet before it "
+                     "has a header row naming the required columns)")
             return where + (f"; {len(above)} row{'s' if len(above) > 1 else ''} of title above its header skipped"
                             if above else "")
     else:
