@@ -108,7 +108,9 @@ ALIASES = {
     "insurancename": "payer", "planname": "payer", "insurancecompany": "payer", "primaryinsurance": "payer",
     "primarypayer": "payer",
 }
-ALIASES.update({name.replace("_", ""): name for name in CANONICAL})
+# Each column's own name, as a header normalises ("claim_id", "Claim ID"): it wins over an alias (map_headers).
+CANONICAL_KEYS = {name.replace("_", ""): name for name in CANONICAL}
+ALIASES.update(CANONICAL_KEYS)
 
 
 # Legacy binary Office files (.xls) start with the OLE2 compound-document signature.
@@ -164,13 +166,22 @@ REPEATABLE = {
 
 
 def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict[int, str]:
-    """Column position -> canonical name. The first column that claims a name keeps it; a repeat of a
-    modifier or diagnosis column takes the next free one of its kind (REPEATABLE)."""
+    """Column position -> canonical name. A header the site's mapping names, or one that is the column's own
+    name ("claim_id", "Claim ID"), takes it first, wherever it stands; then the aliases, the first column that
+    claims a name keeping it ("Code" before "CPT Code" does not take the code from it when the file also has
+    "HCPCS"). A repeat of a modifier or diagnosis column takes the next free one of its kind (REPEATABLE)."""
     taken: dict[int, str] = {}
     used: set[str] = set()
     unknown: list[str] = []
-    for position, header in enumerate(headers):
-        key = normalise_header(header)
+    keys = [normalise_header(header) for header in headers]
+    for position, key in enumerate(keys):
+        target = mapping.get(key) or CANONICAL_KEYS.get(key)
+        if target and target not in used:
+            taken[position] = target
+            used.add(target)
+    for position, (header, key) in enumerate(zip(headers, keys)):
+        if position in taken:
+            continue
         target = mapping.get(key) or ALIASES.get(key)
         if target in used and target in REPEATABLE:
             target = next((t for t in REPEATABLE[target] if t not in used), target)
@@ -192,7 +203,7 @@ def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict
             more = f" and {len(unknown) - UNKNOWN_SHOWN} more" if len(unknown) > UNKNOWN_SHOWN else ""
             message += f"; headers not recognised: {shown}{more}"
         raise InputFileError(message, mapping_advice(missing, unknown))
-    return taken
+    return dict(sorted(taken.items()))
 
 
 # A cell that is a value rather than a column's name: a number, a date, an amount, or a code or id that mixes

@@ -238,6 +238,15 @@ def test_headers_of_other_exports_are_read(header, column):
     assert map_headers(names, {}, Path("e.csv"))[names.index(header)] == column
 
 
+def test_a_column_under_its_own_name_wins_over_an_alias_before_it():
+    # "Visit" and "Code" would be the claim and the code by alias; the columns named as claimscrub names them
+    # are read wherever they stand.
+    headers = ["Visit", "Code", "Claim ID", "Line", "Patient", "DOS", "HCPCS", "Units", "Mod", "Mod", "Modifier 1"]
+    assert map_headers(headers, {}, Path("e.csv")) == {
+        2: "claim_id", 3: "line_number", 4: "patient_id", 5: "date_of_service", 6: "hcpcs", 7: "units",
+        8: "modifiers", 9: "modifier_2", 10: "modifier_1"}
+
+
 # Diagnosis columns as exports head them: unread, every line of the file would be DX_MISSING.
 @pytest.mark.parametrize(("header", "column"), [
     ("ICD10 1", "diagnosis_1"), ("ICD-10 Code 2", "diagnosis_2"), ("Dx Code 3", "diagnosis_3"),
