@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from .columns import CANONICAL, OPTIONAL, REQUIRED, InputFileError
-from .x12 import inspect_837p
+from .x12 import RANGE_JUDGED, inspect_837p
 
 # Header aliases seen in practice-management exports, keyed by the normalised header.
 ALIASES = {
@@ -976,9 +976,7 @@ def unread_headers(headers: list[str], mapping: dict[str, str], path: Path) -> s
         notes.append(f"column{'s' if len(unread) > 1 else ''} not read: {', '.join(unread)}; a mapping file "
                      f"(--mapping) can name {'them' if len(unread) > 1 else 'it'}")
     if through:
-        notes.append(f"{', '.join(through)} not read: a line is judged on its date of service, the first day of a "
-                     "range, and all its units count toward that day (bill one line per day where a code's MUE "
-                     "is per day)")
+        notes.append(f"{', '.join(through)} not read: {RANGE_JUDGED}")
     return f"{path}: {'; '.join(notes)}" if notes else ""
 
 

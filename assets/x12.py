@@ -153,6 +153,11 @@ def inspect_837p(path: Path) -> None:
         pass
 
 
+# What becomes of a line billed over a range of days (an 837P RD8 date, an export's "To Date" column).
+RANGE_JUDGED = ("a line is judged on the first day of its range, and all its units count toward that day "
+                "(bill one line per day where a code's MUE is per day)")
+
+
 def x12_notes(path: Path) -> list[str]:
     """Notes on what the scrub of an X12 file does not judge as written, in one pass over it: the transaction
     sets that are not 837P (an 837I beside the 837P claims), which it leaves out, and the dates of service
@@ -174,8 +179,7 @@ def x12_notes(path: Path) -> list[str]:
                      f"out: {', '.join(others)}")
     if spans:
         notes.append(f"{path}: {spans:,} date{'s' if spans != 1 else ''} of service given as a range of days "
-                     "(DTP*472*RD8) judged on the first day: all the units of such a line count toward that "
-                     "day's MUE, so bill one line per day where a code's MUE is per day")
+                     f"(DTP*472*RD8): {RANGE_JUDGED}")
     return notes
 
 

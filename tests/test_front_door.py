@@ -211,8 +211,8 @@ def test_a_range_of_dates_is_said_to_be_judged_on_its_first_day():
     header = ["Claim ID", "Line", "Member ID", "From Date", "To Date", "CPT Code", "CPT Modifier X", "Units"]
     assert unread_headers(header, {}, Path("e.csv")) == (
         'e.csv: column not read: "CPT Modifier X" (is it modifiers?); a mapping file (--mapping) can name it; '
-        '"To Date" not read: a line is judged on its date of service, the first day of a range, and all its '
-        "units count toward that day (bill one line per day where a code's MUE is per day)")
+        '"To Date" not read: a line is judged on the first day of its range, and all its units count toward '
+        "that day (bill one line per day where a code's MUE is per day)")
 
 
 @pytest.mark.parametrize("header",

@@ -209,9 +209,10 @@ def test_837p_columns_come_from_the_loops_the_guide_names(handmade_run):
     # 2330D provider is ignored. The range is said: its units count toward its first day's MUE.
     assert (second["source_row"], second["date_of_service"], second["place_of_service"],
             second["provider_npi"]) == ("28", "2024-08-13", "11", LINE_DOC)
-    assert any(n.endswith("mapping.837: 1 date of service given as a range of days (DTP*472*RD8) judged on the "
-                          "first day: all the units of such a line count toward that day's MUE, so bill one "
-                          "line per day where a code's MUE is per day") for n in handmade_run.stderr.splitlines())
+    ranges = ("mapping.837: 1 date of service given as a range of days (DTP*472*RD8): a line is judged on the "
+              "first day of its range, and all its units count toward that day (bill one line per day where a "
+              "code's MUE is per day)")
+    assert any(n.endswith(ranges) for n in handmade_run.stderr.splitlines())
     other = handmade_run.line("MAP-2", 2)
     assert (other["provider_npi"], other["payer"], other["patient"]) == (OTHER_GROUP, "BLUE PLAN", "MEMBER-2")
     assert "DX_MISSING" not in handmade_run.findings("MAP-1", 1) | handmade_run.findings("MAP-2", 2)
