@@ -545,7 +545,8 @@ __OTHER_DATES__
     try_cast(replace(replace(charge, '$', ''), ',', '') as decimal(14,2)),
     rendering_npi, billing_npi,
     -- Two digits, as nearly every line has them, are kept without the regular expression, which costs more.
-    case when place_of_service is null then '11'
+    -- An export's way of writing "none" (N/A, NULL) is no place of service: the default, as an empty cell.
+    case when place_of_service is null or upper(place_of_service) in ('NA', 'N/A', 'NULL', 'NONE') then '11'
          when strlen(place_of_service) = 2 and place_of_service between '00' and '99'
               and right(place_of_service, 1) between '0' and '9' then place_of_service
          when regexp_full_match(place_of_service, '\\d{1,2}(\\.0+)?')
@@ -589,14 +590,16 @@ MODIFIER_COLUMNS = f"""
          then list_sort(list_distinct(regexp_split_to_array(trim(substr(upper(hcpcs), 6), ' -'), '[ -]+')))
     end as code_modifiers,
     -- Most lines carry one modifier or none: the same list without the list functions. A modifier cell that
-    -- holds several ("26,TC", "26 TC", "26-TC") is split as the modifiers column is.
+    -- holds several ("26,TC", "26 TC", "26-TC") is split as the modifiers column is; one that says "none"
+    -- (N/A, NULL) holds none.
     case when modifiers is null and modifier_2 is null and modifier_3 is null and modifier_4 is null
               and coalesce(strlen(modifier_1), 0) <= 2
          then case when upper(trim(modifier_1)) <> '' then [upper(trim(modifier_1))] else [] end
          else list_sort(list_distinct(list_filter(list_transform(
                   flatten(list_transform([modifier_1, modifier_2, modifier_3, modifier_4, modifiers],
                                          lambda cell: coalesce(regexp_split_to_array(cell, '[,;:|\\s-]+'), []))),
-                  lambda m: upper(trim(m))), lambda m: m is not null and m <> ''))) end as column_modifiers
+                  lambda m: upper(trim(m))), lambda m: m is not null and m not in ('', 'N/A', 'NULL', 'NONE'))))
+    end as column_modifiers
 """
 # A text staging table (Excel and 837P rows) has the columns the readers name, all text.
 TEXT_COLUMNS = ", ".join(f"{name} varchar" for name in CANONICAL)

@@ -138,12 +138,14 @@ ROWS = [
     ({"Mod 1": "26 tc"}, ("2024-07-08", "76120", "26,TC", "1")),
     ({"Mod 1": "tc-26"}, ("2024-07-08", "76120", "26,TC", "1")),
     ({"Mod 1": "26|59"}, ("2024-07-08", "76120", "26,59", "1")),
+    ({"Mod 1": "N/A"}, ("2024-07-08", "76120", "", "1")),
     ({"Mod 1": "ABC"}, "modifier 'ABC' is not a modifier (two letters or digits, such as 26, TC or 59)"),
     ({"Mod 1": "2"}, "modifier '2' is not a modifier"),
     # A place of service decides the hospital rules and the rate: its code with its name after it is the code,
     # and a cell that holds no code is not taken for the office.
     ({"POS": "22 - On Campus-Outpatient Hospital"}, ("2024-07-08", "76120", "", "1")),
     ({"POS": "21 Inpatient Hospital"}, ("2024-07-08", "76120", "", "1")),
+    ({"POS": "N/A"}, ("2024-07-08", "76120", "", "1")),
     ({"POS": "O2"}, "place_of_service 'O2' is not a place-of-service code (two digits, such as 11 or 22)"),
     ({"POS": "Office"}, "place_of_service 'Office' is not a place-of-service code"),
 ]
