@@ -228,18 +228,22 @@ GOVERNING = sorted({rule for p in PRECEDENCE for rule in p.governs})
 # findings' other facts.
 FACTS = f"""
 create or replace temp table worklist_facts as
+-- The sides (RT, LT) that the lines of a bilateral code's MUE_DOS day carry: each side on a line of its own is
+-- one bilateral service; one side twice, or a side beside an assistant's line, is not. Those days are few:
+-- grouped apart, rather than a window over every finding.
+with sides as (
+    select patient, date_of_service, provider, hcpcs,
+           list_distinct(flatten(list(list_filter(string_split(coalesce(modifiers, ''), ','),
+                                                  lambda m: m in ('RT', 'LT'))))) as day_sides
+    from worklist_findings where rule_id = 'MUE_DOS' and bilat_surg = '1'
+    group by all
+)
 select w._row, w.line_id, w.rule_id, w.severity, w.dup_role, w.dup_keeper, w.dup_copies, w.dup_group,
        w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action, w.partner_bundled,
        {VARIANT_SQL} as variant
 from (
     select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group,
-           -- The sides (RT, LT) that the lines of an MUE_DOS finding's day carry: each side on a line of its
-           -- own is one bilateral service; one side twice, or a side beside an assistant's line, is not.
-           case when f.rule_id = 'MUE_DOS' and f.bilat_surg = '1' then
-               list_distinct(flatten(list(list_filter(string_split(coalesce(f.modifiers, ''), ','),
-                                                      lambda m: m in ('RT', 'LT')))
-                   over (partition by f.rule_id, f.patient, f.date_of_service, f.provider, f.hcpcs))) end
-               as day_sides,
+           case when f.rule_id = 'MUE_DOS' then s.day_sides end as day_sides,
            coalesce(d.partner_text, d.partner.ref) as dup_partner_ref, d.partner.line as dup_partner_line,
            coalesce(d.partner_refs, case when d.partner.ref is not null then [d.partner.ref] else [] end)
                as dup_partner_refs,
@@ -248,6 +252,9 @@ from (
     from worklist_findings f
     left join worklist_dups d on d.rule_id = f.rule_id and d.line_id = f.line_id
     left join worklist_dups p on p.rule_id = f.rule_id and p.line_id = d.partner.id and d.partner.batch = ''
+    left join sides s on f.rule_id = 'MUE_DOS' and f.bilat_surg = '1' and s.patient = f.patient
+                     and s.date_of_service = f.date_of_service and s.provider is not distinct from f.provider
+                     and s.hcpcs = f.hcpcs
 ) w
 """
 
