@@ -546,9 +546,10 @@ __OTHER_DATES__
     rendering_npi, billing_npi,
     -- Two digits, as nearly every line has them, are kept without the regular expression, which costs more.
     -- An export's way of writing "none" (N/A, NULL) is no place of service: the default, as an empty cell.
-    case when place_of_service is null or upper(place_of_service) in ('NA', 'N/A', 'NULL', 'NONE') then '11'
+    case when place_of_service is null then '11'
          when strlen(place_of_service) = 2 and place_of_service between '00' and '99'
               and right(place_of_service, 1) between '0' and '9' then place_of_service
+         when upper(place_of_service) in ('NA', 'N/A', 'NULL', 'NONE') then '11'
          when regexp_full_match(place_of_service, '\\d{1,2}(\\.0+)?')
              then lpad(split_part(place_of_service, '.', 1), 2, '0')
          -- The code with its name after it, as some systems export the column ("22 - On Campus-Outpatient
