@@ -510,6 +510,9 @@ def rows_above_header(path: Path, mapping: dict[str, str]) -> str:
 # (`03/02/2026 12:00:00 AM`, as spreadsheets and databases export a date column; `2024-07-08T00:00:00Z`) is
 # ignored, with its zone: the date written is the day of service. A dotted date
 # (03.02.2026) is left unread: it is day first where it is usual.
+# A place of service of two digits, tested without a regular expression (validation tests it the same way).
+TWO_DIGITS = ("strlen(place_of_service) = 2 and place_of_service between '00' and '99' "
+              "and right(place_of_service, 1) between '0' and '9'")
 DATE_TIME = "([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)? ?([AaPp][Mm]|Z|[+-][0-9]{2}:?[0-9]{2})?)?"
 DATE_FORMS = [("[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}", "%m/%d/%Y"), ("[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}", "%Y/%m/%d"),
               ("[0-9]{1,2}-[0-9]{1,2}-[0-9]{4}", "%m-%d-%Y"), ("[0-9]{1,2}-[A-Za-z]{3}-[0-9]{4}", "%d-%b-%Y")]
@@ -547,8 +550,7 @@ __OTHER_DATES__
     -- Two digits, as nearly every line has them, are kept without the regular expression, which costs more.
     -- An export's way of writing "none" (N/A, NULL) is no place of service: the default, as an empty cell.
     case when place_of_service is null then '11'
-         when strlen(place_of_service) = 2 and place_of_service between '00' and '99'
-              and right(place_of_service, 1) between '0' and '9' then place_of_service
+         when __TWO_DIGITS__ then place_of_service
          when upper(place_of_service) in ('NA', 'N/A', 'NULL', 'NONE') then '11'
          when regexp_full_match(place_of_service, '\\d{1,2}(\\.0+)?')
              then lpad(split_part(place_of_service, '.', 1), 2, '0')
@@ -581,7 +583,9 @@ __OTHER_DATES__
          else upper(locality) end,
     case when service_zip is null then null
          else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
-""".replace("__DATE_TIME__", DATE_TIME).replace("__OTHER_DATES__", OTHER_DATES)
+"""
+for _name, _sql in (("__DATE_TIME__", DATE_TIME), ("__OTHER_DATES__", OTHER_DATES), ("__TWO_DIGITS__", TWO_DIGITS)):
+    PARSED_COLUMNS = PARSED_COLUMNS.replace(_name, _sql)
 # The helper columns of the code and its modifiers: the code cell upper-cased, the modifiers it carries
 # after the code (sorted, distinct; null for a cell that carries none) and those of the modifier columns.
 CODE_WITH_MODIFIERS = "[A-Z0-9]{5}([ -]+[A-Z0-9]{2})+"

@@ -11,7 +11,7 @@ from datetime import date
 import pandas as pd
 import pandera.pandas as pa
 
-from .readers import CODE_WITH_MODIFIERS
+from .readers import CODE_WITH_MODIFIERS, TWO_DIGITS
 
 # A date of service before this is a slip of the keyboard (1899, 0024), not a service anyone still bills.
 EARLIEST_SERVICE = "2000-01-01"
@@ -69,8 +69,7 @@ SUSPECT_SQL = {
     "key_rank": "key_rank is null or key_rank <> 1",
     "modifiers_shaped": "not modifiers_shaped",
     # The readers leave two digits, nearly always, or the cell as written: the cheap test of the first.
-    "place_of_service": "not (strlen(place_of_service) = 2 and place_of_service between '00' and '99' "
-                        "and right(place_of_service, 1) between '0' and '9')",
+    "place_of_service": f"not ({TWO_DIGITS})",
 }
 
 
