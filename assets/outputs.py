@@ -33,7 +33,7 @@ from .decisions import (
 )
 from .feedback import feedback_views, has_remittances
 from .readers import database_settings
-from .report_data import carc_texts, gather_report, record_run, source_key
+from .report_data import carc_texts, findings_from, gather_report, mark_findings, record_run, source_key
 from .rules import register_rules
 from .shards import follow, per_shard, spans_shards
 from .tables import named_parameters, row_id
@@ -324,6 +324,14 @@ def _write_findings_files(con, findings, scratch: str, params: dict, staging: Pa
     advance(what="quarantine.csv")
 
 
+def _findings_side(side, side_files, scratch: str):
+    """The other connection, for the Findings sheet's rows once its files are written: this one writes the
+    Worklist's meanwhile (reports/sheet_xml.splice_rows)."""
+    side_files.result()
+    findings_from(side, scratch)
+    return side
+
+
 def summarise(con, batch_id: str) -> dict:
     one = lambda sql: con.execute(sql, {"batch": batch_id}).fetchall()  # noqa: E731
     rows_read = one("select count(*) from raw_claim_rows where batch_id = $batch")[0][0]
@@ -474,6 +482,7 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
         try:
             build_finding_rows(con, batch_id, show_ids, scratch, masked)
             con.execute(f"create or replace temp view finding_rows as select * from {scratch}.finding_rows")
+            mark_findings(con, scratch)
         except BaseException as exc:
             findings.set_exception(exc)
             raise
@@ -488,8 +497,9 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
         # failure leaves the transaction open and closing the connection rolls it back.
         con.execute("begin transaction")
         record_run(con, summary)
-        build_workbook(staging / "denial-risk-report.xlsx",
-                       gather_report(con, summary, carc, feedback, as_of, standing_days))
+        report = gather_report(con, summary, carc, feedback, as_of, standing_days)
+        report.findings.rows.elsewhere = lambda: _findings_side(side, side_files, scratch)
+        build_workbook(staging / "denial-risk-report.xlsx", report)
         advance(what="workbook")
         lines.result()
         side_files.result()

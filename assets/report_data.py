@@ -36,7 +36,6 @@ cross join finding_marks m
 # finding_rows cost as much as building it, and reading the marks beside the rows by position would build
 # the sheet's rows on one thread.
 FINDING_MARKS = """
-create or replace temp table finding_marks as
 select list(first_at_severity order by _row) as at_severity, list(first_in_category order by _row) as in_category
 from (select _row, row_number() over (partition by line_id, severity order by _row) = 1 as first_at_severity,
              row_number() over (partition by line_id, severity, category order by _row) = 1 as first_in_category
@@ -204,14 +203,28 @@ def _coverage_text(entry: dict) -> str:
     return f"Newest {entry['table']} release: no line of the batch is dated after its period."
 
 
+def mark_findings(con, scratch: str) -> None:
+    """FINDING_MARKS as a table of `scratch` (a database every connection of the process sees, beside
+    `finding_rows`), and `finding_marks` on `con`: the Findings sheet can be written from either connection."""
+    con.execute(f"create or replace table {scratch}.finding_marks as {FINDING_MARKS}")
+    con.execute(f"create or replace temp view finding_marks as select * from {scratch}.finding_marks")
+
+
+def findings_from(con, scratch: str) -> None:
+    """The names the Findings sheet reads (finding_rows, finding_marks), on another connection than the one
+    that made them."""
+    for name in ("finding_rows", "finding_marks"):
+        con.execute(f"create or replace temp view {name} as select * from {scratch}.{name}")
+
+
 def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback: dict | None,
                   as_of=None, standing_days: int = DEFAULT_STANDING_DAYS) -> Report:
     """The workbook's tables for one batch. The big ones (findings, worklist, decisions, quarantine) stay
     queries, read as the sheet is written; the findings and the worklist read the batch's findings table
     (`finding_rows`, assets/outputs.py), whose patients are already masked unless asked for. `as_of` and
-    `standing_days` say which standing dismissals are in force (assets/decisions.py)."""
+    `standing_days` say which standing dismissals are in force (assets/decisions.py). The findings' marks
+    (`finding_marks`, mark_findings) are made before."""
     params = {"batch": summary["batch_id"]}
-    con.execute(FINDING_MARKS)
     worklist_count = build_worklist(con, summary["batch_id"])
     worklist_claims = con.execute("select count(distinct claim_id) from worklist_rows").fetchall()[0][0]
     # On the headline's base, every deny finding whatever an auditor decided: the dollars beside them count so.

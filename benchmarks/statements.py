@@ -27,7 +27,7 @@ import duckdb
 
 from assets import outputs, scrub, worklist
 from assets.decisions import DEFAULT_STANDING_DAYS, prepare_batch_decisions
-from assets.report_data import FINDING_MARKS, carc_texts
+from assets.report_data import carc_texts, mark_findings
 from assets.rules import register_rules
 from pipelines.database import CONNECTION_CONFIG, quiet
 from pipelines.settings import run_day
@@ -91,7 +91,7 @@ def write_stage(con: Timed, batch: str) -> None:
     prepare_batch_decisions(con.con, batch, run_day(), DEFAULT_STANDING_DAYS)
     outputs.build_finding_rows(con, batch, False, "statements_scratch", {"batch": batch, "secret": "bench"})
     con.con.execute("create or replace temp view finding_rows as select * from statements_scratch.finding_rows")
-    con.execute(FINDING_MARKS)
+    mark_findings(con, "statements_scratch")
     worklist.build_worklist(con, batch)
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -44,6 +45,7 @@ EMPTY_CELL = "<c/>"
 COMPRESS_LEVEL = 1
 DEFLATE_BLOCK = 4 << 20
 DEFLATE_THREADS = 2
+COPY_BLOCK = 16 << 20
 
 NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
            "UBIGINT", "FLOAT", "DOUBLE", "REAL")
@@ -55,13 +57,16 @@ class QueryRows:
 
     `sql` returns the table's columns and `_row`, the rows' order (1, 2, ...); `params` are its parameters.
     `in_order` says that it returns them in that order already (a table stored so, read while DuckDB keeps
-    insertion order): they are not sorted again.
+    insertion order): they are not sorted again. `elsewhere`, where given, returns another connection, once
+    it is free, that the rows are written from (`con` plans the sheet): the sheet's rows are then built beside
+    those of the sheets of `con` (splice_rows).
     """
 
     con: object
     sql: str
     params: dict = field(default_factory=dict)
     in_order: bool = False
+    elsewhere: Callable[[], object] | None = None
 
     def columns(self) -> tuple[list[str], list[str]]:
         relation = self.con.sql(self.sql, params=self.params)
@@ -338,7 +343,8 @@ class PendingRows:
     first_row: int = 3
 
     def write(self, out: Callable[[bytes], object]) -> int:
-        result = self.rows.con.execute(self.sql, self.rows.params)
+        con = self.rows.elsewhere() if self.rows.elsewhere else self.rows.con
+        result = con.execute(self.sql, self.rows.params)
         written = 0
         while chunk := result.fetchmany(FETCH_ROWS):
             # Excel refuses a sheet whose rows are out of order or numbered twice: check, never assume.
@@ -402,12 +408,20 @@ class ParallelDeflate:
 
 def splice_rows(path, pending: list[PendingRows], shared: SharedStrings | None = None) -> None:
     """Put each pending sheet's rows into the saved workbook at `path`, before the sheet's `</sheetData>`, and
-    the shared strings they refer to into a part of their own."""
+    the shared strings they refer to into a part of their own.
+
+    Where the first sheet's rows come from another connection (QueryRows.elsewhere), the sheets after it are
+    written on a thread of their own meanwhile, one after the other, each into a deflated file beside `path`
+    (PreparedEntry): the first sheet's rows and theirs are built at once."""
     if not pending:
         return
     shared = shared if shared is not None and shared.values else None
     by_name = {f"xl/worksheets/sheet{p.sheet_index}.xml": p for p in pending}
+    first = pending[0]
+    beside = pending[1:] if first.rows.elsewhere else []
     staged = f"{path}.rows"
+    prepared: dict[str, Future] = {}
+    pool = ThreadPoolExecutor(1, thread_name_prefix="sheets") if beside else None
     try:
         with zipfile.ZipFile(path) as src, \
                 zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as dst:
@@ -417,6 +431,10 @@ def splice_rows(path, pending: list[PendingRows], shared: SharedStrings | None =
             if shared is not None and SHARED_PART in src.namelist():
                 # openpyxl (3.1) writes every string inline: a part of its own would number its strings first.
                 raise RuntimeError(f"the saved workbook has a {SHARED_PART} already")
+            for rows in beside:
+                name = f"xl/worksheets/sheet{rows.sheet_index}.xml"
+                prepared[name] = pool.submit(PreparedEntry.write, f"{path}.sheet{rows.sheet_index}", rows,
+                                             *_sheet_ends(name, src.read(name)))
             for info in src.infolist():
                 data = src.read(info)
                 rows = by_name.get(info.filename)
@@ -425,22 +443,95 @@ def splice_rows(path, pending: list[PendingRows], shared: SharedStrings | None =
                         data = _with_shared_strings(info.filename, data)
                     dst.writestr(info, data)
                     continue
-                head, end, tail = data.rpartition(b"</sheetData>")
-                if not end:
-                    raise RuntimeError(f"{info.filename} has no sheetData")
                 entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 with dst.open(entry, "w", force_zip64=rows.count > ZIP64_ROWS) as out:
+                    if info.filename in prepared:
+                        prepared.pop(info.filename).result().copy_into(out)
+                        continue
+                    head, tail = _sheet_ends(info.filename, data)
                     if hasattr(out, "_compressor"):  # the standard library's writer: deflate on threads
                         out._compressor = ParallelDeflate()
                     out.write(head)
                     rows.write(out.write)
-                    out.write(end + tail)
+                    out.write(tail)
             if shared is not None:
                 entry = zipfile.ZipInfo(SHARED_PART, date_time=src.infolist()[0].date_time)
                 entry.compress_type = zipfile.ZIP_DEFLATED
                 dst.writestr(entry, shared.xml())
         os.replace(staged, path)
     finally:
+        if pool is not None:
+            for future in prepared.values():
+                future.cancel()
+            pool.shutdown(wait=True)
+            for rows in beside:
+                PreparedEntry.remove(f"{path}.sheet{rows.sheet_index}")
         if os.path.exists(staged):
             os.unlink(staged)
+
+
+def _sheet_ends(name: str, data: bytes) -> tuple[bytes, bytes]:
+    """A saved sheet's XML before its `</sheetData>`, and from there on: its rows go between."""
+    head, end, tail = data.rpartition(b"</sheetData>")
+    if not end:
+        raise RuntimeError(f"{name} has no sheetData")
+    return head, end + tail
+
+
+@dataclass
+class PreparedEntry:
+    """A sheet's whole zip entry deflated ahead into a file of its own (`path`), with what its header needs:
+    the checksum and size of the XML it holds."""
+
+    path: str
+    crc: int
+    size: int
+
+    @classmethod
+    def write(cls, path: str, rows: PendingRows, head: bytes, tail: bytes) -> PreparedEntry:
+        compressor = ParallelDeflate()
+        crc, size = 0, 0
+        with open(path, "wb") as file:
+            os.chmod(path, 0o600)
+
+            def out(data: bytes) -> None:
+                nonlocal crc, size
+                crc, size = zlib.crc32(data, crc), size + len(data)
+                file.write(compressor.compress(data))
+
+            out(head)
+            rows.write(out)
+            out(tail)
+            file.write(compressor.flush())
+        return cls(path, crc, size)
+
+    def copy_into(self, out) -> None:
+        """Write the deflated entry as it is into `out`, a zip entry open for writing (the standard library's
+        writer, whose checksum and sizes are set here, as its own write would have)."""
+        for name in ("_compressor", "_crc", "_file_size", "_compress_size", "_fileobj"):
+            if not hasattr(out, name):
+                raise RuntimeError(f"this Python's zip writer has no {name}: a prepared sheet cannot be copied")
+        out._compressor = _Written()
+        with open(self.path, "rb") as file:
+            while block := file.read(COPY_BLOCK):
+                out._fileobj.write(block)
+                out._compress_size += len(block)
+        out._crc, out._file_size = self.crc, self.size
+
+    @staticmethod
+    def remove(path: str) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+class _Written:
+    """The compressor of a zip entry whose deflated bytes were written already: nothing more to add."""
+
+    def compress(self, data) -> bytes:
+        raise RuntimeError("a prepared entry takes no more data")
+
+    def flush(self) -> bytes:
+        return b""

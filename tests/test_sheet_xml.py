@@ -95,3 +95,53 @@ def test_a_column_with_too_many_values_to_share_stays_in_its_cells(tmp_path, mon
     with zipfile.ZipFile(tmp_path / "rows.xlsx") as book:
         strings = book.read("xl/sharedStrings.xml").decode()
     assert "<t>review</t>" in strings and "SUM" not in strings
+
+
+def build_three(tmp_path, con, beside: bool, later_sql: str = "select * from t") -> Workbook:
+    """Three sheets of the same rows; with `beside`, the first one's rows come from another connection, so the
+    other two are written on a thread meanwhile."""
+    book = Workbook(write_only=True)
+    pending = []
+    for n, sql in enumerate(["select * from t", later_sql, later_sql]):
+        query = QueryRows(con, sql, elsewhere=(lambda: con.cursor()) if beside and n == 0 else None)
+        pending.append(table_sheet(book, f"Rows {n}", COLUMNS, Table([c.key for c in COLUMNS], query, len(ROWS)),
+                                   caption="{total} rows", overflow="{shown} of {total}", max_rows=1_048_576,
+                                   closing=["A note below the rows."] if n == 2 else ()))
+    path = tmp_path / f"three-{beside}.xlsx"
+    book.save(path)
+    splice_rows(path, pending)
+    return path
+
+
+def table_connection():
+    con = duckdb.connect()
+    con.execute("create table t (text varchar, number double, money decimal(14,2), day varchar, "
+                "severity varchar, flag boolean, _row bigint)")
+    con.executemany("insert into t values (?, ?, ?, ?, ?, ?, ?)", [(*r, i) for i, r in enumerate(ROWS, 1)])
+    return con
+
+
+def test_sheets_written_beside_each_other_read_as_sheets_written_in_turn(tmp_path):
+    con = table_connection()
+    in_turn, beside = build_three(tmp_path, con, False), build_three(tmp_path, con, True)
+    with zipfile.ZipFile(beside) as book:
+        assert book.testzip() is None, "every entry's checksum and sizes match what it holds"
+        names = book.namelist()
+    with zipfile.ZipFile(in_turn) as one, zipfile.ZipFile(beside) as other:
+        for name in names:
+            if name.startswith("xl/worksheets/"):
+                assert one.read(name) == other.read(name), name
+    sheets = load_workbook(beside)
+    assert [s.title for s in sheets] == ["Rows 0", "Rows 1", "Rows 2"]
+    assert sheets["Rows 2"]["A8"].value == "A note below the rows."
+    assert [c.value for c in sheets["Rows 1"][6]] == ["tab\there\ufffdbell", None, -5.25, datetime(2024, 2, 29),
+                                                      None, True]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([beside.name, in_turn.name]), "no sheet file is left"
+
+
+def test_a_sheet_that_fails_beside_the_first_leaves_the_saved_workbook_alone(tmp_path):
+    con = table_connection()
+    with pytest.raises(duckdb.Error):
+        build_three(tmp_path, con, True, later_sql="select * from t where error('no rows: ' || _row) is null")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three-True.xlsx"], "nothing half-written is left"
+    assert load_workbook(tmp_path / "three-True.xlsx")["Rows 1"].max_row == 2, "the caption and header only"
