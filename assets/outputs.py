@@ -20,7 +20,8 @@ from pathlib import Path
 import duckdb
 
 from pipelines.settings import run_day, site_secret
-from reports.workbook import build_workbook
+from reports.sheet_xml import PendingRows, PreparedRows
+from reports.workbook import build_workbook, start_workbook
 
 from .coverage import batch_coverage
 from .decisions import (
@@ -33,7 +34,15 @@ from .decisions import (
 )
 from .feedback import feedback_views, has_remittances
 from .readers import database_settings
-from .report_data import carc_texts, findings_from, gather_report, mark_findings, record_run, source_key
+from .report_data import (
+    carc_texts,
+    findings_from,
+    findings_table,
+    gather_report,
+    mark_findings,
+    record_run,
+    source_key,
+)
 from .rules import register_rules
 from .shards import follow, per_shard, spans_shards
 from .tables import named_parameters, row_id
@@ -324,12 +333,13 @@ def _write_findings_files(con, findings, scratch: str, params: dict, staging: Pa
     advance(what="quarantine.csv")
 
 
-def _findings_side(side, side_files, scratch: str):
-    """The other connection, for the Findings sheet's rows once its files are written: this one writes the
-    Worklist's meanwhile (reports/sheet_xml.splice_rows)."""
-    side_files.result()
+def _prepare_findings(side, side_files: Future, scratch: str, sheet: PendingRows, workbook: Path) -> PreparedRows:
+    """The Findings sheet's rows, written ahead on the other connection once its files are (this runs after
+    them on its thread), while this one gathers the rest of the report."""
+    if side_files.exception() is not None:
+        raise RuntimeError("the findings files were not written")
     findings_from(side, scratch)
-    return side
+    return PreparedRows.write(f"{workbook}.sheet{sheet.sheet_index}", sheet, side)
 
 
 def summarise(con, batch_id: str) -> dict:
@@ -475,6 +485,7 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
     summarised = pool.submit(summarise, side, batch_id)
     lines = pool.submit(_write_lines, side, params, masked, show_ids, staging / "lines.csv", advance, threads)
     side_files = pool.submit(_write_findings_files, side, findings, scratch, params, staging, advance)
+    findings_sheet = side_files
     try:
         # The day standing dismissals are in force as of: the run's.
         as_of = run_day()
@@ -492,14 +503,20 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
         summary["dollars_at_risk"]["deny_by_decision"] = decision_split(con)
         (staging / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         advance(what="summary.json")
+        # The workbook starts from the findings alone: the Findings sheet's rows are written on the other
+        # connection, after its files, while this one builds the Worklist.
+        workbook = staging / "denial-risk-report.xlsx"
+        started = start_workbook(findings_table(con, summary["findings"]["total"]))
+        if started.findings is not None:
+            findings_sheet = started.findings.prepared = pool.submit(
+                _prepare_findings, side, side_files, scratch, started.findings, workbook)
         feedback = feedback_views(con, as_of=as_of, standing_days=standing_days) if has_remittances(con) else None
         # The run joins the history (and the trend the workbook draws) only once its files are in place; a
         # failure leaves the transaction open and closing the connection rolls it back.
         con.execute("begin transaction")
         record_run(con, summary)
         report = gather_report(con, summary, carc, feedback, as_of, standing_days)
-        report.findings.rows.elsewhere = lambda: _findings_side(side, side_files, scratch)
-        build_workbook(staging / "denial-risk-report.xlsx", report)
+        build_workbook(workbook, report, started)
         advance(what="workbook")
         lines.result()
         side_files.result()
@@ -507,7 +524,7 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
         # The side connection's tasks end (or fail) before it closes and the findings table goes.
         if not findings.done():
             findings.set_exception(RuntimeError("the findings table was not built"))
-        wait([side_files])
+        wait([side_files, findings_sheet])
         side.close()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)

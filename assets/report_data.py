@@ -217,6 +217,11 @@ def findings_from(con, scratch: str) -> None:
         con.execute(f"create or replace temp view {name} as select * from {scratch}.{name}")
 
 
+def findings_table(con, count: int) -> Table:
+    """The Findings sheet's table: the batch's findings table (`finding_rows`) with its marks."""
+    return _query_table(con, FINDINGS_SQL, {}, count, in_order=True)
+
+
 def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback: dict | None,
                   as_of=None, standing_days: int = DEFAULT_STANDING_DAYS) -> Report:
     """The workbook's tables for one batch. The big ones (findings, worklist, decisions, quarantine) stay
@@ -256,7 +261,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
     reference = _with_coverage(con, reference, summary.get("reference_coverage", []))
     return Report(
         summary=summary,
-        findings=_query_table(con, FINDINGS_SQL, {}, summary["findings"]["total"], in_order=True),
+        findings=findings_table(con, summary["findings"]["total"]),
         worklist=_query_table(con, WORKLIST_SQL, {}, worklist_count, in_order=True),
         worklist_claims=worklist_claims,
         deny_claims=deny_claims,

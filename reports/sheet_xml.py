@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -57,16 +57,13 @@ class QueryRows:
 
     `sql` returns the table's columns and `_row`, the rows' order (1, 2, ...); `params` are its parameters.
     `in_order` says that it returns them in that order already (a table stored so, read while DuckDB keeps
-    insertion order): they are not sorted again. `elsewhere`, where given, returns another connection, once
-    it is free, that the rows are written from (`con` plans the sheet): the sheet's rows are then built beside
-    those of the sheets of `con` (splice_rows).
+    insertion order): they are not sorted again.
     """
 
     con: object
     sql: str
     params: dict = field(default_factory=dict)
     in_order: bool = False
-    elsewhere: Callable[[], object] | None = None
 
     def columns(self) -> tuple[list[str], list[str]]:
         relation = self.con.sql(self.sql, params=self.params)
@@ -333,7 +330,9 @@ def _with_shared_strings(name: str, data: bytes) -> bytes:
 @dataclass
 class PendingRows:
     """Rows to write into a saved sheet: its position in the workbook, and the query that makes them.
-    `closing` lines follow the rows, one text cell each, after an empty row; the rows start at `first_row`."""
+    `closing` lines follow the rows, one text cell each, after an empty row; the rows start at `first_row`.
+    `prepared`, where set, is the future of the rows written ahead (PreparedRows), on another connection
+    while the rest of the workbook was made."""
 
     sheet_index: int
     rows: QueryRows
@@ -341,10 +340,12 @@ class PendingRows:
     count: int
     closing: list[str] = field(default_factory=list)
     first_row: int = 3
+    prepared: Future | None = None
 
-    def write(self, out: Callable[[bytes], object]) -> int:
-        con = self.rows.elsewhere() if self.rows.elsewhere else self.rows.con
-        result = con.execute(self.sql, self.rows.params)
+    def write(self, out: Callable[[bytes], object], con=None) -> int:
+        """Write the rows (and the closing note) to `out`, from `con` (by default, the connection the sheet
+        was planned on)."""
+        result = (con or self.rows.con).execute(self.sql, self.rows.params)
         written = 0
         while chunk := result.fetchmany(FETCH_ROWS):
             # Excel refuses a sheet whose rows are out of order or numbered twice: check, never assume.
@@ -396,9 +397,10 @@ class ParallelDeflate:
             done.append(self._pending.popleft().result())
         return b"".join(done)
 
-    def flush(self) -> bytes:
+    def flush(self, final: bool = True) -> bytes:
+        """The rest of the stream; it ends the stream unless `final` is false (more blocks follow it)."""
         try:
-            self._pending.append(self._pool.submit(_deflate, b"".join(self._pieces), True))
+            self._pending.append(self._pool.submit(_deflate, b"".join(self._pieces), final))
             self._pieces.clear()
             return b"".join(future.result() for future in self._pending)
         finally:
@@ -410,121 +412,106 @@ def splice_rows(path, pending: list[PendingRows], shared: SharedStrings | None =
     """Put each pending sheet's rows into the saved workbook at `path`, before the sheet's `</sheetData>`, and
     the shared strings they refer to into a part of their own.
 
-    Where the first sheet's rows come from another connection (QueryRows.elsewhere), the sheets after it are
-    written on a thread of their own meanwhile, one after the other, each into a deflated file beside `path`
-    (PreparedEntry): the first sheet's rows and theirs are built at once."""
+    Each sheet's rows are deflated into a file of their own beside `path` first (PreparedRows): those written
+    ahead on another connection (PendingRows.prepared) are waited for, the others are written here, in turn,
+    meanwhile. The workbook is then copied with the rows in place."""
     if not pending:
         return
     shared = shared if shared is not None and shared.values else None
     by_name = {f"xl/worksheets/sheet{p.sheet_index}.xml": p for p in pending}
-    first = pending[0]
-    beside = pending[1:] if first.rows.elsewhere else []
     staged = f"{path}.rows"
-    prepared: dict[str, Future] = {}
-    pool = ThreadPoolExecutor(1, thread_name_prefix="sheets") if beside else None
+    files = [f"{path}.sheet{p.sheet_index}" for p in pending]
     try:
-        with zipfile.ZipFile(path) as src, \
-                zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as dst:
+        with zipfile.ZipFile(path) as src:
             missing = set(by_name) - set(src.namelist())
             if missing:
                 raise RuntimeError(f"the saved workbook has no {', '.join(sorted(missing))}")
             if shared is not None and SHARED_PART in src.namelist():
                 # openpyxl (3.1) writes every string inline: a part of its own would number its strings first.
                 raise RuntimeError(f"the saved workbook has a {SHARED_PART} already")
-            for rows in beside:
-                name = f"xl/worksheets/sheet{rows.sheet_index}.xml"
-                prepared[name] = pool.submit(PreparedEntry.write, f"{path}.sheet{rows.sheet_index}", rows,
-                                             *_sheet_ends(name, src.read(name)))
-            for info in src.infolist():
-                data = src.read(info)
-                rows = by_name.get(info.filename)
-                if rows is None:
-                    if shared is not None and info.filename in ("[Content_Types].xml", "xl/_rels/workbook.xml.rels"):
-                        data = _with_shared_strings(info.filename, data)
-                    dst.writestr(info, data)
-                    continue
-                entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-                entry.compress_type = zipfile.ZIP_DEFLATED
-                with dst.open(entry, "w", force_zip64=rows.count > ZIP64_ROWS) as out:
-                    if info.filename in prepared:
-                        prepared.pop(info.filename).result().copy_into(out)
+            written = {}
+            for rows, file in zip(pending, files):
+                if rows.prepared is None:
+                    written[rows.sheet_index] = PreparedRows.write(file, rows)
+            for rows in pending:
+                if rows.prepared is not None:
+                    written[rows.sheet_index] = rows.prepared.result()
+            with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as dst:
+                for info in src.infolist():
+                    data = src.read(info)
+                    rows = by_name.get(info.filename)
+                    if rows is None:
+                        if shared is not None and info.filename in ("[Content_Types].xml",
+                                                                    "xl/_rels/workbook.xml.rels"):
+                            data = _with_shared_strings(info.filename, data)
+                        dst.writestr(info, data)
                         continue
-                    head, tail = _sheet_ends(info.filename, data)
-                    if hasattr(out, "_compressor"):  # the standard library's writer: deflate on threads
-                        out._compressor = ParallelDeflate()
-                    out.write(head)
-                    rows.write(out.write)
-                    out.write(tail)
-            if shared is not None:
-                entry = zipfile.ZipInfo(SHARED_PART, date_time=src.infolist()[0].date_time)
-                entry.compress_type = zipfile.ZIP_DEFLATED
-                dst.writestr(entry, shared.xml())
+                    head, end, tail = data.rpartition(b"</sheetData>")
+                    if not end:
+                        raise RuntimeError(f"{info.filename} has no sheetData")
+                    entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                    entry.compress_type = zipfile.ZIP_DEFLATED
+                    with dst.open(entry, "w", force_zip64=rows.count > ZIP64_ROWS) as out:
+                        written[rows.sheet_index].copy_into(out, head, end + tail)
+                if shared is not None:
+                    entry = zipfile.ZipInfo(SHARED_PART, date_time=src.infolist()[0].date_time)
+                    entry.compress_type = zipfile.ZIP_DEFLATED
+                    dst.writestr(entry, shared.xml())
         os.replace(staged, path)
     finally:
-        if pool is not None:
-            for future in prepared.values():
-                future.cancel()
-            pool.shutdown(wait=True)
-            for rows in beside:
-                PreparedEntry.remove(f"{path}.sheet{rows.sheet_index}")
-        if os.path.exists(staged):
-            os.unlink(staged)
-
-
-def _sheet_ends(name: str, data: bytes) -> tuple[bytes, bytes]:
-    """A saved sheet's XML before its `</sheetData>`, and from there on: its rows go between."""
-    head, end, tail = data.rpartition(b"</sheetData>")
-    if not end:
-        raise RuntimeError(f"{name} has no sheetData")
-    return head, end + tail
+        # Rows still being written ahead (this failed first) would leave their file behind: they are let end.
+        wait([rows.prepared for rows in pending if rows.prepared is not None and not rows.prepared.cancel()])
+        for file in [staged, *files]:
+            if os.path.exists(file):
+                os.unlink(file)
 
 
 @dataclass
-class PreparedEntry:
-    """A sheet's whole zip entry deflated ahead into a file of its own (`path`), with what its header needs:
-    the checksum and size of the XML it holds."""
+class PreparedRows:
+    """A sheet's rows, deflated ahead into a file of their own (`path`, owner-only): a run of deflate blocks
+    that neither starts nor ends the stream, so that the sheet's XML before and after them is deflated on
+    either side. `crc` and `size` are the checksum and length of the XML they hold."""
 
     path: str
     crc: int
     size: int
 
     @classmethod
-    def write(cls, path: str, rows: PendingRows, head: bytes, tail: bytes) -> PreparedEntry:
+    def write(cls, path, rows: PendingRows, con=None) -> PreparedRows:
+        """Write `rows` (from `con`, by default the connection they were planned on) into `path`."""
         compressor = ParallelDeflate()
         crc, size = 0, 0
-        with open(path, "wb") as file:
-            os.chmod(path, 0o600)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
 
             def out(data: bytes) -> None:
                 nonlocal crc, size
                 crc, size = zlib.crc32(data, crc), size + len(data)
                 file.write(compressor.compress(data))
 
-            out(head)
-            rows.write(out)
-            out(tail)
-            file.write(compressor.flush())
-        return cls(path, crc, size)
+            rows.write(out, con)
+            file.write(compressor.flush(final=False))
+        return cls(str(path), crc, size)
 
-    def copy_into(self, out) -> None:
-        """Write the deflated entry as it is into `out`, a zip entry open for writing (the standard library's
-        writer, whose checksum and sizes are set here, as its own write would have)."""
+    def copy_into(self, out, head: bytes, tail: bytes) -> None:
+        """Write the sheet's entry into `out`, a zip entry open for writing (the standard library's writer,
+        whose checksum and sizes are set here, as its own write would have): `head`, the rows, then `tail`."""
         for name in ("_compressor", "_crc", "_file_size", "_compress_size", "_fileobj"):
             if not hasattr(out, name):
-                raise RuntimeError(f"this Python's zip writer has no {name}: a prepared sheet cannot be copied")
+                raise RuntimeError(f"this Python's zip writer has no {name}: the sheets cannot be copied in")
         out._compressor = _Written()
+
+        def put(block: bytes) -> None:
+            out._fileobj.write(block)
+            out._compress_size += len(block)
+
+        put(_deflate(head, False))
         with open(self.path, "rb") as file:
             while block := file.read(COPY_BLOCK):
-                out._fileobj.write(block)
-                out._compress_size += len(block)
-        out._crc, out._file_size = self.crc, self.size
-
-    @staticmethod
-    def remove(path: str) -> None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+                put(block)
+        put(_deflate(tail, True))
+        crc = crc32_combine(zlib.crc32(head), self.crc, self.size)
+        out._crc = crc32_combine(crc, zlib.crc32(tail), len(tail))
+        out._file_size = len(head) + self.size + len(tail)
 
 
 class _Written:
@@ -535,3 +522,43 @@ class _Written:
 
     def flush(self) -> bytes:
         return b""
+
+
+def _gf2_times(matrix: list[int], vector: int) -> int:
+    total, row = 0, 0
+    while vector:
+        if vector & 1:
+            total ^= matrix[row]
+        vector >>= 1
+        row += 1
+    return total
+
+
+def _gf2_square(matrix: list[int]) -> list[int]:
+    return [_gf2_times(matrix, matrix[n]) for n in range(32)]
+
+
+def crc32_combine(first: int, second: int, second_length: int) -> int:
+    """The CRC-32 of two pieces of data one after the other, from each one's CRC-32 and the second's length
+    (zlib's crc32_combine, which Python's zlib does not offer): the sheet's XML around its rows is
+    checksummed apart from them."""
+    if second_length <= 0:
+        return first
+    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the CRC polynomial: one zero bit
+    even = _gf2_square(odd)  # two zero bits
+    odd = _gf2_square(even)  # four
+    length = second_length
+    while True:  # shift `first` by the second's length in zero bytes, squaring the operator as it goes
+        even = _gf2_square(odd)
+        if length & 1:
+            first = _gf2_times(even, first)
+        length >>= 1
+        if not length:
+            break
+        odd = _gf2_square(even)
+        if length & 1:
+            first = _gf2_times(odd, first)
+        length >>= 1
+        if not length:
+            break
+    return first ^ second

@@ -511,12 +511,11 @@ COUNTED_ONCE = "Each line counted once"
 DENY_ONCE = "Severity = deny, Line counted once = yes"
 
 
-def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_lines: int) -> None:
+def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_lines: int, sheet) -> None:
     """The manager's page first (what is at risk, where, and the trend, with the charts beside), then a
     second printed page with the top providers and payers, the facts of the run, and how each dollar figure
     is found on the Findings sheet."""
     summary = report.summary
-    sheet = book.create_sheet("Summary")
     _landscape(sheet)
     # Six columns of tables, a narrow gutter, then the charts from column H.
     for letter, width in zip("ABCDEFG", (44, 15, 15, 15, 18, 15, 3)):
@@ -747,23 +746,45 @@ def _trend_chart(sheet, first: int, last: int, anchor: str) -> None:
     sheet.add_chart(chart, anchor)
 
 
-def build_workbook(path: Path, report: Report) -> None:
-    """Write the sheets of the denial-risk workbook to `path`."""
-    max_rows = EXCEL_MAX_ROWS  # read at call time: tests lower it to prove the overflow note
+@dataclass
+class StartedWorkbook:
+    """A workbook as far as the findings take it: the Summary sheet, filled in last, and the Findings sheet,
+    whose rows (`findings`, None when written already) can be written while the rest of the report is
+    gathered."""
+
+    book: Workbook
+    summary: object
+    findings: PendingRows | None
+    shared: SharedStrings
+
+
+def start_workbook(findings: Table) -> StartedWorkbook:
+    """The workbook's first two sheets from the findings alone (see StartedWorkbook)."""
     book = Workbook(write_only=True)
-    room = max_rows - 2  # the caption and the header
-    note = len(report.worklist_note) + 1 if report.worklist_note else 0
-    worklist_room = room - note if room > note else room
-    _summary_sheet(book, report, min(report.findings.count, room), min(report.worklist.count, worklist_room))
-    pending = []
+    summary = book.create_sheet("Summary")
     shared = SharedStrings()
-    pending.append(table_sheet(
-        book, "Findings", FINDINGS, report.findings,
+    pending = table_sheet(
+        book, "Findings", FINDINGS, findings,
         caption="{total:,} findings, one row each, in input order. flags.csv holds the same findings. Fill in "
                 "Decision, Reason, Reviewer and Scope, save, and give this file to claimscrub review import.",
         overflow="This sheet holds the first {shown:,} of {total:,} findings (Excel's row limit): "
                  "flags.csv has every finding.",
-        max_rows=max_rows, fit_width=False, shared=shared))
+        max_rows=EXCEL_MAX_ROWS, fit_width=False, shared=shared)
+    return StartedWorkbook(book, summary, pending, shared)
+
+
+def build_workbook(path: Path, report: Report, started: StartedWorkbook | None = None) -> None:
+    """Write the sheets of the denial-risk workbook to `path`, from the workbook `started` on the same findings
+    where given."""
+    max_rows = EXCEL_MAX_ROWS  # read at call time: tests lower it to prove the overflow note
+    started = started or start_workbook(report.findings)
+    book, shared = started.book, started.shared
+    room = max_rows - 2  # the caption and the header
+    note = len(report.worklist_note) + 1 if report.worklist_note else 0
+    worklist_room = room - note if room > note else room
+    _summary_sheet(book, report, min(report.findings.count, room), min(report.worklist.count, worklist_room),
+                   started.summary)
+    pending = [started.findings]
     pending.append(table_sheet(
         book, "Worklist", WORKLIST, report.worklist,
         caption=f"{{total:,}} lines to fix on the {report.worklist_claims:,} claims with a deny finding not "

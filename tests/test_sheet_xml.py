@@ -1,6 +1,8 @@
 """The big sheets' rows as DuckDB writes them: what a reader sees in each cell is the value, exactly."""
 
 import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
@@ -8,7 +10,7 @@ import duckdb
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from reports.sheet_xml import QueryRows, SharedStrings, splice_rows
+from reports.sheet_xml import PreparedRows, QueryRows, SharedStrings, crc32_combine, splice_rows
 from reports.workbook import Column, Table, table_sheet
 
 COLUMNS = [
@@ -97,19 +99,24 @@ def test_a_column_with_too_many_values_to_share_stays_in_its_cells(tmp_path, mon
     assert "<t>review</t>" in strings and "SUM" not in strings
 
 
-def build_three(tmp_path, con, beside: bool, later_sql: str = "select * from t") -> Workbook:
-    """Three sheets of the same rows; with `beside`, the first one's rows come from another connection, so the
-    other two are written on a thread meanwhile."""
+def build_three(tmp_path, con, ahead: bool, sqls=("select * from t",) * 3) -> Workbook:
+    """Three sheets of the same rows; with `ahead`, the first one's rows are written ahead on another
+    connection, on a thread, while the other two are written."""
     book = Workbook(write_only=True)
     pending = []
-    for n, sql in enumerate(["select * from t", later_sql, later_sql]):
-        query = QueryRows(con, sql, elsewhere=(lambda: con.cursor()) if beside and n == 0 else None)
-        pending.append(table_sheet(book, f"Rows {n}", COLUMNS, Table([c.key for c in COLUMNS], query, len(ROWS)),
+    for n, sql in enumerate(sqls):
+        pending.append(table_sheet(book, f"Rows {n}", COLUMNS,
+                                   Table([c.key for c in COLUMNS], QueryRows(con, sql), len(ROWS)),
                                    caption="{total} rows", overflow="{shown} of {total}", max_rows=1_048_576,
                                    closing=["A note below the rows."] if n == 2 else ()))
-    path = tmp_path / f"three-{beside}.xlsx"
-    book.save(path)
-    splice_rows(path, pending)
+    path = tmp_path / f"three-{ahead}.xlsx"
+    with ThreadPoolExecutor(1) as pool:
+        if ahead:
+            first = pending[0]
+            first.prepared = pool.submit(PreparedRows.write, f"{path}.sheet{first.sheet_index}", first,
+                                         con.cursor())
+        book.save(path)
+        splice_rows(path, pending)
     return path
 
 
@@ -121,27 +128,40 @@ def table_connection():
     return con
 
 
-def test_sheets_written_beside_each_other_read_as_sheets_written_in_turn(tmp_path):
+def test_rows_written_ahead_on_another_connection_read_as_rows_written_in_turn(tmp_path):
     con = table_connection()
-    in_turn, beside = build_three(tmp_path, con, False), build_three(tmp_path, con, True)
-    with zipfile.ZipFile(beside) as book:
+    in_turn, ahead = build_three(tmp_path, con, False), build_three(tmp_path, con, True)
+    with zipfile.ZipFile(ahead) as book:
         assert book.testzip() is None, "every entry's checksum and sizes match what it holds"
         names = book.namelist()
-    with zipfile.ZipFile(in_turn) as one, zipfile.ZipFile(beside) as other:
+    with zipfile.ZipFile(in_turn) as one, zipfile.ZipFile(ahead) as other:
         for name in names:
             if name.startswith("xl/worksheets/"):
                 assert one.read(name) == other.read(name), name
-    sheets = load_workbook(beside)
+    sheets = load_workbook(ahead)
     assert [s.title for s in sheets] == ["Rows 0", "Rows 1", "Rows 2"]
     assert sheets["Rows 2"]["A8"].value == "A note below the rows."
-    assert [c.value for c in sheets["Rows 1"][6]] == ["tab\there\ufffdbell", None, -5.25, datetime(2024, 2, 29),
+    assert [c.value for c in sheets["Rows 0"][6]] == ["tab\there\ufffdbell", None, -5.25, datetime(2024, 2, 29),
                                                       None, True]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([beside.name, in_turn.name]), "no sheet file is left"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ahead.name, in_turn.name]), "no rows file is left"
 
 
-def test_a_sheet_that_fails_beside_the_first_leaves_the_saved_workbook_alone(tmp_path):
+FAILING = "select * from t where error('no rows: ' || _row) is null"
+
+
+@pytest.mark.parametrize("failing", [0, 1], ids=["written ahead", "written in turn"])
+def test_a_sheet_whose_rows_fail_leaves_the_saved_workbook_alone(tmp_path, failing):
     con = table_connection()
-    with pytest.raises(duckdb.Error):
-        build_three(tmp_path, con, True, later_sql="select * from t where error('no rows: ' || _row) is null")
+    sqls = ["select * from t"] * 3
+    sqls[failing] = FAILING
+    with pytest.raises(duckdb.Error, match="no rows"):
+        build_three(tmp_path, con, True, sqls)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["three-True.xlsx"], "nothing half-written is left"
     assert load_workbook(tmp_path / "three-True.xlsx")["Rows 1"].max_row == 2, "the caption and header only"
+
+
+def test_crc32_combine_gives_the_checksum_of_the_pieces_together():
+    pieces = [b"", b"<row>", bytes(range(256)) * 300, "é\u2026".encode() * 7]
+    for first in pieces:
+        for second in pieces:
+            assert crc32_combine(zlib.crc32(first), zlib.crc32(second), len(second)) == zlib.crc32(first + second)
