@@ -544,21 +544,17 @@ def crc32_combine(first: int, second: int, second_length: int) -> int:
     checksummed apart from them."""
     if second_length <= 0:
         return first
-    odd = [0xEDB88320] + [1 << n for n in range(31)]  # the CRC polynomial: one zero bit
-    even = _gf2_square(odd)  # two zero bits
-    odd = _gf2_square(even)  # four
+    # The operator that runs the CRC over one zero bit (the polynomial's row, then a shift), squared three
+    # times: over one zero byte. `first` goes through it once per zero byte of the second piece's length,
+    # one power of two at a time.
+    operator = [0xEDB88320] + [1 << n for n in range(31)]
+    for _ in range(3):
+        operator = _gf2_square(operator)
     length = second_length
-    while True:  # shift `first` by the second's length in zero bytes, squaring the operator as it goes
-        even = _gf2_square(odd)
+    while length:
         if length & 1:
-            first = _gf2_times(even, first)
+            first = _gf2_times(operator, first)
         length >>= 1
-        if not length:
-            break
-        odd = _gf2_square(even)
-        if length & 1:
-            first = _gf2_times(odd, first)
-        length >>= 1
-        if not length:
-            break
+        if length:
+            operator = _gf2_square(operator)
     return first ^ second
