@@ -468,6 +468,7 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
     finally:
         try:
             con.execute("drop view if exists temp.finding_rows")
+            con.execute("drop view if exists temp.finding_marks")
             con.execute(f"detach database if exists {scratch}")
         except duckdb.Error:
             pass  # a failed transaction still holds them: closing the connection lets them go
