@@ -35,6 +35,7 @@ from .decisions import (
 from .feedback import feedback_views, has_remittances
 from .readers import database_settings
 from .report_data import (
+    FINDINGS_NAMES,
     carc_texts,
     findings_from,
     findings_table,
@@ -339,7 +340,7 @@ def _prepare_findings(side, side_files: Future, scratch: str, sheet: PendingRows
     if side_files.exception() is not None:
         raise RuntimeError("the findings files were not written")
     findings_from(side, scratch)
-    return PreparedRows.write(f"{workbook}.sheet{sheet.sheet_index}", sheet, side)
+    return sheet.prepare(workbook, side)
 
 
 def summarise(con, batch_id: str) -> dict:
@@ -467,8 +468,8 @@ def _write_files(con, batch_id: str, out_dir: Path, show_ids: bool, advance: Cal
                                     standing_days, carc, params, masked, scratch)
     finally:
         try:
-            con.execute("drop view if exists temp.finding_rows")
-            con.execute("drop view if exists temp.finding_marks")
+            for name in FINDINGS_NAMES:
+                con.execute(f"drop view if exists temp.{name}")
             con.execute(f"detach database if exists {scratch}")
         except duckdb.Error:
             pass  # a failed transaction still holds them: closing the connection lets them go
@@ -493,7 +494,6 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
         prepare_batch_decisions(con, batch_id, as_of, standing_days)
         try:
             build_finding_rows(con, batch_id, show_ids, scratch, masked)
-            con.execute(f"create or replace temp view finding_rows as select * from {scratch}.finding_rows")
             mark_findings(con, scratch)
         except BaseException as exc:
             findings.set_exception(exc)

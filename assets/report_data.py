@@ -39,7 +39,7 @@ FINDING_MARKS = """
 select list(first_at_severity order by _row) as at_severity, list(first_in_category order by _row) as in_category
 from (select _row, row_number() over (partition by line_id, severity order by _row) = 1 as first_at_severity,
              row_number() over (partition by line_id, severity, category order by _row) = 1 as first_in_category
-      from finding_rows)
+      from {findings})
 """
 
 # One row per line to fix (assets/worklist.py builds them from the findings table, in the sheet's order,
@@ -203,17 +203,22 @@ def _coverage_text(entry: dict) -> str:
     return f"Newest {entry['table']} release: no line of the batch is dated after its period."
 
 
+# The tables of the write stage's scratch database (assets/outputs.py) that the Findings sheet reads by name.
+FINDINGS_NAMES = ("finding_rows", "finding_marks")
+
+
 def mark_findings(con, scratch: str) -> None:
-    """FINDING_MARKS as a table of `scratch` (a database every connection of the process sees, beside
-    `finding_rows`), and `finding_marks` on `con`: the Findings sheet can be written from either connection."""
-    con.execute(f"create or replace table {scratch}.finding_marks as {FINDING_MARKS}")
-    con.execute(f"create or replace temp view finding_marks as select * from {scratch}.finding_marks")
+    """FINDING_MARKS as a table of `scratch` (a database every connection of the process sees), beside its
+    `finding_rows`; then both by name on `con` (findings_from)."""
+    con.execute(f"create or replace table {scratch}.finding_marks as "
+                f"{FINDING_MARKS.replace('{findings}', f'{scratch}.finding_rows')}")
+    findings_from(con, scratch)
 
 
 def findings_from(con, scratch: str) -> None:
-    """The names the Findings sheet reads (finding_rows, finding_marks), on another connection than the one
-    that made them."""
-    for name in ("finding_rows", "finding_marks"):
+    """The names the Findings sheet and the Worklist read (FINDINGS_NAMES) on `con`, as views of `scratch`'s
+    tables: the same tables on either connection of the write stage."""
+    for name in FINDINGS_NAMES:
         con.execute(f"create or replace temp view {name} as select * from {scratch}.{name}")
 
 

@@ -90,7 +90,6 @@ def write_stage(con: Timed, batch: str) -> None:
     con.con.execute("attach ':memory:' as statements_scratch")
     prepare_batch_decisions(con.con, batch, run_day(), DEFAULT_STANDING_DAYS)
     outputs.build_finding_rows(con, batch, False, "statements_scratch", {"batch": batch, "secret": "bench"})
-    con.con.execute("create or replace temp view finding_rows as select * from statements_scratch.finding_rows")
     mark_findings(con, "statements_scratch")
     worklist.build_worklist(con, batch)
 

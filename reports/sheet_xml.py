@@ -342,6 +342,11 @@ class PendingRows:
     first_row: int = 3
     prepared: Future | None = None
 
+    def prepare(self, workbook, con=None) -> PreparedRows:
+        """Write the rows ahead into their file beside `workbook` (rows_file), from `con` (by default, the
+        connection the sheet was planned on)."""
+        return PreparedRows.write(rows_file(workbook, self.sheet_index), self, con)
+
     def write(self, out: Callable[[bytes], object], con=None) -> int:
         """Write the rows (and the closing note) to `out`, from `con` (by default, the connection the sheet
         was planned on)."""
@@ -420,7 +425,7 @@ def splice_rows(path, pending: list[PendingRows], shared: SharedStrings | None =
     shared = shared if shared is not None and shared.values else None
     by_name = {f"xl/worksheets/sheet{p.sheet_index}.xml": p for p in pending}
     staged = f"{path}.rows"
-    files = [f"{path}.sheet{p.sheet_index}" for p in pending]
+    files = [rows_file(path, p.sheet_index) for p in pending]
     try:
         with zipfile.ZipFile(path) as src:
             missing = set(by_name) - set(src.namelist())
@@ -429,10 +434,7 @@ def splice_rows(path, pending: list[PendingRows], shared: SharedStrings | None =
             if shared is not None and SHARED_PART in src.namelist():
                 # openpyxl (3.1) writes every string inline: a part of its own would number its strings first.
                 raise RuntimeError(f"the saved workbook has a {SHARED_PART} already")
-            written = {}
-            for rows, file in zip(pending, files):
-                if rows.prepared is None:
-                    written[rows.sheet_index] = PreparedRows.write(file, rows)
+            written = {rows.sheet_index: rows.prepare(path) for rows in pending if rows.prepared is None}
             for rows in pending:
                 if rows.prepared is not None:
                     written[rows.sheet_index] = rows.prepared.result()
@@ -464,6 +466,11 @@ def splice_rows(path, pending: list[PendingRows], shared: SharedStrings | None =
         for file in [staged, *files]:
             if os.path.exists(file):
                 os.unlink(file)
+
+
+def rows_file(workbook, sheet_index: int) -> str:
+    """Where a sheet's rows are deflated ahead: beside the workbook, named by the sheet's number."""
+    return f"{workbook}.sheet{sheet_index}"
 
 
 @dataclass

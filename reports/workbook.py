@@ -749,8 +749,8 @@ def _trend_chart(sheet, first: int, last: int, anchor: str) -> None:
 @dataclass
 class StartedWorkbook:
     """A workbook as far as the findings take it: the Summary sheet, filled in last, and the Findings sheet,
-    whose rows (`findings`, None when written already) can be written while the rest of the report is
-    gathered."""
+    whose rows (`findings`, None for a table given as rows rather than a query) can be written while the rest
+    of the report is gathered."""
 
     book: Workbook
     summary: object

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from reports.sheet_xml import PreparedRows, QueryRows, SharedStrings, crc32_combine, splice_rows
+from reports.sheet_xml import QueryRows, SharedStrings, crc32_combine, splice_rows
 from reports.workbook import Column, Table, table_sheet
 
 COLUMNS = [
@@ -113,8 +113,7 @@ def build_three(tmp_path, con, ahead: bool, sqls=("select * from t",) * 3) -> Wo
     with ThreadPoolExecutor(1) as pool:
         if ahead:
             first = pending[0]
-            first.prepared = pool.submit(PreparedRows.write, f"{path}.sheet{first.sheet_index}", first,
-                                         con.cursor())
+            first.prepared = pool.submit(first.prepare, path, con.cursor())
         book.save(path)
         splice_rows(path, pending)
     return path
