@@ -569,7 +569,7 @@ __OTHER_DATES__
          else list_distinct(list_filter(list_transform(
                   list_concat([diagnosis_1, diagnosis_2, diagnosis_3, diagnosis_4],
                               coalesce(regexp_split_to_array(diagnoses, '[,;|\\s]+'), [])),
-                  lambda d: case when strpos(upper(trim(d)), '.') in (0, 4) or trim(d, ' .') = ''
+                  lambda d: case when __DOT_AFTER_CATEGORY_d__ or trim(d, ' .') = ''
                                       then replace(upper(trim(d)), '.', '')
                                  else upper(trim(d)) end), lambda d: d is not null and d <> '')) end,
     payer,
@@ -584,7 +584,16 @@ __OTHER_DATES__
     case when service_zip is null then null
          else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
 """
-for _name, _sql in (("__DATE_TIME__", DATE_TIME), ("__OTHER_DATES__", OTHER_DATES), ("__TWO_DIGITS__", TWO_DIGITS)):
+def dot_after_category(cell: str) -> str:
+    """SQL: the diagnosis `cell` (trimmed, upper-cased) has no dot, or one only, where ICD-10-CM puts it: after
+    the category's three characters. Only then are its dots dropped; a code with a dot anywhere else (`I1.0`) or
+    a second one (`R13.1.0`) keeps them and so fails the shape check (assets/rules/documentation.py) instead of
+    passing without them."""
+    return f"(strpos({cell}, '.') = 0 or (strpos({cell}, '.') = 4 and strpos(substr({cell}, 5), '.') = 0))"
+
+
+for _name, _sql in (("__DOT_AFTER_CATEGORY_d__", dot_after_category("upper(trim(d))")),
+                    ("__DATE_TIME__", DATE_TIME), ("__OTHER_DATES__", OTHER_DATES), ("__TWO_DIGITS__", TWO_DIGITS)):
     PARSED_COLUMNS = PARSED_COLUMNS.replace(_name, _sql)
 # The helper columns of the code and its modifiers: the code cell upper-cased, the modifiers it carries
 # after the code (sorted, distinct; null for a cell that carries none) and those of the modifier columns.
@@ -626,11 +635,10 @@ def parsed_rows_sql(text: str, source: str = "?, ?, ?", shards: int = 1) -> str:
     file_index and source_file (bound, by default)."""
     from .shards import shard_sql
 
-    # The first two diagnosis cells as codes ('' for none), worked out once for the list's usual case. A dot
-    # is dropped where ICD-10-CM puts it, after the category's three characters; one anywhere else is kept, so
-    # that the code fails the shape check (see assets/rules/documentation.py) instead of passing without it.
+    # The first two diagnosis cells as codes ('' for none), worked out once for the list's usual case (see
+    # dot_after_category).
     codes = ", ".join(
-        f"coalesce(case when strpos(dx_cell_{n}, '.') in (0, 4) or trim(dx_cell_{n}, '.') = '' "
+        f"coalesce(case when {dot_after_category(f'dx_cell_{n}')} or trim(dx_cell_{n}, '.') = '' "
         f"then replace(dx_cell_{n}, '.', '') "
         f"else dx_cell_{n} end, '') as dx_{n}" for n in (1, 2))
     cells = ", ".join(f"upper(trim(diagnosis_{n})) as dx_cell_{n}" for n in (1, 2))

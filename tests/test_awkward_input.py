@@ -294,6 +294,9 @@ def test_diagnosis_cells_in_any_mix_read_as_one_list_of_distinct_codes(con, tmp_
         (" . ", "", "", "", set()),
         ("R13.10", "", "Z00.00", "", {"R1310", "Z0000"}),
         ("R13.10", "I25.10", "", "I25.10; E11.9", {"R1310", "I2510", "E119"}),
+        # A dot anywhere but after the category, or a second one, is kept: the shape check then fails it.
+        ("R13.1.0", "I1.0", "", "", {"R13.1.0", "I1.0"}),
+        ("R13.10", "", "R13..10", "E11.9.", {"R1310", "R13..10", "E11.9."}),
     ]
     rows = [[f"C{i}", "1", "P1", "2024-07-08", "76120", "1", *dx] for i, (*dx, _) in enumerate(cases)]
     lines = staged(con, text_export(tmp_path / "dx.csv", rows, header=header))
