@@ -87,7 +87,7 @@ select {finding_id_sql("$batch", "l.claim_id", "l.line_number", "f.rule_id")} as
        l.modifier_text as modifiers, l.units, l.provider, l.payer, f.rule_id, f.category, f.severity,
        f.carc, f.dollars_at_risk, f.message, r.fix, {{partner}} f.ptp_column_1, f.ptp_column_2,
        f.ptp_modifier_indicator, f.ptp_rationale, p.rvu_release, p.ptp_release, p.mue_release,
-       p.aoc_release, p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id,
+       p.aoc_release, p.gpci_release, p.reference_match, l.source_file, l.source_row, f.partner_batch, f.line_id,
        f.partner_line_id,
        l.component, l.place_of_service, l.rendering_npi, l.billing_npi, p.status, p.pctc, p.mue_value,
        p.bilat_surg, p.asst_surg, p.co_surg, p.team_surg,
@@ -148,7 +148,8 @@ select claim_id, line_number, hcpcs, rule_id, category, severity, carc, dollars_
        ptp_release, mue_release, source_file, source_row, date_of_service, modifiers, {units_text("units")} as units,
        provider as provider_npi, payer, fix, partner_claim_id, partner_line_number, ptp_column_1,
        ptp_column_2, ptp_modifier_indicator, ptp_rationale, reference_match, aoc_release, partner_batch,
-       finding_id, decision, decision_reason, reviewer, strftime(decided_at, '%Y-%m-%d %H:%M:%S') as decided_at
+       finding_id, decision, decision_reason, reviewer, strftime(decided_at, '%Y-%m-%d %H:%M:%S') as decided_at,
+       gpci_release
 from finding_rows
 """
 

@@ -23,7 +23,7 @@ select finding_id, claim_id, line_number, patient, date_of_service, hcpcs, modif
        partner_claim_id || ' line ' || partner_line_number as partner_line,
        'column 1 ' || ptp_column_1 || ', column 2 ' || ptp_column_2 || ', modifier indicator '
            || ptp_modifier_indicator || coalesce(': ' || ptp_rationale, '') as ptp_edit,
-       concat_ws('; ', rvu_release, ptp_release, mue_release, aoc_release) as releases,
+       concat_ws('; ', rvu_release, gpci_release, ptp_release, mue_release, aoc_release) as releases,
        reference_match, source_file, source_row,
        case when m.at_severity[f._row] then 'yes' end as counted_once,
        case when m.in_category[f._row] then 'yes' end as counted_once_in_category, f._row

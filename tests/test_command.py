@@ -198,3 +198,14 @@ def test_the_runs_locality_prices_lines_that_name_none(tmp_path, db_path):
 def test_a_malformed_locality_is_a_usage_error(tmp_path, db_path):
     run = scrub([SAMPLE], tmp_path / "out", db_path, "--locality", "San Francisco")
     assert run.exit_code == 2 and "is not a MAC-LL locality" in run.stderr
+
+
+def test_each_finding_names_the_releases_that_priced_and_judged_its_line(sample_run):
+    lines = {(r["claim_id"], r["line_number"]): r for r in sample_run.lines}
+    flags = sample_run.flags
+    assert flags and list(flags[0])[-1] == "gpci_release"
+    for flag in flags:
+        line = lines[(flag["claim_id"], flag["line_number"])]
+        assert [flag[t] for t in ("rvu_release", "gpci_release", "ptp_release", "mue_release", "aoc_release")] == \
+            [line[t] for t in ("rvu_release", "gpci_release", "ptp_release", "mue_release", "aoc_release")]
+    assert {flag["gpci_release"] for flag in flags} == {"GPCI 2025"}

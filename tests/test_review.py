@@ -167,10 +167,10 @@ def test_a_finding_id_is_short_and_the_same_on_every_rerun_of_the_batch(audit):
     assert shown == {f[3] for f in first}
 
 
-def test_flags_csv_keeps_its_columns_and_ends_with_the_decision(audit):
+def test_flags_csv_keeps_its_columns_then_the_decision_then_the_gpci_release(audit):
     columns = list(audit.rerun.flags[0])
     assert columns[:len(FLAGS_COLUMNS)] == FLAGS_COLUMNS
-    assert columns[-6:] == ["partner_batch", *DECISION_COLUMNS]
+    assert columns[-7:] == ["partner_batch", *DECISION_COLUMNS, "gpci_release"]
 
 
 def test_a_rerun_of_the_batch_keeps_the_decisions(audit):

@@ -109,7 +109,7 @@ def test_findings_sheet_lists_every_finding_of_flags_csv_with_its_evidence(runs,
     both = next(f for f in findings if f["Rule"] == "MOD_26_AND_TC")
     assert both["Claim"] == "CLM-26TC" and both["Modifiers"] == "26,TC" and both["CARC"] == "4"
     assert both["Dollars at risk"] == 18.11 and both["Severity"] == "deny"
-    assert both["Releases"] == "RVU25D; PTP 2024Q3; MUE 2024Q3; AOC 2024Q3"
+    assert both["Releases"] == "RVU25D; GPCI 2025; PTP 2024Q3; MUE 2024Q3; AOC 2024Q3"
     assert both["Source file"] == "hostile.csv" and both["Source row"] == 1
     assert book["Findings"]["A1"].value.startswith(f"{len(flags)} findings")
 
