@@ -17,7 +17,7 @@ YEAR_FIRST = {"rvu", "gpci"}
 # included) the newest that starts before it; else the oldest. An RVU release of the site's variant (QPP or not) goes before the other variant's of the same year.
 DOS_RELEASES = f"""
 create or replace temp table dos_releases as
-with dates as (select distinct date_of_service as dos from claim_lines where batch_id = $batch),
+with dates as ({{dates}}),
 releases as (
     select distinct release_id, table_name, effective_start, effective_end, coalesce(variant, '') as variant,
            loaded_at
@@ -55,17 +55,18 @@ CATEGORY_II = "[0-9]{4}F"
 # What a line's price depends on of the line itself, besides its units: each distinct combination is a price
 # context of the batch (see assets/tables.py), priced once.
 CONTEXT_KEYS = ["date_of_service", "hcpcs", "component", "facility", "locality", "service_zip", "claim_type"]
+BATCH_DATES = "select distinct date_of_service as dos from claim_lines where batch_id = $batch"
 CONTEXTS = f"""
 create or replace temp table context_keys as
 select row_number() over ()::integer as context_id, *
-from (select distinct {", ".join(CONTEXT_KEYS)} from claim_lines where batch_id = ?)
+from (select distinct {", ".join(CONTEXT_KEYS)} from {{lines}})
 """
+BATCH_LINES = "claim_lines where batch_id = $batch"
 
 # price_contexts keeps what the rules and the outputs read; the RVUs, GPCIs and conversion factor behind a fee
 # stay in the reference tables, named by the context's releases. Storing a column costs about as much CPU as
 # a lookup join over it, so the table holds nothing no one reads.
-PRICE = f"""
-insert into price_contexts (batch_id, context_id, {", ".join(CONTEXT_COLUMNS)})
+PRICE_SELECT = f"""
 with lr as (
     select $batch as batch_id, l.context_id, l.hcpcs, l.component, l.facility, l.locality as given_locality,
            l.service_zip, l.claim_type, d.*,
@@ -156,6 +157,7 @@ select batch_id, context_id, rvu_release, gpci_release, ptp_release, mue_release
        end as price_note
 from fees
 """
+PRICE = f"insert into price_contexts (batch_id, context_id, {', '.join(CONTEXT_COLUMNS)})\n{PRICE_SELECT}"
 
 # The modifiers that change what Medicare pays for a line (RULES.md, "Payment adjustments by modifier").
 PAYMENT_MODIFIERS = ("50", "62", "66", "80", "81", "82", "AS")
@@ -171,17 +173,37 @@ case when list_contains(l.modifiers, '66') then null
                       or list_contains(l.modifiers, '82') then 0.160
                  when list_contains(l.modifiers, 'AS') then 0.136 else 1.000 end, 2) end"""
 
+# A line's expected allowed (`l`, the line; `c`, its price context): its context's fee adjusted by its payment
+# modifiers, times its units.
+EXPECTED_ALLOWED = f"""
+round(case when list_has_any(l.modifiers, [{", ".join(f"'{m}'" for m in PAYMENT_MODIFIERS)}]) then {ADJUSTED_FEE}
+           else c.unit_fee end * l.units, 2)::decimal(14,2)"""
+# A line (`l`) and its context key (`k`).
+CONTEXT_OF_LINE = " and ".join(f"k.{key} is not distinct from l.{key}" for key in CONTEXT_KEYS)
+
 # Each line: its context, and its expected allowed at its context's fee (adjusted by its payment modifiers).
 PRICED_KEYS = f"""
 insert into priced_keys
-select l.batch_id, l.line_id, k.context_id,
-       round(case when list_has_any(l.modifiers, [{", ".join(f"'{m}'" for m in PAYMENT_MODIFIERS)}]) then {ADJUSTED_FEE}
-                  else c.unit_fee end * l.units, 2)::decimal(14,2)
+select l.batch_id, l.line_id, k.context_id, {EXPECTED_ALLOWED}
 from claim_lines l
-join context_keys k on {" and ".join(f"k.{key} is not distinct from l.{key}" for key in CONTEXT_KEYS)}
+join context_keys k on {CONTEXT_OF_LINE}
 join (select * from price_contexts where batch_id = $batch) c on c.context_id = k.context_id
 where l.batch_id = $batch
 """
+
+# Lines of earlier batches that may take part in a batch's judgement (`history_candidates`, with the columns of
+# claim_lines a price reads), priced as the batch's lines are: under the releases loaded now, which judge their
+# dates now (a surgery's global days are those of the release that judges its date, RULES.md), with the
+# batch's settings. Their working tables are named apart from the price stage's.
+HISTORY_PRICED = f"""
+create or replace temp table history_priced as
+select l.batch_id, l.line_id, c.* exclude (batch_id, context_id), {EXPECTED_ALLOWED} as expected_allowed
+from history_candidates l
+join history_context_keys k on {CONTEXT_OF_LINE}
+join ({PRICE_SELECT.replace("context_keys", "history_context_keys").replace("dos_releases", "history_dos_releases")})
+     c(batch_id, context_id, {", ".join(CONTEXT_COLUMNS)}) on c.context_id = k.context_id
+"""
+HISTORY_DATES = "select distinct date_of_service as dos from history_candidates"
 
 
 def price_batch(con, batch_id: str, default_locality: str = "", rvu_variant: str = "",
@@ -190,8 +212,8 @@ def price_batch(con, batch_id: str, default_locality: str = "", rvu_variant: str
     later last day (YYYY-MM-DD) of the 1.0 work GPCI floor than the GPCI file's own, where the law extends it."""
     clear_batch(con, "priced_keys", batch_id)
     clear_batch(con, "price_contexts", batch_id)
-    con.execute(DOS_RELEASES, {"batch": batch_id, "variant": rvu_variant.upper()})
-    con.execute(CONTEXTS, [batch_id])
+    con.execute(DOS_RELEASES.replace("{dates}", BATCH_DATES), {"batch": batch_id, "variant": rvu_variant.upper()})
+    con.execute(CONTEXTS.replace("{lines}", BATCH_LINES), {"batch": batch_id})
     con.execute(PRICE, {"batch": batch_id, "locality": default_locality.upper() or None,
                         "floor_through": floor_through or None})
     con.execute(PRICED_KEYS, {"batch": batch_id})
@@ -201,3 +223,17 @@ def price_batch(con, batch_id: str, default_locality: str = "", rvu_variant: str
         [batch_id],
     ).fetchall()[0]
     return {"priced": priced, "unpriced": unpriced}
+
+
+def price_history(con, batch_id: str) -> None:
+    """`history_priced`: the lines of `history_candidates` with the price context they have tonight (PRICE) and
+    their expected allowed, priced with the settings batch `batch_id` was read with."""
+    settings = con.execute(
+        """select coalesce(default_locality, ''), coalesce(rvu_variant, ''), coalesce(work_floor_through, '')
+           from batches where batch_id = ?""", [batch_id]).fetchall()
+    locality, variant, floor_through = settings[0] if settings else ("", "", "")
+    con.execute(DOS_RELEASES.replace("dos_releases", "history_dos_releases").replace("{dates}", HISTORY_DATES),
+                {"variant": variant.upper()})
+    con.execute(CONTEXTS.replace("context_keys", "history_context_keys").replace("{lines}", "history_candidates"))
+    con.execute(HISTORY_PRICED, {"batch": batch_id, "locality": locality.upper() or None,
+                                 "floor_through": floor_through or None})

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from .pricing import price_history
 from .rules import LINE_RULES, PAIR_RULES, STEPS, register_rules
 from .rules.base import BYPASS_MODIFIERS, Step, sql_list
 from .tables import clear_batch, named_parameters
@@ -29,20 +30,22 @@ BATCH_ORDER = """
 insert or ignore into batch_order select $batch, coalesce(max(seq), 0) + 1 from batch_order
 """
 
-# Lines of earlier batches that share a patient and date of service with the batch (`shares_day`), and the
-# surgeries of the batch's patients whose global period can reach the batch's dates (from 91 days before its
-# first date to the day after its last). A file of this batch scrubbed before (same content) is not history: a
-# line is never judged against itself. Nor is a claim sent again tonight (corrected or resubmitted): tonight's
-# version replaces every line of its earlier ones, as the payer's latest claim does. History lines get negative
-# ids (`sl_id`) so that ids stay unique next to the batch's own; only these few are numbered, so the batch is
-# never sorted.
-HISTORY_LINES = """
-create or replace temp table history_lines as
+# Lines of earlier batches that may take part in the batch's judgement: those that share a patient and date of
+# service with the batch (`shares_day`), and those of the batch's patients, from 91 days before its first date
+# to the day after its last, whose code has a global period in some loaded RVU release (a surgery's period can
+# reach the batch's dates). A file of this batch scrubbed before (same content) is not history: a line is never
+# judged against itself. Nor is a claim sent again tonight (corrected or resubmitted): tonight's version
+# replaces every line of its earlier ones, as the payer's latest claim does. Each keeps what its price reads
+# (assets/pricing.py: price_history).
+HISTORY_CANDIDATES = """
+create or replace temp table history_candidates as
 with tonight as (
     select patient_id, date_of_service from claim_lines where batch_id = $batch
 ),
 earlier as (
-    select earlier.batch_id, earlier.line_id, earlier.patient_id, earlier.date_of_service
+    select earlier.batch_id, earlier.line_id, earlier.patient_id, earlier.date_of_service, earlier.hcpcs,
+           earlier.component, earlier.facility, earlier.locality, earlier.service_zip, earlier.claim_type,
+           earlier.modifiers, earlier.units
     from claim_lines earlier
     join batch_order earlier_order on earlier_order.batch_id = earlier.batch_id
     join batch_files earlier_file on earlier_file.batch_id = earlier.batch_id
@@ -54,23 +57,26 @@ earlier as (
       and earlier.patient_id in (select patient_id from tonight)
       and earlier.claim_id not in (select claim_id from claim_lines where batch_id = $batch)
 ),
-same_day as (
-    select batch_id, line_id from earlier
-    where exists (select 1 from tonight where tonight.patient_id = earlier.patient_id
-                                          and tonight.date_of_service = earlier.date_of_service)
-),
-surgeries as (
-    select earlier.batch_id, earlier.line_id
+marked as (
+    select earlier.*,
+           exists (select 1 from tonight where tonight.patient_id = earlier.patient_id
+                                           and tonight.date_of_service = earlier.date_of_service) as shares_day
     from earlier
-    join priced_lines priced on priced.batch_id = earlier.batch_id and priced.line_id = earlier.line_id
-    where priced.global_days in ('000', '010', '090')
-),
-history as (
-    select batch_id, line_id, bool_or(shares_day) as shares_day
-    from (select *, true as shares_day from same_day union all select *, false from surgeries)
-    group by batch_id, line_id
 )
-select batch_id, line_id, -row_number() over (order by batch_id, line_id) as sl_id, shares_day from history
+select * from marked
+where shares_day or hcpcs in (select hcpcs from ref_rvu where global_days in ('000', '010', '090'))
+"""
+
+# The lines of earlier batches that take part: those sharing a day with the batch, and the surgeries (global
+# days 000, 010 or 090 in the release that judges their date now: history_priced). History lines get negative
+# ids (`sl_id`) so that ids stay unique next to the batch's own; only these few are numbered, so the batch is
+# never sorted.
+HISTORY_LINES = """
+create or replace temp table history_lines as
+select c.batch_id, c.line_id, -row_number() over (order by c.batch_id, c.line_id) as sl_id, c.shares_day
+from history_candidates c
+join history_priced p on p.batch_id = c.batch_id and p.line_id = c.line_id
+where c.shares_day or p.global_days in ('000', '010', '090')
 """
 
 FOUND = """
@@ -135,7 +141,7 @@ select history.sl_id, {SL_COLUMNS}, null
 from history_lines history
 join (select * from claim_lines where {IN_PART}) claim_line
   on claim_line.batch_id = history.batch_id and claim_line.line_id = history.line_id
-join priced_lines priced on priced.batch_id = history.batch_id and priced.line_id = history.line_id
+join history_priced priced on priced.batch_id = history.batch_id and priced.line_id = history.line_id
 """
 
 # The lines `sl` marks, each with its claim line, price context and NPI checks as columns of those names, so that
@@ -300,7 +306,9 @@ def scrub_batch(con, batch_id: str, with_history: bool = False,
     only), and a shard of more than that in parts of it, by patient; a smaller batch is judged whole."""
     register_rules(con)
     values = {"batch": batch_id, "with_history": with_history, **_history_span(con, batch_id, with_history)}
-    con.execute(HISTORY_LINES, named_parameters(HISTORY_LINES, values))
+    con.execute(HISTORY_CANDIDATES, named_parameters(HISTORY_CANDIDATES, values))
+    price_history(con, batch_id)
+    con.execute(HISTORY_LINES)
     con.execute(NPI_CHECKED, named_parameters(NPI_CHECKED, values))
     con.execute(FOUND)
     for step in BATCH_STEPS:

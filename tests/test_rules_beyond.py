@@ -22,6 +22,7 @@ Lines are dated in 2026Q2, so RVU26B (CF 33.4009) prices them and AOC 2026Q2 and
 
 import shutil
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -582,3 +583,58 @@ def test_the_earlier_batch_is_not_judged_again(history_runs):
     earlier, _, together = history_runs
     assert earlier.flags == []
     assert {f["claim_id"] for f in together.flags} <= set(TONIGHT)
+
+
+# --- history under a release loaded since: an earlier surgery's period is that of the release judging it now --
+# RULES.md: "The surgery's global days come from the RVU release that judges the surgery line's DOS". A
+# release of 2025Q2 loaded after last night's run now judges a 2025-06-30 surgery, in place of RVU25D (2025Q4)
+# that judged it then: in it 55705 has no global period (RVU25D: 010) and 11042 a 90-day one (RVU25D: 000).
+RVU_2025Q2_ROWS = [
+    "55705,,,A,,4.61,2.81,NA,2.81,,0.56,7.98,7.98,0,XXX,0.10,0.80,0.10,2,0,1,1,0,,32.3465,09,0,99,0.00,0.00,0.00",
+    "11042,,,A,,1.01,2.73,,0.68,,0.13,3.87,1.82,0,090,0.00,0.00,0.00,2,0,1,0,0,,32.3465,09,0,99,0.00,0.00,0.00",
+    "99213,,,A,,1.30,1.35,,0.57,,0.10,2.75,1.97,0,XXX,0.00,0.00,0.00,0,0,0,0,0,,32.3465,09,0,99,0.00,0.00,0.00",
+]
+SURGERIES_LAST_NIGHT = [("G1S", "PG1", "55705", "2025-06-30"), ("G2S", "PG2", "11042", "2025-06-30")]
+VISITS_TONIGHT = {"G1": ("PG1", set(), None), "G2": ("PG2", {"GLOBAL_EM_IN_PERIOD"}, ("G2S", "1"))}
+
+
+@pytest.fixture(scope="module")
+def release_since_runs(tmp_path_factory, reference_db):
+    work = tmp_path_factory.mktemp("beyond-release-since")
+    db = work / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    surgeries = [_history_line(*row) for row in SURGERIES_LAST_NIGHT]
+    last_night = engine_scrub([write_csv(work / "last-night.csv", surgeries)], work / "last-night", db, history=True)
+    assert last_night.exit_code == 0, last_night.stderr
+    header = (Path(__file__).parent / "fixtures" / "reference" / "PPRRVU2025_Oct_excerpt.csv").read_text(
+        encoding="latin-1").splitlines()[:10]
+    excerpt = work / "PPRRVU2025_Apr_excerpt.csv"
+    excerpt.write_text("\n".join([*header, *RVU_2025Q2_ROWS]) + "\n", encoding="latin-1")
+    with duckdb.connect(str(db)) as con:
+        load_release(con, Release(id="RVU25B TEST", table="rvu", layout="pprrvu", effective_start=date(2025, 4, 1),
+                                  effective_end=date(2025, 6, 30), files=[excerpt], origin="test"))
+    visits = [_history_line(claim, patient, "99213", "2025-07-05") for claim, (patient, *_) in VISITS_TONIGHT.items()]
+    tonight = engine_scrub([write_csv(work / "tonight.csv", visits)], work / "tonight", db, history=True)
+    assert tonight.exit_code == 0, tonight.stderr
+    # The same lines in one batch, on a database of the same releases: what history must agree with.
+    together_db = work / "together.duckdb"
+    shutil.copyfile(reference_db, together_db)
+    with duckdb.connect(str(together_db)) as con:
+        load_release(con, Release(id="RVU25B TEST", table="rvu", layout="pprrvu", effective_start=date(2025, 4, 1),
+                                  effective_end=date(2025, 6, 30), files=[excerpt], origin="test"))
+    together = engine_scrub([write_csv(work / "together.csv", [*surgeries, *visits])], work / "together",
+                            together_db)
+    assert together.exit_code == 0, together.stderr
+    return last_night, tonight, together
+
+
+@pytest.mark.parametrize("claim", sorted(VISITS_TONIGHT))
+def test_an_earlier_surgery_has_the_period_of_the_release_that_judges_its_date_now(release_since_runs, claim):
+    last_night, tonight, together = release_since_runs
+    _, expected, named = VISITS_TONIGHT[claim]
+    assert tonight.findings(claim, 1) == expected
+    assert together.findings(claim, 1) == expected, "history judges as one batch of both nights would"
+    for f in tonight.flags:
+        if f["claim_id"] == claim:
+            assert (f["partner_claim_id"], f["partner_line_number"], f["partner_batch"]) == \
+                (*named, last_night.summary["batch_id"])
