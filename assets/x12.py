@@ -242,7 +242,10 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
             "claim_type": "professional",
             "diagnoses": ",".join(claim["diagnoses"]),
             "payer": hl.get("payer", ""),
-            "service_zip": claim["zip"],
+            # Where the service was rendered: the line's service facility (2420C), else the claim's (2310C),
+            # else the billing provider's address (2010AA), which the guide says the claim's location is when
+            # no facility loop is sent.
+            "service_zip": line["zip"] or claim["zip"] or hl.get("billing_zip", ""),
         }
         record = {name: (values.get(name) or None) for name in CANONICAL}
         record["source_row"] = sv1.number if sv1 is not None else line["segment"]
@@ -270,7 +273,8 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
                 raise InputFileError(f"{path}: not a valid 837P file: SV1 at segment {segment.number} is "
                                      "outside a claim (CLM)")
             # A service line without its LX still counts: it is quarantined for its missing line number.
-            line = {"line_number": "", "segment": segment.number, "sv1": segment, "dos": "", "rendering": ""}
+            line = {"line_number": "", "segment": segment.number, "sv1": segment, "dos": "", "rendering": "",
+                    "zip": ""}
         elif claim is None:
             if sid == "NM1":
                 entity = segment.get(1)
@@ -285,23 +289,31 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
                     hl["patient_id"] = " ".join(filter(None, [segment.get(9) or hl.get("patient_id", ""), name]))
                 elif entity == "PR":
                     hl["payer"] = segment.get(3)
+            elif sid == "N4" and entity == "85":
+                hl["billing_zip"] = segment.get(3)[:5]
             elif sid == "DMG" and entity == "QC":
                 hl["patient_id"] = " ".join(filter(None, [hl.get("patient_id", ""), segment.get(2)]))
         elif sid == "LX":
             line = {"line_number": segment.get(1), "segment": segment.number, "sv1": None, "dos": "",
-                    "rendering": ""}
+                    "rendering": "", "zip": ""}
+            entity = ""
         elif line is not None:
             if sid == "SV1" and line["sv1"] is not None:
                 # A second service line under one LX is a line of its own, without a line number of its own:
                 # quarantined for it rather than overwriting the first.
                 yield row()
-                line = {"line_number": "", "segment": segment.number, "sv1": segment, "dos": "", "rendering": ""}
+                line = {"line_number": "", "segment": segment.number, "sv1": segment, "dos": "", "rendering": "",
+                        "zip": ""}
             elif sid == "SV1":
                 line["sv1"] = segment
             elif sid == "DTP" and segment.get(1) == "472":
                 line["dos"] = _date(segment)
-            elif sid == "NM1" and segment.get(1) == "82":
-                line["rendering"] = segment.get(9)
+            elif sid == "NM1":
+                entity = segment.get(1)
+                if entity == "82":
+                    line["rendering"] = segment.get(9)
+            elif sid == "N4" and entity == "77":
+                line["zip"] = segment.get(3)[:5]
         elif sid == "SBR":
             in_cob = True
         elif in_cob:

@@ -12,7 +12,7 @@ import pipelines.definitions
 from pipelines.cli import main
 
 from .helpers import Run, module_site, read_csv, scrub, write_csv
-from .x12_files import npi, write_835, write_837p
+from .x12_files import BILLING_ZIP, npi, write_835, write_837p
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "x12"
 DOC, GROUP = npi("123456789"), npi("555000111")
@@ -23,7 +23,7 @@ def _line(claim_id, number, patient, code, modifiers="", units=1, pos="11", dx="
     return {"claim_id": claim_id, "line_number": number, "patient_id": patient, "date_of_service": "2024-08-12",
             "hcpcs": code, "modifiers": modifiers, "units": units, "charge": "120.00", "rendering_npi": rendering,
             "billing_npi": GROUP, "place_of_service": pos, "claim_type": "professional", "diagnosis_1": dx,
-            "payer": payer}
+            "payer": payer, "service_zip": BILLING_ZIP}  # the 837P's, where it has no service facility loop
 
 
 # Six 92611 + 76120 claims (76120 bundled: PTP_NO_BYPASS), 76120 over its MUE twice, a global 76120 in the

@@ -87,6 +87,38 @@ IEA*1*000000007~
 
 
 
+# Where a service was rendered: no service facility loop on the claim, so the billing provider's address
+# (2010AA, San Francisco) for line 1; line 2 names its own service facility (2420C, Birmingham).
+LOCATIONS_837P = """\
+ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240901*1200*^*00501*000000009*0*T*:~
+GS*HC*SENDER*RECEIVER*20240901*1200*9*X*005010X222A1~
+ST*837*0001*005010X222A1~
+BHT*0019*00*0001*20240901*1200*CH~
+HL*1**20*1~
+NM1*85*2*GROUP*****XX*{group}~
+N3*1 MAIN ST~
+N4*SAN FRANCISCO*CA*941031234~
+NM1*87*2*PAY TO ADDRESS~
+N4*BIRMINGHAM*AL*35203~
+HL*2*1*22*0~
+SBR*P*18*******CI~
+NM1*IL*1*DOE*JANE****MI*MEMBER-3~
+NM1*PR*2*ACME HEALTH*****PI*P1~
+CLM*LOC-1*200***11:B:1*Y*A*Y*Y~
+DTP*472*D8*20240812~
+HI*ABK:R1310~
+LX*1~
+SV1*HC:76120*100*UN*1***1~
+LX*2~
+SV1*HC:76120:26*100*UN*1***1~
+NM1*77*2*CLINIC*****XX*1234567893~
+N4*BIRMINGHAM*AL*35203~
+SE*20*0001~
+GE*1*9~
+IEA*1*000000009~
+""".format(group=GROUP)
+
+
 def _with_set_counts(text: str) -> str:
     """The file with each SE01 set to its transaction set's segment count (ST to SE)."""
     out, count = [], 0
@@ -170,7 +202,9 @@ def handmade_run(tmp_path_factory, reference_db):
         files = [mapping, dependents]
         for n, (name, options) in enumerate(VARIANTS.items()):
             files.append(write_837p(folder / name, _variant_rows(f"V{n}"), **options))
-        return scrub(files, folder / "out", db, "--show-ids")
+        locations = folder / "locations.837"
+        locations.write_text(LOCATIONS_837P, encoding="ascii")
+        return scrub([*files, locations], folder / "out", db, "--show-ids")
 
 
 @pytest.fixture(scope="module")
@@ -280,3 +314,9 @@ def test_file_that_is_not_a_valid_837p_exits_2_with_one_line(tmp_path, db_path, 
     assert run.stderr.strip().splitlines() == [run.stderr.strip()]
     assert str(path) in run.stderr and message in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_837p_service_location_is_the_lines_facility_else_the_claims_else_the_billing_providers(handmade_run):
+    assert handmade_run.exit_code == 0, handmade_run.stderr
+    # No 2310C: the billing provider's ZIP (94103, San Francisco), not the pay-to address's; line 2's 2420C.
+    assert [handmade_run.line("LOC-1", n)["locality"] for n in (1, 2)] == ["01112-05", "10112-00"]

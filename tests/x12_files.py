@@ -57,6 +57,10 @@ def _claims(rows: list[dict]) -> dict[str, list[dict]]:
     return claims
 
 
+# The billing provider's address (2010AA): where a claim without a service facility loop (2310C) was rendered.
+BILLING_ZIP = "21201"
+
+
 def _ccyymmdd(value: str) -> str:
     return value.replace("-", "")
 
@@ -79,7 +83,7 @@ def _professional_body(claims: dict[str, list[dict]], sep: Separators) -> list[l
         hl += 1
         biller_hl = hl
         body += [["HL", str(hl), "", "20", "1"], ["NM1", "85", "2", "BILLING GROUP", "", "", "", "", "XX", billing],
-                 ["N3", "1 MAIN ST"], ["N4", "BALTIMORE", "MD", "21201"], ["REF", "EI", "123456789"]]
+                 ["N3", "1 MAIN ST"], ["N4", "BALTIMORE", "MD", BILLING_ZIP], ["REF", "EI", "123456789"]]
         for (patient, payer), claim_ids in subscribers.items():
             hl += 1
             body += [["HL", str(hl), str(biller_hl), "22", "0"], ["SBR", "P", "18", "", "", "", "", "", "", "CI"],
