@@ -139,11 +139,17 @@ def clean_text_sql(value: str) -> str:
             f"else left({cleaned}, {EXCEL_MAX_TEXT - 1}) || '\u2026' end)")
 
 
+# A carriage return written as itself is read back as a line feed (XML parsers normalise line ends); as a
+# character reference it stays what the input held.
+CARRIAGE_RETURN = "&#13;"
+
+
 def _careful_text(value: str) -> tuple[str, str]:
     """A text that may need it as SQL for its `<t>` attribute (edge whitespace kept) and its content (cleaned,
     cut, escaped)."""
     cleaned = clean_text_sql(value)
-    escaped = f"replace(replace(replace({cleaned}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')"
+    escaped = (f"replace(replace(replace(replace({cleaned}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), "
+               f"chr(13), '{CARRIAGE_RETURN}')")
     space = (f"(case when regexp_matches({value}, '^\\s|\\s$') then ' xml:space=\"preserve\"' else '' end)")
     return space, escaped
 
@@ -309,7 +315,7 @@ class SharedStrings:
 
     def xml(self) -> bytes:
         preserve = ' xml:space="preserve"'  # a space at either end is kept, as on the careful path
-        items = "".join(f"<si><t{preserve if v != v.strip() else ''}>{escape(v)}</t></si>" for v in self.values)
+        items = "".join(f"<si><t{preserve if v != v.strip() else ''}>{escape(v, {chr(13): CARRIAGE_RETURN})}</t></si>" for v in self.values)
         return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="{MAIN_NS}" '
                 f'count="{self.uses}" uniqueCount="{len(self.values)}">{items}</sst>').encode()
 
