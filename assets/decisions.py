@@ -127,18 +127,22 @@ left join own_decisions d on d.finding_id = x.finding_id
 left join standing_in_force s on s.rule_id = x.rule_id and s.hcpcs = x.hcpcs
                              and s.provider is not distinct from x.provider"""
 
-# The Summary's split of the dollars at risk of denial: a line's dollars count once, under the decision that
-# says most about its denial: accepted, else pending (not reviewed yet), else fixed, else dismissed.
+# The Summary's split of the dollars at risk of denial: a line and its dollars count once, under the decision
+# that says most about its denial: accepted, else pending (not reviewed yet), else fixed, else dismissed. Each
+# deny finding counts under its own decision, as flags.csv shows it: a line with a dismissed finding and a
+# pending one is a pending line with one deny finding of each.
 DECISION_SPLIT = """
-select decision_group, count(*) as lines, sum(deny_findings) as deny_findings, sum(amount) as dollars
-from (
-    select claim_id, line_number, count(*) as deny_findings, max(dollars_at_risk) as amount,
+with per_line as (
+    select max(dollars_at_risk) as amount,
            case when bool_or(decision_group = 'accepted') then 'accepted'
                 when bool_or(decision_group = 'pending') then 'pending'
                 when bool_or(decision_group = 'fixed') then 'fixed' else 'dismissed' end as decision_group
     from finding_rows where severity = 'deny' group by claim_id, line_number
-)
-group by decision_group
+),
+by_line as (select decision_group, count(*) as lines, sum(amount) as dollars from per_line group by 1),
+by_finding as (select decision_group, count(*) as deny_findings from finding_rows where severity = 'deny' group by 1)
+select decision_group, coalesce(l.lines, 0), coalesce(f.deny_findings, 0), coalesce(l.dollars, 0)
+from by_line l full join by_finding f using (decision_group)
 """
 
 

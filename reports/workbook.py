@@ -704,7 +704,8 @@ def _reconciliation(out: _Lines, report: Report, categories: list, rules: list) 
 
 def _decision_section(out: _Lines, summary: dict) -> None:
     """The dollars at risk of denial split by the auditors' decisions (`claimscrub review import`): each line
-    counts once, under its most telling decision (see assets/decisions.py)."""
+    and its dollars count once, under its most telling decision, and each deny finding under its own (see
+    assets/decisions.py)."""
     split = summary["dollars_at_risk"].get("deny_by_decision")
     if split is None:
         return

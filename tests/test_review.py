@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import Workbook, load_workbook
 
+from assets.decisions import decision_split
 from pipelines.cli import main
 
 from .engine import engine_scrub
@@ -207,6 +209,10 @@ def test_the_summary_splits_dollars_at_risk_by_decision(audit):
     }
     assert sum(g["dollars"] for g in split.values()) == pytest.approx(
         audit.rerun.summary["dollars_at_risk"]["by_severity"]["deny"])
+    # Each deny finding counts under its own decision, as flags.csv says it.
+    groups = {"pending": "pending", "accept": "accepted", "dismiss": "dismissed", "fixed": "fixed"}
+    by_decision = Counter(groups.get(f["decision"], "dismissed") for f in audit.rerun.flags if f["severity"] == "deny")
+    assert {group: split[group]["deny_findings"] for group in split if split[group]["deny_findings"]} == by_decision
     before = audit.first.summary["dollars_at_risk"]["deny_by_decision"]
     assert before["pending"]["dollars"] == pytest.approx(
         audit.first.summary["dollars_at_risk"]["by_severity"]["deny"])
@@ -526,3 +532,18 @@ def test_a_per_shard_site_imports_the_same_decisions_and_shows_them_on_the_rerun
                                   f["decision_reason"], f["reviewer"]) for f in run.flags)
     assert decided(rerun) == decided(audit.rerun)
     assert worklist_claims(rerun) == worklist_claims(audit.rerun)
+
+
+def test_a_line_counts_once_under_its_most_telling_decision_and_each_finding_under_its_own():
+    """A line with a pending deny finding and a dismissed one (a standing dismissal of one rule) is a pending
+    line, its dollars once; its findings are one pending and one dismissed, as flags.csv shows them."""
+    con = duckdb.connect()
+    con.execute("create table finding_rows (claim_id varchar, line_number integer, severity varchar, "
+                "dollars_at_risk decimal(14,2), decision_group varchar)")
+    con.executemany("insert into finding_rows values (?, ?, ?, ?, ?)", [
+        ("C1", 1, "deny", 88.31, "pending"), ("C1", 1, "deny", 88.31, "dismissed"),
+        ("C2", 1, "deny", 18.11, "dismissed"), ("C3", 1, "review", 50.00, "pending"),
+        ("C4", 1, "deny", 10.00, "fixed"), ("C4", 1, "deny", 10.00, "accepted")])
+    split = decision_split(con)
+    assert {group: (c["lines"], c["deny_findings"], round(c["dollars"], 2)) for group, c in split.items()} == {
+        "pending": (1, 1, 88.31), "accepted": (1, 1, 10.00), "fixed": (0, 1, 0), "dismissed": (1, 2, 18.11)}
