@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -44,7 +44,7 @@ from .report_data import (
     record_run,
     source_key,
 )
-from .rules import register_rules
+from .rules import RULES, register_rules
 from .shards import follow, per_shard, spans_shards
 from .tables import named_parameters, row_id
 
@@ -344,27 +344,35 @@ def _prepare_findings(side, side_files: Future, scratch: str, sheet: PendingRows
     return sheet.prepare(workbook, side)
 
 
+def _every(keys, counted, zero=0) -> dict:
+    """`counted` (key, value pairs) with every key of `keys` (zero where it has none), in key order."""
+    found = dict(counted)
+    return {key: found.get(key, zero) for key in sorted({*keys, *found})}
+
+
 def summarise(con, batch_id: str) -> dict:
-    one = lambda sql: con.execute(sql, {"batch": batch_id}).fetchall()  # noqa: E731
+    one = lambda sql: con.execute(sql, {"batch": batch_id}).fetchall()
     rows_read = one("select count(*) from raw_claim_rows where batch_id = $batch")[0][0]
     lines = one("select count(*) from claim_lines where batch_id = $batch")[0][0]
     quarantined = one("select count(*) from claim_quarantine where batch_id = $batch")[0][0]
-    by_category = dict(one("select category, count(*) from line_flags where batch_id = $batch group by 1 order by 1"))
-    by_severity = dict(one("select severity, count(*) from line_flags where batch_id = $batch group by 1 order by 1"))
-    by_rule = dict(one("select rule_id, count(*) from line_flags where batch_id = $batch group by 1 order by 1"))
+    # Every severity, category and rule is named, 0 where the batch has none: a script reads a count without
+    # first asking whether the batch had any.
+    severities = ("deny", "info", "review")
+    categories = sorted({rule.category for rule in RULES})
+    counted = lambda column: one(
+        f"select {column}, count(*) from line_flags where batch_id = $batch group by 1")
+    by_category = _every(categories, counted("category"))
+    by_severity = _every(severities, counted("severity"))
+    by_rule = _every([rule.id for rule in RULES], counted("rule_id"))
     # Money is counted once per line: a line with two deny findings is one denial.
-    dollars_by_severity = {
-        k: float(v) for k, v in one(
+    dollars_by_severity = _every(severities, [(k, float(v)) for k, v in one(
             """select severity, sum(amount) from (
                    select distinct line_id, severity, dollars_at_risk as amount from line_flags
-                   where batch_id = $batch) group by 1 order by 1""")
-    }
-    dollars_by_category = {
-        k: float(v) for k, v in one(
+                   where batch_id = $batch) group by 1 order by 1""")], 0.0)
+    dollars_by_category = _every(categories, [(k, float(v)) for k, v in one(
             """select category, sum(amount) from (
                    select distinct line_id, category, dollars_at_risk as amount from line_flags
-                   where batch_id = $batch and severity = 'deny') group by 1 order by 1""")
-    }
+                   where batch_id = $batch and severity = 'deny') group by 1 order by 1""")], 0.0)
     expected = one("select coalesce(sum(expected_allowed), 0) from priced_keys where batch_id = $batch")[0][0]
     releases = [
         {"table": t, "release": r, "effective_start": str(s), "effective_end": str(e), "source_files": f,
@@ -404,8 +412,8 @@ def summarise(con, batch_id: str) -> dict:
         "reference_releases": releases,
         "reference_coverage": batch_coverage(con, batch_id),
         "files": files,
-        "started": started[0][0].replace(tzinfo=timezone.utc).isoformat() if started else None,
-        "finished": datetime.now(timezone.utc).isoformat(),
+        "started": started[0][0].replace(tzinfo=UTC).isoformat() if started else None,
+        "finished": datetime.now(UTC).isoformat(),
     }
 
 

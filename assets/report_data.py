@@ -200,7 +200,9 @@ def _with_coverage(con, reference: list[tuple], coverage: list[dict]) -> list[tu
 def _coverage_text(entry: dict) -> str:
     if entry["stale"]:
         return f"STALE: {entry['warning']}"
-    return f"Newest {entry['table']} release: no line of the batch is dated after its period."
+    # Only the lines a table judges count (assets/coverage.py): the ZIP file judges only lines priced by their
+    # ZIP, and the localities file none; the batch may have other lines dated later.
+    return f"Newest {entry['table']} release: no line that it judges is dated after its period."
 
 
 # The tables of the write stage's scratch database (assets/outputs.py) that the Findings sheet reads by name.

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from assets.rules import RULES
+
 from .helpers import module_site, read_csv, scrub, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +159,11 @@ def test_summary_json_counts_findings_by_category_and_severity(sample_run):
     assert sum(summary["findings"]["by_category"].values()) == summary["findings"]["total"] == len(sample_run.flags)
     assert by_rule["MUE_DOS"] == 5
     assert summary["dollars_at_risk"]["by_severity"]["deny"] > 0
+    # Every rule, category and severity is named, 0 where the batch has none: a script need not ask first.
+    assert set(by_rule) == {rule.id for rule in RULES} and by_rule["AOC_NO_PRIMARY"] == 0
+    assert set(summary["findings"]["by_category"]) == {rule.category for rule in RULES}
+    assert set(summary["findings"]["by_severity"]) == set(summary["dollars_at_risk"]["by_severity"]) == {
+        "deny", "review", "info"}
     assert {r["release"] for r in summary["reference_releases"]} >= {"RVU25D", "PTP 2024Q3", "MUE 2024Q3"}
 
 

@@ -142,6 +142,10 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
     header = reference[1]
     ptp_row = next(r for r in reference[2:] if r[0] == "PTP 2024Q3")
     assert ptp_row[header.index("Coverage of this batch")].startswith("STALE: PTP 2024Q3 ends 2024-09-30")
+    # The ZIP file judges only the lines priced by their ZIP: lines dated after it are not its to count.
+    zip_row = next(r for r in reference[2:] if r[0] and r[0].startswith("ZIP5"))
+    assert zip_row[header.index("Coverage of this batch")] == (
+        f"Newest {coverage['ZIP']['table']} release: no line that it judges is dated after its period.")
 
 
 def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(run, reference_db, tmp_path):
