@@ -89,13 +89,13 @@ IEA*1*000000007~
 
 # Where a service was rendered: no service facility loop on the claim, so the billing provider's address
 # (2010AA, San Francisco) for line 1; line 2 names its own service facility (2420C, Birmingham).
-LOCATIONS_837P = """\
+LOCATIONS_837P = f"""\
 ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240901*1200*^*00501*000000009*0*T*:~
 GS*HC*SENDER*RECEIVER*20240901*1200*9*X*005010X222A1~
 ST*837*0001*005010X222A1~
 BHT*0019*00*0001*20240901*1200*CH~
 HL*1**20*1~
-NM1*85*2*GROUP*****XX*{group}~
+NM1*85*2*GROUP*****XX*{GROUP}~
 N3*1 MAIN ST~
 N4*SAN FRANCISCO*CA*941031234~
 NM1*87*2*PAY TO ADDRESS~
@@ -116,7 +116,7 @@ N4*BIRMINGHAM*AL*35203~
 SE*20*0001~
 GE*1*9~
 IEA*1*000000009~
-""".format(group=GROUP)
+"""
 
 
 def _with_set_counts(text: str) -> str:
