@@ -468,7 +468,8 @@ def read_csv_header(path: Path, encoding: str, mapping: dict[str, str] | None = 
             start = i
             break
     delimiter = delimiter or _sniff_delimiter(lines[start])
-    headers = next(csv.reader(io.StringIO("".join(lines[start:])), delimiter=delimiter), [])
+    # Lines end at CR as at LF (newline=""): an export with the old Mac line ends has its header row read too.
+    headers = next(csv.reader(io.StringIO("".join(lines[start:]), newline=""), delimiter=delimiter), [])
     if not any(h.strip() for h in headers):
         raise InputFileError(f"{path}: no header row")
     return headers, delimiter, start + 1

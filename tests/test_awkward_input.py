@@ -116,6 +116,12 @@ def test_crlf_line_endings_leave_no_carriage_return_in_the_last_column(con, tmp_
     assert [r["service_zip"] for r in rows] == ["02134", None]
 
 
+def test_old_mac_line_endings_are_lines_too(con, tmp_path):
+    path = text_export(tmp_path / "cr.csv", [row("C1", **{"Service ZIP": "02134"}), row("C2")], newline="\r")
+    rows = staged(con, path)
+    assert [(r["source_row"], r["claim_id"], r["service_zip"]) for r in rows] == [(1, "C1", "02134"), (2, "C2", None)]
+
+
 def test_quoted_fields_with_newlines_quotes_and_delimiters(con, tmp_path):
     payer = 'Acme "Gold", plan\r\nsecond line\nthird'
     path = text_export(tmp_path / "quoted.csv", [row("C1", Payer=payer), row("C2")], newline="\r\n")
