@@ -377,8 +377,8 @@ codecs.register_error("claimscrub-latin-1",
 
 
 @functools.lru_cache(maxsize=64)
-def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, bool]:
-    """Whether the whole file decodes as UTF-8, and whether it holds an odd number of double quotes (a quote
+def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, int]:
+    """Whether the whole file decodes as UTF-8, and how many double quotes it holds (an odd number: a quote
     opened and never closed); read once per version of the file (the command inspects a file before the run,
     then the run reads it)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -397,10 +397,10 @@ def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, bool]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
-    return utf8, quotes % 2 == 1
+    return utf8, quotes
 
 
-def _quotes_unbalanced(path: Path) -> bool:
+def _quotes(path: Path) -> int:
     stat = path.stat()
     return _text_facts(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[1]
 
@@ -693,6 +693,24 @@ def _refuse_swallowed_rows(con, table: str, path: Path, width: int) -> None:
                              "after it would be read into that row: close the quote (or remove it) and run again")
 
 
+def _refuse_rows_in_a_cell(con, table: str, path: Path, width: int, delimiter: str) -> None:
+    """A quote opened in one row's cell and closed only in a later row (two stray quotes: `"Pt reports`, then
+    `size 3"`) reads the lines between into that cell: those rows would be lost without a word. A cell with a
+    line break followed by a line holding a row's worth of delimiters is such a cell (a note written on two
+    lines is not), and its file is refused, naming the row."""
+    if width < 2:
+        return
+    pattern = f"[\r\n][^\r\n]*([{delimiter}][^\r\n]*){{{width - 1}}}"
+    swallowed = " or ".join(f"((strpos(c{i}, chr(10)) > 0 or strpos(c{i}, chr(13)) > 0) "
+                            f"and regexp_matches(c{i}, $pattern))" for i in range(width))
+    found = con.execute(f"select rowid + 1 from {table} where {swallowed} order by rowid limit 1",
+                        {"pattern": pattern}).fetchall()
+    if found:
+        raise InputFileError(f"{path}: a quote opened in data row {found[0][0]:,} is closed only rows later, so "
+                             "the lines between would be read into that row: close the quote where it belongs "
+                             "(or remove it) and run again")
+
+
 def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mapping: dict[str, str],
               database: str = "") -> StagedFile:
     """Read a CSV file's cells, as DuckDB returns its rows, into a temporary table (or a table of `database`):
@@ -725,8 +743,11 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
             except duckdb.Error as exc:
                 if not (parallel and SERIAL_ONLY in str(exc)):
                     raise _csv_error(path, exc) from None
-    if _quotes_unbalanced(path):
+    quotes = _quotes(path)
+    if quotes % 2:
         _refuse_swallowed_rows(con, table, path, width)
+    elif quotes:
+        _refuse_rows_in_a_cell(con, table, path, width, delimiter)
     # Rows of empty cells are not rows, but they keep their place in the numbering.
     empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))
     rows = f"select rowid + 1 as source_row, {_select_canonical(columns, width)} from {table} where not ({empty})"

@@ -57,6 +57,11 @@ BROKEN = {
     "unclosed_quote.csv": (_bytes((",".join(HEADER) + "\n" + "\n".join(
         ",".join(r) for r in [row("Q1"), [*row("Q2")[:-1], '"Acme'], row("Q3"), row("Q4")]) + "\n").encode()),
                            "a quote opened in data row 2 is never closed"),
+    # Two stray quotes: the one of row 2 is closed in row 4, so rows 3 and 4 would become part of row 2.
+    "stray_quotes.csv": (_bytes((",".join(HEADER) + "\n" + "\n".join(
+        ",".join(r) for r in [row("Q1"), [*row("Q2")[:-1], '"Acme'], row("Q3"), [*row("Q4")[:-1], 'Acme"'],
+                              row("Q5")]) + "\n").encode()),
+                         "a quote opened in data row 2 is closed only rows later"),
 }
 
 
