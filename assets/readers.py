@@ -107,7 +107,20 @@ ALIASES = {
     "m1": "modifier_1", "m2": "modifier_2", "m3": "modifier_3", "m4": "modifier_4",
     "insurancename": "payer", "planname": "payer", "insurancecompany": "payer", "primaryinsurance": "payer",
     "primarypayer": "payer",
+    # Numbered modifier columns under the code's name ("CPT Modifier 1", "Proc Mod 2", "HCPCS Mod 3").
+    **{f"{stem}{n}": f"modifier_{n}" for n in range(1, 5)
+       for stem in ("cptmod", "cptmodifier", "procmod", "proceduremod", "proceduremodifier", "hcpcsmod",
+                    "hcpcsmodifier", "modcode", "modifiercode")},
+    "proceduremodifiers": "modifiers", "procmods": "modifiers", "procmodifiers": "modifiers",
+    "placeofservicecode": "place_of_service", "placeofservicepos": "place_of_service",
+    "poscodes": "place_of_service", "servicelocation": "place_of_service",
 }
+# Headers that may name another field than the one they suggest, taken only when no other header of the file
+# names that field: a subscriber's id is shared by the dependents on their policy (the patient's own account
+# or member id comes first); "Rendering Provider" or "Billing Provider" often holds a name (an NPI column comes
+# first); "Procedure" or "Code" a description, "Type" anything.
+WEAK_ALIASES = {"subscriberid", "insuredid", "subscribernumber", "rendering", "renderingprovider", "billing",
+                "billingprovider", "procedure", "proc", "code", "type"}
 # Each column's own name, as a header normalises ("claim_id", "Claim ID"): it wins over an alias (map_headers).
 CANONICAL_KEYS = {name.replace("_", ""): name for name in CANONICAL}
 ALIASES.update(CANONICAL_KEYS)
@@ -169,7 +182,8 @@ def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict
     """Column position -> canonical name. A header the site's mapping names, or one that is the column's own
     name ("claim_id", "Claim ID"), takes it first, wherever it stands; then the aliases, the first column that
     claims a name keeping it ("Code" before "CPT Code" does not take the code from it when the file also has
-    "HCPCS"). A repeat of a modifier or diagnosis column takes the next free one of its kind (REPEATABLE)."""
+    "HCPCS"), the weak ones (WEAK_ALIASES) last. A repeat of a modifier or diagnosis column takes the next free
+    one of its kind (REPEATABLE)."""
     taken: dict[int, str] = {}
     used: set[str] = set()
     unknown: list[str] = []
@@ -179,17 +193,18 @@ def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict
         if target and target not in used:
             taken[position] = target
             used.add(target)
-    for position, (header, key) in enumerate(zip(headers, keys)):
-        if position in taken:
-            continue
-        target = mapping.get(key) or ALIASES.get(key)
-        if target in used and target in REPEATABLE:
-            target = next((t for t in REPEATABLE[target] if t not in used), target)
-        if target and target not in used:
-            taken[position] = target
-            used.add(target)
-        elif not target and key:
-            unknown.append(header)
+    for weak in (False, True):
+        for position, (header, key) in enumerate(zip(headers, keys)):
+            if position in taken or (key in WEAK_ALIASES and not mapping.get(key)) != weak:
+                continue
+            target = mapping.get(key) or ALIASES.get(key)
+            if target in used and target in REPEATABLE:
+                target = next((t for t in REPEATABLE[target] if t not in used), target)
+            if target and target not in used:
+                taken[position] = target
+                used.add(target)
+            elif not target and key:
+                unknown.append(header)
     missing = [name for name in REQUIRED if name not in used]
     if missing and not used and looks_like_values(headers):
         # A file without its header row: its first row is a claim line, and quoting it would put a patient's
@@ -560,7 +575,10 @@ __OTHER_DATES__
          when regexp_full_match(place_of_service, '\\d{1,2}(\\s*[-:)]\\s*|\\s+)[A-Za-z].*')
              then lpad(regexp_extract(place_of_service, '^\\d{1,2}'), 2, '0')
          else place_of_service end,
+    -- A UB-04 type of bill (0131, 131, 0851: facility, care type, frequency) is only ever on a facility's claim.
     case when lower(claim_type) like 'inst%' or lower(claim_type) in ('i', '837i', 'ub04', 'ub-04')
+              or lower(claim_type) like 'hosp%' or lower(claim_type) like 'facil%'
+              or regexp_full_match(claim_type, '0?[1-9][0-9][0-9A-Za-z]')
          then 'institutional' else 'professional' end,
     -- Most lines carry one or two diagnoses in cells of their own: the same list without the list functions.
     case when diagnoses is null and diagnosis_3 is null and diagnosis_4 is null

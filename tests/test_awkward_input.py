@@ -315,3 +315,15 @@ def test_place_of_service_reads_as_two_digits_where_it_is_a_number(con, tmp_path
     path = text_export(tmp_path / "pos.csv", [row(f"P{n}", POS=pos) for n, pos in enumerate(given)])
     assert [r["place_of_service"] for r in staged(con, path)] == [
         "11", "02", "02", "11", "09", "99", "00", "AB", "1A", "A1", "22", "11", "123", "1.5"]
+
+
+@pytest.mark.parametrize(("written", "claim_type"), [
+    ("0131", "institutional"), ("131", "institutional"), ("0851", "institutional"), ("Institutional", "institutional"),
+    ("UB-04", "institutional"), ("Hospital", "institutional"), ("Facility", "institutional"), ("", "professional"),
+    ("Professional", "professional"), ("837P", "professional"), ("CMS-1500", "professional")])
+def test_a_bill_type_or_a_facility_claim_is_institutional(con, tmp_path, written, claim_type):
+    """A UB-04 type of bill under "Bill Type" (facility, care type, frequency) is only on a facility's claim:
+    read as professional, its hospital lines were denied as a physician's."""
+    header = [*HEADER, "Bill Type"]
+    [r] = staged(con, text_export(tmp_path / "bill_type.csv", [[*row("B1"), written]], header=header))
+    assert r["claim_type"] == claim_type

@@ -249,6 +249,34 @@ def test_a_column_under_its_own_name_wins_over_an_alias_before_it():
         8: "modifiers", 9: "modifier_2", 10: "modifier_1"}
 
 
+@pytest.mark.parametrize(("headers", "expected"), [
+    # Siblings share the subscriber's id: the patient is the account, wherever the insured's id stands.
+    (["Claim", "Line", "Insured ID", "Patient Acct #", "DOS", "CPT", "Units"], {2: None, 3: "patient_id"}),
+    # A provider's name under "Rendering Provider" or "Billing Provider": the NPI columns give the NPIs.
+    (["Claim", "Line", "Patient", "DOS", "CPT", "Units", "Rendering Provider", "NPI"],
+     {6: None, 7: "rendering_npi"}),
+    (["Claim", "Line", "Patient", "DOS", "CPT", "Units", "Billing Provider", "Group NPI"],
+     {6: None, 7: "billing_npi"}),
+    # A description under "Procedure" beside the code's own column.
+    (["Claim", "Line", "Patient", "DOS", "Procedure", "CPT Code", "Units"], {4: None, 5: "hcpcs"}),
+    # Alone, each still names its field.
+    (["Claim", "Line", "Insured ID", "DOS", "Procedure", "Units", "Rendering Provider"],
+     {2: "patient_id", 4: "hcpcs", 6: "rendering_npi"}),
+])
+def test_a_header_that_may_name_something_else_gives_way_to_one_that_names_the_field(headers, expected):
+    mapped = map_headers(headers, {}, Path("e.csv"))
+    assert {position: mapped.get(position) for position in expected} == expected
+
+
+@pytest.mark.parametrize(("header", "column"), [
+    ("CPT Modifier 1", "modifier_1"), ("CPT Mod 2", "modifier_2"), ("Proc Mod 1", "modifier_1"),
+    ("HCPCS Modifier 3", "modifier_3"), ("Procedure Modifiers", "modifiers"),
+    ("Place of Service Code", "place_of_service"), ("Place Of Service (POS)", "place_of_service")])
+def test_modifier_and_place_of_service_headers_of_practice_management_exports(header, column):
+    headers = ["Claim", "Line", "Patient", "DOS", "CPT", "Units", header]
+    assert map_headers(headers, {}, Path("e.csv")).get(6) == column
+
+
 # Diagnosis columns as exports head them: unread, every line of the file would be DX_MISSING.
 @pytest.mark.parametrize(("header", "column"), [
     ("ICD10 1", "diagnosis_1"), ("ICD-10 Code 2", "diagnosis_2"), ("Dx Code 3", "diagnosis_3"),
