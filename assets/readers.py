@@ -452,17 +452,31 @@ HEADER_SEARCH_ROWS = 11  # the header and up to ten rows of title above it
 EXCEL_SEPARATOR_LINE = re.compile(r"sep=(.)", re.IGNORECASE)
 
 
-def names_every_required_column(cells: list[str], mapping: dict[str, str]) -> bool:
-    """Whether a row is a header row: it names every required column (by the mapping or an alias)."""
+def required_named(cells: list[str], mapping: dict[str, str]) -> int:
+    """How many of the required columns a row names (by the mapping or an alias)."""
     named = {mapping.get(key) or ALIASES.get(key) for key in map(normalise_header, cells)}
-    return all(name in named for name in REQUIRED)
+    return sum(name in named for name in REQUIRED)
+
+
+def names_every_required_column(cells: list[str], mapping: dict[str, str]) -> bool:
+    """Whether a row is a header row: it names every required column."""
+    return required_named(cells, mapping) == len(REQUIRED)
+
+
+def likeliest_header(rows: list[list[str]], mapping: dict[str, str]) -> int:
+    """Of rows none of which names every required column, the index of the one naming most of them (the first
+    of equals, the first row where none names any): the header whose missing columns the message names, not a
+    title row above it."""
+    counts = [required_named(cells, mapping) for cells in rows]
+    return counts.index(max(counts)) if counts else 0
 
 
 def read_csv_header(path: Path, encoding: str, mapping: dict[str, str] | None = None
                     ) -> tuple[list[str], str, int]:
     """The header cells, the delimiter, and how many physical lines come before the first data row. The header
     row is the first of the first HEADER_SEARCH_ROWS lines that names every required column (a title above it
-    is skipped), else the first line that is not blank, whose headers the missing-columns message then names."""
+    is skipped), else the one of them naming most (likeliest_header), whose headers the missing-columns
+    message then names."""
     with open(path, encoding=encoding, errors="replace", newline="") as fh:
         sample = fh.read(1 << 16)
     if not sample.strip():
@@ -476,12 +490,9 @@ def read_csv_header(path: Path, encoding: str, mapping: dict[str, str] | None = 
         delimiter, filled = separator.group(1), filled[1:]
         if not filled:
             raise InputFileError(f"{path}: no header row")
-    start = filled[0]
-    for i in filled[:HEADER_SEARCH_ROWS]:
-        cells = next(csv.reader([lines[i]], delimiter=delimiter or _sniff_delimiter(lines[i])), [])
-        if names_every_required_column(cells, mapping or {}):
-            start = i
-            break
+    searched = filled[:HEADER_SEARCH_ROWS]
+    rows = [next(csv.reader([lines[i]], delimiter=delimiter or _sniff_delimiter(lines[i])), []) for i in searched]
+    start = searched[likeliest_header(rows, mapping or {})]
     delimiter = delimiter or _sniff_delimiter(lines[start])
     # Lines end at CR as at LF (newline=""): an export with the old Mac line ends has its header row read too.
     headers = next(csv.reader(io.StringIO("".join(lines[start:]), newline=""), delimiter=delimiter), [])
@@ -942,9 +953,9 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
         sheet = sheets[0]
     except Exception as exc:  # openpyxl raises many kinds for a damaged archive
         raise InputFileError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__})") from None
-    seen = []
+    seen, numbers = [], []
     for index, candidate in enumerate(sheets):
-        above = []
+        above, at = [], []
         for number, row in enumerate(candidate.iter_rows(values_only=True), start=1):
             if row and any(c is not None and str(c).strip() for c in row):
                 cells = [_cell_text(c) or "" for c in row]
@@ -952,15 +963,16 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
                     rest = candidate.iter_rows(min_row=number + 1, values_only=True)
                     return workbook, cells, rest, above, (index + 1, candidate.title) if index else None
                 above.append(cells)
+                at.append(number)
                 if len(above) == HEADER_SEARCH_ROWS:
                     break
         if index == 0:
-            seen = above
+            seen, numbers = above, at
     if seen:
-        # No row names every required column: the first is the header, and the message names its cells.
-        first = next(n for n, row in enumerate(sheet.iter_rows(values_only=True), start=1)
-                     if row and any(c is not None and str(c).strip() for c in row))
-        return workbook, seen[0], sheet.iter_rows(min_row=first + 1, values_only=True), [], None
+        # No row names every required column: the one naming most is the header, and the message names its
+        # cells.
+        best = likeliest_header(seen, mapping)
+        return workbook, seen[best], sheet.iter_rows(min_row=numbers[best] + 1, values_only=True), [], None
     workbook.close()
     raise InputFileError(f"{path}: the first sheet is empty")
 

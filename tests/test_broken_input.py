@@ -163,3 +163,24 @@ def test_a_header_without_rows_is_a_complete_run_of_nothing(tmp_path, db_path):
     assert run.exit_code == 0, run.stderr
     assert (run.summary["rows_read"], run.summary["lines_scrubbed"], run.summary["rows_quarantined"]) == (0, 0, 0)
     assert run.flags == [] and run.lines == [] and run.quarantine == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_title_rows_above_a_header_without_units_name_the_one_missing_column(tmp_path, db_path, suffix):
+    """The header row is the one naming most required columns, not the report's title above it: the message
+    names the one column missing, and the mapping it prints takes it from the header's own cells."""
+    header = [h if h != "Units" else "Qty Billed" for h in HEADER]
+    titles = [["Charge Detail Report"], ["Run 2024-07-09, all providers"]]
+    path = tmp_path / f"titled{suffix}"
+    if suffix == ".csv":
+        path.write_text("\n".join(",".join(r) for r in [*titles, header, row("T1")]) + "\n")
+    else:
+        book = Workbook()
+        for r in [*titles, header, row("T1")]:
+            book.active.append(r)
+        book.save(path)
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 2 and not (tmp_path / "out").exists()
+    first, *advice = run.stderr.strip().splitlines()
+    assert first.endswith(f'{path}: required column missing: units; headers not recognised: "Qty Billed"')
+    assert '"Qty Billed" = "units"' in advice
