@@ -139,7 +139,7 @@ select claim_line.line_id, {SL_COLUMNS}, case when {JUDGED_ALONE} then true end 
 union all
 select history.sl_id, {SL_COLUMNS}, null
 from history_lines history
-join (select * from claim_lines where {IN_PART}) claim_line
+join (select * from claim_lines where line_id in (select line_id from history_lines) and {IN_PART}) claim_line
   on claim_line.batch_id = history.batch_id and claim_line.line_id = history.line_id
 join history_priced priced on priced.batch_id = history.batch_id and priced.line_id = history.line_id
 """
