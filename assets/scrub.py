@@ -54,7 +54,7 @@ earlier as (
       and earlier.date_of_service between $history_from and $history_through
       and earlier_order.seq < (select seq from batch_order where batch_id = $batch)
       and earlier_file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
-      and earlier.patient_id in (select patient_id from tonight)
+      and earlier.patient_id in (select distinct patient_id from tonight)
       and earlier.claim_id not in (select claim_id from claim_lines where batch_id = $batch)
 ),
 marked as (
