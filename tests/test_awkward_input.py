@@ -317,13 +317,17 @@ def test_place_of_service_reads_as_two_digits_where_it_is_a_number(con, tmp_path
         "11", "02", "02", "11", "09", "99", "00", "AB", "1A", "A1", "22", "11", "123", "1.5"]
 
 
-@pytest.mark.parametrize(("written", "claim_type"), [
+BILL_TYPES = [
     ("0131", "institutional"), ("131", "institutional"), ("0851", "institutional"), ("Institutional", "institutional"),
     ("UB-04", "institutional"), ("Hospital", "institutional"), ("Facility", "institutional"), ("", "professional"),
-    ("Professional", "professional"), ("837P", "professional"), ("CMS-1500", "professional")])
-def test_a_bill_type_or_a_facility_claim_is_institutional(con, tmp_path, written, claim_type):
+    ("Professional", "professional"), ("837P", "professional"), ("CMS-1500", "professional")]
+
+
+def test_a_bill_type_or_a_facility_claim_is_institutional(con, tmp_path):
     """A UB-04 type of bill under "Bill Type" (facility, care type, frequency) is only on a facility's claim:
     read as professional, its hospital lines were denied as a physician's."""
     header = [*HEADER, "Bill Type"]
-    [r] = staged(con, text_export(tmp_path / "bill_type.csv", [[*row("B1"), written]], header=header))
-    assert r["claim_type"] == claim_type
+    rows = [[*row(f"B{n}"), written] for n, (written, _) in enumerate(BILL_TYPES)]
+    read = staged(con, text_export(tmp_path / "bill_type.csv", rows, header=header))
+    assert [(r["claim_id"], r["claim_type"]) for r in read] == [
+        (f"B{n}", claim_type) for n, (_, claim_type) in enumerate(BILL_TYPES)]
