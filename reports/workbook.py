@@ -126,6 +126,7 @@ class Report:
     history: Table  # started, files, lines_scrubbed, findings, deny_findings, dollars_at_risk; oldest first
     feedback: dict | None = None  # the payer feedback views, once remittances are loaded
     worklist_claims: int = 0  # the claims the Worklist's lines belong to
+    worklist_to_fix: int = 0  # of the Worklist's lines, those with a deny finding (the others are to review)
     deny_lines: int = 0  # the lines with a deny finding, each counted once, whatever was decided of it
     deny_claims: int = 0  # the claims of those lines
     unpriced_deny_lines: int = 0  # of those lines, the ones not priced here (their dollars count as 0.00)
@@ -788,11 +789,11 @@ def build_workbook(path: Path, report: Report, started: StartedWorkbook | None =
     pending = [started.findings]
     pending.append(table_sheet(
         book, "Worklist", WORKLIST, report.worklist,
-        caption=f"{{total:,}} lines to fix on the {report.worklist_claims:,} claims with a deny finding not "
-                "dismissed or fixed, one "
+        caption=f"{{total:,}} lines on the {report.worklist_claims:,} claims with a deny finding not dismissed "
+                f"or fixed: {report.worklist_to_fix:,} to fix, the rest to review; one "
                 "instruction per cause; by billing provider, claims linked by a conflict together, biggest "
                 "dollars at risk first. How one fix settles several findings: the note below the rows.",
-        overflow="This sheet holds the first {shown:,} of {total:,} lines to fix (Excel's row limit): "
+        overflow="This sheet holds the first {shown:,} of {total:,} lines (Excel's row limit): "
                  "flags.csv has every finding (severity deny).",
         # Two pages wide: the first holds a line's facts, its instruction and its partner lines.
         max_rows=max_rows, closing=report.worklist_note, pages_wide=2, shared=shared))

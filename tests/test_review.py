@@ -193,7 +193,8 @@ def test_the_worklist_leaves_out_claims_whose_deny_findings_are_all_dismissed_or
     assert worklist_claims(audit.first) == {"PTP-A", "PTP-B", "MUE-1", "BOTH-1", "DUP-1", "GLOBAL-1"}
     assert worklist_claims(audit.rerun) == {"PTP-B", "BOTH-1", "GLOBAL-1"}
     caption = load_workbook(audit.rerun.out_dir / REPORT, read_only=True)["Worklist"]["A1"].value
-    assert caption.startswith("3 lines to fix on the 3 claims with a deny finding not dismissed or fixed")
+    assert caption.startswith("3 lines on the 3 claims with a deny finding not dismissed or fixed: 3 to fix, "
+                              "the rest to review")
 
 
 def test_the_summary_splits_dollars_at_risk_by_decision(audit):

@@ -338,6 +338,15 @@ def test_review_items_appear_as_text_beside_the_deny_items_marked_review(run, ro
     explanation = review["Explanation (each finding's own)"]
     assert "RECORDING_EVIDENCE (review): 76120 billed with fluoroscopy" in explanation
     assert rows_by_line[("CLM00147", 2)]["Action"] == "remove line"
+
+
+def test_the_caption_counts_the_lines_to_fix_apart_from_those_to_review(book, worklist):
+    to_fix = sum(w["Severity"] == "deny" for w in worklist)
+    assert 0 < to_fix < len(worklist)
+    claims = len({w["Claim"] for w in worklist})
+    assert book["Worklist"]["A1"].value.startswith(
+        f"{len(worklist):,} lines on the {claims:,} claims with a deny finding not dismissed or fixed: "
+        f"{to_fix:,} to fix, the rest to review; ")
     assert "CLM00148" not in {w["Claim"] for w in worklist}  # review findings only: on the Findings sheet
 
 
