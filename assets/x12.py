@@ -205,6 +205,21 @@ def _date(segment: Segment) -> str:
     return segment.get(3).split("-")[0]
 
 
+def _service_facts(facts: dict, segment: Segment, entity: str) -> str:
+    """Into `facts`, a claim's (2300, 2310) or one of its lines' (2400, 2420): the date of service (DTP*472),
+    the rendering provider (NM1*82) and the service facility's ZIP (the N4 after NM1*77). Returns the entity
+    of the latest NM1, which the N4 after it belongs to."""
+    if segment.id == "DTP" and segment.get(1) == "472":
+        facts["dos"] = _date(segment)
+    elif segment.id == "NM1":
+        entity = segment.get(1)
+        if entity == "82":
+            facts["rendering"] = segment.get(9)
+    elif segment.id == "N4" and entity == "77":
+        facts["zip"] = segment.get(3)[:5]
+    return entity
+
+
 def claim_rows_837p(path: Path) -> Iterator[dict]:
     """One dict per 837P service line (SV1), with the canonical columns and source_row = SV1's segment number.
 
@@ -306,14 +321,8 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
                         "zip": ""}
             elif sid == "SV1":
                 line["sv1"] = segment
-            elif sid == "DTP" and segment.get(1) == "472":
-                line["dos"] = _date(segment)
-            elif sid == "NM1":
-                entity = segment.get(1)
-                if entity == "82":
-                    line["rendering"] = segment.get(9)
-            elif sid == "N4" and entity == "77":
-                line["zip"] = segment.get(3)[:5]
+            else:
+                entity = _service_facts(line, segment, entity)
         elif sid == "SBR":
             in_cob = True
         elif in_cob:
@@ -323,14 +332,8 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
                 parts = segment.separators.parts(composite)
                 if len(parts) > 1 and parts[0] in DIAGNOSIS_QUALIFIERS and parts[1]:
                     claim["diagnoses"].append(parts[1])
-        elif sid == "DTP" and segment.get(1) == "472":
-            claim["dos"] = _date(segment)
-        elif sid == "NM1":
-            entity = segment.get(1)
-            if entity == "82":
-                claim["rendering"] = segment.get(9)
-        elif sid == "N4" and entity == "77":
-            claim["zip"] = segment.get(3)[:5]
+        else:
+            entity = _service_facts(claim, segment, entity)
 
 
 def stage_837p(con, path: Path, table: str, batch_id: str, file_index: int, name: str) -> int:
