@@ -73,6 +73,12 @@ scrubbed as (
     select l.batch_id, l.line_id, l.claim_id, l.line_number, l.hcpcs,
            row_number() over (partition by l.claim_id, l.hcpcs order by l.line_number) as code_position
     from claim_lines l join latest_batch using (claim_id, batch_id)
+),
+-- The line numbers of those claims' quarantined rows: a remittance line whose REF*6R names one answers that
+-- row, which was never scrubbed, and no other line by its position.
+quarantined as (
+    select q.claim_id, try_cast(q.line_number as integer) as line_number
+    from claim_quarantine q join latest_batch using (claim_id, batch_id)
 )
 select r.sha256, r.line_seq, r.claim_id, r.hcpcs, r.payer, r.status, r.issued, r.loaded_at,
        coalesce('ref ' || r.ref_6r, 'code ' || r.hcpcs || ' #' || r.code_position) as line_key,
@@ -87,6 +93,8 @@ left join scrubbed by_ref
 left join scrubbed by_code
        on by_ref.line_id is null and by_code.claim_id = r.claim_id and by_code.hcpcs = r.hcpcs
       and by_code.code_position = r.code_position
+      and not exists (select 1 from quarantined q
+                      where q.claim_id = r.claim_id and q.line_number = try_cast(r.ref_6r as integer))
 left join denials d on d.sha256 = r.sha256 and d.line_seq = r.line_seq and d.rank = 1
 """
 

@@ -269,3 +269,21 @@ def test_a_per_shard_site_matches_the_remittance_and_writes_the_same_feedback(lo
         loop.feedback_stdout.replace(str(loop.feedback_out), "OUT")
     for name in ("rule_outcomes.csv", "missed_denials.csv", "overruled_dismissals.csv"):
         assert read_csv(folder / "feedback" / name) == read_csv(loop.feedback_out / name), name
+
+
+def test_a_remittance_line_of_a_quarantined_row_answers_no_scrubbed_line(tmp_path, reference_db):
+    """The 835 answers every billed line, the quarantined ones too: line 1 (units 0, quarantined) is denied,
+    line 2 of the same code is paid. Line 1's answer, named by its REF*6R, must not be taken for line 2's as
+    the first 99213 of the claim's scrubbed lines."""
+    db = tmp_path / "site.duckdb"
+    db.write_bytes(reference_db.read_bytes())
+    claims = [_line("Q-1", 1, "PAT30", "99213", units=0), _line("Q-1", 2, "PAT30", "99213")]
+    run = scrub([write_csv(tmp_path / "claims.csv", claims)], tmp_path / "out", db)
+    assert run.exit_code == 0 and run.summary["rows_quarantined"] == 1, run.stderr
+    remittance = write_835(tmp_path / "remit.835", claims, {("Q-1", 1): [("CO", "16")]})
+    remitted = _cli("remit", str(remittance), "--db", str(db))
+    assert remitted.exit_code == 0, remitted.stderr
+    assert remitted.stdout.strip().endswith("2 service lines; 1 match scrubbed lines, 1 denied.")
+    feedback = _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db))
+    assert feedback.exit_code == 0, feedback.stderr
+    assert read_csv(tmp_path / "feedback" / "missed_denials.csv") == []
