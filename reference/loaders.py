@@ -175,10 +175,11 @@ def is_loaded(con: duckdb.DuckDBPyConnection, release: Release, digest: str) -> 
 
 
 def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool = False,
-                 schema_ready: bool = False) -> bool:
+                 schema_ready: bool = False, transaction: bool = True) -> bool:
     """Load one release unless the same files are already loaded. Returns True when it (re)loaded.
 
-    `schema_ready`: the caller has applied the schema on this connection already."""
+    `schema_ready`: the caller has applied the schema on this connection already. `transaction`: the release
+    is loaded in a transaction of its own (else in the caller's, which loads several as one)."""
     if not schema_ready:
         ensure_schema(con)
     for path in release.files:
@@ -193,7 +194,8 @@ def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool =
     # In UTC, as the auditors' decisions are stamped: a standing dismissal lapses when a release is loaded after
     # it, and DuckDB's current_timestamp would be the machine's local time.
     loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    con.execute("begin transaction")
+    if transaction:
+        con.execute("begin transaction")
     try:
         con.execute(f"delete from {table} where release_id = ?", [release.id])
         con.execute("delete from ref_releases where release_id = ? and (table_name = ? or table_name like ?)",
@@ -209,9 +211,11 @@ def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool =
                  "; ".join(release.names or [p.name for p in release.files]), digest, count,
                  release.origin, loaded_at, release.variant, table_version(release.table)],
             )
-        con.execute("commit")
+        if transaction:
+            con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        if transaction:
+            con.execute("rollback")
         raise
     return True
 
@@ -692,7 +696,15 @@ def _mue_records(release: Release, path: Path) -> list[dict]:
 
 def load_mue(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int]:
     records = [rec for path in release.files for rec in _mue_records(release, path)]
-    frame = pd.DataFrame.from_records(records)
+    # A code's row given twice (a file loaded beside a copy of it, line ends changed) is one row: twice over, each
+    # line of that code met its MUE twice and was a line of lines.csv twice. Two different rows of one code and
+    # service type are refused.
+    frame = pd.DataFrame.from_records(records).drop_duplicates()
+    clash = frame[frame.duplicated(["service_type", "hcpcs"], keep=False)]
+    if len(clash):
+        first = clash.iloc[0]
+        raise ReferenceFileError(f"{', '.join(release.names or [p.name for p in release.files])}: code "
+                                 f"{first['hcpcs']} has two different {first['service_type']} MUE rows")
     _insert_frame(con, "ref_mue", frame)
     counts = frame.groupby("service_type").size().to_dict()
     return {f"mue_{service}": int(count) for service, count in counts.items()}

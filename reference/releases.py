@@ -31,6 +31,7 @@ from .loaders import (
     load_release,
     open_text,
     rvu_txt_record_shape,
+    sha256_of,
 )
 
 # layout -> the table its rows go to
@@ -288,7 +289,14 @@ def group_releases(planned: list[PlannedFile], release_id: str | None) -> list[R
     """Files of one table, effective date and variant make one release (PTP parts f1..f4, MUE service
     types); the QPP RVU file is a release of its own beside the other one of its quarter."""
     groups: dict[tuple[str, date, str], list[PlannedFile]] = {}
+    contents: set[str] = set()
     for item in planned:
+        # A file given twice (a CMS zip beside the CSV taken out of it) is read once: its rows twice over made
+        # every line priced by them a line of lines.csv twice over.
+        digest = sha256_of([item.path])
+        if digest in contents:
+            continue
+        contents.add(digest)
         groups.setdefault((item.table, item.effective, item.variant), []).append(item)
     if release_id and len(groups) > 1:
         raise AmbiguousFileError(
@@ -327,16 +335,24 @@ def load_files(con: duckdb.DuckDBPyConnection, paths: list[Path], effective: dat
     with ExitStack() as stack:
         releases = group_releases(plan(paths, effective, stack), release_id)
         done = []
-        for release in releases:
-            try:
-                done.append((release, load_release(con, release)))
-            except ReferenceFileError:
-                raise
-            except (duckdb.Error, ValueError, KeyError, IndexError) as exc:
-                first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ReferenceFileError(
-                    f"{', '.join(release.names)}: cannot be read as {release.layout}: {first_line}"
-                ) from exc
+        # All the command's releases or none: a file refused after others were read leaves those unloaded too.
+        ensure_schema(con)
+        con.execute("begin transaction")
+        try:
+            for release in releases:
+                try:
+                    done.append((release, load_release(con, release, schema_ready=True, transaction=False)))
+                except ReferenceFileError:
+                    raise
+                except (duckdb.Error, ValueError, KeyError, IndexError) as exc:
+                    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise ReferenceFileError(
+                        f"{', '.join(release.names)}: cannot be read as {release.layout}: {first_line}"
+                    ) from exc
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
         return done
 
 

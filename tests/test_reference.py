@@ -191,6 +191,33 @@ def test_ptp_part_files_and_cms_archives_make_one_release(fresh_db, tmp_path):
     assert "PTP 2026Q3: already loaded (same files)" in again.stdout
 
 
+def test_a_file_given_twice_in_one_load_is_read_once(fresh_db, tmp_path):
+    """`reference load downloads/*` over a CMS zip and the CSV taken out of it, or the CSV again with other line
+    ends: each MUE row is stored once (twice over, every line of its code was a line of lines.csv twice)."""
+    archive = tmp_path / "medicare-ncci-2026q3-practitioner-mue-table.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(MUE_2026.name.replace("_excerpt", ""), MUE_2026.read_bytes())
+    crlf = tmp_path / "copy" / MUE_2026.name.replace("_excerpt", "")
+    crlf.parent.mkdir()
+    crlf.write_bytes(MUE_2026.read_bytes().replace(b"\n", b"\r\n"))
+    result = reference("load", archive, MUE_2026, crlf, "--db", fresh_db)
+    assert result.exit_code == 0, result.output
+    assert "MUE 2026Q3: loaded, 2026-07-01 to 2026-09-30, 44 mue_practitioner" in result.stdout
+    assert query(fresh_db, "select count(*), count(distinct hcpcs) from ref_mue where release_id = 'MUE 2026Q3'") == [
+        (44, 44)]
+
+
+def test_a_load_refused_at_its_last_file_loads_none_of_its_releases(fresh_db, tmp_path):
+    broken = tmp_path / MUE_2026.name.replace("_excerpt", "")
+    broken.write_bytes(MUE_2026.read_bytes().replace(b",1,", b",one,", 1))
+    assert reference("load", GPCI_2026, "--db", fresh_db).exit_code == 0
+    before = snapshot(fresh_db, "ref_ptp")
+    refused = reference("load", PTP_2026, broken, "--db", fresh_db)
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+    assert broken.name in refused.stderr
+    assert snapshot(fresh_db, "ref_ptp") == before, "the PTP release read before the refused file is not kept"
+
+
 def test_release_id_option_names_the_release(fresh_db):
     result = reference("load", PTP_2026, "--release-id", "PTP 2026Q3 sample", "--db", fresh_db)
     assert result.exit_code == 0, result.output
