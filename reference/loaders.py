@@ -569,20 +569,58 @@ def load_zip5(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int
 
 # --- NCCI PTP edits: CSV form (no effective date) and the official tab-delimited text -------------------
 
+# A PTP record that does not fit its layout: codes of five letters and digits, dates of eight digits (or none,
+# or `*`), a modifier indicator of 0, 1 or 9. A damaged date read as no date would keep a deleted edit alive;
+# a record shifted by a missing tab would turn its rationale into its indicator.
+PTP_MISFIT = """
+select column_1, column_2,
+       case when not (regexp_full_match(trim(column_1), '[A-Za-z0-9]{5}')
+                      and regexp_full_match(trim(column_2), '[A-Za-z0-9]{5}')) then 'codes'
+            when coalesce(trim(modifier_indicator), '') not in ('0', '1', '9')
+                then printf('modifier indicator %s', coalesce(trim(modifier_indicator), 'missing'))
+            when not regexp_full_match(coalesce(trim(effective_date), ''), '|[*]|[0-9]{8}')
+                 or (regexp_full_match(trim(effective_date), '[0-9]{8}')
+                     and try_strptime(trim(effective_date), '%Y%m%d') is null)
+                then printf('effective date %s', trim(effective_date))
+            when not regexp_full_match(coalesce(trim(deletion_date), ''), '|[*]|[0-9]{8}')
+                 or (regexp_full_match(trim(deletion_date), '[0-9]{8}')
+                     and try_strptime(trim(deletion_date), '%Y%m%d') is null)
+                then printf('deletion date %s', trim(deletion_date))
+       end as misfit
+from ptp_incoming
+where column_1 is not null and column_2 is not null
+"""
+
+
 def _ptp_insert(con: duckdb.DuckDBPyConnection, release: Release, select_sql: str, params: list) -> int:
     before = con.execute("select count(*) from ref_ptp where release_id = ?", [release.id]).fetchall()[0][0]
-    con.execute(
-        f"""
+    insert = """
         insert into ref_ptp
         select ?, upper(trim(column_1)), upper(trim(column_2)),
                coalesce(try_strptime(nullif(trim(effective_date), '*'), '%Y%m%d')::date, ?::date),
                try_strptime(nullif(nullif(trim(deletion_date), '*'), ''), '%Y%m%d')::date,
                trim(modifier_indicator), trim(rationale)
-        from ({select_sql})
-        where column_1 is not null and column_2 is not null
-        """,
-        [release.id, release.effective_start, *params],
-    )
+        from ({records})
+        where column_1 is not null and column_2 is not null"""
+    if release.origin == "bundled":
+        # The bundled files are the ones the tests load: read straight into the table.
+        con.execute(insert.format(records=select_sql), [release.id, release.effective_start, *params])
+    else:
+        # A site's own files are checked record by record first (PTP_MISFIT).
+        con.execute(f"create or replace temp table ptp_incoming as {select_sql}", params)
+        try:
+            misfit = con.execute(f"select * from ({PTP_MISFIT}) where misfit is not null limit 1").fetchall()
+            if misfit:
+                column_1, column_2, what = misfit[0]
+                raise ReferenceFileError(
+                    f"{', '.join(release.names or [p.name for p in release.files])}: record "
+                    f"{(column_1 or '').strip()}/{(column_2 or '').strip()} does not fit the PTP layout ({what})")
+            con.execute(insert.format(records="select * from ptp_incoming"), [release.id, release.effective_start])
+        finally:
+            try:
+                con.execute("drop table if exists ptp_incoming")
+            except duckdb.Error:
+                pass  # a failed statement's own error says more; the transaction's end drops the table
     after = con.execute("select count(*) from ref_ptp where release_id = ?", [release.id]).fetchall()[0][0]
     return after - before
 
@@ -626,7 +664,7 @@ def load_ptp_txt(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, 
                           columns = {'column0': 'varchar', 'column1': 'varchar', 'column2': 'varchar',
                                      'column3': 'varchar', 'column4': 'varchar', 'column5': 'varchar',
                                      'column6': 'varchar'},
-                          null_padding = true, encoding = 'latin-1')
+                          null_padding = true, encoding = 'latin-1', auto_detect = false)
             """,
             [str(path), _ptp_txt_skip(path)],
         )

@@ -218,6 +218,24 @@ def test_a_load_refused_at_its_last_file_loads_none_of_its_releases(fresh_db, tm
     assert snapshot(fresh_db, "ref_ptp") == before, "the PTP release read before the refused file is not kept"
 
 
+@pytest.mark.parametrize(("damage", "what"), [
+    (("\t20260630\t1\t", "\t2026O630\t1\t"), "deletion date 2026O630"),
+    (("\t20260630\t1\t", "\t2026063\t1\t"), "deletion date 2026063"),
+    (("\t20260630\t1\t", "\t20260630\tX\t"), "modifier indicator X"),
+    (("\t20260630\t1\t", "\t20260630\t"), "modifier indicator Misuse of Column Two code with Column One code"),
+])
+def test_a_damaged_ptp_record_refuses_its_file_naming_it(fresh_db, tmp_path, damage, what):
+    """Read as no date, a damaged deletion date kept a deleted edit alive; a record missing a tab made its
+    rationale its modifier indicator, and the edit was never applied."""
+    damaged = tmp_path / "ccipra-v322r0-f1.txt"
+    damaged.write_text(PTP_2026.read_text().replace(*damage, 1))
+    refused = reference("load", damaged, "--db", fresh_db)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.strip() == (f"claimscrub: {damaged.name}: record 0001U/0029U does not fit the PTP layout "
+                                      f"({what})")
+    assert " user " not in reference("list", "--db", fresh_db).stdout
+
+
 def test_release_id_option_names_the_release(fresh_db):
     result = reference("load", PTP_2026, "--release-id", "PTP 2026Q3 sample", "--db", fresh_db)
     assert result.exit_code == 0, result.output
