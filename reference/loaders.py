@@ -174,6 +174,10 @@ def is_loaded(con: duckdb.DuckDBPyConnection, release: Release, digest: str) -> 
     return rows[0][0] > 0
 
 
+# Tables whose loader replaces only the service types its files hold (load_mue), not the whole release.
+BY_SERVICE_TYPE = {"mue"}
+
+
 def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool = False,
                  schema_ready: bool = False, transaction: bool = True) -> bool:
     """Load one release unless the same files are already loaded. Returns True when it (re)loaded.
@@ -197,10 +201,18 @@ def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool =
     if transaction:
         con.execute("begin transaction")
     try:
-        con.execute(f"delete from {table} where release_id = ?", [release.id])
-        con.execute("delete from ref_releases where release_id = ? and (table_name = ? or table_name like ?)",
-                    [release.id, release.table, release.table + "_%"])
-        tables = loader(con, release)
+        if release.table in BY_SERVICE_TYPE:
+            # CMS publishes each MUE service type in a file of its own: a quarter's outpatient hospital file
+            # loaded after its practitioner file adds to the release, and replaces only its own service type.
+            tables = loader(con, release)
+            names = ", ".join("?" * len(tables))
+            con.execute(f"delete from ref_releases where release_id = ? and table_name in ({names})",
+                        [release.id, *tables])
+        else:
+            con.execute(f"delete from {table} where release_id = ?", [release.id])
+            con.execute("delete from ref_releases where release_id = ? and (table_name = ? or table_name like ?)",
+                        [release.id, release.table, release.table + "_%"])
+            tables = loader(con, release)
         for table_name, count in tables.items():
             con.execute(
                 """insert into ref_releases (release_id, table_name, layout, effective_start, effective_end,
@@ -743,6 +755,9 @@ def load_mue(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int]
         first = clash.iloc[0]
         raise ReferenceFileError(f"{', '.join(release.names or [p.name for p in release.files])}: code "
                                  f"{first['hcpcs']} has two different {first['service_type']} MUE rows")
+    services = sorted(frame["service_type"].unique())
+    con.execute(f"delete from ref_mue where release_id = ? and service_type in ({', '.join('?' * len(services))})",
+                [release.id, *services])
     _insert_frame(con, "ref_mue", frame)
     counts = frame.groupby("service_type").size().to_dict()
     return {f"mue_{service}": int(count) for service, count in counts.items()}

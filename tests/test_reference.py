@@ -236,6 +236,23 @@ def test_a_damaged_ptp_record_refuses_its_file_naming_it(fresh_db, tmp_path, dam
     assert " user " not in reference("list", "--db", fresh_db).stdout
 
 
+def test_a_quarters_mue_files_loaded_one_by_one_make_one_release_of_each_service_type(fresh_db, tmp_path):
+    """CMS publishes the practitioner and the outpatient hospital MUEs in files of their own: the second loaded
+    adds to the quarter's release (it erased the first, and professional lines fell back a quarter)."""
+    hospital = tmp_path / "MCR_MUE_OutpatientHospitalServices_Eff_07-01-2026.csv"
+    hospital.write_bytes(MUE_2026.read_bytes().replace(b"Practitioner Services MUE Values",
+                                                        b"Outpatient Hospital Services MUE Values"))
+    assert reference("load", MUE_2026, "--db", fresh_db).exit_code == 0
+    loaded = reference("load", hospital, "--db", fresh_db)
+    assert loaded.exit_code == 0, loaded.output
+    assert query(fresh_db, """select service_type, count(*) from ref_mue where release_id = 'MUE 2026Q3'
+                              group by 1 order by 1""") == [("outpatient_hospital", 44), ("practitioner", 44)]
+    assert query(fresh_db, """select table_name from ref_releases where release_id = 'MUE 2026Q3'
+                              order by 1""") == [("mue_outpatient_hospital",), ("mue_practitioner",)]
+    again = reference("load", MUE_2026, "--db", fresh_db)
+    assert "MUE 2026Q3: already loaded (same files)" in again.stdout
+
+
 def test_release_id_option_names_the_release(fresh_db):
     result = reference("load", PTP_2026, "--release-id", "PTP 2026Q3 sample", "--db", fresh_db)
     assert result.exit_code == 0, result.output
