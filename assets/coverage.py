@@ -53,24 +53,34 @@ def load_hint(family: Family, day: date) -> str:
                                    mm=f"{first_month.month:02d}")
 
 
-def _newest(con, family: Family) -> tuple[str, date, date] | None:
+def _newest(con, family: Family, variant: str = "") -> tuple[str, date, date] | None:
+    """The table's newest release; of the RVU file, the newest of the site's variant (QPP or not) where it has
+    one, since the other variant prices a date only in a year the site's has no release of (pricing.py): a
+    QPP file of a later quarter does not bring a non-QPP site's prices up to date."""
     rows = con.execute(
         f"""select release_id, effective_start, effective_end from ref_releases
             where table_name in ({", ".join("?" for _ in family.tables)})
-            order by effective_end desc, effective_start desc, loaded_at desc limit 1""",
-        list(family.tables),
+            order by coalesce(variant, '') = ? desc, effective_end desc, effective_start desc, loaded_at desc
+            limit 1""",
+        [*family.tables, variant.upper() if "rvu" in family.tables else ""],
     ).fetchall()
     return rows[0] if rows else None
+
+
+def _site_variant(con, batch_id: str) -> str:
+    found = con.execute("select coalesce(rvu_variant, '') from batches where batch_id = ?", [batch_id]).fetchall()
+    return found[0][0] if found else ""
 
 
 def batch_coverage(con, batch_id: str) -> list[dict]:
     """Per table, for one batch: its newest release, that release's end, and the batch's lines dated beyond it
     (how many, the latest date, how many days past the end)."""
     coverage = []
+    variant = _site_variant(con, batch_id)
     for family in FAMILIES:
         if family.only_when_used and not _any_lines(con, batch_id, family):
             continue
-        newest = _newest(con, family)
+        newest = _newest(con, family, variant)
         if newest is None:
             # A table the batch never needed (no institutional lines, no ZIP) is not worth a line.
             if family.lines != "true" and not _any_lines(con, batch_id, family):
@@ -105,13 +115,14 @@ def _any_lines(con, batch_id: str, family: Family) -> bool:
                        [batch_id]).fetchall()[0][0] > 0
 
 
-def status_as_of(con, as_of: date) -> list[dict]:
-    """Per table: its newest release and period, and how many days that period has ended before `as_of`."""
+def status_as_of(con, as_of: date, variant: str = "") -> list[dict]:
+    """Per table: its newest release and period (of the RVU file, of the site's `variant`), and how many days
+    that period has ended before `as_of`."""
     rows = []
     for family in FAMILIES:
         if family.only_when_used:
             continue
-        newest = _newest(con, family)
+        newest = _newest(con, family, variant)
         release, start, end = newest if newest else (None, None, None)
         days = (as_of - end).days if end and as_of > end else 0
         rows.append({"table": family.label, "newest_release": release,

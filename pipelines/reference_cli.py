@@ -65,11 +65,17 @@ def status_command(as_of: datetime | None, strict: bool, db: str | None) -> None
     from assets.coverage import FAMILIES, status_as_of
     from reference.loaders import ensure_bundled
 
+    from .settings import rvu_variant
+
+    try:
+        variant = rvu_variant()
+    except ValueError as exc:
+        fail(str(exc))
     day = as_of.date() if as_of else date.today()
     with _connection(db) as con:
         for table in sorted({t.split("_")[0] if t.startswith("mue") else t for f in FAMILIES for t in f.tables}):
             ensure_bundled(con, table)
-        rows = status_as_of(con, day)
+        rows = status_as_of(con, day, variant)
     click.echo(f"Reference tables as of {day}:")
     for row in rows:
         if row["newest_release"] is None:

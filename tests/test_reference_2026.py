@@ -164,6 +164,27 @@ def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(r
     assert current.exit_code == 0, current.output
 
 
+def test_a_later_qpp_file_does_not_make_a_non_qpp_sites_prices_current(reference_db, tmp_path, monkeypatch):
+    """Only the QPP file of 2026Q4 loaded: a non-QPP site's lines are still priced by RVU26B, which ended
+    2026-06-30, so its RVU table is stale; for a QPP site the new file is current."""
+    db = tmp_path / "qpp.duckdb"
+    shutil.copyfile(reference_db, db)
+    with duckdb.connect(str(db)) as con:
+        load_release(con, Release(id="RVU26D QPP", table="rvu", layout="pprrvu_txt", effective_start=date(2026, 10, 1),
+                                  effective_end=date(2026, 12, 31), files=[DATA_DIR / "PPRRVU2026_Apr_nonQPP.txt.gz"],
+                                  origin="test", variant="QPP"))
+    runner = CliRunner()
+
+    def rvu_line() -> str:
+        status = runner.invoke(main, ["reference", "status", "--as-of", "2026-11-10", "--db", str(db)])
+        assert status.exit_code == 0, status.output
+        return next(line for line in status.stdout.splitlines() if line.strip().startswith("RVU "))
+
+    assert "RVU26B" in rvu_line() and "STALE" in rvu_line()
+    monkeypatch.setenv("CLAIMSCRUB_RVU_VARIANT", "qpp")
+    assert "RVU26D QPP" in rvu_line() and rvu_line().endswith("current")
+
+
 def test_each_mue_release_judges_its_own_dates(run):
     assert run.line("MUE24", 1)["mue_release"] == "MUE 2024Q3"
     assert "MUE_DOS" in run.findings("MUE24", 1)
