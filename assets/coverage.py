@@ -137,6 +137,11 @@ def warning_text(entry: dict) -> str:
     return f"{entry['finding']} {entry['advice']}"
 
 
+# The tables whose release makes a line's reference_match approximate (pricing.py); the ZIP file only finds
+# its locality, and a line it placed can still be `exact`.
+MATCHED = {"rvu", "gpci", "ptp", "mue_practitioner", "mue_outpatient_hospital", "aoc"}
+
+
 def _describe(entry: dict) -> None:
     """The entry's finding (what is stale, for how many lines) and advice (what to load), each short enough for a
     line of the workbook's banner."""
@@ -148,7 +153,7 @@ def _describe(entry: dict) -> None:
     else:
         entry["finding"] = (f"{entry['newest_release']} ends {entry['effective_end']}; {lines} dated up to "
                             f"{entry['latest_date_of_service']} ({entry['days_beyond']:,} days past its end) were "
-                            "judged by it (approximate).")
+                            f"judged by it{' (approximate)' if family.tables[0] in MATCHED else ''}.")
     entry["advice"] = f"Load the current {family.period}: {load_hint(family, latest or date.today())}"
     entry["warning"] = warning_text(entry)
 

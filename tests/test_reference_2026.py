@@ -283,3 +283,18 @@ def test_a_line_is_approximate_when_the_aoc_release_that_judges_it_does_not_hold
     _load_as(db, "AOC TEST 2025Q4", "aoc", "aoc_xlsx", "2025-10-01", "2025-12-31", DATA_DIR / "AOC_V2026Q2-MCR.xlsx")
     after = engine_scrub([export], tmp_path / "after", db).line("NOV25", 1)
     assert after["reference_match"] == "exact"
+
+
+def test_a_stale_zip_file_is_said_without_calling_its_lines_approximate(reference_db, tmp_path):
+    """The ZIP file only finds a line's locality: reference_match does not go by it, so its warning does not
+    say the lines it placed were judged approximately."""
+    db = tmp_path / "zip.duckdb"
+    shutil.copyfile(reference_db, db)
+    row = dict(claim_id="Z1", line_number=1, patient_id="P-Z1", date_of_service="2026-03-10", hcpcs="76120",
+               modifiers="", units="1", rendering_npi=NPI, billing_npi=NPI, place_of_service="11",
+               claim_type="professional", diagnosis_1="R13.10", service_zip="94103")
+    run = scrub([write_csv(tmp_path / "claims.csv", [row])], tmp_path / "out", db)
+    assert run.exit_code == 0, run.stderr
+    warning = next(line for line in run.stderr.splitlines() if line.startswith("warning: ZIP5"))
+    assert "were judged by it. Load the current quarter" in warning
+    assert run.line("Z1", 1)["locality"] == "01112-05"
