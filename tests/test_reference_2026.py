@@ -65,6 +65,8 @@ line("LOW26", "0211U", "2026-05-12", units="2", patient="P-M5")
 # and 33050 30.00 RVUs = 970.395. Binary floating point rounds both down.
 line("HALF1", "52282", "2025-10-15", patient="P-H1")
 line("HALF2", "33050", "2025-10-15", patient="P-H2")
+# Placed by its ZIP (San Francisco) after the end of the newest ZIP file, ZIP5 2025Q4.
+line("ZIP26", "76120", "2026-03-10", patient="P-ZIP", service_zip="94103")
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +144,15 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
     header = reference[1]
     ptp_row = next(r for r in reference[2:] if r[0] == "PTP 2024Q3")
     assert ptp_row[header.index("Coverage of this batch")].startswith("STALE: PTP 2024Q3 ends 2024-09-30")
-    # The ZIP file judges only the lines priced by their ZIP: lines dated after it are not its to count.
+    # The localities file judges no line: lines dated after it are not its to count. The ZIP file judges the
+    # lines it places, and says so without calling them approximate: reference_match does not go by it.
+    counties = next(r for r in reference[2:] if r[0] and r[0].startswith("LOCCO"))
+    assert counties[header.index("Coverage of this batch")] == (
+        f"Newest {coverage['localities']['table']} release: no line that it judges is dated after its period.")
     zip_row = next(r for r in reference[2:] if r[0] and r[0].startswith("ZIP5"))
-    assert zip_row[header.index("Coverage of this batch")] == (
-        f"Newest {coverage['ZIP']['table']} release: no line that it judges is dated after its period.")
+    assert zip_row[header.index("Coverage of this batch")].startswith(
+        "STALE: ZIP5 2025Q4 ends 2025-12-31; 1 line dated up to 2026-03-10 (69 days past its end) were judged by it. ")
+    assert run.line("ZIP26", 1)["locality"] == "01112-05"
 
 
 def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(run, reference_db, tmp_path):
@@ -284,17 +291,3 @@ def test_a_line_is_approximate_when_the_aoc_release_that_judges_it_does_not_hold
     after = engine_scrub([export], tmp_path / "after", db).line("NOV25", 1)
     assert after["reference_match"] == "exact"
 
-
-def test_a_stale_zip_file_is_said_without_calling_its_lines_approximate(reference_db, tmp_path):
-    """The ZIP file only finds a line's locality: reference_match does not go by it, so its warning does not
-    say the lines it placed were judged approximately."""
-    db = tmp_path / "zip.duckdb"
-    shutil.copyfile(reference_db, db)
-    row = dict(claim_id="Z1", line_number=1, patient_id="P-Z1", date_of_service="2026-03-10", hcpcs="76120",
-               modifiers="", units="1", rendering_npi=NPI, billing_npi=NPI, place_of_service="11",
-               claim_type="professional", diagnosis_1="R13.10", service_zip="94103")
-    run = scrub([write_csv(tmp_path / "claims.csv", [row])], tmp_path / "out", db)
-    assert run.exit_code == 0, run.stderr
-    warning = next(line for line in run.stderr.splitlines() if line.startswith("warning: ZIP5"))
-    assert "were judged by it. Load the current quarter" in warning
-    assert run.line("Z1", 1)["locality"] == "01112-05"
