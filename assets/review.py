@@ -165,6 +165,14 @@ select finding_id, decision, reason, reviewer, scope from (
 ) where recency = 1
 """
 
+# What an earlier import of the same file stored for each finding, and the newest decision number of each
+# decided finding: a row decided again since its report was written is not the auditor's to overrule unseen.
+IMPORTED_FROM_FILE = """
+select finding_id, decision, reason, reviewer, scope from finding_decisions
+where batch_id = $batch and source_sha256 = $sha256
+"""
+NEWEST_DECISION = "select finding_id, max(decision_id) from finding_decisions where batch_id = $batch group by 1"
+
 INSERT = """
 insert into finding_decisions (decision_id, batch_id, finding_id, claim_id, line_number, rule_id, hcpcs, provider,
                                decision, reason, reviewer, scope, decided_at, source_file, source_sha256,
@@ -210,6 +218,9 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
             current_of[batch] = _states(con, batch)
         current = current_of[batch]
         shown = _states(con, batch, review.through)
+        before = {(finding, tuple(state)) for finding, *state in
+                  con.execute(IMPORTED_FROM_FILE, {"batch": batch, "sha256": review.sha256}).fetchall()}
+        newest = dict(con.execute(NEWEST_DECISION, {"batch": batch}).fetchall())
         # The rows that differ from what the report showed (a standing dismissal shown where it applies is
         # none of the row's own); only their findings are looked up.
         changed = [(row, state) for row in review.rows if (state := _state(row)) is not None
@@ -222,8 +233,14 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
                 result.refused.append(f"{review.name} row {row.row}: {problem}")
                 continue
             first_row[row.finding_id] = row.row
-            if current.get(row.finding_id, NO_DECISION) == state:
+            # The same file imported again changes nothing, whatever was decided since.
+            if current.get(row.finding_id, NO_DECISION) == state or (row.finding_id, state) in before:
                 result.unchanged += 1
+                continue
+            if newest.get(row.finding_id, 0) > review.through:
+                result.refused.append(
+                    f"{review.name} row {row.row}: finding {row.finding_id} was decided again (decision "
+                    f"#{newest[row.finding_id]}) after this report was written: decide it on a report written since")
                 continue
             current[row.finding_id] = state
             finding = findings[row.finding_id]
@@ -304,5 +321,8 @@ def _problem(row: ReviewRow, state: tuple, finding: dict | None, first_row: dict
     if decision == "dismiss" and not reason:
         return "a dismissal needs a reason"
     if scope == "standing" and decision != "dismiss":
-        return "only a dismissal can stand for the rule, code and provider"
+        # The report fills a finding covered by a standing dismissal with that scope: an auditor overruling it
+        # for this finding is told the one cell to change.
+        return ("only a dismissal can stand for the rule, code and provider: to decide this finding alone, set "
+                "its Scope to 'this finding'")
     return None

@@ -375,6 +375,24 @@ def test_two_copies_of_one_report_do_not_undo_each_other(audit, copy_db, tmp_pat
                                                     ("PTP-A2", 2, "PTP_NO_BYPASS", "fixed")]
 
 
+def test_an_old_report_imported_again_does_not_undo_a_decision_made_since(audit, copy_db, tmp_path):
+    """reviewed.xlsx (the first report) dismissed MUE-1; on the rerun's report cara accepts it. The first file
+    imported again changes nothing; a copy of the first report deciding MUE-1 otherwise is refused on its row,
+    not taken over cara's decision unseen."""
+    changed = decide(audit.rerun.out_dir / REPORT, tmp_path / "second-look.xlsx",
+                     {("MUE-1", 1, "MUE_DOS"): ("accept", "on second look", "cara", "this finding")})
+    assert cli("review", "import", changed, "--db", copy_db).exit_code == 0
+    again = cli("review", "import", audit.folder / "reviewed.xlsx", "--db", copy_db)
+    assert again.stdout.strip() == "0 decisions imported, 5 unchanged, 0 rows refused"
+    stale = decide(audit.first.out_dir / REPORT, tmp_path / "old-copy.xlsx",
+                   {("MUE-1", 1, "MUE_DOS"): ("fixed", "units corrected", "dan", "this finding")})
+    refused = cli("review", "import", stale, "--db", copy_db)
+    assert refused.stdout.strip() == "0 decisions imported, 0 unchanged, 1 row refused"
+    assert "was decided again (decision #6) after this report was written: decide it on a report written since" \
+        in refused.stderr
+    assert [t[1:] for t in trail(copy_db) if t[1] == "MUE-1"][-1] == ("MUE-1", 1, "MUE_DOS", "accept")
+
+
 def test_a_sorted_and_filtered_workbook_imports_fine(audit, copy_db, tmp_path):
     def resort_and_filter(sheet, columns):
         rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=3)]
