@@ -62,7 +62,7 @@ def inbox_files(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     target = archived_file(key)
     if not target.exists():
         source = _inbox_file(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, staging = tempfile.mkstemp(prefix=".partial-", dir=target.parent)
         os.close(fd)
         shutil.copyfile(source, staging)

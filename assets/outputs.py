@@ -536,7 +536,7 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
             findings.set_exception(RuntimeError("the findings table was not built"))
         wait([side_files, findings_sheet])
         side.close()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     (out_dir / "summary.json").unlink(missing_ok=True)
     # A previous run's file is moved aside (into the staging folder, removed with it) before the new one takes
     # its name: renamed over an existing file, a new file is written out to disk before the rename returns

@@ -1,5 +1,6 @@
 """The one DuckDB resource (pipelines/database.py has the database's path and how a connection waits)."""
 
+import os
 import sys
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -40,8 +41,11 @@ class ClaimsDatabase(DuckDBResource):
         return False
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Everything a run makes (the database, its reports) holds patient data: owner-only, as the command makes
+        # it (pipelines/cli.py), whatever umask started the daemon or the UI whose run this is.
+        os.umask(0o077)
         # The folder is made when a run starts, not when the code is imported.
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         run = context.dagster_run
         waiter = f"run {run.run_id[:8]} of {run.job_name}" if run is not None else "this run"
         notice = waiting_notice(self.database, self.lock_timeout, waiter)

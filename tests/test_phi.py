@@ -148,3 +148,17 @@ def test_the_site_secret_is_whole_owner_only_and_stable(isolated_home):
     assert len(first) == 64 and site_secret() == first
     assert stat.S_IMODE(os.stat(isolated_home / "site-secret").st_mode) == 0o600
     assert not list(isolated_home.glob(".site-secret-*"))
+
+
+def test_a_run_launched_through_dagster_makes_its_reports_owner_only(db_path, tmp_path):
+    """The daemon and the UI start under a login's umask (022): a run they launch writes its reports as the
+    command does, owner-only, for they hold patient data."""
+    export = text_export(tmp_path / "claims.csv", [row("U1", patient="PT-UMASK")])
+    before = os.umask(0o022)
+    try:
+        result = materialize([export], tmp_path / "reports" / "night", str(db_path))
+    finally:
+        os.umask(before)
+    assert result.success
+    made = [tmp_path / "reports" / "night", *(tmp_path / "reports" / "night").iterdir()]
+    assert {p.name: stat.S_IMODE(os.stat(p).st_mode) & 0o077 for p in made} == {p.name: 0 for p in made}
