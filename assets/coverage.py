@@ -55,14 +55,15 @@ def load_hint(family: Family, day: date) -> str:
 
 def _newest(con, family: Family, variant: str = "") -> tuple[str, date, date] | None:
     """The table's newest release; of the RVU file, the newest of the site's variant (QPP or not) where it has
-    one, since the other variant prices a date only in a year the site's has no release of (pricing.py): a
-    QPP file of a later quarter does not bring a non-QPP site's prices up to date."""
+    one (the other tables have no variant), since the other variant prices a date only in a year the site's
+    has no release of (pricing.py): a QPP file of a later quarter does not bring a non-QPP site's prices up to
+    date."""
     rows = con.execute(
         f"""select release_id, effective_start, effective_end from ref_releases
             where table_name in ({", ".join("?" for _ in family.tables)})
             order by coalesce(variant, '') = ? desc, effective_end desc, effective_start desc, loaded_at desc
             limit 1""",
-        [*family.tables, variant.upper() if "rvu" in family.tables else ""],
+        [*family.tables, variant.upper()],
     ).fetchall()
     return rows[0] if rows else None
 

@@ -16,7 +16,7 @@ YEAR_FIRST = {"rvu", "gpci"}
 # GPCI, else the one of the same year nearest the date; else (any table, a year without a release of its own
 # included) the newest that starts before it; else the oldest. An RVU release of the site's variant (QPP or not) goes before the other variant's of the same year.
 DOS_RELEASES = f"""
-create or replace temp table dos_releases as
+create or replace temp table {{dos_releases}} as
 with dates as ({{dates}}),
 releases as (
     select distinct release_id, table_name, effective_start, effective_end, coalesce(variant, '') as variant,
@@ -57,7 +57,7 @@ CATEGORY_II = "[0-9]{4}F"
 CONTEXT_KEYS = ["date_of_service", "hcpcs", "component", "facility", "locality", "service_zip", "claim_type"]
 BATCH_DATES = "select distinct date_of_service as dos from claim_lines where batch_id = $batch"
 CONTEXTS = f"""
-create or replace temp table context_keys as
+create or replace temp table {{context_keys}} as
 select row_number() over ()::integer as context_id, *
 from (select distinct {", ".join(CONTEXT_KEYS)} from {{lines}})
 """
@@ -76,7 +76,7 @@ with lr as (
                 else d.mue_practitioner_exact end as mue_exact,
            case when l.claim_type = 'institutional' then 'outpatient_hospital' else 'practitioner' end
                as mue_service_type
-    from context_keys l join dos_releases d on d.dos = l.date_of_service
+    from {{context_keys}} l join {{dos_releases}} d on d.dos = l.date_of_service
 ),
 located as (
     select lr.*,
@@ -186,7 +186,7 @@ PRICED_KEYS = f"""
 insert into priced_keys
 select l.batch_id, l.line_id, k.context_id, {EXPECTED_ALLOWED}
 from claim_lines l
-join context_keys k on {CONTEXT_OF_LINE}
+join {{context_keys}} k on {CONTEXT_OF_LINE}
 join (select * from price_contexts where batch_id = $batch) c on c.context_id = k.context_id
 where l.batch_id = $batch
 """
@@ -199,11 +199,23 @@ HISTORY_PRICED = f"""
 create or replace temp table history_priced as
 select l.batch_id, l.line_id, c.* exclude (batch_id, context_id), {EXPECTED_ALLOWED} as expected_allowed
 from history_candidates l
-join history_context_keys k on {CONTEXT_OF_LINE}
-join ({PRICE_SELECT.replace("context_keys", "history_context_keys").replace("dos_releases", "history_dos_releases")})
-     c(batch_id, context_id, {", ".join(CONTEXT_COLUMNS)}) on c.context_id = k.context_id
+join {{context_keys}} k on {CONTEXT_OF_LINE}
+join ({PRICE_SELECT}) c(batch_id, context_id, {", ".join(CONTEXT_COLUMNS)}) on c.context_id = k.context_id
 """
-HISTORY_DATES = "select distinct date_of_service as dos from history_candidates"
+
+# The working tables and sources of a pricing: the batch's (price_batch), or its history's (price_history),
+# whose tables are named apart from the price stage's; each fills the placeholders of the statements above.
+BATCH_PRICING = {"{dos_releases}": "dos_releases", "{context_keys}": "context_keys", "{dates}": BATCH_DATES,
+                 "{lines}": BATCH_LINES}
+HISTORY_PRICING = {"{dos_releases}": "history_dos_releases", "{context_keys}": "history_context_keys",
+                   "{dates}": "select distinct date_of_service as dos from history_candidates",
+                   "{lines}": "history_candidates"}
+
+
+def _for(pricing: dict[str, str], sql: str) -> str:
+    for placeholder, name in pricing.items():
+        sql = sql.replace(placeholder, name)
+    return sql
 
 
 def price_batch(con, batch_id: str, default_locality: str = "", rvu_variant: str = "",
@@ -212,11 +224,11 @@ def price_batch(con, batch_id: str, default_locality: str = "", rvu_variant: str
     later last day (YYYY-MM-DD) of the 1.0 work GPCI floor than the GPCI file's own, where the law extends it."""
     clear_batch(con, "priced_keys", batch_id)
     clear_batch(con, "price_contexts", batch_id)
-    con.execute(DOS_RELEASES.replace("{dates}", BATCH_DATES), {"batch": batch_id, "variant": rvu_variant.upper()})
-    con.execute(CONTEXTS.replace("{lines}", BATCH_LINES), {"batch": batch_id})
-    con.execute(PRICE, {"batch": batch_id, "locality": default_locality.upper() or None,
-                        "floor_through": floor_through or None})
-    con.execute(PRICED_KEYS, {"batch": batch_id})
+    con.execute(_for(BATCH_PRICING, DOS_RELEASES), {"batch": batch_id, "variant": rvu_variant.upper()})
+    con.execute(_for(BATCH_PRICING, CONTEXTS), {"batch": batch_id})
+    con.execute(_for(BATCH_PRICING, PRICE), {"batch": batch_id, "locality": default_locality.upper() or None,
+                                             "floor_through": floor_through or None})
+    con.execute(_for(BATCH_PRICING, PRICED_KEYS), {"batch": batch_id})
     priced, unpriced = con.execute(
         """select count(expected_allowed), count(*) - count(expected_allowed)
            from priced_lines where batch_id = ?""",
@@ -232,8 +244,7 @@ def price_history(con, batch_id: str) -> None:
         """select coalesce(default_locality, ''), coalesce(rvu_variant, ''), coalesce(work_floor_through, '')
            from batches where batch_id = ?""", [batch_id]).fetchall()
     locality, variant, floor_through = settings[0] if settings else ("", "", "")
-    con.execute(DOS_RELEASES.replace("dos_releases", "history_dos_releases").replace("{dates}", HISTORY_DATES),
-                {"variant": variant.upper()})
-    con.execute(CONTEXTS.replace("context_keys", "history_context_keys").replace("{lines}", "history_candidates"))
-    con.execute(HISTORY_PRICED, {"batch": batch_id, "locality": locality.upper() or None,
-                                 "floor_through": floor_through or None})
+    con.execute(_for(HISTORY_PRICING, DOS_RELEASES), {"variant": variant.upper()})
+    con.execute(_for(HISTORY_PRICING, CONTEXTS))
+    con.execute(_for(HISTORY_PRICING, HISTORY_PRICED), {"batch": batch_id, "locality": locality.upper() or None,
+                                                        "floor_through": floor_through or None})

@@ -614,6 +614,8 @@ __OTHER_DATES__
     case when service_zip is null then null
          else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
 """
+
+
 def dot_after_category(cell: str) -> str:
     """SQL: the diagnosis `cell` (trimmed, upper-cased) has no dot, or one only, where ICD-10-CM puts it: after
     the category's three characters. Only then are its dots dropped; a code with a dot anywhere else (`I1.0`) or

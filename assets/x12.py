@@ -220,6 +220,12 @@ def _service_facts(facts: dict, segment: Segment, entity: str) -> str:
     return entity
 
 
+def _service_line(number: str, segment: Segment, sv1: Segment | None) -> dict:
+    """A service line (2400) as it starts: its LX number ("" for an SV1 without its own), the segment it starts
+    at, its SV1 if that is where it starts, and its facts still empty (_service_facts)."""
+    return {"line_number": number, "segment": segment.number, "sv1": sv1, "dos": "", "rendering": "", "zip": ""}
+
+
 def claim_rows_837p(path: Path) -> Iterator[dict]:
     """One dict per 837P service line (SV1), with the canonical columns and source_row = SV1's segment number.
 
@@ -288,8 +294,7 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
                 raise InputFileError(f"{path}: not a valid 837P file: SV1 at segment {segment.number} is "
                                      "outside a claim (CLM)")
             # A service line without its LX still counts: it is quarantined for its missing line number.
-            line = {"line_number": "", "segment": segment.number, "sv1": segment, "dos": "", "rendering": "",
-                    "zip": ""}
+            line = _service_line("", segment, segment)
         elif claim is None:
             if sid == "NM1":
                 entity = segment.get(1)
@@ -309,16 +314,14 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
             elif sid == "DMG" and entity == "QC":
                 hl["patient_id"] = " ".join(filter(None, [hl.get("patient_id", ""), segment.get(2)]))
         elif sid == "LX":
-            line = {"line_number": segment.get(1), "segment": segment.number, "sv1": None, "dos": "",
-                    "rendering": "", "zip": ""}
+            line = _service_line(segment.get(1), segment, None)
             entity = ""
         elif line is not None:
             if sid == "SV1" and line["sv1"] is not None:
                 # A second service line under one LX is a line of its own, without a line number of its own:
                 # quarantined for it rather than overwriting the first.
                 yield row()
-                line = {"line_number": "", "segment": segment.number, "sv1": segment, "dos": "", "rendering": "",
-                        "zip": ""}
+                line = _service_line("", segment, segment)
             elif sid == "SV1":
                 line["sv1"] = segment
             else:

@@ -114,6 +114,10 @@ class Release:
     # '' for the file every practitioner is paid by; 'QPP' for the RVU file of qualifying APM participants
     variant: str = ""
 
+    def shown(self) -> list[str]:
+        """The names its files are known by: those recorded, else the files' own."""
+        return self.names or [p.name for p in self.files]
+
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(SCHEMA)
@@ -220,7 +224,7 @@ def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool =
                                              table_version)
                    values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [release.id, table_name, release.layout, release.effective_start, release.effective_end,
-                 "; ".join(release.names or [p.name for p in release.files]), digest, count,
+                 "; ".join(release.shown()), digest, count,
                  release.origin, loaded_at, release.variant, table_version(release.table)],
             )
         if transaction:
@@ -625,7 +629,7 @@ def _ptp_insert(con: duckdb.DuckDBPyConnection, release: Release, select_sql: st
             if misfit:
                 column_1, column_2, what = misfit[0]
                 raise ReferenceFileError(
-                    f"{', '.join(release.names or [p.name for p in release.files])}: record "
+                    f"{', '.join(release.shown())}: record "
                     f"{(column_1 or '').strip()}/{(column_2 or '').strip()} does not fit the PTP layout ({what})")
             con.execute(insert.format(records="select * from ptp_incoming"), [release.id, release.effective_start])
         finally:
@@ -753,7 +757,7 @@ def load_mue(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int]
     clash = frame[frame.duplicated(["service_type", "hcpcs"], keep=False)]
     if len(clash):
         first = clash.iloc[0]
-        raise ReferenceFileError(f"{', '.join(release.names or [p.name for p in release.files])}: code "
+        raise ReferenceFileError(f"{', '.join(release.shown())}: code "
                                  f"{first['hcpcs']} has two different {first['service_type']} MUE rows")
     services = sorted(frame["service_type"].unique())
     con.execute(f"delete from ref_mue where release_id = ? and service_type in ({', '.join('?' * len(services))})",

@@ -13,6 +13,7 @@ import io
 import re
 import tempfile
 import zipfile
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -289,14 +290,17 @@ def group_releases(planned: list[PlannedFile], release_id: str | None) -> list[R
     """Files of one table, effective date and variant make one release (PTP parts f1..f4, MUE service
     types); the QPP RVU file is a release of its own beside the other one of its quarter."""
     groups: dict[tuple[str, date, str], list[PlannedFile]] = {}
+    # A file given twice (a CMS zip beside the CSV taken out of it) is read once: its rows twice over made every
+    # line priced by them a line of lines.csv twice over. Contents are compared only between files of one size
+    # (load_release hashes the release's files again for its own record).
+    sizes = Counter(item.path.stat().st_size for item in planned)
     contents: set[str] = set()
     for item in planned:
-        # A file given twice (a CMS zip beside the CSV taken out of it) is read once: its rows twice over made
-        # every line priced by them a line of lines.csv twice over.
-        digest = sha256_of([item.path])
-        if digest in contents:
-            continue
-        contents.add(digest)
+        if sizes[item.path.stat().st_size] > 1:
+            digest = sha256_of([item.path])
+            if digest in contents:
+                continue
+            contents.add(digest)
         groups.setdefault((item.table, item.effective, item.variant), []).append(item)
     if release_id and len(groups) > 1:
         raise AmbiguousFileError(
