@@ -129,6 +129,27 @@ case
     else 'remove_copy'
 end"""
 
+# A Worklist cell lists at most this many other lines (a duplicate's copies, an MUE day's lines), then says how
+# many more: an export that repeats a line thousands of times still gives a row a biller can read.
+LISTED = 20
+
+
+def _other(firsts: str) -> str:
+    """SQL: of a group's first two lines by rank (`firsts`, entries with `id` and `batch`), the first that is not
+    the line `l` itself."""
+    return f"list_filter({firsts}, lambda x: not (x.batch = '' and x.id = l.line_id))[1]"
+
+
+def _more_list(count: str) -> str:
+    """SQL: a list ending a Worklist cell's list of lines, ['and N more'] where `count` exceed LISTED."""
+    return f"(case when {count} > {LISTED} then ['and ' || ({count} - {LISTED}) || ' more'] else [] end)"
+
+
+def _more(count: str) -> str:
+    """SQL: ' and N more' where `count` lines exceed those listed (LISTED), else ''."""
+    return f"(case when {count} > {LISTED} then ' and ' || ({count} - {LISTED}) || ' more' else '' end)"
+
+
 DUPLICATES = f"""
 create or replace temp table worklist_dups as
 with members as (
@@ -150,60 +171,93 @@ with members as (
     from worklist_findings f
     where f.rule_id in {_sql_list(DUPLICATE_RULES)} and f.partner_batch is not null
 ),
-ranked as (select *, {{'first': not earlier, 'claim': claim_id, 'line': line_number}} as rank from members),
-others as (
-    select l.rule_id, l.line_id, l.component, l.provider, l.bundled, l.rank, l.group_key,
-           o.line_id as other_id, o.batch as other_batch, o.component as other_component,
-           coalesce(o.provider is not distinct from l.provider, false) as same_provider,
-           o.ref as other_ref, o.line_ref as other_line, o.rank as other_rank,
-           l.rule_id = 'DUP_EXACT' or o.component = l.component as same_part
-    from ranked l
-    left join ranked o on o.rule_id = l.rule_id and o.group_key = l.group_key and not o.bundled
-                      and (o.batch <> l.batch or o.line_id <> l.line_id)
-    where not l.earlier
+ranked as (
+    select *, {{'first': not earlier, 'claim': claim_id, 'line': line_number}} as rank,
+           case when rule_id = 'DUP_EXACT' then '' else component end as part,
+           {{'ref': ref, 'line': line_ref, 'id': line_id, 'batch': batch, 'component': component}} as entry
+    from members
+),
+-- The lines a line may be a copy of: its group's, less those removed for a bundle. They are counted, and their
+-- first two by rank kept (the first that is not the line itself is the one it defers to), once per group,
+-- component, provider and part: a pair of lines at a time would be a day's lines squared, and a day billed a
+-- thousand times over would not fit in memory.
+pool as (select * from ranked where not bundled),
+by_group as (
+    select rule_id, group_key, count(*) as n,
+           count(*) filter (where component = 'global') as n_global,
+           count(*) filter (where component = '26') as n_26,
+           count(*) filter (where component = 'TC') as n_tc
+    from pool group by all
+),
+by_component as (
+    select rule_id, group_key, component, arg_min(entry, rank, 2) as firsts from pool group by all
+),
+by_provider as (
+    select rule_id, group_key, component, provider, count(*) as n, arg_min(entry, rank, 2) as firsts
+    from pool group by all
+),
+by_part as (
+    select rule_id, group_key, part, arg_min({{'entry': entry, 'rank': rank}}, rank, 2) as firsts
+    from pool group by all
+),
+-- A part's lines in order, for its keeper's instruction (the keeper comes first: its copies follow).
+part_lists as (
+    select rule_id, group_key, part, count(*) as n,
+           list(line_ref order by rank)[2:{LISTED + 1}] as copy_lines,
+           list(ref order by rank)[2:{LISTED + 1}] as copy_refs
+    from pool group by all
 ),
 grouped as (
-    select rule_id, line_id, any_value(component) as component, any_value(provider) as provider,
-           any_value(bundled) as bundled, any_value(group_key) as group_key,
-           count(other_id) as others,
-           count(other_id) filter (where other_component = 'global') as globals,
-           count(other_id) filter (where other_component = '26') as parts_26,
-           count(other_id) filter (where other_component = 'TC') as parts_tc,
-           coalesce(bool_or(same_provider) filter (where other_component = 'global'), false) as own_global,
-           coalesce(bool_or(same_provider) filter (where other_component = '26'), false) as own_26,
-           coalesce(bool_or(same_provider) filter (where other_component = 'TC'), false) as own_tc,
-           coalesce(any_value(rank) < min(other_rank) filter (where same_part), true) as is_keeper,
-           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch,
-                     'component': other_component}}, other_rank)
-               filter (where other_component = 'global') as first_global,
-           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch,
-                     'component': other_component}},
-                   {{'other': not same_provider, 'rank': other_rank}})
-               filter (where other_component = '26') as first_26,
-           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch,
-                     'component': other_component}},
-                   {{'other': not same_provider, 'rank': other_rank}})
-               filter (where other_component = 'TC') as first_tc,
-           arg_min({{'ref': other_ref, 'line': other_line, 'id': other_id, 'batch': other_batch,
-                     'component': other_component}}, other_rank)
-               filter (where same_part) as keeper,
-           string_agg(other_line, ', ' order by other_rank) filter (where same_part) as copies,
-           list(other_ref order by other_rank) filter (where same_part) as copy_refs
-    from others group by rule_id, line_id
+    select l.rule_id, l.line_id, l.component, l.provider, l.bundled, l.group_key, l.part, l.rank,
+           coalesce(g.n, 0) - own.in_pool::int as others,
+           coalesce(g.n_global, 0) - (own.in_pool and l.component = 'global')::int as globals,
+           coalesce(g.n_26, 0) - (own.in_pool and l.component = '26')::int as parts_26,
+           coalesce(g.n_tc, 0) - (own.in_pool and l.component = 'TC')::int as parts_tc,
+           coalesce(pg.n, 0) - (own.in_pool and l.component = 'global')::int > 0 as own_global,
+           coalesce(p26.n, 0) - (own.in_pool and l.component = '26')::int > 0 as own_26,
+           coalesce(ptc.n, 0) - (own.in_pool and l.component = 'TC')::int > 0 as own_tc,
+           {_other("cg.firsts")} as first_global,
+           coalesce({_other("p26.firsts")}, {_other("c26.firsts")}) as first_26,
+           coalesce({_other("ptc.firsts")}, {_other("ctc.firsts")}) as first_tc,
+           list_filter(k.firsts, lambda x: not (x.entry.batch = '' and x.entry.id = l.line_id))[1] as keeper_rank
+    from (select *, {{'in_pool': not bundled}} as own from ranked where not earlier) l
+    left join by_group g on g.rule_id = l.rule_id and g.group_key = l.group_key
+    left join by_component cg on cg.rule_id = l.rule_id and cg.group_key = l.group_key and cg.component = 'global'
+    left join by_component c26 on c26.rule_id = l.rule_id and c26.group_key = l.group_key and c26.component = '26'
+    left join by_component ctc on ctc.rule_id = l.rule_id and ctc.group_key = l.group_key and ctc.component = 'TC'
+    left join by_provider pg on pg.rule_id = l.rule_id and pg.group_key = l.group_key and pg.component = 'global'
+                            and pg.provider is not distinct from l.provider
+    left join by_provider p26 on p26.rule_id = l.rule_id and p26.group_key = l.group_key and p26.component = '26'
+                             and p26.provider is not distinct from l.provider
+    left join by_provider ptc on ptc.rule_id = l.rule_id and ptc.group_key = l.group_key and ptc.component = 'TC'
+                             and ptc.provider is not distinct from l.provider
+    left join by_part k on k.rule_id = l.rule_id and k.group_key = l.group_key and k.part = l.part
+),
+keepers as (
+    select *, keeper_rank.entry as keeper, coalesce(rank < keeper_rank.rank, true) as is_keeper from grouped
 ),
 roles as (
-    select a.*, {DUPLICATE_ROLES} as dup_role from grouped a
+    select a.*, {DUPLICATE_ROLES} as dup_role from keepers a
+),
+copies as (
+    -- Only the line kept takes its part's list.
+    select r.*, t.n - 1 as copy_count, t.copy_lines, t.copy_refs
+    from roles r
+    left join part_lists t on r.dup_role = 'keep_copy' and t.rule_id = r.rule_id and t.group_key = r.group_key
+                          and t.part = r.part
 )
-select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper, copies as dup_copies,
+select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper,
+       array_to_string(copy_lines, ', ') || {_more("copy_count")} as dup_copies,
        case dup_role when 'bill_tc' then first_26 when 'bill_26' then first_tc
                      when 'keep_global' then case when own_26 then first_26 else first_tc end
                      when 'remove_part' then first_global when 'keep_part' then first_global
                      when 'remove_copy' then keeper end as partner,
        case dup_role when 'remove_global' then first_26.ref || ' and ' || first_tc.ref
-                     when 'keep_copy' then copies end as partner_text,
-       case dup_role when 'remove_global' then [first_26.ref, first_tc.ref] when 'keep_copy' then copy_refs
+                     when 'keep_copy' then array_to_string(copy_lines, ', ') || {_more("copy_count")}
+                     end as partner_text,
+       case dup_role when 'remove_global' then [first_26.ref, first_tc.ref] when 'keep_copy' then copy_refs || {_more_list("copy_count")}
                      end as partner_refs
-from roles
+from copies
 """
 
 # What becomes of the line a duplicate overlaps, from that line's own role; a line of an earlier batch has
@@ -294,9 +348,13 @@ days as (
            min(mue_value) as day_mue,
            coalesce(sum(units) filter (where removed_by is null), 0) as remaining_units,
            bool_or(partner_batch is not null) as with_earlier,
-           string_agg(line_ref, ', ' order by claim_id, line_number) as day_lines,
-           list({{'id': line_id, 'ref': ref}} order by claim_id, line_number) as day_members,
-           string_agg(line_ref, ', ' order by claim_id, line_number) filter (where removed_by is not null)
+           count(*) as day_count,
+           array_to_string(list(line_ref order by claim_id, line_number)[1:{LISTED}], ', ')
+               || {_more("count(*)")} as day_lines,
+           list({{'id': line_id, 'ref': ref}} order by claim_id, line_number)[1:{LISTED + 1}] as day_members,
+           array_to_string((list(line_ref order by claim_id, line_number)
+                            filter (where removed_by is not null))[1:{LISTED}], ', ')
+               || {_more("count(*) filter (where removed_by is not null)")}
                as fixing_lines,
            case {" ".join(f"when bool_or(removed_by = '{rule}') then '{rule}'"
                           for rule in dict.fromkeys(i.rule_id for i in INSTRUCTIONS if i.removes))} end
@@ -305,8 +363,8 @@ days as (
 )
 select m.line_id, m.day_key, d.day_units, d.day_mue, d.remaining_units, d.day_lines, d.fixing_lines,
        d.day_fixed_by, d.remaining_units <= d.day_mue and not d.with_earlier as day_fits,
-       list_transform(list_filter(d.day_members, lambda x: x.id <> m.line_id), lambda x: x.ref)
-           as day_partners
+       list_transform(list_filter(d.day_members, lambda x: x.id <> m.line_id), lambda x: x.ref)[1:{LISTED}]
+           || {_more_list("d.day_count - 1")} as day_partners
 from members m join days d on d.day_key = m.day_key
 """
 

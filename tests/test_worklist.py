@@ -19,7 +19,7 @@ from assets.report_data import name_without_dates, source_key
 from assets.rules import RULES
 from assets.rules.worklist import INSTRUCTIONS, PRECEDENCE, SIDE_RULES, template_sql
 
-from .helpers import module_site, scrub, write_csv
+from .helpers import module_site, read_csv, scrub, write_csv
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "claims_sample.csv"
 RADIOLOGY, CARDIO, GROUP = "1234567893", "9876543213", "5550001114"
@@ -75,6 +75,9 @@ CONFLICTS = [
     # One knee and its assistant's line under the surgeon's NPI: two units of the day, but not two sides.
     line("C-BIL2", 1, "P-BIL2", "2024-07-26", hcpcs="27447", modifiers="RT"),
     line("C-BIL2", 2, "P-BIL2", "2024-07-26", hcpcs="27447", modifiers="80"),
+    # One draw billed 25 times on one day (an export that repeats its lines): one copy kept, and each cell
+    # lists at most 20 other lines, then how many more.
+    *(line("C-MANY", n, "P-MANY", "2024-07-26", hcpcs="36415") for n in range(1, 26)),
 ]
 
 
@@ -224,6 +227,40 @@ def test_a_duplicate_over_the_mue_keeps_one_copy_and_the_units_follow(rows_by_li
             f"{rule}; also MUE_DOS (Removing the copy clears the units)")
 
 
+def test_a_line_billed_many_times_lists_twenty_other_lines_and_counts_the_rest(rows_by_line):
+    kept = rows_by_line[("C-MANY", 1)]
+    copies = ", ".join(f"C-MANY line {n}" for n in range(2, 22))
+    assert kept["Action"] == "keep, remove copies"
+    assert kept["Instruction"].startswith(f"C-MANY line 1: 36415 is billed again on {copies} and 4 more by NPI ")
+    for number in range(2, 26):
+        row = rows_by_line[("C-MANY", number)]
+        assert row["Action"] == "remove line"
+        assert row["Instruction"].startswith(f"C-MANY line {number}: 36415 repeats C-MANY line 1 by NPI ")
+    for number in range(1, 26):
+        partners = rows_by_line[("C-MANY", number)]["Partner lines"].split("\n")
+        # The day's 24 other lines (MUE_DOS): the first 20 by claim and line, then the count of the rest.
+        assert partners[-1] == "and 4 more" and len(partners) == 21
+        assert f"C-MANY line {number} (" not in "\n".join(partners)
+
+
+@pytest.mark.slow
+def test_a_day_billed_three_thousand_times_is_scrubbed_and_listed_in_brief(tmp_path, reference_db):
+    rows = [line(f"C-{n // 50}", n % 50 + 1, "P-ONE", "2024-07-26", hcpcs="36415") for n in range(3000)]
+    db = tmp_path / "claimscrub.duckdb"
+    db.write_bytes(reference_db.read_bytes())
+    result = scrub([write_csv(tmp_path / "repeated.csv", rows)], tmp_path / "out", db)
+    assert result.exit_code == 0, result.stderr
+    flags = read_csv(result.out_dir / "flags.csv")
+    assert sum(f["rule_id"] == "DUP_EXACT" for f in flags) == 3000
+    assert sum(f["rule_id"] == "MUE_DOS" for f in flags) == 3000
+    header, *body = sheet_rows(load_workbook(result.out_dir / "denial-risk-report.xlsx", read_only=True)
+                               ["Worklist"], 2)
+    rows = [dict(zip(header, r)) for r in body if r and str(r[0]).startswith("C-")]
+    assert len(rows) == 3000
+    assert rows[0]["Instruction"].startswith("C-0 line 1: 36415 is billed again on C-0 line 2, ")
+    assert " and 2979 more by NPI " in rows[0]["Instruction"]
+
+
 def test_a_bundled_line_that_is_also_a_duplicate_goes_every_copy_of_it(rows_by_line):
     for number, other in ((2, 3), (3, 2)):
         row = rows_by_line[("C-PTP", number)]
@@ -319,7 +356,7 @@ def test_no_claim_gets_two_instructions_that_contradict_each_other(worklist, row
         for other, code in re.findall(r"; (\S+ line \d+) is to be billed as (\S+)", text):
             assert lines[other]["Action"] == f"bill as {code.split('-')[1]}", (row, other)
         for copies in re.findall(r"is billed again on (.+?)(?: by NPI \d+)?: keep this line", text):
-            for other in copies.split(", "):
+            for other in re.sub(r" and \d+ more$", "", copies).split(", "):
                 assert lines[other]["Action"] == "remove line", (row, other)
     for claim, rows in by_claim.items():
         kept = [r for r in rows if r["Action"].startswith("keep")]
