@@ -24,12 +24,18 @@ class Family:
     only_when_used: bool = False
 
 
+# The lines whose place was looked up in the ZIP file (pricing.py): a ZIP and no locality, or a locality that is
+# not a pricing locality of the line's GPCI release.
+ZIP_PLACED = """service_zip is not null and (locality is null or not exists (
+    select 1 from priced_lines p join ref_gpci g on g.release_id = p.gpci_release and g.locality_key = claim_lines.locality
+    where p.batch_id = claim_lines.batch_id and p.line_id = claim_lines.line_id))"""
+
 FAMILIES = [
     Family("RVU", ("rvu",), "true", "quarter",
            "claimscrub reference download --release RVU{yy}{letter} (or reference load its PPRRVU file)"),
     Family("GPCI", ("gpci",), "true", "year", "claimscrub reference load GPCI{year}.csv"),
     Family("localities", ("locality_counties",), "false", "year", "claimscrub reference load {yy}LOCCO.csv"),
-    Family("ZIP", ("zip",), "service_zip is not null and locality is null", "quarter",
+    Family("ZIP", ("zip",), ZIP_PLACED, "quarter",
            "claimscrub reference load ZIP5_{mon}{year}.txt"),
     Family("PTP", ("ptp",), "true", "quarter",
            "claimscrub reference download --release 'PTP {year}Q{q}' (or reference load its ccipra files)"),

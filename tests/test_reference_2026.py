@@ -67,6 +67,8 @@ line("HALF1", "52282", "2025-10-15", patient="P-H1")
 line("HALF2", "33050", "2025-10-15", patient="P-H2")
 # Placed by its ZIP (San Francisco) after the end of the newest ZIP file, ZIP5 2025Q4.
 line("ZIP26", "76120", "2026-03-10", patient="P-ZIP", service_zip="94103")
+# A locality that is no pricing locality: the ZIP places the line, so the ZIP file's age counts for it too.
+line("ZIPLOC", "76120", "2026-03-12", patient="P-ZIP2", locality="99999-99", service_zip="94103")
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +153,10 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
         f"Newest {coverage['localities']['table']} release: no line that it judges is dated after its period.")
     zip_row = next(r for r in reference[2:] if r[0] and r[0].startswith("ZIP5"))
     assert zip_row[header.index("Coverage of this batch")].startswith(
-        "STALE: ZIP5 2025Q4 ends 2025-12-31; 1 line dated up to 2026-03-10 (69 days past its end) were judged by it. ")
-    assert run.line("ZIP26", 1)["locality"] == "01112-05"
+        "STALE: ZIP5 2025Q4 ends 2025-12-31; 2 lines dated up to 2026-03-12 (71 days past its end) were judged by "
+        "it. ")
+    assert run.line("ZIP26", 1)["locality"] == run.line("ZIPLOC", 1)["locality"] == "01112-05"
+    assert (coverage["ZIP"]["lines_beyond"], coverage["ZIP"]["latest_date_of_service"]) == (2, "2026-03-12")
 
 
 def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(run, reference_db, tmp_path):
