@@ -343,10 +343,12 @@ with members as (
 ),
 days as (
     select day_key,
-           case when bool_or(partner_batch is not null) then coalesce(max(judged_units), sum(units))
-                else sum(units) end as day_units,
+           coalesce(max(judged_units), sum(units)) as day_units,
            min(mue_value) as day_mue,
-           coalesce(sum(units) filter (where removed_by is null), 0) as remaining_units,
+           -- The day's units as judged (a line of an earlier batch, or of another MUE table, adds to them
+           -- unflagged), less those of the lines to remove.
+           coalesce(max(judged_units), sum(units)) - coalesce(sum(units) filter (where removed_by is not null), 0)
+               as remaining_units,
            bool_or(partner_batch is not null) as with_earlier,
            count(*) as day_count,
            array_to_string(list(line_ref order by claim_id, line_number)[1:{LISTED}], ', ')

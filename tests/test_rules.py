@@ -54,6 +54,11 @@ line("U4", 2, "PU4", "10005", set(), mods="LT", rendering=NPI_B)
 line("U5", 1, "PU5", "10005", set(), mods="RT")                               # another day
 line("U5", 2, "PU5", "10005", set(), mods="LT", dos="2024-07-16")
 line("U6", 1, "PU6", "76120", {"MUE_DOS"}, units="2")                        # indicator 3 on one line
+# J0716 in MUE 2024Q2: 4 per day (indicator 3) for practitioners, 4 per line (indicator 1) for outpatient
+# hospitals. The hospital's 3 units add to the physician's 2 on the day: only the per-day line is flagged.
+line("U10", 1, "PU10", "J0716", {"DUP_EXACT", "STATUS_NOT_PAYABLE"}, units="3", dos="2024-05-01", pos="22",
+     claim_type="institutional")
+line("U10b", 1, "PU10", "J0716", {"DUP_EXACT", "STATUS_NOT_PAYABLE", "MUE_DOS"}, units="2", dos="2024-05-01")
 line("U7", 1, "PU7", "99213", set(), units="2")                               # MUE 2: at the limit
 
 # --- bundling ------------------------------------------------------------------------------------------
