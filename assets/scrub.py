@@ -42,10 +42,10 @@ create or replace temp table history_candidates as
 with tonight as (
     select patient_id, date_of_service from claim_lines where batch_id = $batch
 ),
-earlier as (
+earlier as materialized (
     select earlier.batch_id, earlier.line_id, earlier.patient_id, earlier.date_of_service, earlier.hcpcs,
            earlier.component, earlier.facility, earlier.locality, earlier.service_zip, earlier.claim_type,
-           earlier.modifiers, earlier.units
+           earlier.modifiers, earlier.units, earlier.claim_id, earlier_order.seq
     from claim_lines earlier
     join batch_order earlier_order on earlier_order.batch_id = earlier.batch_id
     join batch_files earlier_file on earlier_file.batch_id = earlier.batch_id
@@ -57,11 +57,18 @@ earlier as (
       and earlier.patient_id in (select distinct patient_id from tonight)
       and earlier.claim_id not in (select claim_id from claim_lines where batch_id = $batch)
 ),
+-- A claim sent again in a later earlier batch replaced its earlier versions there: only its latest version
+-- before tonight takes part. Its versions are looked for among the lines above (tonight's patients, the dates
+-- history reads), not among every stored line.
+latest as (
+    select claim_id, max(seq) as seq from earlier group by claim_id
+),
 marked as (
-    select earlier.*,
+    select earlier.* exclude (claim_id, seq),
            exists (select 1 from tonight where tonight.patient_id = earlier.patient_id
                                            and tonight.date_of_service = earlier.date_of_service) as shares_day
     from earlier
+    semi join latest on latest.claim_id = earlier.claim_id and latest.seq = earlier.seq
 )
 select * from marked
 where shares_day or hcpcs in (select hcpcs from ref_rvu where global_days in ('000', '010', '090'))

@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", default=None, help="DuckDB's operator timings of this statement")
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--history", action="store_true",
+                        help="judge with the earlier batches of the database, as `scrub --history` does")
     args = parser.parse_args(argv)
     copy = args.database.with_name(f"{args.database.name}.statements")
     shutil.copyfile(args.database, copy)
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         con = Timed(raw, args.profile)
         started, cpu = time.monotonic(), _cpu()
         if args.stage == "judge":
-            scrub.scrub_batch(con, batch)
+            scrub.scrub_batch(con, batch, with_history=args.history)
         else:
             raw.execute("set preserve_insertion_order = true")
             write_stage(con, batch)
