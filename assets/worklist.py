@@ -116,13 +116,20 @@ case
     when a.bundled then 'bundled'
     when a.others = 0 then 'resolved'
     when a.rule_id = 'DUP_EXACT' then case when a.is_keeper then 'keep_copy' else 'remove_copy' end
-    when a.component = 'global' and a.globals > 0
-        then case when a.is_keeper then 'keep_copy' else 'remove_copy' end
+    -- Copies of a global line go first; the one kept then gives way to the parts billed beside it.
+    when a.component = 'global' and a.globals > 0 and not a.is_keeper then 'remove_copy'
     when a.component = 'global' and a.parts_26 > 0 and a.parts_tc > 0 then 'remove_global'
-    when a.component = 'global' and a.parts_26 > 0
-        then case when a.own_26 then 'keep_global' else 'bill_tc' end
-    when a.component = 'global' and a.parts_tc > 0
-        then case when a.own_tc then 'keep_global' else 'bill_26' end
+    -- Another provider's part: the global becomes the other part; in a hospital, whose own claim bills the
+    -- technical part, a global beside another provider's 26 has nothing left to bill.
+    when a.component = 'global' and a.other_26 and a.hospital_global then 'remove_hospital_global'
+    when a.component = 'global' and a.other_26 then 'bill_tc'
+    when a.component = 'global' and a.other_tc then 'bill_26'
+    when a.component = 'global' and (a.parts_26 > 0 or a.parts_tc > 0) then 'keep_global'
+    when a.component = 'global' then 'keep_copy'
+    -- A part beside a global: it stays where the global goes (both parts billed) or gives way to another
+    -- provider's part; a part of the global's own provider goes.
+    when a.globals > 0 and ((a.component = '26' and a.parts_tc > 0) or (a.component = 'TC' and a.parts_26 > 0))
+        then 'keep_part'
     when a.globals > 0 and a.own_global then 'remove_part'
     when a.globals > 0 then 'keep_part'
     when a.is_keeper then 'keep_copy'
@@ -160,21 +167,24 @@ with members as (
                 case when f.rule_id = 'DUP_EXACT' then coalesce(f.modifiers, '') || '|' || f.provider end)
                as group_key,
            f.line_id in (select line_id from worklist_findings
-                         where rule_id = 'PTP_NO_BYPASS' and not partner_bundled) as bundled
+                         where rule_id = 'PTP_NO_BYPASS' and not partner_bundled) as bundled,
+           f.line_id in (select line_id from worklist_findings where rule_id = 'MOD_GLOBAL_IN_HOSPITAL')
+               as hospital_global
     from worklist_findings f where f.rule_id in {_sql_list(DUPLICATE_RULES)}
     union
     select f.rule_id, f.partner_line_id, f.partner_batch, true, f.partner_claim_id, f.partner_line_number,
            f.partner_line, f.partner_component, f.partner_provider, f.partner_ref,
            hash(f.patient, f.date_of_service, f.hcpcs,
                 case when f.rule_id = 'DUP_EXACT' then coalesce(f.modifiers, '') || '|' || f.provider end),
-           false
+           false, false
     from worklist_findings f
     where f.rule_id in {_sql_list(DUPLICATE_RULES)} and f.partner_batch is not null
 ),
 ranked as (
     select *, {{'first': not earlier, 'claim': claim_id, 'line': line_number}} as rank,
            case when rule_id = 'DUP_EXACT' then '' else component end as part,
-           {{'ref': ref, 'line': line_ref, 'id': line_id, 'batch': batch, 'component': component}} as entry
+           {{'ref': ref, 'line': line_ref, 'id': line_id, 'batch': batch, 'component': component,
+             'provider': provider}} as entry
     from members
 ),
 -- The lines a line may be a copy of: its group's, less those removed for a bundle. They are counted, and their
@@ -193,8 +203,14 @@ by_component as (
     select rule_id, group_key, component, arg_min(entry, rank, 2) as firsts from pool group by all
 ),
 by_provider as (
-    select rule_id, group_key, component, provider, count(*) as n, arg_min(entry, rank, 2) as firsts
+    select rule_id, group_key, component, provider, count(*) as n, arg_min(entry, rank, 2) as firsts,
+           min(rank) as first_rank
     from pool group by all
+),
+-- Per component, the first line of each of its first two providers: one of them is another provider's.
+by_component_providers as (
+    select rule_id, group_key, component, arg_min(firsts[1], first_rank, 2) as firsts
+    from by_provider group by all
 ),
 by_part as (
     select rule_id, group_key, part, arg_min({{'entry': entry, 'rank': rank}}, rank, 2) as firsts
@@ -216,6 +232,11 @@ grouped as (
            coalesce(pg.n, 0) - (own.in_pool and l.component = 'global')::int > 0 as own_global,
            coalesce(p26.n, 0) - (own.in_pool and l.component = '26')::int > 0 as own_26,
            coalesce(ptc.n, 0) - (own.in_pool and l.component = 'TC')::int > 0 as own_tc,
+           l.component = 'global' and coalesce(g.n_26, 0) > coalesce(p26.n, 0) as other_26,
+           l.component = 'global' and coalesce(g.n_tc, 0) > coalesce(ptc.n, 0) as other_tc,
+           list_filter(o26.firsts, lambda x: x.provider is distinct from l.provider)[1] as first_other_26,
+           list_filter(otc.firsts, lambda x: x.provider is distinct from l.provider)[1] as first_other_tc,
+           l.hospital_global,
            {_other("cg.firsts")} as first_global,
            coalesce({_other("p26.firsts")}, {_other("c26.firsts")}) as first_26,
            coalesce({_other("ptc.firsts")}, {_other("ctc.firsts")}) as first_tc,
@@ -232,6 +253,10 @@ grouped as (
     left join by_provider ptc on ptc.rule_id = l.rule_id and ptc.group_key = l.group_key and ptc.component = 'TC'
                              and ptc.provider is not distinct from l.provider
     left join by_part k on k.rule_id = l.rule_id and k.group_key = l.group_key and k.part = l.part
+    left join by_component_providers o26 on o26.rule_id = l.rule_id and o26.group_key = l.group_key
+                                        and o26.component = '26'
+    left join by_component_providers otc on otc.rule_id = l.rule_id and otc.group_key = l.group_key
+                                        and otc.component = 'TC'
 ),
 keepers as (
     select *, keeper_rank.entry as keeper, coalesce(rank < keeper_rank.rank, true) as is_keeper from grouped
@@ -248,7 +273,8 @@ copies as (
 )
 select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper,
        array_to_string(copy_lines, ', ') || {_more("copy_count")} as dup_copies,
-       case dup_role when 'bill_tc' then first_26 when 'bill_26' then first_tc
+       case dup_role when 'bill_tc' then first_other_26 when 'bill_26' then first_other_tc
+                     when 'remove_hospital_global' then first_other_26
                      when 'keep_global' then case when own_26 then first_26 else first_tc end
                      when 'remove_part' then first_global when 'keep_part' then first_global
                      when 'remove_copy' then keeper end as partner,

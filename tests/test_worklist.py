@@ -75,6 +75,19 @@ CONFLICTS = [
     # One knee and its assistant's line under the surgeon's NPI: two units of the day, but not two sides.
     line("C-BIL2", 1, "P-BIL2", "2024-07-26", hcpcs="27447", modifiers="RT"),
     line("C-BIL2", 2, "P-BIL2", "2024-07-26", hcpcs="27447", modifiers="80"),
+    # A global line of one provider beside its own 26 and another provider's 26: the global gives way to the
+    # other's 26 (billed as TC), its own 26 goes.
+    line("C-MIX", 1, "P-MIX", "2024-07-26", modifiers="26", npi=CARDIO),
+    line("C-MIX", 2, "P-MIX", "2024-07-26", modifiers="26"),
+    line("C-MIX", 3, "P-MIX", "2024-07-26", npi=CARDIO),
+    # Two copies of a global line and another provider's 26: one copy stays, billed as TC.
+    line("C-GCOPY", 1, "P-GCOPY", "2024-07-26", npi=CARDIO),
+    line("C-GCOPY", 2, "P-GCOPY", "2024-07-26", npi=CARDIO),
+    line("C-G26", 1, "P-GCOPY", "2024-07-26", modifiers="26"),
+    # A global line in a hospital beside another provider's 26: the hospital bills the technical part, so
+    # nothing is left for the global line.
+    line("C-HG", 1, "P-HG", "2024-07-26", pos="22"),
+    line("C-H26", 1, "P-HG", "2024-07-26", modifiers="26", npi=CARDIO, pos="22"),
     # One draw billed 25 times on one day (an export that repeats its lines): one copy kept, and each cell
     # lists at most 20 other lines, then how many more.
     *(line("C-MANY", n, "P-MANY", "2024-07-26", hcpcs="36415") for n in range(1, 26)),
@@ -225,6 +238,30 @@ def test_a_duplicate_over_the_mue_keeps_one_copy_and_the_units_follow(rows_by_li
         assert "units" not in kept["Instruction"] + copy["Instruction"]
         assert kept["Resolves"] == copy["Resolves"] == (
             f"{rule}; also MUE_DOS (Removing the copy clears the units)")
+
+
+def test_a_global_line_gives_way_to_another_providers_part_whatever_else_is_billed(rows_by_line):
+    # Its own 26 goes; the global is billed as TC beside the other provider's 26, which stays.
+    assert rows_by_line[("C-MIX", 1)]["Action"] == "remove line"
+    assert rows_by_line[("C-MIX", 3)]["Action"] == "bill as TC"
+    assert rows_by_line[("C-MIX", 3)]["Instruction"].startswith(
+        "C-MIX line 3: 76120 global overlaps C-MIX line 2 (76120-26, NPI 1234567893, same day): bill C-MIX as "
+        "76120-TC")
+    assert rows_by_line[("C-MIX", 2)]["Instruction"].endswith("C-MIX line 3 is to be billed as 76120-TC")
+    # Of two copies of the global, the first stays and is billed as TC; the copy goes.
+    assert rows_by_line[("C-GCOPY", 1)]["Action"] == "bill as TC"
+    assert rows_by_line[("C-GCOPY", 2)]["Action"] == "remove line"
+    assert rows_by_line[("C-G26", 1)]["Instruction"].endswith("C-GCOPY line 1 is to be billed as 76120-TC")
+
+
+def test_a_global_line_in_a_hospital_beside_another_providers_26_is_removed(rows_by_line):
+    hospital = rows_by_line[("C-HG", 1)]
+    assert hospital["Action"] == "remove line"
+    assert hospital["Instruction"] == (
+        "C-HG line 1: 76120 global at hospital place of service 22 overlaps C-H26 line 1 (76120-26, NPI "
+        "9876543213, same day): remove this line; the other provider bills the professional part and the "
+        "hospital the technical part")
+    assert rows_by_line[("C-H26", 1)]["Instruction"].endswith("C-HG line 1 is to be removed")
 
 
 def test_a_line_billed_many_times_lists_twenty_other_lines_and_counts_the_rest(rows_by_line):

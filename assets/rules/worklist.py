@@ -173,6 +173,10 @@ INSTRUCTIONS = [
     Instruction("DUP_COMPONENT", "remove line",
                 "{line}: {code} global overlaps {dup_partner}, which bill both parts: remove this line",
                 when="w.dup_role = 'remove_global'", removes=True),
+    Instruction("DUP_COMPONENT", "remove line",
+                "{line}: {code} global at hospital place of service {pos} overlaps {dup_partner}: remove this "
+                "line; the other provider bills the professional part and the hospital the technical part",
+                when="w.dup_role = 'remove_hospital_global'", removes=True),
     Instruction("DUP_COMPONENT", "keep as billed",
                 "{line}: {billed} overlaps {dup_partner}: keep this line as billed; {dup_partner_line} is to "
                 "{dup_partner_action}", when="w.dup_role = 'keep_part'"),
@@ -338,6 +342,7 @@ PARTNER_ACTIONS = {
     "bill_tc": "be billed as {code}-TC",
     "bill_26": "be billed as {code}-26",
     "remove_global": "be removed",
+    "remove_hospital_global": "be removed",
     "remove_part": "be removed",
     "remove_copy": "be removed",
     "keep_global": "stay as billed",
