@@ -81,7 +81,12 @@ quarantined as (
     from claim_quarantine q join latest_batch using (claim_id, batch_id)
 )
 select r.sha256, r.line_seq, r.claim_id, r.hcpcs, r.payer, r.status, r.issued, r.loaded_at,
-       coalesce('ref ' || r.ref_6r, 'code ' || r.hcpcs || ' #' || r.code_position) as line_key,
+       -- The line a remittance line answers: the scrubbed line it matched, else its REF*6R (`01` is line
+       -- 1), else its code and position; answers of one line by different keys are answers of one line.
+       coalesce('line ' || coalesce(by_ref.batch_id, by_code.batch_id) || ' '
+                    || coalesce(by_ref.line_id, by_code.line_id),
+                'ref ' || coalesce(cast(try_cast(r.ref_6r as integer) as varchar), r.ref_6r),
+                'code ' || r.hcpcs || ' #' || r.code_position) as line_key,
        coalesce(by_ref.batch_id, by_code.batch_id) as batch_id,
        coalesce(by_ref.line_id, by_code.line_id) as line_id,
        coalesce(by_ref.line_number, by_code.line_number) as line_number,

@@ -169,6 +169,20 @@ def test_the_answer_the_payer_issued_last_counts_whatever_order_the_835s_were_lo
         "MUE_DOS"] == "0"
 
 
+def test_a_later_answer_without_line_references_replaces_the_earlier_one_in_the_denial_patterns(loop, tmp_path):
+    # The first 835 named most lines by REF*6R; a later one pays every line and names none (matched by code and
+    # position): each line's last answer is a payment, whatever key matched it.
+    db = tmp_path / "claimscrub.duckdb"
+    db.write_bytes(loop.db.read_bytes())
+    assert any(int(r["denied_lines"]) for r in read_csv(loop.feedback_out / "denial_patterns.csv"))
+    later = write_835(tmp_path / "later.835", CLAIMS, {}, without_line_ref={r["claim_id"] for r in CLAIMS},
+                      issued="20241001")
+    assert _cli("remit", str(later), "--db", str(db)).exit_code == 0
+    assert _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db)).exit_code == 0
+    assert read_csv(tmp_path / "feedback" / "denial_patterns.csv") == []
+    assert read_csv(tmp_path / "feedback" / "missed_denials.csv") == []
+
+
 def test_an_835_is_dated_by_its_production_date_else_its_payment_date(tmp_path):
     from assets.x12 import read_835
 
