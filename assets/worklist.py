@@ -87,8 +87,10 @@ bundles as (
 )
 select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} as billed,
        -- A bundle whose column 1 line is itself bundled into a third line (92611, 76120, 76000): that line
-       -- goes, and this one is no longer billed beside it.
+       -- goes, and this one is no longer billed beside it, unless another edit also bundles this one (the
+       -- judge names the first column 1 line and counts the others in its message).
        coalesce(f.rule_id = 'PTP_NO_BYPASS' and f.partner_batch is null
+                and not contains(f.message, 'more edit(s) against this line)')
                 and exists (select 1 from bundles b
                             where b.line_id = f.partner_line_id and b.partner_line_id <> f.line_id), false)
            as partner_bundled,

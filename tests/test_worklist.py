@@ -62,6 +62,11 @@ CONFLICTS = [
     line("C-CHAIN", 1, "P-CHAIN", "2024-07-26", hcpcs="92611"),
     line("C-CHAIN", 2, "P-CHAIN", "2024-07-26"),
     line("C-CHAIN", 3, "P-CHAIN", "2024-07-26", hcpcs="76000"),
+    # The same chain beside 64483, which also bundles 76000: 76000 goes with 76120.
+    line("C-CHAIN2", 1, "P-CHAIN2", "2024-07-26", hcpcs="92611"),
+    line("C-CHAIN2", 2, "P-CHAIN2", "2024-07-26"),
+    line("C-CHAIN2", 3, "P-CHAIN2", "2024-07-26", hcpcs="76000"),
+    line("C-CHAIN2", 4, "P-CHAIN2", "2024-07-26", hcpcs="64483"),
     # One biller's 26 and TC in a hospital: the facility bills the technical part, the 26 stays as billed.
     line("C-HOSP", 1, "P-HOSP", "2024-07-26", modifiers="26", pos="22"),
     line("C-HOSP", 2, "P-HOSP", "2024-07-26", modifiers="TC", pos="22"),
@@ -328,6 +333,9 @@ def test_a_line_bundled_into_a_line_that_goes_stays(rows_by_line):
     fluoroscopy = rows_by_line[("C-CHAIN", 3)]
     assert fluoroscopy["Action"] == "keep as billed"
     assert fluoroscopy["Resolves"] == "PTP_NO_BYPASS (A line bundled into a removed line stays)"
+    # Unless another edit bundles it too: 64483/76000 still applies once 76120 is gone.
+    assert rows_by_line[("C-CHAIN2", 2)]["Action"] == "remove line"
+    assert rows_by_line[("C-CHAIN2", 3)]["Action"] == "remove line"
 
 
 def test_a_line_removed_for_any_reason_clears_the_days_units(rows_by_line):
