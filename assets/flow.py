@@ -24,7 +24,7 @@ from .readers import (
     stage_excel,
     staging_table,
 )
-from .scrub import BATCH_ORDER, scrub_batch
+from .scrub import BATCH_ORDER, history_span, scrub_batch
 from .shards import Layout, attach_all, distribute, each_shard, read_layout, shard_connection
 from .tables import clear_batch, ensure_schema
 from .validate import validate_batch
@@ -204,9 +204,15 @@ def plan_shards(config: BatchConfig, duckdb: DuckDBResource):
     by shard in the one file)."""
     with duckdb.get_connection() as con:
         layout = read_layout(con)
+        # The dates history reads are the whole batch's: a shard's step sees its own lines only, and a window
+        # of its own would read (and judge with) other earlier lines than the batch's.
+        span = None
+        if layout.per_shard and config.with_history:
+            attach_all(con, duckdb.database, layout)
+            span = history_span(con, config.batch_id, True)
     work = {"config": config.model_dump(), "database": duckdb.database, "shards": layout.shards,
             "layout": layout.layout, "lock_timeout": getattr(duckdb, "lock_timeout", 60.0),
-            "connection_config": dict(duckdb.connection_config)}
+            "connection_config": dict(duckdb.connection_config), "history_span": span}
     if not layout.per_shard:
         yield dg.DynamicOutput({**work, "shard": None}, mapping_key="batch")
         return
@@ -227,7 +233,7 @@ def judge_shard(work: dict) -> dict:
     with stage(name, total=1, unit="batches") as progress, shard_connection(work) as con:
         con.execute("begin transaction")
         by_severity = scrub_batch(con, config.batch_id, with_history=config.with_history,
-                                  shards=layout.shards if shard is None else 1)
+                                  shards=layout.shards if shard is None else 1, span=work.get("history_span"))
         con.execute("commit")
         progress.advance()
         progress.rows = sum(by_severity.values())

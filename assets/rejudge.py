@@ -30,7 +30,7 @@ from .outputs import patient_expression
 from .pricing import price_batch
 from .progress import stage
 from .rules import RULES
-from .scrub import scrub_batch
+from .scrub import history_span, scrub_batch
 from .shards import attach_all, each_shard, read_layout
 from .tables import ensure_schema
 
@@ -186,10 +186,12 @@ def rejudge(con, since: date, scratch: Path, database: str | None = None) -> dic
     judged = {**params, "batches": [b[0] for b in batches]}
     con.execute(f"create or replace temp table findings_then as {FINDINGS}", judged)
     con.execute(f"create or replace temp table releases_then as {RELEASES}", judged)
+    # Each batch's history dates are the whole batch's, whichever shard is judged (as the scrub takes them).
+    spans = {b[0]: history_span(con, b[0], b[1]) for b in batches} if layout.per_shard else {}
     with stage("rejudge", total=len(batches) * (layout.shards if layout.per_shard else 1),
                unit="batches") as progress:
         for shard, on in each_shard(con, database, layout):
-            _judge_again(on, batches, judged, scratch, "" if shard is None else f"_{shard}", progress)
+            _judge_again(on, batches, judged, scratch, "" if shard is None else f"_{shard}", progress, spans)
         for name in ("findings_now", "releases_now"):
             con.execute(f"create or replace temp table {name} as select * from read_parquet($paths)",
                         {"paths": [str(path) for path in sorted(scratch.glob(f"{name}*.parquet"))]})
@@ -200,14 +202,15 @@ def rejudge(con, since: date, scratch: Path, database: str | None = None) -> dic
     return {"since": since.isoformat(), "lines": lines, "batches": batch_count}
 
 
-def _judge_again(con, batches: list[tuple], judged: dict, scratch: Path, suffix: str, progress) -> None:
+def _judge_again(con, batches: list[tuple], judged: dict, scratch: Path, suffix: str, progress,
+                 spans: dict) -> None:
     """Price and judge `batches` again on `con` (the site, or one shard of it) in a transaction that is rolled
     back; what it found is copied out first, to `scratch`."""
     con.execute("begin transaction")
     try:
         for batch_id, with_history, locality, variant, floor_through in batches:
             price_batch(con, batch_id, locality, variant, floor_through)
-            scrub_batch(con, batch_id, with_history=with_history)
+            scrub_batch(con, batch_id, with_history=with_history, span=spans.get(batch_id))
             progress.advance(what=batch_id)
         # Copied out of the transaction before it is rolled back: the stored tables stay as they were.
         for name, sql in (("findings_now", FINDINGS), ("releases_now", RELEASES)):

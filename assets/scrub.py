@@ -77,11 +77,12 @@ where shares_day or hcpcs in (select hcpcs from ref_rvu where global_days in ('0
 # The lines of earlier batches that take part: those sharing a day with the batch, and the surgeries (global
 # days 000, 010 or 090 in the release that judges their date now: history_priced). History lines get negative
 # ids (`sl_id`) so that ids stay unique next to the batch's own; only these few are numbered, so the batch is
-# never sorted.
+# never sorted. The rules name the partner with the lowest id: the first batch scrubbed, then its first line.
 HISTORY_LINES = """
 create or replace temp table history_lines as
-select c.batch_id, c.line_id, -row_number() over (order by c.batch_id, c.line_id) as sl_id, c.shares_day
+select c.batch_id, c.line_id, -row_number() over (order by o.seq desc, c.line_id desc) as sl_id, c.shares_day
 from history_candidates c
+join batch_order o on o.batch_id = c.batch_id
 join history_priced p on p.batch_id = c.batch_id and p.line_id = c.line_id
 where c.shares_day or p.global_days in ('000', '010', '090')
 """
@@ -290,7 +291,7 @@ def _part_sql(sql: str, parts: int, part: int, shards: int) -> str:
     return re.sub(r"\$(parts|part|shards)\b", lambda match: str(numbers[match.group(1)]), sql)
 
 
-def _history_span(con, batch_id: str, with_history: bool) -> dict:
+def history_span(con, batch_id: str, with_history: bool) -> dict:
     """The days of earlier lines that can take part: a surgery's period reaches a visit up to 90 days after it
     (and 57 the day before), and an encounter is one day. Bound as constants, they let DuckDB skip the stored
     row groups of earlier quarters instead of reading every earlier line of the batch's patients."""
@@ -305,14 +306,15 @@ def _history_span(con, batch_id: str, with_history: bool) -> dict:
 
 
 def scrub_batch(con, batch_id: str, with_history: bool = False,
-                lines_per_part: int | None = None, shards: int = 1) -> dict[str, int]:
+                lines_per_part: int | None = None, shards: int = 1, span: dict | None = None) -> dict[str, int]:
     """Judge one priced batch against every rule; rewrites the batch's rows of `line_flags`. With history,
     lines of earlier batches count as part of the batch's encounters, but only the batch's lines are flagged.
     A batch of more than `lines_per_part` lines (LINES_PER_PART unless given) is judged shard by shard
     (`shards`, the site's patient shards stored with the lines; 1 where the connection sees one shard's file
     only), and a shard of more than that in parts of it, by patient; a smaller batch is judged whole."""
     register_rules(con)
-    values = {"batch": batch_id, "with_history": with_history, **_history_span(con, batch_id, with_history)}
+    # `span`: the whole batch's history dates, where this connection sees one shard's lines only.
+    values = {"batch": batch_id, "with_history": with_history, **(span or history_span(con, batch_id, with_history))}
     con.execute(HISTORY_CANDIDATES, named_parameters(HISTORY_CANDIDATES, values))
     price_history(con, batch_id)
     con.execute(HISTORY_LINES)

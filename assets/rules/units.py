@@ -40,7 +40,7 @@ PAIR_RULES = {}
 # claim's outpatient hospital MUE, per line) still adds its units to the day, as the book groups lines by
 # patient, day, provider and code alone. A group of two or more lines is made of same-code pairs of one
 # provider, and a line alone breaks its MUE only with more units than it: those lines are all a group can
-# hold. A finding whose group holds lines of an earlier batch names the first such batch.
+# hold. A finding whose group holds lines of an earlier batch names the first such batch scrubbed.
 MUE_DOS = """
 insert into found by name
 with candidates as (
@@ -53,7 +53,7 @@ with candidates as (
 day_totals as (
     select candidate.patient_id, candidate.date_of_service, candidate.provider_key, candidate.hcpcs,
            sum(candidate.units) as day_units, count(*) as day_lines,
-           min(history.batch_id) as partner_batch,
+           arg_min(history.batch_id, history.sl_id) as partner_batch,
            min(candidate.mue_value) filter (where candidate.mai in (2, 3)) as least_mue
     from candidates candidate left join history_lines history on history.sl_id = candidate.line_id
     group by candidate.patient_id, candidate.date_of_service, candidate.provider_key, candidate.hcpcs
