@@ -352,10 +352,15 @@ def test_a_line_removed_for_any_reason_clears_the_days_units(rows_by_line):
 
 
 def test_each_side_of_a_bilateral_code_on_its_own_line_is_told_to_bill_50(rows_by_line):
-    for number in (1, 2):
-        row = rows_by_line[("C-BIL", number)]
-        assert row["Action"] == "bill as bilateral"
-        assert "bill it once as 27447-50 on one line (bilateral indicator 1, paid at 150%)" in row["Instruction"]
+    # The side billed first becomes the one line with 50; the other side's line goes.
+    first, second = rows_by_line[("C-BIL", 1)], rows_by_line[("C-BIL", 2)]
+    assert first["Action"] == "bill as bilateral"
+    assert "bill it once as 27447-50 on this line (bilateral indicator 1, paid at 150%) and remove the other " \
+           "side's line" in first["Instruction"]
+    assert second["Action"] == "remove line"
+    assert second["Instruction"].startswith("C-BIL line 2: 27447 is billed for each side (C-BIL line 1, C-BIL line "
+                                            "2), 2 units over its MUE of 1 per day: remove this line; the other "
+                                            "side's line is billed once as 27447-50")
     # A side beside a line that is no side is no bilateral service: the day's units are corrected instead.
     assert [rows_by_line[("C-BIL2", number)]["Action"] for number in (1, 2)] == ["correct units", "correct units"]
 

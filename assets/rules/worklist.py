@@ -80,6 +80,11 @@ FIELDS = {
 }
 
 
+# A bilateral code (indicator 1, MUE 1) billed for each side on a line of its own: one service billed as -50.
+BILATERAL_DAY = ("w.bilat_surg = '1' and w.mue_value = 1 and len(w.day_sides) = 2 "
+                 "and list_has_any(string_split(coalesce(w.modifiers, ''), ','), ['RT', 'LT'])")
+
+
 @dataclass(frozen=True)
 class Instruction:
     """One rule's instruction for a finding whose facts meet `when` (SQL over FIELDS' `w`; '' always)."""
@@ -232,10 +237,14 @@ INSTRUCTIONS = [
     # line with 50 is the claim Medicare pays, not the units cut to one.
     Instruction("MUE_DOS", "bill as bilateral",
                 "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
-                "of {mue} per day: bill it once as {code}-50 on one line (bilateral indicator 1, paid at 150%) "
+                "of {mue} per day: bill it once as {code}-50 on this line (bilateral indicator 1, paid at 150%) "
                 "and remove the other side's line",
-                when="w.bilat_surg = '1' and w.mue_value = 1 and len(w.day_sides) = 2 "
-                     "and list_has_any(string_split(coalesce(w.modifiers, ''), ','), ['RT', 'LT'])"),
+                when=f"{BILATERAL_DAY} and w.line_id = w.first_side_line"),
+    Instruction("MUE_DOS", "remove line",
+                "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
+                "of {mue} per day: remove this line; the other side's line is billed once as {code}-50 "
+                "(bilateral indicator 1, paid at 150%)",
+                when=BILATERAL_DAY, removes=True),
     Instruction("MUE_DOS", "correct units",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}"
@@ -391,7 +400,8 @@ PRECEDENCE = [
         "removed_units", "Removing a line clears its units",
         "the units of a line removed for any other reason (a technical part in a hospital, an assistant "
         "Medicare never pays, a bundled status) no longer count toward the day's MUE",
-        governs=(), resolves=("MUE_DOS",), when="w.day_fixed_by is not null and w.day_fits"),
+        governs=(), resolves=("MUE_DOS",),
+        when="w.day_fixed_by is not null and w.day_fixed_by <> 'MUE_DOS' and w.day_fits"),
     Precedence(
         "chain", "A line bundled into a removed line stays",
         "a column 2 line whose column 1 line is itself removed for a bundle is no longer billed beside it: "
