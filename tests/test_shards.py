@@ -149,16 +149,15 @@ def test_history_reaches_the_earlier_batch_on_every_layout(one_shard, four_files
         assert any(row["partner_batch"] for row in flags)
 
 
-@pytest.mark.parametrize("layout", ["single", "per-shard"])
-def test_history_reads_the_whole_batch_s_dates_and_names_the_first_batch_on_every_layout(layout, tmp_path,
-                                                                                        reference_db):
+def test_history_reads_the_whole_batch_s_dates_and_names_the_first_batch_on_a_per_shard_site(tmp_path,
+                                                                                             reference_db):
     # P1 and P2 are in shards 1 and 0 of two. Claim A went out for P1 on 2026-03-10, then was corrected to
     # 2025-11-20; tonight's first date (P2's, 2026-02-01) puts that correction inside history's dates, and so
     # the first version stays replaced, whichever shard judges P1. Claims B and C, of two earlier nights, both
     # repeat tonight's T3: the first night's is the partner named.
     db = tmp_path / "claimscrub.duckdb"
     shutil.copyfile(reference_db, db)
-    assert db_command("init", "--db", str(db), "--shards", "2", "--layout", layout).exit_code == 0
+    assert db_command("init", "--db", str(db), "--shards", "2", "--layout", "per-shard").exit_code == 0
     nights = [[row("A", "P1", DOS="2026-03-10"), row("B", "P1", DOS="2026-03-20", **{"CPT Code": "99213"})],
               [row("A", "P1", DOS="2025-11-20"), row("C", "P1", DOS="2026-03-20", **{"CPT Code": "99213"})],
               [row("T1", "P1", DOS="2026-03-10"), row("T2", "P2", DOS="2026-02-01", **{"CPT Code": "99213"}),
