@@ -54,6 +54,10 @@ CONFLICTS = [
     line("C-AOC", 1, "P-AOC", "2024-07-26", hcpcs="G0514"),
     line("C-SURG", 1, "P-SURG", "2024-07-01", hcpcs="27447"),
     line("C-EM", 1, "P-SURG", "2024-07-15", hcpcs="99213"),
+    # A visit on the day of one surgery (000 days) and in the period of an earlier one (010): two excuses.
+    line("C-SURG2", 1, "P-SURG2", "2024-07-01", hcpcs="10060"),
+    line("C-SURG3", 1, "P-SURG2", "2024-07-05", hcpcs="11042"),
+    line("C-SURG3", 2, "P-SURG2", "2024-07-05", hcpcs="99213", modifiers="59"),
     line("C-ASST", 1, "P-ASST", "2024-07-26", hcpcs="10060", modifiers="80"),
     # A visit bundled into a procedure (indicator 1): its modifier would be 25, never 59.
     line("C-VIS", 1, "P-VIS", "2024-07-26", hcpcs="11042"),
@@ -375,6 +379,11 @@ def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
         "NPI 1234567893): append 24 (or FT) only if the visit was unrelated to the surgery and the record "
         "shows it; otherwise remove it")
     assert rows_by_line[("C-EM", 1)]["Partner lines"] == "C-SURG line 1 (27447, NPI 1234567893, 2024-07-01)"
+    two = rows_by_line[("C-SURG3", 2)]["Instruction"]
+    assert "global period of 10060 on 2024-07-01" in two and "append 24 (or FT)" in two
+    assert ("it also lies in the period of another surgery (see the explanation), which needs its own: 24 after "
+            "the surgery's day, 25 on it, 57 for the decision for a major surgery, or FT for a visit unrelated "
+            "to every one of them") in two
     assert rows_by_line[("C-ASST", 1)]["Instruction"] == (
         "C-ASST line 1: Medicare pays no assistant at surgery for 10060 (assistant indicator 1): remove this "
         "80 line")

@@ -69,7 +69,12 @@ FIELDS = {
                        "unrelated to the surgery' "
                        "when w.date_of_service = w.partner_dos then '25 only if the visit was a significant, "
                        "separately identifiable service (57 if it was the decision for a major surgery)' "
-                       "else '57 only if the visit was the decision for the surgery' end",
+                       "else '57 only if the visit was the decision for the surgery' end "
+                       # A visit in the periods of several surgeries needs each one's excuse, or FT for all.
+                       "|| case when contains(w.message, 'more surgery line(s)') then '; it also lies in the "
+                       "period of another surgery (see the explanation), which needs its own: 24 after the "
+                       "surgery''s day, 25 on it, 57 for the decision for a major surgery, or FT for a visit "
+                       "unrelated to every one of them' else '' end",
     # A duplicate's other lines (assets/worklist.py, DUPLICATES): the line it overlaps, the line kept, the
     # copies, and what becomes of the line it overlaps.
     "dup_partner": "w.dup_partner_ref",
