@@ -163,22 +163,45 @@ def x12_notes(path: Path) -> list[str]:
     sets that are not 837P (an 837I beside the 837P claims), which it leaves out, and the dates of service
     given as a range of days (DTP*472*RD8), which are judged on their first day."""
     guide, others, spans = "", [], 0
+    # Lines of the 837P sets dated by a range: a line's own DTP*472, else its claim's (before its first LX).
+    professional, claim_range, line = False, False, None
+
+    def line_ends() -> None:
+        nonlocal spans, line
+        if line is not None:
+            spans += claim_range if line["range"] is None else line["range"]
+        line = None
+
     for segment in read_segments(path):
+        if segment.id in ("LX", "CLM", "HL", "SE"):
+            line_ends()
         if segment.id == "GS":
             guide = segment.get(8)
         elif segment.id == "ST":
             set_id, set_guide = segment.get(1), segment.get(3) or guide
-            if not (set_id == "837" and set_guide.startswith(PROFESSIONAL_GUIDE)):
+            professional = set_id == "837" and set_guide.startswith(PROFESSIONAL_GUIDE)
+            if not professional:
                 others.append(f"{set_id} ({set_guide})" if set_guide else set_id)
-        elif segment.id == "DTP" and segment.get(1) == "472" and segment.get(2) == "RD8":
+        elif not professional:
+            continue
+        elif segment.id == "CLM":
+            claim_range = False
+        elif segment.id == "SV1":
+            line = {"range": None}
+        elif segment.id == "DTP" and segment.get(1) == "472":
             first, _, last = segment.get(3).partition("-")
-            spans += bool(last) and last != first
+            is_range = segment.get(2) == "RD8" and bool(last) and last != first
+            if line is not None:
+                line["range"] = is_range
+            else:
+                claim_range = is_range
+    line_ends()
     notes = []
     if others:
         notes.append(f"{path}: {len(others)} transaction set{'s' if len(others) != 1 else ''} not 837P left "
                      f"out: {', '.join(others)}")
     if spans:
-        notes.append(f"{path}: {spans:,} date{'s' if spans != 1 else ''} of service given as a range of days "
+        notes.append(f"{path}: {spans:,} line{'s' if spans != 1 else ''} dated by a range of days "
                      f"(DTP*472*RD8): {RANGE_JUDGED}")
     return notes
 

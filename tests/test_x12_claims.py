@@ -243,7 +243,7 @@ def test_837p_columns_come_from_the_loops_the_guide_names(handmade_run):
     # 2330D provider is ignored. The range is said: its units count toward its first day's MUE.
     assert (second["source_row"], second["date_of_service"], second["place_of_service"],
             second["provider_npi"]) == ("28", "2024-08-13", "11", LINE_DOC)
-    ranges = ("mapping.837: 1 date of service given as a range of days (DTP*472*RD8): a line is judged on the "
+    ranges = ("mapping.837: 1 line dated by a range of days (DTP*472*RD8): a line is judged on the "
               "first day of its range, and all its units count toward that day (bill one line per day where a "
               "code's MUE is per day)")
     assert any(n.endswith(ranges) for n in handmade_run.stderr.splitlines())
@@ -320,3 +320,24 @@ def test_837p_service_location_is_the_lines_facility_else_the_claims_else_the_bi
     assert handmade_run.exit_code == 0, handmade_run.stderr
     # No 2310C: the billing provider's ZIP (94103, San Francisco), not the pay-to address's; line 2's 2420C.
     assert [handmade_run.line("LOC-1", n)["locality"] for n in (1, 2)] == ["01112-05", "10112-00"]
+
+
+def test_the_range_note_counts_the_837p_lines_a_range_dates(tmp_path):
+    # A claim dated by a range (before its first LX) and three lines without dates of their own, one line with
+    # a single day of its own; an 837I set beside it with a range of its own, left out.
+    from assets.x12 import x12_notes
+
+    from .x12_files import Separators, _envelope, _render
+
+    claim = [["HL", "1", "", "20", "1"], ["HL", "2", "1", "22", "0"],
+             ["CLM", "R1", "100", "", "", "11:B:1"], ["DTP", "472", "RD8", "20260302-20260306"],
+             *[segment for n in (1, 2, 3) for segment in (["LX", str(n)], ["SV1", "HC:99213", "100", "UN", "1"])],
+             ["LX", "4"], ["SV1", "HC:99213", "100", "UN", "1"], ["DTP", "472", "D8", "20260302"]]
+    institutional = [["CLM", "I1", "100"], ["DTP", "472", "RD8", "20260302-20260303"]]
+    interchange = _envelope([("837", "005010X222A1", claim), ("837", "005010X223A2", institutional)],
+                            Separators(), 1)
+    path = tmp_path / "ranges.837"
+    path.write_bytes(_render([interchange], Separators(), True, False))
+    notes = x12_notes(path)
+    assert any(": 3 lines dated by a range of days (DTP*472*RD8)" in note for note in notes), notes
+
