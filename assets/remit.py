@@ -69,10 +69,18 @@ latest_batch as (
     left join batch_order o on o.batch_id = l.batch_id
     group by l.claim_id
 ),
+-- The claim's rows as it was sent, quarantined ones too (the payer answers every line billed): a line's
+-- position among the claim's rows of its code is counted over them all, as the remittance's is.
+sent as (
+    select r.batch_id, (r.file_index::bigint << 40) + r.source_row as line_id, r.claim_id,
+           try_cast(r.line_number_num as integer) as line_number, r.hcpcs, coalesce(r.scrubbable, false) as scrubbed,
+           row_number() over (partition by r.claim_id, r.hcpcs order by r.line_number_num, r.file_index, r.source_row)
+               as code_position
+    from raw_claim_rows r join latest_batch using (claim_id, batch_id)
+    where r.hcpcs is not null
+),
 scrubbed as (
-    select l.batch_id, l.line_id, l.claim_id, l.line_number, l.hcpcs,
-           row_number() over (partition by l.claim_id, l.hcpcs order by l.line_number) as code_position
-    from claim_lines l join latest_batch using (claim_id, batch_id)
+    select batch_id, line_id, claim_id, line_number, hcpcs, code_position from sent where scrubbed
 ),
 -- The line numbers of those claims' quarantined rows: a remittance line whose REF*6R names one answers that
 -- row, which was never scrubbed, and no other line by its position.

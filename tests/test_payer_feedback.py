@@ -301,3 +301,12 @@ def test_a_remittance_line_of_a_quarantined_row_answers_no_scrubbed_line(tmp_pat
     feedback = _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db))
     assert feedback.exit_code == 0, feedback.stderr
     assert read_csv(tmp_path / "feedback" / "missed_denials.csv") == []
+    # Without REF*6R the lines match by position among the claim's 99213 lines as billed, the quarantined row
+    # first: its denial is still not line 2's, and line 2's payment is.
+    later = write_835(tmp_path / "later.835", claims, {("Q-1", 1): [("CO", "16")]}, without_line_ref={"Q-1"},
+                      issued="20241001")
+    remitted = _cli("remit", str(later), "--db", str(db))
+    assert remitted.exit_code == 0, remitted.stderr
+    assert remitted.stdout.strip().endswith("2 service lines; 1 match scrubbed lines, 1 denied.")
+    assert _cli("feedback", "--out", str(tmp_path / "feedback2"), "--db", str(db)).exit_code == 0
+    assert read_csv(tmp_path / "feedback2" / "missed_denials.csv") == []
