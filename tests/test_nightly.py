@@ -288,7 +288,9 @@ def test_a_claim_sent_again_replaces_its_earlier_version_in_history(tmp_path, db
     # R1 went out Monday and is sent again Tuesday (corrected: another diagnosis); R2 is a new claim repeating it.
     # Q1 went out Monday as a knee replacement (27447: 90 global days) and was corrected Tuesday to an injection
     # (20610: 0 days); Q3, a primary for Wednesday's add-on, was corrected away the same way.
-    monday = write_csv(tmp_path / "monday.csv", [line("R1", "99213", patient="PR"),
+    # S1 went out Monday and is sent again Wednesday with a row that cannot be scrubbed: Monday's S1 is void
+    # all the same, and S2 repeats nothing.
+    monday = write_csv(tmp_path / "monday.csv", [line("R1", "99213", patient="PR"), line("S1", "76120", patient="PS"),
                                                  line("Q1", "27447", patient="PQ", dos="2024-07-01"),
                                                  line("Q3", "11042", patient="PQ", dos="2024-07-12")])
     resent = {**line("R1", "99213", patient="PR"), "diagnosis_1": "R10.9"}
@@ -296,6 +298,8 @@ def test_a_claim_sent_again_replaces_its_earlier_version_in_history(tmp_path, db
                                                   line("Q3", "11055", patient="PQ", dos="2024-07-12")])
     # A visit nine days after Monday's surgery date, and 11045 (an add-on of 11042) on Q3's day.
     wednesday = write_csv(tmp_path / "wednesday.csv", [line("R2", "99213", patient="PR"),
+                                                      {**line("S1", "76120", patient="PS"), "units": 0},
+                                                      line("S2", "76120", patient="PS"),
                                                       line("Q2", "99213", patient="PQ", dos="2024-07-10"),
                                                       line("Q4", "11045", patient="PQ", dos="2024-07-12")])
     for name, export in (("monday", monday), ("tuesday", tuesday), ("wednesday", wednesday)):
@@ -311,6 +315,7 @@ def test_a_claim_sent_again_replaces_its_earlier_version_in_history(tmp_path, db
     found = {(f["claim_id"], f["rule_id"]) for f in run.flags}
     assert ("Q2", "GLOBAL_EM_IN_PERIOD") not in found
     assert ("Q4", "AOC_NO_PRIMARY") in found
+    assert not [key for key in found if key[0] == "S2"]
 
 
 # How earlier releases stored claim lines: a table of their own, and raw rows without the scrubbable mark.
