@@ -57,7 +57,8 @@ earlier as materialized (
       and earlier.patient_id in (select distinct patient_id from tonight)
       -- A claim sent again tonight replaces its earlier versions, even where tonight's rows of it were all
       -- quarantined: what went out before is void.
-      and earlier.claim_id not in (select claim_id from raw_claim_rows where batch_id = $batch)
+      and earlier.claim_id not in (select claim_id from raw_claim_rows
+                                   where batch_id = $batch and claim_id is not null)
 ),
 -- A claim sent again in a later earlier batch replaced its earlier versions there: only its latest version
 -- before tonight takes part. Its versions are looked for among the lines above (tonight's patients, the dates
