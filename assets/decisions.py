@@ -114,7 +114,9 @@ DECISION_COLUMNS = f"""
                 'pending') as decision,
        case when d.decision_id is not null then d.reason else s.reason end as decision_reason,
        case when d.decision_id is not null then d.reviewer else s.reviewer end as reviewer,
-       case when d.decision_id is not null then d.decided_at else s.decided_at end as decided_at,
+       -- Empty while pending, as INTERFACE.md says, also where an auditor set a decision back to pending.
+       case when d.decision_id is null then s.decided_at when d.decision <> 'pending' then d.decided_at end
+           as decided_at,
        case when coalesce(d.scope, case when s.decision_id is not null then 'standing' end) = 'standing'
             then '{SCOPE_WORDS["standing"]}' else '{SCOPE_WORDS["finding"]}' end as decision_scope,
        case coalesce(d.decision, case when s.decision_id is not null then 'dismiss' end, 'pending')

@@ -84,6 +84,11 @@ class ImportResult:
     refused: list[str] = field(default_factory=list)  # one sentence each: file, row and why
 
 
+# What Excel saves as the value of a formula it cannot work out (=bob typed as a reviewer's name).
+EXCEL_ERRORS = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA",
+                          "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#UNKNOWN!", "#CONNECT!", "#BUSY!"})
+
+
 def _text(value) -> str | None:
     if value is None:
         return None
@@ -212,6 +217,9 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
     incoming = []
     # Per batch, the decision that counts for each decided finding, as this import goes on.
     current_of: dict[str, dict] = {}
+    # The findings this import decides, with the file and row that decided each: a later file of the same
+    # command was written before that decision, as a file imported on its own after it would have been.
+    decided_here: dict[tuple[str, str], str] = {}
     for review in files:
         batch = review.batch_id
         if batch not in current_of:
@@ -242,6 +250,13 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
                     f"{review.name} row {row.row}: finding {row.finding_id} was decided again (decision "
                     f"#{newest[row.finding_id]}) after this report was written: decide it on a report written since")
                 continue
+            if (batch, row.finding_id) in decided_here:
+                result.refused.append(
+                    f"{review.name} row {row.row}: finding {row.finding_id} is decided otherwise by "
+                    f"{decided_here[batch, row.finding_id]} of this import, after this report was written: "
+                    "decide it on a report written since")
+                continue
+            decided_here[batch, row.finding_id] = f"{review.name} row {row.row}"
             current[row.finding_id] = state
             finding = findings[row.finding_id]
             incoming.append((len(incoming) + 1, batch, row.finding_id, finding["claim_id"], finding["line_number"],
@@ -302,6 +317,10 @@ def _state(row: ReviewRow) -> tuple | None:
 def _problem(row: ReviewRow, state: tuple, finding: dict | None, first_row: dict[str, int]) -> str | None:
     """Why a row's decision cannot be stored, or None."""
     decision, reason, reviewer, scope = state
+    for column, value in (("Decision", row.decision), ("Reason", row.reason), ("Reviewer", row.reviewer),
+                          ("Scope", row.scope)):
+        if value in EXCEL_ERRORS:
+            return f"its {column} cell holds the error {value} (a formula, such as =name): type the value itself"
     if not row.finding_id:
         return "a decision without a finding id"
     if finding is None:

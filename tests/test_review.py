@@ -375,6 +375,19 @@ def test_two_copies_of_one_report_do_not_undo_each_other(audit, copy_db, tmp_pat
                                                     ("PTP-A2", 2, "PTP_NO_BYPASS", "fixed")]
 
 
+def test_two_copies_deciding_one_finding_otherwise_in_one_import_keep_the_first(audit, copy_db, tmp_path):
+    # The second copy was written before the first's decision, as when imported one after the other, and is
+    # refused on its row.
+    cy = decide(audit.later.out_dir / REPORT, tmp_path / "cy.xlsx",
+                {("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "cy", "this finding")})
+    di = decide(audit.later.out_dir / REPORT, tmp_path / "di.xlsx",
+                {("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", "n/a", "di", "this finding")})
+    both = cli("review", "import", cy, di, "--db", copy_db)
+    assert both.stdout.strip() == "1 decision imported, 0 unchanged, 1 row refused"
+    assert "di.xlsx row " in both.stderr and "is decided otherwise by cy.xlsx row " in both.stderr
+    assert [t[1:] for t in trail(copy_db)][-1] == ("PTP-B2", 2, "PTP_NO_BYPASS", "accept")
+
+
 def test_an_old_report_imported_again_does_not_undo_a_decision_made_since(audit, copy_db, tmp_path):
     """reviewed.xlsx (the first report) dismissed MUE-1; on the rerun's report cara accepts it. The first file
     imported again changes nothing; a copy of the first report deciding MUE-1 otherwise is refused on its row,
@@ -445,6 +458,15 @@ def test_a_decision_short_of_what_it_needs_is_refused(audit, copy_db, tmp_path):
     assert result.stdout.strip() == "0 decisions imported, 0 unchanged, 2 rows refused"
     assert "a dismissal needs a reason" in result.stderr
     assert "only a dismissal can stand for the rule, code and provider" in result.stderr
+    # A formula typed into a cell (=bob) is saved as the error Excel gives it: no reviewer, and no reason.
+    errors = decide(audit.later.out_dir / REPORT, tmp_path / "errors.xlsx", {
+        ("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "#NAME?", "this finding"),
+        ("PTP-A2", 2, "PTP_NO_BYPASS"): ("dismiss", "#NAME?", "fay", "this finding")})
+    refused = cli("review", "import", errors, "--db", copy_db)
+    assert refused.stdout.strip() == "0 decisions imported, 0 unchanged, 2 rows refused"
+    assert "its Reviewer cell holds the error #NAME? (a formula, such as =name): type the value itself" \
+        in refused.stderr
+    assert "its Reason cell holds the error #NAME?" in refused.stderr
 
 
 def test_a_report_from_another_database_is_refused_and_nothing_is_stored(audit, copy_db, db_path, tmp_path):
