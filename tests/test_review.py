@@ -364,12 +364,18 @@ def test_the_same_file_imported_twice_changes_nothing(audit, copy_db):
     assert trail(copy_db) == before
 
 
+def _two_copies(audit, copy_db, tmp_path, *decisions: tuple):
+    """Each (claim, line, rule, decision, reason, reviewer) filled into a copy of the later batch's report of
+    its own, named after its reviewer, and the copies imported by one command."""
+    copies = [decide(audit.later.out_dir / REPORT, tmp_path / f"{reviewer}.xlsx",
+                     {(claim, line, rule): (decision, reason, reviewer, "this finding")})
+              for claim, line, rule, decision, reason, reviewer in decisions]
+    return cli("review", "import", *copies, "--db", copy_db)
+
+
 def test_two_copies_of_one_report_do_not_undo_each_other(audit, copy_db, tmp_path):
-    ann = decide(audit.later.out_dir / REPORT, tmp_path / "ann.xlsx",
-                 {("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "ann", "this finding")})
-    bob = decide(audit.later.out_dir / REPORT, tmp_path / "bob.xlsx",
-                 {("PTP-A2", 2, "PTP_NO_BYPASS"): ("fixed", "modifier added", "bob", "this finding")})
-    result = cli("review", "import", ann, bob, "--db", copy_db)
+    result = _two_copies(audit, copy_db, tmp_path, ("PTP-B2", 2, "PTP_NO_BYPASS", "accept", None, "ann"),
+                         ("PTP-A2", 2, "PTP_NO_BYPASS", "fixed", "modifier added", "bob"))
     assert result.stdout.strip() == "2 decisions imported, 0 unchanged, 0 rows refused"
     assert [t[1:] for t in trail(copy_db)[5:]] == [("PTP-B2", 2, "PTP_NO_BYPASS", "accept"),
                                                     ("PTP-A2", 2, "PTP_NO_BYPASS", "fixed")]
@@ -378,11 +384,8 @@ def test_two_copies_of_one_report_do_not_undo_each_other(audit, copy_db, tmp_pat
 def test_two_copies_deciding_one_finding_otherwise_in_one_import_keep_the_first(audit, copy_db, tmp_path):
     # The second copy was written before the first's decision, as when imported one after the other, and is
     # refused on its row.
-    cy = decide(audit.later.out_dir / REPORT, tmp_path / "cy.xlsx",
-                {("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "cy", "this finding")})
-    di = decide(audit.later.out_dir / REPORT, tmp_path / "di.xlsx",
-                {("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", "n/a", "di", "this finding")})
-    both = cli("review", "import", cy, di, "--db", copy_db)
+    both = _two_copies(audit, copy_db, tmp_path, ("PTP-B2", 2, "PTP_NO_BYPASS", "accept", None, "cy"),
+                       ("PTP-B2", 2, "PTP_NO_BYPASS", "dismiss", "n/a", "di"))
     assert both.stdout.strip() == "1 decision imported, 0 unchanged, 1 row refused"
     assert "di.xlsx row " in both.stderr and "is decided otherwise by cy.xlsx row " in both.stderr
     assert [t[1:] for t in trail(copy_db)][-1] == ("PTP-B2", 2, "PTP_NO_BYPASS", "accept")
