@@ -121,14 +121,17 @@ def _is_literal(sql: str) -> bool:
     return len(sql) >= 2 and sql[0] == sql[-1] == "'" and "'" not in sql[1:-1].replace("''", "")
 
 
-CONTROL = "\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F"  # the characters Excel refuses in a cell, as a regex class
+# The characters Excel refuses in a cell, as a regex class: control characters, and the two that XML forbids
+# (U+FFFE, U+FFFF), which would leave a workbook Excel can only repair.
+CONTROL = "\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x{FFFE}\\x{FFFF}"
 # Joins a row's texts for one check: DEL is no control character Excel refuses, nor whitespace.
 SEPARATOR = "\x7f"
 # A row takes the careful path when one of its texts holds a control character (those Excel refuses, and tab,
 # line feed and carriage return, which it keeps but which are rare), markup, or a space at either end, or
 # (all texts together) could pass Excel's length limit; other rows, nearly all, are written as they are.
 # Each mark is looked for as a plain substring, far cheaper than one regular expression over the same text.
-CAREFUL_MARKS = [*(chr(code) for code in range(32)), "&", "<", ">", f" {SEPARATOR}", f"{SEPARATOR} "]
+CAREFUL_MARKS = [*(chr(code) for code in range(32)), "\ufffe", "\uffff", "&", "<", ">", f" {SEPARATOR}",
+                 f"{SEPARATOR} "]
 
 
 def clean_text_sql(value: str) -> str:

@@ -12,6 +12,7 @@ string cell, whatever it starts with.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -219,7 +220,7 @@ QUARANTINE = [
 RULES = [
     Column("id", "Rule", 26),
     Column("category", "Category", 14),
-    Column("severity", "Severity", 9, "severity"),
+    Column("severities", "Severity", 12, "severity", wrap=True),
     Column("carcs", "CARC", 6),
     Column("carc_text", "CARC text", 40, wrap=True),
     Column("explanation", "Explanation", 50, wrap=True),
@@ -239,10 +240,15 @@ REFERENCE = [
 ]
 
 
+# Besides the control characters openpyxl knows, the two that XML forbids (and lone surrogates, which no
+# UTF-8 file holds but a workbook's cell may).
+NOT_IN_XML = re.compile("[\ufffe\uffff\ud800-\udfff]")
+
+
 def clean_text(value: str) -> str:
     """The text as a cell can hold it: control characters Excel refuses become U+FFFD, and text past
     Excel's 32,767-character limit is cut with an ellipsis."""
-    value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    value = NOT_IN_XML.sub("\ufffd", ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
     return value if len(value) <= EXCEL_MAX_TEXT else value[: EXCEL_MAX_TEXT - 1] + "\u2026"
 
 

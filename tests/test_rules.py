@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from assets.rules import RULES
 from reference.loaders import Release, load_release
 
 from .engine import engine_scrub
@@ -226,6 +227,14 @@ def test_every_graded_rule_fires_somewhere_in_the_corpus(corpus_run):
                      "MOD_BYPASS_UNNEEDED", "DUP_COMPONENT", "DUP_EXACT", "STATUS_NOT_PAYABLE",
                      "CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED", "DX_MISSING", "NPI_INVALID",
                      "RECORDING_EVIDENCE", "MPPR_IMAGING"}
+
+
+def test_each_finding_takes_a_severity_and_carc_its_rule_lists_on_the_rules_sheet(corpus_run):
+    registry = {rule.id: rule for rule in RULES}
+    for finding in corpus_run.flags:
+        rule = registry[finding["rule_id"]]
+        assert finding["severity"] in (rule.severity, *rule.also_severity), finding
+        assert finding["carc"] in ("", rule.carc, *rule.also_carc), finding
 
 
 def test_severity_category_and_carc_follow_the_rule_book(corpus_run):

@@ -43,7 +43,14 @@ HOSTILE_ROWS = [
     line("CLM-ERR", 1, "PAT-SECRET-005", "2024-07-17", modifiers="26", pos="22", diagnosis="", payer="#N/A"),
     line("CLM-OK", 1, "PAT-SECRET-006", "2024-07-18", modifiers="26", pos="22"),
     line("=BAD()", 1, "PAT-SECRET-007", "not a date"),
+    # The two characters XML forbids outright, in a claim id and a payer of a deny finding.
+    line("CLM\uffffX", 1, "PAT-SECRET-008", "2024-07-19", pos="22", payer="Big\ufffePlan"),
 ]
+
+
+def as_shown(text: str) -> str:
+    """A text of flags.csv as a cell shows it: the characters XML forbids become U+FFFD."""
+    return re.sub("[\ufffe\uffff]", "\ufffd", text)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +108,7 @@ def test_findings_sheet_lists_every_finding_of_flags_csv_with_its_evidence(runs,
     findings = table(book["Findings"])
     flags = runs["first"].flags
     assert Counter((f["Claim"], f["Line"], f["Rule"]) for f in findings) == \
-        Counter((f["claim_id"], int(f["line_number"]), f["rule_id"]) for f in flags)
+        Counter((as_shown(f["claim_id"]), int(f["line_number"]), f["rule_id"]) for f in flags)
     assert set(findings[0]) >= {
         "Claim", "Line", "Date of service", "Code", "Modifiers", "Units", "Provider NPI", "Rule", "Category",
         "Severity", "CARC", "Dollars at risk", "Explanation", "Fix", "Partner line", "PTP edit", "Releases",
@@ -161,6 +168,11 @@ def test_no_input_value_becomes_a_formula_a_link_or_an_error(runs, book):
 
 def test_a_control_character_in_an_input_is_shown_not_fatal(book):
     assert "Acme\ufffdHealth" in {f["Payer"] for f in table(book["Findings"])}
+    # U+FFFE and U+FFFF would leave XML that no reader takes: the workbook opened (the fixture), and shows them
+    # as U+FFFD on every sheet that holds them.
+    assert {"CLM\ufffdX"} <= {f["Claim"] for f in table(book["Findings"])} & {w["Claim"] for w in worklist_rows(book)}
+    assert "Big\ufffdPlan" in {f["Payer"] for f in table(book["Findings"])}
+    assert "Big\ufffdPlan" in [r[0] for r in section(book["Summary"], "Top payers by dollars at risk of denial")]
 
 
 def test_patient_ids_are_masked_everywhere_in_the_workbook(runs, book):
@@ -206,7 +218,7 @@ def test_summary_shows_the_money_at_risk_and_a_bar_chart_by_category(runs, book)
 
 def test_worklist_has_a_row_per_line_to_fix_grouped_under_claims_biggest_dollars_first(runs, book):
     worklist = worklist_rows(book)
-    deny_claims = {f["claim_id"] for f in runs["first"].flags if f["severity"] == "deny"}
+    deny_claims = {as_shown(f["claim_id"]) for f in runs["first"].flags if f["severity"] == "deny"}
     claims = list(dict.fromkeys(w["Claim"] for w in worklist))
     assert set(claims) == deny_claims
     # Each claim's lines together, under it.
@@ -243,6 +255,11 @@ def test_rules_sheet_prints_the_registry_with_carc_texts(book):
     status = rules["STATUS_NOT_PAYABLE"]
     assert status["CARC"] == "96, 97, 181, 50"
     assert status["CARC text"].startswith("96: ") and "; 181: " in status["CARC text"]
+    # So does a rule whose severity follows the line (status, edit type, indicator value), and a rule of one
+    # severity shows it alone.
+    assert status["Severity"] == "deny, review or info"
+    assert rules["AOC_NO_PRIMARY"]["Severity"] == rules["MOD_ASSISTANT_NOT_PAYABLE"]["Severity"] == "deny or review"
+    assert both["Severity"] == "deny"
 
 
 def test_reference_sheet_names_each_release_with_its_period_files_and_sha256(book):

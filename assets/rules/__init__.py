@@ -25,7 +25,8 @@ STEPS: list[Step] = [step for family in FAMILIES for step in family.STEPS]
 
 
 def registry_frame(carc_text: dict[str, str] | None = None) -> pd.DataFrame:
-    frame = pd.DataFrame([asdict(rule) for rule in RULES]).drop(columns="also_carc")
+    frame = pd.DataFrame([asdict(rule) for rule in RULES]).drop(columns=["also_carc", "also_severity"])
+    frame["severities"] = [_listed([rule.severity, *rule.also_severity]) for rule in RULES]
     carc_text = carc_text or {}
     codes = [[rule.carc, *rule.also_carc] if rule.carc else [] for rule in RULES]
     frame["carcs"] = [", ".join(each) for each in codes]
@@ -33,6 +34,10 @@ def registry_frame(carc_text: dict[str, str] | None = None) -> pd.DataFrame:
                           else "; ".join(f"{code}: {carc_text.get(code, '')}" for code in each)
                           for each in codes]
     return frame
+
+
+def _listed(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 def register_rules(con, carc_text: dict[str, str] | None = None) -> None:

@@ -11,7 +11,8 @@ RULES = [
          "same provider for the same patient and day, and no such primary service is billed (edit type 1: "
          "denied; types 2 and 3: the contractor may accept other primaries, so a review).",
          "Bill the primary service on the same claim or day (or correct the code); if the primary was billed "
-         "by this provider on another claim, keep the two together when they go out.", AOC_PAGE, judged_by="aoc"),
+         "by this provider on another claim, keep the two together when they go out.", AOC_PAGE, judged_by="aoc",
+         also_severity=("review",)),
 ]
 LINE_RULES = {}
 PAIR_RULES = {}

@@ -36,6 +36,9 @@ class Rule:
     # Other CARCs its findings carry where the line decides (STATUS_NOT_PAYABLE: by the code's status), shown
     # with `carc` on the Rules sheet; `carc` stays the one a finding without its own takes.
     also_carc: tuple[str, ...] = ()
+    # Other severities its findings take where the line decides (by status, edit type or indicator value),
+    # shown with `severity` on the Rules sheet; `severity` stays the one a finding without its own takes.
+    also_severity: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,23 +13,27 @@ RULES = [
          "adjustment: 9, the concept does not apply (denied); 0, no bilateral adjustment, or 2, the code is "
          "already bilateral (paid once at 100%: a review).",
          "Remove modifier 50; bill the code once (for indicator 0, bill each side on its own line with RT/LT "
-         "only where the payer allows it).", MCPM_12_20, judged_by="rvu"),
+         "only where the payer allows it).", MCPM_12_20, judged_by="rvu",
+         also_severity=("review",)),
     Rule("MOD_ASSISTANT_NOT_PAYABLE", "modifier", "deny", "54",
          "An assistant-at-surgery modifier (80, 81, 82, AS) on a code whose assistant indicator says Medicare "
          "does not pay an assistant: 1, never (statute), or 9, the concept does not apply (denied); 0, only "
          "with documentation of medical necessity (a review).",
          "Remove the assistant line, or, for indicator 0, attach the documentation of medical necessity.",
-         MCPM_12_20, judged_by="rvu"),
+         MCPM_12_20, judged_by="rvu",
+         also_severity=("review",)),
     Rule("MOD_COSURGEON_NOT_PAYABLE", "modifier", "deny", "54",
          "Modifier 62 (co-surgeons) on a code whose co-surgeon indicator does not permit it: 0 or 9 (denied); "
          "1, permitted with documentation (a review).",
          "Bill the procedure by one surgeon without 62 (the other as assistant where that is payable), or, for "
-         "indicator 1, send the documentation that two surgeons were needed.", MCPM_12_20, judged_by="rvu"),
+         "indicator 1, send the documentation that two surgeons were needed.", MCPM_12_20, judged_by="rvu",
+         also_severity=("review",)),
     Rule("MOD_TEAM_NOT_PAYABLE", "modifier", "deny", "54",
          "Modifier 66 (team surgery) on a code whose team-surgery indicator does not permit it: 0 or 9 (denied); "
          "1, permitted with documentation (a review).",
          "Bill without 66, or, for indicator 1, send the documentation of the team's medical necessity.",
-         MCPM_12_20, judged_by="rvu"),
+         MCPM_12_20, judged_by="rvu",
+         also_severity=("review",)),
 ]
 
 HAS_50 = "list_contains(claim_line.modifiers, '50')"
