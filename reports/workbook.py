@@ -563,7 +563,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     out.fact("Share of expected allowed at risk", deny_dollars / expected if expected else 0.0, PERCENT)
     history = list(report.history.rows)
     if len(history) > 1:
-        change = float(history[-1][5]) - float(history[-2][5])
+        # In decimal, to the cent: in binary a difference of two amounts is not one.
+        change = float(Decimal(history[-1][5]) - Decimal(history[-2][5]))
         out.fact("Change since the last run of this source", change, MONEY_CHANGE,
                  Font(name=FONT, bold=True, color="C00000" if change > 0 else "548235"))
     if shown_findings < report.findings.count:
@@ -607,10 +608,10 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
                            "Change") + 1
         previous = None
         for started, run_files, lines, findings, deny, dollars in history:
-            change = None if previous is None else float(dollars) - previous
+            change = None if previous is None else float(Decimal(dollars) - previous)
             out.add(s(f"{started:%Y-%m-%d %H:%M} {run_files}"), lines, findings, deny,
                     s(dollars, number_format=MONEY), s(change, number_format=MONEY_CHANGE))
-            previous = float(dollars)
+            previous = Decimal(dollars)
         _trend_chart(sheet, first, out.row, f"H{trend}")
     else:
         out.add(s("No earlier run of this source in this database: this run is not compared with runs of "
