@@ -320,7 +320,8 @@ with sides as (
            -- The side billed first (by claim and line) is the one billed as bilateral; the other goes.
            arg_min(line_id, {{'claim': claim_id, 'line': line_number}})
                filter (where list_has_any(string_split(coalesce(modifiers, ''), ','), ['RT', 'LT']))
-               as first_side_line
+               as first_side_line,
+           count(*) as side_lines
     from worklist_findings where rule_id = 'MUE_DOS' and bilat_surg = '1'
     group by all
 )
@@ -331,6 +332,7 @@ from (
     select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group,
            case when f.rule_id = 'MUE_DOS' then s.day_sides end as day_sides,
            case when f.rule_id = 'MUE_DOS' then s.first_side_line end as first_side_line,
+           case when f.rule_id = 'MUE_DOS' then s.side_lines end as side_lines,
            coalesce(d.partner_text, d.partner.ref) as dup_partner_ref, d.partner.line as dup_partner_line,
            coalesce(d.partner_refs, case when d.partner.ref is not null then [d.partner.ref] else [] end)
                as dup_partner_refs,

@@ -244,12 +244,18 @@ INSTRUCTIONS = [
                 "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
                 "of {mue} per day: bill it once as {code}-50 on this line (bilateral indicator 1, paid at 150%) "
                 "and remove the other side's line",
-                when=f"{BILATERAL_DAY} and w.line_id = w.first_side_line"),
+                when=f"{BILATERAL_DAY} and w.side_lines = 2 and w.line_id = w.first_side_line"),
     Instruction("MUE_DOS", "remove line",
                 "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
                 "of {mue} per day: remove this line; the other side's line is billed once as {code}-50 "
                 "(bilateral indicator 1, paid at 150%)",
-                when=BILATERAL_DAY, removes=True),
+                when=f"{BILATERAL_DAY} and w.side_lines = 2", removes=True),
+    # A day of more lines than its two sides (a side billed twice): which line stays is the copies' fix.
+    Instruction("MUE_DOS", "bill as bilateral",
+                "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
+                "of {mue} per day: bill it once as {code}-50 on one line (bilateral indicator 1, paid at 150%) "
+                "and remove the other side's line",
+                when=BILATERAL_DAY),
     Instruction("MUE_DOS", "correct units",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}"
