@@ -84,6 +84,30 @@ partners as (
 bundles as (
     select line_id, partner_line_id from found
     where rule_id = 'PTP_NO_BYPASS' and severity = 'deny' and partner_batch is null
+),
+-- A line whose 26 or TC goes (MOD_PCTC_INVALID) repeats, once it is gone, any line of its patient, day, code and
+-- provider with the same other modifiers: of those, the one kept is a line without 26 or TC, else the first
+-- by claim and line.
+corrected as (
+    select l.line_id, l.patient_id, l.date_of_service, l.hcpcs, l.provider,
+           list_sort(list_filter(l.modifiers, lambda m: m not in ('26', 'TC'))) as others
+    from claim_lines l
+    where l.batch_id = $batch
+      and l.line_id in (select line_id from found where rule_id = 'MOD_PCTC_INVALID')
+),
+repeats as (
+    select c.line_id,
+           arg_min(o.claim_id || ' line ' || o.line_number,
+                   {{'part': list_has_any(o.modifiers, ['26', 'TC']), 'claim': o.claim_id, 'line': o.line_number}})
+               as kept_line,
+           arg_min(o.line_id, {{'part': list_has_any(o.modifiers, ['26', 'TC']), 'claim': o.claim_id,
+                                'line': o.line_number}}) as kept_id
+    from corrected c
+    join claim_lines o on o.batch_id = $batch and o.patient_id = c.patient_id
+                      and o.date_of_service = c.date_of_service and o.hcpcs = c.hcpcs
+                      and o.provider is not distinct from c.provider
+                      and list_sort(list_filter(o.modifiers, lambda m: m not in ('26', 'TC'))) = c.others
+    group by c.line_id
 )
 select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} as billed,
        -- A bundle whose column 1 line is itself bundled into a third line (92611, 76120, 76000): that line
@@ -94,6 +118,7 @@ select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} 
                 and exists (select 1 from bundles b
                             where b.line_id = f.partner_line_id and b.partner_line_id <> f.line_id), false)
            as partner_bundled,
+       case when r.kept_id <> f.line_id then r.kept_line end as pctc_repeats,
        p.hcpcs as partner_hcpcs, {_billed("p")} as partner_billed, p.provider as partner_provider,
        p.component as partner_component, p.date_of_service as partner_dos,
        f.partner_claim_id || ' line ' || f.partner_line_number as partner_line,
@@ -107,6 +132,7 @@ select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} 
                 case when not {_npi_valid("f.billing_npi")} then f.billing_npi end) end as failing_npi
 from found f
 left join partners p on p.batch_id = coalesce(f.partner_batch, $batch) and p.line_id = f.partner_line_id
+left join repeats r on f.rule_id = 'MOD_PCTC_INVALID' and r.line_id = f.line_id
 """
 
 # Duplicate groups: the lines of one patient, day and code with DUP_COMPONENT (and, for DUP_EXACT, the same

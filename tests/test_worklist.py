@@ -97,6 +97,9 @@ CONFLICTS = [
     # nothing is left for the global line.
     line("C-HG", 1, "P-HG", "2024-07-26", pos="22"),
     line("C-H26", 1, "P-HG", "2024-07-26", modifiers="26", npi=CARDIO, pos="22"),
+    # 99213 has no professional component: 26 goes, and then line 1 repeats line 2.
+    line("C-PC", 1, "P-PC", "2024-07-26", hcpcs="99213", modifiers="26"),
+    line("C-PC", 2, "P-PC", "2024-07-26", hcpcs="99213"),
     # One draw billed 25 times on one day (an export that repeats its lines): one copy kept, and each cell
     # lists at most 20 other lines, then how many more.
     *(line("C-MANY", n, "P-MANY", "2024-07-26", hcpcs="36415") for n in range(1, 26)),
@@ -271,6 +274,13 @@ def test_a_global_line_in_a_hospital_beside_another_providers_26_is_removed(rows
         "9876543213, same day): remove this line; the other provider bills the professional part and the "
         "hospital the technical part")
     assert rows_by_line[("C-H26", 1)]["Instruction"].endswith("C-HG line 1 is to be removed")
+
+
+def test_a_line_that_would_repeat_another_once_its_invalid_26_goes_is_removed(rows_by_line):
+    row = rows_by_line[("C-PC", 1)]
+    assert row["Action"] == "remove line"
+    assert row["Instruction"] == ("C-PC line 1: 99213 has PC/TC indicator 0 (RVU25D) and no separate component; "
+                                  "without 26 it repeats C-PC line 2: remove this line")
 
 
 def test_a_line_billed_many_times_lists_twenty_other_lines_and_counts_the_rest(rows_by_line):

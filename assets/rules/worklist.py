@@ -40,6 +40,7 @@ FIELDS = {
     "pos": "w.place_of_service",
     "status": "w.status",
     "pctc": "w.pctc",
+    "pctc_repeats": "w.pctc_repeats",
     "rvu_release": "w.rvu_release",
     "mue": "cast(w.mue_value as varchar)",
     "day_units": UNITS.format("w.day_units"),
@@ -265,6 +266,10 @@ INSTRUCTIONS = [
     Instruction("MOD_26_AND_TC", "correct modifiers",
                 "{line}: {code} carries both 26 and TC: bill {code} global without either, or keep only the "
                 "modifier of the part you performed"),
+    Instruction("MOD_PCTC_INVALID", "remove line",
+                "{line}: {code} has PC/TC indicator {pctc} ({rvu_release}) and no separate component; without "
+                "{pctc_modifier} it repeats {pctc_repeats}: remove this line",
+                when="w.pctc_repeats is not null", removes=True),
     Instruction("MOD_PCTC_INVALID", "remove modifier",
                 "{line}: {code} has PC/TC indicator {pctc} ({rvu_release}) and no separate component: remove "
                 "{pctc_modifier} and bill {code}"),
