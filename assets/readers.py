@@ -312,6 +312,9 @@ def detect_kind(path: Path) -> str:
         raise InputFileError(f"{path}: file not found")
     if path.is_dir():
         raise InputFileError(f"{path}: is a folder, not a claim export")
+    if not path.is_file():
+        # A pipe (`<(...)`) or a device is read once and gone: the command reads each file more than once.
+        raise InputFileError(f"{path}: is a pipe or device, not a file: save the export to a file and give its path")
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if not head.strip():

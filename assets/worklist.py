@@ -146,6 +146,9 @@ case
     when a.rule_id = 'DUP_EXACT' then case when a.is_keeper then 'keep_copy' else 'remove_copy' end
     -- Copies of a global line go first; the one kept then gives way to the parts billed beside it.
     when a.component = 'global' and a.globals > 0 and not a.is_keeper then 'remove_copy'
+    -- Both parts billed beside it: by its own provider alone, it stays and they go; else it goes.
+    when a.component = 'global' and a.parts_26 > 0 and a.parts_tc > 0 and not (a.other_26 or a.other_tc)
+        then 'keep_global'
     when a.component = 'global' and a.parts_26 > 0 and a.parts_tc > 0 then 'remove_global'
     -- Another provider's part: the global becomes the other part; in a hospital, whose own claim bills the
     -- technical part, a global beside another provider's 26 has nothing left to bill.
@@ -156,6 +159,7 @@ case
     when a.component = 'global' then 'keep_copy'
     -- A part beside a global: it stays where the global goes (both parts billed) or gives way to another
     -- provider's part; a part of the global's own provider goes.
+    when a.globals > 0 and a.own_global and not a.other_parts then 'remove_part'
     when a.globals > 0 and ((a.component = '26' and a.parts_tc > 0) or (a.component = 'TC' and a.parts_26 > 0))
         then 'keep_part'
     when a.globals > 0 and a.own_global then 'remove_part'
@@ -260,6 +264,8 @@ grouped as (
            coalesce(pg.n, 0) - (own.in_pool and l.component = 'global')::int > 0 as own_global,
            coalesce(p26.n, 0) - (own.in_pool and l.component = '26')::int > 0 as own_26,
            coalesce(ptc.n, 0) - (own.in_pool and l.component = 'TC')::int > 0 as own_tc,
+           -- Parts billed by a provider other than the line's own.
+           coalesce(g.n_26, 0) + coalesce(g.n_tc, 0) > coalesce(p26.n, 0) + coalesce(ptc.n, 0) as other_parts,
            l.component = 'global' and coalesce(g.n_26, 0) > coalesce(p26.n, 0) as other_26,
            l.component = 'global' and coalesce(g.n_tc, 0) > coalesce(ptc.n, 0) as other_tc,
            list_filter(o26.firsts, lambda x: x.provider is distinct from l.provider)[1] as first_other_26,
@@ -306,9 +312,12 @@ select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper,
                      when 'keep_global' then case when own_26 then first_26 else first_tc end
                      when 'remove_part' then first_global when 'keep_part' then first_global
                      when 'remove_copy' then keeper end as partner,
-       case dup_role when 'remove_global' then first_26.ref || ' and ' || first_tc.ref
-                     when 'keep_copy' then array_to_string(copy_lines, ', ') || {_more("copy_count")}
-                     end as partner_text,
+       case when dup_role = 'keep_global' and parts_26 > 0 and parts_tc > 0
+            then first_26.line || ' and ' || first_tc.line end as partner_lines,
+       case when dup_role = 'remove_global' or (dup_role = 'keep_global' and parts_26 > 0 and parts_tc > 0)
+                 then first_26.ref || ' and ' || first_tc.ref
+            when dup_role = 'keep_copy' then array_to_string(copy_lines, ', ') || {_more("copy_count")}
+       end as partner_text,
        case dup_role when 'remove_global' then [first_26.ref, first_tc.ref] when 'keep_copy' then copy_refs || {_more_list("copy_count")}
                      end as partner_refs
 from copies
@@ -359,7 +368,8 @@ from (
            case when f.rule_id = 'MUE_DOS' then s.day_sides end as day_sides,
            case when f.rule_id = 'MUE_DOS' then s.first_side_line end as first_side_line,
            case when f.rule_id = 'MUE_DOS' then s.side_lines end as side_lines,
-           coalesce(d.partner_text, d.partner.ref) as dup_partner_ref, d.partner.line as dup_partner_line,
+           coalesce(d.partner_text, d.partner.ref) as dup_partner_ref,
+           coalesce(d.partner_lines, d.partner.line) as dup_partner_line,
            coalesce(d.partner_refs, case when d.partner.ref is not null then [d.partner.ref] else [] end)
                as dup_partner_refs,
            case when d.partner.batch <> '' then {EARLIER_PARTNER_SQL} else {PARTNER_ACTION_SQL} end

@@ -2,6 +2,7 @@
 written; a file of mixed good and bad rows scrubs the good ones and quarantines every bad one."""
 
 import codecs
+import os
 import zipfile
 from pathlib import Path
 
@@ -53,6 +54,8 @@ BROKEN = {
                        "UTF-16 big-endian"),
     "truncated.x12": (_bytes("ISA*00*          *00*~".encode()), "not a valid X12 file"),
     "a_folder": (lambda p: p.mkdir() or p, "is a folder"),
+    # A named pipe, as `<(...)` gives one: read once and gone, it would hang or fail the reads after the first.
+    "a_pipe": (lambda p: os.mkfifo(p) or p, "is a pipe or device, not a file"),
     # The quote of row 2 is never closed: the rows after it would become one cell of that row.
     "unclosed_quote.csv": (_bytes((",".join(HEADER) + "\n" + "\n".join(
         ",".join(r) for r in [row("Q1"), [*row("Q2")[:-1], '"Acme'], row("Q3"), row("Q4")]) + "\n").encode()),

@@ -97,6 +97,10 @@ CONFLICTS = [
     # nothing is left for the global line.
     line("C-HG", 1, "P-HG", "2024-07-26", pos="22"),
     line("C-H26", 1, "P-HG", "2024-07-26", modifiers="26", npi=CARDIO, pos="22"),
+    # One provider bills the global and both its parts: the global stays, both parts go.
+    line("C-ALL", 1, "P-ALL", "2024-07-26", modifiers="26"),
+    line("C-ALL", 2, "P-ALL", "2024-07-26", modifiers="TC"),
+    line("C-ALL", 3, "P-ALL", "2024-07-26"),
     # 99213 has no professional component: 26 goes, and then line 1 repeats line 2.
     line("C-PC", 1, "P-PC", "2024-07-26", hcpcs="99213", modifiers="26"),
     line("C-PC", 2, "P-PC", "2024-07-26", hcpcs="99213"),
@@ -264,6 +268,15 @@ def test_a_global_line_gives_way_to_another_providers_part_whatever_else_is_bill
     assert rows_by_line[("C-GCOPY", 1)]["Action"] == "bill as TC"
     assert rows_by_line[("C-GCOPY", 2)]["Action"] == "remove line"
     assert rows_by_line[("C-G26", 1)]["Instruction"].endswith("C-GCOPY line 1 is to be billed as 76120-TC")
+
+
+def test_a_global_line_beside_both_its_parts_of_its_own_provider_stays_and_they_go(rows_by_line):
+    assert [rows_by_line[("C-ALL", n)]["Action"] for n in (1, 2, 3)] == ["remove line", "remove line",
+                                                                          "keep as billed"]
+    assert rows_by_line[("C-ALL", 3)]["Instruction"] == (
+        "C-ALL line 3: 76120 global overlaps C-ALL line 1 (76120-26, NPI 1234567893, same day) and C-ALL line 2 "
+        "(76120-TC, NPI 1234567893, same day) of the same provider: keep this line and remove C-ALL line 1 and "
+        "C-ALL line 2")
 
 
 def test_a_global_line_in_a_hospital_beside_another_providers_26_is_removed(rows_by_line):
