@@ -354,6 +354,9 @@ def test_a_duplicate_whose_other_side_an_auditor_decided_is_told_to_decide_to_ma
     assert row["Instruction"].startswith("DUP-1 line 1: 99213 repeats DUP-1 line 2 (99213, NPI ")
     assert row["Instruction"].endswith("whose finding of the same repeat an auditor decided: decide this one to "
                                        "match")
+    # Set back to pending, the finding has no decision time (INTERFACE.md: empty while pending).
+    reopened_flag = flag(rerun, "DUP-1", 1, "DUP_EXACT")
+    assert (reopened_flag["decision"], reopened_flag["reviewer"], reopened_flag["decided_at"]) == ("pending", "bob", "")
 
 
 def test_the_same_file_imported_twice_changes_nothing(audit, copy_db):
