@@ -24,10 +24,10 @@ class Family:
     only_when_used: bool = False
 
 
-# The lines whose place was looked up in the ZIP file (pricing.py): a ZIP and no locality, or a locality that is
-# not a pricing locality of the line's GPCI release.
-ZIP_PLACED = """service_zip is not null and (locality is null or not exists (
-    select 1 from priced_lines p join ref_gpci g on g.release_id = p.gpci_release and g.locality_key = claim_lines.locality
+# The lines whose place was looked up in the ZIP file (pricing.py): a ZIP and no locality, or a locality that
+# pricing did not take (no pricing locality of the line's GPCI release).
+ZIP_PLACED = """service_zip is not null and (locality is null or locality is distinct from (
+    select p.locality from priced_lines p
     where p.batch_id = claim_lines.batch_id and p.line_id = claim_lines.line_id))"""
 
 FAMILIES = [

@@ -97,11 +97,9 @@ corrected as (
 ),
 repeats as (
     select c.line_id,
-           arg_min(o.claim_id || ' line ' || o.line_number,
+           arg_min({{'id': o.line_id, 'ref': o.claim_id || ' line ' || o.line_number}},
                    {{'part': list_has_any(o.modifiers, ['26', 'TC']), 'claim': o.claim_id, 'line': o.line_number}})
-               as kept_line,
-           arg_min(o.line_id, {{'part': list_has_any(o.modifiers, ['26', 'TC']), 'claim': o.claim_id,
-                                'line': o.line_number}}) as kept_id
+               as kept
     from corrected c
     join claim_lines o on o.batch_id = $batch and o.patient_id = c.patient_id
                       and o.date_of_service = c.date_of_service and o.hcpcs = c.hcpcs
@@ -118,7 +116,7 @@ select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} 
                 and exists (select 1 from bundles b
                             where b.line_id = f.partner_line_id and b.partner_line_id <> f.line_id), false)
            as partner_bundled,
-       case when r.kept_id <> f.line_id then r.kept_line end as pctc_repeats,
+       case when r.kept.id <> f.line_id then r.kept.ref end as pctc_repeats,
        p.hcpcs as partner_hcpcs, {_billed("p")} as partner_billed, p.provider as partner_provider,
        p.component as partner_component, p.date_of_service as partner_dos,
        f.partner_claim_id || ' line ' || f.partner_line_number as partner_line,
@@ -147,9 +145,8 @@ case
     -- Copies of a global line go first; the one kept then gives way to the parts billed beside it.
     when a.component = 'global' and a.globals > 0 and not a.is_keeper then 'remove_copy'
     -- Both parts billed beside it: by its own provider alone, it stays and they go; else it goes.
-    when a.component = 'global' and a.parts_26 > 0 and a.parts_tc > 0 and not (a.other_26 or a.other_tc)
-        then 'keep_global'
-    when a.component = 'global' and a.parts_26 > 0 and a.parts_tc > 0 then 'remove_global'
+    when a.component = 'global' and a.both_parts and not (a.other_26 or a.other_tc) then 'keep_global'
+    when a.component = 'global' and a.both_parts then 'remove_global'
     -- Another provider's part: the global becomes the other part; in a hospital, whose own claim bills the
     -- technical part, a global beside another provider's 26 has nothing left to bill.
     when a.component = 'global' and a.other_26 and a.hospital_global then 'remove_hospital_global'
@@ -184,9 +181,11 @@ def _more_list(count: str) -> str:
     return f"(case when {count} > {LISTED} then ['and ' || ({count} - {LISTED}) || ' more'] else [] end)"
 
 
-def _more(count: str) -> str:
-    """SQL: ' and N more' where `count` lines exceed those listed (LISTED), else ''."""
-    return f"(case when {count} > {LISTED} then ' and ' || ({count} - {LISTED}) || ' more' else '' end)"
+def _listed(lines: str, count: str) -> str:
+    """SQL: the first LISTED of the list of line references `lines` (`count` of them), comma-joined, then
+    ' and N more' for the rest."""
+    return (f"(array_to_string(({lines})[1:{LISTED}], ', ') "
+            f"|| case when {count} > {LISTED} then ' and ' || ({count} - {LISTED}) || ' more' else '' end)")
 
 
 DUPLICATES = f"""
@@ -261,6 +260,8 @@ grouped as (
            coalesce(g.n_global, 0) - (own.in_pool and l.component = 'global')::int as globals,
            coalesce(g.n_26, 0) - (own.in_pool and l.component = '26')::int as parts_26,
            coalesce(g.n_tc, 0) - (own.in_pool and l.component = 'TC')::int as parts_tc,
+           coalesce(g.n_26, 0) - (own.in_pool and l.component = '26')::int > 0
+               and coalesce(g.n_tc, 0) - (own.in_pool and l.component = 'TC')::int > 0 as both_parts,
            coalesce(pg.n, 0) - (own.in_pool and l.component = 'global')::int > 0 as own_global,
            coalesce(p26.n, 0) - (own.in_pool and l.component = '26')::int > 0 as own_26,
            coalesce(ptc.n, 0) - (own.in_pool and l.component = 'TC')::int > 0 as own_tc,
@@ -300,26 +301,26 @@ roles as (
 ),
 copies as (
     -- Only the line kept takes its part's list.
-    select r.*, t.n - 1 as copy_count, t.copy_lines, t.copy_refs
+    select r.*, t.n - 1 as copy_count, {_listed("t.copy_lines", "t.n - 1")} as copies_text, t.copy_refs
     from roles r
     left join part_lists t on r.dup_role = 'keep_copy' and t.rule_id = r.rule_id and t.group_key = r.group_key
                           and t.part = r.part
 )
 select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper,
-       array_to_string(copy_lines, ', ') || {_more("copy_count")} as dup_copies,
+       copies_text as dup_copies,
        case dup_role when 'bill_tc' then first_other_26 when 'bill_26' then first_other_tc
                      when 'remove_hospital_global' then first_other_26
                      when 'keep_global' then case when own_26 then first_26 else first_tc end
                      when 'remove_part' then first_global when 'keep_part' then first_global
                      when 'remove_copy' then keeper end as partner,
-       case when dup_role = 'keep_global' and parts_26 > 0 and parts_tc > 0
-            then first_26.line || ' and ' || first_tc.line end as partner_lines,
-       case when dup_role = 'remove_global' or (dup_role = 'keep_global' and parts_26 > 0 and parts_tc > 0)
+       case when dup_role = 'keep_global' and both_parts then first_26.line || ' and ' || first_tc.line end
+           as partner_lines,
+       case when dup_role = 'remove_global' or (dup_role = 'keep_global' and both_parts)
                  then first_26.ref || ' and ' || first_tc.ref
-            when dup_role = 'keep_copy' then array_to_string(copy_lines, ', ') || {_more("copy_count")}
+            when dup_role = 'keep_copy' then copies_text
        end as partner_text,
-       case dup_role when 'remove_global' then [first_26.ref, first_tc.ref] when 'keep_copy' then copy_refs || {_more_list("copy_count")}
-                     end as partner_refs
+       case dup_role when 'remove_global' then [first_26.ref, first_tc.ref]
+                     when 'keep_copy' then copy_refs || {_more_list("copy_count")} end as partner_refs
 from copies
 """
 
@@ -422,13 +423,10 @@ days as (
                as remaining_units,
            bool_or(partner_batch is not null) as with_earlier,
            count(*) as day_count,
-           array_to_string(list(line_ref order by claim_id, line_number)[1:{LISTED}], ', ')
-               || {_more("count(*)")} as day_lines,
+           {_listed("list(line_ref order by claim_id, line_number)", "count(*)")} as day_lines,
            list({{'id': line_id, 'ref': ref}} order by claim_id, line_number)[1:{LISTED + 1}] as day_members,
-           array_to_string((list(line_ref order by claim_id, line_number)
-                            filter (where removed_by is not null))[1:{LISTED}], ', ')
-               || {_more("count(*) filter (where removed_by is not null)")}
-               as fixing_lines,
+           {_listed("list(line_ref order by claim_id, line_number) filter (where removed_by is not null)",
+                    "count(*) filter (where removed_by is not null)")} as fixing_lines,
            case {" ".join(f"when bool_or(removed_by = '{rule}') then '{rule}'"
                           for rule in dict.fromkeys(i.rule_id for i in INSTRUCTIONS if i.removes))} end
                as day_fixed_by

@@ -16,6 +16,7 @@ own, by the ids openpyxl gave them.
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 import zlib
 from collections import deque
@@ -121,9 +122,13 @@ def _is_literal(sql: str) -> bool:
     return len(sql) >= 2 and sql[0] == sql[-1] == "'" and "'" not in sql[1:-1].replace("''", "")
 
 
-# The characters Excel refuses in a cell, as a regex class: control characters, and the two that XML forbids
-# (U+FFFE, U+FFFF), which would leave a workbook Excel can only repair.
-CONTROL = "\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x{FFFE}\\x{FFFF}"
+# The characters a cell cannot hold, which become U+FFFD: the control characters Excel refuses, and the two
+# that XML forbids (U+FFFE, U+FFFF), which would leave a workbook Excel can only repair. One list, for the
+# rows DuckDB writes (CONTROL, a class of its regular expressions) and the cells openpyxl writes (REFUSED, which
+# also takes lone surrogates: no UTF-8 text holds one, but a cell read from a workbook may).
+REFUSED_RANGES = [(0x00, 0x08), (0x0B, 0x0C), (0x0E, 0x1F), (0xFFFE, 0xFFFF)]
+CONTROL = "".join(f"\\x{{{first:X}}}-\\x{{{last:X}}}" for first, last in REFUSED_RANGES)
+REFUSED = re.compile("[" + "".join(f"{chr(first)}-{chr(last)}" for first, last in REFUSED_RANGES) + "\ud800-\udfff]")
 # Joins a row's texts for one check: DEL is no control character Excel refuses, nor whitespace.
 SEPARATOR = "\x7f"
 # A row takes the careful path when one of its texts holds a control character (those Excel refuses, and tab,

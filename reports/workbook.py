@@ -12,7 +12,6 @@ string cell, whatever it starts with.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ERROR_CODES
 from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.chart.label import DataLabelList
 from openpyxl.packaging.custom import StringProperty
@@ -39,6 +38,7 @@ from .sheet_xml import (
     CHARS_PER_WIDTH,
     EXCEL_MAX_TEXT,
     LINE_HEIGHT,
+    REFUSED,
     ColumnPlan,
     PendingRows,
     QueryRows,
@@ -240,15 +240,10 @@ REFERENCE = [
 ]
 
 
-# Besides the control characters openpyxl knows, the two that XML forbids (and lone surrogates, which no
-# UTF-8 file holds but a workbook's cell may).
-NOT_IN_XML = re.compile("[\ufffe\uffff\ud800-\udfff]")
-
-
 def clean_text(value: str) -> str:
     """The text as a cell can hold it: control characters Excel refuses become U+FFFD, and text past
     Excel's 32,767-character limit is cut with an ellipsis."""
-    value = NOT_IN_XML.sub("\ufffd", ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
+    value = REFUSED.sub("\ufffd", value)
     return value if len(value) <= EXCEL_MAX_TEXT else value[: EXCEL_MAX_TEXT - 1] + "\u2026"
 
 

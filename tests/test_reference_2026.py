@@ -69,6 +69,8 @@ line("HALF2", "33050", "2025-10-15", patient="P-H2")
 line("ZIP26", "76120", "2026-03-10", patient="P-ZIP", service_zip="94103")
 # A locality that is no pricing locality: the ZIP places the line, so the ZIP file's age counts for it too.
 line("ZIPLOC", "76120", "2026-03-12", patient="P-ZIP2", locality="99999-99", service_zip="94103")
+# A pricing locality beside a ZIP: the locality places the line, and the ZIP file's age is not its concern.
+line("ZIPOK", "76120", "2026-03-11", patient="P-ZIP3", locality="10112-00", service_zip="94103")
 
 
 @pytest.fixture(scope="module")
