@@ -56,15 +56,21 @@ earlier as materialized (
       and earlier_file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
       and earlier.patient_id in (select distinct patient_id from tonight)
       -- A claim sent again tonight replaces its earlier versions, even where tonight's rows of it were all
-      -- quarantined: what went out before is void.
-      and earlier.claim_id not in (select claim_id from raw_claim_rows
-                                   where batch_id = $batch and claim_id is not null)
+      -- quarantined, or are another patient's (stored in another shard file): what went out before is void.
+      and earlier.claim_id not in (select claim_id from claim_sends where batch_id = $batch)
 ),
 -- A claim sent again in a later earlier batch replaced its earlier versions there: only its latest version
--- before tonight takes part. Its versions are looked for among the lines above (tonight's patients, the dates
--- history reads), not among every stored line.
+-- before tonight takes part, wherever and for whomever it was sent (the few claims sent more than once, from
+-- claim_sends).
 latest as (
-    select claim_id, max(seq) as seq from earlier group by claim_id
+    select claim_id, max(seq) as seq from (
+        select claim_id, seq from earlier
+        union all
+        select sent.claim_id, sent_order.seq
+        from claim_sends sent
+        join batch_order sent_order on sent_order.batch_id = sent.batch_id
+        where sent.again and sent_order.seq < (select seq from batch_order where batch_id = $batch))
+    group by claim_id
 ),
 marked as (
     select earlier.* exclude (claim_id, seq),

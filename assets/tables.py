@@ -109,6 +109,9 @@ alter table run_history add column if not exists source varchar;
 alter table line_flags add column if not exists partner_claim_id varchar;
 alter table line_flags add column if not exists partner_line_number integer;
 create table if not exists batch_order (batch_id varchar primary key, seq bigint);
+-- Which claims each batch sent, quarantined rows included, and whether another batch sent the claim too
+-- (`again`): history takes each claim's latest version only, wherever its lines are stored.
+create table if not exists claim_sends (batch_id varchar, claim_id varchar, again boolean);
 -- The line's patient shard (assets/shards.py), stored when it is read (null in rows of an older version: shard 0).
 alter table raw_claim_rows add column if not exists shard smallint;
 -- What a batch was priced and judged with, besides the reference releases: `rejudge` judges it again alike
@@ -145,7 +148,10 @@ create table if not exists line_flags ({LINE_FLAGS_COLUMNS});
 def ensure_schema(con) -> None:
     ensure_reference_schema(con)
     _parse_text_raw_rows(con)
+    sends_kept = table_kind(con, "claim_sends") is not None
     con.execute(SCHEMA)
+    if not sends_kept:
+        _claim_sends_of_stored_batches(con)
     ensure_decision_schema(con)
     _stored_lines_to_view(con)
     con.execute(CLAIM_LINES_VIEW)
@@ -231,3 +237,56 @@ def clear_batch(con, table: str, batch_id: str) -> None:
 def named_parameters(sql: str, values: dict) -> dict:
     """The named values a statement uses (DuckDB refuses values a statement does not name)."""
     return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
+
+
+CLAIM_SENDS = """
+delete from claim_sends where batch_id = $batch;
+insert into claim_sends
+select distinct batch_id, claim_id, false from raw_claim_rows where batch_id = $batch and claim_id is not null;
+update claim_sends set again = true
+where not again
+  and claim_id in (select claim_id from claim_sends where batch_id = $batch
+                   intersect select claim_id from claim_sends where batch_id <> $batch);
+"""
+
+# A database made before claim_sends: its stored batches' claims ({rows}: the main file's raw rows, or a
+# shard file's), then which of them more than one batch sent.
+STORED_CLAIM_SENDS = """
+insert into claim_sends select distinct batch_id, claim_id, false from {rows} where claim_id is not null
+"""
+SENT_AGAIN = """
+update claim_sends set again = true
+where claim_id in (select claim_id from claim_sends group by claim_id having count(*) > 1)
+"""
+
+
+def record_claim_sends(con, batch_id: str) -> None:
+    """The claims a batch sent, read from its raw rows (while they are all in the main file): a claim sent
+    again replaces its earlier versions in history even where its lines are stored in another patient's
+    shard file, or all of them were quarantined."""
+    for statement in CLAIM_SENDS.split(";"):
+        if statement.strip():
+            con.execute(statement, {"batch": batch_id})
+
+
+def _claim_sends_of_stored_batches(con) -> None:
+    """A database made before claim_sends: its stored batches' claims, from the main file and, for a site
+    stored in shard files, from each of those."""
+    from pathlib import Path
+
+    from .shards import read_layout, shard_file
+
+    con.execute(STORED_CLAIM_SENDS.format(rows="raw_claim_rows"))
+    layout = read_layout(con)
+    database = con.execute("select path from duckdb_databases() where database_name = current_database()"
+                           ).fetchall()[0][0]
+    if layout.per_shard and database:
+        for shard in range(layout.shards):
+            path = shard_file(database, shard, layout.shards)
+            if Path(path).exists():
+                con.execute("attach $path as claim_sends_shard (read_only)", {"path": str(path)})
+                try:
+                    con.execute(STORED_CLAIM_SENDS.format(rows="claim_sends_shard.main.raw_claim_rows"))
+                finally:
+                    con.execute("detach claim_sends_shard")
+    con.execute(SENT_AGAIN)

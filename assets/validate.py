@@ -14,7 +14,7 @@ from pipelines.settings import run_day
 
 from .readers import CODE_WITH_MODIFIERS
 from .schemas import MODIFIER, PLAIN_NUMBER, REASONS, SUSPECT_SQL, claim_lines, scrubbable_rows
-from .tables import ROW_ID, clear_batch
+from .tables import ROW_ID, clear_batch, record_claim_sends
 
 CHUNK_ROWS = 250_000
 REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers_shaped", "units",
@@ -223,6 +223,7 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         con.unregister("quarantine_frame")
 
     con.execute(MARK_SCRUBBABLE, [batch_id])
+    record_claim_sends(con, batch_id)
     check_claim_lines(con, batch_id, total, day)
     lines = con.execute("select count(*) from claim_lines where batch_id = ?", [batch_id]).fetchall()[0][0]
     quarantined = con.execute(

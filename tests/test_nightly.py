@@ -318,6 +318,30 @@ def test_a_claim_sent_again_replaces_its_earlier_version_in_history(tmp_path, db
     assert not [key for key in found if key[0] == "S2"]
 
 
+# Three nights on a database made before the claims each batch sent were kept: the slow tier (CI runs it).
+@pytest.mark.slow
+def test_a_claim_sent_again_for_another_patient_replaces_its_version_on_a_database_made_before(tmp_path, db_path):
+    # M1 went out Monday as P3's knee replacement and was sent again Tuesday for P4 (the wrong patient was
+    # corrected). The database then loses what it kept of the sends, as one made before them. Wednesday P3's
+    # visit is in no global period (P4 is not among Wednesday's patients, so Tuesday's M1 is found only among
+    # the sends); P3's other visit, after P3's own surgery S1, is.
+    surgery = {"patient": "P3", "dos": "2024-07-01"}
+    nights = [[line("M1", "27447", **surgery), line("S1", "27447", patient="P3", dos="2024-09-02")],
+              [line("M1", "27447", **{**surgery, "patient": "P4"})],
+              [line("V3", "99213", patient="P3", dos="2024-07-09"),
+               line("V4", "99213", patient="P3", dos="2024-09-09")]]
+    for number, rows in enumerate(nights):
+        run = engine_scrub([write_csv(tmp_path / f"night{number}.csv", rows)], tmp_path / f"out{number}", db_path,
+                           history=True)
+        assert run.exit_code == 0, run.stderr
+        if number == 1:
+            with duckdb.connect(str(db_path)) as con:
+                con.execute("drop table claim_sends")
+    found = {(f["claim_id"], f["rule_id"]): f for f in run.flags}
+    assert [key for key in found if key[0] == "V3"] == []
+    assert found[("V4", "GLOBAL_EM_IN_PERIOD")]["partner_claim_id"] == "S1"
+
+
 # How earlier releases stored claim lines: a table of their own, and raw rows without the scrubbable mark.
 OLD_LINE_STORE = """
 create table old_lines as select * from claim_lines;

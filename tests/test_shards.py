@@ -171,6 +171,33 @@ def test_history_reads_the_whole_batch_s_dates_and_names_the_first_batch_on_a_pe
     assert (repeat["partner_claim_id"], repeat["partner_batch"]) == ("B", nights_batch(tmp_path / "out1"))
 
 
+def test_a_claim_sent_again_for_another_patient_replaces_its_version_in_another_shard_file(tmp_path,
+                                                                                          reference_db):
+    # P1 and P2 are in shards 1 and 0 of two. Surgery claims A and B went out for P1; A was sent again for P2
+    # the next night, B tonight. Both of P1's versions are void, though they sit in P1's shard file and the
+    # new ones in P2's: P1's visit tonight is in no global period, P2's is in A's (the second night's, the
+    # earliest surgery of that day by claim). Before tonight the main file loses what it kept of the sends,
+    # as one made before them: they are found again in the shard files.
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    assert db_command("init", "--db", str(db), "--shards", "2", "--layout", "per-shard").exit_code == 0
+    surgery = {"DOS": "2026-03-02", "CPT Code": "10060", "Dx 1": "L02.411"}
+    visit = {"DOS": "2026-03-05", "CPT Code": "99213"}
+    nights = [[row("A", "P1", **surgery), row("B", "P1", **surgery)],
+              [row("A", "P2", **surgery)],
+              [row("B", "P2", **surgery), row("V1", "P1", **visit), row("V2", "P2", **visit)]]
+    for number, rows in enumerate(nights, start=1):
+        run = scrub([text_export(tmp_path / f"night{number}.csv", rows)], tmp_path / f"out{number}", db, "--history")
+        assert run.exit_code == 0, run.stderr
+        if number == 2:
+            with duckdb.connect(str(db)) as con:
+                con.execute("drop table claim_sends")
+    found = {(f["claim_id"], f["rule_id"]): f for f in run.flags}
+    assert not [key for key in found if key[0] == "V1"]
+    period = found[("V2", "GLOBAL_EM_IN_PERIOD")]
+    assert (period["partner_claim_id"], period["partner_batch"]) == ("A", nights_batch(tmp_path / "out2"))
+
+
 def nights_batch(out: Path) -> str:
     return outputs_of(out)["summary"]["batch_id"]
 
