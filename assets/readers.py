@@ -14,6 +14,7 @@ import csv
 import difflib
 import functools
 import io
+import math
 import os
 import re
 import tempfile
@@ -515,12 +516,22 @@ def rows_above_header(path: Path, mapping: dict[str, str]) -> str:
         above = [line for line in above if not EXCEL_SEPARATOR_LINE.fullmatch(line.strip())]
     elif kind == "xlsx":
         workbook, _, _, above, sheet = _first_sheet_header(path, mapping)
-        workbook.close()
+        try:
+            others = _other_claim_sheets(workbook, sheet[0] if sheet else 1, mapping)
+            title = workbook.worksheets[0].title
+        finally:
+            workbook.close()
+        unread = (f"; sheet{'s' if len(others) > 1 else ''} {', '.join(repr(t) for t in others)} also "
+                  f"{'have' if len(others) > 1 else 'has'} a header row naming the required columns and "
+                  f"{'are' if len(others) > 1 else 'is'} not read: save each sheet of claims as a file of its own"
+                  if others else "")
+        skipped = (f"; {len(above)} row{'s' if len(above) > 1 else ''} of title above its header skipped"
+                   if above else "")
         if sheet:
-            where = (f"{path}: the claims are read from sheet {sheet[1]!r} (sheet {sheet[0]}: no sheet before it "
-                     "has a header row naming the required columns)")
-            return where + (f"; {len(above)} row{'s' if len(above) > 1 else ''} of title above its header skipped"
-                            if above else "")
+            return (f"{path}: the claims are read from sheet {sheet[1]!r} (sheet {sheet[0]}: no sheet before it "
+                    f"has a header row naming the required columns){skipped}{unread}")
+        if unread:
+            return f"{path}: the claims are read from sheet {title!r}{skipped}{unread}"
     else:
         return ""
     if not above:
@@ -614,8 +625,11 @@ __OTHER_DATES__
                   || lpad(regexp_extract(locality, '[0-9]+$'), 2, '0')
          when regexp_full_match(locality, '[0-9]{6,7}') then left(lpad(locality, 7, '0'), 5) || '-' || right(locality, 2)
          else upper(locality) end,
+    -- A ZIP's first five digits; six to nine digits are a ZIP+4 whose leading zeros a number cell lost
+    -- (07030-1234 stored as 70301234), not a ZIP to cut after five.
     case when service_zip is null then null
-         else lpad(split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1), 5, '0') end
+         when strlen(__ZIP_DIGITS__) between 6 and 9 then left(lpad(__ZIP_DIGITS__, 9, '0'), 5)
+         else lpad(__ZIP_DIGITS__, 5, '0') end
 """
 
 
@@ -627,11 +641,16 @@ def dot_after_category(cell: str) -> str:
     return f"(strpos({cell}, '.') = 0 or (strpos({cell}, '.') = 4 and strpos(substr({cell}, 5), '.') = 0))"
 
 
-for _name, _sql in (("__DOT_AFTER_CATEGORY_d__", dot_after_category("upper(trim(d))")),
+for _name, _sql in (("__ZIP_DIGITS__", "split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1)"),
+                    ("__DOT_AFTER_CATEGORY_d__", dot_after_category("upper(trim(d))")),
                     ("__DATE_TIME__", DATE_TIME), ("__OTHER_DATES__", OTHER_DATES), ("__TWO_DIGITS__", TWO_DIGITS)):
     PARSED_COLUMNS = PARSED_COLUMNS.replace(_name, _sql)
 # The helper columns of the code and its modifiers: the code cell upper-cased, the modifiers it carries
 # after the code (sorted, distinct; null for a cell that carries none) and those of the modifier columns.
+# What Excel saves as the value of a formula it cannot work out (=bob typed as a reviewer's name, a lookup of a
+# patient that found none): never an identifier.
+EXCEL_ERRORS = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA",
+                          "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#UNKNOWN!", "#CONNECT!", "#BUSY!"})
 CODE_WITH_MODIFIERS = "[A-Z0-9]{5}([ -]+[A-Z0-9]{2})+"
 MODIFIER_COLUMNS = f"""
     upper(hcpcs) as code_cell,
@@ -926,8 +945,11 @@ def _cell_text(value: object) -> str | None:
         return value.date().isoformat() if value.time() == time(0) else value.isoformat(sep=" ")
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float) and math.isfinite(value):
+        # Excel shows (and saves as CSV) 15 significant digits: =0.1*3*10 is 3, not 3.0000000000000004.
+        value = float(f"{value:.15g}")
+        if value.is_integer():
+            return str(int(value))
     return str(value)
 
 
@@ -935,6 +957,18 @@ def _open_first_sheet(path: Path, mapping: dict[str, str] | None = None):
     """The workbook, its first sheet's header cells, and an iterator over the rows below the header."""
     workbook, headers, rows, _, _ = _first_sheet_header(path, mapping or {})
     return workbook, headers, rows
+
+
+def _other_claim_sheets(workbook, read: int, mapping: dict[str, str]) -> list[str]:
+    """The titles of the sheets after sheet `read` (1-based, the one whose claims are read) that have a header
+    row naming every required column too: a month a sheet, of which only the first would be scrubbed."""
+    titles = []
+    for candidate in workbook.worksheets[read:]:
+        for row in candidate.iter_rows(max_row=HEADER_SEARCH_ROWS, values_only=True):
+            if row and names_every_required_column([_cell_text(c) or "" for c in row], mapping):
+                titles.append(candidate.title)
+                break
+    return titles
 
 
 def _first_sheet_header(path: Path, mapping: dict[str, str]):
@@ -955,6 +989,11 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
         source = path if path.suffix.lower() in EXCEL_SUFFIXES else io.BytesIO(path.read_bytes())
         workbook = load_workbook(source, read_only=True, data_only=True, keep_links=False)
         sheets = list(workbook.worksheets)
+        for candidate in sheets:
+            # Read every row and column there is: a read-only sheet otherwise stops at the range its file
+            # declares, which some programs write wrong (A1:A1), and the rows past it would go unread.
+            if hasattr(candidate, "reset_dimensions"):
+                candidate.reset_dimensions()
         sheet = sheets[0]
     except Exception as exc:  # openpyxl raises many kinds for a damaged archive
         raise InputFileError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__})") from None
@@ -982,6 +1021,11 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
     raise InputFileError(f"{path}: the first sheet is empty")
 
 
+# What a cell is trimmed of, as DuckDB's trim() trims a CSV's cells: spaces, Unicode spaces. Not tabs or line
+# breaks, which leave a code or a count unreadable in either kind of export (and the quarantine says so).
+CELL_BLANKS = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+
+
 def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
                 mapping: dict[str, str]) -> StagedFile:
     workbook, headers, rows = _open_first_sheet(path, mapping)
@@ -995,7 +1039,8 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
             record = {"source_row": number}
             for position, canonical in columns.items():
                 value = cells[position] if position < len(cells) else None
-                record[canonical] = value.strip() if value and value.strip() else None
+                value = value.strip(CELL_BLANKS) if value else None
+                record[canonical] = value or None
                 # A code typed as a number lost its leading zeros to Excel (anesthesia 00100 shows as 100).
                 if canonical == "hcpcs" and position < len(row) and _whole_number(row[position]):
                     record[canonical] = f"{int(row[position]):05d}"

@@ -35,7 +35,7 @@ from .decisions import (
     database_id,
     finding_id_sql,
 )
-from .readers import file_sha256
+from .readers import EXCEL_ERRORS, file_sha256
 from .rules import RULES
 
 SHEET = "Findings"
@@ -82,11 +82,6 @@ class ImportResult:
     imported: int = 0
     unchanged: int = 0
     refused: list[str] = field(default_factory=list)  # one sentence each: file, row and why
-
-
-# What Excel saves as the value of a formula it cannot work out (=bob typed as a reviewer's name).
-EXCEL_ERRORS = frozenset({"#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA",
-                          "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#UNKNOWN!", "#CONNECT!", "#BUSY!"})
 
 
 def _text(value) -> str | None:

@@ -11,7 +11,7 @@ from datetime import date
 import pandas as pd
 import pandera.pandas as pa
 
-from .readers import CODE_WITH_MODIFIERS, TWO_DIGITS
+from .readers import CODE_WITH_MODIFIERS, EXCEL_ERRORS, TWO_DIGITS
 
 # A date of service before this is a slip of the keyboard (1899, 0024), not a service anyone still bills.
 EARLIEST_SERVICE = "2000-01-01"
@@ -23,6 +23,8 @@ PLAIN_NUMBER = "[+-]?([0-9]+|[0-9]{1,3}(,[0-9]{3})+)([.][0-9]*)?"
 # was read as where that reads otherwise.
 REASONS = {
     ("claim_id", "not_nullable"): "claim_id is missing",
+    ("claim_id", "not an Excel error"): "claim_id {raw!r} is an Excel error value, not a claim's identifier",
+    ("patient_id", "not an Excel error"): "patient_id {raw!r} is an Excel error value, not a patient's identifier",
     ("line_number", "not_nullable"): "line_number {raw!r} is not a whole number",
     ("line_number", "whole positive number"): "line_number {raw!r} is not a whole number above zero",
     ("patient_id", "not_nullable"): "patient_id is missing",
@@ -56,11 +58,12 @@ MODIFIER = "[A-Z0-9]{2}"
 # set-based pass the rows that may fail (a superset: Pandera words the reasons), so that Pandera does not
 # have to turn millions of clean rows into pandas frames. Validation checks this mirror against the model
 # on a sample of the rows it passes; keep the two in step. $today is the run's day.
+EXCEL_ERRORS_SQL = ", ".join(f"'{error}'" for error in sorted(EXCEL_ERRORS))
 SUSPECT_SQL = {
-    "claim_id": "claim_id is null",
+    "claim_id": f"claim_id is null or claim_id in ({EXCEL_ERRORS_SQL})",
     "line_number": "line_number is null or not isfinite(line_number) or line_number <= 0 "
                    "or line_number <> round(line_number) or line_number > 2147483647",
-    "patient_id": "patient_id is null",
+    "patient_id": f"patient_id is null or patient_id in ({EXCEL_ERRORS_SQL})",
     "date_of_service": f"date_of_service is null or date_of_service < timestamp '{EARLIEST_SERVICE}' "
                        "or date_of_service > $today::timestamp",
     "hcpcs": "hcpcs is null or not regexp_full_match(hcpcs, '[A-Z0-9]{5}')",
@@ -88,6 +91,16 @@ class ScrubbableRow(pa.DataFrameModel):
     # Which rules apply and which rate prices the line (hospital, facility) hang on it: a place of service
     # that is no code cannot be guessed at.
     place_of_service: str = pa.Field(nullable=False)
+
+    # An identifier that reads #N/A is a lookup or formula that failed in the workbook the export came from:
+    # two such claims are not one, nor their patients one patient.
+    @pa.check("claim_id", name="not an Excel error")
+    def _claim_not_error(cls, s):
+        return ~s.isin(EXCEL_ERRORS)
+
+    @pa.check("patient_id", name="not an Excel error")
+    def _patient_not_error(cls, s):
+        return ~s.isin(EXCEL_ERRORS)
 
     @pa.check("line_number", name="whole positive number")
     def _whole(cls, s):

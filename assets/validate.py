@@ -13,7 +13,15 @@ import pandera.pandas as pa
 from pipelines.settings import run_day
 
 from .readers import CODE_WITH_MODIFIERS
-from .schemas import MODIFIER, PLAIN_NUMBER, REASONS, SUSPECT_SQL, claim_lines, scrubbable_rows
+from .schemas import (
+    EXCEL_ERRORS_SQL,
+    MODIFIER,
+    PLAIN_NUMBER,
+    REASONS,
+    SUSPECT_SQL,
+    claim_lines,
+    scrubbable_rows,
+)
 from .tables import ROW_ID, clear_batch, record_claim_sends
 
 CHUNK_ROWS = 250_000
@@ -114,6 +122,8 @@ def _reason_text(row: dict, day: date) -> str:
     column, check = row["column"], row["check"]
     template = REASONS.get((column, check), f"{column} fails {check}")
     raw = {
+        "claim_id": row["claim_id"],
+        "patient_id": row["patient_error"],
         "line_number": row["line_number_raw"],
         "date_of_service": row["date_raw"],
         "hcpcs": row["hcpcs"],
@@ -189,10 +199,12 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
 
     if len(failed):
         detail = con.execute(
-            """
+            f"""
             select row_id, file_index, source_file, source_row, claim_id, line_number as line_number_raw,
                    date_of_service as date_raw, dos::varchar as date_read, hcpcs, units as units_raw,
-                   array_to_string(modifiers, ', ') as modifier_text, place_of_service as place_raw, first_seen
+                   array_to_string(modifiers, ', ') as modifier_text, place_of_service as place_raw, first_seen,
+                   -- The patient's identifier is quoted only where it is an Excel error, never in clear.
+                   case when patient_id in ({EXCEL_ERRORS_SQL}) then patient_id end as patient_error
             from parsed_rows(?) where row_id in (select row_id from failed_rows)
             """,
             [batch_id],
@@ -209,7 +221,7 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         cases = failed.join(detail, on="row_id")
         # Plain lists rather than pandas rows and groups: a night's export can quarantine many thousands.
         fields = ["column", "check", "line_number_raw", "date_raw", "date_read", "hcpcs", "units_raw",
-                  "modifier_text", "place_raw", "claim_id", "first_seen"]
+                  "modifier_text", "place_raw", "claim_id", "first_seen", "patient_error"]
         by_row: dict[int, list[str]] = {}
         for row_id, *values in zip(*(cases[name].tolist() for name in ["row_id", *fields])):
             by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values)), day))

@@ -4,6 +4,8 @@ The readers are tested straight against a DuckDB connection (fast); one run of t
 whole corpus through as one batch and checks what a user sees in lines.csv and summary.json.
 """
 
+import re
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -198,10 +200,40 @@ def test_workbook_text_that_looks_like_a_formula_stays_text(con, tmp_path):
     assert staged(con, path)[0]["payer"] == "=cmd|' /C calc'!A0"
 
 
-def test_only_the_first_sheet_of_a_workbook_is_read(con, tmp_path):
+def test_only_the_first_sheet_of_a_workbook_is_read_and_another_sheet_of_claims_is_said(con, tmp_path):
     path = workbook_export(tmp_path / "two_sheets.xlsx", rows=[row("C1")], second_sheet=[row("NOTE1")])
     assert [r["claim_id"] for r in staged(con, path)] == ["C1"]
-    assert rows_above_header(path, {}) == ""
+    assert rows_above_header(path, {}) == (
+        f"{path}: the claims are read from sheet 'Claims'; sheet 'Notes' also has a header row naming the required "
+        "columns and is not read: save each sheet of claims as a file of its own")
+    alone = workbook_export(tmp_path / "one_sheet.xlsx", rows=[row("C1")])
+    assert rows_above_header(alone, {}) == ""
+
+
+def test_a_workbook_declaring_too_small_a_range_is_read_whole(con, tmp_path):
+    # Some programs write a sheet's <dimension> wrong (A1:A1); the rows and columns past it are still there.
+    path = workbook_export(tmp_path / "dimension.xlsx", rows=[row("C1"), row("C2"), row("C3")])
+    with zipfile.ZipFile(path) as src:
+        parts = {name: src.read(name) for name in src.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"].decode()
+    parts["xl/worksheets/sheet1.xml"] = re.sub(r'<dimension ref="[^"]*"', '<dimension ref="A1:C2"', sheet).encode()
+    with zipfile.ZipFile(path, "w") as out:
+        for name, data in parts.items():
+            out.writestr(name, data)
+    rows = staged(con, path)
+    assert [(r["claim_id"], r["payer"]) for r in rows] == [(c, "Medicare Part B") for c in ("C1", "C2", "C3")]
+
+
+def test_workbook_numbers_read_as_excel_shows_them(con, tmp_path):
+    # A ZIP+4 typed as a number with the "Zip Code + 4" format (07030-1234 stored as 70301234); units worked out
+    # by a formula whose binary value is a hair over 3 (Excel shows and saves 3); a code copied with its tab
+    # keeps it, as in a CSV export (the quarantine shows it), while spaces go.
+    path = workbook_export(tmp_path / "shown.xlsx", rows=[
+        row("C1", Units=0.1 * 3 * 10, **{"Service ZIP": 70301234, "CPT Code": "99213\t"}),
+        row("C2", Units=1.5, **{"Service ZIP": 21341234, "CPT Code": "\u00a099213 "})])
+    first, second = staged(con, path)
+    assert (first["service_zip"], first["units"], first["hcpcs"]) == ("07030", "3", "99213\t")
+    assert (second["service_zip"], second["units"], second["hcpcs"]) == ("02134", "1.5", "99213")
 
 
 def test_claims_on_a_sheet_after_a_cover_sheet_are_read_and_said(con, tmp_path):

@@ -148,13 +148,18 @@ ROWS = [
     ({"POS": "N/A"}, ("2024-07-08", "76120", "", "1")),
     ({"POS": "O2"}, "place_of_service 'O2' is not a place-of-service code (two digits, such as 11 or 22)"),
     ({"POS": "Office"}, "place_of_service 'Office' is not a place-of-service code"),
+    # A lookup that failed in the workbook the export came from: no patient's identifier.
+    ({"Member ID": "#N/A"}, "patient_id '#N/A' is an Excel error value, not a patient's identifier"),
+    # A tab at a cell's end is not trimmed as a space is: the code is not read, and the reason shows it.
+    ({"CPT Code": "92611\t"}, "hcpcs '92611\\t' is not five letters and digits"),
 ]
 
 
 def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path):
     # A patient each: lines of one patient on one day would meet in the rules and the pricing.
-    export = text_export(tmp_path / "front.csv", [row(f"F{n}", patient=f"PT-F{n}", **changes)
-                                                   for n, (changes, _) in enumerate(ROWS)])
+    export = text_export(tmp_path / "front.csv", [*(row(f"F{n}", patient=f"PT-F{n}", **changes)
+                                                    for n, (changes, _) in enumerate(ROWS)),
+                                                  row("#REF!", patient="PT-REF")])
     # A real workbook named .xls, with a date cell and a serial day number where a date belongs.
     book = workbook_export(tmp_path / "renamed.xls", rows=[row("XLS1", DOS=datetime(2024, 7, 8)),
                                                           row("XLS2", DOS=45481, **{"CPT Code": "76120-TC"})])
@@ -163,6 +168,7 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
     notes = [line for line in run.stderr.splitlines() if not line.startswith("warning: ")]
     assert notes == [f"claimscrub: {book}: an .xlsx workbook named .xls; read as .xlsx"]
     reasons = {q["claim_id"]: q["reasons"] for q in run.quarantine}
+    assert reasons["#REF!"] == "claim_id '#REF!' is an Excel error value, not a claim's identifier"
     for n, (changes, expected) in enumerate(ROWS):
         claim = f"F{n}"
         if isinstance(expected, str):
