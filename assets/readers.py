@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
@@ -945,6 +945,13 @@ def _cell_text(value: object) -> str | None:
         return value.date().isoformat() if value.time() == time(0) else value.isoformat(sep=" ")
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, (time, timedelta)):
+        # "26:59" typed into a modifier column is a duration to Excel: read back as typed (hours and minutes,
+        # seconds only where there are some), not as 1 day, 2:59:00.
+        seconds = (round(value.total_seconds()) if isinstance(value, timedelta)
+                   else value.hour * 3600 + value.minute * 60 + value.second)
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours}:{rest // 60:02d}" + (f":{rest % 60:02d}" if rest % 60 else "")
     if isinstance(value, float) and math.isfinite(value):
         # Excel shows (and saves as CSV) 15 significant digits: =0.1*3*10 is 3, not 3.0000000000000004.
         value = float(f"{value:.15g}")
@@ -957,6 +964,40 @@ def _open_first_sheet(path: Path, mapping: dict[str, str] | None = None):
     """The workbook, its first sheet's header cells, and an iterator over the rows below the header."""
     workbook, headers, rows, _, _ = _first_sheet_header(path, mapping or {})
     return workbook, headers, rows
+
+
+MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell ref="([A-Z]+)([0-9]+):([A-Z]+)([0-9]+)"')
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def _merged_header(sheet, row: int, cells: list[str]) -> list[str]:
+    """The header cells with a header merged over several cells ("Modifiers" over four columns) given to each
+    of them: Excel keeps its text in the first cell only, and the modifiers or diagnoses under the others would
+    go unread. The merged ranges follow the rows in the sheet's file, which is read through for them."""
+    try:
+        source = sheet._get_source()  # a read-only sheet's XML, as openpyxl opens it for its rows
+    except (AttributeError, KeyError):
+        return cells
+    spans, tail = [], b""
+    with source:
+        while chunk := source.read(1 << 20):
+            text = tail + chunk
+            spans += [(_column_number(a), int(r1), _column_number(b), int(r2)) for a, r1, b, r2
+                      in MERGE_CELL.findall(text)]
+            tail = text[-200:]
+    merged = list(cells)
+    for first, top, last, bottom in set(spans):
+        if top <= row <= bottom and first <= len(merged) and merged[first - 1].strip():
+            merged += [""] * max(0, last - len(merged))
+            for column in range(first + 1, last + 1):
+                merged[column - 1] = merged[column - 1] or merged[first - 1]
+    return merged
 
 
 def _other_claim_sheets(workbook, read: int, mapping: dict[str, str]) -> list[str]:
@@ -1005,6 +1046,7 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
                 cells = [_cell_text(c) or "" for c in row]
                 if names_every_required_column(cells, mapping):
                     rest = candidate.iter_rows(min_row=number + 1, values_only=True)
+                    cells = _merged_header(candidate, number, cells)
                     return workbook, cells, rest, above, (index + 1, candidate.title) if index else None
                 above.append(cells)
                 at.append(number)

@@ -6,7 +6,7 @@ whole corpus through as one batch and checks what a user sees in lines.csv and s
 
 import re
 import zipfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -227,12 +227,15 @@ def test_a_workbook_declaring_too_small_a_range_is_read_whole(con, tmp_path):
 def test_workbook_numbers_read_as_excel_shows_them(con, tmp_path):
     # A ZIP+4 typed as a number with the "Zip Code + 4" format (07030-1234 stored as 70301234); units worked out
     # by a formula whose binary value is a hair over 3 (Excel shows and saves 3); a code copied with its tab
-    # keeps it, as in a CSV export (the quarantine shows it), while spaces go.
+    # keeps it, as in a CSV export (the quarantine shows it), while spaces go; "26:59" typed into a modifier
+    # cell, which Excel keeps as a duration.
     path = workbook_export(tmp_path / "shown.xlsx", rows=[
-        row("C1", Units=0.1 * 3 * 10, **{"Service ZIP": 70301234, "CPT Code": "99213\t"}),
+        row("C1", Units=0.1 * 3 * 10, **{"Service ZIP": 70301234, "CPT Code": "99213\t",
+                                         "Mod 1": timedelta(hours=26, minutes=59)}),
         row("C2", Units=1.5, **{"Service ZIP": 21341234, "CPT Code": "\u00a099213 "})])
     first, second = staged(con, path)
     assert (first["service_zip"], first["units"], first["hcpcs"]) == ("07030", "3", "99213\t")
+    assert first["modifiers"] == ["26", "59"]
     assert (second["service_zip"], second["units"], second["hcpcs"]) == ("02134", "1.5", "99213")
 
 

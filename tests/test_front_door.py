@@ -10,8 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner
+from openpyxl import Workbook
 
-from assets.readers import InputFileError, land_rows, map_headers, stage_csv
+from assets.readers import InputFileError, land_rows, map_headers, stage_csv, stage_excel
 from assets.tables import ensure_schema
 from pipelines.cli import main
 
@@ -90,6 +91,24 @@ def test_modifier_and_diagnosis_columns_under_one_repeated_header_are_all_read(c
     # second "Dx" a misshapen code that DX_MISSING must see.
     assert con.execute("select modifiers, diagnoses from raw_claim_rows").fetchall() == [
         (["26", "59"], ["R1310", "I1.0"])]
+
+
+def test_modifier_and_diagnosis_columns_under_a_merged_header_are_all_read(con, tmp_path):
+    # A workbook's "Modifiers" header merged over two cells, and "Diagnosis" over three, head their first cells
+    # only: the blank ones after them are more modifiers and diagnoses. A blank header elsewhere is not read.
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["Claim ID", "Line", "Member ID", "DOS", "CPT Code", "Units", "Modifiers", None, "Diagnosis",
+                  None, None, None, "Payer"])
+    sheet.merge_cells("G1:H1")
+    sheet.merge_cells("I1:K1")
+    sheet.append(["M1", 1, "P", "2024-07-15", "73560", 1, "26", "59", "M25.561", "M25.562", "R13.10", "note",
+                  "Acme"])
+    path = tmp_path / "merged.xlsx"
+    book.save(path)
+    land_rows(con, stage_excel(con, path, 0, {}), "raw_claim_rows", "b", 0, path.name)
+    assert con.execute("select modifiers, list_sort(diagnoses), payer from raw_claim_rows").fetchall() == [
+        (["26", "59"], ["M25561", "M25562", "R1310"], "Acme")]
 
 
 def test_a_locality_written_otherwise_is_read_as_mac_dash_locality(con, tmp_path):
