@@ -149,43 +149,29 @@ def test_history_reaches_the_earlier_batch_on_every_layout(one_shard, four_files
         assert any(row["partner_batch"] for row in flags)
 
 
-def test_history_reads_the_whole_batch_s_dates_and_names_the_first_batch_on_a_per_shard_site(tmp_path,
-                                                                                             reference_db):
+def test_history_reads_the_whole_batch_s_dates_and_each_claim_s_latest_version_on_a_per_shard_site(tmp_path,
+                                                                                                    reference_db):
     # P1 and P2 are in shards 1 and 0 of two. Claim A went out for P1 on 2026-03-10, then was corrected to
     # 2025-11-20; tonight's first date (P2's, 2026-02-01) puts that correction inside history's dates, and so
     # the first version stays replaced, whichever shard judges P1. Claims B and C, of two earlier nights, both
     # repeat tonight's T3: the first night's is the partner named.
-    db = tmp_path / "claimscrub.duckdb"
-    shutil.copyfile(reference_db, db)
-    assert db_command("init", "--db", str(db), "--shards", "2", "--layout", "per-shard").exit_code == 0
-    nights = [[row("A", "P1", DOS="2026-03-10"), row("B", "P1", DOS="2026-03-20", **{"CPT Code": "99213"})],
-              [row("A", "P1", DOS="2025-11-20"), row("C", "P1", DOS="2026-03-20", **{"CPT Code": "99213"})],
-              [row("T1", "P1", DOS="2026-03-10"), row("T2", "P2", DOS="2026-02-01", **{"CPT Code": "99213"}),
-               row("T3", "P1", DOS="2026-03-20", **{"CPT Code": "99213"})]]
-    for number, rows in enumerate(nights, start=1):
-        run = scrub([text_export(tmp_path / f"night{number}.csv", rows)], tmp_path / f"out{number}", db, "--history")
-        assert run.exit_code == 0, run.stderr
-    found = {(f["claim_id"], f["rule_id"]): f for f in run.flags}
-    assert not [key for key in found if key[0] == "T1"]
-    repeat = found[("T3", "DUP_EXACT")]
-    assert (repeat["partner_claim_id"], repeat["partner_batch"]) == ("B", nights_batch(tmp_path / "out1"))
-
-
-def test_a_claim_sent_again_for_another_patient_replaces_its_version_in_another_shard_file(tmp_path,
-                                                                                          reference_db):
-    # P1 and P2 are in shards 1 and 0 of two. Surgery claims A and B went out for P1; A was sent again for P2
-    # the next night, B tonight. Both of P1's versions are void, though they sit in P1's shard file and the
-    # new ones in P2's: P1's visit tonight is in no global period, P2's is in A's (the second night's, the
-    # earliest surgery of that day by claim). Before tonight the main file loses what it kept of the sends,
-    # as one made before them: they are found again in the shard files.
+    # Surgery claims SA and SB went out for P1; SA was sent again for P2 the next night, SB tonight. Both of
+    # P1's versions are void, though they sit in P1's shard file and the new ones in P2's: P1's visit V1 is in
+    # no global period, P2's V2 is in SA's (the second night's, the earliest surgery of that day by claim).
+    # Before tonight the main file loses what it kept of the sends, as one made before them: they are found
+    # again in the shard files.
     db = tmp_path / "claimscrub.duckdb"
     shutil.copyfile(reference_db, db)
     assert db_command("init", "--db", str(db), "--shards", "2", "--layout", "per-shard").exit_code == 0
     surgery = {"DOS": "2026-03-02", "CPT Code": "10060", "Dx 1": "L02.411"}
     visit = {"DOS": "2026-03-05", "CPT Code": "99213"}
-    nights = [[row("A", "P1", **surgery), row("B", "P1", **surgery)],
-              [row("A", "P2", **surgery)],
-              [row("B", "P2", **surgery), row("V1", "P1", **visit), row("V2", "P2", **visit)]]
+    nights = [[row("A", "P1", DOS="2026-03-10"), row("B", "P1", DOS="2026-03-20", **{"CPT Code": "99213"}),
+               row("SA", "P1", **surgery), row("SB", "P1", **surgery)],
+              [row("A", "P1", DOS="2025-11-20"), row("C", "P1", DOS="2026-03-20", **{"CPT Code": "99213"}),
+               row("SA", "P2", **surgery)],
+              [row("T1", "P1", DOS="2026-03-10"), row("T2", "P2", DOS="2026-02-01", **{"CPT Code": "99213"}),
+               row("T3", "P1", DOS="2026-03-20", **{"CPT Code": "99213"}), row("SB", "P2", **surgery),
+               row("V1", "P1", **visit), row("V2", "P2", **visit)]]
     for number, rows in enumerate(nights, start=1):
         run = scrub([text_export(tmp_path / f"night{number}.csv", rows)], tmp_path / f"out{number}", db, "--history")
         assert run.exit_code == 0, run.stderr
@@ -193,9 +179,11 @@ def test_a_claim_sent_again_for_another_patient_replaces_its_version_in_another_
             with duckdb.connect(str(db)) as con:
                 con.execute("drop table claim_sends")
     found = {(f["claim_id"], f["rule_id"]): f for f in run.flags}
-    assert not [key for key in found if key[0] == "V1"]
+    assert not [key for key in found if key[0] in ("T1", "V1")]
+    repeat = found[("T3", "DUP_EXACT")]
+    assert (repeat["partner_claim_id"], repeat["partner_batch"]) == ("B", nights_batch(tmp_path / "out1"))
     period = found[("V2", "GLOBAL_EM_IN_PERIOD")]
-    assert (period["partner_claim_id"], period["partner_batch"]) == ("A", nights_batch(tmp_path / "out2"))
+    assert (period["partner_claim_id"], period["partner_batch"]) == ("SA", nights_batch(tmp_path / "out2"))
 
 
 def nights_batch(out: Path) -> str:
