@@ -772,7 +772,9 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     headers, delimiter, skip = read_csv_header(path, encoding, mapping)
     columns = map_headers(headers, mapping, path)
     width = len(headers)
-    names = {f"c{i}": "varchar" for i in range(width)}
+    # One cell more than the header names: a row whose only text stands past the header's columns (a note
+    # typed beside the table) is a row read, and quarantined, not an empty one passed over.
+    names = {f"c{i}": "varchar" for i in range(width + 1)}
     duck_encoding = "utf-8" if encoding in ("utf-8-sig", WINDOWS_1252) else encoding
     table = f"{database}.staged_cells_{file_index}" if database else f"staged_cells_{file_index}"
     # Row ids follow the file only when the table keeps the order the scanner read the rows in.
@@ -802,7 +804,7 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     elif quotes:
         _refuse_rows_in_a_cell(con, table, path, width, delimiter)
     # Rows of empty cells are not rows, but they keep their place in the numbering.
-    empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width))
+    empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width + 1))
     rows = f"select rowid + 1 as source_row, {_select_canonical(columns, width)} from {table} where not ({empty})"
     return StagedFile(table, rows)
 

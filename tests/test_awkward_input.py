@@ -140,11 +140,13 @@ def test_a_very_long_field_is_read_whole(con, tmp_path):
 
 
 def test_extra_cells_are_ignored_and_short_rows_padded(con, tmp_path):
+    # A row whose only text stands past the header's columns (a note beside the table) is still a row: it is
+    # read, to be quarantined, as a workbook's is.
     path = tmp_path / "ragged.csv"
-    text_export(path, [row("C1") + ["extra", "cells"], row("C2")[:5]])
+    text_export(path, [row("C1") + ["extra", "cells"], row("C2")[:5], [""] * len(HEADER) + ["late charge"]])
     rows = staged(con, path)
-    assert [(r["claim_id"], r["payer"]) for r in rows] == [("C1", "Medicare Part B"), ("C2", None)]
-    assert rows[1]["units"] is None
+    assert [(r["claim_id"], r["payer"]) for r in rows] == [("C1", "Medicare Part B"), ("C2", None), (None, None)]
+    assert rows[1]["units"] is None and rows[2]["source_row"] == 3
 
 
 def test_blank_lines_and_empty_rows_are_not_rows(con, tmp_path):
