@@ -115,6 +115,18 @@ ALIASES = {
     "proceduremodifiers": "modifiers", "procmods": "modifiers", "procmodifiers": "modifiers",
     "placeofservicecode": "place_of_service", "placeofservicepos": "place_of_service",
     "poscodes": "place_of_service", "servicelocation": "place_of_service",
+    # Abbreviations of report headers ("Pat Acct", "Clm No", "Rend NPI", "Ins Name").
+    "patacct": "patient_id", "patacctno": "patient_id", "patacctnum": "patient_id", "ptacct": "patient_id",
+    "ptacctno": "patient_id", "mbrid": "patient_id", "mbrno": "patient_id", "chart": "patient_id",
+    "chartno": "patient_id", "chartnumber": "patient_id", "patid": "patient_id", "patientno": "patient_id",
+    "clm": "claim_id", "clmno": "claim_id", "clmnum": "claim_id", "clmnbr": "claim_id", "clmid": "claim_id",
+    "claimnbr": "claim_id", "lnno": "line_number", "lnnbr": "line_number", "linenbr": "line_number",
+    "rendnpi": "rendering_npi", "renderingprovnpi": "rendering_npi", "rendprovnpi": "rendering_npi",
+    "rendprovidernpi": "rendering_npi", "renderingphysiciannpi": "rendering_npi", "rendernpi": "rendering_npi",
+    "billnpi": "billing_npi", "billprovnpi": "billing_npi", "billingprovnpi": "billing_npi",
+    "billprovidernpi": "billing_npi",
+    "insname": "payer", "ins": "payer", "insurer": "payer", "primaryins": "payer", "primaryinsname": "payer",
+    "payorid": "payer", "insco": "payer", "inscompany": "payer",
 }
 # Headers that may name another field than the one they suggest, taken only when no other header of the file
 # names that field: a subscriber's id is shared by the dependents on their policy (the patient's own account
@@ -587,7 +599,7 @@ __OTHER_DATES__
     case when code_modifiers is not null and column_modifiers = [] then code_modifiers
          else column_modifiers end,
     try_cast(replace(replace(charge, '$', ''), ',', '') as decimal(14,2)),
-    rendering_npi, billing_npi,
+    __NPI_rendering_npi__, __NPI_billing_npi__,
     -- Two digits, as nearly every line has them, are kept without the regular expression, which costs more.
     -- An export's way of writing "none" (N/A, NULL) is no place of service: the default, as an empty cell.
     case when place_of_service is null then '11'
@@ -596,8 +608,9 @@ __OTHER_DATES__
          when regexp_full_match(place_of_service, '\\d{1,2}(\\.0+)?')
              then lpad(split_part(place_of_service, '.', 1), 2, '0')
          -- The code with its name after it, as some systems export the column ("22 - On Campus-Outpatient
-         -- Hospital", "11 Office"); anything else stays as written, and validation quarantines it.
-         when regexp_full_match(place_of_service, '\\d{1,2}(\\s*[-:)]\\s*|\\s+)[A-Za-z].*')
+         -- Hospital", "11 Office", "11 (Office)", "11 – Office"); anything else stays as written, and
+         -- validation quarantines it.
+         when regexp_full_match(place_of_service, '\\d{1,2}(\\s*[^0-9A-Za-z\\s]\\s*|\\s+)[(\\[]?[A-Za-z].*')
              then lpad(regexp_extract(place_of_service, '^\\d{1,2}'), 2, '0')
          else place_of_service end,
     -- A UB-04 type of bill (0131, 131, 0851: facility, care type, frequency) is only ever on a facility's claim.
@@ -641,7 +654,16 @@ def dot_after_category(cell: str) -> str:
     return f"(strpos({cell}, '.') = 0 or (strpos({cell}, '.') = 4 and strpos(substr({cell}, 5), '.') = 0))"
 
 
-for _name, _sql in (("__ZIP_DIGITS__", "split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1)"),
+# An NPI written in groups ("1234-567-893", "1234 567 893") or from a number cell ("1234567893.0") is its ten
+# digits; anything else stays as written, for the check digit to judge. Ten characters, as nearly every NPI
+# is written, are kept without the regular expressions.
+NPI_READ = """case when strlen({npi}) = 10 then {npi}
+     when regexp_full_match(regexp_replace(regexp_replace({npi}, '\\.0+$', ''), '[\\s-]', '', 'g'), '[0-9]{{10}}')
+         then regexp_replace(regexp_replace({npi}, '\\.0+$', ''), '[\\s-]', '', 'g')
+     else {npi} end"""
+for _name, _sql in (("__NPI_rendering_npi__", NPI_READ.format(npi="rendering_npi")),
+                    ("__NPI_billing_npi__", NPI_READ.format(npi="billing_npi")),
+                    ("__ZIP_DIGITS__", "split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1)"),
                     ("__DOT_AFTER_CATEGORY_d__", dot_after_category("upper(trim(d))")),
                     ("__DATE_TIME__", DATE_TIME), ("__OTHER_DATES__", OTHER_DATES), ("__TWO_DIGITS__", TWO_DIGITS)):
     PARSED_COLUMNS = PARSED_COLUMNS.replace(_name, _sql)
@@ -684,9 +706,9 @@ class StagedFile:
 
 
 def parsed_rows_sql(text: str, source: str = "?, ?, ?", shards: int = 1) -> str:
-    """The select that parses the text rows of `text` into the columns of `raw_claim_rows`, not yet judged
-    scrubbable, each with its patient shard of `shards` (assets/shards.py); `source` gives batch_id,
-    file_index and source_file (bound, by default)."""
+    """The select that parses the text rows of `text` (source_row, the canonical columns, extra_cells) into the
+    columns of `raw_claim_rows`, not yet judged scrubbable, each with its patient shard of `shards`
+    (assets/shards.py); `source` gives batch_id, file_index and source_file (bound, by default)."""
     from .shards import shard_sql
 
     # The first two diagnosis cells as codes ('' for none), worked out once for the list's usual case (see
@@ -696,7 +718,7 @@ def parsed_rows_sql(text: str, source: str = "?, ?, ?", shards: int = 1) -> str:
         f"then replace(dx_cell_{n}, '.', '') "
         f"else dx_cell_{n} end, '') as dx_{n}" for n in (1, 2))
     cells = ", ".join(f"upper(trim(diagnosis_{n})) as dx_cell_{n}" for n in (1, 2))
-    return (f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean, {shard_sql(shards)} "
+    return (f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean, {shard_sql(shards)}, extra_cells "
             f"from (select *, {codes}, {MODIFIER_COLUMNS} from (select *, {cells} from ({text})))")
 
 
@@ -805,7 +827,8 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
         _refuse_rows_in_a_cell(con, table, path, width, delimiter)
     # Rows of empty cells are not rows, but they keep their place in the numbering.
     empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width + 1))
-    rows = f"select rowid + 1 as source_row, {_select_canonical(columns, width)} from {table} where not ({empty})"
+    rows = (f"select rowid + 1 as source_row, {_select_canonical(columns, width)}, "
+            f"coalesce(trim(c{width}), '') <> '' as extra_cells from {table} where not ({empty})")
     return StagedFile(table, rows)
 
 
@@ -895,7 +918,7 @@ def staging_table(con: duckdb.DuckDBPyConnection, file_index: int) -> StagedFile
     con.execute(f"""create or replace temp table {table} (
                         batch_id varchar, file_index integer, source_file varchar, source_row bigint,
                         {TEXT_COLUMNS})""")
-    return StagedFile(table, f"select source_row, {', '.join(CANONICAL)} from {table}")
+    return StagedFile(table, f"select source_row, {', '.join(CANONICAL)}, false as extra_cells from {table}")
 
 
 @contextmanager

@@ -47,6 +47,9 @@ REASONS = {
     ("key_rank", "first of its claim line"): "claim {claim}, line {line} appears more than once (first at {first})",
     ("place_of_service", "two digits"):
         "place_of_service {raw!r} is not a place-of-service code (two digits, such as 11 or 22)",
+    ("cells_fit", "no more cells than the header"):
+        "the row has text in more cells than the header names: a value holding the file's delimiter without "
+        "quotes (such as $1,234.50) moves every cell after it",
     ("modifiers_shaped", "two letters or digits each"):
         "modifier {raw} is not a modifier (two letters or digits, such as 26, TC or 59)",
 }
@@ -71,6 +74,7 @@ SUSPECT_SQL = {
     "units_written": "not units_written",
     "key_rank": "key_rank is null or key_rank <> 1",
     "modifiers_shaped": "not modifiers_shaped",
+    "cells_fit": "not cells_fit",
     # The readers leave two digits, nearly always, or the cell as written: the cheap test of the first.
     "place_of_service": f"not ({TWO_DIGITS})",
 }
@@ -88,6 +92,7 @@ class ScrubbableRow(pa.DataFrameModel):
     units_written: bool = pa.Field(nullable=False)
     key_rank: int = pa.Field(nullable=False)
     modifiers_shaped: bool = pa.Field(nullable=False)
+    cells_fit: bool = pa.Field(nullable=False)
     # Which rules apply and which rate prices the line (hospital, facility) hang on it: a place of service
     # that is no code cannot be guessed at.
     place_of_service: str = pa.Field(nullable=False)
@@ -149,6 +154,12 @@ class ScrubbableRow(pa.DataFrameModel):
 
     @pa.check("modifiers_shaped", name="two letters or digits each")
     def _modifiers(cls, s):
+        return s
+
+    # A CSV row with text past the header's columns: its cells may sit under the wrong headers (an NPI read as
+    # 234.50), so nothing of it is taken on trust.
+    @pa.check("cells_fit", name="no more cells than the header")
+    def _cells_fit(cls, s):
         return s
 
     @pa.check("key_rank", name="first of its claim line")

@@ -25,7 +25,7 @@ from .schemas import (
 from .tables import ROW_ID, clear_batch, record_claim_sends
 
 CHUNK_ROWS = 250_000
-REASON_ORDER = ["claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers_shaped", "units",
+REASON_ORDER = ["cells_fit", "claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers_shaped", "units",
                 "units_written", "place_of_service", "key_rank"]
 # A reason quotes a value up to this many characters: enough to find it, not a whole pasted document.
 QUOTED_CHARACTERS = 40
@@ -90,7 +90,7 @@ select row_id, claim_id, line_number_num as line_number, patient_id,
        case when len(modifiers) = 0 then true
             else regexp_full_match(array_to_string(modifiers, ','), '{MODIFIER}(,{MODIFIER})*') end
            as modifiers_shaped,
-       place_of_service
+       place_of_service, not coalesce(extra_cells, false) as cells_fit
 from parsed_rows($batch)
 """
 

@@ -139,14 +139,29 @@ def test_a_very_long_field_is_read_whole(con, tmp_path):
     assert len(rows[0]["payer"]) == 2_000_000 and rows[1]["claim_id"] == "C2"
 
 
-def test_extra_cells_are_ignored_and_short_rows_padded(con, tmp_path):
-    # A row whose only text stands past the header's columns (a note beside the table) is still a row: it is
-    # read, to be quarantined, as a workbook's is.
+def test_extra_cells_are_marked_empty_ones_ignored_and_short_rows_padded(con, tmp_path):
+    # Text in more cells than the header names marks the row (to be quarantined: its cells may have moved); a
+    # row whose only text stands there (a note beside the table) is still a row. Empty cells past the header
+    # (a delimiter at the end of each row) are nothing.
     path = tmp_path / "ragged.csv"
-    text_export(path, [row("C1") + ["extra", "cells"], row("C2")[:5], [""] * len(HEADER) + ["late charge"]])
+    text_export(path, [row("C1") + ["extra", "cells"], row("C2")[:5], [""] * len(HEADER) + ["late charge"],
+                       row("C4") + ["", ""]])
     rows = staged(con, path)
-    assert [(r["claim_id"], r["payer"]) for r in rows] == [("C1", "Medicare Part B"), ("C2", None), (None, None)]
+    assert [(r["claim_id"], r["payer"], r["extra_cells"]) for r in rows] == [
+        ("C1", "Medicare Part B", True), ("C2", None, False), (None, None, True), ("C4", "Medicare Part B", False)]
     assert rows[1]["units"] is None and rows[2]["source_row"] == 3
+
+
+def test_npis_in_groups_and_places_of_service_with_their_names_are_read_as_their_codes(con, tmp_path):
+    # An NPI in groups is one provider with its plain form (a false NPI_INVALID, and a missed bundling edit
+    # between the two lines, otherwise); a place of service followed by its name, however it is set off.
+    written = [("1234-567-893", "11 (Office)"), ("1234 567 893", "11 – Office"), ("1234567893.0", "22. Outpatient"),
+               ("1234567893", "21/Inpatient"), ("123-456-789", "1A"), ("12345678901", "11.5")]
+    path = text_export(tmp_path / "written.csv", [row(f"C{n}", **{"Rendering NPI": npi, "POS": pos})
+                                                  for n, (npi, pos) in enumerate(written)])
+    assert [(r["rendering_npi"], r["place_of_service"]) for r in staged(con, path)] == [
+        ("1234567893", "11"), ("1234567893", "11"), ("1234567893", "22"), ("1234567893", "21"),
+        ("123-456-789", "1A"), ("12345678901", "11.5")]
 
 
 def test_blank_lines_and_empty_rows_are_not_rows(con, tmp_path):

@@ -178,7 +178,10 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
     # A patient each: lines of one patient on one day would meet in the rules and the pricing.
     export = text_export(tmp_path / "front.csv", [*(row(f"F{n}", patient=f"PT-F{n}", **changes)
                                                     for n, (changes, _) in enumerate(ROWS)),
-                                                  row("#REF!", patient="PT-REF")])
+                                                  row("#REF!", patient="PT-REF"),
+                                                  # A charge of $1,234.50 unquoted: every cell after it moved.
+                                                  row("SHIFT", patient="PT-SHIFT")[:6] + ["1", "$1", "234.50"]
+                                                  + row("SHIFT")[7:]])
     # A real workbook named .xls, with a date cell and a serial day number where a date belongs.
     book = workbook_export(tmp_path / "renamed.xls", rows=[row("XLS1", DOS=datetime(2024, 7, 8)),
                                                           row("XLS2", DOS=45481, **{"CPT Code": "76120-TC"})])
@@ -188,6 +191,8 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
     assert notes == [f"claimscrub: {book}: an .xlsx workbook named .xls; read as .xlsx"]
     reasons = {q["claim_id"]: q["reasons"] for q in run.quarantine}
     assert reasons["#REF!"] == "claim_id '#REF!' is an Excel error value, not a claim's identifier"
+    assert reasons["SHIFT"].startswith("the row has text in more cells than the header names: a value holding the "
+                                       "file's delimiter without quotes (such as $1,234.50) moves every cell")
     for n, (changes, expected) in enumerate(ROWS):
         claim = f"F{n}"
         if isinstance(expected, str):
@@ -256,7 +261,10 @@ def test_account_number_headers_are_read_as_patient_id(header):
     ("Service Code", "hcpcs"), ("Units Billed", "units"), ("Servicing Provider NPI", "rendering_npi"),
     ("Pay-to NPI", "billing_npi"), ("Place of Svc", "place_of_service"), ("Service Line Number", "line_number"),
     ("Member_Number", "patient_id"), ("Svc From", "date_of_service"), ("Proc", "hcpcs"), ("M1", "modifier_1"),
-    ("Insurance Name", "payer")])
+    ("Insurance Name", "payer"), ("Pat Acct", "patient_id"), ("Pt Acct #", "patient_id"), ("Mbr ID", "patient_id"),
+    ("Chart #", "patient_id"), ("Clm No", "claim_id"), ("Clm #", "claim_id"), ("Ins Name", "payer"),
+    ("Primary Ins", "payer"), ("Rendering Prov NPI", "rendering_npi"), ("Rend NPI", "rendering_npi"),
+    ("Bill NPI", "billing_npi"), ("Billing Prov NPI", "billing_npi")])
 def test_headers_of_other_exports_are_read(header, column):
     headers = {"claim_id": "Claim", "line_number": "Line", "patient_id": "Patient", "date_of_service": "DOS",
                "hcpcs": "CPT", "units": "Units"}
