@@ -120,7 +120,7 @@ ALIASES = {
     "ptacctno": "patient_id", "mbrid": "patient_id", "mbrno": "patient_id", "chart": "patient_id",
     "chartno": "patient_id", "chartnumber": "patient_id", "patid": "patient_id", "patientno": "patient_id",
     "clm": "claim_id", "clmno": "claim_id", "clmnum": "claim_id", "clmnbr": "claim_id", "clmid": "claim_id",
-    "claimnbr": "claim_id", "lnno": "line_number", "lnnbr": "line_number", "linenbr": "line_number",
+    "claimnbr": "claim_id", "lnno": "line_number", "lnnbr": "line_number",
     "rendnpi": "rendering_npi", "renderingprovnpi": "rendering_npi", "rendprovnpi": "rendering_npi",
     "rendprovidernpi": "rendering_npi", "renderingphysiciannpi": "rendering_npi", "rendernpi": "rendering_npi",
     "billnpi": "billing_npi", "billprovnpi": "billing_npi", "billingprovnpi": "billing_npi",
