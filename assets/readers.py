@@ -408,15 +408,18 @@ codecs.register_error("claimscrub-latin-1",
 
 
 @functools.lru_cache(maxsize=64)
-def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, int]:
-    """Whether the whole file decodes as UTF-8, and how many double quotes it holds (an odd number: a quote
-    opened and never closed); read once per version of the file (the command inspects a file before the run,
-    then the run reads it)."""
+def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, int, bool]:
+    """Whether the whole file decodes as UTF-8, how many double quotes it holds (an odd number: a quote opened
+    and never closed), and whether it ends lines both with CR LF and with a CR alone; read once per version of
+    the file (the command inspects a file before the run, then the run reads it)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8, quotes = True, 0
+    utf8, quotes, returns, pairs, previous = True, 0, 0, 0, b""
     with open(name, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             quotes += block.count(b'"')
+            returns += block.count(b"\r")
+            pairs += block.count(b"\r\n") + (previous.endswith(b"\r") and block.startswith(b"\n"))
+            previous = block
             # ASCII is UTF-8: a block of it needs no decoding unless a character began in the last one.
             if utf8 and not (block.isascii() and not decoder.getstate()[0]):
                 try:
@@ -428,7 +431,7 @@ def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, int]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
-    return utf8, quotes
+    return utf8, quotes, 0 < pairs < returns
 
 
 def _quotes(path: Path) -> int:
@@ -436,12 +439,23 @@ def _quotes(path: Path) -> int:
     return _text_facts(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[1]
 
 
+def _mixed_line_ends(path: Path) -> bool:
+    stat = path.stat()
+    return _text_facts(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[2]
+
+
+LONE_CR = re.compile(rb"\r(?!\n)")
+
+
 @contextmanager
 def utf8_copy(con, path: Path, encoding: str) -> Iterator[Path]:
     """The file itself when DuckDB reads its encoding (UTF-8, UTF-16), else a private UTF-8 copy of it, removed
     when the reading is done: DuckDB reads no Windows-1252 of its own. The copy holds the export's patient data,
     so it is made beside the database (where the site keeps that data already), owner-only."""
-    if encoding != WINDOWS_1252:
+    # A CR alone in a file of CR LF lines: DuckDB's reader takes it for half a CR LF and drops the character
+    # after it, the first of the next row's claim id. The copy ends that line with CR LF too.
+    mixed = encoding not in ("utf-16", "utf-16-le", "utf-16-be") and _mixed_line_ends(path)
+    if encoding != WINDOWS_1252 and not mixed:
         yield path
         return
     home = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchall()
@@ -449,8 +463,16 @@ def utf8_copy(con, path: Path, encoding: str) -> Iterator[Path]:
     handle, name = tempfile.mkstemp(prefix=".claimscrub-utf8-", suffix=".csv", dir=folder)
     try:
         with os.fdopen(handle, "wb") as out, open(path, "rb") as source:
+            held = b""
             for block in iter(lambda: source.read(1 << 20), b""):
-                out.write(block.decode(WINDOWS_1252, "claimscrub-latin-1").encode("utf-8"))
+                block, held = held + block, b""
+                if mixed:
+                    if block.endswith(b"\r"):
+                        block, held = block[:-1], b"\r"
+                    block = LONE_CR.sub(b"\r\n", block)
+                out.write(block.decode(WINDOWS_1252, "claimscrub-latin-1").encode("utf-8")
+                          if encoding == WINDOWS_1252 else block)
+            out.write(held.replace(b"\r", b"\r\n"))
         yield Path(name)
     finally:
         os.unlink(name)

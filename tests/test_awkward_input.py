@@ -164,6 +164,17 @@ def test_npis_in_groups_and_places_of_service_with_their_names_are_read_as_their
         ("123-456-789", "1A"), ("12345678901", "11.5")]
 
 
+def test_a_lone_carriage_return_in_a_file_of_crlf_lines_ends_a_line(con, tmp_path):
+    # One row ending with CR alone, among CR LF rows: the next row keeps the first character of its claim id
+    # (it was dropped). A CR alone inside a quoted cell stays text of that cell.
+    path = text_export(tmp_path / "mixed.csv", [row("12345"), row("12346"), row("M3", Payer="A\rB")],
+                       newline="\r\n")
+    path.write_bytes(path.read_bytes().replace(b"\r\n12346", b"\r12346", 1))
+    rows = staged(con, path)
+    assert [r["claim_id"] for r in rows] == ["12345", "12346", "M3"]
+    assert rows[2]["payer"] in ("A\r\nB", "A\rB")
+
+
 def test_blank_lines_and_empty_rows_are_not_rows(con, tmp_path):
     path = text_export(tmp_path / "blank.csv", [row("C1"), row("C2")], before="\n\n",
                        after="\n" + "," * (len(HEADER) - 1) + "\n\n\n")
