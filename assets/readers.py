@@ -487,6 +487,7 @@ def _sniff_delimiter(first: str) -> str:
 # Rows looked at for the header row: a practice-management report often prints a title, the date range or
 # Excel's "sep=;" line above it.
 HEADER_SEARCH_ROWS = 11  # the header and up to ten rows of title above it
+HEADER_LINES = 4  # the lines a header row may span, its cells holding line breaks
 EXCEL_SEPARATOR_LINE = re.compile(r"sep=(.)", re.IGNORECASE)
 
 
@@ -529,13 +530,17 @@ def read_csv_header(path: Path, encoding: str, mapping: dict[str, str] | None = 
         if not filled:
             raise InputFileError(f"{path}: no header row")
     searched = filled[:HEADER_SEARCH_ROWS]
-    rows = [next(csv.reader([lines[i]], delimiter=delimiter or _sniff_delimiter(lines[i])), []) for i in searched]
+    # Each row as it would read from its first line on: a header cell may hold a line break ("Claim<br>ID" in a
+    # quoted cell), so a header row can span lines.
+    rows = [next(csv.reader(io.StringIO("".join(lines[i:i + HEADER_LINES]), newline=""),
+                            delimiter=delimiter or _sniff_delimiter(lines[i])), []) for i in searched]
     start = searched[likeliest_header(rows, mapping or {})]
     delimiter = delimiter or _sniff_delimiter(lines[start])
     # Lines end at CR as at LF (newline=""): an export with the old Mac line ends has its header row read too.
     headers = next(csv.reader(io.StringIO("".join(lines[start:]), newline=""), delimiter=delimiter), [])
     if not any(h.strip() for h in headers):
         raise InputFileError(f"{path}: no header row")
+    # DuckDB skips rows as it reads them, a header row whose cell holds a line break as one.
     return headers, delimiter, start + 1
 
 

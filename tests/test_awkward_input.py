@@ -164,6 +164,15 @@ def test_npis_in_groups_and_places_of_service_with_their_names_are_read_as_their
         ("123-456-789", "1A"), ("12345678901", "11.5")]
 
 
+def test_a_header_cell_holding_a_line_break_heads_its_column(con, tmp_path):
+    # "Claim<br>ID" wrapped in its cell, as a report writes a narrow column's header: the file is a claim export,
+    # read from its first data row on, with no title above the header said to be skipped.
+    header = ["Claim\nID", *HEADER[1:]]
+    path = text_export(tmp_path / "wrapped.csv", [row("C1"), row("C2")], header=header)
+    assert [(r["source_row"], r["claim_id"]) for r in staged(con, path)] == [(1, "C1"), (2, "C2")]
+    assert rows_above_header(path, {}) == ""
+
+
 def test_a_lone_carriage_return_in_a_file_of_crlf_lines_ends_a_line(con, tmp_path):
     # One row ending with CR alone, among CR LF rows: the next row keeps the first character of its claim id
     # (it was dropped). A CR alone inside a quoted cell stays text of that cell.
