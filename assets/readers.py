@@ -488,6 +488,7 @@ def _sniff_delimiter(first: str) -> str:
 # Excel's "sep=;" line above it.
 HEADER_SEARCH_ROWS = 11  # the header and up to ten rows of title above it
 HEADER_LINES = 4  # the lines a header row may span, its cells holding line breaks
+HEADER_FAR_ROWS = 100  # the rows below those looked at for a header row too far down, to name it
 EXCEL_SEPARATOR_LINE = re.compile(r"sep=(.)", re.IGNORECASE)
 
 
@@ -508,6 +509,18 @@ def likeliest_header(rows: list[list[str]], mapping: dict[str, str]) -> int:
     title row above it."""
     counts = [required_named(cells, mapping) for cells in rows]
     return counts.index(max(counts)) if counts else 0
+
+
+def _refuse_a_header_too_far_down(path: Path, lines: list[str], below: list[int], delimiter: str | None,
+                                  mapping: dict[str, str]) -> None:
+    """A header row below the rows searched (more than ten rows of title above it) is named, rather than the
+    title row most like a header being taken for it and its 'missing' columns listed."""
+    for line in below[:HEADER_FAR_ROWS]:
+        cells = next(csv.reader([lines[line]], delimiter=delimiter or _sniff_delimiter(lines[line])), [])
+        if names_every_required_column(cells, mapping):
+            raise InputFileError(f"{path}: the header row is line {line + 1}, below more than "
+                                 f"{HEADER_SEARCH_ROWS - 1} rows of title: claimscrub looks for it in the first "
+                                 f"{HEADER_SEARCH_ROWS} rows; remove the rows above it")
 
 
 def read_csv_header(path: Path, encoding: str, mapping: dict[str, str] | None = None
@@ -534,6 +547,8 @@ def read_csv_header(path: Path, encoding: str, mapping: dict[str, str] | None = 
     # quoted cell), so a header row can span lines.
     rows = [next(csv.reader(io.StringIO("".join(lines[i:i + HEADER_LINES]), newline=""),
                             delimiter=delimiter or _sniff_delimiter(lines[i])), []) for i in searched]
+    if not any(names_every_required_column(cells, mapping or {}) for cells in rows):
+        _refuse_a_header_too_far_down(path, lines, filled[HEADER_SEARCH_ROWS:], delimiter, mapping or {})
     start = searched[likeliest_header(rows, mapping or {})]
     delimiter = delimiter or _sniff_delimiter(lines[start])
     # Lines end at CR as at LF (newline=""): an export with the old Mac line ends has its header row read too.
@@ -1107,6 +1122,15 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
         if index == 0:
             seen, numbers = above, at
     if seen:
+        if len(seen) == HEADER_SEARCH_ROWS:
+            for number, row in enumerate(sheet.iter_rows(min_row=numbers[-1] + 1, max_row=numbers[-1] + HEADER_FAR_ROWS,
+                                                         values_only=True), start=numbers[-1] + 1):
+                if row and names_every_required_column([_cell_text(c) or "" for c in row], mapping):
+                    workbook.close()
+                    raise InputFileError(
+                        f"{path}: the header row is row {number} of sheet {sheet.title!r}, below more than "
+                        f"{HEADER_SEARCH_ROWS - 1} rows of title: claimscrub looks for it in the first "
+                        f"{HEADER_SEARCH_ROWS} rows; remove the rows above it")
         # No row names every required column: the one naming most is the header, and the message names its
         # cells.
         best = likeliest_header(seen, mapping)

@@ -130,6 +130,8 @@ def ensure_shard_schema(con, name: str) -> None:
     con.execute(f"use {name}")
     try:
         con.execute(shard_schema_sql())
+        # Named in full: a connection reading every shard has temporary views of these tables' names.
+        con.execute(f"alter table {name}.main.raw_claim_rows add column if not exists extra_cells boolean")
     finally:
         con.execute(f"use {_quoted(site)}")
 

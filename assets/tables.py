@@ -139,7 +139,6 @@ def shard_schema_sql() -> str:
     contexts = ", ".join(f"{name} {kind}" for name, kind in CONTEXT_COLUMNS.items())
     return f"""
 create table if not exists raw_claim_rows ({RAW_COLUMNS}, shard smallint, extra_cells boolean);
-alter table raw_claim_rows add column if not exists extra_cells boolean;
 create table if not exists price_contexts (batch_id varchar, context_id integer, {contexts});
 create table if not exists priced_keys (
     batch_id varchar, line_id bigint, context_id integer, expected_allowed decimal(14,2));

@@ -169,6 +169,27 @@ def test_a_header_without_rows_is_a_complete_run_of_nothing(tmp_path, db_path):
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_header_below_more_than_ten_title_rows_is_named(tmp_path, db_path, suffix):
+    # Eleven title rows: the header is beyond the rows looked at, and the message says where it is, instead of
+    # taking a title row for the header and listing every column as missing.
+    rows = [[f"Report title line {n}"] for n in range(1, 12)] + [HEADER, row("T1")]
+    path = tmp_path / f"titled{suffix}"
+    if suffix == ".csv":
+        path.write_text("\n".join(",".join(r) for r in rows) + "\n")
+        where = "line 12"
+    else:
+        book = Workbook()
+        for r in rows:
+            book.active.append(r)
+        book.active.title = "Report"
+        book.save(path)
+        where = "row 12 of sheet 'Report'"
+    run = scrub([path], tmp_path / "out", db_path)
+    assert_refused(run, str(path), f"the header row is {where}, below more than 10 rows of title: claimscrub "
+                                   "looks for it in the first 11 rows; remove the rows above it", tmp_path / "out")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_title_rows_above_a_header_without_units_name_the_one_missing_column(tmp_path, db_path, suffix):
     """The header row is the one naming most required columns, not the report's title above it: the message
     names the one column missing, and the mapping it prints takes it from the header's own cells."""
