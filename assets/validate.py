@@ -27,6 +27,11 @@ from .tables import ROW_ID, clear_batch, record_claim_sends
 CHUNK_ROWS = 250_000
 REASON_ORDER = ["cells_fit", "claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers_shaped", "units",
                 "units_written", "place_of_service", "key_rank"]
+# The values without any of which a row is no claim line (a claim's line cut short keeps its line number), and
+# what its quarantine says instead of the reasons.
+NO_LINE = {"line_number", "date_of_service", "hcpcs", "units"}
+NOT_A_LINE = ("not a claim line: no line number, date of service, code or units to read (a report's title, page, "
+              "total or note line, or its header repeated); its cells are not quoted")
 # A reason quotes a value up to this many characters: enough to find it, not a whole pasted document.
 QUOTED_CHARACTERS = 40
 # A row gets one reason per value of the export: a column the model adds to judge a value speaks for it.
@@ -226,6 +231,13 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         for row_id, *values in zip(*(cases[name].tolist() for name in ["row_id", *fields])):
             by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values)), day))
         reasons = pd.Series({row_id: "; ".join(texts) for row_id, texts in by_row.items()}, name="reason")
+        # A row with no line number, date of service, code or units to read is no claim line: a report's title,
+        # page, total or note line, or its header printed again. It is said so, and nothing of it is quoted:
+        # such a line may name a patient ("Patient: DOE, JOHN  Acct 123456").
+        subjects = failed.groupby("row_id")["subject"].agg(set)
+        furniture = subjects[subjects.map(lambda found: NO_LINE <= found and "cells_fit" not in found)].index
+        reasons.loc[reasons.index.isin(furniture)] = NOT_A_LINE
+        detail.loc[detail.index.isin(furniture), ["claim_id", "line_number_raw"]] = None
         quarantine = detail.join(reasons).reset_index()
         quarantine = quarantine.assign(batch_id=batch_id)[
             ["batch_id", "file_index", "source_file", "source_row", "claim_id", "line_number_raw", "reason"]

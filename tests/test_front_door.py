@@ -14,9 +14,10 @@ from openpyxl import Workbook
 
 from assets.readers import InputFileError, land_rows, map_headers, stage_csv, stage_excel
 from assets.tables import ensure_schema
+from assets.validate import NOT_A_LINE
 from pipelines.cli import main
 
-from .corpus import row, text_export, workbook_export
+from .corpus import HEADER, row, text_export, workbook_export
 from .helpers import scrub
 from .test_broken_input import assert_refused
 
@@ -181,7 +182,10 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
                                                   row("#REF!", patient="PT-REF"),
                                                   # A charge of $1,234.50 unquoted: every cell after it moved.
                                                   row("SHIFT", patient="PT-SHIFT")[:6] + ["1", "$1", "234.50"]
-                                                  + row("SHIFT")[7:]])
+                                                  + row("SHIFT")[7:],
+                                                  # A printed report's lines between its claim lines.
+                                                  ["Patient: DOE", " JOHN  Acct 123456"], HEADER,
+                                                  ["Total", "", "", "", "", "", "", "$2,850.00"]])
     # A real workbook named .xls, with a date cell and a serial day number where a date belongs.
     book = workbook_export(tmp_path / "renamed.xls", rows=[row("XLS1", DOS=datetime(2024, 7, 8)),
                                                           row("XLS2", DOS=45481, **{"CPT Code": "76120-TC"})])
@@ -191,6 +195,9 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
     assert notes == [f"claimscrub: {book}: an .xlsx workbook named .xls; read as .xlsx"]
     reasons = {q["claim_id"]: q["reasons"] for q in run.quarantine}
     assert reasons["#REF!"] == "claim_id '#REF!' is an Excel error value, not a claim's identifier"
+    furniture = [q for q in run.quarantine if q["claim_id"] == ""]
+    assert [(q["line_number"], q["reasons"]) for q in furniture] == [("", NOT_A_LINE)] * 3
+    assert "DOE" not in (tmp_path / "out" / "quarantine.csv").read_text()
     assert reasons["SHIFT"].startswith("the row has text in more cells than the header names: a value holding the "
                                        "file's delimiter without quotes (such as $1,234.50) moves every cell")
     for n, (changes, expected) in enumerate(ROWS):
