@@ -149,6 +149,8 @@ def test_history_reaches_the_earlier_batch_on_every_layout(one_shard, four_files
         assert any(row["partner_batch"] for row in flags)
 
 
+# Three nights on a per-shard site: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_history_reads_the_whole_batch_s_dates_and_each_claim_s_latest_version_on_a_per_shard_site(tmp_path,
                                                                                                     reference_db):
     # P1 and P2 are in shards 1 and 0 of two. Claim A went out for P1 on 2026-03-10, then was corrected to
