@@ -37,31 +37,33 @@ group by recording.line_id
 """
 
 # Diagnoses belong to the claim (the 837P carries them once per claim): a claim with none, or with one
-# that is not shaped like ICD-10-CM, puts every one of its lines at risk. Only the claims with a line
-# lacking a diagnosis or holding a misshapen one can be at risk, so only theirs are gathered, once for the
-# whole batch (a claim's lines may fall in several parts).
+# that is not shaped like ICD-10-CM, puts every one of its lines at risk. A claim is one patient's: a claim id
+# an export gives lines of two patients is two claims (and so every layout, whose shards hold a patient's
+# lines each, judges it alike). Only the claims with a line lacking a diagnosis or holding a misshapen one can
+# be at risk, so only theirs are gathered, once for the whole batch (a claim's lines may fall in several parts).
 ICD10_SHAPE = "[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}"
 DX_CLAIMS = f"""
 create or replace temp table dx_claims as
 with dx_lines as (
-    select line_id, claim_id, diagnoses from claim_lines where batch_id = $batch
+    select line_id, claim_id, patient_id, diagnoses from claim_lines where batch_id = $batch
     union all
-    select history.sl_id, earlier.claim_id, earlier.diagnoses
+    select history.sl_id, earlier.claim_id, earlier.patient_id, earlier.diagnoses
     from history_lines history
     join claim_lines earlier on earlier.batch_id = history.batch_id and earlier.line_id = history.line_id
     where history.shares_day
 ),
 suspect as (
-    select distinct claim_id from dx_lines
+    select distinct claim_id, patient_id from dx_lines
     where len(diagnoses) = 0
        or len(list_filter(diagnoses, lambda d: not regexp_full_match(d, '{ICD10_SHAPE}'))) > 0
 ),
 claim_diagnoses as (
-    select claim_id, list_distinct(flatten(list(diagnoses))) as dx
-    from dx_lines where claim_id in (select claim_id from suspect) group by claim_id
+    select claim_id, patient_id, list_distinct(flatten(list(diagnoses))) as dx
+    from dx_lines semi join suspect using (claim_id, patient_id) group by claim_id, patient_id
 ),
 claims as (
-    select claim_id, dx, list_filter(dx, lambda d: not regexp_full_match(d, '{ICD10_SHAPE}')) as bad
+    select claim_id, patient_id, dx,
+           list_filter(dx, lambda d: not regexp_full_match(d, '{ICD10_SHAPE}')) as bad
     from claim_diagnoses
 )
 select * from claims where len(dx) = 0 or len(bad) > 0
@@ -77,7 +79,7 @@ select line.line_id, 'DX_MISSING' as rule_id,
        end as message,
        line.expected_allowed
 from dx_claims claim
-join sl line on line.claim_id = claim.claim_id
+join sl line on line.claim_id = claim.claim_id and line.patient_id = claim.patient_id
 where line.line_id >= 0
 """
 
