@@ -301,10 +301,6 @@ def _attach_read_only(con, database: str | Path, timeout: float) -> None:
                      database, timeout)
 
 
-# A price context is numbered within its batch and shard file: gathered from several files into one, its number
-# takes the file's shard in its low bits.
-CONTEXT_STRIDE = MAX_SHARDS
-
 
 def reshard(con, database: str | Path, before: Layout, after: Layout) -> int:
     """Move every stored row of the claim tables from `before` to `after`; returns the raw rows moved. All or
@@ -325,25 +321,40 @@ def reshard(con, database: str | Path, before: Layout, after: Layout) -> int:
         for shard in range(before.shards):
             name = catalog(shard)
             parts["raw_claim_rows"].append(f"select * from {name}.main.raw_claim_rows")
-            parts["price_contexts"].append(
-                f"select * replace (context_id * {CONTEXT_STRIDE} + {shard} as context_id) "
-                f"from {name}.main.price_contexts")
-            parts["priced_keys"].append(
-                f"select * replace (context_id * {CONTEXT_STRIDE} + {shard} as context_id) "
-                f"from {name}.main.priced_keys")
+            parts["price_contexts"].append(f"select {shard} as from_shard, * from {name}.main.price_contexts")
+            parts["priced_keys"].append(f"select {shard} as from_shard, * from {name}.main.priced_keys")
             parts["line_flags"].append(f"select * from {name}.main.line_flags")
         sources = {table: " union all ".join(selects) for table, selects in parts.items()}
         # A batch not yet distributed (its run stopped after validation) is still in the main file.
         sources["raw_claim_rows"] += f" union all select * from {site}.main.raw_claim_rows"
     else:
-        sources = {table: f"select * from {site}.main.{table}" for table in SHARD_TABLES}
+        sources = {table: f"select 0 as from_shard, * from {site}.main.{table}"
+                   if table in ("price_contexts", "priced_keys") else f"select * from {site}.main.{table}"
+                   for table in SHARD_TABLES}
     con.execute(f"""create or replace temp table reshard_rows as
                     select * replace ({shard_sql(after.shards)} as shard) from ({sources['raw_claim_rows']})""")
     con.execute("""create or replace temp table reshard_line_shards as
                    select batch_id, (file_index::bigint << 40) + source_row as line_id, shard from reshard_rows""")
-    for table in ["price_contexts", "priced_keys", "line_flags"]:
-        con.execute(f"create or replace temp table reshard_{table} as {sources[table]}")
+    con.execute(f"create or replace temp table reshard_line_flags as {sources['line_flags']}")
+    # A price context is numbered within its batch and file: gathered from several files into one, each is
+    # numbered again, densely, within its batch (a number of one file never meets another file's).
+    con.execute(f"create or replace temp table reshard_gathered_contexts as {sources['price_contexts']}")
+    con.execute(f"create or replace temp table reshard_gathered_keys as {sources['priced_keys']}")
+    con.execute("""create or replace temp table reshard_context_ids as
+                   select batch_id, from_shard, context_id,
+                          row_number() over (partition by batch_id order by from_shard, context_id)::integer as new_id
+                   from reshard_gathered_contexts""")
+    for table, gathered in (("price_contexts", "reshard_gathered_contexts"), ("priced_keys", "reshard_gathered_keys")):
+        con.execute(f"""create or replace temp table reshard_{table} as
+                        select g.* exclude (from_shard) replace (i.new_id as context_id) from {gathered} g
+                        join reshard_context_ids i using (batch_id, from_shard, context_id)""")
     moved = con.execute("select count(*) from reshard_rows").fetchall()[0][0]
+    # Every row is gathered: the old shard files are let go, and the new ones take their catalogs' names
+    # (attached to the old files still, the first new shard's rows would be written into the old file).
+    for shard in range(before.shards if before.per_shard else 0):
+        con.execute(f"detach database if exists {catalog(shard)}")
+    for name in (*SHARD_TABLES, *SHARD_VIEWS):
+        con.execute(f"drop view if exists temp.main.{name}")
     written: list[Path] = []
     try:
         for shard, file in enumerate(new_files):

@@ -246,6 +246,15 @@ def test_reshard_moves_every_row_and_the_next_run_judges_alike(four_in_one_file,
     assert moved.exit_code == 0, moved.stderr
     assert f"{stored:,} stored rows moved" in moved.stdout
     assert sorted(p.name for p in site.glob("*.shard-*")) == [f"claimscrub.shard-{k}-of-3.duckdb" for k in range(3)]
+    # From shard files to shard files: the new files are written, the old ones left whole until they go.
+    regrouped = db_command("reshard", "--db", str(copy), "--shards", "2", "--layout", "per-shard")
+    assert regrouped.exit_code == 0, regrouped.stderr
+    assert sorted(p.name for p in site.glob("*.shard-*")) == [f"claimscrub.shard-{k}-of-2.duckdb" for k in range(2)]
+    rows = 0
+    for file in site.glob("*.shard-*"):
+        with duckdb.connect(str(file), read_only=True) as con:
+            rows += con.execute("select count(*) from raw_claim_rows").fetchall()[0][0]
+    assert rows == stored
     again = scrub([exports[1]], tmp_path / "again", copy, "--history")
     assert again.exit_code == 0, again.stderr
     assert outputs_of(tmp_path / "again") == outputs_of(one_shard.folder / "tonight")
