@@ -100,6 +100,8 @@ def info_command(database: str | None) -> None:
 @click.option("--layout", default=None, help=LAYOUT_HELP + " Default: the current layout.")
 def reshard_command(database: str | None, shards: int, layout: str | None) -> None:
     """Move every stored line, price and finding to a new shard count or layout, all or nothing."""
+    import duckdb
+
     from assets.shards import read_layout, reshard
 
     with _existing_site(database) as (path, con):
@@ -108,7 +110,14 @@ def reshard_command(database: str | None, shards: int, layout: str | None) -> No
         if wanted == before:
             click.echo(f"{path}: already {before.describe()}; nothing to move")
             return
-        lines = reshard(con, path, before, wanted)
+        try:
+            lines = reshard(con, path, before, wanted)
+        except (duckdb.Error, OSError) as exc:
+            # All or nothing: the new files are gone again and the main file is as it was.
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            click.echo(f"claimscrub: {path}: reshard to {wanted.describe()} failed, nothing moved: {message}",
+                       err=True)
+            raise SystemExit(1) from None
         click.echo(f"{path}: {before.describe()} -> {wanted.describe()}; {lines:,} stored rows moved")
 
 

@@ -265,6 +265,22 @@ def test_reshard_moves_every_row_and_the_next_run_judges_alike(four_in_one_file,
         assert con.execute("select count(*) from raw_claim_rows").fetchall()[0][0] == stored
 
 
+def test_a_reshard_that_cannot_write_its_files_moves_nothing_and_says_so_in_one_line(tmp_path, one_shard):
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(one_shard.db, db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = con.execute("select count(*) from raw_claim_rows").fetchall()[0][0]
+    (tmp_path / "claimscrub.shard-1-of-2.duckdb").mkdir()  # where the second new file would go
+    failed = db_command("reshard", "--db", str(db), "--shards", "2", "--layout", "per-shard")
+    assert failed.exit_code == 1
+    [line] = failed.stderr.strip().splitlines()
+    assert line.startswith(f"claimscrub: {db}: reshard to 2 shards") and "failed, nothing moved" in line
+    assert not (tmp_path / "claimscrub.shard-0-of-2.duckdb").exists()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select count(*) from raw_claim_rows").fetchall()[0][0] == stored
+    assert "shards: 1\nlayout: single\n" in db_command("info", "--db", str(db)).stdout
+
+
 def test_the_steps_that_write_the_main_file_share_one_pool_that_a_workers_run_limits_to_one(tmp_path):
     """Dagster's concurrency pools: every step that opens the main file through the resource is in
     MAIN_FILE_POOL; the shards' judge steps, each writing its own file, are in none; the instance of a
