@@ -703,9 +703,11 @@ NPI_READ = """case when strlen({npi}) = 10 then {npi}
      when regexp_full_match(regexp_replace(regexp_replace({npi}, '\\.0+$', ''), '[\\s-]', '', 'g'), '[0-9]{{10}}')
          then regexp_replace(regexp_replace({npi}, '\\.0+$', ''), '[\\s-]', '', 'g')
      else {npi} end"""
+# A ZIP's digits before any dash; a number column's ".0" after them is none of them (12345.0 is 12345).
+ZIP_DIGITS = "split_part(regexp_replace(regexp_replace(service_zip, '\\.0+$', ''), '[^0-9-]', '', 'g'), '-', 1)"
 for _name, _sql in (("__NPI_rendering_npi__", NPI_READ.format(npi="rendering_npi")),
                     ("__NPI_billing_npi__", NPI_READ.format(npi="billing_npi")),
-                    ("__ZIP_DIGITS__", "split_part(regexp_replace(service_zip, '[^0-9-]', '', 'g'), '-', 1)"),
+                    ("__ZIP_DIGITS__", ZIP_DIGITS),
                     ("__DOT_AFTER_CATEGORY_d__", dot_after_category("upper(trim(d))")),
                     ("__DATE_TIME__", DATE_TIME), ("__OTHER_DATES__", OTHER_DATES), ("__TWO_DIGITS__", TWO_DIGITS)):
     PARSED_COLUMNS = PARSED_COLUMNS.replace(_name, _sql)

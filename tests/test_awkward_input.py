@@ -152,6 +152,15 @@ def test_extra_cells_are_marked_empty_ones_ignored_and_short_rows_padded(con, tm
     assert rows[1]["units"] is None and rows[2]["source_row"] == 3
 
 
+def test_zips_read_as_their_first_five_digits(con, tmp_path):
+    # From a number column (12345.0), a ZIP+4 (07030-1234), or one whose leading zeros a number cell lost
+    # (2134; 70301234, a ZIP+4).
+    written = ["12345.0", "07030.0", "07030-1234", "070301234", "2134", "70301234", "60601"]
+    path = text_export(tmp_path / "zips.csv", [row(f"C{n}", **{"Service ZIP": z}) for n, z in enumerate(written)])
+    assert [r["service_zip"] for r in staged(con, path)] == [
+        "12345", "07030", "07030", "07030", "02134", "07030", "60601"]
+
+
 def test_npis_in_groups_and_places_of_service_with_their_names_are_read_as_their_codes(con, tmp_path):
     # An NPI in groups is one provider with its plain form (a false NPI_INVALID, and a missed bundling edit
     # between the two lines, otherwise); a place of service followed by its name, however it is set off.
