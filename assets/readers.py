@@ -635,7 +635,13 @@ __OTHER_DATES__
     end::date,
     -- A code cell that carries modifiers ("76120-26") gives its code and modifiers, unless the modifier
     -- columns hold other ones: then the cell stays whole, and validation quarantines the row naming both.
-    case when code_modifiers is null or (column_modifiers <> [] and column_modifiers <> code_modifiers)
+    -- A code with its description after it, as some systems export the column ("76120 - CINE/VIDEO X-RAYS",
+    -- "99213 Office visit"), is the code: the description's first word has three letters or more, so no
+    -- modifier is taken for one.
+    case when code_modifiers is null and strlen(code_cell) > 5
+              and regexp_full_match(code_cell, '[A-Z0-9]{5}\\s*[-:,]?\\s+[A-Z]{3}.*')
+         then left(code_cell, 5)
+         when code_modifiers is null or (column_modifiers <> [] and column_modifiers <> code_modifiers)
          then code_cell else left(code_cell, 5) end,
     units, try_cast(replace(units, ',', '') as double),
     case when code_modifiers is not null and column_modifiers = [] then code_modifiers

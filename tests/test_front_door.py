@@ -168,6 +168,10 @@ ROWS = [
     ({"POS": "N/A"}, ("2024-07-08", "76120", "", "1")),
     ({"POS": "O2"}, "place_of_service 'O2' is not a place-of-service code (two digits, such as 11 or 22)"),
     ({"POS": "Office"}, "place_of_service 'Office' is not a place-of-service code"),
+    # A code with its description after it is the code; a description's first word is no modifier.
+    ({"CPT Code": "76120 - CINE/VIDEO X-RAYS"}, ("2024-07-08", "76120", "", "1")),
+    ({"CPT Code": "92611 Motion fluoroscopic eval swallowing"}, ("2024-07-08", "92611", "", "1")),
+    ({"CPT Code": "76120 26 PROF"}, "hcpcs '76120 26 PROF' is not five letters and digits"),
     # A lookup that failed in the workbook the export came from: no patient's identifier.
     ({"Member ID": "#N/A"}, "patient_id '#N/A' is an Excel error value, not a patient's identifier"),
     # A tab at a cell's end is not trimmed as a space is: the code is not read, and the reason shows it.
