@@ -610,11 +610,23 @@ TWO_DIGITS = ("strlen(place_of_service) = 2 and place_of_service between '00' an
               "and right(place_of_service, 1) between '0' and '9'")
 DATE_TIME = "([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)? ?([AaPp][Mm]|Z|[+-][0-9]{2}:?[0-9]{2})?)?"
 DATE_FORMS = [("[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}", "%m/%d/%Y"), ("[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}", "%Y/%m/%d"),
-              ("[0-9]{1,2}-[0-9]{1,2}-[0-9]{4}", "%m-%d-%Y"), ("[0-9]{1,2}-[A-Za-z]{3}-[0-9]{4}", "%d-%b-%Y")]
+              ("[0-9]{1,2}-[0-9]{1,2}-[0-9]{4}", "%m-%d-%Y"), ("[0-9]{1,2}-[A-Za-z]{3}-[0-9]{4}", "%d-%b-%Y"),
+              # Excel's d-mmm-yy, saved as shown ("8-Jul-24": 20YY, as M/D/YY), and a month written out
+              # ("Jul 8, 2024", "July 8, 2024").
+              ("[0-9]{1,2}-[A-Za-z]{3}-[0-9]{2}", "%d-%b-%Y"), ("[A-Za-z]{3} [0-9]{1,2}, [0-9]{4}", "%b %d, %Y"),
+              ("[A-Za-z]{4,9} [0-9]{1,2}, [0-9]{4}", "%B %d, %Y")]
+
+
+def _date_text(shape: str) -> str:
+    """The date part of a cell of `shape`; a two-digit year as 20YY."""
+    text = f"regexp_extract(date_of_service, '^{shape}')"
+    return f"regexp_replace({text}, '-([0-9]{{2}})$', '-20\\1')" if shape.endswith("-[0-9]{2}") else text
+
+
 # The usual shapes (a plain YYYY-MM-DD or M/D/YYYY) are tried first: the others cost a regular expression more.
 OTHER_DATES = "\n".join(
     f"         when regexp_full_match(date_of_service, '{shape}{DATE_TIME}')\n"
-    f"             then try_strptime(regexp_extract(date_of_service, '^{shape}'), '{form}')"
+    f"             then try_strptime({_date_text(shape)}, '{form}')"
     for shape, form in DATE_FORMS)
 PARSED_COLUMNS = """
     claim_id, line_number, try_cast(line_number as double), patient_id, date_of_service,
