@@ -131,9 +131,9 @@ ALIASES = {
 # Headers that may name another field than the one they suggest, taken only when no other header of the file
 # names that field: a subscriber's id is shared by the dependents on their policy (the patient's own account
 # or member id comes first); "Rendering Provider" or "Billing Provider" often holds a name (an NPI column comes
-# first); "Procedure" or "Code" a description, "Type" anything.
+# first); "Procedure" or "Code" a description, "Type" anything; a payer's id gives way to its name.
 WEAK_ALIASES = {"subscriberid", "insuredid", "subscribernumber", "rendering", "renderingprovider", "billing",
-                "billingprovider", "procedure", "proc", "code", "type"}
+                "billingprovider", "procedure", "proc", "code", "type", "payerid", "payorid"}
 # Each column's own name, as a header normalises ("claim_id", "Claim ID"): it wins over an alias (map_headers).
 CANONICAL_KEYS = {name.replace("_", ""): name for name in CANONICAL}
 ALIASES.update(CANONICAL_KEYS)

@@ -269,6 +269,12 @@ def test_account_number_headers_are_read_as_patient_id(header):
     assert map_headers(headers, {}, Path("e.csv"))[2] == "patient_id"
 
 
+def test_a_payer_s_name_is_read_before_its_id_wherever_it_stands():
+    headers = ["Claim", "Line", "Patient", "DOS", "CPT", "Units", "Payor ID", "Payer Name"]
+    assert map_headers(headers, {}, Path("e.csv"))[7] == "payer"
+    assert map_headers(headers[:7], {}, Path("e.csv"))[6] == "payer"
+
+
 @pytest.mark.parametrize(("header", "column"), [
     ("Encounter #", "claim_id"), ("Visit ID", "claim_id"), ("Ticket Number", "claim_id"),
     ("Service Line", "line_number"), ("Pt ID", "patient_id"), ("MBI", "patient_id"),
