@@ -19,6 +19,7 @@ import os
 import re
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -1063,23 +1064,35 @@ def _column_number(letters: bytes) -> int:
     return number
 
 
-def _merged_header(sheet, row: int, cells: list[str]) -> list[str]:
-    """The header cells with a header merged over several cells ("Modifiers" over four columns) given to each
-    of them: Excel keeps its text in the first cell only, and the modifiers or diagnoses under the others would
-    go unread. The merged ranges follow the rows in the sheet's file, which is read through for them."""
-    try:
-        source = sheet._get_source()  # a read-only sheet's XML, as openpyxl opens it for its rows
-    except (AttributeError, KeyError):
-        return cells
-    spans, tail = [], b""
-    with source:
+@functools.lru_cache(maxsize=16)
+def _sheet_merges(name: str, size: int, mtime_ns: int, member: str) -> frozenset[tuple[int, int, int, int]]:
+    """The merged ranges of one sheet of a workbook (first column, top row, last column, bottom row); read once
+    per version of the file (the command inspects a workbook before the run, then the run reads it). They
+    follow the rows in the sheet's file, which is read through for them."""
+    spans, tail = set(), b""
+    with zipfile.ZipFile(name) as archive, archive.open(member) as source:
         while chunk := source.read(1 << 20):
             text = tail + chunk
-            spans += [(_column_number(a), int(r1), _column_number(b), int(r2)) for a, r1, b, r2
-                      in MERGE_CELL.findall(text)]
+            spans.update((_column_number(a), int(r1), _column_number(b), int(r2))
+                         for a, r1, b, r2 in MERGE_CELL.findall(text))
             tail = text[-200:]
+    return frozenset(spans)
+
+
+def _merged_header(path: Path, sheet, row: int, cells: list[str]) -> list[str]:
+    """The header cells with a header merged over several cells ("Modifiers" over four columns) given to each
+    of them: Excel keeps its text in the first cell only, and the modifiers or diagnoses under the others would
+    go unread."""
+    member = getattr(sheet, "_worksheet_path", None)  # where openpyxl's read-only sheet reads its rows from
+    if not member:
+        return cells
+    stat = path.stat()
+    try:
+        spans = _sheet_merges(str(path.resolve()), stat.st_size, stat.st_mtime_ns, member)
+    except (KeyError, zipfile.BadZipFile):
+        return cells
     merged = list(cells)
-    for first, top, last, bottom in set(spans):
+    for first, top, last, bottom in spans:
         if top <= row <= bottom and first <= len(merged) and merged[first - 1].strip():
             merged += [""] * max(0, last - len(merged))
             for column in range(first + 1, last + 1):
@@ -1133,7 +1146,7 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
                 cells = [_cell_text(c) or "" for c in row]
                 if names_every_required_column(cells, mapping):
                     rest = candidate.iter_rows(min_row=number + 1, values_only=True)
-                    cells = _merged_header(candidate, number, cells)
+                    cells = _merged_header(path, candidate, number, cells)
                     return workbook, cells, rest, above, (index + 1, candidate.title) if index else None
                 above.append(cells)
                 at.append(number)

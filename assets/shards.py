@@ -328,9 +328,9 @@ def reshard(con, database: str | Path, before: Layout, after: Layout) -> int:
         # A batch not yet distributed (its run stopped after validation) is still in the main file.
         sources["raw_claim_rows"] += f" union all select * from {site}.main.raw_claim_rows"
     else:
-        sources = {table: f"select 0 as from_shard, * from {site}.main.{table}"
-                   if table in ("price_contexts", "priced_keys") else f"select * from {site}.main.{table}"
-                   for table in SHARD_TABLES}
+        sources = {table: f"select * from {site}.main.{table}" for table in SHARD_TABLES}
+        for table in ("price_contexts", "priced_keys"):
+            sources[table] = f"select 0 as from_shard, * from {site}.main.{table}"
     con.execute(f"""create or replace temp table reshard_rows as
                     select * replace ({shard_sql(after.shards)} as shard) from ({sources['raw_claim_rows']})""")
     con.execute("""create or replace temp table reshard_line_shards as

@@ -243,15 +243,16 @@ def named_parameters(sql: str, values: dict) -> dict:
     return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
 
 
-CLAIM_SENDS = """
-delete from claim_sends where batch_id = $batch;
-insert into claim_sends
-select distinct batch_id, claim_id, false from raw_claim_rows where batch_id = $batch and claim_id is not null;
-update claim_sends set again = true
-where not again
-  and claim_id in (select claim_id from claim_sends where batch_id = $batch
-                   intersect select claim_id from claim_sends where batch_id <> $batch);
-"""
+CLAIM_SENDS = (
+    "delete from claim_sends where batch_id = $batch",
+    """insert into claim_sends
+       select distinct batch_id, claim_id, false from raw_claim_rows
+       where batch_id = $batch and claim_id is not null""",
+    """update claim_sends set again = true
+       where not again
+         and claim_id in (select claim_id from claim_sends where batch_id = $batch
+                          intersect select claim_id from claim_sends where batch_id <> $batch)""",
+)
 
 # A database made before claim_sends: its stored batches' claims ({rows}: the main file's raw rows, or a
 # shard file's), then which of them more than one batch sent.
@@ -268,9 +269,8 @@ def record_claim_sends(con, batch_id: str) -> None:
     """The claims a batch sent, read from its raw rows (while they are all in the main file): a claim sent
     again replaces its earlier versions in history even where its lines are stored in another patient's
     shard file, or all of them were quarantined."""
-    for statement in CLAIM_SENDS.split(";"):
-        if statement.strip():
-            con.execute(statement, {"batch": batch_id})
+    for statement in CLAIM_SENDS:
+        con.execute(statement, {"batch": batch_id})
 
 
 def _claim_sends_of_stored_batches(con) -> None:

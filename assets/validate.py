@@ -25,8 +25,8 @@ from .schemas import (
 from .tables import ROW_ID, clear_batch, record_claim_sends
 
 CHUNK_ROWS = 250_000
-REASON_ORDER = ["cells_fit", "claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers_shaped", "units",
-                "units_written", "place_of_service", "key_rank"]
+REASON_ORDER = ["cells_fit", "claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers_shaped",
+                "units", "units_written", "place_of_service", "key_rank"]
 # The values without any of which a row is no claim line (a claim's line cut short keeps its line number), and
 # what its quarantine says instead of the reasons.
 NO_LINE = {"line_number", "date_of_service", "hcpcs", "units"}
@@ -223,21 +223,20 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
             .sort_values(["row_id", "column_order", "null_first"], kind="stable")
             .drop_duplicates(subset=["row_id", "subject"], keep="first")
         )
-        cases = failed.join(detail, on="row_id")
-        # Plain lists rather than pandas rows and groups: a night's export can quarantine many thousands.
-        fields = ["column", "check", "line_number_raw", "date_raw", "date_read", "hcpcs", "units_raw",
-                  "modifier_text", "place_raw", "claim_id", "first_seen", "patient_error"]
-        by_row: dict[int, list[str]] = {}
-        for row_id, *values in zip(*(cases[name].tolist() for name in ["row_id", *fields])):
-            by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values)), day))
-        reasons = pd.Series({row_id: "; ".join(texts) for row_id, texts in by_row.items()}, name="reason")
         # A row with no line number, date of service, code or units to read is no claim line: a report's title,
         # page, total or note line, or its header printed again. It is said so, and nothing of it is quoted:
         # such a line may name a patient ("Patient: DOE, JOHN  Acct 123456").
         subjects = failed.groupby("row_id")["subject"].agg(set)
-        furniture = subjects[subjects.map(lambda found: NO_LINE <= found and "cells_fit" not in found)].index
-        reasons.loc[reasons.index.isin(furniture)] = NOT_A_LINE
+        furniture = set(subjects[subjects.map(lambda found: NO_LINE <= found and "cells_fit" not in found)].index)
         detail.loc[detail.index.isin(furniture), ["claim_id", "line_number_raw"]] = None
+        cases = failed[~failed["row_id"].isin(furniture)].join(detail, on="row_id")
+        # Plain lists rather than pandas rows and groups: a night's export can quarantine many thousands.
+        fields = ["column", "check", "line_number_raw", "date_raw", "date_read", "hcpcs", "units_raw",
+                  "modifier_text", "place_raw", "claim_id", "first_seen", "patient_error"]
+        by_row: dict[int, list[str]] = {row_id: [NOT_A_LINE] for row_id in furniture}
+        for row_id, *values in zip(*(cases[name].tolist() for name in ["row_id", *fields])):
+            by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values)), day))
+        reasons = pd.Series({row_id: "; ".join(texts) for row_id, texts in by_row.items()}, name="reason")
         quarantine = detail.join(reasons).reset_index()
         quarantine = quarantine.assign(batch_id=batch_id)[
             ["batch_id", "file_index", "source_file", "source_row", "claim_id", "line_number_raw", "reason"]
