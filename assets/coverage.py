@@ -149,18 +149,24 @@ def warning_text(entry: dict) -> str:
 MATCHED = {"rvu", "gpci", "ptp", "mue_practitioner", "mue_outpatient_hospital", "aoc"}
 
 
+def counted(count: int, noun: str) -> str:
+    """`1 line`, `2 lines`."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _describe(entry: dict) -> None:
     """The entry's finding (what is stale, for how many lines) and advice (what to load), each short enough for a
     line of the workbook's banner."""
     family = next(f for f in FAMILIES if f.label == entry["table"])
     latest = date.fromisoformat(entry["latest_date_of_service"]) if entry["latest_date_of_service"] else None
-    lines = f"{entry['lines_beyond']:,} line{'s' if entry['lines_beyond'] != 1 else ''}"
+    lines = counted(entry["lines_beyond"], "line")
+    were = "was" if entry["lines_beyond"] == 1 else "were"
     if entry["newest_release"] is None:
-        entry["finding"] = f"no {family.label} release is loaded; {lines} were judged without it."
+        entry["finding"] = f"no {family.label} release is loaded; {lines} {were} judged without it."
     else:
         entry["finding"] = (f"{entry['newest_release']} ends {entry['effective_end']}; {lines} dated up to "
-                            f"{entry['latest_date_of_service']} ({entry['days_beyond']:,} days past its end) were "
-                            f"judged by it{' (approximate)' if family.tables[0] in MATCHED else ''}.")
+                            f"{entry['latest_date_of_service']} ({counted(entry['days_beyond'], 'day')} past its "
+                            f"end) {were} judged by it{' (approximate)' if family.tables[0] in MATCHED else ''}.")
     entry["advice"] = f"Load the current {family.period}: {load_hint(family, latest or date.today())}"
     entry["warning"] = warning_text(entry)
 

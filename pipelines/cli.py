@@ -186,14 +186,14 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         fail(message, code)
     summary = json.loads((out_dir / "summary.json").read_text())
     deny = summary["dollars_at_risk"]["by_severity"].get("deny", 0.0)
+    from assets.coverage import counted, stale_warnings
+
     click.echo(
-        f"Scrubbed {summary['lines_scrubbed']:,} lines from {summary['rows_read']:,} rows "
-        f"({summary['rows_quarantined']:,} quarantined): {summary['findings']['total']:,} findings, "
+        f"Scrubbed {counted(summary['lines_scrubbed'], 'line')} from {counted(summary['rows_read'], 'row')} "
+        f"({summary['rows_quarantined']:,} quarantined): {counted(summary['findings']['total'], 'finding')}, "
         f"${deny:,.2f} at risk of denial."
     )
     click.echo(f"Report: {(out_dir / 'denial-risk-report.xlsx').resolve()}")
-    from assets.coverage import stale_warnings
-
     for warning in stale_warnings(summary.get("reference_coverage", [])):
         click.echo(f"warning: {warning}", err=True)
 

@@ -186,7 +186,7 @@ def test_the_nightly_run_and_the_scrub_both_complete_with_the_tables_of_one_afte
     assert night.nightly.returncode == 0, night.nightly.stderr
     assert json.loads(night.nightly.stdout.splitlines()[-1])["success"] is True
     assert night.by_hand.returncode == 0, night.by_hand.stderr
-    assert "Scrubbed 1 lines from 1 rows" in night.by_hand.stdout
+    assert "Scrubbed 1 line from 1 row" in night.by_hand.stdout
     assert snapshot(night.db) == night.expected
     # The walk-in line was judged against the nightly batch: the scrub ran after the whole nightly run.
     assert any("DUP_COMPONENT" in row for row in night.expected["line_flags"])

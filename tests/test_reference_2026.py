@@ -137,7 +137,8 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
     outpatient = coverage["MUE outpatient hospital"]
     assert (outpatient["newest_release"], outpatient["lines_beyond"], outpatient["stale"]) == ("MUE 2024Q2", 1, True)
     assert run.line("INST26", 1)["mue_release"] == "MUE 2024Q2"
-    assert any(w.startswith("warning: MUE 2024Q2 ends 2024-06-30; 1 line dated up to 2026-05-12") for w in warnings)
+    assert any(w.startswith("warning: MUE 2024Q2 ends 2024-06-30; 1 line dated up to 2026-05-12 (681 days past its "
+                            "end) was judged by it (approximate).") for w in warnings)
 
     book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
     summary = [row[0] if row else None for row in book["Summary"].iter_rows(max_row=8, values_only=True)]
