@@ -15,7 +15,9 @@ from .decisions import DEFAULT_STANDING_DAYS
 from .pricing import price_batch
 from .progress import stage
 from .readers import (
+    InputFileError,
     StagedExports,
+    StagedFile,
     detect_kind,
     file_sha256,
     land_rows,
@@ -60,6 +62,14 @@ class BatchConfig(dg.Config):
     # The processes the shards' steps run in (`--workers`): above 1, the run's executor is Dagster's
     # multiprocess one, and a shard's step opens its own file and the main file read-only.
     workers: int = 1
+    # A file that cannot be read as a claim export is set aside, named with its reason in the run's outputs,
+    # and the others are scrubbed (the nightly run: one broken file must not stop the night). Off, the run
+    # fails on it (the command, which refuses its files before it starts).
+    set_aside_unreadable: bool = False
+    # Files the run leaves out, with why (parallel lists): a nightly batch's earlier versions of a file that
+    # was overwritten with a correction before the night. Named in the outputs as set aside.
+    set_aside_files: list[str] = []
+    set_aside_reasons: list[str] = []
 
 
 def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None) -> dict[str, int]:
@@ -73,27 +83,34 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
     # Each file's cells go to a temporary table first, outside the transaction: a CSV read that has to
     # fall back to the single-threaded scanner fails its first attempt, and a failed statement would
     # end the transaction.
-    staged = []
+    staged, refused = {}, []
     for index, file in enumerate(config.files):
         path = Path(file)
-        kind = detect_kind(path)
-        if kind == "xlsx":
-            staged.append((kind, stage_excel(con, path, index, mapping)))
-        elif kind == "csv":
-            ahead = staged_ahead.take(path, index, mapping) if staged_ahead else None
-            staged.append((kind, ahead or stage_csv(con, path, index, mapping)))
-        else:
-            rows = staging_table(con, index)
-            stage_837p(con, path, rows.table, config.batch_id, index, names[index])
-            staged.append((kind, rows))
+        try:
+            staged[index] = _stage_file(con, path, index, mapping, config.batch_id, names[index], staged_ahead)
+        except InputFileError as exc:
+            if not config.set_aside_unreadable:
+                raise
+            for table in (f"staged_cells_{index}", f"staged_text_{index}"):
+                con.execute(f"drop table if exists {table}")
+            refused.append((index, names[index], str(path), hashes[index] or _sha256_or_none(path),
+                            refusal_reason(path, exc)))
+    for number, (file, reason) in enumerate(zip(config.set_aside_files, config.set_aside_reasons)):
+        path = Path(file)
+        refused.append((len(config.files) + number, path.name, str(path), _sha256_or_none(path), reason))
     shards = read_layout(con).shards
     con.execute("begin transaction")
     clear_batch(con, "raw_claim_rows", config.batch_id)
     # New rows are not judged yet: the batch's quarantine waits for validation.
     clear_batch(con, "claim_quarantine", config.batch_id)
     clear_batch(con, "batch_files", config.batch_id)
+    clear_batch(con, "refused_files", config.batch_id)
     clear_batch(con, "batches", config.batch_id)
-    for index, (file, name, sha256, (kind, rows)) in enumerate(zip(config.files, names, hashes, staged)):
+    for record in refused:
+        con.execute("insert into refused_files values (?, ?, ?, ?, ?, ?)", [config.batch_id, *record])
+        advance()
+    for index, (kind, rows) in staged.items():
+        file, name, sha256 = config.files[index], names[index], hashes[index]
         count = land_rows(con, rows, "raw_claim_rows", config.batch_id, index, name, shards)
         con.execute(
             "insert into batch_files values (?, ?, ?, ?, ?, ?, ?)",
@@ -105,13 +122,44 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
         """insert into batches (batch_id, started_at, files, with_history, default_locality, rvu_variant,
                                 work_floor_through)
            values (?, current_timestamp, ?, ?, ?, ?, ?)""",
-        [config.batch_id, "; ".join(names), config.with_history, config.default_locality, config.rvu_variant,
+        [config.batch_id, "; ".join(names[index] for index in staged), config.with_history, config.default_locality, config.rvu_variant,
          config.work_floor_through])
     con.execute(BATCH_ORDER, {"batch": config.batch_id})
     con.execute("commit")
-    for _, rows in staged:
+    for _, rows in staged.values():
         con.execute(f"drop table {rows.table}")
     return per_file
+
+
+def _stage_file(con, path: Path, index: int, mapping: dict[str, str], batch_id: str, name: str,
+                staged_ahead) -> tuple[str, StagedFile]:
+    """(kind, its staged cells) of one input file."""
+    kind = detect_kind(path)
+    if kind == "xlsx":
+        return kind, stage_excel(con, path, index, mapping)
+    if kind == "csv":
+        ahead = staged_ahead.take(path, index, mapping) if staged_ahead else None
+        return kind, ahead or stage_csv(con, path, index, mapping)
+    rows = staging_table(con, index)
+    stage_837p(con, path, rows.table, batch_id, index, name)
+    return kind, rows
+
+
+def refusal_reason(path: Path, exc: InputFileError) -> str:
+    """Why a file was set aside: the reader's sentence, without the path it starts with (the file is named
+    beside it)."""
+    message = str(exc)
+    for prefix in (f"{path}: ", f"{path.name}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
 
 
 @dg.asset(group_name="ingest", kinds={"duckdb"}, deps=["inbox_files"], pool=MAIN_FILE_POOL,
@@ -123,9 +171,14 @@ def raw_claim_rows(context: dg.AssetExecutionContext, config: BatchConfig, duckd
     with stage("read", total=len(config.files), unit="files") as progress, duckdb.get_connection() as con:
         per_file = read_batch(con, config, progress.advance, staged_exports)
         progress.rows = sum(per_file.values())
+        refused = con.execute("select source_file, reason from refused_files where batch_id = ? order by file_index",
+                              [config.batch_id]).fetchall()
     context.log.info(f"read {progress.rows} rows from {len(per_file)} file(s)")
+    for name, reason in refused:
+        context.log.warning(f"{name}: set aside, not scrubbed: {reason}")
     return dg.MaterializeResult(
-        metadata={"rows_read": progress.rows, "files": len(per_file), "seconds": progress.seconds}
+        metadata={"rows_read": progress.rows, "files": len(per_file), "files_set_aside": len(refused),
+                  "seconds": progress.seconds}
     )
 
 

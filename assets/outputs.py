@@ -399,6 +399,12 @@ def summarise(con, batch_id: str) -> dict:
                           and q.file_index = b.file_index)
                from batch_files b where b.batch_id = $batch order by b.file_index""")
     ]
+    refused = [
+        {"file": name, "path": path, "sha256": sha, "reason": reason}
+        for name, path, sha, reason in one(
+            """select source_file, path, sha256, reason from refused_files where batch_id = $batch
+               order by file_index""")
+    ]
     started = one("select started_at from batches where batch_id = $batch")
     return {
         "batch_id": batch_id,
@@ -412,6 +418,7 @@ def summarise(con, batch_id: str) -> dict:
         "reference_releases": releases,
         "reference_coverage": batch_coverage(con, batch_id),
         "files": files,
+        "files_set_aside": refused,
         "started": started[0][0].replace(tzinfo=UTC).isoformat() if started else None,
         "finished": datetime.now(UTC).isoformat(),
     }

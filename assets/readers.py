@@ -20,6 +20,7 @@ import re
 import tempfile
 import tomllib
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -1183,7 +1184,7 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
     try:
         columns = map_headers(headers, mapping, path)
         records = []
-        for number, row in enumerate(rows, start=1):
+        for number, row in enumerate(_whole_sheet(rows, path), start=1):
             cells = [_cell_text(c) for c in row]
             if not any(c is not None and c.strip() for c in cells):
                 continue
@@ -1209,6 +1210,19 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
     finally:
         con.unregister("incoming_rows")
     return staged
+
+
+def _whole_sheet(rows, path: Path):
+    """The sheet's rows; a sheet whose file breaks off below its header (damaged, or cut short in a copy) is
+    refused naming the last row read, rather than failing on the XML or zip error underneath."""
+    read = 0
+    try:
+        for row in rows:
+            yield row
+            read += 1
+    except (SyntaxError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise InputFileError(f"{path}: the workbook is damaged below data row {read} ({_one_line(str(exc))}): "
+                             "open it in Excel, save it again and run again") from None
 
 
 # How alike an unread header must be to a column it could be, to be named in a note (see unread_headers).

@@ -86,6 +86,10 @@ create table if not exists batch_files (
     batch_id varchar, file_index integer, source_file varchar, path varchar, sha256 varchar,
     kind varchar, rows_read bigint);
 create table if not exists raw_claim_rows ({RAW_COLUMNS});
+-- The files a nightly batch set aside, each with why it could not be read as a claim export (the command
+-- refuses its run instead): named in summary.json and on the Summary sheet.
+create table if not exists refused_files (
+    batch_id varchar, file_index integer, source_file varchar, path varchar, sha256 varchar, reason varchar);
 create table if not exists claim_quarantine (
     batch_id varchar, file_index integer, source_file varchar, source_row bigint, claim_id varchar,
     line_number varchar, reasons varchar);

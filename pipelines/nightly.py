@@ -9,6 +9,7 @@ it is not a claim export at all; earlier nights' lines stay in DuckDB as history
 
 import hashlib
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -18,7 +19,7 @@ from assets.inbox import archived_file, archived_key, is_remittance
 from assets.readers import file_sha256
 
 from .runs import run_config
-from .partitions import INBOX_PARTITIONS, inbox_key, key_hash
+from .partitions import INBOX_PARTITIONS, inbox_key, key_file_name, key_hash
 from .resources import DATABASE_TAG
 from .settings import database_path, default_locality, inbox_path, mapping_file, reports_path
 
@@ -62,7 +63,7 @@ def _candidates(inbox: Path) -> dict[str, Path]:
     if not inbox.is_dir():
         return {}
     return {p.name: p for p in sorted(inbox.iterdir())
-            if p.is_file() and not p.name.startswith((".", "~")) and not p.name.endswith(PARTIAL_SUFFIXES)}
+            if p.is_file() and not p.name.startswith((".", "~")) and not p.name.lower().endswith(PARTIAL_SUFFIXES)}
 
 
 @dg.sensor(job=register_inbox_job, minimum_interval_seconds=INBOX_INTERVAL_SECONDS,
@@ -78,17 +79,24 @@ def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     new_keys: list[str] = []
     next_looks = {}
     for name, path in files.items():
-        stat = path.stat()
-        look = [stat.st_size, stat.st_mtime_ns]
-        previous = looks.get(name)
-        if previous == [*look, "registered"]:
-            next_looks[name] = previous
+        try:
+            stat = path.stat()
+            look = [stat.st_size, stat.st_mtime_ns]
+            previous = looks.get(name)
+            if previous == [*look, "registered"]:
+                next_looks[name] = previous
+                continue
+            if not (_marked_done(path, stat) or (previous == look and stat.st_size > 0)):
+                next_looks[name] = look
+                continue
+            digest = file_sha256(path)
+        except OSError as exc:
+            # One file the sensor may not read (another account's, or gone meanwhile) must not stop the
+            # others: it is said in the tick's log and looked at again on the next tick.
+            context.log.warning(f"{_printable(name)}: cannot be read ({exc.strerror or exc}); looked at again "
+                                "on the next tick")
             continue
-        complete = path.with_name(name + DONE_SUFFIX).exists() or (previous == look and stat.st_size > 0)
-        if not complete:
-            next_looks[name] = look
-            continue
-        key = inbox_key(name, file_sha256(path))
+        key = inbox_key(name, digest)
         if key_hash(key) not in known_hashes:
             new_keys.append(key)
             known_hashes.add(key_hash(key))
@@ -102,6 +110,19 @@ def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     )
 
 
+def _marked_done(path: Path, stat) -> bool:
+    """A `.done` marker vouches for the file only when it is no older than the file: a marker left from an
+    earlier version must not let the next one be read while it is still being copied."""
+    try:
+        return path.with_name(path.name + DONE_SUFFIX).stat().st_mtime_ns >= stat.st_mtime_ns
+    except FileNotFoundError:
+        return False
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _taken_keys(instance: dg.DagsterInstance) -> set[str]:
     """Inbox partitions already in a nightly batch, counting runs that are queued, running or succeeded:
     the files of a nightly run that failed and was not retried go into the next night's batch."""
@@ -110,9 +131,35 @@ def _taken_keys(instance: dg.DagsterInstance) -> set[str]:
         run = record.dagster_run
         if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
             continue
-        files = run.run_config.get("ops", {}).get("raw_claim_rows", {}).get("config", {}).get("files", [])
-        taken.update(archived_key(f) for f in files)
+        config = run.run_config.get("ops", {}).get("raw_claim_rows", {}).get("config", {})
+        taken.update(archived_key(f) for f in [*config.get("files", []), *config.get("set_aside_files", [])])
     return taken
+
+
+def _registered_at(key: str) -> datetime:
+    """When a file was registered: its archived copy is made then, and never touched after."""
+    return datetime.fromtimestamp(archived_file(key).stat().st_mtime, tz=timezone.utc)
+
+
+def _replaced_versions(pending: list[str], last_night: datetime) -> dict[str, str]:
+    """Of the versions of one file name registered since the last night's run (a file overwritten with its
+    correction during the day), every one but the latest, each with why it is left out: scrubbing both
+    would quarantine one version's lines as repeats of the other's. Versions registered before then are from a
+    night whose run failed, and are scrubbed as they came."""
+    by_name: dict[str, list[tuple[datetime, str]]] = {}
+    for key in pending:
+        registered = _registered_at(key)
+        if registered > last_night:
+            by_name.setdefault(key_file_name(key), []).append((registered, key))
+    replaced = {}
+    for versions in by_name.values():
+        latest_at, latest = max(versions)
+        for registered, key in versions:
+            if key != latest:
+                replaced[key] = (f"replaced by a later version of the same name (sha256 {key_hash(latest)}…, "
+                                 f"registered {latest_at:%Y-%m-%d %H:%M} UTC, against {registered:%H:%M}): only "
+                                 "the later one was scrubbed")
+    return replaced
 
 
 def nightly_batch_id(night: str, keys: list[str]) -> str:
@@ -131,11 +178,14 @@ def nightly_scrub(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.S
     if not pending:
         return dg.SkipReason("no new exports registered since the last nightly run")
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    batch_id = nightly_batch_id(night, pending)
-    files = [archived_file(key) for key in pending]
+    replaced = _replaced_versions(pending, context.scheduled_execution_time - timedelta(days=1))
+    scrubbed = [key for key in pending if key not in replaced]
+    batch_id = nightly_batch_id(night, scrubbed)
+    files = [archived_file(key) for key in scrubbed]
     # The trend compares tonight with earlier nights of this inbox, whatever the files are called.
     config = run_config(batch_id, files, reports_path() / batch_id, mapping_file(), default_locality(), False,
-                        with_history=True, source=f"inbox {inbox_path().resolve()}")
+                        with_history=True, source=f"inbox {inbox_path().resolve()}", set_aside_unreadable=True,
+                        set_aside={archived_file(key): reason for key, reason in replaced.items()})
     return dg.RunRequest(run_key=batch_id, run_config=config,
                          tags={BATCH_TAG: batch_id, NIGHTLY_TAG: "true"})
 

@@ -10,6 +10,9 @@ _FORBIDDEN = ["...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0"]
 
 def inbox_key(file_name: str, sha256: str) -> str:
     """A file's partition key: its name and the start of its content hash, so a new version is a new key."""
+    # A name that is not UTF-8 (as a share or a zip made on Windows can leave) reaches Python with its bytes
+    # as surrogates, which Dagster cannot store: they become U+FFFD.
+    file_name = file_name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     for bad in _FORBIDDEN:
         file_name = file_name.replace(bad, "_")
     return f"{file_name}@{sha256[:12]}"

@@ -32,6 +32,19 @@ def _not_a_workbook(path: Path) -> Path:
     return path
 
 
+def _damaged_below_its_header(path: Path) -> Path:
+    """A workbook whose sheet's XML breaks off in its fourth row, as a copy cut short or a damaged save leaves
+    it: its header reads, its rows do not."""
+    whole = workbook_export(path.with_name("whole.xlsx"), [row(f"W{n}") for n in range(1, 6)])
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(path, "w") as damaged:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b'<row r="5"', b'<row r="5" <<', 1)
+            damaged.writestr(item, data)
+    return path
+
+
 BROKEN = {
     "missing.csv": (lambda p: p, "file not found"),
     "empty.csv": (_bytes(b""), "file is empty"),
@@ -48,6 +61,7 @@ BROKEN = {
     "legacy.xls": (_bytes(bytes.fromhex("d0cf11e0a1b11ae1") + bytes(512)),
                    "old-style .xls workbook"),
     "empty_sheet.xlsx": (_empty_sheet, "the first sheet is empty"),
+    "damaged.xlsx": (_damaged_below_its_header, "the workbook is damaged below data row 3"),
     "no_codes.xlsx": (lambda p: workbook_export(p, [["C1", 1, "P1"]], header=HEADER[:3]),
                       "required columns missing: date_of_service, hcpcs, units"),
     "big_endian.txt": (_bytes(codecs.BOM_UTF16_BE + "\t".join(HEADER).encode("utf-16-be")),

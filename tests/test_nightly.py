@@ -413,3 +413,74 @@ def test_the_nightly_run_prices_at_the_sites_locality(inbox, instance, monkeypat
     _register(instance, sensor.tick())
     request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
     assert request.run_config["ops"]["priced_lines"]["config"]["default_locality"] == "01112-05"
+
+
+def test_a_file_the_read_refuses_and_a_replaced_version_are_set_aside_and_the_night_goes_on(
+        inbox, instance, db_path):
+    sensor = Sensor(instance)
+    drop(inbox, "good.csv", [line("G1", "76120", patient="PA")])
+    # Its header passes registration; the quote opened in its first row is found by the read only.
+    (inbox / "quote.csv").write_text("claim_id,line_number,patient_id,date_of_service,hcpcs,units\n"
+                                     'Q1,1,PC,2024-07-08,"76120,1\nQ2,1,PD,2024-07-08,99213,1\n')
+    (inbox / "quote.csv.done").touch()
+    drop(inbox, "claims.csv", [line("A1", "76120", patient="PB"), line("A2", "99214", patient="PB", number=2)])
+    _register(instance, sensor.tick())
+    corrected = drop(inbox, "claims.csv", [line("A1", "76120", patient="PB"),
+                                           line("A2", "99213", patient="PB", number=2)])
+    os.utime(corrected)  # overwritten later the same day
+    (inbox / "claims.csv.done").touch()
+    _register(instance, sensor.tick())
+
+    request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    _run_nightly(instance, request, db_path)
+    out = Path(request.run_config["ops"]["scrub_report"]["config"]["out_dir"])
+    assert sorted((r["source_file"], r["claim_id"], r["hcpcs"]) for r in read_csv(out / "lines.csv")) == [
+        ("claims.csv", "A1", "76120"), ("claims.csv", "A2", "99213"), ("good.csv", "G1", "76120")]
+    assert read_csv(out / "quarantine.csv") == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows_read"] == 3
+    set_aside = {entry["file"]: entry["reason"] for entry in summary["files_set_aside"]}
+    assert set_aside["quote.csv"].startswith("a quote opened in data row 1 is never closed")
+    assert set_aside["claims.csv"].startswith(
+        f"replaced by a later version of the same name (sha256 {_sha12(corrected)}…")
+    cells = [row[0] for row in load_workbook(out / "denial-risk-report.xlsx", read_only=True)["Summary"]
+             .iter_rows(max_row=20, values_only=True) if row and row[0]]
+    assert "Not scrubbed: 2 files set aside" in next(c for c in cells if c.startswith("Not scrubbed"))
+    assert any(c.startswith("quote.csv: a quote opened in data row 1") for c in cells)
+    # Neither comes back the next night: a corrected file is a new version, registered on its own.
+    assert isinstance(nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT)),
+                      dg.SkipReason)
+
+
+def test_one_file_the_sensor_cannot_read_or_name_does_not_stop_the_others(inbox, instance, monkeypatch):
+    from pipelines import nightly
+
+    drop(inbox, "good.csv", [line("G1", "76120")])
+    drop(inbox, "locked.csv", [line("L1", "76120")])
+    latin1 = drop(inbox, "r\udce9sum\udce9.csv", [line("R1", "76000")])  # latin-1 bytes, as a share leaves them
+    hashed = nightly.file_sha256
+
+    def unreadable(path):
+        if path.name == "locked.csv":
+            raise PermissionError(13, "Permission denied")
+        return hashed(path)
+
+    monkeypatch.setattr(nightly, "file_sha256", unreadable)
+    sensor = Sensor(instance)
+    keys = sorted(r.partition_key for r in sensor.tick())
+    assert keys == sorted([f"good.csv@{_sha12(inbox / 'good.csv')}",
+                           f"r\ufffdsum\ufffd.csv@{_sha12(latin1)}"])
+    _register(instance, [dg.RunRequest(partition_key=key) for key in keys])
+    monkeypatch.setattr(nightly, "file_sha256", hashed)
+    assert [r.partition_key for r in sensor.tick()] == [f"locked.csv@{_sha12(inbox / 'locked.csv')}"]
+
+
+def test_a_done_marker_left_from_an_earlier_version_does_not_vouch_for_the_next(inbox, instance):
+    sensor = Sensor(instance)
+    drop(inbox, "claims.csv", [line("A1", "76120")])
+    assert len(sensor.tick()) == 1
+    marker = inbox / "claims.csv.done"
+    os.utime(marker, ns=(1_000_000_000, 1_000_000_000))
+    copying = drop(inbox, "claims.csv", [line("B1", "76000")], done=False)  # tomorrow's, still being copied
+    assert sensor.tick() == []
+    assert [r.partition_key for r in sensor.tick()] == [f"claims.csv@{_sha12(copying)}"]
