@@ -126,9 +126,7 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
             # The most rows another release of each table holds: a release far below it is likely a part of
             # the official file (one PTP part of four, an excerpt), which would judge lines as if whole.
             largest_other = {
-                (release.id, table): con.execute(
-                    """select max(row_count), arg_max(release_id, row_count) from ref_releases
-                       where table_name = ? and release_id <> ?""", [table, release.id]).fetchall()[0]
+                (release.id, table): _largest_other(con, table, release.id)
                 for release, _ in results for table, _ in counts[release.id]
             }
     except ReferenceFileError as exc:
@@ -140,13 +138,33 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
                    f"from {'; '.join(release.names)}")
         for table, count in counts[release.id]:
             most, other = largest_other.get((release.id, table), (None, None))
-            if most and count < most // PARTIAL_SHARE:
+            if most and table == "gpci" and count < most * GPCI_SHARE:
+                click.echo(f"warning: {release.id} holds {count:,} localities against {most:,} in {other}: "
+                           "lines in the others are priced nationally; if the file was cut short, download it "
+                           "again", err=True)
+            elif most and count < most // PARTIAL_SHARE:
                 click.echo(f"warning: {release.id} holds {count:,} {table} rows against {most:,} in {other}: "
                            "if the official file comes in parts, load them all together", err=True)
 
 
-# A loaded release with fewer than 1/PARTIAL_SHARE of the rows of another release of its table is said.
+# A loaded release with fewer than 1/PARTIAL_SHARE of the rows of another release of its table is said; a GPCI
+# release with fewer than GPCI_SHARE of another's localities too (CMS retires a locality or two in a year).
 PARTIAL_SHARE = 2
+GPCI_SHARE = 0.9
+
+
+def _largest_other(con, table: str, release_id: str) -> tuple[int | None, str | None]:
+    """The most rows of `table` another release holds, and its id: among the loaded releases and the bundled
+    ones a site has not scrubbed with yet (they load on its first scrub)."""
+    from reference.loaders import bundled_releases
+
+    candidates = [tuple(row) for row in con.execute(
+        "select row_count, release_id from ref_releases where table_name = ? and release_id <> ?",
+        [table, release_id]).fetchall()]
+    loaded = {row[0] for row in con.execute("select release_id from ref_releases").fetchall()}
+    candidates += [(bundled.rows[table], bundled.id) for bundled in bundled_releases()
+                   if table in bundled.rows and bundled.id != release_id and bundled.id not in loaded]
+    return max(candidates, default=(None, None))
 
 
 @reference.command("localities")

@@ -268,11 +268,24 @@ def _insert_rvu(con: duckdb.DuckDBPyConnection, records: list[tuple]) -> None:
 
 
 def _rvu_rows(path: Path) -> list[list[str]]:
+    """The data rows of a PPRRVU CSV. A file cut short (a download that stopped) is refused rather than
+    loaded without the codes after the cut: its last row is shorter than the header, or it has no row at
+    all."""
     with open_text(path, encoding="latin-1") as fh:
         rows = list(csv.reader(fh))
     for number, row in enumerate(rows):
         if row and row[0].strip().upper() == "HCPCS" and len(row) > 1 and row[1].strip().upper() == "MOD":
-            return [r for r in rows[number + 1:] if r and r[0].strip()]
+            data = [(line, r) for line, r in enumerate(rows[number + 1:], start=number + 2) if r and r[0].strip()]
+            if not data:
+                raise ReferenceFileError(f"{path.name}: no rows below its 'HCPCS,MOD,...' header: the file is "
+                                         "cut short; download it again")
+            width = max(i for i, cell in enumerate(row) if cell.strip()) + 1
+            for line, r in data:
+                if len(r) < width:
+                    raise ReferenceFileError(
+                        f"{path.name}: row {line} ({r[0].strip()}) has {len(r)} of the header's {width} "
+                        "fields: the file is cut short or damaged; download it again")
+            return [r for _, r in data]
     raise ReferenceFileError(f"{path.name}: no 'HCPCS,MOD,...' header row: not a PFS relative value file")
 
 
@@ -289,7 +302,6 @@ def load_pprrvu(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, i
          r[7].strip().upper() == "NA", num(r[8]), r[9].strip().upper() == "NA", num(r[10]), r[13].strip(),
          r[14].strip(), r[18].strip(), num(r[24]), r[19].strip(), r[20].strip(), r[21].strip(), r[22].strip())
         for r in rows
-        if len(r) >= 25
     ]
     _insert_rvu(con, records)
     return {"rvu": len(records)}
@@ -514,7 +526,12 @@ def load_gpci(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int
     at = columns.at
     width = max(at.values()) + 1
     records = []
-    for r in rows:
+    for number, r in enumerate(rows, start=1):
+        if len(r) < width and len(r) > max(at["mac"], at["locality"]) and re.fullmatch(
+                r"\d{5}", r[at["mac"]].strip()) and r[at["locality"]].strip().isdigit():
+            raise ReferenceFileError(f"{path.name}: row {number} (locality {r[at['mac']].strip()}-"
+                                     f"{r[at['locality']].strip()}) has {len(r)} of the header's {width} fields: the "
+                                     "file is cut short or damaged; download it again")
         if len(r) >= width and re.fullmatch(r"\d{5}", r[at["mac"]].strip()) and r[at["locality"]].strip().isdigit():
             mac, locality = r[at["mac"]].strip(), r[at["locality"]].strip().zfill(2)
             records.append(

@@ -13,6 +13,7 @@ import io
 import re
 import tempfile
 import zipfile
+import zlib
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -83,6 +84,16 @@ def _head_rows(path: Path, limit: int = 60) -> tuple[list[str], list[list[str]]]
     except csv.Error:
         pass
     return lines, rows
+
+
+# What a file cut short or damaged in a download raises from the gzip, zip and zlib readers underneath (EOFError
+# for a gzip stream that ends early; OSError for one that is no gzip at all).
+DAMAGED = (OSError, EOFError, zlib.error, zipfile.BadZipFile)
+
+
+def damaged(exc: BaseException) -> str:
+    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot be read: the file is damaged or cut short ({said}); download it again"
 
 
 def is_workbook(path: Path) -> bool:
@@ -244,7 +255,10 @@ def _expand(paths: list[Path], stack: ExitStack) -> list[tuple[Path, str, str | 
             members = [m for m in members if m.lower().endswith(".csv") or Path(m.lower()).stem not in stems]
             for member in members:
                 target = folder / Path(member).name
-                target.write_bytes(archive.read(member))
+                try:
+                    target.write_bytes(archive.read(member))
+                except DAMAGED as exc:
+                    raise ReferenceFileError(f"{path.name}:{Path(member).name}: {damaged(exc)}") from None
                 files.append((target, f"{path.name}:{Path(member).name}", path.name))
     return files
 
@@ -258,6 +272,8 @@ def plan(paths: list[Path], effective: date | None, stack: ExitStack) -> list[Pl
             if archive:  # CMS archives also hold readmes and other layouts: take what is known
                 continue
             raise
+        except DAMAGED as exc:
+            raise ReferenceFileError(f"{shown}: {damaged(exc)}") from None
         table = TABLE_OF_LAYOUT[layout]
         if layout in UNDATED_LAYOUTS:
             if effective is None:
@@ -348,6 +364,8 @@ def load_files(con: duckdb.DuckDBPyConnection, paths: list[Path], effective: dat
                     done.append((release, load_release(con, release, schema_ready=True, transaction=False)))
                 except ReferenceFileError:
                     raise
+                except DAMAGED as exc:
+                    raise ReferenceFileError(f"{', '.join(release.names)}: {damaged(exc)}") from None
                 except (duckdb.Error, ValueError, KeyError, IndexError) as exc:
                     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     raise ReferenceFileError(

@@ -695,3 +695,68 @@ def test_both_rvu_layouts_carry_the_surgery_indicators_of_the_bundled_releases(d
         ("RVU26B", "G0008", "9", "9", "9", "9")]
     assert query(db_path, """select release_id, count(*) from ref_rvu where bilat_surg is null or team_surg is null
                              group by 1""") == []
+
+
+def _cut_after(source: Path, target: Path, at: str) -> Path:
+    """`source` as a download that stopped just after the first `at`."""
+    data = source.read_bytes()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data[:data.index(at.encode()) + len(at)])
+    return target
+
+
+CUT_FILES = {
+    # Inside the conversion factor of a row: 32.3 loaded would have priced its code at it, and the codes after
+    # the cut would have gone missing from the fee schedule.
+    "rvu_row": (lambda d: _cut_after(FIXTURES / "PPRRVU2025_Oct_excerpt.csv", d / "PPRRVU2025_Oct.csv", ",32.3"),
+                "PPRRVU2025_Oct.csv: row 11 (76000) has 25 of the header's 31 fields: the file is cut short or "
+                "damaged; download it again"),
+    "rvu_header_only": (lambda d: _cut_after(FIXTURES / "PPRRVU2025_Oct_excerpt.csv", d / "PPRRVU2025_Oct.csv",
+                                       "AMOUNT,AMOUNT,AMOUNT\r\n"),
+                        "PPRRVU2025_Oct.csv: no rows below its 'HCPCS,MOD,...' header: the file is cut short; "
+                        "download it again"),
+    "gpci_row": (lambda d: _cut_after(FIXTURES / "GPCI2025.csv", d / "GPCI2025.csv", "BALTIMORE/SURR. CNTYS"),
+                 "GPCI2025.csv: row"),
+    "not_gzip": (lambda d: (d / "GPCI2026.csv.gz").write_bytes(b"not gzip at all") and d / "GPCI2026.csv.gz",
+                 "GPCI2026.csv.gz: cannot be read: the file is damaged or cut short (Not a gzipped file"),
+    "gzip_cut": (lambda d: (d / MUE_26Q2.name).write_bytes(MUE_26Q2.read_bytes()[:30_000]) and d / MUE_26Q2.name,
+                 f"{MUE_26Q2.name}: cannot be read: the file is damaged or cut short (Compressed file ended"),
+}
+
+
+@pytest.mark.parametrize("cut", sorted(CUT_FILES))
+def test_a_reference_file_cut_short_is_refused_with_one_line_and_nothing_loaded(fresh_db, tmp_path, cut):
+    assert reference("load", FIXTURES / "PPRRVU2025_Oct_excerpt.csv", "--db", fresh_db).exit_code == 0
+    before = snapshot(fresh_db, "ref_rvu")
+    build, message = CUT_FILES[cut]
+    (tmp_path / "download").mkdir()
+    result = reference("load", build(tmp_path / "download"), "--db", fresh_db)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"claimscrub: {message}") and result.stderr.count("\n") == 1, result.stderr
+    assert snapshot(fresh_db, "ref_rvu") == before
+
+
+def test_a_damaged_member_of_a_cms_zip_is_refused_naming_it(fresh_db, tmp_path):
+    archive = tmp_path / "ccipra-v322r0-f1.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.write(PTP_2026, PTP_2026.name)
+    data = bytearray(archive.read_bytes())
+    start = data.index(b"PK\x03\x04") + 30 + len(PTP_2026.name) + 40  # inside the member's deflated bytes
+    data[start:start + 16] = bytes(16)
+    archive.write_bytes(bytes(data))
+    result = reference("load", archive, "--db", fresh_db)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"claimscrub: ccipra-v322r0-f1.zip:{PTP_2026.name}: cannot be read: the file is "
+                                    "damaged or cut short (")
+    assert "Traceback" not in result.output
+
+
+def test_a_part_of_a_release_is_warned_about_before_the_first_scrub_too(fresh_db, tmp_path):
+    loaded = reference("load", PTP_2026, "--db", fresh_db)  # a new site: PTP 2024Q3 is bundled, not yet written
+    assert loaded.exit_code == 0, loaded.output
+    assert "warning: PTP 2026Q3 holds 15 ptp rows against 2,546,017 in PTP 2024Q3" in loaded.stderr
+    cut = _cut_after(GPCI_2026, tmp_path / "GPCI2026.csv", "BALTIMORE/SURR. CNTYS,1.016,1.016,1.073,1.2")
+    loaded = reference("load", cut, "--db", fresh_db)
+    assert loaded.exit_code == 0, loaded.output
+    assert "warning: GPCI 2026 holds 57 localities against 109 in GPCI 2025: lines in the others are priced " \
+           "nationally" in loaded.stderr
