@@ -770,7 +770,8 @@ class StagedFile:
 
 
 def parsed_rows_sql(text: str, source: str = "?, ?, ?", shards: int = 1) -> str:
-    """The select that parses the text rows of `text` (source_row, the canonical columns, extra_cells) into the
+    """The select that parses the text rows of `text` (source_row, the canonical columns, extra_cells,
+    void_claim) into the
     columns of `raw_claim_rows`, not yet judged scrubbable, each with its patient shard of `shards`
     (assets/shards.py); `source` gives batch_id, file_index and source_file (bound, by default)."""
     from .shards import shard_sql
@@ -782,7 +783,8 @@ def parsed_rows_sql(text: str, source: str = "?, ?, ?", shards: int = 1) -> str:
         f"then replace(dx_cell_{n}, '.', '') "
         f"else dx_cell_{n} end, '') as dx_{n}" for n in (1, 2))
     cells = ", ".join(f"upper(trim(diagnosis_{n})) as dx_cell_{n}" for n in (1, 2))
-    return (f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean, {shard_sql(shards)}, extra_cells "
+    return (f"select {source}, source_row, {PARSED_COLUMNS}, null::boolean, {shard_sql(shards)}, extra_cells, "
+            "void_claim "
             f"from (select *, {codes}, {MODIFIER_COLUMNS} from (select *, {cells} from ({text})))")
 
 
@@ -892,7 +894,8 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     # Rows of empty cells are not rows, but they keep their place in the numbering.
     empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width + 1))
     rows = (f"select rowid + 1 as source_row, {_select_canonical(columns, width)}, "
-            f"coalesce(trim(c{width}), '') <> '' as extra_cells from {table} where not ({empty})")
+            f"coalesce(trim(c{width}), '') <> '' as extra_cells, false as void_claim from {table} "
+            f"where not ({empty})")
     return StagedFile(table, rows)
 
 
@@ -981,8 +984,9 @@ def staging_table(con: duckdb.DuckDBPyConnection, file_index: int) -> StagedFile
     table = f"staged_text_{file_index}"
     con.execute(f"""create or replace temp table {table} (
                         batch_id varchar, file_index integer, source_file varchar, source_row bigint,
-                        {TEXT_COLUMNS})""")
-    return StagedFile(table, f"select source_row, {', '.join(CANONICAL)}, false as extra_cells from {table}")
+                        {TEXT_COLUMNS}, void_claim boolean)""")
+    return StagedFile(table, f"select source_row, {', '.join(CANONICAL)}, false as extra_cells, "
+                             f"coalesce(void_claim, false) as void_claim from {table}")
 
 
 @contextmanager

@@ -47,6 +47,9 @@ REASONS = {
     ("key_rank", "first of its claim line"): "claim {claim}, line {line} appears more than once (first at {first})",
     ("place_of_service", "two digits"):
         "place_of_service {raw!r} is not a place-of-service code (two digits, such as 11 or 22)",
+    ("claim_billed", "not a void"):
+        "claim {claim} voids a claim sent before (837P claim frequency code 8): it bills nothing and is not "
+        "scrubbed; the claim it voids leaves history",
     ("cells_fit", "no more cells than the header"):
         "the row has text in more cells than the header names: a value holding the file's delimiter without "
         "quotes (such as $1,234.50) moves every cell after it",
@@ -75,6 +78,7 @@ SUSPECT_SQL = {
     "key_rank": "key_rank is null or key_rank <> 1",
     "modifiers_shaped": "not modifiers_shaped",
     "cells_fit": "not cells_fit",
+    "claim_billed": "not claim_billed",
     # The readers leave two digits, nearly always, or the cell as written: the cheap test of the first.
     "place_of_service": f"not ({TWO_DIGITS})",
 }
@@ -93,6 +97,7 @@ class ScrubbableRow(pa.DataFrameModel):
     key_rank: int = pa.Field(nullable=False)
     modifiers_shaped: bool = pa.Field(nullable=False)
     cells_fit: bool = pa.Field(nullable=False)
+    claim_billed: bool = pa.Field(nullable=False)
     # Which rules apply and which rate prices the line (hospital, facility) hang on it: a place of service
     # that is no code cannot be guessed at.
     place_of_service: str = pa.Field(nullable=False)
@@ -160,6 +165,11 @@ class ScrubbableRow(pa.DataFrameModel):
     # 234.50), so nothing of it is taken on trust.
     @pa.check("cells_fit", name="no more cells than the header")
     def _cells_fit(cls, s):
+        return s
+
+    # A line of a void (837P frequency code 8) cancels a claim sent before: there is nothing of it to deny.
+    @pa.check("claim_billed", name="not a void")
+    def _claim_billed(cls, s):
         return s
 
     @pa.check("key_rank", name="first of its claim line")

@@ -132,6 +132,7 @@ def ensure_shard_schema(con, name: str) -> None:
         con.execute(shard_schema_sql())
         # Named in full: a connection reading every shard has temporary views of these tables' names.
         con.execute(f"alter table {name}.main.raw_claim_rows add column if not exists extra_cells boolean")
+        con.execute(f"alter table {name}.main.raw_claim_rows add column if not exists void_claim boolean")
     finally:
         con.execute(f"use {_quoted(site)}")
 

@@ -121,6 +121,9 @@ alter table raw_claim_rows add column if not exists shard smallint;
 -- Whether the row had text in more cells than its file's header names (a CSV value holding the delimiter,
 -- unquoted, moves every cell after it): such a row is quarantined (null in rows of an older version).
 alter table raw_claim_rows add column if not exists extra_cells boolean;
+-- Whether the row is a line of a claim that voids one sent before (an 837P's frequency code 8): it bills
+-- nothing, and is quarantined saying so (null in rows of an older version).
+alter table raw_claim_rows add column if not exists void_claim boolean;
 -- What a batch was priced and judged with, besides the reference releases: `rejudge` judges it again alike
 -- (null in batches of an older version).
 alter table batches add column if not exists with_history boolean;
@@ -142,7 +145,7 @@ def shard_schema_sql() -> str:
     """The claim tables of a shard's own file (assets/shards.py), with the columns the main file's have."""
     contexts = ", ".join(f"{name} {kind}" for name, kind in CONTEXT_COLUMNS.items())
     return f"""
-create table if not exists raw_claim_rows ({RAW_COLUMNS}, shard smallint, extra_cells boolean);
+create table if not exists raw_claim_rows ({RAW_COLUMNS}, shard smallint, extra_cells boolean, void_claim boolean);
 create table if not exists price_contexts (batch_id varchar, context_id integer, {contexts});
 create table if not exists priced_keys (
     batch_id varchar, line_id bigint, context_id integer, expected_allowed decimal(14,2));
@@ -230,9 +233,10 @@ def _parse_text_raw_rows(con) -> None:
         return
     con.execute("begin transaction")
     con.execute("alter table raw_claim_rows rename to raw_claim_rows_text")
-    con.execute(f"create table raw_claim_rows ({RAW_COLUMNS}, shard smallint, extra_cells boolean)")
+    con.execute(f"create table raw_claim_rows ({RAW_COLUMNS}, shard smallint, extra_cells boolean, "
+                "void_claim boolean)")
     con.execute(f"""insert into raw_claim_rows
-                    {parsed_rows_sql('select *, false as extra_cells from raw_claim_rows_text',
+                    {parsed_rows_sql('select *, false as extra_cells, false as void_claim from raw_claim_rows_text',
                                      'batch_id, file_index, source_file')}""")
     con.execute("drop table raw_claim_rows_text")
     con.execute("commit")

@@ -25,8 +25,8 @@ from .schemas import (
 from .tables import ROW_ID, clear_batch, record_claim_sends
 
 CHUNK_ROWS = 250_000
-REASON_ORDER = ["cells_fit", "claim_id", "line_number", "patient_id", "date_of_service", "hcpcs", "modifiers_shaped",
-                "units", "units_written", "place_of_service", "key_rank"]
+REASON_ORDER = ["claim_billed", "cells_fit", "claim_id", "line_number", "patient_id", "date_of_service", "hcpcs",
+                "modifiers_shaped", "units", "units_written", "place_of_service", "key_rank"]
 # The values without any of which a row is no claim line (a claim's line cut short keeps its line number), and
 # what its quarantine says instead of the reasons.
 NO_LINE = {"line_number", "date_of_service", "hcpcs", "units"}
@@ -95,7 +95,8 @@ select row_id, claim_id, line_number_num as line_number, patient_id,
        case when len(modifiers) = 0 then true
             else regexp_full_match(array_to_string(modifiers, ','), '{MODIFIER}(,{MODIFIER})*') end
            as modifiers_shaped,
-       place_of_service, not coalesce(extra_cells, false) as cells_fit
+       place_of_service, not coalesce(extra_cells, false) as cells_fit,
+       not coalesce(void_claim, false) as claim_billed
 from parsed_rows($batch)
 """
 

@@ -20,6 +20,8 @@ SEGMENT_ID = re.compile(r"[A-Z0-9]{2,3}")
 # Qualifiers of the HI composites that carry diagnoses (ICD-10-CM principal/other, ICD-9 the same).
 DIAGNOSIS_QUALIFIERS = {"ABK", "ABF", "BK", "BF"}
 PROFESSIONAL_GUIDE = "005010X222"
+# CLM05-3, the claim frequency code (NUBC): 8 voids a claim sent before; its lines bill nothing.
+VOID_FREQUENCY = "8"
 PROFESSIONAL = "837P professional claim"
 REMITTANCE = "835 remittance"
 
@@ -69,11 +71,16 @@ def read_segments(path: Path) -> Iterator[Segment]:
     while start < len(text):
         if not text.startswith("ISA", start) or len(text) - start < ISA_LENGTH:
             raise _invalid(path, f"segment {number + 1} should open an interchange (ISA)")
+        if any(brk in text[start:start + ISA_LENGTH - 1] for brk in "\r\n"):
+            # Wrapped at a fixed width (80 columns, as some systems write X12): a line break that is not the
+            # segment terminator means nothing, and inside the ISA it cannot be one.
+            text = text[:start] + text[start:].replace("\r", "").replace("\n", "")
         isa = text[start:start + ISA_LENGTH]
         element, component, terminator = isa[3], isa[104], isa[105]
         if element.isalnum() or terminator.isalnum() or len(isa[:-1].split(element)) != 17:
             raise _invalid(path, f"the ISA at segment {number + 1} is not 106 characters with 16 elements")
         separators = Separators(element, component)
+        line_breaks_mean_nothing = terminator not in "\r\n"
         control = isa.split(element)[13].strip()
         open_group = open_set = None
         closed = False
@@ -82,6 +89,8 @@ def read_segments(path: Path) -> Iterator[Segment]:
             end = text.find(terminator, start)
             end = len(text) if end < 0 else end
             segment_text = text[start:end].strip()
+            if line_breaks_mean_nothing and ("\n" in segment_text or "\r" in segment_text):
+                segment_text = segment_text.replace("\r", "").replace("\n", "")
             start = end + 1
             if not segment_text:
                 continue
@@ -293,6 +302,7 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
         }
         record = {name: (values.get(name) or None) for name in CANONICAL}
         record["source_row"] = sv1.number if sv1 is not None else line["segment"]
+        record["void_claim"] = claim["frequency"] == VOID_FREQUENCY
         return record
 
     for segment in segments:
@@ -310,7 +320,7 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
         elif sid == "CLM":
             facility = segment.parts(5)
             claim = {"claim_id": segment.get(1), "pos": facility[0], "diagnoses": [], "dos": "",
-                     "rendering": "", "zip": ""}
+                     "rendering": "", "zip": "", "frequency": (facility + ["", "", ""])[2]}
             in_cob, entity = False, ""
         elif sid == "SV1" and line is None:
             if claim is None:
@@ -328,7 +338,8 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
                 elif entity == "QC":
                     # A dependent (2000C/2010CA) has no member id of its own: the subscriber's is shared by
                     # every dependent, so the patient is that id with the dependent's name and birth date.
-                    name = " ".join(filter(None, [segment.get(3), segment.get(4)]))
+                    # Upper-cased: the radiologist's system may send SMITH and the hospital's Smith for one child.
+                    name = " ".join(" ".join(filter(None, [segment.get(3), segment.get(4)])).upper().split())
                     hl["patient_id"] = " ".join(filter(None, [segment.get(9) or hl.get("patient_id", ""), name]))
                 elif entity == "PR":
                     hl["payer"] = segment.get(3)
@@ -369,7 +380,7 @@ def stage_837p(con, path: Path, table: str, batch_id: str, file_index: int, name
     count = 0
     rows = claim_rows_837p(path)
     while chunk := list(islice(rows, STAGE_ROWS)):
-        frame = pd.DataFrame.from_records(chunk, columns=["source_row", *CANONICAL]).astype(
+        frame = pd.DataFrame.from_records(chunk, columns=["source_row", *CANONICAL, "void_claim"]).astype(
             {c: "object" for c in CANONICAL})
         con.register("incoming_x12_rows", frame)
         try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import module_site, scrub
+from .helpers import module_site, scrub, write_csv
 from .x12_files import Separators, npi, write_837p
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "x12"
@@ -158,6 +158,15 @@ SV1*HC:01996*300*MJ*30***1~
 DTP*472*D8*20240810~
 SV1*HC:20610*100*UN*1***1~
 DTP*472*D8*20240810~
+HL*5*2*23*0~
+PAT*19~
+NM1*QC*1*Beta*Amy~
+DMG*D8*20150101*F~
+CLM*SIB-3*100***11:B:1*Y*A*Y*Y~
+HI*ABK:J069~
+LX*1~
+SV1*HC:71046*100*UN*1***1~
+DTP*472*D8*20240810~
 SE*n*0001~
 GE*1*8~
 GS*HC*SENDER*RECEIVER*20240901*1200*9*X*005010X223A2~
@@ -173,6 +182,7 @@ VARIANTS = {
     "pipes-newline-terminator.837": {"sep": Separators("|", ">", "\n", "^"), "line_breaks": False},
     "bom-no-line-breaks.837": {"bom": True, "line_breaks": False},
     "three-interchanges-crlf.837": {"interchanges": 3},
+    "wrapped-80-columns.837": {"line_breaks": False, "wrap": 80},
 }
 
 
@@ -255,6 +265,8 @@ def test_837p_columns_come_from_the_loops_the_guide_names(handmade_run):
 def test_837p_dependents_of_one_subscriber_are_patients_of_their_own(handmade_run):
     amy, ben = handmade_run.line("SIB-1", 1), handmade_run.line("SIB-2", 1)
     assert (amy["patient"], ben["patient"]) == ("SUB-9 BETA AMY 20150101", "SUB-9 BETA BEN 20180101")
+    # The same child written Beta Amy by another biller is the same patient.
+    assert handmade_run.line("SIB-3", 1)["patient"] == "SUB-9 BETA AMY 20150101"
     assert "DUP_EXACT" not in handmade_run.findings("SIB-1", 1) | handmade_run.findings("SIB-2", 1)
 
 
@@ -289,6 +301,7 @@ def test_837p_reads_alike_whatever_its_separators_line_breaks_or_bom(handmade_ru
     assert len(expected) == 4
     assert seen("pipes-newline-terminator.837") == expected
     assert seen("bom-no-line-breaks.837") == expected
+    assert seen("wrapped-80-columns.837") == expected
     assert ("2", "2", "2024-08-12", "71046", "26,59", "2", "11", CLAIM_DOC, "PAT01") == expected[2][:9]
 
 
@@ -341,3 +354,22 @@ def test_the_range_note_counts_the_837p_lines_a_range_dates(tmp_path):
     notes = x12_notes(path)
     assert any(": 3 lines dated by a range of days (DTP*472*RD8)" in note for note in notes), notes
 
+
+
+def test_a_void_837p_claim_is_quarantined_and_takes_the_claim_it_voids_out_of_history(tmp_path, db_path):
+    visit = {"claim_id": "V2", "line_number": 1, "patient_id": "PV", "date_of_service": "2024-08-12",
+             "hcpcs": "76120", "units": 1, "rendering_npi": npi("123456789"), "billing_npi": npi("123456789"),
+             "diagnosis_1": "R13.10"}
+    first = scrub([write_csv(tmp_path / "monday.csv", [visit])], tmp_path / "monday", db_path)
+    assert first.exit_code == 0 and len(first.lines) == 1
+    void = scrub([write_837p(tmp_path / "tuesday.837", [{**visit, "frequency": "8"}])], tmp_path / "tuesday",
+                 db_path, "--history")
+    assert void.exit_code == 0, void.stderr
+    assert (void.lines, void.flags) == ([], [])
+    assert [(q["claim_id"], q["line_number"], q["reasons"]) for q in void.quarantine] == [
+        ("V2", "1", "claim V2 voids a claim sent before (837P claim frequency code 8): it bills nothing and is not "
+                    "scrubbed; the claim it voids leaves history")]
+    # The same service billed again on a new claim is no repeat of the voided one.
+    again = scrub([write_csv(tmp_path / "wednesday.csv", [{**visit, "claim_id": "V3"}])], tmp_path / "wednesday",
+                  db_path, "--history")
+    assert again.exit_code == 0 and again.flags == []

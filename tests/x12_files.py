@@ -44,9 +44,12 @@ def _envelope(sets: list[tuple[str, str, list[list[str]]]], sep: Separators, con
     return segments
 
 
-def _render(interchanges: list[list[list[str]]], sep: Separators, line_breaks: bool, bom: bool) -> bytes:
+def _render(interchanges: list[list[list[str]]], sep: Separators, line_breaks: bool, bom: bool,
+            wrap: int = 0) -> bytes:
     end = sep.segment + ("\r\n" if line_breaks else "")
     text = "".join(sep.element.join(segment) + end for segments in interchanges for segment in segments)
+    if wrap:  # wrapped at a fixed width, through segments and the ISA alike, as some systems write X12
+        text = "\r\n".join(text[i:i + wrap] for i in range(0, len(text), wrap))
     return (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
 
 
@@ -98,7 +101,9 @@ def _claim_loop(claim_id: str, lines: list[dict], sep: Separators) -> list[list[
     first = lines[0]
     pos = first.get("place_of_service") or "11"
     total = sum(Decimal(str(line.get("charge") or 0)) for line in lines)
-    segments = [["CLM", claim_id, str(total), "", "", sep.component.join([pos, "B", "1"]), "Y", "A", "Y", "Y"]]
+    # CLM05-3, the claim frequency code: 1 an original claim, 8 a void of one sent before.
+    frequency = first.get("frequency") or "1"
+    segments = [["CLM", claim_id, str(total), "", "", sep.component.join([pos, "B", frequency]), "Y", "A", "Y", "Y"]]
     diagnoses = [line["diagnosis_1"].replace(".", "") for line in lines[:1] if line.get("diagnosis_1")]
     if diagnoses:
         segments.append(["HI", *(sep.component.join(["ABK" if i == 0 else "ABF", dx])
@@ -119,7 +124,7 @@ def _claim_loop(claim_id: str, lines: list[dict], sep: Separators) -> list[list[
 
 
 def write_837p(path: Path, rows: list[dict], sep: Separators = Separators(), line_breaks: bool = True,
-               bom: bool = False, interchanges: int = 1) -> Path:
+               bom: bool = False, interchanges: int = 1, wrap: int = 0) -> Path:
     """An 837P file of the claims in rows, split over `interchanges` ISA envelopes."""
     claims = _claims(rows)
     ids = list(claims)
@@ -130,7 +135,7 @@ def write_837p(path: Path, rows: list[dict], sep: Separators = Separators(), lin
         if part:
             envelopes.append(_envelope([("837", "005010X222A1", _professional_body(part, sep))], sep, n + 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_render(envelopes, sep, line_breaks, bom))
+    path.write_bytes(_render(envelopes, sep, line_breaks, bom, wrap))
     return path
 
 
