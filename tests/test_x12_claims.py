@@ -367,8 +367,8 @@ def test_a_void_837p_claim_is_quarantined_and_takes_the_claim_it_voids_out_of_hi
     assert void.exit_code == 0, void.stderr
     assert (void.lines, void.flags) == ([], [])
     assert [(q["claim_id"], q["line_number"], q["reasons"]) for q in void.quarantine] == [
-        ("V2", "1", "claim V2 voids a claim sent before (837P claim frequency code 8): it bills nothing and is not "
-                    "scrubbed; the claim it voids leaves history")]
+        ("V2", "1", ("claim V2 voids a claim sent before (837P claim frequency code 8): it bills nothing and is "
+                     "not scrubbed; the claim it voids leaves history"))]
     # The same service billed again on a new claim is no repeat of the voided one.
     again = scrub([write_csv(tmp_path / "wednesday.csv", [{**visit, "claim_id": "V3"}])], tmp_path / "wednesday",
                   db_path, "--history")
