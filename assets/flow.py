@@ -70,6 +70,10 @@ class BatchConfig(dg.Config):
     # was overwritten with a correction before the night. Named in the outputs as set aside.
     set_aside_files: list[str] = []
     set_aside_reasons: list[str] = []
+    # Files of the inbox whose registration refused them (not a claim export at all) since the last nightly
+    # run, with why (parallel lists): named in the night's outputs beside the files set aside.
+    refused_files: list[str] = []
+    refused_reasons: list[str] = []
 
 
 def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None) -> dict[str, int]:
@@ -95,7 +99,9 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
                 con.execute(f"drop table if exists {table}")
             refused.append((index, names[index], str(path), hashes[index] or _sha256_or_none(path),
                             refusal_reason(path, exc)))
-    for number, (file, reason) in enumerate(zip(config.set_aside_files, config.set_aside_reasons)):
+    left_out = [*zip(config.set_aside_files, config.set_aside_reasons), *zip(config.refused_files,
+                                                                             config.refused_reasons)]
+    for number, (file, reason) in enumerate(left_out):
         path = Path(file)
         refused.append((len(config.files) + number, path.name, str(path), _sha256_or_none(path), reason))
     shards = read_layout(con).shards

@@ -136,6 +136,38 @@ def _taken_keys(instance: dg.DagsterInstance) -> set[str]:
     return taken
 
 
+def _refused_registrations(instance: dg.DagsterInstance, registered: set[str]) -> dict[str, str]:
+    """The inbox files whose registration failed (not a claim export at all: a column missing, a PDF) and that
+    no nightly run has named yet, each with the reason its run gave: a team that reads the night's report,
+    not the UI's run log, learns of them there. A file registered after all (re-executed from the UI) is not
+    among them."""
+    named = set()
+    for record in instance.get_run_records(dg.RunsFilter(tags={NIGHTLY_TAG: "true"})):
+        if record.dagster_run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            config = record.dagster_run.run_config.get("ops", {}).get("raw_claim_rows", {}).get("config", {})
+            named.update(archived_key(f) for f in config.get("refused_files", []))
+    refused = {}
+    inbox_keys = set(instance.get_dynamic_partitions(INBOX_PARTITIONS.name))
+    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])):
+        key = record.dagster_run.tags.get("dagster/partition")
+        if key in inbox_keys and key not in registered and key not in named and key not in refused:
+            refused[key] = _failure(instance, record.dagster_run.run_id, key)
+    return refused
+
+
+def _failure(instance: dg.DagsterInstance, run_id: str, key: str) -> str:
+    """The reason a registration run gave: its reader's sentence, without the archived path it starts with."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        error = entry.dagster_event.step_failure_data.error
+        while error.cause is not None and error.cls_name not in ("InputFileError", "ReferenceFileError"):
+            error = error.cause
+        said = error.message.strip().splitlines()[-1].split(": ", 1)[-1]
+        for prefix in (f"{archived_file(key)}: ", f"{key_file_name(key)}: "):
+            said = said.removeprefix(prefix)
+        return f"not registered: {said}"
+    return "not registered: its registration run failed (see its log in the UI)"
+
+
 def _registered_at(key: str) -> datetime:
     """When a file was registered: its archived copy is made then, and never touched after."""
     return datetime.fromtimestamp(archived_file(key).stat().st_mtime, tz=timezone.utc)
@@ -175,17 +207,19 @@ def nightly_scrub(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.S
     reports to the reports folder under the batch id."""
     registered = context.instance.get_materialized_partitions(dg.AssetKey("inbox_files"))
     pending = sorted(k for k in registered - _taken_keys(context.instance) if not is_remittance(k))
-    if not pending:
+    refused = _refused_registrations(context.instance, registered)
+    if not pending and not refused:
         return dg.SkipReason("no new exports registered since the last nightly run")
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
     replaced = _replaced_versions(pending, context.scheduled_execution_time - timedelta(days=1))
     scrubbed = [key for key in pending if key not in replaced]
-    batch_id = nightly_batch_id(night, scrubbed)
+    batch_id = nightly_batch_id(night, scrubbed + sorted(refused))
     files = [archived_file(key) for key in scrubbed]
     # The trend compares tonight with earlier nights of this inbox, whatever the files are called.
     config = run_config(batch_id, files, reports_path() / batch_id, mapping_file(), default_locality(), False,
                         with_history=True, source=f"inbox {inbox_path().resolve()}", set_aside_unreadable=True,
-                        set_aside={archived_file(key): reason for key, reason in replaced.items()})
+                        set_aside={archived_file(key): reason for key, reason in replaced.items()},
+                        refused={archived_file(key): reason for key, reason in sorted(refused.items())})
     return dg.RunRequest(run_key=batch_id, run_config=config,
                          tags={BATCH_TAG: batch_id, NIGHTLY_TAG: "true"})
 

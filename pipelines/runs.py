@@ -81,7 +81,8 @@ def batch_id_for(files: list[Path], hashes: list[str]) -> str:
 def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
                show_ids: bool, with_history: bool = False, hashes: list[str] | None = None,
                source: str = "", standing_days: int | None = None, workers: int = 1,
-               set_aside_unreadable: bool = False, set_aside: dict[Path, str] | None = None) -> dict:
+               set_aside_unreadable: bool = False, set_aside: dict[Path, str] | None = None,
+               refused: dict[Path, str] | None = None) -> dict:
     """The run's configuration; `source` names where its files come from (the trend's key), else their names
     without dates stand for it."""
     from .settings import rvu_variant, work_floor_through
@@ -105,6 +106,8 @@ def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: 
         "set_aside_unreadable": set_aside_unreadable,
         "set_aside_files": [str(p.resolve()) for p in (set_aside or {})],
         "set_aside_reasons": list((set_aside or {}).values()),
+        "refused_files": [str(p.resolve()) for p in (refused or {})],
+        "refused_reasons": list((refused or {}).values()),
     }
     ops = {name: {"config": config} for name in
            ["raw_claim_rows", "validated_claims", "priced_lines", "line_flags", "scrub_report"]}

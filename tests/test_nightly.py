@@ -424,7 +424,13 @@ def test_a_file_the_read_refuses_and_a_replaced_version_are_set_aside_and_the_ni
                                      'Q1,1,PC,2024-07-08,"76120,1\nQ2,1,PD,2024-07-08,99213,1\n')
     (inbox / "quote.csv.done").touch()
     drop(inbox, "claims.csv", [line("A1", "76120", patient="PB"), line("A2", "99214", patient="PB", number=2)])
-    _register(instance, sensor.tick())
+    (inbox / "no-codes.csv").write_text("claim_id,line_number,patient_id,date_of_service,units\nN1,1,PN,2024-07-08,1\n")
+    (inbox / "no-codes.csv.done").touch()
+    requests = sensor.tick()
+    refused = [r for r in requests if r.partition_key.startswith("no-codes.csv@")]
+    assert not dg.materialize([inbox_files], partition_key=refused[0].partition_key, instance=instance,
+                              raise_on_error=False).success  # refused at registration, as the UI shows it
+    _register(instance, [r for r in requests if r not in refused])
     corrected = drop(inbox, "claims.csv", [line("A1", "76120", patient="PB"),
                                            line("A2", "99213", patient="PB", number=2)])
     os.utime(corrected)  # overwritten later the same day
@@ -441,15 +447,27 @@ def test_a_file_the_read_refuses_and_a_replaced_version_are_set_aside_and_the_ni
     assert summary["rows_read"] == 3
     set_aside = {entry["file"]: entry["reason"] for entry in summary["files_set_aside"]}
     assert set_aside["quote.csv"].startswith("a quote opened in data row 1 is never closed")
+    assert set_aside["no-codes.csv"].startswith("not registered: required column missing: hcpcs")
     assert set_aside["claims.csv"].startswith(
         f"replaced by a later version of the same name (sha256 {_sha12(corrected)}…")
     cells = [row[0] for row in load_workbook(out / "denial-risk-report.xlsx", read_only=True)["Summary"]
              .iter_rows(max_row=20, values_only=True) if row and row[0]]
-    assert "Not scrubbed: 2 files set aside" in next(c for c in cells if c.startswith("Not scrubbed"))
+    assert "Not scrubbed: 3 files set aside" in next(c for c in cells if c.startswith("Not scrubbed"))
     assert any(c.startswith("quote.csv: a quote opened in data row 1") for c in cells)
-    # Neither comes back the next night: a corrected file is a new version, registered on its own.
+    # None comes back the next night: a corrected file is a new version, registered on its own.
     assert isinstance(nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT)),
                       dg.SkipReason)
+    # A night whose only file was refused at registration still says so in its report.
+    (inbox / "notes.csv").write_text("name,phone\nA,1\n")
+    (inbox / "notes.csv.done").touch()
+    assert not dg.materialize([inbox_files], partition_key=sensor.tick()[0].partition_key, instance=instance,
+                              raise_on_error=False).success
+    request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    _run_nightly(instance, request, db_path)
+    summary = json.loads((Path(request.run_config["ops"]["scrub_report"]["config"]["out_dir"]) / "summary.json")
+                         .read_text())
+    assert (summary["rows_read"], summary["files"]) == (0, [])
+    assert [entry["file"] for entry in summary["files_set_aside"]] == ["notes.csv"]
 
 
 def test_one_file_the_sensor_cannot_read_or_name_does_not_stop_the_others(inbox, instance, monkeypatch):
