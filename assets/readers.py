@@ -347,7 +347,14 @@ def detect_kind(path: Path) -> str:
     stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if stripped.startswith(b"ISA"):
         return "x12"
+    if path.suffix.lower() in X12_SUFFIXES:
+        # Named as X12 but not one: said so, rather than read as a CSV whose header lacks every column.
+        raise InputFileError(f"{path}: named {path.suffix}, but not an X12 file (it does not start with an ISA "
+                             "segment)")
     return "csv"
+
+
+X12_SUFFIXES = (".837", ".835", ".x12", ".edi")
 
 
 def _markup_kind(head: bytes) -> str:

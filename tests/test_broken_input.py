@@ -67,6 +67,7 @@ BROKEN = {
     "big_endian.txt": (_bytes(codecs.BOM_UTF16_BE + "\t".join(HEADER).encode("utf-16-be")),
                        "UTF-16 big-endian"),
     "truncated.x12": (_bytes("ISA*00*          *00*~".encode()), "not a valid X12 file"),
+    "claims.837": (_bytes(b"hello world\n"), "named .837, but not an X12 file (it does not start with an ISA"),
     "a_folder": (lambda p: p.mkdir() or p, "is a folder"),
     # A named pipe, as `<(...)` gives one: read once and gone, it would hang or fail the reads after the first.
     "a_pipe": (lambda p: os.mkfifo(p) or p, "is a pipe or device, not a file"),
