@@ -9,6 +9,7 @@ it is not a claim export at all; earlier nights' lines stay in DuckDB as history
 
 import hashlib
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,6 +30,9 @@ INBOX_INTERVAL_SECONDS = 30
 BATCH_TAG = "claimscrub/batch"
 NIGHTLY_TAG = "claimscrub/nightly"
 DONE_SUFFIX = ".done"
+# An empty file is taken as complete only once it has stayed empty this long (a copy may create the file a
+# moment before it writes): then it is registered, refused as empty, and named in the night's report.
+EMPTY_SETTLED_SECONDS = 300
 # Names that copy tools and editors use while a file is still being written.
 PARTIAL_SUFFIXES = (DONE_SUFFIX, ".part", ".partial", ".tmp", ".crdownload", ".filepart")
 
@@ -86,7 +90,8 @@ def inbox_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             if previous == [*look, "registered"]:
                 next_looks[name] = previous
                 continue
-            if not (_marked_done(path, stat) or (previous == look and stat.st_size > 0)):
+            settled = previous == look and (stat.st_size > 0 or time.time() - stat.st_mtime > EMPTY_SETTLED_SECONDS)
+            if not (_marked_done(path, stat) or settled):
                 next_looks[name] = look
                 continue
             digest = file_sha256(path)

@@ -3,6 +3,7 @@ schedule scrubs what arrived as one batch, and running anything again changes no
 
 import json
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -502,3 +503,18 @@ def test_a_done_marker_left_from_an_earlier_version_does_not_vouch_for_the_next(
     copying = drop(inbox, "claims.csv", [line("B1", "76000")], done=False)  # tomorrow's, still being copied
     assert sensor.tick() == []
     assert [r.partition_key for r in sensor.tick()] == [f"claims.csv@{_sha12(copying)}"]
+
+
+def test_an_empty_file_is_registered_once_it_has_stayed_empty_and_is_refused(inbox, instance):
+    sensor = Sensor(instance)
+    empty = inbox / "tonight.csv"
+    empty.write_bytes(b"")  # the practice system's export ran and wrote nothing
+    assert sensor.tick() == [] and sensor.tick() == []  # just created: a copy may not have started writing
+    an_hour_ago = time.time() - 3600
+    os.utime(empty, (an_hour_ago, an_hour_ago))
+    assert sensor.tick() == []
+    requests = sensor.tick()
+    assert [r.partition_key for r in requests] == [f"tonight.csv@{_sha12(empty)}"]
+    registered = dg.materialize([inbox_files], partition_key=requests[0].partition_key, instance=instance,
+                                raise_on_error=False)
+    assert not registered.success  # refused as empty, and named in the next night's report
