@@ -10,7 +10,7 @@ it is not a claim export at all; earlier nights' lines stay in DuckDB as history
 import hashlib
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -175,7 +175,7 @@ def _failure(instance: dg.DagsterInstance, run_id: str, key: str) -> str:
 
 def _registered_at(key: str) -> datetime:
     """When a file was registered: its archived copy is made then, and never touched after."""
-    return datetime.fromtimestamp(archived_file(key).stat().st_mtime, tz=timezone.utc)
+    return datetime.fromtimestamp(archived_file(key).stat().st_mtime, tz=UTC)
 
 
 def _replaced_versions(pending: list[str], last_night: datetime) -> dict[str, str]:
