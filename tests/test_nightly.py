@@ -382,6 +382,8 @@ def test_running_every_batch_twice_gives_the_same_tables(cross_batch):
     assert cross_batch["tuesday again"].flags == cross_batch["new"].flags
 
 
+# A nightly run and a feedback run through Dagster's instance: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_an_835_in_the_inbox_is_loaded_once_and_refreshes_the_payer_feedback(tmp_path, inbox, instance, db_path):
     claims = [line("F1", "92611"), line("F1", "76120", number=2)]
     for row in claims:
@@ -416,6 +418,8 @@ def test_the_nightly_run_prices_at_the_sites_locality(inbox, instance, monkeypat
     assert request.run_config["ops"]["priced_lines"]["config"]["default_locality"] == "01112-05"
 
 
+# Three nights through Dagster's instance: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_a_file_the_read_refuses_and_a_replaced_version_are_set_aside_and_the_night_goes_on(
         inbox, instance, db_path):
     sensor = Sensor(instance)
