@@ -546,12 +546,12 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     set_aside = summary.get("files_set_aside", [])
     if set_aside:
         out.blank()
-        out.section(f"Not scrubbed: {len(set_aside)} file{'s' if len(set_aside) != 1 else ''} set aside, not "
-                    "readable as a claim export", fill=STALE_FILL)
+        out.section(f"Not scrubbed: {len(set_aside)} file{'s' if len(set_aside) != 1 else ''} set aside",
+                    fill=STALE_FILL)
         for entry in set_aside:
             out.section(f"{entry['file']}: {entry['reason']}", fill=STALE_FILL, bold=False)
-        out.section("    Correct the file and drop it in the inbox again: the new version is scrubbed the next "
-                    "night.", fill=STALE_FILL, bold=False)
+        out.section("    A file that could not be read: correct it and drop it in the inbox again; the new version is "
+                    "scrubbed the next night.", fill=STALE_FILL, bold=False)
     out.blank()
 
     deny_findings = summary["findings"]["by_severity"].get("deny", 0)
