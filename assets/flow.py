@@ -70,6 +70,8 @@ class BatchConfig(dg.Config):
     # was overwritten with a correction before the night. Named in the outputs as set aside.
     set_aside_files: list[str] = []
     set_aside_reasons: list[str] = []
+    # The file that replaces each (parallel): should it be unreadable, the version it replaced is read instead.
+    set_aside_for: list[str] = []
     # Files of the inbox whose registration refused them (not a claim export at all) since the last nightly
     # run, with why (parallel lists): named in the night's outputs beside the files set aside.
     refused_files: list[str] = []
@@ -87,23 +89,38 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
     # Each file's cells go to a temporary table first, outside the transaction: a CSV read that has to
     # fall back to the single-threaded scanner fails its first attempt, and a failed statement would
     # end the transaction.
+    # Every input by its index: the run's files, then a version set aside for a later one that turns out
+    # unreadable (read in its stead).
+    inputs = {index: (Path(file), names[index], hashes[index]) for index, file in enumerate(config.files)}
     staged, refused = {}, []
-    for index, file in enumerate(config.files):
-        path = Path(file)
+
+    def stage_or_set_aside(index: int) -> bool:
+        path, name, sha256 = inputs[index]
         try:
-            staged[index] = _stage_file(con, path, index, mapping, config.batch_id, names[index], staged_ahead)
+            staged[index] = _stage_file(con, path, index, mapping, config.batch_id, name, staged_ahead)
+            return True
         except InputFileError as exc:
             if not config.set_aside_unreadable:
                 raise
             for table in (f"staged_cells_{index}", f"staged_text_{index}"):
                 con.execute(f"drop table if exists {table}")
-            refused.append((index, names[index], str(path), hashes[index] or _sha256_or_none(path),
-                            refusal_reason(path, exc)))
-    left_out = [*zip(config.set_aside_files, config.set_aside_reasons), *zip(config.refused_files,
-                                                                             config.refused_reasons)]
-    for number, (file, reason) in enumerate(left_out):
+            refused.append((index, name, str(path), sha256 or _sha256_or_none(path), refusal_reason(path, exc)))
+            return False
+
+    for index in list(inputs):
+        stage_or_set_aside(index)
+    unreadable = {record[2] for record in refused}
+    replacements = config.set_aside_for or [""] * len(config.set_aside_files)
+    left_out = [*zip(config.set_aside_files, config.set_aside_reasons, replacements),
+                *((file, reason, "") for file, reason in zip(config.refused_files, config.refused_reasons))]
+    for number, (file, reason, replacement) in enumerate(left_out, start=len(config.files)):
         path = Path(file)
-        refused.append((len(config.files) + number, path.name, str(path), _sha256_or_none(path), reason))
+        if replacement and str(Path(replacement)) in unreadable:
+            # The later version could not be read: this one is what the night has of the file.
+            inputs[number] = (path, path.name, None)
+            stage_or_set_aside(number)
+        else:
+            refused.append((number, path.name, str(path), _sha256_or_none(path), reason))
     shards = read_layout(con).shards
     con.execute("begin transaction")
     clear_batch(con, "raw_claim_rows", config.batch_id)
@@ -116,7 +133,7 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
         con.execute("insert into refused_files values (?, ?, ?, ?, ?, ?)", [config.batch_id, *record])
         advance()
     for index, (kind, rows) in staged.items():
-        file, name, sha256 = config.files[index], names[index], hashes[index]
+        file, name, sha256 = inputs[index]
         count = land_rows(con, rows, "raw_claim_rows", config.batch_id, index, name, shards)
         con.execute(
             "insert into batch_files values (?, ?, ?, ?, ?, ?, ?)",
@@ -128,8 +145,8 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
         """insert into batches (batch_id, started_at, files, with_history, default_locality, rvu_variant,
                                 work_floor_through)
            values (?, current_timestamp, ?, ?, ?, ?, ?)""",
-        [config.batch_id, "; ".join(names[index] for index in staged), config.with_history, config.default_locality, config.rvu_variant,
-         config.work_floor_through])
+        [config.batch_id, "; ".join(inputs[index][1] for index in staged), config.with_history,
+         config.default_locality, config.rvu_variant, config.work_floor_through])
     con.execute(BATCH_ORDER, {"batch": config.batch_id})
     con.execute("commit")
     for _, rows in staged.values():

@@ -221,6 +221,10 @@ def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict
             elif not target and key:
                 unknown.append(header)
     missing = [name for name in REQUIRED if name not in used]
+    if missing and not used and path.suffix.lower() in X12_SUFFIXES:
+        # Named as X12, read as CSV since it does not start with an ISA, and no header of a claim export either.
+        raise InputFileError(f"{path}: named {path.suffix}, but not an X12 file (it does not start with an ISA "
+                             "segment) nor a claim export with a header row")
     if missing and not used and looks_like_values(headers):
         # A file without its header row: its first row is a claim line, and quoting it would put a patient's
         # id on the screen and in the night's log.
@@ -347,10 +351,6 @@ def detect_kind(path: Path) -> str:
     stripped = head.lstrip(b"\xef\xbb\xbf").lstrip()
     if stripped.startswith(b"ISA"):
         return "x12"
-    if path.suffix.lower() in X12_SUFFIXES:
-        # Named as X12 but not one: said so, rather than read as a CSV whose header lacks every column.
-        raise InputFileError(f"{path}: named {path.suffix}, but not an X12 file (it does not start with an ISA "
-                             "segment)")
     return "csv"
 
 

@@ -60,27 +60,33 @@ def _text(path: Path) -> str:
     return text.lstrip("\ufeff \t\r\n")
 
 
+def _unwrapped(text: str) -> str:
+    """The file without its line breaks where they are not its segment terminator: a file wrapped at a fixed
+    width (80 columns, as some systems write X12) breaks segments, the ISA among them, anywhere. The terminator
+    is the 106th character of the ISA read without line breaks; a terminator is never a letter or digit, so
+    when that character is one, the line break before it was the terminator, and the text is kept as it is."""
+    head = text[:2 * ISA_LENGTH].replace("\r", "").replace("\n", "")
+    if len(head) >= ISA_LENGTH and head.startswith("ISA") and not head[ISA_LENGTH - 1].isalnum():
+        return text.replace("\r", "").replace("\n", "")
+    return text
+
+
 def read_segments(path: Path) -> Iterator[Segment]:
     """Every segment of a file, one at a time, each interchange split with the separators of its own ISA.
 
     Raises InputFileError on a file that is not X12: no ISA, a malformed ISA, a segment outside its
     envelope, or a trailer (SE, GE, IEA) that does not close what its header opened. Segment counts are
     not checked: published test files get them wrong and nothing here depends on them."""
-    text = _text(path)
+    text = _unwrapped(_text(path))
     number = start = 0
     while start < len(text):
         if not text.startswith("ISA", start) or len(text) - start < ISA_LENGTH:
             raise _invalid(path, f"segment {number + 1} should open an interchange (ISA)")
-        if any(brk in text[start:start + ISA_LENGTH - 1] for brk in "\r\n"):
-            # Wrapped at a fixed width (80 columns, as some systems write X12): a line break that is not the
-            # segment terminator means nothing, and inside the ISA it cannot be one.
-            text = text[:start] + text[start:].replace("\r", "").replace("\n", "")
         isa = text[start:start + ISA_LENGTH]
         element, component, terminator = isa[3], isa[104], isa[105]
         if element.isalnum() or terminator.isalnum() or len(isa[:-1].split(element)) != 17:
             raise _invalid(path, f"the ISA at segment {number + 1} is not 106 characters with 16 elements")
         separators = Separators(element, component)
-        line_breaks_mean_nothing = terminator not in "\r\n"
         control = isa.split(element)[13].strip()
         open_group = open_set = None
         closed = False
@@ -89,8 +95,6 @@ def read_segments(path: Path) -> Iterator[Segment]:
             end = text.find(terminator, start)
             end = len(text) if end < 0 else end
             segment_text = text[start:end].strip()
-            if line_breaks_mean_nothing and ("\n" in segment_text or "\r" in segment_text):
-                segment_text = segment_text.replace("\r", "").replace("\n", "")
             start = end + 1
             if not segment_text:
                 continue
@@ -338,8 +342,7 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
                 elif entity == "QC":
                     # A dependent (2000C/2010CA) has no member id of its own: the subscriber's is shared by
                     # every dependent, so the patient is that id with the dependent's name and birth date.
-                    # Upper-cased: the radiologist's system may send SMITH and the hospital's Smith for one child.
-                    name = " ".join(" ".join(filter(None, [segment.get(3), segment.get(4)])).upper().split())
+                    name = " ".join(filter(None, [segment.get(3), segment.get(4)]))
                     hl["patient_id"] = " ".join(filter(None, [segment.get(9) or hl.get("patient_id", ""), name]))
                 elif entity == "PR":
                     hl["payer"] = segment.get(3)

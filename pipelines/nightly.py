@@ -142,19 +142,22 @@ def _taken_keys(instance: dg.DagsterInstance) -> set[str]:
 
 
 def _refused_registrations(instance: dg.DagsterInstance, registered: set[str]) -> dict[str, str]:
-    """The inbox files whose registration failed (not a claim export at all: a column missing, a PDF) and that
-    no nightly run has named yet, each with the reason its run gave: a team that reads the night's report,
-    not the UI's run log, learns of them there. A file registered after all (re-executed from the UI) is not
-    among them."""
-    named = set()
+    """The inbox files whose registration failed (not a claim export at all: a column missing, a PDF) since the
+    last nightly run, each with the reason its run gave: a team that reads the night's report, not the UI's
+    run log, learns of them there. A file registered after all (re-executed from the UI) is not among them,
+    nor one a nightly run named already."""
+    named, last_night = set(), None
     for record in instance.get_run_records(dg.RunsFilter(tags={NIGHTLY_TAG: "true"})):
         if record.dagster_run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
             config = record.dagster_run.run_config.get("ops", {}).get("raw_claim_rows", {}).get("config", {})
             named.update(archived_key(f) for f in config.get("refused_files", []))
+            last_night = max(filter(None, [last_night, record.create_timestamp]))
     refused = {}
     inbox_keys = set(instance.get_dynamic_partitions(INBOX_PARTITIONS.name))
     for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])):
         key = record.dagster_run.tags.get("dagster/partition")
+        if last_night is not None and record.create_timestamp <= last_night:
+            continue
         if key in inbox_keys and key not in registered and key not in named and key not in refused:
             refused[key] = _failure(instance, record.dagster_run.run_id, key)
     return refused
@@ -173,29 +176,35 @@ def _failure(instance: dg.DagsterInstance, run_id: str, key: str) -> str:
     return "not registered: its registration run failed (see its log in the UI)"
 
 
-def _registered_at(key: str) -> datetime:
-    """When a file was registered: its archived copy is made then, and never touched after."""
-    return datetime.fromtimestamp(archived_file(key).stat().st_mtime, tz=UTC)
+def _registered_at(key: str) -> datetime | None:
+    """When a file was registered: its archived copy is made then, and never touched after. None when the copy
+    is gone (the read then sets the file aside, saying so)."""
+    try:
+        return datetime.fromtimestamp(archived_file(key).stat().st_mtime, tz=UTC)
+    except OSError:
+        return None
 
 
-def _replaced_versions(pending: list[str], last_night: datetime) -> dict[str, str]:
+def _replaced_versions(pending: list[str], last_night: datetime) -> dict[str, tuple[str, str]]:
     """Of the versions of one file name registered since the last night's run (a file overwritten with its
-    correction during the day), every one but the latest, each with why it is left out: scrubbing both
-    would quarantine one version's lines as repeats of the other's. Versions registered before then are from a
+    correction during the day), every one but the latest, each with why it is left out and the version that
+    replaces it (should that one be unreadable, the read takes this one instead): scrubbing both would
+    quarantine one version's lines as repeats of the other's. Versions registered before then are from a
     night whose run failed, and are scrubbed as they came."""
     by_name: dict[str, list[tuple[datetime, str]]] = {}
     for key in pending:
         registered = _registered_at(key)
-        if registered > last_night:
+        if registered is not None and registered > last_night:
             by_name.setdefault(key_file_name(key), []).append((registered, key))
     replaced = {}
     for versions in by_name.values():
         latest_at, latest = max(versions)
         for registered, key in versions:
             if key != latest:
-                replaced[key] = (f"replaced by a later version of the same name (sha256 {key_hash(latest)}…, "
-                                 f"registered {latest_at:%Y-%m-%d %H:%M} UTC, against {registered:%H:%M}): only "
-                                 "the later one was scrubbed")
+                reason = (f"replaced by a later version of the same name (sha256 {key_hash(latest)}…, registered "
+                          f"{latest_at:%Y-%m-%d %H:%M} UTC, against {registered:%H:%M}): only the later one was "
+                          "scrubbed")
+                replaced[key] = (reason, latest)
     return replaced
 
 
@@ -223,7 +232,8 @@ def nightly_scrub(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.S
     # The trend compares tonight with earlier nights of this inbox, whatever the files are called.
     config = run_config(batch_id, files, reports_path() / batch_id, mapping_file(), default_locality(), False,
                         with_history=True, source=f"inbox {inbox_path().resolve()}", set_aside_unreadable=True,
-                        set_aside={archived_file(key): reason for key, reason in replaced.items()},
+                        set_aside={archived_file(key): (reason, archived_file(by))
+                                   for key, (reason, by) in replaced.items()},
                         refused={archived_file(key): reason for key, reason in sorted(refused.items())})
     return dg.RunRequest(run_key=batch_id, run_config=config,
                          tags={BATCH_TAG: batch_id, NIGHTLY_TAG: "true"})

@@ -81,7 +81,7 @@ def batch_id_for(files: list[Path], hashes: list[str]) -> str:
 def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: str, locality: str,
                show_ids: bool, with_history: bool = False, hashes: list[str] | None = None,
                source: str = "", standing_days: int | None = None, workers: int = 1,
-               set_aside_unreadable: bool = False, set_aside: dict[Path, str] | None = None,
+               set_aside_unreadable: bool = False, set_aside: dict[Path, tuple[str, Path]] | None = None,
                refused: dict[Path, str] | None = None) -> dict:
     """The run's configuration; `source` names where its files come from (the trend's key), else their names
     without dates stand for it."""
@@ -105,7 +105,8 @@ def run_config(batch_id: str, files: list[Path], out_dir: Path | None, mapping: 
         "workers": workers,
         "set_aside_unreadable": set_aside_unreadable,
         "set_aside_files": [str(p.resolve()) for p in (set_aside or {})],
-        "set_aside_reasons": list((set_aside or {}).values()),
+        "set_aside_reasons": [reason for reason, _ in (set_aside or {}).values()],
+        "set_aside_for": [str(by.resolve()) for _, by in (set_aside or {}).values()],
         "refused_files": [str(p.resolve()) for p in (refused or {})],
         "refused_reasons": list((refused or {}).values()),
     }

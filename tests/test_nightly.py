@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 
 from assets.feedback import FEEDBACK_ASSETS
 from assets.flow import ALL_ASSETS, ROWS_ACCOUNTED
-from assets.inbox import inbox_files
+from assets.inbox import archived_file, inbox_files
 from assets.readers import file_sha256
 from pipelines.definitions import defs
 from pipelines.nightly import inbox_sensor, nightly_scrub, remittance_sensor
@@ -522,3 +522,38 @@ def test_an_empty_file_is_registered_once_it_has_stayed_empty_and_is_refused(inb
     registered = dg.materialize([inbox_files], partition_key=requests[0].partition_key, instance=instance,
                                 raise_on_error=False)
     assert not registered.success  # refused as empty, and named in the next night's report
+
+
+def test_a_registered_file_whose_archived_copy_is_gone_does_not_stop_the_schedule(inbox, instance):
+    sensor = Sensor(instance)
+    drop(inbox, "gone.csv", [line("G1", "76120")])
+    drop(inbox, "tonight.csv", [line("T1", "76000")])
+    requests = sensor.tick()
+    _register(instance, requests)
+    gone = next(r.partition_key for r in requests if r.partition_key.startswith("gone.csv@"))
+    archived_file(gone).unlink()  # a site cleared its archive by hand
+    request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    assert isinstance(request, dg.RunRequest)
+    assert sorted(Path(f).name for f in request.run_config["ops"]["raw_claim_rows"]["config"]["files"]) == [
+        "gone.csv", "tonight.csv"]  # the read says the first is gone, and scrubs the other
+
+
+# A nightly run through Dagster's instance: the slow tier (CI runs it).
+@pytest.mark.slow
+def test_a_version_replaced_by_an_unreadable_one_is_scrubbed_in_its_stead(inbox, instance, db_path):
+    sensor = Sensor(instance)
+    drop(inbox, "claims.csv", [line("A1", "76120", patient="PB")])
+    _register(instance, sensor.tick())
+    broken = inbox / "claims.csv"
+    broken.write_text("claim_id,line_number,patient_id,date_of_service,hcpcs,units\n"
+                      'A1,1,PB,2024-07-08,"76120,1\nA2,1,PB,2024-07-08,76000,1\n')
+    os.utime(broken)
+    (inbox / "claims.csv.done").touch()
+    _register(instance, sensor.tick())
+    request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    _run_nightly(instance, request, db_path)
+    out = Path(request.run_config["ops"]["scrub_report"]["config"]["out_dir"])
+    assert [(r["claim_id"], r["hcpcs"]) for r in read_csv(out / "lines.csv")] == [("A1", "76120")]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(e["file"], e["reason"][:28]) for e in summary["files_set_aside"]] == [
+        ("claims.csv", "a quote opened in data row 1")]
