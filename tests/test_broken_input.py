@@ -223,10 +223,3 @@ def test_title_rows_above_a_header_without_units_name_the_one_missing_column(tmp
     first, *advice = run.stderr.strip().splitlines()
     assert first.endswith(f'{path}: required column missing: units; headers not recognised: "Qty Billed"')
     assert '"Qty Billed" = "units"' in advice
-
-
-def test_a_csv_export_named_like_an_x12_file_is_read_as_the_csv_it_is(tmp_path, db_path):
-    path = text_export(tmp_path / "claims.edi", [row("E1"), row("E2")])
-    run = scrub([path], tmp_path / "out", db_path)
-    assert run.exit_code == 0, run.stderr
-    assert sorted(line["claim_id"] for line in run.lines) == ["E1", "E2"]

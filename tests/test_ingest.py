@@ -35,10 +35,13 @@ def test_exports_in_other_shapes_are_read_into_the_same_lines(tmp_path, db_path)
     mapping.write_text('[columns]\nVisit = "claim_id"\nSeq = "line_number"\nWhen = "date_of_service"\n'
                        'Proc = "hcpcs"\nHowMany = "units"\nDiag = "diagnosis_1"\n')
 
-    run = scrub([xlsx, latin, site], tmp_path / "out", db_path, "--mapping", str(mapping))
+    # A CSV export named as X12 files are (.edi): read as the CSV it is.
+    edi = text_export(tmp_path / "claims.edi", [row("ED1")])
+
+    run = scrub([xlsx, latin, site, edi], tmp_path / "out", db_path, "--mapping", str(mapping))
 
     assert run.exit_code == 0, run.stderr
-    assert run.summary["rows_read"] == 3 and run.summary["rows_quarantined"] == 0
+    assert run.summary["rows_read"] == 4 and run.summary["rows_quarantined"] == 0
     xl = run.line("XL1", 1)
     assert (xl["date_of_service"], xl["modifiers"], xl["place_of_service"], xl["component"]) == (
         "2024-07-09", "26", "22", "26")
@@ -46,6 +49,7 @@ def test_exports_in_other_shapes_are_read_into_the_same_lines(tmp_path, db_path)
     assert (lt["date_of_service"], lt["modifiers"], lt["source_file"]) == ("2024-07-09", "26,TC", "latin.csv")
     assert run.findings("LT1", 1) == {"MOD_26_AND_TC"}
     assert run.line("ST1", 1)["date_of_service"] == "2024-07-09"
+    assert run.line("ED1", 1)["source_file"] == "claims.edi"
 
 
 def test_a_mapping_to_an_unknown_column_is_refused_in_one_line(tmp_path, db_path):

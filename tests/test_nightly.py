@@ -182,6 +182,8 @@ def test_inbox_and_nightly_run_give_the_findings_of_one_scrub_of_both_files(tmp_
     assert snapshot(db_path) == before
 
 
+# A nightly run that fails and its retry through Dagster's instance: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_a_nightly_run_that_failed_leaves_no_report_and_its_files_for_the_next_night(inbox, instance, tmp_path,
                                                                                        db_path, monkeypatch):
     sensor = Sensor(instance)
