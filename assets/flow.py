@@ -94,18 +94,16 @@ def read_batch(con, config: BatchConfig, advance=lambda: None, staged_ahead=None
     inputs = {index: (Path(file), names[index], hashes[index]) for index, file in enumerate(config.files)}
     staged, refused = {}, []
 
-    def stage_or_set_aside(index: int) -> bool:
+    def stage_or_set_aside(index: int) -> None:
         path, name, sha256 = inputs[index]
         try:
             staged[index] = _stage_file(con, path, index, mapping, config.batch_id, name, staged_ahead)
-            return True
         except InputFileError as exc:
             if not config.set_aside_unreadable:
                 raise
             for table in (f"staged_cells_{index}", f"staged_text_{index}"):
                 con.execute(f"drop table if exists {table}")
-            refused.append((index, name, str(path), sha256 or _sha256_or_none(path), refusal_reason(path, exc)))
-            return False
+            refused.append((index, name, str(path), sha256 or _sha256_or_none(path), refusal_reason(path, str(exc))))
 
     for index in list(inputs):
         stage_or_set_aside(index)
@@ -168,10 +166,9 @@ def _stage_file(con, path: Path, index: int, mapping: dict[str, str], batch_id: 
     return kind, rows
 
 
-def refusal_reason(path: Path, exc: InputFileError) -> str:
+def refusal_reason(path: Path, message: str) -> str:
     """Why a file was set aside: the reader's sentence, without the path it starts with (the file is named
     beside it)."""
-    message = str(exc)
     for prefix in (f"{path}: ", f"{path.name}: "):
         if message.startswith(prefix):
             return message[len(prefix):]

@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.feedback import FEEDBACK_ASSETS
+from assets.flow import refusal_reason
 from assets.inbox import archived_file, archived_key, is_remittance
 from assets.readers import file_sha256
 
@@ -136,9 +137,14 @@ def _taken_keys(instance: dg.DagsterInstance) -> set[str]:
         run = record.dagster_run
         if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
             continue
-        config = run.run_config.get("ops", {}).get("raw_claim_rows", {}).get("config", {})
+        config = _batch_config(run)
         taken.update(archived_key(f) for f in [*config.get("files", []), *config.get("set_aside_files", [])])
     return taken
+
+
+def _batch_config(run: dg.DagsterRun) -> dict:
+    """The batch's settings a nightly run was given (its files, those it set aside or named as refused)."""
+    return run.run_config.get("ops", {}).get("raw_claim_rows", {}).get("config", {})
 
 
 def _refused_registrations(instance: dg.DagsterInstance, registered: set[str]) -> dict[str, str]:
@@ -149,7 +155,7 @@ def _refused_registrations(instance: dg.DagsterInstance, registered: set[str]) -
     named, last_night = set(), None
     for record in instance.get_run_records(dg.RunsFilter(tags={NIGHTLY_TAG: "true"})):
         if record.dagster_run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
-            config = record.dagster_run.run_config.get("ops", {}).get("raw_claim_rows", {}).get("config", {})
+            config = _batch_config(record.dagster_run)
             named.update(archived_key(f) for f in config.get("refused_files", []))
             last_night = max(filter(None, [last_night, record.create_timestamp]))
     refused = {}
@@ -170,9 +176,7 @@ def _failure(instance: dg.DagsterInstance, run_id: str, key: str) -> str:
         while error.cause is not None and error.cls_name not in ("InputFileError", "ReferenceFileError"):
             error = error.cause
         said = error.message.strip().splitlines()[-1].split(": ", 1)[-1]
-        for prefix in (f"{archived_file(key)}: ", f"{key_file_name(key)}: "):
-            said = said.removeprefix(prefix)
-        return f"not registered: {said}"
+        return f"not registered: {refusal_reason(archived_file(key), said)}"
     return "not registered: its registration run failed (see its log in the UI)"
 
 
