@@ -24,6 +24,9 @@ run: $(STAMP)
 # each point of a run, writers racing in processes, the property tests), which `make test-slow` runs; CI runs
 # both.
 PYTEST := $(VENV)/bin/python -m pytest -n 3 --dist loadscope --no-loadscope-reorder
+# Each worker and each command a test starts would otherwise compile the project's modules and rewrite the
+# tests' assertions again, where the environment says not to keep bytecode.
+unexport PYTHONDONTWRITEBYTECODE
 test: $(STAMP)
 	$(PYTEST) -m "not slow"
 

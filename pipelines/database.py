@@ -160,11 +160,31 @@ def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTI
     Connections of one process share one database instance, so a process that already holds the file
     opens further connections at once; `on_wait` is called once if this one has to wait.
     """
+    refuse_other_files(database)
     try:
         return waiting_for_lock(lambda: quiet(duckdb.connect(database, config=config)), database, timeout,
                                 on_wait, deadline)
     except duckdb.IOException as exc:
         raise open_error(database, exc) from None
+
+
+# A DuckDB database file says so in its first block, after the block's checksum.
+DUCKDB_MAGIC, DUCKDB_MAGIC_AT = b"DUCK", 8
+
+
+def refuse_other_files(database: str) -> None:
+    """Refuse a file that exists but is no DuckDB database: DuckDB would open a CSV (a claim export named as
+    `--db` by mistake) as a database of its own in memory, and the run would keep nothing."""
+    try:
+        with open(database, "rb") as fh:
+            head = fh.read(DUCKDB_MAGIC_AT + len(DUCKDB_MAGIC))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return  # a new database, or one DuckDB refuses in words of its own
+    except OSError as exc:
+        raise open_error(database, exc) from None
+    if head and head[DUCKDB_MAGIC_AT:] != DUCKDB_MAGIC:
+        raise DatabaseOpenError(f"database {database} cannot be opened: it is not a DuckDB database file "
+                                "(--db or CLAIMSCRUB_DB names it)")
 
 
 def quiet(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

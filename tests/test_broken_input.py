@@ -114,15 +114,24 @@ def test_a_file_without_its_header_row_is_refused_without_quoting_its_first_line
     assert "PTSECRET" not in run.stderr + run.stdout
 
 
-@pytest.mark.parametrize("kind", ["a folder", "not a database"])
+@pytest.mark.parametrize("kind", ["a folder", "not a database", "an export named as the database"])
 def test_a_db_that_is_not_a_database_exits_2_naming_it(tmp_path, kind):
+    good = text_export(tmp_path / "good.csv", [row("G1")])
     db = tmp_path / "site.duckdb"
-    db.mkdir() if kind == "a folder" else db.write_text("claim_id,line_number\n")
-    run = scrub([text_export(tmp_path / "good.csv", [row("G1")])], tmp_path / "out", db)
+    if kind == "a folder":
+        db.mkdir()
+    elif kind == "not a database":
+        db.write_text("claim_id,line_number\n")
+    else:
+        # DuckDB opens an existing .csv as a database of its own, in memory: the run would keep nothing.
+        db = text_export(tmp_path / "yesterday.csv", [row("Y1")])
+    before = db.read_bytes() if db.is_file() else None
+    run = scrub([good], tmp_path / "out", db)
     assert run.exit_code == 2, run.stderr
     [line] = run.stderr.strip().splitlines()
     assert line.startswith(f"claimscrub: database {db} cannot be opened: it is ") and "Traceback" not in line
     assert not (tmp_path / "out").exists()
+    assert before is None or db.read_bytes() == before
 
 
 def test_one_broken_file_among_good_ones_stops_the_whole_run(tmp_path, db_path):
