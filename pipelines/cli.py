@@ -22,7 +22,7 @@ from .db_commands import db
 from .feedback_commands import feedback, remit
 from .reference_cli import reference
 from .review_commands import rejudge, review
-from .runs import batch_id_for, error_message, fail, holding_database, run_config
+from .runs import batch_id_for, error_message, fail, holding_database, out_dir_problem, run_config
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
@@ -139,10 +139,9 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
             standing_days = site_standing_days()
     except ValueError as exc:
         fail(str(exc))
-    in_the_way = _file_in_the_way(out_dir)
-    if in_the_way:
-        where = "" if in_the_way == out_dir else f" {in_the_way}"
-        fail(f"--out {out_dir}:{where} is a file, not a folder")
+    problem = out_dir_problem(out_dir)
+    if problem:
+        fail(problem)
     mapping = mapping or mapping_file()
     files, notes = _distinct_files(files)
     try:
@@ -240,14 +239,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return file_sha256(a) == file_sha256(b)
     except OSError:
         return False
-
-
-def _file_in_the_way(out_dir: Path) -> Path | None:
-    """The file standing where the output folder or one of the folders above it would be, if any."""
-    for path in [out_dir, *out_dir.parents]:
-        if path.exists():
-            return None if path.is_dir() else path
-    return None
 
 
 main.add_command(reference)

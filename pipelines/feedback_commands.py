@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .runs import fail, holding_database, materialize_one
+from .runs import fail, holding_database, materialize_one, out_dir_problem
 
 
 @click.command()
@@ -60,6 +60,9 @@ def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
         days = standing_days()
     except ValueError as exc:
         fail(str(exc))
+    problem = out_dir_problem(out_dir)
+    if problem:
+        fail(problem)
     # Held from the first look to the last write: the feedback views are rebuilt from one state of the database.
     with holding_database(database) as con:
         if not has_remittances(con):

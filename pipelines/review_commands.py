@@ -72,18 +72,16 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
 
     from assets.rejudge import rejudge_impact
 
-    from .runs import materialize_one
+    from .runs import materialize_one, out_dir_problem
     from .settings import database_path
 
     os.umask(0o077)  # the impact names claims and lines of patients: owner-only, as a scrub's outputs
     database = db or database_path()
     if not os.path.exists(database):
         fail(f"{database}: no such database; scrub claims first")
-    for path in [out_dir, *out_dir.parents]:
-        if path.exists():
-            if not path.is_dir():
-                fail(f"--out {out_dir}: {path} is a file, not a folder")
-            break
+    problem = out_dir_problem(out_dir)
+    if problem:
+        fail(problem)
     config = {"since": since.date().isoformat(), "out_dir": str(out_dir.resolve()), "show_ids": show_ids}
     # Held for the whole run, as a scrub holds it: the judgement is undone at its end, and nothing may
     # write between.

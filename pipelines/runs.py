@@ -5,7 +5,9 @@ scrub (the command and the nightly schedule build it alike)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
+import tempfile
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -18,6 +20,27 @@ def fail(message: str, code: int = 2, advice: str = "") -> None:
     if advice:
         click.echo(advice, err=True)
     sys.exit(code)
+
+
+def out_dir_problem(out_dir: Path) -> str | None:
+    """What stops a command's reports from being written where --out says, in one line, if anything does: a
+    file where the folder or one above it would be, or a place where no folder can be made (a share mounted
+    read-only, another user's folder). Seen before the run, not after a night's work."""
+    for path in [out_dir, *out_dir.parents]:
+        if path.exists():
+            if not path.is_dir():
+                return f"--out {out_dir}:{'' if path == out_dir else f' {path}'} is a file, not a folder"
+            break
+    # A scrub stages its reports in a folder beside DIR and then moves it in place; the others write into DIR.
+    parent = out_dir.absolute().parent
+    places = [out_dir] if out_dir.is_dir() else []
+    places += [next((path for path in [parent, *parent.parents] if path.exists()), None)]
+    for place in filter(None, places):
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".claimscrub-check-", dir=place))
+        except OSError as exc:
+            return f"--out {out_dir}: cannot be written ({exc.strerror or exc})"
+    return None
 
 
 @contextmanager

@@ -410,6 +410,9 @@ BEFORE_THE_RUN = [
      "(`claimscrub reference localities` lists"),
     ("out is a file", _out_is_a_file, "out", "is a file, not a folder"),
     ("out under a file", _out_under_a_file, "reports", "is a file, not a folder"),
+    # A folder no process may make one in (the kernel's /proc): a share mounted read-only, another user's.
+    ("out where no folder can be made", lambda tmp_path: ["--out", "/proc/claimscrub-reports/tonight"],
+     "/proc/claimscrub-reports/tonight", "cannot be written (No such file or directory)"),
     ("mapping does not parse", _mapping(b'[columns]\n"Acct" = patient_id\n'), "site-mapping.toml",
      "cannot read the header mapping file"),
     ("mapping to an unknown column", _mapping(b'[columns]\n"Acct" = "patientid"\n'), "site-mapping.toml",

@@ -258,6 +258,10 @@ def test_feedback_before_any_835_exits_2(tmp_path, db_path):
     assert result.exit_code == 2
     assert "no 835 remittance loaded yet" in result.stderr
     assert not (tmp_path / "fb").exists()
+    # A folder that cannot be made is said before the database is read, in one line.
+    nowhere = _cli("feedback", "--out", "/proc/claimscrub-feedback", "--db", str(db_path))
+    assert nowhere.exit_code == 2
+    assert nowhere.stderr == "claimscrub: --out /proc/claimscrub-feedback: cannot be written (No such file or directory)\n"
 
 
 def test_payer_feedback_is_an_asset_of_the_feedback_group():

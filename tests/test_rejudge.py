@@ -196,6 +196,7 @@ def test_a_mistake_on_the_command_line_is_one_line_and_exit_2(judged, tmp_path):
     for args, says in [
         (["--since", "07/01/2026", "--out", tmp_path / "o"], "'07/01/2026' does not match the format '%Y-%m-%d'"),
         (["--since", "2026-07-01", "--out", tmp_path / "a-file" / "o"], "is a file, not a folder"),
+        (["--since", "2026-07-01", "--out", "/proc/claimscrub-impact"], "cannot be written"),
     ]:
         result = cli("rejudge", *args, "--db", judged["db"])
         assert result.exit_code == 2 and says in result.stderr, result.output
