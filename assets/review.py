@@ -97,6 +97,8 @@ def read_review(path: Path) -> ReviewFile:
     """The decision columns of a report's Findings sheet, with what the report says of itself."""
     from openpyxl import load_workbook
 
+    if path.is_dir():
+        raise ReviewFileError(f"{path}: is a folder, not a claimscrub denial-risk report")
     if not path.is_file():
         raise ReviewFileError(f"{path}: file not found")
     if not zipfile.is_zipfile(path):

@@ -24,6 +24,8 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
     # Every file is checked before any is loaded: a usage error leaves the database as it was.
     try:
         for path in files:
+            if path.is_dir():
+                raise InputFileError(f"{path}: is a folder, not an 835 file (name the files in it)")
             if detect_kind(path) != "x12":
                 raise InputFileError(f"{path}: not an X12 file (an 835 starts with an ISA segment)")
             inspect_835(path)

@@ -241,6 +241,8 @@ def _expand(paths: list[Path], stack: ExitStack) -> list[tuple[Path, str, str | 
     and .xlsx members. An Excel workbook is a zip too, but a file of its own."""
     files = []
     for path in paths:
+        if path.is_dir():
+            raise ReferenceFileError(f"{path}: is a folder, not a CMS reference file (name the files in it)")
         if not path.is_file():
             raise ReferenceFileError(f"{path}: file not found")
         if not zipfile.is_zipfile(path) or is_workbook(path):

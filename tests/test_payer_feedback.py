@@ -253,6 +253,12 @@ def test_remit_of_a_file_that_is_not_an_835_exits_2(tmp_path, db_path, name):
     assert name in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_remit_of_a_folder_asks_for_its_files(tmp_path, db_path):
+    result = _cli("remit", str(tmp_path), "--db", str(db_path))
+    assert result.exit_code == 2
+    assert result.stderr == f"claimscrub: {tmp_path}: is a folder, not an 835 file (name the files in it)\n"
+
+
 def test_feedback_before_any_835_exits_2(tmp_path, db_path):
     result = _cli("feedback", "--out", str(tmp_path / "fb"), "--db", str(db_path))
     assert result.exit_code == 2

@@ -159,7 +159,10 @@ def test_load_refuses_what_it_cannot_tell_with_one_line(fresh_db, tmp_path):
     assert "file name says effective 2026-07-01, --effective says 2026-04-01" in conflict.stderr
     missing = reference("load", tmp_path / "nowhere.txt", "--db", fresh_db)
     assert missing.exit_code == 2 and "nowhere.txt: file not found" in missing.stderr
-    for result in (unknown, conflict, missing):
+    folder = reference("load", tmp_path, "--db", fresh_db)
+    assert folder.exit_code == 2
+    assert f"{tmp_path}: is a folder, not a CMS reference file (name the files in it)" in folder.stderr
+    for result in (unknown, conflict, missing, folder):
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert " user " not in reference("list", "--db", fresh_db).stdout
 

@@ -488,10 +488,12 @@ def test_a_report_from_another_database_is_refused_and_nothing_is_stored(audit, 
     assert trail(copy_db) == before
 
 
-@pytest.mark.parametrize("kind", ["csv", "plain workbook", "text named xlsx", "missing"])
+@pytest.mark.parametrize("kind", ["csv", "plain workbook", "text named xlsx", "missing", "folder"])
 def test_a_file_that_is_not_a_report_is_refused_with_one_line_and_exit_2(audit, copy_db, tmp_path, kind):
     path = tmp_path / ("flags.csv" if kind == "csv" else "book.xlsx")
-    if kind == "csv":
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "csv":
         shutil.copyfile(audit.rerun.out_dir / "flags.csv", path)
     elif kind == "plain workbook":
         book = Workbook()
@@ -506,7 +508,8 @@ def test_a_file_that_is_not_a_report_is_refused_with_one_line_and_exit_2(audit, 
     result = cli("review", "import", good, path, "--db", copy_db)
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and str(path) in result.stderr
-    assert ("file not found" if kind == "missing" else "not a claimscrub denial-risk report") in result.stderr
+    assert {"missing": "file not found", "folder": "is a folder, not a claimscrub denial-risk report"}.get(
+        kind, "not a claimscrub denial-risk report") in result.stderr
     assert trail(copy_db) == before and result.stdout == ""
 
 
