@@ -456,6 +456,22 @@ def _mixed_line_ends(path: Path) -> bool:
 LONE_CR = re.compile(rb"\r(?!\n)")
 
 
+UTF8_COPY = ".claimscrub-utf8-"
+
+
+def _remove_abandoned_copies(folder: Path) -> None:
+    """UTF-8 copies left by runs that were killed while reading: their process is gone, and they hold a whole
+    export's patient data."""
+    for copy in folder.glob(f"{UTF8_COPY}*.csv"):
+        pid = copy.name.removeprefix(UTF8_COPY).split("-", 1)[0]
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            copy.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # a live process of another user
+
+
 @contextmanager
 def utf8_copy(con, path: Path, encoding: str) -> Iterator[Path]:
     """The file itself when DuckDB reads its encoding (UTF-8, UTF-16), else a private UTF-8 copy of it, removed
@@ -468,8 +484,9 @@ def utf8_copy(con, path: Path, encoding: str) -> Iterator[Path]:
         yield path
         return
     home = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchall()
-    folder = Path(home[0][0]).parent if home and home[0][0] else None
-    handle, name = tempfile.mkstemp(prefix=".claimscrub-utf8-", suffix=".csv", dir=folder)
+    folder = Path(home[0][0]).parent if home and home[0][0] else Path(tempfile.gettempdir())
+    _remove_abandoned_copies(folder)
+    handle, name = tempfile.mkstemp(prefix=f"{UTF8_COPY}{os.getpid()}-", suffix=".csv", dir=folder)
     try:
         with os.fdopen(handle, "wb") as out, open(path, "rb") as source:
             held = b""
@@ -513,11 +530,12 @@ def names_every_required_column(cells: list[str], mapping: dict[str, str]) -> bo
 
 
 def likeliest_header(rows: list[list[str]], mapping: dict[str, str]) -> int:
-    """Of rows none of which names every required column, the index of the one naming most of them (the first
-    of equals, the first row where none names any): the header whose missing columns the message names, not a
-    title row above it."""
-    counts = [required_named(cells, mapping) for cells in rows]
-    return counts.index(max(counts)) if counts else 0
+    """Of rows none of which names every required column, the index of the one naming most of them: the header
+    whose missing columns the message names, not a title row above it. Of equals (every row, where none names
+    any), the first of the widest: a table's header is as wide as its rows, and a title above it ("Patient:
+    SMITH, ANN  Acct 1234") narrower; the message quotes the row it takes."""
+    keys = [(required_named(cells, mapping), sum(1 for cell in cells if cell.strip())) for cells in rows]
+    return keys.index(max(keys)) if keys else 0
 
 
 def _refuse_a_header_too_far_down(path: Path, lines: list[str], below: list[int], delimiter: str | None,

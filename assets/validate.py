@@ -229,8 +229,13 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         # such a line may name a patient ("Patient: DOE, JOHN  Acct 123456").
         subjects = failed.groupby("row_id")["subject"].agg(set)
         furniture = set(subjects[subjects.map(lambda found: NO_LINE <= found and "cells_fit" not in found)].index)
-        detail.loc[detail.index.isin(furniture), ["claim_id", "line_number_raw"]] = None
-        cases = failed[~failed["row_id"].isin(furniture)].join(detail, on="row_id")
+        # A row with text in more cells than the header names has its cells moved from where the unquoted
+        # delimiter stands on ("DOE, JOHN" in a first column puts the patient's id under claim_id): that is
+        # its one reason, and nothing of it is quoted, its claim id and line number included.
+        shifted = set(subjects[subjects.map(lambda found: "cells_fit" in found)].index)
+        detail.loc[detail.index.isin(furniture | shifted), ["claim_id", "line_number_raw"]] = None
+        cases = failed[~failed["row_id"].isin(furniture)
+                       & (~failed["row_id"].isin(shifted) | (failed["column"] == "cells_fit"))].join(detail, on="row_id")
         # Plain lists rather than pandas rows and groups: a night's export can quarantine many thousands.
         fields = ["column", "check", "line_number_raw", "date_raw", "date_read", "hcpcs", "units_raw",
                   "modifier_text", "place_raw", "claim_id", "first_seen", "patient_error"]

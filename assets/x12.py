@@ -102,7 +102,9 @@ def read_segments(path: Path) -> Iterator[Segment]:
             elements = segment_text.split(element)
             sid = elements[0]
             if not SEGMENT_ID.fullmatch(sid):
-                raise _invalid(path, f"segment {number} ({segment_text[:20]!r}) has no segment id")
+                # Named by its number only: its text may be a patient's name (an NM1 split by a stray terminator).
+                raise _invalid(path, f"segment {number} has no segment id (two to three letters and digits "
+                                     "before its first element separator)")
             segment = Segment(number, sid, elements, separators)
             if sid == "GS":
                 open_group = segment.get(6)

@@ -4,7 +4,9 @@ The readers are tested straight against a DuckDB connection (fast); one run of t
 whole corpus through as one batch and checks what a user sees in lines.csv and summary.json.
 """
 
+import os
 import re
+import subprocess
 import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -58,6 +60,24 @@ def test_windows_1252_export_reads_curly_quotes_and_dashes(con, tmp_path):
     assert (r["patient_id"], r["payer"]) == ("Zoë O’Brien", "Acme – “North” €")
     path.write_bytes(path.read_bytes().replace(b"\x92", b"\x81"))
     assert staged(con, path)[-1]["patient_id"] == "Zoë O\x81Brien"
+
+
+def test_a_utf8_copy_a_killed_run_left_beside_the_database_is_removed_by_the_next_read(tmp_path):
+    # A Windows-1252 export is read from a UTF-8 copy beside the database: a run killed while reading leaves
+    # the copy, the whole export in clear. The next read removes those of processes that are gone.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    left = tmp_path / f".claimscrub-utf8-{gone.pid}-k1ll3d.csv"
+    older = tmp_path / ".claimscrub-utf8-tjifud6s.csv"
+    running = tmp_path / f".claimscrub-utf8-{os.getpid()}-r3ad1ng.csv"
+    for copy in (left, older, running):
+        copy.write_text("Claim ID,Member ID\nC1,PT-LEFT-BEHIND\n")
+    site = duckdb.connect(str(tmp_path / "site.duckdb"))
+    ensure_schema(site)
+    path = text_export(tmp_path / "cp1252.csv", [row("C1", patient="Zoë O’Brien")], encoding="cp1252")
+    assert staged(site, path)[0]["patient_id"] == "Zoë O’Brien"
+    site.close()
+    assert sorted(p.name for p in tmp_path.glob(".claimscrub-utf8-*")) == [running.name]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])

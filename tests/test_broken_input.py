@@ -214,6 +214,29 @@ def test_a_header_below_more_than_ten_title_rows_is_named(tmp_path, db_path, suf
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_patients_title_row_above_a_header_naming_no_column_is_not_quoted(tmp_path, db_path, suffix):
+    """A statement-like export: a title naming the patient above a header whose names claimscrub does not know
+    yet. The message names the header's cells, the table's widest row, not the title's."""
+    title = ["Patient: PTSMITH", " ANN  Acct PT-778812  DOB 02/03/1961"]
+    header = ["Doc Ref", "Entry", "Acct Nbr", "Svc Dt", "Item Code", "Qty Billed"]
+    data = ["C1", "1", "PT-778812", "07/08/2024", "76120", "2"]
+    path = tmp_path / f"statement{suffix}"
+    if suffix == ".csv":
+        path.write_text("\n".join(",".join(r) for r in [title, header, data]) + "\n")
+    else:
+        book = Workbook()
+        for r in [title, header, data]:
+            book.active.append(r)
+        book.save(path)
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 2 and not (tmp_path / "out").exists()
+    first, *advice = run.stderr.strip().splitlines()
+    assert first.endswith('headers not recognised: "Doc Ref", "Entry", "Acct Nbr", "Svc Dt", "Item Code", '
+                          '"Qty Billed"')
+    assert "PTSMITH" not in run.stderr and "778812" not in run.stderr and "1961" not in run.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_title_rows_above_a_header_without_units_name_the_one_missing_column(tmp_path, db_path, suffix):
     """The header row is the one naming most required columns, not the report's title above it: the message
     names the one column missing, and the mapping it prints takes it from the header's own cells."""

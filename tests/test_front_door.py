@@ -194,20 +194,33 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
                                                   # A printed report's lines between its claim lines.
                                                   ["Patient: DOE", " JOHN  Acct 123456"], HEADER,
                                                   ["Total", "", "", "", "", "", "", "$2,850.00"]])
+    # The patient's name first, "Last, First" unquoted on one row: the patient's id moves under claim_id.
+    zip_code = {"Service ZIP": "94103"}
+    names_first = text_export(tmp_path / "names_first.csv",
+                              [["DOE", " JANE", *row("NAMES1", patient="PT-NAME-7", **zip_code)],
+                               ["DOE, JOHN", *row("NAMES2", patient="PT-NAME-8", **zip_code)]],
+                              header=["Patient Name", *HEADER])
     # A real workbook named .xls, with a date cell and a serial day number where a date belongs.
     book = workbook_export(tmp_path / "renamed.xls", rows=[row("XLS1", DOS=datetime(2024, 7, 8)),
                                                           row("XLS2", DOS=45481, **{"CPT Code": "76120-TC"})])
-    run = scrub([export, book], tmp_path / "out", db_path)
+    run = scrub([export, names_first, book], tmp_path / "out", db_path)
     assert run.exit_code == 0, run.stderr
     notes = [line for line in run.stderr.splitlines() if not line.startswith("warning: ")]
     assert notes == [f"claimscrub: {book}: an .xlsx workbook named .xls; read as .xlsx"]
     reasons = {q["claim_id"]: q["reasons"] for q in run.quarantine}
     assert reasons["#REF!"] == "claim_id '#REF!' is an Excel error value, not a claim's identifier"
-    furniture = [q for q in run.quarantine if q["claim_id"] == ""]
-    assert [(q["line_number"], q["reasons"]) for q in furniture] == [("", NOT_A_LINE)] * 3
-    assert "DOE" not in (tmp_path / "out" / "quarantine.csv").read_text()
-    assert reasons["SHIFT"].startswith("the row has text in more cells than the header names: a value holding the "
-                                       "file's delimiter without quotes (such as $1,234.50) moves every cell")
+    # A report's furniture and a row whose cells moved: said so, nothing of them quoted, no claim id or line.
+    unquoted = {(q["source_file"], q["source_row"]): (q["claim_id"], q["line_number"], q["reasons"])
+                for q in run.quarantine if q["claim_id"] == ""}
+    shifted = ("", "", "the row has text in more cells than the header names: a value holding the file's "
+                       "delimiter without quotes (such as $1,234.50) moves every cell after it")
+    front_rows = len(ROWS) + 2
+    assert unquoted == {("front.csv", str(front_rows)): shifted,
+                        **{("front.csv", str(front_rows + n)): ("", "", NOT_A_LINE) for n in (1, 2, 3)},
+                        ("names_first.csv", "1"): shifted}
+    assert "NAMES2" in {line["claim_id"] for line in run.lines}
+    quarantined = (tmp_path / "out" / "quarantine.csv").read_text()
+    assert not any(text in quarantined for text in ("DOE", "JANE", "PT-NAME-7", "PT-SHIFT", "NAMES1"))
     for n, (changes, expected) in enumerate(ROWS):
         claim = f"F{n}"
         if isinstance(expected, str):

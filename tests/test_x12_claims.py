@@ -308,6 +308,9 @@ def test_837p_reads_alike_whatever_its_separators_line_breaks_or_bom(handmade_ru
          "not a valid X12 file: segment 10: IEA does not close interchange 000000286"),
         ("truncated.837", MAPPING_837P.split("LX*2~")[0], "not a valid X12 file: the file ends before the interchange trailer"),
         ("short-isa.837", "ISA*00*    *00~GS*HC~", "not a valid X12 file"),
+        # A stray terminator inside a patient's name: the segment is named by number, its text not quoted.
+        ("split-name.837", MAPPING_837P.replace("NM1*QC*1*DOE*TED~", "NM1*QC*1*DOE~TEDWARDSON*THEODORE~", 1),
+         "not a valid X12 file: segment 14 has no segment id"),
     ],
 )
 def test_file_that_is_not_a_valid_837p_exits_2_with_one_line(tmp_path, db_path, name, content, message):
@@ -320,6 +323,7 @@ def test_file_that_is_not_a_valid_837p_exits_2_with_one_line(tmp_path, db_path, 
     assert run.exit_code == 2
     assert run.stderr.strip().splitlines() == [run.stderr.strip()]
     assert str(path) in run.stderr and message in run.stderr
+    assert "TEDWARDSON" not in run.stderr and "THEODORE" not in run.stderr
     assert not (tmp_path / "out").exists()
 
 
