@@ -216,3 +216,43 @@ def test_each_finding_names_the_releases_that_priced_and_judged_its_line(sample_
         assert [flag[t] for t in ("rvu_release", "gpci_release", "ptp_release", "mue_release", "aoc_release")] == \
             [line[t] for t in ("rvu_release", "gpci_release", "ptp_release", "mue_release", "aoc_release")]
     assert {flag["gpci_release"] for flag in flags} == {"GPCI 2025"}
+
+
+def test_a_writer_waits_for_another_process_hold_as_long_as_the_lock_timeout_says(tmp_path, monkeypatch):
+    """CLAIMSCRUB_LOCK_TIMEOUT: 60 s unless set; a writer waits that long for another process's hold on the site
+    (a second descriptor's flock is another holder, as another process's is), then gives up in one sentence."""
+    import fcntl
+    import time
+
+    from pipelines.database import DatabaseBusyError, holding, site_lock_path
+    from pipelines.settings import lock_timeout
+
+    monkeypatch.delenv("CLAIMSCRUB_LOCK_TIMEOUT", raising=False)
+    assert lock_timeout() == 60.0
+    monkeypatch.setenv("CLAIMSCRUB_LOCK_TIMEOUT", "1.5")
+    assert lock_timeout() == 1.5
+    monkeypatch.setenv("CLAIMSCRUB_LOCK_TIMEOUT", "a minute")
+    with pytest.raises(ValueError, match=r"^CLAIMSCRUB_LOCK_TIMEOUT='a minute' is not a number of seconds$"):
+        lock_timeout()
+    db = tmp_path / "site.duckdb"
+    with open(site_lock_path(db), "w") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        said, started = [], time.monotonic()
+        with pytest.raises(DatabaseBusyError, match="gave up after 1.5 s"):
+            with holding(str(db), 1.5, on_wait=lambda: said.append(time.monotonic() - started)):
+                pass
+        waited = time.monotonic() - started
+    assert 1.5 <= waited < 4, waited
+    assert len(said) == 1 and said[0] < 1, "the wait is said once, when it starts"
+    with holding(str(db), 1.5) as con:  # the other hold gone, the writer gets the database at once
+        assert con.execute("select 1").fetchall() == [(1,)]
+
+
+def test_a_lock_timeout_that_is_not_a_number_is_one_line_before_the_run(tmp_path, db_path, monkeypatch):
+    monkeypatch.setenv("CLAIMSCRUB_LOCK_TIMEOUT", "a minute")
+    run = scrub([write_csv(tmp_path / "claims.csv", [dict(claim_id="C1", line_number=1, patient_id="P1",
+                                                            date_of_service="2024-07-15", hcpcs="76120", units=1)])],
+                tmp_path / "out", db_path)
+    assert run.exit_code == 2
+    assert run.stderr == "claimscrub: CLAIMSCRUB_LOCK_TIMEOUT='a minute' is not a number of seconds\n"
+    assert not (tmp_path / "out").exists()

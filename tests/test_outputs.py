@@ -63,6 +63,21 @@ def test_every_line_carries_its_patients_keyed_hash(patients_run):
     ]
 
 
+def test_the_workbooks_findings_and_worklist_carry_the_patients_keyed_hash(patients_run):
+    run, _, _ = patients_run
+    from openpyxl import load_workbook
+
+    book = load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
+    patients = {"CLM-TWO-LINES": "PT-ONE", "CLM-OTHER-PATIENT": "PT-TWO", "CLM-QUOTED-ID": 'PT "THREE", jr',
+                "CLM-SECOND-VISIT": "PT-ONE"}
+    for sheet in ("Findings", "Worklist"):
+        _, header, *rows = book[sheet].iter_rows(values_only=True)
+        claim, patient = header.index("Claim"), header.index("Patient")
+        shown = [(r[claim], r[patient]) for r in rows if len(r) > patient and r[claim] in patients]
+        assert shown and shown == [(c, _masked(patients[c])) for c, _ in shown], sheet
+    book.close()
+
+
 def test_show_ids_prints_each_lines_own_patient_in_file_order(tmp_path, db_path):
     run = engine_scrub([_export(tmp_path)], tmp_path / "out", db_path, show_ids=True)
     assert run.exit_code == 0, run.stderr

@@ -49,7 +49,14 @@ def _rule_table_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_the_rule_book_lists_exactly_the_registered_rules_with_their_category_and_severity():
+def _carcs(cell: str) -> list[str]:
+    """The CARCs a rule book cell names, in order, each the first word of a comma- or semicolon-separated part
+    ("96 (N), 97 (B, P, T)" names 96 and 97; "97 (or 236) with M80/N20" names 97); "-" and "audit" name none."""
+    parts = [part.strip().split(" ")[0] for part in re.split(r"[,;](?![^(]*\))", cell)]
+    return [part for part in parts if re.fullmatch(r"\d{1,3}|[A-Z]\d{1,3}", part)]
+
+
+def test_the_rule_book_lists_exactly_the_registered_rules_with_their_category_severity_and_carc():
     book = _rule_table_rows((ROOT / "docs" / "RULES.md").read_text())
     assert set(book) == set(REGISTERED), (
         f"in docs/RULES.md, not registered: {sorted(set(book) - set(REGISTERED))}; "
@@ -57,7 +64,15 @@ def test_the_rule_book_lists_exactly_the_registered_rules_with_their_category_an
     for rule_id, cells in book.items():
         rule = REGISTERED[rule_id]
         assert cells[1] == rule.category, f"{rule_id}: category {cells[1]} in the book, {rule.category} registered"
-        assert rule.severity in cells[2], f"{rule_id}: severity {cells[2]} in the book, {rule.severity} registered"
+        # The registry's default severity and CARC come first in the book's cells, then those a line decides.
+        severities = re.findall(r"\b(deny|review|info)\b", cells[2])
+        assert severities[:1] == [rule.severity] and set(severities) == {rule.severity, *rule.also_severity}, (
+            f"{rule_id}: severity {cells[2]!r} in the book, {rule.severity} {rule.also_severity} registered")
+        carcs = _carcs(cells[-1])  # every rule table ends with the likely CARC
+        assert carcs[:1] == [rule.carc] if rule.carc else carcs == [], (
+            f"{rule_id}: CARC {cells[-1]!r} in the book, {rule.carc!r} registered")
+        assert set(carcs) == {rule.carc, *rule.also_carc} - {""}, (
+            f"{rule_id}: CARCs {cells[-1]!r} in the book, {rule.carc} {rule.also_carc} registered")
 
 
 def test_the_readme_rule_list_names_exactly_the_registered_rules():
