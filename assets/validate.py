@@ -141,6 +141,10 @@ def _reason_text(row: dict, day: date) -> str:
         raw = ", ".join(repr(m) for m in str(row["modifier_text"]).split(", ") if not re.fullmatch(MODIFIER, m))
         return template.format(raw=raw)
     code, read = row["hcpcs"], row["date_read"]
+    if (column, check) == ("date_of_service", "plausible") and isinstance(read, str) and read[:2] == "19":
+        # A date of the 1900s where the date of service belongs is most often the patient's date of birth in
+        # the wrong column: said so, not quoted.
+        return BIRTH_DATE_LIKE
     code_modifiers = ""
     if isinstance(code, str) and re.fullmatch(CODE_WITH_MODIFIERS, code):
         code_modifiers = ", ".join(sorted(set(re.split("[ -]+", code[5:].strip(" -")))))
@@ -151,6 +155,10 @@ def _reason_text(row: dict, day: date) -> str:
                            first=row["first_seen"], today=day.isoformat(),
                            read="" if pd.isna(read) or read == raw else f" (read as {read})",
                            code_modifiers=code_modifiers, column_modifiers=_quoted(row["modifier_text"]))
+
+
+BIRTH_DATE_LIKE = ("date_of_service is a date of the 1900s, an implausible date of service (before 2000): most "
+                   "often a date of birth in the wrong column; not quoted")
 
 
 def _quoted(value) -> str:

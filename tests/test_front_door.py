@@ -137,6 +137,8 @@ ROWS = [
      "date_of_service '2026-01-16' is a date of service in the future (after the run's day, 2026-01-15)"),
     ({"DOS": "1/2/99"}, "date_of_service '1/2/99' (read as 2099-01-02) is a date of service in the future"),
     ({"DOS": "1899-07-08"}, "date_of_service '1899-07-08' is an implausible date of service (before 2000)"),
+    ({"DOS": "02/03/1961"}, "date_of_service is a date of the 1900s, an implausible date of service (before 2000): "
+                            "most often a date of birth in the wrong column; not quoted"),
     ({"DOS": "0024-07-08"}, "date_of_service '0024-07-08' is an implausible date of service (before 2000)"),
     ({"DOS": "24-07-08"}, "date_of_service '24-07-08' is not a date"),
     ({"Units": "1.0"}, ("2024-07-08", "76120", "", "1")),
@@ -220,7 +222,7 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
                         ("names_first.csv", "1"): shifted}
     assert "NAMES2" in {line["claim_id"] for line in run.lines}
     quarantined = (tmp_path / "out" / "quarantine.csv").read_text()
-    assert not any(text in quarantined for text in ("DOE", "JANE", "PT-NAME-7", "PT-SHIFT", "NAMES1"))
+    assert not any(text in quarantined for text in ("DOE", "JANE", "PT-NAME-7", "PT-SHIFT", "NAMES1", "1961"))
     for n, (changes, expected) in enumerate(ROWS):
         claim = f"F{n}"
         if isinstance(expected, str):
