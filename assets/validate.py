@@ -157,7 +157,7 @@ def _reason_text(row: dict, day: date) -> str:
                            code_modifiers=code_modifiers, column_modifiers=_quoted(row["modifier_text"]))
 
 
-BIRTH_DATE_LIKE = ("date_of_service is a date of the 1900s, an implausible date of service (before 2000): most "
+BIRTH_DATE_LIKE = ("date_of_service is an implausible date of service (before 2000): a date of the 1900s, most "
                    "often a date of birth in the wrong column; not quoted")
 
 

@@ -137,7 +137,7 @@ ROWS = [
      "date_of_service '2026-01-16' is a date of service in the future (after the run's day, 2026-01-15)"),
     ({"DOS": "1/2/99"}, "date_of_service '1/2/99' (read as 2099-01-02) is a date of service in the future"),
     ({"DOS": "1899-07-08"}, "date_of_service '1899-07-08' is an implausible date of service (before 2000)"),
-    ({"DOS": "02/03/1961"}, "date_of_service is a date of the 1900s, an implausible date of service (before 2000): "
+    ({"DOS": "02/03/1961"}, "date_of_service is an implausible date of service (before 2000): a date of the 1900s, "
                             "most often a date of birth in the wrong column; not quoted"),
     ({"DOS": "0024-07-08"}, "date_of_service '0024-07-08' is an implausible date of service (before 2000)"),
     ({"DOS": "24-07-08"}, "date_of_service '24-07-08' is not a date"),
