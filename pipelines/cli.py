@@ -103,7 +103,8 @@ def main() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for the reports.")
 @click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb).")
-@click.option("--locality", default="", help="Default pricing locality as MAC-LL, e.g. 01112-05.")
+@click.option("--locality", default="", help="Default pricing locality as MAC-LL, e.g. 01112-05 (default: "
+                                             "$CLAIMSCRUB_LOCALITY, the nightly run's too, else national).")
 @click.option("--mapping", default="", help="TOML file naming the site's own column headers "
                                             "(default: $CLAIMSCRUB_MAPPING).")
 @click.option("--show-ids", is_flag=True, help="Show patient identifiers in clear in the reports.")
@@ -124,7 +125,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
                                 misnamed, prefetching, rows_above_header, unread_headers)
     from assets.x12 import x12_notes
 
-    from .settings import database_path, mapping_file, run_day, rvu_variant, work_floor_through
+    from .settings import database_path, default_locality, mapping_file, run_day, rvu_variant, work_floor_through
     from .settings import standing_days as site_standing_days
 
     # Everything a scrub creates (database, reports, the site secret) holds patient data: owner-only.
@@ -154,8 +155,11 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
             notes.append(unread_headers(export_headers(path, site_mapping), site_mapping, path))
     except InputFileError as exc:
         fail(str(exc), advice=exc.advice)
+    # The site's locality is the nightly run's and the command's alike: the same lines get the same prices.
+    named = "--locality " if locality else "CLAIMSCRUB_LOCALITY="
+    locality = locality or default_locality()
     if locality and not _looks_like_locality(locality):
-        fail(f"--locality {locality!r} is not a MAC-LL locality such as 01112-05")
+        fail(f"{named}{locality!r} is not a MAC-LL locality such as 01112-05")
     for note in filter(None, notes):
         click.echo(f"claimscrub: {note}", err=True)
 
@@ -167,7 +171,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     # instead of interleaving with this one, and this one waits for it.
     with holding_database(database) as con:
         if locality and not _known_locality(con, locality):
-            fail(f"--locality {locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
+            fail(f"{named}{locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
                   "(`claimscrub reference localities` lists them)")
         if workers <= 1:
             with prefetching(con, list(files), site_mapping) as staged:

@@ -67,6 +67,11 @@ def init_command(database: str | None, shards: int, layout: str) -> None:
         if _batches(con):
             fail(f"{_path(con)} already holds claims ({read_layout(con).describe()}): "
                  "`claimscrub db reshard` changes it")
+        made = read_layout(con)
+        if made.per_shard and made != wanted:
+            # Its shard files are made already: init would leave them beside a site that no longer names them.
+            fail(f"{_path(con)} is set up already ({made.describe()}, its shard files made): "
+                 "`claimscrub db reshard` changes it")
         con.execute("begin transaction")
         write_layout(con, wanted)
         con.execute("commit")

@@ -72,8 +72,14 @@ def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
         meta = materialize_one(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count,
                                                 "standing_days": days}, database)
     click.echo(
-        f"{meta['rule_outcomes']:,} rules with remitted deny findings, {meta['missed_denials']:,} missed "
-        f"denials, {meta['denial_patterns']:,} denial pattern rows (min count {min_count}), "
-        f"{meta['overruled_dismissals']:,} dismissals the payer did not agree with."
+        f"{_counted(meta['rule_outcomes'], 'rule')} with remitted deny findings, "
+        f"{_counted(meta['missed_denials'], 'missed denial')}, "
+        f"{_counted(meta['denial_patterns'], 'denial pattern row')} (min count {min_count}), "
+        f"{_counted(meta['overruled_dismissals'], 'dismissal')} the payer did not agree with."
     )
     click.echo(f"Feedback: {out_dir.resolve()}")
+
+
+def _counted(count: int, noun: str) -> str:
+    """`1 rule`, `2 rules`: a count and its noun, singular for one."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

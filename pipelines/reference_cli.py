@@ -212,13 +212,17 @@ def localities_command(state: str, db: str | None) -> None:
 @click.option("--db", default=None, help=DB_HELP)
 def download_command(release: str, folder: Path | None, no_load: bool, db: str | None) -> None:
     """Fetch a release from the CMS download pages (needs internet), then load it."""
-    from reference.download import DownloadError, download_release
+    from reference.download import DownloadError, download_release, parse_release
     from reference.loaders import ReferenceFileError
     from reference.releases import load_files
 
     from .settings import home
 
     target = folder or home() / "downloads"
+    try:
+        parse_release(release)
+    except DownloadError as exc:
+        fail(str(exc))  # a release named wrongly is a usage error, said before any connection
     try:
         saved = download_release(release, target)
     except DownloadError as exc:

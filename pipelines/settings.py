@@ -65,7 +65,8 @@ def reports_path() -> Path:
 
 
 def default_locality() -> str:
-    """The pricing locality (MAC-LL) of lines that name none, for unattended runs (CLAIMSCRUB_LOCALITY)."""
+    """The pricing locality (MAC-LL) of lines that name none (CLAIMSCRUB_LOCALITY): the nightly run's, and the
+    command's where --locality is not given."""
     return os.environ.get("CLAIMSCRUB_LOCALITY", "")
 
 

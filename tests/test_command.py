@@ -189,22 +189,33 @@ def test_two_files_of_one_run_are_one_batch_whatever_their_paths_hold(tmp_path, 
     assert (awkward / "out l'été" / "denial-risk-report.xlsx").exists()
 
 
-def test_the_runs_locality_prices_lines_that_name_none(tmp_path, db_path):
+def test_the_runs_locality_prices_lines_that_name_none(tmp_path, db_path, monkeypatch):
     export = write_csv(tmp_path / "e.csv", [
         dict(claim_id="C1", line_number=1, patient_id="P1", date_of_service="2024-07-08", hcpcs="76120", units=1,
              rendering_npi="1234567893", diagnosis_1="R13.10"),
         dict(claim_id="C2", line_number=1, patient_id="P2", date_of_service="2024-07-08", hcpcs="76120", units=1,
              rendering_npi="1234567893", diagnosis_1="R13.10", service_zip="35203"),
     ])
+    # The site's locality, as the nightly run takes it: the command takes it too.
+    monkeypatch.setenv("CLAIMSCRUB_LOCALITY", "01112-05")
+    site = scrub([export], tmp_path / "site", db_path)
+    assert site.exit_code == 0, site.stderr
+    assert (site.line("C1", 1)["locality"], site.line("C1", 1)["expected_allowed"]) == ("01112-05", "146.00")
+    # --locality comes before it (the site's value then is not even read).
+    monkeypatch.setenv("CLAIMSCRUB_LOCALITY", "San Francisco")
     run = scrub([export], tmp_path / "out", db_path, "--locality", "01112-05")
     assert run.exit_code == 0, run.stderr
     assert (run.line("C1", 1)["locality"], run.line("C1", 1)["expected_allowed"]) == ("01112-05", "146.00")
     assert run.line("C2", 1)["locality"] == "10112-00"  # a line's own ZIP comes before the run's default
 
 
-def test_a_malformed_locality_is_a_usage_error(tmp_path, db_path):
+def test_a_malformed_locality_is_a_usage_error(tmp_path, db_path, monkeypatch):
     run = scrub([SAMPLE], tmp_path / "out", db_path, "--locality", "San Francisco")
     assert run.exit_code == 2 and "is not a MAC-LL locality" in run.stderr
+    monkeypatch.setenv("CLAIMSCRUB_LOCALITY", "San Francisco")
+    site = scrub([SAMPLE], tmp_path / "out", db_path)
+    assert site.exit_code == 2
+    assert site.stderr == "claimscrub: CLAIMSCRUB_LOCALITY='San Francisco' is not a MAC-LL locality such as 01112-05\n"
 
 
 def test_each_finding_names_the_releases_that_priced_and_judged_its_line(sample_run):

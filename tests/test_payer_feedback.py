@@ -129,6 +129,22 @@ def test_rule_outcomes_count_deny_findings_the_payer_denied(loop):
     }
 
 
+def test_feedback_says_how_many_of_each_it_wrote_in_plain_words(loop):
+    counted = {name: len(read_csv(loop.feedback_out / f"{name}.csv"))
+               for name in ("rule_outcomes", "missed_denials", "denial_patterns", "overruled_dismissals")}
+
+    def words(count: int, noun: str) -> str:
+        return f"{count} {noun}" + ("" if count == 1 else "s")
+
+    first, second = loop.feedback_stdout.splitlines()
+    assert first == (f"{words(counted['rule_outcomes'], 'rule')} with remitted deny findings, "
+                     f"{words(counted['missed_denials'], 'missed denial')}, "
+                     f"{words(counted['denial_patterns'], 'denial pattern row')} (min count 5), "
+                     f"{words(counted['overruled_dismissals'], 'dismissal')} the payer did not agree with.")
+    assert second == f"Feedback: {loop.feedback_out.resolve()}"
+    assert 1 in counted.values(), "a count of one, said in the singular"
+
+
 @pytest.mark.slow  # four scrubs and two feedback runs
 def test_a_rescrub_of_an_earlier_batch_leaves_the_remittance_on_the_claims_latest_batch(tmp_path, db_path):
     # Monday's claim has a bad NPI; Tuesday's corrected version of it went out and was paid.

@@ -429,6 +429,12 @@ def test_download_saves_the_archives_of_the_asked_quarter_from_the_cms_page(tmp_
         download.download_release("PTP 2027Q1", tmp_path)
     with pytest.raises(download.DownloadError, match="give one of"):
         download.parse_release("PTP last quarter")
+    # From the command, a release named wrongly is a usage error: one line, exit 2, nothing fetched.
+    fetched.clear()
+    wrong = reference("download", "--release", "PTP last quarter", "--dir", tmp_path / "downloads")
+    assert (wrong.exit_code, fetched) == (2, [])
+    assert wrong.stderr == ("claimscrub: --release 'PTP last quarter': give one of 'PTP 2026Q3', 'MUE 2026Q3' or "
+                            "'RVU26A'\n")
 
 
 # --- 2026 releases in their official layouts -------------------------------------------------------------

@@ -231,6 +231,19 @@ def test_init_refuses_a_database_that_holds_claims_and_a_layout_it_does_not_know
     assert refused.exit_code == 2 and "db reshard" in refused.stderr
     unknown = db_command("init", "--db", str(tmp_path / "new.duckdb"), "--shards", "4", "--layout", "striped")
     assert unknown.exit_code == 2 and "striped" in unknown.stderr
+    # A per-shard site made a moment ago, no claims yet: made again alike, it stays; made otherwise, it would
+    # leave its shard files behind, so it is refused, and the files are where they were.
+    site = tmp_path / "site.duckdb"
+    assert db_command("init", "--db", str(site), "--shards", "4", "--layout", "per-shard").exit_code == 0
+    files = sorted(p.name for p in tmp_path.glob("site.shard-*"))
+    assert files == [f"site.shard-{k}-of-4.duckdb" for k in range(4)]
+    assert db_command("init", "--db", str(site), "--shards", "4", "--layout", "per-shard").exit_code == 0
+    other = db_command("init", "--db", str(site), "--shards", "2")
+    assert other.exit_code == 2
+    assert other.stderr == (f"claimscrub: {site} is set up already (4 shards, per-shard layout, its shard files "
+                            "made): `claimscrub db reshard` changes it\n")
+    assert sorted(p.name for p in tmp_path.glob("site.shard-*")) == files
+    assert "shards: 4\nlayout: per-shard" in db_command("info", "--db", str(site)).stdout
 
 
 def test_reshard_moves_every_row_and_the_next_run_judges_alike(four_in_one_file, one_shard, exports, tmp_path,
