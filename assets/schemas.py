@@ -28,7 +28,9 @@ REASONS = {
     ("line_number", "not_nullable"): "line_number {raw!r} is not a whole number",
     ("line_number", "whole positive number"): "line_number {raw!r} is not a whole number above zero",
     ("patient_id", "not_nullable"): "patient_id is missing",
-    ("date_of_service", "not_nullable"): "date_of_service {raw!r} is not a date (YYYY-MM-DD, MM/DD/YYYY or YYYYMMDD)",
+    ("date_of_service", "not_nullable"):
+        "date_of_service {raw!r} is not a date (YYYY-MM-DD, MM/DD/YYYY, YYYYMMDD, Jul 8, 2024, 08-Jul-2024 and the "
+        "other forms docs/INTERFACE.md lists)",
     ("date_of_service", "plausible"):
         "date_of_service {raw!r}{read} is an implausible date of service (before "
         + EARLIEST_SERVICE[:4] + ")",

@@ -102,7 +102,8 @@ def main() -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for the reports.")
-@click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb).")
+@click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in "
+                                          "$CLAIMSCRUB_HOME, .claimscrub).")
 @click.option("--locality", default="", help="Default pricing locality as MAC-LL, e.g. 01112-05 (default: "
                                              "$CLAIMSCRUB_LOCALITY, the nightly run's too, else national).")
 @click.option("--mapping", default="", help="TOML file naming the site's own column headers "

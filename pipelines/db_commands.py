@@ -13,7 +13,8 @@ import click
 
 from .runs import fail, holding_database
 
-DB_HELP = "DuckDB file, the site's main file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb)."
+DB_HELP = ("DuckDB file, the site's main file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in $CLAIMSCRUB_HOME, "
+           ".claimscrub).")
 LAYOUT_HELP = ("single: everything in one file (default); per-shard: each shard's claim data in a file of its "
                "own beside the main file, so that shards can be judged in parallel processes.")
 

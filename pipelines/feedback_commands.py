@@ -13,7 +13,8 @@ from .runs import fail, holding_database, materialize_one, out_dir_problem
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb).")
+@click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in "
+                                          "$CLAIMSCRUB_HOME, .claimscrub).")
 def remit(files: tuple[Path, ...], db: str | None) -> None:
     """Load 835 remittances (each file once, by content) and match them to scrubbed claim lines."""
     from assets.feedback import remittances
@@ -45,7 +46,8 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
 
 @click.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Folder for the feedback.")
-@click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb).")
+@click.option("--db", default=None, help="DuckDB file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in "
+                                          "$CLAIMSCRUB_HOME, .claimscrub).")
 @click.option("--min-count", default=5, show_default=True, type=click.IntRange(min=1),
               help="Smallest number of denied lines a denial pattern is shown with on its own.")
 def feedback(out_dir: Path, db: str | None, min_count: int) -> None:

@@ -14,7 +14,7 @@ import click
 
 from .runs import fail, holding_database
 
-DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB or .claimscrub/claimscrub.duckdb)."
+DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in $CLAIMSCRUB_HOME, .claimscrub)."
 
 
 @contextmanager

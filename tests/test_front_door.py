@@ -140,7 +140,8 @@ ROWS = [
     ({"DOS": "02/03/1961"}, "date_of_service is an implausible date of service (before 2000): a date of the 1900s, "
                             "most often a date of birth in the wrong column; not quoted"),
     ({"DOS": "0024-07-08"}, "date_of_service '0024-07-08' is an implausible date of service (before 2000)"),
-    ({"DOS": "24-07-08"}, "date_of_service '24-07-08' is not a date"),
+    ({"DOS": "24-07-08"}, "date_of_service '24-07-08' is not a date (YYYY-MM-DD, MM/DD/YYYY, YYYYMMDD, Jul 8, "
+                          "2024, 08-Jul-2024 and the other forms docs/INTERFACE.md lists)"),
     ({"Units": "1.0"}, ("2024-07-08", "76120", "", "1")),
     ({"Units": " 2 "}, ("2024-07-08", "76120", "", "2")),
     ({"Units": "1,000"}, ("2024-07-08", "76120", "", "1000")),
