@@ -472,6 +472,7 @@ def test_every_rule_is_exercised_by_the_generated_lines(generated_run):
         ("visit", "010", "on", "25", True), ("visit", "000", "on", "25", True), ("visit", "000", "on", "FT", True)}
 
 
+@pytest.mark.slow  # how big batches are cut, not what a user reads: the slow tier (CI runs it)
 def test_a_batch_judged_in_parts_by_patient_gets_the_same_findings_as_judged_whole(generated_run, tmp_path,
                                                                                    reference_db, monkeypatch):
     """Big batches are judged in parts of about two million lines; here 3,000 lines in parts of 400."""

@@ -132,6 +132,7 @@ def test_the_benchmark_reads_stage_times_from_the_plain_progress_lines(plain_log
     assert set(times) == {"read", "write", "workbook"}
 
 
+@pytest.mark.slow  # a benchmark tool's test: the slow tier (CI runs it)
 def test_the_statement_timings_replay_a_scrubbed_database_and_leave_it_as_it_was(tmp_path, db_path, capsys):
     from benchmarks import statements
 
