@@ -174,6 +174,10 @@ select finding_id, decision, reason, reviewer, scope from finding_decisions
 where batch_id = $batch and source_sha256 = $sha256
 """
 NEWEST_DECISION = "select finding_id, max(decision_id) from finding_decisions where batch_id = $batch group by 1"
+STANDING_DISMISSALS = """
+select decision_id, rule_id, hcpcs, provider, decision, reason, reviewer, scope from finding_decisions
+where scope = 'standing' and decision = 'dismiss' order by decision_id
+"""
 
 INSERT = """
 insert into finding_decisions (decision_id, batch_id, finding_id, claim_id, line_number, rule_id, hcpcs, provider,
@@ -217,6 +221,8 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
     # The findings this import decides, with the file and row that decided each: a later file of the same
     # command was written before that decision, as a file imported on its own after it would have been.
     decided_here: dict[tuple[str, str], str] = {}
+    # The standing dismissals stored, oldest first: what a report showed for a finding they cover.
+    standings = con.execute(STANDING_DISMISSALS).fetchall()
     for review in files:
         batch = review.batch_id
         if batch not in current_of:
@@ -230,10 +236,32 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
         # none of the row's own); only their findings are looked up.
         changed = [(row, state) for row in review.rows if (state := _state(row)) is not None
                    and not (row.finding_id and shown.get(row.finding_id, NO_DECISION) == state)]
-        findings = _findings(con, batch, {row.finding_id for row, _ in changed if row.finding_id})
+        # Rows still showing a standing dismissal: edited around it, they decide nothing, and are told so.
+        covered = [row for row in review.rows if _state(row) is None and row.finding_id]
+        findings = _findings(con, batch, {row.finding_id for row, _ in changed if row.finding_id}
+                             | {row.finding_id for row in covered})
+        for row in covered:
+            covering = _standing_covering(standings, findings[row.finding_id], review.through) \
+                if row.finding_id in findings else None
+            if covering is not None and ((row.reason, row.reviewer) != covering[1][1:3]
+                                         or SCOPES.get((row.scope or "").lower()) != "standing"):
+                result.refused.append(
+                    f"{review.name} row {row.row}: its Decision still reads {row.decision!r}, so its other cells "
+                    "decide nothing: to decide this finding alone, type accept, dismiss or fixed and set its Scope "
+                    "to 'this finding'")
         first_row: dict[str, int] = {}
+        # One finding decided differently on two rows of a file (a row copied, then changed): neither is taken.
+        states_of: dict[str, set] = {}
         for row, state in changed:
-            problem = _problem(row, state, findings.get(row.finding_id or ""), first_row)
+            states_of.setdefault(row.finding_id, set()).add(state)
+        for row, state in changed:
+            finding = findings.get(row.finding_id or "")
+            covering = _standing_covering(standings, finding, review.through) if finding else None
+            own = shown.get(row.finding_id)
+            problem = _problem(row, state, finding, first_row, own or (covering[1] if covering else None))
+            if problem is None and row.finding_id and len(states_of[row.finding_id]) > 1:
+                rows = ", ".join(str(r.row) for r, _ in changed if r.finding_id == row.finding_id)
+                problem = f"finding {row.finding_id} is decided differently on rows {rows}: keep one of them"
             if problem:
                 result.refused.append(f"{review.name} row {row.row}: {problem}")
                 continue
@@ -246,6 +274,12 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
                 result.refused.append(
                     f"{review.name} row {row.row}: finding {row.finding_id} was decided again (decision "
                     f"#{newest[row.finding_id]}) after this report was written: decide it on a report written since")
+                continue
+            later = _standing_covering(standings, finding, None)
+            if own is None and later is not None and later[0] > review.through:
+                result.refused.append(
+                    f"{review.name} row {row.row}: a standing dismissal of its rule, code and provider (decision "
+                    f"#{later[0]}) was made after this report was written: decide it on a report written since")
                 continue
             if (batch, row.finding_id) in decided_here:
                 result.refused.append(
@@ -275,6 +309,19 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
             con.execute("rollback")
             raise
     return result
+
+
+def _standing_covering(standings: list[tuple], finding: dict, through: int | None) -> tuple | None:
+    """The newest standing dismissal (up to decision number `through`, else any) of the finding's rule, code and
+    provider, as (decision number, (decision, reason, reviewer, scope)); None if there is none. Whether it had
+    lapsed when the report was written is not told apart: a report showed it, or showed none of it."""
+    found = None
+    for number, rule_id, hcpcs, provider, *state in standings:
+        if through is not None and number > through:
+            break
+        if (rule_id, hcpcs, provider) == (finding["rule_id"], finding["hcpcs"], finding["provider"]):
+            found = (number, tuple(state))
+    return found
 
 
 def _findings(con, batch: str, ids: set[str]) -> dict[str, dict]:
@@ -307,12 +354,17 @@ def _state(row: ReviewRow) -> tuple | None:
     decision = (row.decision or "pending").lower()
     if decision.startswith(STANDING_PREFIX):
         return None
-    scope = SCOPES.get((row.scope or "this finding").lower(), row.scope)
+    # Only the Scope column's own words: the stored word ("standing") typed past the drop-down is no scope.
+    scope = SCOPES.get((row.scope or "this finding").lower(), row.scope if row.scope else None)
+    if scope in SCOPES.values() and (row.scope or "this finding").lower() not in SCOPES:
+        scope = None
     return (decision, row.reason, row.reviewer, scope)
 
 
-def _problem(row: ReviewRow, state: tuple, finding: dict | None, first_row: dict[str, int]) -> str | None:
-    """Why a row's decision cannot be stored, or None."""
+def _problem(row: ReviewRow, state: tuple, finding: dict | None, first_row: dict[str, int],
+             earlier: tuple | None = None) -> str | None:
+    """Why a row's decision cannot be stored, or None. `earlier`: the decision the report showed deciding the
+    finding (its own, else a standing dismissal covering it), as (decision, reason, reviewer, scope), if any."""
     decision, reason, reviewer, scope = state
     for column, value in (("Decision", row.decision), ("Reason", row.reason), ("Reviewer", row.reviewer),
                           ("Scope", row.scope)):
@@ -332,6 +384,11 @@ def _problem(row: ReviewRow, state: tuple, finding: dict | None, first_row: dict
         return f"decision {row.decision!r} is not one of {', '.join(DECISIONS)}"
     if scope not in SCOPES.values():
         return f"scope {row.scope!r} is not one of: {'; '.join(SCOPES)}"
+    if earlier is not None and decision != earlier[0] and (reason, reviewer) == (earlier[1], earlier[2]):
+        # The report fills Reason and Reviewer with the decision it shows: a new decision left under them would
+        # be stored as that reviewer's, with that reason.
+        return (f"its Decision is {decision!r} now, but its Reason and Reviewer are still those of the "
+                f"{earlier[0]!r} by {earlier[2]} the report showed: type who decides it, and why")
     if not reviewer:
         return "a decision needs a reviewer"
     if decision == "dismiss" and not reason:

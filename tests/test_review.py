@@ -412,6 +412,71 @@ def test_an_old_report_imported_again_does_not_undo_a_decision_made_since(audit,
     assert [t[1:] for t in trail(copy_db) if t[1] == "MUE-1"][-1] == ("MUE-1", 1, "MUE_DOS", "accept")
 
 
+def test_a_decision_is_stored_as_its_reviewers_only_once_and_only_in_the_scopes_the_sheet_offers(audit, copy_db,
+                                                                                                  tmp_path):
+    """The report fills Reason and Reviewer with the decision it shows. A Decision changed under them would be
+    stored as that reviewer's; a row copied and decided otherwise would be decided by whichever sorts first; the
+    stored word `standing` typed past the drop-down would stand; a row still showing a standing dismissal
+    decides nothing, whatever was typed beside it. Each is refused on its row, and nothing of it is stored."""
+    def import_(book):
+        return cli("review", "import", book, "--db", copy_db)
+
+    def copy_row(claim):
+        def change(sheet, columns):
+            source = next(r for r in range(3, sheet.max_row + 1) if sheet.cell(r, columns["Claim"]).value == claim)
+            target = sheet.max_row + 1
+            for column in range(1, sheet.max_column + 1):
+                sheet.cell(target, column).value = sheet.cell(source, column).value
+            for row, decision, reason, reviewer in ((source, "accept", None, "gil"),
+                                                    (target, "dismiss", "billed elsewhere", "hal")):
+                for name, value in (("Decision", decision), ("Reason", reason), ("Reviewer", reviewer)):
+                    sheet.cell(row, columns[name]).value = value
+        return change
+
+    before = trail(copy_db)
+    # bob accepted BOTH-1; a new Decision left under bob's name and his (empty) reason.
+    book = decide(audit.rerun.out_dir / REPORT, tmp_path / "rerun.xlsx", {
+        ("BOTH-1", 1, "MOD_26_AND_TC"): ("fixed", None, "bob", "this finding"),
+        ("PTP-B", 2, "PTP_NO_BYPASS"): ("dismiss", "documented", "gil", "standing")}, change=copy_row("GLOBAL-1"))
+    result = import_(book)
+    assert result.stdout.strip() == "0 decisions imported, 0 unchanged, 4 rows refused"
+    said = result.stderr
+    assert ("its Decision is 'fixed' now, but its Reason and Reviewer are still those of the 'accept' by bob the "
+            "report showed: type who decides it, and why") in said
+    assert re.search(r"rerun\.xlsx row \d+: finding [0-9a-f]{16} is decided differently on rows \d+, \d+: keep "
+                     r"one of them", said) and said.count("is decided differently on rows") == 2
+    assert "scope 'standing' is not one of: this finding; this rule for this code and provider" in said
+    assert trail(copy_db) == before
+    # The same reviewer changing a decision says why: taken.
+    book = decide(audit.rerun.out_dir / REPORT, tmp_path / "rerun-why.xlsx", {
+        ("BOTH-1", 1, "MOD_26_AND_TC"): ("fixed", "26 and TC billed apart now", "bob", "this finding")})
+    assert import_(book).stdout.strip() == "1 decision imported, 0 unchanged, 0 rows refused"
+    # PTP-A2 shows ann's standing dismissal (#1): its Reason edited beside it; its Decision changed under her name.
+    later = decide(audit.later.out_dir / REPORT, tmp_path / "later.xlsx", {
+        ("PTP-A2", 2, "PTP_NO_BYPASS"): ("dismissed (standing, #1)", "not for this one", "ann", STANDING)})
+    edited = import_(later)
+    assert edited.stdout.strip() == "0 decisions imported, 0 unchanged, 1 row refused"
+    assert ("its Decision still reads 'dismissed (standing, #1)', so its other cells decide nothing: to decide "
+            "this finding alone, type accept, dismiss or fixed and set its Scope to 'this finding'") in edited.stderr
+    overruled = decide(audit.later.out_dir / REPORT, tmp_path / "later-accept.xlsx", {
+        ("PTP-A2", 2, "PTP_NO_BYPASS"): ("accept", DECISIONS[("PTP-A", 2, "PTP_NO_BYPASS")][1], "ann",
+                                         "this finding")})
+    assert "still those of the 'dismiss' by ann the report showed" in import_(overruled).stderr
+    # dan dismisses B's pair for good on the later report; the rerun's report, written before, cannot overrule
+    # that for B's first pair unseen.
+    standing = decide(audit.later.out_dir / REPORT, tmp_path / "standing.xlsx", {
+        ("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", "separate sessions", "dan", STANDING)})
+    assert import_(standing).stdout.strip() == "1 decision imported, 0 unchanged, 0 rows refused"
+    newest = trail(copy_db)[-1][0]
+    old = decide(audit.rerun.out_dir / REPORT, tmp_path / "old.xlsx", {
+        ("PTP-B", 2, "PTP_NO_BYPASS"): ("accept", None, "eve", "this finding")})
+    refused = import_(old)
+    assert refused.stdout.strip() == "0 decisions imported, 0 unchanged, 1 row refused"
+    assert (f"a standing dismissal of its rule, code and provider (decision #{newest}) was made after this report "
+            "was written: decide it on a report written since") in refused.stderr
+    assert trail(copy_db)[-1][0] == newest
+
+
 def test_a_sorted_and_filtered_workbook_imports_fine(audit, copy_db, tmp_path):
     def resort_and_filter(sheet, columns):
         rows = [[c.value for c in row] for row in sheet.iter_rows(min_row=3)]
