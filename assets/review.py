@@ -15,6 +15,7 @@ is stored in one transaction.
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,8 +43,8 @@ SHEET = "Findings"
 # The columns read, by their headers on the Findings sheet.
 HEADERS = {"finding_id": "Finding id", "claim_id": "Claim", "line_number": "Line", "rule_id": "Rule",
            "decision": "Decision", "reason": "Reason", "reviewer": "Reviewer", "scope": "Scope"}
-# The header is the second row of a report; a few more rows are searched for one saved otherwise.
-HEADER_ROWS = 5
+# The header is the second row of a report; more rows are searched for one saved with rows put above it.
+HEADER_ROWS = 12
 # What a finding shows before any decision of its own: pending, for this finding alone.
 NO_DECISION = ("pending", None, None, "finding")
 RULE_TABLES = {rule.id: rule.judged_by for rule in RULES}
@@ -104,7 +105,9 @@ def read_review(path: Path) -> ReviewFile:
     if not zipfile.is_zipfile(path):
         raise ReviewFileError(f"{path}: not a claimscrub denial-risk report (not an Excel .xlsx workbook)")
     try:
-        book = load_workbook(path, read_only=True, data_only=True, keep_links=False)
+        # Opened from its bytes: openpyxl goes by the name's suffix, and a report saved or renamed .xls (or
+        # given no suffix) is a workbook all the same.
+        book = load_workbook(io.BytesIO(path.read_bytes()), read_only=True, data_only=True, keep_links=False)
     except Exception as exc:  # openpyxl raises many kinds on a file that is not a workbook
         raise ReviewFileError(f"{path}: not a claimscrub denial-risk report (no workbook can be read from it: "
                               f"{type(exc).__name__})") from None
@@ -136,7 +139,8 @@ def _read_rows(path: Path, sheet_rows: Iterable[tuple]) -> list[ReviewRow]:
                     raise ReviewFileError(f"{path}: its {SHEET} sheet has no {', '.join(missing)} column")
                 columns = {key: names.index(header) for key, header in HEADERS.items()}
             elif number >= HEADER_ROWS:
-                raise ReviewFileError(f"{path}: its {SHEET} sheet has no Finding id column")
+                raise ReviewFileError(f"{path}: its {SHEET} sheet has no Finding id column in its first "
+                                      f"{HEADER_ROWS} rows")
             continue
         cells = {key: _text(values[at]) if at < len(values) else None for key, at in columns.items()}
         if any(cells.values()):

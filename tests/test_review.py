@@ -495,6 +495,19 @@ def test_a_sorted_and_filtered_workbook_imports_fine(audit, copy_db, tmp_path):
     assert trail(copy_db)[-1][1:] == ("PTP-B2", 2, "PTP_NO_BYPASS", "dismiss")
 
 
+def test_a_report_renamed_xls_or_with_rows_put_above_its_header_imports(audit, copy_db, tmp_path):
+    def rows_above(sheet, columns):
+        sheet.insert_rows(1, 4)
+
+    renamed = decide(audit.later.out_dir / REPORT, tmp_path / "report.xlsx",
+                     {("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", "distinct session", "dee", "this finding")},
+                     change=rows_above)
+    renamed = renamed.rename(tmp_path / "report.xls")
+    result = cli("review", "import", renamed, "--db", copy_db)
+    assert result.stdout.strip() == "1 decision imported, 0 unchanged, 0 rows refused", result.output
+    assert trail(copy_db)[-1][1:] == ("PTP-B2", 2, "PTP_NO_BYPASS", "dismiss")
+
+
 def test_an_edited_finding_id_is_refused_row_by_row_with_its_row_number(audit, copy_db, tmp_path):
     rows = {}
 
