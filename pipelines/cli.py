@@ -174,6 +174,9 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         if locality and not _known_locality(con, locality):
             fail(f"{named}{locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
                   "(`claimscrub reference localities` lists them)")
+        variant_note = _missing_variant(con, rvu_variant())
+        if variant_note:
+            click.echo(f"claimscrub: {variant_note}", err=True)
         if workers <= 1:
             with prefetching(con, list(files), site_mapping) as staged:
                 result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
@@ -200,6 +203,24 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     click.echo(f"Report: {(out_dir / 'denial-risk-report.xlsx').resolve()}")
     for warning in stale_warnings(summary.get("reference_coverage", [])):
         click.echo(f"warning: {warning}", err=True)
+
+
+def _missing_variant(con, variant: str) -> str:
+    """A note when the site prices by the QPP fee schedule and no QPP release is loaded: its lines are priced by
+    the non-QPP file (pricing.py), a conversion factor apart, and nothing else would say so."""
+    if not variant:
+        return ""
+    from assets.tables import table_kind
+
+    # A new site has no releases yet: the bundled ones its first run loads are the non-QPP files.
+    loaded = table_kind(con, "ref_releases") is not None and con.execute(
+        "select count(*) from ref_releases where table_name = 'rvu' and coalesce(variant, '') = ?",
+        [variant]).fetchall()[0][0]
+    if loaded:
+        return ""
+    return (f"CLAIMSCRUB_RVU_VARIANT is {variant.lower()}, but no {variant} fee schedule release is loaded: lines "
+            f"are priced by the non-{variant} file of their year; load the PPRRVU {variant} file with "
+            "`claimscrub reference load`")
 
 
 def _looks_like_locality(value: str) -> bool:

@@ -221,16 +221,26 @@ def test_the_sites_rvu_variant_picks_the_qpp_release_of_the_same_quarter(referen
                            for x in excerpt.read_text(encoding="latin-1").splitlines()), encoding="latin-1")
     db = tmp_path / "qpp.duckdb"
     shutil.copyfile(reference_db, db)
+    export = write_csv(tmp_path / "claims.csv", [r for r in ROWS if r["claim_id"] == "G26"])
+    # A QPP site without its QPP file: priced by the non-QPP one, and told so.
+    monkeypatch.setenv("CLAIMSCRUB_RVU_VARIANT", "qpp")
+    unloaded = scrub([export], tmp_path / "unloaded", db)
+    assert (unloaded.line("G26", 1)["rvu_release"], unloaded.line("G26", 1)["expected_allowed"]) == (
+        "RVU26B", "113.56")
+    assert ("claimscrub: CLAIMSCRUB_RVU_VARIANT is qpp, but no QPP fee schedule release is loaded: lines are "
+            "priced by the non-QPP file of their year; load the PPRRVU QPP file with `claimscrub reference load`"
+            ) in unloaded.stderr.splitlines()
     loaded = CliRunner().invoke(main, ["reference", "load", str(qpp), "--db", str(db)])
     assert loaded.exit_code == 0, loaded.output
-    export = write_csv(tmp_path / "claims.csv", [r for r in ROWS if r["claim_id"] == "G26"])
+    monkeypatch.delenv("CLAIMSCRUB_RVU_VARIANT")
     default = engine_scrub([export], tmp_path / "default", db)
     assert (default.line("G26", 1)["rvu_release"], default.line("G26", 1)["expected_allowed"]) == ("RVU26B", "113.56")
     monkeypatch.setenv("CLAIMSCRUB_RVU_VARIANT", "qpp")
-    chosen = engine_scrub([export], tmp_path / "qpp", db)
+    chosen = scrub([export], tmp_path / "qpp", db)
     # 3.40 RVUs x 33.5675 = 114.1295
     assert (chosen.line("G26", 1)["rvu_release"], chosen.line("G26", 1)["expected_allowed"]) == (
         "RVU26B QPP", "114.13")
+    assert "CLAIMSCRUB_RVU_VARIANT" not in chosen.stderr
     monkeypatch.setenv("CLAIMSCRUB_RVU_VARIANT", "qpq")
     refused = scrub([export], tmp_path / "refused", db)
     assert refused.exit_code == 2 and "CLAIMSCRUB_RVU_VARIANT" in refused.stderr
