@@ -165,6 +165,9 @@ def load_mapping(path: str | None) -> dict[str, str]:
     """A site's own header names: a TOML file with a [columns] table, "Their Header" = "hcpcs"."""
     if not path:
         return {}
+    if Path(path).exists() and not Path(path).is_file():
+        # A pipe would hold the command until something writes to it; a folder cannot be read.
+        raise InputFileError(f"{path}: cannot read the header mapping file (not a regular file)")
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -114,7 +114,7 @@ def main() -> None:
                    "database (`claimscrub db init`) are judged side by side. 1 runs every step in this process.")
 @click.option("--history", is_flag=True,
               help="Also judge the lines against lines of earlier batches kept in the database.")
-@click.option("--log", "log", type=click.File("a"), default=None,
+@click.option("--log", "log", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Append plain progress lines (stage, rows, seconds) to this file.")
 @click.option("--standing-days", type=click.IntRange(min=0), default=None,
               help="Days a standing dismissal applies after it was made (default: $CLAIMSCRUB_STANDING_DAYS "
@@ -126,7 +126,8 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
                                 misnamed, prefetching, rows_above_header, unread_headers)
     from assets.x12 import x12_notes
 
-    from .settings import database_path, default_locality, mapping_file, run_day, rvu_variant, work_floor_through
+    from .settings import (check_site_secret, database_path, default_locality, mapping_file, run_day, rvu_variant,
+                           work_floor_through)
     from .settings import standing_days as site_standing_days
 
     # Everything a scrub creates (database, reports, the site secret) holds patient data: owner-only.
@@ -137,15 +138,22 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         run_day()
         rvu_variant()
         work_floor_through()
+        if not show_ids:
+            check_site_secret()
         if standing_days is None:
             standing_days = site_standing_days()
     except ValueError as exc:
         fail(str(exc))
+    except OSError as exc:  # the working folder or its site secret where a file or a folder stands
+        fail(f"{exc.filename}: {exc.strerror}")
     problem = out_dir_problem(out_dir)
     if problem:
         fail(problem)
     mapping = mapping or mapping_file()
     files, notes = _distinct_files(files)
+    clash = _clash(files, out_dir, log, db or database_path())
+    if clash:
+        fail(clash)
     try:
         site_mapping = load_mapping(mapping or None)
         for path in files:
@@ -166,6 +174,8 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
 
     from .progress import show_progress
 
+    if log is not None:
+        log = open(log, "a")  # checked above: a regular file or none yet, not an input
     show_progress(log)
     database = db or database_path()
     # Held for the whole run: another writer (a second scrub, the nightly run, `reference load`) waits here
@@ -203,6 +213,27 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     click.echo(f"Report: {(out_dir / 'denial-risk-report.xlsx').resolve()}")
     for warning in stale_warnings(summary.get("reference_coverage", [])):
         click.echo(f"warning: {warning}", err=True)
+
+
+# What a scrub writes into --out.
+OUTPUT_NAMES = ("flags.csv", "lines.csv", "quarantine.csv", "summary.json", "denial-risk-report.xlsx")
+
+
+def _clash(files: list[Path], out_dir: Path, log: Path | None, database: str) -> str:
+    """Why the run would write over one of its own inputs, if it would: an export named like a report in the
+    --out folder (replaced by the report), or a --log that is an export or the database (appended to)."""
+    inputs = {path.resolve(): path for path in files}
+    target = out_dir.resolve()
+    for resolved, path in inputs.items():
+        if resolved.parent == target and resolved.name in OUTPUT_NAMES:
+            return (f"{path}: an export in the --out folder named like the report written there "
+                    f"({resolved.name}): move it, or write the reports to another folder")
+    if log is not None:
+        if log.exists() and not log.is_file():
+            return f"--log {log}: not a regular file"
+        if log.resolve() in inputs or log.resolve() == Path(database).resolve():
+            return f"--log {log}: is {'an export of this run' if log.resolve() in inputs else 'the database'}"
+    return ""
 
 
 def _missing_variant(con, variant: str) -> str:

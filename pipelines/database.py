@@ -137,6 +137,8 @@ def _take(path: str, database, timeout: float, on_wait, deadline: float | None) 
 def holding(database: str, timeout: float, on_wait=None, config: dict = CONNECTION_CONFIG):
     """The site lock, then the database open for writing, for the block; one wait of up to `timeout` seconds
     for both, and `on_wait` called at most once. Yields the connection."""
+    # Before the lock file beside it is made: a refused database leaves nothing behind.
+    refuse_other_files(database)
     deadline = time.monotonic() + timeout
     said = []
 
@@ -175,7 +177,13 @@ DUCKDB_MAGIC, DUCKDB_MAGIC_AT = b"DUCK", 8
 def refuse_other_files(database: str) -> None:
     """Refuse a file that exists but is no DuckDB database: DuckDB would open a CSV (a claim export named as
     `--db` by mistake) as a database of its own in memory, and the run would keep nothing."""
+    if not database:
+        raise DatabaseOpenError("database '' cannot be opened: name a file (--db or CLAIMSCRUB_DB names it)")
     try:
+        if os.path.exists(database) and not os.path.isdir(database) and not os.path.isfile(database):
+            # A pipe would hold the command in open() until something wrote to it, past any lock timeout.
+            raise DatabaseOpenError(f"database {database} cannot be opened: it is not a regular file "
+                                    "(--db or CLAIMSCRUB_DB names it)")
         with open(database, "rb") as fh:
             head = fh.read(DUCKDB_MAGIC_AT + len(DUCKDB_MAGIC))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -223,5 +231,10 @@ def _retrying(try_it, busy, database, timeout: float, on_wait, deadline: float |
 def database_for(path: str | None = None) -> str:
     """The database a run writes (--db, else CLAIMSCRUB_DB, else the working folder's), its folder made."""
     database = path or database_path()
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError) as exc:  # a file where a folder of the path belongs; a symlink loop
+        why = getattr(exc, "strerror", None) or exc
+        raise DatabaseOpenError(f"database {database} cannot be opened: its folder cannot be made ({why}) "
+                                "(--db or CLAIMSCRUB_DB names it)") from None
     return database

@@ -9,11 +9,13 @@ from pathlib import Path
 
 def home() -> Path:
     """The working folder (CLAIMSCRUB_HOME, default ./.claimscrub): database, site secret, Dagster storage."""
-    return Path(os.environ.get("CLAIMSCRUB_HOME", ".claimscrub")).resolve()
+    # Set but empty (a unit file's `CLAIMSCRUB_HOME=`) is unset: the working folder itself is no site's.
+    return Path(os.environ.get("CLAIMSCRUB_HOME") or ".claimscrub").resolve()
 
 
 def database_path() -> str:
-    return os.environ.get("CLAIMSCRUB_DB", str(home() / "claimscrub.duckdb"))
+    # Set but empty is unset: DuckDB would open "" as a database in memory, and keep nothing.
+    return os.environ.get("CLAIMSCRUB_DB") or str(home() / "claimscrub.duckdb")
 
 
 def lock_timeout() -> float:
@@ -46,7 +48,28 @@ def site_secret() -> str:
             pass
         finally:
             os.unlink(staged)
-    return path.read_text().strip()
+    return _checked_secret(path)
+
+
+def check_site_secret() -> None:
+    """Refuse, before a run, a site secret file that is there but emptied or cut short (writes nothing: a
+    missing one is made by the run)."""
+    path = home() / "site-secret"
+    if not os.environ.get("CLAIMSCRUB_SECRET") and path.exists():
+        _checked_secret(path)
+
+
+def _checked_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if len(secret) < SECRET_LENGTH:
+        # An emptied or cut key would mask ids with a hash anyone can reverse from a list of member ids.
+        raise ValueError(f"{path}: the site secret is empty or cut short ({len(secret)} characters): restore it "
+                         "from a backup (earlier reports' patient masks depend on it), or remove it to make a new one")
+    return secret
+
+
+# The generated secret's length is 64 hex digits; a site's own file holds at least half that.
+SECRET_LENGTH = 32
 
 
 def inbox_path() -> Path:

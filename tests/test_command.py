@@ -267,3 +267,24 @@ def test_a_lock_timeout_that_is_not_a_number_is_one_line_before_the_run(tmp_path
     assert run.exit_code == 2
     assert run.stderr == "claimscrub: CLAIMSCRUB_LOCK_TIMEOUT='a minute' is not a number of seconds\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_site_variable_set_empty_is_unset(tmp_path, db_path, monkeypatch, isolated_home):
+    """`CLAIMSCRUB_DB=` in a unit file: DuckDB would open "" as a database in memory, and a remit or reference
+    load would say it loaded and keep nothing. `CLAIMSCRUB_HOME=` would make a site in the working folder."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    site = isolated_home / "claimscrub.duckdb"
+    site.write_bytes(db_path.read_bytes())
+    monkeypatch.setenv("CLAIMSCRUB_DB", "")
+    info = CliRunner().invoke(main, ["db", "info"])
+    assert info.exit_code == 0, info.output
+    assert info.stdout.splitlines()[0] == f"database: {site}"
+    monkeypatch.setenv("CLAIMSCRUB_HOME", "")
+    monkeypatch.chdir(tmp_path)
+    default = CliRunner().invoke(main, ["db", "info"])
+    assert default.exit_code == 2
+    assert default.stderr == f"claimscrub: --db {tmp_path / '.claimscrub' / 'claimscrub.duckdb'}: no such database\n"

@@ -4,6 +4,7 @@ seen before the run stops it with exit 2, one plain line, and nothing written.
 The rows of each behaviour share one scrub of one file: the run is the slow part, the rows are not.
 """
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -407,6 +408,26 @@ def _out_under_a_file(tmp_path: Path) -> list[str]:
     return ["--out", str(tmp_path / "reports" / "today")]
 
 
+def _export_as_report(tmp_path: Path) -> list[str]:
+    (tmp_path / "reports").mkdir()
+    export = text_export(tmp_path / "reports" / "lines.csv", [row("L1")])
+    return [str(export), "--out", str(tmp_path / "reports")]
+
+
+def _pipe(option: str):
+    def build(tmp_path: Path) -> list[str]:
+        os.mkfifo(tmp_path / "pipe")
+        return [option, str(tmp_path / "pipe")]
+
+    return build
+
+
+def _empty_secret(tmp_path: Path) -> list[str]:
+    (tmp_path / "home").mkdir(exist_ok=True)
+    (tmp_path / "home" / "site-secret").write_text("")
+    return []
+
+
 def _page(name: str, content: str):
     def build(tmp_path: Path) -> list[str]:
         (tmp_path / name).write_text(content)
@@ -426,6 +447,17 @@ BEFORE_THE_RUN = [
      "(`claimscrub reference localities` lists"),
     ("out is a file", _out_is_a_file, "out", "is a file, not a folder"),
     ("out under a file", _out_under_a_file, "reports", "is a file, not a folder"),
+    # Writing the reports would replace an export; the log would be appended to one.
+    ("export named like a report in --out", _export_as_report, "reports/lines.csv",
+     "an export in the --out folder named like the report written there (lines.csv)"),
+    ("log that is the export", lambda tmp_path: ["--log", str(tmp_path / "good.csv")], "--log",
+     "is an export of this run"),
+    # A pipe would hold the command in open() for good.
+    ("log that is a pipe", _pipe("--log"), "--log", "not a regular file"),
+    ("mapping that is a pipe", _pipe("--mapping"), "pipe", "not a regular file"),
+    ("database that is a pipe", _pipe("--db"), "pipe", "it is not a regular file"),
+    # A key emptied by accident would mask ids with a hash anyone can reverse.
+    ("site secret emptied", _empty_secret, "site-secret", "the site secret is empty or cut short (0 characters)"),
     # A folder no process may make one in (the kernel's /proc): a share mounted read-only, another user's.
     ("out where no folder can be made", lambda tmp_path: ["--out", "/proc/claimscrub-reports/tonight"],
      "/proc/claimscrub-reports/tonight", "cannot be written (No such file or directory)"),
