@@ -112,14 +112,34 @@ def _attached(con) -> set[str]:
     return {row[0] for row in con.execute("select database_name from duckdb_databases()").fetchall()}
 
 
-def attach_shard(con, database: str | Path, shard: int, layout: Layout) -> str:
+class ShardFileMissingError(RuntimeError):
+    """A shard file of a site that holds batches is gone. The message is one sentence naming it."""
+
+
+def attach_shard(con, database: str | Path, shard: int, layout: Layout, new: bool = False) -> str:
     """Attach shard k's file (made, with its tables, if new) to the connection's database; returns its
-    catalog."""
+    catalog. Only a site without batches, or a reshard writing its new files (`new`), makes a file."""
     name = catalog(shard)
     if name not in _attached(con):
-        con.execute(f"attach $path as {name}", {"path": str(shard_file(database, shard, layout.shards))})
+        path = shard_file(database, shard, layout.shards)
+        if not path.exists() and not new:
+            held = _batches_held(con)
+            if held:
+                # Made again empty, it would hide its patients' lines from history and from a reshard for good.
+                raise ShardFileMissingError(
+                    f"{path}: this shard file of the site is missing, and the site holds {held} batch"
+                    f"{'es' if held != 1 else ''}: restore it from a backup; claimscrub does not make it again empty")
+        con.execute(f"attach $path as {name}", {"path": str(path)})
     ensure_shard_schema(con, name)
     return name
+
+
+def _batches_held(con) -> int:
+    from .tables import table_kind
+
+    if table_kind(con, "batches") is None:
+        return 0
+    return con.execute("select count(*) from batches").fetchall()[0][0]
 
 
 def ensure_shard_schema(con, name: str) -> None:
@@ -361,7 +381,7 @@ def reshard(con, database: str | Path, before: Layout, after: Layout) -> int:
         for shard, file in enumerate(new_files):
             _remove(file)
             written.append(file)
-            name = attach_shard(con, database, shard, after)
+            name = attach_shard(con, database, shard, after, new=True)
             con.execute("begin transaction")
             _copy_shard(con, f"{name}.main", shard)
             con.execute("commit")

@@ -78,15 +78,19 @@ def materialize_in_processes(files: list[Path], out_dir: Path, db: str, mapping:
 
 class Commands(click.Group):
     """The command group: a database that cannot be opened at all is one plain line and exit 2 from whichever
-    command opened it, not a traceback."""
+    command opened it, not a traceback; a site missing one of its shard files, one line and exit 1."""
 
     def invoke(self, ctx):
+        from assets.shards import ShardFileMissingError
+
         from .database import DatabaseOpenError
 
         try:
             return super().invoke(ctx)
         except DatabaseOpenError as exc:
             fail(str(exc))
+        except ShardFileMissingError as exc:
+            fail(str(exc), 1)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})

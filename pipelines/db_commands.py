@@ -96,7 +96,7 @@ def info_command(database: str | None) -> None:
         click.echo(f"file: {path} (main: reference releases, batches, run history, decisions"
                    f"{'' if layout.per_shard else ', claim lines, findings'})")
         for shard, file in enumerate(shard_files(path, layout)):
-            state = "" if file.exists() else " (not created yet)"
+            state = "" if file.exists() else " (MISSING: restore it)" if _batches(con) else " (not created yet)"
             click.echo(f"file: {file} (shard {shard} of {layout.shards}: claim lines, prices, findings){state}")
 
 

@@ -148,7 +148,7 @@ def error_message(result) -> tuple[int, str]:
             while error is not None:
                 if error.cls_name in ("InputFileError", "ReferenceFileError"):
                     return 2, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
-                if error.cls_name == "DatabaseBusyError":
+                if error.cls_name in ("DatabaseBusyError", "ShardFileMissingError"):
                     return 1, error.message.strip().splitlines()[-1].split(": ", 1)[-1]
                 if error.cause is None:
                     break

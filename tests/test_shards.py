@@ -211,6 +211,27 @@ def test_a_per_shard_site_keeps_each_patient_s_lines_in_one_shard_file(four_file
         assert con.execute("select count(*) from raw_claim_rows").fetchall()[0][0] == 0
 
 
+def test_a_shard_file_gone_from_a_site_with_batches_stops_every_writer_instead_of_coming_back_empty(
+        four_files, exports, tmp_path):
+    """Made again empty, a lost shard file would drop its patients from history and from a reshard for good:
+    tonight's findings would halve, and nothing would say why."""
+    site = tmp_path / "site"
+    site.mkdir()
+    for path in four_files.folder.glob("claimscrub*.duckdb"):
+        shutil.copyfile(path, site / path.name)
+    db, lost = site / four_files.db.name, site / f"{four_files.db.stem}.shard-2-of-4.duckdb"
+    lost.unlink()
+    said = (f"claimscrub: {lost}: this shard file of the site is missing, and the site holds 2 batches: restore "
+            "it from a backup; claimscrub does not make it again empty\n")
+    run = scrub([exports[1]], site / "tonight", db, "--history")
+    assert (run.exit_code, run.stderr) == (1, said)
+    assert not (site / "tonight").exists() and not lost.exists()
+    reshard = db_command("reshard", "--db", str(db), "--shards", "1")
+    assert (reshard.exit_code, reshard.stderr) == (1, said)
+    info = db_command("info", "--db", str(db))
+    assert f"file: {lost} (shard 2 of 4: claim lines, prices, findings) (MISSING: restore it)" in info.stdout
+
+
 def test_a_patient_s_shard_is_the_remainder_of_the_md5_number_of_the_patient_id():
     # The shard stored with a line must not move between versions: sites made before keep their patients'
     # lines in the files they are in. Worked out from the number's halves, it is the same remainder.
