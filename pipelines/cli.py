@@ -154,6 +154,12 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     if problem:
         fail(problem)
     mapping = mapping or mapping_file()
+    for path in files:
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            shown = str(path).encode("utf-8", "replace").decode()
+            fail(f"{shown}: the file's name is not UTF-8 text (its batch, findings and reports name it): rename it")
     files, notes = _distinct_files(files)
     clash = _clash(files, out_dir, log, db or database_path())
     if clash:
@@ -179,7 +185,10 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     from .progress import show_progress
 
     if log is not None:
-        log = open(log, "a")  # checked above: a regular file or none yet, not an input
+        try:
+            log = open(log, "a")  # checked above: a regular file or none yet, not an input
+        except OSError as exc:
+            fail(f"--log {log}: {exc.strerror}")
     show_progress(log)
     database = db or database_path()
     # Held for the whole run: another writer (a second scrub, the nightly run, `reference load`) waits here
@@ -226,17 +235,23 @@ OUTPUT_NAMES = ("flags.csv", "lines.csv", "quarantine.csv", "summary.json", "den
 def _clash(files: list[Path], out_dir: Path, log: Path | None, database: str) -> str:
     """Why the run would write over one of its own inputs, if it would: an export named like a report in the
     --out folder (replaced by the report), or a --log that is an export or the database (appended to)."""
-    inputs = {path.resolve(): path for path in files}
-    target = out_dir.resolve()
-    for resolved, path in inputs.items():
-        if resolved.parent == target and resolved.name in OUTPUT_NAMES:
+    def resolved(path: Path) -> Path:
+        try:
+            return path.resolve()
+        except (OSError, RuntimeError):  # a symlink loop: the checks of each input and of --out name it
+            return path.absolute()
+
+    inputs = {resolved(path): path for path in files}
+    target = resolved(out_dir)
+    for real, path in inputs.items():
+        if real.parent == target and real.name in OUTPUT_NAMES:
             return (f"{path}: an export in the --out folder named like the report written there "
-                    f"({resolved.name}): move it, or write the reports to another folder")
+                    f"({real.name}): move it, or write the reports to another folder")
     if log is not None:
         if log.exists() and not log.is_file():
             return f"--log {log}: not a regular file"
-        if log.resolve() in inputs or log.resolve() == Path(database).resolve():
-            return f"--log {log}: is {'an export of this run' if log.resolve() in inputs else 'the database'}"
+        if resolved(log) in inputs or resolved(log) == resolved(Path(database)):
+            return f"--log {log}: is {'an export of this run' if resolved(log) in inputs else 'the database'}"
     return ""
 
 

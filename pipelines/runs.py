@@ -26,6 +26,14 @@ def out_dir_problem(out_dir: Path) -> str | None:
     """What stops a command's reports from being written where --out says, in one line, if anything does: a
     file where the folder or one above it would be, or a place where no folder can be made (a share mounted
     read-only, another user's folder). Seen before the run, not after a night's work."""
+    try:
+        return _out_dir_problem(out_dir)
+    except (OSError, RuntimeError, UnicodeError) as exc:  # a symlink loop, a name too long, one not UTF-8
+        return f"--out {out_dir}: cannot be used ({getattr(exc, 'strerror', None) or exc})"
+
+
+def _out_dir_problem(out_dir: Path) -> str | None:
+    out_dir.resolve()  # a symlink loop raises here; `exists` would call it missing
     for path in [out_dir, *out_dir.parents]:
         if path.exists():
             if not path.is_dir():

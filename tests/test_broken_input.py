@@ -114,12 +114,17 @@ def test_a_file_without_its_header_row_is_refused_without_quoting_its_first_line
     assert "PTSECRET" not in run.stderr + run.stdout
 
 
-@pytest.mark.parametrize("kind", ["a folder", "not a database", "an export named as the database"])
-def test_a_db_that_is_not_a_database_exits_2_naming_it(tmp_path, kind):
+@pytest.mark.parametrize("kind", ["a folder", "not a database", "an export named as the database", "damaged"])
+def test_a_db_that_is_not_a_database_exits_2_naming_it(tmp_path, kind, reference_db):
     good = text_export(tmp_path / "good.csv", [row("G1")])
     db = tmp_path / "site.duckdb"
     if kind == "a folder":
         db.mkdir()
+    elif kind == "damaged":
+        # Its first block's checksum no longer matches: DuckDB says "Corrupt database file".
+        data = bytearray(reference_db.read_bytes())
+        data[100:108] = b"XXXXXXXX"
+        db.write_bytes(bytes(data))
     elif kind == "not a database":
         db.write_text("claim_id,line_number\n")
     else:

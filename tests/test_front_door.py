@@ -422,6 +422,18 @@ def _pipe(option: str):
     return build
 
 
+def _out_in_a_loop(tmp_path: Path) -> list[str]:
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    return ["--out", str(tmp_path / "loop-a" / "reports")]
+
+
+def _name_not_utf8(tmp_path: Path) -> list[str]:
+    name = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.csv"))
+    name.write_bytes((tmp_path / "good.csv").read_bytes())
+    return [str(name)]
+
+
 def _empty_secret(tmp_path: Path) -> list[str]:
     (tmp_path / "home").mkdir(exist_ok=True)
     (tmp_path / "home" / "site-secret").write_text("")
@@ -456,6 +468,8 @@ BEFORE_THE_RUN = [
     ("log that is a pipe", _pipe("--log"), "--log", "not a regular file"),
     ("mapping that is a pipe", _pipe("--mapping"), "pipe", "not a regular file"),
     ("database that is a pipe", _pipe("--db"), "pipe", "it is not a regular file"),
+    ("out in a symlink loop", _out_in_a_loop, "loop-a/reports", "cannot be used (Symlink loop"),
+    ("export whose name is not UTF-8", _name_not_utf8, "caf?.csv", "the file's name is not UTF-8 text"),
     # A key emptied by accident would mask ids with a hash anyone can reverse.
     ("site secret emptied", _empty_secret, "site-secret", "the site secret is empty or cut short (0 characters)"),
     # A folder no process may make one in (the kernel's /proc): a share mounted read-only, another user's.
