@@ -171,8 +171,9 @@ def connect(database: str, timeout: float, on_wait=None, config: dict = CONNECTI
     except duckdb.Error as exc:
         if "corrupt" not in str(exc).lower():
             raise
-        raise DatabaseOpenError(f"database {database} cannot be opened: it is damaged ({str(exc).splitlines()[0]}); "
-                                "restore it from a backup (--db or CLAIMSCRUB_DB names it)") from None
+        said = str(exc).splitlines()[0]
+        raise DatabaseOpenError(f"database {database} cannot be opened: it is damaged ({said}); restore it from a "
+                                "backup (--db or CLAIMSCRUB_DB names it)") from None
 
 
 # A DuckDB database file says so in its first block, after the block's checksum.
