@@ -197,9 +197,9 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         if locality and not _known_locality(con, locality):
             fail(f"{named}{locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
                   "(`claimscrub reference localities` lists them)")
-        variant_note = _missing_variant(con, rvu_variant())
-        if variant_note:
-            click.echo(f"claimscrub: {variant_note}", err=True)
+        for note in (_missing_variant(con, rvu_variant()), "" if show_ids else _new_secret(con)):
+            if note:
+                click.echo(f"claimscrub: {note}", err=True)
         if workers <= 1:
             with prefetching(con, list(files), site_mapping) as staged:
                 result = materialize(list(files), out_dir, database, mapping, locality, show_ids,
@@ -253,6 +253,22 @@ def _clash(files: list[Path], out_dir: Path, log: Path | None, database: str) ->
         if resolved(log) in inputs or resolved(log) == resolved(Path(database)):
             return f"--log {log}: is {'an export of this run' if resolved(log) in inputs else 'the database'}"
     return ""
+
+
+def _new_secret(con) -> str:
+    """A note when the run is about to make a site secret for a database that holds earlier batches (the file
+    deleted, or the working folder moved): patients get other masks than in the site's earlier reports."""
+    from assets.tables import table_kind
+
+    from .settings import home
+
+    if os.environ.get("CLAIMSCRUB_SECRET") or (home() / "site-secret").exists():
+        return ""
+    if table_kind(con, "batches") is None or not con.execute("select count(*) from batches").fetchall()[0][0]:
+        return ""
+    return (f"{home() / 'site-secret'} is missing, and this database holds earlier batches: a new site secret is "
+            "made, so patients' masks (P-...) differ from those of earlier reports; restore the file from a backup "
+            "to keep them")
 
 
 def _missing_variant(con, variant: str) -> str:

@@ -126,6 +126,7 @@ def test_rerun_of_the_same_files_gives_the_same_outputs_and_leaves_no_temporary_
     monkeypatch.setenv("CLAIMSCRUB_HOME", str(sample_db.parent / "home"))  # the site secret of the first run
     again = scrub([SAMPLE], tmp_path / "again", sample_db)
     assert again.exit_code == 0, again.stderr
+    assert "site secret" not in again.stderr
     assert again.flags == sample_run.flags
     assert again.lines == sample_run.lines
     assert again.quarantine == sample_run.quarantine
@@ -288,3 +289,15 @@ def test_a_site_variable_set_empty_is_unset(tmp_path, db_path, monkeypatch, isol
     default = CliRunner().invoke(main, ["db", "info"])
     assert default.exit_code == 2
     assert default.stderr == f"claimscrub: --db {tmp_path / '.claimscrub' / 'claimscrub.duckdb'}: no such database\n"
+
+
+def test_a_site_secret_gone_from_a_database_with_batches_is_said_before_the_masks_change(tmp_path, sample_db,
+                                                                                       sample_run, isolated_home):
+    db = tmp_path / "claimscrub.duckdb"
+    db.write_bytes(sample_db.read_bytes())
+    run = scrub([SAMPLE], tmp_path / "out", db)  # this test's own home: no site secret in it yet
+    assert run.exit_code == 0, run.stderr
+    assert (f"claimscrub: {isolated_home / 'site-secret'} is missing, and this database holds earlier batches: a "
+            "new site secret is made, so patients' masks (P-...) differ from those of earlier reports; restore the "
+            "file from a backup to keep them") in run.stderr.splitlines()
+    assert {line["patient"] for line in run.lines}.isdisjoint({line["patient"] for line in sample_run.lines})
