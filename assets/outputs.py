@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -425,15 +426,23 @@ def summarise(con, batch_id: str) -> dict:
 
 
 def _remove_abandoned_staging(out_dir: Path) -> None:
-    """Staging folders of runs that were killed: their process is gone, and they hold patient data."""
-    for folder in out_dir.parent.glob(f".{out_dir.name}.partial-*"):
-        pid = folder.name.removeprefix(f".{out_dir.name}.partial-").split("-", 1)[0]
+    """Staging folders of runs that were killed, beside this run's folder: their process is gone, and they hold
+    patient data. Those of other folders too (a nightly run's reports each go to a folder of their own batch, so
+    a killed night's staging would otherwise stay for good)."""
+    for folder in out_dir.parent.glob(".*.partial-*"):
+        # Only what write_outputs names so (mkdtemp's suffix after the process id): nothing of a user's.
+        named = STAGING_NAME.fullmatch(folder.name)
+        if named is None or not folder.is_dir():
+            continue
         try:
-            os.kill(int(pid), 0)
-        except (ValueError, ProcessLookupError):
+            os.kill(int(named[1]), 0)
+        except ProcessLookupError:
             shutil.rmtree(folder, ignore_errors=True)
         except PermissionError:
             pass  # a live process of another user
+
+
+STAGING_NAME = re.compile(r"\..+\.partial-(\d+)-[A-Za-z0-9_]{8}")
 
 
 def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,

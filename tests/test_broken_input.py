@@ -3,6 +3,7 @@ written; a file of mixed good and bad rows scrubs the good ones and quarantines 
 
 import codecs
 import os
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -195,6 +196,23 @@ def test_a_header_without_rows_is_a_complete_run_of_nothing(tmp_path, db_path):
     assert run.exit_code == 0, run.stderr
     assert (run.summary["rows_read"], run.summary["lines_scrubbed"], run.summary["rows_quarantined"]) == (0, 0, 0)
     assert run.flags == [] and run.lines == [] and run.quarantine == []
+
+
+def test_a_killed_nights_staging_folder_beside_another_nights_reports_is_removed(tmp_path, db_path):
+    """Each night's reports go to a folder of their own: a killed night's staging folder (patient data) is removed
+    by the next run writing beside it, whatever its folder; a live run's, and a user's folder, are left."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    reports = tmp_path / "reports"
+    killed = reports / f".2026-12-06.partial-{gone.pid}-k1lled_x"
+    live = reports / f".2026-12-05.partial-{os.getpid()}-runn1ng_"
+    users = reports / ".notes.partial-copy"
+    for folder in (killed, live, users):
+        folder.mkdir(parents=True)
+        (folder / "lines.csv").write_text("claim_id\nC1\n")
+    run = scrub([text_export(tmp_path / "tonight.csv", [])], reports / "2026-12-07", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert sorted(p.name for p in reports.iterdir()) == sorted(["2026-12-07", live.name, users.name])
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
