@@ -212,9 +212,10 @@ def test_a_per_shard_site_keeps_each_patient_s_lines_in_one_shard_file(four_file
 
 
 def test_a_shard_file_gone_from_a_site_with_batches_stops_every_writer_instead_of_coming_back_empty(
-        four_files, exports, tmp_path):
+        four_files, exports, tmp_path, monkeypatch):
     """Made again empty, a lost shard file would drop its patients from history and from a reshard for good:
     tonight's findings would halve, and nothing would say why."""
+    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET["CLAIMSCRUB_SECRET"])
     site = tmp_path / "site"
     site.mkdir()
     for path in four_files.folder.glob("claimscrub*.duckdb"):
