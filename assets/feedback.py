@@ -162,7 +162,13 @@ def write_feedback(con, out_dir: Path, min_count: int = DEFAULT_MIN_COUNT,
     views = feedback_views(con, min_count, standing_days=standing_days)
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    # Imported here, not above: outputs reads the feedback views.
+    from .outputs import remove_abandoned_staging
+
+    # Named with this process's id, as a scrub's staging is: a killed run's is swept by the next run beside it.
+    remove_abandoned_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
+    os.chmod(staging, 0o700)
     try:
         for name, (columns, rows) in views.items():
             with open(staging / name, "w", newline="", encoding="utf-8") as fh:

@@ -425,7 +425,7 @@ def summarise(con, batch_id: str) -> dict:
     }
 
 
-def _remove_abandoned_staging(out_dir: Path) -> None:
+def remove_abandoned_staging(out_dir: Path) -> None:
     """Staging folders of runs that were killed, beside this run's folder: their process is gone, and they hold
     patient data. Those of other folders too (a nightly run's reports each go to a folder of their own batch, so
     a killed night's staging would otherwise stay for good)."""
@@ -450,7 +450,7 @@ def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,
                   standing_days: int = DEFAULT_STANDING_DAYS) -> dict:
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_staging(out_dir)
+    remove_abandoned_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(staging, 0o700)
     # lines.csv is written on a thread while the rest is: leaving this block waits for it. The stage's

@@ -26,7 +26,7 @@ from pipelines.settings import reports_path, site_secret
 from reports.impact import IMPACT_WORKBOOK, write_impact_workbook
 
 from .decisions import finding_id_sql
-from .outputs import patient_expression
+from .outputs import patient_expression, remove_abandoned_staging
 from .pricing import price_batch
 from .progress import stage
 from .rules import RULES
@@ -228,6 +228,7 @@ def write_impact(con, since: date, out_dir: Path, show_ids: bool, database: str 
     """impact.csv and its workbook in `out_dir`, all or nothing (as the scrub's files: staged, then moved)."""
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=out_dir.parent))
     os.chmod(staging, 0o700)
     try:

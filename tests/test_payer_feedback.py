@@ -1,6 +1,8 @@
 """The loop closed: the same claims scrubbed as CSV and as 837P give the same findings, and an 835 for
 them yields rule outcomes, missed denials and denial patterns, small patterns suppressed."""
 
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +129,21 @@ def test_rule_outcomes_count_deny_findings_the_payer_denied(loop):
         "MOD_GLOBAL_IN_HOSPITAL": ("1", "0", "0.0"),
         "NPI_INVALID": ("1", "0", "0.0"),
     }
+
+
+def test_a_killed_feedback_runs_staging_folder_is_swept_by_the_next(loop, tmp_path):
+    # Its staging holds the claims' denial patterns: named with its process's id, a killed run's is removed.
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(loop.db, db)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    killed = tmp_path / f".feedback.partial-{gone.pid}-k1lled_x"
+    killed.mkdir()
+    (killed / "missed_denials.csv").write_text("claim_id\nC1\n")
+    result = _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["claimscrub.duckdb", "claimscrub.duckdb.lock",
+                                                                 "feedback"])
 
 
 def test_feedback_says_how_many_of_each_it_wrote_in_plain_words(loop):
