@@ -218,10 +218,14 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
     deny = summary["dollars_at_risk"]["by_severity"].get("deny", 0.0)
     from assets.coverage import counted, stale_warnings
 
+    # The auditors' share, where they decided some: the total counts every deny line, as the Summary's does.
+    split = summary["dollars_at_risk"].get("deny_by_decision", {})
+    decided = sum(split.get(group, {}).get("dollars", 0.0) for group in ("dismissed", "fixed"))
     click.echo(
         f"Scrubbed {counted(summary['lines_scrubbed'], 'line')} from {counted(summary['rows_read'], 'row')} "
         f"({summary['rows_quarantined']:,} quarantined): {counted(summary['findings']['total'], 'finding')}, "
-        f"${deny:,.2f} at risk of denial."
+        f"${deny:,.2f} at risk of denial" + (f" (${decided:,.2f} of it dismissed or fixed by auditors)." if decided
+                                             else ".")
     )
     click.echo(f"Report: {(out_dir / 'denial-risk-report.xlsx').resolve()}")
     for warning in stale_warnings(summary.get("reference_coverage", [])):

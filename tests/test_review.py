@@ -189,6 +189,17 @@ def test_a_rerun_of_the_batch_keeps_the_decisions(audit):
     assert findings[("PTP-B", 2, "PTP_NO_BYPASS")]["Decision"] == "pending"
 
 
+def test_the_commands_closing_line_says_how_much_of_the_risk_auditors_dismissed_or_fixed(audit, copy_db, tmp_path):
+    rerun = scrub([audit.folder / "batch1.csv"], tmp_path / "rerun", copy_db)
+    assert rerun.exit_code == 0, rerun.stderr
+    split = rerun.summary["dollars_at_risk"]["deny_by_decision"]
+    deny = rerun.summary["dollars_at_risk"]["by_severity"]["deny"]
+    decided = split["dismissed"]["dollars"] + split["fixed"]["dollars"]
+    assert decided > 0
+    assert rerun.stdout.splitlines()[0].endswith(
+        f"${deny:,.2f} at risk of denial (${decided:,.2f} of it dismissed or fixed by auditors).")
+
+
 def test_the_worklist_leaves_out_claims_whose_deny_findings_are_all_dismissed_or_fixed(audit):
     assert worklist_claims(audit.first) == {"PTP-A", "PTP-B", "MUE-1", "BOTH-1", "DUP-1", "GLOBAL-1"}
     assert worklist_claims(audit.rerun) == {"PTP-B", "BOTH-1", "GLOBAL-1"}
