@@ -21,7 +21,13 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
     from assets.readers import InputFileError, detect_kind
     from assets.x12 import inspect_835
 
+    from .settings import database_path
 
+    # Remittances are matched to the lines a database scrubbed: a --db typed wrong would make a new, empty one
+    # and load them there, matching nothing, with exit 0.
+    database = db or database_path()
+    if not os.path.exists(database):
+        fail(f"{database}: no such database; scrub claims first (an 835 is matched to the lines they scrubbed)")
     # Every file is checked before any is loaded: a usage error leaves the database as it was.
     try:
         for path in files:

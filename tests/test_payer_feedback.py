@@ -290,6 +290,12 @@ def test_remit_of_a_folder_asks_for_its_files(tmp_path, db_path):
     result = _cli("remit", str(tmp_path), "--db", str(db_path))
     assert result.exit_code == 2
     assert result.stderr == f"claimscrub: {tmp_path}: is a folder, not an 835 file (name the files in it)\n"
+    # A --db typed wrong: no new, empty database to load the 835 into, matching nothing.
+    typo = tmp_path / "claimscrb.duckdb"
+    wrong = _cli("remit", str(FIXTURES / "835_5010_Example1.txt"), "--db", str(typo))
+    assert wrong.exit_code == 2 and not typo.exists()
+    assert wrong.stderr == (f"claimscrub: {typo}: no such database; scrub claims first (an 835 is matched to the "
+                            "lines they scrubbed)\n")
 
 
 def test_feedback_before_any_835_exits_2(tmp_path, db_path):
