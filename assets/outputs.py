@@ -34,7 +34,7 @@ from .decisions import (
     prepare_batch_decisions,
 )
 from .feedback import feedback_views, has_remittances
-from .readers import database_settings
+from .readers import database_settings, remove_abandoned
 from .report_data import (
     FINDINGS_NAMES,
     carc_texts,
@@ -426,23 +426,14 @@ def summarise(con, batch_id: str) -> dict:
 
 
 def remove_abandoned_staging(out_dir: Path) -> None:
-    """Staging folders of runs that were killed, beside this run's folder: their process is gone, and they hold
-    patient data. Those of other folders too (a nightly run's reports each go to a folder of their own batch, so
-    a killed night's staging would otherwise stay for good)."""
-    for folder in out_dir.parent.glob(".*.partial-*"):
-        # Only what write_outputs names so (mkdtemp's suffix after the process id): nothing of a user's.
-        named = STAGING_NAME.fullmatch(folder.name)
-        if named is None or not folder.is_dir():
-            continue
-        try:
-            os.kill(int(named[1]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:
-            pass  # a live process of another user
+    """Staging folders of runs that were killed, beside this run's folder, and those of other folders too: a
+    nightly run's reports each go to a folder of their own batch, so a killed night's staging would otherwise
+    stay for good."""
+    remove_abandoned(out_dir.parent, STAGING_NAME)
 
 
-STAGING_NAME = re.compile(r"\..+\.partial-(\d+)-[A-Za-z0-9_]{8}")
+# A staging folder's name, as write_outputs makes it: `.DIR.partial-`, the process id, mkstemp's suffix.
+STAGING_NAME = re.compile(r"\..+\.partial-(\d+)-[A-Za-z0-9_]+")
 
 
 def write_outputs(con, batch_id: str, out_dir: Path, show_ids: bool,

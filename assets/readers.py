@@ -17,6 +17,7 @@ import io
 import math
 import os
 import re
+import shutil
 import tempfile
 import tomllib
 import zipfile
@@ -460,19 +461,31 @@ LONE_CR = re.compile(rb"\r(?!\n)")
 
 
 UTF8_COPY = ".claimscrub-utf8-"
+# A UTF-8 copy's name: the process id that made it (none in names from before ids were put in them), then
+# mkstemp's random characters.
+UTF8_COPY_NAME = re.compile(rf"{re.escape(UTF8_COPY)}(?:(\d+)-)?[A-Za-z0-9_]+\.csv")
 
 
-def _remove_abandoned_copies(folder: Path) -> None:
-    """UTF-8 copies left by runs that were killed while reading: their process is gone, and they hold a whole
-    export's patient data."""
-    for copy in folder.glob(f"{UTF8_COPY}*.csv"):
-        pid = copy.name.removeprefix(UTF8_COPY).split("-", 1)[0]
+def remove_abandoned(folder: Path, pattern: re.Pattern) -> None:
+    """What runs killed part-way left in `folder` (a UTF-8 copy of an export, a staging folder of reports):
+    the entries named by `pattern`, its first group the id of the process that made them, that process gone.
+    They hold patient data. Nothing else is touched."""
+    for entry in folder.iterdir() if folder.is_dir() else []:
+        named = pattern.fullmatch(entry.name)
+        if named is None:
+            continue
         try:
-            os.kill(int(pid), 0)
-        except (ValueError, ProcessLookupError):
-            copy.unlink(missing_ok=True)
+            if named[1] is not None:
+                os.kill(int(named[1]), 0)
+                continue  # its process is running
+        except ProcessLookupError:
+            pass
         except PermissionError:
-            pass  # a live process of another user
+            continue  # a live process of another user
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -488,7 +501,7 @@ def utf8_copy(con, path: Path, encoding: str) -> Iterator[Path]:
         return
     home = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchall()
     folder = Path(home[0][0]).parent if home and home[0][0] else Path(tempfile.gettempdir())
-    _remove_abandoned_copies(folder)
+    remove_abandoned(folder, UTF8_COPY_NAME)
     handle, name = tempfile.mkstemp(prefix=f"{UTF8_COPY}{os.getpid()}-", suffix=".csv", dir=folder)
     try:
         with os.fdopen(handle, "wb") as out, open(path, "rb") as source:

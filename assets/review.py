@@ -358,10 +358,9 @@ def _state(row: ReviewRow) -> tuple | None:
     decision = (row.decision or "pending").lower()
     if decision.startswith(STANDING_PREFIX):
         return None
-    # Only the Scope column's own words: the stored word ("standing") typed past the drop-down is no scope.
-    scope = SCOPES.get((row.scope or "this finding").lower(), row.scope if row.scope else None)
-    if scope in SCOPES.values() and (row.scope or "this finding").lower() not in SCOPES:
-        scope = None
+    # Only the Scope column's own words (None for any other: the stored word "standing" typed past the
+    # drop-down is no scope).
+    scope = SCOPES.get((row.scope or "this finding").lower())
     return (decision, row.reason, row.reviewer, scope)
 
 

@@ -123,7 +123,7 @@ def attach_shard(con, database: str | Path, shard: int, layout: Layout, new: boo
     if name not in _attached(con):
         path = shard_file(database, shard, layout.shards)
         if not path.exists() and not new:
-            held = _batches_held(con)
+            held = batches_held(con)
             if held:
                 # Made again empty, it would hide its patients' lines from history and from a reshard for good.
                 raise ShardFileMissingError(
@@ -134,7 +134,8 @@ def attach_shard(con, database: str | Path, shard: int, layout: Layout, new: boo
     return name
 
 
-def _batches_held(con) -> int:
+def batches_held(con) -> int:
+    """How many batches the site's main file holds (0 for a database with no batches table yet)."""
     from .tables import table_kind
 
     if table_kind(con, "batches") is None:

@@ -161,7 +161,8 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
             shown = str(path).encode("utf-8", "replace").decode()
             fail(f"{shown}: the file's name is not UTF-8 text (its batch, findings and reports name it): rename it")
     files, notes = _distinct_files(files)
-    clash = _clash(files, out_dir, log, db or database_path())
+    database = db or database_path()
+    clash = _clash(files, out_dir, log, database)
     if clash:
         fail(clash)
     try:
@@ -190,7 +191,6 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         except OSError as exc:
             fail(f"--log {log}: {exc.strerror}")
     show_progress(log)
-    database = db or database_path()
     # Held for the whole run: another writer (a second scrub, the nightly run, `reference load`) waits here
     # instead of interleaving with this one, and this one waits for it.
     with holding_database(database) as con:
@@ -262,13 +262,11 @@ def _clash(files: list[Path], out_dir: Path, log: Path | None, database: str) ->
 def _new_secret(con) -> str:
     """A note when the run is about to make a site secret for a database that holds earlier batches (the file
     deleted, or the working folder moved): patients get other masks than in the site's earlier reports."""
-    from assets.tables import table_kind
+    from assets.shards import batches_held
 
     from .settings import home
 
-    if os.environ.get("CLAIMSCRUB_SECRET") or (home() / "site-secret").exists():
-        return ""
-    if table_kind(con, "batches") is None or not con.execute("select count(*) from batches").fetchall()[0][0]:
+    if os.environ.get("CLAIMSCRUB_SECRET") or (home() / "site-secret").exists() or not batches_held(con):
         return ""
     return (f"{home() / 'site-secret'} is missing, and this database holds earlier batches: a new site secret is "
             "made, so patients' masks (P-...) differ from those of earlier reports; restore the file from a backup "

@@ -49,23 +49,19 @@ def _existing_site(database: str | None):
         yield path, con
 
 
-def _batches(con) -> int:
-    return con.execute("select count(*) from batches").fetchall()[0][0]
-
-
 @db.command("init")
 @click.option("--db", "database", default=None, help=DB_HELP)
 @click.option("--shards", type=int, required=True, help="How many patient shards (1 to 256).")
 @click.option("--layout", default="single", show_default=True, help=LAYOUT_HELP)
 def init_command(database: str | None, shards: int, layout: str) -> None:
     """Create a site database with its shard count and layout (a first scrub without it makes 1 shard, single)."""
-    from assets.shards import attach_shard, read_layout, write_layout
+    from assets.shards import attach_shard, batches_held, read_layout, write_layout
     from assets.tables import ensure_schema
 
     wanted = _layout(shards, layout)
     with holding_database(database) as con:
         ensure_schema(con)
-        if _batches(con):
+        if batches_held(con):
             fail(f"{_path(con)} already holds claims ({read_layout(con).describe()}): "
                  "`claimscrub db reshard` changes it")
         made = read_layout(con)
@@ -85,18 +81,19 @@ def init_command(database: str | None, shards: int, layout: str) -> None:
 @click.option("--db", "database", default=None, help=DB_HELP)
 def info_command(database: str | None) -> None:
     """Print the database's shard count, layout and files."""
-    from assets.shards import read_layout, shard_files
+    from assets.shards import batches_held, read_layout, shard_files
 
     with _existing_site(database) as (path, con):
         layout = read_layout(con)
+        batches = batches_held(con)
         click.echo(f"database: {path}")
         click.echo(f"shards: {layout.shards}")
         click.echo(f"layout: {layout.layout}")
-        click.echo(f"batches: {_batches(con)}")
+        click.echo(f"batches: {batches}")
         click.echo(f"file: {path} (main: reference releases, batches, run history, decisions"
                    f"{'' if layout.per_shard else ', claim lines, findings'})")
         for shard, file in enumerate(shard_files(path, layout)):
-            state = "" if file.exists() else " (MISSING: restore it)" if _batches(con) else " (not created yet)"
+            state = "" if file.exists() else " (MISSING: restore it)" if batches else " (not created yet)"
             click.echo(f"file: {file} (shard {shard} of {layout.shards}: claim lines, prices, findings){state}")
 
 

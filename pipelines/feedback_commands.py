@@ -59,6 +59,7 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
 def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
     """Write overruled_dismissals.csv, rule_outcomes.csv, missed_denials.csv, denial_patterns.csv and a workbook
     from the loaded 835s."""
+    from assets.coverage import counted
     from assets.feedback import has_remittances, payer_feedback
 
     from .settings import database_path, standing_days
@@ -80,14 +81,9 @@ def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
         meta = materialize_one(payer_feedback, {"out_dir": str(out_dir.resolve()), "min_count": min_count,
                                                 "standing_days": days}, database)
     click.echo(
-        f"{_counted(meta['rule_outcomes'], 'rule')} with remitted deny findings, "
-        f"{_counted(meta['missed_denials'], 'missed denial')}, "
-        f"{_counted(meta['denial_patterns'], 'denial pattern row')} (min count {min_count}), "
-        f"{_counted(meta['overruled_dismissals'], 'dismissal')} the payer did not agree with."
+        f"{counted(meta['rule_outcomes'], 'rule')} with remitted deny findings, "
+        f"{counted(meta['missed_denials'], 'missed denial')}, "
+        f"{counted(meta['denial_patterns'], 'denial pattern row')} (min count {min_count}), "
+        f"{counted(meta['overruled_dismissals'], 'dismissal')} the payer did not agree with."
     )
     click.echo(f"Feedback: {out_dir.resolve()}")
-
-
-def _counted(count: int, noun: str) -> str:
-    """`1 rule`, `2 rules`: a count and its noun, singular for one."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"

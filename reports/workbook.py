@@ -619,7 +619,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
         _trend_chart(sheet, first, out.row, f"H{trend}")
     else:
         out.add(s("No earlier run of this source in this database: this run is not compared with runs of "
-                  "other files (the trend appears once another export of this source is scrubbed: a file scrubbed again replaces its own run)."))
+                  "other files (the trend appears once another export of this source is scrubbed: a file "
+                  "scrubbed again replaces its own run)."))
     others = report.other_runs
     if others.count:
         out.add(s(f"Left out: {others.count:,} run{'s' if others.count != 1 else ''} of other sources, the "
