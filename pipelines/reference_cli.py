@@ -5,6 +5,7 @@ scrub runs on that file waits for the scrub (CLAIMSCRUB_LOCK_TIMEOUT seconds, sa
 then loads, or exits 1 with one plain line having changed nothing.
 """
 
+import os
 import sys
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -18,7 +19,7 @@ DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in $CLAI
 
 
 @contextmanager
-def _connection(db: str | None):
+def _connection(db: str | None, shows: bool = False):
     """The database held for the whole command, as every writer holds it (opened without Dagster: these commands
     stay quick to start).
 
@@ -26,7 +27,16 @@ def _connection(db: str | None):
     tables of a new database, `status` and `localities` load the bundled releases a database lacks. A read-only
     open would not spare the user the wait either: DuckDB refuses it while another process holds the file for
     writing. So each one waits its turn like any writer and says so (a scrub of millions of lines takes minutes;
-    `reference status` then answers once it is done)."""
+    `reference status` then answers once it is done).
+
+    A command that only shows something (`shows`) refuses a database named by --db or CLAIMSCRUB_DB that does
+    not exist: a name typed wrong would be made a new database, and its answers (the bundled releases only)
+    taken for the site's."""
+    if shows:
+        named = db or os.environ.get("CLAIMSCRUB_DB")
+        if named and not os.path.exists(named):
+            fail(f"{named}: no such database (--db or CLAIMSCRUB_DB names it); a scrub or `claimscrub db init` "
+                 "makes one")
     with holding_database(db) as con:
         con.execute("set enable_progress_bar = false")
         yield con
@@ -43,7 +53,7 @@ def list_command(db: str | None) -> None:
     """Show every release: table, effective period, rows, source files and where it came from."""
     from reference.releases import list_releases
 
-    with _connection(db) as con:
+    with _connection(db, shows=True) as con:
         rows = list_releases(con)
     header = ("release", "table", "effective", "rows", "origin", "sources")
     table = [
@@ -72,7 +82,7 @@ def status_command(as_of: datetime | None, strict: bool, db: str | None) -> None
     except ValueError as exc:
         fail(str(exc))
     day = as_of.date() if as_of else date.today()
-    with _connection(db) as con:
+    with _connection(db, shows=True) as con:
         for table in sorted({t.split("_")[0] if t.startswith("mue") else t for f in FAMILIES for t in f.tables}):
             ensure_bundled(con, table)
         rows = status_as_of(con, day, variant)
@@ -113,6 +123,9 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
     from reference.releases import load_files
 
     when: date | None = effective.date() if effective else None
+    # A release id is printed on every line and finding it judges, and in the workbook: one printable line.
+    if release_id is not None and (not release_id.strip() or not release_id.isprintable()):
+        fail(f"--release-id {release_id!r}: a release id is one line of printable text, e.g. 'PTP 2026Q3'")
     try:
         with _connection(db) as con:
             results = load_files(con, list(files), when, release_id)

@@ -263,6 +263,15 @@ def test_release_id_option_names_the_release(fresh_db):
         ("PTP 2026Q3 sample", "2026-07-01")]
 
 
+@pytest.mark.parametrize("name", ["PTP 2026Q3\nsample", "  ", "PTP\t2026Q3"])
+def test_a_release_id_that_is_not_one_printable_line_is_refused(fresh_db, name):
+    """A line break in a release id broke every report line that names the release."""
+    result = reference("load", PTP_2026, "--release-id", name, "--db", fresh_db)
+    assert result.exit_code == 2
+    assert "a release id is one line of printable text" in result.output
+    assert not fresh_db.exists()
+
+
 def test_list_on_a_fresh_database_shows_the_bundled_releases(fresh_db):
     listed = reference("list", "--db", fresh_db)
     assert listed.exit_code == 0

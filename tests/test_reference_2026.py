@@ -178,6 +178,20 @@ def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(r
     assert current.exit_code == 0, current.output
 
 
+@pytest.mark.parametrize("command", [["status"], ["list"]])
+def test_reference_status_and_list_refuse_a_database_name_typed_wrong(tmp_path, monkeypatch, command):
+    """A mistyped --db or CLAIMSCRUB_DB was made a new database, and its bundled releases shown as the site's."""
+    typo = tmp_path / "sit.duckdb"
+    runner = CliRunner()
+    named = runner.invoke(main, ["reference", *command, "--db", str(typo)])
+    assert named.exit_code == 2
+    assert named.output.strip().endswith(f"{typo}: no such database (--db or CLAIMSCRUB_DB names it); a scrub or "
+                                         "`claimscrub db init` makes one")
+    monkeypatch.setenv("CLAIMSCRUB_DB", str(typo))
+    assert runner.invoke(main, ["reference", *command]).exit_code == 2
+    assert not typo.exists() and not list(tmp_path.glob("sit.duckdb*"))
+
+
 def test_a_later_qpp_file_does_not_make_a_non_qpp_sites_prices_current(reference_db, tmp_path, monkeypatch):
     """Only the QPP file of 2026Q4 loaded: a non-QPP site's lines are still priced by RVU26B, which ended
     2026-06-30, so its RVU table is stale; for a QPP site the new file is current."""
