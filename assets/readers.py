@@ -688,19 +688,20 @@ PARSED_COLUMNS = """
              then date '1899-12-30' + split_part(date_of_service, '.', 1)::integer
 __OTHER_DATES__
     end::date,
-    -- A code cell that carries modifiers ("76120-26") gives its code and modifiers, unless the modifier
-    -- columns hold other ones: then the cell stays whole, and validation quarantines the row naming both.
+    -- A code cell that carries modifiers ("76120-26") gives its code and modifiers, joined with those of the
+    -- modifier columns ("76120-26" with 59 in a modifier column is 76120 with 26 and 59): every modifier
+    -- written is one the payer reads.
     -- A code with its description after it, as some systems export the column ("76120 - CINE/VIDEO X-RAYS",
     -- "99213 Office visit"), is the code: the description's first word has three letters or more, so no
     -- modifier is taken for one.
     case when code_modifiers is null and strlen(code_cell) > 5
               and regexp_full_match(code_cell, '[A-Z0-9]{5}\\s*[-:,]?\\s+[A-Z]{3}.*')
          then left(code_cell, 5)
-         when code_modifiers is null or (column_modifiers <> [] and column_modifiers <> code_modifiers)
-         then code_cell else left(code_cell, 5) end,
+         when code_modifiers is null then code_cell else left(code_cell, 5) end,
     units, try_cast(replace(units, ',', '') as double),
-    case when code_modifiers is not null and column_modifiers = [] then code_modifiers
-         else column_modifiers end,
+    case when code_modifiers is null then column_modifiers
+         when column_modifiers = [] then code_modifiers
+         else list_sort(list_distinct(list_concat(code_modifiers, column_modifiers))) end,
     try_cast(replace(replace(charge, '$', ''), ',', '') as decimal(14,2)),
     __NPI_rendering_npi__, __NPI_billing_npi__,
     -- Two digits, as nearly every line has them, are kept without the regular expression, which costs more.

@@ -11,7 +11,7 @@ from datetime import date
 import pandas as pd
 import pandera.pandas as pa
 
-from .readers import CODE_WITH_MODIFIERS, EXCEL_ERRORS, TWO_DIGITS
+from .readers import EXCEL_ERRORS, TWO_DIGITS
 
 # A date of service before this is a slip of the keyboard (1899, 0024), not a service anyone still bills.
 EARLIEST_SERVICE = "2000-01-01"
@@ -38,8 +38,6 @@ REASONS = {
         "date_of_service {raw!r}{read} is a date of service in the future (after the run's day, {today})",
     ("hcpcs", "not_nullable"): "hcpcs is missing",
     ("hcpcs", "five letters and digits"): "hcpcs {raw!r} is not five letters and digits",
-    ("hcpcs", "one set of modifiers"):
-        "hcpcs {raw!r} carries modifiers {code_modifiers} but the modifier columns hold {column_modifiers}",
     ("units", "not_nullable"): "units {raw!r} is not a positive number",
     ("units", "positive"): "units {raw!r} is not a positive number",
     ("units", "whole number"): "units {raw!r} is not a whole number",
@@ -124,13 +122,7 @@ class ScrubbableRow(pa.DataFrameModel):
 
     @pa.check("hcpcs", name="five letters and digits")
     def _code(cls, s):
-        return s.str.fullmatch(r"[A-Z0-9]{5}") | s.str.fullmatch(CODE_WITH_MODIFIERS)
-
-    # A code cell with modifiers is read as the code and its modifiers when the modifier columns hold no
-    # others (the readers split it); one still whole here disagrees with the modifier columns.
-    @pa.check("hcpcs", name="one set of modifiers")
-    def _one_set(cls, s):
-        return ~s.str.fullmatch(CODE_WITH_MODIFIERS)
+        return s.str.fullmatch(r"[A-Z0-9]{5}")
 
     @pa.check("units", name="positive")
     def _units(cls, s):

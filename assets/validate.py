@@ -12,7 +12,6 @@ import pandera.pandas as pa
 
 from pipelines.settings import run_day
 
-from .readers import CODE_WITH_MODIFIERS
 from .schemas import (
     EXCEL_ERRORS_SQL,
     MODIFIER,
@@ -140,21 +139,17 @@ def _reason_text(row: dict, day: date) -> str:
     if column == "modifiers_shaped":
         raw = ", ".join(repr(m) for m in str(row["modifier_text"]).split(", ") if not re.fullmatch(MODIFIER, m))
         return template.format(raw=raw)
-    code, read = row["hcpcs"], row["date_read"]
+    read = row["date_read"]
     if (column, check) == ("date_of_service", "plausible") and isinstance(read, str) and read[:2] == "19":
         # A date of the 1900s where the date of service belongs is most often the patient's date of birth in
         # the wrong column: said so, not quoted.
         return BIRTH_DATE_LIKE
-    code_modifiers = ""
-    if isinstance(code, str) and re.fullmatch(CODE_WITH_MODIFIERS, code):
-        code_modifiers = ", ".join(sorted(set(re.split("[ -]+", code[5:].strip(" -")))))
     if check == "not_nullable" and column in ("line_number", "date_of_service", "units") and not _quoted(raw):
         return f"{column} is missing"
     raw = _quoted(raw)
     return template.format(raw=raw, claim=_quoted(row["claim_id"]), line=_quoted(row["line_number_raw"]),
                            first=row["first_seen"], today=day.isoformat(),
-                           read="" if pd.isna(read) or read == raw else f" (read as {read})",
-                           code_modifiers=code_modifiers, column_modifiers=_quoted(row["modifier_text"]))
+                           read="" if pd.isna(read) or read == raw else f" (read as {read})")
 
 
 BIRTH_DATE_LIKE = ("date_of_service is an implausible date of service (before 2000): a date of the 1900s, most "

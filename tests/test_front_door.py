@@ -155,10 +155,10 @@ ROWS = [
     ({"CPT Code": "76120 26"}, ("2024-07-08", "76120", "26", "1")),
     ({"CPT Code": "76120-26-59"}, ("2024-07-08", "76120", "26,59", "1")),
     ({"CPT Code": "76120-26", "Mod 1": "26"}, ("2024-07-08", "76120", "26", "1")),
-    ({"CPT Code": "76120-26", "Mod 1": "59"},
-     "hcpcs '76120-26' carries modifiers 26 but the modifier columns hold 59"),
-    ({"CPT Code": "76120-26-59", "Mod 1": "XU"},
-     "hcpcs '76120-26-59' carries modifiers 26, 59 but the modifier columns hold XU"),
+    # The code cell's modifiers and the modifier columns' are the line's: each one written is read.
+    ({"CPT Code": "76120-26", "Mod 1": "59"}, ("2024-07-08", "76120", "26,59", "1")),
+    ({"CPT Code": "76120-26", "Mod 1": "26 59"}, ("2024-07-08", "76120", "26,59", "1")),
+    ({"CPT Code": "76120-26-59", "Mod 1": "XU"}, ("2024-07-08", "76120", "26,59,XU", "1")),
     ({"CPT Code": "76120-2"}, "hcpcs '76120-2' is not five letters and digits"),
     # A modifier cell holding several is read as the modifiers column is; one that holds no modifier is not
     # dropped or kept as it is: the row says why it was not scrubbed.

@@ -199,7 +199,7 @@ ONE_DEFECT = st.one_of(
                      ("Units", "1e3", "is not a whole number written in digits"),
                      ("Units", "1,5", "is not a whole number written in digits"),
                      ("CPT Code", "7612", "is not five letters and digits"),
-                     ("CPT Code", "76120-26", "carries modifiers 26 but the modifier columns hold 59"),
+                     ("CPT Code", "76120-2", "is not five letters and digits"),
                      ("Member ID", "", "patient_id is missing"),
                      ("Mod 1", "ABC", "modifier 'ABC' is not a modifier"),
                      ("Modifiers", "26, 6/26", "modifier '6/26' is not a modifier"),
