@@ -34,18 +34,33 @@ insert or ignore into batch_order select $batch, coalesce(max(seq), 0) + 1 from 
 # service with the batch (`shares_day`), and those of the batch's patients, from 91 days before its first date
 # to the day after its last, whose code has a global period in some loaded RVU release (a surgery's period can
 # reach the batch's dates). A file of this batch scrubbed before (same content) is not history: a line is never
-# judged against itself. Nor is a claim sent again tonight (corrected or resubmitted): tonight's version
-# replaces every line of its earlier ones, as the payer's latest claim does. Each keeps what its price reads
-# (assets/pricing.py: price_history).
+# judged against itself. Nor is a version of a claim that a later one replaced (`replaced`: corrected, voided),
+# as the payer's latest claim does. Each keeps what its price reads (assets/pricing.py: price_history).
 HISTORY_CANDIDATES = """
 create or replace temp table history_candidates as
 with tonight as (
     select patient_id, date_of_service from claim_lines where batch_id = $batch
 ),
-earlier as materialized (
+-- A version of a claim that a later one (before tonight, or tonight) replaced: the later one is of the same
+-- patient and bills something else (a correction, a void, rows that could not be scrubbed). The same claim
+-- sent again unchanged is a second submission, and a claim id sent for another patient another claim: both
+-- stay. Only the few claims sent more than once are compared (`again`), wherever their lines are stored.
+replaced as (
+    select earlier.batch_id, earlier.claim_id
+    from claim_sends earlier
+    join batch_order earlier_order on earlier_order.batch_id = earlier.batch_id
+    join claim_sends later on later.claim_id = earlier.claim_id and later.again
+    join batch_order later_order on later_order.batch_id = later.batch_id
+    where earlier.again
+      and later_order.seq > earlier_order.seq
+      and later_order.seq <= (select seq from batch_order where batch_id = $batch)
+      and later.patient is not distinct from earlier.patient
+      and later.content is distinct from earlier.content
+),
+earlier as (
     select earlier.batch_id, earlier.line_id, earlier.patient_id, earlier.date_of_service, earlier.hcpcs,
            earlier.component, earlier.facility, earlier.locality, earlier.service_zip, earlier.claim_type,
-           earlier.modifiers, earlier.units, earlier.claim_id, earlier_order.seq
+           earlier.modifiers, earlier.units
     from claim_lines earlier
     join batch_order earlier_order on earlier_order.batch_id = earlier.batch_id
     join batch_files earlier_file on earlier_file.batch_id = earlier.batch_id
@@ -55,29 +70,14 @@ earlier as materialized (
       and earlier_order.seq < (select seq from batch_order where batch_id = $batch)
       and earlier_file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
       and earlier.patient_id in (select distinct patient_id from tonight)
-      -- A claim sent again tonight replaces its earlier versions, even where tonight's rows of it were all
-      -- quarantined, or are another patient's (stored in another shard file): what went out before is void.
-      and earlier.claim_id not in (select claim_id from claim_sends where batch_id = $batch)
-),
--- A claim sent again in a later earlier batch replaced its earlier versions there: only its latest version
--- before tonight takes part, wherever and for whomever it was sent (the few claims sent more than once, from
--- claim_sends).
-latest as (
-    select claim_id, max(seq) as seq from (
-        select claim_id, seq from earlier
-        union all
-        select sent.claim_id, sent_order.seq
-        from claim_sends sent
-        join batch_order sent_order on sent_order.batch_id = sent.batch_id
-        where sent.again and sent_order.seq < (select seq from batch_order where batch_id = $batch))
-    group by claim_id
+      and not exists (select 1 from replaced
+                      where replaced.batch_id = earlier.batch_id and replaced.claim_id = earlier.claim_id)
 ),
 marked as (
-    select earlier.* exclude (claim_id, seq),
+    select earlier.*,
            exists (select 1 from tonight where tonight.patient_id = earlier.patient_id
                                            and tonight.date_of_service = earlier.date_of_service) as shares_day
     from earlier
-    semi join latest on latest.claim_id = earlier.claim_id and latest.seq = earlier.seq
 )
 select * from marked
 where shares_day or hcpcs in (select hcpcs from ref_rvu where global_days in ('000', '010', '090'))

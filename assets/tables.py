@@ -114,8 +114,11 @@ alter table line_flags add column if not exists partner_claim_id varchar;
 alter table line_flags add column if not exists partner_line_number integer;
 create table if not exists batch_order (batch_id varchar primary key, seq bigint);
 -- Which claims each batch sent, quarantined rows included, and whether another batch sent the claim too
--- (`again`): history takes each claim's latest version only, wherever its lines are stored.
+-- (`again`): history leaves out a version that a later one replaced, wherever its lines are stored. A version
+-- is known by its patient and its content (CLAIM_CONTENT; null in sends of an older version).
 create table if not exists claim_sends (batch_id varchar, claim_id varchar, again boolean);
+alter table claim_sends add column if not exists patient varchar;
+alter table claim_sends add column if not exists content varchar;
 -- The line's patient shard (assets/shards.py), stored when it is read (null in rows of an older version: shard 0).
 alter table raw_claim_rows add column if not exists shard smallint;
 -- Whether the row had text in more cells than its file's header names (a CSV value holding the delimiter,
@@ -158,7 +161,9 @@ create table if not exists line_flags ({LINE_FLAGS_COLUMNS});
 def ensure_schema(con) -> None:
     ensure_reference_schema(con)
     _parse_text_raw_rows(con)
-    sends_kept = table_kind(con, "claim_sends") is not None
+    sends_kept = table_kind(con, "claim_sends") is not None and con.execute(
+        "select count(*) from duckdb_columns() where database_name = current_database() and schema_name = 'main' "
+        "and table_name = 'claim_sends' and column_name = 'content'").fetchall()[0][0] > 0
     con.execute(SCHEMA)
     if not sends_kept:
         _claim_sends_of_stored_batches(con)
@@ -251,21 +256,39 @@ def named_parameters(sql: str, values: dict) -> dict:
     return {name: value for name, value in values.items() if re.search(rf"\${name}\b", sql)}
 
 
+# A claim's content: what its rows bill, row by row (the rows' order aside), as a sum of the rows' hashes.
+# DuckDB's hash() may change with its version: a claim sent again across such an upgrade then reads as
+# changed, and replaces its earlier version as a correction does.
+CONTENT_COLUMNS = ("line_number", "patient_id", "dos", "date_of_service", "hcpcs", "units", "modifiers", "charge",
+                   "rendering_npi", "billing_npi", "place_of_service", "claim_type", "diagnoses", "payer", "locality",
+                   "service_zip", "void_claim")
+ROW_CONTENT = f"hash({', '.join(CONTENT_COLUMNS)})"
+CLAIM_SEND_COLUMNS = f"""batch_id, claim_id, false as again, min(trim(patient_id)) as patient,
+       cast(sum(cast({ROW_CONTENT} as hugeint)) as varchar) as content"""
+
 CLAIM_SENDS = (
     "delete from claim_sends where batch_id = $batch",
-    """insert into claim_sends
-       select distinct batch_id, claim_id, false from raw_claim_rows
-       where batch_id = $batch and claim_id is not null""",
+    f"""insert into claim_sends by name
+       select {CLAIM_SEND_COLUMNS} from raw_claim_rows
+       where batch_id = $batch and claim_id is not null group by batch_id, claim_id""",
     """update claim_sends set again = true
        where not again
          and claim_id in (select claim_id from claim_sends where batch_id = $batch
                           intersect select claim_id from claim_sends where batch_id <> $batch)""",
 )
 
-# A database made before claim_sends: its stored batches' claims ({rows}: the main file's raw rows, or a
-# shard file's), then which of them more than one batch sent.
+# A database made before claim_sends, or before its versions' patient and content: its stored batches' rows
+# ({rows}: the main file's raw rows, or a shard file's), then their claims, then which of them more than one
+# batch sent. A claim's rows may lie in several shard files (a claim of two patients): its content is summed
+# over all of them.
+STORED_CLAIM_ROWS = """
+insert into stored_claim_rows
+select batch_id, claim_id, trim(patient_id), cast({content} as hugeint) from {rows} where claim_id is not null
+"""
 STORED_CLAIM_SENDS = """
-insert into claim_sends select distinct batch_id, claim_id, false from {rows} where claim_id is not null
+insert into claim_sends by name
+select batch_id, claim_id, false as again, min(patient) as patient, cast(sum(content) as varchar) as content
+from stored_claim_rows group by batch_id, claim_id
 """
 SENT_AGAIN = """
 update claim_sends set again = true
@@ -281,14 +304,27 @@ def record_claim_sends(con, batch_id: str) -> None:
         con.execute(statement, {"batch": batch_id})
 
 
+def _content_of(con, database: str) -> str:
+    """ROW_CONTENT over the raw rows of `database` (the main file's, or an attached shard file's): a column that
+    rows of an older version lack (a shard file not opened since) counts as empty, as it would in a new row."""
+    name = "current_database()" if database == "main" else "$db"
+    held = {row[0] for row in con.execute(
+        f"select column_name from duckdb_columns() where database_name = {name} and schema_name = 'main' "
+        "and table_name = 'raw_claim_rows'", {} if database == "main" else {"db": database}).fetchall()}
+    return f"hash({', '.join(name if name in held else 'null' for name in CONTENT_COLUMNS)})"
+
+
 def _claim_sends_of_stored_batches(con) -> None:
-    """A database made before claim_sends: its stored batches' claims, from the main file and, for a site
-    stored in shard files, from each of those."""
+    """A database made before claim_sends, or before their patient and content: its stored batches' claims, from
+    the main file and, for a site stored in shard files, from each of those."""
     from pathlib import Path
 
     from .shards import read_layout, shard_file
 
-    con.execute(STORED_CLAIM_SENDS.format(rows="raw_claim_rows"))
+    con.execute("delete from claim_sends")
+    con.execute("create or replace temp table stored_claim_rows (batch_id varchar, claim_id varchar, "
+                "patient varchar, content hugeint)")
+    con.execute(STORED_CLAIM_ROWS.format(rows="raw_claim_rows", content=_content_of(con, "main")))
     layout = read_layout(con)
     database = con.execute("select path from duckdb_databases() where database_name = current_database()"
                            ).fetchall()[0][0]
@@ -298,7 +334,10 @@ def _claim_sends_of_stored_batches(con) -> None:
             if Path(path).exists():
                 con.execute("attach $path as claim_sends_shard (read_only)", {"path": str(path)})
                 try:
-                    con.execute(STORED_CLAIM_SENDS.format(rows="claim_sends_shard.main.raw_claim_rows"))
+                    con.execute(STORED_CLAIM_ROWS.format(rows="claim_sends_shard.main.raw_claim_rows",
+                                                         content=_content_of(con, "claim_sends_shard")))
                 finally:
                     con.execute("detach claim_sends_shard")
+    con.execute(STORED_CLAIM_SENDS)
+    con.execute("drop table stored_claim_rows")
     con.execute(SENT_AGAIN)

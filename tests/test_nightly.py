@@ -321,28 +321,60 @@ def test_a_claim_sent_again_replaces_its_earlier_version_in_history(tmp_path, db
     assert not [key for key in found if key[0] == "S2"]
 
 
-# Three nights on a database made before the claims each batch sent were kept: the slow tier (CI runs it).
+def test_the_same_claim_sent_again_unchanged_is_a_second_submission(tmp_path, db_path):
+    """A payer denies a claim it already has as a duplicate (CARC 18): the same claim id, patient and rows sent
+    again on another night are judged against the first, which names its batch. The night's own file scrubbed
+    again is not (it replaces its own rows)."""
+    rows = [line("D1", "99213", patient="PD"), line("D1", "73560", patient="PD", number=2)]
+    monday = engine_scrub([write_csv(tmp_path / "monday.csv", rows)], tmp_path / "monday", db_path, history=True)
+    # The same rows in another order, in a file of their own.
+    tuesday = engine_scrub([write_csv(tmp_path / "tuesday.csv", rows[::-1])], tmp_path / "tuesday", db_path,
+                           history=True)
+    assert monday.exit_code == tuesday.exit_code == 0, tuesday.stderr
+    repeats = {(f["line_number"], f["rule_id"]): f for f in tuesday.flags if f["rule_id"].startswith("DUP_")}
+    assert set(repeats) == {("1", "DUP_EXACT"), ("2", "DUP_COMPONENT")}
+    for found in repeats.values():
+        assert (found["partner_claim_id"], found["partner_batch"]) == ("D1", monday.summary["batch_id"])
+    again = engine_scrub([write_csv(tmp_path / "tuesday.csv", rows[::-1])], tmp_path / "again", db_path,
+                         history=True)
+    assert again.flags == tuesday.flags
+
+
+# Three nights on a database made before the claims each batch sent, or their versions, were kept: the slow
+# tier (CI runs it).
 @pytest.mark.slow
-def test_a_claim_sent_again_for_another_patient_replaces_its_version_on_a_database_made_before(tmp_path, db_path):
-    # M1 went out Monday as P3's knee replacement and was sent again Tuesday for P4 (the wrong patient was
-    # corrected). The database then loses what it kept of the sends, as one made before them. Wednesday P3's
-    # visit is in no global period (P4 is not among Wednesday's patients, so Tuesday's M1 is found only among
-    # the sends); P3's other visit, after P3's own surgery S1, is.
+@pytest.mark.parametrize("made_before", ["drop table claim_sends",
+                                         "alter table claim_sends drop column content; "
+                                         "alter table claim_sends drop column patient"])
+def test_a_claim_id_sent_for_another_patient_is_another_claim_on_a_database_made_before(tmp_path, db_path,
+                                                                                        made_before):
+    # M1 went out Monday as P3's knee replacement; Tuesday's M1 is P4's (an id used again for another patient,
+    # or a claim sent under the wrong patient, which stays on that patient's record until it is voided). C1
+    # went out Monday as P3's knee replacement too and was corrected Tuesday to an injection (20610: 0 days).
+    # The database then loses what it kept of the sends, as one made before them. Wednesday P3's visit V3 is in
+    # Monday's M1's period, P4's visit V4 in Tuesday's; P3's visit V5 is in no period: C1 was corrected.
     surgery = {"patient": "P3", "dos": "2024-07-01"}
-    nights = [[line("M1", "27447", **surgery), line("S1", "27447", patient="P3", dos="2024-09-02")],
-              [line("M1", "27447", **{**surgery, "patient": "P4"})],
+    nights = [[line("M1", "27447", **surgery), line("C1", "27447", patient="P3", dos="2024-11-01")],
+              [line("M1", "27447", **{**surgery, "patient": "P4"}),
+               line("C1", "20610", patient="P3", dos="2024-11-01")],
               [line("V3", "99213", patient="P3", dos="2024-07-09"),
-               line("V4", "99213", patient="P3", dos="2024-09-09")]]
+               line("V4", "99213", patient="P4", dos="2024-07-09"),
+               line("V5", "99213", patient="P3", dos="2024-11-05")]]
+    batches = []
     for number, rows in enumerate(nights):
         run = engine_scrub([write_csv(tmp_path / f"night{number}.csv", rows)], tmp_path / f"out{number}", db_path,
                            history=True)
         assert run.exit_code == 0, run.stderr
+        batches.append(run.summary["batch_id"])
         if number == 1:
             with duckdb.connect(str(db_path)) as con:
-                con.execute("drop table claim_sends")
+                con.execute(made_before)
     found = {(f["claim_id"], f["rule_id"]): f for f in run.flags}
-    assert [key for key in found if key[0] == "V3"] == []
-    assert found[("V4", "GLOBAL_EM_IN_PERIOD")]["partner_claim_id"] == "S1"
+    assert {key for key in found if key[0] in ("V3", "V4", "V5")} == {("V3", "GLOBAL_EM_IN_PERIOD"),
+                                                                      ("V4", "GLOBAL_EM_IN_PERIOD")}
+    assert (found[("V3", "GLOBAL_EM_IN_PERIOD")]["partner_claim_id"],
+            found[("V3", "GLOBAL_EM_IN_PERIOD")]["partner_batch"]) == ("M1", batches[0])
+    assert found[("V4", "GLOBAL_EM_IN_PERIOD")]["partner_batch"] == batches[1]
 
 
 # How earlier releases stored claim lines: a table of their own, and raw rows without the scrubbable mark.

@@ -158,11 +158,11 @@ def test_history_reads_the_whole_batch_s_dates_and_each_claim_s_latest_version_o
     # 2025-11-20; tonight's first date (P2's, 2026-02-01) puts that correction inside history's dates, and so
     # the first version stays replaced, whichever shard judges P1. Claims B and C, of two earlier nights, both
     # repeat tonight's T3: the first night's is the partner named.
-    # Surgery claims SA and SB went out for P1; SA was sent again for P2 the next night, SB tonight. Both of
-    # P1's versions are void, though they sit in P1's shard file and the new ones in P2's: P1's visit V1 is in
-    # no global period, P2's V2 is in SA's (the second night's, the earliest surgery of that day by claim).
-    # Before tonight the main file loses what it kept of the sends, as one made before them: they are found
-    # again in the shard files.
+    # Surgery claims SA and SB went out for P1; SA was sent for P2 the next night, SB tonight: claim ids used
+    # again for another patient, other claims, so P1's stay in P1's shard file. P1's visit V1 is in the first
+    # night's SA's period, P2's V2 in the second night's SA's (the earliest surgery of that day by claim).
+    # Claim A's correction, of the same patient, replaced its first version. Before tonight the main file loses
+    # what it kept of the sends, as one made before them: they are found again in the shard files.
     db = tmp_path / "claimscrub.duckdb"
     shutil.copyfile(reference_db, db)
     assert db_command("init", "--db", str(db), "--shards", "2", "--layout", "per-shard").exit_code == 0
@@ -182,9 +182,12 @@ def test_history_reads_the_whole_batch_s_dates_and_each_claim_s_latest_version_o
             with duckdb.connect(str(db)) as con:
                 con.execute("drop table claim_sends")
     found = {(f["claim_id"], f["rule_id"]): f for f in run.flags}
-    assert not [key for key in found if key[0] in ("T1", "V1")]
+    assert not [key for key in found if key[0] == "T1"]
+    assert [key for key in found if key[0] == "V1"] == [("V1", "GLOBAL_EM_IN_PERIOD")]
     repeat = found[("T3", "DUP_EXACT")]
     assert (repeat["partner_claim_id"], repeat["partner_batch"]) == ("B", nights_batch(tmp_path / "out1"))
+    period = found[("V1", "GLOBAL_EM_IN_PERIOD")]
+    assert (period["partner_claim_id"], period["partner_batch"]) == ("SA", nights_batch(tmp_path / "out1"))
     period = found[("V2", "GLOBAL_EM_IN_PERIOD")]
     assert (period["partner_claim_id"], period["partner_batch"]) == ("SA", nights_batch(tmp_path / "out2"))
 
