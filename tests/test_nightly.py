@@ -344,8 +344,8 @@ def test_the_same_claim_sent_again_unchanged_is_a_second_submission(tmp_path, db
 # tier (CI runs it).
 @pytest.mark.slow
 @pytest.mark.parametrize("made_before", ["drop table claim_sends",
-                                         "alter table claim_sends drop column content; "
-                                         "alter table claim_sends drop column patient"])
+                                         ("alter table claim_sends drop column content; "
+                                          "alter table claim_sends drop column patient")])
 def test_a_claim_id_sent_for_another_patient_is_another_claim_on_a_database_made_before(tmp_path, db_path,
                                                                                         made_before):
     # M1 went out Monday as P3's knee replacement; Tuesday's M1 is P4's (an id used again for another patient,
