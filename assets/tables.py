@@ -259,10 +259,17 @@ def named_parameters(sql: str, values: dict) -> dict:
 # A claim's content: what its rows bill, row by row (the rows' order aside), as a sum of the rows' hashes.
 # DuckDB's hash() may change with its version: a claim sent again across such an upgrade then reads as
 # changed, and replaces its earlier version as a correction does.
-CONTENT_COLUMNS = ("line_number", "patient_id", "dos", "date_of_service", "hcpcs", "units", "modifiers", "charge",
-                   "rendering_npi", "billing_npi", "place_of_service", "claim_type", "diagnoses", "payer", "locality",
-                   "service_zip", "void_claim")
-ROW_CONTENT = f"hash({', '.join(CONTENT_COLUMNS)})"
+# Values as read, not as written: 05/04/2026 and 2026-05-04, or units 1.0 and 1, are the same row (the text only
+# where it could not be read: a quarantined row).
+CONTENT_COLUMNS = {"line_number": "coalesce(cast(line_number_num as varchar), line_number)",
+                   "patient_id": "patient_id",
+                   "date_of_service": "coalesce(cast(dos as varchar), date_of_service)",
+                   "hcpcs": "hcpcs", "units": "coalesce(cast(units_num as varchar), units)",
+                   "modifiers": "modifiers", "charge": "charge", "rendering_npi": "rendering_npi",
+                   "billing_npi": "billing_npi", "place_of_service": "place_of_service", "claim_type": "claim_type",
+                   "diagnoses": "diagnoses", "payer": "payer", "locality": "locality", "service_zip": "service_zip",
+                   "void_claim": "void_claim"}
+ROW_CONTENT = f"hash({', '.join(CONTENT_COLUMNS.values())})"
 CLAIM_SEND_COLUMNS = f"""batch_id, claim_id, false as again, min(trim(patient_id)) as patient,
        cast(sum(cast({ROW_CONTENT} as hugeint)) as varchar) as content"""
 
@@ -311,7 +318,7 @@ def _content_of(con, database: str) -> str:
     held = {row[0] for row in con.execute(
         f"select column_name from duckdb_columns() where database_name = {name} and schema_name = 'main' "
         "and table_name = 'raw_claim_rows'", {} if database == "main" else {"db": database}).fetchall()}
-    return f"hash({', '.join(name if name in held else 'null' for name in CONTENT_COLUMNS)})"
+    return f"hash({', '.join(value if name in held else 'null' for name, value in CONTENT_COLUMNS.items())})"
 
 
 def _claim_sends_of_stored_batches(con) -> None:

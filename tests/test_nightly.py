@@ -327,15 +327,16 @@ def test_the_same_claim_sent_again_unchanged_is_a_second_submission(tmp_path, db
     again is not (it replaces its own rows)."""
     rows = [line("D1", "99213", patient="PD"), line("D1", "73560", patient="PD", number=2)]
     monday = engine_scrub([write_csv(tmp_path / "monday.csv", rows)], tmp_path / "monday", db_path, history=True)
-    # The same rows in another order, in a file of their own.
-    tuesday = engine_scrub([write_csv(tmp_path / "tuesday.csv", rows[::-1])], tmp_path / "tuesday", db_path,
+    # The same rows in another order, in a file of their own, one written otherwise (the same values read).
+    resent = [{**rows[1], "date_of_service": "07/08/2024", "units": "1.0"}, rows[0]]
+    tuesday = engine_scrub([write_csv(tmp_path / "tuesday.csv", resent)], tmp_path / "tuesday", db_path,
                            history=True)
     assert monday.exit_code == tuesday.exit_code == 0, tuesday.stderr
     repeats = {(f["line_number"], f["rule_id"]): f for f in tuesday.flags if f["rule_id"].startswith("DUP_")}
     assert set(repeats) == {("1", "DUP_EXACT"), ("2", "DUP_COMPONENT")}
     for found in repeats.values():
         assert (found["partner_claim_id"], found["partner_batch"]) == ("D1", monday.summary["batch_id"])
-    again = engine_scrub([write_csv(tmp_path / "tuesday.csv", rows[::-1])], tmp_path / "again", db_path,
+    again = engine_scrub([write_csv(tmp_path / "tuesday.csv", resent)], tmp_path / "again", db_path,
                          history=True)
     assert again.flags == tuesday.flags
 
