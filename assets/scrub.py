@@ -69,6 +69,11 @@ earlier as (
       and earlier.date_of_service between $history_from and $history_through
       and earlier_order.seq < (select seq from batch_order where batch_id = $batch)
       and earlier_file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
+      -- A file scrubbed again in a later batch (a renamed copy) takes part once, as that batch's.
+      and not exists (select 1 from batch_files again_file
+                      join batch_order again_order on again_order.batch_id = again_file.batch_id
+                      where again_file.sha256 = earlier_file.sha256 and again_order.seq > earlier_order.seq
+                        and again_order.seq < (select seq from batch_order where batch_id = $batch))
       and earlier.patient_id in (select distinct patient_id from tonight)
       and not exists (select 1 from replaced
                       where replaced.batch_id = earlier.batch_id and replaced.claim_id = earlier.claim_id)

@@ -341,6 +341,24 @@ def test_the_same_claim_sent_again_unchanged_is_a_second_submission(tmp_path, db
     assert again.flags == tuesday.flags
 
 
+def test_an_export_scrubbed_again_under_another_name_counts_once_in_history(tmp_path, db_path):
+    """A renamed copy of Monday's export is that export scrubbed again, not a second submission: judged alone,
+    and on Wednesday its lines count once (99213's MUE is 2 a day: Monday's and Tuesday's copies and
+    Wednesday's claim would be 3)."""
+    monday = write_csv(tmp_path / "monday.csv", [line("K1", "99213", patient="PK")])
+    tuesday = tmp_path / "monday-copy.csv"
+    tuesday.write_bytes(monday.read_bytes())
+    wednesday = write_csv(tmp_path / "wednesday.csv", [line("K2", "99213", patient="PK")])
+    runs = [engine_scrub([export], tmp_path / export.stem, db_path, history=True)
+            for export in (monday, tuesday, wednesday)]
+    assert [run.exit_code for run in runs] == [0, 0, 0], runs[-1].stderr
+    assert runs[1].flags == []
+    found = {f["rule_id"]: f for f in runs[2].flags}
+    assert sorted(found) == ["DUP_EXACT"]
+    assert (found["DUP_EXACT"]["partner_claim_id"], found["DUP_EXACT"]["partner_batch"]) == (
+        "K1", runs[1].summary["batch_id"])
+
+
 # Three nights on a database made before the claims each batch sent, or their versions, were kept: the slow
 # tier (CI runs it).
 @pytest.mark.slow
