@@ -57,23 +57,29 @@ replaced as (
       and later.patient is not distinct from earlier.patient
       and later.content is distinct from earlier.content
 ),
+-- The earlier batches' files that take part: not one of tonight's (a file scrubbed again is judged alone), and
+-- a file scrubbed again in a later batch (a renamed copy) once, as that batch's.
+history_files as materialized (
+    select file.batch_id, file.file_index
+    from batch_files file
+    join batch_order file_order on file_order.batch_id = file.batch_id
+    where file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
+      and not exists (select 1 from batch_files again
+                      join batch_order again_order on again_order.batch_id = again.batch_id
+                      where again.sha256 = file.sha256 and again_order.seq > file_order.seq
+                        and again_order.seq < (select seq from batch_order where batch_id = $batch))
+),
 earlier as (
     select earlier.batch_id, earlier.line_id, earlier.patient_id, earlier.date_of_service, earlier.hcpcs,
            earlier.component, earlier.facility, earlier.locality, earlier.service_zip, earlier.claim_type,
            earlier.modifiers, earlier.units
     from claim_lines earlier
     join batch_order earlier_order on earlier_order.batch_id = earlier.batch_id
-    join batch_files earlier_file on earlier_file.batch_id = earlier.batch_id
-                                  and earlier_file.file_index = earlier.file_index
+    join history_files earlier_file on earlier_file.batch_id = earlier.batch_id
+                                    and earlier_file.file_index = earlier.file_index
     where $with_history
       and earlier.date_of_service between $history_from and $history_through
       and earlier_order.seq < (select seq from batch_order where batch_id = $batch)
-      and earlier_file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
-      -- A file scrubbed again in a later batch (a renamed copy) takes part once, as that batch's.
-      and not exists (select 1 from batch_files again_file
-                      join batch_order again_order on again_order.batch_id = again_file.batch_id
-                      where again_file.sha256 = earlier_file.sha256 and again_order.seq > earlier_order.seq
-                        and again_order.seq < (select seq from batch_order where batch_id = $batch))
       and earlier.patient_id in (select distinct patient_id from tonight)
       and not exists (select 1 from replaced
                       where replaced.batch_id = earlier.batch_id and replaced.claim_id = earlier.claim_id)
