@@ -260,12 +260,13 @@ def named_parameters(sql: str, values: dict) -> dict:
 # DuckDB's hash() may change with its version: a claim sent again across such an upgrade then reads as
 # changed, and replaces its earlier version as a correction does.
 # Values as read, not as written: 05/04/2026 and 2026-05-04, or units 1.0 and 1, are the same row (the text only
-# where it could not be read: a quarantined row).
+# where it could not be read: a quarantined row); a rendering NPI left blank is the billing NPI, as an 837P
+# without one is read.
 CONTENT_COLUMNS = {"line_number": "coalesce(cast(line_number_num as varchar), line_number)",
                    "patient_id": "patient_id",
                    "date_of_service": "coalesce(cast(dos as varchar), date_of_service)",
                    "hcpcs": "hcpcs", "units": "coalesce(cast(units_num as varchar), units)",
-                   "modifiers": "modifiers", "charge": "charge", "rendering_npi": "rendering_npi",
+                   "modifiers": "modifiers", "charge": "charge", "rendering_npi": "coalesce(rendering_npi, billing_npi)",
                    "billing_npi": "billing_npi", "place_of_service": "place_of_service", "claim_type": "claim_type",
                    "diagnoses": "diagnoses", "payer": "payer", "locality": "locality", "service_zip": "service_zip",
                    "void_claim": "void_claim"}

@@ -84,7 +84,10 @@ def read_segments(path: Path) -> Iterator[Segment]:
             raise _invalid(path, f"segment {number + 1} should open an interchange (ISA)")
         isa = text[start:start + ISA_LENGTH]
         element, component, terminator = isa[3], isa[104], isa[105]
-        if element.isalnum() or terminator.isalnum() or len(isa[:-1].split(element)) != 17:
+        # An ISA cut short takes a character of the next segment (often the element separator) as its
+        # terminator: three separators must differ.
+        if (element.isalnum() or terminator.isalnum() or len({element, component, terminator}) < 3
+                or len(isa[:-1].split(element)) != 17):
             raise _invalid(path, f"the ISA at segment {number + 1} is not 106 characters with 16 elements")
         separators = Separators(element, component)
         control = isa.split(element)[13].strip()

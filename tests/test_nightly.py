@@ -325,10 +325,15 @@ def test_the_same_claim_sent_again_unchanged_is_a_second_submission(tmp_path, db
     """A payer denies a claim it already has as a duplicate (CARC 18): the same claim id, patient and rows sent
     again on another night are judged against the first, which names its batch. The night's own file scrubbed
     again is not (it replaces its own rows)."""
-    rows = [line("D1", "99213", patient="PD"), line("D1", "73560", patient="PD", number=2)]
+    # The first line names its provider as the billing NPI alone.
+    rows = [{**line("D1", "99213", patient="PD", npi=""), "billing_npi": "1234567893"},
+            line("D1", "73560", patient="PD", number=2)]
     monday = engine_scrub([write_csv(tmp_path / "monday.csv", rows)], tmp_path / "monday", db_path, history=True)
-    # The same rows in another order, in a file of their own, one written otherwise (the same values read).
-    resent = [{**rows[1], "date_of_service": "07/08/2024", "units": "1.0"}, rows[0]]
+    # The same rows in another order, in a file of their own, written otherwise (the same values read): a date
+    # and units in other forms, and the billing NPI as the rendering one too, as an 837P without a rendering
+    # provider is read.
+    resent = [{**rows[1], "date_of_service": "07/08/2024", "units": "1.0"},
+              {**rows[0], "rendering_npi": "1234567893"}]
     tuesday = engine_scrub([write_csv(tmp_path / "tuesday.csv", resent)], tmp_path / "tuesday", db_path,
                            history=True)
     assert monday.exit_code == tuesday.exit_code == 0, tuesday.stderr

@@ -308,6 +308,9 @@ def test_837p_reads_alike_whatever_its_separators_line_breaks_or_bom(handmade_ru
          "not a valid X12 file: segment 10: IEA does not close interchange 000000286"),
         ("truncated.837", MAPPING_837P.split("LX*2~")[0], "not a valid X12 file: the file ends before the interchange trailer"),
         ("short-isa.837", "ISA*00*    *00~GS*HC~", "not a valid X12 file"),
+        # An ISA four characters short: the next segment's separator fell where the terminator belongs.
+        ("isa-cut-short.837", MAPPING_837P.replace("*SUBMITTER      *", "*SUBMITTER  *", 1),
+         "not a valid X12 file: the ISA at segment 1 is not 106 characters with 16 elements"),
         # A stray terminator inside a patient's name: the segment is named by number, its text not quoted.
         ("split-name.837", MAPPING_837P.replace("NM1*QC*1*DOE*TED~", "NM1*QC*1*DOE~TEDWARDSON*THEODORE~", 1),
          "not a valid X12 file: segment 14 has no segment id"),
