@@ -346,6 +346,8 @@ def test_the_same_claim_sent_again_unchanged_is_a_second_submission(tmp_path, db
     assert again.flags == tuesday.flags
 
 
+# Three nights: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_an_export_scrubbed_again_under_another_name_counts_once_in_history(tmp_path, db_path):
     """A renamed copy of Monday's export is that export scrubbed again, not a second submission: judged alone,
     and on Wednesday its lines count once (99213's MUE is 2 a day: Monday's and Tuesday's copies and
