@@ -115,7 +115,7 @@ alter table line_flags add column if not exists partner_line_number integer;
 create table if not exists batch_order (batch_id varchar primary key, seq bigint);
 -- Which claims each batch sent, quarantined rows included, and whether another batch sent the claim too
 -- (`again`): history leaves out a version that a later one replaced, wherever its lines are stored. A version
--- is known by its patient and its content (CLAIM_CONTENT; null in sends of an older version).
+-- is known by its patient and its content (ROW_CONTENT; null in sends of an older version).
 create table if not exists claim_sends (batch_id varchar, claim_id varchar, again boolean);
 alter table claim_sends add column if not exists patient varchar;
 alter table claim_sends add column if not exists content varchar;
@@ -266,8 +266,8 @@ CONTENT_COLUMNS = {"line_number": "coalesce(cast(line_number_num as varchar), li
                    "patient_id": "patient_id",
                    "date_of_service": "coalesce(cast(dos as varchar), date_of_service)",
                    "hcpcs": "hcpcs", "units": "coalesce(cast(units_num as varchar), units)",
-                   "modifiers": "modifiers", "charge": "charge", "rendering_npi": "coalesce(rendering_npi, billing_npi)",
-                   "billing_npi": "billing_npi", "place_of_service": "place_of_service", "claim_type": "claim_type",
+                   "modifiers": "modifiers", "charge": "charge",
+                   "rendering_npi": "coalesce(rendering_npi, billing_npi)", "billing_npi": "billing_npi", "place_of_service": "place_of_service", "claim_type": "claim_type",
                    "diagnoses": "diagnoses", "payer": "payer", "locality": "locality", "service_zip": "service_zip",
                    "void_claim": "void_claim"}
 ROW_CONTENT = f"hash({', '.join(CONTENT_COLUMNS.values())})"
