@@ -341,6 +341,12 @@ def test_the_same_claim_sent_again_unchanged_is_a_second_submission(tmp_path, db
     assert set(repeats) == {("1", "DUP_EXACT"), ("2", "DUP_COMPONENT")}
     for found in repeats.values():
         assert (found["partner_claim_id"], found["partner_batch"]) == ("D1", monday.summary["batch_id"])
+    # The biller is told the claim went out already, not that D1 line 1 repeats D1 line 1.
+    worklist = _rows(load_workbook(tuesday.out_dir / "denial-risk-report.xlsx")["Worklist"])
+    assert [(w["Line"], w["Action"]) for w in worklist if w["Claim"] == "D1"] == [(1, "do not send again"),
+                                                                                 (2, "do not send again")]
+    assert (f"D1 line 1: this line went out already, unchanged, in batch {monday.summary['batch_id']}: do not "
+            "send it again") in worklist[0]["Instruction"]
     again = engine_scrub([write_csv(tmp_path / "tuesday.csv", resent)], tmp_path / "again", db_path,
                          history=True)
     assert again.flags == tuesday.flags

@@ -128,6 +128,13 @@ PARTNER_BUNDLED = ("w.partner_line_id in (select line_id from worklist_findings 
                    "and severity = 'deny' and not partner_bundled)")
 REPEAT = ("or append 76 (same physician) or 77 (another physician) to a repeat that was really done, with "
           "the record")
+# A line that repeats its own claim and line of an earlier batch, unchanged (docs/RULES.md: a claim sent again
+# unchanged is a second submission): the claim went out already.
+SENT_BEFORE_WHEN = ("w.partner_batch is not null and w.partner_claim_id = w.claim_id "
+                    "and w.partner_line_number = w.line_number")
+SENT_BEFORE = ("{line}: this line went out already, unchanged, in batch {earlier_batch}: do not send it again (a "
+               "payer denies a second submission as a duplicate); if the first was wrong, correct what was wrong "
+               "and send the claim as a correction")
 
 # In priority order: a line's instructions are listed in this order, and of two that remove the line the first
 # is the one shown.
@@ -199,6 +206,7 @@ INSTRUCTIONS = [
                 "{line}: {code} global overlaps {dup_partner} of the same provider: keep this line and "
                 "remove "
                 "{dup_partner_line}", when="w.dup_role = 'keep_global'"),
+    Instruction("DUP_COMPONENT", "do not send again", SENT_BEFORE, when=SENT_BEFORE_WHEN, removes=True),
     Instruction("DUP_COMPONENT", "keep as billed",
                 "{line}: {billed} overlaps {partner}, which is removed (bundled): keep this line as billed",
                 when=f"w.dup_role = 'resolved' and {PARTNER_BUNDLED}"),
@@ -212,6 +220,7 @@ INSTRUCTIONS = [
                 when="w.dup_role = 'keep_copy'"),
     Instruction("DUP_COMPONENT", "remove line",
                 f"{{line}}: {{billed}} repeats {{keeper}}: remove this line, {REPEAT}", removes=True),
+    Instruction("DUP_EXACT", "do not send again", SENT_BEFORE, when=SENT_BEFORE_WHEN, removes=True),
     Instruction("DUP_EXACT", "keep as billed",
                 "{line}: {billed} repeats {partner}, which is removed (bundled): keep this line as billed",
                 when=f"w.dup_role = 'resolved' and {PARTNER_BUNDLED}"),
