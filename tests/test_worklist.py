@@ -107,6 +107,14 @@ CONFLICTS = [
     # One draw billed 25 times on one day (an export that repeats its lines): one copy kept, and each cell
     # lists at most 20 other lines, then how many more.
     *(line("C-MANY", n, "P-MANY", "2024-07-26", hcpcs="36415") for n in range(1, 26)),
+    # A supply with an MUE of 0 (A4890, status R: payable where covered): no unit is paid, so fewer units fix
+    # nothing. And 11010-50 on the claim: bilateral indicator 2, the code already covers both sides.
+    line("C-MUE0", 1, "P-MUE0", "2024-07-26", hcpcs="A4890"),
+    line("C-MUE0", 2, "P-MUE0", "2024-07-26", hcpcs="11010", modifiers="50"),
+    # A global line and another provider's TC, both in a hospital: billed as 26, the global line no longer
+    # overlaps the TC, which the facility bills (one change, not the same instruction twice).
+    line("C-HT", 1, "P-HT", "2024-07-26", modifiers="TC", pos="22"),
+    line("C-HGL", 1, "P-HT", "2024-07-26", npi=CARDIO, pos="22"),
 ]
 
 
@@ -287,6 +295,29 @@ def test_a_global_line_in_a_hospital_beside_another_providers_26_is_removed(rows
         "9876543213, same day): remove this line; the other provider bills the professional part and the "
         "hospital the technical part")
     assert rows_by_line[("C-H26", 1)]["Instruction"].endswith("C-HG line 1 is to be removed")
+
+
+def test_a_code_of_mue_0_is_removed_not_cut_to_0_units(rows_by_line):
+    row = rows_by_line[("C-MUE0", 1)]
+    assert row["Action"] == "remove line"
+    assert row["Instruction"] == ("C-MUE0 line 1: A4890 has an MUE of 0 per day: Medicare pays no unit of it; "
+                                  "remove this line, or bill the code that describes the service (see the "
+                                  "explanation)")
+
+
+def test_50_on_a_code_that_already_covers_both_sides_is_removed_not_split_into_sides(rows_by_line):
+    review = rows_by_line[("C-MUE0", 2)]["Also to review"]
+    assert review == ("[review] MOD_BILATERAL_INVALID: C-MUE0 line 2: 11010 already covers both sides and is paid "
+                      "once at 100% (bilateral indicator 2): remove 50 and bill 11010 once, on this line")
+
+
+def test_a_hospital_global_line_beside_a_tc_line_is_told_once_to_bill_26(rows_by_line):
+    row = rows_by_line[("C-HGL", 1)]
+    assert (row["Action"], row["Instruction"]) == (
+        "bill as 26", "C-HGL line 1: 76120 global at hospital place of service 22: bill 76120-26; the hospital "
+                      "bills the technical part")
+    assert "DUP_COMPONENT (A global line billed as 26 in a hospital leaves the TC line alone)" in row["Resolves"]
+    assert rows_by_line[("C-HT", 1)]["Action"] == "remove line"
 
 
 def test_a_line_that_would_repeat_another_once_its_invalid_26_goes_is_removed(rows_by_line):

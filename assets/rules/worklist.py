@@ -136,6 +136,12 @@ SENT_BEFORE = ("{line}: this line went out already, unchanged, in batch {earlier
                "payer denies a second submission as a duplicate); if the first was wrong, correct what was wrong "
                "and send the claim as a correction")
 
+# An MUE of 0 on a line whose status is not payable either: the status's instruction says what to bill instead
+# (Precedence "status_units"), and the MUE's gives way to it.
+STATUS_DENIED = ("exists (select 1 from worklist_findings s where s.line_id = w.line_id "
+                 "and s.rule_id = 'STATUS_NOT_PAYABLE' and s.severity = 'deny')")
+MUE_NONE = f"w.mue_value = 0 and not {STATUS_DENIED}"
+
 # In priority order: a line's instructions are listed in this order, and of two that remove the line the first
 # is the one shown.
 INSTRUCTIONS = [
@@ -244,6 +250,10 @@ INSTRUCTIONS = [
                 "{line}: an assistant ({assistant_modifiers}) for {code} is paid only with the record of "
                 "medical "
                 "necessity (assistant indicator 0): send it with the claim"),
+    # An MUE of 0: no unit of the code is paid on a day; fewer units fix nothing.
+    Instruction("MUE_LINE", "remove line",
+                "{line}: {code} has an MUE of 0: Medicare pays no unit of it; remove this line, or bill the code "
+                "that describes the service (see the explanation)", when=MUE_NONE, removes=True),
     Instruction("MUE_LINE", "correct units",
                 "{line}: {code} billed {units} units on one line, its MUE is {mue} per line: bill {mue} on "
                 "this "
@@ -266,6 +276,9 @@ INSTRUCTIONS = [
                 "of {mue} per day: bill it once as {code}-50 on one line (bilateral indicator 1, paid at 150%) "
                 "and remove the other side's line",
                 when=BILATERAL_DAY),
+    Instruction("MUE_DOS", "remove line",
+                "{line}: {code} has an MUE of 0 per day: Medicare pays no unit of it; remove this line, or bill "
+                "the code that describes the service (see the explanation)", when=MUE_NONE, removes=True),
     Instruction("MUE_DOS", "correct units",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}"
@@ -307,6 +320,11 @@ INSTRUCTIONS = [
                 "{line}: {code} cannot be billed bilateral (bilateral indicator 9): remove 50 and bill "
                 "{code} once",
                 when="w.severity = 'deny'"),
+    # Indicator 2: the code already covers both sides; a line per side would bill it twice.
+    Instruction("MOD_BILATERAL_INVALID", "remove modifier",
+                "{line}: {code} already covers both sides and is paid once at 100% (bilateral indicator 2): "
+                "remove 50 and bill {code} once, on this line",
+                when="w.bilat_surg = '2'"),
     Instruction("MOD_BILATERAL_INVALID", "remove modifier",
                 "{line}: {code}-50 is paid once at 100% (bilateral indicator {bilateral_indicator}): remove "
                 "50; "
@@ -427,6 +445,23 @@ PRECEDENCE = [
         "Medicare never pays, a bundled status) no longer count toward the day's MUE",
         governs=(), resolves=("MUE_DOS",),
         when="w.day_fixed_by is not null and w.day_fixed_by <> 'MUE_DOS' and w.day_fits"),
+    Precedence(
+        "status_units", "A code Medicare does not pay has no units to correct",
+        "an MUE of 0 means no unit of the code is paid; the fix of the code's status (another code, an ABN, "
+        "or the line removed) settles its units too",
+        governs=("STATUS_NOT_PAYABLE",), resolves=("MUE_LINE", "MUE_DOS"),
+        when=f"w.mue_value = 0 and {STATUS_DENIED}"),
+    Precedence(
+        "hospital_part", "A global line billed as 26 in a hospital leaves the TC line alone",
+        "at a hospital place of service a global line is billed as its professional part (26); it then no "
+        "longer overlaps another line's technical part (TC), so that one change settles both findings",
+        governs=("MOD_GLOBAL_IN_HOSPITAL",), resolves=("DUP_COMPONENT",),
+        when="w.component = 'global' and w.partner_component = 'TC' "
+             "and exists (select 1 from worklist_findings g where g.line_id = w.line_id "
+             "and g.rule_id = 'MOD_GLOBAL_IN_HOSPITAL') "
+             "and not exists (select 1 from worklist_findings o where o.rule_id = 'DUP_COMPONENT' "
+             "and o.patient = w.patient and o.date_of_service = w.date_of_service and o.hcpcs = w.hcpcs "
+             "and o.line_id <> w.line_id and o.component <> 'TC')"),
     Precedence(
         "chain", "A line bundled into a removed line stays",
         "a column 2 line whose column 1 line is itself removed for a bundle is no longer billed beside it: "
