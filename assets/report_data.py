@@ -73,7 +73,8 @@ group by all
 order by dollars_at_risk desc, findings desc, rule_id
 """
 
-# Providers or payers by the dollars of their lines with a deny finding; `{key}` is a column constant. From
+# Providers or payers by the dollars of their lines with a deny finding, biggest first (the Summary shows the
+# first TOP_RULES and sums the rest); `{key}` is a column constant. From
 # the batch's findings table, which holds each finding's line (its claim and line number) with its provider
 # and payer.
 TOP_DENIED_SQL = """
@@ -84,7 +85,6 @@ from (select coalesce({key}, '(none)') as {key}, claim_id, line_number, count(*)
       where severity = 'deny' group by all)
 group by {key}
 order by dollars_at_risk desc, name
-limit 10
 """
 
 QUARANTINE_SQL = """

@@ -653,8 +653,15 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
             ("Top payers by dollars at risk of denial", "Payer", report.top_payers)):
         out.section(title)
         out.header(label, "Claims", "Deny findings", "Dollars at risk")
-        for name, claims, findings, dollars in table.rows:
+        every = list(table.rows)
+        shown, rest = every[:TOP_RULES], every[TOP_RULES:]
+        for name, claims, findings, dollars in shown:
             out.add(s(name), claims, findings, s(dollars, number_format=MONEY))
+        if rest:
+            # Each line has one provider and one payer: the rows above and this one add up to the total below.
+            noun = label.split()[0].lower()
+            out.add(s(f"{len(rest)} other {noun}{'s' if len(rest) != 1 else ''}"), sum(r[1] for r in rest),
+                    sum(r[2] for r in rest), s(sum(r[3] for r in rest), number_format=MONEY))
         if table.count:
             out.add(s(f"All {label.split()[0].lower()}s", font=BOLD), s(report.deny_claims, font=BOLD),
                     s(deny_findings, font=BOLD), s(deny_dollars, font=BOLD, number_format=MONEY))

@@ -106,7 +106,9 @@ CONFLICTS = [
     line("C-PC", 2, "P-PC", "2024-07-26", hcpcs="99213"),
     # One draw billed 25 times on one day (an export that repeats its lines): one copy kept, and each cell
     # lists at most 20 other lines, then how many more.
-    *(line("C-MANY", n, "P-MANY", "2024-07-26", hcpcs="36415") for n in range(1, 26)),
+    # Each copy under a payer of its own: more payers than the Summary lists one by one.
+    *({**line("C-MANY", n, "P-MANY", "2024-07-26", hcpcs="36415"), "payer": f"Plan {n:02d}"}
+      for n in range(1, 26)),
     # A supply with an MUE of 0 (A4890, status R: payable where covered): no unit is paid, so fewer units fix
     # nothing. And 11010-50 on the claim: bilateral indicator 2, the code already covers both sides.
     line("C-MUE0", 1, "P-MUE0", "2024-07-26", hcpcs="A4890"),
@@ -573,9 +575,18 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
                           ("Top payers by dollars at risk of denial", "payer")):
         table = section(summary, title)
         totals = _once(deny, lambda f: f[column])
-        for name, claims, findings, dollars in (r[:4] for r in table[1:-1]):
+        ranked = sorted(totals, key=lambda name: (-totals[name], name))
+        listed = table[1:-1]
+        if len(ranked) > 10:
+            # The rest on one row, so that the rows add up to the total below them.
+            *listed, rest = listed
+            assert rest[0] == f"{len(ranked) - 10} other {column.split('_')[0]}s"
+            assert Decimal(str(rest[3])) == sum(totals[name] for name in ranked[10:])
+        assert [r[0] for r in listed] == ranked[:10]
+        for name, claims, findings, dollars in (r[:4] for r in listed):
             assert Decimal(str(dollars)) == totals[name]
             assert claims == len({f["claim_id"] for f in deny if f[column] == name})
+        assert sum(Decimal(str(r[3])) for r in table[1:-1]) == headline
         assert table[-1][3] == float(headline) == float(sum(totals.values()))
 
 
