@@ -228,6 +228,8 @@ def test_money_is_rounded_half_up_in_exact_decimal(run):
     assert run.line("HALF2", 1)["expected_allowed"] == "970.40"
 
 
+# Four scrubs and a load: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_the_sites_rvu_variant_picks_the_qpp_release_of_the_same_quarter(reference_db, tmp_path, monkeypatch):
     excerpt = Path(__file__).parent / "fixtures" / "reference" / "PPRRVU2026_Apr_nonQPP_excerpt.txt"
     qpp = tmp_path / "PPRRVU2026_Apr_QPP.txt"
