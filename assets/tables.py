@@ -118,7 +118,7 @@ create table if not exists batch_order (batch_id varchar primary key, seq bigint
 -- is known by its patient and its content (ROW_CONTENT; null in sends of an older version).
 create table if not exists claim_sends (batch_id varchar, claim_id varchar, again boolean);
 alter table claim_sends add column if not exists patient varchar;
-alter table claim_sends add column if not exists content varchar;
+alter table claim_sends add column if not exists content hugeint;
 -- The line's patient shard (assets/shards.py), stored when it is read (null in rows of an older version: shard 0).
 alter table raw_claim_rows add column if not exists shard smallint;
 -- Whether the row had text in more cells than its file's header names (a CSV value holding the delimiter,
@@ -261,18 +261,21 @@ def named_parameters(sql: str, values: dict) -> dict:
 # changed, and replaces its earlier version as a correction does.
 # Values as read, not as written: 05/04/2026 and 2026-05-04, or units 1.0 and 1, are the same row (the text only
 # where it could not be read: a quarantined row); a rendering NPI left blank is the billing NPI, as an 837P
-# without one is read.
-CONTENT_COLUMNS = {"line_number": "coalesce(cast(line_number_num as varchar), line_number)",
-                   "patient_id": "patient_id",
-                   "date_of_service": "coalesce(cast(dos as varchar), date_of_service)",
-                   "hcpcs": "hcpcs", "units": "coalesce(cast(units_num as varchar), units)",
+# without one is read. Read values are hashed as they are: cast to text, they cost more than the rest.
+CONTENT_COLUMNS = {"line_number_num": "line_number_num",
+                   "line_number": "case when line_number_num is null then line_number end",
+                   "patient_id": "patient_id", "dos": "dos",
+                   "date_of_service": "case when dos is null then date_of_service end",
+                   "hcpcs": "hcpcs", "units_num": "units_num",
+                   "units": "case when units_num is null then units end",
                    "modifiers": "modifiers", "charge": "charge",
-                   "rendering_npi": "coalesce(rendering_npi, billing_npi)", "billing_npi": "billing_npi", "place_of_service": "place_of_service", "claim_type": "claim_type",
-                   "diagnoses": "diagnoses", "payer": "payer", "locality": "locality", "service_zip": "service_zip",
+                   "rendering_npi": "coalesce(rendering_npi, billing_npi)", "billing_npi": "billing_npi",
+                   "place_of_service": "place_of_service", "claim_type": "claim_type", "diagnoses": "diagnoses",
+                   "payer": "payer", "locality": "locality", "service_zip": "service_zip",
                    "void_claim": "void_claim"}
 ROW_CONTENT = f"hash({', '.join(CONTENT_COLUMNS.values())})"
-CLAIM_SEND_COLUMNS = f"""batch_id, claim_id, false as again, min(trim(patient_id)) as patient,
-       cast(sum(cast({ROW_CONTENT} as hugeint)) as varchar) as content"""
+CLAIM_SEND_COLUMNS = f"""batch_id, claim_id, false as again, min(patient_id) as patient,
+       sum({ROW_CONTENT}) as content"""
 
 CLAIM_SENDS = (
     "delete from claim_sends where batch_id = $batch",
@@ -291,11 +294,11 @@ CLAIM_SENDS = (
 # over all of them.
 STORED_CLAIM_ROWS = """
 insert into stored_claim_rows
-select batch_id, claim_id, trim(patient_id), cast({content} as hugeint) from {rows} where claim_id is not null
+select batch_id, claim_id, patient_id, {content} from {rows} where claim_id is not null
 """
 STORED_CLAIM_SENDS = """
 insert into claim_sends by name
-select batch_id, claim_id, false as again, min(patient) as patient, cast(sum(content) as varchar) as content
+select batch_id, claim_id, false as again, min(patient) as patient, sum(content) as content
 from stored_claim_rows group by batch_id, claim_id
 """
 SENT_AGAIN = """
@@ -331,7 +334,7 @@ def _claim_sends_of_stored_batches(con) -> None:
 
     con.execute("delete from claim_sends")
     con.execute("create or replace temp table stored_claim_rows (batch_id varchar, claim_id varchar, "
-                "patient varchar, content hugeint)")
+                "patient varchar, content ubigint)")
     con.execute(STORED_CLAIM_ROWS.format(rows="raw_claim_rows", content=_content_of(con, "main")))
     layout = read_layout(con)
     database = con.execute("select path from duckdb_databases() where database_name = current_database()"
