@@ -68,7 +68,7 @@ def _candidates(inbox: Path) -> dict[str, Path]:
     if not inbox.is_dir():
         return {}
     return {p.name: p for p in sorted(inbox.iterdir())
-            if p.is_file() and not p.name.startswith((".", "~")) and not p.name.lower().endswith(PARTIAL_SUFFIXES)}
+            if p.is_file() and not p.name.startswith((".", "~$")) and not p.name.lower().endswith(PARTIAL_SUFFIXES)}
 
 
 @dg.sensor(job=register_inbox_job, minimum_interval_seconds=INBOX_INTERVAL_SECONDS,
@@ -148,22 +148,20 @@ def _batch_config(run: dg.DagsterRun) -> dict:
 
 
 def _refused_registrations(instance: dg.DagsterInstance, registered: set[str]) -> dict[str, str]:
-    """The inbox files whose registration failed (not a claim export at all: a column missing, a PDF) since the
-    last nightly run, each with the reason its run gave: a team that reads the night's report, not the UI's
-    run log, learns of them there. A file registered after all (re-executed from the UI) is not among them,
-    nor one a nightly run named already."""
-    named, last_night = set(), None
+    """The inbox files whose registration failed (not a claim export at all: a column missing, a PDF) and that no
+    nightly run has named yet, each with the reason its run gave: a team that reads the night's report, not the
+    UI's run log, learns of them there, once. A file registered after all (re-executed from the UI) is not
+    among them. Not a window of time since the last night: a night run again from the UI, or a registration
+    that failed after the night was made, would hide a refusal for good."""
+    named = set()
     for record in instance.get_run_records(dg.RunsFilter(tags={NIGHTLY_TAG: "true"})):
         if record.dagster_run.status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
             config = _batch_config(record.dagster_run)
             named.update(archived_key(f) for f in config.get("refused_files", []))
-            last_night = max(filter(None, [last_night, record.create_timestamp]))
     refused = {}
     inbox_keys = set(instance.get_dynamic_partitions(INBOX_PARTITIONS.name))
     for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])):
         key = record.dagster_run.tags.get("dagster/partition")
-        if last_night is not None and record.create_timestamp <= last_night:
-            continue
         if key in inbox_keys and key not in registered and key not in named and key not in refused:
             refused[key] = _failure(instance, record.dagster_run.run_id, key)
     return refused

@@ -98,15 +98,20 @@ def test_sensor_requests_one_run_per_complete_file_and_none_for_a_partial_one(in
     sensor = Sensor(instance)
     drop(inbox, "monday.csv", [line("A1", "76120")])
     growing = drop(inbox, "tuesday.csv", [line("B1", "76000")], done=False)
+    # Excel's lock file of an open workbook is never taken; a file whose name only starts with ~ is.
+    (inbox / "~$claims.xlsx").write_bytes(b"lock")
+    tilde = drop(inbox, "~weekend.csv", [line("W1", "76120", patient="PW")])
 
-    assert [r.partition_key for r in sensor.tick()] == [f"monday.csv@{_sha12(inbox / 'monday.csv')}"]
+    assert [r.partition_key for r in sensor.tick()] == [f"monday.csv@{_sha12(inbox / 'monday.csv')}",
+                                                        f"~weekend.csv@{_sha12(tilde)}"]
     with open(growing, "a") as fh:  # still being copied: its size changes between looks
         fh.write("B2,1,PX,2024-07-08,76000,,1,1234567893,,,,R13.10,\n")
     assert sensor.tick() == []
     assert [r.partition_key for r in sensor.tick()] == [f"tuesday.csv@{_sha12(growing)}"]
     assert sensor.tick() == []
     assert sorted(instance.get_dynamic_partitions(INBOX_PARTITIONS.name)) == sorted(
-        [f"monday.csv@{_sha12(inbox / 'monday.csv')}", f"tuesday.csv@{_sha12(growing)}"])
+        [f"monday.csv@{_sha12(inbox / 'monday.csv')}", f"tuesday.csv@{_sha12(growing)}",
+         f"~weekend.csv@{_sha12(tilde)}"])
 
 
 def test_the_same_export_dropped_twice_is_registered_once(inbox, instance):
@@ -539,6 +544,20 @@ def test_a_file_the_read_refuses_and_a_replaced_version_are_set_aside_and_the_ni
                          .read_text())
     assert (summary["rows_read"], summary["files"]) == (0, [])
     assert [entry["file"] for entry in summary["files_set_aside"]] == ["notes.csv"]
+    # A file refused, then an earlier night run again from the UI: the next night still names the file (it
+    # looked only for refusals after the newest night, which the run again had become).
+    (inbox / "letter.csv").write_text("dear,team\nsee,attached\n")
+    (inbox / "letter.csv.done").touch()
+    assert not dg.materialize([inbox_files], partition_key=sensor.tick()[0].partition_key, instance=instance,
+                              raise_on_error=False).success
+    _run_nightly(instance, request, db_path)
+    drop(inbox, "friday.csv", [line("F1", "76120", patient="PF")])
+    _register(instance, sensor.tick())
+    request = nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT))
+    _run_nightly(instance, request, db_path)
+    summary = json.loads((Path(request.run_config["ops"]["scrub_report"]["config"]["out_dir"]) / "summary.json")
+                         .read_text())
+    assert [entry["file"] for entry in summary["files_set_aside"]] == ["letter.csv"]
 
 
 def test_one_file_the_sensor_cannot_read_or_name_does_not_stop_the_others(inbox, instance, monkeypatch):
