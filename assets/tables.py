@@ -5,7 +5,10 @@
 derives from them. The rows are stored once, in `raw_claim_rows`; validation marks each row of its batch
 scrubbable or not (until then the mark is null)."""
 
+import hashlib
 import re
+
+import duckdb
 
 from reference.loaders import ensure_schema as ensure_reference_schema
 
@@ -119,6 +122,8 @@ create table if not exists batch_order (batch_id varchar primary key, seq bigint
 create table if not exists claim_sends (batch_id varchar, claim_id varchar, again boolean);
 alter table claim_sends add column if not exists patient varchar;
 alter table claim_sends add column if not exists content hugeint;
+-- How the contents in claim_sends were worked out (CONTENT_KEY): another way, and they are worked out again.
+create table if not exists claim_sends_content (key varchar);
 -- The line's patient shard (assets/shards.py), stored when it is read (null in rows of an older version: shard 0).
 alter table raw_claim_rows add column if not exists shard smallint;
 -- Whether the row had text in more cells than its file's header names (a CSV value holding the delimiter,
@@ -161,12 +166,14 @@ create table if not exists line_flags ({LINE_FLAGS_COLUMNS});
 def ensure_schema(con) -> None:
     ensure_reference_schema(con)
     _parse_text_raw_rows(con)
-    sends_kept = table_kind(con, "claim_sends") is not None and con.execute(
-        "select count(*) from duckdb_columns() where database_name = current_database() and schema_name = 'main' "
-        "and table_name = 'claim_sends' and column_name = 'content'").fetchall()[0][0] > 0
+    sends_kept = (table_kind(con, "claim_sends") is not None and table_kind(con, "claim_sends_content") is not None
+                  and con.execute("select count(*) from claim_sends_content where key = ?",
+                                  [CONTENT_KEY]).fetchall()[0][0] > 0)
     con.execute(SCHEMA)
     if not sends_kept:
         _claim_sends_of_stored_batches(con)
+        con.execute("delete from claim_sends_content")
+        con.execute("insert into claim_sends_content values (?)", [CONTENT_KEY])
     ensure_decision_schema(con)
     _stored_lines_to_view(con)
     con.execute(CLAIM_LINES_VIEW)
@@ -274,6 +281,10 @@ CONTENT_COLUMNS = {"line_number_num": "line_number_num",
                    "payer": "payer", "locality": "locality", "service_zip": "service_zip",
                    "void_claim": "void_claim"}
 ROW_CONTENT = f"hash({', '.join(CONTENT_COLUMNS.values())})"
+# The contents stored with a site's sends hold only against the same expression, hashed by the same DuckDB: a
+# database opened by a version that differs in either works them out again from the stored rows, once (an
+# unchanged claim sent again would otherwise read as changed, and its first version leave history).
+CONTENT_KEY = hashlib.sha256(f"{ROW_CONTENT}|duckdb {duckdb.__version__}".encode()).hexdigest()[:16]
 CLAIM_SEND_COLUMNS = f"""batch_id, claim_id, false as again, min(patient_id) as patient,
        sum({ROW_CONTENT}) as content"""
 
