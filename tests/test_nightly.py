@@ -3,6 +3,7 @@ schedule scrubs what arrived as one batch, and running anything again changes no
 
 import json
 import os
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -92,6 +93,19 @@ def test_definitions_load_with_the_sensor_the_schedule_and_the_checks():
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
     assert ROWS_ACCOUNTED in checks
     assert repository.get_job("scrub_job").executor_def.name == "in_process"
+
+
+def test_the_sites_dagster_instance_runs_one_run_at_a_time_and_fails_a_run_whose_worker_died(tmp_path,
+                                                                                             monkeypatch):
+    """The project's dagster.yaml, as `make ui` copies it into DAGSTER_HOME: one run at a time, and run
+    monitoring on, so that a night whose worker died with its machine does not hold the queue for good."""
+    shutil.copyfile(Path(__file__).resolve().parent.parent / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as site:
+        assert site.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+        assert site.run_monitoring_enabled
+        assert site.run_monitoring_max_runtime_seconds == 6 * 3600
+        assert site.run_monitoring_start_timeout_seconds == 180
 
 
 def test_sensor_requests_one_run_per_complete_file_and_none_for_a_partial_one(inbox, instance):
