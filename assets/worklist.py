@@ -125,9 +125,14 @@ select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} 
                         case when p.date_of_service = f.date_of_service then 'same day'
                              else strftime(p.date_of_service, '%Y-%m-%d') end,
                         'earlier batch ' || f.partner_batch) || ')' as partner_ref,
-       case when f.rule_id = 'NPI_INVALID' then concat_ws(' and ',
-                case when not {_npi_valid("f.rendering_npi")} then f.rendering_npi end,
-                case when not {_npi_valid("f.billing_npi")} then f.billing_npi end) end as failing_npi
+       -- Which NPI fails, by its role: the biller corrects one field of the claim, not "an NPI".
+       case when f.rule_id = 'NPI_INVALID' then
+           case when not {_npi_valid("f.rendering_npi")} and not {_npi_valid("f.billing_npi")}
+                     and f.rendering_npi = f.billing_npi then 'rendering and billing NPI ' || f.rendering_npi
+                else concat_ws(' and ',
+                    case when not {_npi_valid("f.rendering_npi")} then 'rendering NPI ' || f.rendering_npi end,
+                    case when not {_npi_valid("f.billing_npi")} then 'billing NPI ' || f.billing_npi end) end
+       end as failing_npi
 from found f
 left join partners p on p.batch_id = coalesce(f.partner_batch, $batch) and p.line_id = f.partner_line_id
 left join repeats r on f.rule_id = 'MOD_PCTC_INVALID' and r.line_id = f.line_id

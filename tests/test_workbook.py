@@ -389,6 +389,6 @@ def test_a_worklist_line_with_two_causes_gets_an_instruction_for_each(tmp_path, 
     assert first["Instruction"].split("\n") == [
         "CLM-MIX line 1: 76120 carries both 26 and TC: bill 76120 global without either, or keep only the "
         "modifier of the part you performed",
-        "CLM-MIX line 1: NPI 1234567890 fails the check digit: correct it from NPPES"]
+        "CLM-MIX line 1: the check digit fails for rendering NPI 1234567890: correct it from NPPES"]
     assert [c["Action"] for c in copies] == ["keep, remove copies", "remove line"]
     assert copies[0]["Partner lines"] == f"CLM-MIX line 3 (93000, NPI {CARDIO}, same day)"

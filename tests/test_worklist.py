@@ -117,6 +117,10 @@ CONFLICTS = [
     # overlaps the TC, which the facility bills (one change, not the same instruction twice).
     line("C-HT", 1, "P-HT", "2024-07-26", modifiers="TC", pos="22"),
     line("C-HGL", 1, "P-HT", "2024-07-26", npi=CARDIO, pos="22"),
+    # An NPI failing its check digit, named by its role: the billing one, and one NPI in both roles (as an 837P
+    # without a rendering provider is read).
+    line("C-NPIB", 1, "P-NPIB", "2024-07-26", hcpcs="99213", biller="1234567890"),
+    line("C-NPI2", 1, "P-NPI2", "2024-07-26", hcpcs="99213", npi="1234567890", biller="1234567890"),
 ]
 
 
@@ -322,6 +326,13 @@ def test_a_hospital_global_line_beside_a_tc_line_is_told_once_to_bill_26(rows_by
     assert rows_by_line[("C-HT", 1)]["Action"] == "remove line"
 
 
+def test_an_npi_failing_its_check_digit_is_named_by_its_role(rows_by_line):
+    assert rows_by_line[("C-NPIB", 1)]["Instruction"] == (
+        "C-NPIB line 1: the check digit fails for billing NPI 1234567890: correct it from NPPES")
+    assert rows_by_line[("C-NPI2", 1)]["Instruction"] == (
+        "C-NPI2 line 1: the check digit fails for rendering and billing NPI 1234567890: correct it from NPPES")
+
+
 def test_a_line_that_would_repeat_another_once_its_invalid_26_goes_is_removed(rows_by_line):
     row = rows_by_line[("C-PC", 1)]
     assert row["Action"] == "remove line"
@@ -450,7 +461,7 @@ def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
         "service "
         "was repeated")
     assert rows_by_line[("CLM00155", 1)]["Instruction"] == (
-        "CLM00155 line 1: NPI 1234567890 fails the check digit: correct it from NPPES")
+        "CLM00155 line 1: the check digit fails for rendering NPI 1234567890: correct it from NPPES")
 
 
 def test_no_claim_gets_two_instructions_that_contradict_each_other(worklist, rows_by_line):

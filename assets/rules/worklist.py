@@ -368,7 +368,7 @@ INSTRUCTIONS = [
     Instruction("STATUS_NOT_PAYABLE", "nothing to fix",
                 "{line}: {code} (status {status}) is paid under its own schedule: nothing to fix"),
     Instruction("NPI_INVALID", "correct NPI",
-                "{line}: NPI {failing_npi} fails the check digit: correct it from NPPES"),
+                "{line}: the check digit fails for {failing_npi}: correct it from NPPES"),
     Instruction("DX_MISSING", "add diagnosis",
                 "{claim}: add the ICD-10-CM diagnosis that supports {code} on {dos}"),
     Instruction("RECORDING_EVIDENCE", "confirm record",
