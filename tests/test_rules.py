@@ -178,6 +178,7 @@ line("X15", 2, "PX15B", "71046", set(), dx="R13.10")                         # c
 line("X4", 1, "PX4", "99213", {"NPI_INVALID"}, rendering="1234567890")
 line("X5", 1, "PX5", "99213", {"NPI_INVALID"}, billing="555000111")
 line("X6", 1, "PX6", "99213", set(), rendering="")                            # blank rendering: billing serves
+line("X16", 1, "PX16", "99213", {"NPI_INVALID"}, rendering="1234567890", billing="1234567890")  # one NPI, both
 line("L1", 1, "PL1", "76120", set(), locality="01112-05")                   # San Francisco GPCIs
 line("L2", 1, "PL2", "76120", set(), service_zip="94103")                     # the same locality by ZIP
 line("L3", 1, "PL3", "76120", set(), service_zip="35203")                     # Alabama by ZIP
@@ -291,6 +292,10 @@ def test_every_finding_says_why(corpus_run):
     message = next(f["message"] for f in corpus_run.flags
                    if f["claim_id"] == "S2b" and f["rule_id"] == "STATUS_NOT_PAYABLE")
     assert message.startswith("9999F is not in the fee schedule (RVU") and "Category II" in message
+    npi = {f["claim_id"]: f["message"] for f in corpus_run.flags if f["rule_id"] == "NPI_INVALID"}
+    assert npi["X4"] == "Rendering NPI 1234567890 fails the NPI check digit."
+    assert npi["X5"] == "billing NPI 555000111 fails the NPI check digit."
+    assert npi["X16"] == "Rendering and billing NPI 1234567890 fails the NPI check digit."
 
 
 def test_every_finding_names_its_releases(corpus_run):
