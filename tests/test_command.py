@@ -190,6 +190,8 @@ def test_two_files_of_one_run_are_one_batch_whatever_their_paths_hold(tmp_path, 
     assert (awkward / "out l'été" / "denial-risk-report.xlsx").exists()
 
 
+# Three scrubs through the command: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_the_runs_locality_prices_lines_that_name_none(tmp_path, db_path, monkeypatch):
     export = write_csv(tmp_path / "e.csv", [
         dict(claim_id="C1", line_number=1, patient_id="P1", date_of_service="2024-07-08", hcpcs="76120", units=1,

@@ -357,6 +357,8 @@ def test_the_range_note_counts_the_837p_lines_a_range_dates(tmp_path):
 
 
 
+# Two nights of 837P: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_a_void_837p_claim_is_quarantined_and_takes_the_claim_it_voids_out_of_history(tmp_path, db_path):
     visit = {"claim_id": "V2", "line_number": 1, "patient_id": "PV", "date_of_service": "2024-08-12",
              "hcpcs": "76120", "units": 1, "rendering_npi": npi("123456789"), "billing_npi": npi("123456789"),
