@@ -415,7 +415,9 @@ def test_a_visit_in_a_global_period_names_the_earliest_surgery_it_is_not_excused
              for f in corpus_run.flags if f["rule_id"] == "GLOBAL_EM_IN_PERIOD"}
     assert named == PARTNER
     message = next(f["message"] for f in corpus_run.flags if f["claim_id"] == "G21C")
-    assert "33278" in message and "90-day" in message and "1 more surgery" in message
+    assert "33278" in message and "90-day" in message
+    # The other surgery whose period holds the visit is named too: it needs its own excuse.
+    assert "(and 1 more surgery line(s): 58580, claim G21B line 1, 2026-05-06)" in message
 
 
 def test_an_add_on_finding_names_its_release_type_and_primaries(corpus_run):

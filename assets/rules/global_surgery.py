@@ -55,7 +55,11 @@ first_surgery as (
            any_value(expected_allowed) as expected_allowed, count(*) as surgeries,
            arg_min({'line': surgery_line, 'code': surgery_code, 'claim': surgery_claim, 'number': surgery_number,
                     'date': surgery_date, 'days': global_days},
-                   (surgery_date, surgery_claim, surgery_number, surgery_line)) as surgery
+                   (surgery_date, surgery_claim, surgery_number, surgery_line)) as surgery,
+           -- The others, named too: each needs its own excuse, and a biller looks for them.
+           list(printf('%s, claim %s line %d, %s', surgery_code, surgery_claim, surgery_number,
+                       strftime(surgery_date, '%Y-%m-%d'))
+                order by surgery_date, surgery_claim, surgery_number, surgery_line) as named
     from unexcused group by line_id
 )
 select line_id, 'GLOBAL_EM_IN_PERIOD' as rule_id,
@@ -64,7 +68,10 @@ select line_id, 'GLOBAL_EM_IN_PERIOD' as rule_id,
               hcpcs, strftime(date_of_service, '%Y-%m-%d'),
               case surgery.days when '090' then '90-day' when '010' then '10-day' else 'same-day (000)' end,
               surgery.code, surgery.claim, surgery.number, strftime(surgery.date, '%Y-%m-%d'),
-              case when surgeries > 1 then printf(' (and %d more surgery line(s))', surgeries - 1) else '' end)
+              case when surgeries > 1
+                   then printf(' (and %d more surgery line(s): %s%s)', surgeries - 1,
+                               array_to_string(named[2:4], '; '), case when surgeries > 4 then '; ...' else '' end)
+                   else '' end)
            as message,
        surgery.line as partner_line_id, surgery.claim as partner_claim_id, surgery.number as partner_line_number,
        expected_allowed
