@@ -119,6 +119,8 @@ def _rows_stored_last_first(monkeypatch):
     monkeypatch.setattr(flow, "land_rows", land_reversed)
 
 
+# A scrub with its rows stored in reverse: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_lines_csv_is_in_file_order_however_the_rows_are_stored(tmp_path, db_path, monkeypatch):
     # lines.csv follows the stored rows when they are in file order, and is sorted when they are not; a big
     # batch's is sorted part by part, and parts cut a file and join small ones.

@@ -334,6 +334,8 @@ def test_a_per_shard_site_matches_the_remittance_and_writes_the_same_feedback(lo
         assert read_csv(folder / "feedback" / name) == read_csv(loop.feedback_out / name), name
 
 
+# A scrub and a remittance of their own: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_a_remittance_line_of_a_quarantined_row_answers_no_scrubbed_line(tmp_path, reference_db):
     """The 835 answers every billed line, the quarantined ones too: line 1 (units 0, quarantined) is denied,
     line 2 of the same code is paid. Line 1's answer, named by its REF*6R, must not be taken for line 2's as

@@ -1,6 +1,7 @@
 """The Dagster side: the definitions load, and a run through dg.materialize passes its checks."""
 
 import dagster as dg
+import pytest
 
 from assets.flow import ALL_ASSETS, REFERENCE_CURRENT, ROWS_ACCOUNTED
 from pipelines.cli import run_config
@@ -56,6 +57,8 @@ def test_materialize_reports_counts_and_passes_the_row_accounting_check(tmp_path
     assert (tmp_path / "out" / "flags.csv").exists()
 
 
+# A Dagster run of its own: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_a_batch_beyond_the_newest_ptp_release_warns_through_its_asset_check_and_still_runs(tmp_path, db_path):
     export = write_csv(tmp_path / "export.csv", [
         dict(claim_id="C1", line_number=1, patient_id="P1", date_of_service="2026-05-12", hcpcs="76120",
