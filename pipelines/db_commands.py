@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .runs import fail, holding_database
+from .runs import existing_database, fail, holding_database
 
 DB_HELP = ("DuckDB file, the site's main file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in $CLAIMSCRUB_HOME, "
            ".claimscrub).")
@@ -39,11 +39,7 @@ def _existing_site(database: str | None):
     schema brought up to date; yields its path and the holding connection."""
     from assets.tables import ensure_schema
 
-    from .settings import database_path
-
-    path = Path(database or database_path())
-    if not path.exists():
-        fail(f"--db {path}: no such database")
+    path = Path(existing_database(database, label="--db "))
     with holding_database(str(path)) as con:
         ensure_schema(con)
         yield path, con

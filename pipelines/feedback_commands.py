@@ -3,12 +3,11 @@ claim assets. Exit status as for scrub: 0 done, 2 for a usage error or a file th
 (the database held by another process past CLAIMSCRUB_LOCK_TIMEOUT among them). Both hold the database for
 their whole run, as a scrub does: a payer's 835 is never loaded between two stages of another run."""
 
-import os
 from pathlib import Path
 
 import click
 
-from .runs import fail, holding_database, materialize_one, out_dir_problem
+from .runs import existing_database, fail, holding_database, materialize_one, out_dir_problem
 
 
 @click.command()
@@ -21,13 +20,9 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
     from assets.readers import InputFileError, detect_kind
     from assets.x12 import inspect_835
 
-    from .settings import database_path
-
     # Remittances are matched to the lines a database scrubbed: a --db typed wrong would make a new, empty one
     # and load them there, matching nothing, with exit 0.
-    database = db or database_path()
-    if not os.path.exists(database):
-        fail(f"{database}: no such database; scrub claims first (an 835 is matched to the lines they scrubbed)")
+    existing_database(db, "; scrub claims first (an 835 is matched to the lines they scrubbed)")
     # Every file is checked before any is loaded: a usage error leaves the database as it was.
     try:
         for path in files:
@@ -62,11 +57,9 @@ def feedback(out_dir: Path, db: str | None, min_count: int) -> None:
     from assets.coverage import counted
     from assets.feedback import has_remittances, payer_feedback
 
-    from .settings import database_path, standing_days
+    from .settings import standing_days
 
-    database = db or database_path()
-    if not os.path.exists(database):
-        fail(f"{database}: no such database; scrub claims and load 835s with claimscrub remit first")
+    database = existing_database(db, "; scrub claims and load 835s with claimscrub remit first")
     try:
         days = standing_days()
     except ValueError as exc:

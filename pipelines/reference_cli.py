@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from .runs import fail, holding_database
+from .runs import existing_database, fail, holding_database
 
 DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in $CLAIMSCRUB_HOME, .claimscrub)."
 
@@ -32,11 +32,9 @@ def _connection(db: str | None, shows: bool = False):
     A command that only shows something (`shows`) refuses a database named by --db or CLAIMSCRUB_DB that does
     not exist: a name typed wrong would be made a new database, and its answers (the bundled releases only)
     taken for the site's."""
-    if shows:
-        named = db or os.environ.get("CLAIMSCRUB_DB")
-        if named and not os.path.exists(named):
-            fail(f"{named}: no such database (--db or CLAIMSCRUB_DB names it); a scrub or `claimscrub db init` "
-                 "makes one")
+    named = db or os.environ.get("CLAIMSCRUB_DB")
+    if shows and named:
+        existing_database(named, " (--db or CLAIMSCRUB_DB names it); a scrub or `claimscrub db init` makes one")
     with holding_database(db) as con:
         con.execute("set enable_progress_bar = false")
         yield con

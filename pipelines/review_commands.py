@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .runs import fail, holding_database
+from .runs import existing_database, fail, holding_database
 
 DB_HELP = "DuckDB file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in $CLAIMSCRUB_HOME, .claimscrub)."
 
@@ -29,17 +29,11 @@ def review() -> None:
 def import_command(files: tuple[Path, ...], db: str | None) -> None:
     """Read the Decision, Reason, Reviewer and Scope columns of reports' Findings sheets into the decisions
     trail: the latest decision of a finding counts; every earlier one stays."""
-    import os
-
     from assets.review import ReviewFileError, check_files, import_reviews, read_review
     from assets.shards import attach_all, read_layout
     from assets.tables import ensure_schema
 
-    from .settings import database_path
-
-    database = db or database_path()
-    if not os.path.exists(database):
-        fail(f"{database}: no such database; scrub claims first")
+    database = existing_database(db, "; scrub claims first")
     try:
         reviews = [read_review(path) for path in files]
     except ReviewFileError as exc:
@@ -73,12 +67,9 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
     from assets.rejudge import rejudge_impact
 
     from .runs import materialize_one, out_dir_problem
-    from .settings import database_path
 
     os.umask(0o077)  # the impact names claims and lines of patients: owner-only, as a scrub's outputs
-    database = db or database_path()
-    if not os.path.exists(database):
-        fail(f"{database}: no such database; scrub claims first")
+    database = existing_database(db, "; scrub claims first")
     problem = out_dir_problem(out_dir)
     if problem:
         fail(problem)

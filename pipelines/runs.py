@@ -22,6 +22,18 @@ def fail(message: str, code: int = 2, advice: str = "") -> None:
     sys.exit(code)
 
 
+def existing_database(db: str | None, after: str = "", label: str = "") -> str:
+    """The database a command reads or adds to (--db, else CLAIMSCRUB_DB, else the site's), which must exist:
+    a name typed wrong would otherwise be made a new, empty database, and the command answer from nothing with
+    exit 0. Refused in one line, `label` before the name and `after` (what to do) after it."""
+    from .settings import database_path
+
+    database = db or database_path()
+    if not os.path.exists(database):
+        fail(f"{label}{database}: no such database{after}")
+    return database
+
+
 def out_dir_problem(out_dir: Path) -> str | None:
     """What stops a command's reports from being written where --out says, in one line, if anything does: a
     file where the folder or one above it would be, or a place where no folder can be made (a share mounted
