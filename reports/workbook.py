@@ -31,6 +31,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 
+from assets.coverage import counted
 from assets.decisions import DECISIONS, SCOPES
 
 from .feedback import add_feedback_sheet
@@ -638,7 +639,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
                 s(dollars, number_format=MONEY))
     if rest:
         # The rows above then add up to the total below (the rest's dollars, like each rule's, per rule).
-        out.add(s(f"{len(rest)} other rule{'s' if len(rest) != 1 else ''}"), None, None,
+        out.add(s(counted(len(rest), "other rule")), None, None,
                 sum(r[3] for r in rest), s(sum(r[4] for r in rest), number_format=MONEY))
     if rules:
         out.add(s(f"{COUNTED_ONCE}, all rules", font=BOLD), None, None, s(deny_findings, font=BOLD),
@@ -659,8 +660,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
             out.add(s(name), claims, findings, s(dollars, number_format=MONEY))
         if rest:
             # Each line has one provider and one payer: the rows above and this one add up to the total below.
-            noun = label.split()[0].lower()
-            out.add(s(f"{len(rest)} other {noun}{'s' if len(rest) != 1 else ''}"), sum(r[1] for r in rest),
+            out.add(s(counted(len(rest), f"other {label.split()[0].lower()}")), sum(r[1] for r in rest),
                     sum(r[2] for r in rest), s(sum(r[3] for r in rest), number_format=MONEY))
         if table.count:
             out.add(s(f"All {label.split()[0].lower()}s", font=BOLD), s(report.deny_claims, font=BOLD),
