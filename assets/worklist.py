@@ -186,6 +186,14 @@ def _more_list(count: str) -> str:
     return f"(case when {count} > {LISTED} then ['and ' || ({count} - {LISTED}) || ' more'] else [] end)"
 
 
+def _in_line_order(refs: str) -> str:
+    """SQL: the list of line references `refs` by claim, then line number as a number (line 2 before line
+    10), with an 'and N more' entry last."""
+    return (f"list_transform(list_sort(list_transform({refs}, lambda x: "
+            "{'more': regexp_full_match(x, 'and [0-9]+ more'), 'claim': regexp_extract(x, '^(.*?) line [0-9]+', 1), "
+            "'line': try_cast(regexp_extract(x, '^.*? line ([0-9]+)', 1) as bigint), 'ref': x})), lambda y: y.ref)")
+
+
 def _listed(lines: str, count: str) -> str:
     """SQL: the first LISTED of the list of line references `lines` (`count` of them), comma-joined, then
     ' and N more' for the rest."""
@@ -543,7 +551,7 @@ per_line as (
            case when severity = 'deny' then dollars_at_risk end as dollars_at_risk, rank,
            gives_action as actions, gives_instruction as instructions, gives_rule as rules,
            settled_rule as settled_rules, settled_text as settled, gives_explanation as explanation,
-           gives_review as reviews, array_to_string(list_sort(partner_list), chr(10)) as partners
+           gives_review as reviews, array_to_string({_in_line_order("partner_list")}, chr(10)) as partners
     from found where line_id not in (select line_id from several)
     union all
     select line_id, {", ".join(f"any_value({c})" for c in LINE_COLUMNS)},
@@ -555,7 +563,7 @@ per_line as (
            string_agg(settled_text, ', ' order by rank, variant),
            string_agg(gives_explanation, chr(10) order by rank, variant),
            string_agg(gives_review, chr(10) order by rank, variant),
-           array_to_string(list_sort(list_distinct(flatten(list(partner_list)))), chr(10))
+           array_to_string({_in_line_order("list_distinct(flatten(list(partner_list)))")}, chr(10))
     from found where line_id in (select line_id from several)
     group by line_id
 )

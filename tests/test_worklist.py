@@ -354,6 +354,9 @@ def test_a_line_billed_many_times_lists_twenty_other_lines_and_counts_the_rest(r
         # The day's 24 other lines (MUE_DOS): the first 20 by claim and line, then the count of the rest.
         assert partners[-1] == "and 4 more" and len(partners) == 21
         assert f"C-MANY line {number} (" not in "\n".join(partners)
+    # By line number as a number: line 2 before line 10, the count of the rest last.
+    listed = rows_by_line[("C-MANY", 25)]["Partner lines"].split("\n")
+    assert [p.split(" (")[0] for p in listed[:-1]] == [f"C-MANY line {n}" for n in range(1, 21)]
 
 
 @pytest.mark.slow
