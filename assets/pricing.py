@@ -148,6 +148,7 @@ select batch_id, context_id, rvu_release, gpci_release, ptp_release, mue_release
        case when not in_fee_schedule then 'not in the fee schedule: not priced'
             when regexp_full_match(hcpcs, '{CATEGORY_II}') then 'CPT Category II code: not priced'
             when status = 'C' then 'carrier-priced (status C): not priced'
+            when status = 'M' then 'measurement code (status M): reported, not paid: not priced'
             when status in ({", ".join(f"'{s}'" for s in UNPRICED_STATUSES)})
                 then printf('status %s, paid under another schedule: not priced here', status)
             when not has_own_row then printf('no RVU row of its own for the %s component: not priced', component)

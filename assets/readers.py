@@ -759,9 +759,11 @@ def dot_after_category(cell: str) -> str:
 
 
 # An NPI written in groups ("1234-567-893", "1234 567 893") or from a number cell ("1234567893.0") is its ten
-# digits; anything else stays as written, for the check digit to judge. Ten characters, as nearly every NPI
+# digits; "N/A" and the like are no NPI, as for the place of service; anything else stays as written, for the
+# check digit to judge. Ten characters, as nearly every NPI
 # is written, are kept without the regular expressions.
 NPI_READ = """case when strlen({npi}) = 10 then {npi}
+     when upper({npi}) in ('NA', 'N/A', 'NULL', 'NONE') then null
      when regexp_full_match(regexp_replace(regexp_replace({npi}, '\\.0+$', ''), '[\\s-]', '', 'g'), '[0-9]{{10}}')
          then regexp_replace(regexp_replace({npi}, '\\.0+$', ''), '[\\s-]', '', 'g')
      else {npi} end"""

@@ -183,14 +183,15 @@ def test_zips_read_as_their_first_five_digits(con, tmp_path):
 
 def test_npis_in_groups_and_places_of_service_with_their_names_are_read_as_their_codes(con, tmp_path):
     # An NPI in groups is one provider with its plain form (a false NPI_INVALID, and a missed bundling edit
-    # between the two lines, otherwise); a place of service followed by its name, however it is set off.
+    # between the two lines, otherwise); a place of service followed by its name, however it is set off; "N/A"
+    # is no NPI (a false NPI_INVALID otherwise, and the line's provider named "N/A").
     written = [("1234-567-893", "11 (Office)"), ("1234 567 893", "11 – Office"), ("1234567893.0", "22. Outpatient"),
-               ("1234567893", "21/Inpatient"), ("123-456-789", "1A"), ("12345678901", "11.5")]
+               ("1234567893", "21/Inpatient"), ("123-456-789", "1A"), ("12345678901", "11.5"), ("N/A", "11")]
     path = text_export(tmp_path / "written.csv", [row(f"C{n}", **{"Rendering NPI": npi, "POS": pos})
                                                   for n, (npi, pos) in enumerate(written)])
     assert [(r["rendering_npi"], r["place_of_service"]) for r in staged(con, path)] == [
         ("1234567893", "11"), ("1234567893", "11"), ("1234567893", "22"), ("1234567893", "21"),
-        ("123-456-789", "1A"), ("12345678901", "11.5")]
+        ("123-456-789", "1A"), ("12345678901", "11.5"), (None, "11")]
 
 
 def test_a_header_cell_holding_a_line_break_heads_its_column(con, tmp_path):

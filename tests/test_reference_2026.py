@@ -45,9 +45,9 @@ line("FEB26", "76120", "2026-02-10", patient="P-FEB")
 line("FLOOR", "99213", "2026-01-31", patient="P-AL1", locality="10112-00")
 line("NOFLOOR", "99213", "2026-02-01", patient="P-AL2", locality="10112-00")
 # One patient's day of services paid outside the fee schedule (X, E, J, Category II) and two that are not
-# paid at all (A4550 status B, 0469T status N).
+# paid at all (A4550 status B, 0469T status N), and a measurement code (G8427, status M).
 for number, code in enumerate(["80053", "36415", "85025", "J1100", "G0008", "00100", "0001F", "A4550",
-                               "0469T"], start=1):
+                               "0469T", "G8427"], start=1):
     ROWS.append(dict(claim_id="LAB", line_number=number, patient_id="P-LAB", date_of_service="2026-05-12",
                      hcpcs=code, modifiers="", units="1", rendering_npi=NPI, billing_npi=NPI,
                      place_of_service="11", claim_type="professional", diagnosis_1="R13.10"))
@@ -120,6 +120,10 @@ def test_codes_paid_outside_the_fee_schedule_are_not_denied_for_their_status(run
     assert status["9"]["severity"] == "deny"  # 0469T, status N
     assert status["1"]["severity"] == "info" and "another fee schedule" in status["1"]["message"]
     assert status["7"]["severity"] == "info" and "Category II" in status["7"]["message"]
+    # A measurement code (G8427, status M) is reported, not paid: not a code of another schedule.
+    assert status["10"]["severity"] == "info" and "measurement code" in status["10"]["message"]
+    assert lab_line(run, 10)["price_note"] == "measurement code (status M): reported, not paid: not priced"
+    assert "without payment (measurement codes, CPT Category II codes)" in status["10"]["fix"]
 
 
 def test_a_run_on_tables_older_than_its_claims_says_so(run):

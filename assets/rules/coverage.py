@@ -12,7 +12,8 @@ RULES = [
          "vaccine administration) and CPT Category II quality codes are not denials, only not priced here.",
          "Deny: check the code for the date of service and bill the payable code, or obtain an ABN where the "
          "service is non-covered. Review: confirm the coverage conditions are documented. Info: nothing to "
-         "fix; the payer prices it under its own schedule.", PFS_LAYOUT, judged_by="rvu",
+         "fix; the payer prices it under its own schedule, or takes it as a report without payment (measurement "
+         "codes, CPT Category II codes).", PFS_LAYOUT, judged_by="rvu",
          also_carc=("97", "181", "50"), also_severity=("review", "info")),
     Rule("CODE_NOT_IN_FEE_SCHEDULE", "data", "info", "",
          "The code is not in the physician fee schedule release for this date: it cannot be priced and may "

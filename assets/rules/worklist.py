@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from .base import X_MODIFIERS, sql_list
+from ..pricing import CATEGORY_II
 
 UNITS = ("case when {0} = trunc({0}) then cast(cast({0} as bigint) as varchar) "
          "else cast(cast({0} as double) as varchar) end")
@@ -365,6 +366,9 @@ INSTRUCTIONS = [
                 "{line}: {code} has restricted coverage (status {status}): confirm the record meets the "
                 "coverage "
                 "conditions", when="w.severity = 'review'"),
+    Instruction("STATUS_NOT_PAYABLE", "nothing to fix",
+                "{line}: {code} is reported for quality measurement, not paid: nothing to fix",
+                when=f"w.status = 'M' or regexp_full_match(w.hcpcs, '{CATEGORY_II}')"),
     Instruction("STATUS_NOT_PAYABLE", "nothing to fix",
                 "{line}: {code} (status {status}) is paid under its own schedule: nothing to fix"),
     Instruction("NPI_INVALID", "correct NPI",
