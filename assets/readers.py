@@ -89,7 +89,9 @@ ALIASES = {
     "payerid": "payer", "plan": "payer", "carrier": "payer",
     "locality": "locality", "pricinglocality": "locality", "maclocality": "locality",
     "servicezip": "service_zip", "zip": "service_zip", "zipcode": "service_zip", "servicezipcode": "service_zip",
-    "facilityzip": "service_zip",
+    "facilityzip": "service_zip", "servicelocationzip": "service_zip", "servicelocationzipcode": "service_zip",
+    "servicefacilityzip": "service_zip", "servicefacilityzipcode": "service_zip", "locationzip": "service_zip",
+    "locationzipcode": "service_zip", "placeofservicezip": "service_zip", "poszip": "service_zip",
     # More headers of practice-management and clearinghouse exports.
     "encounter": "claim_id", "encounterno": "claim_id", "encounternumber": "claim_id", "visitid": "claim_id",
     "visitnumber": "claim_id", "visitno": "claim_id", "ticketnumber": "claim_id", "ticketno": "claim_id",
@@ -134,9 +136,12 @@ ALIASES = {
 # Headers that may name another field than the one they suggest, taken only when no other header of the file
 # names that field: a subscriber's id is shared by the dependents on their policy (the patient's own account
 # or member id comes first); "Rendering Provider" or "Billing Provider" often holds a name (an NPI column comes
-# first); "Procedure" or "Code" a description, "Type" anything; a payer's id gives way to its name.
+# first); "Procedure" or "Code" a description, "Type" anything; a payer's id gives way to its name; "Service
+# Location" is often the facility's name (a POS column comes first), "Days" the days in receivables (a
+# quantity or units column comes first).
 WEAK_ALIASES = {"subscriberid", "insuredid", "subscribernumber", "rendering", "renderingprovider", "billing",
-                "billingprovider", "procedure", "proc", "code", "type", "payerid", "payorid"}
+                "billingprovider", "procedure", "proc", "code", "type", "payerid", "payorid", "servicelocation",
+                "days"}
 # Each column's own name, as a header normalises ("claim_id", "Claim ID"): it wins over an alias (map_headers).
 CANONICAL_KEYS = {name.replace("_", ""): name for name in CANONICAL}
 ALIASES.update(CANONICAL_KEYS)
@@ -207,11 +212,13 @@ def map_headers(headers: list[str], mapping: dict[str, str], path: Path) -> dict
     used: set[str] = set()
     unknown: list[str] = []
     keys = [normalise_header(header) for header in headers]
-    for position, key in enumerate(keys):
-        target = mapping.get(key) or CANONICAL_KEYS.get(key)
-        if target and target not in used:
-            taken[position] = target
-            used.add(target)
+    # The site's mapping first: a header it names wins over one that is the column's own name elsewhere.
+    for names in (mapping, CANONICAL_KEYS):
+        for position, key in enumerate(keys):
+            target = names.get(key)
+            if target and position not in taken and target not in used:
+                taken[position] = target
+                used.add(target)
     for weak in (False, True):
         for position, (header, key) in enumerate(zip(headers, keys)):
             if position in taken or (key in WEAK_ALIASES and not mapping.get(key)) != weak:
@@ -709,8 +716,9 @@ __OTHER_DATES__
     case when place_of_service is null then '11'
          when __TWO_DIGITS__ then place_of_service
          when upper(place_of_service) in ('NA', 'N/A', 'NULL', 'NONE') then '11'
-         when regexp_full_match(place_of_service, '\\d{1,2}(\\.0+)?')
-             then lpad(split_part(place_of_service, '.', 1), 2, '0')
+         -- A three-digit form of a code (011, as some systems pad it) is the code.
+         when regexp_full_match(place_of_service, '0?\\d{1,2}(\\.0+)?')
+             then lpad(right(split_part(place_of_service, '.', 1), 2), 2, '0')
          -- The code with its name after it, as some systems export the column ("22 - On Campus-Outpatient
          -- Hospital", "11 Office", "11 (Office)", "11 – Office"); anything else stays as written, and
          -- validation quarantines it.
@@ -1241,8 +1249,10 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
                 value = cells[position] if position < len(cells) else None
                 value = value.strip(CELL_BLANKS) if value else None
                 record[canonical] = value or None
-                # A code typed as a number lost its leading zeros to Excel (anesthesia 00100 shows as 100).
-                if canonical == "hcpcs" and position < len(row) and _whole_number(row[position]):
+                # A code typed as a number lost its leading zeros to Excel (anesthesia 00100 shows as 100). Only
+                # the anesthesia range has them: 7612 is a code cut short, left for the quarantine to name.
+                if (canonical == "hcpcs" and position < len(row) and _whole_number(row[position])
+                        and 100 <= int(row[position]) <= 1999):
                     record[canonical] = f"{int(row[position]):05d}"
             records.append(record)
     finally:

@@ -123,7 +123,9 @@ select npi, regexp_full_match(npi, '[0-9]{10}') and list_sum(list_transform(rang
                 else coalesce(try_cast(substr('80840' || npi, i, 1) as integer), 0) end)) % 10 = 0 as valid
 from (select rendering_npi as npi from claim_lines where batch_id = $batch
       union select billing_npi from claim_lines where batch_id = $batch)
-where npi is not null
+-- A cell without a digit is a provider's name, not an NPI a payer would check (an export with names in its
+-- "Rendering Provider" column): it still tells providers apart.
+where npi is not null and regexp_matches(npi, '[0-9]')
 """
 
 # The lines of the part being judged: all of them when the batch is judged whole ($parts = 1). A part is a

@@ -39,9 +39,10 @@ def _sql_list(values) -> str:
 
 def _npi_valid(npi: str) -> str:
     """SQL: the NPI passes its check digit (Luhn over 80840 and the first nine digits), as the judge checks
-    it."""
+    it; a cell without a digit (a provider's name) is not checked."""
     digit = f"coalesce(try_cast(substr('80840' || {npi}, i, 1) as integer), 0)"
-    return (f"(regexp_full_match({npi}, '[0-9]{{10}}') and list_sum(list_transform(range(1, 16), lambda i: "
+    return (f"(not regexp_matches({npi}, '[0-9]') or regexp_full_match({npi}, '[0-9]{{10}}') "
+            "and list_sum(list_transform(range(1, 16), lambda i: "
             f"case when (16 - i) % 2 = 0 then ({digit} * 2) % 10 + ({digit} * 2) // 10 else {digit} end)) "
             "% 10 = 0)")
 

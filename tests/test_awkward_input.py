@@ -186,7 +186,7 @@ def test_npis_in_groups_and_places_of_service_with_their_names_are_read_as_their
     # between the two lines, otherwise); a place of service followed by its name, however it is set off; "N/A"
     # is no NPI (a false NPI_INVALID otherwise, and the line's provider named "N/A").
     written = [("1234-567-893", "11 (Office)"), ("1234 567 893", "11 – Office"), ("1234567893.0", "22. Outpatient"),
-               ("1234567893", "21/Inpatient"), ("123-456-789", "1A"), ("12345678901", "11.5"), ("N/A", "11")]
+               ("1234567893", "21/Inpatient"), ("123-456-789", "1A"), ("12345678901", "11.5"), ("N/A", "011")]
     path = text_export(tmp_path / "written.csv", [row(f"C{n}", **{"Rendering NPI": npi, "POS": pos})
                                                   for n, (npi, pos) in enumerate(written)])
     assert [(r["rendering_npi"], r["place_of_service"]) for r in staged(con, path)] == [
@@ -233,16 +233,18 @@ def test_workbook_dates_numbers_and_leading_blank_rows_read_as_an_export_would(c
         # An anesthesia code typed as a number: Excel shows 00100 as 100. Typed as text, "0100" stays as it is.
         ["C3", 1, "PT-3", datetime(2024, 7, 8), 100, None, 1, "1234567893", "11", "R13.10", "Medicare", None],
         ["C4", 1, "PT-4", datetime(2024, 7, 8), "0100", None, 1, "1234567893", "11", "R13.10", "Medicare", None],
+        # A number outside the anesthesia range is a code cut short (76120 as 7612), not one to pad into 07612.
+        ["C5", 1, "PT-5", datetime(2024, 7, 8), 7612, None, 1, "1234567893", "11", "R13.10", "Medicare", None],
     ])
     rows = staged(con, path)
-    first, second, anesthesia, text = rows
-    assert (anesthesia["hcpcs"], text["hcpcs"]) == ("00100", "0100")
+    first, second, anesthesia, text, cut_short = rows
+    assert (anesthesia["hcpcs"], text["hcpcs"], cut_short["hcpcs"]) == ("00100", "0100", "7612")
     assert (first["claim_id"], first["line_number"], first["patient_id"]) == ("1001", "1", "42")
     assert (first["date_of_service"], first["hcpcs"], first["units"]) == ("2024-07-08", "76120", "2")
     # A number cell reads as the text a CSV export would hold, then parses as that text would.
     assert (first["rendering_npi"], first["place_of_service"], first["service_zip"]) == ("1234567893", "02", "02134")
     assert (second["date_of_service"], second["units"]) == ("2024-07-08 10:30:00", "1.5")
-    assert [r["source_row"] for r in rows] == [1, 2, 3, 4]
+    assert [r["source_row"] for r in rows] == [1, 2, 3, 4, 5]
 
 
 def test_workbook_formulas_are_read_as_their_cached_values_never_evaluated(con, tmp_path):

@@ -302,7 +302,8 @@ def test_a_payer_s_name_is_read_before_its_id_wherever_it_stands():
     ("Insurance Name", "payer"), ("Pat Acct", "patient_id"), ("Pt Acct #", "patient_id"), ("Mbr ID", "patient_id"),
     ("Chart #", "patient_id"), ("Clm No", "claim_id"), ("Clm #", "claim_id"), ("Ins Name", "payer"),
     ("Primary Ins", "payer"), ("Rendering Prov NPI", "rendering_npi"), ("Rend NPI", "rendering_npi"),
-    ("Bill NPI", "billing_npi"), ("Billing Prov NPI", "billing_npi")])
+    ("Bill NPI", "billing_npi"), ("Billing Prov NPI", "billing_npi"), ("Service Location ZIP", "service_zip"),
+    ("Service Facility ZIP", "service_zip"), ("Location ZIP", "service_zip")])
 def test_headers_of_other_exports_are_read(header, column):
     headers = {"claim_id": "Claim", "line_number": "Line", "patient_id": "Patient", "date_of_service": "DOS",
                "hcpcs": "CPT", "units": "Units"}
@@ -320,6 +321,13 @@ def test_a_column_under_its_own_name_wins_over_an_alias_before_it():
         8: "modifiers", 9: "modifier_2", 10: "modifier_1"}
 
 
+def test_a_header_the_sites_mapping_names_wins_over_a_column_under_the_fields_own_name():
+    # The site says its dates of service are under "Svc Dt"; "Date of Service" (the date entered) comes first.
+    headers = ["Claim ID", "Line", "Patient ID", "Date of Service", "Svc Dt", "CPT", "Units"]
+    mapped = map_headers(headers, {"svcdt": "date_of_service"}, Path("e.csv"))
+    assert (mapped.get(3), mapped.get(4)) == (None, "date_of_service")
+
+
 @pytest.mark.parametrize(("headers", "expected"), [
     # Siblings share the subscriber's id: the patient is the account, wherever the insured's id stands.
     (["Claim", "Line", "Insured ID", "Patient Acct #", "DOS", "CPT", "Units"], {2: None, 3: "patient_id"}),
@@ -328,6 +336,10 @@ def test_a_column_under_its_own_name_wins_over_an_alias_before_it():
      {6: None, 7: "rendering_npi"}),
     (["Claim", "Line", "Patient", "DOS", "CPT", "Units", "Billing Provider", "Group NPI"],
      {6: None, 7: "billing_npi"}),
+    # A facility's name under "Service Location" beside the POS column; days in receivables under "Days"
+    # beside the quantity (a false MUE denial of 45 units otherwise).
+    (["Claim", "Line", "Patient", "DOS", "CPT", "Units", "Service Location", "POS"], {6: None, 7: "place_of_service"}),
+    (["Claim", "Line", "Patient", "DOS", "CPT", "Days", "Qty"], {5: None, 6: "units"}),
     # A description under "Procedure" beside the code's own column.
     (["Claim", "Line", "Patient", "DOS", "Procedure", "CPT Code", "Units"], {4: None, 5: "hcpcs"}),
     # Alone, each still names its field.
@@ -520,3 +532,20 @@ def test_version_is_the_installed_package_version():
 
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0 and result.stdout == f"claimscrub {version('claimscrub')}\n"
+
+
+def test_provider_names_and_none_in_npi_columns_are_not_npis_that_fail(tmp_path, db_path):
+    # An export with the providers' names where the NPIs would be: no NPI_INVALID denial on every line, and
+    # the names still tell providers apart (one doctor's 99213 twice is a duplicate, another's is not). "N/A"
+    # is no provider: the line is the billing NPI's.
+    header = ["Claim ID", "Line", "Member ID", "DOS", "CPT Code", "Units", "Rendering Provider", "Billing NPI",
+              "Dx 1"]
+    rows = [["N1", "1", "P1", "2025-03-04", "99213", "1", "SMITH, JOHN MD", "1234567893", "I10"],
+            ["N2", "1", "P1", "2025-03-04", "99213", "1", "SMITH, JOHN MD", "1234567893", "I10"],
+            ["N3", "1", "P2", "2025-03-04", "99213", "1", "JONES, ANN DO", "1234567893", "I10"],
+            ["N3", "2", "P2", "2025-03-04", "99213", "1", "N/A", "1245319599", "I10"]]
+    run = scrub([text_export(tmp_path / "names.csv", rows, header=header)], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert sorted((f["claim_id"], f["line_number"], f["rule_id"]) for f in run.flags) == [
+        ("N1", "1", "DUP_EXACT"), ("N2", "1", "DUP_EXACT")]
+    assert {(r["claim_id"], r["line_number"]): r["provider_npi"] for r in run.lines}[("N3", "2")] == "1245319599"
