@@ -217,6 +217,9 @@ def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool =
             con.execute("delete from ref_releases where release_id = ? and (table_name = ? or table_name like ?)",
                         [release.id, release.table, release.table + "_%"])
             tables = loader(con, release)
+        if release.origin != "bundled":
+            for path, shown in zip(release.files, release.shown()):
+                _refuse_cut_short(path, shown, release.layout)
         for table_name, count in tables.items():
             con.execute(
                 """insert into ref_releases (release_id, table_name, layout, effective_start, effective_end,
@@ -234,6 +237,19 @@ def load_release(con: duckdb.DuckDBPyConnection, release: Release, force: bool =
             con.execute("rollback")
         raise
     return True
+
+
+def _refuse_cut_short(path: Path, shown: str, layout: str) -> None:
+    """Every CMS text file ends its last record with a line break: one that ends inside a record stopped in the
+    download (a record cut inside its last field fits the layout still, and the edits after it are lost). Asked
+    after the loader, whose refusals name the record; a gzip stream cut short is its reader's to find."""
+    if layout == "aoc_xlsx" or path.suffix.lower() == ".gz":
+        return
+    with open(path, "rb") as fh:
+        fh.seek(-1, 2)
+        if fh.read(1) not in (b"\n", b"\r"):
+            raise ReferenceFileError(f"{shown}: the last record ends without a line break: the file is cut short; "
+                                     "download it again")
 
 
 def _insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
@@ -625,7 +641,8 @@ where column_1 is not null and column_2 is not null
 """
 
 
-def _ptp_insert(con: duckdb.DuckDBPyConnection, release: Release, select_sql: str, params: list) -> int:
+def _ptp_insert(con: duckdb.DuckDBPyConnection, release: Release, shown: str, select_sql: str,
+                params: list) -> int:
     before = con.execute("select count(*) from ref_ptp where release_id = ?", [release.id]).fetchall()[0][0]
     insert = """
         insert into ref_ptp
@@ -646,7 +663,7 @@ def _ptp_insert(con: duckdb.DuckDBPyConnection, release: Release, select_sql: st
             if misfit:
                 column_1, column_2, what = misfit[0]
                 raise ReferenceFileError(
-                    f"{', '.join(release.shown())}: record "
+                    f"{shown}: record "
                     f"{(column_1 or '').strip()}/{(column_2 or '').strip()} does not fit the PTP layout ({what})")
             con.execute(insert.format(records="select * from ptp_incoming"), [release.id, release.effective_start])
         finally:
@@ -660,10 +677,11 @@ def _ptp_insert(con: duckdb.DuckDBPyConnection, release: Release, select_sql: st
 
 def load_ptp_csv(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int]:
     total = 0
-    for path in release.files:
+    for path, shown in zip(release.files, release.shown()):
         total += _ptp_insert(
             con,
             release,
+            shown,
             """
             select column_1, column_2, null::varchar as effective_date, deletion_date,
                    modifier_indicator, ptp_edit_rationale as rationale
@@ -686,10 +704,11 @@ def _ptp_txt_skip(path: Path) -> int:
 
 def load_ptp_txt(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int]:
     total = 0
-    for path in release.files:
+    for path, shown in zip(release.files, release.shown()):
         total += _ptp_insert(
             con,
             release,
+            shown,
             """
             select column0 as column_1, column1 as column_2, column3 as effective_date,
                    column4 as deletion_date, column5 as modifier_indicator, column6 as rationale
@@ -767,6 +786,9 @@ def _mue_records(release: Release, path: Path) -> list[dict]:
 
 def load_mue(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int]:
     records = [rec for path in release.files for rec in _mue_records(release, path)]
+    if not records:
+        raise ReferenceFileError(f"{', '.join(release.shown())}: no MUE rows below the header: the file is "
+                                 "cut short or empty; download it again")
     # A code's row given twice (a file loaded beside a copy of it, line ends changed) is one row: twice over, each
     # line of that code met its MUE twice and was a line of lines.csv twice. Two different rows of one code and
     # service type are refused.

@@ -106,6 +106,14 @@ def is_workbook(path: Path) -> bool:
 
 def detect_layout(path: Path) -> str:
     """The CMS layout of one file, told from its content (never from its name)."""
+    if path.stat().st_size == 0:
+        raise AmbiguousFileError(f"{path.name}: the file is empty; download it again")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PK\x03\x04" and not zipfile.is_zipfile(path):
+        # A zip archive (a CMS download, an Excel workbook) whose end, where its directory is, never came.
+        raise ReferenceFileError(f"{path.name}: cannot be read: a zip archive or workbook without its end, cut "
+                                 "short or damaged; download it again")
     if is_workbook(path):
         if is_aoc_workbook(path):
             return "aoc_xlsx"
@@ -208,7 +216,12 @@ def period_end(table: str, start: date) -> date:
 
 
 def release_id_for(table: str, start: date) -> str:
+    """The usual name of a release starting at `start`. A quarterly table's file effective after its quarter's
+    first day (a correction CMS posts mid-quarter) is named by its date: under the quarter's name it would
+    replace that quarter's release and leave the days before it to an older one."""
     quarter = f"{start.year}Q{(start.month - 1) // 3 + 1}"
+    if table in ("ptp", "mue", "aoc", "zip") and (start.day, (start.month - 1) % 3) != (1, 0):
+        quarter = f"{start:%Y-%m-%d}"
     return {
         "rvu": f"RVU{start.year % 100:02d}{'ABCD'[(start.month - 1) // 3]}",
         "gpci": f"GPCI {start.year}",

@@ -239,6 +239,30 @@ def test_a_damaged_ptp_record_refuses_its_file_naming_it(fresh_db, tmp_path, dam
     assert " user " not in reference("list", "--db", fresh_db).stdout
 
 
+def test_a_damaged_record_in_one_part_of_a_ptp_release_names_that_part_alone(fresh_db, tmp_path):
+    parts = []
+    for number in (1, 2):
+        part = tmp_path / f"ccipra-v322r0-f{number}.txt"
+        text = PTP_2026.read_text()
+        part.write_text(text.replace("\t20260630\t1\t", "\t2026O630\t1\t", 1) if number == 2 else text)
+        parts.append(part)
+    refused = reference("load", *parts, "--db", fresh_db)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.startswith("claimscrub: ccipra-v322r0-f2.txt: record 0001U/0029U"), refused.stderr
+
+
+def test_a_file_effective_inside_a_quarter_is_a_release_of_its_own_beside_the_quarters(fresh_db, tmp_path):
+    """Named as the quarter's, an August file replaced the July one and left July to an older quarter."""
+    august = tmp_path / "MCR_MUE_PractitionerServices_Eff_08-01-2026.csv"
+    august.write_bytes(MUE_2026.read_bytes().replace(b"0041U,1,", b"0041U,2,"))
+    loaded = reference("load", MUE_2026, august, "--db", fresh_db)
+    assert loaded.exit_code == 0, loaded.output
+    assert "MUE 2026Q3: loaded, 2026-07-01 to 2026-09-30" in loaded.stdout
+    assert "MUE 2026-08-01: loaded, 2026-08-01 to 2026-10-31" in loaded.stdout
+    assert query(fresh_db, "select distinct release_id from ref_mue where release_id like 'MUE 2026%' "
+                           "order by 1") == [("MUE 2026-08-01",), ("MUE 2026Q3",)]
+
+
 def test_a_quarters_mue_files_loaded_one_by_one_make_one_release_of_each_service_type(fresh_db, tmp_path):
     """CMS publishes the practitioner and the outpatient hospital MUEs in files of their own: the second loaded
     adds to the quarter's release (it erased the first, and professional lines fell back a quarter)."""
@@ -740,7 +764,33 @@ CUT_FILES = {
                  "GPCI2026.csv.gz: cannot be read: the file is damaged or cut short (Not a gzipped file"),
     "gzip_cut": (lambda d: (d / MUE_26Q2.name).write_bytes(MUE_26Q2.read_bytes()[:30_000]) and d / MUE_26Q2.name,
                  f"{MUE_26Q2.name}: cannot be read: the file is damaged or cut short (Compressed file ended"),
+    # Inside the last field of a record, which still fits the layout: the edits after it were loaded as missing.
+    "ptp_last_field": (lambda d: _cut_after(PTP_2026, d / "ccipra-v322r0-f1.txt", "20241231\t1\tMisuse of Col"),
+                       "ccipra-v322r0-f1.txt: the last record ends without a line break: the file is cut short; "
+                       "download it again"),
+    "mue_last_field": (lambda d: _cut_after(MUE_2026, d / "MCR_MUE_PractitionerServices_Eff_07-01-2026.csv",
+                                            "0041U,1,2 Date of Service Edit: Policy,Code Desc"),
+                       "MCR_MUE_PractitionerServices_Eff_07-01-2026.csv: the last record ends without a line break"),
+    # Inside a row's locality number: the row was passed over, and its locality priced nationally.
+    "gpci_locality": (lambda d: _cut_after(GPCI_2026, d / "GPCI2026.csv", "BALTIMORE/SURR. CNTYS,1.016,1.016,1.073,"
+                                           "1.237\n1230"),
+                      "GPCI2026.csv: the last record ends without a line break"),
+    "mue_header_only": (lambda d: _cut_after(MUE_2026, d / "MCR_MUE_PractitionerServices_Eff_07-01-2026.csv",
+                                             "Rationale\n"),
+                        "MCR_MUE_PractitionerServices_Eff_07-01-2026.csv: no MUE rows below the header: the file "
+                        "is cut short or empty; download it again"),
+    "empty": (lambda d: (d / "GPCI2026.csv").write_bytes(b"") or d / "GPCI2026.csv",
+              "GPCI2026.csv: the file is empty; download it again"),
+    "zip_without_its_end": (lambda d: _zip_cut(d / "ccipra-v322r0-f1.zip"),
+                            "ccipra-v322r0-f1.zip: cannot be read: a zip archive or workbook without its end"),
 }
+
+
+def _zip_cut(archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as out:
+        out.write(PTP_2026, PTP_2026.name)
+    archive.write_bytes(archive.read_bytes()[:-40])
+    return archive
 
 
 @pytest.mark.parametrize("cut", sorted(CUT_FILES))
@@ -774,7 +824,7 @@ def test_a_part_of_a_release_is_warned_about_before_the_first_scrub_too(fresh_db
     loaded = reference("load", PTP_2026, "--db", fresh_db)  # a new site: PTP 2024Q3 is bundled, not yet written
     assert loaded.exit_code == 0, loaded.output
     assert "warning: PTP 2026Q3 holds 15 ptp rows against 2,546,017 in PTP 2024Q3" in loaded.stderr
-    cut = _cut_after(GPCI_2026, tmp_path / "GPCI2026.csv", "BALTIMORE/SURR. CNTYS,1.016,1.016,1.073,1.2")
+    cut = _cut_after(GPCI_2026, tmp_path / "GPCI2026.csv", "BALTIMORE/SURR. CNTYS,1.016,1.016,1.073,1.237\n")
     loaded = reference("load", cut, "--db", fresh_db)
     assert loaded.exit_code == 0, loaded.output
     assert "warning: GPCI 2026 holds 57 localities against 109 in GPCI 2025: lines in the others are priced " \
