@@ -68,7 +68,7 @@ def _caused_by(which: str) -> str:
     """SQL for the table (`which` = 'table') or the release (`which` = 'release') that caused a change `c`: for a
     change in dollars the price's tables first; then the table behind the rule; then the first that changed."""
     def changed(table: str) -> str:
-        return f"c.{table}_release_then is distinct from c.{table}_release_now"
+        return f"(c.{table}_release_then is distinct from c.{table}_release_now or c.{table}_reloaded)"
 
     def named(table: str, when: str) -> str:
         value = f"'{table}'" if which == "table" else f"c.{table}_release_now"
@@ -79,6 +79,9 @@ def _caused_by(which: str) -> str:
     cases += [named(t, changed(t)) for t in RELEASE_TABLES]
     return f"case {' '.join(cases)} end"
 
+
+RELOADED = ("coalesce(rn.{t}_release in (select rr.release_id from ref_releases rr "
+            "where timezone('UTC', rr.loaded_at) > b.started_at::timestamptz), false) as {t}_reloaded")
 
 # Every finding that appears, disappears or changes severity or dollars, with its line and the releases that
 # judge it then and now. {patient} masks the patient.
@@ -97,8 +100,12 @@ with compared as (
 c as (
     select compared.*, r.rule_table,
            {", ".join(f"rt.{t}_release as {t}_release_then, rn.{t}_release as {t}_release_now"
-                      for t in RELEASE_TABLES)}
+                      for t in RELEASE_TABLES)},
+           -- A release loaded again under its name (a revised file) after the batch was scrubbed changed it too.
+           -- The batch's start is the machine's local time, a load's time UTC.
+           {", ".join(RELOADED.format(t=t) for t in RELEASE_TABLES)}
     from compared
+    join batches b on b.batch_id = compared.batch_id
     join rule_tables r on r.rule_id = compared.rule_id
     left join releases_then rt on rt.batch_id = compared.batch_id and rt.line_id = compared.line_id
     left join releases_now rn on rn.batch_id = compared.batch_id and rn.line_id = compared.line_id

@@ -160,6 +160,26 @@ def test_each_change_is_laid_to_the_table_behind_its_rule(judged, tmp_path):
     assert {c for c in found if c[2] == "PTP_NO_BYPASS"} == EXPECTED
 
 
+def test_a_release_loaded_again_under_its_name_is_named_as_the_cause(judged, tmp_path):
+    """A revised file (ccipra-v322r1) replaces PTP 2026Q3's rows under the same name: the change it makes to a
+    batch scrubbed under the first file is laid to it (the names then and now being equal, it was laid to none)."""
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(judged["db"], db)
+    run = scrub([write_csv(tmp_path / "later.csv", pair("REV", "PAT-9", "2026-07-20", "0001U", "0417U"))],
+                tmp_path / "out", db)
+    assert ("REV", "2", "PTP_NO_BYPASS") in {(f["claim_id"], f["line_number"], f["rule_id"]) for f in run.flags}
+    revised = tmp_path / "ccipra-v322r1-f1.txt"
+    revised.write_text("".join(line for line in PTP_2026.read_text().splitlines(keepends=True)
+                               if not line.startswith("0001U\t0417U\t")))
+    loaded = cli("reference", "load", revised, "--db", db)
+    assert loaded.exit_code == 0 and "PTP 2026Q3: loaded" in loaded.stdout, loaded.output
+    result = cli("rejudge", "--since", "2026-07-20", "--out", tmp_path / "impact", "--db", db)
+    assert result.exit_code == 0, result.output
+    rows = [r for r in read_csv(tmp_path / "impact" / "impact.csv") if r["claim_id"] == "REV"]
+    assert [(r["line_number"], r["rule_id"], r["change"], r["caused_by_table"], r["caused_by"]) for r in rows] == [
+        ("2", "PTP_NO_BYPASS", "disappears", "PTP", "PTP 2026Q3")]
+
+
 def test_rejudge_is_an_asset_a_run_after_a_reference_load_produces(judged, tmp_path):
     repository = defs.get_repository_def()
     assert repository.asset_graph.get(dg.AssetKey("rejudge_impact")).group_name == "review"
