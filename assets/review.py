@@ -36,6 +36,8 @@ from .decisions import (
     database_id,
     finding_id_sql,
 )
+from reports.sheet_xml import REFUSED
+
 from .readers import EXCEL_ERRORS, file_sha256
 from .rules import RULES
 
@@ -83,6 +85,12 @@ class ImportResult:
     imported: int = 0
     unchanged: int = 0
     refused: list[str] = field(default_factory=list)  # one sentence each: file, row and why
+
+
+def _as_shown(text: str | None) -> str | None:
+    """A text as the report's cell shows it and a reading of that cell gives it back (_text): control characters
+    Excel refuses as U+FFFD, spaces, tabs and line breaks at either end stripped."""
+    return _text(REFUSED.sub("\ufffd", text)) if text is not None else None
 
 
 def _text(value) -> str | None:
@@ -378,7 +386,7 @@ def _problem(row: ReviewRow, state: tuple, finding: dict | None, first_row: dict
     if finding is None:
         return f"finding id {row.finding_id} is not a finding of this report's batch"
     shown = (row.claim_id, row.line_number, row.rule_id)
-    if shown != (finding["claim_id"], str(finding["line_number"]), finding["rule_id"]):
+    if shown != (_as_shown(finding["claim_id"]), str(finding["line_number"]), finding["rule_id"]):
         return (f"finding id {row.finding_id} is claim {finding['claim_id']} line {finding['line_number']} "
                 f"{finding['rule_id']}, not the row's claim {row.claim_id} line {row.line_number} {row.rule_id}")
     if row.finding_id in first_row:
@@ -387,10 +395,13 @@ def _problem(row: ReviewRow, state: tuple, finding: dict | None, first_row: dict
         return f"decision {row.decision!r} is not one of {', '.join(DECISIONS)}"
     if scope not in SCOPES.values():
         return f"scope {row.scope!r} is not one of: {'; '.join(SCOPES)}"
-    if earlier is not None and decision != earlier[0] and (reason, reviewer) == (earlier[1], earlier[2]):
-        # The report fills Reason and Reviewer with the decision it shows: a new decision left under them would
-        # be stored as that reviewer's, with that reason.
-        return (f"its Decision is {decision!r} now, but its Reason and Reviewer are still those of the "
+    if earlier is not None and (decision, scope) != (earlier[0], earlier[3]) and (reason, reviewer) == (
+            earlier[1], earlier[2]):
+        # The report fills Reason and Reviewer with the decision it shows: a new decision, or the same one with
+        # another scope (a standing dismissal made or ended), left under them would be stored as that
+        # reviewer's, with that reason.
+        changed = f"Decision is {decision!r}" if decision != earlier[0] else f"Scope is {row.scope!r}"
+        return (f"its {changed} now, but its Reason and Reviewer are still those of the "
                 f"{earlier[0]!r} by {earlier[2]} the report showed: type who decides it, and why")
     if not reviewer:
         return "a decision needs a reviewer"

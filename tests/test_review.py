@@ -458,6 +458,18 @@ def test_a_decision_is_stored_as_its_reviewers_only_once_and_only_in_the_scopes_
                      r"one of them", said) and said.count("is decided differently on rows") == 2
     assert "scope 'standing' is not one of: this finding; this rule for this code and provider" in said
     assert trail(copy_db) == before
+    # ann's dismissal of MUE-1 for this finding alone, its Scope changed to stand for the code and provider under
+    # her name and reason: a standing dismissal she never made. And her standing one (PTP-A) ended the same way.
+    rescoped = decide(audit.rerun.out_dir / REPORT, tmp_path / "rescoped.xlsx", {
+        ("MUE-1", 1, "MUE_DOS"): ("dismiss", "two sessions documented", "ann", STANDING),
+        ("PTP-A", 2, "PTP_NO_BYPASS"): ("dismiss", "separate sessions, both documented", "ann", "this finding")})
+    result = import_(rescoped)
+    assert result.stdout.strip() == "0 decisions imported, 0 unchanged, 2 rows refused", result.output
+    assert (f"its Scope is '{STANDING}' now, but its Reason and Reviewer are still those of the 'dismiss' by ann "
+            "the report showed: type who decides it, and why") in result.stderr
+    assert ("its Scope is 'this finding' now, but its Reason and Reviewer are still those of the 'dismiss' by ann"
+            in result.stderr)
+    assert trail(copy_db) == before
     # The same reviewer changing a decision says why: taken.
     book = decide(audit.rerun.out_dir / REPORT, tmp_path / "rerun-why.xlsx", {
         ("BOTH-1", 1, "MOD_26_AND_TC"): ("fixed", "26 and TC billed apart now", "bob", "this finding")})
@@ -686,3 +698,21 @@ def test_a_line_counts_once_under_its_most_telling_decision_and_each_finding_und
     split = decision_split(con)
     assert {group: (c["lines"], c["deny_findings"], round(c["dollars"], 2)) for group, c in split.items()} == {
         "pending": (1, 1, 88.31), "accepted": (1, 1, 10.00), "fixed": (0, 1, 0), "dismissed": (1, 2, 18.11)}
+
+
+def test_a_finding_on_a_claim_id_ending_in_a_tab_or_holding_a_control_character_can_be_decided(copy_db, tmp_path):
+    """The report shows `TAB-1<tab>` as it was read, and a control character as U+FFFD; reading the cell back
+    strips the tab. Compared as the report shows them, both findings are decided (they were refused as another
+    claim's, and could never be decided)."""
+    rows = [line(claim, number, patient, code, dos="2024-08-21")
+            for claim, patient in (("TAB-1\t", "PAT-T"), ("CTL\x0b1", "PAT-C"))
+            for number, code in ((1, "92611"), (2, "76120"))]
+    run = engine_scrub([write_csv(tmp_path / "odd.csv", rows)], tmp_path / "odd", copy_db)
+    assert run.exit_code == 0, run.stderr
+    book = decide(run.out_dir / REPORT, tmp_path / "odd.xlsx", {
+        ("TAB-1\t", 2, "PTP_NO_BYPASS"): ("accept", None, "ann", "this finding"),
+        ("CTL\ufffd1", 2, "PTP_NO_BYPASS"): ("accept", None, "ann", "this finding")})
+    result = cli("review", "import", book, "--db", copy_db)
+    assert result.stdout.strip() == "2 decisions imported, 0 unchanged, 0 rows refused", result.output
+    assert [t[1:] for t in trail(copy_db)[-2:]] == [("TAB-1\t", 2, "PTP_NO_BYPASS", "accept"),
+                                                   ("CTL\x0b1", 2, "PTP_NO_BYPASS", "accept")]
