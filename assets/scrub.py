@@ -152,7 +152,7 @@ SL_COLUMNS = f"""
        coalesce(claim_line.billing_npi, claim_line.rendering_npi, '') as biller_key,
        claim_line.component, priced.ptp_release, priced.mue_release, priced.status, priced.pctc,
        priced.mult_proc, priced.expected_allowed, priced.mue_value, priced.mai, priced.global_days,
-       priced.aoc_release,
+       priced.aoc_release, priced.rvu_release,
        list_contains(claim_line.modifiers, '76') or list_contains(claim_line.modifiers, '77') as has_repeat,
        len(list_filter(claim_line.modifiers, lambda m: m in {sql_list(BYPASS_MODIFIERS)})) > 0 as has_bypass"""
 

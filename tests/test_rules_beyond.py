@@ -418,6 +418,11 @@ def test_a_visit_in_a_global_period_names_the_earliest_surgery_it_is_not_excused
     assert "33278" in message and "90-day" in message
     # The other surgery whose period holds the visit is named too: it needs its own excuse.
     assert "(and 1 more surgery line(s): 58580, claim G21B line 1, 2026-05-06)" in message
+    # A surgery of December 2025 gives a January visit its period from RVU25D, not from the visit's RVU26B: the
+    # finding names the release that gave the days (the visit's own releases are in its release columns).
+    across = next(f for f in corpus_run.flags if f["claim_id"] == "G24x")
+    assert "(claim G24 line 1, 2025-12-30; global days 010 in RVU25D)" in across["message"]
+    assert across["rvu_release"] == "RVU26B"
 
 
 def test_an_add_on_finding_names_its_release_type_and_primaries(corpus_run):

@@ -18,7 +18,8 @@ LINE_RULES = {}
 PAIR_RULES = {}
 
 # The period a surgery's global days give, from its date of service `d`: 090 from d - 1 to d + 90, 010 from
-# d to d + 10, 000 the day d only.
+# d to d + 10, 000 the day d only. The message names the release that gave the surgery its global days: the
+# surgery's own, which is not the visit's when a year's end lies between them.
 GLOBAL_EM = """
 insert into found by name
 with visits as (
@@ -30,6 +31,7 @@ with visits as (
 ),
 surgeries as (
     select line_id, patient_id, provider_key, date_of_service, hcpcs, claim_id, line_number, global_days,
+           rvu_release,
            date_of_service - case global_days when '090' then 1 else 0 end as period_start,
            date_of_service + case global_days when '090' then 90 when '010' then 10 else 0 end as period_end
     from sl
@@ -38,7 +40,8 @@ surgeries as (
 unexcused as (
     select visit.line_id, visit.hcpcs, visit.date_of_service, visit.expected_allowed,
            surgery.line_id as surgery_line, surgery.hcpcs as surgery_code, surgery.claim_id as surgery_claim,
-           surgery.line_number as surgery_number, surgery.date_of_service as surgery_date, surgery.global_days
+           surgery.line_number as surgery_number, surgery.date_of_service as surgery_date, surgery.global_days,
+           surgery.rvu_release as surgery_release
     from visits visit
     join surgeries surgery
       on surgery.patient_id = visit.patient_id and surgery.provider_key = visit.provider_key
@@ -54,7 +57,7 @@ first_surgery as (
     select line_id, any_value(hcpcs) as hcpcs, any_value(date_of_service) as date_of_service,
            any_value(expected_allowed) as expected_allowed, count(*) as surgeries,
            arg_min({'line': surgery_line, 'code': surgery_code, 'claim': surgery_claim, 'number': surgery_number,
-                    'date': surgery_date, 'days': global_days},
+                    'date': surgery_date, 'days': global_days, 'release': surgery_release},
                    (surgery_date, surgery_claim, surgery_number, surgery_line)) as surgery,
            -- The others, named too: each needs its own excuse, and a biller looks for them.
            list(printf('%s, claim %s line %d, %s', surgery_code, surgery_claim, surgery_number,
@@ -63,11 +66,12 @@ first_surgery as (
     from unexcused group by line_id
 )
 select line_id, 'GLOBAL_EM_IN_PERIOD' as rule_id,
-       printf('%s on %s lies in the %s global period of %s (claim %s line %d, %s), same patient and provider%s; '
-              || 'no modifier on the visit excuses it.',
+       printf('%s on %s lies in the %s global period of %s (claim %s line %d, %s; global days %s in %s), same '
+              || 'patient and provider%s; no modifier on the visit excuses it.',
               hcpcs, strftime(date_of_service, '%Y-%m-%d'),
               case surgery.days when '090' then '90-day' when '010' then '10-day' else 'same-day (000)' end,
-              surgery.code, surgery.claim, surgery.number, strftime(surgery.date, '%Y-%m-%d'),
+              surgery.code, surgery.claim, surgery.number, strftime(surgery.date, '%Y-%m-%d'), surgery.days,
+              surgery.release,
               case when surgeries > 1
                    then printf(' (and %d more surgery line(s): %s%s)', surgeries - 1,
                                array_to_string(named[2:4], '; '), case when surgeries > 4 then '; ...' else '' end)
