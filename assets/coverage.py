@@ -1,7 +1,8 @@
 """How far each reference table reaches: its newest release, the end of that release's period, and the lines of
 a batch dated beyond it. A table is stale for a line dated after its newest release ends; the line is still
 judged (by that newest release, `approximate`), and the run says so on the command line, at the top of the
-workbook's Summary, on its Reference sheet and in summary.json (`reference_coverage`)."""
+workbook's Summary, on its Reference sheet and in summary.json (`reference_coverage`). Lines dated between two
+loaded releases (the quarters between never loaded) are judged by the older one, and said the same way."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class Family:
     lines: str
     period: str  # quarter or year
     load_hint: str
+    # The column of priced_lines naming the release that judged each line ('' for a table no line names).
+    judged_by: str = ""
     # Said only for a batch that has lines it judges: a table of one kind of claim, which a site without
     # such claims need not keep current.
     only_when_used: bool = False
@@ -32,21 +35,25 @@ ZIP_PLACED = """service_zip is not null and (locality is null or locality is dis
 
 FAMILIES = [
     Family("RVU", ("rvu",), "true", "quarter",
-           "claimscrub reference download --release RVU{yy}{letter} (or reference load its PPRRVU file)"),
-    Family("GPCI", ("gpci",), "true", "year", "claimscrub reference load GPCI{year}.csv"),
+           "claimscrub reference download --release RVU{yy}{letter} (or reference load its PPRRVU file)",
+           judged_by="rvu_release"),
+    Family("GPCI", ("gpci",), "true", "year", "claimscrub reference load GPCI{year}.csv", judged_by="gpci_release"),
     Family("localities", ("locality_counties",), "false", "year", "claimscrub reference load {yy}LOCCO.csv"),
     Family("ZIP", ("zip",), ZIP_PLACED, "quarter",
            "claimscrub reference load ZIP5_{mon}{year}.txt"),
     Family("PTP", ("ptp",), "true", "quarter",
-           "claimscrub reference download --release 'PTP {year}Q{q}' (or reference load its ccipra files)"),
+           "claimscrub reference download --release 'PTP {year}Q{q}' (or reference load its ccipra files)",
+           judged_by="ptp_release"),
     # Each MUE service type is a table of its own: professional lines are judged by the practitioner MUEs,
     # institutional ones by the outpatient hospital MUEs, and either can be behind while the other is current.
     Family("MUE", ("mue_practitioner",), "claim_type <> 'institutional'", "quarter",
-           "claimscrub reference download --release 'MUE {year}Q{q}' (or reference load the MCR_MUE CSV)"),
+           "claimscrub reference download --release 'MUE {year}Q{q}' (or reference load the MCR_MUE CSV)",
+           judged_by="mue_release"),
     Family("MUE outpatient hospital", ("mue_outpatient_hospital",), "claim_type = 'institutional'", "quarter",
            "claimscrub reference load MCR_MUE_OutpatientHospitalServices_Eff_{mm}-01-{year}.csv",
-           only_when_used=True),
-    Family("AOC", ("aoc",), "true", "quarter", "claimscrub reference load AOC_V{year}Q{q}-MCR.xlsx"),
+           only_when_used=True, judged_by="mue_release"),
+    Family("AOC", ("aoc",), "true", "quarter", "claimscrub reference load AOC_V{year}Q{q}-MCR.xlsx",
+           judged_by="aoc_release"),
 ]
 
 
@@ -102,6 +109,7 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
                 f"""select count(*), max(date_of_service) from claim_lines
                     where batch_id = ? and ({family.lines}) and date_of_service > ?""",
                 [batch_id, end]).fetchall()[0]
+        between = _between_releases(con, batch_id, family, end) if end else []
         coverage.append({
             "table": family.label,
             "newest_release": release,
@@ -111,10 +119,35 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
             "latest_date_of_service": str(latest) if latest else None,
             "days_beyond": (latest - end).days if latest and end else None,
             "stale": beyond > 0,
+            "lines_between_releases": sum(gap["lines"] for gap in between),
+            "between_releases": between,
         })
         if beyond:
             _describe(coverage[-1])
+        if between:
+            _describe_between(coverage[-1])
     return coverage
+
+
+def _between_releases(con, batch_id: str, family: Family, newest_end: date) -> list[dict]:
+    """The batch's lines up to the newest release's end that no release's period holds, by the older release
+    that judged them (its period ended before their dates: the quarters between were never loaded)."""
+    if not family.judged_by:
+        return []
+    rows = con.execute(
+        f"""select r.release_id, r.effective_end, count(*), min(l.date_of_service), max(l.date_of_service)
+            from claim_lines l
+            join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
+            join (select distinct release_id, effective_end from ref_releases
+                  where table_name in ({", ".join("?" for _ in family.tables)})) r
+              on r.release_id = p.{family.judged_by}
+            where l.batch_id = ? and ({family.lines.replace("claim_type", "l.claim_type")})
+              and l.date_of_service > r.effective_end and l.date_of_service <= ?
+            group by all order by r.effective_end, r.release_id""",
+        [*family.tables, batch_id, newest_end]).fetchall()
+    return [{"release": release, "effective_end": str(end), "lines": count, "first_date_of_service": str(first),
+             "last_date_of_service": str(last), "days_past_end": (last - end).days}
+            for release, end, count, first, last in rows]
 
 
 def _any_lines(con, batch_id: str, family: Family) -> bool:
@@ -171,5 +204,28 @@ def _describe(entry: dict) -> None:
     entry["warning"] = warning_text(entry)
 
 
+def _describe_between(entry: dict) -> None:
+    """What an entry's lines between releases are (judged by a release whose period ended before them) and what
+    to load: the quarter (or year) of the first of them."""
+    family = next(f for f in FAMILIES if f.label == entry["table"])
+    gaps = entry["between_releases"]
+    first = min(gap["first_date_of_service"] for gap in gaps)
+    approximate = " (approximate)" if family.tables[0] in MATCHED else ""
+    entry["between_finding"] = " ".join(
+        f"{gap['release']} ends {gap['effective_end']}; {counted(gap['lines'], 'line')} dated "
+        f"{gap['first_date_of_service']} to {gap['last_date_of_service']}, in no later {family.label} release's "
+        f"period, {'was' if gap['lines'] == 1 else 'were'} judged by it{approximate}." for gap in gaps)
+    entry["between_advice"] = (f"Load the {family.period}s between, from the first: "
+                               f"{load_hint(family, date.fromisoformat(first))}")
+    entry["between_warning"] = f"{entry['between_finding']} {entry['between_advice']}"
+
+
 def stale_warnings(coverage: list[dict]) -> list[str]:
-    return [entry["warning"] for entry in coverage if entry["stale"]]
+    """What the run says of its reference data: each stale table, and each table with lines between releases."""
+    warnings = []
+    for entry in coverage:
+        if entry["stale"]:
+            warnings.append(entry["warning"])
+        if entry.get("lines_between_releases"):
+            warnings.append(entry["between_warning"])
+    return warnings

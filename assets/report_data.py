@@ -198,8 +198,11 @@ def _with_coverage(con, reference: list[tuple], coverage: list[dict]) -> list[tu
 
 
 def _coverage_text(entry: dict) -> str:
-    if entry["stale"]:
-        return f"STALE: {entry['warning']}"
+    said = [f"STALE: {entry['warning']}"] if entry["stale"] else []
+    if entry.get("lines_between_releases"):
+        said.append(f"BETWEEN RELEASES: {entry['between_warning']}")
+    if said:
+        return " ".join(said)
     # Only the lines a table judges count (assets/coverage.py): the ZIP file judges only lines priced by their
     # ZIP, and the localities file none; the batch may have other lines dated later.
     return f"Newest {entry['table']} release: no line that it judges is dated after its period."

@@ -166,6 +166,26 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
     assert (coverage["ZIP"]["lines_beyond"], coverage["ZIP"]["latest_date_of_service"]) == (2, "2026-03-12")
 
 
+def test_lines_between_two_loaded_releases_are_said_to_be_judged_by_the_older_one(run):
+    """MUE 2024Q3 and MUE 2026Q2 are loaded, nothing between: the lines of 2024Q4 to 2026Q1 are judged by MUE
+    2024Q3, which ended before them. MUE is not stale (its newest release reaches the batch's dates), and was
+    not said at all; it is now, on the command line, in summary.json and on the workbook's banner."""
+    between = sorted(r["date_of_service"] for r in ROWS if "2024-09-30" < r["date_of_service"] < "2026-04-01"
+                     and r["claim_type"] != "institutional")
+    mue = {entry["table"]: entry for entry in run.summary["reference_coverage"]}["MUE"]
+    assert not mue["stale"] and mue["lines_between_releases"] == len(between)
+    assert mue["between_releases"] == [{
+        "release": "MUE 2024Q3", "effective_end": "2024-09-30", "lines": len(between),
+        "first_date_of_service": between[0], "last_date_of_service": between[-1],
+        "days_past_end": (date.fromisoformat(between[-1]) - date(2024, 9, 30)).days}]
+    said = f"MUE 2024Q3 ends 2024-09-30; {len(between)} lines dated {between[0]} to {between[-1]}, in no later MUE " \
+           "release's period, were judged by it (approximate)."
+    assert f"warning: {said} Load the quarters between, from the first: claimscrub reference download --release " \
+           f"'MUE {between[0][:4]}Q{(int(between[0][5:7]) - 1) // 3 + 1}'" in run.stderr
+    book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
+    assert f"MUE: {said}" in [row[0] for row in book["Summary"].iter_rows(max_row=16, values_only=True) if row]
+
+
 def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(run, reference_db, tmp_path):
     db = tmp_path / "status.duckdb"
     shutil.copyfile(reference_db, db)
