@@ -375,11 +375,21 @@ def summarise(con, batch_id: str) -> dict:
                    select distinct line_id, category, dollars_at_risk as amount from line_flags
                    where batch_id = $batch and severity = 'deny') group by 1 order by 1""")], 0.0)
     expected = one("select coalesce(sum(expected_allowed), 0) from priced_keys where batch_id = $batch")[0][0]
+    # An MUE release is a table per service type: professional lines use its practitioner MUEs, institutional
+    # ones its outpatient hospital MUEs. Which lines used which is looked up only for a batch with both kinds.
+    if one("select count(*) from claim_lines where batch_id = $batch and claim_type = 'institutional'")[0][0]:
+        mue_used = """rr.table_name not like 'mue_%' or (rr.release_id, rr.table_name) in (
+                          select distinct p.mue_release, case when l.claim_type = 'institutional'
+                                 then 'mue_outpatient_hospital' else 'mue_practitioner' end
+                          from claim_lines l join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
+                          where l.batch_id = $batch)"""
+    else:
+        mue_used = "rr.table_name <> 'mue_outpatient_hospital'"
     releases = [
         {"table": t, "release": r, "effective_start": str(s), "effective_end": str(e), "source_files": f,
          "sha256": h, "rows": n}
         for t, r, s, e, f, h, n in one(
-            """select distinct rr.table_name, rr.release_id, rr.effective_start, rr.effective_end,
+            f"""select distinct rr.table_name, rr.release_id, rr.effective_start, rr.effective_end,
                       rr.source_files, rr.sha256, rr.row_count
                from ref_releases rr
                join (select unnest([rvu_release, gpci_release, ptp_release, mue_release, aoc_release])
@@ -387,6 +397,7 @@ def summarise(con, batch_id: str) -> dict:
                      from (select distinct rvu_release, gpci_release, ptp_release, mue_release, aoc_release
                            from price_contexts where batch_id = $batch)) used on used.release_id = rr.release_id
                where rr.table_name in ('rvu', 'gpci', 'ptp', 'mue_practitioner', 'mue_outpatient_hospital', 'aoc')
+                 and ({mue_used})
                order by 1, 2""")
     ]
     files = [

@@ -141,6 +141,9 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
     outpatient = coverage["MUE outpatient hospital"]
     assert (outpatient["newest_release"], outpatient["lines_beyond"], outpatient["stale"]) == ("MUE 2024Q2", 1, True)
     assert run.line("INST26", 1)["mue_release"] == "MUE 2024Q2"
+    # Of MUE 2024Q2, the run used the outpatient hospital MUEs only: its practitioner MUEs judged no line.
+    used = {(r["table"], r["release"]) for r in run.summary["reference_releases"]}
+    assert ("mue_outpatient_hospital", "MUE 2024Q2") in used and ("mue_practitioner", "MUE 2024Q2") not in used
     assert any(w.startswith("warning: MUE 2024Q2 ends 2024-06-30; 1 line dated up to 2026-05-12 (681 days past its "
                             "end) was judged by it (approximate).") for w in warnings)
 
