@@ -402,6 +402,10 @@ def misnamed(path: Path, kind: str) -> str:
     return f"{path}: {really} named {suffix}; read as {read_as}"
 
 
+# Bytes no text export holds but by accident: the C0 controls but tab, line feed, form feed and carriage return.
+CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+
+
 def detect_encoding(path: Path) -> str:
     """The file's text encoding: a BOM's, else UTF-8 if every byte decodes, else Windows-1252 (the superset of
     latin-1 that US Windows exports are written in: its curly quotes and dashes are bytes 0x80 to 0x9F, which
@@ -415,7 +419,9 @@ def detect_encoding(path: Path) -> str:
     if head.startswith(codecs.BOM_UTF16_BE):
         # DuckDB reads UTF-16 as little-endian only; a big-endian file would come back empty, not wrong-looking.
         raise InputFileError(f"{path}: UTF-16 big-endian text is not supported: save it as UTF-8 CSV")
-    if b"\x00" in head:
+    # Binary files (and UTF-16 without its mark) hold NUL bytes among many control bytes; a text export may carry
+    # a stray NUL in a cell (a value pasted from another system), which is no reason to refuse every row of it.
+    if b"\x00" in head and (len(head) - len(head.translate(None, CONTROL_BYTES))) * 100 > len(head):
         raise InputFileError(f"{path}: binary content: not a CSV, Excel or X12 claim export")
     stat = path.stat()
     return "utf-8" if _text_facts(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[0] else WINDOWS_1252
@@ -428,17 +434,28 @@ codecs.register_error("claimscrub-latin-1",
 
 
 @functools.lru_cache(maxsize=64)
-def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, int, bool]:
+def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, int, bool, bool]:
     """Whether the whole file decodes as UTF-8, how many double quotes it holds (an odd number: a quote opened
-    and never closed), and whether it ends lines both with CR LF and with a CR alone; read once per version of
-    the file (the command inspects a file before the run, then the run reads it)."""
+    and never closed), whether it ends lines both with CR LF and with a CR alone, and whether an empty line stands
+    before more text (one at the end is none); read once per version of the file (the command inspects a file
+    before the run, then the run reads it)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8, quotes, returns, pairs, previous = True, 0, 0, 0, b""
+    blank, pending = False, False
     with open(name, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             quotes += block.count(b'"')
             returns += block.count(b"\r")
             pairs += block.count(b"\r\n") + (previous.endswith(b"\r") and block.startswith(b"\n"))
+            if not blank:
+                blank = pending and bool(block.strip(b"\r\n"))
+                joined = previous[-2:] + block
+                # The first empty line of the block: text after it is a row after an empty line.
+                end = min((joined.find(pattern) + len(pattern) for pattern in (b"\n\n", b"\n\r\n", b"\r\r")
+                           if pattern in joined), default=-1)
+                if end >= 0:
+                    blank = blank or bool(joined[end:].strip(b"\r\n"))
+                    pending = True
             previous = block
             # ASCII is UTF-8: a block of it needs no decoding unless a character began in the last one.
             if utf8 and not (block.isascii() and not decoder.getstate()[0]):
@@ -451,7 +468,28 @@ def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, int, bool]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
-    return utf8, quotes, 0 < pairs < returns
+    return utf8, quotes, 0 < pairs < returns, blank
+
+
+def _blank_lines(path: Path) -> bool:
+    stat = path.stat()
+    return _text_facts(str(path.resolve()), stat.st_size, stat.st_mtime_ns)[3]
+
+
+def _row_gaps(path: Path, encoding: str, delimiter: str, skip: int) -> list[int]:
+    """For a file with empty lines among its rows (which DuckDB's reader passes over): per empty line, in order,
+    how many rows come before it. A row's place in the file (its source row, as the file opens in Excel) is its
+    number among the rows read plus the empty lines whose count is below that number."""
+    gaps, rows = [], 0
+    with open(path, encoding=encoding, errors="claimscrub-latin-1", newline="") as fh:
+        for _ in range(skip):
+            fh.readline()
+        for record in csv.reader(fh, delimiter=delimiter):
+            if record:
+                rows += 1
+            else:
+                gaps.append(rows)
+    return gaps
 
 
 def _quotes(path: Path) -> int:
@@ -943,10 +981,21 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
         _refuse_swallowed_rows(con, table, path, width)
     elif quotes:
         _refuse_rows_in_a_cell(con, table, path, width, delimiter)
-    # Rows of empty cells are not rows, but they keep their place in the numbering.
+    # Rows of empty cells are not rows, but they keep their place in the numbering; so do empty lines, which the
+    # reader passes over (counted apart, where the file has any).
     empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width + 1))
-    rows = (f"select rowid + 1 as source_row, {_select_canonical(columns, width)}, "
-            f"coalesce(trim(c{width}), '') <> '' as extra_cells, false as void_claim from {table} "
+    source_row, gaps = "rowid + 1", ""
+    if encoding not in ("utf-16",) and _blank_lines(path):
+        found = _row_gaps(path, encoding, delimiter, skip)
+        if found:
+            # Empty lines one after another share their count of rows before: the last of them counts them all.
+            last = {rows_before: number for number, rows_before in enumerate(found, start=1)}
+            values = ", ".join(f"({rows_before}, {number})" for rows_before, number in last.items())
+            source_row = "staged.rowid + 1 + coalesce(gap.number, 0)"
+            gaps = (f" staged asof left join (values {values}) gap(rows_before, number) "
+                    "on staged.rowid + 1 > gap.rows_before")
+    rows = (f"select {source_row} as source_row, {_select_canonical(columns, width)}, "
+            f"coalesce(trim(c{width}), '') <> '' as extra_cells, false as void_claim from {table}{gaps} "
             f"where not ({empty})")
     return StagedFile(table, rows)
 

@@ -435,3 +435,17 @@ def test_a_bill_type_or_a_facility_claim_is_institutional(con, tmp_path):
     read = staged(con, text_export(tmp_path / "bill_type.csv", rows, header=header))
     assert [(r["claim_id"], r["claim_type"]) for r in read] == [
         (f"B{n}", claim_type) for n, (_, claim_type) in enumerate(BILL_TYPES)]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_empty_lines_between_rows_keep_their_place_in_the_numbering(con, tmp_path, newline):
+    # DuckDB's reader passes over an empty line: the rows after it were numbered one short, and a quarantined
+    # row's source_row opened on a good line. A row of empty cells and a quoted line break keep their place too.
+    path = text_export(tmp_path / "gaps.csv", [row("E1"), row("E2", Payer="two\n\nlines"), row("E3"), row("E4")],
+                       newline=newline)
+    data = path.read_bytes()
+    nl = newline.encode()
+    data = data.replace(nl + b"E2,", nl + nl + b"E2,").replace(nl + b"E3,", nl + b",,,," + nl + b"E3,")
+    path.write_bytes(data.replace(nl + b"E4,", nl + nl + nl + b"E4,") + nl + nl)
+    assert [(r["source_row"], r["claim_id"]) for r in staged(con, path)] == [
+        (1, "E1"), (3, "E2"), (5, "E3"), (8, "E4")]

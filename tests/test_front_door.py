@@ -549,3 +549,12 @@ def test_provider_names_and_none_in_npi_columns_are_not_npis_that_fail(tmp_path,
     assert sorted((f["claim_id"], f["line_number"], f["rule_id"]) for f in run.flags) == [
         ("N1", "1", "DUP_EXACT"), ("N2", "1", "DUP_EXACT")]
     assert {(r["claim_id"], r["line_number"]): r["provider_npi"] for r in run.lines}[("N3", "2")] == "1245319599"
+
+
+def test_a_stray_nul_byte_in_a_cell_near_the_top_does_not_refuse_the_file(tmp_path, db_path):
+    # One payer cell pasted with a NUL in it: the same byte further down was read, here it refused every row as
+    # binary content.
+    rows = [row(f"N{n}", f"PT-{n}", Payer="Aetna\x00" if n == 3 else "Aetna") for n in range(200)]
+    run = scrub([text_export(tmp_path / "nul.csv", rows)], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert run.summary["rows_read"] == 200 and run.summary["lines_scrubbed"] == 200
