@@ -178,9 +178,11 @@ def match_remittances(con) -> None:
 
 
 def file_matches(con, sha256: str) -> dict:
-    """How many of one file's service lines answer a scrubbed line, and how many of them were denied."""
+    """How many of one file's service lines answer a scrubbed line, and how many of them were denied (a reversal,
+    CLP02 22, takes back a payment: never a denial)."""
     matched, denied = con.execute(
-        """select count(line_id), count(*) filter (where denied) from remit_line_status where sha256 = ?""",
+        """select count(line_id), count(*) filter (where denied and status <> '22') from remit_line_status
+           where sha256 = ?""",
         [sha256],
     ).fetchall()[0]
     return {"matched_lines": matched, "denied_lines": denied}

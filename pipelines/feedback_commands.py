@@ -36,11 +36,15 @@ def remit(files: tuple[Path, ...], db: str | None) -> None:
     with holding_database(db):
         meta = materialize_one(remittances, {"files": [str(p.resolve()) for p in files],
                                              "file_names": [p.name for p in files]}, db)
+    from assets.coverage import counted
+
     for outcome in meta["files"]:
         state = "loaded" if outcome["loaded"] else "already loaded, skipped"
+        matched = outcome["matched_lines"]
         click.echo(
-            f"{outcome['file']}: {state}: {outcome['claim_payments']:,} claim payments, "
-            f"{outcome['service_lines']:,} service lines; {outcome['matched_lines']:,} match scrubbed lines, "
+            f"{outcome['file']}: {state}: {counted(outcome['claim_payments'], 'claim payment')}, "
+            f"{counted(outcome['service_lines'], 'service line')}; "
+            f"{matched:,} {'matches a scrubbed line' if matched == 1 else 'match scrubbed lines'}, "
             f"{outcome['denied_lines']:,} denied."
         )
 

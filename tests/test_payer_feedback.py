@@ -117,6 +117,20 @@ def test_remit_reports_what_it_loaded_and_matched(loop):
     )
 
 
+def test_a_reversal_is_not_counted_as_a_denial_in_what_remit_says(loop, tmp_path):
+    # A reversal (CLP02 22) takes back what a claim was paid: its lines, paid nothing with a CAS, are no
+    # denials (feedback leaves them out), and remit's line said "1 denied".
+    db = tmp_path / "claimscrub.duckdb"
+    db.write_bytes(loop.db.read_bytes())
+    one = [r for r in CLAIMS if r["claim_id"] == "MUE-1"]
+    reversal = write_835(tmp_path / "reversal.835", one, {("MUE-1", 1): [("CO", "151")]}, issued="20241101")
+    reversal.write_bytes(reversal.read_bytes().replace(b"CLP*MUE-1*4*", b"CLP*MUE-1*22*"))
+    result = _cli("remit", str(reversal), "--db", str(db))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "reversal.835: loaded: 1 claim payment, 1 service line; 1 matches a scrubbed line, 0 denied."), result.stdout
+
+
 def test_rule_outcomes_count_deny_findings_the_payer_denied(loop):
     rows = read_csv(loop.feedback_out / "rule_outcomes.csv")
     assert list(rows[0]) == ["rule_id", "flagged_lines", "denied_lines", "observed_precision", "dismissed_lines",
@@ -348,7 +362,7 @@ def test_a_remittance_line_of_a_quarantined_row_answers_no_scrubbed_line(tmp_pat
     remittance = write_835(tmp_path / "remit.835", claims, {("Q-1", 1): [("CO", "16")]})
     remitted = _cli("remit", str(remittance), "--db", str(db))
     assert remitted.exit_code == 0, remitted.stderr
-    assert remitted.stdout.strip().endswith("2 service lines; 1 match scrubbed lines, 1 denied.")
+    assert remitted.stdout.strip().endswith("2 service lines; 1 matches a scrubbed line, 1 denied.")
     feedback = _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db))
     assert feedback.exit_code == 0, feedback.stderr
     assert read_csv(tmp_path / "feedback" / "missed_denials.csv") == []
@@ -358,6 +372,6 @@ def test_a_remittance_line_of_a_quarantined_row_answers_no_scrubbed_line(tmp_pat
                       issued="20241001")
     remitted = _cli("remit", str(later), "--db", str(db))
     assert remitted.exit_code == 0, remitted.stderr
-    assert remitted.stdout.strip().endswith("2 service lines; 1 match scrubbed lines, 1 denied.")
+    assert remitted.stdout.strip().endswith("2 service lines; 1 matches a scrubbed line, 1 denied.")
     assert _cli("feedback", "--out", str(tmp_path / "feedback2"), "--db", str(db)).exit_code == 0
     assert read_csv(tmp_path / "feedback2" / "missed_denials.csv") == []
