@@ -234,9 +234,15 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
     # command was written before that decision, as a file imported on its own after it would have been.
     decided_here: dict[tuple[str, str], str] = {}
     # The standing dismissals stored, oldest first: what a report showed for a finding they cover.
-    standings = con.execute(STANDING_DISMISSALS).fetchall()
+    every_standing = con.execute(STANDING_DISMISSALS).fetchall()
+    # A standing dismissal covers its own batch and those read after it: a report of an earlier batch shows none
+    # of the later ones, and has none to overrule.
+    place = dict(con.execute("select batch_id, seq from batch_order").fetchall())
+    made_in = dict(con.execute("select decision_id, batch_id from finding_decisions").fetchall())
     for review in files:
         batch = review.batch_id
+        standings = [s for s in every_standing
+                     if place.get(made_in.get(s[0]), 0) <= place.get(batch, float("inf"))]
         if batch not in current_of:
             current_of[batch] = _states(con, batch)
         current = current_of[batch]

@@ -485,19 +485,33 @@ def test_a_decision_is_stored_as_its_reviewers_only_once_and_only_in_the_scopes_
         ("PTP-A2", 2, "PTP_NO_BYPASS"): ("accept", DECISIONS[("PTP-A", 2, "PTP_NO_BYPASS")][1], "ann",
                                          "this finding")})
     assert "still those of the 'dismiss' by ann the report showed" in import_(overruled).stderr
-    # dan dismisses B's pair for good on the later report; the rerun's report, written before, cannot overrule
-    # that for B's first pair unseen.
-    standing = decide(audit.later.out_dir / REPORT, tmp_path / "standing.xlsx", {
-        ("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", "separate sessions", "dan", STANDING)})
+    # dan dismisses B's pair for good on the rerun's report (batch 1); the later batch's report, written before,
+    # cannot overrule that for B's pair there unseen.
+    standing = decide(audit.rerun.out_dir / REPORT, tmp_path / "standing.xlsx", {
+        ("PTP-B", 2, "PTP_NO_BYPASS"): ("dismiss", "separate sessions", "dan", STANDING)})
     assert import_(standing).stdout.strip() == "1 decision imported, 0 unchanged, 0 rows refused"
     newest = trail(copy_db)[-1][0]
-    old = decide(audit.rerun.out_dir / REPORT, tmp_path / "old.xlsx", {
-        ("PTP-B", 2, "PTP_NO_BYPASS"): ("accept", None, "eve", "this finding")})
+    old = decide(audit.later.out_dir / REPORT, tmp_path / "old.xlsx", {
+        ("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "eve", "this finding")})
     refused = import_(old)
     assert refused.stdout.strip() == "0 decisions imported, 0 unchanged, 1 row refused"
     assert (f"a standing dismissal of its rule, code and provider (decision #{newest}) was made after this report "
             "was written: decide it on a report written since") in refused.stderr
     assert trail(copy_db)[-1][0] == newest
+
+
+def test_a_standing_dismissal_of_a_later_batch_leaves_an_earlier_batchs_report_free(audit, copy_db, tmp_path):
+    """A standing dismissal covers its own batch and the later ones: made on batch 2's report, it covers none of
+    batch 1's findings, so batch 1's report, written before it, overrules nothing by deciding one (it was
+    refused as if it did)."""
+    standing = decide(audit.later.out_dir / REPORT, tmp_path / "standing.xlsx", {
+        ("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", "separate sessions", "dan", STANDING)})
+    assert cli("review", "import", standing, "--db", copy_db).exit_code == 0
+    old = decide(audit.rerun.out_dir / REPORT, tmp_path / "old.xlsx", {
+        ("PTP-B", 2, "PTP_NO_BYPASS"): ("accept", None, "eve", "this finding")})
+    result = cli("review", "import", old, "--db", copy_db)
+    assert result.stdout.strip() == "1 decision imported, 0 unchanged, 0 rows refused", result.output
+    assert trail(copy_db)[-1][1:] == ("PTP-B", 2, "PTP_NO_BYPASS", "accept")
 
 
 def test_a_sorted_and_filtered_workbook_imports_fine(audit, copy_db, tmp_path):
