@@ -791,6 +791,8 @@ __OTHER_DATES__
     -- A ZIP's first five digits; six to nine digits are a ZIP+4 whose leading zeros a number cell lost
     -- (07030-1234 stored as 70301234), not a ZIP to cut after five.
     case when service_zip is null then null
+         -- No digit at all (ABCDE): kept as written, for the price note to quote, not read as ZIP 00000.
+         when __ZIP_DIGITS__ = '' then upper(service_zip)
          when strlen(__ZIP_DIGITS__) between 6 and 9 then left(lpad(__ZIP_DIGITS__, 9, '0'), 5)
          else lpad(__ZIP_DIGITS__, 5, '0') end
 """

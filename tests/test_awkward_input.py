@@ -175,10 +175,11 @@ def test_extra_cells_are_marked_empty_ones_ignored_and_short_rows_padded(con, tm
 def test_zips_read_as_their_first_five_digits(con, tmp_path):
     # From a number column (12345.0), a ZIP+4 (07030-1234), or one whose leading zeros a number cell lost
     # (2134; 70301234, a ZIP+4).
-    written = ["12345.0", "07030.0", "07030-1234", "070301234", "2134", "70301234", "60601"]
+    written = ["12345.0", "07030.0", "07030-1234", "070301234", "2134", "70301234", "60601", "abcde"]
     path = text_export(tmp_path / "zips.csv", [row(f"C{n}", **{"Service ZIP": z}) for n, z in enumerate(written)])
+    # A cell without a digit stays as written, for the price note to quote (it said ZIP 00000).
     assert [r["service_zip"] for r in staged(con, path)] == [
-        "12345", "07030", "07030", "07030", "02134", "07030", "60601"]
+        "12345", "07030", "07030", "07030", "02134", "07030", "60601", "ABCDE"]
 
 
 def test_npis_in_groups_and_places_of_service_with_their_names_are_read_as_their_codes(con, tmp_path):
