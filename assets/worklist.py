@@ -163,6 +163,8 @@ case
     -- A part beside a global: it stays where the global goes (both parts billed) or gives way to another
     -- provider's part; a part of the global's own provider goes.
     when a.globals > 0 and a.own_global and not a.other_parts then 'remove_part'
+    -- A copy of a part of a provider who bills no global: the first such stays, whatever becomes of the global.
+    when a.globals > 0 and not a.own_global and a.part_copy then 'remove_copy'
     when a.globals > 0 and ((a.component = '26' and a.parts_tc > 0) or (a.component = 'TC' and a.parts_26 > 0))
         then 'keep_part'
     when a.globals > 0 and a.own_global then 'remove_part'
@@ -261,6 +263,16 @@ by_part as (
     select rule_id, group_key, part, arg_min({{'entry': entry, 'rank': rank}}, rank, 2) as firsts
     from pool group by all
 ),
+-- Beside a global, the part line that stays of each component: the first of a provider who bills no global
+-- line in the group (a part of the global's own provider goes with it).
+part_keepers as (
+    select p.rule_id, p.group_key, p.component, min(p.rank) as rank, arg_min(p.entry, p.rank) as entry
+    from pool p
+    where p.component in ('26', 'TC')
+      and not exists (select 1 from pool g where g.rule_id = p.rule_id and g.group_key = p.group_key
+                                            and g.component = 'global' and g.provider is not distinct from p.provider)
+    group by all
+),
 -- A part's lines in order, for its keeper's instruction (the keeper comes first: its copies follow).
 part_lists as (
     select rule_id, group_key, part, count(*) as n,
@@ -289,7 +301,8 @@ grouped as (
            {_other("cg.firsts")} as first_global,
            coalesce({_other("p26.firsts")}, {_other("c26.firsts")}) as first_26,
            coalesce({_other("ptc.firsts")}, {_other("ctc.firsts")}) as first_tc,
-           list_filter(k.firsts, lambda x: not (x.entry.batch = '' and x.entry.id = l.line_id))[1] as keeper_rank
+           list_filter(k.firsts, lambda x: not (x.entry.batch = '' and x.entry.id = l.line_id))[1] as keeper_rank,
+           pk.rank < l.rank as part_copy, pk.entry as part_keeper
     from (select *, {{'in_pool': not bundled}} as own from ranked where not earlier) l
     left join by_group g on g.rule_id = l.rule_id and g.group_key = l.group_key
     left join by_component cg on cg.rule_id = l.rule_id and cg.group_key = l.group_key and cg.component = 'global'
@@ -302,13 +315,15 @@ grouped as (
     left join by_provider ptc on ptc.rule_id = l.rule_id and ptc.group_key = l.group_key and ptc.component = 'TC'
                              and ptc.provider is not distinct from l.provider
     left join by_part k on k.rule_id = l.rule_id and k.group_key = l.group_key and k.part = l.part
+    left join part_keepers pk on pk.rule_id = l.rule_id and pk.group_key = l.group_key and pk.component = l.component
     left join by_component_providers o26 on o26.rule_id = l.rule_id and o26.group_key = l.group_key
                                         and o26.component = '26'
     left join by_component_providers otc on otc.rule_id = l.rule_id and otc.group_key = l.group_key
                                         and otc.component = 'TC'
 ),
 keepers as (
-    select *, keeper_rank.entry as keeper, coalesce(rank < keeper_rank.rank, true) as is_keeper from grouped
+    select *, case when globals > 0 and part_copy then part_keeper else keeper_rank.entry end as keeper,
+           coalesce(rank < keeper_rank.rank, true) as is_keeper from grouped
 ),
 roles as (
     select a.*, {DUPLICATE_ROLES} as dup_role from keepers a

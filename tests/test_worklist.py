@@ -37,6 +37,11 @@ CONFLICTS = [
     # A global line on one claim, another provider's 26 on another (the C-16 and C-17).
     line("C-17", 1, "P-OVERLAP", "2024-07-22"),
     line("C-16", 1, "P-OVERLAP", "2024-07-22", modifiers="26", npi=CARDIO),
+    # A global line beside two copies of another provider's 26: the global becomes TC, and of the 26 lines the
+    # first stays and the copy goes (both were kept, and their duplicate stayed denied).
+    line("C-DG", 1, "P-DUP26", "2024-07-22"),
+    line("C-D26", 1, "P-DUP26", "2024-07-22", modifiers="26", npi=CARDIO),
+    line("C-D26", 2, "P-DUP26", "2024-07-22", modifiers="26", npi=CARDIO),
     # One biller splits 76120 into 26 and TC on two claims: two units on the day, MUE 1.
     line("C-S1", 1, "P-SPLIT", "2024-07-23", modifiers="26"),
     line("C-S2", 1, "P-SPLIT", "2024-07-23", modifiers="TC"),
@@ -338,6 +343,15 @@ def test_a_line_that_would_repeat_another_once_its_invalid_26_goes_is_removed(ro
     assert row["Action"] == "remove line"
     assert row["Instruction"] == ("C-PC line 1: 99213 has PC/TC indicator 0 (RVU25D) and no separate component; "
                                   "without 26 it repeats C-PC line 2: remove this line")
+
+
+def test_a_copy_of_a_part_beside_another_providers_global_is_removed_and_the_first_kept(rows_by_line):
+    assert rows_by_line[("C-DG", 1)]["Action"] == "bill as TC"
+    assert rows_by_line[("C-D26", 1)]["Action"] == "keep as billed"
+    copy = rows_by_line[("C-D26", 2)]
+    assert copy["Action"] == "remove line"
+    assert copy["Instruction"].startswith("C-D26 line 2: 76120-26 repeats C-D26 line 1: remove this line")
+    assert "MUE_DOS (Removing the copy clears the units)" in copy["Resolves"]
 
 
 def test_a_line_billed_many_times_lists_twenty_other_lines_and_counts_the_rest(rows_by_line):
