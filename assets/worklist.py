@@ -365,7 +365,16 @@ EARLIER_PARTNER_SQL = "case " + " ".join(
 # The instruction that fits each finding: the first of its rule's whose condition holds.
 VARIANT_SQL = "case " + " ".join(
     f"when w.rule_id = '{i.rule_id}'{f' and ({i.when})' if i.when else ''} then {n}"
-    for n, i in enumerate(INSTRUCTIONS)) + " end"
+    for n, i in enumerate(INSTRUCTIONS) if not i.after_days) + " end"
+# Once the MUE days are known: an MUE_DOS finding given its rule's unconditional instruction takes the first
+# of the instructions that wait for the days (`after_days`) whose condition holds, if one does.
+DAY_VARIANT_SQL = "case " + " ".join(
+    f"when x.variant = {n} and w.rule_id = '{i.rule_id}' and d.units_before is not null then case "
+    + " ".join(f"when {j.when.replace('w.units_before', 'd.units_before').replace('w.day_mue', 'd.day_mue')} "
+               f"then {m}" for m, j in enumerate(INSTRUCTIONS) if j.after_days and j.rule_id == i.rule_id)
+    + f" else {n} end"
+    for n, i in enumerate(INSTRUCTIONS)
+    if not i.when and any(j.after_days and j.rule_id == i.rule_id for j in INSTRUCTIONS)) + " else x.variant end"
 REMOVING = _sql_list(n for n, i in enumerate(INSTRUCTIONS) if i.removes)
 # Rules whose fix a precedence rule lets settle other findings: a review finding among them removes its line
 # when the precedence applies (a 26 and TC split by one biller, where the day's units fit once combined).
@@ -451,6 +460,8 @@ days as (
            coalesce(max(judged_units), sum(units)) - coalesce(sum(units) filter (where removed_by is not null), 0)
                as remaining_units,
            bool_or(partner_batch is not null) as with_earlier,
+           not bool_or(partner_batch is not null) and coalesce(max(judged_units), sum(units)) = sum(units)
+               as in_sight,
            count(*) as day_count,
            {_listed("list(line_ref order by claim_id, line_number)", "count(*)")} as day_lines,
            list({{'id': line_id, 'ref': ref}} order by claim_id, line_number)[1:{LISTED + 1}] as day_members,
@@ -463,6 +474,13 @@ days as (
 )
 select m.line_id, m.day_key, d.day_units, d.day_mue, d.remaining_units, d.day_lines, d.fixing_lines,
        d.day_fixed_by, d.remaining_units <= d.day_mue and not d.with_earlier as day_fits,
+       -- Where every unit of the day is in sight (no earlier batch's, none of another table's): the units of
+       -- the lines before this one (by claim and line) that no other fix removes. The first lines keep the
+       -- MUE's units; the line that crosses it is cut, the ones after it go.
+       case when d.in_sight and m.removed_by is null then
+           coalesce(sum(m.units) filter (where m.removed_by is null) over (
+               partition by m.day_key order by m.claim_id, m.line_number
+               rows between unbounded preceding and 1 preceding), 0) end as units_before,
        list_transform(list_filter(d.day_members, lambda x: x.id <> m.line_id), lambda x: x.ref)[1:{LISTED}]
            || {_more_list("d.day_count - 1")} as day_partners
 from members m join days d on d.day_key = m.day_key
@@ -491,9 +509,10 @@ ACTION_SQL = "case w.variant " + " ".join(
 JUDGED = f"""
 create or replace temp table worklist_judged as
 with facts as not materialized (
-    select w.*, x.* exclude (_row, line_id, rule_id, severity, partner_bundled), d.day_units, d.day_mue,
+    select w.*, x.* exclude (_row, line_id, rule_id, severity, partner_bundled, variant),
+           {DAY_VARIANT_SQL} as variant, d.day_units, d.day_mue,
            d.remaining_units,
-           d.day_lines, d.fixing_lines, d.day_fixed_by, d.day_fits, d.day_key, d.day_partners
+           d.day_lines, d.fixing_lines, d.day_fixed_by, d.day_fits, d.day_key, d.day_partners, d.units_before
     from worklist_findings w
     join worklist_facts x on x._row = w._row
     left join worklist_days d on d.line_id = w.line_id

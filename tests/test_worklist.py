@@ -439,6 +439,16 @@ def test_a_line_removed_for_any_reason_clears_the_days_units(rows_by_line):
     assert supply["Resolves"] == "STATUS_NOT_PAYABLE; also MUE_DOS (Removing a line clears its units)"
 
 
+def test_a_day_over_its_mue_keeps_its_first_lines_and_removes_the_rest(rows_by_line):
+    """Lines of one unit each over the day's MUE were each told "correct them to 1 in all": an instruction no
+    line could follow alone. By claim and line, the first lines keep the MUE's units and the others go."""
+    first, second = rows_by_line[("C-BIL2", 1)], rows_by_line[("C-BIL2", 2)]
+    assert first["Instruction"].endswith("keep this line as billed; the lines after it go (see their rows), or "
+                                         "appeal with the record if the service was repeated")
+    assert second["Instruction"].endswith("and the lines before this one bill the 1 it allows: remove this line, or "
+                                          "appeal with the record if the service was repeated")
+
+
 def test_each_side_of_a_bilateral_code_on_its_own_line_is_told_to_bill_50(rows_by_line):
     # The side billed first becomes the one line with 50; the other side's line goes.
     first, second = rows_by_line[("C-BIL", 1)], rows_by_line[("C-BIL", 2)]
@@ -449,8 +459,9 @@ def test_each_side_of_a_bilateral_code_on_its_own_line_is_told_to_bill_50(rows_b
     assert second["Instruction"].startswith("C-BIL line 2: 27447 is billed for each side (C-BIL line 1, C-BIL line "
                                             "2), 2 units over its MUE of 1 per day: remove this line; the other "
                                             "side's line is billed once as 27447-50")
-    # A side beside a line that is no side is no bilateral service: the day's units are corrected instead.
-    assert [rows_by_line[("C-BIL2", number)]["Action"] for number in (1, 2)] == ["correct units", "correct units"]
+    # A side beside a line that is no side is no bilateral service: the day's first line keeps the MUE's unit,
+    # the line after it goes.
+    assert [rows_by_line[("C-BIL2", number)]["Action"] for number in (1, 2)] == ["keep as billed", "remove line"]
 
 
 def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
@@ -474,9 +485,8 @@ def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
     assert rows_by_line[("CLM00141", 1)]["Instruction"] == (
         "CLM00141 line 1: 76120 2 unit(s) here; the patient's units on 2024-07-10 by NPI 1234567893 "
         "(CLM00141 line 1) "
-        "add up to 2, over its MUE of 1 per day: correct them to 1 in all, or appeal with the record if the "
-        "service "
-        "was repeated")
+        "add up to 2, over its MUE of 1 per day: correct this line to 1 unit(s), or appeal with the record if "
+        "the service was repeated")
     assert rows_by_line[("CLM00155", 1)]["Instruction"] == (
         "CLM00155 line 1: the check digit fails for rendering NPI 1234567890: correct it from NPPES")
 
