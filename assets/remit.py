@@ -60,22 +60,33 @@ lines as (
     join remit_claims c on c.sha256 = r.sha256 and c.claim_seq = r.claim_seq
     join remit_files f on f.sha256 = r.sha256
 ),
--- A claim's latest batch in the order batches were first read (batch_order): rescrubbing an earlier batch
--- rewrites its start time, and must not make its superseded claims the ones remittances match.
-latest_batch as (
-    select l.claim_id, arg_max(l.batch_id, {'seq': coalesce(o.seq, 0), 'started': b.started_at}) as batch_id
+-- The claim's batch a remittance answers: its latest in the order batches were first read (batch_order:
+-- rescrubbing an earlier batch rewrites its start time, and must not make its superseded claims the ones
+-- remittances match) among those scrubbed before the day the answer was issued; a correction scrubbed since is
+-- not what it answers. Where none was scrubbed before it (an answer dated before any scrub), the latest.
+claim_batches as (
+    select l.claim_id, l.batch_id, {'seq': coalesce(o.seq, 0), 'started': b.started_at} as place,
+           cast(b.started_at as date) as scrubbed_on
     from (select distinct claim_id, batch_id from claim_lines) l
     join batches b on b.batch_id = l.batch_id
     left join batch_order o on o.batch_id = l.batch_id
-    group by l.claim_id
+    where l.claim_id in (select claim_id from remit_claims)
 ),
+answered as (
+    select c.sha256, c.claim_seq, c.claim_id,
+           coalesce(arg_max(b.batch_id, b.place) filter (where b.scrubbed_on < c.issued),
+                    arg_max(b.batch_id, b.place)) as batch_id
+    from remit_claims c join claim_batches b on b.claim_id = c.claim_id
+    group by all
+),
+latest_batch as (select distinct claim_id, batch_id from answered),
 -- The claim's rows as it was sent, quarantined ones too (the payer answers every line billed): a line's
 -- position among the claim's rows of its code is counted over them all, as the remittance's is.
 sent as (
     select r.batch_id, (r.file_index::bigint << 40) + r.source_row as line_id, r.claim_id,
            try_cast(r.line_number_num as integer) as line_number, r.hcpcs, coalesce(r.scrubbable, false) as scrubbed,
-           row_number() over (partition by r.claim_id, r.hcpcs order by r.line_number_num, r.file_index, r.source_row)
-               as code_position
+           row_number() over (partition by r.batch_id, r.claim_id, r.hcpcs
+                              order by r.line_number_num, r.file_index, r.source_row) as code_position
     from raw_claim_rows r join latest_batch using (claim_id, batch_id)
     where r.hcpcs is not null
 ),
@@ -85,7 +96,7 @@ scrubbed as (
 -- The line numbers of those claims' quarantined rows: a remittance line whose REF*6R names one answers that
 -- row, which was never scrubbed, and no other line by its position.
 quarantined as (
-    select q.claim_id, try_cast(q.line_number as integer) as line_number
+    select q.batch_id, q.claim_id, try_cast(q.line_number as integer) as line_number
     from claim_quarantine q join latest_batch using (claim_id, batch_id)
 )
 select r.sha256, r.line_seq, r.claim_id, r.hcpcs, r.payer, r.status, r.issued, r.loaded_at,
@@ -101,13 +112,18 @@ select r.sha256, r.line_seq, r.claim_id, r.hcpcs, r.payer, r.status, r.issued, r
        r.paid = 0 and d.carc is not null as denied,
        d.group_code, d.carc, d.amount as denied_amount
 from lines r
+left join answered a on a.sha256 = r.sha256 and a.claim_seq = r.claim_seq
+-- REF*6R is the line item control number the claim sent: its line number where the codes agree (a system that
+-- numbers its items across a file sends others, and a line of another code is not the one answered).
 left join scrubbed by_ref
-       on by_ref.claim_id = r.claim_id and by_ref.line_number = try_cast(r.ref_6r as integer)
+       on by_ref.batch_id = a.batch_id and by_ref.claim_id = r.claim_id
+      and by_ref.line_number = try_cast(r.ref_6r as integer) and by_ref.hcpcs = r.hcpcs
 left join scrubbed by_code
-       on by_ref.line_id is null and by_code.claim_id = r.claim_id and by_code.hcpcs = r.hcpcs
-      and by_code.code_position = r.code_position
+       on by_ref.line_id is null and by_code.batch_id = a.batch_id and by_code.claim_id = r.claim_id
+      and by_code.hcpcs = r.hcpcs and by_code.code_position = r.code_position
       and not exists (select 1 from quarantined q
-                      where q.claim_id = r.claim_id and q.line_number = try_cast(r.ref_6r as integer))
+                      where q.batch_id = a.batch_id and q.claim_id = r.claim_id
+                        and q.line_number = try_cast(r.ref_6r as integer))
 left join denials d on d.sha256 = r.sha256 and d.line_seq = r.line_seq and d.rank = 1
 """
 

@@ -6,6 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
@@ -375,3 +376,43 @@ def test_a_remittance_line_of_a_quarantined_row_answers_no_scrubbed_line(tmp_pat
     assert remitted.stdout.strip().endswith("2 service lines; 1 matches a scrubbed line, 1 denied.")
     assert _cli("feedback", "--out", str(tmp_path / "feedback2"), "--db", str(db)).exit_code == 0
     assert read_csv(tmp_path / "feedback2" / "missed_denials.csv") == []
+
+
+def test_a_line_item_number_naming_a_line_of_another_code_is_not_taken_for_it(tmp_path, db_path):
+    # A practice system numbers its line items across the file (REF*6R 1, 3, 5 ...), and the payer echoes them:
+    # the denial of line 2 (76120, REF*6R 3 here) was laid on line 3, a 99213 that was paid.
+    rows = [_line("REF-1", 1, "PAT41", "92611"), _line("REF-1", 2, "PAT41", "76120"),
+            _line("REF-1", 3, "PAT41", "99213")]
+    assert scrub([write_csv(tmp_path / "claims.csv", rows)], tmp_path / "out", db_path).exit_code == 0
+    remittance = write_835(tmp_path / "remit.835", rows, {("REF-1", 2): [("CO", "97")]})
+    data = remittance.read_bytes()
+    for number, counter in ((1, b"1"), (2, b"3"), (3, b"5")):
+        data = data.replace(b"REF*6R*" + str(number).encode() + b"~", b"REF*6R*X" + counter + b"~", 1)
+    remittance.write_bytes(data.replace(b"REF*6R*X", b"REF*6R*"))
+    assert _cli("remit", str(remittance), "--db", str(db_path)).exit_code == 0
+    result = _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db_path))
+    assert result.exit_code == 0, result.stderr
+    assert read_csv(tmp_path / "feedback" / "missed_denials.csv") == []
+    ptp = next(r for r in read_csv(tmp_path / "feedback" / "rule_outcomes.csv") if r["rule_id"] == "PTP_NO_BYPASS")
+    assert ptp["denied_lines"] == "1"
+
+
+def test_an_answer_issued_before_a_correction_was_scrubbed_answers_the_claim_it_was_about(tmp_path, db_path):
+    # September's claim billed 76120 twice (MUE denial, CO-151); the payer said so on 2024-09-15. The corrected
+    # claim, one unit, is scrubbed after that: the old answer is not the corrected line's missed denial.
+    first = scrub([write_csv(tmp_path / "sept.csv", [_line("COR-1", 1, "PAT42", "76120", units=2)])],
+                  tmp_path / "sept", db_path)
+    assert first.exit_code == 0 and {f["rule_id"] for f in first.flags} >= {"MUE_DOS"}
+    with duckdb.connect(str(db_path)) as con:  # scrubbed in September, as the practice did
+        con.execute("update batches set started_at = timestamp '2024-09-02 02:00:00'")
+    answer = write_835(tmp_path / "remit.835", [_line("COR-1", 1, "PAT42", "76120", units=2)],
+                       {("COR-1", 1): [("CO", "151")]}, issued="20240915")
+    assert _cli("remit", str(answer), "--db", str(db_path)).exit_code == 0
+    corrected = scrub([write_csv(tmp_path / "fixed.csv", [_line("COR-1", 1, "PAT42", "76120")])],
+                      tmp_path / "fixed", db_path)
+    assert corrected.exit_code == 0 and corrected.flags == []
+    result = _cli("feedback", "--out", str(tmp_path / "feedback"), "--db", str(db_path))
+    assert result.exit_code == 0, result.stderr
+    assert read_csv(tmp_path / "feedback" / "missed_denials.csv") == []
+    mue = next(r for r in read_csv(tmp_path / "feedback" / "rule_outcomes.csv") if r["rule_id"] == "MUE_DOS")
+    assert mue["denied_lines"] == "1"
