@@ -232,6 +232,12 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         # such a line may name a patient ("Patient: DOE, JOHN  Acct 123456").
         subjects = failed.groupby("row_id")["subject"].agg(set)
         furniture = set(subjects[subjects.map(lambda found: NO_LINE <= found and "cells_fit" not in found)].index)
+        # An X12 file has no such lines: a row of it with nothing to read is a claim (CLM) without a service
+        # line, named with its claim id and each thing missing.
+        x12_files = {index for (index,) in con.execute(
+            "select file_index from batch_files where batch_id = ? and kind = 'x12'", [batch_id]).fetchall()}
+        if x12_files:
+            furniture -= set(detail.index[detail["file_index"].isin(x12_files)])
         # A row with text in more cells than the header names has its cells moved from where the unquoted
         # delimiter stands on ("DOE, JOHN" in a first column puts the patient's id under claim_id): that is
         # its one reason, and nothing of it is quoted, its claim id and line number included.

@@ -312,6 +312,7 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
         record = {name: (values.get(name) or None) for name in CANONICAL}
         record["source_row"] = sv1.number if sv1 is not None else line["segment"]
         record["void_claim"] = claim["frequency"] == VOID_FREQUENCY
+        claim["lines"] += 1
         return record
 
     for segment in segments:
@@ -319,6 +320,12 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
         if sid in ("HL", "CLM", "LX", "SE") and line is not None:
             if claim is not None:
                 yield row()
+            line = None
+        if sid in ("HL", "CLM", "SE") and claim is not None and not claim["lines"]:
+            # A claim without a service line (its 2400 loop lost): a row of its own, at its CLM, which the
+            # quarantine takes for its missing code, units and line number; never a claim gone without a word.
+            line = _service_line("", claim["segment"], None)
+            yield row()
             line = None
         if sid == "ST":
             hl_levels, hl, claim = {}, {}, None
@@ -329,7 +336,8 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
         elif sid == "CLM":
             facility = segment.parts(5)
             claim = {"claim_id": segment.get(1), "pos": facility[0], "diagnoses": [], "dos": "",
-                     "rendering": "", "zip": "", "frequency": (facility + ["", "", ""])[2]}
+                     "rendering": "", "zip": "", "frequency": (facility + ["", "", ""])[2], "segment": segment,
+                     "lines": 0}
             in_cob, entity = False, ""
         elif sid == "SV1" and line is None:
             if claim is None:

@@ -376,3 +376,23 @@ def test_a_void_837p_claim_is_quarantined_and_takes_the_claim_it_voids_out_of_hi
     again = scrub([write_csv(tmp_path / "wednesday.csv", [{**visit, "claim_id": "V3"}])], tmp_path / "wednesday",
                   db_path, "--history")
     assert again.exit_code == 0 and again.flags == []
+
+
+def test_an_837p_claim_without_a_service_line_is_quarantined_not_dropped(tmp_path, db_path):
+    # K2 lost its 2400 loop (LX, SV1, DTP) in a damaged transmission: it was gone from every output without a
+    # word. It is now a quarantined row at its CLM, and the rows read count it.
+    rows = [{"claim_id": claim, "line_number": 1, "patient_id": patient, "date_of_service": "2024-08-12",
+             "hcpcs": "99213", "modifiers": "", "units": 1, "charge": "100", "rendering_npi": "1234567893",
+             "billing_npi": "5550001114", "place_of_service": "11", "claim_type": "professional",
+             "diagnosis_1": "R13.10", "payer": "ACME"} for claim, patient in (("K1", "P1"), ("K2", "P2"))]
+    path = write_837p(tmp_path / "lost.837", rows)
+    text = path.read_text()
+    head, tail = text.split("CLM*K2*", 1)
+    claim, rest = tail.split("LX*1", 1)
+    path.write_text(head + "CLM*K2*" + claim + rest[rest.index("NM1*82"):])
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert [r["claim_id"] for r in run.lines] == ["K1"]
+    (lost,) = run.quarantine
+    assert lost["claim_id"] == "K2" and "hcpcs is missing" in lost["reasons"], lost
+    assert run.summary["rows_read"] == 2 and run.summary["rows_quarantined"] == 1
