@@ -45,14 +45,27 @@ with tonight as (
 -- patient and bills something else (a correction, a void, rows that could not be scrubbed). The same claim
 -- sent again unchanged is a second submission, and a claim id sent for another patient another claim: both
 -- stay. Only the few claims sent more than once are compared (`again`), wherever their lines are stored.
+-- A batch all of whose files were scrubbed before (a renamed copy of an export) is that export again: its
+-- claims are the versions of the batch that first read them, and take that batch's place (`place`), so that a
+-- correction sent since still replaces them, and they replace nothing sent since.
+sent_order as (
+    select o.batch_id, o.seq,
+           coalesce((select max(first.seq) from batch_files f
+                     join lateral (select min(fo.seq) as seq from batch_files ff
+                                   join batch_order fo on fo.batch_id = ff.batch_id
+                                   where ff.sha256 = f.sha256) first on true
+                     where f.batch_id = o.batch_id
+                     having bool_and(first.seq < o.seq)), o.seq) as place
+    from batch_order o
+),
 replaced as (
     select earlier.batch_id, earlier.claim_id
     from claim_sends earlier
-    join batch_order earlier_order on earlier_order.batch_id = earlier.batch_id
+    join sent_order earlier_order on earlier_order.batch_id = earlier.batch_id
     join claim_sends later on later.claim_id = earlier.claim_id and later.again
-    join batch_order later_order on later_order.batch_id = later.batch_id
+    join sent_order later_order on later_order.batch_id = later.batch_id
     where earlier.again
-      and later_order.seq > earlier_order.seq
+      and later_order.place > earlier_order.place
       and later_order.seq <= (select seq from batch_order where batch_id = $batch)
       and later.patient is not distinct from earlier.patient
       and later.content is distinct from earlier.content

@@ -391,6 +391,23 @@ def test_an_export_scrubbed_again_under_another_name_counts_once_in_history(tmp_
         "K1", runs[1].summary["batch_id"])
 
 
+# Four nights: the slow tier (CI runs it).
+@pytest.mark.slow
+def test_a_renamed_copy_scrubbed_after_a_correction_does_not_bring_the_old_version_back(tmp_path, db_path):
+    """Monday's K1 bills 99214; Tuesday corrects it to 99213; a renamed copy of Monday's export is scrubbed
+    again. Monday's version stays replaced: Thursday's 99214 for the same patient and day is no copy of it (it
+    was denied as one, the copy's claims taken for the newest versions)."""
+    monday = write_csv(tmp_path / "monday.csv", [line("K1", "99214", patient="PK")])
+    tuesday = write_csv(tmp_path / "tuesday.csv", [line("K1", "99213", patient="PK")])
+    copy = tmp_path / "monday (1).csv"
+    copy.write_bytes(monday.read_bytes())
+    thursday = write_csv(tmp_path / "thursday.csv", [line("K3", "99214", patient="PK")])
+    runs = [engine_scrub([export], tmp_path / export.stem.replace(" ", "_"), db_path, history=True)
+            for export in (monday, tuesday, copy, thursday)]
+    assert [run.exit_code for run in runs] == [0, 0, 0, 0], runs[-1].stderr
+    assert runs[3].flags == []
+
+
 # Three nights on a database made before the claims each batch sent, or their versions, were kept: the slow
 # tier (CI runs it).
 @pytest.mark.slow
