@@ -391,6 +391,22 @@ def test_an_export_scrubbed_again_under_another_name_counts_once_in_history(tmp_
         "K1", runs[1].summary["batch_id"])
 
 
+# Two nights: the slow tier (CI runs it).
+@pytest.mark.slow
+def test_an_injection_denied_for_a_visit_of_an_earlier_night_names_that_visit_and_its_batch(tmp_path, db_path):
+    # 94760 (status T) is paid only when no other service of the provider shares the day: Monday's 99214 is
+    # one. The finding named neither it nor its batch, and the biller could not find the other service.
+    monday = engine_scrub([write_csv(tmp_path / "monday.csv", [line("V1", "99214", patient="PT")])],
+                          tmp_path / "monday", db_path, history=True)
+    tuesday = engine_scrub([write_csv(tmp_path / "tuesday.csv", [line("T1", "94760", patient="PT")])],
+                           tmp_path / "tuesday", db_path, history=True)
+    (found,) = [f for f in tuesday.flags if f["rule_id"] == "STATUS_NOT_PAYABLE"]
+    assert found["severity"] == "deny"
+    assert (found["partner_claim_id"], found["partner_line_number"], found["partner_batch"]) == (
+        "V1", "1", monday.summary["batch_id"])
+    assert "Other service that day: 99214 (claim V1 line 1)." in found["message"]
+
+
 # Four nights: the slow tier (CI runs it).
 @pytest.mark.slow
 def test_a_renamed_copy_scrubbed_after_a_correction_does_not_bring_the_old_version_back(tmp_path, db_path):

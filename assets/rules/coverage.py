@@ -80,18 +80,27 @@ PAIR_RULES = {}
 # A carrier-priced service (C) is such a service: paid under the fee schedule, only priced by the contractor.
 # The other lines are looked for only among the patients of the status-T lines.
 STATUS_T = "priced.status = 'T'"
+# The finding names the other service (the lowest id: an earlier batch's first, then the batch's first line),
+# as a partner line: the biller looks for it, and where it went out on an earlier night, its batch is named.
 STATUS_T_SHARED_DAY = f"""
 insert into found by name
+with shared as (
+    select hit.line_id,
+           arg_min({{'id': other.line_id, 'claim': other.claim_id, 'line': other.line_number,
+                    'code': other.hcpcs}}, other.line_id) as other
+    from (select * from line_hits where {STATUS_T}) hit
+    join sl other
+      on other.patient_id = hit.patient_id and other.date_of_service = hit.date_of_service
+     and other.provider_key = hit.provider_key and other.line_id <> hit.line_id
+     and other.status in ('A', 'R', 'T', 'C')
+    group by hit.line_id
+)
 select hit.line_id, 'STATUS_NOT_PAYABLE' as rule_id, {STATUS_SEVERITY} as severity, {STATUS_CARC} as carc,
-       {STATUS_MESSAGE} as message, hit.expected_allowed
-from line_hits hit
-where {STATUS_T}
-  and exists (
-      select 1 from sl other
-      where other.patient_id = hit.patient_id and other.date_of_service = hit.date_of_service
-        and other.provider_key = hit.provider_key and other.line_id <> hit.line_id
-        and other.status in ('A', 'R', 'T', 'C')
-        and other.patient_id in (select patient_id from line_hits where {STATUS_T}))
+       {STATUS_MESSAGE} || printf(' Other service that day: %s (claim %s line %d).', shared.other.code,
+                                  shared.other.claim, shared.other.line) as message,
+       hit.expected_allowed, shared.other.id as partner_line_id, shared.other.claim as partner_claim_id,
+       shared.other.line as partner_line_number
+from line_hits hit join shared on shared.line_id = hit.line_id
 """
 
 STEPS = [
