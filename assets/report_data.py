@@ -93,14 +93,19 @@ select source_file, source_row, claim_id, line_number, reasons,
 from claim_quarantine where batch_id = $batch
 """
 
-# The last twelve runs of the batch's source (see source_key), oldest first, each named by its file (or how
-# many files it had): a trend compares like with like.
+# The last twelve runs of the batch's source (see source_key) up to the batch itself, oldest first, each named by
+# its file (or how many files it had): a trend compares like with like. Runs are in the order their batches were
+# first read (batch_order): an older export scrubbed again keeps its place, and the night after it is compared
+# with the night before, not with the rerun.
 HISTORY_SQL = """
 select started_at,
        case when file_count = 1 then '(' || files || ')' else '(' || file_count || ' files)' end as files,
        lines_scrubbed, findings, deny_findings, dollars_at_risk from (
-    select * from run_history where source = $source order by started_at desc, batch_id desc limit 12)
-order by started_at, batch_id
+    select h.*, coalesce(o.seq, 0) as place from run_history h left join batch_order o using (batch_id)
+    where h.source = $source
+      and coalesce(o.seq, 0) <= coalesce((select seq from batch_order where batch_id = $batch), 1 << 62)
+    order by place desc, h.started_at desc, h.batch_id desc limit 12)
+order by place, started_at, batch_id
 """
 # The runs of other sources the trend leaves out: how many, and the latest of them.
 OTHER_SOURCES_SQL = """
@@ -289,7 +294,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
         top_rules=_query_table(con, TOP_RULES_SQL, params),
         top_providers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "provider"), {}),
         top_payers=_query_table(con, TOP_DENIED_SQL.replace("{key}", "payer"), {}),
-        history=_query_table(con, HISTORY_SQL, {"source": summary["source"]}),
+        history=_query_table(con, HISTORY_SQL, {"source": summary["source"], "batch": summary["batch_id"]}),
         other_runs=OtherRuns(others[0], others[1], others[2]),
         feedback=feedback,
         decisions=_query_table(con, TRAIL_SQL, trail, trail_count(con, trail)),

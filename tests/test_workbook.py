@@ -288,6 +288,27 @@ def test_same_input_gives_the_same_workbook_apart_from_run_times(runs):
     assert {n: a[n] for n in unchanged} == {n: b[n] for n in unchanged}
 
 
+# Four scrubs: the slow tier (CI runs it).
+@pytest.mark.slow
+def test_an_older_export_scrubbed_again_keeps_its_place_in_the_trend(tmp_path, db_path):
+    """July 1st's export is scrubbed again after July 8th's: on July 15th the trend runs 1st, 8th, 15th, and the
+    change is against the 8th (the rerun came last, and the change was against it)."""
+    exports = {day: write_csv(tmp_path / f"claims_2024-07-{day:02d}.csv",
+                              [line(f"C{day}-{n}", 1, f"PAT-{day}-{n}", f"2024-07-{day:02d}", units=str(units))
+                               for n, units in enumerate([2] * (day // 7 + 1))])
+               for day in (1, 8, 15)}
+    runs = [scrub([exports[day]], tmp_path / f"out-{n}", db_path)
+            for n, day in enumerate((1, 8, 1, 15))]
+    assert [run.exit_code for run in runs] == [0, 0, 0, 0], runs[-1].stderr
+    summary = load_workbook(runs[-1].out_dir / "denial-risk-report.xlsx")["Summary"]
+    trend = section(summary, "Trend: this run against earlier runs of the same source (files claims.csv)")
+    assert [r[0].split(" ", 2)[2] for r in trend[1:4]] == [
+        "(claims_2024-07-01.csv)", "(claims_2024-07-08.csv)", "(claims_2024-07-15.csv)"]
+    facts = {r[0]: r[1] for r in rows(summary) if r[0]}
+    assert facts["Change since the last run of this source"] == round(trend[3][4] - trend[2][4], 2)
+    assert trend[3][4] > trend[2][4] > trend[1][4] > 0  # two units each, over 76120's MUE of 1: a line at risk
+
+
 def test_the_trend_compares_runs_of_the_same_source_and_leaves_a_one_off_out(runs, tmp_path):
     """hostile.csv ran before, in a database from before sources were kept; an unrelated file is scrubbed once,
     then hostile.csv's next export, whose name differs by its date only."""
