@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from reports.sheet_xml import REFUSED
+
 from .decisions import (
     DECISIONS,
     PROPERTY_BATCH,
@@ -36,8 +38,6 @@ from .decisions import (
     database_id,
     finding_id_sql,
 )
-from reports.sheet_xml import REFUSED
-
 from .readers import EXCEL_ERRORS, file_sha256
 from .rules import RULES
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .base import X_MODIFIERS, sql_list
 from ..pricing import CATEGORY_II
+from .base import X_MODIFIERS, sql_list
 
 UNITS = ("case when {0} = trunc({0}) then cast(cast({0} as bigint) as varchar) "
          "else cast(cast({0} as double) as varchar) end")
