@@ -378,6 +378,8 @@ def test_a_remittance_line_of_a_quarantined_row_answers_no_scrubbed_line(tmp_pat
     assert read_csv(tmp_path / "feedback2" / "missed_denials.csv") == []
 
 
+# A scrub and an import or remittance of its own: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_a_line_item_number_naming_a_line_of_another_code_is_not_taken_for_it(tmp_path, db_path):
     # A practice system numbers its line items across the file (REF*6R 1, 3, 5 ...), and the payer echoes them:
     # the denial of line 2 (76120, REF*6R 3 here) was laid on line 3, a 99213 that was paid.
@@ -397,6 +399,8 @@ def test_a_line_item_number_naming_a_line_of_another_code_is_not_taken_for_it(tm
     assert ptp["denied_lines"] == "1"
 
 
+# A scrub and an import or remittance of its own: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_an_answer_issued_before_a_correction_was_scrubbed_answers_the_claim_it_was_about(tmp_path, db_path):
     # September's claim billed 76120 twice (MUE denial, CO-151); the payer said so on 2024-09-15. The corrected
     # claim, one unit, is scrubbed after that: the old answer is not the corrected line's missed denial.

@@ -160,6 +160,8 @@ def test_each_change_is_laid_to_the_table_behind_its_rule(judged, tmp_path):
     assert {c for c in found if c[2] == "PTP_NO_BYPASS"} == EXPECTED
 
 
+# A scrub and an import or remittance of its own: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_a_release_loaded_again_under_its_name_is_named_as_the_cause(judged, tmp_path):
     """A revised file (ccipra-v322r1) replaces PTP 2026Q3's rows under the same name: the change it makes to a
     batch scrubbed under the first file is laid to it (the names then and now being equal, it was laid to none)."""

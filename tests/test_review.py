@@ -714,6 +714,8 @@ def test_a_line_counts_once_under_its_most_telling_decision_and_each_finding_und
         "pending": (1, 1, 88.31), "accepted": (1, 1, 10.00), "fixed": (0, 1, 0), "dismissed": (1, 2, 18.11)}
 
 
+# A scrub and an import or remittance of its own: the slow tier (CI runs it).
+@pytest.mark.slow
 def test_a_finding_on_a_claim_id_ending_in_a_tab_or_holding_a_control_character_can_be_decided(copy_db, tmp_path):
     """The report shows `TAB-1<tab>` as it was read, and a control character as U+FFFD; reading the cell back
     strips the tab. Compared as the report shows them, both findings are decided (they were refused as another
