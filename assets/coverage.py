@@ -91,6 +91,14 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
     (how many, the latest date, how many days past the end)."""
     coverage = []
     variant = _site_variant(con, batch_id)
+    # The batch's lines by the releases that judged them, day and kind of claim: one pass over the lines, which
+    # every table's lines between releases are then counted from.
+    con.execute(
+        """create or replace temp table coverage_days as
+           select p.rvu_release, p.gpci_release, p.ptp_release, p.mue_release, p.aoc_release, l.date_of_service,
+                  l.claim_type = 'institutional' as institutional, count(*) as lines
+           from claim_lines l join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
+           where l.batch_id = ? group by all""", [batch_id])
     for family in FAMILIES:
         if family.only_when_used and not _any_lines(con, batch_id, family):
             continue
@@ -109,7 +117,7 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
                 f"""select count(*), max(date_of_service) from claim_lines
                     where batch_id = ? and ({family.lines}) and date_of_service > ?""",
                 [batch_id, end]).fetchall()[0]
-        between = _between_releases(con, batch_id, family, end) if end else []
+        between = _between_releases(con, family, end) if end else []
         coverage.append({
             "table": family.label,
             "newest_release": release,
@@ -129,22 +137,23 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
     return coverage
 
 
-def _between_releases(con, batch_id: str, family: Family, newest_end: date) -> list[dict]:
+def _between_releases(con, family: Family, newest_end: date) -> list[dict]:
     """The batch's lines up to the newest release's end that no release's period holds, by the older release
     that judged them (its period ended before their dates: the quarters between were never loaded)."""
     if not family.judged_by:
         return []
+    kind = {"true": "true", "claim_type <> 'institutional'": "not d.institutional",
+            "claim_type = 'institutional'": "d.institutional"}[family.lines]
     rows = con.execute(
-        f"""select r.release_id, r.effective_end, count(*), min(l.date_of_service), max(l.date_of_service)
-            from claim_lines l
-            join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
+        f"""select r.release_id, r.effective_end, sum(d.lines)::bigint, min(d.date_of_service),
+                   max(d.date_of_service)
+            from coverage_days d
             join (select distinct release_id, effective_end from ref_releases
                   where table_name in ({", ".join("?" for _ in family.tables)})) r
-              on r.release_id = p.{family.judged_by}
-            where l.batch_id = ? and ({family.lines.replace("claim_type", "l.claim_type")})
-              and l.date_of_service > r.effective_end and l.date_of_service <= ?
+              on r.release_id = d.{family.judged_by}
+            where {kind} and d.date_of_service > r.effective_end and d.date_of_service <= ?
             group by all order by r.effective_end, r.release_id""",
-        [*family.tables, batch_id, newest_end]).fetchall()
+        [*family.tables, newest_end]).fetchall()
     return [{"release": release, "effective_end": str(end), "lines": count, "first_date_of_service": str(first),
              "last_date_of_service": str(last), "days_past_end": (last - end).days}
             for release, end, count, first, last in rows]
