@@ -91,14 +91,13 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
     (how many, the latest date, how many days past the end)."""
     coverage = []
     variant = _site_variant(con, batch_id)
-    # The batch's lines by the releases that judged them, day and kind of claim: one pass over the lines, which
-    # every table's lines between releases are then counted from.
-    con.execute(
-        """create or replace temp table coverage_days as
-           select p.rvu_release, p.gpci_release, p.ptp_release, p.mue_release, p.aoc_release, l.date_of_service,
-                  l.claim_type = 'institutional' as institutional, count(*) as lines
-           from claim_lines l join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
-           where l.batch_id = ? group by all""", [batch_id])
+    # The releases the batch's lines were judged by, from its few price contexts: only a release that ends
+    # before its table's newest can have judged lines between releases.
+    used = con.execute("select distinct rvu_release, gpci_release, ptp_release, mue_release, aoc_release "
+                       "from price_contexts where batch_id = ?", [batch_id]).fetchall()
+    judged = {column: {row[n] for row in used if row[n]}
+              for n, column in enumerate(["rvu_release", "gpci_release", "ptp_release", "mue_release",
+                                          "aoc_release"])}
     for family in FAMILIES:
         if family.only_when_used and not _any_lines(con, batch_id, family):
             continue
@@ -117,7 +116,7 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
                 f"""select count(*), max(date_of_service) from claim_lines
                     where batch_id = ? and ({family.lines}) and date_of_service > ?""",
                 [batch_id, end]).fetchall()[0]
-        between = _between_releases(con, family, end) if end else []
+        between = _between_releases(con, batch_id, family, end, judged.get(family.judged_by, set())) if end else []
         coverage.append({
             "table": family.label,
             "newest_release": release,
@@ -137,23 +136,37 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
     return coverage
 
 
-def _between_releases(con, family: Family, newest_end: date) -> list[dict]:
+def _between_releases(con, batch_id: str, family: Family, newest_end: date, judged: set[str]) -> list[dict]:
     """The batch's lines up to the newest release's end that no release's period holds, by the older release
-    that judged them (its period ended before their dates: the quarters between were never loaded)."""
-    if not family.judged_by:
+    that judged them (its period ended before their dates: the quarters between were never loaded). Only the
+    lines dated after the earliest end of such a release are joined to their releases."""
+    if not family.judged_by or not judged:
         return []
-    kind = {"true": "true", "claim_type <> 'institutional'": "not d.institutional",
-            "claim_type = 'institutional'": "d.institutional"}[family.lines]
+    older = con.execute(
+        f"""select distinct release_id, effective_end from ref_releases
+            where table_name in ({", ".join("?" for _ in family.tables)})
+              and release_id in (select unnest(?::varchar[])) and effective_end < ?""",
+        [*family.tables, sorted(judged), newest_end]).fetchall()
+    if not older:
+        return []
+    first = min(end for _, end in older)
+    # Most batches have no line dated after such a release's end: a scan of the dates says so, without the join.
+    if not con.execute(f"""select count(*) from claim_lines where batch_id = ? and ({family.lines})
+                           and date_of_service > ? and date_of_service <= ?""",
+                       [batch_id, first, newest_end]).fetchall()[0][0]:
+        return []
     rows = con.execute(
-        f"""select r.release_id, r.effective_end, sum(d.lines)::bigint, min(d.date_of_service),
-                   max(d.date_of_service)
-            from coverage_days d
-            join (select distinct release_id, effective_end from ref_releases
-                  where table_name in ({", ".join("?" for _ in family.tables)})) r
-              on r.release_id = d.{family.judged_by}
-            where {kind} and d.date_of_service > r.effective_end and d.date_of_service <= ?
+        f"""select r.release_id, r.effective_end, count(*), min(l.date_of_service), max(l.date_of_service)
+            from (select line_id, date_of_service from claim_lines
+                  where batch_id = $batch and ({family.lines}) and date_of_service > $first
+                    and date_of_service <= $newest_end) l
+            join priced_lines p on p.batch_id = $batch and p.line_id = l.line_id
+            join (select unnest($releases::varchar[]) as release_id, unnest($ends::date[]) as effective_end) r
+              on r.release_id = p.{family.judged_by}
+            where l.date_of_service > r.effective_end
             group by all order by r.effective_end, r.release_id""",
-        [*family.tables, newest_end]).fetchall()
+        {"batch": batch_id, "first": first, "newest_end": newest_end,
+         "releases": [release for release, _ in older], "ends": [end for _, end in older]}).fetchall()
     return [{"release": release, "effective_end": str(end), "lines": count, "first_date_of_service": str(first),
              "last_date_of_service": str(last), "days_past_end": (last - end).days}
             for release, end, count, first, last in rows]
