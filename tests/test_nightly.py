@@ -407,6 +407,22 @@ def test_an_injection_denied_for_a_visit_of_an_earlier_night_names_that_visit_an
     assert "Other service that day: 99214 (claim V1 line 1)." in found["message"]
 
 
+# Three nights: the slow tier (CI runs it).
+@pytest.mark.slow
+def test_a_surgery_sent_twice_unchanged_is_one_surgery_in_a_visits_global_period_message(tmp_path, db_path):
+    # 27447 went out Monday and again Tuesday, unchanged (a second submission): Wednesday's visit lies in one
+    # surgery's period, not in "27447 and 1 more surgery line", whose excuse the biller would look for.
+    # Tuesday's file writes the date its own way: another file, the same claim as read.
+    surgery = [line("S1", "27447", patient="PS", dos="2024-07-01")]
+    resent = [line("S1", "27447", patient="PS", dos="07/01/2024")]
+    runs = [engine_scrub([write_csv(tmp_path / f"{night}.csv", rows)], tmp_path / night, db_path, history=True)
+            for night, rows in (("monday", surgery), ("tuesday", resent),
+                                ("wednesday", [line("V1", "99213", patient="PS", dos="2024-07-10")]))]
+    (found,) = [f for f in runs[2].flags if f["rule_id"] == "GLOBAL_EM_IN_PERIOD"]
+    assert "more surgery line" not in found["message"], found["message"]
+    assert found["partner_batch"] == runs[0].summary["batch_id"]
+
+
 # Four nights: the slow tier (CI runs it).
 @pytest.mark.slow
 def test_a_renamed_copy_scrubbed_after_a_correction_does_not_bring_the_old_version_back(tmp_path, db_path):

@@ -63,7 +63,11 @@ first_surgery as (
            list(printf('%s, claim %s line %d, %s', surgery_code, surgery_claim, surgery_number,
                        strftime(surgery_date, '%Y-%m-%d'))
                 order by surgery_date, surgery_claim, surgery_number, surgery_line) as named
-    from unexcused group by line_id
+    -- A surgery claim sent twice unchanged is one surgery: named once, by its first send.
+    from (select * from unexcused
+          qualify row_number() over (partition by line_id, surgery_code, surgery_claim, surgery_number, surgery_date
+                                     order by surgery_line) = 1)
+    group by line_id
 )
 select line_id, 'GLOBAL_EM_IN_PERIOD' as rule_id,
        printf('%s on %s lies in the %s global period of %s (claim %s line %d, %s; global days %s in %s), same '
