@@ -92,7 +92,8 @@ earlier as (
                                     and earlier_file.file_index = earlier.file_index
     where $with_history
       and earlier.date_of_service between $history_from and $history_through
-      and earlier_order.seq < (select seq from batch_order where batch_id = $batch)
+      -- Tonight a renamed copy of an earlier export: judged as that export was, by the batches before it.
+      and earlier_order.seq < (select place from sent_order where batch_id = $batch)
       and earlier.patient_id in (select distinct patient_id from tonight)
       and not exists (select 1 from replaced
                       where replaced.batch_id = earlier.batch_id and replaced.claim_id = earlier.claim_id)

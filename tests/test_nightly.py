@@ -438,6 +438,8 @@ def test_a_renamed_copy_scrubbed_after_a_correction_does_not_bring_the_old_versi
             for export in (monday, tuesday, copy, thursday)]
     assert [run.exit_code for run in runs] == [0, 0, 0, 0], runs[-1].stderr
     assert runs[3].flags == []
+    # The copy itself is judged as Monday's export was: not a duplicate of Tuesday's correction of it.
+    assert runs[2].flags == runs[0].flags == []
 
 
 # Three nights on a database made before the claims each batch sent, or their versions, were kept: the slow
