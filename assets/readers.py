@@ -694,6 +694,8 @@ def rows_above_header(path: Path, mapping: dict[str, str]) -> str:
 # ignored, with its zone: the date written is the day of service. A dotted date
 # (03.02.2026) is left unread: it is day first where it is usual.
 # A place of service of two digits, tested without a regular expression (validation tests it the same way).
+# How exports write "none" in a cell that has no value (a place of service, an NPI): read as an empty cell.
+NO_VALUE = "('NA', 'N/A', 'NULL', 'NONE')"
 TWO_DIGITS = ("strlen(place_of_service) = 2 and place_of_service between '00' and '99' "
               "and right(place_of_service, 1) between '0' and '9'")
 DATE_TIME = "([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.][0-9]*)?)? ?([AaPp][Mm]|Z|[+-][0-9]{2}:?[0-9]{2})?)?"
@@ -753,7 +755,7 @@ __OTHER_DATES__
     -- An export's way of writing "none" (N/A, NULL) is no place of service: the default, as an empty cell.
     case when place_of_service is null then '11'
          when __TWO_DIGITS__ then place_of_service
-         when upper(place_of_service) in ('NA', 'N/A', 'NULL', 'NONE') then '11'
+         when upper(place_of_service) in __NO_VALUE__ then '11'
          -- A three-digit form of a code (011, as some systems pad it) is the code.
          when regexp_full_match(place_of_service, '0?\\d{1,2}(\\.0+)?')
              then lpad(right(split_part(place_of_service, '.', 1), 2), 2, '0')
@@ -811,7 +813,7 @@ def dot_after_category(cell: str) -> str:
 # check digit to judge. Ten characters, as nearly every NPI
 # is written, are kept without the regular expressions.
 NPI_READ = """case when strlen({npi}) = 10 then {npi}
-     when upper({npi}) in ('NA', 'N/A', 'NULL', 'NONE') then null
+     when upper({npi}) in __NO_VALUE__ then null
      when regexp_full_match(regexp_replace(regexp_replace({npi}, '\\.0+$', ''), '[\\s-]', '', 'g'), '[0-9]{{10}}')
          then regexp_replace(regexp_replace({npi}, '\\.0+$', ''), '[\\s-]', '', 'g')
      else {npi} end"""
@@ -821,7 +823,8 @@ for _name, _sql in (("__NPI_rendering_npi__", NPI_READ.format(npi="rendering_npi
                     ("__NPI_billing_npi__", NPI_READ.format(npi="billing_npi")),
                     ("__ZIP_DIGITS__", ZIP_DIGITS),
                     ("__DOT_AFTER_CATEGORY_d__", dot_after_category("upper(trim(d))")),
-                    ("__DATE_TIME__", DATE_TIME), ("__OTHER_DATES__", OTHER_DATES), ("__TWO_DIGITS__", TWO_DIGITS)):
+                    ("__DATE_TIME__", DATE_TIME), ("__OTHER_DATES__", OTHER_DATES), ("__TWO_DIGITS__", TWO_DIGITS),
+                    ("__NO_VALUE__", NO_VALUE)):
     PARSED_COLUMNS = PARSED_COLUMNS.replace(_name, _sql)
 # The helper columns of the code and its modifiers: the code cell upper-cased, the modifiers it carries
 # after the code (sorted, distinct; null for a cell that carries none) and those of the modifier columns.

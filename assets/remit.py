@@ -79,7 +79,7 @@ answered as (
     from remit_claims c join claim_batches b on b.claim_id = c.claim_id
     group by all
 ),
-latest_batch as (select distinct claim_id, batch_id from answered),
+answered_batches as (select distinct claim_id, batch_id from answered),
 -- The claim's rows as it was sent, quarantined ones too (the payer answers every line billed): a line's
 -- position among the claim's rows of its code is counted over them all, as the remittance's is.
 sent as (
@@ -87,7 +87,7 @@ sent as (
            try_cast(r.line_number_num as integer) as line_number, r.hcpcs, coalesce(r.scrubbable, false) as scrubbed,
            row_number() over (partition by r.batch_id, r.claim_id, r.hcpcs
                               order by r.line_number_num, r.file_index, r.source_row) as code_position
-    from raw_claim_rows r join latest_batch using (claim_id, batch_id)
+    from raw_claim_rows r join answered_batches using (claim_id, batch_id)
     where r.hcpcs is not null
 ),
 scrubbed as (
@@ -97,7 +97,7 @@ scrubbed as (
 -- row, which was never scrubbed, and no other line by its position.
 quarantined as (
     select q.batch_id, q.claim_id, try_cast(q.line_number as integer) as line_number
-    from claim_quarantine q join latest_batch using (claim_id, batch_id)
+    from claim_quarantine q join answered_batches using (claim_id, batch_id)
 )
 select r.sha256, r.line_seq, r.claim_id, r.hcpcs, r.payer, r.status, r.issued, r.loaded_at,
        -- The line a remittance line answers: the scrubbed line it matched, else its REF*6R (`01` is line

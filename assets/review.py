@@ -238,7 +238,8 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
     # A standing dismissal covers its own batch and those read after it: a report of an earlier batch shows none
     # of the later ones, and has none to overrule.
     place = dict(con.execute("select batch_id, seq from batch_order").fetchall())
-    made_in = dict(con.execute("select decision_id, batch_id from finding_decisions").fetchall())
+    made_in = dict(con.execute("select decision_id, batch_id from finding_decisions "
+                               "where scope = 'standing' and decision = 'dismiss'").fetchall())
     for review in files:
         batch = review.batch_id
         standings = [s for s in every_standing

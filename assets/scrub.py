@@ -50,13 +50,12 @@ with tonight as (
 -- correction sent since still replaces them, and they replace nothing sent since.
 sent_order as (
     select o.batch_id, o.seq,
-           coalesce((select max(first.seq) from batch_files f
-                     join lateral (select min(fo.seq) as seq from batch_files ff
-                                   join batch_order fo on fo.batch_id = ff.batch_id
-                                   where ff.sha256 = f.sha256) first on true
-                     where f.batch_id = o.batch_id
-                     having bool_and(first.seq < o.seq)), o.seq) as place
+           case when bool_and(first.seq < o.seq) then max(first.seq) else o.seq end as place
     from batch_order o
+    left join batch_files f on f.batch_id = o.batch_id
+    left join (select ff.sha256, min(fo.seq) as seq from batch_files ff
+               join batch_order fo on fo.batch_id = ff.batch_id group by ff.sha256) first on first.sha256 = f.sha256
+    group by o.batch_id, o.seq
 ),
 replaced as (
     select earlier.batch_id, earlier.claim_id

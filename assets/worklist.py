@@ -369,12 +369,12 @@ VARIANT_SQL = "case " + " ".join(
 # Once the MUE days are known: an MUE_DOS finding given its rule's unconditional instruction takes the first
 # of the instructions that wait for the days (`after_days`) whose condition holds, if one does.
 DAY_VARIANT_SQL = "case " + " ".join(
-    f"when x.variant = {n} and w.rule_id = '{i.rule_id}' and d.units_before is not null then case "
-    + " ".join(f"when {j.when.replace('w.units_before', 'd.units_before').replace('w.day_mue', 'd.day_mue')} "
-               f"then {m}" for m, j in enumerate(INSTRUCTIONS) if j.after_days and j.rule_id == i.rule_id)
+    f"when w.variant = {n} and w.rule_id = '{i.rule_id}' and w.units_before is not null then case "
+    + " ".join(f"when {j.when} then {m}" for m, j in enumerate(INSTRUCTIONS)
+               if j.after_days and j.rule_id == i.rule_id)
     + f" else {n} end"
     for n, i in enumerate(INSTRUCTIONS)
-    if not i.when and any(j.after_days and j.rule_id == i.rule_id for j in INSTRUCTIONS)) + " else x.variant end"
+    if not i.when and any(j.after_days and j.rule_id == i.rule_id for j in INSTRUCTIONS)) + " else w.variant end"
 REMOVING = _sql_list(n for n, i in enumerate(INSTRUCTIONS) if i.removes)
 # Rules whose fix a precedence rule lets settle other findings: a review finding among them removes its line
 # when the precedence applies (a 26 and TC split by one biller, where the day's units fit once combined).
@@ -508,15 +508,15 @@ ACTION_SQL = "case w.variant " + " ".join(
 # ten million lines.
 JUDGED = f"""
 create or replace temp table worklist_judged as
-with facts as not materialized (
-    select w.*, x.* exclude (_row, line_id, rule_id, severity, partner_bundled, variant),
-           {DAY_VARIANT_SQL} as variant, d.day_units, d.day_mue,
+with joined as not materialized (
+    select w.*, x.* exclude (_row, line_id, rule_id, severity, partner_bundled), d.day_units, d.day_mue,
            d.remaining_units,
            d.day_lines, d.fixing_lines, d.day_fixed_by, d.day_fits, d.day_key, d.day_partners, d.units_before
     from worklist_findings w
     join worklist_facts x on x._row = w._row
     left join worklist_days d on d.line_id = w.line_id
 ),
+facts as not materialized (select w.* replace ({DAY_VARIANT_SQL} as variant) from joined w),
 lines as (
     select r.line_id, r.bundled,
            coalesce(r.deny_removed_by, case when f.day_fits then r.review_removed_by end) as removed_by

@@ -293,7 +293,8 @@ INSTRUCTIONS = [
     Instruction("MUE_DOS", "correct units",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}) add up to {day_units}, over its MUE of {mue} per day: correct this line to "
-                "{keep_units} unit(s), or appeal with the record if the service was repeated", when="w.units_before + w.units > w.day_mue", after_days=True),
+                "{keep_units} unit(s), or appeal with the record if the service was repeated",
+                when="w.units_before + w.units > w.day_mue", after_days=True),
     Instruction("MUE_DOS", "keep as billed",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}) add up to {day_units}, over its MUE of {mue} per day: keep this line as billed; "
