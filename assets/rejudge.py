@@ -40,12 +40,14 @@ IMPACT_FILES = [IMPACT_CSV, IMPACT_WORKBOOK]
 RELEASE_TABLES = ["rvu", "gpci", "ptp", "mue", "aoc"]
 PRICE_TABLES = ["rvu", "gpci"]
 
-# The batches with lines dated on or after $since, in the order they were first scrubbed, with their settings.
+# The batches with lines dated on or after $since, in the order they were first scrubbed, with their settings;
+# a run killed before its reports (no run_history row) was never scrubbed, and is not judged again.
 BATCHES = """
 select b.batch_id, coalesce(b.with_history, false), coalesce(b.default_locality, ''), coalesce(b.rvu_variant, ''),
        coalesce(b.work_floor_through, '')
 from batches b join batch_order o on o.batch_id = b.batch_id
 where b.batch_id in (select distinct batch_id from claim_lines where date_of_service >= $since)
+  and b.batch_id in (select batch_id from run_history)
 order by o.seq
 """
 
@@ -204,8 +206,8 @@ def rejudge(con, since: date, scratch: Path, database: str | None = None) -> dic
                         {"paths": [str(path) for path in sorted(scratch.glob(f"{name}*.parquet"))]})
         progress.rows = con.execute("select count(*) from findings_now").fetchall()[0][0]
     lines, batch_count = con.execute(
-        "select count(*), count(distinct batch_id) from claim_lines where date_of_service >= $since",
-        params).fetchall()[0]
+        "select count(*), count(distinct batch_id) from claim_lines where date_of_service >= $since "
+        "and batch_id in (select unnest($batches::varchar[]))", judged).fetchall()[0]
     return {"since": since.isoformat(), "lines": lines, "batches": batch_count}
 
 

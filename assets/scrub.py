@@ -48,13 +48,20 @@ with tonight as (
 -- A batch all of whose files were scrubbed before (a renamed copy of an export) is that export again: its
 -- claims are the versions of the batch that first read them, and take that batch's place (`place`), so that a
 -- correction sent since still replaces them, and they replace nothing sent since.
+-- A batch whose run never finished (killed before its reports: no run_history row) was never scrubbed: its
+-- claims are not history, replace nothing and are no export's first reading.
+finished as (
+    select batch_id from run_history union select $batch
+),
 sent_order as (
     select o.batch_id, o.seq,
            case when bool_and(first.seq < o.seq) then max(first.seq) else o.seq end as place
     from batch_order o
     left join batch_files f on f.batch_id = o.batch_id
     left join (select ff.sha256, min(fo.seq) as seq from batch_files ff
-               join batch_order fo on fo.batch_id = ff.batch_id group by ff.sha256) first on first.sha256 = f.sha256
+               join batch_order fo on fo.batch_id = ff.batch_id
+               where ff.batch_id in (select batch_id from finished)
+               group by ff.sha256) first on first.sha256 = f.sha256
     group by o.batch_id, o.seq
 ),
 replaced as (
@@ -64,6 +71,7 @@ replaced as (
     join claim_sends later on later.claim_id = earlier.claim_id and later.again
     join sent_order later_order on later_order.batch_id = later.batch_id
     where earlier.again
+      and later.batch_id in (select batch_id from finished)
       and later_order.place > earlier_order.place
       and later_order.seq <= (select seq from batch_order where batch_id = $batch)
       and later.patient is not distinct from earlier.patient
@@ -76,9 +84,11 @@ history_files as materialized (
     from batch_files file
     join batch_order file_order on file_order.batch_id = file.batch_id
     where file.sha256 not in (select sha256 from batch_files where batch_id = $batch)
+      and file.batch_id in (select batch_id from finished)
       and not exists (select 1 from batch_files again
                       join batch_order again_order on again_order.batch_id = again.batch_id
                       where again.sha256 = file.sha256 and again_order.seq > file_order.seq
+                        and again.batch_id in (select batch_id from finished)
                         and again_order.seq < (select seq from batch_order where batch_id = $batch))
 ),
 earlier as (

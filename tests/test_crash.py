@@ -10,9 +10,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 
 from assets.readers import file_sha256
-from pipelines.cli import batch_id_for
+from pipelines.cli import batch_id_for, main
 
 from .corpus import row, text_export
 from .helpers import command, module_site, outputs_of, read_csv, scrub
@@ -101,3 +102,34 @@ def test_a_run_killed_and_started_again_gives_the_uninterrupted_outputs(tmp_path
     assert {p.name for p in out.iterdir()} == {"flags.csv", "lines.csv", "quarantine.csv", "summary.json",
                                               "denial-risk-report.xlsx"}
     assert all(os.stat(p).st_mode & 0o777 == 0o600 for p in out.iterdir())
+
+
+def test_a_run_killed_before_its_reports_is_not_history_for_the_next_night(tmp_path, db_path, monkeypatch):
+    """A night killed after judging never produced a report: its claims were not scrubbed and may never go out,
+    so the next night's history must not deny tonight's lines against them (nor let its versions replace the
+    ones last scrubbed)."""
+    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    first = text_export(tmp_path / "monday.csv", [row("M1", patient="PT-9", DOS="2024-07-08")])
+    killed = subprocess.run([sys.executable, str(KILL_AT), "lines_flagged",
+                             *command([first], tmp_path / "monday", db_path)[3:]],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # Tuesday's export bills the same line on another claim: had Monday's run finished, a duplicate.
+    second = text_export(tmp_path / "tuesday.csv", [row("T1", patient="PT-9", DOS="2024-07-08")])
+    tuesday = scrub([second], tmp_path / "tuesday", db_path, "--history")
+    assert tuesday.exit_code == 0, tuesday.stderr
+    assert [(f["claim_id"], f["rule_id"], f["partner_batch"]) for f in tuesday.flags
+            if f["partner_batch"]] == []
+    # Nor is it judged again after a newer release: only Tuesday's line was ever scrubbed.
+    rejudged = CliRunner().invoke(main, ["rejudge", "--since", "2024-07-01", "--out", str(tmp_path / "impact"),
+                                         "--db", str(db_path)])
+    assert rejudged.exit_code == 0, rejudged.stderr
+    assert "Judged again 1 stored line dated on or after 2024-07-01 (1 batch)" in rejudged.stdout
+    # Monday's export scrubbed to the end: now it is history, and the same line is a duplicate of it.
+    monday = scrub([first], tmp_path / "monday", db_path)
+    assert monday.exit_code == 0, monday.stderr
+    again = scrub([second], tmp_path / "tuesday", db_path, "--history")
+    assert again.exit_code == 0, again.stderr
+    assert {(f["claim_id"], f["rule_id"]) for f in again.flags if f["partner_batch"]} == {("T1", "DUP_COMPONENT"),
+                                                                                  ("T1", "MUE_DOS")}
