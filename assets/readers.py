@@ -445,14 +445,19 @@ def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, int, bool, b
     with open(name, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             quotes += block.count(b'"')
-            returns += block.count(b"\r")
-            pairs += block.count(b"\r\n") + (previous.endswith(b"\r") and block.startswith(b"\n"))
+            block_returns = block.count(b"\r")
+            returns += block_returns
+            # A block without CR holds no CR LF: most exports end lines with LF alone, and need no search for it.
+            pairs += (block_returns and block.count(b"\r\n")) + (previous.endswith(b"\r") and block.startswith(b"\n"))
             if not blank:
                 blank = pending and bool(block.strip(b"\r\n"))
                 joined = previous[-2:] + block
                 # The first empty line of the block: text after it is a row after an empty line.
-                end = min((joined.find(pattern) + len(pattern) for pattern in (b"\n\n", b"\n\r\n", b"\r\r")
-                           if pattern in joined), default=-1)
+                if block_returns or b"\r" in previous[-2:]:
+                    end = min((joined.find(pattern) + len(pattern) for pattern in (b"\n\n", b"\n\r\n", b"\r\r")
+                               if pattern in joined), default=-1)
+                else:
+                    end = _after_first_lf_pair(joined)
                 if end >= 0:
                     blank = blank or bool(joined[end:].strip(b"\r\n"))
                     pending = True
@@ -469,6 +474,16 @@ def _text_facts(name: str, size: int, mtime_ns: int) -> tuple[bool, int, bool, b
         except UnicodeDecodeError:
             utf8 = False
     return utf8, quotes, 0 < pairs < returns, blank
+
+
+def _after_first_lf_pair(text: bytes) -> int:
+    """Where the first two adjacent line feeds of `text` end, or -1: found among the line feeds' positions, which
+    takes a fraction of the time a two-byte search of the text does."""
+    import numpy as np
+
+    feeds = np.flatnonzero(np.frombuffer(text, np.uint8) == 10)
+    adjacent = np.flatnonzero(feeds[1:] - feeds[:-1] == 1)
+    return int(feeds[adjacent[0]]) + 2 if len(adjacent) else -1
 
 
 def _blank_lines(path: Path) -> bool:
