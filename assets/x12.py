@@ -135,8 +135,21 @@ def read_segments(path: Path) -> Iterator[Segment]:
             yield segment
         if not closed:
             raise _invalid(path, "the file ends before the interchange trailer (IEA)")
-        while start < len(text) and text[start] in " \t\r\n":
+        # What a transfer leaves after the last IEA: line breaks, spaces, a DOS end-of-file mark (Ctrl-Z) or a
+        # mainframe's padding of NUL bytes to a record's length.
+        while start < len(text) and text[start] in " \t\r\n\x1a\x00":
             start += 1
+
+
+# The transaction sets a claim file is most often mistaken for, by the guide's number, in a biller's words.
+PLAIN_KINDS = {"X223": "institutional claims, 837I", "X224": "dental claims, 837D", "X221": "remittance, 835",
+               "X222": "professional claims, 837P"}
+
+
+def set_kind(set_id: str, guide: str) -> str:
+    """A transaction set as a message names it: its id, its guide and, where known, what it holds."""
+    plain = next((words for code, words in PLAIN_KINDS.items() if code in guide), "")
+    return f"{set_id} ({guide}: {plain})" if plain else f"{set_id} ({guide})" if guide else set_id
 
 
 def _invalid(path: Path, reason: str) -> InputFileError:
@@ -154,7 +167,7 @@ def transaction_segments(path: Path, wanted: str, what: str) -> Iterator[Segment
             guide = segment.get(8)
         elif segment.id == "ST":
             set_id, set_guide = segment.get(1), segment.get(3) or guide
-            found.add(f"{set_id} ({set_guide})" if set_guide else set_id)
+            found.add(set_kind(set_id, set_guide))
             inside = set_id == wanted and (wanted != "837" or set_guide.startswith(PROFESSIONAL_GUIDE))
             matched = matched or inside
         if inside:
@@ -199,7 +212,7 @@ def x12_notes(path: Path) -> list[str]:
             set_id, set_guide = segment.get(1), segment.get(3) or guide
             professional = set_id == "837" and set_guide.startswith(PROFESSIONAL_GUIDE)
             if not professional:
-                others.append(f"{set_id} ({set_guide})" if set_guide else set_id)
+                others.append(set_kind(set_id, set_guide))
         elif not professional:
             continue
         elif segment.id == "CLM":
@@ -355,7 +368,8 @@ def _professional_lines(path: Path, segments: Iterator[Segment]) -> Iterator[dic
                 elif entity == "QC":
                     # A dependent (2000C/2010CA) has no member id of its own: the subscriber's is shared by
                     # every dependent, so the patient is that id with the dependent's name and birth date.
-                    name = " ".join(filter(None, [segment.get(3), segment.get(4)]))
+                    # Upper-cased: one system writes KIDD KATE and another Kidd Kate for the same child.
+                    name = " ".join(filter(None, [segment.get(3).upper(), segment.get(4).upper()]))
                     hl["patient_id"] = " ".join(filter(None, [segment.get(9) or hl.get("patient_id", ""), name]))
                 elif entity == "PR":
                     hl["payer"] = segment.get(3)

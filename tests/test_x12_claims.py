@@ -268,7 +268,7 @@ def test_837p_anesthesia_minutes_are_one_service_and_a_second_sv1_under_one_lx_i
     assert (second["source_file"], second["source_row"]) == ("dependents.837", "32")
     assert "line_number is missing" in second["reasons"]
     notes = [line for line in handmade_run.stderr.splitlines() if not line.startswith("warning: ")]
-    assert any(n.endswith("dependents.837: 1 transaction set not 837P left out: 837 (005010X223A2)")
+    assert any(n.endswith("dependents.837: 1 transaction set not 837P left out: 837 (005010X223A2: institutional claims, 837I)")
                for n in notes), notes
 
 
@@ -396,3 +396,60 @@ def test_an_837p_claim_without_a_service_line_is_quarantined_not_dropped(tmp_pat
     (lost,) = run.quarantine
     assert lost["claim_id"] == "K2" and "hcpcs is missing" in lost["reasons"], lost
     assert run.summary["rows_read"] == 2 and run.summary["rows_quarantined"] == 1
+
+
+# One child, billed twice the same day by two systems: one writes the name in capitals, the other does not.
+CASED_DEPENDENT_837P = _with_set_counts(_head(11) + """\
+HL*2*1*22*1~
+SBR*P*18*******CI~
+NM1*IL*1*KIDD*KARL****MI*MBK01~
+NM1*PR*2*ACME HEALTH*****PI*P1~
+HL*3*2*23*0~
+PAT*19~
+NM1*QC*1*KIDD*KATE~
+DMG*D8*20150101*F~
+CLM*KID-1*100***11:B:1*Y*A*Y*Y~
+HI*ABK:R1310~
+LX*1~
+SV1*HC:76120*100*UN*1***1~
+DTP*472*D8*20240812~
+HL*4*2*23*0~
+PAT*19~
+NM1*QC*1*Kidd*Kate~
+DMG*D8*20150101*F~
+CLM*KID-2*100***11:B:1*Y*A*Y*Y~
+HI*ABK:R1310~
+LX*1~
+SV1*HC:76120*100*UN*1***1~
+DTP*472*D8*20240812~
+SE*n*0001~
+GE*1*11~
+IEA*1*000000011~
+""")
+
+
+def test_837p_dependent_is_one_patient_whatever_the_case_of_her_name(tmp_path, db_path):
+    # Sent from a DOS transfer: an end-of-file mark and a mainframe's NUL padding after the last IEA.
+    path = tmp_path / "kidd.837"
+    path.write_bytes(CASED_DEPENDENT_837P.encode("ascii") + b"\x1a" + b"\x00" * 64)
+    run = scrub([path], tmp_path / "out", db_path, "--show-ids")
+    assert run.exit_code == 0, run.stderr
+    assert {r["patient"] for r in run.lines} == {"MBK01 KIDD KATE 20150101"}
+    assert "DUP_COMPONENT" in run.findings("KID-1", 1) & run.findings("KID-2", 1)
+
+
+def test_an_837i_given_for_claims_is_named_as_institutional(tmp_path, db_path):
+    path = tmp_path / "hospital.837"
+    path.write_text(_with_set_counts("""\
+ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240901*1200*^*00501*000000012*0*T*:~
+GS*HC*SENDER*RECEIVER*20240901*1200*12*X*005010X223A2~
+ST*837*0001*005010X223A2~
+BHT*0019*00*0001*20240901*1200*CH~
+SE*n*0001~
+GE*1*12~
+IEA*1*000000012~
+"""), encoding="ascii")
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 2
+    assert run.stderr.strip().endswith("X12 file holds no 837P professional claim (transaction sets found: 837 "
+                                       "(005010X223A2: institutional claims, 837I))")
