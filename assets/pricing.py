@@ -14,7 +14,18 @@ YEAR_FIRST = {"rvu", "gpci"}
 
 # Per table and date of service, the release that judges it: the one whose period holds the date; for RVU and
 # GPCI, else the one of the same year nearest the date; else (any table, a year without a release of its own
-# included) the newest that starts before it; else the oldest. An RVU release of the site's variant (QPP or not) goes before the other variant's of the same year.
+# included) the newest that starts before it; else the oldest. Among the RVU releases of the year so picked, one
+# of the site's variant (QPP or not) goes first.
+_YEAR_FIRST_SQL = ", ".join(f"'{t}'" for t in YEAR_FIRST)
+# The order of a table's releases for a date, the variant aside.
+_NEAREST = f"""case when r.table_name in ({_YEAR_FIRST_SQL}) then year(r.effective_start) = year(d.dos) end desc nulls last,
+                        d.dos between r.effective_start and r.effective_end desc,
+                        case when r.table_name in ({_YEAR_FIRST_SQL})
+                                  and year(r.effective_start) = year(d.dos)
+                             then greatest(r.effective_start - d.dos, d.dos - r.effective_end, 0) end nulls last,
+                        r.effective_start <= d.dos desc,
+                        case when r.effective_start <= d.dos then r.effective_start end desc,
+                        r.effective_start, r.loaded_at desc, r.release_id"""
 DOS_RELEASES = f"""
 create or replace temp table {{dos_releases}} as
 with dates as ({{dates}}),
@@ -23,21 +34,22 @@ releases as (
            loaded_at
     from ref_releases where table_name in ({", ".join(f"'{t}'" for t in TABLES)})
 ),
+-- The year whose RVU releases price the date: that of the release nearest it, whatever its variant (a date of
+-- a year without a release of its own is priced by the year the rule book's order picks, not by the variant).
+nearest as (
+    select d.dos, r.table_name, year(r.effective_start) as year,
+           row_number() over (partition by d.dos, r.table_name order by {_NEAREST}) as pick
+    from dates d cross join releases r
+),
 ranked as (
     select d.dos, r.table_name, r.release_id, d.dos between r.effective_start and r.effective_end as holds,
            row_number() over (
                partition by d.dos, r.table_name
-               order by case when r.table_name in ({", ".join(f"'{t}'" for t in YEAR_FIRST)})
-                             then year(r.effective_start) = year(d.dos) end desc nulls last,
+               order by case when r.table_name = 'rvu' then year(r.effective_start) = n.year end desc nulls last,
                         case when r.table_name = 'rvu' then r.variant = $variant end desc nulls last,
-                        d.dos between r.effective_start and r.effective_end desc,
-                        case when r.table_name in ({", ".join(f"'{t}'" for t in YEAR_FIRST)})
-                                  and year(r.effective_start) = year(d.dos)
-                             then greatest(r.effective_start - d.dos, d.dos - r.effective_end, 0) end nulls last,
-                        r.effective_start <= d.dos desc,
-                        case when r.effective_start <= d.dos then r.effective_start end desc,
-                        r.effective_start, r.loaded_at desc, r.release_id) as pick
+                        {_NEAREST}) as pick
     from dates d cross join releases r
+    join nearest n on n.dos = d.dos and n.table_name = r.table_name and n.pick = 1
 )
 select d.dos,
        {", ".join(f"any_value(r.release_id) filter (where r.table_name = '{t}') as {t}_release, "

@@ -264,7 +264,9 @@ def test_the_sites_rvu_variant_picks_the_qpp_release_of_the_same_quarter(referen
                            for x in excerpt.read_text(encoding="latin-1").splitlines()), encoding="latin-1")
     db = tmp_path / "qpp.duckdb"
     shutil.copyfile(reference_db, db)
-    export = write_csv(tmp_path / "claims.csv", [r for r in ROWS if r["claim_id"] == "G26"])
+    g26 = next(r for r in ROWS if r["claim_id"] == "G26")
+    # A 2024 line: no release is of its year, and the oldest, RVU25D, prices it whatever the site's variant.
+    export = write_csv(tmp_path / "claims.csv", [g26, {**g26, "claim_id": "G24", "date_of_service": "2024-07-10"}])
     # A QPP site without its QPP file: priced by the non-QPP one, and told so.
     monkeypatch.setenv("CLAIMSCRUB_RVU_VARIANT", "qpp")
     unloaded = scrub([export], tmp_path / "unloaded", db)
@@ -283,6 +285,7 @@ def test_the_sites_rvu_variant_picks_the_qpp_release_of_the_same_quarter(referen
     # 3.40 RVUs x 33.5675 = 114.1295
     assert (chosen.line("G26", 1)["rvu_release"], chosen.line("G26", 1)["expected_allowed"]) == (
         "RVU26B QPP", "114.13")
+    assert (chosen.line("G24", 1)["rvu_release"], chosen.line("G24", 1)["expected_allowed"]) == ("RVU25D", "106.42")
     assert "CLAIMSCRUB_RVU_VARIANT" not in chosen.stderr
     monkeypatch.setenv("CLAIMSCRUB_RVU_VARIANT", "qpq")
     refused = scrub([export], tmp_path / "refused", db)
