@@ -80,7 +80,26 @@ class Commands(click.Group):
     """The command group: a database that cannot be opened at all is one plain line and exit 2 from whichever
     command opened it, not a traceback; a site missing one of its shard files, one line and exit 1."""
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        # A usage error is one line naming the command, as every other refusal is (click's own shows the usage,
+        # a hint and the error on four).
+        prog_name = prog_name or "claimscrub"  # also when run as `python -m pipelines.cli`
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            context = getattr(exc, "ctx", None)
+            click.echo(f"{context.command_path if context is not None else 'claimscrub'}: {exc.format_message()}",
+                       err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            fail("interrupted: stopped before it finished", 130)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx):
+        import duckdb
+
         from assets.shards import ShardFileMissingError
 
         from .database import DatabaseOpenError
@@ -91,6 +110,12 @@ class Commands(click.Group):
             fail(str(exc))
         except ShardFileMissingError as exc:
             fail(str(exc), 1)
+        except duckdb.InterruptException:
+            # Ctrl-C inside a query: each command's writes are transactions, rolled back with it.
+            fail("interrupted: stopped before it finished", 130)
+        except PermissionError as exc:
+            # A database, its lock or an output in a folder the user may not write.
+            fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -234,6 +234,8 @@ def download_command(release: str, folder: Path | None, no_load: bool, db: str |
         parse_release(release)
     except DownloadError as exc:
         fail(str(exc))  # a release named wrongly is a usage error, said before any connection
+    if target.exists() and not target.is_dir():
+        fail(f"--dir {target}: a file stands there, not a folder")
     try:
         saved = download_release(release, target)
     except DownloadError as exc:

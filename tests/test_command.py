@@ -303,3 +303,51 @@ def test_a_site_secret_gone_from_a_database_with_batches_is_said_before_the_mask
             "new site secret is made, so patients' masks (P-...) differ from those of earlier reports; restore the "
             "file from a backup to keep them") in run.stderr.splitlines()
     assert {line["patient"] for line in run.lines}.isdisjoint({line["patient"] for line in sample_run.lines})
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["db", "info", "extra"], "claimscrub db info: Got unexpected extra argument (extra)"),
+    (["rejudge", "--out", "x"], "claimscrub rejudge: Missing option '--since'."),
+    (["remit"], "claimscrub remit: Missing argument 'FILES...'."),
+    (["nosuch"], "claimscrub: No such command 'nosuch'."),
+])
+def test_a_usage_error_is_one_line_naming_the_command(argv, said):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", *argv], capture_output=True, text=True,
+                          check=False, cwd=Path(__file__).resolve().parent.parent)
+    assert (done.returncode, done.stderr.splitlines(), done.stdout) == (2, [said], "")
+
+
+def test_a_database_in_a_folder_the_user_may_not_write_is_one_line(tmp_path, monkeypatch):
+    import os
+
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    db = tmp_path / "site.duckdb"
+    assert scrub([write_csv(tmp_path / "c.csv", [])], tmp_path / "out", db).exit_code == 0
+    real_open = os.open
+
+    def refused(path, *args, **kwargs):  # what the kernel says to a user without write access to the folder
+        if str(path).endswith(".lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refused)
+    result = CliRunner().invoke(main, ["db", "info", "--db", str(db)])
+    assert (result.exit_code, result.stderr) == (2, f"claimscrub: {db}.lock: Permission denied\n")
+
+
+def test_reference_download_into_a_file_is_refused_before_any_connection(tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    (tmp_path / "saved").write_text("")
+    result = CliRunner().invoke(main, ["reference", "download", "--release", "MUE 2026Q3",
+                                       "--dir", str(tmp_path / "saved")])
+    assert (result.exit_code, result.stderr) == (2, f"claimscrub: --dir {tmp_path / 'saved'}: a file stands there, "
+                                                    "not a folder\n")
