@@ -17,7 +17,7 @@ import zlib
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -206,13 +206,15 @@ def variant_from_name(name: str, table: str) -> str:
 
 
 def period_end(table: str, start: date) -> date:
-    """The last day of the quarter (or year) that starts at `start`."""
+    """The last day of the calendar quarter (or year) that holds `start`: a file effective inside its quarter (a
+    correction posted mid-quarter) judges the rest of that quarter, and a date after it is past its end (stale)
+    until the next quarter's file is loaded, as after any other release."""
     if table in OPEN_ENDED_TABLES:
         return OPEN_END
-    months = 12 if table in YEARLY_TABLES else 3
-    index = start.month - 1 + months
-    year, month = start.year + index // 12, index % 12 + 1
-    return date(year, month, min(start.day, calendar.monthrange(year, month)[1])) - timedelta(days=1)
+    if table in YEARLY_TABLES:
+        return date(start.year, 12, 31)
+    last_month = (start.month - 1) // 3 * 3 + 3
+    return date(start.year, last_month, calendar.monthrange(start.year, last_month)[1])
 
 
 def release_id_for(table: str, start: date) -> str:

@@ -258,7 +258,8 @@ def test_a_file_effective_inside_a_quarter_is_a_release_of_its_own_beside_the_qu
     loaded = reference("load", MUE_2026, august, "--db", fresh_db)
     assert loaded.exit_code == 0, loaded.output
     assert "MUE 2026Q3: loaded, 2026-07-01 to 2026-09-30" in loaded.stdout
-    assert "MUE 2026-08-01: loaded, 2026-08-01 to 2026-10-31" in loaded.stdout
+    # It judges the rest of its quarter: a date after that is past the newest release, as after any quarter's.
+    assert "MUE 2026-08-01: loaded, 2026-08-01 to 2026-09-30" in loaded.stdout
     assert query(fresh_db, "select distinct release_id from ref_mue where release_id like 'MUE 2026%' "
                            "order by 1") == [("MUE 2026-08-01",), ("MUE 2026Q3",)]
 
