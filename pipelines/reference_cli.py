@@ -185,7 +185,7 @@ def localities_command(state: str, db: str | None) -> None:
     """The Medicare pricing localities (MAC-LL, for --locality or a locality column) with their counties."""
     from reference.loaders import ensure_bundled
 
-    with _connection(db) as con:
+    with _connection(db, shows=True) as con:
         ensure_bundled(con, "locality_counties")
         ensure_bundled(con, "gpci")
         rows = con.execute(

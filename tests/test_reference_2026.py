@@ -205,8 +205,8 @@ def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(r
     assert current.exit_code == 0, current.output
 
 
-@pytest.mark.parametrize("command", [["status"], ["list"]])
-def test_reference_status_and_list_refuse_a_database_name_typed_wrong(tmp_path, monkeypatch, command):
+@pytest.mark.parametrize("command", [["status"], ["list"], ["localities", "--state", "CA"]])
+def test_reference_status_list_and_localities_refuse_a_database_name_typed_wrong(tmp_path, monkeypatch, command):
     """A mistyped --db or CLAIMSCRUB_DB was made a new database, and its bundled releases shown as the site's."""
     typo = tmp_path / "sit.duckdb"
     runner = CliRunner()
