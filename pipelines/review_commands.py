@@ -68,15 +68,28 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
 
     from .runs import materialize_one, out_dir_problem
 
+    from .cli import _new_secret
+    from .settings import check_site_secret
+
     os.umask(0o077)  # the impact names claims and lines of patients: owner-only, as a scrub's outputs
     database = existing_database(db, "; scrub claims first")
     problem = out_dir_problem(out_dir)
     if problem:
         fail(problem)
+    if not show_ids:
+        # The impact's patient masks are compared with the site's reports: a damaged secret stops it here, as
+        # it stops a scrub, not after the judgement.
+        try:
+            check_site_secret()
+        except ValueError as exc:
+            fail(str(exc))
     config = {"since": since.date().isoformat(), "out_dir": str(out_dir.resolve()), "show_ids": show_ids}
     # Held for the whole run, as a scrub holds it: the judgement is undone at its end, and nothing may
     # write between.
-    with holding_database(database):
+    with holding_database(database) as con:
+        note = "" if show_ids else _new_secret(con)
+        if note:
+            click.echo(f"claimscrub: {note}", err=True)
         meta = materialize_one(rejudge_impact, config, database)
     click.echo(
         f"Judged again {_plural(meta['lines'], 'stored line', 'stored lines')} dated on or after {config['since']} "

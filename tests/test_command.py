@@ -351,3 +351,25 @@ def test_reference_download_into_a_file_is_refused_before_any_connection(tmp_pat
                                        "--dir", str(tmp_path / "saved")])
     assert (result.exit_code, result.stderr) == (2, f"claimscrub: --dir {tmp_path / 'saved'}: a file stands there, "
                                                     "not a folder\n")
+
+
+def test_rejudge_says_a_missing_site_secret_and_refuses_a_damaged_one_before_judging(tmp_path, sample_db,
+                                                                                    isolated_home):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    db = tmp_path / "claimscrub.duckdb"
+    db.write_bytes(sample_db.read_bytes())  # batches scrubbed under another home's secret
+    argv = ["rejudge", "--since", "2024-01-01", "--db", str(db)]
+    missing = CliRunner().invoke(main, [*argv, "--out", str(tmp_path / "missing")])
+    assert missing.exit_code == 0, missing.output
+    assert (f"claimscrub: {isolated_home / 'site-secret'} is missing, and this database holds earlier batches: a "
+            "new site secret is made, so patients' masks (P-...) differ from those of earlier reports; restore the "
+            "file from a backup to keep them") in missing.stderr.splitlines()
+    (isolated_home / "site-secret").write_text("short")
+    damaged = CliRunner().invoke(main, [*argv, "--out", str(tmp_path / "damaged")])
+    assert damaged.exit_code == 2
+    assert damaged.stderr.startswith(f"claimscrub: {isolated_home / 'site-secret'}: the site secret is empty or cut "
+                                     "short (5 characters)")
+    assert not (tmp_path / "damaged").exists()
