@@ -71,6 +71,9 @@ claim_batches as (
     join batches b on b.batch_id = l.batch_id
     left join batch_order o on o.batch_id = l.batch_id
     where l.claim_id in (select claim_id from remit_claims)
+      -- A run killed before its reports (no run_history row) scrubbed nothing: its findings were never seen, and
+      -- the payer's answer is not weighed against them.
+      and l.batch_id in (select batch_id from run_history)
 ),
 answered as (
     select c.sha256, c.claim_seq, c.claim_id,

@@ -133,3 +133,25 @@ def test_a_run_killed_before_its_reports_is_not_history_for_the_next_night(tmp_p
     assert again.exit_code == 0, again.stderr
     assert {(f["claim_id"], f["rule_id"]) for f in again.flags if f["partner_batch"]} == {("T1", "DUP_COMPONENT"),
                                                                                   ("T1", "MUE_DOS")}
+
+
+def test_a_remittance_is_not_matched_to_a_night_killed_before_its_reports(tmp_path, db_path, monkeypatch):
+    """Feedback weighs the payer's answers against the findings people saw: a killed night showed none."""
+    from .helpers import write_csv
+    from .x12_files import write_835
+
+    monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    line = {"claim_id": "K1", "line_number": 1, "patient_id": "PT-7", "date_of_service": "2024-08-12",
+            "hcpcs": "76120", "units": 2, "charge": "120.00", "rendering_npi": "1234567893", "place_of_service": "11",
+            "diagnosis_1": "R13.10", "payer": "ACME HEALTH"}
+    export = write_csv(tmp_path / "night.csv", [line])
+    killed = subprocess.run([sys.executable, str(KILL_AT), "lines_flagged",
+                             *command([export], tmp_path / "night", db_path)[3:]],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    remittance = write_835(tmp_path / "answer.835", [line], {("K1", 1): [("CO", "151")]})
+    remitted = CliRunner().invoke(main, ["remit", str(remittance), "--db", str(db_path)])
+    assert remitted.exit_code == 0, remitted.output
+    assert remitted.stdout.strip() == ("answer.835: loaded: 1 claim payment, 1 service line; 0 match scrubbed lines, "
+                                       "1 denied.")
