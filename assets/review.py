@@ -388,6 +388,10 @@ def _problem(row: ReviewRow, state: tuple, finding: dict | None, first_row: dict
                           ("Scope", row.scope)):
         if value in EXCEL_ERRORS:
             return f"its {column} cell holds the error {value} (a formula, such as =name): type the value itself"
+    typed = (row.reason or "").strip().lower()
+    if not row.decision and typed in DECISIONS and typed != "pending":
+        # A decision typed one cell off would be stored as a pending one: the auditor is told, not thanked.
+        return f"its Reason is {row.reason!r} and its Decision is empty: type the decision in the Decision column"
     if not row.finding_id:
         return "a decision without a finding id"
     if finding is None:

@@ -588,6 +588,12 @@ def test_a_decision_short_of_what_it_needs_is_refused(audit, copy_db, tmp_path):
     assert "its Reviewer cell holds the error #NAME? (a formula, such as =name): type the value itself" \
         in refused.stderr
     assert "its Reason cell holds the error #NAME?" in refused.stderr
+    # A decision typed one cell off, into Reason, was stored as a pending one and counted as imported.
+    shifted = decide(audit.later.out_dir / REPORT, tmp_path / "shifted.xlsx", {
+        ("PTP-B2", 2, "PTP_NO_BYPASS"): (None, "Dismiss", "fay", "this finding")})
+    off = cli("review", "import", shifted, "--db", copy_db)
+    assert off.stdout.strip() == "0 decisions imported, 0 unchanged, 1 row refused"
+    assert "its Reason is 'Dismiss' and its Decision is empty: type the decision in the Decision column" in off.stderr
 
 
 def test_a_report_from_another_database_is_refused_and_nothing_is_stored(audit, copy_db, db_path, tmp_path):
