@@ -293,11 +293,16 @@ def _likeness(header: str, column: str) -> float:
     return best
 
 
+ADVICE_HEADER_LENGTH = 60
+
+
 def mapping_advice(missing: list[str], unknown: list[str]) -> str:
     """A mapping ready to paste for the missing columns: each with the unrecognised header most like it, a
     commented line where none is; "" when no header is like any of them."""
+    # A cell longer than a header can be (a whole line of a file that is not a table) is never offered.
     pairs = sorted(((_likeness(h, column), i, h, column)
-                    for column in missing for i, h in enumerate(unknown)), key=lambda p: (-p[0], p[1]))
+                    for column in missing for i, h in enumerate(unknown) if len(h) <= ADVICE_HEADER_LENGTH),
+                   key=lambda p: (-p[0], p[1]))
     guesses: dict[str, str] = {}
     for score, _, header, column in pairs:
         if score >= GUESS_THRESHOLD and column not in guesses and header not in guesses.values():
@@ -496,6 +501,8 @@ def _row_gaps(path: Path, encoding: str, delimiter: str, skip: int) -> list[int]
     how many rows come before it. A row's place in the file (its source row, as the file opens in Excel) is its
     number among the rows read plus the empty lines whose count is below that number."""
     gaps, rows = [], 0
+    # DuckDB reads a cell of any length up to its line limit; Python's csv stops at 128 KB unless told.
+    csv.field_size_limit(1 << 30)
     with open(path, encoding=encoding, errors="claimscrub-latin-1", newline="") as fh:
         for _ in range(skip):
             fh.readline()
@@ -999,13 +1006,16 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, file_index: int, mappi
     quotes = _quotes(path)
     if quotes % 2:
         _refuse_swallowed_rows(con, table, path, width)
-    elif quotes:
+    if quotes:
+        # An odd count too: a pair of stray quotes swallowing rows, beside a quote inside an unquoted cell (5").
         _refuse_rows_in_a_cell(con, table, path, width, delimiter)
     # Rows of empty cells are not rows, but they keep their place in the numbering; so do empty lines, which the
     # reader passes over (counted apart, where the file has any).
     empty = " and ".join(f"coalesce(trim(c{i}), '') = ''" for i in range(width + 1))
     source_row, gaps = "rowid + 1", ""
-    if encoding not in ("utf-16",) and _blank_lines(path):
+    # A UTF-16 file's empty lines are two-byte line feeds the byte scan does not see: it is read for them
+    # (such exports are small: Excel's "Unicode text").
+    if encoding == "utf-16" or _blank_lines(path):
         found = _row_gaps(path, encoding, delimiter, skip)
         if found:
             # Empty lines one after another share their count of rows before: the last of them counts them all.
@@ -1264,10 +1274,10 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
         sheet = sheets[0]
     except Exception as exc:  # openpyxl raises many kinds for a damaged archive
         raise InputFileError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__})") from None
-    seen, numbers = [], []
+    seen, numbers, scanned = [], [], []
     for index, candidate in enumerate(sheets):
         above, at = [], []
-        for number, row in enumerate(candidate.iter_rows(values_only=True), start=1):
+        for number, row in enumerate(_damaged_above_header(candidate, path), start=1):
             if row and any(c is not None and str(c).strip() for c in row):
                 cells = [_cell_text(c) or "" for c in row]
                 if names_every_required_column(cells, mapping):
@@ -1280,6 +1290,16 @@ def _first_sheet_header(path: Path, mapping: dict[str, str]):
                     break
         if index == 0:
             seen, numbers = above, at
+        elif above:
+            scanned.append((index, candidate, above, at))
+    # No sheet names every required column. A later sheet naming more of them than the first (a claims sheet
+    # short of one column, behind a cover sheet) is the one the message is about: not the cover's cells.
+    first_named = max((required_named(cells, mapping) for cells in seen), default=0)
+    for index, candidate, above, at in scanned:
+        best = likeliest_header(above, mapping)
+        if required_named(above[best], mapping) > first_named:
+            return (workbook, above[best], candidate.iter_rows(min_row=at[best] + 1, values_only=True), [],
+                    (index + 1, candidate.title))
     if seen:
         if len(seen) == HEADER_SEARCH_ROWS:
             for number, row in enumerate(sheet.iter_rows(min_row=numbers[-1] + 1, max_row=numbers[-1] + HEADER_FAR_ROWS,
@@ -1337,6 +1357,16 @@ def stage_excel(con: duckdb.DuckDBPyConnection, path: Path, file_index: int,
     finally:
         con.unregister("incoming_rows")
     return staged
+
+
+def _damaged_above_header(sheet, path: Path):
+    """A sheet's rows while its header is looked for; a sheet whose file breaks off before (its XML cut, its
+    entry damaged) is refused, naming it, rather than failing on the error underneath."""
+    try:
+        yield from sheet.iter_rows(values_only=True)
+    except (SyntaxError, zipfile.BadZipFile, zlib.error, EOFError, KeyError) as exc:
+        raise InputFileError(f"{path}: the workbook's sheet {sheet.title!r} is damaged ({_one_line(str(exc))}): "
+                             "open it in Excel, save it again and run again") from None
 
 
 def _whole_sheet(rows, path: Path):

@@ -450,3 +450,26 @@ def test_empty_lines_between_rows_keep_their_place_in_the_numbering(con, tmp_pat
     path.write_bytes(data.replace(nl + b"E4,", nl + nl + nl + b"E4,") + nl + nl)
     assert [(r["source_row"], r["claim_id"]) for r in staged(con, path)] == [
         (1, "E1"), (3, "E2"), (5, "E3"), (8, "E4")]
+
+
+def test_empty_lines_of_a_unicode_text_export_keep_their_place_in_source_row(tmp_path, db_path):
+    path = unicode_text_export(tmp_path / "unicode.txt", [row("U1"), [], row("U2")])
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert [(line["claim_id"], line["source_row"]) for line in run.lines] == [("U1", "1"), ("U2", "3")]
+
+
+def test_a_cell_longer_than_128_kb_in_a_file_with_an_empty_line_is_read(tmp_path, db_path):
+    """Python's csv module stops at 128 KB a cell unless told; DuckDB reads it, and so must the row count."""
+    import csv
+
+    from .helpers import command
+
+    path = text_export(tmp_path / "long_note.csv", [row("N1", Payer="x" * 200_000), [], row("N2")])
+    # In a process of its own: the test helpers raise the csv module's limit for this one.
+    done = subprocess.run(command([path], tmp_path / "out", db_path), capture_output=True, text=True, check=False,
+                          env={**os.environ, "CLAIMSCRUB_SECRET": "long-cell-test-site-secret"})
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "out" / "lines.csv", newline="") as fh:
+        lines = list(csv.DictReader(fh))
+    assert [(line["claim_id"], line["source_row"]) for line in lines] == [("N1", "1"), ("N2", "3")]

@@ -46,6 +46,18 @@ def _damaged_below_its_header(path: Path) -> Path:
     return path
 
 
+def _damaged_above_its_header(path: Path) -> Path:
+    """A workbook whose sheet's XML breaks off before its first row is read (cut just after <sheetData>)."""
+    whole = workbook_export(path.with_name("whole.xlsx"), [row(f"W{n}") for n in range(1, 6)])
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(path, "w") as damaged:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data[:data.index(b"<sheetData>") + len(b"<sheetData>")] + b"<row r="
+            damaged.writestr(item, data)
+    return path
+
+
 BROKEN = {
     "missing.csv": (lambda p: p, "file not found"),
     "empty.csv": (_bytes(b""), "file is empty"),
@@ -63,6 +75,7 @@ BROKEN = {
                    "old-style .xls workbook"),
     "empty_sheet.xlsx": (_empty_sheet, "the first sheet is empty"),
     "damaged.xlsx": (_damaged_below_its_header, "the workbook is damaged below data row 3"),
+    "damaged_head.xlsx": (_damaged_above_its_header, "the workbook's sheet 'Claims' is damaged"),
     "no_codes.xlsx": (lambda p: workbook_export(p, [["C1", 1, "P1"]], header=HEADER[:3]),
                       "required columns missing: date_of_service, hcpcs, units"),
     "big_endian.txt": (_bytes(codecs.BOM_UTF16_BE + "\t".join(HEADER).encode("utf-16-be")),
@@ -81,6 +94,11 @@ BROKEN = {
         ",".join(r) for r in [row("Q1"), [*row("Q2")[:-1], '"Acme'], row("Q3"), [*row("Q4")[:-1], 'Acme"'],
                               row("Q5")]) + "\n").encode()),
                          "a quote opened in data row 2 is closed only rows later"),
+    # The same, beside a quote inside an unquoted cell (5" tall): an odd number of quotes in all.
+    "stray_quotes_odd.csv": (_bytes((",".join(HEADER) + "\n" + "\n".join(
+        ",".join(r) for r in [row("Q1"), [*row("Q2")[:-1], '"Acme'], row("Q3"), [*row("Q4")[:-1], 'Acme"'],
+                              [*row("Q5")[:-1], '5" tall']]) + "\n").encode()),
+                             "a quote opened in data row 2 is closed only rows later"),
 }
 
 
@@ -278,3 +296,31 @@ def test_title_rows_above_a_header_without_units_name_the_one_missing_column(tmp
     first, *advice = run.stderr.strip().splitlines()
     assert first.endswith(f'{path}: required column missing: units; headers not recognised: "Qty Billed"')
     assert '"Qty Billed" = "units"' in advice
+
+
+def test_a_claims_sheet_short_of_a_column_behind_a_cover_sheet_is_the_one_named(tmp_path, db_path):
+    """The cover sheet's first row (an account statement holding a patient's id) was taken for the header, its
+    cells quoted, and every required column called missing."""
+    book = Workbook()
+    book.active.title = "Cover"
+    book.active.append(["Statement for account", "PTSECRET7"])
+    claims = book.create_sheet("Claims")
+    claims.append([h if h != "Units" else "Qty Billed Count" for h in HEADER])
+    claims.append(row("C1"))
+    path = tmp_path / "statement.xlsx"
+    book.save(path)
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 2
+    assert "PTSECRET7" not in run.stderr
+    assert 'required column missing: units; headers not recognised: "Qty Billed Count"' in run.stderr.splitlines()[0]
+
+
+def test_a_file_read_as_one_long_header_gets_no_mapping_advice_quoting_it(tmp_path, db_path):
+    """An 837P without its ISA, all on one line: its text is no header to paste into a mapping file."""
+    text = ("GS*HC*SENDER*RECEIVER*20240901*1200*1*X*005010X222A1~ST*837*0001~NM1*IL*1*DOE*JOHN****MI*"
+            "PTSECRET8~CLM*C1*100~LX*1~SV1*HC:99213*100*UN*1~SE*6*0001~GE*1*1~")
+    path = tmp_path / "claims.txt"
+    path.write_text(text + "\n")
+    run = scrub([path], tmp_path / "out", db_path)
+    assert run.exit_code == 2
+    assert "PTSECRET8" not in run.stderr and "[columns]" not in run.stderr
