@@ -555,18 +555,30 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
         wait([side_files, findings_sheet])
         side.close()
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (out_dir / "summary.json").unlink(missing_ok=True)
-    # A previous run's file is moved aside (into the staging folder, removed with it) before the new one takes
-    # its name: renamed over an existing file, a new file is written out to disk before the rename returns
-    # (ext4's replace-via-rename safeguard), which a big lines.csv waits for.
+    # A previous run's files are moved aside (into the staging folder, removed with it) before the new ones take
+    # their names: renamed over an existing file, a new file is written out to disk before the rename returns
+    # (ext4's replace-via-rename safeguard), which a big lines.csv waits for. The old summary.json goes first:
+    # a folder caught half-replaced by a kill has none, and does not look complete. A move that fails (a report
+    # held open or locked) puts every file back as it was: the folder keeps the previous run's reports whole.
     previous = staging / "previous"
     previous.mkdir()
-    for name in OUTPUT_FILES:
-        os.chmod(staging / name, 0o600)
-        try:
-            os.replace(out_dir / name, previous / name)
-        except FileNotFoundError:
-            pass
-        os.replace(staging / name, out_dir / name)
+    aside, placed = [], []
+    try:
+        for name in ["summary.json", *(n for n in OUTPUT_FILES if n != "summary.json")]:
+            try:
+                os.replace(out_dir / name, previous / name)
+                aside.append(name)
+            except FileNotFoundError:
+                pass
+        for name in OUTPUT_FILES:
+            os.chmod(staging / name, 0o600)
+            os.replace(staging / name, out_dir / name)
+            placed.append(name)
+    except OSError:
+        for name in reversed(placed):
+            os.replace(out_dir / name, staging / name)
+        for name in aside:
+            os.replace(previous / name, out_dir / name)
+        raise
     con.execute("commit")
     return summary

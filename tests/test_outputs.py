@@ -3,6 +3,7 @@ priced_lines still has the columns of an earlier release. The batches are judged
 engine (tests/engine.py): what is tested is the write stage and the tables it reads."""
 
 import hashlib
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -243,3 +244,30 @@ def test_a_database_that_stored_each_lines_prices_keeps_them_and_judges_against_
     # The later line bills the earlier batch's first code again for the patient on the same day.
     assert {f["rule_id"] for f in run.flags} >= {"DUP_COMPONENT"}
     assert "Earlier batch" in " ".join(f["message"] for f in run.flags if f["rule_id"] == "DUP_COMPONENT")
+
+
+def test_a_report_that_cannot_be_replaced_leaves_the_previous_reports_whole(tmp_path, db_path, monkeypatch):
+    """A lines.csv held open (or locked) where the reports go: the new run fails, and the folder still holds
+    yesterday's reports, all of them, not a mix of both nights without a summary."""
+    import os
+
+    from .corpus import row, text_export
+    from .helpers import outputs_of
+
+    out = tmp_path / "out"
+    yesterday = scrub([text_export(tmp_path / "yesterday.csv", [row("Y1"), row("Y2")])], out, db_path)
+    assert yesterday.exit_code == 0, yesterday.stderr
+    before = outputs_of(out)
+    real_replace = os.replace
+
+    def locked(src, dst):
+        if Path(src) == out / "lines.csv":
+            raise PermissionError(1, "Operation not permitted", str(src))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", locked)
+    tonight = scrub([text_export(tmp_path / "tonight.csv", [row("T1")])], out, db_path)
+    assert tonight.exit_code == 1
+    assert outputs_of(out) == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["flags.csv", "lines.csv", "quarantine.csv", "summary.json", "denial-risk-report.xlsx"])
