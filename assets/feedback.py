@@ -164,6 +164,7 @@ def write_feedback(con, out_dir: Path, min_count: int = DEFAULT_MIN_COUNT,
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Imported here, not above: outputs reads the feedback views.
     from .outputs import remove_abandoned_staging
+    from .swap import put_in_place
 
     # Named with this process's id, as a scrub's staging is: a killed run's is swept by the next run beside it.
     remove_abandoned_staging(out_dir)
@@ -177,8 +178,7 @@ def write_feedback(con, out_dir: Path, min_count: int = DEFAULT_MIN_COUNT,
                 writer.writerows(rows)
         write_feedback_workbook(staging / FEEDBACK_WORKBOOK, views)
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name in FEEDBACK_FILES:
-            os.replace(staging / name, out_dir / name)
+        put_in_place(staging, out_dir, FEEDBACK_FILES, first=FEEDBACK_WORKBOOK)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {name.removesuffix(".csv"): len(rows) for name, (_, rows) in views.items()}

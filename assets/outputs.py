@@ -47,6 +47,7 @@ from .report_data import (
 )
 from .rules import RULES, register_rules
 from .shards import follow, per_shard, spans_shards
+from .swap import put_in_place
 from .tables import named_parameters, row_id
 
 OUTPUT_FILES = ["flags.csv", "lines.csv", "quarantine.csv", "denial-risk-report.xlsx", "summary.json"]
@@ -555,30 +556,8 @@ def _write_with_findings(con, batch_id: str, out_dir: Path, show_ids: bool, adva
         wait([side_files, findings_sheet])
         side.close()
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # A previous run's files are moved aside (into the staging folder, removed with it) before the new ones take
-    # their names: renamed over an existing file, a new file is written out to disk before the rename returns
-    # (ext4's replace-via-rename safeguard), which a big lines.csv waits for. The old summary.json goes first:
-    # a folder caught half-replaced by a kill has none, and does not look complete. A move that fails (a report
-    # held open or locked) puts every file back as it was: the folder keeps the previous run's reports whole.
-    previous = staging / "previous"
-    previous.mkdir()
-    aside, placed = [], []
-    try:
-        for name in ["summary.json", *(n for n in OUTPUT_FILES if n != "summary.json")]:
-            try:
-                os.replace(out_dir / name, previous / name)
-                aside.append(name)
-            except FileNotFoundError:
-                pass
-        for name in OUTPUT_FILES:
-            os.chmod(staging / name, 0o600)
-            os.replace(staging / name, out_dir / name)
-            placed.append(name)
-    except OSError:
-        for name in reversed(placed):
-            os.replace(out_dir / name, staging / name)
-        for name in aside:
-            os.replace(previous / name, out_dir / name)
-        raise
+    # The old summary.json goes aside first: a folder caught half-replaced by a kill has none, and does not look
+    # complete.
+    put_in_place(staging, out_dir, OUTPUT_FILES, first="summary.json")
     con.execute("commit")
     return summary

@@ -32,6 +32,7 @@ from .progress import stage
 from .rules import RULES
 from .scrub import history_span, scrub_batch
 from .shards import attach_all, each_shard, read_layout
+from .swap import put_in_place
 from .tables import ensure_schema
 
 IMPACT_CSV = "impact.csv"
@@ -255,9 +256,7 @@ def write_impact(con, since: date, out_dir: Path, show_ids: bool, database: str 
         write_impact_workbook(staging / IMPACT_WORKBOOK, counts, _table(con, BY_RELEASE), _table(con, CLAIMS),
                               _table(con, "select * from impact"))
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name in IMPACT_FILES:
-            os.chmod(staging / name, 0o600)
-            os.replace(staging / name, out_dir / name)
+        put_in_place(staging, out_dir, IMPACT_FILES, first=IMPACT_WORKBOOK)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return counts

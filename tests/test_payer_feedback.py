@@ -420,3 +420,29 @@ def test_an_answer_issued_before_a_correction_was_scrubbed_answers_the_claim_it_
     assert read_csv(tmp_path / "feedback" / "missed_denials.csv") == []
     mue = next(r for r in read_csv(tmp_path / "feedback" / "rule_outcomes.csv") if r["rule_id"] == "MUE_DOS")
     assert mue["denied_lines"] == "1"
+
+
+def test_feedback_that_cannot_replace_a_file_leaves_the_previous_feedback_whole(loop, tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    out = tmp_path / "feedback"
+    shutil.copytree(loop.feedback_out, out)
+
+    def contents() -> dict:
+        return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+
+    # Yesterday's files differ from what tonight writes: one of them is older.
+    (out / "denial_patterns.csv").write_text("stale\n")
+    before = contents()
+    real_replace = os.replace
+
+    def locked(src, dst):  # the workbook open in Excel on a share
+        if out / "payer-feedback.xlsx" in (Path(src), Path(dst)):
+            raise PermissionError(13, "Permission denied", str(src))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", locked)
+    result = _cli("feedback", "--out", str(out), "--db", str(loop.db))
+    assert result.exit_code == 1
+    assert contents() == before
