@@ -197,6 +197,23 @@ def date_from_name(name: str, table: str) -> date | None:
     return None
 
 
+# What a CMS file's name says it holds, where it says: the word, and the table.
+NAME_TABLES = [(r"rvu", "rvu"), (r"gpci", "gpci"), (r"locco", "locality_counties"),
+               (r"(?<![a-z])zip5?(?![a-z])", "zip"), (r"(?<![a-z])(ptp|cci[a-z]*-v)", "ptp"), (r"(?<![a-z])mue", "mue"),
+               (r"(?<![a-z])aoc", "aoc")]
+TABLE_WORDS = {"rvu": "fee schedule RVUs", "gpci": "GPCIs", "locality_counties": "localities and counties",
+               "zip": "ZIP codes and localities", "ptp": "NCCI PTP edits", "mue": "MUE values",
+               "aoc": "add-on code edits", "adjustment_codes": "adjustment reason codes"}
+
+
+def table_from_name(name: str) -> str:
+    """The table a CMS file's name names (`MCR_MUE_...`, `GPCI2026`, `ccipra-v322r0`), or "" where it names none
+    or several."""
+    lowered = re.sub(r"(\.(zip|gz|csv|txt|xlsx|xls))+$", "", name.lower())  # `.zip` is no ZIP code file
+    named = {table for pattern, table in NAME_TABLES if re.search(pattern, lowered)}
+    return named.pop() if len(named) == 1 else ""
+
+
 def variant_from_name(name: str, table: str) -> str:
     """'QPP' for the RVU file of qualifying APM participants (`PPRRVU2026_Apr_QPP.txt`, paid at their own
     conversion factor), '' for every other file (`PPRRVU2026_Apr_nonQPP.txt`)."""
@@ -292,6 +309,12 @@ def plan(paths: list[Path], effective: date | None, stack: ExitStack) -> list[Pl
         except DAMAGED as exc:
             raise ReferenceFileError(f"{shown}: {damaged(exc)}") from None
         table = TABLE_OF_LAYOUT[layout]
+        # A file whose name names another table (a download saved under the wrong name, or a CMS archive's file
+        # renamed) would be dated, and its release named, by that other table's date.
+        said = table_from_name(path.name)
+        if said and said != table:
+            raise ReferenceFileError(f"{shown}: its name says {TABLE_WORDS[said]}, but it holds "
+                                     f"{TABLE_WORDS.get(table, table)}: load the file meant, or rename this one")
         if layout in UNDATED_LAYOUTS:
             if effective is None:
                 raise AmbiguousFileError(
@@ -374,6 +397,15 @@ def load_files(con: duckdb.DuckDBPyConnection, paths: list[Path], effective: dat
         done = []
         # All the command's releases or none: a file refused after others were read leaves those unloaded too.
         ensure_schema(con)
+        if release_id:
+            # A release id names one table's release: taken by another table's, the two would be confused in
+            # every list and finding that names it.
+            others = [row[0] for row in con.execute(
+                "select distinct table_name from ref_releases where release_id = ? and table_name not like ? || '%'",
+                [release_id, releases[0].table]).fetchall()] if releases else []
+            if others:
+                raise ReferenceFileError(f"--release-id {release_id!r} is the name of a loaded {others[0]} release: "
+                                         "choose another")
         con.execute("begin transaction")
         try:
             for release in releases:

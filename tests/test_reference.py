@@ -830,3 +830,21 @@ def test_a_part_of_a_release_is_warned_about_before_the_first_scrub_too(fresh_db
     assert loaded.exit_code == 0, loaded.output
     assert "warning: GPCI 2026 holds 57 localities against 109 in GPCI 2025: lines in the others are priced " \
            "nationally" in loaded.stderr
+
+
+def test_a_file_whose_name_names_another_table_is_refused(fresh_db, tmp_path):
+    """GPCIs saved under an MUE file's name were loaded as GPCIs dated by the MUE name, replacing the year's."""
+    misnamed = tmp_path / "MCR_MUE_PractitionerServices_Eff_07-01-2026.csv"
+    misnamed.write_bytes(GPCI_2026.read_bytes())
+    refused = reference("load", misnamed, "--db", fresh_db)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr == ("claimscrub: MCR_MUE_PractitionerServices_Eff_07-01-2026.csv: its name says MUE values, "
+                              "but it holds GPCIs: load the file meant, or rename this one\n")
+
+
+def test_a_release_id_of_another_tables_release_is_refused(fresh_db):
+    assert reference("load", MUE_2026, "--db", fresh_db).exit_code == 0
+    refused = reference("load", GPCI_2026, "--release-id", "MUE 2026Q3", "--db", fresh_db)
+    assert refused.exit_code == 2, refused.output
+    assert "--release-id 'MUE 2026Q3' is the name of a loaded mue_practitioner release" in refused.stderr
+    assert query(fresh_db, "select count(*) from ref_gpci where release_id = 'MUE 2026Q3'") == [(0,)]
