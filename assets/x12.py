@@ -9,6 +9,7 @@ through a full implementation-guide parser: see the README for why pyx12 was not
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 
@@ -434,13 +435,37 @@ class Remittance:
     adjustments: list[dict] = field(default_factory=list)
 
 
-def _amount(value: str) -> str | None:
+AMOUNT = re.compile(r"-?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+
+
+def _unreadable(path: Path, segment: Segment, position: int, what: str) -> InputFileError:
+    value = segment.get(position)
+    shown = value if len(value) <= 20 else value[:19] + "…"
+    return InputFileError(f"{path}: not a valid 835: segment {segment.number} ({segment.id}{position:02d}) holds "
+                          f"{shown!r}, not {what}")
+
+
+def _amount(path: Path, segment: Segment, position: int) -> str | None:
+    """An amount or quantity as written; an element that is none refuses the file (read as nothing, a paid
+    amount of `abc` would make a line neither paid nor denied)."""
+    value = segment.get(position)
+    if value and not AMOUNT.fullmatch(value):
+        raise _unreadable(path, segment, position, "an amount")
     return value or None
 
 
-def _iso_date(value: str) -> str | None:
-    """A CCYYMMDD date of an 835 as YYYY-MM-DD; None for anything else."""
-    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if re.fullmatch(r"[0-9]{8}", value or "") else None
+def _iso_date(path: Path, segment: Segment, position: int) -> str | None:
+    """A CCYYMMDD date of an 835 as YYYY-MM-DD; None where the element is empty; a date that is none (20241399)
+    refuses the file: the answer's date decides which of a claim's answers counts."""
+    value = segment.get(position)
+    if not value:
+        return None
+    try:
+        if not re.fullmatch(r"[0-9]{8}", value):
+            raise ValueError(value)
+        return datetime.strptime(value, "%Y%m%d").date().isoformat()
+    except ValueError:
+        raise _unreadable(path, segment, position, "a date (CCYYMMDD)") from None
 
 
 def read_835(path: Path) -> Remittance:
@@ -454,15 +479,15 @@ def read_835(path: Path) -> Remittance:
         if sid == "ST":
             payer, issued, produced = "", None, None
         elif sid == "BPR":
-            issued = _iso_date(segment.get(16))
+            issued = _iso_date(path, segment, 16)
         elif sid == "DTM" and segment.get(1) == "405" and claim is None:
-            produced = _iso_date(segment.get(2))
+            produced = _iso_date(path, segment, 2)
         elif sid == "N1" and segment.get(1) == "PR":
             payer = segment.get(2)
         elif sid == "CLP":
             # When the payer said it: the remittance's production date, else its payment date (BPR16).
             claim = {"claim_seq": len(remit.claims) + 1, "claim_id": segment.get(1), "status": segment.get(2),
-                     "charge": _amount(segment.get(3)), "paid": _amount(segment.get(4)), "payer": payer,
+                     "charge": _amount(path, segment, 3), "paid": _amount(path, segment, 4), "payer": payer,
                      "issued": produced or issued, "segment": segment.number, "lines": 0}
             remit.claims.append(claim)
             line = None
@@ -479,8 +504,8 @@ def read_835(path: Path) -> Remittance:
                     "hcpcs": submitted[1] if len(submitted) > 1 else "",
                     "paid_hcpcs": billed[1] if len(billed) > 1 else "",
                     "modifiers": ",".join(m for m in submitted[2:6] if m),
-                    "charge": _amount(segment.get(2)), "paid": _amount(segment.get(3)),
-                    "units": _amount(segment.get(5)), "ref_6r": None, "service_date": None,
+                    "charge": _amount(path, segment, 2), "paid": _amount(path, segment, 3),
+                    "units": _amount(path, segment, 5), "ref_6r": None, "service_date": None,
                     "payer": payer, "segment": segment.number}
             remit.lines.append(line)
         elif sid == "CAS":
@@ -490,8 +515,8 @@ def read_835(path: Path) -> Remittance:
                 if carc:
                     remit.adjustments.append(
                         {"claim_seq": claim["claim_seq"], "line_seq": line["line_seq"] if line else None,
-                         "group_code": group, "carc": carc, "amount": _amount(segment.get(start + 1)),
-                         "quantity": _amount(segment.get(start + 2)), "segment": segment.number})
+                         "group_code": group, "carc": carc, "amount": _amount(path, segment, start + 1),
+                         "quantity": _amount(path, segment, start + 2), "segment": segment.number})
         elif line is not None and sid == "REF" and segment.get(1) == "6R":
             line["ref_6r"] = segment.get(2)
         elif line is not None and sid == "DTM" and segment.get(1) in ("472", "150"):

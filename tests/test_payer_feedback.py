@@ -446,3 +446,23 @@ def test_feedback_that_cannot_replace_a_file_leaves_the_previous_feedback_whole(
     result = _cli("feedback", "--out", str(out), "--db", str(loop.db))
     assert result.exit_code == 1
     assert contents() == before
+
+
+@pytest.mark.parametrize("damage, said", [
+    (("SVC*HC:99213*120.00*96.00", "SVC*HC:99213*120.00*abc"), "(SVC03) holds 'abc', not an amount"),
+    (("*20240915~", "*20241399~"), "(BPR16) holds '20241399', not a date (CCYYMMDD)"),
+])
+def test_an_835_with_an_amount_or_date_that_is_none_is_refused_whole(tmp_path, db_path, damage, said):
+    """Read as nothing, a paid amount of `abc` left a denied line neither paid nor denied, and a date of month
+    13 made the answer undated, without a word."""
+    line = _line("BAD-1", 1, "PAT41", "99213")
+    remittance = write_835(tmp_path / "bad.835", [line], {})
+    text = remittance.read_text()
+    assert damage[0] in text
+    remittance.write_text(text.replace(damage[0], damage[1], 1))
+    result = _cli("remit", str(remittance), "--db", str(db_path))
+    assert result.exit_code == 2
+    assert said in result.stderr and len(result.stderr.splitlines()) == 1
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        assert con.execute("select count(*) from duckdb_tables() where table_name = 'remit_files'").fetchall() == [
+            (0,)] or con.execute("select count(*) from remit_files").fetchall() == [(0,)]
