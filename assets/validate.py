@@ -146,12 +146,30 @@ def _reason_text(row: dict, day: date) -> str:
         return BIRTH_DATE_LIKE
     if check == "not_nullable" and column in ("line_number", "date_of_service", "units") and not _quoted(raw):
         return f"{column} is missing"
+    if column in IDENTIFIER_WORDS and isinstance(raw, str) and (
+            IDENTIFIER_LIKE.fullmatch(raw.strip()) or (column in ("date_of_service", "place_of_service", "hcpcs")
+                                                        and NUMBER_LIKE_IDENTIFIER.fullmatch(raw.strip()))):
+        return IDENTIFIER_REASON.format(column=SUBJECT.get(column, column), what=IDENTIFIER_WORDS[column])
     raw = _quoted(raw)
     return template.format(raw=raw, claim=_quoted(row["claim_id"]), line=_quoted(row["line_number_raw"]),
                            first=row["first_seen"], today=day.isoformat(),
                            read="" if pd.isna(read) or read == raw else f" (read as {read})")
 
 
+# A value shaped like a member or account number (letters and digits, or nine digits and more) where a date,
+# count, line number, place or code belongs: most often a patient's identifier moved in by a missing cell or a
+# shifted row. Said so, not quoted.
+# A month's name in it is a date written with letters (08JUL2027), quoted as any other.
+# Nine digits and more are an identifier only where no number belongs (a line number or a count that large is
+# quoted: its size is the mistake).
+IDENTIFIER_LIKE = re.compile(r"(?!.*(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))"
+                             r"(?=[^0-9]*[0-9][^0-9]*[0-9])(?=.*[A-Za-z])[A-Za-z0-9]{7,}")
+NUMBER_LIKE_IDENTIFIER = re.compile(r"[0-9]{9,}")
+IDENTIFIER_WORDS = {"date_of_service": "date", "line_number": "line number", "units": "number of units",
+                    "units_written": "number of units", "place_of_service": "place-of-service code",
+                    "hcpcs": "procedure code"}
+IDENTIFIER_REASON = ("{column} holds a value shaped like an identifier, not a {what}: not quoted (a member or "
+                     "account number moved into it by a missing or extra cell?)")
 BIRTH_DATE_LIKE = ("date_of_service is an implausible date of service (before 2000): a date of the 1900s, most "
                    "often a date of birth in the wrong column; not quoted")
 

@@ -191,6 +191,10 @@ BAD_ROWS = [
     (row("B14", Units="inf"), "units 'inf' is"),
     (row("B15", Line="0"), "line_number '0' is not a whole number above zero"),
     (row("B16", Units=""), "units is missing"),
+    # A member id moved into the date's column by a missing cell is said, not quoted.
+    (row("B17", DOS="QZX0042017"), "date_of_service holds a value shaped like an identifier, not a date: not "
+                                   "quoted"),
+    (row("B18", DOS="123456789"), "date_of_service holds a value shaped like an identifier"),
     (row("GOOD1"), "claim GOOD1, line 1 appears more than once"),
 ]
 
