@@ -459,6 +459,7 @@ def test_empty_lines_of_a_unicode_text_export_keep_their_place_in_source_row(tmp
     assert [(line["claim_id"], line["source_row"]) for line in run.lines] == [("U1", "1"), ("U2", "3")]
 
 
+@pytest.mark.slow  # the command in a process of its own
 def test_a_cell_longer_than_128_kb_in_a_file_with_an_empty_line_is_read(tmp_path, db_path):
     """Python's csv module stops at 128 KB a cell unless told; DuckDB reads it, and so must the row count."""
     import csv

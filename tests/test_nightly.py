@@ -306,6 +306,7 @@ def test_an_earlier_batch_is_not_judged_against_later_ones(cross_batch):
     assert cross_batch["earlier"].flags == []
 
 
+@pytest.mark.slow  # four scrubs
 def test_a_claim_sent_again_replaces_its_earlier_version_in_history(tmp_path, db_path):
     # R1 went out Monday and is sent again Tuesday (corrected: another diagnosis); R2 is a new claim repeating it.
     # Q1 went out Monday as a knee replacement (27447: 90 global days) and was corrected Tuesday to an injection
@@ -340,6 +341,7 @@ def test_a_claim_sent_again_replaces_its_earlier_version_in_history(tmp_path, db
     assert not [key for key in found if key[0] == "S2"]
 
 
+@pytest.mark.slow  # four scrubs
 def test_the_same_claim_sent_again_unchanged_is_a_second_submission(tmp_path, db_path):
     """A payer denies a claim it already has as a duplicate (CARC 18): the same claim id, patient and rows sent
     again on another night are judged against the first, which names its batch. The night's own file scrubbed

@@ -246,6 +246,7 @@ def test_a_database_that_stored_each_lines_prices_keeps_them_and_judges_against_
     assert "Earlier batch" in " ".join(f["message"] for f in run.flags if f["rule_id"] == "DUP_COMPONENT")
 
 
+@pytest.mark.slow  # two scrubs
 def test_a_report_that_cannot_be_replaced_leaves_the_previous_reports_whole(tmp_path, db_path, monkeypatch):
     """A lines.csv held open (or locked) where the reports go: the new run fails, and the folder still holds
     yesterday's reports, all of them, not a mix of both nights without a summary."""

@@ -335,6 +335,7 @@ def test_a_date_of_a_year_without_an_rvu_release_takes_the_newest_release_before
     assert priced("NOV23") == ("RVU23D TEST", "98.70")
 
 
+@pytest.mark.slow  # a release loaded and two scrubs
 def test_a_line_is_approximate_when_the_aoc_release_that_judges_it_does_not_hold_its_date(reference_db, tmp_path):
     """Every table that judges a line (RVU, GPCI, PTP, MUE, AOC) must hold its DOS for the line to be `exact`."""
     db = tmp_path / "q4.duckdb"

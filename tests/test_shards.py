@@ -111,9 +111,10 @@ def four_files_two_processes(tmp_path_factory, reference_db, exports, four_files
     return Site(folder, db, ("tonight",))
 
 
-# The run in processes starts a dozen step processes, and four shards in one file read as the one-file site
-# does: the slow tier (make test-slow, in CI with the rest); `make test` keeps the shard files' layout.
-@pytest.mark.parametrize("site", [pytest.param("four_in_one_file", marks=pytest.mark.slow), "four_files",
+# The run in processes starts a dozen step processes, and each layout's whole outputs compared take seconds:
+# the slow tier (make test-slow, in CI with the rest); `make test` keeps the shard files' history and storage.
+@pytest.mark.parametrize("site", [pytest.param("four_in_one_file", marks=pytest.mark.slow),
+                                  pytest.param("four_files", marks=pytest.mark.slow),
                                   pytest.param("four_files_two_processes", marks=pytest.mark.slow)])
 def test_every_layout_and_executor_gives_the_one_file_site_s_outputs(site, one_shard, request):
     compared = request.getfixturevalue(site)

@@ -309,6 +309,7 @@ def test_an_older_export_scrubbed_again_keeps_its_place_in_the_trend(tmp_path, d
     assert trend[3][4] > trend[2][4] > trend[1][4] > 0  # two units each, over 76120's MUE of 1: a line at risk
 
 
+@pytest.mark.slow  # three more scrubs
 def test_the_trend_compares_runs_of_the_same_source_and_leaves_a_one_off_out(runs, tmp_path):
     """hostile.csv ran before, in a database from before sources were kept; an unrelated file is scrubbed once,
     then hostile.csv's next export, whose name differs by its date only."""
