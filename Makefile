@@ -10,6 +10,11 @@ $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	@# The project's bytecode, the tests' rewritten assertions and the suite's reference database, made once here
+	@# rather than by each test worker on the first run of a fresh clone.
+	$(VENV)/bin/python -m compileall -q assets pipelines reference reports benchmarks tests
+	$(VENV)/bin/python -m pytest -q --collect-only -p no:cacheprovider >/dev/null
+	$(VENV)/bin/python -c "from tests.conftest import _cached_reference; _cached_reference()"
 	@touch $(STAMP)
 
 setup: $(STAMP)
