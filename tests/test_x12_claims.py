@@ -398,34 +398,19 @@ def test_an_837p_claim_without_a_service_line_is_quarantined_not_dropped(tmp_pat
     assert run.summary["rows_read"] == 2 and run.summary["rows_quarantined"] == 1
 
 
+def _dependent_claim(hl: int, last: str, first: str, claim: str, code: str, dos: str) -> str:
+    """A dependent's loop (2000C) under subscriber loop 2, with one claim of one service line."""
+    return (f"HL*{hl}*2*23*0~\nPAT*19~\nNM1*QC*1*{last}*{first}~\nDMG*D8*20150101*F~\n"
+            f"CLM*{claim}*100***11:B:1*Y*A*Y*Y~\nHI*ABK:R1310~\nLX*1~\nSV1*HC:{code}*100*UN*1***1~\n"
+            f"DTP*472*D8*{dos}~\n")
+
+
 # One child, billed twice the same day by two systems: one writes the name in capitals, the other does not.
-CASED_DEPENDENT_837P = _with_set_counts(_head(11) + """\
-HL*2*1*22*1~
-SBR*P*18*******CI~
-NM1*IL*1*KIDD*KARL****MI*MBK01~
-NM1*PR*2*ACME HEALTH*****PI*P1~
-HL*3*2*23*0~
-PAT*19~
-NM1*QC*1*KIDD*KATE~
-DMG*D8*20150101*F~
-CLM*KID-1*100***11:B:1*Y*A*Y*Y~
-HI*ABK:R1310~
-LX*1~
-SV1*HC:76120*100*UN*1***1~
-DTP*472*D8*20240812~
-HL*4*2*23*0~
-PAT*19~
-NM1*QC*1*Kidd*Kate~
-DMG*D8*20150101*F~
-CLM*KID-2*100***11:B:1*Y*A*Y*Y~
-HI*ABK:R1310~
-LX*1~
-SV1*HC:76120*100*UN*1***1~
-DTP*472*D8*20240812~
-SE*n*0001~
-GE*1*11~
-IEA*1*000000011~
-""")
+CASED_DEPENDENT_837P = _with_set_counts(
+    _head(11) + "HL*2*1*22*1~\nSBR*P*18*******CI~\nNM1*IL*1*KIDD*KARL****MI*MBK01~\nNM1*PR*2*ACME HEALTH*****PI*P1~\n"
+    + _dependent_claim(3, "KIDD", "KATE", "KID-1", "76120", "20240812")
+    + _dependent_claim(4, "Kidd", "Kate", "KID-2", "76120", "20240812")
+    + "SE*n*0001~\nGE*1*11~\nIEA*1*000000011~\n")
 
 
 def test_837p_dependent_is_one_patient_whatever_the_case_of_her_name(tmp_path, db_path):
@@ -440,15 +425,9 @@ def test_837p_dependent_is_one_patient_whatever_the_case_of_her_name(tmp_path, d
 
 def test_an_837i_given_for_claims_is_named_as_institutional(tmp_path, db_path):
     path = tmp_path / "hospital.837"
-    path.write_text(_with_set_counts("""\
-ISA*00*          *00*          *ZZ*SUBMITTER      *ZZ*RECEIVER       *240901*1200*^*00501*000000012*0*T*:~
-GS*HC*SENDER*RECEIVER*20240901*1200*12*X*005010X223A2~
-ST*837*0001*005010X223A2~
-BHT*0019*00*0001*20240901*1200*CH~
-SE*n*0001~
-GE*1*12~
-IEA*1*000000012~
-"""), encoding="ascii")
+    institutional = _head(12).replace("005010X222A1", "005010X223A2").splitlines()[:4]  # its envelope alone
+    path.write_text(_with_set_counts("\n".join([*institutional, "SE*n*0001~", "GE*1*12~", "IEA*1*000000012~"])),
+                    encoding="ascii")
     run = scrub([path], tmp_path / "out", db_path)
     assert run.exit_code == 2
     assert run.stderr.strip().endswith("X12 file holds no 837P professional claim (transaction sets found: 837 "
