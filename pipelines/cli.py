@@ -110,8 +110,9 @@ class Commands(click.Group):
             fail(str(exc))
         except ShardFileMissingError as exc:
             fail(str(exc), 1)
-        except duckdb.InterruptException:
-            # Ctrl-C inside a query: each command's writes are transactions, rolled back with it.
+        except (duckdb.InterruptException, KeyboardInterrupt):
+            # Ctrl-C (inside a query or not), or a stop a command turns into one: each command's writes are
+            # transactions, rolled back with it. Said here, in one line (click's own would print a blank one).
             fail("interrupted: stopped before it finished", 130)
         except PermissionError as exc:
             # A database, its lock or an output in a folder the user may not write.

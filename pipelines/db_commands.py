@@ -6,6 +6,7 @@ database as every writer does."""
 
 from __future__ import annotations
 
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -109,6 +110,9 @@ def reshard_command(database: str | None, shards: int, layout: str | None) -> No
         if wanted == before:
             click.echo(f"{path}: already {before.describe()}; nothing to move")
             return
+        # Stopped by a service manager (SIGTERM) as by Ctrl-C: the new shard files, a copy of every patient's
+        # rows, are removed on the way out, not left beside the site.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             lines = reshard(con, path, before, wanted)
         except (duckdb.Error, OSError) as exc:
@@ -117,7 +121,13 @@ def reshard_command(database: str | None, shards: int, layout: str | None) -> No
             click.echo(f"claimscrub: {path}: reshard to {wanted.describe()} failed, nothing moved: {message}",
                        err=True)
             raise SystemExit(1) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         click.echo(f"{path}: {before.describe()} -> {wanted.describe()}; {lines:,} stored rows moved")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _path(con) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -342,3 +344,34 @@ def test_the_steps_that_write_the_main_file_share_one_pool_that_a_workers_run_li
     with run_instance(str(tmp_path)) as instance:
         assert instance.event_log_storage.supports_global_concurrency_limits
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+# The command in a process of its own that stops itself with SIGTERM (a service manager stopping it) once the
+# first new shard file holds its rows.
+TERMINATED_RESHARD = """
+import os, signal, sys
+import assets.shards
+from pipelines.cli import main
+copy = assets.shards._copy_shard
+def copy_then_stop(*args):
+    copy(*args)
+    os.kill(os.getpid(), signal.SIGTERM)
+assets.shards._copy_shard = copy_then_stop
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow  # a reshard in a process of its own
+def test_a_reshard_stopped_by_sigterm_leaves_no_new_shard_file(four_in_one_file, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    copy = site / "claimscrub.duckdb"
+    shutil.copyfile(four_in_one_file.db, copy)
+    stopped = subprocess.run([sys.executable, "-c", TERMINATED_RESHARD, "db", "reshard", "--db", str(copy),
+                              "--shards", "3", "--layout", "per-shard"], capture_output=True, text=True,
+                             check=False, cwd=Path(__file__).resolve().parent.parent)
+    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.stderr == "claimscrub: interrupted: stopped before it finished\n"
+    assert list(site.glob("*.shard-*")) == []
+    info = db_command("info", "--db", str(copy))
+    assert info.stdout.splitlines()[1:3] == ["shards: 4", "layout: single"]
