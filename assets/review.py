@@ -216,6 +216,12 @@ def check_files(con, files: list[ReviewFile]) -> None:
         known = con.execute("select count(*) from batches where batch_id = ?", [review.batch_id]).fetchall()
         if not known[0][0]:
             raise ReviewFileError(f"{review.path}: its batch {review.batch_id} is no longer in this database")
+        # The report says which decisions it shows; one naming decisions this database never made was edited, or
+        # written from a copy of the database that went on without this one: what it shows cannot be trusted.
+        newest = con.execute("select coalesce(max(decision_id), 0) from finding_decisions").fetchall()[0][0]
+        if review.through > newest:
+            raise ReviewFileError(f"{review.path}: its report shows decisions up to #{review.through}, but this "
+                                  f"database's newest is #{newest}: write the report again from this database")
 
 
 def import_reviews(con, files: list[ReviewFile]) -> ImportResult:

@@ -738,3 +738,18 @@ def test_a_finding_on_a_claim_id_ending_in_a_tab_or_holding_a_control_character_
     assert result.stdout.strip() == "2 decisions imported, 0 unchanged, 0 rows refused", result.output
     assert [t[1:] for t in trail(copy_db)[-2:]] == [("TAB-1\t", 2, "PTP_NO_BYPASS", "accept"),
                                                    ("CTL\x0b1", 2, "PTP_NO_BYPASS", "accept")]
+
+
+def test_a_report_showing_decisions_the_database_never_made_is_refused(audit, copy_db, tmp_path):
+    """A report's decisions_through set past the database's newest decision (edited, or written from a copy of the
+    database that went on) would let its rows overrule decisions it never showed."""
+    def tampered(sheet, columns):
+        for prop in sheet.parent.custom_doc_props:
+            if prop.name == "claimscrub.decisions_through":
+                prop.value = "999"
+
+    edited = decide(audit.later.out_dir / REPORT, tmp_path / "edited.xlsx", {
+        ("PTP-B2", 2, "PTP_NO_BYPASS"): ("dismiss", "documented", "fay", "this finding")}, change=tampered)
+    result = cli("review", "import", edited, "--db", copy_db)
+    assert result.exit_code == 2
+    assert "its report shows decisions up to #999, but this database's newest is #" in result.stderr
