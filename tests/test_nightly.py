@@ -278,6 +278,7 @@ def _rows(sheet) -> list[dict]:
     return [dict(zip(header, (c.value for c in r))) for r in sheet.iter_rows(min_row=3)]
 
 
+@pytest.mark.slow  # the cross-batch nights: five scrubs with history
 @pytest.mark.parametrize("case", list(CROSS_BATCH))
 def test_a_new_line_conflicting_with_an_earlier_batch_is_flagged_naming_that_batch(cross_batch, case):
     earlier_line, new_line, rule = CROSS_BATCH[case]
@@ -301,6 +302,7 @@ def test_a_new_line_conflicting_with_an_earlier_batch_is_flagged_naming_that_bat
     assert instruction.format(earlier=earlier.summary["batch_id"]) in to_fix["Instruction"]
 
 
+@pytest.mark.slow  # the cross-batch nights: five scrubs with history
 def test_an_earlier_batch_is_not_judged_against_later_ones(cross_batch):
     assert cross_batch["again"].flags == cross_batch["earlier"].flags
     assert cross_batch["earlier"].flags == []
@@ -516,6 +518,7 @@ def test_a_database_that_stored_claim_lines_as_a_table_still_judges_against_them
     assert scrub([tmp_path / "monday.csv"], tmp_path / "monday-again", db_path, "--history").flags == earlier.flags
 
 
+@pytest.mark.slow  # the cross-batch nights: five scrubs with history
 def test_running_every_batch_twice_gives_the_same_tables(cross_batch):
     after_both, after_monday_again, after_tuesday_again = cross_batch["snapshots"]
     assert after_monday_again == after_both

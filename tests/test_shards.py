@@ -274,6 +274,7 @@ def test_init_refuses_a_database_that_holds_claims_and_a_layout_it_does_not_know
     assert "shards: 4\nlayout: per-shard" in db_command("info", "--db", str(site)).stdout
 
 
+@pytest.mark.slow  # two scrubs of four shards, two reshards and a scrub
 def test_reshard_moves_every_row_and_the_next_run_judges_alike(four_in_one_file, one_shard, exports, tmp_path,
                                                               monkeypatch):
     monkeypatch.setenv("CLAIMSCRUB_SECRET", SECRET["CLAIMSCRUB_SECRET"])
