@@ -185,8 +185,11 @@ def refuse_other_files(database: str) -> None:
     `--db` by mistake) as a database of its own in memory, and the run would keep nothing."""
     if not database:
         raise DatabaseOpenError("database '' cannot be opened: name a file (--db or CLAIMSCRUB_DB names it)")
+    if os.path.isdir(database):
+        raise DatabaseOpenError(f"database {database} cannot be opened: it is a folder, not a database file "
+                                "(--db or CLAIMSCRUB_DB names it)")
     try:
-        if os.path.exists(database) and not os.path.isdir(database) and not os.path.isfile(database):
+        if os.path.exists(database) and not os.path.isfile(database):
             # A pipe would hold the command in open() until something wrote to it, past any lock timeout.
             raise DatabaseOpenError(f"database {database} cannot be opened: it is not a regular file "
                                     "(--db or CLAIMSCRUB_DB names it)")

@@ -156,6 +156,8 @@ def test_a_db_that_is_not_a_database_exits_2_naming_it(tmp_path, kind, reference
     assert line.startswith(f"claimscrub: database {db} cannot be opened: it is ") and "Traceback" not in line
     assert not (tmp_path / "out").exists()
     assert before is None or db.read_bytes() == before
+    if kind != "damaged":  # a DuckDB file, damaged inside: its lock is taken before DuckDB reads it
+        assert not list(tmp_path.glob(f"{db.name}.lock")), "a refused database leaves no lock file beside it"
 
 
 def test_one_broken_file_among_good_ones_stops_the_whole_run(tmp_path, db_path):
