@@ -33,7 +33,7 @@ from .rules import RULES
 from .scrub import history_span, scrub_batch
 from .shards import attach_all, each_shard, read_layout
 from .swap import put_in_place
-from .tables import ensure_schema
+from .tables import FINISHED_BATCHES, ensure_schema
 
 IMPACT_CSV = "impact.csv"
 IMPACT_FILES = [IMPACT_CSV, IMPACT_WORKBOOK]
@@ -43,12 +43,12 @@ PRICE_TABLES = ["rvu", "gpci"]
 
 # The batches with lines dated on or after $since, in the order they were first scrubbed, with their settings;
 # a run killed before its reports (no run_history row) was never scrubbed, and is not judged again.
-BATCHES = """
+BATCHES = f"""
 select b.batch_id, coalesce(b.with_history, false), coalesce(b.default_locality, ''), coalesce(b.rvu_variant, ''),
        coalesce(b.work_floor_through, '')
 from batches b join batch_order o on o.batch_id = b.batch_id
 where b.batch_id in (select distinct batch_id from claim_lines where date_of_service >= $since)
-  and b.batch_id in (select batch_id from run_history)
+  and b.batch_id in ({FINISHED_BATCHES})
 order by o.seq
 """
 

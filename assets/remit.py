@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .readers import file_sha256
+from .tables import FINISHED_BATCHES
 from .tables import ensure_schema as ensure_claim_schema
 from .x12 import read_835
 
@@ -45,7 +46,7 @@ COLUMNS = {
 }
 
 # Every remittance line with its denial and the scrubbed line it answers (batch_id/line_id, null if none).
-REMIT_LINE_STATUS = """
+REMIT_LINE_STATUS = f"""
 create or replace temp table remit_line_status as
 with denials as (
     select sha256, line_seq, group_code, carc, sum(amount) over (partition by sha256, line_seq) as amount,
@@ -65,7 +66,7 @@ lines as (
 -- remittances match) among those scrubbed before the day the answer was issued; a correction scrubbed since is
 -- not what it answers. Where none was scrubbed before it (an answer dated before any scrub), the latest.
 claim_batches as (
-    select l.claim_id, l.batch_id, {'seq': coalesce(o.seq, 0), 'started': b.started_at} as place,
+    select l.claim_id, l.batch_id, {{'seq': coalesce(o.seq, 0), 'started': b.started_at}} as place,
            cast(b.started_at as date) as scrubbed_on
     from (select distinct claim_id, batch_id from claim_lines) l
     join batches b on b.batch_id = l.batch_id
@@ -73,7 +74,7 @@ claim_batches as (
     where l.claim_id in (select claim_id from remit_claims)
       -- A run killed before its reports (no run_history row) scrubbed nothing: its findings were never seen, and
       -- the payer's answer is not weighed against them.
-      and l.batch_id in (select batch_id from run_history)
+      and l.batch_id in ({FINISHED_BATCHES})
 ),
 answered as (
     select c.sha256, c.claim_seq, c.claim_id,

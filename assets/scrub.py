@@ -22,7 +22,7 @@ from datetime import timedelta
 from .pricing import price_history
 from .rules import LINE_RULES, PAIR_RULES, STEPS, register_rules
 from .rules.base import BYPASS_MODIFIERS, Step, sql_list
-from .tables import clear_batch, named_parameters
+from .tables import FINISHED_BATCHES, clear_batch, named_parameters
 
 # Every batch gets a place in line once, when it is first read (assets/flow.py), kept across rescrubs: history is
 # only the batches before it, so rescrubbing an earlier batch never starts judging it against later ones.
@@ -36,7 +36,7 @@ insert or ignore into batch_order select $batch, coalesce(max(seq), 0) + 1 from 
 # reach the batch's dates). A file of this batch scrubbed before (same content) is not history: a line is never
 # judged against itself. Nor is a version of a claim that a later one replaced (`replaced`: corrected, voided),
 # as the payer's latest claim does. Each keeps what its price reads (assets/pricing.py: price_history).
-HISTORY_CANDIDATES = """
+HISTORY_CANDIDATES = f"""
 create or replace temp table history_candidates as
 with tonight as (
     select patient_id, date_of_service from claim_lines where batch_id = $batch
@@ -51,7 +51,7 @@ with tonight as (
 -- A batch whose run never finished (killed before its reports: no run_history row) was never scrubbed: its
 -- claims are not history, replace nothing and are no export's first reading.
 finished as (
-    select batch_id from run_history union select $batch
+    {FINISHED_BATCHES} union select $batch
 ),
 sent_order as (
     select o.batch_id, o.seq,

@@ -254,6 +254,11 @@ def _parse_text_raw_rows(con) -> None:
     con.execute("commit")
 
 
+# The batches whose runs finished: a run killed before its reports (no run_history row: recorded with them) scrubbed
+# nothing, and is not history, not judged again and not answered by a remittance.
+FINISHED_BATCHES = "select batch_id from run_history"
+
+
 def clear_batch(con, table: str, batch_id: str) -> None:
     con.execute(f"delete from {table} where batch_id = ?", [batch_id])
 

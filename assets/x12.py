@@ -460,12 +460,12 @@ def _iso_date(path: Path, segment: Segment, position: int) -> str | None:
     value = segment.get(position)
     if not value:
         return None
-    try:
-        if not re.fullmatch(r"[0-9]{8}", value):
-            raise ValueError(value)
-        return datetime.strptime(value, "%Y%m%d").date().isoformat()
-    except ValueError:
-        raise _unreadable(path, segment, position, "a date (CCYYMMDD)") from None
+    if re.fullmatch(r"[0-9]{8}", value):
+        try:
+            return datetime.strptime(value, "%Y%m%d").date().isoformat()
+        except ValueError:
+            pass  # eight digits that are no day (20241399)
+    raise _unreadable(path, segment, position, "a date (CCYYMMDD)")
 
 
 def read_835(path: Path) -> Remittance:

@@ -22,7 +22,15 @@ from .db_commands import db
 from .feedback_commands import feedback, remit
 from .reference_cli import reference
 from .review_commands import rejudge, review
-from .runs import batch_id_for, error_message, fail, holding_database, out_dir_problem, run_config
+from .runs import (
+    batch_id_for,
+    error_message,
+    fail,
+    holding_database,
+    new_secret_note,
+    out_dir_problem,
+    run_config,
+)
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
@@ -76,6 +84,9 @@ def materialize_in_processes(files: list[Path], out_dir: Path, db: str, mapping:
     return execute({**config, "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}, workers, db, log)
 
 
+INTERRUPTED = "interrupted: stopped before it finished"
+
+
 class Commands(click.Group):
     """The command group: a database that cannot be opened at all is one plain line and exit 2 from whichever
     command opened it, not a traceback; a site missing one of its shard files, one line and exit 1."""
@@ -94,7 +105,7 @@ class Commands(click.Group):
                        err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
-            fail("interrupted: stopped before it finished", 130)
+            fail(INTERRUPTED, 130)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx):
@@ -113,7 +124,7 @@ class Commands(click.Group):
         except (duckdb.InterruptException, KeyboardInterrupt):
             # Ctrl-C (inside a query or not), or a stop a command turns into one: each command's writes are
             # transactions, rolled back with it. Said here, in one line (click's own would print a blank one).
-            fail("interrupted: stopped before it finished", 130)
+            fail(INTERRUPTED, 130)
         except PermissionError as exc:
             # A database, its lock or an output in a folder the user may not write.
             fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))
@@ -223,7 +234,7 @@ def scrub(files: tuple[Path, ...], out_dir: Path, db: str | None, locality: str,
         if locality and not _known_locality(con, locality):
             fail(f"{named}{locality!r} is not a Medicare pricing locality of the loaded GPCI releases "
                   "(`claimscrub reference localities` lists them)")
-        for note in (_missing_variant(con, rvu_variant()), "" if show_ids else _new_secret(con)):
+        for note in (_missing_variant(con, rvu_variant()), "" if show_ids else new_secret_note(con)):
             if note:
                 click.echo(f"claimscrub: {note}", err=True)
         if workers <= 1:
@@ -283,20 +294,6 @@ def _clash(files: list[Path], out_dir: Path, log: Path | None, database: str) ->
         if resolved(log) in inputs or resolved(log) == resolved(Path(database)):
             return f"--log {log}: is {'an export of this run' if resolved(log) in inputs else 'the database'}"
     return ""
-
-
-def _new_secret(con) -> str:
-    """A note when the run is about to make a site secret for a database that holds earlier batches (the file
-    deleted, or the working folder moved): patients get other masks than in the site's earlier reports."""
-    from assets.shards import batches_held
-
-    from .settings import home
-
-    if os.environ.get("CLAIMSCRUB_SECRET") or (home() / "site-secret").exists() or not batches_held(con):
-        return ""
-    return (f"{home() / 'site-secret'} is missing, and this database holds earlier batches: a new site secret is "
-            "made, so patients' masks (P-...) differ from those of earlier reports; restore the file from a backup "
-            "to keep them")
 
 
 def _missing_variant(con, variant: str) -> str:

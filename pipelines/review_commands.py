@@ -66,9 +66,7 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
 
     from assets.rejudge import rejudge_impact
 
-    from .runs import materialize_one, out_dir_problem
-
-    from .cli import _new_secret
+    from .runs import materialize_one, new_secret_note, out_dir_problem
     from .settings import check_site_secret
 
     os.umask(0o077)  # the impact names claims and lines of patients: owner-only, as a scrub's outputs
@@ -87,7 +85,7 @@ def rejudge(since, out_dir: Path, db: str | None, show_ids: bool) -> None:
     # Held for the whole run, as a scrub holds it: the judgement is undone at its end, and nothing may
     # write between.
     with holding_database(database) as con:
-        note = "" if show_ids else _new_secret(con)
+        note = "" if show_ids else new_secret_note(con)
         if note:
             click.echo(f"claimscrub: {note}", err=True)
         meta = materialize_one(rejudge_impact, config, database)

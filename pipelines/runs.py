@@ -181,3 +181,17 @@ def error_message(result) -> tuple[int, str]:
                 return 1, (f"check {data.check_name} failed on {data.asset_key.to_user_string()}: "
                            "nothing was scrubbed")
     return 1, "the run failed"
+
+
+def new_secret_note(con) -> str:
+    """A note when a run (a scrub, a rejudge) is about to make a site secret for a database that holds earlier
+    batches (the file deleted, or the working folder moved): patients get other masks than in its earlier reports."""
+    from assets.shards import batches_held
+
+    from .settings import home
+
+    if os.environ.get("CLAIMSCRUB_SECRET") or (home() / "site-secret").exists() or not batches_held(con):
+        return ""
+    return (f"{home() / 'site-secret'} is missing, and this database holds earlier batches: a new site secret is "
+            "made, so patients' masks (P-...) differ from those of earlier reports; restore the file from a backup "
+            "to keep them")
