@@ -153,14 +153,20 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
                 click.echo(f"warning: {release.id} holds {count:,} localities against {most:,} in {other}: "
                            "lines in the others are priced nationally; if the file was cut short, download it "
                            "again", err=True)
-            elif most and count < most // PARTIAL_SHARE:
+            elif most and count < most * FULL_SHARE.get(table, 0.5):
+                advice = ("if the official file comes in parts, load them all together; if it was cut short, "
+                          "download it again" if table == "ptp" else
+                          "an excerpt, or a file cut short? load the whole file as CMS publishes it")
                 click.echo(f"warning: {release.id} holds {count:,} {table} rows against {most:,} in {other}: "
-                           "if the official file comes in parts, load them all together", err=True)
+                           f"{advice}", err=True)
 
 
-# A loaded release with fewer than 1/PARTIAL_SHARE of the rows of another release of its table is said; a GPCI
-# release with fewer than GPCI_SHARE of another's localities too (CMS retires a locality or two in a year).
-PARTIAL_SHARE = 2
+# A loaded release with fewer than this share of the rows of another release of its table is said: a quarter's
+# fee schedule, edits or MUEs differ from another's by a few percent (the AOC edits of 2024 and 2026 by a
+# sixth), and a file cut at a line break (which no layout check sees) or one PTP part of four holds far fewer.
+# A GPCI release with fewer than GPCI_SHARE of another's localities too (CMS retires a locality or two a year).
+FULL_SHARE = {"rvu": 0.9, "ptp": 0.9, "mue_practitioner": 0.9, "mue_outpatient_hospital": 0.9, "mue_dme": 0.9,
+              "aoc": 0.75, "zip": 0.9}
 GPCI_SHARE = 0.9
 
 

@@ -283,6 +283,45 @@ def _insert_rvu(con: duckdb.DuckDBPyConnection, records: list[tuple]) -> None:
         con.unregister("incoming_frame")
 
 
+# The conversion factors the rule book gives (RULES.md, Money): a fee schedule file carrying one is of that year
+# and variant, whatever its name says.
+KNOWN_CONVERSION_FACTORS = {"32.3465": (2025, ""), "33.4009": (2026, ""), "33.5675": (2026, "QPP")}
+RVU_TITLE = re.compile(r"\b(20\d\d) National Physician Fee Schedule Relative Value File (January|April|July|October)",
+                       re.IGNORECASE)
+QUARTER_OF_MONTH = {"january": 1, "april": 2, "july": 3, "october": 4}
+
+
+def _refuse_another_period(release: Release, shown: str, conversion_factor: str, title: str = "") -> None:
+    """A site's fee schedule file whose own conversion factor, or title, says another year, quarter or variant
+    than its name (or --effective) gives: loaded, its rates would price the name's dates."""
+    if release.origin != "user":
+        return
+    start = release.effective_start
+    if match := RVU_TITLE.search(title):
+        year, quarter = int(match[1]), QUARTER_OF_MONTH[match[2].lower()]
+        if (year, quarter) != (start.year, (start.month - 1) // 3 + 1):
+            raise ReferenceFileError(
+                f"{shown}: its title says the {year} {match[2].capitalize()} release, but it would load as "
+                f"{release.id} from {start}: rename the file (or give --effective) to match what it holds")
+    known = KNOWN_CONVERSION_FACTORS.get(conversion_factor.strip())
+    if known and known[0] != start.year:
+        raise ReferenceFileError(
+            f"{shown}: its conversion factor {conversion_factor.strip()} is that of {known[0]}, but it would load "
+            f"as {release.id} from {start}: rename the file (or give --effective) to match what it holds")
+    if known and known[1] != release.variant:
+        said = "QPP" if release.variant else "not QPP"
+        holds = "the QPP file's" if known[1] else "the non-QPP file's"
+        raise ReferenceFileError(
+            f"{shown}: its name says {said}, but its conversion factor {conversion_factor.strip()} is {holds}: "
+            "rename the file to match what it holds")
+
+
+def _rvu_title(path: Path) -> str:
+    """The title lines above a PPRRVU CSV's header ('2025 National Physician Fee Schedule ... October Release')."""
+    with open_text(path, encoding="latin-1") as fh:
+        return " ".join(line for _, line in zip(range(12), fh))
+
+
 def _rvu_rows(path: Path) -> list[list[str]]:
     """The data rows of a PPRRVU CSV. A file cut short (a download that stopped) is refused rather than
     loaded without the codes after the cut: its last row is shorter than the header, or it has no row at
@@ -307,6 +346,10 @@ def _rvu_rows(path: Path) -> list[list[str]]:
 
 def load_pprrvu(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int]:
     rows = _rvu_rows(release.files[0])
+    for r in rows:
+        if problem := code_problem(r[0].strip()):
+            raise ReferenceFileError(f"{release.shown()[0]}: {problem}")
+    _refuse_another_period(release, release.shown()[0], rows[0][24], _rvu_title(release.files[0]))
 
     def num(value: str) -> str:
         value = value.strip()
@@ -459,6 +502,8 @@ def load_pprrvu_txt(con: duckdb.DuckDBPyConnection, release: Release) -> dict[st
          line[103:106], line[115], line[132:140].strip(), line[116], line[117], line[118], line[119])
         for _, line in _rvu_txt_records(release.files[0])
     ]
+    if records:
+        _refuse_another_period(release, release.shown()[0], records[0][13])
     _insert_rvu(con, records)
     return {"rvu": len(records)}
 
@@ -468,6 +513,9 @@ def load_pprrvu_txt(con: duckdb.DuckDBPyConnection, release: Release) -> dict[st
 # The note that says until when the 1.0 work floor applies ("... the work GPCI floor of 1.0 ... was extended
 # through January 31, 2026 by Section 6207 ...").
 FLOOR_NOTE = re.compile(r"work gpci floor.{0,200}?\bthrough\s+([a-z]+\s+\d{1,2},\s*\d{4})", re.IGNORECASE)
+# The last day of the floor the law set for a year's dates, as the rule book gives it (RULES.md, Money): used
+# for a file of that year whose note cannot be read.
+LAW_FLOOR_THROUGH = {2026: date(2026, 1, 31)}
 
 
 @dataclass
@@ -512,7 +560,8 @@ def _floor_through(text: str, columns: GpciColumns, release: Release) -> date:
     """The last date of service on which the floored work GPCI applies.
 
     A file with the work GPCI both without and with the floor says in a note until when the floor was
-    extended; without a note that can be read, the floor never applies (the day before the period). A file
+    extended; without a note that can be read, the law's last day for the file's year (LAW_FLOOR_THROUGH), else
+    the floor never applies (the day before the period). A file
     whose one work GPCI is "with 1.0 Floor" applies it all its period; one that does not say so holds no
     floor (its two columns are then the same value, so the date changes no price)."""
     if columns.both_work_columns:
@@ -521,7 +570,8 @@ def _floor_through(text: str, columns: GpciColumns, release: Release) -> date:
                 return datetime.strptime(" ".join(match[1].replace(",", ", ").split()), "%B %d, %Y").date()
             except ValueError:
                 pass
-        return release.effective_start - timedelta(days=1)
+        # A copy saved without its footnotes still follows the law where the rule book states it.
+        return LAW_FLOOR_THROUGH.get(release.effective_start.year, release.effective_start - timedelta(days=1))
     if columns.floor_in_header:
         return release.effective_end
     return release.effective_start - timedelta(days=1)
@@ -538,11 +588,22 @@ def load_gpci(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int
         raise ReferenceFileError(f"{path.name}: no 'Medicare Administrative Contractor (MAC),...' header row: "
                                  "not a GPCI (Addendum E) file")
     columns = _gpci_columns(path, header)
+    # Its columns name their year ("2026 PW GPCI ..."): a file of another year than its name's would price the
+    # name's dates at that year's GPCIs.
+    year = re.match(r"\s*(20\d\d)\b", header[columns.at["work"]])
+    if release.origin == "user" and year and int(year[1]) != release.effective_start.year:
+        raise ReferenceFileError(
+            f"{release.shown()[0]}: its columns are the {year[1]} GPCIs, but it would load as {release.id} from "
+            f"{release.effective_start}: rename the file (or give --effective) to match what it holds")
     through = _floor_through(text, columns, release)
     at = columns.at
     width = max(at.values()) + 1
     records = []
     for number, r in enumerate(rows, start=1):
+        if len(r) > max(at["mac"], at["locality"]) and re.fullmatch(r"\d{1,4}", r[at["mac"]].strip()) \
+                and r[at["locality"]].strip().isdigit():
+            raise ReferenceFileError(f"{path.name}: row {number}: MAC {r[at['mac']].strip()!r} is not five digits: "
+                                     f"{ZEROS_DROPPED}")
         if len(r) < width and len(r) > max(at["mac"], at["locality"]) and re.fullmatch(
                 r"\d{5}", r[at["mac"]].strip()) and r[at["locality"]].strip().isdigit():
             raise ReferenceFileError(f"{path.name}: row {number} (locality {r[at['mac']].strip()}-"
@@ -624,7 +685,10 @@ def load_zip5(con: duckdb.DuckDBPyConnection, release: Release) -> dict[str, int
 PTP_MISFIT = """
 select column_1, column_2,
        case when not (regexp_full_match(trim(column_1), '[A-Za-z0-9]{5}')
-                      and regexp_full_match(trim(column_2), '[A-Za-z0-9]{5}')) then 'codes'
+                      and regexp_full_match(trim(column_2), '[A-Za-z0-9]{5}'))
+                then 'codes' || case when regexp_full_match(trim(column_1), '[0-9]{1,4}')
+                                          or regexp_full_match(trim(column_2), '[0-9]{1,4}')
+                                     then ': ' || $zeros else '' end
             when coalesce(trim(modifier_indicator), '') not in ('0', '1', '9')
                 then printf('modifier indicator %s', coalesce(trim(modifier_indicator), 'missing'))
             when not regexp_full_match(coalesce(trim(effective_date), ''), '|[*]|[0-9]{8}')
@@ -659,7 +723,8 @@ def _ptp_insert(con: duckdb.DuckDBPyConnection, release: Release, shown: str, se
         # A site's own files are checked record by record first (PTP_MISFIT).
         con.execute(f"create or replace temp table ptp_incoming as {select_sql}", params)
         try:
-            misfit = con.execute(f"select * from ({PTP_MISFIT}) where misfit is not null limit 1").fetchall()
+            misfit = con.execute(f"select * from ({PTP_MISFIT}) where misfit is not null limit 1",
+                                 {"zeros": ZEROS_DROPPED}).fetchall()
             if misfit:
                 column_1, column_2, what = misfit[0]
                 raise ReferenceFileError(
@@ -777,6 +842,8 @@ def _mue_records(release: Release, path: Path) -> list[dict]:
     for record, code, value, mai, service, rationale in records:
         if service is None:
             continue
+        if problem := code_problem(code.strip()):
+            raise _mue_problem(path, record, code, problem)
         if not re.fullmatch(r"\s*\d+\s*", value):
             raise _mue_problem(path, record, code, f"MUE value {value!r} is not a whole number of units")
         result.append({"release_id": release.id, "service_type": service, "hcpcs": code.strip().upper(),
@@ -816,6 +883,16 @@ AOC_CSV_HEADER = ["primary_code", "add_on_code", "aoc_edit_type"]
 AOC_COLUMNS = ["release_id", "add_on_code", "primary_code", "edit_type", "aoc_deletion_date",
                "primary_deletion_date", "edit_effective_date", "edit_deletion_date", "special_instructions"]
 CODE = re.compile(r"[A-Z0-9]{5}")
+# Said of a code or MAC of digits only, shorter than CMS writes it.
+ZEROS_DROPPED = ("its leading zeros were dropped, as a spreadsheet program does when it saves the file: load the "
+                 "file as CMS publishes it")
+
+
+def code_problem(code: str) -> str:
+    """Why `code` (as read, trimmed) is not a HCPCS code, or '' where it is one."""
+    if CODE.fullmatch(code.upper()):
+        return ""
+    return f"code {code!r} is not five letters and digits" + (f": {ZEROS_DROPPED}" if code.isdigit() else "")
 
 
 def _cell_text(value) -> str:
@@ -877,10 +954,10 @@ def _aoc_record(path: Path, release: Release, record: int, where: str, cells: di
         shown = f", add-on {add_on}" if CODE.fullmatch(add_on) else ""
         return ReferenceFileError(f"{path.name}: record {record} ({where}{shown}): {what}")
 
-    if not CODE.fullmatch(add_on):
-        raise problem(f"add-on code {cells['Add-On_Code']!r} is not five letters and digits")
-    if not CODE.fullmatch(primary):
-        raise problem(f"primary code {cells['Primary_Code']!r} is not five letters and digits")
+    if wrong := code_problem(cells["Add-On_Code"]):
+        raise problem(f"add-on {wrong}")
+    if wrong := code_problem(cells["Primary_Code"]):
+        raise problem(f"primary {wrong}")
     if cells["AOC_Edit_Type"] not in ("1", "2", "3"):
         raise problem(f"edit type {cells['AOC_Edit_Type']!r} is not 1, 2 or 3")
     dates = {}

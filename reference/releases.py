@@ -117,9 +117,16 @@ def detect_layout(path: Path) -> str:
     if is_workbook(path):
         if is_aoc_workbook(path):
             return "aoc_xlsx"
+        said = table_from_name(path.name)
+        if said and said != "aoc":
+            # A CMS CSV opened and saved as a workbook: its codes and MACs may have lost their leading zeros.
+            raise AmbiguousFileError(
+                f"{path.name}: an Excel workbook, but claimscrub reads {TABLE_WORDS[said]} from the CSV or text "
+                "file CMS publishes: load that file as downloaded")
         raise AmbiguousFileError(
             f"{path.name}: an Excel workbook without the AOC header row ({', '.join(AOC_HEADER)}) in its first "
-            "sheet: not a CMS reference layout claimscrub knows"
+            "sheet: not a CMS reference layout claimscrub knows (the add-on code edits are the one table read "
+            "from a workbook)"
         )
     lines, rows = _head_rows(path)
     if any(re.match(r"^[A-Z0-9]{5}\t[A-Z0-9]{5}\t", line) for line in lines):
@@ -406,6 +413,11 @@ def load_files(con: duckdb.DuckDBPyConnection, paths: list[Path], effective: dat
             if others:
                 raise ReferenceFileError(f"--release-id {release_id!r} is the name of a loaded {others[0]} release: "
                                          "choose another")
+            # Nor one named as another table's releases are ('RVU26D' for MUE rows), loaded or not yet.
+            said = table_from_name(release_id)
+            if releases and said and said != releases[0].table:
+                raise ReferenceFileError(f"--release-id {release_id!r} names {TABLE_WORDS[said]}, but the file holds "
+                                         f"{TABLE_WORDS.get(releases[0].table, releases[0].table)}: choose another")
         con.execute("begin transaction")
         try:
             for release in releases:

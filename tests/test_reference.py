@@ -1,6 +1,7 @@
 """The reference layer: `claimscrub reference load` reads each official CMS layout from real excerpts, names
 its release and period, refuses what it cannot tell, and a newer release judges exactly its own dates."""
 
+import gzip
 import hashlib
 import shutil
 import zipfile
@@ -648,7 +649,8 @@ def test_an_aoc_workbook_without_its_header_row_is_refused(fresh_db, tmp_path):
     assert result.stderr == (
         "claimscrub: AOC_V2026Q2-MCR.xlsx: an Excel workbook without the AOC header row (AOC_Edit_Type, "
         "Add-On_Code, AOC_DelDT, Primary_Code, Primary_Code_DelDT, AOC_Edit_EffDT, AOC_Edit_DelDT, "
-        "Special_Instruction_Notes) in its first sheet: not a CMS reference layout claimscrub knows\n")
+        "Special_Instruction_Notes) in its first sheet: not a CMS reference layout claimscrub knows (the add-on "
+        "code edits are the one table read from a workbook)\n")
     assert snapshot(fresh_db, "ref_aoc") == before
 
 
@@ -682,12 +684,17 @@ def test_gpci_2026_keeps_the_work_gpci_without_and_with_the_floor_and_the_floors
     assert query(loaded_db, gpci, ["GPCI 2025", "10112-00"]) == [("1.000", "1.000", "2025-12-31", "0.869", "0.575",
                                                                  "ALABAMA")]
     assert query(loaded_db, "select count(*) from ref_gpci group by release_id") == [(109,), (109,)]
-    # Both columns and no note saying until when the floor holds: it never applies.
+    # Both columns and no note saying until when the floor holds (a copy saved without its footnotes): the
+    # law's last day for 2026, as the rule book gives it; a year the rule book says nothing of, never.
     no_note = tmp_path / "GPCI2026.csv"
     no_note.write_text("".join(x for x in GPCI_2026.read_text(encoding="latin-1").splitlines(keepends=True)
                                if "extended through" not in x), encoding="latin-1")
     assert reference("load", no_note, "--db", loaded_db).exit_code == 0
-    assert query(loaded_db, gpci, ["GPCI 2026", "10112-00"])[0][:3] == ("0.988", "1.000", "2025-12-31")
+    assert query(loaded_db, gpci, ["GPCI 2026", "10112-00"])[0][:3] == ("0.988", "1.000", "2026-01-31")
+    later = tmp_path / "GPCI2027.csv"
+    later.write_text(no_note.read_text(encoding="latin-1").replace("2026 PW GPCI", "2027 PW GPCI"), encoding="latin-1")
+    assert reference("load", later, "--db", loaded_db).exit_code == 0
+    assert query(loaded_db, gpci, ["GPCI 2027", "10112-00"])[0][:3] == ("0.988", "1.000", "2026-12-31")
 
 
 OLD_SCHEMA = """
@@ -848,3 +855,91 @@ def test_a_release_id_of_another_tables_release_is_refused(fresh_db):
     assert refused.exit_code == 2, refused.output
     assert "--release-id 'MUE 2026Q3' is the name of a loaded mue_practitioner release" in refused.stderr
     assert query(fresh_db, "select count(*) from ref_gpci where release_id = 'MUE 2026Q3'") == [(0,)]
+
+
+def test_a_release_id_shaped_as_another_tables_is_refused_though_none_such_is_loaded(fresh_db):
+    """'RVU26D' for MUE rows loaded as a third MUE release of 2026Q3, and every line it judged named RVU26D as
+    its MUE release."""
+    for name, words in [("RVU26D", "fee schedule RVUs"), ("GPCI_2027", "GPCIs")]:
+        refused = reference("load", MUE_2026, "--release-id", name, "--db", fresh_db)
+        assert refused.exit_code == 2, refused.output
+        assert refused.stderr == (f"claimscrub: --release-id '{name}' names {words}, but the file holds MUE values: "
+                                  "choose another\n")
+    assert query(fresh_db, "select count(*) from ref_releases where table_name like 'mue%'") == [(0,)]
+
+
+ZEROS = ("its leading zeros were dropped, as a spreadsheet program does when it saves the file: load the file as "
+         "CMS publishes it")
+
+
+def test_a_reference_file_saved_by_a_spreadsheet_is_refused_naming_what_it_lost(fresh_db, tmp_path):
+    """Opened and saved in a spreadsheet, a GPCI file loses its MACs' leading zeros (03102 became 3102, and 70%
+    of the localities were left out, their lines priced nationally) and an MUE file its codes' (01996 became
+    1996, matching no line); a GPCI file saved as a workbook was refused as a workbook without the AOC header."""
+    assert reference("load", MUE_2026, "--db", fresh_db).exit_code == 0
+    before = snapshot(fresh_db, "ref_mue")
+    gpci = tmp_path / "GPCI2026.csv"
+    gpci.write_text(GPCI_2026.read_text(encoding="latin-1").replace("\n03102,", "\n3102,"), encoding="latin-1")
+    mue_lines = MUE_2026.read_text(encoding="latin-1").splitlines(keepends=True)
+    header_end = next(n for n, x in enumerate(mue_lines) if x.startswith("CPT Code")) + 1
+    mue = tmp_path / "MCR_MUE_PractitionerServices_Eff_10-01-2026.csv"
+    mue.write_text("".join([*mue_lines[:header_end], "1996,1,3 Date of Service Edit: Clinical,Anatomic\n",
+                            *mue_lines[header_end:]]), encoding="latin-1")
+    book = openpyxl.Workbook()
+    book.active.append(["Medicare Administrative Contractor (MAC)", "State", "Locality Number"])
+    book.save(tmp_path / "GPCI2026.xlsx")
+    for path, message in [
+        (gpci, f"GPCI2026.csv: row 6: MAC '3102' is not five digits: {ZEROS}"),
+        (mue, f"MCR_MUE_PractitionerServices_Eff_10-01-2026.csv: record 1 (1996): code '1996' is not five letters "
+              f"and digits: {ZEROS}"),
+        (tmp_path / "GPCI2026.xlsx", "GPCI2026.xlsx: an Excel workbook, but claimscrub reads GPCIs from the CSV or "
+                                     "text file CMS publishes: load that file as downloaded"),
+    ]:
+        refused = reference("load", path, "--db", fresh_db)
+        assert (refused.exit_code, refused.stderr) == (2, f"claimscrub: {message}\n")
+    assert snapshot(fresh_db, "ref_mue") == before
+    assert query(fresh_db, "select count(*) from ref_releases where table_name = 'gpci'") == [(0,)]
+
+
+def test_a_fee_schedule_file_of_another_period_than_its_name_is_refused(fresh_db, tmp_path):
+    """The 2025 October RVU file saved as PPRRVU2026_Jul.csv priced July 2026 lines at 2025 rates (106.42 for
+    76120, not 113.56); the 2025 GPCIs saved as GPCI2027.csv loaded as 2027's; the non-QPP file named _QPP
+    became the QPP site's release."""
+    rvu_2025 = tmp_path / "PPRRVU2026_Jul.csv"
+    rvu_2025.write_bytes((FIXTURES / "PPRRVU2025_Oct_excerpt.csv").read_bytes())
+    gpci_2025 = tmp_path / "GPCI2027.csv"
+    gpci_2025.write_bytes((FIXTURES / "GPCI2025.csv").read_bytes())
+    not_qpp = tmp_path / "PPRRVU2026_Apr_QPP.txt"
+    not_qpp.write_bytes(RVU_TXT.read_bytes())
+    for path, message in [
+        (rvu_2025, "PPRRVU2026_Jul.csv: its title says the 2025 October release, but it would load as RVU26C from "
+                   "2026-07-01"),
+        (gpci_2025, "GPCI2027.csv: its columns are the 2025 GPCIs, but it would load as GPCI 2027 from 2027-01-01"),
+    ]:
+        refused = reference("load", path, "--db", fresh_db)
+        assert (refused.exit_code, refused.stderr) == (
+            2, f"claimscrub: {message}: rename the file (or give --effective) to match what it holds\n")
+    refused = reference("load", not_qpp, "--db", fresh_db)
+    assert (refused.exit_code, refused.stderr) == (
+        2, "claimscrub: PPRRVU2026_Apr_QPP.txt: its name says QPP, but its conversion factor 33.4009 is the "
+           "non-QPP file's: rename the file to match what it holds\n")
+    # Its conversion factor says 2026 where the title is gone (the fixed-width file has none).
+    dated_wrong = tmp_path / "PPRRVU2025_Apr.txt"
+    dated_wrong.write_bytes(RVU_TXT.read_bytes())
+    refused = reference("load", dated_wrong, "--db", fresh_db)
+    assert (refused.exit_code, refused.stderr) == (
+        2, "claimscrub: PPRRVU2025_Apr.txt: its conversion factor 33.4009 is that of 2026, but it would load as "
+           "RVU25B from 2025-04-01: rename the file (or give --effective) to match what it holds\n")
+    assert query(fresh_db, "select count(*) from ref_releases where table_name in ('rvu', 'gpci')") == [(0,)]
+
+
+def test_a_fee_schedule_cut_at_a_line_break_is_warned_about(fresh_db, tmp_path):
+    """Cut at a line break, no record is damaged: three quarters of RVU26B loaded as July's without a word, and
+    every code after the cut became "not in the fee schedule" (info, unpriced) on July's lines."""
+    cut = tmp_path / "PPRRVU2026_Jul_nonQPP.txt"
+    with gzip.open(RVU_26B, "rt", encoding="latin-1") as whole:
+        cut.write_text("".join(line for _, line in zip(range(15_000), whole)), encoding="latin-1")
+    loaded = reference("load", cut, "--db", fresh_db)
+    assert loaded.exit_code == 0, loaded.output
+    assert "warning: RVU26C holds 14,993 rvu rows against 19,277 in RVU26B: an excerpt, or a file cut short? load " \
+           "the whole file as CMS publishes it" in loaded.stderr
