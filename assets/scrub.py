@@ -243,20 +243,23 @@ where a.line_id >= 0
 """
 
 # The pair rules over `same_code`, read with both lines' columns: one join serves them all; each finding
-# names its first partner.
+# names its first partner, the line's own copy sent before (same claim and line, an earlier batch: a claim sent
+# again unchanged) ahead of the others, the one of the batch scrubbed first.
 PAIR_FINDINGS = f"""
 insert into found by name
 with pairs as materialized (
     select a.line_id as a_line, b.line_id as b_line, b.claim_id as b_claim, b.line_number as b_number,
            a.expected_allowed,
+           {{'other': not (b.line_id < 0 and b.claim_id = a.claim_id and b.line_number = a.line_number),
+             'line': b.line_id}} as b_rank,
            {", ".join(f"({rule.condition}) as hit_{rule_id}, case when {rule.condition} then {rule.message} end "
                       f"as message_{rule_id}" for rule_id, rule in PAIR_RULES.items())}
     from same_code pair join sl a on a.line_id = pair.a_line join sl b on b.line_id = pair.b_line
 )
 {" union all ".join(f'''
-select a_line as line_id, '{rule_id}' as rule_id, arg_min(message_{rule_id}, b_line) as message,
-       min(b_line) as partner_line_id, arg_min(b_claim, b_line) as partner_claim_id,
-       arg_min(b_number, b_line) as partner_line_number, any_value(expected_allowed) as expected_allowed
+select a_line as line_id, '{rule_id}' as rule_id, arg_min(message_{rule_id}, b_rank) as message,
+       arg_min(b_line, b_rank) as partner_line_id, arg_min(b_claim, b_rank) as partner_claim_id,
+       arg_min(b_number, b_rank) as partner_line_number, any_value(expected_allowed) as expected_allowed
 from pairs where hit_{rule_id} group by a_line''' for rule_id in PAIR_RULES)}
 """
 

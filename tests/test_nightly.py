@@ -375,6 +375,28 @@ def test_the_same_claim_sent_again_unchanged_is_a_second_submission(tmp_path, db
     assert again.flags == tuesday.flags
 
 
+@pytest.mark.slow  # two scrubs with history
+def test_a_part_sent_again_unchanged_names_its_own_earlier_copy_and_is_not_sent_again(tmp_path, db_path):
+    """A radiologist's 76120-26 and another provider's global, both sent again unchanged: the 26 overlaps the
+    earlier global and its own earlier copy. It named the global (the earlier batch's first line), and the
+    Worklist told the biller to keep it as billed and to correct the global to TC: sent again, the 26 is denied
+    as a duplicate of itself."""
+    rows = [line("G1", "76120", npi="1234567893", patient="PG"),
+            line("P1", "76120", npi="1245319599", modifiers="26", patient="PG")]
+    monday = engine_scrub([write_csv(tmp_path / "monday.csv", rows)], tmp_path / "monday", db_path, history=True)
+    # Tuesday's export holds another claim too (the same file again would be Monday's export scrubbed again).
+    tuesday = engine_scrub([write_csv(tmp_path / "tuesday.csv", [*rows, line("N1", "99213", patient="PN")])],
+                           tmp_path / "tuesday", db_path, history=True)
+    assert monday.exit_code == tuesday.exit_code == 0, tuesday.stderr
+    batch = monday.summary["batch_id"]
+    dups = {f["claim_id"]: (f["partner_claim_id"], f["partner_line_number"], f["partner_batch"])
+            for f in tuesday.flags if f["rule_id"] == "DUP_COMPONENT"}
+    assert dups == {"G1": ("G1", "1", batch), "P1": ("P1", "1", batch)}
+    worklist = _rows(load_workbook(tuesday.out_dir / "denial-risk-report.xlsx")["Worklist"])
+    assert sorted((w["Claim"], w["Action"]) for w in worklist if w["Claim"] in ("G1", "P1")) == [
+        ("G1", "do not send again"), ("P1", "do not send again")]
+
+
 # Three nights: the slow tier (CI runs it).
 @pytest.mark.slow
 def test_an_export_scrubbed_again_under_another_name_counts_once_in_history(tmp_path, db_path):
