@@ -162,8 +162,10 @@ def _reason_text(row: dict, day: date) -> str:
 # A month's name in it is a date written with letters (08JUL2027), quoted as any other.
 # Nine digits and more are an identifier only where no number belongs (a line number or a count that large is
 # quoted: its size is the mistake).
-IDENTIFIER_LIKE = re.compile(r"(?!.*(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))"
-                             r"(?=[^0-9]*[0-9][^0-9]*[0-9])(?=.*[A-Za-z])[A-Za-z0-9]{7,}")
+# Short ones too (MBR1, AB12): a member number is no shorter than a valid value of these columns is long. A
+# number in exponent form (1e15, as a spreadsheet writes a big one) is a number.
+IDENTIFIER_LIKE = re.compile(r"(?!.*(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))(?![0-9]+[Ee][0-9]+$)"
+                             r"(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9]{4,}")
 NUMBER_LIKE_IDENTIFIER = re.compile(r"[0-9]{9,}")
 IDENTIFIER_WORDS = {"date_of_service": "date", "line_number": "line number", "units": "number of units",
                     "units_written": "number of units", "place_of_service": "place-of-service code",
@@ -271,6 +273,9 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
             by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values)), day))
         reasons = pd.Series({row_id: "; ".join(texts) for row_id, texts in by_row.items()}, name="reason")
         quarantine = detail.join(reasons).reset_index()
+        # Its line number column shows no more than its reasons quote: a member number moved there is left out.
+        quarantine["line_number_raw"] = quarantine["line_number_raw"].map(
+            lambda value: None if isinstance(value, str) and IDENTIFIER_LIKE.fullmatch(value.strip()) else value)
         quarantine = quarantine.assign(batch_id=batch_id)[
             ["batch_id", "file_index", "source_file", "source_row", "claim_id", "line_number_raw", "reason"]
         ]

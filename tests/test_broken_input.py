@@ -197,6 +197,10 @@ BAD_ROWS = [
     (row("B17", DOS="QZX0042017"), "date_of_service holds a value shaped like an identifier, not a date: not "
                                    "quoted"),
     (row("B18", DOS="123456789"), "date_of_service holds a value shaped like an identifier"),
+    # Short member numbers too, in every column where one is said rather than quoted.
+    (row("B19", Line="MBR1"), "line_number holds a value shaped like an identifier, not a line number"),
+    (row("B20", Units="AB12"), "units holds a value shaped like an identifier, not a number of units"),
+    (row("B21", **{"CPT Code": "P12345"}), "hcpcs holds a value shaped like an identifier, not a procedure code"),
     (row("GOOD1"), "claim GOOD1, line 1 appears more than once"),
 ]
 
@@ -213,6 +217,11 @@ def test_mixed_good_and_bad_rows_exit_0_with_every_bad_row_quarantined(tmp_path,
         assert reason in by_row[number], (number, by_row.get(number))
     assert "hcpcs is missing" in by_row[len(good) + 10] and "units" in by_row[len(good) + 10]
     assert {line["claim_id"] for line in run.lines} == {"GOOD1", "GOOD2", "GOOD3"}
+    for value in ("MBR1", "AB12", "P12345"):
+        assert value not in (run.out_dir / "quarantine.csv").read_text()
+    # Nor does quarantine.csv's line number column show a member number that moved there; a plain one it shows.
+    line_numbers = {q["claim_id"]: q["line_number"] for q in run.quarantine}
+    assert (line_numbers["B19"], line_numbers["B2"], line_numbers["B11"]) == ("", "x", "99999999999")
 
 
 def test_a_header_without_rows_is_a_complete_run_of_nothing(tmp_path, db_path):
