@@ -334,6 +334,29 @@ copies as (
     from roles r
     left join part_lists t on r.dup_role = 'keep_copy' and t.rule_id = r.rule_id and t.group_key = r.group_key
                           and t.part = r.part
+),
+-- A global line whose only overlap tonight is another provider's part, whose own finding an auditor dismissed
+-- (the part was that provider's to bill): the global still overlaps it, and gives way to it as to a part not
+-- decided. Any other overlap whose other side was decided is left to the auditor (decide to match).
+dismissed_parts as (
+    select f.line_id, f.rule_id,
+           {{'ref': f.partner_ref, 'line': f.partner_line, 'id': f.partner_line_id, 'batch': '',
+             'component': f.partner_component, 'provider': f.partner_provider}} as part
+    from worklist_findings f
+    where f.rule_id = 'DUP_COMPONENT' and f.component = 'global' and f.partner_batch is null
+      and f.partner_component in ('26', 'TC') and f.partner_provider is distinct from f.provider
+      and f.partner_line_id in (select line_id from finding_rows
+                                where rule_id = 'DUP_COMPONENT' and decision_group = 'dismissed')
+),
+settled as (
+    select c.* replace (
+               case when c.dup_role <> 'resolved' or d.part is null then c.dup_role
+                    when d.part.component = '26' and c.hospital_global then 'remove_hospital_global'
+                    when d.part.component = '26' then 'bill_tc' else 'bill_26' end as dup_role,
+               coalesce(c.first_other_26, case when d.part.component = '26' then d.part end) as first_other_26,
+               coalesce(c.first_other_tc, case when d.part.component = 'TC' then d.part end) as first_other_tc)
+    from copies c
+    left join dismissed_parts d on d.line_id = c.line_id and d.rule_id = c.rule_id
 )
 select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper,
        copies_text as dup_copies,
@@ -350,7 +373,7 @@ select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper,
        end as partner_text,
        case dup_role when 'remove_global' then [first_26.ref, first_tc.ref]
                      when 'keep_copy' then copy_refs || {_more_list("copy_count")} end as partner_refs
-from copies
+from settled
 """
 
 # What becomes of the line a duplicate overlaps, from that line's own role; a line of an earlier batch has

@@ -370,6 +370,27 @@ def test_a_duplicate_whose_other_side_an_auditor_decided_is_told_to_decide_to_ma
     assert (reopened_flag["decision"], reopened_flag["reviewer"], reopened_flag["decided_at"]) == ("pending", "bob", "")
 
 
+def test_a_global_whose_other_providers_26_an_auditor_dismissed_is_still_told_to_bill_tc(tmp_path, reference_db):
+    """The radiologist's 26 is theirs (its overlap dismissed) and the global's overlap accepted: the global
+    still overlaps a 26 that stays, and goes out as TC. It was told to "decide to match", with no fix."""
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    rows = [line("G-1", 1, "PAT-G1", "76120"), line("R-1", 1, "PAT-G1", "76120", npi=B, modifiers="26")]
+    export = write_csv(tmp_path / "batch.csv", rows)
+    first = engine_scrub([export], tmp_path / "first", db)
+    assert [(f["claim_id"], f["rule_id"]) for f in first.flags] == [("G-1", "DUP_COMPONENT"),
+                                                                     ("R-1", "DUP_COMPONENT")]
+    reviewed = decide(first.out_dir / REPORT, tmp_path / "reviewed.xlsx",
+                      {("R-1", 1, "DUP_COMPONENT"): ("dismiss", "the 26 is ours", "ann", "this finding"),
+                       ("G-1", 1, "DUP_COMPONENT"): ("accept", None, "ann", "this finding")})
+    assert cli("review", "import", reviewed, "--db", db).exit_code == 0
+    rerun = engine_scrub([export], tmp_path / "rerun", db)
+    worklist = sheet_table(rerun.out_dir / REPORT, "Worklist")
+    assert [(w["Claim"], w["Action"]) for w in worklist] == [("G-1", "bill as TC")]
+    assert worklist[0]["Instruction"].startswith("G-1 line 1: 76120 global overlaps R-1 line 1 (76120-26, NPI ")
+    assert "bill G-1 as 76120-TC" in worklist[0]["Instruction"]
+
+
 def test_the_same_file_imported_twice_changes_nothing(audit, copy_db):
     before = trail(copy_db)
     again = cli("review", "import", audit.folder / "reviewed.xlsx", "--db", copy_db)
