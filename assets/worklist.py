@@ -483,6 +483,7 @@ days as (
            coalesce(max(judged_units), sum(units)) - coalesce(sum(units) filter (where removed_by is not null), 0)
                as remaining_units,
            bool_or(partner_batch is not null) as with_earlier,
+           sum(units) as seen_units,
            not bool_or(partner_batch is not null) and coalesce(max(judged_units), sum(units)) = sum(units)
                as in_sight,
            count(*) as day_count,
@@ -497,11 +498,12 @@ days as (
 )
 select m.line_id, m.day_key, d.day_units, d.day_mue, d.remaining_units, d.day_lines, d.fixing_lines,
        d.day_fixed_by, d.remaining_units <= d.day_mue and not d.with_earlier as day_fits,
-       -- Where every unit of the day is in sight (no earlier batch's, none of another table's): the units of
-       -- the lines before this one (by claim and line) that no other fix removes. The first lines keep the
-       -- MUE's units; the line that crosses it is cut, the ones after it go.
-       case when d.in_sight and m.removed_by is null then
-           coalesce(sum(m.units) filter (where m.removed_by is null) over (
+       -- Where every unit of the day is in sight (no earlier batch's, none of another table's), or the rest
+       -- are an earlier batch's (which went out first): the units of the lines before this one (the earlier
+       -- batches', then tonight's by claim and line) that no other fix removes. The first lines keep the MUE's
+       -- units; the line that crosses it is cut, the ones after it go.
+       case when (d.in_sight or d.with_earlier) and m.removed_by is null then
+           d.day_units - d.seen_units + coalesce(sum(m.units) filter (where m.removed_by is null) over (
                partition by m.day_key order by m.claim_id, m.line_number
                rows between unbounded preceding and 1 preceding), 0) end as units_before,
        list_transform(list_filter(d.day_members, lambda x: x.id <> m.line_id), lambda x: x.ref)[1:{LISTED}]

@@ -244,9 +244,11 @@ CROSS_BATCH_ACTIONS = {
     "PTP pair": ("remove line", "B3 line 1: 76000 is bundled into 76120 on A3 line 1 (76120, NPI 1234567893, same "
                                 "day, earlier batch {earlier})"),
     "units over the MUE for the day": ("remove line", "B4 line 1: 76120-26 repeats A4 line 1: remove this line"),
-    # The day's units count the line of the earlier batch too, as the finding does.
-    "units over the MUE, both sides": ("correct units", "(with earlier batch {earlier})) add up to 2, over its MUE "
-                                                        "of 1 per day"),
+    # The day's units count the line of the earlier batch too, as the finding does; it went out first, and holds
+    # the day's one unit.
+    "units over the MUE, both sides": ("remove line", "(with earlier batch {earlier})) add up to 2, over its MUE "
+                                                      "of 1 per day, and the lines before this one bill the 1 it "
+                                                      "allows: remove this line"),
 }
 
 
@@ -395,6 +397,29 @@ def test_a_part_sent_again_unchanged_names_its_own_earlier_copy_and_is_not_sent_
     worklist = _rows(load_workbook(tuesday.out_dir / "denial-risk-report.xlsx")["Worklist"])
     assert sorted((w["Claim"], w["Action"]) for w in worklist if w["Claim"] in ("G1", "P1")) == [
         ("G1", "do not send again"), ("P1", "do not send again")]
+
+
+@pytest.mark.slow  # two scrubs with history
+def test_a_day_whose_mue_an_earlier_batch_used_up_has_tonights_line_removed(tmp_path, db_path):
+    """20610 (MUE 2 per day, indicator 3): 2 units went out last night, 1 more tonight. In one batch the later
+    line is told to go; across two nights it was told to "correct them to 2 in all", on a line of 1 unit."""
+    monday = engine_scrub([write_csv(tmp_path / "monday.csv", [{**line("M1", "20610", patient="PM"), "units": 2}])],
+                          tmp_path / "monday", db_path, history=True)
+    # Repeated the same day (76): no duplicate of last night's line, but its units count.
+    tuesday = engine_scrub([write_csv(tmp_path / "tuesday.csv", [line("M2", "20610", patient="PM", modifiers="76"),
+                                                                 {**line("M3", "20610", patient="PN"), "units": 1}])],
+                           tmp_path / "tuesday", db_path, history=True)
+    assert monday.exit_code == tuesday.exit_code == 0, tuesday.stderr
+    assert [(f["claim_id"], f["rule_id"], f["partner_batch"]) for f in tuesday.flags] == [
+        ("M2", "MUE_DOS", monday.summary["batch_id"])]
+    [row] = [w for w in _rows(load_workbook(tuesday.out_dir / "denial-risk-report.xlsx")["Worklist"])
+             if w["Claim"] == "M2"]
+    assert row["Action"] == "remove line"
+    assert row["Instruction"] == (
+        f"M2 line 1: 20610 1 unit(s) here; the patient's units on 2024-07-08 by NPI 1234567893 (M2 line 1 (with "
+        f"earlier batch {monday.summary['batch_id']})) add up to 3, over its MUE of 2 per day, and the lines "
+        "before this one bill the 2 it allows: remove this line, or appeal with the record if the service was "
+        "repeated")
 
 
 # Three nights: the slow tier (CI runs it).

@@ -284,20 +284,22 @@ INSTRUCTIONS = [
     Instruction("MUE_DOS", "remove line",
                 "{line}: {code} has an MUE of 0 per day: Medicare pays no unit of it; remove this line, or bill "
                 "the code that describes the service (see the explanation)", when=MUE_NONE, removes=True),
-    # Every unit of the day in sight: the lines before this one (by claim and line) keep the MUE's units.
+    # Every unit of the day in sight, or the rest in earlier batches (sent already, so before tonight's): the lines
+    # before this one (the earlier batches', then tonight's by claim and line) keep the MUE's units.
     Instruction("MUE_DOS", "remove line",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
-                "({day_lines}) add up to {day_units}, over its MUE of {mue} per day, and the lines before this "
-                "one bill the {mue} it allows: remove this line, or appeal with the record if the service was "
-                "repeated", when="w.units_before >= w.day_mue", after_days=True),
+                "({day_lines}{earlier}) add up to {day_units}, over its MUE of {mue} per day, and the lines "
+                "before this one bill the {mue} it allows: remove this line, or appeal with the record if the "
+                "service was repeated", when="w.units_before >= w.day_mue", after_days=True),
     Instruction("MUE_DOS", "correct units",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
-                "({day_lines}) add up to {day_units}, over its MUE of {mue} per day: correct this line to "
-                "{keep_units} unit(s), or appeal with the record if the service was repeated",
+                "({day_lines}{earlier}) add up to {day_units}, over its MUE of {mue} per day: correct this line "
+                "to {keep_units} unit(s), or appeal with the record if the service was repeated",
                 when="w.units_before + w.units > w.day_mue", after_days=True),
     Instruction("MUE_DOS", "keep as billed",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
-                "({day_lines}) add up to {day_units}, over its MUE of {mue} per day: keep this line as billed; "
+                "({day_lines}{earlier}) add up to {day_units}, over its MUE of {mue} per day: keep this line as "
+                "billed; "
                 "the lines after it go (see their rows), or appeal with the record if the service was repeated",
                 when="w.units_before is not null", after_days=True),
     Instruction("MUE_DOS", "correct units",
