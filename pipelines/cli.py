@@ -381,6 +381,13 @@ def run() -> None:
             print(exc.code, file=sys.stderr)
             code = 1
     logging.shutdown()
+    # A `--workers` run's step processes came from a forkserver whose socket lives in a folder of its own
+    # (/tmp/pymp-*), which multiprocessing removes at a normal exit: an immediate one would leave it.
+    if (processes := sys.modules.get("multiprocessing.util")) is not None:
+        try:
+            processes._exit_function()
+        except Exception:  # noqa: BLE001 - a folder left in /tmp is no reason to fail a finished run
+            pass
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

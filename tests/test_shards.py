@@ -4,6 +4,7 @@ history included; `claimscrub db init | info | reshard`."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from benchmarks.generate import generate
 from pipelines.cli import main
 
 from .corpus import row, text_export
-from .helpers import module_site, outputs_of, scrub
+from .helpers import command, module_site, outputs_of, scrub
 
 # The run in processes starts a dozen step processes one after another: the module goes to a worker first.
 pytestmark = pytest.mark.long
@@ -145,6 +146,25 @@ def test_a_second_workers_run_in_one_process_takes_its_own_site_s_settings(tmp_p
         masked = "P-" + hashlib.sha256(f"{secret}|PT-SECOND".encode()).hexdigest()[:12]
         assert [line["patient"] for line in runs[name].lines] == [masked, masked], name
         assert runs[name].summary["lines_scrubbed"] == 2
+
+
+@pytest.mark.slow  # a command in a process of its own, with its step processes
+def test_a_workers_run_leaves_no_folder_of_its_processes_behind(tmp_path, reference_db):
+    """Each `--workers` run left a /tmp/pymp-* folder (its step processes' server socket): the command ends at
+    once, and multiprocessing's own clean-up at exit never ran."""
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    assert db_command("init", "--db", str(db), "--shards", "2", "--layout", "per-shard").exit_code == 0
+    export = text_export(tmp_path / "two.csv", [row("CLM-A", patient="PT-A"), row("CLM-B", patient="PT-B")])
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "TMPDIR": str(temporary), "CLAIMSCRUB_HOME": str(tmp_path / "home"),
+           "CLAIMSCRUB_SECRET": "workers"}
+    done = subprocess.run(command([export], tmp_path / "out", db, "--workers", "2"), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "summary.json").is_file()
+    assert sorted(path.name for path in temporary.iterdir()) == []
 
 
 def test_history_reaches_the_earlier_batch_on_every_layout(one_shard, four_files):
