@@ -132,6 +132,14 @@ ALIASES = {
     "billprovidernpi": "billing_npi",
     "insname": "payer", "ins": "payer", "insurer": "payer", "primaryins": "payer", "primaryinsname": "payer",
     "payorid": "payer", "insco": "payer", "inscompany": "payer",
+    # A procedure as clinicians abbreviate it ("Px"), and amounts as billing reports head them ("Billed Amt").
+    "px": "hcpcs", "pxcode": "hcpcs",
+    "enc": "claim_id", "encno": "claim_id", "encnum": "claim_id", "encnbr": "claim_id", "encid": "claim_id",
+    "svcdt": "date_of_service", "servicedt": "date_of_service", "dtofsvc": "date_of_service",
+    "dtofservice": "date_of_service",
+    "billedamt": "charge", "chargeamt": "charge", "chgamt": "charge", "chargeamnt": "charge",
+    "billedcharge": "charge", "billedcharges": "charge", "totalcharges": "charge", "amountbilled": "charge",
+    "amtbilled": "charge", "linechargeamt": "charge", "linechargeamount": "charge",
 }
 # Headers that may name another field than the one they suggest, taken only when no other header of the file
 # names that field: a subscriber's id is shared by the dependents on their policy (the patient's own account

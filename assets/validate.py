@@ -29,6 +29,9 @@ REASON_ORDER = ["claim_billed", "cells_fit", "claim_id", "line_number", "patient
 # The values without any of which a row is no claim line (a claim's line cut short keeps its line number), and
 # what its quarantine says instead of the reasons.
 NO_LINE = {"line_number", "date_of_service", "hcpcs", "units"}
+TOTAL_LABEL = re.compile(r"(?i:(grand |sub-?|page |report )?totals?)\b\W*.*")
+TOTAL_LINE = ("not a claim line: a total line (no line number, date of service or code to read, its sums where "
+              "units or charges stand); its cells are not quoted")
 NOT_A_LINE = ("not a claim line: no line number, date of service, code or units to read (a report's title, page, "
               "total or note line, or its header repeated); its cells are not quoted")
 # A reason quotes a value up to this many characters: enough to find it, not a whole pasted document.
@@ -252,6 +255,12 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         # such a line may name a patient ("Patient: DOE, JOHN  Acct 123456").
         subjects = failed.groupby("row_id")["subject"].agg(set)
         furniture = set(subjects[subjects.map(lambda found: NO_LINE <= found and "cells_fit" not in found)].index)
+        # So is a total line, whose units (or charge) are the sums of the rows above it: "Total" where the claim
+        # id stands, and no line number, date of service or code.
+        totals = {row_id for row_id in subjects[subjects.map(
+                      lambda found: NO_LINE - {"units"} <= found and "cells_fit" not in found)].index
+                  if isinstance(claim := detail.at[row_id, "claim_id"], str) and TOTAL_LABEL.fullmatch(claim.strip())}
+        furniture |= totals
         # An X12 file has no such lines: a row of it with nothing to read is a claim (CLM) without a service
         # line, named with its claim id and each thing missing.
         x12_files = {index for (index,) in con.execute(
@@ -268,7 +277,8 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         # Plain lists rather than pandas rows and groups: a night's export can quarantine many thousands.
         fields = ["column", "check", "line_number_raw", "date_raw", "date_read", "hcpcs", "units_raw",
                   "modifier_text", "place_raw", "claim_id", "first_seen", "patient_error"]
-        by_row: dict[int, list[str]] = {row_id: [NOT_A_LINE] for row_id in furniture}
+        by_row: dict[int, list[str]] = {row_id: [TOTAL_LINE if row_id in totals else NOT_A_LINE]
+                                         for row_id in furniture}
         for row_id, *values in zip(*(cases[name].tolist() for name in ["row_id", *fields])):
             by_row.setdefault(row_id, []).append(_reason_text(dict(zip(fields, values)), day))
         reasons = pd.Series({row_id: "; ".join(texts) for row_id, texts in by_row.items()}, name="reason")

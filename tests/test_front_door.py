@@ -15,7 +15,7 @@ from openpyxl import Workbook
 
 from assets.readers import InputFileError, land_rows, map_headers, stage_csv, stage_excel
 from assets.tables import ensure_schema
-from assets.validate import NOT_A_LINE
+from assets.validate import NOT_A_LINE, TOTAL_LINE
 from pipelines.cli import main
 
 from .corpus import HEADER, row, text_export, workbook_export
@@ -197,7 +197,9 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
                                                   + row("SHIFT")[7:],
                                                   # A printed report's lines between its claim lines.
                                                   ["Patient: DOE", " JOHN  Acct 123456"], HEADER,
-                                                  ["Total", "", "", "", "", "", "", "$2,850.00"]])
+                                                  ["Total", "", "", "", "", "", "", "$2,850.00"],
+                                                  # A total line summing the units above it.
+                                                  ["Grand Total", "", "", "", "", "", "17"]])
     # The patient's name first, "Last, First" unquoted on one row: the patient's id moves under claim_id.
     zip_code = {"Service ZIP": "94103"}
     names_first = text_export(tmp_path / "names_first.csv",
@@ -220,7 +222,8 @@ def test_each_row_is_read_right_or_quarantined_with_its_reason(tmp_path, db_path
                        "delimiter without quotes (such as $1,234.50) moves every cell after it")
     front_rows = len(ROWS) + 2
     assert unquoted == {("front.csv", str(front_rows)): shifted,
-                        **{("front.csv", str(front_rows + n)): ("", "", NOT_A_LINE) for n in (1, 2, 3)},
+                        **{("front.csv", str(front_rows + n)): ("", "", NOT_A_LINE) for n in (1, 2)},
+                        **{("front.csv", str(front_rows + n)): ("", "", TOTAL_LINE) for n in (3, 4)},
                         ("names_first.csv", "1"): shifted}
     assert "NAMES2" in {line["claim_id"] for line in run.lines}
     quarantined = (tmp_path / "out" / "quarantine.csv").read_text()

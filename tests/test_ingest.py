@@ -80,3 +80,15 @@ def test_a_database_whose_raw_rows_are_all_text_still_scrubs(tmp_path, db_path):
         kept = con.execute("select claim_id, dos, units_num, modifiers from raw_claim_rows "
                            "where batch_id = 'earlier'").fetchall()
     assert kept == [("OLD1", date(2024, 7, 9), 2.0, ["TC"])]
+
+
+def test_a_billing_reports_abbreviated_headers_are_read_without_a_mapping(tmp_path, db_path):
+    """"Enc #", "Svc Dt" and "Px" made the file refused for two missing columns, the advice suggesting no header
+    for the code; "Billed Amt" was left unread."""
+    export = tmp_path / "report.csv"
+    export.write_text("Enc #,Seq,Pt Acct No,Svc Dt,Px,Qty,Billed Amt\nE1,1,A1,2024-07-09,99213,1,$95.00\n")
+    run = scrub([export], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    line = run.line("E1", 1)
+    assert (line["date_of_service"], line["hcpcs"], line["units"]) == ("2024-07-09", "99213", "1")
+    assert "Billed Amt" not in run.stderr
