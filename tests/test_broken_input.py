@@ -274,7 +274,7 @@ def test_a_patients_title_row_above_a_header_naming_no_column_is_not_quoted(tmp_
     """A statement-like export: a title naming the patient above a header whose names claimscrub does not know
     yet. The message names the header's cells, the table's widest row, not the title's."""
     title = ["Patient: PTSMITH", " ANN  Acct PT-778812  DOB 02/03/1961"]
-    header = ["Doc Ref", "Entry", "Acct Nbr", "Svc Dt", "Item Code", "Qty Billed"]
+    header = ["Doc Ref", "Entry", "Acct Nbr", "Svc Day", "Item Code", "Qty Billed"]
     data = ["C1", "1", "PT-778812", "07/08/2024", "76120", "2"]
     path = tmp_path / f"statement{suffix}"
     if suffix == ".csv":
@@ -287,7 +287,7 @@ def test_a_patients_title_row_above_a_header_naming_no_column_is_not_quoted(tmp_
     run = scrub([path], tmp_path / "out", db_path)
     assert run.exit_code == 2 and not (tmp_path / "out").exists()
     first, *advice = run.stderr.strip().splitlines()
-    assert first.endswith('headers not recognised: "Doc Ref", "Entry", "Acct Nbr", "Svc Dt", "Item Code", '
+    assert first.endswith('headers not recognised: "Doc Ref", "Entry", "Acct Nbr", "Svc Day", "Item Code", '
                           '"Qty Billed"')
     assert "PTSMITH" not in run.stderr and "778812" not in run.stderr and "1961" not in run.stderr
 

@@ -375,7 +375,7 @@ def test_diagnosis_headers_are_read_and_a_pointer_is_not(header, column):
 
 def test_missing_columns_name_the_unrecognised_headers_and_print_a_mapping_that_fixes_them(
         tmp_path, db_path, monkeypatch):
-    header = ["Claim Ref", "Line", "Pt Account Nbr", "Svc Dt", "CPT", "Qty Billed", "Notes"]
+    header = ["Claim Ref", "Line", "Pt Account Nbr", "Svc Day", "CPT", "Qty Billed", "Notes"]
     export = text_export(tmp_path / "pm_export.csv", [["E1", "1", "PT-9", "07/08/2024", "76120", "2", "ok"]],
                          header=header)
     refused = scrub([export], tmp_path / "out", db_path)
@@ -383,9 +383,9 @@ def test_missing_columns_name_the_unrecognised_headers_and_print_a_mapping_that_
     first, *snippet = refused.stderr.strip().splitlines()
     assert first == (f"claimscrub: {export}: required columns missing: claim_id, patient_id, "
                      'date_of_service, units; headers not recognised: "Claim Ref", "Pt Account Nbr", '
-                     '"Svc Dt", "Qty Billed", "Notes"')
+                     '"Svc Day", "Qty Billed", "Notes"')
     assert snippet[1:] == ['[columns]', '"Claim Ref" = "claim_id"', '"Pt Account Nbr" = "patient_id"',
-                           '"Svc Dt" = "date_of_service"', '"Qty Billed" = "units"']
+                           '"Svc Day" = "date_of_service"', '"Qty Billed" = "units"']
     # Pasted as printed, the mapping fixes the export; the command finds it through CLAIMSCRUB_MAPPING.
     mapping = tmp_path / "site-mapping.toml"
     mapping.write_text("\n".join(snippet) + "\n")
