@@ -353,7 +353,9 @@ def table_sheet(book: Workbook, title: str, columns: list[Column], table: Table,
         closing = ()  # no room for rows and the note: the rows go first
     room = max_rows - 2 - (len(closing) + 1 if closing else 0)
     truncated = table.count > room
-    note = overflow.format(shown=room, total=table.count) if truncated else caption.format(total=table.count)
+    # {s} in a caption is the plural's ending: "1 row could not be scrubbed", "2 rows ...".
+    note = (overflow.format(shown=room, total=table.count) if truncated
+            else caption.format(total=table.count, s="" if table.count == 1 else "s"))
     sheet.append([_styled(sheet, note, font=WARNING if truncated else BOLD)])
     sheet.append(header_row(sheet, (c.header for c in columns)))
     # Where some text wraps, every cell of the row sits at the top, level with the wrapped text's first line.
@@ -790,7 +792,7 @@ def start_workbook(findings: Table) -> StartedWorkbook:
     shared = SharedStrings()
     pending = table_sheet(
         book, "Findings", FINDINGS, findings,
-        caption="{total:,} findings, one row each, in input order. flags.csv holds the same findings. Fill in "
+        caption="{total:,} finding{s}, one row each, in input order. flags.csv holds the same findings. Fill in "
                 "Decision, Reason, Reviewer and Scope, save, and give this file to claimscrub review import.",
         overflow="This sheet holds the first {shown:,} of {total:,} findings (Excel's row limit): "
                  "flags.csv has every finding.",
@@ -812,8 +814,8 @@ def build_workbook(path: Path, report: Report, started: StartedWorkbook | None =
     pending = [started.findings]
     pending.append(table_sheet(
         book, "Worklist", WORKLIST, report.worklist,
-        caption=f"{{total:,}} lines on the {report.worklist_claims:,} claims with a deny finding not dismissed "
-                f"or fixed: {report.worklist_to_fix:,} to fix, the rest to review; one "
+        caption=f"{{total:,}} line{{s}} on the {counted(report.worklist_claims, 'claim')} with a deny finding not "
+                f"dismissed or fixed: {report.worklist_to_fix:,} to fix, the rest to review; one "
                 "instruction per cause; by billing provider, claims linked by a conflict together, biggest "
                 "dollars at risk first. How one fix settles several findings: the note below the rows.",
         overflow="This sheet holds the first {shown:,} of {total:,} lines (Excel's row limit): "
@@ -823,13 +825,13 @@ def build_workbook(path: Path, report: Report, started: StartedWorkbook | None =
     if report.decisions is not None:
         pending.append(table_sheet(
             book, "Decisions", DECISION_TRAIL, report.decisions,
-            caption="{total:,} decisions on this batch's findings, oldest first: every one stays; the latest "
+            caption="{total:,} decision{s} on this batch's findings, oldest first: every one stays; the latest "
                     "of a finding counts. A standing dismissal of another batch is listed where it applies.",
             overflow="This sheet holds the first {shown:,} of {total:,} decisions (Excel's row limit).",
             max_rows=max_rows))
     pending.append(table_sheet(
         book, "Quarantine", QUARANTINE, report.quarantine,
-        caption="{total:,} rows could not be scrubbed, with every reason. "
+        caption="{total:,} row{s} could not be scrubbed, with every reason. "
                 "quarantine.csv holds the same rows.",
         overflow="This sheet holds the first {shown:,} of {total:,} quarantined rows (Excel's row limit): "
                  "quarantine.csv has every row.",

@@ -392,6 +392,7 @@ def test_markup_characters_and_text_past_excels_limit_read_back_as_written(tmp_p
     assert cut == {"L" * 32_766 + "\u2026"}
     assert {w["Payer"] for w in worklist_rows(book)} == {payer, "Acme Health"}
     assert [q["Claim"] for q in table(book["Quarantine"])] == ["CLM-BADDATE"]
+    assert book["Quarantine"]["A1"].value.startswith("1 row could not be scrubbed, with every reason.")
     assert {f["claim_id"] for f in run.flags} == {"CLM-MARKUP", long_claim}
 
 
