@@ -117,6 +117,7 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
                     where batch_id = ? and ({family.lines}) and date_of_service > ?""",
                 [batch_id, end]).fetchall()[0]
         between = _between_releases(con, batch_id, family, end, judged.get(family.judged_by, set())) if end else []
+        before = _before_releases(con, batch_id, family) if end and family.judged_by else None
         coverage.append({
             "table": family.label,
             "newest_release": release,
@@ -128,12 +129,41 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
             "stale": beyond > 0,
             "lines_between_releases": sum(gap["lines"] for gap in between),
             "between_releases": between,
+            "lines_before_releases": before["lines"] if before else 0,
+            "before_releases": before,
         })
         if beyond:
             _describe(coverage[-1])
         if between:
             _describe_between(coverage[-1])
+        if before:
+            _describe_before(coverage[-1])
     return coverage
+
+
+# Tables whose rates are set per calendar year: a line of the oldest release's year is priced by a release of
+# its own year (RULES.md), only an earlier year's lines by another year's rates.
+BY_YEAR = {"RVU", "GPCI"}
+
+
+def _before_releases(con, batch_id: str, family: Family) -> dict | None:
+    """The batch's lines dated before the table's oldest release (for RVU and GPCI, before its year), which that
+    release judges (approximate): a 2024 line priced at 2025 rates, a line of 2024Q1 judged by edits of 2024Q2."""
+    oldest = con.execute(
+        f"""select release_id, effective_start from ref_releases
+            where table_name in ({", ".join("?" for _ in family.tables)})
+            order by effective_start, loaded_at limit 1""", [*family.tables]).fetchall()
+    if not oldest:
+        return None
+    release, start = oldest[0]
+    first_day = date(start.year, 1, 1) if family.label in BY_YEAR else start
+    count, first, last = con.execute(
+        f"""select count(*), min(date_of_service), max(date_of_service) from claim_lines
+            where batch_id = ? and ({family.lines}) and date_of_service < ?""", [batch_id, first_day]).fetchall()[0]
+    if not count:
+        return None
+    return {"release": release, "effective_start": str(start), "lines": count, "first_date_of_service": str(first),
+            "last_date_of_service": str(last), "days_before_start": (start - first).days}
 
 
 def _between_releases(con, batch_id: str, family: Family, newest_end: date, judged: set[str]) -> list[dict]:
@@ -242,12 +272,31 @@ def _describe_between(entry: dict) -> None:
     entry["between_warning"] = f"{entry['between_finding']} {entry['between_advice']}"
 
 
+def _describe_before(entry: dict) -> None:
+    """What an entry's lines before its oldest release are, and what to load: the quarter (or year) of the first."""
+    family = next(f for f in FAMILIES if f.label == entry["table"])
+    gap = entry["before_releases"]
+    approximate = " (approximate)" if family.tables[0] in MATCHED else ""
+    before = f"in a year with no {family.label} release" if family.label in BY_YEAR else \
+        f"before any {family.label} release's period"
+    entry["before_finding"] = (
+        f"{gap['release']} starts {gap['effective_start']}; {counted(gap['lines'], 'line')} dated "
+        f"{gap['first_date_of_service']} to {gap['last_date_of_service']}, {before}, "
+        f"{'was' if gap['lines'] == 1 else 'were'} judged by it{approximate}.")
+    entry["before_advice"] = (f"Load the {family.period} of their dates, from the first: "
+                              f"{load_hint(family, date.fromisoformat(gap['first_date_of_service']))}")
+    entry["before_warning"] = f"{entry['before_finding']} {entry['before_advice']}"
+
+
 def stale_warnings(coverage: list[dict]) -> list[str]:
-    """What the run says of its reference data: each stale table, and each table with lines between releases."""
+    """What the run says of its reference data: each stale table, each table with lines between releases, and
+    each with lines before its oldest release."""
     warnings = []
     for entry in coverage:
         if entry["stale"]:
             warnings.append(entry["warning"])
         if entry.get("lines_between_releases"):
             warnings.append(entry["between_warning"])
+        if entry.get("lines_before_releases"):
+            warnings.append(entry["before_warning"])
     return warnings

@@ -148,7 +148,7 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
                             "end) was judged by it (approximate).") for w in warnings)
 
     book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
-    summary = [row[0] if row else None for row in book["Summary"].iter_rows(max_row=8, values_only=True)]
+    summary = [row[0] if row else None for row in book["Summary"].iter_rows(max_row=30, values_only=True)]
     banner = next(text for text in summary if text and text.startswith("Stale reference data"))
     assert summary.index(banner) < 4
     assert any(text and text.startswith("PTP: PTP 2024Q3 ends 2024-09-30") for text in summary)
@@ -187,6 +187,32 @@ def test_lines_between_two_loaded_releases_are_said_to_be_judged_by_the_older_on
            f"'MUE {between[0][:4]}Q{(int(between[0][5:7]) - 1) // 3 + 1}'" in run.stderr
     book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
     assert f"MUE: {said}" in [row[0] for row in book["Summary"].iter_rows(max_row=16, values_only=True) if row]
+
+
+def test_lines_of_a_year_before_any_rvu_release_are_said_to_be_priced_at_another_years_rates(run):
+    """2024 lines are priced by RVU25D and GPCI 2025 (the bundled files hold no 2024 release): marked
+    approximate, and said nowhere else. Now said as stale tables are."""
+    lines_2024 = sorted(r["date_of_service"] for r in ROWS if r["date_of_service"] < "2025-01-01")
+    coverage = {entry["table"]: entry for entry in run.summary["reference_coverage"]}
+    assert coverage["RVU"]["lines_before_releases"] == len(lines_2024) == 2
+    assert coverage["RVU"]["before_releases"] == {
+        "release": "RVU25D", "effective_start": "2025-10-01", "lines": 2, "first_date_of_service": "2024-07-15",
+        "last_date_of_service": "2024-07-15", "days_before_start": 443}
+    # A 2025 line (2025-10-15) is of RVU25D's own year, and of its period: not before it. PTP and MUE releases of
+    # 2024Q3 hold the 2024 lines.
+    assert (coverage["PTP"]["lines_before_releases"], coverage["MUE"]["lines_before_releases"]) == (0, 0)
+    said = ("RVU25D starts 2025-10-01; 2 lines dated 2024-07-15 to 2024-07-15, in a year with no RVU release, "
+            "were judged by it (approximate).")
+    assert f"warning: {said} Load the quarter of their dates, from the first: claimscrub reference download " \
+           "--release RVU24C (or reference load its PPRRVU file)" in run.stderr.splitlines()
+    assert "warning: GPCI 2025 starts 2025-01-01; 2 lines dated 2024-07-15 to 2024-07-15, in a year with no GPCI " \
+           "release, were judged by it (approximate)." in run.stderr
+    book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
+    assert f"RVU: {said}" in [row[0] for row in book["Summary"].iter_rows(max_row=30, values_only=True) if row]
+    reference = list(book["Reference"].iter_rows(values_only=True))
+    # On the row of the table's newest release, which says what the table covers of the batch.
+    rvu_row = next(r for r in reference[2:] if r[0] == "RVU26B")
+    assert f"BEFORE RELEASES: {said}" in rvu_row[reference[1].index("Coverage of this batch")]
 
 
 def test_reference_status_says_which_tables_are_stale_and_strict_fails_on_them(run, reference_db, tmp_path):

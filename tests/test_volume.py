@@ -59,7 +59,9 @@ def test_the_scrub_logs_every_stage_and_keeps_stderr_for_errors(tmp_path, db_pat
     assert run.exit_code == 0, run.stderr
     done = [line.split("claimscrub ")[1].split(":")[0] for line in log.read_text().splitlines() if ": done," in line]
     assert done == ["read", "validate", "price", "judge", "write"]
-    assert run.stderr == ""
+    # Standard error holds no progress: only what the run says of its reference data (the generated export's
+    # 2024 lines are priced at 2025 rates, the bundled files holding none of 2024).
+    assert [line for line in run.stderr.splitlines() if not line.startswith("warning: ")] == []
 
 
 def test_the_generated_export_has_the_mix_of_a_night(tmp_path):
