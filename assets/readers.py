@@ -366,6 +366,8 @@ def detect_kind(path: Path) -> str:
         return "xlsx"
     if head.startswith(OLE2_MAGIC):
         raise InputFileError(f"{path}: an old-style .xls workbook: save it as .xlsx or CSV")
+    if head.startswith(b"%PDF-"):
+        raise InputFileError(f"{path}: a PDF document, not a claim export: export the claims as CSV or .xlsx")
     markup = _markup_kind(head)
     if markup:
         suffix = path.suffix.lower()
@@ -406,8 +408,10 @@ def _markup_kind(head: bytes) -> str:
 
 def misnamed(path: Path, kind: str) -> str:
     """A note when a readable file's name says another kind than its content ("" when they agree): an
-    .xlsx workbook saved as .xls, a text export named .xls. The file is read as what it is."""
+    .xlsx workbook saved as .xls or .csv, a text export named .xls. The file is read as what it is."""
     suffix = path.suffix.lower()
+    if kind == "xlsx" and suffix in (".csv", ".txt", ".tsv"):
+        return f"{path}: an .xlsx workbook named {suffix}; read as .xlsx"
     if suffix not in (".xls", ".xlsx") or (kind == "xlsx" and suffix == ".xlsx"):
         return ""
     really, read_as = {"xlsx": ("an .xlsx workbook", ".xlsx"), "csv": ("delimited text", "CSV"),

@@ -339,3 +339,21 @@ def test_a_file_read_as_one_long_header_gets_no_mapping_advice_quoting_it(tmp_pa
     run = scrub([path], tmp_path / "out", db_path)
     assert run.exit_code == 2
     assert "PTSECRET8" not in run.stderr and "[columns]" not in run.stderr
+
+
+def test_a_pdf_named_csv_is_refused_as_a_pdf(tmp_path, db_path):
+    """A report printed to PDF and named .csv was refused for missing columns, its "header" quoted as
+    "%PDF-1.4"."""
+    pdf = tmp_path / "claims.csv"
+    pdf.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n")
+    run = scrub([pdf], tmp_path / "out", db_path)
+    assert_refused(run, "claims.csv", "a PDF document, not a claim export: export the claims as CSV or .xlsx",
+                   tmp_path / "out")
+
+
+def test_a_workbook_named_csv_is_read_as_a_workbook_and_said_so(tmp_path, db_path):
+    book = workbook_export(tmp_path / "claims.csv", rows=[row("WB1")])
+    run = scrub([book], tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    assert f"claimscrub: {book}: an .xlsx workbook named .csv; read as .xlsx" in run.stderr.splitlines()
+    assert run.summary["lines_scrubbed"] == 1
