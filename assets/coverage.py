@@ -10,6 +10,16 @@ from dataclasses import dataclass
 from datetime import date
 
 
+# A release with fewer than this share of the rows of another release of its table is said, when it is loaded
+# and when it judges a batch's lines: a quarter's fee schedule, edits or MUEs differ from another's by a few
+# percent (the AOC edits of 2024 and 2026 by a sixth), and an excerpt, a file cut at a line break (which no
+# layout check sees) or one PTP part of four holds far fewer. A GPCI release with fewer than GPCI_SHARE of
+# another's localities too (CMS retires a locality or two a year).
+FULL_SHARE = {"rvu": 0.9, "ptp": 0.9, "mue_practitioner": 0.9, "mue_outpatient_hospital": 0.9, "mue_dme": 0.9,
+              "aoc": 0.75, "zip": 0.9, "gpci": 0.9}
+GPCI_SHARE = FULL_SHARE["gpci"]
+
+
 @dataclass(frozen=True)
 class Family:
     """One reference table as people name it: the `ref_releases` table names it covers, which lines it judges
@@ -118,6 +128,7 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
                 [batch_id, end]).fetchall()[0]
         between = _between_releases(con, batch_id, family, end, judged.get(family.judged_by, set())) if end else []
         before = _before_releases(con, batch_id, family) if end and family.judged_by else None
+        partial = _partial_releases(con, batch_id, family, judged.get(family.judged_by, set()))
         coverage.append({
             "table": family.label,
             "newest_release": release,
@@ -131,6 +142,8 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
             "between_releases": between,
             "lines_before_releases": before["lines"] if before else 0,
             "before_releases": before,
+            "lines_by_partial_releases": sum(part["lines"] for part in partial),
+            "partial_releases": partial,
         })
         if beyond:
             _describe(coverage[-1])
@@ -138,7 +151,35 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
             _describe_between(coverage[-1])
         if before:
             _describe_before(coverage[-1])
+        if partial:
+            _describe_partial(coverage[-1])
     return coverage
+
+
+def _partial_releases(con, batch_id: str, family: Family, judged: set[str]) -> list[dict]:
+    """The releases that judged the batch's lines and hold far fewer rows than another release of their table
+    (an excerpt, a sample, one part of a PTP release), with the lines each judged."""
+    if not family.judged_by or not judged:
+        return []
+    rows = con.execute(
+        f"""with sizes as (
+                select release_id, table_name, row_count,
+                       max(row_count) over (partition by table_name) as largest,
+                       arg_max(release_id, row_count) over (partition by table_name) as largest_release
+                from ref_releases where table_name in ({", ".join("?" for _ in family.tables)}))
+            select release_id, row_count, largest, largest_release from sizes
+            where release_id in (select unnest(?::varchar[]))
+              and row_count < largest * ?::double
+            order by release_id""",
+        [*family.tables, sorted(judged), FULL_SHARE.get(family.tables[0], 0.5)]).fetchall()
+    partial = []
+    for release, count, largest, largest_release in rows:
+        lines = con.execute(f"select count(*) from priced_lines where batch_id = ? and {family.judged_by} = ?",
+                            [batch_id, release]).fetchall()[0][0]
+        if lines:
+            partial.append({"release": release, "rows": count, "largest_release": largest_release,
+                            "largest_rows": largest, "lines": lines})
+    return partial
 
 
 # Tables whose rates are set per calendar year: a line of the oldest release's year is priced by a release of
@@ -288,6 +329,16 @@ def _describe_before(entry: dict) -> None:
     entry["before_warning"] = f"{entry['before_finding']} {entry['before_advice']}"
 
 
+def _describe_partial(entry: dict) -> None:
+    """What an entry's partial releases judged: each, its rows against the largest release's, its lines."""
+    entry["partial_finding"] = " ".join(
+        f"{part['release']} holds {part['rows']:,} rows against {part['largest_rows']:,} in "
+        f"{part['largest_release']}; {counted(part['lines'], 'line')} {'was' if part['lines'] == 1 else 'were'} "
+        "judged by it, and a code it leaves out is judged as if unlisted." for part in entry["partial_releases"])
+    entry["partial_advice"] = "An excerpt, or a file cut short? Load the whole file as CMS publishes it."
+    entry["partial_warning"] = f"{entry['partial_finding']} {entry['partial_advice']}"
+
+
 def stale_warnings(coverage: list[dict]) -> list[str]:
     """What the run says of its reference data: each stale table, each table with lines between releases, and
     each with lines before its oldest release."""
@@ -299,4 +350,6 @@ def stale_warnings(coverage: list[dict]) -> list[str]:
             warnings.append(entry["between_warning"])
         if entry.get("lines_before_releases"):
             warnings.append(entry["before_warning"])
+        if entry.get("lines_by_partial_releases"):
+            warnings.append(entry["partial_warning"])
     return warnings

@@ -208,6 +208,8 @@ def _coverage_text(entry: dict) -> str:
         said.append(f"BETWEEN RELEASES: {entry['between_warning']}")
     if entry.get("lines_before_releases"):
         said.append(f"BEFORE RELEASES: {entry['before_warning']}")
+    if entry.get("lines_by_partial_releases"):
+        said.append(f"PARTIAL RELEASE: {entry['partial_warning']}")
     if said:
         return " ".join(said)
     # Only the lines a table judges count (assets/coverage.py): the ZIP file judges only lines priced by their

@@ -117,6 +117,7 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
     MCR_MUE_PractitionerServices_Eff_07-01-2026.csv, ccipra-v322r0-f1.txt, AOC_V2026Q2-MCR.xlsx) or from
     --effective. Files of one table and date make one release: give all PTP parts f1..f4 together. The QPP
     RVU file (PPRRVU2026_Apr_QPP.txt) is a release of its own, e.g. 'RVU26B QPP'."""
+    from assets.coverage import FULL_SHARE, GPCI_SHARE
     from reference.loaders import ReferenceFileError
     from reference.releases import load_files
 
@@ -160,14 +161,6 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
                 click.echo(f"warning: {release.id} holds {count:,} {table} rows against {most:,} in {other}: "
                            f"{advice}", err=True)
 
-
-# A loaded release with fewer than this share of the rows of another release of its table is said: a quarter's
-# fee schedule, edits or MUEs differ from another's by a few percent (the AOC edits of 2024 and 2026 by a
-# sixth), and a file cut at a line break (which no layout check sees) or one PTP part of four holds far fewer.
-# A GPCI release with fewer than GPCI_SHARE of another's localities too (CMS retires a locality or two a year).
-FULL_SHARE = {"rvu": 0.9, "ptp": 0.9, "mue_practitioner": 0.9, "mue_outpatient_hospital": 0.9, "mue_dme": 0.9,
-              "aoc": 0.75, "zip": 0.9}
-GPCI_SHARE = 0.9
 
 
 def _largest_other(con, table: str, release_id: str) -> tuple[int | None, str | None]:

@@ -539,15 +539,17 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
               f"{summary['rows_quarantined']:,} quarantined; scrubbed {_timestamp(summary['started'])}",
               font=Font(name=FONT, italic=True, color="595959")))
     stale = [entry for entry in summary.get("reference_coverage", [])
-             if entry["stale"] or entry.get("lines_between_releases") or entry.get("lines_before_releases")]
+             if entry["stale"] or entry.get("lines_between_releases") or entry.get("lines_before_releases")
+             or entry.get("lines_by_partial_releases")]
     if stale:
         out.blank()
-        out.section(f"Stale reference data: {len(stale)} table{'s' if len(stale) != 1 else ''} whose releases do "
-                    "not cover the dates of the claims they judged", fill=STALE_FILL)
+        out.section(f"Stale or partial reference data: {len(stale)} table{'s' if len(stale) != 1 else ''} whose "
+                    "releases do not fully cover the claims they judged", fill=STALE_FILL)
         for entry in stale:
             said = [("finding", "advice")] if entry["stale"] else []
             said += [("between_finding", "between_advice")] if entry.get("lines_between_releases") else []
             said += [("before_finding", "before_advice")] if entry.get("lines_before_releases") else []
+            said += [("partial_finding", "partial_advice")] if entry.get("lines_by_partial_releases") else []
             for finding, advice in said:
                 out.section(f"{entry['table']}: {entry[finding]}", fill=STALE_FILL, bold=False)
                 out.section(f"    {entry[advice]}", fill=STALE_FILL, bold=False)

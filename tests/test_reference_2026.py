@@ -149,7 +149,7 @@ def test_a_run_on_tables_older_than_its_claims_says_so(run):
 
     book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
     summary = [row[0] if row else None for row in book["Summary"].iter_rows(max_row=30, values_only=True)]
-    banner = next(text for text in summary if text and text.startswith("Stale reference data"))
+    banner = next(text for text in summary if text and text.startswith("Stale or partial reference data"))
     assert summary.index(banner) < 4
     assert any(text and text.startswith("PTP: PTP 2024Q3 ends 2024-09-30") for text in summary)
     reference = list(book["Reference"].iter_rows(values_only=True))
@@ -381,3 +381,29 @@ def test_a_line_is_approximate_when_the_aoc_release_that_judges_it_does_not_hold
     after = engine_scrub([export], tmp_path / "after", db).line("NOV25", 1)
     assert after["reference_match"] == "exact"
 
+
+
+def test_lines_judged_by_an_excerpt_of_a_table_are_said_at_each_run(reference_db, tmp_path):
+    """The official MUE excerpt of 2026Q3 (44 codes) loaded: July's lines were judged by it, every code it
+    leaves out unlisted (no MUE denial), and only the load had said it was small."""
+    db = tmp_path / "excerpt.duckdb"
+    shutil.copyfile(reference_db, db)
+    loaded = CliRunner().invoke(main, ["reference", "load", str(MUE_SAMPLE), "--db", str(db)])
+    assert loaded.exit_code == 0, loaded.output
+    rows = [dict(claim_id=f"JUL{n}", line_number=1, patient_id=f"P-JUL{n}", date_of_service="2026-07-14",
+                 hcpcs="76120", modifiers="", units="2", rendering_npi=NPI, billing_npi=NPI, place_of_service="11",
+                 claim_type="professional", diagnosis_1="R13.10") for n in (1, 2)]
+    run = scrub([write_csv(tmp_path / "claims.csv", rows)], tmp_path / "out", db)
+    assert run.exit_code == 0, run.stderr
+    mue = {entry["table"]: entry for entry in run.summary["reference_coverage"]}["MUE"]
+    assert mue["partial_releases"] == [{"release": "MUE 2026Q3", "rows": 44, "largest_release": "MUE 2026Q2",
+                                        "largest_rows": 15_095, "lines": 2}]
+    said = ("MUE 2026Q3 holds 44 rows against 15,095 in MUE 2026Q2; 2 lines were judged by it, and a code it leaves "
+            "out is judged as if unlisted. An excerpt, or a file cut short? Load the whole file as CMS publishes it.")
+    assert f"warning: {said}" in run.stderr.splitlines()
+    book = openpyxl.load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)
+    summary = [row[0] for row in book["Summary"].iter_rows(max_row=30, values_only=True) if row]
+    assert "MUE: MUE 2026Q3 holds 44 rows against 15,095 in MUE 2026Q2; 2 lines were judged by it, and a code it " \
+           "leaves out is judged as if unlisted." in summary
+    # The bundled releases judge no line of the batch as partial ones.
+    assert all(not entry["partial_releases"] for entry in run.summary["reference_coverage"] if entry is not mue)
