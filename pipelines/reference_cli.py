@@ -141,12 +141,17 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
                 (release.id, table): _largest_other(con, table, release.id)
                 for release, _ in results for table, _ in counts[release.id]
             }
+            # The period stored, which a release already loaded keeps whatever --effective asked this time.
+            periods = {release.id: con.execute(
+                "select min(effective_start), max(effective_end) from ref_releases where release_id = ?",
+                [release.id]).fetchall()[0] for release, _ in results}
     except ReferenceFileError as exc:
         fail(str(exc))
     for release, loaded in results:
         rows = ", ".join(f"{count:,} {table}" for table, count in counts[release.id])
         state = "loaded" if loaded else "already loaded (same files)"
-        click.echo(f"{release.id}: {state}, {release.effective_start} to {release.effective_end}, {rows} "
+        start, end = periods[release.id]
+        click.echo(f"{release.id}: {state}, {start} to {end}, {rows} "
                    f"from {'; '.join(release.names)}")
         for table, count in counts[release.id]:
             most, other = largest_other.get((release.id, table), (None, None))

@@ -943,3 +943,14 @@ def test_a_fee_schedule_cut_at_a_line_break_is_warned_about(fresh_db, tmp_path):
     assert loaded.exit_code == 0, loaded.output
     assert "warning: RVU26C holds 14,993 rvu rows against 19,277 in RVU26B: an excerpt, or a file cut short? load " \
            "the whole file as CMS publishes it" in loaded.stderr
+
+
+def test_a_release_loaded_again_under_another_effective_date_says_the_period_it_keeps(fresh_db, tmp_path):
+    assert reference("load", GPCI_2026, "--db", fresh_db).exit_code == 0
+    again = tmp_path / "gpci.csv"
+    again.write_bytes(GPCI_2026.read_bytes())
+    loaded = reference("load", again, "--effective", "2026-03-01", "--db", fresh_db)
+    assert loaded.exit_code == 0, loaded.output
+    assert loaded.stdout == "GPCI 2026: already loaded (same files), 2026-01-01 to 2026-12-31, 109 gpci from gpci.csv\n"
+    assert query(fresh_db, "select effective_start::varchar from ref_releases where release_id = 'GPCI 2026'") == [
+        ("2026-01-01",)]
