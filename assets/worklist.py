@@ -358,7 +358,7 @@ settled as (
     from copies c
     left join dismissed_parts d on d.line_id = c.line_id and d.rule_id = c.rule_id
 )
-select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper,
+select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper, others as dup_others,
        copies_text as dup_copies,
        case dup_role when 'bill_tc' then first_other_26 when 'bill_26' then first_other_tc
                      when 'remove_hospital_global' then first_other_26
@@ -419,14 +419,14 @@ with sides as (
                filter (where list_has_any(string_split(coalesce(modifiers, ''), ','), ['RT', 'LT']))
                as first_side_line,
            count(*) as side_lines
-    from worklist_findings where rule_id = 'MUE_DOS' and bilat_surg = '1'
+    from worklist_findings where rule_id = 'MUE_DOS' and bilat_surg in ('1', '3')
     group by all
 )
 select w._row, w.line_id, w.rule_id, w.severity, w.dup_role, w.dup_keeper, w.dup_copies, w.dup_group,
        w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action, w.partner_bundled,
        {VARIANT_SQL} as variant
 from (
-    select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group,
+    select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group, d.dup_others,
            case when f.rule_id = 'MUE_DOS' then s.day_sides end as day_sides,
            case when f.rule_id = 'MUE_DOS' then s.first_side_line end as first_side_line,
            case when f.rule_id = 'MUE_DOS' then s.side_lines end as side_lines,
@@ -439,7 +439,7 @@ from (
     from worklist_findings f
     left join worklist_dups d on d.rule_id = f.rule_id and d.line_id = f.line_id
     left join worklist_dups p on p.rule_id = f.rule_id and p.line_id = d.partner.id and d.partner.batch = ''
-    left join sides s on f.rule_id = 'MUE_DOS' and f.bilat_surg = '1' and s.patient = f.patient
+    left join sides s on f.rule_id = 'MUE_DOS' and f.bilat_surg in ('1', '3') and s.patient = f.patient
                      and s.date_of_service = f.date_of_service and s.provider is not distinct from f.provider
                      and s.hcpcs = f.hcpcs
 ) w
@@ -650,6 +650,11 @@ create or replace temp table worklist_links as
 with pairs as (
     select claim_id as a, partner_claim_id as b from worklist_findings
     where partner_batch is null and partner_claim_id is not null
+    union
+    -- Claims whose findings name lines of one claim that has none to fix itself (visits in one surgery's
+    -- period): together, through the first of them.
+    select claim_id, first_value(claim_id) over (partition by partner_claim_id order by claim_id)
+    from worklist_findings where partner_batch is null and partner_claim_id is not null
     union
     select j.claim_id, first_value(j.claim_id) over (partition by j.rule_id, j.dup_group order by j.claim_id)
     from worklist_judged j where j.dup_group is not null

@@ -126,6 +126,18 @@ CONFLICTS = [
     # without a rendering provider is read).
     line("C-NPIB", 1, "P-NPIB", "2024-07-26", hcpcs="99213", biller="1234567890"),
     line("C-NPI2", 1, "P-NPI2", "2024-07-26", hcpcs="99213", npi="1234567890", biller="1234567890"),
+    # Both sides of 70120 on lines of their own (bilateral indicator 3: each side at 100% with 50; MUE 1).
+    line("C-BIL3", 1, "P-BIL3", "2024-07-26", hcpcs="70120", modifiers="RT"),
+    line("C-BIL3", 2, "P-BIL3", "2024-07-26", hcpcs="70120", modifiers="LT"),
+    # A visit billed with TC at a hospital: a visit has no technical part to leave to the facility.
+    line("C-VTC", 1, "P-VTC", "2024-07-26", hcpcs="99213", modifiers="TC", pos="22"),
+    # 11042-50: bilateral indicator 0, and an MUE of 1 a day leaves no room for a line per side.
+    line("C-B0", 1, "P-B0", "2024-07-26", hcpcs="11042", modifiers="50"),
+    line("C-B0", 2, "P-B0", "2024-07-26", modifiers="26,TC"),
+    # Two visits on claims of their own in the period of one surgery whose claim has nothing to fix.
+    line("C-KNEE", 1, "P-KNEE", "2024-07-01", hcpcs="27447", npi=CARDIO),
+    line("C-KV1", 1, "P-KNEE", "2024-07-10", hcpcs="99213", npi=CARDIO),
+    line("C-KV2", 1, "P-KNEE", "2024-07-20", hcpcs="99215", npi=CARDIO),
 ]
 
 
@@ -462,6 +474,43 @@ def test_each_side_of_a_bilateral_code_on_its_own_line_is_told_to_bill_50(rows_b
     # A side beside a line that is no side is no bilateral service: the day's first line keeps the MUE's unit,
     # the line after it goes.
     assert [rows_by_line[("C-BIL2", number)]["Action"] for number in (1, 2)] == ["keep as billed", "remove line"]
+
+
+def test_both_sides_of_a_bilateral_radiology_code_are_one_line_with_50_not_a_line_and_its_copy(rows_by_line):
+    """70120 (bilateral indicator 3: each side at 100% with 50; MUE 1) has a technical component, so its two
+    sides are DUP_COMPONENT findings as well: the Worklist kept the right side and removed the left as its
+    copy, losing the left side's payment."""
+    first, second = rows_by_line[("C-BIL3", 1)], rows_by_line[("C-BIL3", 2)]
+    assert (first["Action"], second["Action"]) == ("bill as bilateral", "remove line")
+    assert first["Instruction"].startswith("C-BIL3 line 1: 70120-RT and C-BIL3 line 2 (70120-LT, NPI ")
+    assert first["Instruction"].endswith("are the two sides of one service: bill it once as 70120-50 on this line "
+                                         "(bilateral indicator 3, each side paid at 100%) and remove the other "
+                                         "side's line")
+    assert "billed once as 70120-50 on C-BIL3 line 1 (bilateral indicator 3" in second["Instruction"]
+
+
+def test_a_visit_billed_with_tc_at_a_hospital_loses_the_modifier_not_the_line(rows_by_line):
+    """A visit has no technical part for the facility to bill: the line was told to go."""
+    row = rows_by_line[("C-VTC", 1)]
+    assert row["Action"].split(" + ")[0] == "remove modifier"
+    assert row["Instruction"].startswith("C-VTC line 1: 99213 has no technical component (PC/TC indicator 0, RVU25D): "
+                                         "remove TC and bill 99213")
+    assert "remove this line" not in row["Instruction"]
+
+
+def test_a_bilateral_modifier_on_a_code_of_mue_one_is_not_told_to_split_into_sides(rows_by_line):
+    """11042-50, bilateral indicator 0: a line per side, as the instruction offered, passes its MUE of 1."""
+    review = rows_by_line[("C-B0", 1)]["Also to review"]
+    assert "its MUE of 1 a day allows no line for the other side: remove 50 and bill 11042 once" in review
+    assert "RT and LT" not in review
+
+
+def test_visits_in_one_surgerys_period_sit_together_when_the_surgery_has_nothing_to_fix(worklist):
+    """Their claims were linked only through the surgery's claim, which has no row: by their dollars, claims of
+    76120 lines sat between the 99215 visit and the 99213 one."""
+    claims = [w["Claim"] for w in worklist]
+    first = claims.index("C-KV2")
+    assert claims[first:first + 2] == ["C-KV2", "C-KV1"]
 
 
 def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):

@@ -63,6 +63,7 @@ FIELDS = {
     "pctc_modifier": "array_to_string(list_filter(string_split(w.modifiers, ','), "
                      "lambda m: m in ('26', 'TC')), ' and ')",
     "bilateral_indicator": "w.bilat_surg",
+    "bilateral_paid": "case w.bilat_surg when '1' then 'paid at 150%' when '3' then 'each side paid at 100%' end",
     "assistant_indicator": "w.asst_surg",
     "cosurgeon_indicator": "w.co_surg",
     "team_indicator": "w.team_surg",
@@ -88,9 +89,17 @@ FIELDS = {
 }
 
 
-# A bilateral code (indicator 1, MUE 1) billed for each side on a line of its own: one service billed as -50.
-BILATERAL_DAY = ("w.bilat_surg = '1' and w.mue_value = 1 and len(w.day_sides) = 2 "
+# A bilateral code (indicator 1, paid at 150% with 50; or 3, each side at 100%) with an MUE of 1, billed for
+# each side on a line of its own: one service billed as -50.
+BILATERAL_DAY = ("w.bilat_surg in ('1', '3') and w.mue_value = 1 and len(w.day_sides) = 2 "
                  "and list_has_any(string_split(coalesce(w.modifiers, ''), ','), ['RT', 'LT'])")
+
+
+# A duplicate pair that is the right and the left side of a bilateral code with an MUE of one, of this batch.
+_SIDE = "list_contains(string_split(coalesce(w.modifiers, ''), ','), '{0}') and list_contains(string_split(" \
+        "coalesce(w.partner_billed, ''), '-'), '{1}')"
+BILATERAL_SIDES = (f"w.bilat_surg in ('1', '3') and w.mue_value = 1 and w.dup_others = 1 and w.partner_batch is null "
+                   f"and (({_SIDE.format('RT', 'LT')}) or ({_SIDE.format('LT', 'RT')}))")
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,16 @@ INSTRUCTIONS = [
                 "{line}: {billed} and {partner} are one service billed by NPI {biller}: bill it once as "
                 "{code} "
                 "global (correct the claim that went out first)"),
+    # The two sides of a bilateral code (indicator 1 or 3) with an MUE of one, each on a line of its own: one
+    # service, billed once with 50, not a line and its copy.
+    Instruction("DUP_COMPONENT", "bill as bilateral",
+                "{line}: {billed} and {partner} are the two sides of one service: bill it once as {code}-50 on "
+                "this line (bilateral indicator {bilateral_indicator}, {bilateral_paid}) and remove the other "
+                "side's line", when=f"{BILATERAL_SIDES} and w.dup_role = 'keep_copy'"),
+    Instruction("DUP_COMPONENT", "remove line",
+                "{line}: {billed} and {partner} are the two sides of one service, billed once as {code}-50 on "
+                "{partner_line} (bilateral indicator {bilateral_indicator}, {bilateral_paid}): remove this line",
+                when=f"{BILATERAL_SIDES} and w.dup_role = 'remove_copy'", removes=True),
     Instruction("DUP_COMPONENT", "bill as TC",
                 "{line}: {code} global overlaps {dup_partner}: bill {claim} as {code}-TC, or drop it if the "
                 "technical part was not yours", when="w.dup_role = 'bill_tc'"),
@@ -244,6 +263,11 @@ INSTRUCTIONS = [
     Instruction("DUP_EXACT", "remove line",
                 f"{{line}}: {{billed}} repeats {{keeper}} by NPI {{provider}}: remove this line, {REPEAT}",
                 removes=True),
+    # A code without a technical component (a visit: PC/TC indicator 0) has nothing for the facility to bill:
+    # TC is the mistake, not the line.
+    Instruction("MOD_TC_IN_HOSPITAL", "remove modifier",
+                "{line}: {code} has no technical component (PC/TC indicator {pctc}, {rvu_release}): remove TC "
+                "and bill {code}", when="w.pctc not in ('1', '3')"),
     Instruction("MOD_TC_IN_HOSPITAL", "remove line",
                 "{line}: {billed} at hospital place of service {pos}: remove this line from the professional "
                 "claim; the facility bills the technical part", removes=True),
@@ -263,23 +287,23 @@ INSTRUCTIONS = [
                 "{line}: {code} billed {units} units on one line, its MUE is {mue} per line: bill {mue} on "
                 "this "
                 "line, and appeal any medically necessary excess with the record"),
-    # Each side on a line of its own, of a code paid bilateral at 150% (indicator 1) with an MUE of one: one
-    # line with 50 is the claim Medicare pays, not the units cut to one.
+    # Each side on a line of its own, of a code paid bilateral with 50 (indicator 1 or 3) with an MUE of one:
+    # one line with 50 is the claim Medicare pays, not the units cut to one.
     Instruction("MUE_DOS", "bill as bilateral",
                 "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
-                "of {mue} per day: bill it once as {code}-50 on this line (bilateral indicator 1, paid at 150%) "
-                "and remove the other side's line",
+                "of {mue} per day: bill it once as {code}-50 on this line (bilateral indicator "
+                "{bilateral_indicator}, {bilateral_paid}) and remove the other side's line",
                 when=f"{BILATERAL_DAY} and w.side_lines = 2 and w.line_id = w.first_side_line"),
     Instruction("MUE_DOS", "remove line",
                 "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
                 "of {mue} per day: remove this line; the other side's line is billed once as {code}-50 "
-                "(bilateral indicator 1, paid at 150%)",
+                "(bilateral indicator {bilateral_indicator}, {bilateral_paid})",
                 when=f"{BILATERAL_DAY} and w.side_lines = 2", removes=True),
     # A day of more lines than its two sides (a side billed twice): which line stays is the copies' fix.
     Instruction("MUE_DOS", "bill as bilateral",
                 "{line}: {code} is billed for each side ({day_lines}{earlier}), {day_units} units over its MUE "
-                "of {mue} per day: bill it once as {code}-50 on one line (bilateral indicator 1, paid at 150%) "
-                "and remove the other side's line",
+                "of {mue} per day: bill it once as {code}-50 on one line (bilateral indicator "
+                "{bilateral_indicator}, {bilateral_paid}) and remove the other side's line",
                 when=BILATERAL_DAY),
     Instruction("MUE_DOS", "remove line",
                 "{line}: {code} has an MUE of 0 per day: Medicare pays no unit of it; remove this line, or bill "
@@ -348,6 +372,11 @@ INSTRUCTIONS = [
                 "{line}: {code} already covers both sides and is paid once at 100% (bilateral indicator 2): "
                 "remove 50 and bill {code} once, on this line",
                 when="w.bilat_surg = '2'"),
+    # A second line for the other side would pass the code's MUE of one a day.
+    Instruction("MOD_BILATERAL_INVALID", "remove modifier",
+                "{line}: {code}-50 is paid once at 100% (bilateral indicator {bilateral_indicator}), and its MUE "
+                "of 1 a day allows no line for the other side: remove 50 and bill {code} once",
+                when="w.mue_value = 1"),
     Instruction("MOD_BILATERAL_INVALID", "remove modifier",
                 "{line}: {code}-50 is paid once at 100% (bilateral indicator {bilateral_indicator}): remove "
                 "50; "
