@@ -458,6 +458,73 @@ select line_id, bool_or(rule_id = 'PTP_NO_BYPASS' and not partner_bundled) as bu
 from worklist_facts group by line_id
 """
 
+# The add-on lines that a line to remove leaves without a primary (RULES.md, AOC_NO_PRIMARY: the add-on code's
+# active edits in the release that judges its day, the lowest type deciding; type 2 needs any other line): of
+# its encounter, no line that stays is one of its primaries. The line to remove names them: removed alone, it
+# would leave an add-on the payer denies next. Read among the encounters where a line goes, which are few.
+ADDONS = """
+create or replace temp table worklist_addons as
+with removed as (select line_id from worklist_removals where deny_removed_by is not null),
+-- The encounters that hold both a line to remove and a code some add-on code edit of the batch lists.
+addon_codes as (
+    select distinct add_on_code from ref_aoc
+    where release_id in (select distinct aoc_release from price_contexts where batch_id = $batch)
+),
+addon_keys as (
+    select distinct patient_id, date_of_service, provider from claim_lines
+    where batch_id = $batch and hcpcs in (select add_on_code from addon_codes)
+),
+keys as (
+    select distinct l.patient_id, l.date_of_service, l.provider from claim_lines l
+    semi join addon_keys k on k.patient_id = l.patient_id and k.date_of_service = l.date_of_service
+                          and k.provider is not distinct from l.provider
+    where l.batch_id = $batch and l.line_id in (select line_id from removed)
+),
+lines as (
+    select l.line_id, l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.provider, l.hcpcs,
+           p.aoc_release, l.line_id in (select line_id from removed) as goes
+    from claim_lines l
+    semi join keys k on k.patient_id = l.patient_id and k.date_of_service = l.date_of_service
+                    and k.provider is not distinct from l.provider
+    join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
+    where l.batch_id = $batch
+),
+active as (
+    select a.line_id, a.date_of_service, e.edit_type, e.primary_code, e.primary_deletion_date
+    from lines a
+    join ref_aoc e on e.release_id = a.aoc_release and e.add_on_code = a.hcpcs
+    where not a.goes
+      and (e.edit_effective_date is null or e.edit_effective_date <= a.date_of_service)
+      and (e.edit_deletion_date is null or a.date_of_service <= e.edit_deletion_date)
+      and (e.aoc_deletion_date is null or a.date_of_service <= e.aoc_deletion_date)
+),
+deciding as (select line_id, min(edit_type) as edit_type from active group by line_id),
+primaries as (
+    select a.line_id, a.primary_code from active a join deciding d on d.line_id = a.line_id
+    where a.edit_type = d.edit_type and a.primary_code <> 'CCCCC'
+      and (a.primary_deletion_date is null or a.date_of_service <= a.primary_deletion_date)
+),
+-- Each add-on line with the other lines of its encounter that count as its primary.
+counted as (
+    select a.line_id as addon_id, o.line_id as other_id, o.goes
+    from lines a
+    join deciding d on d.line_id = a.line_id
+    join lines o on o.patient_id = a.patient_id and o.date_of_service = a.date_of_service
+                and o.provider is not distinct from a.provider and o.line_id <> a.line_id
+    where d.edit_type = 2
+       or o.hcpcs in (select p.primary_code from primaries p where p.line_id = a.line_id)
+),
+orphans as (
+    select addon_id, other_id from counted
+    where goes and addon_id not in (select addon_id from counted where not goes)
+)
+select o.other_id as line_id,
+       list(a.claim_id || ' line ' || a.line_number || ' (' || a.hcpcs || ')' order by a.claim_id, a.line_number)
+           as addons
+from orphans o join lines a on a.line_id = o.addon_id
+group by o.other_id
+"""
+
 # The days that break an MUE (MUE_DOS: one patient, day, provider and code): their lines and units, the units
 # left once the lines to remove are gone, and the rule whose fix removes them. A day holding lines of an
 # earlier batch never fits here: those units are not all in sight.
@@ -634,11 +701,17 @@ select p.line_id, claim_id, line_number, patient, payer, date_of_service, hcpcs,
        coalesce(instructions, line_ref || ': keep as billed; ' || settled_rules || ' clear once '
                               || coalesce(fixing_lines, 'the other lines')
                               || case when contains(coalesce(fixing_lines, 's'), ',') or fixing_lines is null
-                                      then ' are fixed' else ' is fixed' end) as instruction,
+                                      then ' are fixed' else ' is fixed' end)
+           || coalesce(chr(10) || 'With this line goes the primary service of add-on '
+                       || array_to_string(a.addons, ', ') || ', which is denied without one: remove '
+                       || case when len(a.addons) = 1 then 'that line' else 'those lines' end
+                       || ' too, unless another of its primaries by the same provider that day stays', '')
+           as instruction,
        concat_ws('; also ', rules, settled) as resolves, nullif(partners, '') as partners, explanation,
        reviews as also_to_review, o.claim_dollars, o._row
 from per_line p
 join worklist_order o on o.line_id = p.line_id
+left join worklist_addons a on a.line_id = p.line_id
 order by o._row
 """
 
@@ -714,7 +787,7 @@ join clusters k on k.cluster = c.cluster
 join blocks b on b.block = k.block
 """
 
-STATEMENTS = [FINDINGS, DUPLICATES, FACTS, LINE_REMOVALS, DAYS, JUDGED, CLAIM_LINKS, CLUSTERS]
+STATEMENTS = [FINDINGS, DUPLICATES, FACTS, LINE_REMOVALS, ADDONS, DAYS, JUDGED, CLAIM_LINKS, CLUSTERS]
 MAX_SPREADS = 100
 
 

@@ -138,6 +138,10 @@ CONFLICTS = [
     line("C-KNEE", 1, "P-KNEE", "2024-07-01", hcpcs="27447", npi=CARDIO),
     line("C-KV1", 1, "P-KNEE", "2024-07-10", hcpcs="99213", npi=CARDIO),
     line("C-KV2", 1, "P-KNEE", "2024-07-20", hcpcs="99215", npi=CARDIO),
+    # 11042 bundled into G0245 (indicator 0) and removed: its add-on 11045 has no primary left.
+    line("C-ORPH", 1, "P-ORPH", "2024-07-26", hcpcs="G0245"),
+    line("C-ORPH", 2, "P-ORPH", "2024-07-26", hcpcs="11042"),
+    line("C-ORPH", 3, "P-ORPH", "2024-07-26", hcpcs="11045"),
 ]
 
 
@@ -511,6 +515,18 @@ def test_visits_in_one_surgerys_period_sit_together_when_the_surgery_has_nothing
     claims = [w["Claim"] for w in worklist]
     first = claims.index("C-KV2")
     assert claims[first:first + 2] == ["C-KV2", "C-KV1"]
+
+
+def test_a_primary_to_remove_says_its_add_on_goes_with_it(rows_by_line):
+    """Removed alone, 11042 left 11045 without its primary: the biller who followed the sheet met AOC_NO_PRIMARY
+    on the corrected claim."""
+    row = rows_by_line[("C-ORPH", 2)]
+    assert row["Action"] == "remove line"
+    assert row["Instruction"].endswith(
+        "With this line goes the primary service of add-on C-ORPH line 3 (11045), which is denied without one: "
+        "remove that line too, unless another of its primaries by the same provider that day stays")
+    # A line that stays has no such note.
+    assert "primary service of add-on" not in rows_by_line[("C-VIS", 2)]["Instruction"]
 
 
 def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):
