@@ -107,8 +107,38 @@ repeats as (
                       and o.provider is not distinct from c.provider
                       and list_sort(list_filter(o.modifiers, lambda m: m not in ('26', 'TC'))) = c.others
     group by c.line_id
+),
+-- An add-on without its primary where the patient has one of its primaries billed within a week by the same
+-- provider, or the same day by another: most often the add-on's date or rendering NPI is the mistake, not a
+-- missing primary. The nearest such line, and which of the two differs.
+aoc_near as (
+    select a.line_id,
+           arg_min(o.claim_id || ' line ' || o.line_number || ' (' || o.hcpcs || ', NPI ' || coalesce(o.provider, '')
+                   || ', ' || strftime(o.date_of_service, '%Y-%m-%d') || ')',
+                   {{'days': abs(datediff('day', o.date_of_service, a.date_of_service)), 'claim': o.claim_id,
+                     'line': o.line_number}}) as near_primary,
+           arg_min(case when o.date_of_service = a.date_of_service then 'rendering NPI' else 'date of service' end,
+                   {{'days': abs(datediff('day', o.date_of_service, a.date_of_service)), 'claim': o.claim_id,
+                     'line': o.line_number}}) as near_what
+    from (select f.line_id, l.patient_id, l.date_of_service, l.provider,
+                 regexp_extract_all(regexp_extract(f.message, 'primary codes [(]([^)]*)[)]', 1), '[A-Z0-9]{{5}}')
+                     as primaries
+          from (select line_id, message from found where rule_id = 'AOC_NO_PRIMARY' and severity = 'deny') f
+          join claim_lines l on l.batch_id = $batch and l.line_id = f.line_id) a
+    -- Only lines of a code that some add-on edit lists as a primary can be one.
+    join (select line_id, claim_id, line_number, patient_id, date_of_service, provider, hcpcs from claim_lines
+          where batch_id = $batch
+            and hcpcs in (select distinct primary_code from ref_aoc
+                          where release_id in (select distinct aoc_release from price_contexts
+                                               where batch_id = $batch))) o
+      on o.patient_id = a.patient_id and o.line_id <> a.line_id
+     and o.date_of_service between a.date_of_service - 7 and a.date_of_service + 7
+     and ((o.date_of_service = a.date_of_service) <> (o.provider is not distinct from a.provider))
+    where list_contains(a.primaries, o.hcpcs)
+    group by a.line_id
 )
 select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} as billed,
+       an.near_primary as aoc_near, an.near_what as aoc_near_what,
        -- A bundle whose column 1 line is itself bundled into a third line (92611, 76120, 76000): that line
        -- goes, and this one is no longer billed beside it, unless another edit also bundles this one (the
        -- judge names the first column 1 line and counts the others in its message).
@@ -137,6 +167,7 @@ select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} 
 from found f
 left join partners p on p.batch_id = coalesce(f.partner_batch, $batch) and p.line_id = f.partner_line_id
 left join repeats r on f.rule_id = 'MOD_PCTC_INVALID' and r.line_id = f.line_id
+left join aoc_near an on f.rule_id = 'AOC_NO_PRIMARY' and an.line_id = f.line_id
 """
 
 # Duplicate groups: the lines of one patient, day and code with DUP_COMPONENT (and, for DUP_EXACT, the same

@@ -142,6 +142,12 @@ CONFLICTS = [
     line("C-ORPH", 1, "P-ORPH", "2024-07-26", hcpcs="G0245"),
     line("C-ORPH", 2, "P-ORPH", "2024-07-26", hcpcs="11042"),
     line("C-ORPH", 3, "P-ORPH", "2024-07-26", hcpcs="11045"),
+    # 11045 the day after its primary 11042, same provider: its date is likelier the mistake than a missing
+    # primary; and 11045 the same day as another provider's 11042.
+    line("C-NEAR", 1, "P-NEAR", "2024-07-25", hcpcs="11042"),
+    line("C-NEAR2", 1, "P-NEAR", "2024-07-26", hcpcs="11045"),
+    line("C-OTHER", 1, "P-OTHER", "2024-07-26", hcpcs="11042", npi=CARDIO),
+    line("C-OTHER", 2, "P-OTHER", "2024-07-26", hcpcs="11045"),
 ]
 
 
@@ -527,6 +533,24 @@ def test_a_primary_to_remove_says_its_add_on_goes_with_it(rows_by_line):
         "remove that line too, unless another of its primaries by the same provider that day stays")
     # A line that stays has no such note.
     assert "primary service of add-on" not in rows_by_line[("C-VIS", 2)]["Instruction"]
+
+
+def test_an_add_on_beside_its_primary_on_another_day_or_of_another_provider_is_corrected_not_given_a_second(
+        rows_by_line):
+    """Told to bill a primary with it, the biller added a second 11042: the one already billed the day before
+    by the same provider, or the same day by another, was never named."""
+    day = rows_by_line[("C-NEAR2", 1)]
+    assert day["Action"] == "correct line"
+    assert day["Instruction"] == (
+        "C-NEAR2 line 1: add-on 11045 has no primary service by NPI 1234567893 on 2024-07-26, but C-NEAR line 1 "
+        "(11042, NPI 1234567893, 2024-07-25) bills one: if this add-on belongs to that service, correct this "
+        "line's date of service to match it; otherwise bill one of its primaries with it, or correct the code")
+    other = rows_by_line[("C-OTHER", 2)]
+    assert other["Action"] == "correct line"
+    assert "but C-OTHER line 1 (11042, NPI 9876543213, 2024-07-26) bills one: if this add-on belongs to that " \
+           "service, correct this line's rendering NPI to match it" in other["Instruction"]
+    # With no primary nearby, the primary is what is missing.
+    assert rows_by_line[("C-AOC", 1)]["Action"] == "add primary"
 
 
 def test_rules_beyond_76120_get_line_specific_instructions(rows_by_line):

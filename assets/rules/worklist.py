@@ -69,6 +69,8 @@ FIELDS = {
     "team_indicator": "w.team_surg",
     "failing_npi": "w.failing_npi",
     "aoc_primaries": AOC_PRIMARIES,
+    "aoc_near": "w.aoc_near",
+    "aoc_near_what": "w.aoc_near_what",
     "visit_modifiers": "case when w.date_of_service > w.partner_dos then '24 (or FT) only if the visit was "
                        "unrelated to the surgery' "
                        "when w.date_of_service = w.partner_dos then '25 only if the visit was a significant, "
@@ -350,6 +352,13 @@ INSTRUCTIONS = [
                 "{line}: visit {code} on {dos} falls in the global period of {partner_code} on {partner_dos} "
                 "({partner_line}, NPI {provider}): append {visit_modifiers} and the record shows it; "
                 "otherwise remove it"),
+    # One of its primaries billed for the patient nearby (another day by this provider, or this day by
+    # another): adding a primary would bill the service twice.
+    Instruction("AOC_NO_PRIMARY", "correct line",
+                "{line}: add-on {code} has no primary service by NPI {provider} on {dos}, but {aoc_near} bills "
+                "one: if this add-on belongs to that service, correct this line's {aoc_near_what} to match it; "
+                "otherwise bill one of its primaries with it, or correct the code",
+                when="w.severity = 'deny' and w.aoc_near is not null"),
     Instruction("AOC_NO_PRIMARY", "add primary",
                 "{line}: add-on {code} has no primary service by NPI {provider} on {dos}: bill one of its "
                 "primaries "
