@@ -539,12 +539,11 @@ def test_an_add_on_beside_its_primary_on_another_day_or_of_another_provider_is_c
         rows_by_line):
     """Told to bill a primary with it, the biller added a second 11042: the one already billed the day before
     by the same provider, or the same day by another, was never named."""
-    day = rows_by_line[("C-NEAR2", 1)]
-    assert day["Action"] == "correct line"
-    assert day["Instruction"] == (
+    told = {key: (row["Action"], row["Instruction"]) for key, row in rows_by_line.items()}
+    assert told[("C-NEAR2", 1)] == ("correct line", (
         "C-NEAR2 line 1: add-on 11045 has no primary service by NPI 1234567893 on 2024-07-26, but C-NEAR line 1 "
         "(11042, NPI 1234567893, 2024-07-25) bills one: if this add-on belongs to that service, correct this "
-        "line's date of service to match it; otherwise bill one of its primaries with it, or correct the code")
+        "line's date of service to match it; otherwise bill one of its primaries with it, or correct the code"))
     other = rows_by_line[("C-OTHER", 2)]
     assert other["Action"] == "correct line"
     assert "but C-OTHER line 1 (11042, NPI 9876543213, 2024-07-26) bills one: if this add-on belongs to that " \
