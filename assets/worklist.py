@@ -490,9 +490,10 @@ from worklist_facts group by line_id
 """
 
 # The add-on lines that a line to remove leaves without a primary (RULES.md, AOC_NO_PRIMARY: the add-on code's
-# active edits in the release that judges its day, the lowest type deciding; type 2 needs any other line): of
-# its encounter, no line that stays is one of its primaries. The line to remove names them: removed alone, it
-# would leave an add-on the payer denies next. Read among the encounters where a line goes, which are few.
+# active edits in the release that judges its day, the lowest type deciding): of its encounter, no line that
+# stays is one of its primaries. The line to remove names them: removed alone, it would leave an add-on the
+# payer denies next. Only edits of type 1 deny: an add-on of type 2 or 3 alone is a review, still payable.
+# Read among the encounters where a line goes, which are few.
 ADDONS = """
 create or replace temp table worklist_addons as
 with removed as (select line_id from worklist_removals where deny_removed_by is not null),
@@ -542,8 +543,7 @@ counted as (
     join deciding d on d.line_id = a.line_id
     join lines o on o.patient_id = a.patient_id and o.date_of_service = a.date_of_service
                 and o.provider is not distinct from a.provider and o.line_id <> a.line_id
-    where d.edit_type = 2
-       or o.hcpcs in (select p.primary_code from primaries p where p.line_id = a.line_id)
+    where d.edit_type = 1 and o.hcpcs in (select p.primary_code from primaries p where p.line_id = a.line_id)
 ),
 orphans as (
     select addon_id, other_id from counted

@@ -148,6 +148,10 @@ CONFLICTS = [
     line("C-NEAR2", 1, "P-NEAR", "2024-07-26", hcpcs="11045"),
     line("C-OTHER", 1, "P-OTHER", "2024-07-26", hcpcs="11042", npi=CARDIO),
     line("C-OTHER", 2, "P-OTHER", "2024-07-26", hcpcs="11045"),
+    # 76120-26 bundled into 76125-26 (indicator 1, no bypass modifier) and removed: 76125 is an add-on of edit
+    # type 2, which without another service is a review, still payable.
+    line("C-T2", 1, "P-T2", "2024-07-26", hcpcs="76125", modifiers="26"),
+    line("C-T2", 2, "P-T2", "2024-07-26", modifiers="26"),
 ]
 
 
@@ -531,8 +535,10 @@ def test_a_primary_to_remove_says_its_add_on_goes_with_it(rows_by_line):
     assert row["Instruction"].endswith(
         "With this line goes the primary service of add-on C-ORPH line 3 (11045), which is denied without one: "
         "remove that line too, unless another of its primaries by the same provider that day stays")
-    # A line that stays has no such note.
+    # A line that stays has no such note, nor a line whose add-on is of edit type 2 (a review alone).
     assert "primary service of add-on" not in rows_by_line[("C-VIS", 2)]["Instruction"]
+    assert rows_by_line[("C-T2", 2)]["Action"] == "remove line"
+    assert "primary service of add-on" not in rows_by_line[("C-T2", 2)]["Instruction"]
 
 
 def test_an_add_on_beside_its_primary_on_another_day_or_of_another_provider_is_corrected_not_given_a_second(
