@@ -469,10 +469,13 @@ def test_a_day_over_its_mue_keeps_its_first_lines_and_removes_the_rest(rows_by_l
     """Lines of one unit each over the day's MUE were each told "correct them to 1 in all": an instruction no
     line could follow alone. By claim and line, the first lines keep the MUE's units and the others go."""
     first, second = rows_by_line[("C-BIL2", 1)], rows_by_line[("C-BIL2", 2)]
-    assert first["Instruction"].endswith("keep this line as billed; the lines after it go (see their rows), or "
-                                         "appeal with the record if the service was repeated")
-    assert second["Instruction"].endswith("and the lines before this one bill the 1 it allows: remove this line, or "
-                                          "appeal with the record if the service was repeated")
+    # 27447's MUE is of adjudication indicator 2 (policy): no appeal pays past it, and none is offered.
+    assert first["Instruction"].endswith("keep this line as billed; the lines after it go (see their rows); units "
+                                         "past an MUE of adjudication indicator 2 (policy) are not paid on appeal")
+    assert second["Instruction"].endswith("and the lines before this one bill the 1 it allows: remove this line; "
+                                          "units past an MUE of adjudication indicator 2 (policy) are not paid on "
+                                          "appeal")
+    # (Past one of indicator 3, clinical, an appeal with the record is offered: tests/test_nightly.py, 20610.)
 
 
 def test_each_side_of_a_bilateral_code_on_its_own_line_is_told_to_bill_50(rows_by_line):

@@ -70,6 +70,11 @@ FIELDS = {
     "failing_npi": "w.failing_npi",
     "aoc_primaries": AOC_PRIMARIES,
     "aoc_near": "w.aoc_near",
+    # An MUE of adjudication indicator 2 is a limit set by policy, which contractors do not pay past on appeal;
+    # past one of indicator 3 (clinical) the record of a repeated service may be.
+    "appeal": "case when contains(w.message, '(adjudication indicator 2,') then '; units past an MUE of "
+              "adjudication indicator 2 (policy) are not paid on appeal' else ', or appeal with the record if "
+              "the service was repeated' end",
     "aoc_near_what": "w.aoc_near_what",
     "visit_modifiers": "case when w.date_of_service > w.partner_dos then '24 (or FT) only if the visit was "
                        "unrelated to the surgery' "
@@ -315,25 +320,22 @@ INSTRUCTIONS = [
     Instruction("MUE_DOS", "remove line",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}{earlier}) add up to {day_units}, over its MUE of {mue} per day, and the lines "
-                "before this one bill the {mue} it allows: remove this line, or appeal with the record if the "
-                "service was repeated", when="w.units_before >= w.day_mue", after_days=True),
+                "before this one bill the {mue} it allows: remove this line{appeal}",
+                when="w.units_before >= w.day_mue", after_days=True),
     Instruction("MUE_DOS", "correct units",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}{earlier}) add up to {day_units}, over its MUE of {mue} per day: correct this line "
-                "to {keep_units} unit(s), or appeal with the record if the service was repeated",
+                "to {keep_units} unit(s){appeal}",
                 when="w.units_before + w.units > w.day_mue", after_days=True),
     Instruction("MUE_DOS", "keep as billed",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}{earlier}) add up to {day_units}, over its MUE of {mue} per day: keep this line as "
-                "billed; "
-                "the lines after it go (see their rows), or appeal with the record if the service was repeated",
+                "billed; the lines after it go (see their rows){appeal}",
                 when="w.units_before is not null", after_days=True),
     Instruction("MUE_DOS", "correct units",
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
-                "({day_lines}"
-                "{earlier}) add up to {day_units}, over its MUE of {mue} per day: correct them to {mue} in "
-                "all, or "
-                "appeal with the record if the service was repeated"),
+                "({day_lines}{earlier}) add up to {day_units}, over its MUE of {mue} per day: correct them to "
+                "{mue} in all{appeal}"),
     Instruction("MOD_26_AND_TC", "correct modifiers",
                 "{line}: {code} carries both 26 and TC: bill {code} global without either, or keep only the "
                 "modifier of the part you performed"),
