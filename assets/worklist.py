@@ -391,6 +391,12 @@ settled as (
 )
 select rule_id, line_id, group_key, dup_role, keeper.line as dup_keeper, others as dup_others,
        copies_text as dup_copies,
+       -- A global line beside another provider's part (not in a hospital, whose global goes): the part it
+       -- becomes, and that provider's line.
+       case when component = 'global' and not hospital_global and (other_26 or other_tc)
+            then coalesce(first_other_26, first_other_tc).ref end as other_part_ref,
+       case when component = 'global' and not hospital_global and other_26 then 'TC'
+            when component = 'global' and not hospital_global and other_tc then '26' end as global_becomes,
        case dup_role when 'bill_tc' then first_other_26 when 'bill_26' then first_other_tc
                      when 'remove_hospital_global' then first_other_26
                      when 'keep_global' then case when own_26 then first_26 else first_tc end
@@ -455,9 +461,10 @@ with sides as (
 )
 select w._row, w.line_id, w.rule_id, w.severity, w.dup_role, w.dup_keeper, w.dup_copies, w.dup_group,
        w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action, w.partner_bundled,
-       {VARIANT_SQL} as variant
+       w.other_part_ref, w.global_becomes, {VARIANT_SQL} as variant
 from (
     select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group, d.dup_others,
+           d.other_part_ref, d.global_becomes,
            case when f.rule_id = 'MUE_DOS' then s.day_sides end as day_sides,
            case when f.rule_id = 'MUE_DOS' then s.first_side_line end as first_side_line,
            case when f.rule_id = 'MUE_DOS' then s.side_lines end as side_lines,

@@ -400,6 +400,26 @@ def test_a_part_sent_again_unchanged_names_its_own_earlier_copy_and_is_not_sent_
 
 
 @pytest.mark.slow  # two scrubs with history
+def test_a_global_sent_again_beside_another_providers_26_is_told_to_correct_the_copy_that_went_out(
+        tmp_path, db_path):
+    """The global went out last night; tonight it is sent again unchanged, beside a radiologist's 26. Its row
+    said only "do not send it again": the correction to TC of the claim that went out was in the radiologist's
+    row alone, which another biller works."""
+    global_line = line("G7", "76120", npi="1234567893", patient="PG7")
+    monday = engine_scrub([write_csv(tmp_path / "monday.csv", [global_line])], tmp_path / "monday", db_path,
+                          history=True)
+    tuesday = engine_scrub([write_csv(tmp_path / "tuesday.csv", [global_line, line(
+        "R7", "76120", npi="1245319599", modifiers="26", patient="PG7")])], tmp_path / "tuesday", db_path,
+        history=True)
+    assert monday.exit_code == tuesday.exit_code == 0, tuesday.stderr
+    [row] = [w for w in _rows(load_workbook(tuesday.out_dir / "denial-risk-report.xlsx")["Worklist"])
+             if w["Claim"] == "G7"]
+    assert row["Action"] == "do not send again"
+    assert row["Instruction"].endswith("; and R7 line 1 (76120-26, NPI 1245319599, same day) bills the other part: "
+                                       "correct the claim that went out to 76120-TC")
+
+
+@pytest.mark.slow  # two scrubs with history
 def test_a_day_whose_mue_an_earlier_batch_used_up_has_tonights_line_removed(tmp_path, db_path):
     """20610 (MUE 2 per day, indicator 3): 2 units went out last night, 1 more tonight. In one batch the later
     line is told to go; across two nights it was told to "correct them to 2 in all", on a line of 1 unit."""

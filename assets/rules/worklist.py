@@ -70,6 +70,8 @@ FIELDS = {
     "failing_npi": "w.failing_npi",
     "aoc_primaries": AOC_PRIMARIES,
     "aoc_near": "w.aoc_near",
+    "other_part": "w.other_part_ref",
+    "global_becomes": "w.global_becomes",
     # An MUE of adjudication indicator 2 is a limit set by policy, which contractors do not pay past on appeal;
     # past one of indicator 3 (clinical) the record of a repeated service may be.
     "appeal": "case when contains(w.message, '(adjudication indicator 2,') then '; units past an MUE of "
@@ -243,6 +245,11 @@ INSTRUCTIONS = [
                 "{line}: {code} global overlaps {dup_partner} of the same provider: keep this line and "
                 "remove "
                 "{dup_partner_line}", when="w.dup_role = 'keep_global'"),
+    # Sent again beside another provider's part: the copy that went out is the line to correct.
+    Instruction("DUP_COMPONENT", "do not send again",
+                SENT_BEFORE + "; and {other_part} bills the other part: correct the claim that went out to "
+                "{code}-{global_becomes}",
+                when=f"{SENT_BEFORE_WHEN} and w.other_part_ref is not null", removes=True),
     Instruction("DUP_COMPONENT", "do not send again", SENT_BEFORE, when=SENT_BEFORE_WHEN, removes=True),
     Instruction("DUP_COMPONENT", "keep as billed",
                 "{line}: {billed} overlaps {partner}, which is removed (bundled): keep this line as billed",
