@@ -12,6 +12,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -187,17 +188,28 @@ def _registered_at(key: str) -> datetime | None:
         return None
 
 
-def _replaced_versions(pending: list[str], last_night: datetime) -> dict[str, tuple[str, str]]:
-    """Of the versions of one file name registered since the last night's run (a file overwritten with its
-    correction during the day), every one but the latest, each with why it is left out and the version that
-    replaces it (should that one be unreadable, the read takes this one instead): scrubbing both would
-    quarantine one version's lines as repeats of the other's. Versions registered before then are from a
-    night whose run failed, and are scrubbed as they came."""
-    by_name: dict[str, list[tuple[datetime, str]]] = {}
+def _night_of(registered: datetime) -> datetime:
+    """The nightly tick a file registered at `registered` was first due for: the next 02:00 (NIGHTLY_CRON) in
+    the schedule's time zone."""
+    minute, hour = (int(part) for part in NIGHTLY_CRON.split()[:2])
+    local = registered.astimezone(ZoneInfo(NIGHTLY_TIMEZONE))
+    tick = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return tick if local < tick else tick + timedelta(days=1)
+
+
+def _replaced_versions(pending: list[str]) -> dict[str, tuple[str, str]]:
+    """Of the versions of one file name registered for one night (a file overwritten with its correction
+    during the day), every one but the latest, each with why it is left out and the version that replaces it
+    (should that one be unreadable, the read takes this one instead): scrubbing both would quarantine one
+    version's lines as repeats of the other's. That holds whenever they are scrubbed: a night whose run failed
+    gives its files to the next, and its versions are grouped by the night they were due for, not by the night
+    that reads them. Files of one name due for different nights (a system writing claims.csv every day) are
+    different exports, all scrubbed."""
+    by_name: dict[tuple[str, datetime], list[tuple[datetime, str]]] = {}
     for key in pending:
         registered = _registered_at(key)
-        if registered is not None and registered > last_night:
-            by_name.setdefault(key_file_name(key), []).append((registered, key))
+        if registered is not None:
+            by_name.setdefault((key_file_name(key), _night_of(registered)), []).append((registered, key))
     replaced = {}
     for versions in by_name.values():
         latest_at, latest = max(versions)
@@ -227,7 +239,7 @@ def nightly_scrub(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.S
     if not pending and not refused:
         return dg.SkipReason("no new exports registered since the last nightly run")
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    replaced = _replaced_versions(pending, context.scheduled_execution_time - timedelta(days=1))
+    replaced = _replaced_versions(pending)
     scrubbed = [key for key in pending if key not in replaced]
     batch_id = nightly_batch_id(night, scrubbed + sorted(refused))
     files = [archived_file(key) for key in scrubbed]

@@ -5,7 +5,7 @@ import json
 import os
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -619,6 +619,37 @@ def test_an_835_in_the_inbox_is_loaded_once_and_refreshes_the_payer_feedback(tmp
     feedback = Path(os.environ["CLAIMSCRUB_HOME"]) / "reports" / "payer-feedback"
     outcomes = {r["rule_id"]: r for r in read_csv(feedback / "rule_outcomes.csv")}
     assert (outcomes["PTP_NO_BYPASS"]["flagged_lines"], outcomes["PTP_NO_BYPASS"]["denied_lines"]) == ("1", "1")
+
+
+def _batch_of(request: dg.RunRequest) -> dict:
+    """The night's batch configuration: the op config that names its files."""
+    return next(op["config"] for op in request.run_config["ops"].values() if "set_aside_files" in op["config"])
+
+
+def test_versions_of_a_file_due_for_one_night_are_one_whatever_night_reads_them(inbox, instance):
+    """A file corrected the same day, its night's run failed: the next night took both versions (only those of
+    the last 24 hours were compared), and quarantined the correction's lines as repeats of the stale ones. A
+    system that writes claims.csv every day sends different exports of one name on different days: both go."""
+    sensor = Sensor(instance)
+    yesterday = datetime.now(timezone.utc).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    registered = []
+    for name, rows, when in [
+            ("corr.csv", [line("K1", "76120", patient="PK")], yesterday),
+            ("corr.csv", [line("K1", "76000", patient="PK")], yesterday + timedelta(minutes=5)),
+            ("daily.csv", [line("D1", "76120", patient="PD")], yesterday - timedelta(days=1)),
+            ("daily.csv", [line("D2", "76120", patient="PE")], yesterday + timedelta(hours=1))]:
+        drop(inbox, name, rows)
+        requests = sensor.tick()
+        _register(instance, requests)
+        archived = archived_file(requests[0].partition_key)
+        os.utime(archived, (when.timestamp(), when.timestamp()))
+        registered.append(archived)
+    # The night after them failed; tonight, more than a day after they came, reads them all.
+    tonight = yesterday.replace(hour=2) + timedelta(days=2)
+    batch = _batch_of(nightly_scrub(dg.build_schedule_context(instance=instance, scheduled_execution_time=tonight)))
+    stale, corrected, first_day, second_day = (str(path.resolve()) for path in registered)
+    assert batch["set_aside_files"] == [stale] and batch["set_aside_for"] == [corrected]
+    assert sorted(batch["files"]) == sorted([corrected, first_day, second_day])
 
 
 def test_the_nightly_run_prices_at_the_sites_locality(inbox, instance, monkeypatch):
