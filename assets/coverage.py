@@ -127,7 +127,8 @@ def batch_coverage(con, batch_id: str) -> list[dict]:
                     where batch_id = ? and ({family.lines}) and date_of_service > ?""",
                 [batch_id, end]).fetchall()[0]
         between = _between_releases(con, batch_id, family, end, judged.get(family.judged_by, set())) if end else []
-        before = _before_releases(con, batch_id, family) if end and family.judged_by else None
+        # The localities file judges no line; the ZIP file, the lines it places.
+        before = _before_releases(con, batch_id, family) if end and family.label != "localities" else None
         partial = _partial_releases(con, batch_id, family, judged.get(family.judged_by, set()))
         coverage.append({
             "table": family.label,

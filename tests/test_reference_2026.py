@@ -407,3 +407,18 @@ def test_lines_judged_by_an_excerpt_of_a_table_are_said_at_each_run(reference_db
            "leaves out is judged as if unlisted." in summary
     # The bundled releases judge no line of the batch as partial ones.
     assert all(not entry["partial_releases"] for entry in run.summary["reference_coverage"] if entry is not mue)
+
+
+def test_a_line_placed_by_a_zip_file_newer_than_its_date_is_said(reference_db, tmp_path):
+    """Its locality came from ZIP5 2025Q4, which starts after it: said as the other tables' are."""
+    db = tmp_path / "zip.duckdb"
+    shutil.copyfile(reference_db, db)
+    row = dict(claim_id="Z24", line_number=1, patient_id="P-Z24", date_of_service="2024-08-20", hcpcs="76120",
+               units="1", service_zip="94103", rendering_npi=NPI, diagnosis_1="R13.10")
+    run = scrub([write_csv(tmp_path / "claims.csv", [row])], tmp_path / "out", db)
+    assert run.exit_code == 0, run.stderr
+    assert run.line("Z24", 1)["locality"] == "01112-05"
+    zip_coverage = {entry["table"]: entry for entry in run.summary["reference_coverage"]}["ZIP"]
+    assert zip_coverage["lines_before_releases"] == 1
+    assert ("warning: ZIP5 2025Q4 starts 2025-10-01; 1 line dated 2024-08-20 to 2024-08-20, before any ZIP "
+            "release's period, was judged by it.") in run.stderr
