@@ -8,6 +8,8 @@ from pathlib import Path
 
 from openpyxl import Workbook
 
+from assets.coverage import counted
+
 from .workbook import EXCEL_MAX_ROWS, Column, Table, table_sheet
 
 IMPACT_WORKBOOK = "rejudge-impact.xlsx"
@@ -71,8 +73,9 @@ def write_impact_workbook(path: Path, counts: dict, by_release: tuple[list[str],
     releases = ", ".join(counts["releases"]) or "no release"
     table_sheet(
         book, "Summary", BY_RELEASE, Table(*by_release),
-        caption=(f"Stored lines dated on or after {counts['since']} ({counts['lines']:,} lines, "
-                 f"{counts['batches']:,} batch{'es' if counts['batches'] != 1 else ''}), judged again under {releases}. Findings: {counts['appears']:,} "
+        caption=(f"Stored lines dated on or after {counts['since']} ({counted(counts['lines'], 'line')}, "
+                 f"{counts['batches']:,} batch{'es' if counts['batches'] != 1 else ''}), judged again under "
+                 f"{releases}. Findings: {counts['appears']:,} "
                  f"appear, {counts['disappears']:,} disappear, {counts['severity']:,} change severity, "
                  f"{counts['dollars']:,} change dollars; ${counts['dollars_newly_at_risk']:,.2f} newly at risk "
                  f"of denial, ${counts['dollars_no_longer_at_risk']:,.2f} no longer. By release and rule "

@@ -535,7 +535,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     files = summary["files"]
     out.add(s("claimscrub denial-risk report", font=Font(name=FONT, bold=True, size=16)))
     out.add(s(f"Batch {summary['batch_id']}: {len(files)} file{'s' if len(files) != 1 else ''}, "
-              f"{summary['rows_read']:,} rows read, {summary['lines_scrubbed']:,} lines scrubbed, "
+              f"{counted(summary['rows_read'], 'row')} read, {counted(summary['lines_scrubbed'], 'line')} scrubbed, "
               f"{summary['rows_quarantined']:,} quarantined; scrubbed {_timestamp(summary['started'])}",
               font=Font(name=FONT, italic=True, color="595959")))
     stale = [entry for entry in summary.get("reference_coverage", [])

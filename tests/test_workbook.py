@@ -415,3 +415,11 @@ def test_a_worklist_line_with_two_causes_gets_an_instruction_for_each(tmp_path, 
         "CLM-MIX line 1: the check digit fails for rendering NPI 1234567890: correct it from NPPES"]
     assert [c["Action"] for c in copies] == ["keep, remove copies", "remove line"]
     assert copies[0]["Partner lines"] == f"CLM-MIX line 3 (93000, NPI {CARDIO}, same day)"
+
+
+def test_the_summary_counts_one_row_and_one_line_in_the_singular(tmp_path, db_path):
+    run = engine_scrub([write_csv(tmp_path / "one.csv", [line("ONE-1", 1, "PAT-1", "2024-07-08")])],
+                       tmp_path / "out", db_path)
+    assert run.exit_code == 0, run.stderr
+    batch_line = load_workbook(run.out_dir / "denial-risk-report.xlsx", read_only=True)["Summary"]["A2"].value
+    assert ": 1 file, 1 row read, 1 line scrubbed, 0 quarantined; scrubbed " in batch_line
