@@ -23,7 +23,7 @@ SAMPLE = ROOT / "samples" / "claims_sample.csv"
 SUMMARY_PNG = ROOT / "docs" / "report-summary.png"
 WORKLIST_PNG = ROOT / "docs" / "report-worklist.png"
 # The Worklist's caption, which opens its first printed page.
-WORKLIST_CAPTION = "lines to fix on the"
+WORKLIST_CAPTION = "with a deny finding not dismissed or fixed"
 # The sample's planted problems: copied onto new claims, they make the earlier nights' duplicates.
 PLANTED = [f"CLM00{n}" for n in range(141, 157)]
 
