@@ -40,6 +40,11 @@ def _cell(sheet, value, column: str = "", bold: bool = False):
 def add_feedback_sheet(book: Workbook, views: dict[str, tuple[list[str], list[tuple]]]) -> None:
     """Append the `Payer feedback` sheet to book: each view as a title, a header row and its rows."""
     sheet = book.create_sheet(SHEET)
+    # Printed across the page, as every other sheet of the workbook is.
+    sheet.page_setup.orientation = "landscape"
+    sheet.sheet_properties.pageSetUpPr.fitToPage = True
+    sheet.page_setup.fitToWidth = 1
+    sheet.page_setup.fitToHeight = 0
     for name, (columns, rows) in views.items():
         sheet.append([_cell(sheet, TITLES.get(name, name), bold=True)])
         sheet.append([_cell(sheet, column, bold=True) for column in columns])

@@ -274,6 +274,8 @@ def test_feedback_workbooks_carry_the_payer_feedback_sheet(loop):
         sheet = load_workbook(path, read_only=True)["Payer feedback"]
         values = [cell for row in sheet.iter_rows(values_only=True) for cell in row if cell is not None]
         assert "CLEAN-1" in values and "CO-97" in values and "(suppressed)" in values, path
+        printed = load_workbook(path)["Payer feedback"]  # page settings: read in full
+        assert (printed.page_setup.orientation, printed.page_setup.fitToWidth) == ("landscape", 1), path
 
 
 def test_loading_the_same_835_again_is_skipped(loop):
