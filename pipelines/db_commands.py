@@ -16,8 +16,8 @@ from .runs import existing_database, fail, holding_database
 
 DB_HELP = ("DuckDB file, the site's main file (default: $CLAIMSCRUB_DB, else claimscrub.duckdb in $CLAIMSCRUB_HOME, "
            ".claimscrub).")
-LAYOUT_HELP = ("single: everything in one file (default); per-shard: each shard's claim data in a file of its "
-               "own beside the main file, so that shards can be judged in parallel processes.")
+LAYOUT_HELP = ("single: everything in one file; per-shard: each shard's claim data in a file of its own beside "
+               "the main file, so that shards can be judged in parallel processes.")
 
 
 @click.group()

@@ -396,3 +396,9 @@ def test_a_reshard_stopped_by_sigterm_leaves_no_new_shard_file(four_in_one_file,
     assert list(site.glob("*.shard-*")) == []
     info = db_command("info", "--db", str(copy))
     assert info.stdout.splitlines()[1:3] == ["shards: 4", "layout: single"]
+
+
+def test_reshard_help_gives_one_default_for_the_layout():
+    """It said both "single ... (default)" and "Default: the current layout"."""
+    text = " ".join(CliRunner().invoke(main, ["db", "reshard", "--help"]).output.split())
+    assert "Default: the current layout." in text and "(default)" not in text
