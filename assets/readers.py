@@ -192,7 +192,9 @@ def load_mapping(path: str | None) -> dict[str, str]:
     mapping = {}
     for source, target in columns.items():
         if not isinstance(target, str) or target not in CANONICAL:
-            close = difflib.get_close_matches(str(target), CANONICAL, n=1)
+            # A column's other name ("claim_number", "CPT") says which it is; else the nearest spelling.
+            alias = ALIASES.get(normalise_header(target)) if isinstance(target, str) else None
+            close = [alias] if alias else difflib.get_close_matches(str(target), CANONICAL, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise InputFileError(f"{path}: '{_one_line(str(target))}' is not a claimscrub column{hint} "
                                  f"(mapping of '{_one_line(source)}')")

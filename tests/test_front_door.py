@@ -494,6 +494,9 @@ BEFORE_THE_RUN = [
      "cannot read the header mapping file"),
     ("mapping to an unknown column", _mapping(b'[columns]\n"Acct" = "patientid"\n'), "site-mapping.toml",
      "'patientid' is not a claimscrub column (did you mean 'patient_id'?)"),
+    # Another name of a column is taken for it, not its nearest spelling ('line_number').
+    ("mapping to another name of a column", _mapping(b'[columns]\n"Enc" = "claim_number"\n'), "site-mapping.toml",
+     "'claim_number' is not a claimscrub column (did you mean 'claim_id'?)"),
     ("mapping that is no table", _mapping(b'columns = "Acct"\n'), "site-mapping.toml",
      "[columns] is not a table"),
     ("mapping that is not text", _mapping(b"\xff\xfe[\x00c\x00"), "site-mapping.toml",
