@@ -156,6 +156,9 @@ line("S7", 1, "PS7", "99999", {"CODE_NOT_IN_FEE_SCHEDULE", "MUE_NOT_PUBLISHED"})
 # Status T beside a carrier-priced service (C) of the same provider: another fee-schedule service that day.
 line("S8", 1, "PS8", "76125", {"STATUS_NOT_PAYABLE"})                        # C: info, not priced
 line("S8", 2, "PS8", "96523", {"STATUS_NOT_PAYABLE", "PTP_NO_BYPASS"})     # T, and 76125/96523 bundles it
+# Status T billed twice and nothing else: the same service again (a duplicate), not another service.
+line("S12", 1, "PS12", "36591", {"DUP_EXACT"})
+line("S12", 2, "PS12", "36591", {"DUP_EXACT"})
 # 86153 is listed only with a 26 row (PC/TC 6): in the fee schedule, and TC cannot be used with it.
 line("S9", 1, "PS9", "86153", {"MOD_PCTC_INVALID"}, mods="TC")
 line("S10", 1, "PS10", "86153", set())                                       # no row of its own: not priced

@@ -318,7 +318,8 @@ def judge(rows: list[dict], ref: Reference) -> tuple[dict, dict, dict, dict, Cou
             found[a["key"]].add("DUP_EXACT")
         if status in ("B", "N", "P", "I", "D", "F", "G", "H", "R", "C", "X", "E", "J", "M") or re.fullmatch(
                 r"\d{4}F", a["hcpcs"]) or (
-                status == "T" and any(b["base"] and b["base"][0] in ("A", "R", "T", "C") for b in same_provider)):
+                status == "T" and any(b["base"] and b["base"][0] in ("A", "R", "T", "C") and b["hcpcs"] != a["hcpcs"]
+                                     for b in same_provider)):
             found[a["key"]].add("STATUS_NOT_PAYABLE")
         if a["base"] is None:
             found[a["key"]].add("CODE_NOT_IN_FEE_SCHEDULE")

@@ -78,6 +78,7 @@ PAIR_RULES = {}
 
 # Status T (injections) is paid only when no other fee-schedule service by the same provider shares the day.
 # A carrier-priced service (C) is such a service: paid under the fee schedule, only priced by the contractor.
+# A line of the same code is not another service but the same one billed again (DUP_EXACT's to judge).
 # The other lines are looked for only among the patients of the status-T lines.
 STATUS_T = "priced.status = 'T'"
 # The finding names the other service (the lowest id: an earlier batch's first, then the batch's first line),
@@ -92,7 +93,7 @@ with shared as (
     join sl other
       on other.patient_id = hit.patient_id and other.date_of_service = hit.date_of_service
      and other.provider_key = hit.provider_key and other.line_id <> hit.line_id
-     and other.status in ('A', 'R', 'T', 'C')
+     and other.status in ('A', 'R', 'T', 'C') and other.hcpcs <> hit.hcpcs
     group by hit.line_id
 )
 select hit.line_id, 'STATUS_NOT_PAYABLE' as rule_id, {STATUS_SEVERITY} as severity, {STATUS_CARC} as carc,
