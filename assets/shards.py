@@ -129,7 +129,12 @@ def attach_shard(con, database: str | Path, shard: int, layout: Layout, new: boo
                 raise ShardFileMissingError(
                     f"{path}: this shard file of the site is missing, and the site holds {held} batch"
                     f"{'es' if held != 1 else ''}: restore it from a backup; claimscrub does not make it again empty")
-        con.execute(f"attach $path as {name}", {"path": str(path)})
+        # The process of the step before (a --workers run) may still be letting go of the file as this one
+        # starts: its lock is waited for, as the main file's is.
+        from pipelines.database import waiting_for_lock
+        from pipelines.settings import lock_timeout
+
+        waiting_for_lock(lambda: con.execute(f"attach $path as {name}", {"path": str(path)}), path, lock_timeout())
     ensure_shard_schema(con, name)
     return name
 

@@ -402,3 +402,28 @@ def test_reshard_help_gives_one_default_for_the_layout():
     """It said both "single ... (default)" and "Default: the current layout"."""
     text = " ".join(CliRunner().invoke(main, ["db", "reshard", "--help"]).output.split())
     assert "Default: the current layout." in text and "(default)" not in text
+
+
+@pytest.mark.slow  # a process holding a shard file for a few seconds
+def test_a_shard_file_another_process_lets_go_of_a_moment_later_is_waited_for(tmp_path, reference_db):
+    """In a --workers run at 2M lines, the price step started while the process of the step before was still
+    letting go of shard 0: `priced_lines failed: ... Could not set lock on file ...shard-0-of-4.duckdb`."""
+    from assets.shards import Layout, attach_shard, shard_file
+
+    db = tmp_path / "claimscrub.duckdb"
+    shutil.copyfile(reference_db, db)
+    assert db_command("init", "--db", str(db), "--shards", "2", "--layout", "per-shard").exit_code == 0
+    con = duckdb.connect(str(db))
+    attach_shard(con, db, 0, Layout(2, "per-shard"))  # the shard file made, as a first scrub makes it
+    con.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', "
+         "flush=True); time.sleep(3); con.close()", str(shard_file(db, 0, 2))], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        con = duckdb.connect(str(db))
+        assert attach_shard(con, db, 0, Layout(2, "per-shard")) in {row[0] for row in con.execute(
+            "select database_name from duckdb_databases()").fetchall()}
+        con.close()
+    finally:
+        holder.wait(timeout=30)
