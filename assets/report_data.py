@@ -250,8 +250,11 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
     (`finding_marks`, mark_findings) are made before."""
     params = {"batch": summary["batch_id"]}
     worklist_count = build_worklist(con, summary["batch_id"])
-    worklist_claims, worklist_to_fix = con.execute(
-        "select count(distinct claim_id), count(*) filter (where severity = 'deny') from worklist_rows").fetchall()[0]
+    # A deny line kept as billed (its findings settled by the fix of other lines) has nothing to fix itself.
+    worklist_claims, worklist_to_fix, worklist_kept = con.execute(
+        """select count(distinct claim_id), count(*) filter (where severity = 'deny' and action <> 'keep as billed'),
+                  count(*) filter (where severity = 'deny' and action = 'keep as billed')
+           from worklist_rows""").fetchall()[0]
     # On the headline's base, every deny finding whatever an auditor decided: the dollars beside them count so.
     deny_claims, deny_lines = con.execute(
         """select count(distinct claim_id), count(distinct line_id) from finding_rows
@@ -285,6 +288,7 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
         worklist=_query_table(con, WORKLIST_SQL, {}, worklist_count, in_order=True),
         worklist_claims=worklist_claims,
         worklist_to_fix=worklist_to_fix,
+        worklist_kept=worklist_kept,
         deny_claims=deny_claims,
         unpriced_deny_lines=unpriced_deny_lines,
         deny_lines=deny_lines,

@@ -128,7 +128,8 @@ class Report:
     history: Table  # started, files, lines_scrubbed, findings, deny_findings, dollars_at_risk; oldest first
     feedback: dict | None = None  # the payer feedback views, once remittances are loaded
     worklist_claims: int = 0  # the claims the Worklist's lines belong to
-    worklist_to_fix: int = 0  # of the Worklist's lines, those with a deny finding (the others are to review)
+    worklist_to_fix: int = 0  # of the Worklist's lines, those with a deny finding to fix (the others are to review)
+    worklist_kept: int = 0  # those with a deny finding settled by the fix of other lines: kept as billed
     deny_lines: int = 0  # the lines with a deny finding, each counted once, whatever was decided of it
     deny_claims: int = 0  # the claims of those lines
     unpriced_deny_lines: int = 0  # of those lines, the ones not priced here (their dollars count as 0.00)
@@ -818,7 +819,9 @@ def build_workbook(path: Path, report: Report, started: StartedWorkbook | None =
     pending.append(table_sheet(
         book, "Worklist", WORKLIST, report.worklist,
         caption=f"{{total:,}} line{{s}} on the {counted(report.worklist_claims, 'claim')} with a deny finding not "
-                f"dismissed or fixed: {report.worklist_to_fix:,} to fix, the rest to review; one "
+                f"dismissed or fixed: {report.worklist_to_fix:,} to fix, "
+                + (f"{report.worklist_kept:,} kept as billed once the others are, " if report.worklist_kept else "")
+                + "the rest to review; one "
                 "instruction per cause; by billing provider, claims linked by a conflict together, biggest "
                 "dollars at risk first. How one fix settles several findings: the note below the rows.",
         overflow="This sheet holds the first {shown:,} of {total:,} lines (Excel's row limit): "

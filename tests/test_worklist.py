@@ -628,12 +628,14 @@ def test_review_items_appear_as_text_beside_the_deny_items_marked_review(run, ro
 
 
 def test_the_caption_counts_the_lines_to_fix_apart_from_those_to_review(book, worklist):
-    to_fix = sum(w["Severity"] == "deny" for w in worklist)
-    assert 0 < to_fix < len(worklist)
+    """A deny line kept as billed, its findings settled by the fix of other lines, was counted "to fix"."""
+    to_fix = sum(w["Severity"] == "deny" and w["Action"] != "keep as billed" for w in worklist)
+    kept = sum(w["Severity"] == "deny" and w["Action"] == "keep as billed" for w in worklist)
+    assert 0 < to_fix < len(worklist) and kept > 0
     claims = len({w["Claim"] for w in worklist})
     assert book["Worklist"]["A1"].value.startswith(
         f"{len(worklist):,} lines on the {claims:,} claims with a deny finding not dismissed or fixed: "
-        f"{to_fix:,} to fix, the rest to review; ")
+        f"{to_fix:,} to fix, {kept:,} kept as billed once the others are, the rest to review; ")
     assert "CLM00148" not in {w["Claim"] for w in worklist}  # review findings only: on the Findings sheet
 
 
