@@ -21,11 +21,13 @@ over every finding at once. The steps, each a temporary table:
 
 from __future__ import annotations
 
+from .rules.addons import AOC_EDITS
 from .rules.worklist import (
     DUPLICATE_RULES,
     EARLIER_ACTION,
     EARLIER_GLOBAL_ACTIONS,
     INSTRUCTIONS,
+    PAID_BILATERAL,
     PARTNER_ACTIONS,
     PRECEDENCE,
     SIDE_RULES,
@@ -456,7 +458,7 @@ with sides as (
                filter (where list_has_any(string_split(coalesce(modifiers, ''), ','), ['RT', 'LT']))
                as first_side_line,
            count(*) as side_lines
-    from worklist_findings where rule_id = 'MUE_DOS' and bilat_surg in ('1', '3')
+    from worklist_findings where rule_id = 'MUE_DOS' and bilat_surg in {PAID_BILATERAL}
     group by all
 )
 select w._row, w.line_id, w.rule_id, w.severity, w.dup_role, w.dup_keeper, w.dup_copies, w.dup_group,
@@ -477,7 +479,7 @@ from (
     from worklist_findings f
     left join worklist_dups d on d.rule_id = f.rule_id and d.line_id = f.line_id
     left join worklist_dups p on p.rule_id = f.rule_id and p.line_id = d.partner.id and d.partner.batch = ''
-    left join sides s on f.rule_id = 'MUE_DOS' and f.bilat_surg in ('1', '3') and s.patient = f.patient
+    left join sides s on f.rule_id = 'MUE_DOS' and f.bilat_surg in {PAID_BILATERAL} and s.patient = f.patient
                      and s.date_of_service = f.date_of_service and s.provider is not distinct from f.provider
                      and s.hcpcs = f.hcpcs
 ) w
@@ -496,12 +498,12 @@ select line_id, bool_or(rule_id = 'PTP_NO_BYPASS' and not partner_bundled) as bu
 from worklist_facts group by line_id
 """
 
-# The add-on lines that a line to remove leaves without a primary (RULES.md, AOC_NO_PRIMARY: the add-on code's
-# active edits in the release that judges its day, the lowest type deciding): of its encounter, no line that
-# stays is one of its primaries. The line to remove names them: removed alone, it would leave an add-on the
-# payer denies next. Only edits of type 1 deny: an add-on of type 2 or 3 alone is a review, still payable.
-# Read among the encounters where a line goes, which are few.
-ADDONS = """
+# The add-on lines that a line to remove leaves without a primary (the edits that decide for them, as the rule
+# reads them: assets/rules/addons.py, AOC_EDITS): of its encounter, no line that stays is one of its primaries.
+# The line to remove names them: removed alone, it would leave an add-on the payer denies next. Only edits of
+# type 1 deny: an add-on of type 2 or 3 alone is a review, still payable. Read among the encounters where a line
+# goes, which are few.
+ADDONS = f"""
 create or replace temp table worklist_addons as
 with removed as (select line_id from worklist_removals where deny_removed_by is not null),
 -- The encounters that hold both a line to remove and a code some add-on code edit of the batch lists.
@@ -513,7 +515,7 @@ addon_keys as (
     select distinct patient_id, date_of_service, provider from claim_lines
     where batch_id = $batch and hcpcs in (select add_on_code from addon_codes)
 ),
-keys as (
+encounters as (
     select distinct l.patient_id, l.date_of_service, l.provider from claim_lines l
     semi join addon_keys k on k.patient_id = l.patient_id and k.date_of_service = l.date_of_service
                           and k.provider is not distinct from l.provider
@@ -523,34 +525,21 @@ lines as (
     select l.line_id, l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.provider, l.hcpcs,
            p.aoc_release, l.line_id in (select line_id from removed) as goes
     from claim_lines l
-    semi join keys k on k.patient_id = l.patient_id and k.date_of_service = l.date_of_service
-                    and k.provider is not distinct from l.provider
+    semi join encounters k on k.patient_id = l.patient_id and k.date_of_service = l.date_of_service
+                          and k.provider is not distinct from l.provider
     join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
     where l.batch_id = $batch
 ),
-active as (
-    select a.line_id, a.date_of_service, e.edit_type, e.primary_code, e.primary_deletion_date
-    from lines a
-    join ref_aoc e on e.release_id = a.aoc_release and e.add_on_code = a.hcpcs
-    where not a.goes
-      and (e.edit_effective_date is null or e.edit_effective_date <= a.date_of_service)
-      and (e.edit_deletion_date is null or a.date_of_service <= e.edit_deletion_date)
-      and (e.aoc_deletion_date is null or a.date_of_service <= e.aoc_deletion_date)
-),
-deciding as (select line_id, min(edit_type) as edit_type from active group by line_id),
-primaries as (
-    select a.line_id, a.primary_code from active a join deciding d on d.line_id = a.line_id
-    where a.edit_type = d.edit_type and a.primary_code <> 'CCCCC'
-      and (a.primary_deletion_date is null or a.date_of_service <= a.primary_deletion_date)
-),
--- Each add-on line with the other lines of its encounter that count as its primary.
+keys as (select distinct aoc_release, hcpcs, date_of_service from lines where not goes),
+{AOC_EDITS},
+-- Each add-on line of edit type 1 with the other lines of its encounter that count as its primary.
 counted as (
     select a.line_id as addon_id, o.line_id as other_id, o.goes
     from lines a
-    join deciding d on d.line_id = a.line_id
+    join edits e on e.aoc_release = a.aoc_release and e.hcpcs = a.hcpcs and e.date_of_service = a.date_of_service
     join lines o on o.patient_id = a.patient_id and o.date_of_service = a.date_of_service
                 and o.provider is not distinct from a.provider and o.line_id <> a.line_id
-    where d.edit_type = 1 and o.hcpcs in (select p.primary_code from primaries p where p.line_id = a.line_id)
+    where not a.goes and e.edit_type = 1 and list_contains(e.primary_codes, o.hcpcs)
 ),
 orphans as (
     select addon_id, other_id from counted

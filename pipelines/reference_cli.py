@@ -167,7 +167,6 @@ def load_command(files: tuple[Path, ...], effective: datetime | None, release_id
                            f"{advice}", err=True)
 
 
-
 def _largest_other(con, table: str, release_id: str) -> tuple[int | None, str | None]:
     """The most rows of `table` another release holds, and its id: among the loaded releases and the bundled
     ones a site has not scrubbed with yet (they load on its first scrub)."""

@@ -26,16 +26,11 @@ where line_id >= 0 and aoc_release is not null
   and hcpcs in (select add_on_code from ref_aoc where release_id in (select distinct aoc_release from sl))
 """
 
-# For each add-on line: the edits active on its DOS (in the release that judges it), the lowest edit type
-# among them, that type's primary codes still in force, and whether the encounter holds the primary it needs.
-# The edits depend on the release, code and day alone, which many add-on lines share: they are worked out once
-# per those (`keys`), not once per line.
-AOC_NO_PRIMARY = """
-insert into found by name
-with keys as (
-    select distinct aoc_release, hcpcs, date_of_service from addon_lines
-),
-active as (
+# The add-on code edits that decide for each (aoc_release, hcpcs, date_of_service) of `keys` (a CTE the statement
+# names first): the edits active on the day, the lowest edit type among them, and that type's primary codes still
+# in force (`edits`). Read by this rule and by the Worklist (assets/worklist.py, ADDONS), which must agree on
+# what an add-on needs.
+AOC_EDITS = """active as (
     select key.aoc_release, key.hcpcs, key.date_of_service, edit.edit_type, edit.primary_code,
            edit.primary_deletion_date
     from keys key
@@ -66,7 +61,17 @@ edits as (
     left join primary_lists on primary_lists.aoc_release = deciding.aoc_release
                            and primary_lists.hcpcs = deciding.hcpcs
                            and primary_lists.date_of_service is not distinct from deciding.date_of_service
+)"""
+
+# For each add-on line: the edits that decide for it (AOC_EDITS), and whether the encounter holds the primary it
+# needs. The edits depend on the release, code and day alone, which many add-on lines share: they are worked out
+# once per those (`keys`), not once per line.
+AOC_NO_PRIMARY = f"""
+insert into found by name
+with keys as (
+    select distinct aoc_release, hcpcs, date_of_service from addon_lines
 ),
+{AOC_EDITS},
 judged as (
     select addon.*, edits.edit_type, edits.primary_codes
     from addon_lines addon

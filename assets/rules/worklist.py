@@ -100,15 +100,17 @@ FIELDS = {
 
 # A bilateral code (indicator 1, paid at 150% with 50; or 3, each side at 100%) with an MUE of 1, billed for
 # each side on a line of its own: one service billed as -50.
-BILATERAL_DAY = ("w.bilat_surg in ('1', '3') and w.mue_value = 1 and len(w.day_sides) = 2 "
+# The bilateral indicators under which 50 pays one line for both sides (1: 150%; 3: each side at 100%).
+PAID_BILATERAL = "('1', '3')"
+BILATERAL_DAY = (f"w.bilat_surg in {PAID_BILATERAL} and w.mue_value = 1 and len(w.day_sides) = 2 "
                  "and list_has_any(string_split(coalesce(w.modifiers, ''), ','), ['RT', 'LT'])")
 
 
 # A duplicate pair that is the right and the left side of a bilateral code with an MUE of one, of this batch.
 _SIDE = "list_contains(string_split(coalesce(w.modifiers, ''), ','), '{0}') and list_contains(string_split(" \
         "coalesce(w.partner_billed, ''), '-'), '{1}')"
-BILATERAL_SIDES = (f"w.bilat_surg in ('1', '3') and w.mue_value = 1 and w.dup_others = 1 and w.partner_batch is null "
-                   f"and (({_SIDE.format('RT', 'LT')}) or ({_SIDE.format('LT', 'RT')}))")
+BILATERAL_SIDES = (f"w.bilat_surg in {PAID_BILATERAL} and w.mue_value = 1 and w.dup_others = 1 "
+                   f"and w.partner_batch is null and (({_SIDE.format('RT', 'LT')}) or ({_SIDE.format('LT', 'RT')}))")
 
 
 @dataclass(frozen=True)
