@@ -141,14 +141,16 @@ aoc_near as (
 )
 select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} as billed,
        an.near_primary as aoc_near, an.near_what as aoc_near_what,
-       -- A bundle whose column 1 line is itself bundled into a third line (92611, 76120, 76000): that line
-       -- goes, and this one is no longer billed beside it, unless another edit also bundles this one (the
-       -- judge names the first column 1 line and counts the others in its message).
+       -- Whether the line behind this finding goes. Here: a bundle whose column 1 line is itself bundled into
+       -- a third line (92611, 76120, 76000): that line goes, and this one is no longer billed beside it, unless
+       -- another edit also bundles this one (the judge names the first column 1 line and counts the others in
+       -- its message). The lines removed for other causes are known once each finding's instruction is
+       -- (GONE, below).
        coalesce(f.rule_id = 'PTP_NO_BYPASS' and f.partner_batch is null
                 and not contains(f.message, 'more edit(s) against this line)')
                 and exists (select 1 from bundles b
                             where b.line_id = f.partner_line_id and b.partner_line_id <> f.line_id), false)
-           as partner_bundled,
+           as partner_gone,
        case when r.kept.id <> f.line_id then r.kept.ref end as pctc_repeats,
        p.hcpcs as partner_hcpcs, {_billed("p")} as partner_billed, p.provider as partner_provider,
        p.component as partner_component, p.date_of_service as partner_dos,
@@ -247,7 +249,7 @@ with members as (
                 case when f.rule_id = 'DUP_EXACT' then coalesce(f.modifiers, '') || '|' || f.provider end)
                as group_key,
            f.line_id in (select line_id from worklist_findings
-                         where rule_id = 'PTP_NO_BYPASS' and not partner_bundled) as bundled,
+                         where rule_id = 'PTP_NO_BYPASS' and not partner_gone) as bundled,
            f.line_id in (select line_id from worklist_findings where rule_id = 'MOD_GLOBAL_IN_HOSPITAL')
                as hospital_global
     from worklist_findings f where f.rule_id in {_sql_list(DUPLICATE_RULES)}
@@ -462,7 +464,7 @@ with sides as (
     group by all
 )
 select w._row, w.line_id, w.rule_id, w.severity, w.dup_role, w.dup_keeper, w.dup_copies, w.dup_group,
-       w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action, w.partner_bundled,
+       w.dup_partner_ref, w.dup_partner_line, w.dup_partner_refs, w.dup_partner_action, w.partner_gone,
        w.other_part_ref, w.global_becomes, {VARIANT_SQL} as variant
 from (
     select f.*, d.dup_role, d.dup_keeper, d.dup_copies, d.group_key as dup_group, d.dup_others,
@@ -485,13 +487,64 @@ from (
 ) w
 """
 
+# The findings whose only cause is a line that another cause removes, beyond the bundles of FINDINGS: a column 2
+# line whose column 1 line goes (a technical part in a hospital, an assistant Medicare never pays, a global line
+# beside another provider's parts ...), a visit whose only surgery in the period goes, a status-T injection whose
+# every other service of the day goes. Such a line is no longer billed beside its cause: it stays as billed.
+# Only removals that do not rest on this kind of finding count (a removed status-T line is no cause gone: it went
+# because of another line), and only lines of this batch: an earlier batch's went out already.
+GONE = f"""
+create or replace temp table worklist_gone as
+with removed as (
+    select x.line_id, arg_min(x.rule_id, x.variant) as removed_by
+    from worklist_facts x join worklist_findings w on w._row = x._row
+    where x.severity = 'deny' and x.variant in {REMOVING} and not x.partner_gone
+      and not (x.rule_id = 'STATUS_NOT_PAYABLE' and w.status = 'T')
+    group by x.line_id
+),
+injections as (
+    select w._row, l.patient_id, l.date_of_service, l.provider, l.hcpcs, l.line_id
+    from worklist_findings w join claim_lines l on l.batch_id = $batch and l.line_id = w.line_id
+    where w.rule_id = 'STATUS_NOT_PAYABLE' and w.status = 'T' and w.severity = 'deny' and w.partner_batch is null
+      and not w.partner_gone
+),
+-- The other services of an injection's day that stay (the judge's: status A, R, T or C, another code).
+staying as (
+    select distinct i._row
+    from injections i
+    join claim_lines o on o.batch_id = $batch and o.patient_id = i.patient_id
+                      and o.date_of_service = i.date_of_service and o.provider is not distinct from i.provider
+                      and o.line_id <> i.line_id and o.hcpcs <> i.hcpcs
+    join priced_lines p on p.batch_id = o.batch_id and p.line_id = o.line_id
+    where p.status in ('A', 'R', 'T', 'C') and o.line_id not in (select line_id from removed)
+)
+select w._row
+from worklist_findings w join removed r on r.line_id = w.partner_line_id
+where w.partner_batch is null and not w.partner_gone
+  and ((w.rule_id = 'PTP_NO_BYPASS' and r.removed_by <> 'PTP_NO_BYPASS'
+        and not contains(w.message, 'more edit(s) against this line)'))
+       or (w.rule_id = 'GLOBAL_EM_IN_PERIOD' and not contains(w.message, 'more surgery line(s)')))
+union
+select _row from injections where _row not in (select _row from staying)
+"""
+MARK_GONE = [
+    "update worklist_findings set partner_gone = true where _row in (select _row from worklist_gone)",
+    "update worklist_facts set partner_gone = true where _row in (select _row from worklist_gone)",
+]
+# Whether a finding gone that way sits on a line that is also a duplicate: the duplicates' roles took the line
+# as removed, and are worked out again.
+GONE_DUPLICATES = f"""
+select count(*) from worklist_gone g join worklist_findings w on w._row = g._row
+where w.line_id in (select line_id from worklist_findings where rule_id in {_sql_list(DUPLICATE_RULES)})
+"""
+
 # Per line: whether a deny finding's instruction removes it, or a review finding's may (see GOVERNING), and by
 # which rule (the first in priority).
 LINE_REMOVALS = f"""
 create or replace temp table worklist_removals as
-select line_id, bool_or(rule_id = 'PTP_NO_BYPASS' and not partner_bundled) as bundled,
+select line_id, bool_or(rule_id = 'PTP_NO_BYPASS' and not partner_gone) as bundled,
        arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'deny'
-                                          and not partner_bundled) as deny_removed_by,
+                                          and not partner_gone) as deny_removed_by,
        arg_min(rule_id, variant) filter (where variant in {REMOVING} and severity = 'review'
                                           and rule_id in {_sql_list(GOVERNING) if GOVERNING else "(null)"})
            as review_removed_by
@@ -628,7 +681,7 @@ ACTION_SQL = "case w.variant " + " ".join(
 JUDGED = f"""
 create or replace temp table worklist_judged as
 with joined as not materialized (
-    select w.*, x.* exclude (_row, line_id, rule_id, severity, partner_bundled), d.day_units, d.day_mue,
+    select w.*, x.* exclude (_row, line_id, rule_id, severity, partner_gone), d.day_units, d.day_mue,
            d.remaining_units,
            d.day_lines, d.fixing_lines, d.day_fixed_by, d.day_fits, d.day_key, d.day_partners, d.units_before
     from worklist_findings w
@@ -645,8 +698,8 @@ lines as (
 ),
 resolved as (
     select w._row, w.line_id, w.rule_id, w.severity, {RESOLVED_SQL} as resolved_by
-    from (select _row, line_id, rule_id, severity, partner_batch, day_fixed_by, day_fits, partner_bundled,
-                 patient, date_of_service, hcpcs, component, partner_component, mue_value
+    from (select _row, line_id, rule_id, severity, partner_batch, day_fixed_by, day_fits, partner_gone,
+                 patient, date_of_service, hcpcs, component, partner_component, mue_value, pctc
           from facts) w
     join (select *, removed_by is not null as removed from lines) l on l.line_id = w.line_id
 ),
@@ -657,7 +710,10 @@ promoted as (
                where resolved_by is not null group by line_id) r on r.line_id = w.line_id
 )
 select w.line_id, w.claim_id, w.line_number, w.patient, w.payer, w.date_of_service, w.hcpcs, w.modifiers,
-       w.units, w.provider, w.billing_npi, w.line_ref, w.fixing_lines, w.severity, w.dollars_at_risk,
+       w.units, w.provider, w.billing_npi, w.line_ref,
+       -- A finding whose one cause goes names that line (a status-T day may have several: not named).
+       coalesce(w.fixing_lines, case when w.partner_gone and w.rule_id <> 'STATUS_NOT_PAYABLE' then w.partner_line end)
+           as fixing_lines, w.severity, w.dollars_at_risk,
        w.rule_id, w.message, w.variant, w.dup_group, w.day_key, w.instructs, w.reviews, w.resolved_by,
        {TITLES_SQL} as resolved_title,
        case when w.instructs or w.reviews then {INSTRUCTION_SQL} end as instruction,
@@ -814,7 +870,7 @@ join clusters k on k.cluster = c.cluster
 join blocks b on b.block = k.block
 """
 
-STATEMENTS = [FINDINGS, DUPLICATES, FACTS, LINE_REMOVALS, ADDONS, DAYS, JUDGED, CLAIM_LINKS, CLUSTERS]
+STATEMENTS = [FINDINGS, DUPLICATES, FACTS, GONE, LINE_REMOVALS, ADDONS, DAYS, JUDGED, CLAIM_LINKS, CLUSTERS]
 MAX_SPREADS = 100
 
 
@@ -822,6 +878,12 @@ def build_worklist(con, batch_id: str) -> int:
     """Make `worklist_rows` for the batch from `finding_rows`; returns its row count."""
     for statement in STATEMENTS:
         con.execute(statement, {"batch": batch_id} if "$batch" in statement else {})
+        if statement is GONE:
+            for mark in MARK_GONE:
+                con.execute(mark)
+            if con.execute(GONE_DUPLICATES).fetchall()[0][0]:
+                con.execute(DUPLICATES)
+                con.execute(FACTS)
     for _ in range(MAX_SPREADS):
         if not con.execute(SPREAD).fetchall()[0][0]:
             break

@@ -152,6 +152,22 @@ CONFLICTS = [
     # type 2, which without another service is a review, still payable.
     line("C-T2", 1, "P-T2", "2024-07-26", hcpcs="76125", modifiers="26"),
     line("C-T2", 2, "P-T2", "2024-07-26", modifiers="26"),
+    # Lines whose only cause goes with another line's fix: 10060 (010 days) is bundled into 11042 (000 days) and
+    # removed, and the visit five days later lies in no period once it is gone; the column 1 line 76120-TC is
+    # removed from the professional claim at a hospital, and 76000-26 is no longer billed beside it; the
+    # status-T injection 94760's only other service, an assistant's 10060-80, goes.
+    line("C-GONE", 1, "P-GONE", "2024-07-10", hcpcs="11042"),
+    line("C-GONE", 2, "P-GONE", "2024-07-10", hcpcs="10060"),
+    line("C-GONEV", 1, "P-GONE", "2024-07-15", hcpcs="99213"),
+    line("C-TCP", 1, "P-TCP", "2024-07-10", modifiers="TC", pos="22"),
+    line("C-TCP", 2, "P-TCP", "2024-07-10", hcpcs="76000", modifiers="26", pos="22"),
+    line("C-INJ", 1, "P-INJ", "2024-07-10", hcpcs="94760"),
+    line("C-INJ", 2, "P-INJ", "2024-07-10", hcpcs="10060", modifiers="80"),
+    # Both sides of 70030 (bilateral indicator 3) with an MUE of 2: no MUE finding, but the two lines overlap.
+    line("C-B32", 1, "P-B32", "2024-07-10", hcpcs="70030", modifiers="RT"),
+    line("C-B32", 2, "P-B32", "2024-07-10", hcpcs="70030", modifiers="LT"),
+    # 26 and TC on one line at a hospital: the global line would be denied there too.
+    line("C-HPT", 1, "P-HPT", "2024-07-10", modifiers="26,TC", pos="22"),
 ]
 
 
@@ -452,6 +468,27 @@ def test_a_line_bundled_into_a_line_that_goes_stays(rows_by_line):
     assert rows_by_line[("C-CHAIN2", 3)]["Action"] == "remove line"
 
 
+def test_a_line_whose_only_cause_goes_with_another_fix_stays(rows_by_line):
+    """Each was told to go beside the removal of the line that caused its finding: the biller gave away a visit
+    outside any period left, a fluoroscopy no longer billed beside its column 1 line, an injection left alone."""
+    assert rows_by_line[("C-GONE", 2)]["Action"] == "remove line"
+    visit = rows_by_line[("C-GONEV", 1)]
+    assert (visit["Action"], visit["Instruction"], visit["Resolves"]) == (
+        "keep as billed", "C-GONEV line 1: keep as billed; GLOBAL_EM_IN_PERIOD clear once C-GONE line 2 is fixed",
+        "GLOBAL_EM_IN_PERIOD (A visit after a removed surgery stays)")
+    assert rows_by_line[("C-TCP", 1)]["Action"] == "remove line"
+    fluoroscopy = rows_by_line[("C-TCP", 2)]
+    assert (fluoroscopy["Action"], fluoroscopy["Resolves"]) == (
+        "keep as billed", "PTP_NO_BYPASS (A line bundled into a removed line stays)")
+    assert rows_by_line[("C-INJ", 2)]["Action"] == "remove line"
+    injection = rows_by_line[("C-INJ", 1)]
+    assert (injection["Action"], injection["Resolves"]) == (
+        "keep as billed", "STATUS_NOT_PAYABLE (An injection left alone stays)")
+    # A surgery that goes beside another one whose period still holds the visit, or a column 1 line beside a
+    # second edit against the line, leaves the finding: C-SURG3 and C-CHAIN2 above.
+    assert rows_by_line[("C-CHAIN2", 3)]["Action"] == "remove line"
+
+
 def test_a_line_removed_for_any_reason_clears_the_days_units(rows_by_line):
     # One biller's 76120-26 and -TC in a hospital: the TC goes (the facility bills it), the 26 stays as billed
     # and its units are not cut.
@@ -507,12 +544,30 @@ def test_both_sides_of_a_bilateral_radiology_code_are_one_line_with_50_not_a_lin
 
 
 def test_a_visit_billed_with_tc_at_a_hospital_loses_the_modifier_not_the_line(rows_by_line):
-    """A visit has no technical part for the facility to bill: the line was told to go."""
+    """A visit has no technical part for the facility to bill: the line was told to go. Its two findings say the
+    same fix once (they said "remove modifier + remove modifier", twice in other words)."""
     row = rows_by_line[("C-VTC", 1)]
-    assert row["Action"].split(" + ")[0] == "remove modifier"
-    assert row["Instruction"].startswith("C-VTC line 1: 99213 has no technical component (PC/TC indicator 0, RVU25D): "
-                                         "remove TC and bill 99213")
-    assert "remove this line" not in row["Instruction"]
+    assert row["Action"] == "remove modifier"
+    assert row["Instruction"] == ("C-VTC line 1: 99213 has PC/TC indicator 0 (RVU25D) and no separate component: "
+                                  "remove TC and bill 99213")
+    assert row["Resolves"] == ("MOD_PCTC_INVALID; also MOD_TC_IN_HOSPITAL (A modifier the code has no part for goes "
+                               "once)")
+
+
+def test_both_sides_of_a_bilateral_code_over_no_mue_are_one_line_with_50(rows_by_line):
+    """70030-RT and -LT, MUE 2: the Worklist kept the right side and removed the left as its copy."""
+    first, second = rows_by_line[("C-B32", 1)], rows_by_line[("C-B32", 2)]
+    assert (first["Action"], second["Action"]) == ("bill as bilateral", "remove line")
+    assert "bill it once as 70030-50 on this line (bilateral indicator 3, each side paid at 100%)" in first[
+        "Instruction"]
+
+
+def test_26_and_tc_on_one_line_at_a_hospital_keep_the_26(rows_by_line):
+    """Billed global, as the instruction's first choice said, the line met MOD_GLOBAL_IN_HOSPITAL next."""
+    row = rows_by_line[("C-HPT", 1)]
+    assert (row["Action"], row["Instruction"]) == (
+        "remove modifier", "C-HPT line 1: 76120 carries both 26 and TC at hospital place of service 22: remove TC "
+                           "and bill 76120-26; the hospital bills the technical part")
 
 
 def test_a_bilateral_modifier_on_a_code_of_mue_one_is_not_told_to_split_into_sides(rows_by_line):

@@ -106,10 +106,11 @@ BILATERAL_DAY = (f"w.bilat_surg in {PAID_BILATERAL} and w.mue_value = 1 and len(
                  "and list_has_any(string_split(coalesce(w.modifiers, ''), ','), ['RT', 'LT'])")
 
 
-# A duplicate pair that is the right and the left side of a bilateral code with an MUE of one, of this batch.
+# A duplicate pair that is the right and the left side of a bilateral code, of this batch (whatever its MUE: two
+# lines of one code overlap, and one line with 50 is what pays both sides).
 _SIDE = "list_contains(string_split(coalesce(w.modifiers, ''), ','), '{0}') and list_contains(string_split(" \
         "coalesce(w.partner_billed, ''), '-'), '{1}')"
-BILATERAL_SIDES = (f"w.bilat_surg in {PAID_BILATERAL} and w.mue_value = 1 and w.dup_others = 1 "
+BILATERAL_SIDES = (f"w.bilat_surg in {PAID_BILATERAL} and w.dup_others = 1 "
                    f"and w.partner_batch is null and (({_SIDE.format('RT', 'LT')}) or ({_SIDE.format('LT', 'RT')}))")
 
 
@@ -150,7 +151,7 @@ EM_LINE = "w.hcpcs between '99202' and '99499'"
 HOSPITAL_POS = "('19', '21', '22', '23')"
 # The finding's partner line is removed for a bundle of its own (a line bundled into a line that stays).
 PARTNER_BUNDLED = ("w.partner_line_id in (select line_id from worklist_findings where rule_id = 'PTP_NO_BYPASS' "
-                   "and severity = 'deny' and not partner_bundled)")
+                   "and severity = 'deny' and not partner_gone)")
 REPEAT = ("or append 76 (same physician) or 77 (another physician) to a repeat that was really done, with "
           "the record")
 # A line that repeats its own claim and line of an earlier batch, unchanged (docs/RULES.md: a claim sent again
@@ -345,6 +346,11 @@ INSTRUCTIONS = [
                 "{line}: {code} {units} unit(s) here; the patient's units on {dos} by NPI {provider} "
                 "({day_lines}{earlier}) add up to {day_units}, over its MUE of {mue} per day: correct them to "
                 "{mue} in all{appeal}"),
+    # At a hospital the global line is denied too (MOD_GLOBAL_IN_HOSPITAL): the physician's part is the 26.
+    Instruction("MOD_26_AND_TC", "remove modifier",
+                "{line}: {code} carries both 26 and TC at hospital place of service {pos}: remove TC and bill "
+                "{code}-26; the hospital bills the technical part",
+                when=f"w.place_of_service in {HOSPITAL_POS} and w.pctc = '1'"),
     Instruction("MOD_26_AND_TC", "correct modifiers",
                 "{line}: {code} carries both 26 and TC: bill {code} global without either, or keep only the "
                 "modifier of the part you performed"),
@@ -538,10 +544,28 @@ PRECEDENCE = [
              "and o.patient = w.patient and o.date_of_service = w.date_of_service and o.hcpcs = w.hcpcs "
              "and o.line_id <> w.line_id and o.component <> 'TC')"),
     Precedence(
+        "no_part", "A modifier the code has no part for goes once",
+        "TC on a code without a technical component, at a hospital, is both an invalid modifier and a "
+        "technical part billed by the physician: removing TC settles both",
+        governs=("MOD_PCTC_INVALID",), resolves=("MOD_TC_IN_HOSPITAL",),
+        when="w.pctc not in ('1', '3') and exists (select 1 from worklist_findings g where g.line_id = w.line_id "
+             "and g.rule_id = 'MOD_PCTC_INVALID')"),
+    Precedence(
         "chain", "A line bundled into a removed line stays",
-        "a column 2 line whose column 1 line is itself removed for a bundle is no longer billed beside it: "
-        "the edit between them is moot, and the line stays unless another edit bundles it",
-        governs=(), resolves=("PTP_NO_BYPASS",), when="w.partner_bundled"),
+        "a column 2 line whose column 1 line is itself removed (bundled into a third line, a technical part in "
+        "a hospital, an assistant Medicare never pays ...) is no longer billed beside it: the edit between them "
+        "is moot, and the line stays unless another edit bundles it",
+        governs=(), resolves=("PTP_NO_BYPASS",), when="w.partner_gone"),
+    Precedence(
+        "surgery_gone", "A visit after a removed surgery stays",
+        "a visit whose only surgery with a period around it is removed lies in no global period once the "
+        "surgery is gone, and is paid as billed",
+        governs=(), resolves=("GLOBAL_EM_IN_PERIOD",), when="w.partner_gone"),
+    Precedence(
+        "injection_alone", "An injection left alone stays",
+        "a status-T injection is denied only beside another fee-schedule service of its day; once every other "
+        "one is removed, it is paid on its own",
+        governs=(), resolves=("STATUS_NOT_PAYABLE",), when="w.partner_gone"),
     Precedence(
         "removed", "A line to remove needs no other fix",
         "nothing on a line that is not billed can be denied: its units, modifiers and other findings go with "
