@@ -133,13 +133,13 @@ left join standing_in_force s on s.rule_id = x.rule_id and s.hcpcs = x.hcpcs
 # that says most about its denial: accepted, else pending (not reviewed yet), else fixed, else dismissed. Each
 # deny finding counts under its own decision, as flags.csv shows it: a line with a dismissed finding and a
 # pending one is a pending line with one deny finding of each.
-DECISION_SPLIT = """
+# A deny finding's decision group by how much it says about its line's denial (1: most).
+DECISION_RANK = ("case decision_group when 'accepted' then 1 when 'pending' then 2 when 'fixed' then 3 "
+                 "else 4 end")
+DECISION_SPLIT = f"""
 with per_line as (
-    select max(dollars_at_risk) as amount,
-           case when bool_or(decision_group = 'accepted') then 'accepted'
-                when bool_or(decision_group = 'pending') then 'pending'
-                when bool_or(decision_group = 'fixed') then 'fixed' else 'dismissed' end as decision_group
-    from finding_rows where severity = 'deny' group by claim_id, line_number
+    select max(dollars_at_risk) as amount, arg_min(decision_group, {DECISION_RANK}) as decision_group
+    from finding_rows where severity = 'deny' group by line_id
 ),
 by_line as (select decision_group, count(*) as lines, sum(amount) as dollars from per_line group by 1),
 by_finding as (select decision_group, count(*) as deny_findings from finding_rows where severity = 'deny' group by 1)

@@ -9,7 +9,7 @@ from datetime import datetime
 from reports.sheet_xml import QueryRows
 from reports.workbook import OtherRuns, Report, Table
 
-from .decisions import DEFAULT_STANDING_DAYS, TRAIL_SQL, report_properties, trail_count
+from .decisions import DECISION_RANK, DEFAULT_STANDING_DAYS, TRAIL_SQL, report_properties, trail_count
 from .rules import registry_frame
 from .worklist import build_worklist, closing_note
 
@@ -31,15 +31,19 @@ from finding_rows f
 cross join finding_marks m
 """
 # The finding that counts its line's dollars once in the Summary's totals: the first of the line's findings of
-# its severity (and of its category too), so that a filter on the Findings sheet gives each total. Worked out
+# its severity (and of its category too), so that a filter on the Findings sheet gives each total. Of a line's
+# deny findings, the first under the decision the line counts under in the split by decision (accepted, else
+# pending, else fixed, else dismissed: assets/decisions.py), so that a filter by Decision gives that too. Worked out
 # on the findings' keys alone, as two lists indexed by `_row` (1, 2, ...): a window over the wide rows of
 # finding_rows cost as much as building it, and reading the marks beside the rows by position would build
 # the sheet's rows on one thread.
-FINDING_MARKS = """
+FINDING_MARKS = f"""
 select list(first_at_severity order by _row) as at_severity, list(first_in_category order by _row) as in_category
-from (select _row, row_number() over (partition by line_id, severity order by _row) = 1 as first_at_severity,
+from (select _row,
+             row_number() over (partition by line_id, severity order by {DECISION_RANK}, _row) = 1
+                 as first_at_severity,
              row_number() over (partition by line_id, severity, category order by _row) = 1 as first_in_category
-      from {findings})
+      from {{findings}})
 """
 
 # One row per line to fix (assets/worklist.py builds them from the findings table, in the sheet's order,
@@ -78,8 +82,9 @@ order by dollars_at_risk desc, findings desc, rule_id
 # the batch's findings table, which holds each finding's line (its claim and line number) with its provider
 # and payer.
 TOP_DENIED_SQL = """
-select {key} as name, count(distinct claim_id) as claims, sum(n) as findings, sum(amount) as dollars_at_risk
-from (select coalesce({key}, '(none)') as {key}, claim_id, line_number, count(*) as n,
+select {key} as name, count(distinct (claim_id, patient)) as claims, sum(n) as findings,
+       sum(amount) as dollars_at_risk
+from (select coalesce({key}, '(none)') as {key}, claim_id, patient, line_id, count(*) as n,
              max(dollars_at_risk) as amount
       from finding_rows
       where severity = 'deny' group by all)
@@ -252,12 +257,14 @@ def gather_report(con, summary: dict, carc: tuple[str, dict[str, str]], feedback
     worklist_count = build_worklist(con, summary["batch_id"])
     # A deny line kept as billed (its findings settled by the fix of other lines) has nothing to fix itself.
     worklist_claims, worklist_to_fix, worklist_kept = con.execute(
-        """select count(distinct claim_id), count(*) filter (where severity = 'deny' and action <> 'keep as billed'),
+        """select count(distinct (claim_id, patient)),
+                  count(*) filter (where severity = 'deny' and action <> 'keep as billed'),
                   count(*) filter (where severity = 'deny' and action = 'keep as billed')
            from worklist_rows""").fetchall()[0]
     # On the headline's base, every deny finding whatever an auditor decided: the dollars beside them count so.
+    # A claim id an export gives to lines of two patients is two claims (docs/RULES.md).
     deny_claims, deny_lines = con.execute(
-        """select count(distinct claim_id), count(distinct line_id) from finding_rows
+        """select count(distinct (claim_id, patient)), count(distinct line_id) from finding_rows
            where severity = 'deny'""").fetchall()[0]
     # Deny lines this tool does not price (carrier-priced, team surgery, no RVU row of their own): their
     # dollars at risk count as 0.00, so the headline understates them.

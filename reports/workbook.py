@@ -515,6 +515,9 @@ OVERLAP = "a line can fall under several categories"
 COUNTED_ONCE = "Each line counted once"
 # How each figure of the Summary is found on the Findings sheet: filters, then the sum of Dollars at risk.
 DENY_ONCE = "Severity = deny, Line counted once = yes"
+# The Findings sheet's Decision column for each group of the split by decision (assets/decisions.py, GROUPS).
+DECISION_WORDS = {"pending": "pending", "accepted": "accept", "fixed": "fixed",
+                  "dismissed": "dismiss or dismissed (standing #...)"}
 
 
 def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_lines: int, sheet) -> None:
@@ -641,7 +644,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     out.blank()
 
     out.section(f"Top rules by dollars at risk of denial ({OVERLAP.replace('categories', 'rules')})")
-    out.header("Rule", "Category", "Severity", "Findings", "Dollars at risk", text_columns=3)
+    out.header("Rule", "Category", "Severity", "Deny findings", "Dollars at risk", text_columns=3)
     every_rule = list(report.top_rules.rows)
     rules, rest = every_rule[:TOP_RULES], every_rule[TOP_RULES:]
     for rule, category, severity, findings, dollars in rules:
@@ -662,14 +665,15 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     for title, label, table in (
             ("Top providers by dollars at risk of denial", "Provider NPI", report.top_providers),
             ("Top payers by dollars at risk of denial", "Payer", report.top_payers)):
-        out.section(title)
+        # Each line has one provider and one payer; a claim may have lines of several.
+        out.section(f"{title} (a claim with deny lines of several {label.split()[0].lower()}s counts under each)")
         out.header(label, "Claims", "Deny findings", "Dollars at risk")
         every = list(table.rows)
         shown, rest = every[:TOP_RULES], every[TOP_RULES:]
         for name, claims, findings, dollars in shown:
             out.add(s(name), claims, findings, s(dollars, number_format=MONEY))
         if rest:
-            # Each line has one provider and one payer: the rows above and this one add up to the total below.
+            # The rows above and this one add up to the total below, but for the claims counted twice.
             out.add(s(counted(len(rest), f"other {label.split()[0].lower()}")), sum(r[1] for r in rest),
                     sum(r[2] for r in rest), s(sum(r[3] for r in rest), number_format=MONEY))
         if table.count:
@@ -722,6 +726,10 @@ def _reconciliation(out: _Lines, report: Report, categories: list, rules: list) 
                 s(f"Severity = {severity}, Line counted once = yes"))
     for rule, _, _, _, dollars in rules:
         out.add(s(f"Rule {rule}"), s(dollars, number_format=MONEY), s(f"Rule = {rule}, Severity = deny"))
+    # The Decision column's words for each group of the split by decision.
+    for group, counts in (summary["dollars_at_risk"].get("deny_by_decision") or {}).items():
+        out.add(s(f"Review decision {group}"), s(counts["dollars"], number_format=MONEY),
+                s(f"{DENY_ONCE}, Decision = {DECISION_WORDS[group]}"))
     out.add(s("A provider's or payer's dollars"), None,
             s(f"Provider NPI (or Payer) = it, {DENY_ONCE}"))
     out.add(s("Each line counted once (all categories, rules, providers or payers)"),
@@ -739,7 +747,8 @@ def _decision_section(out: _Lines, summary: dict) -> None:
     split = summary["dollars_at_risk"].get("deny_by_decision")
     if split is None:
         return
-    out.section("Dollars at risk of denial by review decision")
+    out.section("Dollars at risk of denial by review decision (each line once, under its most telling decision: "
+                "accepted, else pending, else fixed, else dismissed; each deny finding under its own)")
     out.header("Decision", "Lines", "Deny findings", "Dollars at risk")
     for group, counts in split.items():
         out.add(_styled(out.sheet, group), counts["lines"], counts["deny_findings"],
@@ -831,8 +840,8 @@ def build_workbook(path: Path, report: Report, started: StartedWorkbook | None =
     if report.decisions is not None:
         pending.append(table_sheet(
             book, "Decisions", DECISION_TRAIL, report.decisions,
-            caption="{total:,} decision{s} on this batch's findings, oldest first: every one stays; the latest "
-                    "of a finding counts. A standing dismissal of another batch is listed where it applies.",
+            caption="{total:,} decision{s} that apply to this batch's findings (its own, and standing dismissals "
+                    "made in other batches), oldest first: every one stays; the latest of a finding counts.",
             overflow="This sheet holds the first {shown:,} of {total:,} decisions (Excel's row limit).",
             max_rows=max_rows))
     pending.append(table_sheet(

@@ -229,7 +229,8 @@ def test_the_summary_splits_dollars_at_risk_by_decision(audit):
     assert before["pending"]["dollars"] == pytest.approx(
         audit.first.summary["dollars_at_risk"]["by_severity"]["deny"])
     rows = list(load_workbook(audit.rerun.out_dir / REPORT, read_only=True)["Summary"].iter_rows(values_only=True))
-    start = next(i for i, r in enumerate(rows) if r and r[0] == "Dollars at risk of denial by review decision")
+    start = next(i for i, r in enumerate(rows)
+                 if r and str(r[0]).startswith("Dollars at risk of denial by review decision (each line once"))
     assert rows[start + 1][:4] == ("Decision", "Lines", "Deny findings", "Dollars at risk")
     shown = {r[0]: (r[1], r[2], r[3]) for r in rows[start + 2:start + 6]}
     assert shown["dismissed"] == (3, 3, pytest.approx(split["dismissed"]["dollars"]))
@@ -730,12 +731,12 @@ def test_a_line_counts_once_under_its_most_telling_decision_and_each_finding_und
     """A line with a pending deny finding and a dismissed one (a standing dismissal of one rule) is a pending
     line, its dollars once; its findings are one pending and one dismissed, as flags.csv shows them."""
     con = duckdb.connect()
-    con.execute("create table finding_rows (claim_id varchar, line_number integer, severity varchar, "
-                "dollars_at_risk decimal(14,2), decision_group varchar)")
-    con.executemany("insert into finding_rows values (?, ?, ?, ?, ?)", [
-        ("C1", 1, "deny", 88.31, "pending"), ("C1", 1, "deny", 88.31, "dismissed"),
-        ("C2", 1, "deny", 18.11, "dismissed"), ("C3", 1, "review", 50.00, "pending"),
-        ("C4", 1, "deny", 10.00, "fixed"), ("C4", 1, "deny", 10.00, "accepted")])
+    con.execute("create table finding_rows (line_id bigint, severity varchar, dollars_at_risk decimal(14,2), "
+                "decision_group varchar)")
+    con.executemany("insert into finding_rows values (?, ?, ?, ?)", [
+        (1, "deny", 88.31, "pending"), (1, "deny", 88.31, "dismissed"),
+        (2, "deny", 18.11, "dismissed"), (3, "review", 50.00, "pending"),
+        (4, "deny", 10.00, "fixed"), (4, "deny", 10.00, "accepted")])
     split = decision_split(con)
     assert {group: (c["lines"], c["deny_findings"], round(c["dollars"], 2)) for group, c in split.items()} == {
         "pending": (1, 1, 88.31), "accepted": (1, 1, 10.00), "fixed": (0, 1, 0), "dismissed": (1, 2, 18.11)}
@@ -774,3 +775,32 @@ def test_a_report_showing_decisions_the_database_never_made_is_refused(audit, co
     result = cli("review", "import", edited, "--db", copy_db)
     assert result.exit_code == 2
     assert "its report shows decisions up to #999, but this database's newest is #" in result.stderr
+
+
+def test_the_findings_sheet_filtered_by_decision_gives_the_summarys_split(tmp_path_factory, reference_db):
+    """Two copies of 76120: each line has DUP_COMPONENT and MUE_DOS. Line 1's duplicate is dismissed for this
+    finding only, so the line counts as pending (its MUE_DOS is). The "Line counted once" mark sat on the line's
+    first deny finding, the dismissed one: the Findings sheet filtered by Decision gave dismissed $106.42 where
+    the Summary said $0.00."""
+    with module_site(tmp_path_factory, reference_db, "split") as (folder, db):
+        export = write_csv(folder / "copies.csv", [line("COPY-1", 1, "PAT-C", "76120"),
+                                                   line("COPY-1", 2, "PAT-C", "76120")])
+        first = engine_scrub([export], folder / "first", db)
+        reviewed = decide(first.out_dir / REPORT, folder / "reviewed.xlsx",
+                          {("COPY-1", 1, "DUP_COMPONENT"): ("dismiss", "checked", "ann", "this finding")})
+        assert cli("review", "import", reviewed, "--db", db).exit_code == 0
+        rerun = engine_scrub([export], folder / "rerun", db)
+    split = rerun.summary["dollars_at_risk"]["deny_by_decision"]
+    assert (split["pending"]["lines"], split["dismissed"]["lines"], split["dismissed"]["dollars"]) == (2, 0, 0.0)
+    findings = sheet_table(rerun.out_dir / REPORT, "Findings")
+    rows = list(load_workbook(rerun.out_dir / REPORT, read_only=True)["Summary"].iter_rows(values_only=True))
+    note = {r[0]: (r[1], r[2]) for r in rows if r and isinstance(r[0], str) and r[0].startswith("Review decision ")}
+    assert set(note) == {f"Review decision {group}" for group in split}
+    words = {"pending": {"pending"}, "accepted": {"accept"}, "fixed": {"fixed"}, "dismissed": {"dismiss"}}
+    for group, counts in split.items():
+        dollars, described = note[f"Review decision {group}"]
+        assert dollars == pytest.approx(counts["dollars"])
+        assert described.startswith("Severity = deny, Line counted once = yes, Decision = ")
+        shown = sum(f["Dollars at risk"] for f in findings if f["Severity"] == "deny"
+                    and f["Line counted once"] == "yes" and f["Decision"] in words[group])
+        assert shown == pytest.approx(counts["dollars"]), group

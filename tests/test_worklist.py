@@ -168,6 +168,9 @@ CONFLICTS = [
     line("C-B32", 2, "P-B32", "2024-07-10", hcpcs="70030", modifiers="LT"),
     # 26 and TC on one line at a hospital: the global line would be denied there too.
     line("C-HPT", 1, "P-HPT", "2024-07-10", modifiers="26,TC", pos="22"),
+    # One claim id given to lines of two patients: two claims (docs/RULES.md), each with a deny finding.
+    line("C-TWO", 1, "P-TWO-A", "2024-07-10", modifiers="26,TC"),
+    line("C-TWO", 2, "P-TWO-B", "2024-07-10", modifiers="26,TC"),
 ]
 
 
@@ -687,7 +690,9 @@ def test_the_caption_counts_the_lines_to_fix_apart_from_those_to_review(book, wo
     to_fix = sum(w["Severity"] == "deny" and w["Action"] != "keep as billed" for w in worklist)
     kept = sum(w["Severity"] == "deny" and w["Action"] == "keep as billed" for w in worklist)
     assert 0 < to_fix < len(worklist) and kept > 0
-    claims = len({w["Claim"] for w in worklist})
+    # A claim id given to two patients (C-TWO) is two claims.
+    claims = len({(w["Claim"], w["Patient"]) for w in worklist})
+    assert claims == len({w["Claim"] for w in worklist}) + 1
     assert book["Worklist"]["A1"].value.startswith(
         f"{len(worklist):,} lines on the {claims:,} claims with a deny finding not dismissed or fixed: "
         f"{to_fix:,} to fix, {kept:,} kept as billed once the others are, the rest to review; ")
@@ -723,7 +728,10 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
     facts = {r[0]: r[1] for r in sheet_rows(summary) if r[0]}
     assert Decimal(str(facts["Dollars at risk of denial"])) == headline
     assert facts["Lines with a deny finding"] == len({(f["claim_id"], f["line_number"]) for f in deny})
-    assert facts["Claims with a deny finding"] == len({f["claim_id"] for f in deny})
+    # A claim id given to two patients is two claims.
+    claims = {(f["claim_id"], run.line(f["claim_id"], f["line_number"])["patient"]) for f in deny}
+    assert len(claims) == len({f["claim_id"] for f in deny}) + 1
+    assert facts["Claims with a deny finding"] == len(claims)
     # Deny lines without a price (99214-26 among them) are said: their dollars count as 0.00.
     unpriced = {(f["claim_id"], f["line_number"]) for f in deny
                 if run.line(f["claim_id"], f["line_number"])["expected_allowed"] == ""}
@@ -751,6 +759,7 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
     rules = section(summary, "Top rules by dollars at risk of denial (a line can fall under several rules)")
     by_rule = _once(deny, lambda f: f["rule_id"])
     ranked = sorted(by_rule, key=lambda r: (-by_rule[r], -sum(f["rule_id"] == r for f in deny), r))
+    assert rules[0][:5] == ["Rule", "Category", "Severity", "Deny findings", "Dollars at risk"]
     *listed, rest = rules[1:-1]
     for rule, _, severity, findings, dollars in (r[:5] for r in listed):
         assert severity == "deny" and findings == sum(f["rule_id"] == rule for f in deny)
@@ -763,8 +772,10 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
     assert sum(r[3] for r in rules[1:-1]) == len(deny)
     assert rules[-1][0] == "Each line counted once, all rules" and rules[-1][4] == float(headline)
 
-    for title, column in (("Top providers by dollars at risk of denial", "provider_npi"),
-                          ("Top payers by dollars at risk of denial", "payer")):
+    for title, column in (("Top providers by dollars at risk of denial (a claim with deny lines of several "
+                           "providers counts under each)", "provider_npi"),
+                          ("Top payers by dollars at risk of denial (a claim with deny lines of several payers "
+                           "counts under each)", "payer")):
         table = section(summary, title)
         totals = _once(deny, lambda f: f[column])
         ranked = sorted(totals, key=lambda name: (-totals[name], name))
@@ -777,7 +788,8 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
         assert [r[0] for r in listed] == ranked[:10]
         for name, claims, findings, dollars in (r[:4] for r in listed):
             assert Decimal(str(dollars)) == totals[name]
-            assert claims == len({f["claim_id"] for f in deny if f[column] == name})
+            assert claims == len({(f["claim_id"], run.line(f["claim_id"], f["line_number"])["patient"])
+                                  for f in deny if f[column] == name})
         assert sum(Decimal(str(r[3])) for r in table[1:-1]) == headline
         assert table[-1][3] == float(headline) == float(sum(totals.values()))
 
@@ -791,7 +803,8 @@ def test_each_summary_figure_is_the_sum_of_the_findings_sheet_under_the_filter_i
     assert note[0][:3] == ["Figure", "Dollars", "Findings sheet filter"]
     checked = 0
     for figure, dollars, described in (r[:3] for r in note[1:]):
-        if dollars is None or described.startswith("not a finding"):
+        # The split by decision (one filter per decision, "or" among its words): tests/test_review.py.
+        if dollars is None or described.startswith("not a finding") or figure.startswith("Review decision"):
             continue
         filters = dict(part.split(" = ") for part in described.split(";")[0].split(", "))
         total = sum(Decimal(str(f["Dollars at risk"])) for f in findings
