@@ -553,11 +553,12 @@ from worklist_facts group by line_id
 
 # The add-on lines that a line to remove leaves without a primary (the edits that decide for them, as the rule
 # reads them: assets/rules/addons.py, AOC_EDITS): of its encounter, no line that stays is one of its primaries.
-# The line to remove names them: removed alone, it would leave an add-on the payer denies next. Only edits of
-# type 1 deny: an add-on of type 2 or 3 alone is a review, still payable. Read among the encounters where a line
-# goes, which are few.
+# The line to remove names them, and each has a row of its own that says it goes too: removed alone, the primary
+# would leave an add-on the payer denies next. Only edits of type 1 deny: an add-on of type 2 or 3 alone is a
+# review, still payable. Read among the encounters where a line goes, which are few. One row per add-on line and
+# primary line that goes.
 ADDONS = f"""
-create or replace temp table worklist_addons as
+create or replace temp table worklist_orphans as
 with removed as (select line_id from worklist_removals where deny_removed_by is not null),
 -- The encounters that hold both a line to remove and a code some add-on code edit of the batch lists.
 addon_codes as (
@@ -576,7 +577,8 @@ encounters as (
 ),
 lines as (
     select l.line_id, l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.provider, l.hcpcs,
-           p.aoc_release, l.line_id in (select line_id from removed) as goes
+           coalesce(l.billing_npi, l.provider) as biller, p.aoc_release,
+           l.line_id in (select line_id from removed) as goes
     from claim_lines l
     semi join encounters k on k.patient_id = l.patient_id and k.date_of_service = l.date_of_service
                           and k.provider is not distinct from l.provider
@@ -598,11 +600,11 @@ orphans as (
     select addon_id, other_id from counted
     where goes and addon_id not in (select addon_id from counted where not goes)
 )
-select o.other_id as line_id,
-       list(a.claim_id || ' line ' || a.line_number || ' (' || a.hcpcs || ')' order by a.claim_id, a.line_number)
-           as addons
-from orphans o join lines a on a.line_id = o.addon_id
-group by o.other_id
+select o.other_id as line_id, o.addon_id, a.claim_id as addon_claim, a.line_number as addon_line,
+       a.biller as addon_biller, p.claim_id as primary_claim,
+       a.claim_id || ' line ' || a.line_number || ' (' || a.hcpcs || ')' as addon_ref,
+       p.claim_id || ' line ' || p.line_number || ' (' || p.hcpcs || ')' as primary_ref
+from orphans o join lines a on a.line_id = o.addon_id join lines p on p.line_id = o.other_id
 """
 
 # The days that break an MUE (MUE_DOS: one patient, day, provider and code): their lines and units, the units
@@ -752,8 +754,7 @@ LINE_COLUMNS = ("claim_id", "line_number", "patient", "payer", "date_of_service"
 # take its contribution as it is, and only the others are gathered (in the order deny first, then the rules'
 # priority). A line whose own findings are all settled by the fix of other lines is kept as billed. `found` is
 # not materialized, for the same reason as `facts` above: each reader filters the findings first.
-ROWS = f"""
-create or replace temp table worklist_rows as
+FINDING_ROWS = f"""
 with found as not materialized ({CONTRIBUTIONS}),
 several as (select line_id from worklist_judged group by line_id having count(*) > 1),
 per_line as (
@@ -794,9 +795,50 @@ select p.line_id, claim_id, line_number, patient, payer, date_of_service, hcpcs,
        reviews as also_to_review, o.claim_dollars, o._row
 from per_line p
 join worklist_order o on o.line_id = p.line_id
-left join worklist_addons a on a.line_id = p.line_id
-order by o._row
+left join (select line_id, list(addon_ref order by addon_claim, addon_line) as addons from worklist_orphans
+           group by line_id) a on a.line_id = p.line_id
 """
+
+# The instruction of an add-on line whose primaries go (`{line}`, `{code}`: SQL of its claim and line, its code).
+ORPHAN_TEXT = ("{line} || ': add-on ' || {code} || ' loses its primary service: ' || g.primaries || "
+               "case when g.primary_count = 1 then ' goes' else ' go' end || ' (see its row), and an add-on "
+               "without its primary is denied: remove this line too, unless another of its primaries by the same "
+               "provider that day stays'")
+
+ROWS = f"""
+create or replace temp table worklist_rows as
+with
+-- An add-on line left without its primary: its own row says it goes with the primary (a line of its own findings
+-- has its row told so; a line without any gets one).
+orphaned as (
+    select addon_id as line_id, any_value(line_id) as primary_id,
+           string_agg(primary_ref, ', ' order by primary_ref) as primaries, count(*) as primary_count
+    from worklist_orphans group by addon_id
+),
+findings_rows as ({FINDING_ROWS})
+select r.* replace (
+           case when g.line_id is not null then 'deny' else r.severity end as severity,
+           case when g.line_id is not null then 'remove line' else r.action end as action,
+           case when g.line_id is null then r.also_to_review end as also_to_review,
+           case when g.line_id is not null then {ORPHAN_TEXT.format(line="r.claim_id || ' line ' || r.line_number",
+                                                                    code="r.hcpcs")}
+                else r.instruction end as instruction)
+from findings_rows r left join orphaned g on g.line_id = r.line_id
+union all
+select l.line_id, l.claim_id, l.line_number, f.patient, l.payer, l.date_of_service, l.hcpcs, l.modifier_text,
+       cast(l.units as double), l.provider, coalesce(l.billing_npi, l.provider), null, 'deny', 'remove line',
+       {ORPHAN_TEXT.format(line="l.claim_id || ' line ' || l.line_number", code="l.hcpcs")},
+       null, null, null, null, o.claim_dollars, o._row
+from orphaned g
+join claim_lines l on l.batch_id = $batch and l.line_id = g.line_id
+join worklist_order o on o.line_id = g.line_id
+-- The patient as the Worklist shows it (masked unless asked): the primary's, the same patient.
+join (select line_id, any_value(patient) as patient from worklist_findings group by line_id) f
+  on f.line_id = g.primary_id
+where g.line_id not in (select line_id from worklist_judged)
+order by _row
+"""
+
 
 # Claims that a conflict links (a partner line on another claim of the batch, or lines of one duplicate group
 # or MUE day) sort together; each such cluster is named by its first claim, found by spreading the least claim
@@ -817,8 +859,10 @@ with pairs as (
     union
     select j.claim_id, first_value(j.claim_id) over (partition by j.day_key order by j.claim_id)
     from worklist_judged j where j.day_key is not null and j.rule_id = 'MUE_DOS'
+    union
+    select addon_claim, primary_claim from worklist_orphans
 ),
-claims as (select distinct claim_id from worklist_judged)
+claims as (select distinct claim_id from worklist_judged union select addon_claim from worklist_orphans)
 select a, b from pairs
 where a <> b and a in (select claim_id from claims) and b in (select claim_id from claims)
 union
@@ -846,6 +890,9 @@ with lines as (
            max(dollars_at_risk) filter (where severity = 'deny') as dollars,
            coalesce(any_value(billing_npi), any_value(provider)) as biller
     from worklist_judged group by line_id
+    union all
+    select addon_id, any_value(addon_claim), any_value(addon_line), null, any_value(addon_biller)
+    from worklist_orphans where addon_id not in (select line_id from worklist_judged) group by addon_id
 ),
 claims as (
     select l.claim_id, coalesce(sum(l.dollars), 0) as claim_dollars, min(l.biller) as biller,
@@ -888,7 +935,7 @@ def build_worklist(con, batch_id: str) -> int:
         if not con.execute(SPREAD).fetchall()[0][0]:
             break
     con.execute(ORDER)
-    con.execute(ROWS)
+    con.execute(ROWS, {"batch": batch_id})
     return con.execute("select count(*) from worklist_rows").fetchall()[0][0]
 
 

@@ -168,6 +168,9 @@ CONFLICTS = [
     line("C-B32", 2, "P-B32", "2024-07-10", hcpcs="70030", modifiers="LT"),
     # 26 and TC on one line at a hospital: the global line would be denied there too.
     line("C-HPT", 1, "P-HPT", "2024-07-10", modifiers="26,TC", pos="22"),
+    # An assistant's 11042-80 (indicator 1: removed) and 11045-80 (indicator 0: a review) beside it.
+    line("C-ASA", 1, "P-ASA", "2024-07-10", hcpcs="11042", modifiers="80"),
+    line("C-ASA", 2, "P-ASA", "2024-07-10", hcpcs="11045", modifiers="80"),
     # One claim id given to lines of two patients: two claims (docs/RULES.md), each with a deny finding.
     line("C-TWO", 1, "P-TWO-A", "2024-07-10", modifiers="26,TC"),
     line("C-TWO", 2, "P-TWO-B", "2024-07-10", modifiers="26,TC"),
@@ -243,8 +246,12 @@ def test_each_line_to_fix_has_one_row_with_its_code_modifiers_units_provider_and
     deny_claims = {f["claim_id"] for f in flags if f["severity"] == "deny"}
     to_fix = {(f["claim_id"], int(f["line_number"])) for f in flags
               if f["claim_id"] in deny_claims and f["severity"] in ("deny", "review")}
+    # And the add-on lines without a finding of their own that go with their primary (see below).
+    to_fix |= {("C-ORPH", 3)}
     assert len(worklist) == len(to_fix) and {(w["Claim"], w["Line"]) for w in worklist} == to_fix
     for row in worklist:
+        if (row["Claim"], row["Line"]) == ("C-ORPH", 3):
+            continue
         own = [f for f in flags if (f["claim_id"], int(f["line_number"])) == (row["Claim"], row["Line"])
                and f["severity"] != "info"]
         first = own[0]
@@ -600,6 +607,24 @@ def test_a_primary_to_remove_says_its_add_on_goes_with_it(rows_by_line):
     assert "primary service of add-on" not in rows_by_line[("C-VIS", 2)]["Instruction"]
     assert rows_by_line[("C-T2", 2)]["Action"] == "remove line"
     assert "primary service of add-on" not in rows_by_line[("C-T2", 2)]["Instruction"]
+    assert ("C-T2", 1) not in rows_by_line or rows_by_line[("C-T2", 1)]["Action"] != "remove line"
+
+
+def test_an_add_on_left_without_its_primary_has_a_row_that_says_it_goes(rows_by_line):
+    """The add-on was named only in its primary's row: 11045 with no finding of its own had no row, and 11045-80
+    (assistant indicator 0, a review) had one that said to send it with the record. Worked row by row, both
+    were kept, and denied AOC_NO_PRIMARY once the primary was gone."""
+    expected = ("add-on 11045 loses its primary service: {primary} goes (see its row), and an add-on without its "
+                "primary is denied: remove this line too, unless another of its primaries by the same provider "
+                "that day stays")
+    for addon, primary in ((("C-ORPH", 3), "C-ORPH line 2 (11042)"), (("C-ASA", 2), "C-ASA line 1 (11042)")):
+        row = rows_by_line[addon]
+        assert (row["Severity"], row["Action"], row["Also to review"]) == ("deny", "remove line", None)
+        assert row["Instruction"] == f"{addon[0]} line {addon[1]}: " + expected.format(primary=primary)
+        assert row["Patient"] == rows_by_line[(addon[0], addon[1] - 1)]["Patient"]
+    assert rows_by_line[("C-ASA", 1)]["Action"] == "remove line"
+    # Its dollars are not at risk yet (no finding): the Worklist's dollars still add up to the headline.
+    assert rows_by_line[("C-ORPH", 3)]["Dollars at risk"] is None
 
 
 def test_an_add_on_beside_its_primary_on_another_day_or_of_another_provider_is_corrected_not_given_a_second(
