@@ -140,8 +140,13 @@ def _reason_text(row: dict, day: date) -> str:
         "place_of_service": row["place_raw"],
     }.get(column)
     if column == "modifiers_shaped":
-        raw = ", ".join(repr(m) for m in str(row["modifier_text"]).split(", ") if not re.fullmatch(MODIFIER, m))
-        return template.format(raw=raw)
+        wrong = [m for m in str(row["modifier_text"]).split(", ") if not re.fullmatch(MODIFIER, m)]
+        # A member number moved into a modifier cell is said, not quoted, as in the other columns.
+        shown = [repr(m) for m in wrong if not identifier_like(m, column)]
+        if len(shown) == len(wrong):
+            return template.format(raw=", ".join(shown))
+        said = IDENTIFIER_REASON.format(column="a modifier cell", what="modifier")
+        return "; ".join([template.format(raw=", ".join(shown))] * bool(shown) + [said])
     read = row["date_read"]
     if (column, check) == ("date_of_service", "plausible") and isinstance(read, str) and read[:2] == "19":
         # A date of the 1900s where the date of service belongs is most often the patient's date of birth in
@@ -149,9 +154,7 @@ def _reason_text(row: dict, day: date) -> str:
         return BIRTH_DATE_LIKE
     if check == "not_nullable" and column in ("line_number", "date_of_service", "units") and not _quoted(raw):
         return f"{column} is missing"
-    if column in IDENTIFIER_WORDS and isinstance(raw, str) and (
-            IDENTIFIER_LIKE.fullmatch(raw.strip()) or (column in ("date_of_service", "place_of_service", "hcpcs")
-                                                        and NUMBER_LIKE_IDENTIFIER.fullmatch(raw.strip()))):
+    if column in IDENTIFIER_WORDS and isinstance(raw, str) and identifier_like(raw, column):
         return IDENTIFIER_REASON.format(column=SUBJECT.get(column, column), what=IDENTIFIER_WORDS[column])
     raw = _quoted(raw)
     return template.format(raw=raw, claim=_quoted(row["claim_id"]), line=_quoted(row["line_number_raw"]),
@@ -167,9 +170,26 @@ def _reason_text(row: dict, day: date) -> str:
 # quoted: its size is the mistake).
 # Short ones too (MBR1, AB12): a member number is no shorter than a valid value of these columns is long. A
 # number in exponent form (1e15, as a spreadsheet writes a big one) is a number.
+# Member numbers are also written in groups (ABC-123-456, W123 456 789, an SSN's 123-45-6789), or follow a date
+# in one cell (Jul 8 2024 ABC1234): a word of the value, hyphens within it, is enough. A code with its modifiers
+# (76120-TC) is a code, quoted.
 IDENTIFIER_LIKE = re.compile(r"(?!.*(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec))(?![0-9]+[Ee][0-9]+$)"
-                             r"(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9]{4,}")
+                             r"(?=.*[0-9])(?=.*[A-Za-z])(?=(?:[^A-Za-z0-9]*[A-Za-z0-9]){4})"
+                             r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 NUMBER_LIKE_IDENTIFIER = re.compile(r"[0-9]{9,}")
+GROUPED_NUMBER = re.compile(r"(?=(?:[^0-9]*[0-9]){9})[0-9]+(?:[- ][0-9]+)+")
+CODE_WITH_MODIFIERS = re.compile(r"[A-Za-z0-9]{5}(?:-[A-Za-z0-9]{2})+")
+
+
+def identifier_like(value: str, column: str) -> bool:
+    """Whether a cell's value looks like a member or account number where `column`'s value belongs: said so in
+    a reason, never quoted."""
+    value = value.strip()
+    if GROUPED_NUMBER.fullmatch(value) or (column in ("date_of_service", "place_of_service", "hcpcs")
+                                            and NUMBER_LIKE_IDENTIFIER.fullmatch(value)):
+        return True
+    return any(IDENTIFIER_LIKE.fullmatch(word) and not CODE_WITH_MODIFIERS.fullmatch(word)
+               for word in value.split())
 IDENTIFIER_WORDS = {"date_of_service": "date", "line_number": "line number", "units": "number of units",
                     "units_written": "number of units", "place_of_service": "place-of-service code",
                     "hcpcs": "procedure code"}
@@ -285,7 +305,7 @@ def validate_batch(con, batch_id: str, advance: Callable[[int], None] = lambda r
         quarantine = detail.join(reasons).reset_index()
         # Its line number column shows no more than its reasons quote: a member number moved there is left out.
         quarantine["line_number_raw"] = quarantine["line_number_raw"].map(
-            lambda value: None if isinstance(value, str) and IDENTIFIER_LIKE.fullmatch(value.strip()) else value)
+            lambda value: None if isinstance(value, str) and identifier_like(value, "line_number") else value)
         quarantine = quarantine.assign(batch_id=batch_id)[
             ["batch_id", "file_index", "source_file", "source_row", "claim_id", "line_number_raw", "reason"]
         ]

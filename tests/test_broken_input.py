@@ -202,7 +202,19 @@ BAD_ROWS = [
     (row("B20", Units="AB12"), "units holds a value shaped like an identifier, not a number of units"),
     (row("B21", **{"CPT Code": "P12345"}), "hcpcs holds a value shaped like an identifier, not a procedure code"),
     (row("GOOD1"), "claim GOOD1, line 1 appears more than once"),
+    # Member numbers written in groups, or after a date in one cell, or in a modifier cell: said, not quoted.
+    (row("B23", DOS="ZQX-0320-A"), "date_of_service holds a value shaped like an identifier, not a date"),
+    (row("B24", DOS="123-45-6789"), "date_of_service holds a value shaped like an identifier, not a date"),
+    (row("B25", DOS="Jul 8 2024 QZX0311"), "date_of_service holds a value shaped like an identifier, not a date"),
+    (row("B26", Units="W123 456 789"), "units holds a value shaped like an identifier, not a number of units"),
+    (row("B27", Line="QZX-0326"), "line_number holds a value shaped like an identifier, not a line number"),
+    (row("B28", **{"CPT Code": "QZX-0322"}), "hcpcs holds a value shaped like an identifier, not a procedure code"),
+    (row("B29", **{"Mod 1": "QZX0325"}), "a modifier cell holds a value shaped like an identifier, not a modifier"),
+    # A code with a modifier written after it, or a wrong modifier, is quoted: it is the mistake to see.
+    (row("B30", **{"Mod 1": "ZZZ"}), "modifier 'ZZZ' is not a modifier"),
 ]
+# The member numbers above: in no output.
+GROUPED_IDS = ("ZQX-0320-A", "123-45-6789", "QZX0311", "W123 456 789", "QZX-0326", "QZX-0322", "QZX0325")
 
 
 def test_mixed_good_and_bad_rows_exit_0_with_every_bad_row_quarantined(tmp_path, db_path):
@@ -217,11 +229,12 @@ def test_mixed_good_and_bad_rows_exit_0_with_every_bad_row_quarantined(tmp_path,
         assert reason in by_row[number], (number, by_row.get(number))
     assert "hcpcs is missing" in by_row[len(good) + 10] and "units" in by_row[len(good) + 10]
     assert {line["claim_id"] for line in run.lines} == {"GOOD1", "GOOD2", "GOOD3"}
-    for value in ("MBR1", "AB12", "P12345"):
+    for value in ("MBR1", "AB12", "P12345", *GROUPED_IDS):
         assert value not in (run.out_dir / "quarantine.csv").read_text()
     # Nor does quarantine.csv's line number column show a member number that moved there; a plain one it shows.
     line_numbers = {q["claim_id"]: q["line_number"] for q in run.quarantine}
-    assert (line_numbers["B19"], line_numbers["B2"], line_numbers["B11"]) == ("", "x", "99999999999")
+    assert (line_numbers["B19"], line_numbers["B27"], line_numbers["B2"], line_numbers["B11"]) == (
+        "", "", "x", "99999999999")
 
 
 def test_a_header_without_rows_is_a_complete_run_of_nothing(tmp_path, db_path):
