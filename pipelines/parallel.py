@@ -14,10 +14,13 @@ between two of them.
 
 import multiprocessing
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+
+from assets.readers import remove_abandoned
 
 from .database import MAIN_FILE_TAG, SITE_LOCK_HELD, holds_site, site_lock_path
 
@@ -70,13 +73,22 @@ def reconstructable_job(**kwargs):
     return dg.build_reconstructable_job("pipelines.parallel", "parallel_scrub_job", reconstructable_kwargs=kwargs)
 
 
+# The run's own instance folder (`execute`): the process id, then TemporaryDirectory's suffix.
+RUN_FOLDER = re.compile(r"claimscrub-run-(\d+)-[A-Za-z0-9_]+")
+
+
 @contextmanager
 def run_instance(home: str):
     """The run's own Dagster instance in `home`: SQLite storage, which keeps the pools' slots, with their limit."""
     # The step processes log through the instance's Python log level: Dagster's DEBUG lines stay off the
     # command's standard error.
+    # No compute log capture: it tails each step's output through two helper processes per step, which print
+    # a traceback each when Ctrl-C reaches the command's process group; the steps write to the command's
+    # standard error as they are.
     overrides = {"telemetry": {"enabled": False}, "concurrency": POOL_LIMITS,
-                 "python_logs": {"python_log_level": "ERROR"}}
+                 "python_logs": {"python_log_level": "ERROR"},
+                 "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
+                                  "class": "NoOpComputeLogManager"}}
     with dg.DagsterInstance.local_temp(home, overrides=overrides) as instance:
         yield instance
 
@@ -110,7 +122,11 @@ def execute(run_config: dict, workers: int, database: str, log: str | None = Non
                                            for key, value in MAIN_FILE_TAG.items()]}
     config = {**run_config, "execution": {"config": executor}}
     progress = {PROGRESS_LOG: str(Path(log).resolve())} if log else {}
+    # The run's instance folder is named by this process: a run killed outright leaves it, and the next one
+    # removes it.
+    remove_abandoned(Path(tempfile.gettempdir()), RUN_FOLDER)
     with _environment(CLAIMSCRUB_DB=str(database), **{SITE_LOCK_HELD: str(site_lock_path(database))}, **progress), \
-            tempfile.TemporaryDirectory(prefix="claimscrub-run-") as home, run_instance(home) as instance:
+            tempfile.TemporaryDirectory(prefix=f"claimscrub-run-{os.getpid()}-") as home, \
+            run_instance(home) as instance:
         job = reconstructable_job(settings=settings_now(), cwd=os.getcwd())
         return dg.execute_job(job, instance=instance, run_config=config, raise_on_error=False)

@@ -158,6 +158,10 @@ def test_a_workers_run_leaves_no_folder_of_its_processes_behind(tmp_path, refere
     export = text_export(tmp_path / "two.csv", [row("CLM-A", patient="PT-A"), row("CLM-B", patient="PT-B")])
     temporary = tmp_path / "tmp"
     temporary.mkdir()
+    # The run's Dagster instance of a run killed outright (SIGKILL: no clean-up of its own) is removed by the next.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (temporary / f"claimscrub-run-{gone.pid}-k1lled_x" / "history").mkdir(parents=True)
     env = {**os.environ, "TMPDIR": str(temporary), "CLAIMSCRUB_HOME": str(tmp_path / "home"),
            "CLAIMSCRUB_SECRET": "workers"}
     done = subprocess.run(command([export], tmp_path / "out", db, "--workers", "2"), env=env,
@@ -165,6 +169,17 @@ def test_a_workers_run_leaves_no_folder_of_its_processes_behind(tmp_path, refere
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "summary.json").is_file()
     assert sorted(path.name for path in temporary.iterdir()) == []
+
+
+def test_a_workers_runs_instance_tails_no_step_output(tmp_path):
+    """Dagster's compute log capture tails each step's output through two helper processes; Ctrl-C reaches them
+    with the command's process group, and each printed a traceback on the command's standard error."""
+    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+
+    from pipelines.parallel import run_instance
+
+    with run_instance(str(tmp_path)) as instance:
+        assert isinstance(instance.compute_log_manager, NoOpComputeLogManager)
 
 
 def test_history_reaches_the_earlier_batch_on_every_layout(one_shard, four_files):
