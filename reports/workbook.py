@@ -512,7 +512,8 @@ def _timestamp(iso: str | None) -> str:
 
 # Categories and rules overlap: a line with findings in two categories counts under each (RULES.md).
 OVERLAP = "a line can fall under several categories"
-COUNTED_ONCE = "Each line counted once"
+# The totals row of a table whose findings columns count every finding and whose dollars count each line once.
+COUNTED_ONCE = "All findings; dollars with each line counted once"
 # How each figure of the Summary is found on the Findings sheet: filters, then the sum of Dollars at risk.
 DENY_ONCE = "Severity = deny, Line counted once = yes"
 # The Findings sheet's Decision column for each group of the split by decision (assets/decisions.py, GROUPS).
@@ -609,7 +610,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     out.blank()
 
     out.section("Findings and dollars at risk by severity "
-                "(a line with findings of two severities counts under each)")
+                "(a line with findings of two severities counts under each; an info finding's dollars are its "
+                "line's expected allowed, not money at stake)")
     out.header("Severity", "Findings", "Dollars at risk")
     for severity in SEVERITIES:
         out.add(s(severity, fill=SEVERITY_FILL[severity]),
@@ -655,7 +657,8 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
         out.add(s(counted(len(rest), "other rule")), None, None,
                 sum(r[3] for r in rest), s(sum(r[4] for r in rest), number_format=MONEY))
     if rules:
-        out.add(s(f"{COUNTED_ONCE}, all rules", font=BOLD), None, None, s(deny_findings, font=BOLD),
+        out.add(s("All deny findings; dollars with each line counted once", font=BOLD), None, None,
+                s(deny_findings, font=BOLD),
                 s(deny_dollars, font=BOLD, number_format=MONEY))
     else:
         out.add(s("No deny findings in this run."))

@@ -199,7 +199,8 @@ def test_summary_shows_the_money_at_risk_and_a_bar_chart_by_category(runs, book)
     categories = section(summary, "Findings and dollars at risk of denial by category (a line can fall under "
                                   "several categories)")
     assert categories[0][:4] == ["Category", "Findings", "Deny findings", "Dollars at risk"]
-    assert categories[-1][0] == "Each line counted once" and categories[-1][3] == pytest.approx(deny)
+    assert categories[-1][0] == "All findings; dollars with each line counted once"
+    assert categories[-1][3] == pytest.approx(deny)
     categories = categories[:-1]
     by_category = runs["first"].summary["findings"]["by_category"]
     assert {r[0] for r in categories[1:]} == {category for category, count in by_category.items() if count}

@@ -772,10 +772,12 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
         assert deny_findings == sum(f["category"] == category for f in deny)
         assert Decimal(str(dollars)) == by_category.get(category, 0)
     assert sum(Decimal(str(r[3])) for r in categories[1:-1]) > headline  # one line, several categories
-    assert categories[-1][:4] == ["Each line counted once", len(flags), len(deny), float(headline)]
+    assert categories[-1][:4] == ["All findings; dollars with each line counted once", len(flags), len(deny),
+                                  float(headline)]
 
     severities = section(summary, "Findings and dollars at risk by severity (a line with findings of two "
-                                  "severities counts under each)")
+                                  "severities counts under each; an info finding's dollars are its line's "
+                                  "expected allowed, not money at stake)")
     by_severity = _once(flags, lambda f: f["severity"])
     for severity, findings, dollars in (r[:3] for r in severities[1:4]):
         assert findings == sum(f["severity"] == severity for f in flags)
@@ -795,7 +797,8 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
     assert rest[3] == sum(f["rule_id"] in ranked[10:] for f in deny)
     assert Decimal(str(rest[4])) == sum(by_rule[r] for r in ranked[10:])
     assert sum(r[3] for r in rules[1:-1]) == len(deny)
-    assert rules[-1][0] == "Each line counted once, all rules" and rules[-1][4] == float(headline)
+    assert rules[-1][0] == "All deny findings; dollars with each line counted once"
+    assert rules[-1][4] == float(headline)
 
     for title, column in (("Top providers by dollars at risk of denial (a claim with deny lines of several "
                            "providers counts under each)", "provider_npi"),
