@@ -496,11 +496,12 @@ from (
 GONE = f"""
 create or replace temp table worklist_gone as
 with removed as (
-    select x.line_id, arg_min(x.rule_id, x.variant) as removed_by
-    from worklist_facts x join worklist_findings w on w._row = x._row
-    where x.severity = 'deny' and x.variant in {REMOVING} and not x.partner_gone
-      and not (x.rule_id = 'STATUS_NOT_PAYABLE' and w.status = 'T')
-    group by x.line_id
+    select line_id, arg_min(rule_id, variant) as removed_by
+    from worklist_facts
+    where severity = 'deny' and variant in {REMOVING} and not partner_gone
+      and not (rule_id = 'STATUS_NOT_PAYABLE' and _row in (select _row from worklist_findings
+                                                           where rule_id = 'STATUS_NOT_PAYABLE' and status = 'T'))
+    group by line_id
 ),
 injections as (
     select w._row, l.patient_id, l.date_of_service, l.provider, l.hcpcs, l.line_id
