@@ -162,6 +162,12 @@ SENT_BEFORE = ("{line}: this line went out already, unchanged, in batch {earlier
                "payer denies a second submission as a duplicate); if the first was wrong, correct what was wrong "
                "and send the claim as a correction")
 
+def line_has(rule_id: str) -> str:
+    """SQL: the finding's line (`w`) has a finding of `rule_id` on the Worklist."""
+    return (f"exists (select 1 from worklist_findings g where g.line_id = w.line_id "
+            f"and g.rule_id = '{rule_id}')")
+
+
 # An MUE of 0 on a line whose status is not payable either: the status's instruction says what to bill instead
 # (Precedence "status_units"), and the MUE's gives way to it.
 STATUS_DENIED = ("exists (select 1 from worklist_findings s where s.line_id = w.line_id "
@@ -538,8 +544,7 @@ PRECEDENCE = [
         "longer overlaps another line's technical part (TC), so that one change settles both findings",
         governs=("MOD_GLOBAL_IN_HOSPITAL",), resolves=("DUP_COMPONENT",),
         when="w.component = 'global' and w.partner_component = 'TC' "
-             "and exists (select 1 from worklist_findings g where g.line_id = w.line_id "
-             "and g.rule_id = 'MOD_GLOBAL_IN_HOSPITAL') "
+             f"and {line_has('MOD_GLOBAL_IN_HOSPITAL')} "
              "and not exists (select 1 from worklist_findings o where o.rule_id = 'DUP_COMPONENT' "
              "and o.patient = w.patient and o.date_of_service = w.date_of_service and o.hcpcs = w.hcpcs "
              "and o.line_id <> w.line_id and o.component <> 'TC')"),
@@ -548,8 +553,7 @@ PRECEDENCE = [
         "TC on a code without a technical component, at a hospital, is both an invalid modifier and a "
         "technical part billed by the physician: removing TC settles both",
         governs=("MOD_PCTC_INVALID",), resolves=("MOD_TC_IN_HOSPITAL",),
-        when="w.pctc not in ('1', '3') and exists (select 1 from worklist_findings g where g.line_id = w.line_id "
-             "and g.rule_id = 'MOD_PCTC_INVALID')"),
+        when=f"w.pctc not in ('1', '3') and {line_has('MOD_PCTC_INVALID')}"),
     Precedence(
         "chain", "A line bundled into a removed line stays",
         "a column 2 line whose column 1 line is itself removed (bundled into a third line, a technical part in "
