@@ -19,6 +19,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipelines.database import MAIN_FILE_POOL, MAIN_FILE_TAG
+from pipelines.settings import run_day
 from reports.feedback import FEEDBACK_WORKBOOK, write_feedback_workbook
 
 from .decisions import DEFAULT_STANDING_DAYS, LATEST, STANDING, STANDING_LABEL, finding_id_sql
@@ -132,11 +133,12 @@ order by suppressed, denied_lines desc, denied_amount desc, payer, hcpcs, adjust
 def feedback_views(con, min_count: int = DEFAULT_MIN_COUNT, as_of: date | None = None,
                    standing_days: int = DEFAULT_STANDING_DAYS) -> dict[str, tuple[list[str], list[tuple]]]:
     """The four views as {file name: (columns, rows)}, the dismissals the payer did not agree with first.
-    `as_of` (default today) and `standing_days` say which standing dismissals are in force."""
+    `as_of` (default the run's day: today, or CLAIMSCRUB_TODAY, as a scrub reads it) and `standing_days` say which
+    standing dismissals are in force."""
     ensure_remit_schema(con)
     match_remittances(con)
     con.execute(CARC_TEXT)
-    con.execute(STANDING, {"as_of": as_of or date.today(), "standing_days": standing_days})
+    con.execute(STANDING, {"as_of": as_of or run_day(), "standing_days": standing_days})
     con.execute(REMITTED_DECISIONS)
     views = {}
     for name, sql, params in [

@@ -239,6 +239,9 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
     # The findings this import decides, with the file and row that decided each: a later file of the same
     # command was written before that decision, as a file imported on its own after it would have been.
     decided_here: dict[tuple[str, str], str] = {}
+    # The standing dismissals this import makes, by rule, code and provider: the batch they were made on and the
+    # file and row. A later file of the command was written before them, and cannot overrule them unseen.
+    standing_here: dict[tuple, tuple[str, str, int]] = {}
     # The standing dismissals stored, oldest first: what a report showed for a finding they cover.
     every_standing = con.execute(STANDING_DISMISSALS).fetchall()
     # A standing dismissal covers its own batch and those read after it: a report of an earlier batch shows none
@@ -246,7 +249,7 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
     place = dict(con.execute("select batch_id, seq from batch_order").fetchall())
     made_in = dict(con.execute("select decision_id, batch_id from finding_decisions "
                                "where scope = 'standing' and decision = 'dismiss'").fetchall())
-    for review in files:
+    for index, review in enumerate(files):
         batch = review.batch_id
         standings = [s for s in every_standing
                      if place.get(made_in.get(s[0]), 0) <= place.get(batch, float("inf"))]
@@ -308,11 +311,21 @@ def import_reviews(con, files: list[ReviewFile]) -> ImportResult:
                 continue
             if (batch, row.finding_id) in decided_here:
                 result.refused.append(
-                    f"{review.name} row {row.row}: finding {row.finding_id} is decided otherwise by "
+                    f"{review.name} row {row.row}: finding {row.finding_id} is already decided by "
                     f"{decided_here[batch, row.finding_id]} of this import, after this report was written: "
                     "decide it on a report written since")
                 continue
+            key = (finding["rule_id"], finding["hcpcs"], finding["provider"])
+            made = standing_here.get(key)
+            if own is None and made is not None and made[2] != index \
+                    and place.get(made[0], 0) <= place.get(batch, float("inf")):
+                result.refused.append(
+                    f"{review.name} row {row.row}: a standing dismissal of its rule, code and provider ({made[1]} of "
+                    "this import) was made after this report was written: decide it on a report written since")
+                continue
             decided_here[batch, row.finding_id] = f"{review.name} row {row.row}"
+            if state[0] == "dismiss" and state[3] == "standing":
+                standing_here.setdefault(key, (batch, f"{review.name} row {row.row}", index))
             current[row.finding_id] = state
             finding = findings[row.finding_id]
             incoming.append((len(incoming) + 1, batch, row.finding_id, finding["claim_id"], finding["line_number"],

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -423,8 +423,29 @@ def test_two_copies_deciding_one_finding_otherwise_in_one_import_keep_the_first(
     both = _two_copies(audit, copy_db, tmp_path, ("PTP-B2", 2, "PTP_NO_BYPASS", "accept", None, "cy"),
                        ("PTP-B2", 2, "PTP_NO_BYPASS", "dismiss", "n/a", "di"))
     assert both.stdout.strip() == "1 decision imported, 0 unchanged, 1 row refused"
-    assert "di.xlsx row " in both.stderr and "is decided otherwise by cy.xlsx row " in both.stderr
+    assert "di.xlsx row " in both.stderr and "is already decided by cy.xlsx row " in both.stderr
     assert [t[1:] for t in trail(copy_db)][-1] == ("PTP-B2", 2, "PTP_NO_BYPASS", "accept")
+
+
+def test_a_standing_dismissal_made_by_one_file_of_an_import_is_not_overruled_by_a_later_file(audit, copy_db,
+                                                                                            tmp_path):
+    """Ann dismisses B's pair for good on batch 1's report; Bob accepts B's pair of batch 2 on its report, written
+    before. Imported one after the other, Bob's row was refused; given to one command, it was stored, and the
+    finding read accept instead of dismissed (standing): the outcome hung on how the files were given."""
+    ann = decide(audit.rerun.out_dir / REPORT, tmp_path / "ann.xlsx", {
+        ("PTP-B", 2, "PTP_NO_BYPASS"): ("dismiss", "separate sessions", "ann", STANDING)})
+    bob = decide(audit.later.out_dir / REPORT, tmp_path / "bob.xlsx", {
+        ("PTP-B2", 2, "PTP_NO_BYPASS"): ("accept", None, "bob", "this finding")})
+    both = cli("review", "import", ann, bob, "--db", copy_db)
+    assert both.stdout.strip() == "1 decision imported, 0 unchanged, 1 row refused"
+    assert ("bob.xlsx row ") in both.stderr and ("a standing dismissal of its rule, code and provider (ann.xlsx row "
+                                                 ) in both.stderr
+    assert [t[1:] for t in trail(copy_db)][-1] == ("PTP-B", 2, "PTP_NO_BYPASS", "dismiss")
+    # Given the other way round, Bob's decision counts and Ann's standing dismissal then covers the rest.
+    fresh = tmp_path / "fresh.duckdb"
+    shutil.copyfile(audit.db, fresh)
+    other = cli("review", "import", bob, ann, "--db", fresh)
+    assert other.stdout.strip() == "2 decisions imported, 0 unchanged, 0 rows refused"
 
 
 def test_an_old_report_imported_again_does_not_undo_a_decision_made_since(audit, copy_db, tmp_path):
@@ -711,6 +732,25 @@ def test_a_dismissed_finding_the_payer_denied_is_a_dismissal_it_did_not_agree_wi
                 .iter_rows(values_only=True))
     assert rows[0][0].startswith("Dismissals the payer did not agree with")
     assert {(r[0], r[3]) for r in rows[2:4]} == {("DUP-1", "DUP_EXACT"), ("MUE-1", "MUE_DOS")}
+
+
+def test_feedback_counts_standing_dismissals_as_of_the_runs_day(audit, copy_db, tmp_path, monkeypatch):
+    """`feedback` read today's date where a scrub reads CLAIMSCRUB_TODAY: pinned past a standing dismissal's
+    lapse, the scrub's Payer feedback sheet and the command's files disagreed on the same database."""
+    # PTP-A2 (the later batch) is covered by ann's standing dismissal of PTP-A's pair.
+    remittance = write_835(tmp_path / "remit.835", BATCH_2, {("PTP-A2", 2): [("CO", "97")]})
+    assert cli("remit", remittance, "--db", copy_db).exit_code == 0
+
+    def overruled(day: date, name: str) -> list[tuple]:
+        monkeypatch.setenv("CLAIMSCRUB_TODAY", day.isoformat())
+        assert cli("feedback", "--out", tmp_path / name, "--db", copy_db).exit_code == 0
+        return [(r["claim_id"], r["rule_id"], r["decision"])
+                for r in read_csv(tmp_path / name / "overruled_dismissals.csv")]
+
+    today = datetime.now(timezone.utc).date()
+    assert overruled(today, "now") == [("PTP-A2", "PTP_NO_BYPASS", "dismissed (standing, #1)")]
+    # 181 days on, ann's standing dismissal (made today, 180 days by default) has lapsed.
+    assert overruled(today + timedelta(days=181), "later") == []
 
 
 @pytest.mark.slow  # a per-shard site of its own: the slow tier (CI runs it)
