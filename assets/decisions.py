@@ -164,11 +164,21 @@ def decision_split(con) -> dict:
 TRAIL_SQL = f"""
 with trail as (
     select * from finding_decisions where batch_id = $batch
-    union all
+    union
     select * from finding_decisions
     where decision_id in (select cast(regexp_extract(decision, '#([0-9]+)', 1) as bigint) from finding_rows
                           where starts_with(decision, '{STANDING_PREFIX}'))
       and batch_id <> $batch
+    union
+    -- A standing dismissal of an earlier batch that would cover a finding of this one but no longer does (it
+    -- lapsed, or its finding was decided again): listed with why, so that findings dismissed yesterday and
+    -- pending tonight are explained.
+    select d.* from finding_decisions d
+    join batch_order o on o.batch_id = d.batch_id
+    where d.scope = 'standing' and d.decision = 'dismiss' and d.batch_id <> $batch
+      and o.seq <= (select seq from batch_order where batch_id = $batch)
+      and exists (select 1 from finding_rows f where f.rule_id = d.rule_id and f.hcpcs = d.hcpcs
+                                                 and f.provider is not distinct from d.provider)
 ),
 latest as (
     select batch_id, finding_id, max(decision_id) as decision_id from finding_decisions

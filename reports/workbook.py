@@ -843,8 +843,9 @@ def build_workbook(path: Path, report: Report, started: StartedWorkbook | None =
     if report.decisions is not None:
         pending.append(table_sheet(
             book, "Decisions", DECISION_TRAIL, report.decisions,
-            caption="{total:,} decision{s} that apply to this batch's findings (its own, and standing dismissals "
-                    "made in other batches), oldest first: every one stays; the latest of a finding counts.",
+            caption="{total:,} decision{s} on this batch's findings and the standing dismissals of earlier "
+                    "batches for their rules, codes and providers, in force or lapsed, oldest first: every one "
+                    "stays; the latest of a finding counts.",
             overflow="This sheet holds the first {shown:,} of {total:,} decisions (Excel's row limit).",
             max_rows=max_rows))
     pending.append(table_sheet(

@@ -314,6 +314,10 @@ def test_a_standing_dismissal_lapses_after_its_days(audit, copy_db, tmp_path, mo
     assert lapsed.exit_code == 0, lapsed.stderr
     assert flag(lapsed, "PTP-A2", 2, "PTP_NO_BYPASS")["decision"] == "pending"
     assert worklist_claims(lapsed) == {"PTP-A2", "PTP-B2"}
+    # The Decisions sheet says why the finding dismissed the night before is pending tonight: it listed nothing.
+    decisions = sheet_table(lapsed.out_dir / REPORT, "Decisions")
+    assert [(r["Decision #"], r["Claim"], r["Status"]) for r in decisions] == [
+        (1, "PTP-A", f"lapsed: 30 days after {today.isoformat()}")]
 
 
 def test_a_standing_dismissal_lapses_when_a_newer_release_of_its_table_is_loaded(audit, copy_db, tmp_path):
