@@ -174,6 +174,26 @@ left join repeats r on f.rule_id = 'MOD_PCTC_INVALID' and r.line_id = f.line_id
 left join aoc_near an on f.rule_id = 'AOC_NO_PRIMARY' and an.line_id = f.line_id
 """
 
+# A chain of bundles (92611 bundles 76120, which bundles 76000, which bundles a fourth line ...): each line goes
+# only if the line it is bundled into stays. FINDINGS marks the lines whose column 1 line is bundled at all;
+# run again until nothing changes, a line bundled into a line that itself stays (its own column 1 line gone) is
+# removed after all, and so on down the chain.
+CHAIN = """
+update worklist_findings f set partner_gone = n.gone
+from (
+    select c._row,
+           exists (select 1 from worklist_findings b
+                   where b.rule_id = 'PTP_NO_BYPASS' and b.severity = 'deny' and b.partner_batch is null
+                     and b.line_id = c.partner_line_id and b.partner_line_id <> c.line_id and not b.partner_gone)
+               as gone
+    from worklist_findings c
+    where c.rule_id = 'PTP_NO_BYPASS' and c.partner_batch is null
+      and not contains(c.message, 'more edit(s) against this line)')
+) n
+where n._row = f._row and n.gone <> f.partner_gone
+"""
+MAX_CHAIN = 20
+
 # Duplicate groups: the lines of one patient, day and code with DUP_COMPONENT (and, for DUP_EXACT, the same
 # modifiers and provider), and a partner from an earlier batch, already billed. A line removed for a PTP
 # bundle leaves its group: it goes whatever its duplicates do. Of lines of the same component, the one kept is
@@ -560,7 +580,8 @@ from worklist_facts group by line_id
 # primary line that goes.
 ADDONS = f"""
 create or replace temp table worklist_orphans as
-with removed as (select line_id from worklist_removals where deny_removed_by is not null),
+-- The lines that go (worklist_goes: removed by an instruction, or add-ons gone with their primaries so far).
+with removed as (select line_id from worklist_goes),
 -- The encounters that hold both a line to remove and a code some add-on code edit of the batch lists.
 addon_codes as (
     select distinct add_on_code from ref_aoc
@@ -578,15 +599,17 @@ encounters as (
 ),
 lines as (
     select l.line_id, l.claim_id, l.line_number, l.patient_id, l.date_of_service, l.provider, l.hcpcs,
+           l.hcpcs || coalesce('-' || nullif(replace(l.modifier_text, ',', '-'), ''), '') as billed,
            coalesce(l.billing_npi, l.provider) as biller, p.aoc_release,
-           l.line_id in (select line_id from removed) as goes
+           l.line_id in (select line_id from removed) as goes,
+           l.line_id in (select line_id from worklist_removals where deny_removed_by is not null) as removed_itself
     from claim_lines l
     semi join encounters k on k.patient_id = l.patient_id and k.date_of_service = l.date_of_service
                           and k.provider is not distinct from l.provider
     join priced_lines p on p.batch_id = l.batch_id and p.line_id = l.line_id
     where l.batch_id = $batch
 ),
-keys as (select distinct aoc_release, hcpcs, date_of_service from lines where not goes),
+keys as (select distinct aoc_release, hcpcs, date_of_service from lines where not removed_itself),
 {AOC_EDITS},
 -- Each add-on line of edit type 1 with the other lines of its encounter that count as its primary.
 counted as (
@@ -595,7 +618,7 @@ counted as (
     join edits e on e.aoc_release = a.aoc_release and e.hcpcs = a.hcpcs and e.date_of_service = a.date_of_service
     join lines o on o.patient_id = a.patient_id and o.date_of_service = a.date_of_service
                 and o.provider is not distinct from a.provider and o.line_id <> a.line_id
-    where not a.goes and e.edit_type = 1 and list_contains(e.primary_codes, o.hcpcs)
+    where not a.removed_itself and e.edit_type = 1 and list_contains(e.primary_codes, o.hcpcs)
 ),
 orphans as (
     select addon_id, other_id from counted
@@ -603,10 +626,20 @@ orphans as (
 )
 select o.other_id as line_id, o.addon_id, a.claim_id as addon_claim, a.line_number as addon_line,
        a.biller as addon_biller, p.claim_id as primary_claim,
-       a.claim_id || ' line ' || a.line_number || ' (' || a.hcpcs || ')' as addon_ref,
-       p.claim_id || ' line ' || p.line_number || ' (' || p.hcpcs || ')' as primary_ref
+       a.claim_id || ' line ' || a.line_number || ' (' || a.billed || ')' as addon_ref,
+       p.claim_id || ' line ' || p.line_number || ' (' || p.billed || ')' as primary_ref
 from orphans o join lines a on a.line_id = o.addon_id join lines p on p.line_id = o.other_id
 """
+
+# The lines that go: those an instruction removes, then the add-on lines that go with their primaries, and the
+# add-ons of those in turn (64495 beside 64494, whose primary 64493 goes), until no more go.
+GOES = ("create or replace temp table worklist_goes as "
+        "select line_id from worklist_removals where deny_removed_by is not null")
+MORE_GOES = """
+insert into worklist_goes
+select distinct addon_id from worklist_orphans where addon_id not in (select line_id from worklist_goes)
+"""
+MAX_ADDON_LEVELS = 10
 
 # The days that break an MUE (MUE_DOS: one patient, day, provider and code): their lines and units, the units
 # left once the lines to remove are gone, and the rule whose fix removes them. A day holding lines of an
@@ -802,9 +835,9 @@ left join (select line_id, list(addon_ref order by addon_claim, addon_line) as a
 
 # The instruction of an add-on line whose primaries go (`{line}`, `{code}`: SQL of its claim and line, its code).
 ORPHAN_TEXT = ("{line} || ': add-on ' || {code} || ' loses its primary service: ' || g.primaries || "
-               "case when g.primary_count = 1 then ' goes' else ' go' end || ' (see its row), and an add-on "
-               "without its primary is denied: remove this line too, unless another of its primaries by the same "
-               "provider that day stays'")
+               "case when g.primary_count = 1 then ' goes (see its row)' else ' go (see their rows)' end || "
+               "', and an add-on without its primary is denied: remove this line too, unless another of its "
+               "primaries by the same provider that day stays'")
 
 ROWS = f"""
 create or replace temp table worklist_rows as
@@ -926,6 +959,17 @@ def build_worklist(con, batch_id: str) -> int:
     """Make `worklist_rows` for the batch from `finding_rows`; returns its row count."""
     for statement in STATEMENTS:
         con.execute(statement, {"batch": batch_id} if "$batch" in statement else {})
+        if statement is LINE_REMOVALS:
+            con.execute(GOES)
+        if statement is ADDONS:
+            for _ in range(MAX_ADDON_LEVELS):
+                if not con.execute(MORE_GOES).fetchall()[0][0]:
+                    break
+                con.execute(ADDONS, {"batch": batch_id})
+        if statement is FINDINGS:
+            for _ in range(MAX_CHAIN):
+                if not con.execute(CHAIN).fetchall()[0][0]:
+                    break
         if statement is GONE:
             for mark in MARK_GONE:
                 con.execute(mark)

@@ -171,6 +171,17 @@ CONFLICTS = [
     # An assistant's 11042-80 (indicator 1: removed) and 11045-80 (indicator 0: a review) beside it.
     line("C-ASA", 1, "P-ASA", "2024-07-10", hcpcs="11042", modifiers="80"),
     line("C-ASA", 2, "P-ASA", "2024-07-10", hcpcs="11045", modifiers="80"),
+    # A chain of four (G0406 bundles 90839, which bundles 90870, which bundles 62320; indicator 0): 90839 goes,
+    # 90870 stays beside nothing that bundles it, and 62320 goes, bundled into 90870, which stays.
+    line("C-CH4", 1, "P-CH4", "2024-07-10", hcpcs="G0406"),
+    line("C-CH4", 2, "P-CH4", "2024-07-10", hcpcs="90839"),
+    line("C-CH4", 3, "P-CH4", "2024-07-10", hcpcs="90870"),
+    line("C-CH4", 4, "P-CH4", "2024-07-10", hcpcs="62320"),
+    # 64493 bundled into 11981 and removed: its add-on 64494 goes, and 64495, whose primaries are those two.
+    line("C-ADD2", 1, "P-ADD2", "2024-07-10", hcpcs="11981"),
+    line("C-ADD2", 2, "P-ADD2", "2024-07-10", hcpcs="64493"),
+    line("C-ADD2", 3, "P-ADD2", "2024-07-10", hcpcs="64494"),
+    line("C-ADD2", 4, "P-ADD2", "2024-07-10", hcpcs="64495"),
     # One claim id given to lines of two patients: two claims (docs/RULES.md), each with a deny finding.
     line("C-TWO", 1, "P-TWO-A", "2024-07-10", modifiers="26,TC"),
     line("C-TWO", 2, "P-TWO-B", "2024-07-10", modifiers="26,TC"),
@@ -247,10 +258,10 @@ def test_each_line_to_fix_has_one_row_with_its_code_modifiers_units_provider_and
     to_fix = {(f["claim_id"], int(f["line_number"])) for f in flags
               if f["claim_id"] in deny_claims and f["severity"] in ("deny", "review")}
     # And the add-on lines without a finding of their own that go with their primary (see below).
-    to_fix |= {("C-ORPH", 3)}
+    to_fix |= {("C-ORPH", 3), ("C-ADD2", 3), ("C-ADD2", 4)}
     assert len(worklist) == len(to_fix) and {(w["Claim"], w["Line"]) for w in worklist} == to_fix
     for row in worklist:
-        if (row["Claim"], row["Line"]) == ("C-ORPH", 3):
+        if (row["Claim"], row["Line"]) in {("C-ORPH", 3), ("C-ADD2", 3), ("C-ADD2", 4)}:
             continue
         own = [f for f in flags if (f["claim_id"], int(f["line_number"])) == (row["Claim"], row["Line"])
                and f["severity"] != "info"]
@@ -499,6 +510,26 @@ def test_a_line_whose_only_cause_goes_with_another_fix_stays(rows_by_line):
     assert rows_by_line[("C-CHAIN2", 3)]["Action"] == "remove line"
 
 
+def test_a_chain_of_bundles_removes_every_other_line(rows_by_line):
+    """62320 was told to stay until 90870 was fixed, and 90870 to stay as billed: both stayed, and 62320 was
+    denied as bundled into 90870."""
+    assert [rows_by_line[("C-CH4", n)]["Action"] for n in (2, 3, 4)] == ["remove line", "keep as billed",
+                                                                        "remove line"]
+    assert rows_by_line[("C-CH4", 4)]["Instruction"].startswith(
+        "C-CH4 line 4: 62320 is bundled into 90870 on C-CH4 line 3")
+
+
+def test_an_add_on_of_an_add_on_that_goes_goes_too(rows_by_line):
+    """64495 had no row: its primaries 64493 (bundled) and 64494 (an add-on of 64493) both went, and it was
+    denied on the corrected claim."""
+    last = rows_by_line[("C-ADD2", 4)]
+    assert (last["Action"], last["Instruction"]) == (
+        "remove line", "C-ADD2 line 4: add-on 64495 loses its primary service: C-ADD2 line 2 (64493), C-ADD2 line 3 "
+                       "(64494) go (see their rows), and an add-on without its primary is denied: remove this line "
+                       "too, unless another of its primaries by the same provider that day stays")
+    assert rows_by_line[("C-ADD2", 3)]["Action"] == "remove line"
+
+
 def test_a_line_removed_for_any_reason_clears_the_days_units(rows_by_line):
     # One biller's 76120-26 and -TC in a hospital: the TC goes (the facility bills it), the 26 stays as billed
     # and its units are not cut.
@@ -617,7 +648,7 @@ def test_an_add_on_left_without_its_primary_has_a_row_that_says_it_goes(rows_by_
     expected = ("add-on 11045 loses its primary service: {primary} goes (see its row), and an add-on without its "
                 "primary is denied: remove this line too, unless another of its primaries by the same provider "
                 "that day stays")
-    for addon, primary in ((("C-ORPH", 3), "C-ORPH line 2 (11042)"), (("C-ASA", 2), "C-ASA line 1 (11042)")):
+    for addon, primary in ((("C-ORPH", 3), "C-ORPH line 2 (11042)"), (("C-ASA", 2), "C-ASA line 1 (11042-80)")):
         row = rows_by_line[addon]
         assert (row["Severity"], row["Action"], row["Also to review"]) == ("deny", "remove line", None)
         assert row["Instruction"] == f"{addon[0]} line {addon[1]}: " + expected.format(primary=primary)
