@@ -735,7 +735,8 @@ lines as (
 resolved as (
     select w._row, w.line_id, w.rule_id, w.severity, {RESOLVED_SQL} as resolved_by
     from (select _row, line_id, rule_id, severity, partner_batch, day_fixed_by, day_fits, partner_gone,
-                 patient, date_of_service, hcpcs, component, partner_component, mue_value, pctc
+                 patient, date_of_service, hcpcs, component, partner_component, mue_value, pctc, claim_id,
+                 line_number, partner_claim_id, partner_line_number
           from facts) w
     join (select *, removed_by is not null as removed from lines) l on l.line_id = w.line_id
 ),

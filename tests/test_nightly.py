@@ -400,6 +400,22 @@ def test_a_part_sent_again_unchanged_names_its_own_earlier_copy_and_is_not_sent_
 
 
 @pytest.mark.slow  # two scrubs with history
+def test_every_line_of_a_claim_sent_again_unchanged_is_told_not_to_be_sent_again(tmp_path, db_path):
+    """76120 bundled into 92611 on a claim that went out last night: sent again unchanged, its line was told to go
+    for the bundle ("remove line"), as if the claim were a new one to correct, not one the payer already has."""
+    rows = [line("B1", "92611", patient="PB"), line("B1", "76120", patient="PB", number=2)]
+    monday = engine_scrub([write_csv(tmp_path / "monday.csv", rows)], tmp_path / "monday", db_path, history=True)
+    tuesday = engine_scrub([write_csv(tmp_path / "tuesday.csv", [*rows, line("N1", "99213", patient="PN")])],
+                           tmp_path / "tuesday", db_path, history=True)
+    assert monday.exit_code == tuesday.exit_code == 0, tuesday.stderr
+    assert ("2", "PTP_NO_BYPASS") in {(f["line_number"], f["rule_id"]) for f in tuesday.flags
+                                      if f["claim_id"] == "B1"}
+    worklist = _rows(load_workbook(tuesday.out_dir / "denial-risk-report.xlsx")["Worklist"])
+    assert [(w["Line"], w["Action"]) for w in worklist if w["Claim"] == "B1"] == [
+        (1, "do not send again"), (2, "do not send again")]
+
+
+@pytest.mark.slow  # two scrubs with history
 def test_a_global_sent_again_beside_another_providers_26_is_told_to_correct_the_copy_that_went_out(
         tmp_path, db_path):
     """The global went out last night; tonight it is sent again unchanged, beside a radiologist's 26. Its row

@@ -177,6 +177,15 @@ MUE_NONE = f"w.mue_value = 0 and not {STATUS_DENIED}"
 # In priority order: a line's instructions are listed in this order, and of two that remove the line the first
 # is the one shown.
 INSTRUCTIONS = [
+    # A line that went out already, unchanged: first of all, so that its other findings' fixes (a bundle, units)
+    # are not offered for a claim the payer already has.
+    # Sent again beside another provider's part: the copy that went out is the line to correct.
+    Instruction("DUP_COMPONENT", "do not send again",
+                SENT_BEFORE + "; and {other_part} bills the other part: correct the claim that went out to "
+                "{code}-{global_becomes}",
+                when=f"{SENT_BEFORE_WHEN} and w.other_part_ref is not null", removes=True),
+    Instruction("DUP_COMPONENT", "do not send again", SENT_BEFORE, when=SENT_BEFORE_WHEN, removes=True),
+    Instruction("DUP_EXACT", "do not send again", SENT_BEFORE, when=SENT_BEFORE_WHEN, removes=True),
     Instruction("PTP_NO_BYPASS", "remove line",
                 "{line}: {billed} is bundled into {column_1} on {partner} (NCCI edit, no modifier allowed): "
                 "remove this line", when="w.ptp_modifier_indicator = '0'", removes=True),
@@ -254,12 +263,6 @@ INSTRUCTIONS = [
                 "{line}: {code} global overlaps {dup_partner} of the same provider: keep this line and "
                 "remove "
                 "{dup_partner_line}", when="w.dup_role = 'keep_global'"),
-    # Sent again beside another provider's part: the copy that went out is the line to correct.
-    Instruction("DUP_COMPONENT", "do not send again",
-                SENT_BEFORE + "; and {other_part} bills the other part: correct the claim that went out to "
-                "{code}-{global_becomes}",
-                when=f"{SENT_BEFORE_WHEN} and w.other_part_ref is not null", removes=True),
-    Instruction("DUP_COMPONENT", "do not send again", SENT_BEFORE, when=SENT_BEFORE_WHEN, removes=True),
     Instruction("DUP_COMPONENT", "keep as billed",
                 "{line}: {billed} overlaps {partner}, which is removed (bundled): keep this line as billed",
                 when=f"w.dup_role = 'resolved' and {PARTNER_BUNDLED}"),
@@ -273,7 +276,6 @@ INSTRUCTIONS = [
                 when="w.dup_role = 'keep_copy'"),
     Instruction("DUP_COMPONENT", "remove line",
                 f"{{line}}: {{billed}} repeats {{keeper}}: remove this line, {REPEAT}", removes=True),
-    Instruction("DUP_EXACT", "do not send again", SENT_BEFORE, when=SENT_BEFORE_WHEN, removes=True),
     Instruction("DUP_EXACT", "keep as billed",
                 "{line}: {billed} repeats {partner}, which is removed (bundled): keep this line as billed",
                 when=f"w.dup_role = 'resolved' and {PARTNER_BUNDLED}"),
@@ -507,7 +509,7 @@ PRECEDENCE = [
         "a column 2 line that is also a duplicate is removed for the bundle, and so are its copies: the "
         "service "
         "is paid inside the column 1 code, so keeping one copy would still be denied",
-        governs=("PTP_NO_BYPASS",), resolves=DUPLICATE_RULES, when="l.bundled"),
+        governs=("PTP_NO_BYPASS",), resolves=DUPLICATE_RULES, when=f"l.bundled and not ({SENT_BEFORE_WHEN})"),
     Precedence(
         "split", "One biller's 26 and TC are one global line",
         "the MUE counts the 26 and the TC line of one service as two units; billed as one global line, the "
