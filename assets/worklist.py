@@ -110,6 +110,15 @@ repeats as (
                       and list_sort(list_filter(o.modifiers, lambda m: m not in ('26', 'TC'))) = c.others
     group by c.line_id
 ),
+-- Co-surgeons on a code that permits none: the lines with 62 of one patient, day and code, whoever billed them.
+-- The first by claim and line is the one billed by one surgeon; the others go.
+cosurgeons as (
+    select line_id,
+           first_value(claim_id || ' line ' || line_number) over (
+               partition by patient, date_of_service, hcpcs order by claim_id, line_number) as first_ref,
+           count(*) over (partition by patient, date_of_service, hcpcs) as surgeons
+    from found where rule_id = 'MOD_COSURGEON_NOT_PAYABLE' and severity = 'deny'
+),
 -- An add-on without its primary where the patient has one of its primaries billed within a week by the same
 -- provider, or the same day by another: most often the add-on's date or rendering NPI is the mistake, not a
 -- missing primary. The nearest such line, and which of the two differs.
@@ -141,6 +150,7 @@ aoc_near as (
 )
 select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} as billed,
        an.near_primary as aoc_near, an.near_what as aoc_near_what,
+       cs.first_ref as cosurgeon_first, cs.surgeons as cosurgeons,
        -- Whether the line behind this finding goes. Here: a bundle whose column 1 line is itself bundled into
        -- a third line (92611, 76120, 76000): that line goes, and this one is no longer billed beside it, unless
        -- another edit also bundles this one (the judge names the first column 1 line and counts the others in
@@ -172,6 +182,7 @@ from found f
 left join partners p on p.batch_id = coalesce(f.partner_batch, $batch) and p.line_id = f.partner_line_id
 left join repeats r on f.rule_id = 'MOD_PCTC_INVALID' and r.line_id = f.line_id
 left join aoc_near an on f.rule_id = 'AOC_NO_PRIMARY' and an.line_id = f.line_id
+left join cosurgeons cs on f.rule_id = 'MOD_COSURGEON_NOT_PAYABLE' and cs.line_id = f.line_id
 """
 
 # A chain of bundles (92611 bundles 76120, which bundles 76000, which bundles a fourth line ...): each line goes

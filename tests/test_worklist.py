@@ -182,6 +182,9 @@ CONFLICTS = [
     line("C-ADD2", 2, "P-ADD2", "2024-07-10", hcpcs="64493"),
     line("C-ADD2", 3, "P-ADD2", "2024-07-10", hcpcs="64494"),
     line("C-ADD2", 4, "P-ADD2", "2024-07-10", hcpcs="64495"),
+    # Two surgeons each bill 25560-62 (co-surgeon indicator 0): one bills it without 62, the other's line goes.
+    line("C-CO1", 1, "P-CO", "2024-07-10", hcpcs="25560", modifiers="62"),
+    line("C-CO2", 1, "P-CO", "2024-07-10", hcpcs="25560", modifiers="62", npi=CARDIO),
     # One claim id given to lines of two patients: two claims (docs/RULES.md), each with a deny finding.
     line("C-TWO", 1, "P-TWO-A", "2024-07-10", modifiers="26,TC"),
     line("C-TWO", 2, "P-TWO-B", "2024-07-10", modifiers="26,TC"),
@@ -528,6 +531,17 @@ def test_an_add_on_of_an_add_on_that_goes_goes_too(rows_by_line):
                        "(64494) go (see their rows), and an add-on without its primary is denied: remove this line "
                        "too, unless another of its primaries by the same provider that day stays")
     assert rows_by_line[("C-ADD2", 3)]["Action"] == "remove line"
+
+
+def test_co_surgeons_on_a_code_that_permits_none_are_told_which_line_stays(rows_by_line):
+    """Both surgeons were told "bill it by one surgeon without 62": followed by both, the code went out twice at
+    100%."""
+    first, second = rows_by_line[("C-CO1", 1)], rows_by_line[("C-CO2", 1)]
+    assert (first["Action"], second["Action"]) == ("remove modifier", "remove line")
+    assert "bill it by one surgeon, on this line without 62, and remove the other surgeon's line" in first[
+        "Instruction"]
+    assert second["Instruction"].endswith("it is billed by one surgeon, on C-CO1 line 1 without 62 (see its row): "
+                                          "remove this line")
 
 
 def test_a_line_removed_for_any_reason_clears_the_days_units(rows_by_line):

@@ -78,6 +78,7 @@ FIELDS = {
               "adjudication indicator 2 (policy) are not paid on appeal' else ', or appeal with the record if "
               "the service was repeated' end",
     "aoc_near_what": "w.aoc_near_what",
+    "cosurgeon_first": "w.cosurgeon_first",
     "visit_modifiers": "case when w.date_of_service > w.partner_dos then '24 (or FT) only if the visit was "
                        "unrelated to the surgery' "
                        "when w.date_of_service = w.partner_dos then '25 only if the visit was a significant, "
@@ -415,6 +416,17 @@ INSTRUCTIONS = [
                 "{line}: {code}-50 is paid once at 100% (bilateral indicator {bilateral_indicator}): remove "
                 "50; "
                 "bill each side on its own line with RT and LT only where the payer allows it"),
+    # Each surgeon's line with 62: one of them bills the code without 62, the others' lines go (told alike, both
+    # surgeons billed it at 100%).
+    Instruction("MOD_COSURGEON_NOT_PAYABLE", "remove modifier",
+                "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): bill it "
+                "by one surgeon, on this line without 62, and remove the other surgeon's line (see its row); if "
+                "the other surgeon performed it, the other way round",
+                when="w.severity = 'deny' and w.cosurgeons > 1 and w.cosurgeon_first = w.line_ref"),
+    Instruction("MOD_COSURGEON_NOT_PAYABLE", "remove line",
+                "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): it is "
+                "billed by one surgeon, on {cosurgeon_first} without 62 (see its row): remove this line",
+                when="w.severity = 'deny' and w.cosurgeons > 1", removes=True),
     Instruction("MOD_COSURGEON_NOT_PAYABLE", "remove modifier",
                 "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): "
                 "bill it "
