@@ -635,7 +635,8 @@ orphans as (
     select addon_id, other_id from counted
     where goes and addon_id not in (select addon_id from counted where not goes)
 )
-select o.other_id as line_id, o.addon_id, a.claim_id as addon_claim, a.line_number as addon_line,
+select o.other_id as line_id, o.addon_id, a.hcpcs as addon_hcpcs, a.claim_id as addon_claim,
+       a.line_number as addon_line,
        a.biller as addon_biller, p.claim_id as primary_claim,
        a.claim_id || ' line ' || a.line_number || ' (' || a.billed || ')' as addon_ref,
        p.claim_id || ' line ' || p.line_number || ' (' || p.billed || ')' as primary_ref
@@ -649,6 +650,13 @@ GOES = ("create or replace temp table worklist_goes as "
 MORE_GOES = """
 insert into worklist_goes
 select distinct addon_id from worklist_orphans where addon_id not in (select line_id from worklist_goes)
+"""
+# Whether an add-on that goes could be the primary of another add-on: only then is there a level below.
+DEEPER = """
+select count(*) from worklist_orphans
+where addon_id not in (select line_id from worklist_goes)
+  and addon_hcpcs in (select primary_code from ref_aoc
+                      where release_id in (select distinct aoc_release from price_contexts where batch_id = $batch))
 """
 MAX_ADDON_LEVELS = 10
 
@@ -975,8 +983,9 @@ def build_worklist(con, batch_id: str) -> int:
             con.execute(GOES)
         if statement is ADDONS:
             for _ in range(MAX_ADDON_LEVELS):
-                if not con.execute(MORE_GOES).fetchall()[0][0]:
+                if not con.execute(DEEPER, {"batch": batch_id}).fetchall()[0][0]:
                     break
+                con.execute(MORE_GOES)
                 con.execute(ADDONS, {"batch": batch_id})
         if statement is FINDINGS:
             for _ in range(MAX_CHAIN):
