@@ -175,6 +175,8 @@ STATUS_DENIED = ("exists (select 1 from worklist_findings s where s.line_id = w.
                  "and s.rule_id = 'STATUS_NOT_PAYABLE' and s.severity = 'deny')")
 MUE_NONE = f"w.mue_value = 0 and not {STATUS_DENIED}"
 
+NO_COSURGEONS = "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): "
+
 # In priority order: a line's instructions are listed in this order, and of two that remove the line the first
 # is the one shown.
 INSTRUCTIONS = [
@@ -419,18 +421,15 @@ INSTRUCTIONS = [
     # Each surgeon's line with 62: one of them bills the code without 62, the others' lines go (told alike, both
     # surgeons billed it at 100%).
     Instruction("MOD_COSURGEON_NOT_PAYABLE", "remove modifier",
-                "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): bill it "
-                "by one surgeon, on this line without 62, and remove the other surgeon's line (see its row); if "
-                "the other surgeon performed it, the other way round",
+                NO_COSURGEONS + "bill it by one surgeon, on this line without 62, and remove the other surgeon's "
+                "line (see its row); if the other surgeon performed it, the other way round",
                 when="w.severity = 'deny' and w.cosurgeons > 1 and w.cosurgeon_first = w.line_ref"),
     Instruction("MOD_COSURGEON_NOT_PAYABLE", "remove line",
-                "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): it is "
-                "billed by one surgeon, on {cosurgeon_first} without 62 (see its row): remove this line",
+                NO_COSURGEONS + "it is billed by one surgeon, on {cosurgeon_first} without 62 (see its row): "
+                "remove this line",
                 when="w.severity = 'deny' and w.cosurgeons > 1", removes=True),
-    Instruction("MOD_COSURGEON_NOT_PAYABLE", "remove modifier",
-                "{line}: {code} does not permit co-surgeons (co-surgeon indicator {cosurgeon_indicator}): "
-                "bill it "
-                "by one surgeon without 62", when="w.severity = 'deny'"),
+    Instruction("MOD_COSURGEON_NOT_PAYABLE", "remove modifier", NO_COSURGEONS + "bill it by one surgeon without 62",
+                when="w.severity = 'deny'"),
     Instruction("MOD_COSURGEON_NOT_PAYABLE", "send records",
                 "{line}: co-surgeons for {code} are paid only with the record that two were needed "
                 "(co-surgeon "
