@@ -117,9 +117,7 @@ cosurgeons as (
            first_value(claim_id || ' line ' || line_number) over (
                partition by patient, date_of_service, hcpcs order by claim_id, line_number) as first_ref,
            count(*) over (partition by patient, date_of_service, hcpcs) as surgeons
-    -- From the findings table by rule, not from `found`, which would read every finding again.
-    from finding_rows
-    where rule_id = 'MOD_COSURGEON_NOT_PAYABLE' and severity = 'deny' and decision_group in ('pending', 'accepted')
+    from found where rule_id = 'MOD_COSURGEON_NOT_PAYABLE' and severity = 'deny'
 ),
 -- An add-on without its primary where the patient has one of its primaries billed within a week by the same
 -- provider, or the same day by another: most often the add-on's date or rendering NPI is the mistake, not a
@@ -806,34 +804,13 @@ from worklist_judged
 LINE_COLUMNS = ("claim_id", "line_number", "patient", "payer", "date_of_service", "hcpcs", "modifiers",
                 "units", "provider", "billing_npi", "line_ref", "fixing_lines")
 
-# The instruction of an add-on line whose primaries go (`{line}`, `{code}`: SQL of its claim and line, its code).
-ORPHAN_TEXT = ("{line} || ': add-on ' || {code} || ' loses its primary service: ' || a.primaries || "
-               "case when a.primary_count = 1 then ' goes (see its row)' else ' go (see their rows)' end || "
-               "', and an add-on without its primary is denied: remove this line too, unless another of its "
-               "primaries by the same provider that day stays'")
-
 # One row per line, stored in the sheet's order (`worklist_order`). Four lines in five have one finding: they
 # take its contribution as it is, and only the others are gathered (in the order deny first, then the rules'
 # priority). A line whose own findings are all settled by the fix of other lines is kept as billed. `found` is
 # not materialized, for the same reason as `facts` above: each reader filters the findings first.
-ROWS = f"""
-create or replace temp table worklist_rows as
+FINDING_ROWS = f"""
 with found as not materialized ({CONTRIBUTIONS}),
 several as (select line_id from worklist_judged group by line_id having count(*) > 1),
--- An add-on line left without its primary: its own row says it goes with the primary (a line of its own findings
--- has its row told so; a line without any gets one). And a primary that goes: the add-ons that go with it. One
--- small table of both, by line, joined once to the rows.
-orphaned as (
-    select addon_id as line_id, any_value(line_id) as primary_id,
-           string_agg(primary_ref, ', ' order by primary_ref) as primaries, count(*) as primary_count
-    from worklist_orphans group by addon_id
-),
-addon_notes as (
-    select coalesce(g.line_id, a.line_id) as line_id, g.primaries, g.primary_count, a.addons
-    from orphaned g
-    full join (select line_id, list(addon_ref order by addon_claim, addon_line) as addons from worklist_orphans
-               group by line_id) a on a.line_id = g.line_id
-),
 per_line as (
     select line_id, {", ".join(LINE_COLUMNS)},
            case when severity = 'deny' then dollars_at_risk end as dollars_at_risk, rank,
@@ -854,43 +831,67 @@ per_line as (
            array_to_string({_in_line_order("list_distinct(flatten(list(partner_list)))")}, chr(10))
     from found where line_id in (select line_id from several)
     group by line_id
-    union all
-    -- The add-on lines without a finding of their own; the patient as the Worklist shows it (masked unless
-    -- asked): the primary's, the same patient.
-    select l.line_id, l.claim_id, l.line_number, f.patient, l.payer, l.date_of_service, l.hcpcs, l.modifier_text,
-           l.units, l.provider, l.billing_npi, l.claim_id || ' line ' || l.line_number, null, null, 1,
-           null, null, null, null, null, null, null, null
-    from orphaned g
-    join claim_lines l on l.batch_id = $batch and l.line_id = g.line_id
-    join (select line_id, any_value(patient) as patient from worklist_findings group by line_id) f
-      on f.line_id = g.primary_id
-    where g.line_id not in (select line_id from worklist_judged)
 )
 select p.line_id, claim_id, line_number, patient, payer, date_of_service, hcpcs, modifiers,
        cast(units as double) as units, provider, coalesce(billing_npi, provider) as biller, dollars_at_risk,
-       case when rank = 1 or a.primaries is not null then 'deny' else 'review' end as severity,
-       case when a.primaries is not null then 'remove line'
-            else coalesce(actions, case when settled is not null then 'keep as billed' else 'review' end) end
-           as action,
-       case when a.primaries is not null then {ORPHAN_TEXT.format(line="line_ref", code="hcpcs")}
-            else coalesce(instructions, line_ref || ': keep as billed; ' || settled_rules || ' clear once '
-                                        || coalesce(fixing_lines, 'the other lines')
-                                        || case when contains(coalesce(fixing_lines, 's'), ',') or fixing_lines is null
-                                                then ' are fixed' else ' is fixed' end)
-                 || coalesce(chr(10) || 'With this line goes the primary service of add-on '
-                             || array_to_string(a.addons, ', ') || ', which is denied without one: remove '
-                             || case when len(a.addons) = 1 then 'that line' else 'those lines' end
-                             || ' too, unless another of its primaries by the same provider that day stays', '')
-       end as instruction,
+       case rank when 1 then 'deny' else 'review' end as severity,
+       coalesce(actions, case when settled is not null then 'keep as billed' else 'review' end) as action,
+       coalesce(instructions, line_ref || ': keep as billed; ' || settled_rules || ' clear once '
+                              || coalesce(fixing_lines, 'the other lines')
+                              || case when contains(coalesce(fixing_lines, 's'), ',') or fixing_lines is null
+                                      then ' are fixed' else ' is fixed' end)
+           || coalesce(chr(10) || 'With this line goes the primary service of add-on '
+                       || array_to_string(a.addons, ', ') || ', which is denied without one: remove '
+                       || case when len(a.addons) = 1 then 'that line' else 'those lines' end
+                       || ' too, unless another of its primaries by the same provider that day stays', '')
+           as instruction,
        concat_ws('; also ', rules, settled) as resolves, nullif(partners, '') as partners, explanation,
-       case when a.primaries is null then reviews end as also_to_review, o.claim_dollars, o._row
+       reviews as also_to_review, o.claim_dollars, o._row
 from per_line p
 join worklist_order o on o.line_id = p.line_id
-left join addon_notes a on a.line_id = p.line_id
-order by o._row
+left join (select line_id, list(addon_ref order by addon_claim, addon_line) as addons from worklist_orphans
+           group by line_id) a on a.line_id = p.line_id
 """
 
+# The instruction of an add-on line whose primaries go (`{line}`, `{code}`: SQL of its claim and line, its code).
+ORPHAN_TEXT = ("{line} || ': add-on ' || {code} || ' loses its primary service: ' || g.primaries || "
+               "case when g.primary_count = 1 then ' goes (see its row)' else ' go (see their rows)' end || "
+               "', and an add-on without its primary is denied: remove this line too, unless another of its "
+               "primaries by the same provider that day stays'")
 
+ROWS = f"""
+create or replace temp table worklist_rows as
+with
+-- An add-on line left without its primary: its own row says it goes with the primary (a line of its own findings
+-- has its row told so; a line without any gets one).
+orphaned as (
+    select addon_id as line_id, any_value(line_id) as primary_id,
+           string_agg(primary_ref, ', ' order by primary_ref) as primaries, count(*) as primary_count
+    from worklist_orphans group by addon_id
+),
+findings_rows as ({FINDING_ROWS})
+select r.* replace (
+           case when g.line_id is not null then 'deny' else r.severity end as severity,
+           case when g.line_id is not null then 'remove line' else r.action end as action,
+           case when g.line_id is null then r.also_to_review end as also_to_review,
+           case when g.line_id is not null then {ORPHAN_TEXT.format(line="r.claim_id || ' line ' || r.line_number",
+                                                                    code="r.hcpcs")}
+                else r.instruction end as instruction)
+from findings_rows r left join orphaned g on g.line_id = r.line_id
+union all
+select l.line_id, l.claim_id, l.line_number, f.patient, l.payer, l.date_of_service, l.hcpcs, l.modifier_text,
+       cast(l.units as double), l.provider, coalesce(l.billing_npi, l.provider), null, 'deny', 'remove line',
+       {ORPHAN_TEXT.format(line="l.claim_id || ' line ' || l.line_number", code="l.hcpcs")},
+       null, null, null, null, o.claim_dollars, o._row
+from orphaned g
+join claim_lines l on l.batch_id = $batch and l.line_id = g.line_id
+join worklist_order o on o.line_id = g.line_id
+-- The patient as the Worklist shows it (masked unless asked): the primary's, the same patient.
+join (select line_id, any_value(patient) as patient from worklist_findings group by line_id) f
+  on f.line_id = g.primary_id
+where g.line_id not in (select line_id from worklist_judged)
+order by _row
+"""
 
 
 # Claims that a conflict links (a partner line on another claim of the batch, or lines of one duplicate group
