@@ -609,9 +609,7 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
         out.add(s("No findings in this run."))
     out.blank()
 
-    out.section("Findings and dollars at risk by severity "
-                "(a line with findings of two severities counts under each; an info finding's dollars are its "
-                "line's expected allowed, not money at stake)")
+    out.section("Findings and dollars by severity (a line counts under each; info dollars: no money at stake)")
     out.header("Severity", "Findings", "Dollars at risk")
     for severity in SEVERITIES:
         out.add(s(severity, fill=SEVERITY_FILL[severity]),
@@ -666,10 +664,10 @@ def _summary_sheet(book: Workbook, report: Report, shown_findings: int, shown_li
     sheet.row_breaks.append(Break(id=out.row))
 
     for title, label, table in (
-            ("Top providers by dollars at risk of denial", "Provider NPI", report.top_providers),
-            ("Top payers by dollars at risk of denial", "Payer", report.top_payers)):
+            ("Top providers by dollars at risk", "Provider NPI", report.top_providers),
+            ("Top payers by dollars at risk", "Payer", report.top_payers)):
         # Each line has one provider and one payer; a claim may have lines of several.
-        out.section(f"{title} (a claim with deny lines of several {label.split()[0].lower()}s counts under each)")
+        out.section(f"{title} (a claim with several {label.split()[0].lower()}s counts under each)")
         out.header(label, "Claims", "Deny findings", "Dollars at risk")
         every = list(table.rows)
         shown, rest = every[:TOP_RULES], every[TOP_RULES:]
@@ -750,8 +748,7 @@ def _decision_section(out: _Lines, summary: dict) -> None:
     split = summary["dollars_at_risk"].get("deny_by_decision")
     if split is None:
         return
-    out.section("Dollars at risk of denial by review decision (each line once, under its most telling decision: "
-                "accepted, else pending, else fixed, else dismissed; each deny finding under its own)")
+    out.section("Dollars at risk of denial by review decision (each line once, under its most telling one)")
     out.header("Decision", "Lines", "Deny findings", "Dollars at risk")
     for group, counts in split.items():
         out.add(_styled(out.sheet, group), counts["lines"], counts["deny_findings"],

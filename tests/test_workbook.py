@@ -22,7 +22,7 @@ from .helpers import module_site, read_csv, scrub, write_csv
 
 SHEETS = ["Summary", "Findings", "Worklist", "Decisions", "Quarantine", "Rules", "Reference"]
 HYPERLINK = '=HYPERLINK("http://x","y")'
-PAYERS_TITLE = "Top payers by dollars at risk of denial (a claim with deny lines of several payers counts under each)"
+PAYERS_TITLE = "Top payers by dollars at risk (a claim with several payers counts under each)"
 RADIOLOGY, CARDIO, GROUP = "1234567893", "9876543213", "5550001114"
 
 

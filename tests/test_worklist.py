@@ -820,9 +820,8 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
     assert categories[-1][:4] == ["All findings; dollars with each line counted once", len(flags), len(deny),
                                   float(headline)]
 
-    severities = section(summary, "Findings and dollars at risk by severity (a line with findings of two "
-                                  "severities counts under each; an info finding's dollars are its line's "
-                                  "expected allowed, not money at stake)")
+    severities = section(summary, "Findings and dollars by severity (a line counts under each; info dollars: no "
+                                  "money at stake)")
     by_severity = _once(flags, lambda f: f["severity"])
     for severity, findings, dollars in (r[:3] for r in severities[1:4]):
         assert findings == sum(f["severity"] == severity for f in flags)
@@ -845,10 +844,9 @@ def test_the_summary_reconciles_with_flags_csv_cell_by_cell(run, book, worklist)
     assert rules[-1][0] == "All deny findings; dollars with each line counted once"
     assert rules[-1][4] == float(headline)
 
-    for title, column in (("Top providers by dollars at risk of denial (a claim with deny lines of several "
-                           "providers counts under each)", "provider_npi"),
-                          ("Top payers by dollars at risk of denial (a claim with deny lines of several payers "
-                           "counts under each)", "payer")):
+    for title, column in (("Top providers by dollars at risk (a claim with several providers counts under each)",
+                           "provider_npi"),
+                          ("Top payers by dollars at risk (a claim with several payers counts under each)", "payer")):
         table = section(summary, title)
         totals = _once(deny, lambda f: f[column])
         ranked = sorted(totals, key=lambda name: (-totals[name], name))
