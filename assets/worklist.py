@@ -5,12 +5,15 @@ the instruction templates and precedence rules of assets/rules/worklist.py becom
 over every finding at once. The steps, each a temporary table:
 
 1. `worklist_findings`: the deny and review findings of the claims with a deny finding, with the facts their
-   instructions name (the partner line's code, modifiers, provider and day);
+   instructions name (the partner line's code, modifiers, provider and day), and whether the line behind a
+   bundle goes (`partner_gone`, along chains of bundles);
 2. `worklist_dups`: for each duplicate finding, the other lines of its duplicate group and what the line is to
    become (its role: billed as the other component, kept, removed ...), and what becomes of the line it
    overlaps;
-3. `worklist_facts`: each finding with the instruction that fits it (`variant`, the first that matches), and
-   `worklist_removals`: the lines an instruction takes off their claim;
+3. `worklist_facts`: each finding with the instruction that fits it (`variant`, the first that matches);
+   `worklist_gone`: the findings whose only cause another fix removes (a surgery, a column 1 line, every other
+   service of an injection's day); `worklist_removals`: the lines an instruction takes off their claim; and
+   `worklist_orphans`: the add-on lines that go with them;
 4. `worklist_days`: for each MUE_DOS finding, its day's lines and units, and whether the day fits its MUE once
    the lines to remove are gone;
 5. `worklist_judged`: which findings a precedence rule settles, and each finding's instruction and action;
@@ -83,11 +86,6 @@ partners as (
     from claim_lines
     where batch_id in (select batch_id from partner_ids) and line_id in (select line_id from partner_ids)
 ),
--- The batch's lines bundled into another line, with the line each is bundled into.
-bundles as (
-    select line_id, partner_line_id from found
-    where rule_id = 'PTP_NO_BYPASS' and severity = 'deny' and partner_batch is null
-),
 -- A line whose 26 or TC goes (MOD_PCTC_INVALID) repeats, once it is gone, any line of its patient, day, code and
 -- provider with the same other modifiers: of those, the one kept is a line without 26 or TC, else the first
 -- by claim and line.
@@ -151,16 +149,9 @@ aoc_near as (
 select f.*, f.claim_id || ' line ' || f.line_number as line_ref, {_billed("f")} as billed,
        an.near_primary as aoc_near, an.near_what as aoc_near_what,
        cs.first_ref as cosurgeon_first, cs.surgeons as cosurgeons,
-       -- Whether the line behind this finding goes. Here: a bundle whose column 1 line is itself bundled into
-       -- a third line (92611, 76120, 76000): that line goes, and this one is no longer billed beside it, unless
-       -- another edit also bundles this one (the judge names the first column 1 line and counts the others in
-       -- its message). The lines removed for other causes are known once each finding's instruction is
-       -- (GONE, below).
-       coalesce(f.rule_id = 'PTP_NO_BYPASS' and f.partner_batch is null
-                and not contains(f.message, 'more edit(s) against this line)')
-                and exists (select 1 from bundles b
-                            where b.line_id = f.partner_line_id and b.partner_line_id <> f.line_id), false)
-           as partner_gone,
+       -- Whether the line behind this finding goes: worked out below, for chains of bundles (CHAIN) and then
+       -- for the lines removed for other causes, once each finding's instruction is known (GONE).
+       false as partner_gone,
        case when r.kept.id <> f.line_id then r.kept.ref end as pctc_repeats,
        p.hcpcs as partner_hcpcs, {_billed("p")} as partner_billed, p.provider as partner_provider,
        p.component as partner_component, p.date_of_service as partner_dos,
@@ -186,9 +177,10 @@ left join cosurgeons cs on f.rule_id = 'MOD_COSURGEON_NOT_PAYABLE' and cs.line_i
 """
 
 # A chain of bundles (92611 bundles 76120, which bundles 76000, which bundles a fourth line ...): each line goes
-# only if the line it is bundled into stays. FINDINGS marks the lines whose column 1 line is bundled at all;
-# run again until nothing changes, a line bundled into a line that itself stays (its own column 1 line gone) is
-# removed after all, and so on down the chain.
+# only if the line it is bundled into stays. A line that another edit bundles too is left out (the judge names the
+# first column 1 line and counts the others in its message): it goes either way. Run until nothing changes: the
+# first pass marks the lines whose column 1 line is bundled at all, the next finds a line bundled into a line that
+# itself stays (its own column 1 line gone) removed after all, and so on down the chain.
 CHAIN = """
 update worklist_findings f set partner_gone = n.gone
 from (
@@ -518,7 +510,7 @@ from (
 ) w
 """
 
-# The findings whose only cause is a line that another cause removes, beyond the bundles of FINDINGS: a column 2
+# The findings whose only cause is a line that another cause removes, beyond the chains of CHAIN: a column 2
 # line whose column 1 line goes (a technical part in a hospital, an assistant Medicare never pays, a global line
 # beside another provider's parts ...), a visit whose only surgery in the period goes, a status-T injection whose
 # every other service of the day goes. Such a line is no longer billed beside its cause: it stays as billed.
@@ -971,38 +963,44 @@ join clusters k on k.cluster = c.cluster
 join blocks b on b.block = k.block
 """
 
-STATEMENTS = [FINDINGS, DUPLICATES, FACTS, GONE, LINE_REMOVALS, ADDONS, DAYS, JUDGED, CLAIM_LINKS, CLUSTERS]
 MAX_SPREADS = 100
 
 
 def build_worklist(con, batch_id: str) -> int:
     """Make `worklist_rows` for the batch from `finding_rows`; returns its row count."""
-    for statement in STATEMENTS:
-        con.execute(statement, {"batch": batch_id} if "$batch" in statement else {})
-        if statement is LINE_REMOVALS:
-            con.execute(GOES)
-        if statement is ADDONS:
-            for _ in range(MAX_ADDON_LEVELS):
-                if not con.execute(DEEPER, {"batch": batch_id}).fetchall()[0][0]:
-                    break
-                con.execute(MORE_GOES)
-                con.execute(ADDONS, {"batch": batch_id})
-        if statement is FINDINGS:
-            for _ in range(MAX_CHAIN):
-                if not con.execute(CHAIN).fetchall()[0][0]:
-                    break
-        if statement is GONE:
-            for mark in MARK_GONE:
-                con.execute(mark)
-            if con.execute(GONE_DUPLICATES).fetchall()[0][0]:
-                con.execute(DUPLICATES)
-                con.execute(FACTS)
-    for _ in range(MAX_SPREADS):
-        if not con.execute(SPREAD).fetchall()[0][0]:
+    def run(sql: str) -> list:
+        return con.execute(sql, {"batch": batch_id} if "$batch" in sql else {}).fetchall()
+
+    def until_settled(sql: str, most: int) -> None:
+        # A statement that changes rows, again until it changes none.
+        for _ in range(most):
+            if not run(sql)[0][0]:
+                break
+
+    run(FINDINGS)
+    until_settled(CHAIN, MAX_CHAIN)
+    run(DUPLICATES)
+    run(FACTS)
+    run(GONE)
+    for mark in MARK_GONE:
+        run(mark)
+    if run(GONE_DUPLICATES)[0][0]:
+        run(DUPLICATES)
+        run(FACTS)
+    run(LINE_REMOVALS)
+    run(GOES)
+    run(ADDONS)
+    for _ in range(MAX_ADDON_LEVELS):
+        if not run(DEEPER)[0][0]:
             break
-    con.execute(ORDER)
-    con.execute(ROWS, {"batch": batch_id})
-    return con.execute("select count(*) from worklist_rows").fetchall()[0][0]
+        run(MORE_GOES)
+        run(ADDONS)
+    for statement in (DAYS, JUDGED, CLAIM_LINKS, CLUSTERS):
+        run(statement)
+    until_settled(SPREAD, MAX_SPREADS)
+    run(ORDER)
+    run(ROWS)
+    return run("select count(*) from worklist_rows")[0][0]
 
 
 def closing_note() -> list[str]:
